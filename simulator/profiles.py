@@ -1,0 +1,436 @@
+"""Hardware profiles: a pydantic schema for the YAML files in hw_profiles/, and their loader.
+
+Every number in a profile is a *cited quantity*: a mapping with the quantity as a string
+with a unit (`value: 3.35 TB/s`) and at least one of `source` (datasheet, paper),
+`derived` (the arithmetic), `measured` (how and when) or `assumed` (and why). Parsed
+values are SI floats exposed through properties named with their unit
+(`bandwidth_bytes_per_s`, `peak_ops_per_s`, `energy_per_byte_j`, ...).
+
+Built-in profiles ship as package data; users add files or folders with
+`--profile-dir` or the `PRECSIM_PROFILE_PATH` environment variable (os.pathsep-separated).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import os
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
+                      ValidationError, model_validator)
+
+from simulator.errors import InputError
+from simulator.io import load_yaml_mapping
+from simulator.units import UnitError, parse_quantity
+
+#: Data types a profile can list an engine for (element formats of weights/activations).
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
+          "int8", "int4", "ternary", "binary")
+DType = Literal["fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
+                "int8", "int4", "ternary", "binary"]
+Engine = Literal["matrix", "vector"]
+PROFILE_PATH_ENV = "PRECSIM_PROFILE_PATH"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _quantity(dimension: str):
+    def parse(value: Any) -> float:
+        try:
+            return parse_quantity(value, dimension)
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
+    return BeforeValidator(parse)
+
+
+def _strict_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a plain number, got {type(value).__name__} {value!r}")
+    return value
+
+
+class _Cited(_Strict):
+    """A number with its provenance; subclasses fix the dimension of `value`."""
+
+    source: str | None = None
+    derived: str | None = None
+    measured: str | None = None
+    assumed: str | None = None
+
+    @model_validator(mode="after")
+    def _has_provenance(self):
+        if not any((self.source, self.derived, self.measured, self.assumed)):
+            raise ValueError("every number needs provenance: add `source:` (datasheet, "
+                             "paper), `derived:` (the arithmetic), `measured:` (how) "
+                             "or `assumed:` (why)")
+        return self
+
+    @property
+    def provenance(self) -> str:
+        parts = [f"{key}: {val}" for key, val in (("source", self.source),
+                 ("derived", self.derived), ("measured", self.measured),
+                 ("assumed", self.assumed)) if val]
+        return "; ".join(parts)
+
+
+def _cited(dimension: str, name: str):
+    positive = Annotated[float, _quantity(dimension), Field(gt=0)]
+    return type(name, (_Cited,), {"__annotations__": {"value": positive},
+                                  "__module__": __name__})
+
+
+Bytes = _cited("bytes", "CitedBytes")
+Bandwidth = _cited("bandwidth", "CitedBandwidth")
+ComputeRate = _cited("compute_rate", "CitedComputeRate")
+Energy = _cited("energy", "CitedEnergy")
+EnergyPerByte = _cited("energy_per_byte", "CitedEnergyPerByte")
+Power = _cited("power", "CitedPower")
+Time = _cited("time", "CitedTime")
+Frequency = _cited("frequency", "CitedFrequency")
+
+
+class Fraction(_Cited):
+    """A dimensionless fraction in (0, 1], e.g. achievable share of a peak."""
+
+    value: Annotated[float, BeforeValidator(_strict_number), Field(gt=0, le=1)]
+
+
+class Count(_Cited):
+    """A positive dimensionless count, e.g. vector ops to dequantise one weight."""
+
+    value: Annotated[float, BeforeValidator(_strict_number), Field(gt=0)]
+
+
+class ComputeSpec(_Strict):
+    """Dense peak of one data type on one engine, its achievable share and energy/op."""
+
+    engine: Engine
+    peak: ComputeRate
+    achievable_fraction: Fraction
+    energy_per_op: Energy
+
+    @property
+    def peak_ops_per_s(self) -> float:
+        return self.peak.value
+
+    @property
+    def achievable_fraction_value(self) -> float:
+        return self.achievable_fraction.value
+
+    @property
+    def achievable_ops_per_s(self) -> float:
+        return self.peak.value * self.achievable_fraction.value
+
+    @property
+    def energy_per_op_j(self) -> float:
+        return self.energy_per_op.value
+
+
+class FallbackRule(_Strict):
+    """How a data type the chip cannot run natively is executed.
+
+    Elements of the non-native type are converted to `execute_as` (a native type) at
+    `convert_ops_per_element` vector operations each, run at the peak of `convert_dtype`;
+    the math then runs natively in `execute_as`.
+    """
+
+    execute_as: DType
+    convert_ops_per_element: Count
+    convert_dtype: DType
+    note: str | None = None
+
+
+class MemoryLevel(_Strict):
+    """One level of the memory hierarchy (nearest first): capacity, bandwidth, energy."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["sram", "cache", "dram"]
+    capacity: Bytes
+    bandwidth: Bandwidth
+    achievable_fraction: Fraction
+    access_energy: EnergyPerByte
+
+    @property
+    def capacity_bytes(self) -> float:
+        return self.capacity.value
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        return self.bandwidth.value
+
+    @property
+    def achievable_bandwidth_bytes_per_s(self) -> float:
+        return self.bandwidth.value * self.achievable_fraction.value
+
+    @property
+    def energy_per_byte_j(self) -> float:
+        return self.access_energy.value
+
+
+class Overheads(_Strict):
+    kernel_launch: Time
+
+
+class PowerSpec(_Strict):
+    tdp: Power
+    static: Power
+
+    @model_validator(mode="after")
+    def _static_below_tdp(self):
+        if self.static.value > self.tdp.value:
+            raise ValueError(f"static power {self.static.value} W exceeds tdp "
+                             f"{self.tdp.value} W")
+        return self
+
+
+class Interconnect(_Strict):
+    device_to_device: Bandwidth | None = None
+    host_link: Bandwidth | None = None
+
+    @property
+    def device_link_bytes_per_s(self) -> float | None:
+        return self.device_to_device.value if self.device_to_device else None
+
+    @property
+    def host_link_bytes_per_s(self) -> float | None:
+        return self.host_link.value if self.host_link else None
+
+
+class HardwareProfile(_Strict):
+    """A chip: identity, compute per data type, fallbacks, memory hierarchy, power."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    kind: Literal["gpu", "mobile_soc", "accelerator", "cpu"]
+    process_node: str = Field(min_length=1)
+    hypothetical: bool
+    description: str = ""
+    sources: list[str] = Field(min_length=1)
+    clock: Frequency | None = None
+    compute: dict[DType, ComputeSpec] = Field(min_length=1)
+    fallbacks: dict[DType, FallbackRule] = Field(default_factory=dict)
+    memory: list[MemoryLevel] = Field(min_length=1)
+    overheads: Overheads
+    power: PowerSpec
+    interconnect: Interconnect | None = None
+
+    _raw: dict = PrivateAttr(default_factory=dict)
+    _path: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [level.name for level in self.memory]
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory level names must be unique, got {names}")
+        if self.memory[-1].kind != "dram":
+            raise ValueError("the last memory level must be main memory (kind: dram)")
+        for dtype, rule in self.fallbacks.items():
+            if dtype in self.compute:
+                raise ValueError(f"fallbacks.{dtype}: {dtype} is native (listed under "
+                                 "compute); a fallback is only for non-native types")
+            for field in ("execute_as", "convert_dtype"):
+                target = getattr(rule, field)
+                if target not in self.compute:
+                    raise ValueError(f"fallbacks.{dtype}.{field}: {target} is not native "
+                                     f"on this chip (native: {', '.join(self.compute)})")
+        return self
+
+    # ---- convenience accessors (SI floats) ---------------------------------------------
+    @property
+    def main_memory(self) -> MemoryLevel:
+        return self.memory[-1]
+
+    @property
+    def kernel_launch_s(self) -> float:
+        return self.overheads.kernel_launch.value
+
+    @property
+    def static_power_w(self) -> float:
+        return self.power.static.value
+
+    @property
+    def tdp_w(self) -> float:
+        return self.power.tdp.value
+
+    @property
+    def path(self) -> str | None:
+        return self._path
+
+    def native(self, dtype: str) -> bool:
+        return dtype in self.compute
+
+    def achievable_ops_per_s(self, dtype: str) -> float:
+        """Achievable dense ops/s of a native `dtype` (peak × achievable fraction)."""
+        if dtype not in self.compute:
+            raise InputError(f"profile {self.name}: {dtype} is not native "
+                             f"(native: {', '.join(self.compute)})")
+        return self.compute[dtype].achievable_ops_per_s
+
+    def memory_level(self, name: str) -> MemoryLevel:
+        for level in self.memory:
+            if level.name == name:
+                return level
+        raise InputError(f"profile {self.name}: no memory level {name!r} "
+                         f"(levels: {', '.join(lv.name for lv in self.memory)})")
+
+    def raw(self) -> dict:
+        """A deep copy of the YAML document this profile was read from."""
+        return copy.deepcopy(self._raw)
+
+    def with_overrides(self, overrides: Mapping[str, Any], name: str | None = None
+                       ) -> HardwareProfile:
+        """A new profile with fields of the YAML document replaced, re-validated.
+
+        Keys are dotted paths into the document; a memory level is addressed by its
+        name (``memory.hbm.bandwidth.value``), any list item by index. Values are
+        written as in YAML (``"6.7 TB/s"``), or a whole sub-mapping. Example:
+        ``p.with_overrides({"memory.hbm.bandwidth.value": "6.7 TB/s"})``.
+        """
+        doc = self.raw()
+        for dotted, value in overrides.items():
+            _set_path(doc, dotted, value, self.name)
+        if name:
+            doc["name"] = name
+        return profile_from_mapping(doc, source=f"{self.name} with overrides")
+
+
+def _set_path(doc: dict, dotted: str, value: Any, profile_name: str) -> None:
+    parts = dotted.split(".")
+    node: Any = doc
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            index = next((k for k, item in enumerate(node)
+                          if isinstance(item, dict) and item.get("name") == part), None)
+            if index is None and part.isdigit() and int(part) < len(node):
+                index = int(part)
+            if index is None:
+                raise InputError(f"profile {profile_name}: no item {part!r} at "
+                                 f"{'.'.join(parts[:i]) or 'top level'}")
+            key: Any = index
+        elif isinstance(node, dict):
+            if not last and part not in node:
+                node[part] = {}
+            key = part
+        else:
+            raise InputError(f"profile {profile_name}: {'.'.join(parts[:i])} is not a "
+                             "mapping or list; cannot set {dotted}")
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+def _format_validation_error(exc: ValidationError, source: str, fields: Iterable[str]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"{source}: {loc}: {msg}")
+    shown = lines[:12]
+    if len(lines) > 12:
+        shown.append(f"{source}: ... and {len(lines) - 12} more errors")
+    return "\n".join(shown)
+
+
+@functools.lru_cache(maxsize=None)
+def _all_field_names() -> frozenset[str]:
+    names: set[str] = set()
+    for model in (HardwareProfile, ComputeSpec, FallbackRule, MemoryLevel, Overheads,
+                  PowerSpec, Interconnect, Fraction, Count, Bytes):
+        names.update(model.model_fields)
+    return frozenset(names)
+
+
+def profile_from_mapping(doc: dict, source: str) -> HardwareProfile:
+    """Validate a YAML document (already a mapping) into a HardwareProfile."""
+    try:
+        profile = HardwareProfile.model_validate(doc)
+    except ValidationError as exc:
+        raise InputError(_format_validation_error(exc, source, _all_field_names())) from None
+    profile._raw = copy.deepcopy(doc)
+    profile._path = source
+    return profile
+
+
+def load_profile_file(path: str | os.PathLike) -> HardwareProfile:
+    """Read and validate one profile YAML file; errors name the file and field path."""
+    doc = load_yaml_mapping(path, what="hardware profile")
+    return profile_from_mapping(doc, source=str(path))
+
+
+def builtin_profile_dir() -> Path:
+    """The shipped hw_profiles folder (package data, or the source checkout's root)."""
+    packaged = resources.files("simulator").joinpath("hw_profiles")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "hw_profiles"
+
+
+def profile_search_paths(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    """User paths (flags, then $PRECSIM_PROFILE_PATH) first, then the built-ins."""
+    paths = [Path(p) for p in extra]
+    env = os.environ.get(PROFILE_PATH_ENV, "")
+    paths += [Path(p) for p in env.split(os.pathsep) if p]
+    paths.append(builtin_profile_dir())
+    return paths
+
+
+def _profile_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{path}: profile path does not exist "
+                             f"(from --profile-dir or ${PROFILE_PATH_ENV})")
+    return files
+
+
+def list_profiles(extra_paths: Iterable[str | os.PathLike] = ()) -> list[HardwareProfile]:
+    """Every profile found on the search path; a name found twice keeps the first."""
+    found: dict[str, HardwareProfile] = {}
+    for file in _profile_files(profile_search_paths(extra_paths)):
+        profile = load_profile_file(file)
+        found.setdefault(profile.name, profile)
+    return list(found.values())
+
+
+def load_profile(name_or_path: str | os.PathLike,
+                 extra_paths: Iterable[str | os.PathLike] = ()) -> HardwareProfile:
+    """A profile by canonical name (searched on the profile path) or by YAML file path."""
+    if isinstance(name_or_path, HardwareProfile):
+        return name_or_path
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        return load_profile_file(text)
+    files = _profile_files(profile_search_paths(extra_paths))
+    for file in files:  # fast path: file named after the profile
+        if file.stem == text:
+            profile = load_profile_file(file)
+            if profile.name == text:
+                return profile
+    names = {}
+    for file in files:
+        profile = load_profile_file(file)
+        names.setdefault(profile.name, profile)
+    if text in names:
+        return names[text]
+    close = difflib.get_close_matches(text, list(names), n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise InputError(f"unknown profile {text!r}{hint} (known: {', '.join(sorted(names))})")
