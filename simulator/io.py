@@ -1,16 +1,19 @@
 """File input/output shared by every PrecSim command: bounded safe YAML, atomic writes.
 
 YAML is read with a SafeLoader subclass that also refuses anchors/aliases (the
-"billion laughs" expansion bomb) and files over `MAX_YAML_BYTES`, so reading a
-user's file takes bounded time and memory. Outputs are written to a temporary file
-in the target folder and moved into place with `os.replace`, so a failed run never
-leaves a half-written file and never destroys what the user had.
+"billion laughs" expansion bomb), nesting deeper than `MAX_YAML_DEPTH`, duplicate
+keys, special files and anything over `MAX_YAML_BYTES` (never read past the limit),
+so reading a user's file takes bounded time and memory; every failure is an
+InputError naming the file. Outputs are written to a temporary file in the target
+folder and moved into place with `os.replace` (keeping the replaced file's mode),
+so a failed run never leaves a half-written file and never destroys what the user had.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,50 +23,99 @@ import yaml
 from simulator.errors import InputError
 
 MAX_YAML_BYTES = 1 << 20  # 1 MiB: far above any profile or study file
+MAX_YAML_DEPTH = 64  # nesting levels; profiles use about 5
+
+
+class RefusedYAML(yaml.MarkedYAMLError):
+    """Well-formed YAML that PrecSim refuses (aliases, deep nesting, duplicate keys)."""
 
 
 class StrictSafeLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that rejects anchors and aliases (no expansion bombs)."""
+    """yaml.SafeLoader that also rejects anchors/aliases (no expansion bombs), nesting
+    deeper than `MAX_YAML_DEPTH` (no recursion blow-up) and duplicate mapping keys
+    (a silently dropped value hides a typo)."""
+
+    def __init__(self, stream):  # noqa: ANN001 - PyYAML signature
+        super().__init__(stream)
+        self._depth = 0
 
     def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML signature
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "anchors and aliases (&name / *name) are not allowed",
-                event.start_mark)
         event = self.peek_event()
-        if getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise RefusedYAML(
                 None, None, "anchors and aliases (&name / *name) are not allowed",
                 event.start_mark)
-        return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise RefusedYAML(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                    event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML signature
+        seen: set = set()
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise RefusedYAML(
+                        None, None, f"duplicate key {str(key)[:40]!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml_mapping(path: str | os.PathLike, what: str = "file") -> dict:
-    """Read `path` as YAML whose top level is a non-empty mapping; errors name the file."""
-    path = Path(path)
+def _read_bounded(path: Path, what: str) -> str:
+    """The UTF-8 text of regular file `path`, refusing more than MAX_YAML_BYTES."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{path}: expected a YAML {what}, got a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: expected a YAML {what}, got a special file")
+        with path.open("rb") as handle:  # read at most one byte past the limit
+            data = handle.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"{path}: {what} not found") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read {what}: {exc.strerror}") from None
-    if path.is_dir():
-        raise InputError(f"{path}: expected a YAML {what}, got a directory")
-    if size > MAX_YAML_BYTES:
-        raise InputError(f"{path}: {what} is {size} bytes; at most {MAX_YAML_BYTES} allowed")
+        raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise InputError(f"{path}: {what} is larger than {MAX_YAML_BYTES} bytes "
+                         "(the limit for YAML inputs)")
     try:
-        text = path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path}: {what} is not UTF-8 text") from None
+
+
+def load_yaml_mapping(path: str | os.PathLike, what: str = "file") -> dict:
+    """Read `path` as YAML whose top level is a non-empty mapping; errors name the file.
+
+    Bounded: at most MAX_YAML_BYTES read, MAX_YAML_DEPTH levels, no aliases, and only
+    the YAML core types (mappings, lists, strings, numbers, booleans, null).
+    """
+    path = Path(path)
+    text = _read_bounded(path, what)
     try:
         data = yaml.load(text, Loader=StrictSafeLoader)  # StrictSafeLoader is a SafeLoader
+    except RefusedYAML as exc:
+        raise InputError(f"{path}: {exc.problem} ({_mark(exc)})") from None
     except yaml.constructor.ConstructorError as exc:
-        raise InputError(f"{path}: YAML tag not allowed ({_mark(exc)}): {exc.problem}; "
-                         "only plain mappings, lists, strings and numbers") from None
+        problem = str(exc.problem)
+        if problem.startswith("could not determine a constructor"):
+            tag = problem.rsplit(" ", 1)[-1]
+            raise InputError(f"{path}: YAML tag {tag[:60]} not allowed ({_mark(exc)}); "
+                             "only plain mappings, lists, strings and numbers") from None
+        raise InputError(f"{path}: invalid YAML ({_mark(exc)}): {problem}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: malformed YAML ({_mark(exc)}): "
                          f"{getattr(exc, 'problem', None) or exc}") from None
+    except ValueError as exc:  # e.g. an integer literal over Python's digit limit
+        raise InputError(f"{path}: invalid YAML value: {str(exc)[:80]}") from None
+    except RecursionError:
+        raise InputError(f"{path}: YAML nested too deeply") from None
     if data is None:
         raise InputError(f"{path}: {what} is empty; expected a mapping of fields")
     if not isinstance(data, dict):
@@ -77,21 +129,48 @@ def _mark(exc: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "position unknown"
 
 
+def _default_mode(directory: bool) -> int:
+    """Permission bits a plain open()/mkdir() would give under the current umask."""
+    try:  # Linux: read the umask without changing it (thread-safe)
+        with open("/proc/self/status", encoding="ascii") as status:
+            umask = next(int(line.split()[1], 8) for line in status
+                         if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0)
+        os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically (temp file in the same folder + os.replace)."""
+    """Write `data` to `path` atomically (temp file in the same folder + os.replace).
+
+    The new file keeps the mode of the file it replaces (else the umask default). On
+    any failure the temp file is removed and an existing `path` is left untouched;
+    an OS error (no permission, parent is a file, disk full) becomes an InputError
+    naming the path.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected a file path to write")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = (stat.S_IMODE(path.stat().st_mode) if path.exists()
+                else _default_mode(directory=False))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     return path
 
 
@@ -105,24 +184,35 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Build a whole output folder in a temporary sibling, then swap it into place.
 
     Yields the temporary folder to write into. On success an existing `path` is
-    replaced by the complete new folder; on any failure the temporary folder is
-    removed and `path` is left exactly as it was.
+    replaced by the complete new folder; on any failure (in the body or in the swap)
+    the temporary folder is removed and `path` is left exactly as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: exists and is not a directory")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp",
+                                    dir=path.parent))
+        os.chmod(tmp, _default_mode(directory=True))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create output folder: "
+                         f"{exc.strerror or exc}") from None
     try:
         yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old.{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)  # put the user's folder back
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old.{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
-                      ValidationError, model_validator)
+                      StrictBool, ValidationError, model_validator)
 
 from simulator.errors import InputError
 from simulator.io import load_yaml_mapping
@@ -32,8 +32,15 @@ DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
           "int8", "int4", "ternary", "binary")
 DType = Literal["fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
                 "int8", "int4", "ternary", "binary"]
+#: Floating-point types: their rates are FLOP/s; the others (integer, ternary, binary) OP/s.
+FLOAT_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1")
 Engine = Literal["matrix", "vector"]
 PROFILE_PATH_ENV = "PRECSIM_PROFILE_PATH"
+
+
+def rate_unit(dtype: str) -> str:
+    """Display unit of a compute rate: "FLOP/s" for floating-point types, else "OP/s"."""
+    return "FLOP/s" if dtype in FLOAT_DTYPES else "OP/s"
 
 
 class _Strict(BaseModel):
@@ -65,7 +72,8 @@ class _Cited(_Strict):
 
     @model_validator(mode="after")
     def _has_provenance(self):
-        if not any((self.source, self.derived, self.measured, self.assumed)):
+        if not any(text and text.strip() for text in
+                   (self.source, self.derived, self.measured, self.assumed)):
             raise ValueError("every number needs provenance: add `source:` (datasheet, "
                              "paper), `derived:` (the arithmetic), `measured:` (how) "
                              "or `assumed:` (why)")
@@ -190,6 +198,8 @@ class PowerSpec(_Strict):
 
 
 class Interconnect(_Strict):
+    """Link bandwidths, each per direction (a one-way copy moves at this rate)."""
+
     device_to_device: Bandwidth | None = None
     host_link: Bandwidth | None = None
 
@@ -208,7 +218,7 @@ class HardwareProfile(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     kind: Literal["gpu", "mobile_soc", "accelerator", "cpu"]
     process_node: str = Field(min_length=1)
-    hypothetical: bool
+    hypothetical: StrictBool
     description: str = ""
     sources: list[str] = Field(min_length=1)
     clock: Frequency | None = None
@@ -264,6 +274,12 @@ class HardwareProfile(_Strict):
     def native(self, dtype: str) -> bool:
         return dtype in self.compute
 
+    def uncovered_dtypes(self) -> list[str]:
+        """Data types with neither an engine nor a fallback rule (a format asking for
+        one cannot be executed on this profile). Shipped profiles have none;
+        `precsim profiles check` warns about them."""
+        return [d for d in DTYPES if d not in self.compute and d not in self.fallbacks]
+
     def achievable_ops_per_s(self, dtype: str) -> float:
         """Achievable dense ops/s of a native `dtype` (peak × achievable fraction)."""
         if dtype not in self.compute:
@@ -287,16 +303,25 @@ class HardwareProfile(_Strict):
         """A new profile with fields of the YAML document replaced, re-validated.
 
         Keys are dotted paths into the document; a memory level is addressed by its
-        name (``memory.hbm.bandwidth.value``), any list item by index. Values are
-        written as in YAML (``"6.7 TB/s"``), or a whole sub-mapping. Example:
-        ``p.with_overrides({"memory.hbm.bandwidth.value": "6.7 TB/s"})``.
+        name (``memory.hbm.bandwidth``), any list item by index. Values are written as
+        in YAML (``"6.7 TB/s"``) or as a whole sub-mapping; ``None`` removes the key
+        (e.g. ``fallbacks.int4`` when int4 becomes native). Setting a cited number
+        (``memory.hbm.bandwidth`` or ``memory.hbm.bandwidth.value``) to a plain value
+        replaces its provenance with ``assumed: what-if override (was ...)`` so that
+        no overridden number keeps a citation it no longer matches; a number the
+        profile lacks is added the same way with its ``.value`` path
+        (``interconnect.host_link.value``). Example:
+        ``p.with_overrides({"memory.hbm.bandwidth": "6.7 TB/s"}, name="h100-fast-hbm")``.
         """
         doc = self.raw()
         for dotted, value in overrides.items():
-            _set_path(doc, dotted, value, self.name)
+            _set_path(doc, str(dotted), value, self.name)
         if name:
             doc["name"] = name
         return profile_from_mapping(doc, source=f"{self.name} with overrides")
+
+
+_PROVENANCE = ("source", "derived", "measured", "assumed")
 
 
 def _set_path(doc: dict, dotted: str, value: Any, profile_name: str) -> None:
@@ -304,34 +329,57 @@ def _set_path(doc: dict, dotted: str, value: Any, profile_name: str) -> None:
     node: Any = doc
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
+        where = ".".join(parts[:i]) or "top level"
         if isinstance(node, list):
             index = next((k for k, item in enumerate(node)
                           if isinstance(item, dict) and item.get("name") == part), None)
             if index is None and part.isdigit() and int(part) < len(node):
                 index = int(part)
             if index is None:
-                raise InputError(f"profile {profile_name}: no item {part!r} at "
-                                 f"{'.'.join(parts[:i]) or 'top level'}")
+                raise InputError(f"profile {profile_name}: override {dotted}: no item "
+                                 f"{part!r} in {where}")
             key: Any = index
         elif isinstance(node, dict):
-            if not last and part not in node:
+            if not last and node.get(part) is None:
                 node[part] = {}
             key = part
         else:
-            raise InputError(f"profile {profile_name}: {'.'.join(parts[:i])} is not a "
-                             "mapping or list; cannot set {dotted}")
-        if last:
-            node[key] = value
-        else:
+            raise InputError(f"profile {profile_name}: override {dotted}: {where} is not "
+                             "a mapping or list")
+        if not last:
             node = node[key]
+            continue
+        current = node[key] if isinstance(node, list) or key in node else None
+        if value is None:
+            if isinstance(node, list):
+                raise InputError(f"profile {profile_name}: override {dotted}: cannot "
+                                 "remove a list item")
+            node.pop(key, None)
+        elif isinstance(current, dict) and "value" in current and not isinstance(value, dict):
+            _override_cited(current, value)  # "memory.hbm.bandwidth": "6.7 TB/s"
+        elif key == "value" and isinstance(node, dict) and not isinstance(value, dict):
+            _override_cited(node, value)  # "memory.hbm.bandwidth.value": "6.7 TB/s"
+        else:
+            node[key] = value
+
+
+def _override_cited(cited: dict, value: Any) -> None:
+    """Set a cited quantity's value and mark it as a what-if assumption."""
+    was = f"was {cited['value']}" if "value" in cited else "not in the profile"
+    old = "; ".join(f"{k}: {cited[k]}" for k in _PROVENANCE if cited.get(k))
+    for key in _PROVENANCE:
+        cited.pop(key, None)
+    cited["value"] = value
+    cited["assumed"] = f"what-if override ({was}" + (f"; {old})" if old else ")")
 
 
 # ---- loading ------------------------------------------------------------------------------
 
-def _format_validation_error(exc: ValidationError, source: str, fields: Iterable[str]) -> str:
+def _format_validation_error(exc: ValidationError, source: str, doc: Any,
+                             fields: Iterable[str]) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = _location(err["loc"], doc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             key = str(err["loc"][-1])
@@ -339,11 +387,26 @@ def _format_validation_error(exc: ValidationError, source: str, fields: Iterable
             msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
         elif err["type"] == "missing":
             msg = "required field is missing"
-        lines.append(f"{source}: {loc}: {msg}")
+        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
     shown = lines[:12]
     if len(lines) > 12:
         shown.append(f"{source}: ... and {len(lines) - 12} more errors")
     return "\n".join(shown)
+
+
+def _location(loc: tuple, doc: Any) -> str:
+    """Dotted field path; list items shown by their `name` (``memory[hbm].bandwidth``)."""
+    text, node = "", doc
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list):
+            item = node[part] if part < len(node) else None
+            label = item.get("name") if isinstance(item, dict) else None
+            text += f"[{str(label)[:40] if isinstance(label, str) and label else part}]"
+            node = item
+        else:
+            text += ("." if text else "") + str(part)[:40]
+            node = node.get(part) if isinstance(node, dict) else None
+    return text
 
 
 @functools.lru_cache(maxsize=None)
@@ -360,7 +423,8 @@ def profile_from_mapping(doc: dict, source: str) -> HardwareProfile:
     try:
         profile = HardwareProfile.model_validate(doc)
     except ValidationError as exc:
-        raise InputError(_format_validation_error(exc, source, _all_field_names())) from None
+        raise InputError(_format_validation_error(exc, source, doc,
+                                                  _all_field_names())) from None
     profile._raw = copy.deepcopy(doc)
     profile._path = source
     return profile
@@ -419,18 +483,14 @@ def load_profile(name_or_path: str | os.PathLike,
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or os.sep in text:
         return load_profile_file(text)
-    files = _profile_files(profile_search_paths(extra_paths))
-    for file in files:  # fast path: file named after the profile
-        if file.stem == text:
-            profile = load_profile_file(file)
-            if profile.name == text:
-                return profile
-    names = {}
-    for file in files:
+    found: dict[str, HardwareProfile] = {}
+    for file in _profile_files(profile_search_paths(extra_paths)):
         profile = load_profile_file(file)
-        names.setdefault(profile.name, profile)
-    if text in names:
-        return names[text]
-    close = difflib.get_close_matches(text, list(names), n=3, cutoff=0.4)
+        if profile.name == text:  # first on the search path wins, as in list_profiles
+            return profile
+        found.setdefault(profile.name, profile)
+    lower = {name.lower(): name for name in found}
+    close = [lower[n] for n in difflib.get_close_matches(text.lower(), list(lower), n=3,
+                                                         cutoff=0.4)]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise InputError(f"unknown profile {text!r}{hint} (known: {', '.join(sorted(names))})")
+    raise InputError(f"unknown profile {text!r}{hint} (known: {', '.join(sorted(found))})")

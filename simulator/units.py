@@ -3,37 +3,55 @@
 Every quantity in a hardware profile is a string: a number, one space or none, and a unit
 from the table below. Values are returned in SI base units (bytes, bytes/s, ops/s, J,
 J/byte, W, s, Hz). A bare number, an unknown unit or a unit of the wrong dimension is an
-error that lists what is accepted for that dimension.
+error that lists what is accepted for that dimension (and the closest spelling).
+Byte quantities take SI prefixes (KB = kB = 1e3 B) and binary ones (KiB = 1024 B);
+"pJ/bit" is converted to J/B with 8 bits per byte.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from decimal import Decimal, InvalidOperation
 
+# Prefix factors are exact decimals so that "2.039 TB/s" is exactly the float 2.039e12.
 # Decimal (SI) and binary prefixes. Byte quantities accept both (KB = 1e3, KiB = 1024).
-_SI = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
-_BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
-_SMALL = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15}
+_SI = {p: Decimal(f"1e{e}") for p, e in
+       (("", 0), ("k", 3), ("K", 3), ("M", 6), ("G", 9), ("T", 12), ("P", 15))}
+_BINARY = {"Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30),
+           "Ti": Decimal(2**40)}
+# micro: "u", MICRO SIGN U+00B5 and GREEK SMALL LETTER MU U+03BC
+_SMALL = {p: Decimal(f"1e{e}") for p, e in
+          (("", 0), ("m", -3), ("u", -6), ("\u00b5", -6), ("\u03bc", -6), ("n", -9),
+           ("p", -12), ("f", -15))}
+_ONE, _BITS_PER_BYTE = Decimal(1), Decimal(8)
 
 
-def _table(prefixes: dict[str, float], bases: dict[str, float]) -> dict[str, float]:
+def _table(prefixes: dict[str, Decimal], bases: dict[str, Decimal]) -> dict[str, Decimal]:
     return {p + b: pv * bv for p, pv in prefixes.items() for b, bv in bases.items()}
 
 
+_EXACT: dict[str, dict[str, Decimal]] = {
+    "bytes": {**_table(_SI, {"B": _ONE}), **_table(_BINARY, {"B": _ONE})},
+    "bandwidth": {**_table(_SI, {"B/s": _ONE}), **_table(_BINARY, {"B/s": _ONE})},
+    "compute_rate": _table(_SI, {"FLOP/s": _ONE, "OP/s": _ONE}),
+    "energy": _table(_SMALL, {"J": _ONE}),
+    # energy per byte moved; "pJ/bit" is converted with 8 bits per byte
+    "energy_per_byte": {**_table(_SMALL, {"J/B": _ONE}),
+                        **_table(_SMALL, {"J/bit": _BITS_PER_BYTE})},
+    "power": {**_table(_SMALL, {"W": _ONE}), "kW": Decimal(1000)},
+    "time": _table(_SMALL, {"s": _ONE}),
+    "frequency": _table(_SI, {"Hz": _ONE}),
+}
 #: dimension name -> {unit spelling: factor to the SI base unit of that dimension}
 UNITS: dict[str, dict[str, float]] = {
-    "bytes": {**_table(_SI, {"B": 1.0}), **_table(_BINARY, {"B": 1.0})},
-    "bandwidth": {**_table(_SI, {"B/s": 1.0}), **_table(_BINARY, {"B/s": 1.0})},
-    "compute_rate": _table(_SI, {"FLOP/s": 1.0, "OP/s": 1.0}),
-    "energy": _table(_SMALL, {"J": 1.0}),
-    # energy per byte moved; "pJ/bit" is converted with 8 bits per byte
-    "energy_per_byte": {**_table(_SMALL, {"J/B": 1.0}), **_table(_SMALL, {"J/bit": 8.0})},
-    "power": {**_table(_SMALL, {"W": 1.0}), "kW": 1e3},
-    "time": _table(_SMALL, {"s": 1.0}),
-    "frequency": _table(_SI, {"Hz": 1.0}),
-}
+    dim: {unit: float(factor) for unit, factor in table.items()}
+    for dim, table in _EXACT.items()}
 
-_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*?)?\s*$")
+# Applied to the stripped text: a number, optional spaces, then a unit with no leading
+# digit. Linear-time (no nested or adjacent ambiguous quantifiers).
+_QUANTITY = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\D.*)?")
+_MAX_SHOWN = 40  # characters of the offending text repeated in a message
 
 
 class UnitError(ValueError):
@@ -45,63 +63,90 @@ def accepted_units(dimension: str) -> list[str]:
     return sorted(UNITS[dimension], key=lambda u: (len(u), u))
 
 
+def _shown(text: str) -> str:
+    """repr of `text`, cut so that a message stays one short line."""
+    return repr(text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "...")
+
+
+def _examples(dimension: str) -> str:
+    common = {"bytes": "B, KiB, MB, GB", "bandwidth": "GB/s, TB/s",
+              "compute_rate": "TFLOP/s, TOP/s", "energy": "pJ, fJ",
+              "energy_per_byte": "pJ/B, pJ/bit", "power": "W, mW",
+              "time": "s, ms, us, ns", "frequency": "MHz, GHz"}
+    return common[dimension]
+
+
 def parse_quantity(text: object, dimension: str) -> float:
     """Parse `text` ("3.35 TB/s") as a quantity of `dimension`, return SI float.
 
     Raises UnitError for a bare number, an unknown unit, a wrong dimension, or a
-    non-finite value.
+    non-finite value. Signs are accepted here; positivity is the schema's business.
     """
     if dimension not in UNITS:
         raise KeyError(f"unknown dimension {dimension!r}")
-    examples = ", ".join(accepted_units(dimension)[:8])
+    examples = _examples(dimension)
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise UnitError(f"expected a {dimension} quantity as a string with a unit "
                         f"(e.g. {examples}), got {type(text).__name__}")
     if isinstance(text, (int, float)):
         raise UnitError(f"bare number {text!r}: write it with a unit of {dimension} "
                         f"(e.g. {examples})")
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text.strip())
     if not match:
-        raise UnitError(f"cannot read {text!r} as a number followed by a unit of {dimension}")
+        raise UnitError(f"cannot read {_shown(text)} as a number followed by a unit "
+                        f"of {dimension} (e.g. {examples})")
     number, unit = match.group(1), match.group(2)
     if not unit:
-        raise UnitError(f"bare number {text!r}: add a unit of {dimension} (e.g. {examples})")
-    unit = unit.strip()
-    factor = UNITS[dimension].get(unit)
+        raise UnitError(f"bare number {_shown(text)}: add a unit of {dimension} "
+                        f"(e.g. {examples})")
+    factor = _EXACT[dimension].get(unit)
     if factor is None:
         other = [dim for dim, table in UNITS.items() if unit in table]
         if other:
-            raise UnitError(f"{text!r} is a {other[0]} quantity; expected {dimension} "
-                            f"(units: {', '.join(accepted_units(dimension)[:12])})")
-        raise UnitError(f"unknown unit {unit!r} in {text!r}; expected {dimension} "
-                        f"(units: {', '.join(accepted_units(dimension)[:12])})")
-    value = float(number) * factor
+            raise UnitError(f"{_shown(text)} is a {other[0]} quantity; expected "
+                            f"{dimension} (e.g. {examples})")
+        close = difflib.get_close_matches(unit, list(UNITS[dimension]), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnitError(f"unknown unit {_shown(unit)} in {_shown(text)}; {hint}expected "
+                        f"{dimension} (e.g. {examples})")
+    try:
+        value = float(Decimal(number) * factor)  # correctly rounded
+    except InvalidOperation:  # exponent beyond Decimal's range
+        value = math.inf
     if not math.isfinite(value):
-        raise UnitError(f"{text!r} is not a finite quantity")
+        raise UnitError(f"{_shown(text)} is not a finite {dimension} quantity")
     return value
 
 
 _DISPLAY = {
-    "bytes": ("B", 1000.0, ["", "K", "M", "G", "T", "P"]),
-    "bandwidth": ("B/s", 1000.0, ["", "K", "M", "G", "T", "P"]),
-    "compute_rate": ("OP/s", 1000.0, ["", "K", "M", "G", "T", "P"]),
-    "frequency": ("Hz", 1000.0, ["", "K", "M", "G", "T"]),
+    "bytes": ("B", ["", "K", "M", "G", "T", "P"]),
+    "bandwidth": ("B/s", ["", "K", "M", "G", "T", "P"]),
+    "compute_rate": ("OP/s", ["", "K", "M", "G", "T", "P"]),
+    "frequency": ("Hz", ["", "K", "M", "G", "T"]),
 }
+_SMALL_DISPLAY = {"energy": "J", "energy_per_byte": "J/B", "power": "W", "time": "s"}
+_SMALL_PREFIXES = (("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9), ("p", 1e-12),
+                   ("f", 1e-15))
 
 
-def format_quantity(value: float, dimension: str) -> str:
-    """Human-readable string for an SI value, e.g. 3.35e12 bandwidth -> '3.35 TB/s'."""
+def format_quantity(value: float, dimension: str, unit: str | None = None) -> str:
+    """Human-readable string for an SI value, e.g. 3.35e12 bandwidth -> '3.35 TB/s'.
+
+    Four significant digits; the result parses back with `parse_quantity`. `unit`
+    replaces the base unit of a compute rate ("FLOP/s" for floating-point types).
+    """
     if dimension in _DISPLAY:
-        unit, step, prefixes = _DISPLAY[dimension]
-        magnitude = abs(value)
+        base, prefixes = _DISPLAY[dimension]
+        if unit is not None:
+            if dimension != "compute_rate" or unit not in ("OP/s", "FLOP/s"):
+                raise ValueError(f"unit {unit!r} is not a base unit of {dimension}")
+            base = unit
         index = 0
-        while magnitude >= step and index < len(prefixes) - 1:
-            magnitude /= step
+        while index < len(prefixes) - 1 and float(f"{abs(value) / 1000.0**index:.4g}") >= 1000:
             index += 1
-        return f"{value / step**index:.4g} {prefixes[index]}{unit}"
-    small_units = {"energy": "J", "energy_per_byte": "J/B", "power": "W", "time": "s"}
-    unit = small_units[dimension]
-    for prefix, factor in (("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9), ("p", 1e-12)):
-        if abs(value) >= factor or prefix == "p":
-            return f"{value / factor:.4g} {prefix}{unit}"
+        return f"{value / 1000.0**index:.4g} {prefixes[index]}{base}"
+    base = _SMALL_DISPLAY[dimension]
+    for prefix, factor in _SMALL_PREFIXES:
+        if float(f"{abs(value) / factor:.4g}") >= 1 or prefix == _SMALL_PREFIXES[-1][0]:
+            return f"{value / factor:.4g} {prefix}{base}"
     raise AssertionError("unreachable")

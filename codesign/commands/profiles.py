@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                       resolve_profile)
 from simulator.errors import InputError
-from simulator.profiles import HardwareProfile, list_profiles, load_profile_file
+from simulator.profiles import HardwareProfile, list_profiles, load_profile_file, rate_unit
 from simulator.units import format_quantity
 
-_DIMENSIONS = {"peak": "compute_rate", "capacity": "bytes", "bandwidth": "bandwidth",
-               "energy_per_op": "energy", "access_energy": "energy_per_byte",
-               "kernel_launch": "time", "tdp": "power", "static": "power",
-               "clock": "frequency", "device_to_device": "bandwidth",
-               "host_link": "bandwidth"}
+# Columns of `profiles list`: a label and the data types it shows, best native first.
+_LIST_COLUMNS = (("16-bit float", ("bf16", "fp16")), ("fp8", ("fp8_e4m3", "fp8_e5m2")),
+                 ("int8", ("int8",)), ("int4", ("int4",)), ("ternary", ("ternary",)))
+# Unit notes for the dimensionless numbers of a profile, shown by `profiles show`.
+_PLAIN_UNITS = {"achievable_fraction": "of peak", "convert_ops_per_element": "ops/element"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="profiles_command", metavar="ACTION")
     sub.required = True
 
-    p_list = sub.add_parser("list", help="one line per known profile")
+    p_list = sub.add_parser("list", help="one line per known profile: dense peaks, memory")
     add_profile_dir_arg(p_list)
     add_json_arg(p_list)
     p_list.set_defaults(func=cmd_list)
@@ -35,58 +36,92 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_arg(p_show)
     p_show.set_defaults(func=cmd_show)
 
-    p_check = sub.add_parser("check", help="validate profile YAML files")
+    p_check = sub.add_parser("check", help="validate profile YAML files (or folders of them)")
     p_check.add_argument("files", nargs="+", metavar="FILE")
     add_json_arg(p_check)
     p_check.set_defaults(func=cmd_check)
 
 
 def profile_summary(profile: HardwareProfile) -> dict:
-    """One row of `profiles list`: peak bf16 / int8 (native or not), main memory."""
+    """One row of `profiles list` in SI units: dense peak per native type, main memory."""
     def peak(dtype: str) -> float | None:
         spec = profile.compute.get(dtype)
         return spec.peak_ops_per_s if spec else None
     main = profile.main_memory
     return {"name": profile.name, "kind": profile.kind, "hypothetical": profile.hypothetical,
             "peak_bf16_flop_per_s": peak("bf16"), "peak_int8_op_per_s": peak("int8"),
+            "peak_ops_per_s": {d: s.peak_ops_per_s for d, s in profile.compute.items()},
+            "rate_units": {d: rate_unit(d) for d in profile.compute},
+            "fallbacks": {d: r.execute_as for d, r in profile.fallbacks.items()},
             "dram_bandwidth_bytes_per_s": main.bandwidth_bytes_per_s,
-            "dram_capacity_bytes": main.capacity_bytes, "path": profile.path}
+            "dram_capacity_bytes": main.capacity_bytes, "tdp_w": profile.tdp_w,
+            "path": profile.path}
+
+
+def _peak_cell(profile: HardwareProfile, dtypes: tuple[str, ...]) -> str:
+    """Best native dense peak among `dtypes` in FLOP/s or OP/s, else where it runs."""
+    native = [d for d in dtypes if d in profile.compute]
+    if native:
+        best = max(native, key=lambda d: profile.compute[d].peak_ops_per_s)
+        return format_quantity(profile.compute[best].peak_ops_per_s, "compute_rate",
+                               unit=rate_unit(best))
+    rule = profile.fallbacks.get(dtypes[0])
+    return f"as {rule.execute_as}" if rule else "-"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [profile_summary(p) for p in list_profiles(args.profile_dir)]
+    profiles = list_profiles(args.profile_dir)
     if args.json:
-        print_json({"profiles": rows})
+        print_json({"profiles": [profile_summary(p) for p in profiles]})
         return 0
-    table = pd.DataFrame([{
-        "name": r["name"], "kind": r["kind"] + (" (hypothetical)" if r["hypothetical"] else ""),
-        "bf16 peak": _fmt(r["peak_bf16_flop_per_s"], "compute_rate"),
-        "int8 peak": _fmt(r["peak_int8_op_per_s"], "compute_rate"),
-        "DRAM bandwidth": _fmt(r["dram_bandwidth_bytes_per_s"], "bandwidth"),
-        "DRAM capacity": _fmt(r["dram_capacity_bytes"], "bytes")} for r in rows])
-    print(table.to_string(index=False))
+    rows = []
+    for p in profiles:
+        row = {"name": p.name, "kind": p.kind + (" (hypothetical)" if p.hypothetical else "")}
+        row.update({label: _peak_cell(p, dtypes) for label, dtypes in _LIST_COLUMNS})
+        row.update({"DRAM bandwidth": format_quantity(p.main_memory.bandwidth_bytes_per_s,
+                                                      "bandwidth"),
+                    "DRAM": format_quantity(p.main_memory.capacity_bytes, "bytes"),
+                    "TDP": format_quantity(p.tdp_w, "power")})
+        rows.append(row)
+    print(pd.DataFrame(rows).to_string(index=False))
+    print("dense peaks (no 2:4 sparsity); 'as X': no native engine, runs via the fallback "
+          "to X; see `precsim profiles show NAME` for sources")
     return 0
 
 
-def _fmt(value: float | None, dimension: str) -> str:
-    return "-" if value is None else format_quantity(value, dimension)
-
-
-def _walk(node: object, path: str, lines: list[str]) -> None:
-    """Flatten the raw document into 'path: value   [provenance]' lines."""
+def _walk(node: object, path: str, lines: list[str], profile: HardwareProfile) -> None:
+    """Flatten the raw document into 'path: value (unit note)' + '[provenance]' lines."""
     if isinstance(node, dict) and "value" in node:
         prov = "; ".join(f"{k}: {node[k]}" for k in ("source", "derived", "measured",
                                                     "assumed") if node.get(k))
-        lines.append(f"{path}: {node['value']}\n{'':4}[{prov}]")
+        lines.append(f"{path}: {node['value']}{_note(path, node['value'], profile)}\n"
+                     f"{'':4}[{prov}]")
     elif isinstance(node, dict):
         for key, val in node.items():
-            _walk(val, f"{path}.{key}" if path else str(key), lines)
-    elif isinstance(node, list) and path != "sources":
-        for item in node:
-            label = item.get("name", "?") if isinstance(item, dict) else "?"
-            _walk(item, f"{path}[{label}]", lines)
+            _walk(val, f"{path}.{key}" if path else str(key), lines, profile)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            label = item.get("name") if isinstance(item, dict) else None
+            _walk(item, f"{path}[{label or index}]", lines, profile)
     else:
         lines.append(f"{path}: {node}")
+
+
+def _note(path: str, value: object, profile: HardwareProfile) -> str:
+    """Unit of a dimensionless number, and the achievable rate it implies."""
+    field = path.rsplit(".", 1)[-1]
+    if field not in _PLAIN_UNITS:
+        return ""
+    note = f" {_PLAIN_UNITS[field]}"
+    head = path.rsplit(".", 1)[0]
+    if field == "achievable_fraction" and head.startswith("compute."):
+        dtype = head.split(".", 1)[1]
+        rate = profile.compute[dtype].achievable_ops_per_s
+        note += f" = {format_quantity(rate, 'compute_rate', unit=rate_unit(dtype))}"
+    elif field == "achievable_fraction" and head.startswith("memory["):
+        level = profile.memory_level(head[len("memory["):-1])
+        note += f" = {format_quantity(level.achievable_bandwidth_bytes_per_s, 'bandwidth')}"
+    return note
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -94,34 +129,60 @@ def cmd_show(args: argparse.Namespace) -> int:
     doc = profile.raw()
     if args.json:
         print_json({"profile": doc, "parsed_si": profile.model_dump(mode="json"),
+                    "native": list(profile.compute), "uncovered": profile.uncovered_dtypes(),
                     "path": profile.path})
         return 0
     sources = doc.pop("sources", [])
     lines: list[str] = []
-    _walk(doc, "", lines)
+    _walk(doc, "", lines, profile)
     print(f"# {profile.name}  ({profile.path})")
     print("\n".join(lines))
     print("sources:")
     for src in sources:
         print(f"  - {src}")
+    print(f"native: {', '.join(profile.compute)}")
+    fallbacks = [f"{d} -> {r.execute_as}" for d, r in profile.fallbacks.items()]
+    print(f"fallbacks: {', '.join(fallbacks) or 'none'}")
+    if profile.uncovered_dtypes():
+        print(f"warning: no engine and no fallback for {', '.join(profile.uncovered_dtypes())}")
     return 0
+
+
+def _check_targets(items: list[str]) -> list[str]:
+    """Files named on the command line; a folder stands for its *.yaml / *.yml files."""
+    targets: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+            targets += found or [item]  # an empty folder is reported as an error
+        else:
+            targets.append(item)
+    return targets
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     results, failed = [], 0
-    for file in args.files:
+    for file in _check_targets(args.files):
         try:
             profile = load_profile_file(file)
-            results.append({"file": file, "ok": True, "name": profile.name, "error": None})
+            uncovered = profile.uncovered_dtypes()
+            warning = (f"no engine and no fallback for {', '.join(uncovered)}: formats "
+                       "using them cannot run on this profile") if uncovered else None
+            results.append({"file": file, "ok": True, "name": profile.name, "error": None,
+                            "warning": warning})
         except InputError as exc:
             failed += 1
-            results.append({"file": file, "ok": False, "name": None, "error": str(exc)})
+            results.append({"file": file, "ok": False, "name": None, "error": str(exc),
+                            "warning": None})
     if args.json:
         print_json({"files": results, "ok": failed == 0})
     else:
         for r in results:
             if r["ok"]:
                 print(f"ok    {r['file']} ({r['name']})")
+                if r["warning"]:
+                    print(f"warning {r['file']}: {r['warning']}", file=sys.stderr)
             else:
                 print(f"error {r['error']}", file=sys.stderr)
     return 2 if failed else 0
