@@ -1,0 +1,179 @@
+"""`precsim serve` and `precsim size`: discrete-event simulation of LLM serving.
+
+serve: one device, continuous batching, Poisson arrivals (--qps, --requests) or a trace
+CSV (arrival_s, prompt_tokens, output_tokens); prints latency percentiles, throughput,
+energy per token, utilisation and rejections.
+size: the fewest replicas (load split evenly) meeting p99 TTFT and TPOT SLOs, for one
+or several formats side by side.
+"""
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
+                                      resolve_profile)
+from simulator.des.serving import serve
+from simulator.des.sizing import (MAX_DEVICES, SLO, SLO_PERCENTILE, compare_sizing,
+                                  sizing_table)
+from simulator.des.workload import poisson_workload, read_trace
+from simulator.errors import InputError
+from simulator.io import atomic_write_text
+
+SERVE_KEYS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s",
+              "tpot_p99_s", "e2e_p50_s", "e2e_p99_s", "queue_p99_s",
+              "throughput_tokens_per_s", "energy_per_token_j", "utilization", "served",
+              "rejected", "kv_capacity_tokens", "mean_decode_batch")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+
+
+def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: bool) -> None:
+    parser.add_argument("--profile", required=True, help="hardware profile name or YAML path")
+    parser.add_argument("--model", required=True,
+                        help="built-in model name or path of a Hugging Face config.json")
+    parser.add_argument("--quant", required=True, action="append" if repeat_quant else None,
+                        metavar="Q", help=quant_help)
+    parser.add_argument("--max-batch", type=_positive_int, default=64, metavar="B",
+                        help="most requests running at once (default 64)")
+    parser.add_argument("--max-batch-tokens", type=_positive_int, default=8192, metavar="T",
+                        help="prompt tokens per prefill iteration without chunking "
+                             "(default 8192)")
+    parser.add_argument("--chunked-prefill", type=_positive_int, default=None,
+                        metavar="TOKENS",
+                        help="token budget per iteration: decode every running request "
+                             "and fill the rest with prompt chunks (default: off)")
+    parser.add_argument("--on-full", choices=("wait", "reject"), default="wait",
+                        help="when the KV cache is full: queue the request (default) or "
+                             "reject it")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrivals")
+    parser.add_argument("--prompt-tokens", default="512", metavar="N|LO:HI",
+                        help="prompt length of generated requests: fixed or uniform range "
+                             "(default 512)")
+    parser.add_argument("--output-tokens", default="128", metavar="N|LO:HI",
+                        help="output length of generated requests (default 128)")
+    add_profile_dir_arg(parser)
+    add_json_arg(parser)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p_serve = subparsers.add_parser(
+        "serve", help="simulate one device serving an LLM (continuous batching)",
+        description="Discrete-event simulation of one device serving requests with "
+                    "continuous batching; iteration times from the roofline cost model.")
+    _add_common(p_serve, "quant format, e.g. W4A16-g128 or FP8", repeat_quant=False)
+    source = p_serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--qps", type=float, metavar="R", help="Poisson arrival rate (req/s)")
+    source.add_argument("--trace", metavar="FILE.csv",
+                        help="trace CSV with columns arrival_s, prompt_tokens, output_tokens")
+    p_serve.add_argument("--requests", type=_positive_int, default=1000, metavar="N",
+                         help="requests to generate with --qps (default 1000)")
+    p_serve.add_argument("--kv-capacity-tokens", type=int, default=None, metavar="TOKENS",
+                         help="override the KV capacity derived from device memory")
+    p_serve.add_argument("--requests-out", metavar="FILE.csv",
+                         help="write the per-request table (TTFT, TPOT, latency, queueing)")
+    p_serve.set_defaults(func=cmd_serve)
+
+    p_size = subparsers.add_parser(
+        "size", help="fewest devices meeting p99 TTFT/TPOT SLOs, found by simulation",
+        description=f"Replicas with the load split evenly; a deployment meets the SLOs "
+                    f"when nothing is rejected and the p{SLO_PERCENTILE} TTFT and TPOT "
+                    "of the served requests are within the targets.")
+    _add_common(p_size, "quant format; repeat to compare formats side by side",
+                repeat_quant=True)
+    p_size.add_argument("--qps", type=float, required=True, metavar="R",
+                        help="total request rate over all devices (req/s)")
+    p_size.add_argument("--slo-ttft", type=_seconds, required=True, metavar="SECONDS",
+                        help=f"p{SLO_PERCENTILE} time-to-first-token target")
+    p_size.add_argument("--slo-tpot", type=_seconds, required=True, metavar="SECONDS",
+                        help=f"p{SLO_PERCENTILE} time-per-output-token target")
+    p_size.add_argument("--requests", type=_positive_int, default=2000, metavar="N",
+                        help="requests simulated per candidate (default 2000)")
+    p_size.add_argument("--max-devices", type=_positive_int, default=MAX_DEVICES, metavar="N",
+                        help=f"largest deployment searched (default {MAX_DEVICES})")
+    p_size.set_defaults(func=cmd_size)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    profile = resolve_profile(args, args.profile)
+    if args.trace:
+        workload = read_trace(args.trace)
+    else:
+        workload = poisson_workload(args.qps, args.requests, args.seed, args.prompt_tokens,
+                                    args.output_tokens)
+    result = serve(profile, args.model, args.quant, workload, max_batch=args.max_batch,
+                   max_batch_tokens=args.max_batch_tokens,
+                   chunked_prefill_tokens=args.chunked_prefill, on_full=args.on_full,
+                   kv_capacity_tokens=args.kv_capacity_tokens)
+    if args.requests_out:
+        atomic_write_text(args.requests_out, result.requests.to_csv(index=False))
+    summary = {"workload": workload.source, **result.summary}
+    if args.json:
+        print_json(summary)
+        return 0
+    q = result.summary
+    print(f"# {q['model']} {q['quant']} on {q['profile']}: {workload.source}")
+    print(f"served {q['served']} of {q['requests']} requests ({q['rejected']} rejected: "
+          f"{q['rejected_exceeds_kv_capacity']} longer than the KV cache, "
+          f"{q['rejected_kv_cache_full']} found it full)")
+    rows = [{"metric": name, "p50": q[f"{name}_p50_s"], "p90": q[f"{name}_p90_s"],
+             "p99": q[f"{name}_p99_s"], "mean": q[f"{name}_mean_s"]}
+            for name in ("ttft", "tpot", "e2e", "queue")]
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"throughput {q['throughput_tokens_per_s']:.1f} tokens/s, "
+          f"energy {q['energy_per_token_j']:.4g} J/token, utilisation "
+          f"{q['utilization']:.1%}, mean decode batch {q['mean_decode_batch']:.1f}, "
+          f"KV capacity {q['kv_capacity_tokens']} tokens (peak {q['kv_peak_tokens']})")
+    if args.requests_out:
+        print(f"per-request table -> {args.requests_out}")
+    return 0
+
+
+def cmd_size(args: argparse.Namespace) -> int:
+    profile = resolve_profile(args, args.profile)
+    slo = SLO(ttft_s=args.slo_ttft, tpot_s=args.slo_tpot)
+    if len(set(args.quant)) != len(args.quant):
+        raise InputError(f"--quant given twice: {', '.join(args.quant)}")
+    results, best = compare_sizing(
+        profile, args.model, args.quant, args.qps, slo, n_requests=args.requests,
+        seed=args.seed, prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens,
+        max_batch=args.max_batch, max_batch_tokens=args.max_batch_tokens,
+        chunked_prefill_tokens=args.chunked_prefill, on_full=args.on_full,
+        max_devices=args.max_devices)
+    out = {"devices": best.devices if best else None,
+           "best_quant": best.quant if best else None,
+           "percentile": SLO_PERCENTILE, "qps": args.qps, "slo_ttft_s": slo.ttft_s,
+           "slo_tpot_s": slo.tpot_s, "profile": profile.name, "model": args.model,
+           "requests_per_candidate": args.requests, "seed": args.seed,
+           "results": [r.as_dict() for r in results],
+           "best": best.as_dict() if best else None}
+    if args.json:
+        print_json(out)
+        return 0
+    q = SLO_PERCENTILE
+    print(f"# {args.model} on {profile.name} at {args.qps:g} req/s; SLOs at p{q}: "
+          f"TTFT <= {slo.ttft_s:g} s, TPOT <= {slo.tpot_s:g} s")
+    shown = sizing_table(results)[["quant", "devices", "per_device_qps", f"ttft_p{q}_s",
+                                   f"tpot_p{q}_s", "energy_per_token_j", "reason"]]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if best:
+        print(f"best: {best.quant} with {best.devices} device(s)")
+    else:
+        print("no format meets the SLOs")
+    return 0
