@@ -1,0 +1,157 @@
+"""`precsim simulate` and `precsim roofline`: one request of a model, format and profile."""
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
+                                      resolve_profile)
+from simulator.cost import SimulationResult, simulate
+from simulator.errors import InputError
+from simulator.io import atomic_write_text
+from simulator.models import get_model, list_models
+from simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
+from simulator.roofline_plot import plot_roofline, roofline_data
+from simulator.units import format_quantity
+
+_TIMING = ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s",
+           "e2e_latency_s", "energy_j", "energy_per_token_j", "decode_energy_per_token_j",
+           "average_power_w", "launch_overhead_s")
+
+
+def _add_request_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", required=True, help="hardware profile name or YAML path")
+    parser.add_argument("--model", required=True,
+                        help=f"built-in ({', '.join(list_models())}) or a config.json path")
+    parser.add_argument("--quant", default="W16A16",
+                        help=f"format: {GRAMMAR_HELP}; presets {', '.join(PRESETS)}")
+    parser.add_argument("--override", action="append", default=[], metavar="GROUP=FORMAT",
+                        help="per-layer-group format, e.g. lm_head=W16A16 (repeatable)")
+    parser.add_argument("--batch", type=int, default=1, help="concurrent sequences")
+    parser.add_argument("--prompt", type=int, default=512, help="prompt tokens per sequence")
+    parser.add_argument("--gen", type=int, default=128, help="generated tokens per sequence")
+    parser.add_argument("--no-flash", action="store_true",
+                        help="unfused attention (QK^T, softmax, PV as three kernels)")
+    parser.add_argument("--separate-dequant", action="store_true",
+                        help="dequantise weights in a separate kernel before each GEMM")
+    add_profile_dir_arg(parser)
+    add_json_arg(parser)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p_sim = subparsers.add_parser("simulate", help="time, bytes and energy of one request")
+    _add_request_args(p_sim)
+    p_sim.add_argument("--csv", metavar="FILE", help="write the per-op table as CSV")
+    p_sim.set_defaults(func=cmd_simulate)
+    p_roof = subparsers.add_parser("roofline", help="draw the model's ops on the roofline")
+    _add_request_args(p_roof)
+    p_roof.add_argument("--out", required=True, metavar="FIG.png", help="output PNG")
+    p_roof.set_defaults(func=cmd_roofline)
+
+
+def _run(args: argparse.Namespace):
+    for name in ("batch", "prompt", "gen"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    profile = resolve_profile(args, args.profile)
+    model = get_model(args.model)
+    quant = parse_quant(args.quant)
+    if args.override:
+        pairs = {}
+        for item in args.override:
+            group, sep, fmt = item.partition("=")
+            if not sep:
+                raise InputError(f"--override {item!r}: expected GROUP=FORMAT, "
+                                 "e.g. lm_head=W16A16")
+            pairs[group.strip()] = fmt.strip()
+        quant = quant.with_overrides(pairs)
+    result = simulate(profile, model, quant, args.batch, args.prompt, args.gen,
+                      flash=not args.no_flash, fused_dequant=not args.separate_dequant)
+    return profile, model, quant, result
+
+
+def _request(profile, model, quant, args) -> dict:
+    return {"profile": profile.name, "model": model.name, "quant": quant.name,
+            "batch": args.batch, "prompt": args.prompt, "gen": args.gen,
+            "flash": not args.no_flash, "fused_dequant": not args.separate_dequant}
+
+
+def _fits_line(profile, totals: dict) -> str:
+    need = format_quantity(totals["memory_bytes"], "bytes")
+    parts = (f"weights {format_quantity(totals['weight_bytes'], 'bytes')}, KV cache "
+             f"{format_quantity(totals['kv_cache_bytes'], 'bytes')}, activations "
+             f"{format_quantity(totals['activation_bytes'], 'bytes')}")
+    cap = format_quantity(totals["capacity_bytes"], "bytes")
+    if totals["fits"]:
+        return f"fits: needs {need} of {cap} ({parts})"
+    return (f"DOES NOT FIT: needs {need} ({parts}) but {profile.name} "
+            f"{profile.main_memory.name} holds {cap}; timings are not reported")
+
+
+def _json_totals(result: SimulationResult) -> dict:
+    totals = dict(result.totals)
+    if not totals["fits"]:
+        for key in _TIMING:
+            totals[key] = None
+    return totals
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    profile, model, quant, result = _run(args)
+    totals = result.totals
+    ops = result.ops
+    if args.csv:
+        atomic_write_text(args.csv, ops.to_csv(index=False))
+    if args.json:
+        print_json({"request": _request(profile, model, quant, args),
+                    "totals": _json_totals(result)})
+        return 0
+    print(f"{model.name} {quant.name} on {profile.name}: batch {args.batch}, prompt "
+          f"{args.prompt}, generate {args.gen}")
+    print(_fits_line(profile, totals))
+    if not totals["fits"]:
+        return 0
+    t = totals
+    lines = [
+        ("TTFT (prefill)", format_quantity(t["ttft_s"], "time")),
+        ("TPOT (per decode step)", "-" if pd.isna(t["tpot_s"])
+         else format_quantity(t["tpot_s"], "time")),
+        ("decode tokens/s", f"{t['decode_tokens_per_s']:.1f}"),
+        ("prefill tokens/s", f"{t['prefill_tokens_per_s']:.0f}"),
+        ("end-to-end latency", format_quantity(t["e2e_latency_s"], "time")),
+        ("energy per generated token", format_quantity(t["energy_per_token_j"], "energy")),
+        ("average power", format_quantity(t["average_power_w"], "power")),
+        ("launch overhead (total)", format_quantity(t["launch_overhead_s"], "time")),
+        ("kernels per decode step", f"{t['kernels_per_decode_step']:.0f}"),
+    ] + [(f"bytes moved at {name}", format_quantity(v, "bytes"))
+         for name, v in t["bytes_moved"].items()]
+    width = max(len(k) for k, _ in lines)
+    for key, val in lines:
+        print(f"  {key:<{width}}  {val}")
+    main = f"bytes_{profile.main_memory.name}"
+    table = ops[["phase", "op", "exec_dtype", "bound", "time_s", main, "flops"]].copy()
+    table["share"] = (table["time_s"] / table["time_s"].sum() * 100).map("{:.1f}%".format)
+    table["time"] = table["time_s"].map(lambda v: format_quantity(v, "time"))
+    table[main] = table[main].map(lambda v: format_quantity(v, "bytes"))
+    table["flops"] = table["flops"].map("{:.3g}".format)
+    print("\nper op (decode rows summed over all decode steps):")
+    print(table[["phase", "op", "exec_dtype", "bound", "time", "share", main, "flops"]]
+          .to_string(index=False))
+    return 0
+
+
+def cmd_roofline(args: argparse.Namespace) -> int:
+    profile, model, quant, result = _run(args)
+    ops = result.ops
+    path = plot_roofline(profile, ops, args.out,
+                         title=f"{model.name} {quant.name} on {profile.name} "
+                               f"(batch {args.batch}, prompt {args.prompt}, gen {args.gen})")
+    if args.json:
+        print_json({"request": _request(profile, model, quant, args), "figure": str(path),
+                    **roofline_data(profile, ops)})
+    else:
+        print(f"wrote {path}")
+        if not result.totals["fits"]:
+            print(_fits_line(profile, result.totals))
+    return 0

@@ -1,0 +1,372 @@
+"""Whole-model cost: prefill, one decode step, and a whole request, on a hardware profile.
+
+`prefill_cost` / `decode_step_cost` price the operator graph of simulator.ops with the
+kernel models of simulator.kernels; `simulate` adds a request (prompt + generated
+tokens) and the memory footprint. Every input may be a numpy array (batch, lengths,
+model fields from `model_for_params`, an object array of formats or profiles): one call
+evaluates the whole broadcast grid.
+
+Residency (weights re-used while they stay on chip are not fetched again):
+* the persistent state (all weights + the KV cache of the step) lives on the nearest
+  level that keeps data between kernels and holds it in its usable share; otherwise
+  in main memory;
+* with MobileLLM-style immediate block-wise weight sharing (block_repeat > 1) the
+  repeated runs of a block read its weights from the nearest persistent level that
+  holds one block's weights.
+
+A request of G generated tokens = one prefill (produces the first token) + G - 1
+decode steps with context P+1 ... P+G-1. The steps are summed exactly when at most
+`decode_nodes` of them, else with the composite midpoint rule on `decode_nodes`
+contexts (exact wherever step cost is linear in context).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from simulator.errors import InputError
+from simulator.kernels import (Hardware, KernelCost, as_hardware, as_quant, attention_cost,
+                               elementwise_cost, embedding_cost, gemm_cost, home_level,
+                               norm_cost, quant_attr, stream_bits)
+from simulator.models import TransformerConfig, get_model
+from simulator.ops import OpSpec, build_ops
+
+_SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
+           "memory_time_s", "overhead_time_s", "n_kernels")
+
+
+def _check_lengths(**values) -> None:
+    for name, value in values.items():
+        arr = np.asarray(value, dtype=float)
+        if arr.size == 0:
+            raise InputError(f"{name} is empty")
+        bad = ~np.isfinite(arr) | (arr < 1)
+        if np.any(bad):
+            shown = arr[bad].reshape(-1)[0]
+            raise InputError(f"{name} must be at least 1, got {shown:g}"
+                             + (" (batch 0 has nothing to run)" if name == "batch" else ""))
+
+
+# ---- weights and footprint -----------------------------------------------------------------
+
+def weight_bytes(model: TransformerConfig, quant) -> dict:
+    """Stored weight bytes per layer group (with group / per-channel scales).
+
+    A tied LM head shares the embedding table when both use the same format; with
+    different formats both copies are stored.
+    """
+    quant = as_quant(quant)
+
+    def per(group, attr):
+        return quant_attr(quant, lambda q: getattr(q.for_group(group), attr))
+
+    d, v = model.d_model, model.vocab_size
+    attn = model.n_layers * (model.attn_params_per_layer * per("attn", "effective_weight_bits")
+                             + (model.q_dim + 2 * model.kv_dim + d)
+                             * per("attn", "channel_scale_bits")) / 8.0
+    mlp = model.n_layers * (model.mlp_params_per_layer * per("mlp", "effective_weight_bits")
+                            + (model.ffn_in_width + d) * per("mlp", "channel_scale_bits")) / 8.0
+    emb = v * (d * per("embedding", "effective_weight_bits")
+               + per("embedding", "channel_scale_bits")) / 8.0
+    head = v * (d * per("lm_head", "effective_weight_bits")
+                + per("lm_head", "channel_scale_bits")) / 8.0
+    if model.tied_embeddings:
+        same = quant_attr(quant, lambda q: q.for_group("embedding") == q.for_group("lm_head"))
+        head = np.where(np.asarray(same, dtype=bool), 0.0, head)
+    other = model.n_params_norms_biases * stream_bits(quant) / 8.0
+    out = {"embedding": emb, "attn": attn, "mlp": mlp, "lm_head": head, "norms": other}
+    return {k: (val[()] if isinstance(val, np.ndarray) and val.ndim == 0 else val)
+            for k, val in out.items()}
+
+
+def kv_cache_bytes(model: TransformerConfig, quant, batch, tokens):
+    """K and V of `tokens` positions (capped by a sliding window) for `batch` sequences at
+    effective KV bits."""
+    bits = quant_attr(as_quant(quant), lambda q: q.effective_kv_bits)
+    return batch * model.cached_positions(tokens) * model.kv_elements_per_token() * bits / 8.0
+
+
+def activation_bytes(model: TransformerConfig, quant, batch, prompt_len, flash: bool = True):
+    """Peak live activations of a prefill block: residual + normalised input + the widest
+    GEMM output, the fp32 logits of the last positions and, unfused, two score matrices."""
+    sb = stream_bits(as_quant(quant)) / 8.0
+    m = batch * prompt_len
+    widest = np.maximum(model.q_dim + 2 * model.kv_dim, model.ffn_in_width)
+    peak = m * sb * (2 * model.d_model + widest) + batch * model.vocab_size * 4.0
+    if not flash:
+        peak = peak + 2 * batch * model.n_heads * prompt_len ** 2 * sb
+    return peak
+
+
+# ---- phase cost ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class PhaseCost:
+    """Cost of one phase: per-op KernelCosts (already multiplied by their counts) and
+    their sums. Arrays broadcast over the inputs."""
+
+    phase: str
+    specs: tuple
+    costs: tuple
+    level_names: tuple
+    weights_home: object
+    weight_bytes: dict
+
+    def _sum(self, name):
+        return sum(np.asarray(getattr(c, name)) for c in self.costs)
+
+    @cached_property
+    def time_s(self):
+        return self._sum("time_s")
+
+    @cached_property
+    def energy_j(self):
+        return self._sum("energy_j")
+
+    @cached_property
+    def flops(self):
+        return self._sum("flops")
+
+    @cached_property
+    def vector_ops(self):
+        return self._sum("vector_ops")
+
+    @cached_property
+    def convert_ops(self):
+        return self._sum("convert_ops")
+
+    @cached_property
+    def overhead_time_s(self):
+        return self._sum("overhead_time_s")
+
+    @cached_property
+    def n_kernels(self):
+        return self._sum("n_kernels")
+
+    @cached_property
+    def bytes_moved(self) -> dict:
+        return {name: sum(np.asarray(c.bytes_moved[name]) for c in self.costs)
+                for name in self.level_names}
+
+    @property
+    def main_memory_bytes(self):
+        return self.bytes_moved[self.level_names[-1]]
+
+    def reduce(self, weights, axis: int = -1) -> PhaseCost:
+        """Weighted sum of every op over `axis` (decode steps along a trailing axis)."""
+        home = self.weights_home
+        if np.ndim(home):
+            home = np.take(np.broadcast_to(home, np.broadcast(home, weights).shape), 0,
+                           axis=axis)
+        return dataclasses.replace(self, costs=tuple(c.reduce(weights, axis)
+                                                     for c in self.costs),
+                                   weights_home=home)
+
+    @property
+    def ops(self) -> pd.DataFrame:
+        """One row per op: op, phase, group, count, shape, exec_dtype, exec_path, bound, flops,
+        vector/convert ops, bytes per level, time, energy, time components, kernels."""
+        if np.ndim(self.time_s):
+            raise InputError("the per-op table needs scalar inputs (one configuration); "
+                             "index the swept arrays first")
+        rows = []
+        for spec, cost in zip(self.specs, self.costs):
+            main = float(cost.main_memory_bytes)
+            row = {"op": spec.name, "phase": self.phase, "group": spec.group,
+                   "count": float(np.asarray(spec.count)), "shape": spec.shape(),
+                   "exec_dtype": str(cost.exec_dtype), "exec_path": str(cost.exec_path),
+                   "bound": str(cost.bound),
+                   "flops": float(cost.flops), "vector_ops": float(cost.vector_ops),
+                   "convert_ops": float(cost.convert_ops)}
+            for name in self.level_names:
+                row[f"bytes_{name}"] = float(cost.bytes_moved[name])
+            row.update({"time_s": float(cost.time_s), "energy_j": float(cost.energy_j),
+                        "compute_time_s": float(cost.compute_time_s),
+                        "memory_time_s": float(cost.memory_time_s),
+                        "overhead_time_s": float(cost.overhead_time_s),
+                        "n_kernels": float(cost.n_kernels),
+                        "ops_per_main_byte": (float(cost.flops + cost.vector_ops
+                                                    + cost.convert_ops) / main
+                                              if main > 0 else np.inf)})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,
+              block_home, fused_dequant: bool) -> KernelCost:
+    p = spec.params
+    if spec.kind == "gemm":
+        def run(home):
+            return gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
+                             weight_home=home, out_bits=p.get("out_bits"),
+                             fused_dequant=fused_dequant)
+        if not spec.per_layer:
+            return run(state_home)
+        first = run(state_home).scaled(model.n_layers)
+        if model.block_repeat == 1:
+            return first
+        return first + run(block_home).scaled(model.n_layers * (model.block_repeat - 1))
+    if spec.kind == "attention":
+        decode = spec.phase == "decode"
+        cost = attention_cost(hw, p["batch"], p["q_len"], p["kv_len"], p["n_heads"],
+                              p["n_kv_heads"], p["head_dim"], quant, window=p["window"],
+                              kv_from_cache=decode,
+                              flash=p["flash"], kv_home=state_home if decode else None,
+                              out_bits=p["out_bits"], epilogue_ops=p["epilogue_ops"])
+    elif spec.kind == "norm":
+        cost = norm_cost(hw, p["rows"], p["width"], in_bits=p["in_bits"],
+                         out_bits=p["out_bits"], kind=p["kind_norm"],
+                         fused_residual=p.get("fused_residual", True),
+                         quantize_out=p["quantize_out"])
+    elif spec.kind == "embedding":
+        cost = embedding_cost(hw, p["tokens"], p["d_model"], quant, weight_home=state_home)
+    else:
+        cost = elementwise_cost(hw, p["read_bytes"], p["write_bytes"], p["vector_ops"])
+        if np.any(np.asarray(spec.kv_write_bytes) > 0):
+            cost = cost + elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
+                                           0.0 * spec.kv_write_bytes, write_home=state_home,
+                                           n_kernels=0.0)
+    return cost.scaled(spec.count) if spec.per_layer else cost
+
+
+def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
+           fused_dequant: bool) -> PhaseCost:
+    hw = as_hardware(profile)
+    model = get_model(model)
+    quant = as_quant(quant)
+    wb = weight_bytes(model, quant)
+    total_w = sum(np.asarray(v) for v in wb.values())
+    state = total_w + kv_cache_bytes(model, quant, batch, kv_len)
+    state_home = home_level(hw, state, persistent_only=True)
+    block = (wb["attn"] + wb["mlp"]) / model.n_layers
+    block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
+    specs = build_ops(model, quant, batch, q_len, kv_len, phase, flash)
+    costs = tuple(_evaluate(s, hw, quant, model, state_home, block_home, fused_dequant)
+                  for s in specs)
+    return PhaseCost(phase=phase, specs=tuple(specs), costs=costs,
+                     level_names=hw.level_names, weights_home=state_home, weight_bytes=wb)
+
+
+def prefill_cost(profile, model, quant, batch, prompt_len, *, flash: bool = True,
+                 fused_dequant: bool = True) -> PhaseCost:
+    """Process `prompt_len` tokens for each of `batch` sequences (produces token 1)."""
+    _check_lengths(batch=batch, prompt_len=prompt_len)
+    return _phase(profile, model, quant, batch, prompt_len, prompt_len, "prefill", flash,
+                  fused_dequant)
+
+
+def decode_step_cost(profile, model, quant, batch, context_len, *, flash: bool = True,
+                     fused_dequant: bool = True) -> PhaseCost:
+    """One decode step: one new token per sequence attending to `context_len` positions
+    (the new one included)."""
+    _check_lengths(batch=batch, context_len=context_len)
+    return _phase(profile, model, quant, batch, 1.0, context_len, "decode", flash,
+                  fused_dequant)
+
+
+# ---- whole request -------------------------------------------------------------------------
+
+def _expand(x):
+    return np.asarray(x)[..., None] if np.ndim(x) else x
+
+
+def _expand_model(model: TransformerConfig) -> TransformerConfig:
+    fields = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
+              "head_dim")
+    changes = {f: _expand(getattr(model, f)) for f in fields
+               if getattr(model, f) is not None and np.ndim(getattr(model, f))}
+    return dataclasses.replace(model, **changes) if changes else model
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """A request: `prefill` and `decode` (summed over all decode steps) phase costs, the
+    per-op table `ops` (scalar inputs) and `totals`."""
+
+    prefill: PhaseCost
+    decode: PhaseCost
+    totals: dict
+
+    @property
+    def ops(self) -> pd.DataFrame:
+        return pd.concat([self.prefill.ops, self.decode.ops], ignore_index=True)
+
+
+def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool = True,
+             fused_dequant: bool = True, decode_nodes: int = 64) -> SimulationResult:
+    """Serve `batch` requests of `prompt_len` prompt tokens and `gen_len` generated ones.
+
+    totals: ttft_s (prefill), tpot_s (mean decode step), decode_tokens_per_s (batch /
+    tpot), prefill_tokens_per_s, e2e_latency_s, energy_j, energy_per_token_j (per
+    generated token), memory_bytes = weight_bytes + kv_cache_bytes (prompt + generated
+    positions) + activation_bytes, capacity_bytes (main memory), fits, bytes_moved.
+    """
+    _check_lengths(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
+    if decode_nodes < 1:
+        raise InputError("decode_nodes must be at least 1")
+    hw = as_hardware(profile)
+    model = get_model(model)
+    quant = as_quant(quant)
+    prefill = prefill_cost(hw, model, quant, batch, prompt_len, flash=flash,
+                           fused_dequant=fused_dequant)
+    steps = np.asarray(gen_len, dtype=float) - 1.0
+    max_steps = int(np.max(steps))
+    steps_x = _expand(steps)
+    if max_steps <= decode_nodes:
+        offsets = np.arange(1, max(max_steps, 1) + 1, dtype=float)
+        weights = (offsets <= steps_x).astype(float)
+    else:
+        k = np.arange(decode_nodes, dtype=float)
+        offsets = 0.5 + (k + 0.5) * steps_x / decode_nodes
+        weights = np.broadcast_to(steps_x / decode_nodes, np.shape(offsets))
+    quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
+    nodes = decode_step_cost(hw.expand(), _expand_model(model), quant_x, _expand(batch),
+                             _expand(prompt_len) + offsets, flash=flash,
+                             fused_dequant=fused_dequant)
+    decode = nodes.reduce(weights)
+    totals = _totals(hw, model, quant, batch, prompt_len, gen_len, steps, prefill, decode,
+                     flash)
+    return SimulationResult(prefill=prefill, decode=decode, totals=totals)
+
+
+def _scalar(x):
+    arr = np.asarray(x)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def _totals(hw, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpot = np.where(steps > 0, decode.time_s / np.where(steps > 0, steps, 1), np.nan)
+        ttft = prefill.time_s
+        energy = prefill.energy_j + decode.energy_j
+        e2e = ttft + decode.time_s
+        wb = weight_bytes(model, quant)
+        weights = sum(np.asarray(v) for v in wb.values())
+        kv = kv_cache_bytes(model, quant, batch, np.asarray(prompt_len) + np.asarray(gen_len))
+        acts = activation_bytes(model, quant, batch, prompt_len, flash)
+        need = weights + kv + acts
+        cap = hw.main_capacity_bytes
+        totals = {
+            "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
+            "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
+            "energy_j": energy, "energy_per_token_j": energy / (batch * gen_len),
+            "decode_energy_per_token_j": np.where(steps > 0, decode.energy_j
+                                                  / (batch * np.where(steps > 0, steps, 1)),
+                                                  np.nan),
+            "average_power_w": energy / e2e,
+            "weight_bytes": weights, "weight_bytes_by_group": wb, "kv_cache_bytes": kv,
+            "activation_bytes": acts, "memory_bytes": need, "capacity_bytes": cap,
+            "fits": need <= cap,
+            "bytes_moved": {k: prefill.bytes_moved[k] + decode.bytes_moved[k]
+                            for k in prefill.level_names},
+            "launch_overhead_s": prefill.overhead_time_s + decode.overhead_time_s,
+            "kernels_per_decode_step": np.where(steps > 0, decode.n_kernels
+                                                / np.where(steps > 0, steps, 1), np.nan),
+        }
+    return {k: ({kk: _scalar(vv) for kk, vv in v.items()} if isinstance(v, dict)
+                else _scalar(v)) for k, v in totals.items()}
+

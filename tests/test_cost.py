@@ -1,0 +1,304 @@
+"""Cost model: hand-computed kernels, phases, residency, vectorisation, footprint."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.cost import decode_step_cost, prefill_cost, simulate, weight_bytes
+from simulator.errors import InputError
+from simulator.kernels import (as_hardware, as_quant, attention_cost, dequant_cost,
+                               embedding_cost, gemm_cost, matmul_time_s, norm_cost,
+                               resolve_exec)
+from simulator.models import TransformerConfig, get_model, model_for_params
+from simulator.profiles import load_profile
+
+H100 = load_profile("h100-sxm")
+A100 = load_profile("a100-sxm-80gb")
+HBM_BW = 3.35e12 * 0.83
+BF16 = 989.4e12 * 0.803
+GPUS = [p.name for p in (H100, A100, load_profile("l4"), load_profile("rtx-4090"))]
+
+
+def test_gemv_w4a16_g128_moves_exact_weight_bytes():
+    cost = gemm_cost(H100, 1, 4096, 4096, "W4A16-g128", group="mlp")
+    assert cost.bytes_moved["hbm"] == 4096 * 4096 * 4.125 / 8
+    # input and output vectors (8 KiB each) stay in L2: they cross l2 and smem only
+    assert cost.bytes_moved["l2"] == 4096 * 4096 * 4.125 / 8 + 2 * 4096 * 2
+
+
+def test_gemv_bf16_time_is_memory_roofline_plus_launch():
+    cost = gemm_cost(H100, 1, 4096, 4096, "W16A16")
+    weights = 4096 * 4096 * 2
+    assert cost.bytes_moved["hbm"] == weights
+    assert cost.time_s == pytest.approx(weights / HBM_BW + 3.4e-6, rel=1e-12)
+    assert cost.exec_dtype == "bf16" and cost.bound == "memory"
+    assert cost.energy_j == pytest.approx(
+        2 * 4096**2 * 0.25e-12 + weights * 3.97e-12 * 8
+        + (weights + 16384) * (12.5e-12 + 2.5e-12) + 70 * cost.time_s, rel=1e-9)
+
+
+def test_large_gemm_is_compute_bound_at_achievable_peak():
+    cost = gemm_cost(H100, 8192, 8192, 8192, "W16A16")
+    assert cost.bound == "compute"
+    assert cost.time_s == pytest.approx(2 * 8192**3 / BF16 + 3.4e-6, rel=1e-12)
+
+
+def test_gemm_reuse_compulsory_when_it_fits_and_rereads_when_not():
+    small = gemm_cost(H100, 64, 1024, 1024, "W16A16")
+    assert small.bytes_moved["hbm"] == 1024 * 1024 * 2  # activations stay in L2
+    big = gemm_cost(H100, 16384, 16384, 16384, "W16A16", act_home=2, out_home=2)
+    compulsory = 3 * 16384**2 * 2
+    assert big.bytes_moved["hbm"] > 1.5 * compulsory
+
+
+def test_int4_on_h100_falls_back_to_bf16_with_dequant_cost():
+    plan = resolve_exec(H100, "int4", "bf16")
+    assert plan.exec_dtype == "bf16" and plan.path == "fallback"
+    assert plan.w_convert_ops == 4
+    cost = gemm_cost(H100, 1, 4096, 4096, "W4A16-g128")
+    assert cost.convert_ops == 4096 * 4096 * 4
+    fp32 = 66.9e12 * 0.8
+    assert cost.time_s == pytest.approx(4096 * 4096 * 4.125 / 8 / HBM_BW
+                                        + 4096 * 4096 * 4 / fp32 + 3.4e-6, rel=1e-9)
+
+
+def test_exec_dtype_resolution():
+    assert resolve_exec(H100, "int8", "int8").exec_dtype == "int8"
+    mixed = resolve_exec(H100, "int8", "bf16")
+    assert mixed.exec_dtype == "bf16" and mixed.path == "mixed" and mixed.w_convert_ops == 2
+    assert resolve_exec(A100, "int4", "int4").exec_dtype == "int4"
+    assert resolve_exec(A100, "fp8_e4m3", "fp8_e4m3").exec_dtype == "fp16"
+    assert resolve_exec(H100, "ternary", "int8").exec_dtype == "int8"
+    accel = load_profile("ternary-accel")
+    native = resolve_exec(accel, "ternary", "int8")
+    assert native.exec_dtype == "ternary" and native.w_convert_ops == 0
+    assert resolve_exec(H100, "int2", "bf16").path == "widen"
+
+
+def test_separate_dequant_kernel_moves_more_bytes():
+    fused = gemm_cost(H100, 16, 4096, 4096, "W4A16-g128")
+    split = gemm_cost(H100, 16, 4096, 4096, "W4A16-g128", fused_dequant=False)
+    assert split.n_kernels == 2
+    assert split.bytes_moved["hbm"] == pytest.approx(
+        fused.bytes_moved["hbm"] + 4096 * 4096 * 2 * 2)  # write + read bf16 copy
+    assert split.time_s > fused.time_s
+    alone = dequant_cost(H100, 4096 * 4096, "W4A16-g128")
+    assert alone.convert_ops == 4096 * 4096 * 4
+
+
+def test_decode_attention_reads_kv_at_kv_bits():
+    kw = dict(batch=4, q_len=1, kv_len=2048, n_heads=32, n_kv_heads=8, head_dim=128)
+    bf16 = attention_cost(H100, quant="W16A16", **kw)
+    kv8 = attention_cost(H100, quant="W16A16-KV8", **kw)
+    kv_bf16 = 2 * 4 * 8 * 2048 * 128 * 2
+    assert bf16.bytes_moved["hbm"] == kv_bf16
+    assert kv8.bytes_moved["hbm"] == kv_bf16 / 2
+    assert kv8.convert_ops > 0 and bf16.convert_ops == 0
+    assert bf16.bound == "memory"
+
+
+def test_prefill_attention_flash_vs_unfused():
+    kw = dict(batch=1, q_len=8192, kv_len=8192, n_heads=32, n_kv_heads=32, head_dim=128)
+    flash = attention_cost(H100, **kw)
+    naive = attention_cost(H100, flash=False, **kw)
+    assert naive.n_kernels == 3 and flash.n_kernels == 1
+    scores = 32 * 8192**2 * 2
+    assert naive.bytes_moved["hbm"] >= 4 * scores
+    assert flash.flops == pytest.approx(4 * 32 * 128 * (8192 * 8193 / 2))
+    assert naive.flops == 4 * 32 * 128 * 8192**2
+    assert flash.time_s < naive.time_s
+
+
+def test_elementwise_kernels():
+    norm = norm_cost(H100, 1, 4096)
+    assert norm.vector_ops == 4096 * 5 and norm.bound == "overhead"
+    emb = embedding_cost(H100, 8, 4096, "W16A16")
+    assert emb.bytes_moved["hbm"] == 8 * 4096 * 2
+
+
+def test_decode_memory_bound_and_prefill_compute_bound_on_gpus():
+    for name in GPUS:
+        dec = decode_step_cost(name, "llama-2-7b", "W16A16", 1, 1024).ops
+        gemms = dec[dec.op.str.endswith("proj")]
+        assert set(gemms.bound) == {"memory"}, name
+        pre = prefill_cost(name, "llama-3.2-1b", "W16A16", 4, 2048).ops
+        assert set(pre[pre.op.str.endswith("proj")].bound) == {"compute"}, name
+
+
+def test_decode_step_launches_nine_kernels_per_layer():
+    dec = decode_step_cost(H100, "llama-2-7b", "W16A16", 1, 100)
+    assert dec.n_kernels == 32 * 9 + 4
+    assert dec.overhead_time_s == pytest.approx((32 * 9 + 4) * 3.4e-6)
+    bitnet = decode_step_cost(H100, "bitnet-b1.58-2b4t", "W1.58A8", 1, 100)
+    assert bitnet.n_kernels == 30 * 11 + 4
+
+
+def test_decode_reads_every_weight_once():
+    model = get_model("llama-2-7b")
+    dec = decode_step_cost(H100, model, "W4A16-g128", 1, 1)
+    wb = weight_bytes(model, as_quant("W4A16-g128"))
+    streamed = wb["attn"] + wb["mlp"] + wb["lm_head"]
+    kv = 2 * 32 * 4096 * 2
+    assert dec.bytes_moved["hbm"] == pytest.approx(streamed + 4096 * 4.125 / 8 + kv + kv,
+                                                   rel=1e-6)
+
+
+def test_simulate_totals_and_op_table_agree():
+    res = simulate(H100, "llama-2-7b", "W4A16-g128", 2, 256, 33)
+    t = res.totals
+    ops = res.ops
+    assert ops.time_s.sum() == pytest.approx(t["e2e_latency_s"])
+    assert ops[ops.phase == "prefill"].time_s.sum() == pytest.approx(t["ttft_s"])
+    steps = [decode_step_cost(H100, "llama-2-7b", "W4A16-g128", 2, 256 + i).time_s
+             for i in range(1, 33)]
+    assert t["tpot_s"] == pytest.approx(np.mean(steps), rel=1e-12)
+    assert t["decode_tokens_per_s"] == pytest.approx(2 / t["tpot_s"])
+    assert t["energy_j"] == pytest.approx(ops.energy_j.sum())
+    assert t["fits"] and t["capacity_bytes"] == 80e9
+    assert {"op", "phase", "exec_dtype", "bound", "bytes_hbm", "time_s", "energy_j",
+            "shape"} <= set(ops.columns)
+
+
+def test_simulate_midpoint_rule_matches_exact_sum():
+    exact = simulate(H100, "llama-3.2-1b", "W16A16", 4, 128, 200, decode_nodes=256)
+    rule = simulate(H100, "llama-3.2-1b", "W16A16", 4, 128, 200, decode_nodes=16)
+    assert rule.totals["tpot_s"] == pytest.approx(exact.totals["tpot_s"], rel=1e-3)
+
+
+def test_single_token_request_has_no_decode():
+    res = simulate(H100, "llama-3.2-1b", "W16A16", 1, 64, 1)
+    assert np.isnan(res.totals["tpot_s"]) and res.totals["e2e_latency_s"] == res.totals["ttft_s"]
+
+
+def test_vectorised_sweep_equals_scalar_calls():
+    batch = np.array([1, 8, 64])[:, None]
+    ctx = np.array([128, 4096])[None, :]
+    grid = decode_step_cost(H100, "llama-2-7b", "W4A16-g128", batch, ctx)
+    assert grid.time_s.shape == (3, 2)
+    for i, b in enumerate([1, 8, 64]):
+        for j, c in enumerate([128, 4096]):
+            one = decode_step_cost(H100, "llama-2-7b", "W4A16-g128", b, c)
+            assert grid.time_s[i, j] == pytest.approx(one.time_s, rel=1e-12)
+            assert grid.bytes_moved["hbm"][i, j] == pytest.approx(one.bytes_moved["hbm"])
+
+
+def test_sweep_formats_profiles_and_model_sizes():
+    quants = as_quant(["W16A16", "W8A8", "W4A16-g128"])
+    profiles = np.array(["h100-sxm", "a100-sxm-80gb"], dtype=object)[:, None]
+    res = simulate(profiles, "llama-2-7b", quants[None, :], 1, 128, 8)
+    tps = res.totals["decode_tokens_per_s"]
+    assert tps.shape == (2, 3)
+    assert np.all(tps[0] > tps[1])  # H100 beats A100 in every format
+    assert np.all(np.diff(tps, axis=1) > 0)  # fewer bits, faster decode
+    one = simulate(A100, "llama-2-7b", "W8A8", 1, 128, 8).totals["decode_tokens_per_s"]
+    assert tps[1, 1] == pytest.approx(one)
+    sizes = model_for_params(np.geomspace(1e8, 7e10, 6))
+    res = simulate(H100, sizes, "W4A16-g128", 1, 256, 16)
+    assert res.totals["tpot_s"].shape == (6,)
+    assert np.all(np.diff(res.totals["tpot_s"]) > 0)
+    with pytest.raises(InputError, match="scalar inputs"):
+        res.ops
+
+
+def test_mixed_level_profiles_are_aligned_from_main_memory():
+    res = decode_step_cost(np.array(["h100-sxm", "host"], dtype=object), "qwen2.5-0.5b",
+                           "W16A16", 1, 64)
+    assert list(res.bytes_moved)[-1] == "main"
+    assert res.time_s[1] > res.time_s[0]
+
+
+def test_not_fitting_is_reported_with_the_need():
+    res = simulate(H100, "llama-2-7b", "W16A16", 64, 8192, 16)
+    t = res.totals
+    assert not t["fits"]
+    assert t["memory_bytes"] == pytest.approx(t["weight_bytes"] + t["kv_cache_bytes"]
+                                              + t["activation_bytes"])
+    assert t["kv_cache_bytes"] == 64 * (8192 + 16) * 2 * 32 * 4096 * 2
+
+
+def test_sliding_window_caps_attention_and_cache():
+    mistral = get_model("mistral-7b")
+    assert mistral.sliding_window == 4096
+    at_window = decode_step_cost(H100, mistral, "W16A16", 1, 4096)
+    beyond = decode_step_cost(H100, mistral, "W16A16", 1, 32768)
+    assert beyond.time_s == at_window.time_s
+    t = simulate(H100, mistral, "W16A16", 2, 8000, 8).totals
+    assert t["kv_cache_bytes"] == 2 * 4096 * 2 * 32 * 1024 * 2
+    windowed = attention_cost(H100, 1, 8192, 8192, 32, 8, 128, window=4096)
+    assert windowed.flops == pytest.approx(4 * 32 * 128 * (4096 * 4097 / 2 + 4096 * 4096))
+
+
+def test_per_group_overrides_change_weight_bytes():
+    model = get_model("llama-2-7b")
+    plain = weight_bytes(model, as_quant("W4A16-g128"))
+    head16 = weight_bytes(model, as_quant("W4A16-g128@lm_head=W16A16,embedding=W16A16"))
+    assert head16["lm_head"] == 32000 * 4096 * 2
+    assert head16["mlp"] == plain["mlp"]
+    tied = get_model("llama-3.2-1b")
+    assert weight_bytes(tied, as_quant("W16A16"))["lm_head"] == 0
+    assert weight_bytes(tied, as_quant("W4A16-g128@lm_head=W16A16"))["lm_head"] > 0
+
+
+def test_model_resident_in_sram_skips_main_memory():
+    accel = load_profile("ternary-accel")
+    dec = decode_step_cost(accel, "qwen2.5-0.5b", "W1.58A8", 1, 64)
+    assert dec.weights_home == 0
+    ops = dec.ops
+    gemms = ops[ops.op.str.endswith("proj")]
+    assert (gemms["bytes_lpddr5x"] == 0).all() and set(gemms.exec_dtype) == {"ternary"}
+    big = decode_step_cost(accel, "llama-2-7b", "W1.58A8", 1, 64)
+    assert big.weights_home == 1
+
+
+def test_block_sharing_reads_repeats_from_cache():
+    # MobileLLM-125M shape (Liu et al., arXiv 2402.14905, Table 9): 30 x 576, 9/3 heads
+    base = TransformerConfig(name="mobilellm-125m", n_layers=30, d_model=576, n_heads=9,
+                             n_kv_heads=3, d_ff=1536, vocab_size=32000,
+                             tied_embeddings=True)
+    shared = TransformerConfig(**{**base.__dict__, "block_repeat": 2})
+    one = decode_step_cost(H100, base, "W16A16", 1, 64)
+    two = decode_step_cost(H100, shared, "W16A16", 1, 64)
+    block = (weight_bytes(base, as_quant("W16A16"))["attn"]
+             + weight_bytes(base, as_quant("W16A16"))["mlp"]) / base.n_layers
+    assert block < 0.5 * 50e6
+    extra_hbm = two.bytes_moved["hbm"] - one.bytes_moved["hbm"]
+    # the repeated blocks' own KV cache: 64 positions read + 1 appended, bf16
+    extra_kv = base.n_layers * 2 * base.kv_dim * 2 * (64 + 1)
+    assert extra_hbm == pytest.approx(extra_kv, rel=1e-6)
+    assert two.bytes_moved["l2"] > one.bytes_moved["l2"] + 0.9 * block * base.n_layers
+
+
+def test_matmul_time_for_training():
+    t16 = matmul_time_s(H100, 1e18, "bf16")
+    assert t16 == pytest.approx(1e18 / BF16)
+    assert matmul_time_s(H100, 1e18, "fp8_e4m3") < t16
+    t4 = matmul_time_s(H100, 1e18, "int4")
+    assert t4 > t16  # int4 runs through bf16 plus conversions on Hopper
+    assert matmul_time_s(A100, 1e18, "int4") < matmul_time_s(A100, 1e18, "bf16")
+    arr = matmul_time_s(H100, np.array([1e15, 1e18]), "bf16")
+    assert arr.shape == (2,)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(batch=0, prompt_len=128, gen_len=8), "batch must be at least 1"),
+    (dict(batch=1, prompt_len=-4, gen_len=8), "prompt_len must be at least 1"),
+    (dict(batch=1, prompt_len=128, gen_len=np.array([4, 0])), "gen_len"),
+])
+def test_bad_lengths(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        simulate(H100, "llama-2-7b", "W16A16", **kwargs)
+
+
+def test_unknown_names_suggest():
+    with pytest.raises(InputError, match="did you mean h100-sxm"):
+        as_hardware("h100-sx")
+    with pytest.raises(InputError, match="did you mean"):
+        simulate(H100, "mistral-7", "W16A16", 1, 8, 8)
+    with pytest.raises(InputError):
+        gemm_cost(H100, 0, 10, 10)
+
+
+def test_per_op_frame_is_a_dataframe_with_levels():
+    ops = prefill_cost(A100, "qwen2.5-0.5b", "FP8", 1, 64).ops
+    assert isinstance(ops, pd.DataFrame)
+    assert {"bytes_smem", "bytes_l2", "bytes_hbm"} <= set(ops.columns)
+    assert set(ops.exec_dtype[ops.op.str.endswith("proj")]) == {"fp16"}
