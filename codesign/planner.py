@@ -1,0 +1,539 @@
+"""Plans: the N, D, training precision and serving format cheapest on real silicon.
+
+Joins lawcore (loss from N, D, training bits, post-training bits) with simulator (time
+and energy on a hardware profile). Decision variables: N (non-embedding parameters),
+D (training tokens), a training format (weight/activation/KV bits) and a serving
+QuantFormat, whose weight bits are the post-training precision P_post.
+
+Costs, in device-seconds and joules, combined by the objective (time, energy, or
+dollars = device-hours x $/device-hour + kWh x $/kWh):
+* training: FLOPs = 6·N·D (forward 2·N·D + backward 4·N·D per token, Kaplan et al.
+  2020; attention-score FLOPs left out as in the laws' cost model), executed as large
+  GEMMs in the training format on the training profile: time from
+  `simulator.kernels.matmul_time_s` (native peak, or the fallback rule, at achievable
+  fractions), energy per FLOP from `simulator.kernels.gemm_cost` of a representative
+  TRAIN_GEMM_SIDE^3 GEMM. Operands of b bits may run in any wider element type that
+  holds them (int4 values in int8, 8-bit values in bf16); the cheapest such pair is used.
+* serving: `tokens_served` generated tokens in requests of prompt_len + output_len on
+  the deployment profile, priced by `simulator.cost.simulate` (a batch's prefill plus
+  every decode step): device time per token = the batch's end-to-end latency /
+  (batch x output_len), energy per generated token from the same call. Constraints:
+  weights + KV cache + activations fit the main memory (`fits`); the mean TPOT and the
+  TTFT meet the SLO.
+
+Search: for every (training format, serving format) and every N of a dense log grid,
+the smallest D reaching the target loss is found on a log D grid and refined by
+bisection (the loss falls with D until post-training-quantization degradation takes
+over, so the smallest feasible D is the first crossing). Training cost grows with D
+and serving cost does not depend on it, so that D is the cheapest for the (N, formats).
+The abstract-cost optimum of the paper (C = (6/16)·N·D·P, tied precision, no PTQ,
+`lawcore.training_compute_flops`) is found by the same search and checked against
+`lawcore.compute_optimal`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import lawcore
+from simulator import cost as sim_cost
+from simulator import kernels
+from simulator.errors import InputError
+from simulator.models import model_for_params
+from simulator.quant import DTYPE_BITS, QuantFormat
+
+TRAIN_FLOPS_PER_PARAM_TOKEN = 6.0   # 6·N·D training FLOPs
+TRAIN_GEMM_SIDE = 8192              # m = n = k of the GEMM priced for training energy/FLOP
+#: Element types training operands may run in (any type at least as wide as the bits).
+TRAIN_DTYPES = ("ternary", "int4", "fp4_e2m1", "int8", "fp8_e4m3", "bf16", "fp16", "fp32")
+SECONDS_PER_HOUR = 3600.0
+JOULES_PER_KWH = 3.6e6
+_LOSS_BLOCK = 1 << 18               # loss evaluations per lawcore call (bounds memory)
+#: Decode contexts sampled per request by simulator.cost.simulate (midpoint rule; exact
+#: where the step cost is linear in context).
+DECODE_NODES = 8
+
+
+# ---- joins to lawcore and simulator ---------------------------------------------------------
+
+def baseline_loss(law, N: float, D: float) -> float:
+    """Loss of the 16-bit baseline: trained at 16 bits, served unquantised."""
+    return float(law.predict(N, D, 16.0, 16.0, 16.0, None))
+
+
+def post_training_bits(fmt: QuantFormat | None) -> float:
+    """P_post of a serving format: its weight bits; inf (no PTQ) at >= 16 bits or none."""
+    if fmt is None or fmt.weight_bits >= 16:
+        return np.inf
+    return float(fmt.weight_bits)
+
+
+# ---- problem ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CostWeights:
+    """The objective as a linear form in device-seconds and joules of each phase."""
+
+    objective: str
+    train_dollars_per_device_hour: float = 0.0
+    deploy_dollars_per_device_hour: float = 0.0
+    dollars_per_kwh: float = 0.0
+
+    def cost(self, phase: str, time_s, energy_j, objective: str | None = None):
+        """time_s (time), energy_j (energy) or device-hours x $/h + kWh x $/kWh."""
+        objective = objective or self.objective
+        if objective == "time":
+            return np.asarray(time_s) * 1.0
+        if objective == "energy":
+            return np.asarray(energy_j) * 1.0
+        rate = (self.train_dollars_per_device_hour if phase == "train"
+                else self.deploy_dollars_per_device_hour)
+        return (np.asarray(time_s) * rate / SECONDS_PER_HOUR
+                + np.asarray(energy_j) * self.dollars_per_kwh / JOULES_PER_KWH)
+
+
+def cost_text(value: float | None, objective: str) -> str:
+    """A value of the objective for people: $, kWh or device-hours."""
+    if value is None or not np.isfinite(value):
+        return "-"
+    if objective == "dollars":
+        return f"${value:,.0f}"
+    if objective == "energy":
+        return f"{value / JOULES_PER_KWH:,.4g} kWh"
+    return f"{value / SECONDS_PER_HOUR:,.4g} device-h"
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """Everything one plan needs. `train_formats` are codesign.study.TrainFormat."""
+
+    law: Any
+    target_loss: float
+    train_formats: tuple
+    serve_formats: tuple            # QuantFormats; empty without a deployment profile
+    N_grid: np.ndarray
+    D_grid: np.ndarray
+    weights: CostWeights
+    train_profile: Any = None
+    deploy_profile: Any = None
+    workload: Any = None            # codesign.study.Workload (deployment only)
+    bisection_steps: int = 30
+    model_options: dict = field(default_factory=dict)
+
+    @property
+    def serve_axis(self) -> tuple:
+        """Serving formats searched; (None,) = no deployment, the model as trained."""
+        return self.serve_formats if self.deploy_profile is not None else (None,)
+
+
+# ---- training cost ---------------------------------------------------------------------------
+
+def _dtypes_for(bits: float) -> list[str]:
+    return [d for d in TRAIN_DTYPES if DTYPE_BITS[d] >= bits - 1e-9]
+
+
+def _pair_rates(profile, weights: CostWeights) -> dict:
+    """(weight dtype, act dtype) -> (cost, s/FLOP, J/FLOP, exec dtype) for pairs that run."""
+    hw = kernels.as_hardware(profile)
+    flops = 2.0 * TRAIN_GEMM_SIDE ** 3
+    out = {}
+    for wd in TRAIN_DTYPES:
+        for ad in TRAIN_DTYPES:
+            try:
+                t = float(kernels.matmul_time_s(hw, flops, wd, ad))
+                g = kernels.gemm_cost(hw, TRAIN_GEMM_SIDE, TRAIN_GEMM_SIDE, TRAIN_GEMM_SIDE,
+                                      QuantFormat.from_dtypes(wd, ad))
+            except InputError:
+                continue  # this pair cannot run on the profile
+            s_per, j_per = t / flops, float(g.energy_j) / float(g.flops)
+            out[wd, ad] = (float(weights.cost("train", s_per, j_per)), s_per, j_per,
+                           str(g.exec_dtype))
+    return out
+
+
+def training_rates(problem: PlanProblem) -> pd.DataFrame:
+    """Per training format: the element types its GEMMs run in and s/J per FLOP.
+
+    Weights and activations of b bits may run in any type at least b bits wide; the
+    pair with the lowest objective cost per FLOP wins (ties: faster, then narrower).
+    """
+    profile = problem.train_profile
+    pairs = _pair_rates(profile, problem.weights) if profile is not None else {}
+    rows = []
+    for fmt in problem.train_formats:
+        row = {"train_format": fmt.name, "weight_dtype": None, "act_dtype": None,
+               "exec_dtype": None, "native": None, "seconds_per_flop": 0.0,
+               "joules_per_flop": 0.0, "cost_per_flop": 0.0}
+        if profile is not None:
+            options = [(v[0], v[1], DTYPE_BITS[wd] + DTYPE_BITS[ad], wd, ad)
+                       for (wd, ad), v in pairs.items()
+                       if wd in _dtypes_for(fmt.weight_bits) and ad in _dtypes_for(fmt.act_bits)]
+            if not options:
+                row.update(native=False, seconds_per_flop=np.inf, joules_per_flop=np.inf,
+                           cost_per_flop=np.inf)
+            else:
+                *_, wd, ad = min(options)
+                cost, s_per, j_per, ex = pairs[wd, ad]
+                row.update(weight_dtype=wd, act_dtype=ad, exec_dtype=ex,
+                           native=profile.native(wd) and profile.native(ad),
+                           seconds_per_flop=s_per, joules_per_flop=j_per, cost_per_flop=cost)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---- serving cost ----------------------------------------------------------------------------
+
+def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
+    """Per (serving format, N): lifetime serving time/energy, TPOT, TTFT, memory, fits.
+
+    One `simulator.cost.simulate` call per format prices a batch of requests (prefill +
+    every decode step) for all N at once; the device time per generated token is the
+    batch's end-to-end latency / (batch x output_len). Arrays of shape
+    (len(serve_axis), N.size); without a deployment: zeros, all feasible.
+    """
+    shape = (len(problem.serve_axis), N.size)
+    if problem.deploy_profile is None:
+        zero = np.zeros(shape)
+        return {"serve_time_s": zero, "serve_energy_j": zero, "tpot_s": zero,
+                "ttft_s": zero, "memory_bytes": zero, "fits": np.ones(shape, bool),
+                "slo_ok": np.ones(shape, bool)}
+    wl, prof = problem.workload, problem.deploy_profile
+    model = model_for_params(N, **problem.model_options)
+    cols: dict[str, list] = {k: [] for k in ("serve_time_s", "serve_energy_j", "tpot_s",
+                                             "ttft_s", "memory_bytes", "fits")}
+    for fmt in problem.serve_axis:
+        tot = sim_cost.simulate(prof, model, fmt, wl.batch, wl.prompt_len, wl.output_len,
+                                decode_nodes=DECODE_NODES).totals
+        tokens = wl.batch * wl.output_len
+        cols["serve_time_s"].append(wl.tokens_served * tot["e2e_latency_s"] / tokens)
+        cols["serve_energy_j"].append(wl.tokens_served * tot["energy_per_token_j"])
+        cols["tpot_s"].append(tot["tpot_s"])
+        cols["ttft_s"].append(tot["ttft_s"])
+        cols["memory_bytes"].append(tot["memory_bytes"])
+        cols["fits"].append(tot["fits"])
+    res = {k: np.broadcast_to(np.asarray(v, dtype=bool if k == "fits" else float),
+                              shape).copy() for k, v in cols.items()}
+    slo = np.ones(shape, bool)
+    with np.errstate(invalid="ignore"):
+        if wl.slo.tpot is not None:
+            slo &= ~(res["tpot_s"] > wl.slo.tpot)
+        if wl.slo.ttft is not None:
+            slo &= res["ttft_s"] <= wl.slo.ttft
+    res["slo_ok"] = slo
+    return res
+
+
+# ---- loss and the smallest D -----------------------------------------------------------------
+
+def _loss(law, N, D, bits: np.ndarray) -> np.ndarray:
+    """Loss for combos `bits` (C, 4: P_w, P_a, P_kv, P_post) broadcast against N and D.
+
+    N and D carry the trailing axes; the combo axis leads. Evaluated in blocks of combos
+    so that one lawcore call never holds more than _LOSS_BLOCK values.
+    """
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    tail = np.broadcast_shapes(N.shape[1:] if N.ndim else (), D.shape[1:] if D.ndim else ())
+    per = max(1, int(np.prod(tail)) if tail else 1)
+    step = max(1, _LOSS_BLOCK // per)
+    out = []
+    for start in range(0, len(bits), step):
+        b = bits[start:start + step]
+        expand = (slice(None),) + (None,) * len(tail)
+        n = N[start:start + step] if N.ndim and N.shape[0] == len(bits) else N
+        d = D[start:start + step] if D.ndim and D.shape[0] == len(bits) else D
+        out.append(np.asarray(law.predict(n, d, b[:, 0][expand], b[:, 1][expand],
+                                          b[:, 2][expand], b[:, 3][expand]), float))
+    return np.concatenate(out, axis=0) if out else np.empty((0, *tail))
+
+
+@dataclass(frozen=True)
+class DSolution:
+    """Smallest D reaching the target per (combo, N); the grid losses for the frontier."""
+
+    D_min: np.ndarray          # (C, n), nan where unreachable
+    loss_at: np.ndarray        # (C, n)
+    at_edge: np.ndarray        # (C, n) D_min is the grid's lowest D
+    grid_loss: np.ndarray      # (C, n, m)
+
+
+def smallest_D(law, target: float, bits: np.ndarray, N: np.ndarray, D_grid: np.ndarray,
+               steps: int) -> DSolution:
+    """First crossing of loss <= target along log D, refined by `steps` bisections.
+
+    With the grid and step count fixed, the result is the smallest point of a fixed
+    dyadic refinement of the grid where the loss is under the target, so it never grows
+    when the target is raised.
+    """
+    grid = _loss(law, N[None, :, None], D_grid[None, None, :], bits)
+    ok = grid <= target
+    reach = ok.any(axis=2)
+    j = np.argmax(ok, axis=2)
+    log_d = np.log(D_grid)
+    hi = log_d[j]
+    lo = log_d[np.maximum(j - 1, 0)]
+    at_edge = reach & (j == 0)
+    need = reach & (j > 0)
+    n_full = np.broadcast_to(N[None, :], hi.shape)
+    idx = np.nonzero(need)
+    if idx[0].size:
+        lo_v, hi_v = lo[idx], hi[idx]
+        sub_bits, n_v = bits[idx[0]], n_full[idx]
+        for _ in range(steps):
+            mid = 0.5 * (lo_v + hi_v)
+            good = _loss(law, n_v, np.exp(mid), sub_bits) <= target
+            hi_v = np.where(good, mid, hi_v)
+            lo_v = np.where(good, lo_v, mid)
+        hi = hi.copy()
+        hi[idx] = hi_v
+    D_min = np.where(reach, np.exp(hi), np.nan)
+    loss_at = np.full(D_min.shape, np.nan)
+    if reach.any():
+        r = np.nonzero(reach)
+        loss_at[r] = _loss(law, n_full[r], D_min[r], bits[r[0]])
+    return DSolution(D_min, loss_at, at_edge, grid)
+
+
+# ---- the plan --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlanResult:
+    problem: PlanProblem
+    optimum: dict | None
+    by_format: pd.DataFrame
+    frontier: pd.DataFrame
+    abstract: dict
+    train_rates: pd.DataFrame
+    iso_loss: pd.DataFrame          # smallest D reaching the target per (bits, N)
+    candidates: int
+    elapsed_s: float
+
+    def summary(self) -> dict:
+        """The JSON-ready essentials (the CLI's `plan --json`)."""
+        p = self.problem
+        return {"target_loss": p.target_loss, "objective": p.weights.objective,
+                "train_profile": getattr(p.train_profile, "name", None),
+                "deploy_profile": getattr(p.deploy_profile, "name", None),
+                "optimum": self.optimum, "abstract_optimum": self.abstract,
+                "by_format": self.by_format.to_dict(orient="records"),
+                "pareto": self.frontier.to_dict(orient="records"),
+                "training_rates": self.train_rates.to_dict(orient="records"),
+                "candidates_evaluated": self.candidates, "elapsed_s": self.elapsed_s}
+
+
+def _combos(problem: PlanProblem) -> tuple[list[tuple[int, int]], np.ndarray]:
+    pairs, bits = [], []
+    for ti, t in enumerate(problem.train_formats):
+        for si, s in enumerate(problem.serve_axis):
+            pairs.append((ti, si))
+            bits.append((t.weight_bits, t.act_bits, t.kv_bits, post_training_bits(s)))
+    return pairs, np.array(bits, dtype=float)
+
+
+def _reasons(reach, fits, slo_ok, runnable) -> str:
+    if not runnable:
+        return "training format cannot run on the training profile"
+    if not reach.any():
+        return "target loss not reachable in the N x D search range"
+    if not (reach & fits).any():
+        return "no model reaching the target fits the device memory"
+    return "no model reaching the target and fitting memory meets the SLO"
+
+
+def plan(problem: PlanProblem) -> PlanResult:
+    """The cheapest (N, D, training format, serving format) reaching the target loss."""
+    start = time.perf_counter()
+    N, D_grid = np.asarray(problem.N_grid, float), np.asarray(problem.D_grid, float)
+    pairs, bits = _combos(problem)
+    t_idx = np.array([p[0] for p in pairs])
+    s_idx = np.array([p[1] for p in pairs])
+    # combos that share (P_w, P_a, P_kv, P_post) share their loss: solve each once; the
+    # tied precisions without PTQ (the paper's setting) are always solved
+    tied = np.array([(t.weight_bits,) * 3 + (np.inf,) for t in problem.train_formats
+                     if t.tied]).reshape(-1, 4)
+    uniq, inverse = np.unique(np.vstack([bits, tied]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)[:len(bits)]
+    sol = smallest_D(problem.law, problem.target_loss, uniq, N, D_grid,
+                     problem.bisection_steps)
+    rates = training_rates(problem)
+    serve = serving_costs(problem, N)
+    w = problem.weights
+
+    per_flop_s = rates["seconds_per_flop"].to_numpy()[t_idx][:, None]
+    per_flop_j = rates["joules_per_flop"].to_numpy()[t_idx][:, None]
+    D_min = sol.D_min[inverse]
+    flops = TRAIN_FLOPS_PER_PARAM_TOKEN * N[None, :] * D_min
+    train_s, train_j = flops * per_flop_s, flops * per_flop_j
+    serve_s, serve_j = serve["serve_time_s"][s_idx], serve["serve_energy_j"][s_idx]
+    cost = w.cost("train", train_s, train_j) + w.cost("deploy", serve_s, serve_j)
+    hw_ok = serve["fits"][s_idx] & serve["slo_ok"][s_idx] & np.isfinite(per_flop_s)
+    feasible = np.isfinite(D_min) & hw_ok
+    masked = np.where(feasible, cost, np.inf)
+
+    def row(c: int, i: int) -> dict:
+        t = problem.train_formats[t_idx[c]]
+        s = problem.serve_axis[s_idx[c]]
+        r = rates.iloc[t_idx[c]]
+        si = s_idx[c]
+        return {
+            "train_format": t.name, "weight_bits": t.weight_bits, "act_bits": t.act_bits,
+            "kv_bits": t.kv_bits, "train_dtype": r["exec_dtype"],
+            "train_native": r["native"],
+            "serve_format": s.name if s is not None else None,
+            "P_post": None if not np.isfinite(bits[c, 3]) else float(bits[c, 3]),
+            "N": float(N[i]), "D": float(D_min[c, i]),
+            "tokens_per_param": float(D_min[c, i] / N[i]),
+            "loss": float(sol.loss_at[inverse[c], i]),
+            "train_flops": float(flops[c, i]),
+            "train_time_s": float(train_s[c, i]), "train_energy_j": float(train_j[c, i]),
+            "serve_time_s": float(serve_s[c, i]), "serve_energy_j": float(serve_j[c, i]),
+            "time_s": float(train_s[c, i] + serve_s[c, i]),
+            "energy_j": float(train_j[c, i] + serve_j[c, i]),
+            "dollars": float(w.cost("train", train_s[c, i], train_j[c, i], "dollars")
+                             + w.cost("deploy", serve_s[c, i], serve_j[c, i], "dollars")),
+            "cost": float(cost[c, i]),
+            "tpot_s": float(serve["tpot_s"][si, i]), "ttft_s": float(serve["ttft_s"][si, i]),
+            "memory_bytes": float(serve["memory_bytes"][si, i]),
+            "N_at_grid_edge": bool(i in (0, N.size - 1)),
+            "D_at_grid_edge": bool(sol.at_edge[inverse[c], i]),
+        }
+
+    rows = []
+    for c in range(len(pairs)):
+        i = int(np.argmin(masked[c]))
+        if np.isfinite(masked[c, i]):
+            rows.append({**row(c, i), "feasible": True, "reason": ""})
+        else:
+            t = problem.train_formats[t_idx[c]]
+            s = problem.serve_axis[s_idx[c]]
+            reach = np.isfinite(D_min[c])
+            rows.append({"train_format": t.name, "weight_bits": t.weight_bits,
+                         "act_bits": t.act_bits, "kv_bits": t.kv_bits,
+                         "serve_format": s.name if s is not None else None,
+                         "feasible": False,
+                         "reason": _reasons(reach, serve["fits"][s_idx[c]],
+                                            serve["slo_ok"][s_idx[c]],
+                                            bool(np.isfinite(per_flop_s[c, 0])))})
+    by_format = pd.DataFrame(rows)
+    flat = int(np.argmin(masked))
+    optimum = None
+    if np.isfinite(masked.flat[flat]):
+        optimum = row(*np.unravel_index(flat, masked.shape))
+
+    # Pareto frontier (loss vs cost) over the grid candidates and the refined smallest-D
+    # points that run on the hardware
+    C, n, m = len(pairs), N.size, D_grid.size
+    grid_cost = (TRAIN_FLOPS_PER_PARAM_TOKEN * N[None, :, None] * D_grid[None, None, :]
+                 * w.cost("train", per_flop_s, per_flop_j)[:, :, None]
+                 + w.cost("deploy", serve_s, serve_j)[:, :, None])
+    cloud = {
+        "cost": np.concatenate([grid_cost.ravel(), cost.ravel()]),
+        "loss": np.concatenate([sol.grid_loss[inverse].ravel(),
+                                sol.loss_at[inverse].ravel()]),
+        "ok": np.concatenate([np.broadcast_to(hw_ok[:, :, None], (C, n, m)).ravel(),
+                              feasible.ravel()]),
+        "combo": np.concatenate([np.repeat(np.arange(C), n * m), np.repeat(np.arange(C), n)]),
+        "N": np.concatenate([np.tile(np.repeat(N, m), C), np.tile(N, C)]),
+        "D": np.concatenate([np.tile(D_grid, C * n), D_min.ravel()])}
+    frontier = _frontier(cloud, problem, t_idx, s_idx)
+    abstract = _abstract_optimum(problem, sol, uniq, bits, pairs, N, rates, masked)
+    # candidates: every (training, serving, N, D) costed: the grid plus the bisection points
+    candidates = len(pairs) * N.size * (D_grid.size + problem.bisection_steps)
+    rep = np.repeat(uniq, N.size, axis=0)
+    iso = pd.DataFrame({"weight_bits": rep[:, 0], "act_bits": rep[:, 1], "kv_bits": rep[:, 2],
+                        "P_post": np.where(np.isfinite(rep[:, 3]), rep[:, 3], np.nan),
+                        "N": np.tile(N, len(uniq)), "D": sol.D_min.ravel()})
+    return PlanResult(problem, optimum, by_format, frontier, abstract, rates, iso, candidates,
+                      time.perf_counter() - start)
+
+
+def _frontier(cloud: dict, problem: PlanProblem, t_idx, s_idx) -> pd.DataFrame:
+    """Points no other candidate beats on both loss and cost (lower-left envelope)."""
+    c = np.where(cloud["ok"], cloud["cost"], np.inf)
+    order = np.argsort(c, kind="stable")
+    order = order[np.isfinite(c[order])]
+    loss = cloud["loss"][order]
+    keep = np.ones(order.size, bool)
+    keep[1:] = loss[1:] < np.minimum.accumulate(loss)[:-1]
+    sel = order[keep]
+    combo = cloud["combo"][sel]
+    return pd.DataFrame({
+        "cost": c[sel], "loss": cloud["loss"][sel],
+        "train_format": [problem.train_formats[t_idx[k]].name for k in combo],
+        "serve_format": [getattr(problem.serve_axis[s_idx[k]], "name", None) for k in combo],
+        "N": cloud["N"][sel], "D": cloud["D"][sel]})
+
+
+def _abstract_optimum(problem, sol, uniq, bits, pairs, N, rates, masked) -> dict:
+    """The paper's optimum at the target loss: minimise (6/16)·N·D·P over tied training
+    precisions without PTQ; checked against lawcore.compute_optimal at that budget and
+    priced on real silicon (trained as the plan would train that format, served in the
+    cheapest format that does not quantise it further)."""
+    tied = [k for k, row in enumerate(uniq)
+            if row[0] == row[1] == row[2] and not np.isfinite(row[3])]
+    if not tied:
+        return {"available": False,
+                "reason": "no tied training precision served without PTQ in the search"}
+    P = uniq[tied, 0][:, None]
+    D_min = sol.D_min[tied]
+    with np.errstate(invalid="ignore"):
+        c_abs = np.where(np.isfinite(D_min), np.asarray(lawcore.training_compute_flops(
+            np.broadcast_to(N, D_min.shape), np.nan_to_num(D_min, nan=1.0),
+            np.broadcast_to(P, D_min.shape))), np.inf)
+    flat = int(np.argmin(c_abs))
+    if not np.isfinite(c_abs.flat[flat]):
+        return {"available": False, "reason": "target loss not reachable at any tied precision"}
+    k, i = np.unravel_index(flat, c_abs.shape)
+    budget = float(c_abs[k, i])
+    fixed = None if problem.law.models_training_precision else float(P[k, 0])
+    paper = lawcore.compute_optimal(budget, problem.law, precision=fixed).to_dict()
+    out = {"available": True, "precision_bits": float(P[k, 0]), "N": float(N[i]),
+           "D": float(D_min[k, i]), "loss": float(sol.loss_at[tied[k], i]),
+           "abstract_cost": budget, "lawcore_compute_optimal": paper}
+    # real-silicon price of that choice: the combos with the same bits and no PTQ
+    same = [c for c in range(len(pairs))
+            if np.array_equal(bits[c, :3], uniq[tied[k], :3]) and bits[c, 3] >= P[k, 0]]
+    real = [(masked[c, i], c) for c in same if np.isfinite(masked[c, i])]
+    if real:
+        value, c = min(real)
+        t = problem.train_formats[pairs[c][0]]
+        s = problem.serve_axis[pairs[c][1]]
+        out.update(real_cost=float(value), train_format=t.name,
+                   train_dtype=rates.iloc[pairs[c][0]]["exec_dtype"],
+                   serve_format=getattr(s, "name", None))
+    else:
+        out.update(real_cost=None, train_format=None, serve_format=None,
+                   note="the paper's choice does not fit or meet the SLO on this profile"
+                   if same else "no serving format keeps the paper's precision")
+    return out
+
+
+def problem_from_study(resolved, deployment: int | None, with_training: bool = True,
+                       train_profile=None, deploy_profile=None) -> PlanProblem:
+    """The plan of one deployment of a resolved study (None: training only).
+
+    `train_profile` / `deploy_profile` replace the study's profiles (what-if variants).
+    """
+    study = resolved.study
+    search = study.search
+    train = (train_profile or resolved.train_profile) if with_training else None
+    dep = study.deployments[deployment] if deployment is not None else None
+    weights = CostWeights(
+        objective=study.objective,
+        train_dollars_per_device_hour=(study.training.dollars_per_device_hour
+                                       if study.training and train is not None else 0.0),
+        deploy_dollars_per_device_hour=dep.dollars_per_device_hour if dep else 0.0,
+        dollars_per_kwh=study.dollars_per_kwh)
+    return PlanProblem(
+        law=resolved.law, target_loss=resolved.target_loss,
+        train_formats=tuple(search.train_formats),
+        serve_formats=resolved.serve_formats if dep else (),
+        N_grid=np.geomspace(search.N.min, search.N.max, search.N.points),
+        D_grid=np.geomspace(search.D.min, search.D.max, search.D.points),
+        weights=weights, train_profile=train,
+        deploy_profile=(deploy_profile or resolved.deploy_profiles[deployment]) if dep else None,
+        workload=dep.workload(study.workload) if dep else None,
+        bisection_steps=search.bisection_steps, model_options=study.model.options())

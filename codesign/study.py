@@ -1,0 +1,344 @@
+"""Co-design study files: the YAML schema (pydantic v2) and its resolution.
+
+A study names what a plan needs: a target loss (absolute, or an allowed increase over
+a 16-bit baseline model), a training profile and/or deployment profiles with their
+workloads and cost weights, the objective, and the search space (N and D grids,
+training formats as weight/activation/KV bits, serving formats as QuantFormat presets).
+The built-in study is `codesign/default_study.yaml`; a user's study has the same fields.
+
+Every error names the study file and the field (`deployments[1].batch: ...`); the CLI
+turns it into exit code 2.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      model_validator)
+
+from codesign.planner import baseline_loss, post_training_bits
+from codesign.whatif import parse_vary
+from lawcore import get_law
+from simulator.errors import InputError
+from simulator.io import load_yaml_mapping
+from simulator.profiles import load_profile
+from simulator.quant import parse_quant
+from simulator.units import UnitError, parse_quantity
+
+DEFAULT_STUDY = "default_study.yaml"
+Objective = Literal["time", "energy", "dollars"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _seconds(value: Any) -> float:
+    """A quantity with a time unit ("50 ms"); a plain number is taken as seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return parse_quantity(value, "time")
+    except UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Bits = Annotated[float, Field(gt=0, le=32, allow_inf_nan=False)]
+
+
+class Grid(_Strict):
+    """Log-spaced grid: `points` values from `min` to `max` inclusive."""
+
+    min: Positive
+    max: Positive
+    points: int = Field(ge=2, le=4096)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.min < self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+        return self
+
+
+class Baseline(_Strict):
+    """The 16-bit reference model: trained in 16 bits, served unquantised (W16A16)."""
+
+    N: Positive
+    D: Positive
+
+
+class Target(_Strict):
+    """Either `target_loss`, or `loss_increase` over the `baseline` model's loss."""
+
+    target_loss: Positive | None = None
+    loss_increase: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    baseline: Baseline | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.target_loss is None) == (self.loss_increase is None):
+            raise ValueError("give exactly one of target_loss or loss_increase")
+        if self.loss_increase is not None and self.baseline is None:
+            raise ValueError("loss_increase needs a baseline: {N: ..., D: ...}")
+        if self.target_loss is not None and self.baseline is not None:
+            raise ValueError("baseline is only used with loss_increase")
+        return self
+
+
+class SLO(_Strict):
+    """Service-level objectives; quantities with a time unit ("50 ms")."""
+
+    tpot: Seconds | None = None
+    ttft: Seconds | None = None
+
+
+class Workload(_Strict):
+    """Serving workload over the model's life: generated tokens, batch, request shape."""
+
+    tokens_served: Positive
+    batch: int = Field(ge=1)
+    prompt_len: int = Field(ge=1)
+    output_len: int = Field(ge=1)
+    slo: SLO = SLO()
+
+
+class Training(_Strict):
+    profile: str = Field(min_length=1)
+    dollars_per_device_hour: NonNegative = 0.0
+
+
+class Deployment(_Strict):
+    """A deployment profile; workload fields given here override the study's `workload`."""
+
+    profile: str = Field(min_length=1)
+    dollars_per_device_hour: NonNegative = 0.0
+    tokens_served: Positive | None = None
+    batch: int | None = Field(default=None, ge=1)
+    prompt_len: int | None = Field(default=None, ge=1)
+    output_len: int | None = Field(default=None, ge=1)
+    slo: SLO | None = None
+
+    def workload(self, base: Workload) -> Workload:
+        fields = {k: getattr(self, k) for k in Workload.model_fields
+                  if getattr(self, k, None) is not None}
+        return base.model_copy(update=fields)
+
+
+class TrainFormat(_Strict):
+    """Training precision: bits of weights, activations and KV cache during training."""
+
+    name: str = Field(min_length=1)
+    weight_bits: Bits
+    act_bits: Bits
+    kv_bits: Bits
+
+    @property
+    def tied(self) -> bool:
+        return self.weight_bits == self.act_bits == self.kv_bits
+
+    @property
+    def exec_bits(self) -> float:
+        """Operand width of the training GEMMs: the wider of weights and activations."""
+        return max(self.weight_bits, self.act_bits)
+
+
+def _train_format(value: Any) -> Any:
+    """A bare number means tied bits (`8` -> weights, activations and KV at 8 bits)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"name": f"{value:g}-bit", "weight_bits": value, "act_bits": value,
+                "kv_bits": value}
+    return value
+
+
+class ModelFamily(_Strict):
+    """Shape of the parametric model family (simulator.models.model_for_params)."""
+
+    aspect_ratio: Positive | None = None
+    ffn_ratio: Positive | None = None
+    gqa_ratio: Positive | None = None
+    vocab_size: int | None = Field(default=None, ge=1)
+
+    def options(self) -> dict:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class WhatIf(_Strict):
+    """A what-if of the report: vary a profile the study uses (grammar: whatif.VARY_HELP)."""
+
+    profile: str = Field(min_length=1)
+    vary: list[str] = Field(min_length=1)
+
+
+class Search(_Strict):
+    N: Grid
+    D: Grid
+    bisection_steps: int = Field(default=30, ge=1, le=60)
+    train_formats: list[Annotated[TrainFormat, BeforeValidator(_train_format)]] = Field(
+        min_length=1)
+    serve_formats: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        for field, names in (("train_formats", [t.name for t in self.train_formats]),
+                             ("serve_formats", self.serve_formats)):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{field}: duplicate names {dupes}")
+        return self
+
+
+class Study(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    law: str = "kumar2024"
+    objective: Objective = "dollars"
+    dollars_per_kwh: NonNegative = 0.0
+    target: Target
+    training: Training | None = None
+    deployments: list[Deployment] = Field(default_factory=list)
+    workload: Workload | None = None
+    search: Search
+    model: ModelFamily = ModelFamily()
+    whatif: list[WhatIf] = Field(default_factory=list)
+    validation_summary: str | None = None
+
+    @model_validator(mode="after")
+    def _roles(self):
+        if self.training is None and not self.deployments:
+            raise ValueError("give a training profile, deployments, or both")
+        if self.deployments and self.workload is None:
+            raise ValueError("deployments need a workload (the study-wide defaults)")
+        names = [d.profile for d in self.deployments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"deployments: profile listed twice: {dupes}")
+        roles = set(names) | ({self.training.profile} if self.training else set())
+        for i, w in enumerate(self.whatif):
+            if w.profile not in roles:
+                raise ValueError(f"whatif[{i}].profile: {w.profile} is neither the training "
+                                 f"profile nor a deployment ({', '.join(sorted(roles))})")
+        return self
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+def _field_names() -> list[str]:
+    names: set[str] = set()
+    for model in (Study, Search, ModelFamily, WhatIf, Grid, Target, Baseline, Workload, SLO,
+                  Training, Deployment, TrainFormat):
+        names.update(model.model_fields)
+    return sorted(names)
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        loc = loc.lstrip(".") or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(err["loc"][-1]), _field_names(), n=1)
+            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines[:12] + ([f"{source}: ... and {len(lines) - 12} more errors"]
+                                   if len(lines) > 12 else []))
+
+
+def study_from_mapping(doc: dict, source: str) -> Study:
+    try:
+        return Study.model_validate(doc)
+    except ValidationError as exc:
+        raise InputError(_format_errors(exc, source)) from None
+
+
+def updated(study: Study, source: str, **fields: Any) -> Study:
+    """A copy of `study` with top-level fields replaced, validated again."""
+    doc = study.model_copy(update=fields).model_dump(mode="python")
+    return study_from_mapping(doc, source)
+
+
+def default_study_path() -> Path:
+    return Path(str(resources.files("codesign").joinpath(DEFAULT_STUDY)))
+
+
+def load_study(path: str | os.PathLike | None = None) -> tuple[Study, str]:
+    """The study in `path` (default: the built-in study) and the source it came from."""
+    path = Path(path) if path is not None else default_study_path()
+    doc = load_yaml_mapping(path, what="study file")
+    return study_from_mapping(doc, str(path)), str(path)
+
+
+@dataclass(frozen=True)
+class ResolvedStudy:
+    """A study with its law, profiles and serving formats loaded and checked."""
+
+    study: Study
+    source: str
+    law: Any
+    train_profile: Any | None
+    deploy_profiles: tuple[Any, ...]
+    serve_formats: tuple[Any, ...]
+    target_loss: float
+    baseline_loss: float | None
+
+
+def _profile_ref(ref: str, source: str) -> str:
+    """Profile names stay names; relative YAML paths are taken from the study's folder."""
+    if ref.endswith((".yaml", ".yml")) or os.sep in ref:
+        path = Path(ref)
+        if not path.is_absolute() and Path(source).exists():
+            path = Path(source).resolve().parent / path
+        return str(path)
+    return ref
+
+
+def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
+    """Load the law, profiles and formats a study names; errors name file and field."""
+    def field(name: str, load):
+        try:
+            return load()
+        except (InputError, ValueError) as exc:
+            raise InputError(f"{source}: {name}: {exc}") from None
+
+    law = field("law", lambda: get_law(study.law))
+    train = None
+    if study.training is not None:
+        train = field("training.profile", lambda: load_profile(
+            _profile_ref(study.training.profile, source), profile_dirs))
+    deploys = tuple(
+        field(f"deployments[{i}].profile",
+              lambda d=d: load_profile(_profile_ref(d.profile, source), profile_dirs))
+        for i, d in enumerate(study.deployments))
+    formats = tuple(field(f"search.serve_formats[{i}]", lambda s=s: parse_quant(s))
+                    for i, s in enumerate(study.search.serve_formats))
+    for i, w in enumerate(study.whatif):
+        profile = train if study.training and w.profile == study.training.profile else \
+            deploys[[d.profile for d in study.deployments].index(w.profile)]
+        for j, spec in enumerate(w.vary):
+            field(f"whatif[{i}].vary[{j}]", lambda spec=spec, p=profile: parse_vary(spec, p))
+    if study.deployments:
+        for i, fmt in enumerate(formats):   # the law must accept its post-training bits
+            field(f"search.serve_formats[{i}]", lambda f=fmt: law.predict(
+                study.search.N.min, study.search.D.min, P_post=post_training_bits(f)))
+    for i, t in enumerate(study.search.train_formats):
+        field(f"search.train_formats[{i}]",
+              lambda t=t: law.training_factor(t.weight_bits, t.act_bits, t.kv_bits))
+    target = study.target
+    base = None
+    if target.loss_increase is not None:
+        base = field("target.baseline", lambda: baseline_loss(law, target.baseline.N,
+                                                              target.baseline.D))
+        loss = base + target.loss_increase
+    else:
+        loss = target.target_loss
+    return ResolvedStudy(study, source, law, train, deploys, formats, float(loss), base)

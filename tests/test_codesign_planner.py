@@ -1,0 +1,164 @@
+"""codesign.planner: a hand-solved optimum, constraints, and monotonicity invariants."""
+import dataclasses
+import functools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lawcore
+from codesign.planner import plan, problem_from_study, smallest_D
+from codesign.study import (Grid, Target, TrainFormat, Training, load_study, resolve_study,
+                            updated)
+from codesign.whatif import profile_variants
+from simulator.profiles import load_profile
+
+H100_BF16_ACHIEVABLE = 989.4e12 * 0.803   # hw_profiles/h100-sxm.yaml: peak x fraction
+
+
+def small_study(**update):
+    """The built-in study on a coarse grid with few formats (fast plans)."""
+    study, source = load_study()
+    search = study.search.model_copy(update={
+        "N": Grid(min=3e8, max=3e10, points=25), "D": Grid(min=1e9, max=1e14, points=21),
+        "bisection_steps": 20, "train_formats": study.search.train_formats[:1]
+        + study.search.train_formats[3:4] + study.search.train_formats[7:8],
+        "serve_formats": ["W16A16", "W8A8", "FP8", "NVFP4", "W4A4"]})
+    return updated(study, source, search=search, whatif=[], **update), source
+
+
+def plan_for(study, source, deployment, **profiles):
+    return plan(problem_from_study(resolve_study(study, source), deployment, **profiles))
+
+
+@functools.lru_cache(maxsize=1)
+def small_resolved():
+    return resolve_study(*small_study())
+
+
+def test_hand_solved_training_only_optimum():
+    """16-bit training only, objective time, law kumar2024 (alpha = beta, no PTQ).
+
+    Minimising N*D subject to A*(g*N)^-a + B*D^-a = L - E gives equal terms at the
+    optimum (Lagrange): A*(g*N)^-a = B*D^-a = (L - E)/2. Pick N* = 2e9 and derive L, D*.
+    """
+    law = lawcore.get_law("kumar2024")
+    c = law.constants
+    g = float(law.training_factor(16, 16, 16))
+    n_star = 2e9
+    term = c["A"] * (g * n_star) ** -c["alpha"]
+    d_star = (c["B"] / term) ** (1 / c["beta"])
+    target = c["E"] + 2 * term
+    study, source = load_study()
+    search = study.search.model_copy(update={
+        "N": Grid(min=1e9, max=4e9, points=21),   # 2e9 is the middle point
+        "D": Grid(min=1e9, max=1e14, points=51), "bisection_steps": 45,
+        "train_formats": [TrainFormat(name="16-bit", weight_bits=16, act_bits=16, kv_bits=16)]})
+    study = updated(study, source, search=search, deployments=[], whatif=[],
+                    objective="time", target=Target(target_loss=target),
+                    training=Training(profile="h100-sxm"))
+    result = plan_for(study, source, None)
+    o = result.optimum
+    assert o["N"] == pytest.approx(n_star, rel=1e-9)
+    assert o["D"] == pytest.approx(d_star, rel=1e-6)
+    assert o["loss"] <= target
+    assert o["train_flops"] == pytest.approx(6 * n_star * d_star, rel=1e-6)
+    assert o["cost"] == pytest.approx(6 * n_star * d_star / H100_BF16_ACHIEVABLE, rel=1e-6)
+    assert o["train_dtype"] == "bf16" and o["serve_format"] is None
+    # the paper's abstract optimum is the same point here: 16 bits, C = (6/16) N D 16
+    a = result.abstract
+    assert a["precision_bits"] == 16
+    assert a["abstract_cost"] == pytest.approx(6 * n_star * d_star, rel=1e-6)
+
+
+def test_smallest_D_is_first_crossing_and_monotone():
+    law = lawcore.get_law("kumar2024")
+    bits = np.array([[16, 16, 16, np.inf], [8, 8, 8, 4.0]])
+    N = np.geomspace(1e9, 1e10, 5)
+    D = np.geomspace(1e9, 1e14, 31)
+    lo = smallest_D(law, 2.93, bits, N, D, 30)
+    hi = smallest_D(law, 2.95, bits, N, D, 30)
+    reach = np.isfinite(lo.D_min)
+    assert np.all(hi.D_min[reach] <= lo.D_min[reach])
+    assert np.all(lo.loss_at[reach] <= 2.93)
+    # just below D_min the loss is above the target (first crossing)
+    n = np.broadcast_to(N, lo.D_min.shape)[reach]
+    below = law.predict(n, lo.D_min[reach] * 0.999,
+                        *(np.broadcast_to(bits[:, k:k + 1], lo.D_min.shape)[reach]
+                          for k in range(4)))
+    assert np.all(below > 2.93)
+
+
+def test_constraints_hold_at_the_optimum():
+    rs = small_resolved()
+    small = rs.deploy_profiles[2].with_overrides({"memory.lpddr5.capacity.value": "2 GB"})
+    result = plan(problem_from_study(rs, 2, deploy_profile=small))
+    o = result.optimum
+    assert o["memory_bytes"] <= 2e9
+    assert o["tpot_s"] <= 0.1          # the study's SLO
+    bf = result.by_format
+    assert not bf.loc[bf.serve_format == "W16A16", "feasible"].any() or \
+        (bf.loc[bf.serve_format == "W16A16", "memory_bytes"] <= 2e9).all()
+
+
+def test_frontier_is_pareto_and_abstract_matches_lawcore():
+    study, source = load_study()
+    result = plan_for(study, source, 1)
+    fr = result.frontier
+    assert np.all(np.diff(fr["cost"]) >= 0) and np.all(np.diff(fr["loss"]) < 0)
+    a = result.abstract
+    assert a["lawcore_compute_optimal"]["precision"] == pytest.approx(a["precision_bits"],
+                                                                       abs=0.5)
+    assert a["real_cost"] >= result.optimum["cost"]
+
+
+@settings(max_examples=10)
+@given(st.floats(0.0, 0.05), st.floats(0.0, 0.05))
+def test_raising_the_target_never_raises_the_cost(inc_a, inc_b):
+    low, high = sorted((inc_a, inc_b))
+    rs = small_resolved()
+    costs = [plan(problem_from_study(dataclasses.replace(
+        rs, target_loss=rs.baseline_loss + inc), 1)).optimum["cost"] for inc in (low, high)]
+    assert costs[1] <= costs[0] * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("profile,dtype,deployment", [
+    ("h100-sxm", "fp4_e2m1", 0), ("h100-sxm", "int4", 0), ("apple-m2", "fp8_e4m3", 2),
+    ("snapdragon-8-gen3", "int4", 1)])
+def test_adding_native_support_never_raises_the_cost(profile, dtype, deployment):
+    """Formats whose weights and activations share a type (W4A4, NVFP4, FP8, ...)."""
+    rs = small_resolved()
+    base, native = (p for _, p in profile_variants(load_profile(profile),
+                                                    [f"compute.{dtype}=native"]))
+    roles = {"deploy_profile": native}
+    if profile == "h100-sxm":
+        roles["train_profile"] = native
+    before = plan(problem_from_study(rs, deployment))
+    after = plan(problem_from_study(rs, deployment, **roles))
+    assert after.optimum["cost"] <= before.optimum["cost"] * (1 + 1e-12)
+    merged = before.by_format.merge(after.by_format, on=["train_format", "serve_format"])
+    ok = merged.feasible_x & merged.feasible_y
+    assert (merged.cost_y[ok] <= merged.cost_x[ok] * (1 + 1e-9)).all()
+
+
+@settings(max_examples=8)
+@given(st.floats(1.0, 4.0))
+def test_more_bandwidth_never_raises_the_cost(factor):
+    rs = small_resolved()
+    profile = rs.deploy_profiles[1]
+    faster = profile.with_overrides(
+        {"memory.lpddr5x.bandwidth.value": f"{76.8 * factor:.6f} GB/s"})
+    before = plan(problem_from_study(rs, 1))
+    after = plan(problem_from_study(rs, 1, deploy_profile=faster))
+    assert after.optimum["cost"] <= before.optimum["cost"] * (1 + 1e-12)
+
+
+def test_training_runs_narrow_bits_in_the_cheapest_container():
+    """On h100-sxm int4 has no tensor path: 4-bit training runs on int8 tensor cores."""
+    rates = plan(problem_from_study(small_resolved(), 0)).train_rates.set_index("train_format")
+    assert rates.loc["16-bit", "exec_dtype"] == "bf16"
+    assert rates.loc["4-bit", "exec_dtype"] in ("int8", "fp8_e4m3")
+    assert math.isclose(rates.loc["4-bit", "seconds_per_flop"],
+                        rates.loc["8-bit", "seconds_per_flop"])
