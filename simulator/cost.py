@@ -1,10 +1,12 @@
 """Whole-model cost: prefill, one decode step, and a whole request, on a hardware profile.
 
 `prefill_cost` / `decode_step_cost` price the operator graph of simulator.ops with the
-kernel models of simulator.kernels; `simulate` adds a request (prompt + generated
-tokens) and the memory footprint. Every input may be a numpy array (batch, lengths,
-model fields from `model_for_params`, an object array of formats or profiles): one call
-evaluates the whole broadcast grid.
+kernel models of simulator.kernels (`prefill_cost(past_len=...)` a prompt chunk after
+cached tokens, `mixed_step_cost` a chunked-prefill pass of decode tokens and prompt
+chunks, `ragged_prefill_cost` a batch of prompts of unequal lengths); `simulate` adds a
+request (prompt + generated tokens) and the memory footprint. Every input may be a numpy
+array (batch, lengths, model fields from `model_for_params`, an object array of formats
+or profiles): one call evaluates the whole broadcast grid.
 
 Residency (weights re-used while they stay on chip are not fetched again):
 * the persistent state (all weights + the KV cache of the step) lives on the nearest
@@ -33,10 +35,10 @@ from simulator.kernels import (Hardware, KernelCost, as_hardware, as_quant, atte
                                elementwise_cost, embedding_cost, gemm_cost, home_level,
                                norm_cost, quant_attr, stream_bits)
 from simulator.models import TransformerConfig, get_model
-from simulator.ops import OpSpec, build_ops
+from simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
-           "memory_time_s", "overhead_time_s", "n_kernels")
+           "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
 
 
 def _check_lengths(**values) -> None:
@@ -140,6 +142,10 @@ class PhaseCost:
         return self._sum("convert_ops")
 
     @cached_property
+    def convert_time_s(self):
+        return self._sum("convert_time_s")
+
+    @cached_property
     def overhead_time_s(self):
         return self._sum("overhead_time_s")
 
@@ -204,19 +210,14 @@ def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
             return gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
                              weight_home=home, out_bits=p.get("out_bits"),
                              fused_dequant=fused_dequant)
-        if not spec.per_layer:
-            return run(state_home)
-        first = run(state_home).scaled(model.n_layers)
-        if model.block_repeat == 1:
-            return first
-        return first + run(block_home).scaled(model.n_layers * (model.block_repeat - 1))
-    if spec.kind == "attention":
-        decode = spec.phase == "decode"
-        cost = attention_cost(hw, p["batch"], p["q_len"], p["kv_len"], p["n_heads"],
-                              p["n_kv_heads"], p["head_dim"], quant, window=p["window"],
-                              kv_from_cache=decode,
-                              flash=p["flash"], kv_home=state_home if decode else None,
-                              out_bits=p["out_bits"], epilogue_ops=p["epilogue_ops"])
+        if spec.per_layer:
+            first = run(state_home).scaled(model.n_layers)
+            if model.block_repeat == 1:
+                return first
+            return first + run(block_home).scaled(model.n_layers * (model.block_repeat - 1))
+        cost = run(state_home)
+    elif spec.kind == "attention":
+        cost = _attention(p, hw, quant, state_home)
     elif spec.kind == "norm":
         cost = norm_cost(hw, p["rows"], p["width"], in_bits=p["in_bits"],
                          out_bits=p["out_bits"], kind=p["kind_norm"],
@@ -230,33 +231,162 @@ def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
             cost = cost + elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
                                            0.0 * spec.kv_write_bytes, write_home=state_home,
                                            n_kernels=0.0)
-    return cost.scaled(spec.count) if spec.per_layer else cost
+    if spec.per_layer or np.any(np.asarray(spec.count) != 1.0):
+        return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
+    return cost
 
 
-def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
+def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:
+    """An attention part: cached K/V where the KV cache lives; a part of a pass with
+    several places Q, the output and fresh K/V by the pass's totals; a ragged part is
+    priced per sequence along the trailing axis and summed (weights `present`)."""
+    homes = {}
+    if "pass_q_bytes" in p:
+        homes = {"q_home": home_level(hw, p["pass_q_bytes"], True),
+                 "out_home": home_level(hw, p["pass_out_bytes"], True),
+                 "fresh_kv_home": home_level(hw, p["pass_fresh_kv_bytes"], True)}
+    ragged = p.get("ragged", False)
+    if ragged:
+        hw = hw.expand()
+        quant = quant[..., None] if isinstance(quant, np.ndarray) else quant
+        state_home = add_axis(state_home)
+        homes = {k: add_axis(v) for k, v in homes.items()}
+    cost = attention_cost(hw, p["batch"], p["q_len"], p["kv_len"], p["n_heads"],
+                          p["n_kv_heads"], p["head_dim"], quant, window=p["window"],
+                          cache_len=p["cache_len"], flash=p["flash"], kv_home=state_home,
+                          out_bits=p["out_bits"], epilogue_ops=p["epilogue_ops"],
+                          n_kernels=p.get("n_kernels"), **homes)
+    return cost.reduce(p["present"]) if ragged else cost
+
+
+def _price(hw: Hardware, model: TransformerConfig, quant, phase: str, specs, kv_bytes,
            fused_dequant: bool) -> PhaseCost:
-    hw = as_hardware(profile)
-    model = get_model(model)
-    quant = as_quant(quant)
+    """Evaluate a pass's ops; weights (and the KV cache, `kv_bytes`) placed as in the
+    module docstring."""
     wb = weight_bytes(model, quant)
     total_w = sum(np.asarray(v) for v in wb.values())
-    state = total_w + kv_cache_bytes(model, quant, batch, kv_len)
-    state_home = home_level(hw, state, persistent_only=True)
+    state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
     block = (wb["attn"] + wb["mlp"]) / model.n_layers
     block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
-    specs = build_ops(model, quant, batch, q_len, kv_len, phase, flash)
     costs = tuple(_evaluate(s, hw, quant, model, state_home, block_home, fused_dequant)
                   for s in specs)
     return PhaseCost(phase=phase, specs=tuple(specs), costs=costs,
                      level_names=hw.level_names, weights_home=state_home, weight_bytes=wb)
 
 
-def prefill_cost(profile, model, quant, batch, prompt_len, *, flash: bool = True,
-                 fused_dequant: bool = True) -> PhaseCost:
-    """Process `prompt_len` tokens for each of `batch` sequences (produces token 1)."""
-    _check_lengths(batch=batch, prompt_len=prompt_len)
-    return _phase(profile, model, quant, batch, prompt_len, prompt_len, "prefill", flash,
+def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
+           fused_dequant: bool, cache_len=None, logit_rows=None) -> PhaseCost:
+    hw = as_hardware(profile)
+    model = get_model(model)
+    quant = as_quant(quant)
+    specs = build_ops(model, quant, batch, q_len, kv_len, phase, flash, cache_len=cache_len,
+                      logit_rows=logit_rows)
+    return _price(hw, model, quant, phase, specs, kv_cache_bytes(model, quant, batch, kv_len),
                   fused_dequant)
+
+
+def _check_counts(**values) -> None:
+    for name, value in values.items():
+        arr = np.asarray(value, dtype=float)
+        if arr.size == 0:
+            raise InputError(f"{name} is empty")
+        bad = ~np.isfinite(arr) | (arr < 0)
+        if np.any(bad):
+            raise InputError(f"{name} must be at least 0, got {arr[bad].reshape(-1)[0]:g}")
+
+
+def _emitting(last_chunk):
+    """None when every sequence produces a token, else 0/1 per sequence."""
+    if last_chunk is True:
+        return None
+    return np.asarray(last_chunk, dtype=bool).astype(float)
+
+
+def prefill_cost(profile, model, quant, batch, prompt_len, *, flash: bool = True,
+                 fused_dequant: bool = True, past_len=0.0, last_chunk=True) -> PhaseCost:
+    """Process `prompt_len` tokens for each of `batch` sequences (produces token 1).
+
+    With `past_len` > 0 this is a prefill chunk: `prompt_len` new tokens per sequence
+    after `past_len` already in the KV cache; attention covers past_len + prompt_len
+    keys (the cached ones read at the KV bits, `attention_cost` cache_len) and the new
+    K/V are written to the cache. `last_chunk=False` (or an array of flags): the chunk
+    is not the prompt's last, so it produces no token (no lm_head, no sampling).
+    """
+    _check_lengths(batch=batch, prompt_len=prompt_len)
+    _check_counts(past_len=past_len)
+    emits = _emitting(last_chunk)
+    return _phase(profile, model, quant, batch, prompt_len, prompt_len + past_len, "prefill",
+                  flash, fused_dequant, cache_len=past_len,
+                  logit_rows=None if emits is None else batch * emits)
+
+
+def mixed_step_cost(profile, model, quant, decode_batch, decode_context_len, prefill_tokens,
+                    prefill_past_len=0.0, *, last_chunk=True, ragged: bool = False,
+                    flash: bool = True, fused_dequant: bool = True) -> PhaseCost:
+    """One forward pass of chunked prefill (Sarathi-Serve / vLLM): `decode_batch` decode
+    tokens, each attending to `decode_context_len` positions (its own included, as in
+    `decode_step_cost`), plus a prompt chunk of `prefill_tokens` new tokens after
+    `prefill_past_len` cached ones (`last_chunk`: it is the prompt's last chunk and
+    produces a token).
+
+    Weights are read once for all decode_batch + prefill_tokens rows; lm_head and
+    sampling run for decode_batch + last_chunk sequences; attention is one kernel with a
+    decode part (as `decode_step_cost`) and a chunk part (as `prefill_cost` with
+    past_len), the op table's `attention` and `prefill_attention` rows. Either side may
+    be 0 (decode_batch 0: `prefill_cost(1, prefill_tokens, past_len=prefill_past_len)`;
+    prefill_tokens 0: `decode_step_cost(decode_batch, decode_context_len)`), not both.
+    `ragged=True`: the last axis of prefill_tokens / prefill_past_len / last_chunk
+    lists the chunks of the pass (0 tokens: no chunk), every other input broadcasts
+    against the remaining axes, and attention is charged per chunk (sum of L_i^2, not
+    k mean(L)^2). Ops and arrays as in `prefill_cost`; phase "mixed".
+    """
+    return _mixed(profile, model, quant, decode_batch, decode_context_len, prefill_tokens,
+                  prefill_past_len, last_chunk, ragged, flash, fused_dequant, "mixed")
+
+
+def ragged_prefill_cost(profile, model, quant, prompt_lens, *, past_lens=0.0,
+                        last_chunk=True, flash: bool = True, fused_dequant: bool = True
+                        ) -> PhaseCost:
+    """Prefill of prompts of unequal lengths in one batch: `prompt_lens` (..., k), the
+    last axis the k sequences of a batch (0: an empty slot), other inputs broadcasting
+    against the leading axes. GEMMs run over sum(L_i) rows, attention costs sum of the
+    per-sequence attentions (causal pairs sum L_i(L_i + 1)/2) in one launch; lm_head
+    over the sequences present. Equal lengths give `prefill_cost(k, L)` (to rounding).
+    `past_lens` / `last_chunk`: per-sequence chunks after cached tokens, as in
+    `mixed_step_cost(0, 1, prompt_lens, past_lens, ragged=True)`, which this is."""
+    lens = np.asarray(prompt_lens, dtype=float)
+    if lens.ndim == 0:
+        lens = lens[None]
+    return _mixed(profile, model, quant, 0.0, 1.0, lens, past_lens, last_chunk, True, flash,
+                  fused_dequant, "prefill")
+
+
+def _mixed(profile, model, quant, decode_batch, decode_context_len, prefill_tokens,
+           prefill_past_len, last_chunk, ragged, flash, fused_dequant, phase) -> PhaseCost:
+    _check_counts(decode_batch=decode_batch, prefill_tokens=prefill_tokens,
+                  prefill_past_len=prefill_past_len)
+    b = np.asarray(decode_batch, dtype=float)
+    tokens = np.asarray(prefill_tokens, dtype=float)
+    if ragged and tokens.ndim == 0:
+        raise InputError("ragged prefill: prefill_tokens needs a trailing axis of chunks")
+    total = np.sum(tokens, axis=-1) if ragged else tokens
+    if np.any(b + total <= 0):
+        raise InputError("a pass needs at least one decode token or prompt token "
+                         "(decode_batch and prefill_tokens are both 0)")
+    _check_lengths(decode_context_len=np.where(b > 0, decode_context_len, 1.0))
+    hw = as_hardware(profile)
+    model = get_model(model)
+    quant = as_quant(quant)
+    specs = build_mixed_ops(model, quant, b, decode_context_len, tokens, prefill_past_len,
+                            last_chunk, flash, ragged, phase)
+    dec_kv = np.where(b > 0, kv_cache_bytes(model, quant, np.maximum(b, 1.0),
+                                            np.where(b > 0, decode_context_len, 1.0)), 0.0)
+    x_model, x_quant = ((model_add_axis(model), quant[..., None] if isinstance(
+        quant, np.ndarray) else quant) if ragged else (model, quant))
+    chunk_kv = np.where(tokens > 0, kv_cache_bytes(x_model, x_quant, 1.0,
+                                                   prefill_past_len + tokens), 0.0)
+    kv = dec_kv + (np.sum(chunk_kv, axis=-1) if ragged else chunk_kv)
+    return _price(hw, model, quant, phase, specs, kv, fused_dequant)
 
 
 def decode_step_cost(profile, model, quant, batch, context_len, *, flash: bool = True,
@@ -269,18 +399,6 @@ def decode_step_cost(profile, model, quant, batch, context_len, *, flash: bool =
 
 
 # ---- whole request -------------------------------------------------------------------------
-
-def _expand(x):
-    return np.asarray(x)[..., None] if np.ndim(x) else x
-
-
-def _expand_model(model: TransformerConfig) -> TransformerConfig:
-    fields = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
-              "head_dim")
-    changes = {f: _expand(getattr(model, f)) for f in fields
-               if getattr(model, f) is not None and np.ndim(getattr(model, f))}
-    return dataclasses.replace(model, **changes) if changes else model
-
 
 @dataclass(frozen=True, eq=False)
 class SimulationResult:
@@ -315,7 +433,7 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
                            fused_dequant=fused_dequant)
     steps = np.asarray(gen_len, dtype=float) - 1.0
     max_steps = int(np.max(steps))
-    steps_x = _expand(steps)
+    steps_x = add_axis(steps)
     if max_steps <= decode_nodes:
         offsets = np.arange(1, max(max_steps, 1) + 1, dtype=float)
         weights = (offsets <= steps_x).astype(float)
@@ -324,8 +442,8 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
         offsets = 0.5 + (k + 0.5) * steps_x / decode_nodes
         weights = np.broadcast_to(steps_x / decode_nodes, np.shape(offsets))
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
-    nodes = decode_step_cost(hw.expand(), _expand_model(model), quant_x, _expand(batch),
-                             _expand(prompt_len) + offsets, flash=flash,
+    nodes = decode_step_cost(hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
+                             add_axis(prompt_len) + offsets, flash=flash,
                              fused_dequant=fused_dequant)
     decode = nodes.reduce(weights)
     totals = _totals(hw, model, quant, batch, prompt_len, gen_len, steps, prefill, decode,

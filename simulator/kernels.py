@@ -179,9 +179,13 @@ def vector_dtype(profile: HardwareProfile) -> str:
     return next(iter(profile.compute))
 
 
-def _persistent(profile: HardwareProfile, kind: str) -> bool:
-    """Caches keep data between kernels; GPU shared memory (sram) is per-kernel scratch,
-    an accelerator's or SoC's SRAM is compiler-managed storage that persists."""
+def _persistent(profile: HardwareProfile, level) -> bool:
+    """The level's `persistent` field when the profile gives it; otherwise caches keep
+    data between kernels, GPU shared memory (sram) is per-kernel scratch, and an
+    accelerator's or SoC's SRAM is compiler-managed storage that persists."""
+    if level.persistent is not None:
+        return level.persistent
+    kind = level.kind
     return kind in ("cache", "dram") or (kind == "sram" and profile.kind != "gpu")
 
 
@@ -241,7 +245,7 @@ def as_hardware(profile) -> Hardware:
         if i >= pad:
             lv = p.memory[i - pad]
             return {"cap": lv.capacity_bytes, "bw": lv.achievable_bandwidth_bytes_per_s,
-                    "e": lv.energy_per_byte_j, "persist": _persistent(p, lv.kind),
+                    "e": lv.energy_per_byte_j, "persist": _persistent(p, lv),
                     "scratch": lv.kind == "sram"}[attr]
         lv = p.memory[0]
         return {"cap": lv.capacity_bytes, "bw": np.inf, "e": 0.0, "persist": False,
@@ -392,7 +396,7 @@ def stream_dtype(quant):
 # ---- the result type -----------------------------------------------------------------------
 
 _EXTENSIVE = ("flops", "vector_ops", "convert_ops", "time_s", "energy_j", "compute_time_s",
-              "memory_time_s", "overhead_time_s", "n_kernels")
+              "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
 
 
 @dataclass(frozen=True, eq=False)
@@ -400,10 +404,11 @@ class KernelCost:
     """Cost of one kernel (or a sum of kernels): arrays broadcast over the inputs.
 
     `flops` are matrix-engine operations in `exec_dtype`; `vector_ops` element-wise work;
-    `convert_ops` dequantisation / type conversion; `bytes_moved[level]` read + written
-    at that level. `exec_path` says how the dtype was reached: native, fallback (the
-    profile's rule), widen (nearest wider native type) or mixed (operands of different
-    native types). `bound` is compute, memory or overhead (launch gaps dominate).
+    `convert_ops` dequantisation / type conversion and `convert_time_s` the time they
+    take (the t_convert term of `time_s`, also inside `compute_time_s`);
+    `bytes_moved[level]` read + written at that level. `exec_path` says how the dtype
+    was reached: native, fallback (the profile's rule), widen (nearest wider native
+    type) or mixed (operands of different native types). `bound` is compute, memory or overhead (launch gaps dominate).
     """
 
     flops: object
@@ -418,6 +423,7 @@ class KernelCost:
     memory_time_s: object
     overhead_time_s: object
     n_kernels: object
+    convert_time_s: object = 0.0
 
     @property
     def bound(self):
@@ -449,8 +455,8 @@ class KernelCost:
         for name in ("exec_dtype", "exec_path"):
             label = getattr(self, name)
             if isinstance(label, np.ndarray):
-                label = np.take(np.broadcast_to(label, np.broadcast(label, weights).shape),
-                                0, axis=axis)
+                label = np.asarray(np.take(np.broadcast_to(
+                    label, np.broadcast(label, weights).shape), 0, axis=axis), dtype=object)
                 kw[name] = label[()] if label.ndim == 0 else label
         return replace(self, **kw)
 
@@ -476,7 +482,7 @@ def _finish(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j, c
         bytes_moved=dict(zip(hw.level_names, bytes_by_level)), exec_dtype=plan["exec_dtype"],
         exec_path=plan.get("exec_path", "native"),
         time_s=time_s, energy_j=energy, compute_time_s=t_compute, memory_time_s=t_memory,
-        overhead_time_s=overhead, n_kernels=n_kernels)
+        overhead_time_s=overhead, n_kernels=n_kernels, convert_time_s=convert_s)
 
 
 # ---- placement helpers ---------------------------------------------------------------------
@@ -677,73 +683,115 @@ def _causal_pairs(q_len, kv_len, window=None):
     return prefix(kv_len) - prefix(kv_len - q_len)
 
 
+def _pick_plan(cond, if_true: dict, if_false: dict) -> dict:
+    """Execution-plan fields chosen element-wise (`cond` scalar or array)."""
+    if np.all(cond):
+        return if_true
+    if not np.any(cond):
+        return if_false
+    out = {}
+    for key in set(if_true) | set(if_false):
+        a, b = if_true[key], if_false[key]
+        if key in ("exec_dtype", "exec_path"):
+            a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        out[key] = np.where(cond, a, b)
+    return out
+
+
 def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
                    quant="W16A16", *, kv_from_cache: bool | None = None, flash: bool = True,
                    causal: bool = True, window=None, kv_home=None, q_home=None,
-                   out_bits=None, epilogue_ops=0.0) -> KernelCost:
-    """Scaled dot-product attention for `batch` sequences, q_len queries over kv_len keys.
+                   out_bits=None, epilogue_ops=0.0, cache_len=None, fresh_kv_home=None,
+                   out_home=None, n_kernels=None) -> KernelCost:
+    """Scaled dot-product attention for `batch` sequences, q_len queries over kv_len keys
+    (the q_len new positions are the last of the kv_len).
 
-    Prefill (q_len = kv_len, K/V fresh in the activation stream) or decode (q_len = 1,
-    K/V read from the cache at the format's effective KV bits, `kv_from_cache`).
+    Of the kv_len keys, `cache_len` are read from the KV cache at the format's effective
+    KV bits (converted when the KV type is not native; home `kv_home`, default main
+    memory) and the other kv_len - cache_len are fresh in the activation stream (home
+    `fresh_kv_home`, default the nearest persistent level holding them). Default
+    `cache_len`: kv_len with `kv_from_cache` (decode: q_len = 1, the new token's K/V
+    already appended), else 0 (prefill: q_len = kv_len). A prefill chunk of q new tokens
+    after p cached ones is q_len = q, kv_len = p + q, cache_len = p (the p cached keys
+    at KV bits, the q fresh ones at stream bits, as SGLang's extend attention reads
+    them). The kernel runs in the KV cache's execution plan when it reads the cache.
     flash=True: one tiled kernel; scores never leave the chip; masked blocks skipped;
     K/V re-read once per query tile that does not fit the staging level (grouped-query
     heads share one K/V read). flash=False: QK^T, softmax and PV as three kernels with
     the full q_len x kv_len score matrix written and read twice. `epilogue_ops` are
     extra vector ops on the output (e.g. quantising it for the next GEMM). A sliding
     `window` limits each query to the last `window` keys and the cache read to them.
+    `n_kernels` overrides the launches (1 flash, 3 unfused), e.g. 0 for a part of a
+    kernel that is launched with another; `q_home` / `out_home` place Q and the output.
     """
     _check_positive(batch=batch, q_len=q_len, kv_len=kv_len, n_heads=n_heads,
                     n_kv_heads=n_kv_heads, head_dim=head_dim)
     if np.any(np.asarray(kv_len) < np.asarray(q_len)):
         raise InputError("attention: kv_len must be at least q_len")
+    if cache_len is None:
+        if kv_from_cache is None:
+            kv_from_cache = bool(np.all(np.asarray(q_len) == 1))
+        cache_len = kv_len if kv_from_cache else 0.0
+        if not kv_from_cache and fresh_kv_home is None:
+            fresh_kv_home = kv_home  # kv_home placed the (fresh) K/V before cache_len
+    elif np.any((np.asarray(cache_len) < 0) | (np.asarray(cache_len) > np.asarray(kv_len))):
+        raise InputError("attention: cache_len must be between 0 and kv_len")
     hw = as_hardware(profile)
     fmt = as_quant(quant)
-    if kv_from_cache is None:
-        kv_from_cache = bool(np.all(np.asarray(q_len) == 1))
     sb = stream_bits(fmt)
     s_q = sb / 8.0
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    if kv_from_cache:
-        s_kv = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
-        plan = _plans(hw, quant_attr(fmt, lambda q: q.kv_dtype), stream_dtype(fmt))
-    else:
-        s_kv = s_q
-        sdt = stream_dtype(fmt)
-        plan = _plans(hw, sdt, sdt)
+    s_c = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
+    sdt = stream_dtype(fmt)
+    plan_c = _plans(hw, quant_attr(fmt, lambda q: q.kv_dtype), sdt)
+    plan_f = _plans(hw, sdt, sdt)
+    plan = _pick_plan(np.asarray(cache_len) > 0, plan_c, plan_f)
     group = n_heads / n_kv_heads
     pairs = _causal_pairs(q_len, kv_len, window) if (causal and flash) else q_len * kv_len
     frac = pairs / (q_len * kv_len)
-    if window is not None and kv_from_cache:
-        kv_len = np.minimum(kv_len, window)  # the rolling cache holds `window` positions
+    fresh_len = kv_len - cache_len
+    if window is not None:
+        cache_len = np.minimum(cache_len, window)  # the rolling cache holds `window` positions
     flops = 4.0 * batch * n_heads * head_dim * pairs
     vec = SOFTMAX_OPS * batch * n_heads * pairs + epilogue_ops
     q_bytes = batch * q_len * n_heads * head_dim * s_q
     o_bytes = batch * q_len * n_heads * head_dim * s_o
-    kv_bytes = 2.0 * batch * n_kv_heads * kv_len * head_dim * s_kv
-    if kv_home is None:
-        kv_home = hw.main if kv_from_cache else home_level(hw, kv_bytes, True)
+    c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim * s_c
+    f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
+    c_home = hw.main if kv_home is None else kv_home
+    f_home = home_level(hw, f_bytes, True) if fresh_kv_home is None else fresh_kv_home
     if q_home is None:
         q_home = home_level(hw, q_bytes, True)
-    o_home = home_level(hw, o_bytes, True)
+    o_home = home_level(hw, o_bytes, True) if out_home is None else out_home
     rows = q_len * group  # query rows sharing one K/V head
 
     def kv_reads(level):
         tq = _staging(hw, level) / (head_dim * (s_q + ACC_BYTES))
         return np.maximum(1.0, rows / np.maximum(tq, 1.0) * frac)
 
+    # (home, bytes, bytes per element, plan) of the cached and the fresh K/V that exist
+    parts = [part for part, length in (((c_home, c_bytes, s_c, plan_c), cache_len),
+                                       ((f_home, f_bytes, s_q, plan_f), fresh_len))
+             if np.any(np.asarray(length) > 0)]
     levels = []
     for j in range(hw.n_levels):
-        b = (_through(hw, q_home, j, q_bytes) + _through(hw, o_home, j, o_bytes)
-             + _through(hw, kv_home, j, kv_bytes * (kv_reads(j) if flash else 1.0)))
+        reads = kv_reads(j) if flash else 1.0
+        b = _through(hw, q_home, j, q_bytes) + _through(hw, o_home, j, o_bytes)
+        for home, nbytes, _, _ in parts:
+            b = b + _through(hw, home, j, nbytes * reads)
         if not flash:
-            score = batch * n_heads * q_len * kv_len * sb / 8.0
+            score = batch * n_heads * q_len * (cache_len + fresh_len) * sb / 8.0
             b = b + _through(hw, home_level(hw, score, True), j, 4.0 * score)
         levels.append(b)
-    kv_elems = kv_bytes / s_kv * (kv_reads(0) if flash else 1.0)
-    conv_ops = kv_elems * plan["w_convert_ops"]
-    return _finish(hw, plan, flops, vec, kv_elems * plan["w_convert_s"],
-                   kv_elems * plan["w_convert_j"], conv_ops, levels,
-                   1.0 if flash else 3.0)
+    reads0 = kv_reads(0) if flash else 1.0
+
+    def conv(field):
+        return sum(nbytes / size * reads0 * p[field] for _, nbytes, size, p in parts)
+
+    if n_kernels is None:
+        n_kernels = 1.0 if flash else 3.0
+    return _finish(hw, plan, flops, vec, conv("w_convert_s"), conv("w_convert_j"),
+                   conv("w_convert_ops"), levels, n_kernels)
 
 
 def matmul_time_s(profile, flops, weight_dtype: str, act_dtype: str | None = None, *,

@@ -5,7 +5,9 @@ Per block, in execution order (9 kernels; BitNet's two sub-norms make 11):
     attention  [attn_sub_norm]  o_proj  mlp_norm (fused add + norm)  gate_up_proj  act
     [ffn_sub_norm]  down_proj
 and once per forward pass: embedding, final_norm, lm_head (last position of each
-sequence only, as serving engines do), sampling.
+sequence only, as serving engines do), sampling. A mixed pass (`build_mixed_ops`,
+chunked prefill) runs decode tokens and prompt chunks through one such graph, its
+attention in a decode part and a prompt-chunk part.
 
 Activations that feed a GEMM are written by their producer at the GEMM's effective
 activation bits (a quantising producer spends QUANTIZE_OPS per element); other tensors
@@ -14,7 +16,7 @@ forward pass: blocks run n_layers * block_repeat times.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -76,14 +78,130 @@ def _bits(quant, group: str, attr: str):
 
 
 def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
-              flash: bool = True) -> list[OpSpec]:
-    """The ops of one forward pass: `phase` prefill (q_len = kv_len = prompt length) or
-    decode (q_len = 1 new token per sequence attending to kv_len cached ones)."""
+              flash: bool = True, *, cache_len=None, logit_rows=None) -> list[OpSpec]:
+    """The ops of one forward pass: `phase` prefill (q_len new tokens per sequence
+    attending to kv_len positions, the first `cache_len` = kv_len - q_len of them cached:
+    0 for a whole prompt) or decode (q_len = 1 new token per sequence attending to
+    kv_len cached ones). `logit_rows`: sequences that produce a token (default batch; 0
+    for a prompt chunk that is not the prompt's last)."""
     if phase not in PHASES:
         raise InputError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+    _check_quant(quant)
+    if cache_len is None:
+        cache_len = kv_len if phase == "decode" else kv_len - q_len
+    sb, out_bits, epilogue = _attention_io(model, quant)
+    part = _attention_part("attention", model, batch, q_len, kv_len, cache_len, flash,
+                           out_bits, epilogue)
+    return _pass_ops(model, quant, phase, batch * q_len, logit_rows, [part],
+                     batch_rows=batch)
+
+
+def build_mixed_ops(model: TransformerConfig, quant, decode_batch, decode_context_len,
+                    prefill_tokens, prefill_past_len=0.0, last_chunk=True,
+                    flash: bool = True, ragged: bool = False, phase: str = "mixed"
+                    ) -> list[OpSpec]:
+    """One forward pass holding `decode_batch` decode tokens (each attending to
+    `decode_context_len` cached positions, its own included) and prompt chunks of
+    `prefill_tokens` new tokens after `prefill_past_len` cached ones (the prompt's last
+    chunk where `last_chunk`: it produces a token). `ragged`: the last axis of the chunk
+    inputs lists the chunks of one pass (0 tokens: none); other inputs broadcast
+    against the remaining axes. The GEMMs and element-wise ops run once over all
+    b + sum(tokens) rows; lm_head over the sequences that produce a token; attention is
+    one kernel in two parts, `attention` (decode) and `prefill_attention` (the chunks;
+    named `attention` when there is no decode part), each part placing Q, the output
+    and fresh K/V by the pass's totals (`pass_*_bytes`). A scalar 0 `decode_batch` (or
+    a scalar 0 `prefill_tokens`, not ragged) leaves that part out."""
+    _check_quant(quant)
+    sb, out_bits, epilogue = _attention_io(model, quant)
+    b = np.asarray(decode_batch, dtype=float)
+    tokens = np.asarray(prefill_tokens, dtype=float)
+    past = np.asarray(prefill_past_len, dtype=float)
+    emits = np.asarray(last_chunk, dtype=float)
+    present = (tokens > 0).astype(float)
+    total = np.sum(tokens, axis=-1) if ragged else tokens
+    logits = np.sum(present * emits, axis=-1) if ragged else present * emits
+    with_decode = np.ndim(b) > 0 or b > 0
+    with_prefill = ragged or np.ndim(tokens) > 0 or tokens > 0
+    m = b + total
+    totals = dict(pass_q_bytes=m * model.q_dim * sb / 8.0,
+                  pass_out_bytes=m * model.q_dim * out_bits / 8.0,
+                  pass_fresh_kv_bytes=total * 2 * model.kv_dim * sb / 8.0)
+    parts = []
+    if with_decode:
+        dec = np.maximum(b, 1.0)  # absent parts are priced at one row and counted 0 times
+        ctx = np.where(b > 0, decode_context_len, 1.0)
+        parts.append(_attention_part("attention", model, dec, 1.0, ctx, ctx, flash, out_bits,
+                                     epilogue, present=(b > 0).astype(float), **totals))
+    if with_prefill:
+        q = np.maximum(tokens, 1.0)
+        first = present * (np.cumsum(present, axis=-1) == 1) if ragged else present
+        launched = first * ((add_axis(b) if ragged else b) == 0)  # else with the decodes
+        x_model, x_out, x_epi = model, out_bits, epilogue
+        if ragged:
+            x_model, x_out = model_add_axis(model), add_axis(out_bits)
+            x_epi = None if epilogue is None else add_axis(epilogue)
+        parts.append(_attention_part("prefill_attention" if with_decode else "attention",
+                                     x_model, 1.0, q, past + q, past, flash, x_out, x_epi,
+                                     present=present, ragged=ragged,
+                                     n_kernels=(1.0 if flash else 3.0) * launched, **totals))
+    return _pass_ops(model, quant, phase, m, b + logits, parts)
+
+
+def _check_quant(quant) -> None:
     if not isinstance(quant, (QuantFormat, np.ndarray)):
         raise TypeError("build_ops needs a parsed QuantFormat (or an object array of them)")
-    m = batch * q_len
+
+
+def add_axis(x):
+    """`x` with a trailing length-1 axis when it is an array (scalars unchanged)."""
+    return np.asarray(x)[..., None] if np.ndim(x) else x
+
+
+def model_add_axis(model: TransformerConfig) -> TransformerConfig:
+    """The model with a trailing length-1 axis on every swept field (to broadcast
+    against a trailing axis of lengths)."""
+    fields = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
+              "head_dim")
+    changes = {f: add_axis(getattr(model, f)) for f in fields
+               if getattr(model, f) is not None and np.ndim(getattr(model, f))}
+    return replace(model, **changes) if changes else model
+
+
+def _attention_io(model: TransformerConfig, quant):
+    """(stream bits, attention output bits, vector ops per output element quantising it
+    for o_proj; None with sub-norms, which take the unquantised output)."""
+    sb = stream_bits(quant)
+    if model.sub_norms:
+        return sb, sb, None
+    q_attn = _bits(quant, "attn", "act_bits") < 16
+    return sb, _bits(quant, "attn", "effective_act_bits"), np.where(q_attn, QUANTIZE_OPS, 0.0)
+
+
+def _attention_part(name, model, batch, q_len, kv_len, cache_len, flash, out_bits,
+                    epilogue, present=None, n_kernels=None, ragged=False, **extra
+                    ) -> OpSpec:
+    """An attention OpSpec (phase and count set by _pass_ops); `present` (0 or 1)
+    multiplies the count (None: once per layer), or weights the ragged axis; `extra`
+    params (the pass totals) are passed through."""
+    params = dict(batch=batch, q_len=q_len, kv_len=kv_len, n_heads=model.n_heads,
+                  n_kv_heads=model.n_kv_heads, head_dim=model.hd,
+                  window=model.sliding_window, out_bits=out_bits, flash=flash,
+                  epilogue_ops=0.0 if epilogue is None
+                  else batch * q_len * model.q_dim * epilogue, cache_len=cache_len)
+    params.update(extra)
+    if n_kernels is not None:
+        params["n_kernels"] = n_kernels
+    if ragged:
+        params.update(ragged=True, present=present)
+    count = None if present is None or ragged else present
+    return OpSpec(name=name, phase="", group="attn", kind="attention", count=count,
+                  per_layer=True, params=params)
+
+
+def _pass_ops(model: TransformerConfig, quant, phase: str, m, logit_rows,
+              attention: list[OpSpec], batch_rows=None) -> list[OpSpec]:
+    """The ops of a pass over `m` token rows with the given attention part(s);
+    lm_head and sampling over `logit_rows` (default `batch_rows`)."""
     d, q, kv, ff = model.d_model, model.q_dim, model.kv_dim, model.d_ff
     sb = stream_bits(quant)
     a_attn = _bits(quant, "attn", "effective_act_bits")
@@ -95,11 +213,17 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
     kv_quant = quant_attr(quant, lambda f: f.kv_bits) < 16
     layers = model.executed_layers
     sub = model.sub_norms
+    if logit_rows is None:
+        head_rows, head_count = batch_rows, 1.0
+    else:
+        head_rows = np.maximum(logit_rows, 1.0)
+        head_count = np.where(np.asarray(logit_rows) > 0, 1.0, 0.0)
     ops: list[OpSpec] = []
 
-    def add(name, group, kind, per_layer=True, kv_write_bytes=0.0, **params):
+    def add(name, group, kind, per_layer=True, kv_write_bytes=0.0, count=None, **params):
         ops.append(OpSpec(name=name, phase=phase, group=group, kind=kind,
-                          count=layers if per_layer else 1.0, per_layer=per_layer,
+                          count=(layers if count is None else layers * count) if per_layer
+                          else (1.0 if count is None else count), per_layer=per_layer,
                           params=params, kv_write_bytes=kv_write_bytes))
 
     add("embedding", "embedding", "embedding", per_layer=False, tokens=m, d_model=d)
@@ -110,10 +234,9 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
         kv_write_bytes=m * 2 * kv * kv_bits / 8.0,
         read_bytes=m * (q + 2 * kv) * sb / 8.0, write_bytes=m * (q + kv) * sb / 8.0,
         vector_ops=m * (ROPE_OPS * (q + kv) + np.where(kv_quant, QUANTIZE_OPS, 0.0) * 2 * kv))
-    add("attention", "attn", "attention", batch=batch, q_len=q_len, kv_len=kv_len,
-        n_heads=model.n_heads, n_kv_heads=model.n_kv_heads, head_dim=model.hd,
-        window=model.sliding_window, out_bits=sb if sub else a_attn, flash=flash,
-        epilogue_ops=0.0 if sub else m * q * np.where(q_attn, QUANTIZE_OPS, 0.0))
+    for part in attention:
+        ops.append(replace(part, phase=phase,
+                           count=layers if part.count is None else layers * part.count))
     if sub:
         add("attn_sub_norm", "attn", "norm", rows=m, width=q, in_bits=sb, out_bits=a_attn,
             kind_norm=model.norm, quantize_out=q_attn, fused_residual=False)
@@ -132,10 +255,9 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
     add("final_norm", "lm_head", "norm", per_layer=False, rows=m, width=d, in_bits=sb,
         out_bits=a_head, kind_norm=model.norm,
         quantize_out=_bits(quant, "lm_head", "act_bits") < 16)
-    add("lm_head", "lm_head", "gemm", per_layer=False, m=batch, n=model.vocab_size, k=d,
-        out_bits=32.0)
-    add("sampling", "lm_head", "elementwise", per_layer=False,
-        read_bytes=batch * model.vocab_size * 4.0, write_bytes=batch * 4.0,
-        vector_ops=batch * model.vocab_size * SOFTMAX_OPS)
+    add("lm_head", "lm_head", "gemm", per_layer=False, count=head_count, m=head_rows,
+        n=model.vocab_size, k=d, out_bits=32.0)
+    add("sampling", "lm_head", "elementwise", per_layer=False, count=head_count,
+        read_bytes=head_rows * model.vocab_size * 4.0, write_bytes=head_rows * 4.0,
+        vector_ops=head_rows * model.vocab_size * SOFTMAX_OPS)
     return ops
-

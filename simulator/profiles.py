@@ -155,7 +155,12 @@ class FallbackRule(_Strict):
 
 
 class MemoryLevel(_Strict):
-    """One level of the memory hierarchy (nearest first): capacity, bandwidth, energy."""
+    """One level of the memory hierarchy (nearest first): capacity, bandwidth, energy.
+
+    Optional: `latency` (a cited Time: first byte of a transfer from this level) and
+    `persistent` (whether data stays resident here between kernels; when absent the cost
+    model infers it from `kind`, see simulator.kernels).
+    """
 
     name: str = Field(min_length=1)
     kind: Literal["sram", "cache", "dram"]
@@ -163,6 +168,8 @@ class MemoryLevel(_Strict):
     bandwidth: Bandwidth
     achievable_fraction: Fraction
     access_energy: EnergyPerByte
+    latency: Time | None = None
+    persistent: StrictBool | None = None
 
     @property
     def capacity_bytes(self) -> float:
@@ -179,6 +186,10 @@ class MemoryLevel(_Strict):
     @property
     def energy_per_byte_j(self) -> float:
         return self.access_energy.value
+
+    @property
+    def latency_s(self) -> float | None:
+        return self.latency.value if self.latency else None
 
 
 class Overheads(_Strict):

@@ -13,7 +13,7 @@ from simulator.profiles import load_profile
 
 H100 = load_profile("h100-sxm")
 A100 = load_profile("a100-sxm-80gb")
-HBM_BW = 3.35e12 * 0.83
+HBM_BW = 3.35e12 * 0.70  # h100-sxm hbm achievable_fraction (commit 09c5b3f)
 BF16 = 989.4e12 * 0.803
 GPUS = [p.name for p in (H100, A100, load_profile("l4"), load_profile("rtx-4090"))]
 

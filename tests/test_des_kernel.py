@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from simulator.cost import decode_step_cost
+from simulator.cost import decode_step_cost, mixed_step_cost
 from simulator.des.kernel_pipeline import (KernelWork, PipelineConfig, convert_s_per_op,
-                                           simulate_decode_step, simulate_kernel,
-                                           simulate_kernels)
+                                           phase_kernels, simulate_decode_step,
+                                           simulate_kernel, simulate_kernels)
 from simulator.errors import InputError
 from simulator.kernels import as_quant, gemm_cost
 from simulator.profiles import load_profile
@@ -64,6 +64,32 @@ def test_single_buffering_serialises_transfer_and_math():
                                           + work.compute_time_s, rel=1e-9)
 
 
+def test_dma_latency_defaults_to_the_profiles_main_memory_latency():
+    work = KernelWork("k", dram_bytes=1000.0, memory_time_s=2e-6, compute_time_s=3e-6,
+                      roofline_time_s=3e-6, launch_s=1e-6)
+    slow = H100.with_overrides({"memory.hbm.latency.value": "600 ns"})
+    assert slow.main_memory.latency_s == pytest.approx(6e-7)
+    assert H100.main_memory.latency_s is None
+    one_tile = PipelineConfig(tile_bytes=4096.0)
+    result = simulate_kernel(work, slow, one_tile)
+    assert result.time_s == pytest.approx(1e-6 + 2e-6 + 0.6e-6 + 3e-6)
+    assert result.fill_s == pytest.approx(2.6e-6)
+    explicit = simulate_kernel(work, slow, PipelineConfig(tile_bytes=4096.0, dma_latency_s=0.0))
+    assert explicit.time_s == pytest.approx(1e-6 + 2e-6 + 3e-6)
+    assert one_tile.dma_latency_for(H100) == 0.0
+
+
+def test_a_prompt_chunk_runs_as_its_kernel_sequence():
+    # not the prompt's last chunk: no lm_head and no sampling kernel (count 0)
+    phase = mixed_step_cost(H100, "llama-3-8b", "W4A16-g128", 0, 1, 64, 128,
+                            last_chunk=False)
+    works = phase_kernels(H100, phase, as_quant("W4A16-g128"))
+    assert len(works) == 2 + 32 * 9
+    assert works[-1].name == "final_norm"
+    frame = simulate_kernels(works, H100, PipelineConfig())
+    assert frame["roofline_time_s"].sum() == pytest.approx(float(phase.time_s), rel=1e-9)
+
+
 def test_dma_latency_is_hidden_by_buffers_but_not_without():
     _, work = _work(1, 32768, 32768)
     base = simulate_kernel(work, H100, PipelineConfig(n_buffers=3))
@@ -79,8 +105,10 @@ def test_stalling_dequant_matches_the_cost_model_and_hiding_it_is_a_what_if():
     spec, cost = next((s, c) for s, c in zip(phase.specs, phase.costs)
                       if s.name == "gate_up_proj")
     one = cost.scaled(1 / 32)
-    dequant = float(one.convert_ops) * convert_s_per_op(H100, spec, as_quant(quant))
+    dequant = float(one.convert_time_s)
     assert dequant > 0
+    assert dequant == pytest.approx(
+        float(one.convert_ops) * convert_s_per_op(H100, spec, as_quant(quant)), rel=1e-12)
     work = KernelWork.from_cost("gate_up", one, dequant_time_s=dequant)
     stall = simulate_kernel(work, H100, PipelineConfig(n_buffers=3, tile_bytes=64e3))
     hidden = simulate_kernel(work, H100, PipelineConfig(n_buffers=3, tile_bytes=64e3,

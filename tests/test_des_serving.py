@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from simulator.cost import (activation_bytes, decode_step_cost, kv_cache_bytes,
-                            prefill_cost, weight_bytes)
+                            mixed_step_cost, prefill_cost, ragged_prefill_cost, weight_bytes)
 from simulator.des.serving import SchedulerConfig, serve
+from simulator.des.tables import build_cost_tables
 from simulator.des.workload import Workload, poisson_workload
 from simulator.errors import InputError
 from simulator.kernels import as_quant
 from simulator.models import get_model
+from simulator.profiles import load_profile
 
 PROFILE, MODEL, QUANT = "h100-sxm", "qwen2.5-0.5b", "W4A16-g128"
 
@@ -138,6 +140,30 @@ def test_chunked_prefill_keeps_decodes_running():
     mixed = chunked.iterations
     assert ((mixed["decode_batch"] > 0) & (mixed["prefill_tokens"] > 0)).any()
     assert (mixed["decode_batch"] + mixed["prefill_tokens"] <= 256).all()
+
+
+def test_prefill_of_unequal_prompts_charges_attention_per_prompt():
+    w = _requests([0.0, 0.0], [100, 300], [2, 2])
+    req = serve(PROFILE, MODEL, QUANT, w, max_batch=2).requests
+    ragged = float(ragged_prefill_cost(PROFILE, MODEL, QUANT, [100, 300]).time_s)
+    assert np.allclose(req["ttft_s"], ragged, rtol=1e-9)
+    assert ragged > float(prefill_cost(PROFILE, MODEL, QUANT, 2, 200).time_s)
+
+
+def test_chunked_iterations_are_mixed_step_costs():
+    # every length on the tables' integer grids: lookups are exact
+    tables = build_cost_tables(load_profile(PROFILE), get_model(MODEL), as_quant(QUANT),
+                               max_batch=8, max_context=128, max_prompt=100,
+                               chunk_tokens=64)
+    cases = [(3, 40, [(20, 30, True)]), (3, 40, [(20, 30, False)]),
+             (0, 0, [(0, 64, False)]), (5, 90, [(0, 12, True), (50, 30, False)])]
+    for batch, ctx, chunks in cases:
+        time_s, energy_j = tables.mixed(batch, batch * ctx, chunks)
+        past, take, last = (np.array(col) for col in zip(*chunks))
+        ref = mixed_step_cost(PROFILE, MODEL, QUANT, batch, max(ctx, 1), take, past,
+                              last_chunk=last, ragged=True)
+        assert time_s == pytest.approx(float(ref.time_s), rel=1e-9), (batch, chunks)
+        assert energy_j == pytest.approx(float(ref.energy_j), rel=1e-9), (batch, chunks)
 
 
 def test_same_seed_same_result_byte_for_byte():

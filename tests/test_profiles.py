@@ -152,7 +152,7 @@ def test_achievable_is_peak_times_fraction(profiles):
     h100 = profiles["h100-sxm"]
     assert h100.achievable_ops_per_s("bf16") == pytest.approx(989.4e12 * 0.803)
     hbm = h100.memory_level("hbm")
-    assert hbm.achievable_bandwidth_bytes_per_s == pytest.approx(3.35e12 * 0.83)
+    assert hbm.achievable_bandwidth_bytes_per_s == pytest.approx(3.35e12 * 0.70)
     with pytest.raises(InputError, match="int4 is not native"):
         h100.achievable_ops_per_s("int4")
     with pytest.raises(InputError, match="no memory level 'l3'"):
@@ -220,6 +220,26 @@ def test_fraction_above_one(h100_doc):
 def test_uncovered_dtypes_reported(h100_doc):
     del h100_doc["fallbacks"]["binary"], h100_doc["fallbacks"]["ternary"]
     assert profile_from_mapping(h100_doc, "x").uncovered_dtypes() == ["ternary", "binary"]
+
+
+def test_optional_memory_latency_and_persistence(h100_doc):
+    plain = profile_from_mapping(copy.deepcopy(h100_doc), "x").memory_level("hbm")
+    assert plain.latency is None and plain.latency_s is None and plain.persistent is None
+    hbm = h100_doc["memory"][2]
+    hbm["latency"] = {"value": "600 ns", "measured": "pointer chase, test"}
+    hbm["persistent"] = True
+    level = profile_from_mapping(h100_doc, "x").memory_level("hbm")
+    assert level.latency_s == pytest.approx(6e-7) and level.persistent is True
+    assert "measured: pointer chase" in level.latency.provenance
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("latency", {"value": "600 ns"}, "memory[hbm].latency: every number needs provenance"),
+    ("latency", {"value": "3 GB", "assumed": "x"}, "memory[hbm].latency.value"),
+    ("persistent", "yes", "memory[hbm].persistent: Input should be a valid boolean")])
+def test_bad_memory_latency_or_persistence(h100_doc, field, value, message):
+    h100_doc["memory"][2][field] = value
+    assert message in _error(h100_doc)
 
 
 def test_many_errors_are_capped(h100_doc):

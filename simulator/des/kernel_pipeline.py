@@ -8,7 +8,7 @@ after the last transfer) and, with one buffer, serialisation (the next transfer 
 until the buffer has been consumed).
 
 The stage totals come from the simulator's cost model (a `KernelCost`: main-memory
-bytes, memory time, compute time, launch overhead, conversion ops); this module only
+bytes, memory time, compute time, launch overhead, conversion time); this module only
 cuts them into tiles and schedules the tiles, so with two or more buffers and many
 tiles it converges to the roofline time, and departs from it by fill, drain and
 serialisation.
@@ -18,7 +18,8 @@ Model (per kernel, whole chip):
   each tile carrying 1/n_tiles of every stage's work.
 - `n_dma` DMA engines share the memory time: an engine takes a free buffer, transfers
   for (memory time / n_tiles) x n_dma, and the tile lands `dma_latency_s` later (the
-  latency overlaps the next transfer, as outstanding requests do).
+  latency overlaps the next transfer, as outstanding requests do; default: the main
+  memory level's `latency` when the profile gives one, else 0).
 - `n_compute` compute engines share the math time; finishing a tile frees its buffer.
 - A non-native format's dequantisation (`dequant`):
   "stall"  (the cost model's assumption: conversion is not hidden behind the memory
@@ -35,7 +36,7 @@ A model's decode step runs as its kernel sequence (`simulate_decode_step`): the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -85,7 +86,7 @@ class KernelWork:
         launch = float(cost.overhead_time_s)
         return cls(name=name, dram_bytes=float(cost.main_memory_bytes),
                    memory_time_s=float(cost.memory_time_s),
-                   compute_time_s=float(cost.compute_time_s) - dequant_time_s,
+                   compute_time_s=max(float(cost.compute_time_s) - dequant_time_s, 0.0),
                    roofline_time_s=float(cost.time_s) - launch, launch_s=launch,
                    dequant_time_s=dequant_time_s)
 
@@ -96,8 +97,8 @@ class PipelineConfig:
 
     `tile_bytes=None`: the buffers split the staging area the cost model assumes
     (STAGING_FRACTION of the nearest memory level), tile = that / n_buffers.
-    `dma_latency_s` is not a profile field: 0 unless you measured it. `dequant`: see
-    the module docstring.
+    `dma_latency_s=None`: the profile's main-memory `latency` when it gives one, else 0
+    (`dma_latency_for`). `dequant`: see the module docstring.
     """
 
     n_buffers: int = 2
@@ -105,7 +106,7 @@ class PipelineConfig:
     n_dma: int = 1
     n_dequant: int = 1
     n_compute: int = 1
-    dma_latency_s: float = 0.0
+    dma_latency_s: float | None = None
     dequant: Literal["stall", "compute", "engine"] = "stall"
     include_launch: bool = True
 
@@ -120,9 +121,17 @@ class PipelineConfig:
         if self.dequant not in ("stall", "compute", "engine"):
             raise InputError(f"dequant: expected stall, compute or engine, "
                              f"got {self.dequant!r}")
-        if not (math.isfinite(self.dma_latency_s) and self.dma_latency_s >= 0):
+        if self.dma_latency_s is not None and not (math.isfinite(self.dma_latency_s)
+                                                   and self.dma_latency_s >= 0):
             raise InputError(f"dma_latency_s: expected seconds >= 0, "
                              f"got {self.dma_latency_s!r}")
+
+    def dma_latency_for(self, profile: HardwareProfile) -> float:
+        """Seconds from the end of a tile's transfer to its arrival: `dma_latency_s`, or
+        the main memory's `latency` in the profile (0 when it has none)."""
+        if self.dma_latency_s is not None:
+            return float(self.dma_latency_s)
+        return profile.main_memory.latency_s or 0.0
 
     def tile_bytes_for(self, profile: HardwareProfile) -> float:
         """Bytes per tile; all buffers must fit the staging share of the nearest level."""
@@ -316,6 +325,7 @@ def _simulate(works: list[KernelWork], profile: HardwareProfile,
     if not works:
         raise InputError("no kernels to simulate")
     tile_bytes = config.tile_bytes_for(profile)
+    config = replace(config, dma_latency_s=config.dma_latency_for(profile))
     env = simpy.Environment()
     results: list[PipelineResult] = []
 
@@ -330,7 +340,9 @@ def _simulate(works: list[KernelWork], profile: HardwareProfile,
 
 def convert_s_per_op(profile: HardwareProfile, spec: OpSpec, quant) -> float:
     """Seconds per conversion op of an op's format, from the cost model's execution plan
-    (weights' rule when they convert, else the activations'; attention converts KV)."""
+    (weights' rule when they convert, else the activations'; attention converts KV).
+    A per-op rate for reference; the kernel sequence takes the conversion time itself
+    from the cost model (`KernelCost.convert_time_s`)."""
     fmt = quant.for_group(spec.group)
     if spec.kind == "attention":
         plan = resolve_exec(profile, fmt.kv_dtype, stream_dtype(fmt))
@@ -346,16 +358,18 @@ def convert_s_per_op(profile: HardwareProfile, spec: OpSpec, quant) -> float:
 def phase_kernels(profile: HardwareProfile, phase: PhaseCost, quant) -> list[KernelWork]:
     """The kernel sequence of a scalar PhaseCost: per-layer ops repeated for every layer,
     each with its per-kernel share of the cost (`KernelCost.scaled(1 / count)`) and its
-    conversion work in the dequant stage."""
+    conversion time (`KernelCost.convert_time_s`) in the dequant stage; ops the pass
+    leaves out (count 0) are skipped. `profile` and `quant` are kept for callers."""
     first: list[KernelWork] = []
     layer: list[KernelWork] = []
     last: list[KernelWork] = []
     n_layers = 0
     for spec, cost in zip(phase.specs, phase.costs):
         count = float(np.asarray(spec.count))
+        if count == 0:
+            continue
         one = cost.scaled(1.0 / count) if spec.per_layer else cost
-        dequant = float(one.convert_ops) * convert_s_per_op(profile, spec, quant)
-        work = KernelWork.from_cost(spec.name, one, dequant_time_s=dequant)
+        work = KernelWork.from_cost(spec.name, one, dequant_time_s=float(one.convert_time_s))
         if spec.per_layer:
             layer.append(work)
             n_layers = int(round(count))

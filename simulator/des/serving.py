@@ -52,16 +52,19 @@ PERCENTILES = (50, 90, 99)
 class IterationCosts(Protocol):
     """Time (s) and energy (J) of one engine iteration, looked up from cost tables."""
 
-    def prefill(self, n_seqs: int, prompt_tokens: int) -> tuple[float, float]:
-        """A prefill of `n_seqs` prompts holding `prompt_tokens` tokens in all."""
+    def prefill(self, n_seqs: int, prompt_tokens: int,
+                prompt_lens: list[int] | None = None) -> tuple[float, float]:
+        """A prefill of `n_seqs` prompts holding `prompt_tokens` tokens in all (of
+        lengths `prompt_lens` when given)."""
 
     def decode(self, batch: int, context_tokens: int) -> tuple[float, float]:
         """One decode step of `batch` sequences attending to `context_tokens` in all."""
 
     def mixed(self, batch: int, context_tokens: int,
-              chunks: list[tuple[int, int]]) -> tuple[float, float]:
+              chunks: list[tuple]) -> tuple[float, float]:
         """A decode step of `batch` sequences plus prompt chunks [(tokens already
-        prefilled, new tokens), ...] in one pass (chunked prefill)."""
+        prefilled, new tokens, whether it is the prompt's last chunk), ...] in one pass
+        (chunked prefill)."""
 
 
 @dataclass(frozen=True)
@@ -228,13 +231,14 @@ class _Engine:
                 continue
             context = self.sum_base + batch * self.step
             if chunk_budget is None and self.prefilling:
-                group, tokens = [], 0
+                group, lens, tokens = [], [], 0
                 for rid, _ in self.prefilling:
                     if group and tokens + self.prompt[rid] > self.cfg.max_batch_tokens:
                         break
                     group.append(rid)
+                    lens.append(self.prompt[rid])
                     tokens += self.prompt[rid]
-                time_s, energy_j = costs.prefill(len(group), tokens)
+                time_s, energy_j = costs.prefill(len(group), tokens, lens)
                 yield self._run(time_s, energy_j, 0, tokens)
                 for rid in group:
                     self.prefilling.popleft()
@@ -245,20 +249,21 @@ class _Engine:
                 self._advance_decodes(env.now)
             else:
                 budget = chunk_budget - batch
-                chunks: list[tuple[int, int]] = []
+                chunks: list[tuple[int, int, bool]] = []
                 done = 0
                 for entry in self.prefilling:
                     rid, progress = entry
                     take = min(self.prompt[rid] - progress, budget)
-                    chunks.append((progress, take))
                     entry[1] = progress + take
+                    last = entry[1] == self.prompt[rid]
+                    chunks.append((progress, take, last))
                     budget -= take
-                    if entry[1] == self.prompt[rid]:
+                    if last:
                         done += 1
                     if budget == 0:
                         break
                 time_s, energy_j = costs.mixed(batch, context, chunks)
-                yield self._run(time_s, energy_j, batch, sum(take for _, take in chunks))
+                yield self._run(time_s, energy_j, batch, sum(chunk[1] for chunk in chunks))
                 now = env.now
                 if batch:
                     self._advance_decodes(now)
