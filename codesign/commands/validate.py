@@ -1,0 +1,101 @@
+"""`precsim calibrate` and `precsim validate`: measure this machine with PyTorch.
+
+calibrate: microbenchmarks fill the `host` profile and write it as YAML with `measured:`
+provenance. validate: calibrate (or load `--profile`), measure held-out kernels and the
+small transformer, simulate them, and write CSV / PNG / Markdown into `--out`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from codesign.commands.common import add_json_arg, print_json
+from simulator.errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p_cal = subparsers.add_parser(
+        "calibrate", help="measure this machine with PyTorch and write a host profile",
+        description="Run memory-stream, GEMM, per-call-overhead and dequantisation "
+                    "microbenchmarks and write a hardware profile whose measured fields "
+                    "say how and when they were measured.")
+    p_cal.add_argument("--out", required=True, metavar="FILE.yaml",
+                       help="profile file to write (atomically)")
+    p_cal.add_argument("--quick", action="store_true",
+                       help="fewer sizes and shorter timings (about 10-20 s on 2 cores)")
+    p_cal.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    _add_common(p_cal)
+    p_cal.set_defaults(func=cmd_calibrate)
+
+    p_val = subparsers.add_parser(
+        "validate", help="measure kernels with PyTorch and compare with the simulator",
+        description="Calibrate the host profile (or load --profile), measure held-out "
+                    "kernels and a small transformer with PyTorch, simulate the same "
+                    "kernels, and write kernels.csv, by_format.csv, scatter.png and "
+                    "summary.md into --out.")
+    p_val.add_argument("--out", required=True, metavar="DIR",
+                       help="output folder (replaced atomically)")
+    p_val.add_argument("--quick", action="store_true",
+                       help="the short plan (about a minute on 2 cores)")
+    p_val.add_argument("--profile", metavar="FILE",
+                       help="use this host profile instead of calibrating first")
+    p_val.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    _add_common(p_val)
+    p_val.set_defaults(func=cmd_validate)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where to measure (auto: cuda when a GPU is present)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for PyTorch (default: its own choice, one per "
+                             "core); the profile then describes N threads")
+    add_json_arg(parser)
+
+
+def _say(args: argparse.Namespace):
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+    return progress
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from validation.bench import FULL, QUICK, TINY
+    from validation.calibrate import run_calibration, write_profile
+    from validation.torchenv import TorchUnavailable, resolve_device, set_threads
+
+    if not str(args.out).endswith((".yaml", ".yml")):
+        raise InputError(f"--out {args.out}: expected a .yaml file name")
+    try:
+        device = resolve_device(args.device)
+    except TorchUnavailable as exc:
+        raise InputError(f"calibrate: {exc}") from None
+    set_threads(args.threads)
+    say = _say(args)
+    quick = args.quick or args.smoke
+    settings = TINY if args.smoke else (QUICK if quick else FULL)
+    say(f"calibrating on {device} ({'quick' if quick else 'full'}) ...")
+    cal = run_calibration(device, settings, quick=quick)
+    path = write_profile(cal.profile_doc, args.out)
+    summary = {"out": str(path), "device": device, **cal.summary()}
+    if args.json:
+        print_json(summary)
+    else:
+        from validation.report import calibration_text
+        print(calibration_text(cal))
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from validation.run import run_validation
+
+    result = run_validation(out=args.out, quick=args.quick or args.smoke,
+                            smoke=args.smoke, profile=args.profile, device=args.device,
+                            threads=args.threads, progress=_say(args))
+    if args.json:
+        print_json(result)
+    else:
+        print(result["summary_text"])
+        print(f"wrote {result['out']}")
+    return 0

@@ -1,0 +1,296 @@
+"""validation/: formats, plans, comparison maths, calibration output, CLI paths.
+
+No timing is asserted anywhere: only structure, provenance, skip reporting and errors.
+Measurements use the hidden smallest setting (TINY timings, the smoke plan).
+"""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from codesign.cli import main
+from simulator import kernels as sk
+from simulator.profiles import load_profile_file
+from validation import compare, formats, microbench, torchenv
+from validation.bench import TINY, time_callable
+from validation.calibrate import run_calibration, template_path, write_profile
+from validation.kernels import build_case, matmul_case, rows_cols_case
+from validation.measure import ModelCase, measure_cases
+from validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
+    quick_plan
+from validation.simulate import simulate_kernel
+
+
+def _cited_fields(node, path=""):
+    if isinstance(node, dict) and "value" in node:
+        yield path, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _cited_fields(v, f"{path}.{k}" if path else k)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _cited_fields(item, f"{path}[{item.get('name', '?')}]"
+                                     if isinstance(item, dict) else path)
+
+
+# ---- template ------------------------------------------------------------------------------
+
+def test_host_template_is_valid_and_fully_cited():
+    profile = load_profile_file(template_path())
+    assert profile.name == "host" and profile.kind == "cpu"
+    assert profile.uncovered_dtypes() == []
+    assert [lv.name for lv in profile.memory] == ["l1", "l2", "l3", "dram"]
+    for path, node in _cited_fields(profile.raw()):
+        assert any(node.get(k) for k in ("source", "derived", "assumed", "measured")), path
+
+
+# ---- formats and kernels -------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt,tol", [("fp32", 1e-6), ("bf16", 0.02), ("w8a8", 0.05),
+                                     ("w8a16", 0.05), ("w4a16", 0.2), ("w8a16-deq", 0.05),
+                                     ("w4a16-deq", 0.2), ("ternary", 0.8)])
+def test_every_format_computes_x_times_w_transpose(fmt, tol):
+    torch.manual_seed(0)
+    w = torch.randn(256, 512) * 0.05
+    x = torch.randn(4, 512)
+    lin = formats.Linear(fmt, w, "cpu")
+    y = lin(x.to(lin.act_dtype)).float()
+    ref = x @ w.t()
+    assert y.shape == (4, 256)
+    assert float((y - ref).norm() / ref.norm()) < tol
+    assert lin.weight_bytes > 0
+
+
+def test_int4_kernel_and_plain_dequantisation_agree():
+    torch.manual_seed(1)
+    w, x = torch.randn(128, 256), torch.randn(2, 256).bfloat16()
+    fused = formats.Linear("w4a16", w, "cpu")(x).float()
+    plain = formats.Linear("w4a16-deq", w, "cpu")(x).float()
+    assert float((fused - plain).norm() / plain.norm()) < 0.02
+
+
+def test_probe_reports_every_format_available_here():
+    probes = formats.probe_formats("cpu")
+    assert set(probes) == set(formats.FORMATS)
+    assert all(p.available for p in probes.values()), probes
+
+
+def test_unknown_format_probe_says_so():
+    probe = formats.probe_formats("cpu", ["w3a16"])["w3a16"]
+    assert not probe.available and "unknown format" in probe.reason
+
+
+def test_cold_cases_rotate_weight_copies():
+    case = matmul_case("bf16", 1, 256, 256)  # 128 KiB of weights
+    fn = build_case(case, "cpu", cold_bytes=1 << 20)
+    assert fn().shape == (1, 256)
+    with pytest.raises(KeyError, match="unknown elementwise op"):
+        build_case(rows_cols_case("elementwise", "tanh2", "fp32", 4, 4), "cpu")
+
+
+def test_time_callable_reports_median_and_spread():
+    t = time_callable(lambda: torch.ones(8).sum(), TINY)
+    assert t.median_s > 0 and t.spread >= 0 and t.repeats == TINY.repeats and t.calls >= 2
+
+
+# ---- plans ---------------------------------------------------------------------------------
+
+def test_plans_are_held_out_from_calibration():
+    for make in PLANS.values():
+        assert_held_out(make())
+    plan = quick_plan()
+    clash = plan.__class__(**{**plan.__dict__,
+                              "kernels": (matmul_case("fp32", 1024, 1024, 1024),)})
+    with pytest.raises(AssertionError, match="calibration shapes"):
+        assert_held_out(clash)
+    assert (1024, 1024, 1024) in calibration_shapes(True)
+
+
+def test_small_model_weights_exceed_half_the_llc_in_every_format():
+    from simulator.cost import weight_bytes
+    from validation.simulate import model_quant
+    for fmt in ("fp32", "bf16", "w8a8", "w8a16", "w4a16", "ternary"):
+        total = sum(weight_bytes(SMALL_MODEL, model_quant(fmt)).values())
+        assert total > 16 * 2**20, fmt
+
+
+def test_stream_sizes_span_every_level():
+    caches = [96 * 1024, 2 * 2**20, 32 * 2**20]
+    sizes = microbench.stream_sizes(caches, per_level=2)
+    assert sizes == sorted(sizes) and all(s % 4096 == 0 for s in sizes)
+    assert min(sizes) <= caches[0] and max(sizes) >= 4 * caches[-1]
+    for lo, hi in zip([0] + caches, caches):
+        assert any(lo < s <= hi for s in sizes)
+
+
+def test_cpu_caches_from_a_fake_sysfs(tmp_path):
+    for cpu in (0, 1):
+        for idx, (level, kind, size, shared) in enumerate(
+                [(1, "Data", "48K", str(cpu)), (1, "Instruction", "32K", str(cpu)),
+                 (2, "Unified", "1024K", str(cpu)), (3, "Unified", "32768K", "0-1")]):
+            d = tmp_path / f"cpu{cpu}" / "cache" / f"index{idx}"
+            d.mkdir(parents=True)
+            for name, val in (("level", level), ("type", kind), ("size", size),
+                              ("shared_cpu_list", shared)):
+                (d / name).write_text(f"{val}\n")
+    caches = torchenv.cpu_caches(tmp_path)
+    assert [(c.level, c.size_bytes, c.instances) for c in caches] == \
+        [(1, 48 * 1024, 2), (2, 2**20, 2), (3, 32 * 2**20, 1)]
+
+
+# ---- comparison maths ----------------------------------------------------------------------
+
+def test_errors_and_group_statistics_by_hand():
+    table = pd.DataFrame({"name": list("abcd"), "format": ["x", "x", "x", "y"],
+                          "kind": ["gemv"] * 4, "measured_s": [1.0, 2.0, 4.0, 1.0],
+                          "simulated_s": [1.1, 1.0, 4.0, np.nan],
+                          "spread": [0.02, 0.04, 0.0, 0.1]})
+    out = compare.add_errors(table)
+    assert out["pct_error"].tolist()[:3] == pytest.approx([10.0, -50.0, 0.0])
+    assert np.isnan(out["pct_error"].iloc[3])
+    stats = compare.error_stats(out, "format")
+    row = stats.set_index("format").loc["x"]
+    assert row["kernels"] == 3 and row["median_abs_pct_error"] == pytest.approx(10.0)
+    assert row["p90_abs_pct_error"] == pytest.approx(42.0)  # 10 + 0.8 * (50 - 10)
+    assert row["median_spread_pct"] == pytest.approx(2.0) and not row["within_target"]
+    assert compare.overall(out)["kernels"] == 3
+    assert compare.scatter_png(out, "t")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert compare.overall(out.iloc[3:])["median_abs_pct_error"] is None
+
+
+def test_simulated_kernel_is_the_simulator_gemm():
+    profile = load_profile_file(template_path())
+    case = matmul_case("w4a16", 1, 3072, 1024)
+    direct = sk.gemm_cost(profile, 1, 3072, 1024, formats.FORMATS["w4a16"].quant).time_s
+    assert simulate_kernel(case, sk.as_hardware(profile)) == pytest.approx(float(direct))
+
+
+# ---- measurement and skip reporting ---------------------------------------------------------
+
+def test_missing_kernel_skips_its_format_and_the_rest_runs(monkeypatch):
+    def broken(self, torch_mod, w):
+        raise RuntimeError("_weight_int4pack_mm_for_cpu is not implemented here")
+    monkeypatch.setattr(formats.Linear, "_build_w4a16", broken)
+    cases = [matmul_case("w4a16", 1, 128, 256), matmul_case("bf16", 1, 128, 256),
+             ModelCase("decode", "w4a16", 1, 4)]
+    table, skips = measure_cases(cases, "cpu", TINY, model_factory=lambda f: None)
+    assert table["name"].tolist() == ["gemv/bf16/1x128x256"]
+    assert len(skips) == 1 and "w4a16" in skips[0].what
+    assert "not implemented here" in skips[0].reason
+
+
+# ---- calibration and the CLI -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cal") / "host-cal.yaml"
+    cal = run_calibration("cpu", TINY, quick=True)
+    write_profile(cal.profile_doc, path)
+    return cal, path
+
+
+def test_calibration_writes_a_loadable_profile_with_measured_provenance(calibrated):
+    cal, path = calibrated
+    profile = load_profile_file(path)
+    doc = profile.raw()
+    measured = {p for p, node in _cited_fields(doc) if node.get("measured")}
+    for field in ("overheads.kernel_launch", "compute.fp32.peak", "compute.bf16.peak",
+                  "compute.int8.peak", "compute.fp32.achievable_fraction",
+                  "memory[dram].bandwidth", "memory[dram].achievable_fraction",
+                  "fallbacks.int4.convert_ops_per_element",
+                  "fallbacks.ternary.convert_ops_per_element"):
+        assert field in measured, field
+    text = path.read_text()
+    assert "torch.utils.benchmark" in text and "UTC" in text
+    assert set(cal.streams["level"]) == {lv.name for lv in profile.memory}
+    summary = cal.summary()
+    assert set(summary["bandwidth_bytes_per_s"]) == {"l1", "l2", "l3", "dram"}
+    assert summary["kernel_launch_s"] > 0
+
+
+def test_calibrate_cli_json_and_bad_output_name(tmp_path, capsys):
+    out = tmp_path / "p.yaml"
+    assert main(["calibrate", "--smoke", "--device", "cpu", "--out", str(out),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["out"] == str(out) and load_profile_file(out).name == "host"
+    assert {"bandwidth_bytes_per_s", "achievable_ops_per_s", "kernel_launch_s"} <= set(result)
+    assert main(["calibrate", "--smoke", "--out", str(tmp_path / "p.txt")]) == 2
+    assert "expected a .yaml" in capsys.readouterr().err
+
+
+def test_validate_smoke_writes_every_output(tmp_path, capsys, calibrated):
+    _, profile_path = calibrated
+    out = tmp_path / "val"
+    assert main(["validate", "--smoke", "--device", "cpu", "--profile", str(profile_path),
+                 "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kernels"] > 0 and result["median_abs_pct_error"] >= 0
+    assert {"p90_abs_pct_error", "by_format", "transformer", "skipped"} <= set(result)
+    for name in ("kernels.csv", "by_format.csv", "by_kind.csv", "scatter.png",
+                 "summary.md", "profile.yaml"):
+        assert (out / name).is_file(), name
+    table = pd.read_csv(out / "kernels.csv")
+    assert {"name", "shape", "format", "measured_s", "simulated_s", "pct_error",
+            "spread_pct"} <= set(table.columns)
+    assert table["kind"].str.startswith("transformer").sum() == 3
+    assert "Per format" in (out / "summary.md").read_text()
+    load_profile_file(out / "profile.yaml")
+
+
+def test_validate_without_torch_simulates_and_says_what_is_skipped(tmp_path, capsys,
+                                                                   monkeypatch):
+    def no_torch():
+        raise ImportError("No module named 'torch'")
+    monkeypatch.setattr(torchenv, "_import_torch", no_torch)
+    out = tmp_path / "val"
+    assert main(["validate", "--smoke", "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["kernels"] == 0 and result["median_abs_pct_error"] is None
+    assert "PyTorch is not installed" in captured.err
+    assert any("PyTorch is not installed" in s["reason"] for s in result["skipped"])
+    table = pd.read_csv(out / "kernels.csv")
+    assert table["simulated_s"].gt(0).all() and table["measured_s"].isna().all()
+    assert main(["calibrate", "--out", str(tmp_path / "x.yaml")]) == 2
+    assert "PyTorch is not installed" in capsys.readouterr().err
+
+
+def test_validate_error_paths(tmp_path, capsys):
+    assert main(["validate", "--smoke", "--profile", str(tmp_path / "none.yaml"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main(["validate", "--smoke", "--threads", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--threads" in capsys.readouterr().err
+
+
+def test_calibration_keeps_template_levels_the_os_does_not_report(monkeypatch):
+    monkeypatch.setattr("validation.calibrate.cpu_caches", lambda: [])
+    cal = run_calibration("cpu", TINY, quick=True)
+    profile = cal.profile
+    assert [lv.name for lv in profile.memory] == ["l1", "l2", "l3", "dram"]
+    template = load_profile_file(template_path())
+    assert profile.memory_level("l2").bandwidth_bytes_per_s == \
+        template.memory_level("l2").bandwidth_bytes_per_s
+    assert "measured" in profile.raw()["memory"][-1]["bandwidth"]
+
+
+def test_busy_machine_is_reported(monkeypatch):
+    monkeypatch.setattr(torchenv.os, "getloadavg", lambda: (64.0, 1.0, 1.0))
+    assert "busy" in torchenv.busy_note()
+    monkeypatch.setattr(torchenv.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert torchenv.busy_note() is None
+
+
+def test_validate_calibrates_when_no_profile_is_given(tmp_path, capsys):
+    out = tmp_path / "val"
+    assert main(["validate", "--smoke", "--device", "cpu", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["calibration"]["profile"] == "host"
+    assert any("element-wise kernels" in f for f in result["findings"])
+    assert (out / "calibration_streams.csv").is_file()
+    assert "measured" in load_profile_file(out / "profile.yaml").raw()["overheads"][
+        "kernel_launch"]

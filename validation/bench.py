@@ -1,0 +1,57 @@
+"""Timing with torch.utils.benchmark: medians and run-to-run spread.
+
+Each case is timed `repeats` times with `Timer.blocked_autorange` (which picks the
+number of calls per block and synchronises CUDA itself). The reported time is the
+median over repeats of each repeat's median; `spread` is (max - min) / median of the
+repeat medians (run-to-run), `iqr_rel` the within-run interquartile range / median.
+"""
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from validation.torchenv import load_torch
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How long to time each case: `min_run_time_s` per repeat, `repeats` repeats."""
+
+    min_run_time_s: float = 0.1
+    repeats: int = 3
+    threads: int | None = None  # None: torch's current setting
+
+
+QUICK = BenchSettings(min_run_time_s=0.04, repeats=3)
+FULL = BenchSettings(min_run_time_s=0.25, repeats=5)
+#: the smallest setting, for tests that exercise the whole path without caring for numbers
+TINY = BenchSettings(min_run_time_s=0.002, repeats=2)
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_s: float
+    spread: float
+    iqr_rel: float
+    repeats: int
+    calls: int
+
+
+def time_callable(fn: Callable[[], object], settings: BenchSettings) -> Timing:
+    """Time `fn()` with torch.utils.benchmark.Timer; see the module docstring."""
+    torch = load_torch()
+    from torch.utils import benchmark
+    threads = settings.threads or torch.get_num_threads()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    fn()  # warm-up: first-call allocations, weight packing, lazy init
+    medians, iqrs, calls = [], [], 0
+    for _ in range(settings.repeats):
+        m = timer.blocked_autorange(min_run_time=settings.min_run_time_s)
+        medians.append(m.median)
+        iqrs.append(m.iqr / m.median if m.median > 0 else 0.0)
+        calls += len(m.raw_times) * m.number_per_run
+    median = statistics.median(medians)
+    spread = (max(medians) - min(medians)) / median if median > 0 else 0.0
+    return Timing(median_s=median, spread=spread, iqr_rel=statistics.median(iqrs),
+                  repeats=settings.repeats, calls=calls)

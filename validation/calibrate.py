@@ -1,0 +1,345 @@
+"""Calibrate the `host` hardware profile from PyTorch microbenchmarks.
+
+The shipped `hw_profiles/host.yaml` is the template: its structure, energies and power
+(not measurable from PyTorch) are kept; every number measured here replaces the
+template's and carries `measured:` provenance saying how, when and on what machine:
+
+- cache capacities: from the OS (sysfs); main memory capacity: physical pages;
+- per-level bandwidth: stream ops (read / copy / add) on buffers sized inside each
+  level; bandwidth = bytes moved / (time - per-call overhead), aggregated over the ops
+  as total bytes / total net time (their harmonic mean), and the achievable fraction is
+  1 because the value already is the achieved rate;
+- per-dtype peak: the best large GEMM (ops/s); achievable fraction = median / best over
+  the calibration shapes;
+- per-call overhead (`overheads.kernel_launch`): median time of one-element ops;
+- dequantisation (`fallbacks.<type>.convert_ops_per_element`): the one-token matmul
+  with packed weights (int4 kernel, ternary run-time unpack) is timed, and the ops per
+  element are solved so that the simulator's own gemm_cost of that matmul matches it.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from simulator.io import atomic_write_text, load_yaml_mapping
+from simulator.kernels import as_hardware
+from simulator.profiles import HardwareProfile, builtin_profile_dir, profile_from_mapping
+from simulator.units import format_quantity
+from validation import microbench
+from validation.bench import BenchSettings
+from validation.formats import FORMATS
+from validation.kernels import matmul_case, rows_cols_case
+from validation.simulate import simulate_kernel
+from validation.torchenv import busy_note, cpu_caches, load_torch, machine_description
+
+TEMPLATE_NAME = "host.yaml"
+
+
+def template_path() -> Path:
+    """The shipped host template (package data, or the checkout's hw_profiles/)."""
+    return builtin_profile_dir() / TEMPLATE_NAME
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """A memory level to calibrate: its name in the profile, kind and capacity."""
+
+    name: str
+    kind: str
+    capacity_bytes: float
+    capacity_how: str
+    threads: str  # how many threads the in-level streams run on, for the provenance
+
+
+def _host_levels(template: dict, threads: int) -> list[MemoryPlan]:
+    caches = cpu_caches()
+    names = [lv["name"] for lv in template["memory"] if lv["kind"] != "dram"]
+    plans = []
+    for name, cache in zip(names, caches):
+        shared = cache.instances == 1
+        total = cache.total_bytes
+        # PyTorch runs element-wise ops under 32768 elements (128 KiB fp32) on one
+        # thread, so an L1-sized stream measures one core's L1.
+        single = total / max(cache.instances, 1) < 128 * 1024 and not shared
+        plans.append(MemoryPlan(
+            name, "cache", total,
+            f"sysfs: L{cache.level} {cache.size_bytes // 1024} KiB x {cache.instances} "
+            "instance(s)", "1 thread" if single else f"{threads} threads"))
+    try:
+        dram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        how = "os.sysconf: physical pages x page size"
+    except (ValueError, OSError):
+        dram = template["memory"][-1]["capacity"]["value"]
+        how = ""
+    plans.append(MemoryPlan(template["memory"][-1]["name"], "dram", dram, how,
+                            f"{threads} threads"))
+    return plans
+
+
+def _cuda_levels(torch) -> list[MemoryPlan]:
+    props = torch.cuda.get_device_properties(0)
+    l2 = getattr(props, "L2_cache_size", 0) or 40 * 2**20
+    return [MemoryPlan("l2", "cache", l2, "torch.cuda.get_device_properties: L2_cache_size",
+                       "all SMs"),
+            MemoryPlan("dram", "dram", props.total_memory,
+                       "torch.cuda.get_device_properties: total_memory", "all SMs")]
+
+
+@dataclass
+class Calibration:
+    """What calibration measured (tables) and the profile document derived from it."""
+
+    profile_doc: dict
+    streams: pd.DataFrame
+    gemms: pd.DataFrame
+    tiny_ops: pd.DataFrame
+    dequant: pd.DataFrame
+    vector: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def profile(self) -> HardwareProfile:
+        return profile_from_mapping(self.profile_doc, source="calibrated host profile")
+
+    def summary(self) -> dict:
+        p = self.profile
+        return {
+            "profile": p.name,
+            "bandwidth_bytes_per_s": {lv.name: lv.achievable_bandwidth_bytes_per_s
+                                      for lv in p.memory},
+            "achievable_ops_per_s": {dt: spec.achievable_ops_per_s
+                                     for dt, spec in p.compute.items()},
+            "peak_ops_per_s": {dt: spec.peak_ops_per_s for dt, spec in p.compute.items()},
+            "kernel_launch_s": p.kernel_launch_s,
+            "convert_ops_per_element": {dt: r.convert_ops_per_element.value
+                                        for dt, r in p.fallbacks.items()},
+            "vector_ops_per_s_simulated": float(as_hardware(p).vector_ops_per_s),
+            "vector_ops_per_s_measured": (float(self.vector["vector_ops_per_s"].median())
+                                          if not self.vector.empty else None),
+            "notes": list(self.notes),
+        }
+
+
+def _level_of(size: float, plans: list[MemoryPlan]) -> str:
+    for plan in plans:
+        if size <= plan.capacity_bytes:
+            return plan.name
+    return plans[-1].name
+
+
+def _net_bandwidth(rows: pd.DataFrame, overhead_s: float) -> float:
+    """Total bytes / total (time - overhead) over the rows (harmonic mean of rates)."""
+    net = (rows["time_s"] - overhead_s).clip(lower=0.2 * rows["time_s"])
+    return float(rows["bytes_moved"].sum() / net.sum())
+
+
+def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
+                    template: str | os.PathLike | None = None, name: str = "host",
+                    now: _dt.datetime | None = None) -> Calibration:
+    """Measure this machine and return the calibrated profile document and tables."""
+    torch = load_torch()
+    when = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    doc = load_yaml_mapping(template or template_path(), what="host profile template")
+    machine = machine_description(device)
+    threads = torch.get_num_threads()
+    stamp = f"on {machine}, {when}"
+    notes: list[str] = [n for n in (busy_note(),) if n]
+
+    plans = _cuda_levels(torch) if device == "cuda" else _host_levels(doc, threads)
+    caches = [p.capacity_bytes for p in plans if p.kind != "dram"]
+    if device == "cpu" and len(caches) != len(doc["memory"]) - 1:
+        notes.append(f"the OS reports {len(caches)} cache levels, the template has "
+                     f"{len(doc['memory']) - 1}; levels without a cache keep template values")
+    sizes = microbench.stream_sizes(caches, per_level=2 if quick else 3)
+    if device == "cuda":
+        sizes = [s for s in sizes if s >= caches[0] / 8]
+
+    tiny = microbench.measure_tiny_ops(device, settings)
+    launch_s = float(tiny["time_s"].median())
+    streams = microbench.measure_streams(device, sizes, settings)
+    if device == "cpu" and caches:
+        # one pass over an L1-sized buffer is shorter than the per-call overhead:
+        # that level is measured by repeated reads instead (microbench docstring)
+        first = [s for s in sizes if s <= caches[0]]
+        streams = pd.concat([streams[~streams["buffer_bytes"].isin(first)],
+                             microbench.measure_repeated_reads(device, first, settings)],
+                            ignore_index=True)
+    gemv = microbench.measure_gemv_streams(
+        device, microbench.gemv_stream_shapes(caches[-1] if caches else 0), settings)
+    gemv["level"] = plans[-1].name
+    streams["level"] = [_level_of(s, plans) for s in streams["buffer_bytes"]]
+    gemm_shapes = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
+    gemms = microbench.measure_gemm_peaks(device, gemm_shapes, settings)
+    n_dq, k_dq = microbench.dequant_shape(quick)
+    dequant = microbench.measure_dequant(device, n_dq, k_dq, settings)
+    vector = _measure_vector_rate(device, settings, launch_s)
+
+    # ---- assemble the profile document --------------------------------------------
+    doc["name"] = name
+    if device == "cuda":
+        doc["kind"] = "gpu"
+    doc["description"] = (f"Calibrated with `precsim calibrate` {stamp}. Measured numbers "
+                          "say how; energy and power keep the template's assumptions.")
+    doc["overheads"]["kernel_launch"] = {
+        "value": f"{launch_s * 1e6:.4g} us",
+        "measured": f"median over {len(tiny)} one-element ops ({', '.join(tiny['op'])}) "
+                    f"of torch.utils.benchmark medians, {settings.repeats} repeats, {stamp}"}
+
+    template_levels = {lv["name"]: lv for lv in doc["memory"]}
+    new_levels = []
+    for plan in plans:
+        level = dict(template_levels.get(plan.name) or
+                     (template_levels["l3"] if plan.kind == "cache" else doc["memory"][-1]))
+        level["name"], level["kind"] = plan.name, plan.kind
+        if plan.capacity_how:
+            level["capacity"] = {"value": f"{plan.capacity_bytes / 1024:.0f} KiB",
+                                 "measured": f"{plan.capacity_how}, {stamp}"}
+        rows = streams[streams["level"] == plan.name]
+        if rows.empty:
+            notes.append(f"memory level {plan.name}: no stream size fell inside it; "
+                         "template bandwidth kept")
+        else:
+            bw = _net_bandwidth(rows, launch_s)
+            per_op = ", ".join(
+                f"{op} {format_quantity(_net_bandwidth(rows[rows['op'] == op], launch_s), 'bandwidth')}"
+                for op in dict.fromkeys(rows["op"]))
+            sizes_txt = ", ".join(format_quantity(s, "bytes")
+                                  for s in sorted(set(rows["buffer_bytes"])))
+            level["bandwidth"] = {
+                "value": f"{bw / 1e9:.4g} GB/s",
+                "measured": f"fp32 streams ({'/'.join(dict.fromkeys(rows['op']))}) over "
+                            f"buffers of {sizes_txt} on "
+                            f"{plan.threads}; bytes moved / (time - per-call overhead "
+                            f"{launch_s * 1e6:.3g} us), all ops pooled ({per_op}); {stamp}"}
+            level["achievable_fraction"] = {
+                "value": 1.0, "measured": "the bandwidth above is the achieved stream rate"}
+            if plan.kind == "dram" and not gemv.empty:
+                # weights stream from main memory through matmul kernels, which reach
+                # less than the element-wise streams: that share is the fraction
+                rate = _net_bandwidth(gemv, launch_s)
+                shapes_txt = ", ".join(f"{r.op} {format_quantity(r.buffer_bytes, 'bytes')}"
+                                       f" ({format_quantity(r.bandwidth_bytes_per_s, 'bandwidth')})"
+                                       for r in gemv.itertuples())
+                level["achievable_fraction"] = {
+                    "value": round(min(1.0, rate / bw), 4),
+                    "measured": f"one-token matmuls streaming weights from main memory "
+                                f"(torch.nn.functional.linear, {shapes_txt}) reach "
+                                f"{format_quantity(rate, 'bandwidth')} pooled = this share "
+                                f"of the stream bandwidth; {stamp}"}
+        new_levels.append(level)
+    if device != "cuda":  # cache levels the OS did not report keep the template's values
+        planned = {p.name for p in plans}
+        kept = [lv for lv in doc["memory"][:-1] if lv["name"] not in planned]
+        new_levels = kept + new_levels if not caches else new_levels[:-1] + kept \
+            + new_levels[-1:]
+    doc["memory"] = new_levels
+
+    for dtype, rows in gemms.groupby("dtype", sort=False):
+        ok = rows.dropna(subset=["ops_per_s"])
+        if ok.empty:
+            notes.append(f"{dtype} GEMM not measured ({rows['error'].iloc[0]}); "
+                         "template peak kept")
+            continue
+        best, med = float(ok["ops_per_s"].max()), float(ok["ops_per_s"].median())
+        shapes = ", ".join(f"{r.m}x{r.n}x{r.k}" for r in ok.itertuples())
+        unit = "GOP/s" if dtype.startswith("int") else "GFLOP/s"
+        spec = doc["compute"].setdefault(dtype, dict(doc["compute"]["fp32"]))
+        kernel = "torch._int_mm" if dtype == "int8" else "torch.mm"
+        spec["peak"] = {"value": f"{best / 1e9:.4g} {unit}",
+                        "measured": f"best of {kernel} {dtype} GEMMs (m x n x k) {shapes}; "
+                                    f"2mnk / median time; {stamp}"}
+        spec["achievable_fraction"] = {
+            "value": round(min(1.0, med / best), 4),
+            "measured": f"median / best rate over the same GEMMs ({med / 1e9:.4g} / "
+                        f"{best / 1e9:.4g} {unit})"}
+
+    for fmt, dtype in microbench.DEQUANT_FORMATS.items():
+        rule = doc.get("fallbacks", {}).get(dtype)
+        row = dequant[dequant["format"] == fmt]
+        if rule is None or row.empty or row["s_per_weight"].isna().all():
+            reason = row["error"].iloc[0] if not row.empty else "no fallback rule in template"
+            notes.append(f"dequantisation of {dtype} ({fmt}) not measured ({reason}); "
+                         "template value kept")
+            continue
+        s_per_weight = float(row["s_per_weight"].iloc[0])
+        ops, how = _fit_convert_ops(doc, dtype, matmul_case(fmt, 1, n_dq, k_dq),
+                                    float(row["time_s"].iloc[0]))
+        rule["convert_ops_per_element"] = {
+            "value": round(ops, 3),
+            "measured": f"{fmt} ({FORMATS[fmt].kernel}) one-token matmul on a {n_dq}x{k_dq} "
+                        f"weight: {s_per_weight * 1e12:.4g} ps per weight; {how}; {stamp}"}
+
+    profile_from_mapping(doc, source="calibrated host profile")  # validate before use
+    return Calibration(doc, pd.concat([streams, gemv], ignore_index=True), gemms, tiny,
+                       dequant, vector, notes)
+
+
+#: element-wise kernels (L2-sized, not among the held-out shapes) whose achieved vector
+#: rate is reported beside the simulator's (the profile schema has no separate field)
+VECTOR_CASES = (("elementwise", "silu", 128, 1024), ("elementwise", "gelu", 128, 1024),
+                ("norm", "layer_norm", 128, 1024), ("elementwise", "add", 128, 1024))
+
+
+def _measure_vector_rate(device: str, settings: BenchSettings, launch_s: float
+                         ) -> pd.DataFrame:
+    """Vector ops/s achieved by element-wise kernels, counting ops as the simulator does
+    (its KernelCost.vector_ops for the same kernel) over time net of per-call overhead."""
+    from validation.bench import time_callable
+    from validation.kernels import build_case
+    from validation.simulate import kernel_cost
+    hw = as_hardware(profile_from_mapping(load_yaml_mapping(template_path()), "template"))
+    rows = []
+    for kind, op, r, c in VECTOR_CASES:
+        case = rows_cols_case(kind, op, "fp32", r, c)
+        t = time_callable(build_case(case, device), settings)
+        ops = float(kernel_cost(case, hw).vector_ops)
+        rows.append({"case": case.name, "vector_ops": ops, "time_s": t.median_s,
+                     "spread": t.spread,
+                     "vector_ops_per_s": ops / max(t.median_s - launch_s, 0.2 * t.median_s)})
+    return pd.DataFrame(rows)
+
+
+def _fit_convert_ops(doc: dict, dtype: str, case, measured_s: float) -> tuple[float, str]:
+    """Conversion ops per element that make the simulator's time of `case` equal the
+    measured one. The simulator is evaluated at 1 and 2 ops (its time is linear in them
+    while compute-bound) and the line is solved; no cost formula is repeated here."""
+    def simulated(ops: float) -> float:
+        trial = copy.deepcopy(doc)
+        trial["fallbacks"][dtype]["convert_ops_per_element"] = {
+            "value": ops, "assumed": "calibration trial"}
+        return simulate_kernel(case, as_hardware(profile_from_mapping(trial, "trial")))
+    t1, t2 = simulated(1.0), simulated(2.0)
+    rule = doc["fallbacks"][dtype]
+    if t2 - t1 <= 0:
+        rate = (profile_from_mapping(doc, "calibration")
+                .achievable_ops_per_s(rule["convert_dtype"]))
+        ops = measured_s / (case.dims["n"] * case.dims["k"]) * rate
+        return ops, (f"the simulator is memory-bound there, so ops = time per weight x "
+                     f"achievable {rule['convert_dtype']} rate {rate / 1e9:.4g} G/s")
+    ops = 1.0 + (measured_s - t1) / (t2 - t1)
+    if ops < 0.01:
+        return 0.01, (f"the measured {measured_s * 1e6:.4g} us is below the simulator's time "
+                      f"without conversion ({(2 * t1 - t2) * 1e6:.4g} us): the kernel hides "
+                      "its conversion, so the smallest allowed value is written")
+    return ops, (f"solved so that the simulator's gemm_cost of that case (executing as "
+                 f"{rule['execute_as']}, converting on {rule['convert_dtype']}) equals the "
+                 f"measured {measured_s * 1e6:.4g} us (simulated {t1 * 1e6:.4g} / "
+                 f"{t2 * 1e6:.4g} us at 1 / 2 ops)")
+
+
+def dump_profile(doc: dict) -> str:
+    header = ("# Calibrated host profile written by `precsim calibrate`; every `measured:`\n"
+              "# field says how and when. Load with simulator.profiles.load_profile_file.\n")
+    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+def write_profile(doc: dict, path: str | os.PathLike) -> Path:
+    """Validate and write the profile atomically; returns the path."""
+    profile_from_mapping(doc, source=str(path))
+    return atomic_write_text(path, dump_profile(doc))

@@ -1,0 +1,116 @@
+"""Measure a list of held-out cases; what cannot run is skipped with the reason.
+
+Returns a DataFrame with one row per measured case (name, kind, op, format, shape,
+measured median, run-to-run spread, within-run IQR) and a list of `Skip`s naming
+each skipped case or format and why (kernel missing on this PyTorch/device, error).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from validation.bench import BenchSettings, time_callable
+from validation.formats import FORMATS, probe_formats
+from validation.kernels import MATMUL_KINDS, KernelCase, build_case
+from validation.torchenv import load_torch
+
+
+@dataclass(frozen=True)
+class Skip:
+    what: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.what}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """A whole small-transformer pass: phase (decode / prefill), format, batch, length."""
+
+    phase: str
+    fmt: str
+    batch: int
+    length: int  # context length (decode) or prompt length (prefill)
+
+    @property
+    def kind(self) -> str:
+        return f"transformer_{self.phase}"
+
+    @property
+    def shape(self) -> tuple[tuple[str, int], ...]:
+        key = "context_len" if self.phase == "decode" else "prompt_len"
+        return (("batch", self.batch), (key, self.length))
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return dict(self.shape)
+
+    @property
+    def op(self) -> str:
+        return ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}/{self.fmt}/{self.batch}x{self.length}"
+
+    @property
+    def shape_text(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.shape)
+
+
+Case = KernelCase | ModelCase
+
+
+def _row(case: Case, timing, device: str, extra: dict | None = None) -> dict:
+    return {"name": case.name, "kind": case.kind, "op": case.op, "format": case.fmt,
+            "shape": case.shape_text, "device": device, "measured_s": timing.median_s,
+            "spread": timing.spread, "iqr_rel": timing.iqr_rel, "repeats": timing.repeats,
+            **(extra or {})}
+
+
+def measure_cases(cases: Sequence[Case], device: str, settings: BenchSettings,
+                  model_factory: Callable[[str], object] | None = None,
+                  cold_bytes: float | None = None, progress: Callable[[str], None] | None = None
+                  ) -> tuple[pd.DataFrame, list[Skip]]:
+    """Time every case; a format whose kernel fails its probe is skipped as a whole."""
+    torch = load_torch()
+    formats = sorted({c.fmt for c in cases if c.kind in MATMUL_KINDS or
+                      isinstance(c, ModelCase)})
+    probes = probe_formats(device, [f for f in formats if f in FORMATS] or None) \
+        if formats else {}
+    skips = [Skip(f"format {p.fmt} (every case)", p.reason)
+             for p in probes.values() if not p.available]
+    unavailable = {p.fmt for p in probes.values() if not p.available}
+    rows = []
+    models: dict[str, object] = {}
+    for case in cases:
+        if case.fmt in unavailable:
+            continue
+        if progress:
+            progress(case.name)
+        try:
+            if isinstance(case, ModelCase):
+                if model_factory is None:
+                    raise ValueError("no model factory given for transformer cases")
+                if case.fmt not in models:
+                    models.clear()  # one model in memory at a time
+                    models[case.fmt] = model_factory(case.fmt)
+                model = models[case.fmt]
+                fn = (model.decode_step(case.batch, case.length) if case.phase == "decode"
+                      else model.prefill(case.batch, case.length))
+                extra = {"weight_bytes": model.weight_bytes}
+            else:
+                fn = build_case(case, device, cold_bytes=cold_bytes)
+                extra = {}
+            with torch.inference_mode():
+                timing = time_callable(fn, settings)
+        except (RuntimeError, NotImplementedError, ValueError, KeyError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            skips.append(Skip(case.name, f"{type(exc).__name__}: {first[:200]}"))
+            continue
+        rows.append(_row(case, timing, device, extra))
+    models.clear()
+    return pd.DataFrame(rows), skips

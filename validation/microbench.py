@@ -1,0 +1,206 @@
+"""Calibration microbenchmarks: memory streams, large GEMMs, tiny ops, dequantisation.
+
+All timings go through `validation.bench.time_callable` (torch.utils.benchmark). Each
+function returns a pandas DataFrame with one row per measured point, so what the
+calibrated profile is derived from can be written out and inspected.
+
+- streams: `x.sum()` (read), `y.copy_(x)` (read + write) and `torch.add(x, x, out=y)`
+  (2 reads + 1 write) over buffer sizes growing from inside L1 to well past the last
+  cache level;
+- GEMMs: large square-ish products per data type (fp32, bf16, int8 via `torch._int_mm`);
+- tiny ops: one-element add / sum / 1x1 matmul, whose time is the per-call overhead;
+- dequantisation: the weight-only packed kernels (int8, int4) and the run-time ternary
+  unpack at one token on a large weight, as seconds per weight.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from validation.bench import BenchSettings, time_callable
+from validation.formats import Linear
+from validation.torchenv import load_torch
+
+STREAM_OPS = ("read", "copy", "add")
+#: bytes moved per byte of the buffer, per stream op (reads + writes)
+STREAM_TRAFFIC = {"read": 1, "copy": 2, "add": 3}
+
+
+def stream_sizes(cache_bytes: Sequence[float], per_level: int = 2) -> list[int]:
+    """Buffer sizes (bytes) spanning every cache level and main memory.
+
+    For each cache level of aggregate capacity C (previous level P): `per_level`
+    geometric points between max(4P, C/8) and C/2; then main memory at 4x and 8x the
+    last level. Sizes are multiples of 4 KiB.
+    """
+    sizes: list[float] = []
+    prev = 4096.0
+    for cap in cache_bytes:
+        lo, hi = max(4 * prev, cap / 8), cap / 2
+        if lo > hi:
+            lo = hi
+        for i in range(per_level):
+            frac = i / (per_level - 1) if per_level > 1 else 1.0
+            sizes.append(lo * (hi / lo) ** frac)
+        prev = cap
+    sizes += [4 * prev, 8 * prev]
+    return sorted({max(4096, int(s) // 4096 * 4096) for s in sizes})
+
+
+def measure_streams(device: str, sizes_bytes: Sequence[int], settings: BenchSettings
+                    ) -> pd.DataFrame:
+    """Time read / copy / add streams of fp32 buffers of each size."""
+    torch = load_torch()
+    rows = []
+    for size in sizes_bytes:
+        n = max(1, int(size) // 4)
+        x = torch.rand(n, device=device)
+        y = torch.empty_like(x)
+        ops = {"read": lambda: x.sum(), "copy": lambda: y.copy_(x),
+               "add": lambda: torch.add(x, x, out=y)}
+        for op in STREAM_OPS:
+            t = time_callable(ops[op], settings)
+            moved = STREAM_TRAFFIC[op] * n * 4
+            rows.append({"op": op, "buffer_bytes": n * 4, "bytes_moved": moved,
+                         "time_s": t.median_s, "spread": t.spread,
+                         "bandwidth_bytes_per_s": moved / t.median_s})
+        del x, y
+    return pd.DataFrame(rows)
+
+
+def measure_repeated_reads(device: str, sizes_bytes: Sequence[int], settings: BenchSettings,
+                           bytes_per_call: int = 2**21) -> pd.DataFrame:
+    """Read a small buffer many times in one call: `x.expand(R, n).sum(dim=0)`.
+
+    Buffers that fit the first cache level are read in well under the per-call
+    overhead, so one pass cannot resolve their bandwidth; R passes (R*n*4 close to
+    `bytes_per_call`) make the call long enough. Op name: "read_repeat".
+    """
+    torch = load_torch()
+    rows = []
+    for size in sizes_bytes:
+        n = max(1, int(size) // 4)
+        repeat = max(1, bytes_per_call // (n * 4))
+        view = torch.rand(n, device=device).expand(repeat, n)
+        t = time_callable(lambda: view.sum(dim=0), settings)
+        moved = repeat * n * 4
+        rows.append({"op": "read_repeat", "buffer_bytes": n * 4, "bytes_moved": moved,
+                     "time_s": t.median_s, "spread": t.spread,
+                     "bandwidth_bytes_per_s": moved / t.median_s})
+    return pd.DataFrame(rows)
+
+
+def measure_tiny_ops(device: str, settings: BenchSettings) -> pd.DataFrame:
+    """Per-call overhead: ops on one element (add, sum, 1x1 matmul, 1x1 linear)."""
+    torch = load_torch()
+    x = torch.ones(1, device=device)
+    a = torch.ones(1, 1, device=device)
+    ops = {"add_": lambda: x.add_(1.0), "sum": lambda: x.sum(),
+           "mm_1x1": lambda: torch.mm(a, a),
+           "linear_1x1": lambda: torch.nn.functional.linear(a, a)}
+    rows = []
+    for name, fn in ops.items():
+        t = time_callable(fn, settings)
+        rows.append({"op": name, "time_s": t.median_s, "spread": t.spread})
+    return pd.DataFrame(rows)
+
+
+#: GEMM calibration shapes (m, n, k) per data type; held-out shapes are elsewhere.
+GEMM_SHAPES_QUICK = {"fp32": [(1024, 1024, 1024)],
+                     "bf16": [(1024, 1024, 1024), (2048, 1024, 2048)],
+                     "int8": [(1024, 1024, 1024), (2048, 1024, 2048)]}
+GEMM_SHAPES_FULL = {"fp32": [(1024, 1024, 1024), (2048, 2048, 2048), (1536, 1536, 4096)],
+                    "bf16": [(1024, 1024, 1024), (2048, 2048, 2048), (1536, 1536, 4096)],
+                    "int8": [(1024, 1024, 1024), (2048, 2048, 2048), (1536, 1536, 4096)]}
+
+
+def measure_gemm_peaks(device: str, shapes: dict[str, list[tuple[int, int, int]]],
+                       settings: BenchSettings) -> pd.DataFrame:
+    """Ops/s of large GEMMs per data type (2*m*n*k ops per product)."""
+    torch = load_torch()
+    torch.manual_seed(0)
+    rows = []
+    for dtype, shape_list in shapes.items():
+        for m, n, k in shape_list:
+            if dtype == "int8":
+                a = torch.randint(-127, 128, (m, k), dtype=torch.int8, device=device)
+                b = torch.randint(-127, 128, (k, n), dtype=torch.int8, device=device)
+                fn = (lambda a=a, b=b: torch._int_mm(a, b))
+            else:
+                tdt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+                a = torch.randn(m, k, device=device, dtype=tdt)
+                b = torch.randn(k, n, device=device, dtype=tdt)
+                fn = (lambda a=a, b=b: torch.mm(a, b))
+            try:
+                t = time_callable(fn, settings)
+            except RuntimeError as exc:
+                rows.append({"dtype": dtype, "m": m, "n": n, "k": k, "time_s": float("nan"),
+                             "spread": float("nan"), "ops_per_s": float("nan"),
+                             "error": str(exc).splitlines()[0][:160]})
+                continue
+            rows.append({"dtype": dtype, "m": m, "n": n, "k": k, "time_s": t.median_s,
+                         "spread": t.spread, "ops_per_s": 2.0 * m * n * k / t.median_s,
+                         "error": ""})
+    return pd.DataFrame(rows)
+
+
+def gemv_stream_shapes(llc_bytes: float) -> dict[str, tuple[int, int, int]]:
+    """One-token matmuls (1, n, k) per dtype whose weight is >= 4x the last cache level."""
+    k = 4096
+    shapes = {}
+    for dtype, size in (("fp32", 4), ("bf16", 2)):
+        n = max(1024, int(4 * llc_bytes / (k * size)) // 1024 * 1024)
+        shapes[dtype] = (1, n, k)
+    return shapes
+
+
+def measure_gemv_streams(device: str, shapes: dict[str, tuple[int, int, int]],
+                         settings: BenchSettings) -> pd.DataFrame:
+    """Weight-streaming rate of one-token matmuls: weight bytes / time (op "gemv")."""
+    torch = load_torch()
+    torch.manual_seed(0)
+    rows = []
+    for dtype, (m, n, k) in shapes.items():
+        tdt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+        w = torch.randn(n, k, device=device, dtype=tdt)
+        x = torch.randn(m, k, device=device, dtype=tdt)
+        t = time_callable(lambda w=w, x=x: torch.nn.functional.linear(x, w), settings)
+        moved = w.numel() * w.element_size()
+        rows.append({"op": f"gemv_{dtype}", "buffer_bytes": moved, "bytes_moved": moved,
+                     "time_s": t.median_s, "spread": t.spread,
+                     "bandwidth_bytes_per_s": moved / t.median_s})
+        del w
+    return pd.DataFrame(rows)
+
+
+#: packed weight formats whose run-time dequantisation is calibrated, and the profile
+#: fallback each one informs
+DEQUANT_FORMATS = {"w4a16": "int4", "ternary": "ternary"}
+
+
+def dequant_shape(quick: bool) -> tuple[int, int]:
+    """(n, k) of the one-token dequantisation microbenchmark."""
+    return (2048, 4096) if quick else (4096, 4096)
+
+
+def measure_dequant(device: str, n: int, k: int, settings: BenchSettings,
+                    formats: Sequence[str] = tuple(DEQUANT_FORMATS)) -> pd.DataFrame:
+    """Seconds per weight of one-token matmuls with packed weights (dequant-bound)."""
+    torch = load_torch()
+    torch.manual_seed(0)
+    w = torch.randn(n, k)
+    rows = []
+    for fmt in formats:
+        try:
+            lin = Linear(fmt, w, device)
+        except (RuntimeError, NotImplementedError, AttributeError) as exc:
+            rows.append({"format": fmt, "n": n, "k": k, "time_s": float("nan"),
+                         "spread": float("nan"), "s_per_weight": float("nan"),
+                         "error": str(exc).splitlines()[0][:160]})
+            continue
+        x = torch.randn(1, k, device=device).to(lin.act_dtype)
+        t = time_callable(lambda lin=lin, x=x: lin(x), settings)
+        rows.append({"format": fmt, "n": n, "k": k, "time_s": t.median_s,
+                     "spread": t.spread, "s_per_weight": t.median_s / (n * k), "error": ""})
+    return pd.DataFrame(rows)

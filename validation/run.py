@@ -1,0 +1,205 @@
+"""`precsim validate`: calibrate (or load a profile), measure, simulate, compare, write.
+
+Outputs (written into a temporary sibling and swapped in with atomic_directory):
+kernels.csv, by_format.csv, by_kind.csv, scatter.png, summary.md, profile.yaml and,
+when calibrated here, calibration_{streams,gemms,tiny_ops,dequant}.csv.
+Without PyTorch every measurement is skipped (said in the summary and on stderr) and
+the simulated times of the held-out cases are still written.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulator.io import atomic_directory
+from simulator.profiles import load_profile_file
+from validation import compare, report
+from validation.calibrate import dump_profile, run_calibration, template_path
+from validation.measure import Skip, measure_cases
+from validation.plan import PLANS, assert_held_out, torch_shape
+from validation.simulate import simulate_cases
+from validation.torchenv import (TorchUnavailable, load_torch, machine_description,
+                                 resolve_device, set_threads, busy_note)
+from validation.transformer import TinyTransformer
+
+
+def _case_rows(cases) -> pd.DataFrame:
+    return pd.DataFrame([{"name": c.name, "kind": c.kind, "op": c.op, "format": c.fmt,
+                          "shape": c.shape_text} for c in cases])
+
+
+def findings(table: pd.DataFrame, stats: pd.DataFrame, column: str) -> list[str]:
+    """Plain-language notes on every group (format or kernel kind) outside the target:
+    its median error against its run-to-run spread, the direction of the error, and the
+    worst kernel with what the simulator says bounds it."""
+    notes = []
+    for row in stats.itertuples():
+        if row.within_target:
+            continue
+        key = getattr(row, column)
+        sub = table[(table[column] == key) & table["abs_pct_error"].notna()]
+        worst = sub.loc[sub["abs_pct_error"].idxmax()]
+        faster = int((sub["pct_error"] < 0).sum())
+        noise = (" - within the run-to-run noise" if row.median_spread_pct
+                 >= row.median_abs_pct_error else "")
+        notes.append(
+            f"{column} {key}: median |error| {row.median_abs_pct_error:.0f}% over "
+            f"{row.kernels} kernels, median spread {row.median_spread_pct:.0f}%{noise}; "
+            f"the simulator is faster than PyTorch on {faster} of {len(sub)}; worst "
+            f"{worst['name']} {worst['pct_error']:+.0f}% (simulated "
+            f"{worst['simulated_bound']}-bound).")
+    return notes
+
+
+def calibration_findings(cal) -> list[str]:
+    """What calibration measured that the profile schema cannot carry to the simulator."""
+    s, notes = cal.summary(), []
+    measured, simulated = s.get("vector_ops_per_s_measured"), s["vector_ops_per_s_simulated"]
+    if measured:
+        notes.append(
+            f"element-wise kernels (norms, activations, adds) reach {measured / 1e9:.3g} G "
+            f"simulator vector ops/s here, but the simulator runs vector work at the fp32 "
+            f"matmul rate ({simulated / 1e9:.3g} G/s, its vector_dtype): compute-bound "
+            "element-wise kernels are predicted too fast until profiles carry a separate "
+            "vector rate")
+    dram = cal.profile.main_memory
+    if dram.achievable_fraction.value < 0.95:
+        notes.append(
+            f"one-token matmuls stream weights from {dram.name} at "
+            f"{dram.achievable_fraction.value:.2f} of the stream bandwidth "
+            f"({dram.bandwidth_bytes_per_s / 1e9:.3g} GB/s); the profile's achievable "
+            "fraction carries that share, and the simulator applies it to every kernel, so "
+            f"element-wise kernels whose tensors live in {dram.name} are predicted slower "
+            "than measured")
+    return notes
+
+
+def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = False,
+                   profile: str | os.PathLike | None = None, device: str = "auto",
+                   threads: int | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the whole validation; returns the JSON-able result (see module docstring)."""
+    say = progress or (lambda text: None)
+    plan = PLANS["smoke" if smoke else ("quick" if quick else "full")]()
+    assert_held_out(plan)
+    cases = list(plan.kernels) + list(plan.model_cases)
+    skips: list[Skip] = []
+    warnings: list[str] = []
+    cal = None
+    prof = load_profile_file(profile) if profile else None
+    try:
+        torch = load_torch()
+        dev = resolve_device(device)
+        set_threads(threads)
+        machine = machine_description(dev)
+    except TorchUnavailable as exc:
+        torch, dev, machine = None, "none", "PyTorch not installed"
+        skips.append(Skip("all measurements", str(exc)))
+        print(f"precsim: warning: {exc}", file=sys.stderr)
+    if torch is not None and prof is None:
+        say(f"calibrating the host profile on {dev} ...")
+        cal = run_calibration(dev, plan.settings, quick=plan.calibration_quick)
+        prof = cal.profile
+        warnings += cal.notes
+    if prof is None:
+        prof = load_profile_file(template_path())
+        profile_note = f"template {template_path()} (not calibrated: no PyTorch)"
+    elif cal is not None:
+        profile_note = "calibrated just now on this machine (profile.yaml)"
+    else:
+        profile_note = f"given: {profile}"
+
+    if torch is not None:
+        say(f"measuring {len(cases)} cases ({plan.name}) ...")
+        busy = busy_note()
+        if busy and not any(w.startswith(busy[:24]) for w in warnings):
+            warnings.append(busy)
+        shape = torch_shape(plan.model)
+        torch.manual_seed(0)
+        measured, more = measure_cases(
+            cases, dev, plan.settings, cold_bytes=plan.cold_bytes or None,
+            model_factory=lambda fmt: TinyTransformer(shape, fmt, dev), progress=say)
+        skips += more
+    else:
+        measured = pd.DataFrame(columns=["name", "measured_s", "spread", "iqr_rel"])
+    say("simulating ...")
+    simulated = simulate_cases(cases, prof, plan.model)
+    table = _case_rows(cases).merge(
+        measured.drop(columns=["kind", "op", "format", "shape"], errors="ignore"),
+        on="name", how="left")
+    table["simulated_s"] = table["name"].map(lambda n: simulated[n][0])
+    table["simulated_bound"] = table["name"].map(lambda n: simulated[n][1])
+    for col in ("measured_s", "spread", "iqr_rel"):
+        if col not in table:
+            table[col] = np.nan
+    table = compare.add_errors(table.astype({"measured_s": float, "spread": float}))
+    kernels_only = table[~table["kind"].str.startswith("transformer")]
+    by_format = compare.error_stats(kernels_only, "format")
+    by_kind = compare.error_stats(kernels_only, "kind")
+    model_rows = table[table["kind"].str.startswith("transformer")]
+    overall = compare.overall(kernels_only)
+    notes = findings(kernels_only, by_format, "format") + \
+        findings(kernels_only, by_kind, "kind")
+    models_view = model_rows[["kind", "format", "shape", "measured_s", "simulated_s",
+                              "pct_error", "spread_pct"]]
+    notes += [f"{r.kind} {r.format} ({r.shape}): simulated {r.pct_error:+.0f}% vs measured"
+              for r in model_rows.itertuples()
+              if r.abs_pct_error == r.abs_pct_error
+              and r.abs_pct_error > compare.TARGET_MEDIAN_ABS_PCT]
+    if cal is not None:
+        notes += calibration_findings(cal)
+    worst = kernels_only.dropna(subset=["abs_pct_error"]).nlargest(8, "abs_pct_error")[
+        ["name", "measured_s", "simulated_s", "pct_error", "spread_pct"]]
+    title = f"PrecSim validation ({plan.name}) on {dev}"
+    summary = report.summary_markdown(
+        title=title, machine=machine, profile_note=profile_note, overall=overall,
+        by_format=by_format, by_kind=by_kind, models=models_view, worst=worst,
+        skips=[str(s) for s in skips], findings=notes, warnings=warnings,
+        calibration=report.calibration_text(cal) if cal else None)
+
+    with atomic_directory(out) as tmp:
+        tmp = Path(tmp)
+        table.to_csv(tmp / "kernels.csv", index=False)
+        by_format.to_csv(tmp / "by_format.csv", index=False)
+        by_kind.to_csv(tmp / "by_kind.csv", index=False)
+        (tmp / "scatter.png").write_bytes(compare.scatter_png(
+            table, f"{title}: simulated vs measured ({overall['kernels']} kernels)"))
+        (tmp / "summary.md").write_text(summary, encoding="utf-8")
+        (tmp / "profile.yaml").write_text(dump_profile(prof.raw()), encoding="utf-8")
+        if cal is not None:
+            for name in ("streams", "gemms", "tiny_ops", "dequant", "vector"):
+                getattr(cal, name).to_csv(tmp / f"calibration_{name}.csv", index=False)
+
+    return {"out": str(out), "plan": plan.name, "device": dev, "machine": machine,
+            "profile": profile_note, **overall,
+            "by_format": by_format.to_dict(orient="records"),
+            "by_kind": by_kind.to_dict(orient="records"),
+            "transformer": models_view.to_dict(orient="records"),
+            "skipped": [{"what": s.what, "reason": s.reason} for s in skips],
+            "warnings": warnings,
+            "calibration": cal.summary() if cal else None,
+            "findings": notes, "summary_text": _console(overall, by_format, models_view,
+                                                       skips, warnings)}
+
+
+def _console(overall: dict, by_format: pd.DataFrame, models: pd.DataFrame, skips,
+             warnings) -> str:
+    lines = []
+    if overall["median_abs_pct_error"] is None:
+        lines.append("no kernel measured")
+    else:
+        lines.append(f"{overall['kernels']} held-out kernels: median |error| "
+                     f"{overall['median_abs_pct_error']:.1f}%, p90 "
+                     f"{overall['p90_abs_pct_error']:.1f}%, median spread "
+                     f"{overall['median_spread_pct']:.1f}%")
+    if not by_format.empty:
+        lines.append(by_format.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    if not models.empty:
+        lines.append(models.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    lines += [str(s) for s in skips]
+    lines += [f"warning: {w}" for w in warnings]
+    return "\n".join(lines)
