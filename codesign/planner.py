@@ -9,11 +9,12 @@ Costs, in device-seconds and joules, combined by the objective (time, energy, or
 dollars = device-hours x $/device-hour + kWh x $/kWh):
 * training: FLOPs = 6·N·D (forward 2·N·D + backward 4·N·D per token, Kaplan et al.
   2020; attention-score FLOPs left out as in the laws' cost model), executed as large
-  GEMMs in the training format on the training profile: time from
-  `simulator.kernels.matmul_time_s` (native peak, or the fallback rule, at achievable
-  fractions), energy per FLOP from `simulator.kernels.gemm_cost` of a representative
-  TRAIN_GEMM_SIDE^3 GEMM. Operands of b bits may run in any wider element type that
-  holds them (int4 values in int8, 8-bit values in bf16); the cheapest such pair is used.
+  GEMMs in the training format on the training profile: time and energy from
+  `simulator.kernels.matmul_cost` (the fastest execution option of the pair: a native
+  engine, or operands converted at the profile's fallback rule or the default cost, at
+  achievable fractions; energy per op, conversions and static power). Operands of b
+  bits may run in any wider element type that holds them (int4 values in int8, 8-bit
+  values in bf16); the cheapest such pair is used.
 * serving: `tokens_served` generated tokens in requests of prompt_len + output_len on
   the deployment profile, priced by `simulator.cost.simulate` (a batch's prefill plus
   every decode step): device time per token = the batch's end-to-end latency /
@@ -47,7 +48,7 @@ from simulator.models import model_for_params
 from simulator.quant import DTYPE_BITS, QuantFormat
 
 TRAIN_FLOPS_PER_PARAM_TOKEN = 6.0   # 6·N·D training FLOPs
-TRAIN_GEMM_SIDE = 8192              # m = n = k of the GEMM priced for training energy/FLOP
+TRAIN_FLOPS_UNIT = 1e18             # FLOPs priced once per pair (time and energy are linear)
 #: Element types training operands may run in (any type at least as wide as the bits).
 TRAIN_DTYPES = ("ternary", "int4", "fp4_e2m1", "int8", "fp8_e4m3", "bf16", "fp16", "fp32")
 SECONDS_PER_HOUR = 3600.0
@@ -137,21 +138,20 @@ def _dtypes_for(bits: float) -> list[str]:
 
 
 def _pair_rates(profile, weights: CostWeights) -> dict:
-    """(weight dtype, act dtype) -> (cost, s/FLOP, J/FLOP, exec dtype) for pairs that run."""
+    """(weight dtype, act dtype) -> (cost, s/FLOP, J/FLOP, exec dtype) for pairs that run,
+    from `simulator.kernels.matmul_cost` (time and energy of large-GEMM FLOPs)."""
     hw = kernels.as_hardware(profile)
-    flops = 2.0 * TRAIN_GEMM_SIDE ** 3
     out = {}
     for wd in TRAIN_DTYPES:
         for ad in TRAIN_DTYPES:
             try:
-                t = float(kernels.matmul_time_s(hw, flops, wd, ad))
-                g = kernels.gemm_cost(hw, TRAIN_GEMM_SIDE, TRAIN_GEMM_SIDE, TRAIN_GEMM_SIDE,
-                                      QuantFormat.from_dtypes(wd, ad))
+                rate = kernels.matmul_cost(hw, TRAIN_FLOPS_UNIT, wd, ad)
             except InputError:
                 continue  # this pair cannot run on the profile
-            s_per, j_per = t / flops, float(g.energy_j) / float(g.flops)
+            s_per = float(rate.time_s) / TRAIN_FLOPS_UNIT
+            j_per = float(rate.energy_j) / TRAIN_FLOPS_UNIT
             out[wd, ad] = (float(weights.cost("train", s_per, j_per)), s_per, j_per,
-                           str(g.exec_dtype))
+                           str(rate.exec_dtype))
     return out
 
 

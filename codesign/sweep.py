@@ -391,7 +391,7 @@ def _profile(doc_json: str) -> HardwareProfile:
 def evaluate_chunk(chunk: Chunk) -> pd.DataFrame:
     """Rows of one chunk: config_id, labels, axes, then cost (and serving) metrics.
 
-    One broadcast cost call per piece and gen_len; serving points run one DES each.
+    One broadcast cost call per piece; serving points run one DES each.
     """
     frames = []
     for piece in chunk.pieces:
@@ -413,26 +413,13 @@ def evaluate_chunk(chunk: Chunk) -> pd.DataFrame:
 
 
 def _cost_columns(profile: HardwareProfile, piece: Piece) -> dict[str, np.ndarray]:
-    """Every scalar total of `simulator.cost.simulate` (ttft_s, tpot_s, …, fits), per row.
-
-    One broadcast call per distinct gen_len in the piece: `simulate` picks its decode
-    summation (exact sum or midpoint rule, and its length) from the largest gen_len of
-    the call, so mixing gen_lens would make a row depend on its chunk neighbours. With
-    one gen_len per call every row equals the scalar call bit for bit.
-    """
-    out: dict[str, np.ndarray] = {}
-    for gen_len in np.unique(piece.gen_len):
-        rows = np.flatnonzero(piece.gen_len == gen_len)
-        totals = simulate(profile, piece.group.model, piece.group.quant,
-                          piece.batch[rows], piece.prompt_len[rows], int(gen_len)).totals
-        for name, value in totals.items():
-            if isinstance(value, dict):
-                continue
-            value = np.broadcast_to(value, rows.shape)
-            if name not in out:
-                out[name] = np.empty(len(piece), dtype=value.dtype)
-            out[name][rows] = value
-    return out
+    """Every scalar total of `simulator.cost.simulate` (ttft_s, tpot_s, …, fits), per row,
+    from one broadcast call over the piece's batch × prompt_len × gen_len rows (each row
+    equals the scalar call: `simulate` sums every request's decode on its own nodes)."""
+    totals = simulate(profile, piece.group.model, piece.group.quant, piece.batch,
+                      piece.prompt_len, piece.gen_len).totals
+    return {name: np.broadcast_to(value, piece.batch.shape).copy()
+            for name, value in totals.items() if not isinstance(value, dict)}
 
 
 def _serving_columns(profile: HardwareProfile, piece: Piece,

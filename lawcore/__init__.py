@@ -6,11 +6,12 @@ Laws (registry names for `--law NAME` in `lawcore.LAWS`):
 - `ChinchillaLaw` — Hoffmann et al. 2022 / Epoch AI 2024 ("chinchilla", "epoch2024").
 Fitting (`law.fit(runs)`), `heldout_check`, and compute-optimal precision
 (`compute_optimal`, `optimal_precision_fixed_n`). Imports neither simulator nor codesign.
+scipy (fitting) is imported only when a fit runs: `heldout_check` is loaded on first use,
+and `Law.fit` imports `lawcore.fitting` itself.
 """
-from lawcore.base import Law
+from lawcore.base import Law, LawFitError
 from lawcore.chinchilla import ChinchillaLaw
 from lawcore.errors import LawInputError
-from lawcore.fitting import LawFitError, heldout_check
 from lawcore.inputs import HIGH_PRECISION_BITS
 from lawcore.optimal import (PrecisionOptimum, compute_optimal, optimal_precision_fixed_n,
                              training_compute_flops)
@@ -24,3 +25,15 @@ __all__ = [
     "get_law", "heldout_check", "law_from_json", "optimal_precision_fixed_n",
     "training_compute_flops",
 ]
+
+
+def __getattr__(name: str):
+    """`heldout_check` from lawcore.fitting on first use (it imports scipy, ~1 s)."""
+    if name == "heldout_check":
+        from lawcore.fitting import heldout_check
+        return heldout_check
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"heldout_check"})

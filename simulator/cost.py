@@ -17,9 +17,11 @@ Residency (weights re-used while they stay on chip are not fetched again):
   holds one block's weights.
 
 A request of G generated tokens = one prefill (produces the first token) + G - 1
-decode steps with context P+1 ... P+G-1. The steps are summed exactly when at most
-`decode_nodes` of them, else with the composite midpoint rule on `decode_nodes`
-contexts (exact wherever step cost is linear in context).
+decode steps with context P+1 ... P+G-1. Each request's steps are summed exactly when
+at most `decode_nodes` of them, else with the composite midpoint rule on `decode_nodes`
+contexts (exact wherever step cost is linear in context); always on `decode_nodes`
+nodes, so that a request's result never depends on the others in the same call
+(`decode_nodes_for`).
 """
 from __future__ import annotations
 
@@ -432,15 +434,7 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     prefill = prefill_cost(hw, model, quant, batch, prompt_len, flash=flash,
                            fused_dequant=fused_dequant)
     steps = np.asarray(gen_len, dtype=float) - 1.0
-    max_steps = int(np.max(steps))
-    steps_x = add_axis(steps)
-    if max_steps <= decode_nodes:
-        offsets = np.arange(1, max(max_steps, 1) + 1, dtype=float)
-        weights = (offsets <= steps_x).astype(float)
-    else:
-        k = np.arange(decode_nodes, dtype=float)
-        offsets = 0.5 + (k + 0.5) * steps_x / decode_nodes
-        weights = np.broadcast_to(steps_x / decode_nodes, np.shape(offsets))
+    offsets, weights = decode_nodes_for(steps, decode_nodes)
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
     nodes = decode_step_cost(hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
                              add_axis(prompt_len) + offsets, flash=flash,
@@ -449,6 +443,22 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     totals = _totals(hw, model, quant, batch, prompt_len, gen_len, steps, prefill, decode,
                      flash)
     return SimulationResult(prefill=prefill, decode=decode, totals=totals)
+
+
+def decode_nodes_for(steps, decode_nodes: int = 64):
+    """(context offsets, weights), each with a trailing axis of `decode_nodes`, such that
+    the decode time of `steps` steps (contexts P+1 ... P+steps) is the weighted sum of
+    step costs at P + offsets. Per element: exact (offsets 1..decode_nodes, weight 1 up
+    to `steps`, else 0) when steps <= decode_nodes, else the composite midpoint rule
+    (offsets 0.5 + (k + 0.5) steps / decode_nodes, weight steps / decode_nodes). The rule
+    and the node count never depend on other elements, so a vectorised call equals
+    the scalar calls element for element."""
+    steps_x = add_axis(np.asarray(steps, dtype=float))
+    k = np.arange(decode_nodes, dtype=float)
+    exact = steps_x <= decode_nodes
+    offsets = np.where(exact, k + 1.0, 0.5 + (k + 0.5) * steps_x / decode_nodes)
+    weights = np.where(exact, (k + 1.0 <= steps_x).astype(float), steps_x / decode_nodes)
+    return offsets, weights
 
 
 def _scalar(x):

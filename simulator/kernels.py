@@ -5,11 +5,20 @@ format may be an object array of QuantFormats and the profile an object array of
 HardwareProfiles; results broadcast (numpy rules).
 
 Model (one kernel):
-* Execution dtype: a native dtype runs as itself; a non-native one follows the profile's
-  fallback rule (`execute_as`, `convert_ops_per_element` vector ops on `convert_dtype`),
-  else widens to the nearest native type that holds it exactly (WIDEN). When weights and
-  activations run as different types, the math runs in the wider and the narrower
-  operand is converted in registers (DEFAULT_CONVERT_OPS vector ops per element).
+* Execution dtype: the math runs natively in one type Y that both operands reach: as
+  themselves, through the profile's fallback rule (`execute_as` at
+  `convert_ops_per_element` vector ops on `convert_dtype`, then default widening from
+  `execute_as` if Y is wider), or, for a type without a rule, by default widening in
+  registers (WIDEN: the cheapest chain of elementary conversions into a type that holds
+  the value exactly, on the fastest floating-point vector engine:
+  `default_convert_dtype`).
+  Every such Y is a candidate (`exec_options`, dominated ones dropped) and each kernel
+  takes the one with the least time for its shape (`_cheapest`): a compute-bound GEMM
+  may prefer a faster engine, a memory-bound one the cheapest conversion. Where the
+  default chain from a type to its rule's target is no dearer than the rule (true of
+  every shipped rule), declaring that type native never raises a kernel's time: every
+  path of the old profile stays available at no higher cost
+  (tests/test_cost_properties.py).
 * Bytes per level: an operand lives at a "home" level (weights in main memory unless the
   model stays resident on chip; an activation at the nearest level that holds it) and
   crosses every level between home and the engine. Across the boundary below level j
@@ -31,6 +40,8 @@ Model (one kernel):
 """
 from __future__ import annotations
 
+import functools
+import heapq
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -39,55 +50,68 @@ import numpy as np
 
 from simulator.errors import InputError
 from simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
-from simulator.quant import DTYPE_BITS, QuantFormat, parse_quant
+from simulator.quant import DTYPE_BITS, FLOAT_DTYPES, QuantFormat, parse_quant
 
 #: Share of a level's capacity a kernel can use for its tile or a tensor for residency
 #: (the rest: double buffering, other live data). Assumption, no vendor figure.
 STAGING_FRACTION = 0.5
 #: Bytes per output-tile accumulator (fp32 / int32 accumulate).
 ACC_BYTES = 4.0
-#: Vector ops to convert one element between native types in registers, when the
-#: profile gives no rule: sub-byte (shift, mask, convert, scale) 4; byte or wider
-#: (convert, scale) 2. Same order as the h100-sxm int4 fallback rule (4 ops).
+#: Vector ops of the elementary in-register conversions used when the profile gives no
+#: rule (a longer conversion is the cheapest chain of them; WIDEN): sub-byte to float
+#: (shift, mask, convert, scale) 4, the h100-sxm int4 rule; byte to float (convert,
+#: scale) 2; sub-byte integer to a wider integer (shift, mask/sign-extend) 2, the l4,
+#: snapdragon-8-gen3 and ternary-accel int4 rules; ternary/binary codes to integers
+#: (shift, mask, offset) 3, the GPU profiles' ternary rules; a 16-bit float to fp32, or
+#: fp8_e5m2 (the upper byte of an fp16) to fp16, one shift or convert. Each is at most the
+#: shipped rules' figure for the same conversion.
 DEFAULT_CONVERT_OPS_SUBBYTE = 4.0
 DEFAULT_CONVERT_OPS = 2.0
+DEFAULT_UNPACK_OPS = 2.0
+DEFAULT_CODE_OPS = 3.0
+DEFAULT_HALF_OPS = 1.0
 #: Vector ops per element: quantise an activation (abs-max, scale, round+convert).
 QUANTIZE_OPS = 3.0
 #: Vector ops per attention score: scale, running max, exp, running sum, rescale.
 SOFTMAX_OPS = 5.0
 
-#: Native types that exactly hold a non-native one, nearest first; (dtype, ops) where ops
-#: None means the default conversion cost. bf16 <-> fp16 are substituted at load time.
-WIDEN: dict[str, tuple[tuple[str, float | None], ...]] = {
-    "bf16": (("fp16", 0.0), ("fp32", None)),
-    "fp16": (("bf16", 0.0), ("fp32", None)),
+_TO_FLOAT = (("fp16", DEFAULT_CONVERT_OPS_SUBBYTE), ("bf16", DEFAULT_CONVERT_OPS_SUBBYTE),
+             ("fp32", DEFAULT_CONVERT_OPS_SUBBYTE))
+#: Elementary conversions into types that hold every value exactly: (dtype, vector ops
+#: per element). bf16 <-> fp16 are substituted at load time; 2 x an e2m1 value is an
+#: integer in [-12, 12], exact in int8 with the 1/2 folded into the scale (unpack +
+#: 16-entry look-up).
+WIDEN: dict[str, tuple[tuple[str, float], ...]] = {
+    "bf16": (("fp16", 0.0), ("fp32", DEFAULT_HALF_OPS)),
+    "fp16": (("bf16", 0.0), ("fp32", DEFAULT_HALF_OPS)),
     "tf32": (("fp32", 0.0),),
     "fp32": (),
-    "fp8_e4m3": (("fp16", None), ("bf16", None), ("fp32", None)),
-    "fp8_e5m2": (("fp16", None), ("bf16", None), ("fp32", None)),
-    "fp4_e2m1": (("fp8_e4m3", None), ("fp16", None), ("bf16", None), ("fp32", None)),
-    "int8": (("fp16", None), ("bf16", None), ("fp32", None)),
-    **{f"int{b}": (("int8", None), ("fp16", None), ("bf16", None), ("fp32", None))
-       for b in (4, 5, 6, 7)},
-    **{d: (("int4", None), ("int8", None), ("fp16", None), ("bf16", None), ("fp32", None))
-       for d in ("int2", "int3", "ternary", "binary")},
+    "fp8_e4m3": (("fp16", DEFAULT_CONVERT_OPS), ("bf16", DEFAULT_CONVERT_OPS),
+                 ("fp32", DEFAULT_CONVERT_OPS)),
+    "fp8_e5m2": (("fp16", DEFAULT_HALF_OPS), ("bf16", DEFAULT_CONVERT_OPS),
+                 ("fp32", DEFAULT_CONVERT_OPS)),
+    "fp4_e2m1": (("fp8_e4m3", DEFAULT_CONVERT_OPS_SUBBYTE), ("int8", DEFAULT_UNPACK_OPS))
+    + _TO_FLOAT,
+    "int8": (("fp16", DEFAULT_CONVERT_OPS), ("bf16", DEFAULT_CONVERT_OPS),
+             ("fp32", DEFAULT_CONVERT_OPS)),
+    **{f"int{b}": (("int8", DEFAULT_UNPACK_OPS),) + _TO_FLOAT for b in (4, 5, 6, 7)},
+    **{f"int{b}": (("int4", DEFAULT_UNPACK_OPS), ("int8", DEFAULT_UNPACK_OPS)) + _TO_FLOAT
+       for b in (2, 3)},
+    **{d: (("int4", DEFAULT_CODE_OPS), ("int8", DEFAULT_CODE_OPS)) + _TO_FLOAT
+       for d in ("ternary", "binary")},
 }
-
 
 #: Engines named after their weight type that multiply integer activations directly
 #: (BitNet-style ternary/binary arrays: int8 activation x {-1, 0, +1} = add/skip/subtract).
 WEIGHT_ENGINES = {"ternary": ("int8", "int4"), "binary": ("int8", "int4")}
 
 
-def _default_convert_ops(dtype: str) -> float:
-    return DEFAULT_CONVERT_OPS_SUBBYTE if DTYPE_BITS[dtype] < 8 else DEFAULT_CONVERT_OPS
-
-
 # ---- hardware, packed as arrays ------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ExecPlan:
-    """How one (weight dtype, activation dtype) pair runs on one profile."""
+    """One way a (weight dtype, activation dtype) pair runs on one profile: the native
+    type the math runs in and the conversion cost of each operand element."""
 
     exec_dtype: str
     path: str  # native | fallback | widen | mixed
@@ -141,11 +165,17 @@ class Hardware:
     def usable(self, level: int):
         return STAGING_FRACTION * self.capacity_bytes[level]
 
-    def plan(self, profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPlan:
+    def options(self, profile: HardwareProfile, w_dtype: str, a_dtype: str
+                ) -> tuple[ExecPlan, ...]:
+        """`exec_options(profile, w_dtype, a_dtype)`, memoised."""
         key = (id(profile), w_dtype, a_dtype)
         if key not in self._plans:
-            self._plans[key] = resolve_exec(profile, w_dtype, a_dtype)
+            self._plans[key] = exec_options(profile, w_dtype, a_dtype)
         return self._plans[key]
+
+    def plan(self, profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPlan:
+        """The preferred execution plan (`resolve_exec`)."""
+        return self.options(profile, w_dtype, a_dtype)[0]
 
     def expand(self) -> Hardware:
         """The same hardware with a trailing length-1 axis on every array."""
@@ -275,71 +305,205 @@ def as_hardware(profile) -> Hardware:
 
 # ---- execution dtype -------------------------------------------------------------------
 
-def _resolve_operand(profile: HardwareProfile, dtype: str) -> tuple[str, float, str, str]:
-    """(runs as, conversion ops per element, dtype running the conversion, path)."""
-    if profile.native(dtype):
-        return dtype, 0.0, vector_dtype(profile), "native"
+def default_convert_dtype(profile: HardwareProfile) -> str:
+    """The compute entry running default (rule-less) conversions: the fastest
+    floating-point vector entry (lower energy per op on ties), as the profiles' own
+    rules convert on packed fp16 where it is faster; else `vector_dtype`."""
+    vec = [d for d, s in profile.compute.items()
+           if s.engine == "vector" and d in FLOAT_DTYPES]
+    if not vec:
+        return vector_dtype(profile)
+    return max(vec, key=lambda d: (profile.compute[d].achievable_ops_per_s,
+                                   -profile.compute[d].energy_per_op_j))
+
+
+@functools.lru_cache(maxsize=None)
+def _default_chains(dtype: str) -> dict[str, tuple[float, int]]:
+    """Cheapest chain of WIDEN conversions from `dtype` to every type it reaches:
+    {target: (vector ops per element, conversions in the chain)} (Dijkstra)."""
+    best: dict[str, tuple[float, int]] = {}
+    heap = [(0.0, 0, dtype)]
+    while heap:
+        ops, steps, node = heapq.heappop(heap)
+        if node in best:
+            continue
+        best[node] = (ops, steps)
+        for target, cost in WIDEN.get(node, ()):
+            if target not in best:
+                heapq.heappush(heap, (ops + cost, steps + 1, target))
+    del best[dtype]
+    return best
+
+
+@dataclass(frozen=True)
+class _Convert:
+    """Converting one element into a native type: ops, seconds, joules, conversions in
+    the chain, and whether the profile's fallback rule was used."""
+
+    ops: float
+    s: float
+    j: float
+    steps: int
+    rule: bool
+
+
+def _reachable(profile: HardwareProfile, dtype: str) -> dict[str, _Convert]:
+    """Native types an element of `dtype` can be computed in, at the cheapest cost.
+
+    A native type as itself; a type with a fallback rule through the rule to its
+    `execute_as`, then by default chains to wider types (the rule replaces the
+    defaults for that type); any other type by default chains.
+    """
+    spec = profile.compute[default_convert_dtype(profile)]
+    rate, energy = spec.achievable_ops_per_s, spec.energy_per_op_j
+
+    def chain(ops: float, steps: int, base: _Convert) -> _Convert:
+        return _Convert(base.ops + ops, base.s + ops / rate, base.j + ops * energy,
+                        base.steps + steps, base.rule)
+
     rule = profile.fallbacks.get(dtype)
     if rule is not None:
-        return rule.execute_as, rule.convert_ops_per_element.value, rule.convert_dtype, \
-            "fallback"
-    for target, ops in WIDEN.get(dtype, ()):
+        ops = rule.convert_ops_per_element.value
+        cd = profile.compute[rule.convert_dtype]
+        start = rule.execute_as
+        base = _Convert(ops, ops / cd.achievable_ops_per_s, ops * cd.energy_per_op_j, 1, True)
+    else:
+        start, base = dtype, _Convert(0.0, 0.0, 0.0, 0, False)
+    out = {start: base} if profile.native(start) else {}
+    for target, (ops, steps) in _default_chains(start).items():
         if profile.native(target):
-            return target, _default_convert_ops(dtype) if ops is None else ops, \
-                vector_dtype(profile), "widen"
-    raise InputError(f"profile {profile.name} cannot run {dtype}: not native (native: "
-                     f"{', '.join(profile.compute)}), no fallback rule and no wider "
-                     "native type")
+            out[target] = chain(ops, steps, base)
+    return out
+
+
+def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
+                 ) -> tuple[ExecPlan, ...]:
+    """Every way the pair can run, preferred first, none dominated by another.
+
+    A candidate is a native type Y both operands reach (`_reachable`); a ternary/binary
+    engine (WEIGHT_ENGINES) also takes integer activations as they are. Candidates no
+    faster in math, conversion of either operand and execution width than another are
+    dropped (a kernel's time never falls by choosing them). Order: least conversion
+    time per element pair, then fastest math, narrowest type, least energy, fewest
+    conversions. path: native (both operands as they are), fallback (a rule is used),
+    mixed (two different native types, one converted), widen (default widening).
+    """
+    w_reach, a_reach = _reachable(profile, w_dtype), _reachable(profile, a_dtype)
+    for dtype, reach in ((w_dtype, w_reach), (a_dtype, a_reach)):
+        if not reach:
+            raise InputError(f"profile {profile.name} cannot run {dtype}: not native "
+                             f"(native: {', '.join(profile.compute)}), no fallback rule "
+                             "and no wider native type")
+    candidates = []
+    for y, spec in profile.compute.items():
+        wc = w_reach.get(y)
+        ac = a_reach.get(y)
+        if wc is not None and ac is None and y in WEIGHT_ENGINES:
+            taken = [a_reach[t] for t in WEIGHT_ENGINES[y] if t in a_reach]
+            ac = min(taken, key=lambda c: (c.s, c.steps), default=None)
+        if wc is None or ac is None:
+            continue
+        if wc.rule or ac.rule:
+            path = "fallback"
+        elif wc.steps == ac.steps == 0:
+            path = "native"
+        elif w_dtype != a_dtype and profile.native(w_dtype) and profile.native(a_dtype):
+            path = "mixed"
+        else:
+            path = "widen"
+        plan = ExecPlan(exec_dtype=y, path=path, ops_per_s=spec.achievable_ops_per_s,
+                        energy_per_op_j=spec.energy_per_op_j, w_convert_ops=wc.ops,
+                        w_convert_s=wc.s, w_convert_j=wc.j, a_convert_ops=ac.ops,
+                        a_convert_s=ac.s, a_convert_j=ac.j)
+        candidates.append((plan, wc.steps + ac.steps))
+    if not candidates:
+        raise InputError(f"profile {profile.name} cannot run {w_dtype} weights with "
+                         f"{a_dtype} activations: no native type holds both (native: "
+                         f"{', '.join(profile.compute)})")
+
+    def speed(p: ExecPlan) -> tuple:
+        return (1.0 / p.ops_per_s, p.w_convert_s, p.a_convert_s, DTYPE_BITS[p.exec_dtype])
+
+    candidates.sort(key=lambda c: (c[0].w_convert_s + c[0].a_convert_s,
+                                   1.0 / c[0].ops_per_s, DTYPE_BITS[c[0].exec_dtype],
+                                   c[0].energy_per_op_j + c[0].w_convert_j
+                                   + c[0].a_convert_j, c[1]))
+    kept: list[ExecPlan] = []
+    for plan, _ in candidates:
+        if not any(all(a <= b for a, b in zip(speed(k), speed(plan))) for k in kept):
+            kept.append(plan)
+    return tuple(kept)
 
 
 def resolve_exec(profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPlan:
-    """The dtype the math really runs in, and the conversion cost of each operand."""
-    w_run, w_ops, w_cd, w_path = _resolve_operand(profile, w_dtype)
-    a_run, a_ops, a_cd, a_path = _resolve_operand(profile, a_dtype)
-    if w_run in WEIGHT_ENGINES and a_run in WEIGHT_ENGINES[w_run]:
-        a_run = w_run  # a ternary/binary engine takes integer activations as they are
-    path = w_path if w_path != "native" else a_path
-    exec_dtype = w_run
-    if w_run != a_run:
-        path = "mixed" if path == "native" else path
-        if DTYPE_BITS[w_run] > DTYPE_BITS[a_run]:
-            a_ops += _default_convert_ops(a_run)
-        else:
-            exec_dtype = a_run
-            w_ops += _default_convert_ops(w_run)
-    spec = profile.compute[exec_dtype]
-    w_spec, a_spec = profile.compute[w_cd], profile.compute[a_cd]
-    return ExecPlan(
-        exec_dtype=exec_dtype, path=path, ops_per_s=spec.achievable_ops_per_s,
-        energy_per_op_j=spec.energy_per_op_j, w_convert_ops=w_ops,
-        w_convert_s=w_ops / w_spec.achievable_ops_per_s,
-        w_convert_j=w_ops * w_spec.energy_per_op_j, a_convert_ops=a_ops,
-        a_convert_s=a_ops / a_spec.achievable_ops_per_s,
-        a_convert_j=a_ops * a_spec.energy_per_op_j)
+    """The preferred way the pair runs (`exec_options`' first: least conversion time);
+    kernels choose among all the options by their own time."""
+    return exec_options(profile, w_dtype, a_dtype)[0]
 
 
 _PLAN_FIELDS = ("ops_per_s", "energy_per_op_j", "w_convert_ops", "w_convert_s",
                 "w_convert_j", "a_convert_ops", "a_convert_s", "a_convert_j")
 
 
-def _plans(hw: Hardware, w_dtype, a_dtype) -> dict:
-    """ExecPlan fields as arrays over broadcast(profiles, w_dtype, a_dtype)."""
+def _plan_dict(plan: ExecPlan) -> dict:
+    out = {f: getattr(plan, f) for f in _PLAN_FIELDS}
+    out["exec_dtype"], out["exec_path"] = plan.exec_dtype, plan.path
+    return out
+
+
+def _plan_options(hw: Hardware, w_dtype, a_dtype) -> list[dict]:
+    """The ExecPlan options as dicts of arrays over broadcast(profiles, w_dtype,
+    a_dtype): option i of every element (an element with fewer options repeats its
+    first, which changes no minimum)."""
     if hw.is_single and isinstance(w_dtype, str) and isinstance(a_dtype, str):
-        plan = hw.plan(hw.profiles[()], w_dtype, a_dtype)
-        out = {f: getattr(plan, f) for f in _PLAN_FIELDS}
-        out["exec_dtype"], out["exec_path"] = plan.exec_dtype, plan.path
-        return out
+        return [_plan_dict(p) for p in hw.options(hw.profiles[()], w_dtype, a_dtype)]
     profiles, wd, ad = np.broadcast_arrays(hw.profiles, np.asarray(w_dtype, dtype=object),
                                            np.asarray(a_dtype, dtype=object))
-    out = {f: np.empty(profiles.shape) for f in _PLAN_FIELDS}
-    out["exec_dtype"] = np.empty(profiles.shape, dtype=object)
-    out["exec_path"] = np.empty(profiles.shape, dtype=object)
-    for idx in np.ndindex(profiles.shape):
-        plan = hw.plan(profiles[idx], wd[idx], ad[idx])
-        for f in _PLAN_FIELDS:
-            out[f][idx] = getattr(plan, f)
-        out["exec_dtype"][idx], out["exec_path"][idx] = plan.exec_dtype, plan.path
+    per = {idx: hw.options(profiles[idx], wd[idx], ad[idx])
+           for idx in np.ndindex(profiles.shape)}
+    out = []
+    for i in range(max(len(v) for v in per.values())):
+        d = {f: np.empty(profiles.shape) for f in _PLAN_FIELDS}
+        d["exec_dtype"] = np.empty(profiles.shape, dtype=object)
+        d["exec_path"] = np.empty(profiles.shape, dtype=object)
+        for idx, opts in per.items():
+            for key, value in _plan_dict(opts[i] if i < len(opts) else opts[0]).items():
+                d[key][idx] = value
+        out.append(d)
     return out
+
+
+def _least(times: Sequence, *fields: Sequence) -> list:
+    """For each list in `fields` (one value per option), the value of the option with the
+    least time element-wise (the first on ties)."""
+    if len(times) == 1:
+        return [f[0] for f in fields]
+    t = np.stack(np.broadcast_arrays(*[np.asarray(x, dtype=float) for x in times]))
+    best = np.argmin(t, axis=0)
+    if np.all(best == best.flat[0]):
+        i = int(best.flat[0])
+        return [f[i] for f in fields]
+
+    def pick(values):
+        labels = any(np.asarray(v).dtype.kind in "OUS" for v in values)
+        arrs = np.broadcast_arrays(best, *[np.asarray(v, dtype=object if labels else None)
+                                          for v in values])
+        return np.take_along_axis(np.stack(arrs[1:]), arrs[0][None], axis=0)[0]
+    return [pick(f) for f in fields]
+
+
+def _cheapest(costs: Sequence[KernelCost]) -> KernelCost:
+    """Element-wise the option with the least time (`_least`)."""
+    if len(costs) == 1:
+        return costs[0]
+    names = _EXTENSIVE + ("exec_dtype", "exec_path")
+    levels = list(costs[0].bytes_moved)
+    picked = _least([c.time_s for c in costs],
+                    *[[getattr(c, n) for c in costs] for n in names],
+                    *[[c.bytes_moved[k] for c in costs] for k in levels])
+    kw = dict(zip(names, picked))
+    kw["bytes_moved"] = dict(zip(levels, picked[len(names):]))
+    return replace(costs[0], **kw)
 
 
 # ---- formats as arrays ---------------------------------------------------------------------
@@ -406,9 +570,11 @@ class KernelCost:
     `flops` are matrix-engine operations in `exec_dtype`; `vector_ops` element-wise work;
     `convert_ops` dequantisation / type conversion and `convert_time_s` the time they
     take (the t_convert term of `time_s`, also inside `compute_time_s`);
-    `bytes_moved[level]` read + written at that level. `exec_path` says how the dtype
-    was reached: native, fallback (the profile's rule), widen (nearest wider native
-    type) or mixed (operands of different native types). `bound` is compute, memory or overhead (launch gaps dominate).
+    `bytes_moved[level]` read + written at that level. `exec_dtype` / `exec_path`: the
+    execution option the kernel chose (`exec_options`): native, fallback (the
+    profile's rule), widen (default widening into a wider native type) or mixed
+    (operands of two different native types). `bound` is compute, memory or overhead
+    (launch gaps dominate).
     """
 
     flops: object
@@ -548,57 +714,71 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     Weight bytes = k*n*effective_weight_bits/8 (+ per-channel scales) when read once;
     activations at the format's effective activation bits; output at `out_bits` (the
     activation stream, 16 bits, by default). `fused_dequant=False` models engines that
-    dequantise weights to the execution type in a separate kernel first.
+    dequantise weights to the execution type in a separate kernel first. Priced for
+    every execution option of the pair; the fastest is taken element-wise.
     """
     _check_positive(m=m, n=n, k=k)
     hw = as_hardware(profile)
     fmt = group_format(quant, group)
     w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
     a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
-    plan = _plans(hw, w_dtype, a_dtype)
     s_w = quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0
     s_a = quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0
     s_o = (stream_bits(fmt) if out_bits is None else out_bits) / 8.0
     channel = n * quant_attr(fmt, lambda q: q.channel_scale_bits) / 8.0
-    if not fused_dequant:
-        needs = np.asarray(plan["w_convert_ops"]) > 0
-        exec_bits = dtype_bits(plan["exec_dtype"])
-        pre = dequant_cost(hw, k * n, fmt, group=group, home=weight_home)
-        pre = pre.scaled(needs)
-        s_w = np.where(needs, exec_bits / 8.0, s_w)
-        channel = np.where(needs, 0.0, channel)
-        plan = dict(plan, w_convert_ops=np.where(needs, 0.0, plan["w_convert_ops"]),
-                    w_convert_s=np.where(needs, 0.0, plan["w_convert_s"]),
-                    w_convert_j=np.where(needs, 0.0, plan["w_convert_j"]))
     w_home = hw.main if weight_home is None else weight_home
     a_home = home_level(hw, m * k * s_a, True) if act_home is None else act_home
     o_home = home_level(hw, m * n * s_o, True) if out_home is None else out_home
-    levels = []
-    for j in range(hw.n_levels):
-        tm, tn = _tile(m, n, s_a, s_w, _staging(hw, j))
-        w_t = (k * n * s_w + channel) * np.maximum(1.0, m / tm)
-        a_t = m * k * s_a * np.maximum(1.0, n / tn)
-        levels.append(_through(hw, w_home, j, w_t) + _through(hw, a_home, j, a_t)
-                      + _through(hw, o_home, j, m * n * s_o))
-    tm0, tn0 = _tile(m, n, s_a, s_w, _staging(hw, 0))
-    w_conv_elems = k * n * np.maximum(1.0, m / tm0)
-    a_conv_elems = m * k * np.maximum(1.0, n / tn0)
-    conv_ops = w_conv_elems * plan["w_convert_ops"] + a_conv_elems * plan["a_convert_ops"]
-    conv_s = w_conv_elems * plan["w_convert_s"] + a_conv_elems * plan["a_convert_s"]
-    conv_j = w_conv_elems * plan["w_convert_j"] + a_conv_elems * plan["a_convert_j"]
-    cost = _finish(hw, plan, 2.0 * m * n * k, 0.0 * m * n, conv_s, conv_j, conv_ops, levels,
-                   1.0)
-    return cost if fused_dequant else pre + cost
+
+    def traffic(s_w, channel):
+        levels = []
+        for j in range(hw.n_levels):
+            tm, tn = _tile(m, n, s_a, s_w, _staging(hw, j))
+            w_t = (k * n * s_w + channel) * np.maximum(1.0, m / tm)
+            a_t = m * k * s_a * np.maximum(1.0, n / tn)
+            levels.append(_through(hw, w_home, j, w_t) + _through(hw, a_home, j, a_t)
+                          + _through(hw, o_home, j, m * n * s_o))
+        tm0, tn0 = _tile(m, n, s_a, s_w, _staging(hw, 0))
+        return levels, k * n * np.maximum(1.0, m / tm0), m * k * np.maximum(1.0, n / tn0)
+
+    def priced(plan, levels, w_elems, a_elems):
+        conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
+        conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]
+        conv_j = w_elems * plan["w_convert_j"] + a_elems * plan["a_convert_j"]
+        return _finish(hw, plan, 2.0 * m * n * k, 0.0 * m * n, conv_s, conv_j, conv_ops,
+                       levels, 1.0)
+
+    options = _plan_options(hw, w_dtype, a_dtype)
+    if fused_dequant:
+        fused = traffic(s_w, channel)
+        return _cheapest([priced(plan, *fused) for plan in options])
+    costs = []
+    for plan in options:
+        needs = np.asarray(plan["w_convert_ops"]) > 0
+        pre = _dequant(hw, k * n, fmt, plan, weight_home).scaled(needs)
+        plan = dict(plan, w_convert_ops=np.where(needs, 0.0, plan["w_convert_ops"]),
+                    w_convert_s=np.where(needs, 0.0, plan["w_convert_s"]),
+                    w_convert_j=np.where(needs, 0.0, plan["w_convert_j"]))
+        split = traffic(np.where(needs, dtype_bits(plan["exec_dtype"]) / 8.0, s_w),
+                        np.where(needs, 0.0, channel))
+        costs.append(pre + priced(plan, *split))
+    return _cheapest(costs)
 
 
 def dequant_cost(profile, n_elements, quant, *, group: str = "mlp", home=None) -> KernelCost:
     """A stand-alone dequantisation kernel: read packed weights (+ scales), write them in
-    the execution type, at the profile's conversion cost per element."""
+    the execution type, at the profile's conversion cost per element (the fastest
+    execution option)."""
     _check_positive(n_elements=n_elements)
     hw = as_hardware(profile)
     fmt = group_format(quant, group)
-    plan = _plans(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                  quant_attr(fmt, lambda q: q.act_dtype))
+    options = _plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
+                            quant_attr(fmt, lambda q: q.act_dtype))
+    return _cheapest([_dequant(hw, n_elements, fmt, plan, home) for plan in options])
+
+
+def _dequant(hw: Hardware, n_elements, fmt, plan: dict, home) -> KernelCost:
+    """`dequant_cost` in one execution plan."""
     exec_bits = dtype_bits(plan["exec_dtype"])
     read = n_elements * quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0
     write = n_elements * exec_bits / 8.0
@@ -657,8 +837,6 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     _check_positive(tokens=tokens, d_model=d_model)
     hw = as_hardware(profile)
     fmt = group_format(quant, group)
-    sdt = stream_dtype(fmt)
-    plan = _plans(hw, quant_attr(fmt, lambda q: q.weight_dtype), sdt)
     elems = tokens * d_model
     read = elems * quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0
     write = elems * (stream_bits(fmt) if out_bits is None else out_bits) / 8.0
@@ -666,9 +844,12 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     w_home = home_level(hw, write, True)
     levels = [_through(hw, r_home, j, read) + _through(hw, w_home, j, write)
               for j in range(hw.n_levels)]
-    conv = elems * plan["w_convert_ops"]
-    return _finish(hw, dict(plan, exec_dtype="gather"), 0.0 * elems, 0.0 * elems,
-                   elems * plan["w_convert_s"], elems * plan["w_convert_j"], conv, levels, 1.0)
+    return _cheapest([
+        _finish(hw, dict(plan, exec_dtype="gather"), 0.0 * elems, 0.0 * elems,
+                elems * plan["w_convert_s"], elems * plan["w_convert_j"],
+                elems * plan["w_convert_ops"], levels, 1.0)
+        for plan in _plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
+                                  stream_dtype(fmt))])
 
 
 def _causal_pairs(q_len, kv_len, window=None):
@@ -743,9 +924,16 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     s_o = (sb if out_bits is None else out_bits) / 8.0
     s_c = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
     sdt = stream_dtype(fmt)
-    plan_c = _plans(hw, quant_attr(fmt, lambda q: q.kv_dtype), sdt)
-    plan_f = _plans(hw, sdt, sdt)
-    plan = _pick_plan(np.asarray(cache_len) > 0, plan_c, plan_f)
+    cached = np.asarray(cache_len) > 0
+    options_c = _plan_options(hw, quant_attr(fmt, lambda q: q.kv_dtype), sdt) \
+        if np.any(cached) else None
+    options_f = _plan_options(hw, sdt, sdt) if not np.all(cached) else None
+    if options_c is None or options_f is None:
+        options = options_c or options_f
+    else:
+        options = [_pick_plan(cached, options_c[min(i, len(options_c) - 1)],
+                              options_f[min(i, len(options_f) - 1)])
+                   for i in range(max(len(options_c), len(options_f)))]
     group = n_heads / n_kv_heads
     pairs = _causal_pairs(q_len, kv_len, window) if (causal and flash) else q_len * kv_len
     frac = pairs / (q_len * kv_len)
@@ -769,9 +957,11 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
         tq = _staging(hw, level) / (head_dim * (s_q + ACC_BYTES))
         return np.maximum(1.0, rows / np.maximum(tq, 1.0) * frac)
 
-    # (home, bytes, bytes per element, plan) of the cached and the fresh K/V that exist
-    parts = [part for part, length in (((c_home, c_bytes, s_c, plan_c), cache_len),
-                                       ((f_home, f_bytes, s_q, plan_f), fresh_len))
+    # (home, bytes, bytes per element, operand) of the cached and the fresh K/V that
+    # exist: the cache converts as the plan's weight operand (KV dtype), fresh K/V as its
+    # activation operand (the stream dtype)
+    parts = [part for part, length in (((c_home, c_bytes, s_c, "w"), cache_len),
+                                       ((f_home, f_bytes, s_q, "a"), fresh_len))
              if np.any(np.asarray(length) > 0)]
     levels = []
     for j in range(hw.n_levels):
@@ -785,29 +975,60 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
         levels.append(b)
     reads0 = kv_reads(0) if flash else 1.0
 
-    def conv(field):
-        return sum(nbytes / size * reads0 * p[field] for _, nbytes, size, p in parts)
+    def conv(plan, field):
+        return sum(nbytes / size * reads0 * plan[f"{operand}_convert_{field}"]
+                   for _, nbytes, size, operand in parts)
 
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
-    return _finish(hw, plan, flops, vec, conv("w_convert_s"), conv("w_convert_j"),
-                   conv("w_convert_ops"), levels, n_kernels)
+    return _cheapest([_finish(hw, plan, flops, vec, conv(plan, "s"), conv(plan, "j"),
+                              conv(plan, "ops"), levels, n_kernels) for plan in options])
+
+
+@dataclass(frozen=True, eq=False)
+class MatmulCost:
+    """Time and energy of large-GEMM FLOPs in a format, and how they run."""
+
+    time_s: object
+    energy_j: object
+    exec_dtype: object
+    exec_path: object
+
+
+def matmul_cost(profile, flops, weight_dtype: str, act_dtype: str | None = None, *,
+                reuse: float | None = None) -> MatmulCost:
+    """Time and energy to execute `flops` of large GEMMs in a format (training planner).
+
+    The limit of `gemm_cost` for m = n = k -> infinity, per FLOP: operands homed in main
+    memory cross every level, re-read once per output tile of the level staging them
+    (weights s_w / (2 tm), activations s_a / (2 tn) bytes per FLOP at the element
+    types' widths; outputs and launches vanish); each operand element is converted once
+    per `reuse` multiply-adds (default: the output-tile side that fits the nearest
+    level, i.e. conversions per FLOP = ops / (2 * tile)). Then, as in every kernel,
+    t = max(flops / achievable(exec dtype), max_j bytes_j / bw_j) + t_convert and
+    E = flops x energy/op + conversions + sum_j bytes_j x energy/byte_j + static power x
+    t, for each execution option (`exec_options`); the fastest is taken.
+    """
+    _check_positive(flops=flops)
+    hw = as_hardware(profile)
+    act_dtype = act_dtype or weight_dtype
+    s_w, s_a = dtype_bits(weight_dtype) / 8.0, dtype_bits(act_dtype) / 8.0
+    levels = []
+    for j in range(hw.n_levels):
+        tm, tn = _tile(np.inf, np.inf, s_a, s_w, _staging(hw, j))
+        levels.append(flops * (s_w / (2.0 * tm) + s_a / (2.0 * tn)))
+    if reuse is None:
+        reuse = np.sqrt(np.maximum(hw.usable(0) / ACC_BYTES, 1.0))
+    elems = flops / (2.0 * reuse)
+    costs = [_finish(hw, p, flops, 0.0 * flops, elems * (p["w_convert_s"] + p["a_convert_s"]),
+                     elems * (p["w_convert_j"] + p["a_convert_j"]),
+                     elems * (p["w_convert_ops"] + p["a_convert_ops"]), levels, 0.0)
+             for p in _plan_options(hw, weight_dtype, act_dtype)]
+    best = _cheapest(costs)
+    return MatmulCost(best.time_s, best.energy_j, best.exec_dtype, best.exec_path)
 
 
 def matmul_time_s(profile, flops, weight_dtype: str, act_dtype: str | None = None, *,
                   reuse: float | None = None):
-    """Time to execute `flops` of large GEMMs in a format (training planner helper).
-
-    Runs at the achievable peak of the execution dtype (native or the fallback's
-    `execute_as`); converting operands costs conversion ops on each element once per
-    `reuse` multiply-adds (default: the output-tile side that fits the nearest level,
-    i.e. conversions per FLOP = ops / (2 * tile)). Memory traffic is not counted: large
-    training GEMMs are compute-bound.
-    """
-    _check_positive(flops=flops)
-    hw = as_hardware(profile)
-    plan = _plans(hw, weight_dtype, act_dtype or weight_dtype)
-    if reuse is None:
-        reuse = np.sqrt(np.maximum(hw.usable(0) / ACC_BYTES, 1.0))
-    elems = flops / (2.0 * reuse)
-    return flops / plan["ops_per_s"] + elems * (plan["w_convert_s"] + plan["a_convert_s"])
+    """Time to execute `flops` of large GEMMs in a format: `matmul_cost(...).time_s`."""
+    return matmul_cost(profile, flops, weight_dtype, act_dtype, reuse=reuse).time_s

@@ -87,20 +87,48 @@ class _Cited(_Strict):
         return "; ".join(parts)
 
 
-def _cited(dimension: str, name: str):
-    positive = Annotated[float, _quantity(dimension), Field(gt=0)]
-    return type(name, (_Cited,), {"__annotations__": {"value": positive},
-                                  "__module__": __name__})
+def _positive(dimension: str):
+    """A positive float parsed from a quantity string of `dimension`."""
+    return Annotated[float, _quantity(dimension), Field(gt=0)]
 
 
-Bytes = _cited("bytes", "CitedBytes")
-Bandwidth = _cited("bandwidth", "CitedBandwidth")
-ComputeRate = _cited("compute_rate", "CitedComputeRate")
-Energy = _cited("energy", "CitedEnergy")
-EnergyPerByte = _cited("energy_per_byte", "CitedEnergyPerByte")
-Power = _cited("power", "CitedPower")
-Time = _cited("time", "CitedTime")
-Frequency = _cited("frequency", "CitedFrequency")
+# Ordinary module-level classes (not built with type()), so that profiles pickle.
+class CitedBytes(_Cited):
+    value: _positive("bytes")
+
+
+class CitedBandwidth(_Cited):
+    value: _positive("bandwidth")
+
+
+class CitedComputeRate(_Cited):
+    value: _positive("compute_rate")
+
+
+class CitedEnergy(_Cited):
+    value: _positive("energy")
+
+
+class CitedEnergyPerByte(_Cited):
+    value: _positive("energy_per_byte")
+
+
+class CitedPower(_Cited):
+    value: _positive("power")
+
+
+class CitedTime(_Cited):
+    value: _positive("time")
+
+
+class CitedFrequency(_Cited):
+    value: _positive("frequency")
+
+
+Bytes, Bandwidth, ComputeRate, Energy = (CitedBytes, CitedBandwidth, CitedComputeRate,
+                                         CitedEnergy)
+EnergyPerByte, Power, Time, Frequency = (CitedEnergyPerByte, CitedPower, CitedTime,
+                                         CitedFrequency)
 
 
 class Fraction(_Cited):

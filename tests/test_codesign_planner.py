@@ -2,6 +2,9 @@
 import dataclasses
 import functools
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lawcore
-from codesign.planner import plan, problem_from_study, smallest_D
+from codesign.planner import plan, problem_from_study, serving_costs, smallest_D
 from codesign.study import (Grid, Target, TrainFormat, Training, load_study, resolve_study,
                             updated)
 from codesign.whatif import profile_variants
@@ -124,23 +127,47 @@ def test_raising_the_target_never_raises_the_cost(inc_a, inc_b):
     assert costs[1] <= costs[0] * (1 + 1e-12)
 
 
+@functools.lru_cache(maxsize=1)
+def mixed_resolved():
+    """The small study with serving formats whose weights and activations differ in type
+    (W4A8, W4A16, W8A16, W1.58A8) and the W1.58A8 training format."""
+    formats = load_study()[0].search.train_formats
+    study, source = small_study()
+    search = study.search.model_copy(update={
+        "train_formats": [formats[0], formats[3], formats[7], formats[8]],
+        "serve_formats": ["W16A16", "W8A8", "FP8", "NVFP4", "W4A4", "W8A16", "W4A8-g128",
+                          "W4A16-g128", "W1.58A8"]})
+    return resolve_study(updated(study, source, search=search), source)
+
+
 @pytest.mark.parametrize("profile,dtype,deployment", [
     ("h100-sxm", "fp4_e2m1", 0), ("h100-sxm", "int4", 0), ("apple-m2", "fp8_e4m3", 2),
-    ("snapdragon-8-gen3", "int4", 1)])
+    ("apple-m2", "int4", 2), ("snapdragon-8-gen3", "int4", 1),
+    ("snapdragon-8-gen3", "bf16", 1), ("ternary-accel", "int4", 3)])
 def test_adding_native_support_never_raises_the_cost(profile, dtype, deployment):
-    """Formats whose weights and activations share a type (W4A4, NVFP4, FP8, ...)."""
-    rs = small_resolved()
+    """Every format, including those whose weights and activations differ in type: int4
+    weights with int8 activations used to be charged more conversion once int4 was
+    native than through int4's fallback rule (snapdragon-8-gen3 W4A8 TPOT 35.6 -> 41.2
+    ms, ternary-accel 26.6 -> 78.5 ms)."""
+    rs = mixed_resolved()
     base, native = (p for _, p in profile_variants(load_profile(profile),
                                                     [f"compute.{dtype}=native"]))
     roles = {"deploy_profile": native}
     if profile == "h100-sxm":
         roles["train_profile"] = native
-    before = plan(problem_from_study(rs, deployment))
-    after = plan(problem_from_study(rs, deployment, **roles))
+    problems = problem_from_study(rs, deployment), problem_from_study(rs, deployment, **roles)
+    before, after = map(plan, problems)
     assert after.optimum["cost"] <= before.optimum["cost"] * (1 + 1e-12)
     merged = before.by_format.merge(after.by_format, on=["train_format", "serve_format"])
+    assert set(merged.serve_format) >= {"W4A8-g128", "W4A16-g128", "W8A16", "W1.58A8"}
+    assert not (merged.feasible_x & ~merged.feasible_y).any()
     ok = merged.feasible_x & merged.feasible_y
     assert (merged.cost_y[ok] <= merged.cost_x[ok] * (1 + 1e-9)).all()
+    # every serving format at every N: no slower, no dearer
+    N = np.asarray(problems[0].N_grid, float)
+    serve = [serving_costs(p, N) for p in problems]
+    for key in ("tpot_s", "ttft_s", "serve_time_s", "serve_energy_j"):
+        assert np.all(serve[1][key] <= serve[0][key] * (1 + 1e-9)), key
 
 
 @settings(max_examples=8)
@@ -162,3 +189,14 @@ def test_training_runs_narrow_bits_in_the_cheapest_container():
     assert rates.loc["4-bit", "exec_dtype"] in ("int8", "fp8_e4m3")
     assert math.isclose(rates.loc["4-bit", "seconds_per_flop"],
                         rates.loc["8-bit", "seconds_per_flop"])
+
+
+def test_importing_the_cli_and_planner_does_not_import_scipy():
+    """lawcore imported scipy eagerly (lawcore.fitting), ~1.5 s on every `import
+    codesign.cli`; scipy now loads only when a fit runs, and lawcore's names still work."""
+    code = ("import sys, codesign.cli, codesign.planner, lawcore; "
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'scipy'], 'eager'; "
+            "from lawcore import LawFitError, heldout_check; import lawcore.fitting as f; "
+            "assert heldout_check is f.heldout_check and LawFitError is f.LawFitError; "
+            "assert 'heldout_check' in dir(lawcore)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)

@@ -6,8 +6,8 @@ import pytest
 from simulator.cost import decode_step_cost, prefill_cost, simulate, weight_bytes
 from simulator.errors import InputError
 from simulator.kernels import (as_hardware, as_quant, attention_cost, dequant_cost,
-                               embedding_cost, gemm_cost, matmul_time_s, norm_cost,
-                               resolve_exec)
+                               embedding_cost, gemm_cost, matmul_cost, matmul_time_s,
+                               norm_cost, resolve_exec)
 from simulator.models import TransformerConfig, get_model, model_for_params
 from simulator.profiles import load_profile
 
@@ -164,6 +164,30 @@ def test_simulate_midpoint_rule_matches_exact_sum():
     assert rule.totals["tpot_s"] == pytest.approx(exact.totals["tpot_s"], rel=1e-3)
 
 
+def test_a_request_does_not_depend_on_the_others_in_a_call():
+    """Issue: the decode rule (exact sum or midpoint) and its length followed the largest
+    gen_len of the call, so a short request summed exactly alone was approximated next
+    to a long one. Every element must equal its scalar call bit for bit."""
+    both = simulate(H100, "llama-3.2-1b", "W4A16-g128", 1, 1, np.array([8, 1000])).totals
+    grid = simulate(H100, "llama-3.2-1b", "W4A16-g128", np.array([[1], [8]]),
+                    np.array([[128, 2048]]), np.array([[1], [65]])).totals
+    for i, gen in enumerate([8, 1000]):
+        one = simulate(H100, "llama-3.2-1b", "W4A16-g128", 1, 1, gen).totals
+        for name in ("ttft_s", "tpot_s", "e2e_latency_s", "energy_j", "energy_per_token_j",
+                     "decode_energy_per_token_j", "kernels_per_decode_step"):
+            assert np.broadcast_to(both[name], (2,))[i] == one[name], (name, gen)
+        for level, moved in one["bytes_moved"].items():
+            assert both["bytes_moved"][level][i] == moved
+    for (i, b, g), j, p in [((0, 1, 1), 0, 128), ((1, 8, 65), 1, 2048)]:
+        one = simulate(H100, "llama-3.2-1b", "W4A16-g128", b, p, g).totals
+        for name in ("e2e_latency_s", "energy_j", "tpot_s"):
+            assert np.array_equal(grid[name][i, j], one[name], equal_nan=True), name
+    # 8 generated tokens are 7 exact steps: the mean of the 7 step costs
+    steps = [decode_step_cost(H100, "llama-3.2-1b", "W4A16-g128", 1, 1 + i).time_s
+             for i in range(1, 8)]
+    assert both["tpot_s"][0] == pytest.approx(np.mean(steps), rel=1e-12)
+
+
 def test_single_token_request_has_no_decode():
     res = simulate(H100, "llama-3.2-1b", "W16A16", 1, 64, 1)
     assert np.isnan(res.totals["tpot_s"]) and res.totals["e2e_latency_s"] == res.totals["ttft_s"]
@@ -276,6 +300,44 @@ def test_matmul_time_for_training():
     assert matmul_time_s(A100, 1e18, "int4") < matmul_time_s(A100, 1e18, "bf16")
     arr = matmul_time_s(H100, np.array([1e15, 1e18]), "bf16")
     assert arr.shape == (2,)
+
+
+def test_matmul_cost_is_the_large_gemm_limit():
+    """bf16 on H100, by hand: output tiles of T = usable staging / 4 B accumulators,
+    tm = tn = sqrt(T); each level sees 2 B / (2 tm) + 2 B / (2 tn) = 2 / sqrt(T) bytes per
+    FLOP (smem and l2 staged by smem's 15.4 MB share, hbm by l2's 25 MB); compute-bound."""
+    flops = 1e18
+    cost = matmul_cost(H100, flops, "bf16")
+    per_smem = 2 / np.sqrt(0.5 * 30828134.4 / 4)
+    per_hbm = 2 / np.sqrt(0.5 * 50e6 / 4)
+    assert cost.time_s == pytest.approx(flops / BF16, rel=1e-12)
+    assert cost.exec_dtype == "bf16" and cost.exec_path == "native"
+    assert cost.energy_j == pytest.approx(
+        flops * (0.25e-12 + per_smem * (2.5e-12 + 12.5e-12) + per_hbm * 3.176e-11)
+        + 70 * flops / BF16, rel=1e-9)
+    assert matmul_time_s(H100, flops, "bf16") == cost.time_s
+    # close to an 8192^3 GEMM's energy per FLOP (its outputs and launch gap aside)
+    big = gemm_cost(H100, 8192, 8192, 8192, "W16A16")
+    assert float(cost.energy_j) / flops == pytest.approx(float(big.energy_j / big.flops),
+                                                         rel=0.03)
+    arr = matmul_cost(H100, np.array([1e15, 1e18]), "int8", "bf16")
+    assert arr.energy_j.shape == (2,) and arr.exec_dtype == "bf16"
+
+
+def test_matmul_cost_takes_the_path_of_the_kernels():
+    """W4A8 with int4 and int8 both native (rtx-4090): int8 math with int4 unpacked (2
+    ops), not the old default of 4 ops; the same choice as gemm_cost's large GEMM."""
+    rtx = load_profile("rtx-4090")
+    cost = matmul_cost(rtx, 1e18, "int4", "int8")
+    gemm = gemm_cost(rtx, 16384, 16384, 16384, "W4A8")
+    assert cost.exec_dtype == gemm.exec_dtype == "int8" and cost.exec_path == "mixed"
+    plan = resolve_exec(rtx, "int4", "int8")
+    assert plan.w_convert_ops == 2 and plan.a_convert_ops == 0
+    fp32 = rtx.compute["fp32"].achievable_ops_per_s
+    tile = np.sqrt(0.5 * rtx.memory[0].capacity_bytes / 4)
+    assert cost.time_s == pytest.approx(
+        1e18 / rtx.compute["int8"].achievable_ops_per_s + 1e18 / (2 * tile) * 2 / fp32,
+        rel=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -83,7 +83,7 @@ def test_a_prompt_chunk_runs_as_its_kernel_sequence():
     # not the prompt's last chunk: no lm_head and no sampling kernel (count 0)
     phase = mixed_step_cost(H100, "llama-3-8b", "W4A16-g128", 0, 1, 64, 128,
                             last_chunk=False)
-    works = phase_kernels(H100, phase, as_quant("W4A16-g128"))
+    works = phase_kernels(phase)
     assert len(works) == 2 + 32 * 9
     assert works[-1].name == "final_norm"
     frame = simulate_kernels(works, H100, PipelineConfig())

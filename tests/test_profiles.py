@@ -1,13 +1,14 @@
 """simulator.profiles: shipped profiles, provenance, schema rules, overrides, lookup."""
 import copy
+import pickle
 
 import pytest
 import yaml
 
 from simulator.errors import InputError
-from simulator.profiles import (DTYPES, FLOAT_DTYPES, HardwareProfile, builtin_profile_dir,
-                                list_profiles, load_profile, load_profile_file,
-                                profile_from_mapping, rate_unit)
+from simulator.profiles import (DTYPES, FLOAT_DTYPES, CitedComputeRate, HardwareProfile,
+                                builtin_profile_dir, list_profiles, load_profile,
+                                load_profile_file, profile_from_mapping, rate_unit)
 
 SHIPPED = ("h100-sxm", "a100-sxm-80gb", "rtx-4090", "l4", "apple-m2", "snapdragon-8-gen3",
            "ternary-accel")
@@ -247,6 +248,31 @@ def test_many_errors_are_capped(h100_doc):
         h100_doc[f"junk{i}"] = 1
     lines = _error(h100_doc).splitlines()
     assert len(lines) == 13 and lines[-1].endswith("and 18 more errors")
+
+
+# ---- pickling (process pools, Dask) --------------------------------------------------
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_profiles_pickle_round_trip(profiles, name):
+    """Issue: the cited-quantity classes were built with type() under names the module
+    did not define, so pickle could not find them and no profile could be sent to a
+    worker process."""
+    profile = profiles[name]
+    back = pickle.loads(pickle.dumps(profile))
+    assert back == profile
+    assert back.model_dump() == profile.model_dump()
+    assert back.raw() == profile.raw() and back.path == profile.path
+    assert type(back.compute[next(iter(back.compute))].peak) is CitedComputeRate
+
+
+def test_overridden_profile_pickles_and_keeps_its_document(profiles):
+    faster = profiles["h100-sxm"].with_overrides({"memory.hbm.bandwidth": "6.7 TB/s"},
+                                                 name="h100-fast")
+    back = pickle.loads(pickle.dumps(faster))
+    assert back.main_memory.bandwidth_bytes_per_s == 6.7e12
+    assert back.raw() == faster.raw()
+    again = back.with_overrides({"power.static": "80 W"})  # the document travelled along
+    assert again.static_power_w == 80.0 and again.name == "h100-fast"
 
 
 # ---- overrides -----------------------------------------------------------------------

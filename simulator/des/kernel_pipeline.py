@@ -45,8 +45,7 @@ import simpy
 
 from simulator.cost import PhaseCost, decode_step_cost
 from simulator.errors import InputError
-from simulator.kernels import (STAGING_FRACTION, KernelCost, as_quant, resolve_exec,
-                               stream_dtype)
+from simulator.kernels import STAGING_FRACTION, KernelCost, resolve_exec, stream_dtype
 from simulator.ops import OpSpec
 from simulator.profiles import HardwareProfile, load_profile
 
@@ -339,10 +338,11 @@ def _simulate(works: list[KernelWork], profile: HardwareProfile,
 
 
 def convert_s_per_op(profile: HardwareProfile, spec: OpSpec, quant) -> float:
-    """Seconds per conversion op of an op's format, from the cost model's execution plan
-    (weights' rule when they convert, else the activations'; attention converts KV).
-    A per-op rate for reference; the kernel sequence takes the conversion time itself
-    from the cost model (`KernelCost.convert_time_s`)."""
+    """Seconds per conversion op of an op's format, from the preferred execution plan
+    (`resolve_exec`; weights' conversion when they convert, else the activations';
+    attention converts KV). A per-op rate for reference; the kernel sequence takes the
+    conversion time itself from the cost model (`KernelCost.convert_time_s`), whose
+    kernels may choose another execution option for their shape."""
     fmt = quant.for_group(spec.group)
     if spec.kind == "attention":
         plan = resolve_exec(profile, fmt.kv_dtype, stream_dtype(fmt))
@@ -355,11 +355,11 @@ def convert_s_per_op(profile: HardwareProfile, spec: OpSpec, quant) -> float:
     return plan.a_convert_s / plan.a_convert_ops if plan.a_convert_ops > 0 else 0.0
 
 
-def phase_kernels(profile: HardwareProfile, phase: PhaseCost, quant) -> list[KernelWork]:
+def phase_kernels(phase: PhaseCost) -> list[KernelWork]:
     """The kernel sequence of a scalar PhaseCost: per-layer ops repeated for every layer,
     each with its per-kernel share of the cost (`KernelCost.scaled(1 / count)`) and its
     conversion time (`KernelCost.convert_time_s`) in the dequant stage; ops the pass
-    leaves out (count 0) are skipped. `profile` and `quant` are kept for callers."""
+    leaves out (count 0) are skipped."""
     first: list[KernelWork] = []
     layer: list[KernelWork] = []
     last: list[KernelWork] = []
@@ -391,7 +391,7 @@ def simulate_decode_step(profile, model, quant, batch: int, context_len: int,
     phase = decode_step_cost(profile, model, quant, batch, context_len)
     if np.ndim(phase.time_s):
         raise InputError("simulate_decode_step needs a scalar batch and context length")
-    works = phase_kernels(profile, phase, as_quant(quant))
+    works = phase_kernels(phase)
     frame = simulate_kernels(works, profile, config)
     time_s = float(frame["time_s"].sum())
     roofline = float(phase.time_s)
