@@ -506,9 +506,9 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
     doc.h(2, "Assumptions")
     doc.bullets([
         "Training FLOPs = 6·N·D (N non-embedding parameters), run as large GEMMs in the "
-        "training format on the training profile: `simulator.kernels.matmul_time_s` "
-        "(native peak or the profile's fallback rule, at achievable fractions); energy per "
-        "FLOP from `gemm_cost` of an 8192³ GEMM. b-bit operands may run in any wider type "
+        "training format on the training profile: time and energy from "
+        "`simulator.kernels.matmul_cost` (native peak or the profile's fallback rule, at "
+        "achievable fractions, operand traffic and static power included). b-bit operands may run in any wider type "
         "(4-bit values in int8); the cheapest is used.",
         "Serving: `tokens_served` generated tokens in requests of prompt_len + output_len "
         "priced by `simulator.cost.simulate` on the parametric model family "

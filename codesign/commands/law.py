@@ -26,7 +26,7 @@ import pandas as pd
 
 from codesign.commands.common import add_json_arg, print_json
 from lawcore import (DEFAULT_LAW, LAWS, HIGH_PRECISION_BITS, Law, LawFitError, LawInputError,
-                     compute_optimal, get_law, heldout_check, law_from_json,
+                     compute_optimal, get_law, law_from_json,
                      optimal_precision_fixed_n)
 from lawcore.plots import law_figures
 from simulator.io import atomic_write_bytes, atomic_write_text
@@ -212,6 +212,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     runs = _read_runs(args.runs)
     try:
         law.fit(runs, row_name=f"{args.runs}: line")
+        from lawcore.fitting import heldout_check  # scipy: loaded only when fitting
+
         heldout = heldout_check(law, runs, row_name=f"{args.runs}: line") \
             if args.heldout else None
     except LawFitError as exc:
