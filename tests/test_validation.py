@@ -14,8 +14,10 @@ from codesign.cli import main
 from simulator import kernels as sk
 from simulator.profiles import load_profile_file
 from validation import compare, formats, microbench, torchenv
-from validation.bench import TINY, time_callable
-from validation.calibrate import run_calibration, template_path, write_profile
+from simulator.io import load_yaml_mapping
+from validation.bench import TINY, time_best_of_threads, time_callable
+from validation.calibrate import PLAUSIBLE_FACTOR, _enforce_level_order, _implausible, \
+    _net_bandwidth, _template_kept, run_calibration, template_path, write_profile
 from validation.kernels import build_case, matmul_case, rows_cols_case
 from validation.measure import ModelCase, measure_cases
 from validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
@@ -93,6 +95,63 @@ def test_cold_cases_rotate_weight_copies():
 def test_time_callable_reports_median_and_spread():
     t = time_callable(lambda: torch.ones(8).sum(), TINY)
     assert t.median_s > 0 and t.spread >= 0 and t.repeats == TINY.repeats and t.calls >= 2
+    assert 0 < t.best_s <= t.median_s  # the fastest call is never slower than a median
+
+
+def test_best_of_threads_reports_the_faster_thread_count():
+    t, threads = time_best_of_threads(lambda: torch.ones(8).sum(), TINY, "cpu")
+    assert t.best_s > 0 and threads in (1, torch.get_num_threads())
+
+
+# ---- calibration robustness ----------------------------------------------------------------
+
+def test_net_bandwidth_uses_fastest_call_net_of_overhead():
+    rows = pd.DataFrame({"bytes_moved": [100.0, 300.0], "best_s": [2.0, 3.0],
+                         "time_s": [50.0, 60.0]})
+    # (100 + 300) / ((2 - 1) + (3 - 1)); the slow medians play no part
+    assert _net_bandwidth(rows, 1.0) == pytest.approx(400.0 / 3.0)
+    # overhead above the call time: the net time is floored at 20% of it
+    assert _net_bandwidth(rows, 10.0) == pytest.approx(400.0 / (0.4 + 0.6))
+
+
+def test_implausible_measurements_are_flagged_outside_the_factor():
+    assert _implausible(100e9, 100e9, "x") is None
+    assert _implausible(100e9 / PLAUSIBLE_FACTOR, 100e9, "x") is None
+    warning = _implausible(0.17e9, 115e9, "memory level l2 bandwidth")
+    assert warning.startswith("WARNING: memory level l2 bandwidth measured 0.17 G/s")
+    assert "template value kept" in warning
+    assert _implausible(100e9 * PLAUSIBLE_FACTOR * 1.01, 100e9, "x") is not None
+
+
+def test_template_kept_provenance_names_the_template_source():
+    kept = _template_kept({"value": "192 GB/s", "derived": "32 B/cycle"}, "WARNING: w", "now")
+    assert kept == {"value": "192 GB/s", "assumed": "template value kept: calibration now: "
+                    "WARNING: w (template: derived: 32 B/cycle)"}
+
+
+def _doc_with_bandwidths(gbs):
+    doc = load_yaml_mapping(template_path(), what="template")
+    for level, bw in zip(doc["memory"], gbs):
+        level["bandwidth"] = {"value": f"{bw} GB/s", "measured": "test"}
+        level["achievable_fraction"] = {"value": 1.0, "measured": "test"}
+    return doc
+
+
+def test_nearer_levels_are_raised_to_a_farther_levels_rate():
+    doc, notes = _doc_with_bandwidths([31.8, 0.17, 4.6, 17.9]), []
+    _enforce_level_order(doc, notes)
+    values = [lv["bandwidth"]["value"] for lv in doc["memory"]]
+    assert values == ["31.8 GB/s", "17.9 GB/s", "17.9 GB/s", "17.9 GB/s"]
+    assert "raised from 0.17 GB/s" in doc["memory"][1]["bandwidth"]["measured"]
+    assert [n.split(":")[0] for n in notes] == ["memory level l3", "memory level l2"]
+
+
+def test_ordered_levels_are_left_alone():
+    doc, notes = _doc_with_bandwidths([400, 283, 180, 51]), []
+    _enforce_level_order(doc, notes)
+    assert [lv["bandwidth"]["value"] for lv in doc["memory"]] == \
+        ["400 GB/s", "283 GB/s", "180 GB/s", "51 GB/s"]
+    assert notes == []
 
 
 # ---- plans ---------------------------------------------------------------------------------
@@ -195,7 +254,9 @@ def test_calibration_writes_a_loadable_profile_with_measured_provenance(calibrat
     cal, path = calibrated
     profile = load_profile_file(path)
     doc = profile.raw()
-    measured = {p for p, node in _cited_fields(doc) if node.get("measured")}
+    # a measurement rejected as implausible keeps the template value and says so
+    measured = {p for p, node in _cited_fields(doc) if node.get("measured") or
+                "template value kept" in (node.get("assumed") or "")}
     for field in ("overheads.kernel_launch", "compute.fp32.peak", "compute.bf16.peak",
                   "compute.int8.peak", "compute.fp32.achievable_fraction",
                   "memory[dram].bandwidth", "memory[dram].achievable_fraction",

@@ -6,11 +6,16 @@ template's and carries `measured:` provenance saying how, when and on what machi
 
 - cache capacities: from the OS (sysfs); main memory capacity: physical pages;
 - per-level bandwidth: stream ops (read / copy / add) on buffers sized inside each
-  level; bandwidth = bytes moved / (time - per-call overhead), aggregated over the ops
-  as total bytes / total net time (their harmonic mean), and the achievable fraction is
-  1 because the value already is the achieved rate;
+  level; bandwidth = bytes moved / (fastest call time - fastest per-call overhead),
+  aggregated over the ops as total bytes / total net time (their harmonic mean), and the
+  achievable fraction is 1 because the value already is the achieved rate;
 - per-dtype peak: the best large GEMM (ops/s); achievable fraction = median / best over
   the calibration shapes;
+- interference from other processes only slows calls down, so rates come from the
+  fastest call, at the configured threads or on one thread (bench.time_best_of_threads);
+  a measurement outside [template / PLAUSIBLE_FACTOR, template x PLAUSIBLE_FACTOR] is
+  rejected with a note and the template value kept (provenance says so); a nearer memory
+  level is never slower than a farther one (raised to it, with a note);
 - per-call overhead (`overheads.kernel_launch`): median time of one-element ops;
 - dequantisation (`fallbacks.<type>.convert_ops_per_element`): the one-token matmul
   with packed weights (int4 kernel, ternary run-time unpack) is timed, and the ops per
@@ -21,7 +26,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -134,9 +139,60 @@ def _level_of(size: float, plans: list[MemoryPlan]) -> str:
 
 
 def _net_bandwidth(rows: pd.DataFrame, overhead_s: float) -> float:
-    """Total bytes / total (time - overhead) over the rows (harmonic mean of rates)."""
-    net = (rows["time_s"] - overhead_s).clip(lower=0.2 * rows["time_s"])
+    """Total bytes / total (best time - overhead) over the rows (harmonic mean of rates)."""
+    net = (rows["best_s"] - overhead_s).clip(lower=0.2 * rows["best_s"])
     return float(rows["bytes_moved"].sum() / net.sum())
+
+
+#: repeats (at least) of the GEMM-peak and matmul weight-streaming microbenchmarks
+RATE_REPEATS = 5
+
+#: a calibrated rate this many times below or above the template's is implausible
+PLAUSIBLE_FACTOR = 10.0
+
+
+def _implausible(measured: float, template: float, what: str) -> str | None:
+    """A warning when `measured` lies outside [template / F, template x F], else None."""
+    lo, hi = template / PLAUSIBLE_FACTOR, template * PLAUSIBLE_FACTOR
+    if lo <= measured <= hi:
+        return None
+    return (f"WARNING: {what} measured {measured / 1e9:.4g} G/s is implausible (outside "
+            f"{lo / 1e9:.4g}-{hi / 1e9:.4g} G/s, the template's {template / 1e9:.4g} G/s "
+            f"/ x {PLAUSIBLE_FACTOR:g}): interference or a broken measurement; "
+            "template value kept")
+
+
+def _template_kept(cited: dict, warning: str, stamp: str) -> dict:
+    """The template's number with provenance saying why calibration did not replace it."""
+    was = "; ".join(f"{k}: {cited[k]}" for k in ("source", "derived", "measured", "assumed")
+                    if cited.get(k))
+    return {"value": cited["value"],
+            "assumed": f"template value kept: calibration {stamp}: {warning} (template: {was})"}
+
+
+def _enforce_level_order(doc: dict, notes: list[str]) -> None:
+    """Raise any memory level whose achievable bandwidth is below a farther level's to
+    that level's rate (a nearer level is never slower), saying so in its `measured:`."""
+    profile = profile_from_mapping(doc, source="calibrated host profile")
+    rates = [lv.achievable_bandwidth_bytes_per_s for lv in profile.memory]
+    floor = rates[-1]
+    for i in range(len(rates) - 2, -1, -1):
+        level = doc["memory"][i]
+        if rates[i] < floor:
+            far = doc["memory"][i + 1]["name"]
+            frac = profile.memory[i].achievable_bandwidth_bytes_per_s \
+                / profile.memory[i].bandwidth_bytes_per_s
+            old = dict(level["bandwidth"])
+            how = old.get("measured") or old.get("assumed") or old.get("derived") or ""
+            level["bandwidth"] = {
+                "value": f"{floor / frac / 1e9:.4g} GB/s",
+                "measured": f"raised from {old['value']} to the achievable rate of the "
+                            f"farther level ({floor / 1e9:.4g} GB/s, {far}), since a nearer "
+                            f"level is never slower; the raw value came from: {how}"}
+            notes.append(f"memory level {level['name']}: measured achievable "
+                         f"{rates[i] / 1e9:.4g} GB/s is below the farther level's "
+                         f"{floor / 1e9:.4g} GB/s; raised to it (interference suspected)")
+        floor = max(floor, rates[i])
 
 
 def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
@@ -162,6 +218,7 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
 
     tiny = microbench.measure_tiny_ops(device, settings)
     launch_s = float(tiny["time_s"].median())
+    overhead_s = float(tiny["best_s"].min())  # subtracted from the fastest calls
     streams = microbench.measure_streams(device, sizes, settings)
     if device == "cpu" and caches:
         # one pass over an L1-sized buffer is shorter than the per-call overhead:
@@ -170,12 +227,14 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
         streams = pd.concat([streams[~streams["buffer_bytes"].isin(first)],
                              microbench.measure_repeated_reads(device, first, settings)],
                             ignore_index=True)
+    # rates come from the fastest call: more repeats give more chances of a clean one
+    rate_settings = replace(settings, repeats=max(settings.repeats, RATE_REPEATS))
     gemv = microbench.measure_gemv_streams(
-        device, microbench.gemv_stream_shapes(caches[-1] if caches else 0), settings)
+        device, microbench.gemv_stream_shapes(caches[-1] if caches else 0), rate_settings)
     gemv["level"] = plans[-1].name
     streams["level"] = [_level_of(s, plans) for s in streams["buffer_bytes"]]
     gemm_shapes = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
-    gemms = microbench.measure_gemm_peaks(device, gemm_shapes, settings)
+    gemms = microbench.measure_gemm_peaks(device, gemm_shapes, rate_settings)
     n_dq, k_dq = microbench.dequant_shape(quick)
     dequant = microbench.measure_dequant(device, n_dq, k_dq, settings)
     vector = _measure_vector_rate(device, settings, launch_s)
@@ -191,6 +250,9 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
         "measured": f"median over {len(tiny)} one-element ops ({', '.join(tiny['op'])}) "
                     f"of torch.utils.benchmark medians, {settings.repeats} repeats, {stamp}"}
 
+    template_profile = profile_from_mapping(doc, source="host profile template")
+    template_rates = {lv.name: lv.achievable_bandwidth_bytes_per_s
+                      for lv in template_profile.memory}
     template_levels = {lv["name"]: lv for lv in doc["memory"]}
     new_levels = []
     for plan in plans:
@@ -204,10 +266,15 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
         if rows.empty:
             notes.append(f"memory level {plan.name}: no stream size fell inside it; "
                          "template bandwidth kept")
+        elif (warning := _implausible(
+                bw := _net_bandwidth(rows, overhead_s),
+                template_rates.get(plan.name, template_rates[doc["memory"][-1]["name"]]),
+                f"memory level {plan.name} bandwidth")) and device == "cpu":
+            notes.append(warning)
+            level["bandwidth"] = _template_kept(level["bandwidth"], warning, stamp)
         else:
-            bw = _net_bandwidth(rows, launch_s)
             per_op = ", ".join(
-                f"{op} {format_quantity(_net_bandwidth(rows[rows['op'] == op], launch_s), 'bandwidth')}"
+                f"{op} {format_quantity(_net_bandwidth(rows[rows['op'] == op], overhead_s), 'bandwidth')}"
                 for op in dict.fromkeys(rows["op"]))
             sizes_txt = ", ".join(format_quantity(s, "bytes")
                                   for s in sorted(set(rows["buffer_bytes"])))
@@ -215,14 +282,16 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
                 "value": f"{bw / 1e9:.4g} GB/s",
                 "measured": f"fp32 streams ({'/'.join(dict.fromkeys(rows['op']))}) over "
                             f"buffers of {sizes_txt} on "
-                            f"{plan.threads}; bytes moved / (time - per-call overhead "
-                            f"{launch_s * 1e6:.3g} us), all ops pooled ({per_op}); {stamp}"}
+                            f"{plan.threads} (or 1 thread where faster: "
+                            f"{len(rows[rows['best_threads'] == 1])} of {len(rows)} points); "
+                            f"bytes moved / (fastest call - fastest per-call overhead "
+                            f"{overhead_s * 1e6:.3g} us), all ops pooled ({per_op}); {stamp}"}
             level["achievable_fraction"] = {
                 "value": 1.0, "measured": "the bandwidth above is the achieved stream rate"}
             if plan.kind == "dram" and not gemv.empty:
                 # weights stream from main memory through matmul kernels, which reach
                 # less than the element-wise streams: that share is the fraction
-                rate = _net_bandwidth(gemv, launch_s)
+                rate = _net_bandwidth(gemv, overhead_s)
                 shapes_txt = ", ".join(f"{r.op} {format_quantity(r.buffer_bytes, 'bytes')}"
                                        f" ({format_quantity(r.bandwidth_bytes_per_s, 'bandwidth')})"
                                        for r in gemv.itertuples())
@@ -239,6 +308,7 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
         new_levels = kept + new_levels if not caches else new_levels[:-1] + kept \
             + new_levels[-1:]
     doc["memory"] = new_levels
+    _enforce_level_order(doc, notes)
 
     for dtype, rows in gemms.groupby("dtype", sort=False):
         ok = rows.dropna(subset=["ops_per_s"])
@@ -247,13 +317,20 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
                          "template peak kept")
             continue
         best, med = float(ok["ops_per_s"].max()), float(ok["ops_per_s"].median())
-        shapes = ", ".join(f"{r.m}x{r.n}x{r.k}" for r in ok.itertuples())
+        shapes = ", ".join(f"{r.m}x{r.n}x{r.k} ({r.best_threads} thr)"
+                           for r in ok.itertuples())
         unit = "GOP/s" if dtype.startswith("int") else "GFLOP/s"
         spec = doc["compute"].setdefault(dtype, dict(doc["compute"]["fp32"]))
+        if dtype in template_profile.compute and device == "cpu" and (warning := _implausible(
+                best, template_profile.compute[dtype].peak_ops_per_s, f"{dtype} GEMM peak")):
+            notes.append(warning)
+            spec["peak"] = _template_kept(spec["peak"], warning, stamp)
+            continue
         kernel = "torch._int_mm" if dtype == "int8" else "torch.mm"
         spec["peak"] = {"value": f"{best / 1e9:.4g} {unit}",
                         "measured": f"best of {kernel} {dtype} GEMMs (m x n x k) {shapes}; "
-                                    f"2mnk / median time; {stamp}"}
+                                    f"2mnk / fastest call (at the configured threads or "
+                                    f"1 thread, whichever was faster); {stamp}"}
         spec["achievable_fraction"] = {
             "value": round(min(1.0, med / best), 4),
             "measured": f"median / best rate over the same GEMMs ({med / 1e9:.4g} / "
@@ -269,11 +346,12 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
             continue
         s_per_weight = float(row["s_per_weight"].iloc[0])
         ops, how = _fit_convert_ops(doc, dtype, matmul_case(fmt, 1, n_dq, k_dq),
-                                    float(row["time_s"].iloc[0]))
+                                    float(row["best_s"].iloc[0]))
         rule["convert_ops_per_element"] = {
             "value": round(ops, 3),
             "measured": f"{fmt} ({FORMATS[fmt].kernel}) one-token matmul on a {n_dq}x{k_dq} "
-                        f"weight: {s_per_weight * 1e12:.4g} ps per weight; {how}; {stamp}"}
+                        f"weight: {s_per_weight * 1e12:.4g} ps per weight (fastest call, "
+                        f"{int(row['best_threads'].iloc[0])} thread(s)); {how}; {stamp}"}
 
     profile_from_mapping(doc, source="calibrated host profile")  # validate before use
     return Calibration(doc, pd.concat([streams, gemv], ignore_index=True), gemms, tiny,
@@ -290,18 +368,18 @@ def _measure_vector_rate(device: str, settings: BenchSettings, launch_s: float
                          ) -> pd.DataFrame:
     """Vector ops/s achieved by element-wise kernels, counting ops as the simulator does
     (its KernelCost.vector_ops for the same kernel) over time net of per-call overhead."""
-    from validation.bench import time_callable
+    from validation.bench import time_best_of_threads
     from validation.kernels import build_case
     from validation.simulate import kernel_cost
     hw = as_hardware(profile_from_mapping(load_yaml_mapping(template_path()), "template"))
     rows = []
     for kind, op, r, c in VECTOR_CASES:
         case = rows_cols_case(kind, op, "fp32", r, c)
-        t = time_callable(build_case(case, device), settings)
+        t, _ = time_best_of_threads(build_case(case, device), settings, device)
         ops = float(kernel_cost(case, hw).vector_ops)
         rows.append({"case": case.name, "vector_ops": ops, "time_s": t.median_s,
-                     "spread": t.spread,
-                     "vector_ops_per_s": ops / max(t.median_s - launch_s, 0.2 * t.median_s)})
+                     "best_s": t.best_s, "spread": t.spread,
+                     "vector_ops_per_s": ops / max(t.best_s - launch_s, 0.2 * t.best_s)})
     return pd.DataFrame(rows)
 
 

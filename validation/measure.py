@@ -1,7 +1,11 @@
 """Measure a list of held-out cases; what cannot run is skipped with the reason.
 
 Returns a DataFrame with one row per measured case (name, kind, op, format, shape,
-measured median, run-to-run spread, within-run IQR) and a list of `Skip`s naming
+measured time, run-to-run spread, within-run IQR). `measured_s` is the fastest call at
+the configured threads or on one thread (`bench.time_best_of_threads`): other processes
+only slow calls down (on a loaded machine every parallel call waits milliseconds at the
+OpenMP barrier), and the simulator models the machine without them; `median_s` keeps
+the median at the configured threads and `best_threads` the thread count of the best and a list of `Skip`s naming
 each skipped case or format and why (kernel missing on this PyTorch/device, error).
 """
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from validation.bench import BenchSettings, time_callable
+from validation.bench import BenchSettings, time_best_of_threads
 from validation.formats import FORMATS, probe_formats
 from validation.kernels import MATMUL_KINDS, KernelCase, build_case
 from validation.torchenv import load_torch
@@ -64,10 +68,10 @@ class ModelCase:
 Case = KernelCase | ModelCase
 
 
-def _row(case: Case, timing, device: str, extra: dict | None = None) -> dict:
+def _row(case: Case, timing, threads: int, device: str, extra: dict | None = None) -> dict:
     return {"name": case.name, "kind": case.kind, "op": case.op, "format": case.fmt,
-            "shape": case.shape_text, "device": device, "measured_s": timing.median_s,
-            "spread": timing.spread, "iqr_rel": timing.iqr_rel, "repeats": timing.repeats,
+            "shape": case.shape_text, "device": device, "measured_s": timing.best_s,
+            "median_s": timing.median_s, "best_threads": threads, "spread": timing.spread, "iqr_rel": timing.iqr_rel, "repeats": timing.repeats,
             **(extra or {})}
 
 
@@ -106,11 +110,11 @@ def measure_cases(cases: Sequence[Case], device: str, settings: BenchSettings,
                 fn = build_case(case, device, cold_bytes=cold_bytes)
                 extra = {}
             with torch.inference_mode():
-                timing = time_callable(fn, settings)
+                timing, threads = time_best_of_threads(fn, settings, device)
         except (RuntimeError, NotImplementedError, ValueError, KeyError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             skips.append(Skip(case.name, f"{type(exc).__name__}: {first[:200]}"))
             continue
-        rows.append(_row(case, timing, device, extra))
+        rows.append(_row(case, timing, threads, device, extra))
     models.clear()
     return pd.DataFrame(rows), skips

@@ -69,8 +69,10 @@ def summary_markdown(*, title: str, machine: str, profile_note: str, overall: di
     parts = [f"# {title}", "", f"Machine: {machine}", "", f"Profile: {profile_note}", ""]
     parts += [f"> **Warning:** {w}\n" for w in warnings]
     parts += [head, "", "error = (simulated - measured) / measured; positive means the "
-             "simulator predicts a slower kernel than PyTorch ran. Spread = (max - min) / "
-             "median of the repeat medians.", "",
+             "simulator predicts a slower kernel than PyTorch ran. measured = the fastest "
+             "call, at the configured threads or on one thread (other processes only slow "
+             "calls down); median_s keeps the median at the configured threads. Spread = "
+             "(max - min) / median of the repeat medians.", "",
              "## Per format", "", _md_table(by_format), "",
              "## Per kernel kind", "", _md_table(by_kind), "",
              "## Whole small transformer", "", _md_table(models, ".3g"), "",
