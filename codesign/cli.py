@@ -18,6 +18,15 @@ from simulator.errors import InputError
 # Command-group modules, in the order they appear in `precsim --help`.
 COMMAND_MODULES = (
     "codesign.commands.profiles",
+    "codesign.commands.law",
+    "codesign.commands.law_validate",
+    "codesign.commands.simulate",
+    "codesign.commands.validate",
+    "codesign.commands.sweep",
+    "codesign.commands.serve",
+    "codesign.commands.plan",
+    "codesign.commands.whatif",
+    "codesign.commands.report",
 )
 
 INPUT_ERRORS = (InputError, LawInputError)

@@ -1,0 +1,123 @@
+"""`precsim law validate`: train small models here, fit the precision laws, report what holds.
+
+Runs a sweep (validation.training: QAT + PTQ of tiny decoder-only transformers on the
+CPU, durable and resumable in OUT/runs.csv) or reuses a runs CSV, fits lawcore's forms
+and writes a Markdown/PNG/CSV report into OUT. Registered as a sub-command of the `law`
+group (codesign.commands.law.LAW_SUBPARSERS), so this module must follow
+"codesign.commands.law" in COMMAND_MODULES.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from codesign.commands.common import add_json_arg, print_json
+from simulator.errors import InputError
+from simulator.io import atomic_write_bytes
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from codesign.commands import law
+    if law.LAW_SUBPARSERS is None:
+        raise RuntimeError("codesign.commands.law must be registered before "
+                           "codesign.commands.law_validate (order of COMMAND_MODULES)")
+    p = law.LAW_SUBPARSERS.add_parser(
+        "validate", help="train small models at chosen precisions on the CPU, fit the laws, "
+                         "report what holds")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (runs.csv, summary.md, figures, tables); a sweep "
+                        "interrupted here resumes from DIR/runs.csv")
+    p.add_argument("--quick", action="store_true",
+                   help="the short sweep (about a minute) instead of the default (~30 min "
+                        "on 2 cores)")
+    p.add_argument("--grid", metavar="NAME|FILE.yaml", default=None,
+                   help="sweep grid: default, quick, tiny, or a YAML file (see "
+                        "validation/training/sweep.py)")
+    p.add_argument("--data", default="synthetic", metavar="SOURCE",
+                   help="synthetic (Markov language with known entropy; default) or stdlib "
+                        "(bytes of Python's standard library)")
+    p.add_argument("--runs", metavar="CSV", default=None,
+                   help="analyse this runs CSV instead of training")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default: every usable core)")
+    p.add_argument("--bootstrap", type=int, default=50, metavar="N",
+                   help="bootstrap resamples for the fitted constants' intervals (default 50)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_json_arg(p)
+    p.set_defaults(func=cmd_validate)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.quick and args.grid:
+        raise InputError("--quick and --grid are exclusive (--quick is --grid quick)")
+    if args.runs and (args.quick or args.grid):
+        raise InputError("--runs analyses an existing runs CSV; it takes no --quick/--grid")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads}: expected a positive integer")
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap {args.bootstrap}: expected >= 0")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+
+
+def _sweep(args: argparse.Namespace, log_path: Path):
+    from validation.torchenv import load_torch
+    from validation.training.data import make_source
+    from validation.training.sweep import load_grid, run_sweep
+
+    source = make_source(args.data)
+    grid = load_grid("quick" if args.quick else (args.grid or "default"))
+    load_torch()
+    t0 = time.perf_counter()
+    table = run_sweep(grid, source, log_path, threads=args.threads,
+                      progress=False if args.no_progress else None)
+    extra = {"grid": grid.name, "sweep_wall_time_s": time.perf_counter() - t0}
+    return table, source.describe(), extra
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from validation.training.analysis import analyse
+    from validation.training.report import render, write_report
+    from validation.training.runs import read_runs_csv
+
+    _check_args(args)
+    out = Path(args.out)
+    log_path = out / "runs.csv"
+    if args.runs:
+        source_path = Path(args.runs)
+        table = read_runs_csv(source_path)
+        sources = sorted(table["data"].dropna().astype(str).unique()) \
+            if "data" in table.columns else []
+        note = f"runs CSV {source_path}" + (f" (data: {', '.join(sources)})" if sources else "")
+        extra = {"runs_csv": str(source_path)}
+        data = source_path.read_bytes()
+        if not log_path.exists():
+            atomic_write_bytes(log_path, data)
+        elif log_path.read_bytes() != data:
+            raise InputError(f"--out {out}: already holds a different runs.csv (a sweep log?); "
+                             "choose another --out so that it is not overwritten")
+    else:
+        table, note, extra = _sweep(args, log_path)
+    analysis = analyse(table, note, n_bootstrap=args.bootstrap, label=log_path.name)
+    files, doc = render(analysis, extra)
+    written = write_report(out, files)
+    doc["out"] = str(out)
+    doc["files"] = sorted(["runs.csv", *(p.name for p in written)])
+    if args.json:
+        print_json(doc)
+        return 0
+    print(f"law validation report written to {out}/ ({len(written) + 1} files; "
+          f"{doc['training_runs']} training runs)")
+    for question, answer in doc["verdicts"].items():
+        print(f"  {question.replace('_', ' ').replace('D over N', 'D/N')}: {answer}")
+    known = doc["E"].get("known_E")
+    for label in ("chinchilla", "precision"):
+        entry = doc["E"].get(label)
+        if entry and known is not None:
+            print(f"  E fitted ({label}) {entry['E_fit']:.4f} vs known entropy {known:.4f} "
+                  f"({entry['abs_error']:+.4f} nats)")
+    print(f"  see {out / 'summary.md'}")
+    return 0
+
