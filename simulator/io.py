@@ -67,23 +67,30 @@ class StrictSafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _read_bounded(path: Path, what: str) -> str:
-    """The UTF-8 text of regular file `path`, refusing more than MAX_YAML_BYTES."""
+def read_text_bounded(path: str | os.PathLike, what: str,
+                      max_bytes: int = MAX_YAML_BYTES) -> str:
+    """The UTF-8 text of regular file `path`, refusing more than `max_bytes`.
+
+    Every input file a user hands PrecSim (profiles, studies, traces, runs CSVs) is read
+    through here, so a directory, a device file or a huge file is a clear error naming
+    the file, in bounded time and memory.
+    """
+    path = Path(path)
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"{path}: expected a YAML {what}, got a directory")
+            raise InputError(f"{path}: expected a {what}, got a directory")
         if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"{path}: expected a YAML {what}, got a special file")
+            raise InputError(f"{path}: expected a {what}, got a special file")
         with path.open("rb") as handle:  # read at most one byte past the limit
-            data = handle.read(MAX_YAML_BYTES + 1)
+            data = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise InputError(f"{path}: {what} not found") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
-    if len(data) > MAX_YAML_BYTES:
-        raise InputError(f"{path}: {what} is larger than {MAX_YAML_BYTES} bytes "
-                         "(the limit for YAML inputs)")
+    if len(data) > max_bytes:
+        raise InputError(f"{path}: {what} is larger than {max_bytes} bytes "
+                         f"(the limit for a {what})")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -97,7 +104,7 @@ def load_yaml_mapping(path: str | os.PathLike, what: str = "file") -> dict:
     the YAML core types (mappings, lists, strings, numbers, booleans, null).
     """
     path = Path(path)
-    text = _read_bounded(path, what)
+    text = read_text_bounded(path, what)
     try:
         data = yaml.load(text, Loader=StrictSafeLoader)  # StrictSafeLoader is a SafeLoader
     except RefusedYAML as exc:

@@ -10,6 +10,7 @@ depend on the rate either.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import InputError
+from simulator.io import read_text_bounded
 
 #: accepted header spellings of the three trace columns (first is canonical)
 TRACE_COLUMNS = {
@@ -158,19 +160,12 @@ def read_trace(path: str | os.PathLike) -> Workload:
     numbers >= 1. Every error names the file, the data row (1-based), its line and column.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise InputError(f"{path}: trace file not found") from None
-    if path.is_dir():
-        raise InputError(f"{path}: expected a trace CSV file, got a directory")
-    if size > MAX_TRACE_BYTES:
-        raise InputError(f"{path}: trace is {size} bytes; at most {MAX_TRACE_BYTES} allowed")
+    content = read_text_bounded(path, "trace CSV file", MAX_TRACE_BYTES)
     arrivals: list[float] = []
     prompts: list[int] = []
     outputs: list[int] = []
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with io.StringIO(content, newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if not header:
@@ -203,8 +198,6 @@ def read_trace(path: str | os.PathLike) -> Workload:
                                             "output_tokens", where))
                 arrivals.append(arrival)
                 previous = arrival
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: trace is not UTF-8 text") from None
     except csv.Error as exc:
         raise InputError(f"{path}: malformed CSV: {exc}") from None
     if not arrivals:

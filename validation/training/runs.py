@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import InputError
-from simulator.io import atomic_write_text
+from simulator.io import atomic_write_text, read_text_bounded
 
 COLUMNS = (
     "run_id", "data", "data_fingerprint", "known_E",
@@ -119,18 +119,9 @@ def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
     """Read and check a runs CSV (ours or a user's): REQUIRED columns present, numbers
     where numbers belong; the index is the CSV line number. Errors name file, line, column."""
     path = Path(path)
+    text = read_text_bounded(path, "runs CSV", MAX_RUNS_CSV_BYTES)
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError(f"{path}: runs CSV not found") from None
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; expected a runs CSV file")
-    if size > MAX_RUNS_CSV_BYTES:
-        raise InputError(f"{path}: {size} bytes; a runs CSV has at most {MAX_RUNS_CSV_BYTES}")
-    try:
-        frame = _parse(path.read_text(encoding="utf-8"), path)
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+        frame = _parse(text, path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path}: malformed CSV: {str(exc).strip()}") from None
     missing = [c for c in REQUIRED if c not in frame.columns]
