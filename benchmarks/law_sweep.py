@@ -1,13 +1,16 @@
 """Training throughput of the law-validation harness and the sweep time it implies.
 
-    python benchmarks/law_sweep.py [--grid default] [--threads N] [--steps 30] [--json]
+    python benchmarks/law_sweep.py [--grid default] [--threads 1] [--jobs N] [--steps 30]
+                                   [--json]
 
 For every model shape of the grid, times `--steps` optimiser steps (after 3 warm-up steps)
-at full precision and with int4 fake quantization of weights, activations and KV, and
-reports tokens/s. The predicted sweep time sums each run's D over the measured rate of
-its shape and precision class (evaluation and PTQ passes not included). Wall-clock numbers
-depend on the machine and on whatever else runs on it; `cpu_s` shows the load this
-process itself put on the cores.
+on `--threads` torch threads (the sweep trains each run on 1), at full precision and with
+int4 fake quantization of weights, activations and KV, and reports tokens/s. The
+predicted sweep time sums each run's D over the measured rate of its shape and precision
+class and divides by `--jobs` parallel processes (default: usable cores), assuming they
+do not slow each other (evaluation and PTQ passes not included). Wall-clock numbers
+depend on the machine and on whatever else runs on it (`cpu_s_per_wall_s` well below
+the thread count means another process held a core).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import torch.nn.functional as F
 from validation.training.data import make_source
 from validation.training.model import ModelShape, TinyLM, TrainPrecision
 from validation.training.numformat import parse_format
-from validation.training.sweep import load_grid
+from validation.training.sweep import default_jobs, load_grid
 from validation.training.train import torch_threads
 
 INT4 = TrainPrecision(*(parse_format("int4"),) * 3)
@@ -56,7 +59,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", default="default")
     parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -76,10 +80,11 @@ def main() -> None:
                              "N": shape.non_embedding_params, "precision": label,
                              "tokens_per_s": round(tps), "flop_per_s_6ND": 6 *
                              shape.non_embedding_params * tps, "cpu_s_per_wall_s": load})
+    jobs = args.jobs or default_jobs()
     predicted = sum(c.trained_tokens / rate[(c.d_model, c.n_layers, "full" if
                     (c.w_format, c.a_format, c.kv_format) == ("none",) * 3 else "int4 w/a/kv")]
-                    for c in configs)
-    result = {"grid": grid.name, "runs": len(configs), "threads": threads,
+                    for c in configs) / jobs
+    result = {"grid": grid.name, "runs": len(configs), "threads": threads, "jobs": jobs,
               "training_tokens": sum(c.trained_tokens for c in configs),
               "predicted_training_s": predicted, "shapes": rows}
     if args.json:
@@ -87,8 +92,8 @@ def main() -> None:
         return
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\ngrid {grid.name!r}: {len(configs)} runs, {result['training_tokens']:,} training "
-          f"tokens, predicted training time {predicted / 60:.1f} min on {threads} thread(s) "
-          "(evaluation and PTQ passes not included)")
+          f"tokens, predicted training time {predicted / 60:.1f} min with {jobs} job(s) of "
+          f"{threads} thread(s) (evaluation and PTQ passes not included)")
 
 
 if __name__ == "__main__":

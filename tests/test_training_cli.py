@@ -18,7 +18,7 @@ def tiny_report(tmp_path_factory):
     buf = io.StringIO()
     with redirect_stdout(buf):
         code = main(["law", "validate", "--grid", "tiny", "--out", str(out), "--json",
-                     "--bootstrap", "0", "--threads", "1", "--no-progress"])
+                     "--bootstrap", "0", "--jobs", "1", "--no-progress"])
     return code, out, buf.getvalue()
 
 
@@ -59,7 +59,7 @@ def test_rerun_resumes_without_training_and_runs_csv_is_reusable(tiny_report, tm
     (["--data", "wikipedia"], "'wikipedia': unknown data source"),
     (["--grid", "huge"], "not a preset"),
     (["--quick", "--grid", "tiny"], "exclusive"),
-    (["--threads", "0"], "--threads"),
+    (["--jobs", "0"], "--jobs"),
 ])
 def test_bad_arguments_exit_2(tmp_path, capsys, args, match):
     assert main(["law", "validate", "--out", str(tmp_path / "o"), *args]) == 2

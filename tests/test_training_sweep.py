@@ -1,4 +1,10 @@
 """Sweep runner: durable log, resume after a crash, determinism; grid and runs-CSV checks."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pandas as pd
 import pytest
 
@@ -29,7 +35,7 @@ def read(path):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     path = tmp_path_factory.mktemp("full") / "runs.csv"
-    table = run_sweep(GRID, SOURCE, path, threads=1, progress=False)
+    table = run_sweep(GRID, SOURCE, path, jobs=1, progress=False)
     return path, table
 
 
@@ -56,7 +62,7 @@ def test_resume_after_a_crash_redoes_nothing_and_matches(uninterrupted, tmp_path
 
     monkeypatch.setattr("validation.training.train.train_run", crash_after_two)
     with pytest.raises(Crash):
-        run_sweep(GRID, SOURCE, path, threads=1, progress=False)
+        run_sweep(GRID, SOURCE, path, jobs=1, progress=False)
     assert read_runs_csv(path)["run_id"].nunique() == 2
     with open(path, "a") as handle:       # a torn write of the run in flight
         handle.write("deadbeef,synthetic,abc,1.0,1")
@@ -68,9 +74,51 @@ def test_resume_after_a_crash_redoes_nothing_and_matches(uninterrupted, tmp_path
         return train_run(cfg, source)
 
     monkeypatch.setattr("validation.training.train.train_run", record)
-    run_sweep(GRID, SOURCE, path, threads=1, progress=False)
+    run_sweep(GRID, SOURCE, path, jobs=1, progress=False)
     assert len(resumed) == 2 and not set(resumed) & set(calls)
     pd.testing.assert_frame_equal(read(path), read(uninterrupted[0]))
+
+
+KILLED_SWEEP = """
+import sys
+from tests.test_training_sweep import GRID, SOURCE
+from validation.training.sweep import run_sweep
+run_sweep(GRID, SOURCE, sys.argv[1], jobs=1, progress=False)
+"""
+
+
+def test_sigkill_mid_sweep_then_restart_trains_only_the_rest(uninterrupted, tmp_path,
+                                                              monkeypatch):
+    path = tmp_path / "runs.csv"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SWEEP, str(path)], cwd=root)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and path.read_text().count("\n") >= 4:   # header + >= 1 run
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    survived = set(RunLog(path).load()["run_id"])
+    assert survived
+    trained = []
+
+    def record(cfg, source):
+        trained.append(cfg.run_id)
+        return train_run(cfg, source)
+
+    monkeypatch.setattr("validation.training.train.train_run", record)
+    run_sweep(GRID, SOURCE, path, jobs=1, progress=False)
+    all_ids = {c.run_id for c in GRID.configs(SOURCE)}
+    assert set(trained) == all_ids - survived and len(trained) == len(set(trained))
+    pd.testing.assert_frame_equal(read(path), read(uninterrupted[0]))
+
+
+def test_parallel_jobs_write_the_same_csv(uninterrupted, tmp_path):
+    path = tmp_path / "runs.csv"
+    table = run_sweep(GRID, SOURCE, path, jobs=2, progress=False)
+    pd.testing.assert_frame_equal(read(path), read(uninterrupted[0]))
+    assert list(table["run_id"]) == list(uninterrupted[1]["run_id"])
 
 
 def test_incomplete_run_is_dropped_on_reopen(uninterrupted, tmp_path):

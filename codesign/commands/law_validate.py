@@ -39,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(bytes of Python's standard library)")
     p.add_argument("--runs", metavar="CSV", default=None,
                    help="analyse this runs CSV instead of training")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch threads (default: every usable core)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="runs trained at once, each in its own single-threaded process "
+                        "(default: one per usable core)")
     p.add_argument("--bootstrap", type=int, default=50, metavar="N",
                    help="bootstrap resamples for the fitted constants' intervals (default 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -53,8 +54,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--quick and --grid are exclusive (--quick is --grid quick)")
     if args.runs and (args.quick or args.grid):
         raise InputError("--runs analyses an existing runs CSV; it takes no --quick/--grid")
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads {args.threads}: expected a positive integer")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs}: expected a positive integer")
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap {args.bootstrap}: expected >= 0")
     out = Path(args.out)
@@ -71,7 +72,7 @@ def _sweep(args: argparse.Namespace, log_path: Path):
     grid = load_grid("quick" if args.quick else (args.grid or "default"))
     load_torch()
     t0 = time.perf_counter()
-    table = run_sweep(grid, source, log_path, threads=args.threads,
+    table = run_sweep(grid, source, log_path, jobs=args.jobs,
                       progress=False if args.no_progress else None)
     extra = {"grid": grid.name, "sweep_wall_time_s": time.perf_counter() - t0}
     return table, source.describe(), extra

@@ -16,10 +16,3 @@ without it):
 - `runs`     reading and checking a runs CSV (torch-free).
 - `analysis` fits and trend checks; `report` writes Markdown, PNG and CSV files.
 """
-import os
-
-# Idle OpenMP threads sleep instead of spinning. Measured on 2 cores shared with one other
-# busy process: 20 training steps took 35 s with torch's default (spinning) threads and
-# 1.5 s with passive ones. Effective only if torch is imported after this package (the
-# CLI does); an explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

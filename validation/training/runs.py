@@ -92,6 +92,18 @@ class RunLog:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def sort(self, order: dict[str, int]) -> None:
+        """Rewrite the log atomically with the runs in `order` (run_id -> position) first,
+        in that order, then any other runs as they were; a no-op if already so."""
+        text = self.path.read_text(encoding="utf-8")
+        header, _, body = text.partition("\n")
+        lines = body.splitlines(keepends=True)
+        ids = [line.split(",", 1)[0] for line in lines]
+        rank = [order.get(i, len(order)) for i in ids]
+        permutation = sorted(range(len(lines)), key=rank.__getitem__)   # stable
+        if permutation != list(range(len(lines))):
+            atomic_write_text(self.path, header + "\n" + "".join(lines[i] for i in permutation))
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[RunLog]:
         """Exclusive lock for the sweep's lifetime (a second sweep on the same log fails)."""

@@ -1,5 +1,5 @@
 """Sweeps: a grid of (model size, tokens D, training formats) × post-training widths,
-run one model at a time with progress, logged durably and resumable.
+trained in parallel single-threaded processes with progress, logged durably, resumable.
 
 A grid is a union of factorial blocks (models × tokens × precisions), so a design can
 cross N and D densely at full precision and add quantized training on a subset, as the
@@ -110,11 +110,12 @@ GRIDS: dict[str, SweepGrid] = {
                       precisions=_TRAIN_PRECISIONS),
         ),
         post_bits=(2, 3, 4, 6, 8)),
-    # ~1 min: three tiny sizes, two token counts, five training formats.
+    # ~1.5 min on 2 cores: three sizes x three token counts, five training formats.
     "quick": SweepGrid(
         name="quick",
-        blocks=(GridBlock(models=((32, 1, 1), (32, 2, 1), (64, 1, 2)), tokens=(_M // 2, _M)),
-                GridBlock(models=((32, 2, 1), (64, 1, 2)), tokens=(_M // 2,),
+        blocks=(GridBlock(models=((32, 2, 1), (64, 1, 2), (64, 2, 2)),
+                          tokens=(_M // 2, _M, 2 * _M)),
+                GridBlock(models=((64, 1, 2),), tokens=(_M,),
                           precisions=(("int3", "none", "none"), ("int4", "none", "none"),
                                       ("int6", "none", "none"), ("none", "int4", "none"),
                                       ("none", "none", "int4")))),
@@ -216,31 +217,95 @@ def load_grid(spec: str) -> SweepGrid:
     return grid
 
 
+def default_jobs() -> int:
+    """CPU cores this process may use (its affinity mask)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+_WORKER_SOURCE = None
+
+
+def _init_worker(source) -> None:
+    global _WORKER_SOURCE
+    _WORKER_SOURCE = source
+    import torch
+    torch.set_num_threads(1)
+
+
+def _train_in_worker(cfg) -> list[dict]:
+    from validation.training.train import train_run
+    return train_run(cfg, _WORKER_SOURCE)
+
+
+def _describe(cfg) -> str:
+    return (f"d={cfg.d_model} L={cfg.n_layers} D={cfg.trained_tokens:,} "
+            f"{cfg.w_format}/{cfg.a_format}/{cfg.kv_format}")
+
+
 def run_sweep(grid: SweepGrid, source, log_path: str | os.PathLike, *,
-              threads: int | None = None, progress: bool | None = True) -> pd.DataFrame:
+              jobs: int | None = None, progress: bool | None = True) -> pd.DataFrame:
     """Run every config of `grid` not yet in the log at `log_path`; return the grid's rows
-    (in grid order). Each finished run is appended durably before the next starts.
-    progress: True/False show/hide the tqdm bar (stderr); None shows it on a terminal only."""
+    (in grid order).
+
+    Each run trains single-threaded (bit-identical results whatever `jobs` is); `jobs`
+    runs (default: one per usable core) train at once in spawned worker processes, and
+    each finished run is appended to the log durably as soon as it completes, so a crash
+    loses only the runs in flight. Measured on 2 cores: two 1-thread processes train
+    ~1.2x faster than one process on 2 torch threads, and degrade gracefully when another
+    program holds a core (2 OpenMP threads then slowed down up to 20x).
+    Once every run is done the log is rewritten (atomically) in grid order, so a finished
+    sweep's CSV does not depend on `jobs` or on interruptions.
+    progress: True/False show/hide the tqdm bar (stderr); None shows it on a terminal only.
+    """
     from tqdm import tqdm
 
-    from validation.training.train import torch_threads, train_run
+    from validation.training import train
+    jobs = jobs or default_jobs()
+    if jobs < 1:
+        raise InputError(f"jobs must be >= 1; got {jobs}")
     configs = grid.configs(source)
+    order = {c.run_id: i for i, c in enumerate(configs)}
     log = RunLog(log_path)
     with log.locked():
-        done = log.load()
-        finished = set(done["run_id"])
+        finished = set(log.load()["run_id"])
         todo = [c for c in configs if c.run_id not in finished]
         bar = tqdm(total=len(configs), initial=len(configs) - len(todo), unit="run",
                    desc=f"law sweep ({grid.name}, {source.name})", file=sys.stderr,
-                   disable=None if progress is None else not progress,
-                   dynamic_ncols=True)
-        with bar, torch_threads(threads):
-            for cfg in todo:
-                bar.set_postfix_str(f"d={cfg.d_model} L={cfg.n_layers} D={cfg.trained_tokens:,} "
-                                    f"{cfg.w_format}/{cfg.a_format}/{cfg.kv_format}")
-                log.append(train_run(cfg, source))
-                bar.update(1)
+                   disable=None if progress is None else not progress, dynamic_ncols=True)
+        with bar:
+            if jobs == 1 or len(todo) <= 1:
+                with train.torch_threads(1):
+                    for cfg in todo:
+                        bar.set_postfix_str(_describe(cfg))
+                        log.append(train.train_run(cfg, source))
+                        bar.update(1)
+            else:
+                _parallel(todo, source, log, bar, min(jobs, len(todo)))
+        log.sort(order)
     table = read_runs_csv(log.path)
-    position = table["run_id"].map({c.run_id: i for i, c in enumerate(configs)})
+    position = table["run_id"].map(order)
     return table.assign(_pos=position).dropna(subset=["_pos"]).sort_values(
         "_pos", kind="stable").drop(columns="_pos")
+
+
+def _parallel(todo: list, source, log: RunLog, bar, jobs: int) -> None:
+    """Train `todo` on `jobs` spawned single-threaded workers, logging runs as they finish."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(source,))
+    try:
+        pending = {pool.submit(_train_in_worker, cfg): cfg for cfg in todo}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                cfg = pending.pop(future)
+                log.append(future.result())
+                bar.set_postfix_str(_describe(cfg))
+                bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

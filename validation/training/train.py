@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -92,21 +91,9 @@ class RunConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def default_threads() -> int:
-    """CPU cores this process may use (affinity mask), the intra-op thread count of a sweep."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 @contextlib.contextmanager
-def torch_threads(threads: int | None = None) -> Iterator[int]:
-    """Run torch ops on `threads` intra-op threads (default: every usable core), restored after.
-
-    One model at a time on all cores: measured on 2 cores, 2 threads train a 0.1M-0.8M
-    model 1.5-2x faster than 1 thread, so running runs one after another is the fastest."""
-    threads = threads or default_threads()
+def torch_threads(threads: int) -> Iterator[int]:
+    """Run torch ops on `threads` intra-op threads, restoring the previous count after."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1; got {threads}")
     before = torch.get_num_threads()
