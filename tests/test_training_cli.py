@@ -1,5 +1,7 @@
 """`precsim law validate`: a tiny sweep end to end, reuse of a runs CSV, bad input -> exit 2."""
+import io
 import json
+from contextlib import redirect_stdout
 
 import pytest
 
@@ -13,8 +15,6 @@ REPORT_FILES = {"runs.csv", "summary.md", "summary.json", "constants.csv",
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    import io
-    from contextlib import redirect_stdout
     buf = io.StringIO()
     with redirect_stdout(buf):
         code = main(["law", "validate", "--grid", "tiny", "--out", str(out), "--json",

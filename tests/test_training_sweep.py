@@ -187,6 +187,7 @@ def test_bad_grid_files_name_the_field(tmp_path, text, match):
     ("N,D,P_w,P_a,loss\n100,200,16,16,2.5\n100,200,16,0,2.4\n", "line 3, column 'P_a'"),
     ("N,D,P_w,P_a,loss\n100,200,16,16,\n", "line 2, column 'loss'"),
     ("N,D,P_w,P_a,loss\n", "no runs"),
+    ("N,D,P_w,P_a,loss\n1,2,16,16,2.5\n1,2,16,16,2.5,9,9\n", "malformed CSV.*line 3"),
 ])
 def test_malformed_runs_csv_names_line_and_column(tmp_path, text, match):
     path = tmp_path / "runs.csv"

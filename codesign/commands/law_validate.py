@@ -15,6 +15,7 @@ from pathlib import Path
 from codesign.commands.common import add_json_arg, print_json
 from simulator.errors import InputError
 from simulator.io import atomic_write_bytes
+from validation.training.data import make_source
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (runs.csv, summary.md, figures, tables); a sweep "
                         "interrupted here resumes from DIR/runs.csv")
     p.add_argument("--quick", action="store_true",
-                   help="the short sweep (about a minute) instead of the default (~30 min "
+                   help="the short sweep (~75 s on 2 cores) instead of the default (~20 min "
                         "on 2 cores)")
     p.add_argument("--grid", metavar="NAME|FILE.yaml", default=None,
                    help="sweep grid: default, quick, tiny, or a YAML file (see "
@@ -61,11 +62,11 @@ def _check_args(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
+    make_source(args.data)   # an unknown source is an error even with --runs
 
 
 def _sweep(args: argparse.Namespace, log_path: Path):
     from validation.torchenv import load_torch
-    from validation.training.data import make_source
     from validation.training.sweep import load_grid, run_sweep
 
     source = make_source(args.data)
@@ -101,7 +102,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
                              "choose another --out so that it is not overwritten")
     else:
         table, note, extra = _sweep(args, log_path)
-    analysis = analyse(table, note, n_bootstrap=args.bootstrap, label=log_path.name)
+    label = Path(args.runs).name if args.runs else log_path.name
+    analysis = analyse(table, note, n_bootstrap=args.bootstrap, label=label)
     files, doc = render(analysis, extra)
     written = write_report(out, files)
     doc["out"] = str(out)

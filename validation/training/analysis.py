@@ -5,9 +5,10 @@
   CIs; lawcore.fitting) to every integer-format run; `heldout_check` (fit below the
   largest N, predict it).
 - PTQ trend: δ = L(P_post) − L(no PTQ) of the same trained model, for 16-bit-trained runs;
-  its standard error is the paired one over the shared evaluation windows. Per P_post a Spearman rank correlation of δ with D/N; pooled over the measurable rows
-  (δ > 2·SE) the least-squares fit of the law's log-linear form
-      log δ = c_(P_post) + s · log(D/N)      and      log δ = c − P_post/γ_post + γ_D·log D − γ_N·log N
+  its standard error is the paired one over the shared evaluation windows. Per P_post a
+  Spearman rank correlation of δ with D/N; pooled over the measurable rows (δ > 2·SE)
+  least-squares fits of the law's log-linear form
+      log δ = c_(P_post) + s·log(D/N)   and   log δ = c − P_post/γ_post + γ_D·log D − γ_N·log N
   with t-based 95 % intervals. Verdict on s: "yes" if its interval lies above 0.
 - Effective parameters: each quantized-training run is paired with the full-precision run
   of the same N, D, seed; with the Chinchilla fit's A, α the loss gap gives

@@ -48,8 +48,8 @@ def _row_entropy_nats(p: np.ndarray) -> np.ndarray:
         return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
 
 
-def stationary_distribution(transition: np.ndarray, order: int,
-                            tol: float = 1e-15, max_iter: int = 200_000) -> tuple[np.ndarray, float]:
+def stationary_distribution(transition: np.ndarray, order: int, tol: float = 1e-15,
+                            max_iter: int = 200_000) -> tuple[np.ndarray, float]:
     """π of the order-k chain with next-symbol table `transition[S, V]` (S = V^order),
     by power iteration on the sparse state matrix; returns (π, final L1 residual ‖πM − π‖₁)."""
     n_states, vocab = transition.shape

@@ -22,7 +22,8 @@ DEFAULT_GROUP_SIZE = 32
 PTQ_METHOD = "rtn-asym-minmax"
 
 
-def rtn_group(weight: torch.Tensor, bits: int, group_size: int = DEFAULT_GROUP_SIZE) -> torch.Tensor:
+def rtn_group(weight: torch.Tensor, bits: int,
+              group_size: int = DEFAULT_GROUP_SIZE) -> torch.Tensor:
     """Dequantized RTN weight at `bits` with per-group min–max scale and zero point."""
     out_f, in_f = weight.shape
     if in_f % group_size:

@@ -34,8 +34,8 @@ LIMITS = (
     "16-bit rows are trained in fp32 on the CPU (the paper's baseline is bf16). Training "
     "uses one fixed learning-rate recipe for every size, not a per-size tuned one.",
     "Data: the synthetic language is a sparse Markov chain (a mixture of skip-bigram "
-    "tables), not natural language; its loss curves come from learning those tables. The stdlib source is byte-level "
-    "Python code. Neither is the paper's Dolma text.",
+    "tables), not natural language; its loss curves come from learning those tables. The "
+    "stdlib source is byte-level Python code. Neither is the paper's Dolma text.",
 )
 
 
@@ -228,8 +228,12 @@ def _markdown(analysis: Analysis, doc: dict, constants: pd.DataFrame) -> str:
               f"- Training runs: {doc['training_runs']} ({doc['rows']} rows with PTQ "
               f"evaluations); N {doc['N_range'][0]:,.0f}-{doc['N_range'][1]:,.0f} non-embedding "
               f"parameters; D {doc['D_range'][0]:,.0f}-{doc['D_range'][1]:,.0f} tokens"]
+    if doc.get("sweep_wall_time_s") is not None:
+        lines.append(f"- Sweep wall time (this invocation; finished runs are not redone): "
+                     f"{doc['sweep_wall_time_s']:.0f} s")
     if doc.get("wall_time_s"):
-        lines.append(f"- Training wall time (sum over runs): {doc['wall_time_s']:.0f} s")
+        lines.append(f"- Training time summed over runs (each run's wall clock; runs train "
+                     f"in parallel processes): {doc['wall_time_s']:.0f} s")
     for note in analysis.notes:
         lines.append(f"- Note: {note}")
     lines += ["", "## Answers", "", "| question | answer |", "|---|---|"]

@@ -121,8 +121,11 @@ class RunLog:
 
 
 def _parse(text: str, path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(io.StringIO(text), dtype={"run_id": str, "data_fingerprint": str},
-                        keep_default_na=True)
+    """The CSV `text` (read from `path`) as a frame indexed by CSV line number."""
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype={"run_id": str, "data_fingerprint": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: malformed CSV: {str(exc).strip()}") from None
     frame.index = frame.index + 2   # CSV line numbers (the header is line 1)
     return frame
 
@@ -131,11 +134,7 @@ def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
     """Read and check a runs CSV (ours or a user's): REQUIRED columns present, numbers
     where numbers belong; the index is the CSV line number. Errors name file, line, column."""
     path = Path(path)
-    text = read_text_bounded(path, "runs CSV", MAX_RUNS_CSV_BYTES)
-    try:
-        frame = _parse(text, path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: malformed CSV: {str(exc).strip()}") from None
+    frame = _parse(read_text_bounded(path, "runs CSV", MAX_RUNS_CSV_BYTES), path)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; a runs CSV needs "

@@ -9,8 +9,8 @@ skips the run_ids already complete in the log. Runs are seeded (`torch.manual_se
 seeded data order), so an interrupted-and-resumed sweep writes the same rows (up to the
 timing columns) as an uninterrupted one with the same seeds.
 
-Presets (`GRIDS`): "default" (~25-30 min on 2 idle CPU cores), "quick" (~1 min) and
-"tiny" (seconds; for tests). A YAML file with the same fields defines a custom grid.
+Presets (`GRIDS`): "default" (~20 min on 2 CPU cores), "quick" (~75 s) and "tiny"
+(seconds; for tests). A YAML file with the same fields defines a custom grid.
 """
 from __future__ import annotations
 
@@ -96,9 +96,9 @@ _TRAIN_PRECISIONS = (
 _M = 1 << 20   # D values are whole steps of 32 x 64 tokens
 
 GRIDS: dict[str, SweepGrid] = {
-    # ~25 min on 2 idle CPU cores: N 25K-0.8M, D 0.5M-4M (D/N 0.6-170), 13 training formats.
-    # Measured: 72 runs (this grid less the 49.5K QAT block) trained in 19 min of runs not
-    # slowed by other processes.
+    # 98 runs: N 25K-0.8M, D 0.5M-4M (D/N 0.6-170), 13 training formats at three sizes.
+    # Measured on 2 shared CPU cores with 2 jobs: 20 min (1201 s) for the sweep, 11 s more
+    # for the fits and the report; benchmarks/law_sweep.py predicts 17 min of training.
     "default": SweepGrid(
         name="default",
         blocks=(
@@ -110,7 +110,7 @@ GRIDS: dict[str, SweepGrid] = {
                       precisions=_TRAIN_PRECISIONS),
         ),
         post_bits=(2, 3, 4, 6, 8)),
-    # ~1.5 min on 2 cores: three sizes x three token counts, five training formats.
+    # 14 runs, ~75 s on 2 cores (fits included): 3 sizes x 3 token counts, 5 training formats.
     "quick": SweepGrid(
         name="quick",
         blocks=(GridBlock(models=((32, 2, 1), (64, 1, 2), (64, 2, 2)),
@@ -253,9 +253,10 @@ def run_sweep(grid: SweepGrid, source, log_path: str | os.PathLike, *,
     Each run trains single-threaded (bit-identical results whatever `jobs` is); `jobs`
     runs (default: one per usable core) train at once in spawned worker processes, and
     each finished run is appended to the log durably as soon as it completes, so a crash
-    loses only the runs in flight. Measured on 2 cores: two 1-thread processes train
-    ~1.2x faster than one process on 2 torch threads, and degrade gracefully when another
-    program holds a core (2 OpenMP threads then slowed down up to 20x).
+    loses only the runs in flight. Measured on 2 cores: the quick grid trained 1.7x faster
+    on 2 one-thread processes than on 1; torch's 2 intra-op threads gave 1.6x in one
+    process (benchmarks/law_sweep.py) but ran up to 20x slower whenever another program
+    held a core, while separate processes only share the cores.
     Once every run is done the log is rewritten (atomically) in grid order, so a finished
     sweep's CSV does not depend on `jobs` or on interruptions.
     progress: True/False show/hide the tqdm bar (stderr); None shows it on a terminal only.
