@@ -114,7 +114,7 @@ class ExecPlan:
     type the math runs in and the conversion cost of each operand element."""
 
     exec_dtype: str
-    path: str  # native | fallback | widen | mixed
+    path: str  # native | fallback | widen | mixed | weight_only
     ops_per_s: float
     energy_per_op_j: float
     w_convert_ops: float
@@ -123,6 +123,8 @@ class ExecPlan:
     a_convert_ops: float
     a_convert_s: float
     a_convert_j: float
+    #: share of each level's achievable bandwidth the kernel streams operands at
+    stream_fraction: float = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,6 +146,8 @@ class Hardware:
     static_power_w: object
     vector_ops_per_s: object
     vector_energy_per_op_j: object
+    matmul_overlap: object = 1.0
+    vector_bits: object = 32.0
     _plans: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -191,7 +195,9 @@ class Hardware:
                        scratchpad=tuple(map(ex, self.scratchpad)),
                        launch_s=ex(self.launch_s), static_power_w=ex(self.static_power_w),
                        vector_ops_per_s=ex(self.vector_ops_per_s),
-                       vector_energy_per_op_j=ex(self.vector_energy_per_op_j), _plans={})
+                       vector_energy_per_op_j=ex(self.vector_energy_per_op_j),
+                       matmul_overlap=ex(self.matmul_overlap),
+                       vector_bits=ex(self.vector_bits), _plans={})
 
 
 def vector_dtype(profile: HardwareProfile) -> str:
@@ -282,8 +288,14 @@ def as_hardware(profile) -> Hardware:
                 "scratch": False}[attr]
 
     def vec(p: HardwareProfile, what: str) -> float:
+        """Element-wise rate / energy: the profile's `vector` block where given, else
+        the vector data type's GEMM entry."""
         spec = p.compute[vector_dtype(p)]
-        return spec.achievable_ops_per_s if what == "rate" else spec.energy_per_op_j
+        if what == "rate":
+            return p.vector.rate.value if p.vector else spec.achievable_ops_per_s
+        if p.vector and p.vector.energy_per_op:
+            return p.vector.energy_per_op.value
+        return spec.energy_per_op_j
 
     return Hardware(
         profiles=arr, level_names=names,
@@ -300,7 +312,9 @@ def as_hardware(profile) -> Hardware:
         launch_s=per_profile(lambda p: p.kernel_launch_s),
         static_power_w=per_profile(lambda p: p.static_power_w),
         vector_ops_per_s=per_profile(lambda p: vec(p, "rate")),
-        vector_energy_per_op_j=per_profile(lambda p: vec(p, "e")))
+        vector_energy_per_op_j=per_profile(lambda p: vec(p, "e")),
+        matmul_overlap=per_profile(lambda p: p.overheads.matmul_overlap_value),
+        vector_bits=per_profile(lambda p: DTYPE_BITS[vector_dtype(p)]))
 
 
 # ---- execution dtype -------------------------------------------------------------------
@@ -389,8 +403,9 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
     mixed (two different native types, one converted), widen (default widening).
     """
     w_reach, a_reach = _reachable(profile, w_dtype), _reachable(profile, a_dtype)
+    weight_only = profile.weight_only.get(w_dtype) if a_dtype in FLOAT_DTYPES else None
     for dtype, reach in ((w_dtype, w_reach), (a_dtype, a_reach)):
-        if not reach:
+        if not reach and not (weight_only is not None and dtype == w_dtype):
             raise InputError(f"profile {profile.name} cannot run {dtype}: not native "
                              f"(native: {', '.join(profile.compute)}), no fallback rule "
                              "and no wider native type")
@@ -414,15 +429,31 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
         plan = ExecPlan(exec_dtype=y, path=path, ops_per_s=spec.achievable_ops_per_s,
                         energy_per_op_j=spec.energy_per_op_j, w_convert_ops=wc.ops,
                         w_convert_s=wc.s, w_convert_j=wc.j, a_convert_ops=ac.ops,
-                        a_convert_s=ac.s, a_convert_j=ac.j)
+                        a_convert_s=ac.s, a_convert_j=ac.j,
+                        stream_fraction=spec.stream_fraction_value)
         candidates.append((plan, wc.steps + ac.steps))
+    if weight_only is not None:
+        # the dedicated kernel takes the activations as they are and hides the weight
+        # conversion in its inner loop (profile `weight_only`)
+        energy = (weight_only.energy_per_op.value if weight_only.energy_per_op else
+                  profile.compute[a_dtype].energy_per_op_j if profile.native(a_dtype) else
+                  profile.compute[vector_dtype(profile)].energy_per_op_j)
+        candidates.append((ExecPlan(
+            exec_dtype=a_dtype, path="weight_only",
+            ops_per_s=weight_only.achievable_ops_per_s, energy_per_op_j=energy,
+            w_convert_ops=0.0, w_convert_s=0.0, w_convert_j=0.0, a_convert_ops=0.0,
+            a_convert_s=0.0, a_convert_j=0.0,
+            stream_fraction=weight_only.stream_fraction_value), 0))
+        if weight_only.exclusive:
+            return (candidates[-1][0],)
     if not candidates:
         raise InputError(f"profile {profile.name} cannot run {w_dtype} weights with "
                          f"{a_dtype} activations: no native type holds both (native: "
                          f"{', '.join(profile.compute)})")
 
     def speed(p: ExecPlan) -> tuple:
-        return (1.0 / p.ops_per_s, p.w_convert_s, p.a_convert_s, DTYPE_BITS[p.exec_dtype])
+        return (1.0 / p.ops_per_s, p.w_convert_s, p.a_convert_s, DTYPE_BITS[p.exec_dtype],
+                1.0 / p.stream_fraction)
 
     candidates.sort(key=lambda c: (c[0].w_convert_s + c[0].a_convert_s,
                                    1.0 / c[0].ops_per_s, DTYPE_BITS[c[0].exec_dtype],
@@ -442,7 +473,8 @@ def resolve_exec(profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPl
 
 
 _PLAN_FIELDS = ("ops_per_s", "energy_per_op_j", "w_convert_ops", "w_convert_s",
-                "w_convert_j", "a_convert_ops", "a_convert_s", "a_convert_j")
+                "w_convert_j", "a_convert_ops", "a_convert_s", "a_convert_j",
+                "stream_fraction")
 
 
 def _plan_dict(plan: ExecPlan) -> dict:
@@ -633,12 +665,19 @@ class KernelCost:
 
 def _finish(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j, convert_ops,
             bytes_by_level: Sequence, n_kernels) -> KernelCost:
+    """Time: max(t_math, t_memory) + (1 - overlap) min(t_math, t_memory) + t_convert +
+    launches, where overlap is the profile's `matmul_overlap` for kernels with matrix
+    ops (1 for element-wise ones) and t_memory uses each level's achievable bandwidth
+    times the plan's `stream_fraction` (1 for streaming kernels)."""
     t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
     t_memory = 0.0
+    fraction = plan.get("stream_fraction", 1.0)
     for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
-        t_memory = np.maximum(t_memory, b / bw)
+        t_memory = np.maximum(t_memory, b / (bw * fraction))
     overhead = n_kernels * hw.launch_s
-    time_s = np.maximum(t_math, t_memory) + convert_s + overhead
+    overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
+    time_s = np.maximum(t_math, t_memory) + (1.0 - overlap) * np.minimum(t_math, t_memory) \
+        + convert_s + overhead
     t_compute = t_math + convert_s
     energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
               + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j))
@@ -787,17 +826,22 @@ def _dequant(hw: Hardware, n_elements, fmt, plan: dict, home) -> KernelCost:
     levels = [_through(hw, r_home, j, read) + _through(hw, w_home, j, write)
               for j in range(hw.n_levels)]
     ops = n_elements * plan["w_convert_ops"]
-    return _finish(hw, dict(plan, ops_per_s=1.0, energy_per_op_j=0.0), 0.0 * read, 0.0 * read,
+    return _finish(hw, dict(plan, ops_per_s=1.0, energy_per_op_j=0.0, stream_fraction=1.0),
+                   0.0 * read, 0.0 * read,
                    n_elements * plan["w_convert_s"], n_elements * plan["w_convert_j"], ops,
                    levels, 1.0)
 
 
 def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=None,
-                     write_home=None, n_kernels: float = 1.0, exec_dtype: str = "vector"
-                     ) -> KernelCost:
+                     write_home=None, n_kernels: float = 1.0, exec_dtype: str = "vector",
+                     half_elements=0.0) -> KernelCost:
     """A streaming kernel (norm, activation, residual add, RoPE, softmax, sampling):
-    no re-use, every byte crosses each level between its home and the engine."""
+    no re-use, every byte crosses each level between its home and the engine.
+    `half_elements`: elements read or written in a 16-bit float type; a vector unit
+    computing in a wider type widens / narrows each at DEFAULT_HALF_OPS vector ops
+    (`widen_ops`), as PyTorch's CPU kernels compute bf16 in fp32."""
     hw = as_hardware(profile)
+    vector_ops = vector_ops + widen_ops(hw, half_elements)
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = [_through(hw, r_home, j, read_bytes) + _through(hw, w_home, j, write_bytes)
@@ -807,19 +851,33 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     return _finish(hw, plan, zero, vector_ops, zero, zero, zero, levels, n_kernels)
 
 
+def widen_ops(profile, half_elements):
+    """Vector ops to move `half_elements` 16-bit float elements into or out of the vector
+    unit's type: DEFAULT_HALF_OPS each where that type is wider than 16 bits, else 0."""
+    hw = as_hardware(profile)
+    return np.where(np.asarray(hw.vector_bits) > 16, DEFAULT_HALF_OPS, 0.0) \
+        * np.asarray(half_elements, dtype=float)
+
+
 def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = "rmsnorm",
               fused_residual: bool = True, quantize_out: bool = False, **homes) -> KernelCost:
     """RMSNorm / LayerNorm over `rows` x `width`, optionally fused with the residual add
     (reads residual + update, writes the new residual and the normalised output).
-    Vector ops per element: rmsnorm 4 (square, accumulate, scale, weight), layernorm 7,
-    +1 for the residual add, +QUANTIZE_OPS when the output is quantised."""
+    Vector ops per element: rmsnorm 4 (square, accumulate, scale, weight), layernorm 5
+    (sum and sum of squares in one pass, then subtract, scale, affine), +1 for the
+    residual add, +QUANTIZE_OPS when the output is quantised; 16-bit inputs / outputs
+    are widened / narrowed on a wider vector unit (`widen_ops`)."""
     _check_positive(rows=rows, width=width)
     elems = rows * width
-    ops = (4.0 if kind == "rmsnorm" else 7.0) + (1.0 if fused_residual else 0.0) \
+    ops = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0) \
         + np.where(quantize_out, QUANTIZE_OPS, 0.0)
-    reads = elems * in_bits / 8.0 * (2 if fused_residual else 1)
+    n_in = 2 if fused_residual else 1
+    reads = elems * in_bits / 8.0 * n_in
     writes = elems * out_bits / 8.0 + (elems * in_bits / 8.0 if fused_residual else 0.0)
-    return elementwise_cost(profile, reads, writes, elems * ops, **homes)
+    half = elems * (np.where(np.asarray(in_bits) <= 16, n_in + (1 if fused_residual else 0),
+                             0) + np.where(np.asarray(out_bits) == 16, 1, 0))
+    return elementwise_cost(profile, reads, writes, elems * ops, half_elements=half,
+                            **homes)
 
 
 def softmax_cost(profile, rows, width, *, bits=16.0, **homes) -> KernelCost:
@@ -845,7 +903,8 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     levels = [_through(hw, r_home, j, read) + _through(hw, w_home, j, write)
               for j in range(hw.n_levels)]
     return _cheapest([
-        _finish(hw, dict(plan, exec_dtype="gather"), 0.0 * elems, 0.0 * elems,
+        _finish(hw, dict(plan, exec_dtype="gather", stream_fraction=1.0), 0.0 * elems,
+                0.0 * elems,
                 elems * plan["w_convert_s"], elems * plan["w_convert_j"],
                 elems * plan["w_convert_ops"], levels, 1.0)
         for plan in _plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
@@ -877,6 +936,48 @@ def _pick_plan(cond, if_true: dict, if_false: dict) -> dict:
             a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
         out[key] = np.where(cond, a, b)
     return out
+
+
+def _attention_rule(hw: Hardware, kv_dtype, sdt):
+    """(has_rule, skips_masked, shares_kv, plan) from the profiles' `attention` rules,
+    element-wise
+    over broadcast(profiles, KV dtype, stream dtype); None when no profile has one.
+    The plan runs at the rule's rate; the cached K/V (plan's weight operand) and the
+    fresh Q/K/V (activation operand) convert at the rule's ops per element where their
+    type is not `execute_as`, at the element-wise rate."""
+    flat = hw.profiles.reshape(-1) if hw.profiles.ndim else [hw.profiles[()]]
+    if all(p.attention is None for p in flat):
+        return None
+    profiles, kd, ad = np.broadcast_arrays(hw.profiles, np.asarray(kv_dtype, dtype=object),
+                                           np.asarray(sdt, dtype=object))
+    shape = profiles.shape
+    out = {f: np.zeros(shape) for f in _PLAN_FIELDS}
+    has, skips = np.zeros(shape, dtype=bool), np.ones(shape, dtype=bool)
+    shares = np.ones(shape, dtype=bool)
+    exec_dtype = np.empty(shape, dtype=object)
+    for idx in np.ndindex(shape):
+        p = profiles[idx]
+        rule = p.attention
+        exec_dtype[idx] = rule.execute_as if rule else "none"
+        out["ops_per_s"][idx] = out["stream_fraction"][idx] = 1.0
+        if rule is None:
+            continue
+        has[idx], skips[idx], shares[idx] = True, rule.skips_masked, rule.shares_kv
+        spec = p.compute[rule.execute_as]
+        out["ops_per_s"][idx] = rule.peak.value if rule.peak else spec.achievable_ops_per_s
+        out["energy_per_op_j"][idx] = spec.energy_per_op_j
+        ops = rule.convert_ops_per_element.value if rule.convert_ops_per_element else 0.0
+        vec = as_hardware(p)
+        for operand, dtype in (("w", kd[idx]), ("a", ad[idx])):
+            n = 0.0 if dtype == rule.execute_as else ops
+            out[f"{operand}_convert_ops"][idx] = n
+            out[f"{operand}_convert_s"][idx] = n / vec.vector_ops_per_s
+            out[f"{operand}_convert_j"][idx] = n * vec.vector_energy_per_op_j
+    if not shape:
+        out = {k: float(v) for k, v in out.items()}
+        exec_dtype, has, skips, shares = exec_dtype[()], bool(has), bool(skips), bool(shares)
+    out["exec_dtype"], out["exec_path"] = exec_dtype, "attention_rule"
+    return has, skips, shares, out
 
 
 def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
@@ -934,8 +1035,16 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
         options = [_pick_plan(cached, options_c[min(i, len(options_c) - 1)],
                               options_f[min(i, len(options_f) - 1)])
                    for i in range(max(len(options_c), len(options_f)))]
+    rule = _attention_rule(hw, quant_attr(fmt, lambda q: q.kv_dtype), sdt)
+    if rule is not None:
+        has_rule, skips, shares, rule_plan = rule
+        options = [_pick_plan(has_rule, rule_plan, o) for o in options]
+        n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
+    else:
+        skips = True
     group = n_heads / n_kv_heads
     pairs = _causal_pairs(q_len, kv_len, window) if (causal and flash) else q_len * kv_len
+    pairs = np.where(skips, pairs, q_len * kv_len)
     frac = pairs / (q_len * kv_len)
     fresh_len = kv_len - cache_len
     if window is not None:

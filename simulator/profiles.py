@@ -137,6 +137,12 @@ class Fraction(_Cited):
     value: Annotated[float, BeforeValidator(_strict_number), Field(gt=0, le=1)]
 
 
+class Share(_Cited):
+    """A dimensionless share in [0, 1] (zero allowed), e.g. overlap of two phases."""
+
+    value: Annotated[float, BeforeValidator(_strict_number), Field(ge=0, le=1)]
+
+
 class Count(_Cited):
     """A positive dimensionless count, e.g. vector ops to dequantise one weight."""
 
@@ -150,10 +156,17 @@ class ComputeSpec(_Strict):
     peak: ComputeRate
     achievable_fraction: Fraction
     energy_per_op: Energy
+    stream_fraction: Fraction | None = None
 
     @property
     def peak_ops_per_s(self) -> float:
         return self.peak.value
+
+    @property
+    def stream_fraction_value(self) -> float:
+        """Share of each memory level's achievable bandwidth that matrix kernels in this
+        type reach when streaming operands (`stream_fraction`; 1 when absent)."""
+        return self.stream_fraction.value if self.stream_fraction else 1.0
 
     @property
     def achievable_fraction_value(self) -> float:
@@ -180,6 +193,59 @@ class FallbackRule(_Strict):
     convert_ops_per_element: Count
     convert_dtype: DType
     note: str | None = None
+
+
+class WeightOnlyKernel(_Strict):
+    """A dedicated kernel for weights of one (non-native or integer) type times
+    floating-point activations, e.g. PyTorch's packed int4/int8 weight-only matmuls:
+    it reads the packed weights, converts them in registers (hidden: no separate
+    conversion time) and runs at `peak` x `achievable_fraction`, streaming operands at
+    `stream_fraction` of each memory level's achievable bandwidth (1 when absent).
+    Energy per op: `energy_per_op`, else the activation type's. `exclusive: true`: the
+    engine always dispatches these weights to this kernel (PyTorch does); otherwise it
+    is one more execution option and each kernel takes the fastest."""
+
+    peak: ComputeRate
+    achievable_fraction: Fraction
+    stream_fraction: Fraction | None = None
+    energy_per_op: Energy | None = None
+    exclusive: StrictBool = False
+    note: str | None = None
+
+    @property
+    def achievable_ops_per_s(self) -> float:
+        return self.peak.value * self.achievable_fraction.value
+
+    @property
+    def stream_fraction_value(self) -> float:
+        return self.stream_fraction.value if self.stream_fraction else 1.0
+
+
+class AttentionRule(_Strict):
+    """How this chip's attention kernel runs when it differs from its GEMMs (e.g.
+    PyTorch's CPU flash attention): the math in `execute_as` at `peak` (default: that
+    type's achievable GEMM rate), each Q/K/V element of another type converted at
+    `convert_ops_per_element` vector ops (at the element-wise rate),
+    `skips_masked: false` when causal blocks above the diagonal are computed anyway, and
+    `shares_kv: false` when grouped-query heads each read (and convert) the shared K/V
+    head on their own instead of once per group."""
+
+    execute_as: DType
+    peak: ComputeRate | None = None
+    convert_ops_per_element: Count | None = None
+    skips_masked: StrictBool = True
+    shares_kv: StrictBool = True
+    note: str | None = None
+
+
+class VectorSpec(_Strict):
+    """Element-wise (non-matrix) work: norms, activations, softmax, residual adds,
+    stand-alone conversions. `rate`: achievable vector ops/s of such kernels when they
+    are not memory-bound (a CPU's vector units run them far below its GEMM FMA rate);
+    when the block is absent the vector data type's achievable GEMM rate is used."""
+
+    rate: ComputeRate
+    energy_per_op: Energy | None = None
 
 
 class MemoryLevel(_Strict):
@@ -221,7 +287,17 @@ class MemoryLevel(_Strict):
 
 
 class Overheads(_Strict):
+    """`kernel_launch`: fixed time per kernel. `matmul_overlap`: share of the shorter
+    of a matrix kernel's memory and math times hidden under the longer (1, the
+    default, is the roofline's perfect overlap; a CPU BLAS that packs the weight panel
+    before its FMA loop overlaps little)."""
+
     kernel_launch: Time
+    matmul_overlap: Share | None = None
+
+    @property
+    def matmul_overlap_value(self) -> float:
+        return self.matmul_overlap.value if self.matmul_overlap else 1.0
 
 
 class PowerSpec(_Strict):
@@ -263,6 +339,9 @@ class HardwareProfile(_Strict):
     clock: Frequency | None = None
     compute: dict[DType, ComputeSpec] = Field(min_length=1)
     fallbacks: dict[DType, FallbackRule] = Field(default_factory=dict)
+    weight_only: dict[DType, WeightOnlyKernel] = Field(default_factory=dict)
+    vector: VectorSpec | None = None
+    attention: AttentionRule | None = None
     memory: list[MemoryLevel] = Field(min_length=1)
     overheads: Overheads
     power: PowerSpec
@@ -287,6 +366,9 @@ class HardwareProfile(_Strict):
                 if target not in self.compute:
                     raise ValueError(f"fallbacks.{dtype}.{field}: {target} is not native "
                                      f"on this chip (native: {', '.join(self.compute)})")
+        if self.attention is not None and self.attention.execute_as not in self.compute:
+            raise ValueError(f"attention.execute_as: {self.attention.execute_as} is not "
+                             f"native on this chip (native: {', '.join(self.compute)})")
         return self
 
     # ---- convenience accessors (SI floats) ---------------------------------------------
@@ -452,7 +534,8 @@ def _location(loc: tuple, doc: Any) -> str:
 def _all_field_names() -> frozenset[str]:
     names: set[str] = set()
     for model in (HardwareProfile, ComputeSpec, FallbackRule, MemoryLevel, Overheads,
-                  PowerSpec, Interconnect, Fraction, Count, Bytes):
+                  PowerSpec, Interconnect, Fraction, Count, Bytes, WeightOnlyKernel,
+                  VectorSpec, AttentionRule):
         names.update(model.model_fields)
     return frozenset(names)
 

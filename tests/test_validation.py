@@ -260,8 +260,12 @@ def test_calibration_writes_a_loadable_profile_with_measured_provenance(calibrat
     for field in ("overheads.kernel_launch", "compute.fp32.peak", "compute.bf16.peak",
                   "compute.int8.peak", "compute.fp32.achievable_fraction",
                   "memory[dram].bandwidth", "memory[dram].achievable_fraction",
-                  "fallbacks.int4.convert_ops_per_element",
-                  "fallbacks.ternary.convert_ops_per_element"):
+                  "fallbacks.ternary.convert_ops_per_element",
+                  "compute.fp32.stream_fraction", "compute.bf16.stream_fraction",
+                  "compute.int8.stream_fraction", "overheads.matmul_overlap",
+                  "weight_only.int8.peak", "weight_only.int8.stream_fraction",
+                  "weight_only.int4.peak", "weight_only.int4.stream_fraction",
+                  "vector.rate", "attention.peak", "attention.convert_ops_per_element"):
         assert field in measured, field
     text = path.read_text()
     assert "torch.utils.benchmark" in text and "UTC" in text
@@ -334,8 +338,12 @@ def test_calibration_keeps_template_levels_the_os_does_not_report(monkeypatch):
     profile = cal.profile
     assert [lv.name for lv in profile.memory] == ["l1", "l2", "l3", "dram"]
     template = load_profile_file(template_path())
-    assert profile.memory_level("l2").bandwidth_bytes_per_s == \
+    l2 = profile.raw()["memory"][1]
+    assert l2["capacity"] == template.raw()["memory"][1]["capacity"]
+    # the template's bandwidth, unless raised to a farther level's measured rate
+    kept = profile.memory_level("l2").bandwidth_bytes_per_s == \
         template.memory_level("l2").bandwidth_bytes_per_s
+    assert kept or "raised from" in l2["bandwidth"]["measured"]
     assert "measured" in profile.raw()["memory"][-1]["bandwidth"]
 
 

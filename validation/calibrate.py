@@ -11,6 +11,16 @@ template's and carries `measured:` provenance saying how, when and on what machi
   achievable fraction is 1 because the value already is the achieved rate;
 - per-dtype peak: the best large GEMM (ops/s); achievable fraction = median / best over
   the calibration shapes;
+- per-dtype `stream_fraction`: one-token matmuls (linear; `torch._int_mm` for int8) on
+  weights 4x the last cache level: their weight-streaming rate / main memory's stream
+  bandwidth;
+- `overheads.matmul_overlap`: a bf16 matmul with a few rows (OVERLAP_SHAPE, weights
+  streamed from main memory) timed, the overlap solved so the simulator matches it;
+- `weight_only` kernels (PyTorch's int8 / int4 packed-weight matmuls): stream fraction
+  solved from a one-token matmul, peak from a 128-row one;
+- `vector.rate`: element-wise kernels (activations, layer norm; fp32 and bf16, in
+  cache) timed and one rate fitted (least relative squares) to the simulator's op
+  counts for them;
 - interference from other processes only slows calls down, so rates come from the
   fastest call, at the configured threads or on one thread (bench.time_best_of_threads);
   a measurement outside [template / PLAUSIBLE_FACTOR, template x PLAUSIBLE_FACTOR] is
@@ -18,8 +28,10 @@ template's and carries `measured:` provenance saying how, when and on what machi
   level is never slower than a farther one (raised to it, with a note);
 - per-call overhead (`overheads.kernel_launch`): median time of one-element ops;
 - dequantisation (`fallbacks.<type>.convert_ops_per_element`): the one-token matmul
-  with packed weights (int4 kernel, ternary run-time unpack) is timed, and the ops per
-  element are solved so that the simulator's own gemm_cost of that matmul matches it.
+  with packed weights (ternary run-time unpack) is timed, and the ops per element are
+  solved so that the simulator's own gemm_cost of that matmul matches it.
+Every solved value evaluates the simulator itself at two trial values (the time is
+linear in the unknown there) — no cost formula is repeated here.
 """
 from __future__ import annotations
 
@@ -39,7 +51,7 @@ from simulator.units import format_quantity
 from validation import microbench
 from validation.bench import BenchSettings
 from validation.formats import FORMATS
-from validation.kernels import matmul_case, rows_cols_case
+from validation.kernels import attention_case, matmul_case, rows_cols_case
 from validation.simulate import simulate_kernel
 from validation.torchenv import busy_note, cpu_caches, load_torch, machine_description
 
@@ -106,6 +118,7 @@ class Calibration:
     tiny_ops: pd.DataFrame
     dequant: pd.DataFrame
     vector: pd.DataFrame
+    matmuls: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -127,6 +140,12 @@ class Calibration:
             "vector_ops_per_s_simulated": float(as_hardware(p).vector_ops_per_s),
             "vector_ops_per_s_measured": (float(self.vector["vector_ops_per_s"].median())
                                           if not self.vector.empty else None),
+            "stream_fraction": {dt: spec.stream_fraction_value
+                                for dt, spec in p.compute.items()},
+            "matmul_overlap": p.overheads.matmul_overlap_value,
+            "weight_only": {dt: {"achievable_ops_per_s": k.achievable_ops_per_s,
+                                 "stream_fraction": k.stream_fraction_value}
+                            for dt, k in p.weight_only.items()},
             "notes": list(self.notes),
         }
 
@@ -229,15 +248,20 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
                             ignore_index=True)
     # rates come from the fastest call: more repeats give more chances of a clean one
     rate_settings = replace(settings, repeats=max(settings.repeats, RATE_REPEATS))
-    gemv = microbench.measure_gemv_streams(
-        device, microbench.gemv_stream_shapes(caches[-1] if caches else 0), rate_settings)
+    gemv_shapes = microbench.gemv_stream_shapes(caches[-1] if caches else 0)
+    gemv = microbench.measure_gemv_streams(device, gemv_shapes, rate_settings)
     gemv["level"] = plans[-1].name
     streams["level"] = [_level_of(s, plans) for s in streams["buffer_bytes"]]
     gemm_shapes = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
     gemms = microbench.measure_gemm_peaks(device, gemm_shapes, rate_settings)
     n_dq, k_dq = microbench.dequant_shape(quick)
     dequant = microbench.measure_dequant(device, n_dq, k_dq, settings)
-    vector = _measure_vector_rate(device, settings, launch_s)
+    vector = _measure_vector(device, settings)
+    cold = 3 * caches[-1] if caches else 96 * 2**20
+    matmuls = _measure_matmuls(device, rate_settings, n_dq, k_dq, cold)
+    attention = pd.DataFrame([
+        dict(_timed(attention_case(*c), device, rate_settings, cold), phase=c[0], dtype=c[1])
+        for c in microbench.ATTENTION_CASES])
 
     # ---- assemble the profile document --------------------------------------------
     doc["name"] = name
@@ -288,19 +312,6 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
                             f"{overhead_s * 1e6:.3g} us), all ops pooled ({per_op}); {stamp}"}
             level["achievable_fraction"] = {
                 "value": 1.0, "measured": "the bandwidth above is the achieved stream rate"}
-            if plan.kind == "dram" and not gemv.empty:
-                # weights stream from main memory through matmul kernels, which reach
-                # less than the element-wise streams: that share is the fraction
-                rate = _net_bandwidth(gemv, overhead_s)
-                shapes_txt = ", ".join(f"{r.op} {format_quantity(r.buffer_bytes, 'bytes')}"
-                                       f" ({format_quantity(r.bandwidth_bytes_per_s, 'bandwidth')})"
-                                       for r in gemv.itertuples())
-                level["achievable_fraction"] = {
-                    "value": round(min(1.0, rate / bw), 4),
-                    "measured": f"one-token matmuls streaming weights from main memory "
-                                f"(torch.nn.functional.linear, {shapes_txt}) reach "
-                                f"{format_quantity(rate, 'bandwidth')} pooled = this share "
-                                f"of the stream bandwidth; {stamp}"}
         new_levels.append(level)
     if device != "cuda":  # cache levels the OS did not report keep the template's values
         planned = {p.name for p in plans}
@@ -336,6 +347,12 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
             "measured": f"median / best rate over the same GEMMs ({med / 1e9:.4g} / "
                         f"{best / 1e9:.4g} {unit})"}
 
+    _fit_stream_fractions(doc, gemv, gemv_shapes, stamp)
+    _fit_overlap(doc, matmuls, stamp, notes)
+    _fit_weight_only(doc, matmuls, stamp, notes)
+    _fit_vector_rate(doc, vector, stamp, notes)
+    _fit_attention(doc, attention, stamp, notes)
+
     for fmt, dtype in microbench.DEQUANT_FORMATS.items():
         rule = doc.get("fallbacks", {}).get(dtype)
         row = dequant[dequant["format"] == fmt]
@@ -355,32 +372,248 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
 
     profile_from_mapping(doc, source="calibrated host profile")  # validate before use
     return Calibration(doc, pd.concat([streams, gemv], ignore_index=True), gemms, tiny,
-                       dequant, vector, notes)
+                       dequant, vector, pd.concat([matmuls, attention], ignore_index=True),
+                       notes)
 
 
-#: element-wise kernels (L2-sized, not among the held-out shapes) whose achieved vector
-#: rate is reported beside the simulator's (the profile schema has no separate field)
-VECTOR_CASES = (("elementwise", "silu", 128, 1024), ("elementwise", "gelu", 128, 1024),
-                ("norm", "layer_norm", 128, 1024), ("elementwise", "add", 128, 1024))
+#: element-wise kernels (in cache, not among the held-out shapes) the vector rate is
+#: fitted to: (kind, op, dtype, rows, cols)
+VECTOR_CASES = (("elementwise", "silu", "fp32", 384, 1024),
+                ("elementwise", "gelu", "fp32", 384, 1024),
+                ("norm", "layer_norm", "fp32", 384, 1024),
+                ("elementwise", "silu", "bf16", 384, 1024),
+                ("norm", "layer_norm", "bf16", 384, 1024))
 
 
-def _measure_vector_rate(device: str, settings: BenchSettings, launch_s: float
-                         ) -> pd.DataFrame:
-    """Vector ops/s achieved by element-wise kernels, counting ops as the simulator does
-    (its KernelCost.vector_ops for the same kernel) over time net of per-call overhead."""
+def _timed(case, device: str, settings: BenchSettings, cold_bytes: float | None = None
+           ) -> dict:
+    """Fastest-call timing of one validation kernel case (a row of a table)."""
     from validation.bench import time_best_of_threads
     from validation.kernels import build_case
-    from validation.simulate import kernel_cost
-    hw = as_hardware(profile_from_mapping(load_yaml_mapping(template_path()), "template"))
+    t, threads = time_best_of_threads(build_case(case, device, cold_bytes=cold_bytes),
+                                      settings, device)
+    return {"case": case.name, "time_s": t.median_s, "best_s": t.best_s,
+            "best_threads": threads, "spread": t.spread}
+
+
+def _measure_vector(device: str, settings: BenchSettings) -> pd.DataFrame:
     rows = []
-    for kind, op, r, c in VECTOR_CASES:
-        case = rows_cols_case(kind, op, "fp32", r, c)
-        t, _ = time_best_of_threads(build_case(case, device), settings, device)
-        ops = float(kernel_cost(case, hw).vector_ops)
-        rows.append({"case": case.name, "vector_ops": ops, "time_s": t.median_s,
-                     "best_s": t.best_s, "spread": t.spread,
-                     "vector_ops_per_s": ops / max(t.best_s - launch_s, 0.2 * t.best_s)})
+    for kind, op, dtype, r, c in VECTOR_CASES:
+        row = _timed(rows_cols_case(kind, op, dtype, r, c), device, settings)
+        rows.append(dict(row, kind=kind, op=op, dtype=dtype, rows=r, cols=c))
     return pd.DataFrame(rows)
+
+
+def _measure_matmuls(device: str, settings: BenchSettings, n: int, k: int,
+                     cold_bytes: float) -> pd.DataFrame:
+    """The matmuls the overlap and the weight-only kernels are solved from (weights
+    rotating over copies totalling `cold_bytes`, so they stream from main memory)."""
+    cases = [("overlap", "bf16", microbench.OVERLAP_SHAPE)]
+    for fmt in microbench.WEIGHT_ONLY_FORMATS:
+        cases += [("stream", fmt, (1, n, k)),
+                  ("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
+    rows = []
+    for purpose, fmt, (m, nn, kk) in cases:
+        case = matmul_case(fmt, m, nn, kk)
+        try:
+            row = _timed(case, device, settings, cold_bytes)
+        except (RuntimeError, NotImplementedError, AttributeError, TypeError) as exc:
+            row = {"case": case.name, "time_s": float("nan"), "best_s": float("nan"),
+                   "best_threads": 0, "spread": float("nan"),
+                   "error": str(exc).splitlines()[0][:160] if str(exc) else "error"}
+        rows.append(dict(row, purpose=purpose, format=fmt, m=m, n=nn, k=kk))
+    return pd.DataFrame(rows)
+
+
+def _solve(doc: dict, setter, case, measured_s: float, x1: float, x2: float) -> float:
+    """x with simulate(case) = measured_s on `doc` where setter(trial_doc, x) sets the
+    unknown and the simulated time is linear in x between the trials x1, x2."""
+    def simulated(x: float) -> float:
+        trial = copy.deepcopy(doc)
+        setter(trial, x)
+        return simulate_kernel(case, as_hardware(profile_from_mapping(trial, "trial")))
+    t1, t2 = simulated(x1), simulated(x2)
+    if t2 == t1:
+        return float("nan")
+    return x1 + (measured_s - t1) * (x2 - x1) / (t2 - t1)
+
+
+def _fit_stream_fractions(doc: dict, gemv: pd.DataFrame, shapes: dict, stamp: str) -> None:
+    """compute.<dtype>.stream_fraction solved so that the simulator's time of each
+    one-token matmul (the W8A8 kernel for int8) equals the measured one."""
+    dram = profile_from_mapping(doc, "calibration").main_memory
+    for row in gemv.itertuples():
+        dtype = row.op.removeprefix("gemv_")
+        if dtype not in doc["compute"] or dtype not in shapes:
+            continue
+        case = matmul_case({"int8": "w8a8"}.get(dtype, dtype), *shapes[dtype])
+
+        def set_inverse(trial, x, dtype=dtype):
+            trial["compute"][dtype]["stream_fraction"] = {"value": min(1.0, 1.0 / x),
+                                                          "assumed": "calibration trial"}
+        inv = _solve(doc, set_inverse, case, float(row.best_s), 1.5, 3.0)
+        if not (inv == inv and inv > 0):
+            continue
+        kernel = "torch._int_mm" if dtype == "int8" else "torch.nn.functional.linear"
+        doc["compute"][dtype]["stream_fraction"] = {
+            "value": round(min(1.0, 1.0 / inv), 4),
+            "measured": f"solved so that the simulator's time of the one-token {kernel} "
+                        f"{case.name} ({format_quantity(row.buffer_bytes, 'bytes')} weight "
+                        f"streamed from {dram.name}, "
+                        f"{format_quantity(row.bandwidth_bytes_per_s, 'bandwidth')}) "
+                        f"equals the measured {row.best_s * 1e6:.4g} us; {stamp}"}
+
+
+def _row(matmuls: pd.DataFrame, purpose: str, fmt: str):
+    hit = matmuls[(matmuls["purpose"] == purpose) & (matmuls["format"] == fmt)] \
+        if not matmuls.empty else matmuls
+    if hit.empty or hit["best_s"].isna().all():
+        return None
+    return hit.iloc[0]
+
+
+def _fit_overlap(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    row = _row(matmuls, "overlap", "bf16")
+    if row is None:
+        notes.append("matmul overlap not measured; template value kept")
+        return
+    case = matmul_case("bf16", int(row.m), int(row.n), int(row.k))
+
+    def setter(trial, x):
+        trial["overheads"]["matmul_overlap"] = {"value": x, "assumed": "calibration trial"}
+    x = _solve(doc, setter, case, float(row.best_s), 0.0, 1.0)
+    value = float(min(1.0, max(0.0, x))) if x == x else 1.0
+    doc["overheads"]["matmul_overlap"] = {
+        "value": round(value, 3),
+        "measured": f"solved so that the simulator's bf16 gemm_cost of {case.name} (weights "
+                    f"streamed from main memory) equals the measured "
+                    f"{row.best_s * 1e6:.4g} us (unclipped {x:.3g}; 0 = streaming and math "
+                    f"add up, 1 = fully overlapped); {stamp}"}
+
+
+def _fit_weight_only(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    """weight_only.<dtype>: stream fraction from the one-token matmul, then the peak from
+    the many-row one (each solved through the simulator)."""
+    for fmt, dtype in microbench.WEIGHT_ONLY_FORMATS.items():
+        entry = doc.get("weight_only", {}).get(dtype)
+        stream, peak = _row(matmuls, "stream", fmt), _row(matmuls, "peak", fmt)
+        if entry is None or stream is None or peak is None:
+            notes.append(f"weight-only {dtype} kernel ({fmt}) not measured or not in the "
+                         "template; template values kept")
+            continue
+        kernel = FORMATS[fmt].kernel
+        one = matmul_case(fmt, int(stream.m), int(stream.n), int(stream.k))
+
+        def set_inverse_fraction(trial, x, dtype=dtype):
+            trial["weight_only"][dtype]["stream_fraction"] = {
+                "value": min(1.0, 1.0 / x), "assumed": "calibration trial"}
+        inv = _solve(doc, set_inverse_fraction, one, float(stream.best_s), 1.5, 3.0)
+        if inv == inv and inv > 0:
+            entry["stream_fraction"] = {
+                "value": round(min(1.0, 1.0 / inv), 4),
+                "measured": f"solved so that the simulator's time of {one.name} ({kernel}, "
+                            f"weights streamed from main memory) equals the measured "
+                            f"{stream.best_s * 1e6:.4g} us; {stamp}"}
+        many = matmul_case(fmt, int(peak.m), int(peak.n), int(peak.k))
+        rate = profile_from_mapping(doc, "calibration").weight_only[dtype].peak.value
+
+        def set_seconds_per_op(trial, x, dtype=dtype):
+            trial["weight_only"][dtype]["peak"] = {"value": f"{1e-9 / x:.6g} GOP/s",
+                                                   "assumed": "calibration trial"}
+            trial["weight_only"][dtype]["achievable_fraction"] = {
+                "value": 1.0, "assumed": "calibration trial"}
+        spo = _solve(doc, set_seconds_per_op, many, float(peak.best_s), 0.5 / rate, 1.0 / rate)
+        if spo == spo and spo > 0:
+            unit = "GFLOP/s"
+            entry["peak"] = {"value": f"{1e-9 / spo:.4g} {unit}",
+                             "measured": f"solved so that the simulator's time of {many.name} "
+                                         f"({kernel}, weights streamed from main memory) "
+                                         f"equals the measured {peak.best_s * 1e6:.4g} us; "
+                                         f"{stamp}"}
+            entry["achievable_fraction"] = {"value": 1.0, "measured": "the peak above is "
+                                            "the achieved rate"}
+        else:
+            notes.append(f"weight-only {dtype}: the {many.name} time could not be solved "
+                         "for a peak; template value kept")
+
+
+def _fit_attention(doc: dict, attention: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    """attention.peak from the fp32 prefill, then attention.convert_ops_per_element from
+    the bf16 decode (ATTENTION_CASES), each solved through the simulator."""
+    rule = doc.get("attention")
+    if rule is None:
+        return
+    for row in attention.itertuples():
+        case = attention_case(*next(c for c in microbench.ATTENTION_CASES
+                                    if c[0] == row.phase and c[1] == row.dtype))
+        how = (f"solved so that the simulator's attention_cost of {case.name} (PyTorch "
+               f"scaled_dot_product_attention) equals the measured {row.best_s * 1e6:.4g} us;"
+               f" {stamp}")
+        if row.phase == "prefill":
+            rate = profile_from_mapping(doc, "calibration").achievable_ops_per_s(
+                rule["execute_as"])
+
+            def set_spo(trial, x):
+                trial["attention"]["peak"] = {"value": f"{1e-9 / x:.6g} GFLOP/s",
+                                              "assumed": "calibration trial"}
+            x = _solve(doc, set_spo, case, float(row.best_s), 1.0 / rate, 2.0 / rate)
+            if x == x and x > 0:
+                rule["peak"] = {"value": f"{1e-9 / x:.4g} GFLOP/s", "measured": how}
+            else:
+                notes.append(f"attention peak not solvable from {case.name}; kept")
+        else:
+            def set_ops(trial, x):
+                trial["attention"]["convert_ops_per_element"] = {
+                    "value": x, "assumed": "calibration trial"}
+            x = _solve(doc, set_ops, case, float(row.best_s), 1.0, 2.0)
+            if x == x and x > 0:
+                rule["convert_ops_per_element"] = {"value": round(x, 3), "measured": how}
+            else:
+                notes.append(f"attention conversion not solvable from {case.name} "
+                             f"(solution {x:.3g}); template value kept")
+
+
+def _fit_vector_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    """vector.rate: the seconds per op x minimising sum ((t_i(x) - m_i) / m_i)^2 over the
+    VECTOR_CASES, t_i linear in x (evaluated at two trial rates)."""
+    from validation.simulate import kernel_cost
+    if vector.empty:
+        notes.append("element-wise kernels not measured; template vector rate kept")
+        return
+
+    def with_rate(rate: float):
+        trial = copy.deepcopy(doc)
+        trial["vector"] = {"rate": {"value": f"{rate / 1e9:.6g} GOP/s",
+                                    "assumed": "calibration trial"}}
+        return as_hardware(profile_from_mapping(trial, "trial"))
+    hw1, hw2 = with_rate(40e9), with_rate(20e9)  # x1 = 1/40G, x2 = 1/20G s per op
+    x1, x2 = 1 / 40e9, 1 / 20e9
+    num = den = 0.0
+    implied = []
+    for row in vector.itertuples():
+        case = rows_cols_case(row.kind, row.op, row.dtype, int(row.rows), int(row.cols))
+        t1 = float(kernel_cost(case, hw1).time_s)
+        t2 = float(kernel_cost(case, hw2).time_s)
+        slope = (t2 - t1) / (x2 - x1)
+        intercept = t1 - slope * x1
+        m = float(row.best_s)
+        num += slope * (m - intercept) / m ** 2
+        den += slope ** 2 / m ** 2
+        ops = float(kernel_cost(case, hw1).vector_ops)
+        implied.append(ops / max(m - intercept, 0.2 * m) if slope > 0 else float("nan"))
+    vector["vector_ops_per_s"] = implied
+    if den <= 0 or num <= 0:
+        notes.append("element-wise kernels are not compute-bound in the simulator; "
+                     "template vector rate kept")
+        return
+    rate = den / num
+    cases = ", ".join(f"{r.op} {r.dtype} {r.rows}x{r.cols}" for r in vector.itertuples())
+    doc["vector"] = {"rate": {
+        "value": f"{rate / 1e9:.4g} GOP/s",
+        "measured": f"one rate fitted (least squares of the relative error) so that the "
+                    f"simulator's times of the element-wise kernels {cases} (their vector "
+                    f"op counts: simulator.models.ACTIVATION_OPS, kernels.norm_cost, "
+                    f"kernels.widen_ops) match the fastest measured calls; {stamp}"}}
 
 
 def _fit_convert_ops(doc: dict, dtype: str, case, measured_s: float) -> tuple[float, str]:

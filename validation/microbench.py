@@ -155,7 +155,7 @@ def gemv_stream_shapes(llc_bytes: float) -> dict[str, tuple[int, int, int]]:
     """One-token matmuls (1, n, k) per dtype whose weight is >= 4x the last cache level."""
     k = 4096
     shapes = {}
-    for dtype, size in (("fp32", 4), ("bf16", 2)):
+    for dtype, size in (("fp32", 4), ("bf16", 2), ("int8", 1)):
         n = max(1024, int(4 * llc_bytes / (k * size)) // 1024 * 1024)
         shapes[dtype] = (1, n, k)
     return shapes
@@ -163,16 +163,25 @@ def gemv_stream_shapes(llc_bytes: float) -> dict[str, tuple[int, int, int]]:
 
 def measure_gemv_streams(device: str, shapes: dict[str, tuple[int, int, int]],
                          settings: BenchSettings) -> pd.DataFrame:
-    """Weight-streaming rate of one-token matmuls: weight bytes / time (op "gemv")."""
+    """Weight-streaming rate of one-token matmuls: weight bytes / time (op "gemv_<dtype>");
+    int8 is `torch._int_mm` (the W8A8 kernel), the float types `linear`."""
     torch = load_torch()
     torch.manual_seed(0)
     rows = []
     for dtype, (m, n, k) in shapes.items():
-        tdt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-        w = torch.randn(n, k, device=device, dtype=tdt)
-        x = torch.randn(m, k, device=device, dtype=tdt)
-        t, best_threads = time_best_of_threads(
-            lambda w=w, x=x: torch.nn.functional.linear(x, w), settings, device)
+        if dtype == "int8":
+            w = torch.randint(-127, 128, (k, n), dtype=torch.int8, device=device)
+            x = torch.randint(-127, 128, (m, k), dtype=torch.int8, device=device)
+            fn = (lambda w=w, x=x: torch._int_mm(x, w))
+        else:
+            tdt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+            w = torch.randn(n, k, device=device, dtype=tdt)
+            x = torch.randn(m, k, device=device, dtype=tdt)
+            fn = (lambda w=w, x=x: torch.nn.functional.linear(x, w))
+        try:
+            t, best_threads = time_best_of_threads(fn, settings, device)
+        except RuntimeError:
+            continue  # no kernel for this type here: its stream fraction stays
         moved = w.numel() * w.element_size()
         rows.append({"op": f"gemv_{dtype}", "buffer_bytes": moved, "bytes_moved": moved,
                      "time_s": t.median_s, "best_s": t.best_s,
@@ -183,8 +192,19 @@ def measure_gemv_streams(device: str, shapes: dict[str, tuple[int, int, int]],
 
 
 #: packed weight formats whose run-time dequantisation is calibrated, and the profile
-#: fallback each one informs
-DEQUANT_FORMATS = {"w4a16": "int4", "ternary": "ternary"}
+#: fallback each one informs (int4 / int8 weights run PyTorch's weight-only kernels,
+#: calibrated as `weight_only` entries instead: WEIGHT_ONLY_FORMATS)
+DEQUANT_FORMATS = {"ternary": "ternary"}
+#: weight-only kernels calibrated: format -> weight dtype (profile `weight_only` key)
+WEIGHT_ONLY_FORMATS = {"w8a16": "int8", "w4a16": "int4"}
+#: rows of the weight-only peak microbenchmark (a compute-bound matmul)
+WEIGHT_ONLY_PEAK_ROWS = 128
+#: the bf16 matmul whose streaming / math overlap is calibrated (m, n, k)
+OVERLAP_SHAPE = (64, 4096, 2048)
+#: attention calibration cases (phase, dtype, batch, heads, q_len, kv_len, head_dim):
+#: the fp32 prefill gives the rule's peak, the bf16 decode its conversion ops
+ATTENTION_CASES = (("prefill", "fp32", 1, 8, 384, 384, 64),
+                   ("decode", "bf16", 2, 8, 1, 2048, 64))
 
 
 def dequant_shape(quick: bool) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 Outputs (written into a temporary sibling and swapped in with atomic_directory):
 kernels.csv, by_format.csv, by_kind.csv, scatter.png, summary.md, profile.yaml and,
-when calibrated here, calibration_{streams,gemms,tiny_ops,dequant}.csv.
+when calibrated here, calibration_{streams,gemms,tiny_ops,dequant,vector,matmuls}.csv.
 Without PyTorch every measurement is skipped (said in the summary and on stderr) and
 the simulated times of the held-out cases are still written.
 """
@@ -57,25 +57,18 @@ def findings(table: pd.DataFrame, stats: pd.DataFrame, column: str) -> list[str]
 
 
 def calibration_findings(cal) -> list[str]:
-    """What calibration measured that the profile schema cannot carry to the simulator."""
-    s, notes = cal.summary(), []
-    measured, simulated = s.get("vector_ops_per_s_measured"), s["vector_ops_per_s_simulated"]
-    if measured:
-        notes.append(
-            f"element-wise kernels (norms, activations, adds) reach {measured / 1e9:.3g} G "
-            f"simulator vector ops/s here, but the simulator runs vector work at the fp32 "
-            f"matmul rate ({simulated / 1e9:.3g} G/s, its vector_dtype): compute-bound "
-            "element-wise kernels are predicted too fast until profiles carry a separate "
-            "vector rate")
-    dram = cal.profile.main_memory
-    if dram.achievable_fraction.value < 0.95:
-        notes.append(
-            f"one-token matmuls stream weights from {dram.name} at "
-            f"{dram.achievable_fraction.value:.2f} of the stream bandwidth "
-            f"({dram.bandwidth_bytes_per_s / 1e9:.3g} GB/s); the profile's achievable "
-            "fraction carries that share, and the simulator applies it to every kernel, so "
-            f"element-wise kernels whose tensors live in {dram.name} are predicted slower "
-            "than measured")
+    """What calibration found about this machine's kernels, as the profile carries it."""
+    s = cal.summary()
+    notes = [f"element-wise kernels run at {s['vector_ops_per_s_simulated'] / 1e9:.3g} G "
+             f"vector ops/s (profile `vector.rate`), matrix kernels at their GEMM peaks"]
+    fractions = ", ".join(f"{dt} {f:.2f}" for dt, f in s["stream_fraction"].items())
+    notes.append(f"one-token matmuls stream weights at a share of main memory's stream "
+                 f"bandwidth ({fractions}: `compute.<type>.stream_fraction`); streaming "
+                 f"and math overlap {s['matmul_overlap']:.2f} (`overheads.matmul_overlap`, "
+                 "0 = they add up)")
+    for dtype, k in s["weight_only"].items():
+        notes.append(f"weight-only {dtype} kernel: {k['achievable_ops_per_s'] / 1e9:.3g} "
+                     f"GFLOP/s, streams at {k['stream_fraction']:.2f}")
     return notes
 
 
@@ -171,7 +164,7 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
         (tmp / "summary.md").write_text(summary, encoding="utf-8")
         (tmp / "profile.yaml").write_text(dump_profile(prof.raw()), encoding="utf-8")
         if cal is not None:
-            for name in ("streams", "gemms", "tiny_ops", "dequant", "vector"):
+            for name in ("streams", "gemms", "tiny_ops", "dequant", "vector", "matmuls"):
                 getattr(cal, name).to_csv(tmp / f"calibration_{name}.csv", index=False)
 
     return {"out": str(out), "plan": plan.name, "device": dev, "machine": machine,

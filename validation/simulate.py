@@ -1,15 +1,21 @@
 """Simulated time of each measured case, from the simulator's own kernel and phase models.
 
-No cost formula lives here: each case is mapped to the simulator function that prices
-the same kernel, with the same shapes and format:
+No cost formula lives here: each case is mapped to the simulator functions that price
+the kernels PyTorch launches for it (checked with torch.profiler), with the same shapes
+and formats:
 - gemm / gemv: `gemm_cost` (weights in main memory, as the harness streams them); the
-  plain-PyTorch dequantise-then-matmul formats with `fused_dequant=False` (a separate
-  dequantisation kernel writes the bf16 weight first); the bare `torch._int_mm` case with
-  32-bit output;
+  bare `torch._int_mm` case with 32-bit output; the plain-PyTorch dequantise-then-matmul
+  formats as their element-wise passes (`elementwise_cost`, the packed weight read from
+  main memory, temporaries where they fit) followed by the bf16 `gemm_cost` on the
+  materialised weight (`PASSES`); ternary with `fused_dequant=False` (the profile's
+  calibrated ternary rule prices its unpack);
 - attention: `attention_cost` (prefill causal, K/V fresh; decode: K/V from the cache);
-- norm: `norm_cost` without the fused residual add; elementwise: `elementwise_cost`
-  with the vector-op counts of `simulator.models.ACTIVATION_OPS` (minus the gating
-  multiply) for activations, one op per element for add / mul;
+- norm: layer_norm is one kernel (`norm_cost` without the fused residual add);
+  PyTorch's CPU rms_norm is a composite of pow, sum, div, add, rsqrt and two muls
+  (plus casts to fp32 and back for bf16): its full-size passes and per-row launches;
+- elementwise: `elementwise_cost` with the vector-op counts of
+  `simulator.models.ACTIVATION_OPS` (minus the gating multiply) for activations, one op
+  per element for add / mul; 16-bit data is widened / narrowed (`half_elements`);
 - the small transformer: `decode_step_cost` / `prefill_cost`.
 """
 from __future__ import annotations
@@ -24,6 +30,20 @@ from validation.measure import ModelCase
 #: formats whose PyTorch kernel dequantises into a materialised weight before the matmul
 UNFUSED = {"w8a16-deq", "w4a16-deq", "ternary"}
 _BITS = {"fp32": 32.0, "bf16": 16.0}
+
+#: The element-wise passes of the plain-PyTorch dequantisations (validation.formats),
+#: per weight: (bytes read, bytes written, vector ops, 16-bit elements widened or
+#: narrowed, elements per weight). Integer ops on uint8 lanes count 8/32 of an op (four
+#: per 32-bit lane); a conversion into a float type is 1 op, narrowing to bf16 another.
+#: The first pass reads the packed weight from main memory.
+PASSES = {
+    # q.to(bf16): int8 -> fp32 -> bf16; * scale (per row, broadcast)
+    "w8a16-deq": ((1.0, 2.0, 1.0, 1.0, 1.0), (2.0, 2.0, 1.0, 2.0, 1.0)),
+    # packed & 15, packed >> 4 (on N x K/2 bytes), cat, to(bf16), * scale, + zero
+    "w4a16-deq": ((1.0, 1.0, 0.25, 0.0, 0.5), (1.0, 1.0, 0.25, 0.0, 0.5),
+                  (1.0, 1.0, 0.0, 0.0, 1.0), (1.0, 2.0, 1.0, 1.0, 1.0),
+                  (2.0, 2.0, 1.0, 2.0, 1.0), (2.0, 2.0, 1.0, 2.0, 1.0)),
+}
 
 
 def model_quant(fmt: str) -> str:
@@ -46,11 +66,11 @@ def kernel_cost(case: KernelCase, hw: sk.Hardware) -> sk.KernelCost:
     if case.kind in ("gemm", "gemv"):
         quant = FORMATS[case.fmt].quant
         if case.fmt == "w8a8":
-            cost = sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant, out_bits=32.0)
-        else:
-            cost = sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant,
-                                fused_dequant=case.fmt not in UNFUSED)
-        return cost
+            return sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant, out_bits=32.0)
+        if case.fmt in PASSES:
+            return _dequant_then_matmul(hw, case.fmt, d["m"], d["n"], d["k"])
+        return sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant,
+                            fused_dequant=case.fmt not in UNFUSED)
     quant = "FP32" if case.fmt == "fp32" else "BF16"
     bits = _BITS[case.fmt]
     if case.kind.startswith("attention_"):
@@ -60,15 +80,53 @@ def kernel_cost(case: KernelCase, hw: sk.Hardware) -> sk.KernelCost:
                                  causal=not decode)
     rows, cols = d["rows"], d["cols"]
     elems = rows * cols
-    if case.kind == "norm":
-        kind = "layernorm" if case.op == "layer_norm" else "rmsnorm"
-        return sk.norm_cost(hw, rows, cols, in_bits=bits, out_bits=bits, kind=kind,
+    half = elems if bits == 16 else 0.0
+    if case.op == "layer_norm":
+        return sk.norm_cost(hw, rows, cols, in_bits=bits, out_bits=bits, kind="layernorm",
                             fused_residual=False)
+    if case.op == "rms_norm":
+        return _composite_rms_norm(hw, rows, cols, bits)
     if case.op in ("add", "mul"):
-        read, ops = 2 * elems * bits / 8.0, 1.0 * elems
-    else:  # activations alone: the gated form's count minus the gating multiply
-        read, ops = elems * bits / 8.0, (ACTIVATION_OPS[case.op] - 1.0) * elems
-    return sk.elementwise_cost(hw, read, elems * bits / 8.0, ops)
+        return sk.elementwise_cost(hw, 2 * elems * bits / 8.0, elems * bits / 8.0,
+                                   1.0 * elems, half_elements=3 * half)
+    # activations alone: the gated form's count minus the gating multiply
+    return sk.elementwise_cost(hw, elems * bits / 8.0, elems * bits / 8.0,
+                               (ACTIVATION_OPS[case.op] - 1.0) * elems,
+                               half_elements=2 * half)
+
+
+def _composite_rms_norm(hw: sk.Hardware, rows: int, cols: int, bits: float) -> sk.KernelCost:
+    """PyTorch CPU rms_norm: [bf16: x.to(fp32)], pow(2), sum (mean), then per row div,
+    add eps, rsqrt, then x * rstd, * weight, [bf16: .to(bf16)]; fp32 in between."""
+    elems = rows * cols
+    full = sk.elementwise_cost(hw, 4.0 * elems, 4.0 * elems, 1.0 * elems).scaled(3.0)
+    full = full + sk.elementwise_cost(hw, 4.0 * elems, 4.0 * rows, 1.0 * elems)  # sum
+    per_row = sk.elementwise_cost(hw, 4.0 * rows, 4.0 * rows, 1.0 * rows).scaled(3.0)
+    cost = full + per_row
+    if bits == 16:  # cast in, cast out, and the weight cast
+        cost = cost + sk.elementwise_cost(hw, 2.0 * elems, 4.0 * elems, 0.0 * elems,
+                                          half_elements=elems)
+        cost = cost + sk.elementwise_cost(hw, 4.0 * elems, 2.0 * elems, 0.0 * elems,
+                                          half_elements=elems)
+        cost = cost + sk.elementwise_cost(hw, 2.0 * cols, 4.0 * cols, 0.0 * cols,
+                                          half_elements=cols)
+    return cost
+
+
+def _dequant_then_matmul(hw: sk.Hardware, fmt: str, m: int, n: int, k: int
+                         ) -> sk.KernelCost:
+    """The element-wise passes of `PASSES[fmt]` over the n x k weight, then the bf16
+    GEMM reading the materialised weight from the nearest level that holds it."""
+    weights = float(n * k)
+    cost = None
+    for i, (read, write, ops, half, per_weight) in enumerate(PASSES[fmt]):
+        elems = weights * per_weight
+        step = sk.elementwise_cost(hw, elems * read, elems * write, elems * ops,
+                                   half_elements=elems * half,
+                                   read_home=hw.main if i == 0 else None)
+        cost = step if cost is None else cost + step
+    home = sk.home_level(hw, 2.0 * weights, True)
+    return cost + sk.gemm_cost(hw, m, n, k, "BF16", weight_home=home)
 
 
 def simulate_model(case: ModelCase, hw: sk.Hardware, model: TransformerConfig):

@@ -1,0 +1,97 @@
+"""Profile fields that describe how a CPU software stack runs kernels (host profile):
+`vector.rate`, `compute.<type>.stream_fraction`, `overheads.matmul_overlap`,
+`weight_only`, `attention` — exact values against the cost model's formulas, and that
+profiles without them keep the roofline's behaviour."""
+from __future__ import annotations
+
+import pytest
+
+from simulator.errors import InputError
+from simulator.kernels import (as_hardware, attention_cost, elementwise_cost, gemm_cost,
+                               norm_cost, widen_ops)
+from simulator.profiles import load_profile
+
+HOST = load_profile("host")
+
+
+def test_matmul_overlap_zero_adds_streaming_and_math():
+    apart = HOST.with_overrides({"overheads.matmul_overlap": 0.0})
+    hidden = HOST.with_overrides({"overheads.matmul_overlap": 1.0})
+    a = gemm_cost(apart, 64, 4096, 4096, "BF16")
+    h = gemm_cost(hidden, 64, 4096, 4096, "BF16")
+    launch = HOST.kernel_launch_s
+    assert a.time_s == pytest.approx(h.compute_time_s + h.memory_time_s + launch)
+    assert h.time_s == pytest.approx(max(h.compute_time_s, h.memory_time_s) + launch)
+    # element-wise kernels are never penalised by the matmul overlap
+    e_a = elementwise_cost(apart, 1e8, 1e8, 1e6)
+    e_h = elementwise_cost(hidden, 1e8, 1e8, 1e6)
+    assert e_a.time_s == pytest.approx(e_h.time_s)
+
+
+def test_stream_fraction_scales_matrix_kernel_memory_time_only():
+    full = HOST.with_overrides({"compute.bf16.stream_fraction": 1.0})
+    half = HOST.with_overrides({"compute.bf16.stream_fraction": 0.5})
+    g_full = gemm_cost(full, 1, 8192, 8192, "BF16")
+    g_half = gemm_cost(half, 1, 8192, 8192, "BF16")
+    assert g_half.memory_time_s == pytest.approx(2.0 * g_full.memory_time_s)
+    hw = as_hardware(full)
+    dram = g_full.bytes_moved["dram"] / hw.bandwidth_bytes_per_s[-1]
+    assert g_full.memory_time_s == pytest.approx(dram)
+    assert elementwise_cost(half, 1e8, 1e8, 1.0).memory_time_s == pytest.approx(
+        elementwise_cost(full, 1e8, 1e8, 1.0).memory_time_s)
+
+
+def test_exclusive_weight_only_kernel_runs_every_shape_at_its_rate():
+    kernel = HOST.weight_only["int4"]
+    for m in (1, 512):
+        cost = gemm_cost(HOST, m, 4096, 4096, "W4A16-g128")
+        assert cost.exec_path == "weight_only" and cost.convert_ops == 0
+        assert cost.flops == 2 * m * 4096 * 4096
+    big = gemm_cost(HOST, 512, 4096, 4096, "W4A16-g128")
+    assert big.compute_time_s == pytest.approx(big.flops / kernel.achievable_ops_per_s)
+    # not exclusive: one more option, and the kernel takes the fastest
+    optional = HOST.with_overrides({"weight_only.int4.exclusive": False})
+    assert gemm_cost(optional, 512, 4096, 4096, "W4A16-g128").time_s <= big.time_s
+
+
+def test_vector_rate_prices_element_wise_work_and_bf16_is_widened():
+    rate = HOST.vector.rate.value
+    cost = elementwise_cost(HOST, 64.0, 64.0, 1e9)
+    assert cost.compute_time_s == pytest.approx(1e9 / rate)
+    assert float(widen_ops(HOST, 1000)) == 1000.0  # fp32 vector unit: 1 op per element
+    bf16 = norm_cost(HOST, 8, 1024, in_bits=16.0, out_bits=16.0, kind="layernorm",
+                     fused_residual=False)
+    assert bf16.vector_ops == 8 * 1024 * (5 + 2)  # layernorm 5, widen in, narrow out
+    no_block = HOST.with_overrides({"vector": None})
+    assert as_hardware(no_block).vector_ops_per_s == HOST.achievable_ops_per_s("fp32")
+
+
+def test_attention_rule_full_causal_product_per_head_kv_and_conversion():
+    b, q, h, hd = 1, 256, 8, 64
+    host = attention_cost(HOST, b, q, q, h, h, hd, "FP32", causal=True)
+    gpu = attention_cost("h100-sxm", b, q, q, h, h, hd, "FP32", causal=True)
+    assert host.flops == 4 * b * h * hd * q * q  # masked half computed too
+    assert gpu.flops == 4 * b * h * hd * q * (q + 1) / 2
+    rule = HOST.attention
+    assert host.compute_time_s == pytest.approx(
+        host.flops / rule.peak.value + host.vector_ops / HOST.vector.rate.value)
+    kv, kv_heads = 1024, 4
+    per_head = attention_cost(HOST, 1, 1, kv, 16, kv_heads, hd, "BF16")
+    shared = attention_cost(HOST.with_overrides({"attention.shares_kv": True}), 1, 1, kv,
+                            16, kv_heads, hd, "BF16")
+    cache = 2 * kv * hd * 2  # K and V of one head, bf16 (the query lives in a cache)
+    assert per_head.bytes_moved["dram"] == pytest.approx(16 * cache)
+    assert shared.bytes_moved["dram"] == pytest.approx(kv_heads * cache)
+    ops = rule.convert_ops_per_element.value  # every bf16 K/V element read, per head
+    assert per_head.convert_ops == pytest.approx(ops * 16 * 2 * kv * hd)
+
+
+def test_bad_new_fields_name_the_field():
+    with pytest.raises(InputError, match="attention.execute_as: fp16 is not native"):
+        HOST.with_overrides({"attention.execute_as": "fp16"})
+    with pytest.raises(InputError, match="overheads.matmul_overlap.value"):
+        HOST.with_overrides({"overheads.matmul_overlap": 1.5})
+    with pytest.raises(InputError, match="weight_only.int4.stream_fraction.value"):
+        HOST.with_overrides({"weight_only.int4.stream_fraction": 0.0})
+    with pytest.raises(InputError, match="vector.rate.value"):
+        HOST.with_overrides({"vector.rate": "12 GB/s"})
