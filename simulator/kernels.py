@@ -125,6 +125,8 @@ class ExecPlan:
     a_convert_j: float
     #: share of each level's achievable bandwidth the kernel streams operands at
     stream_fraction: float = 1.0
+    #: per-call overhead of the kernel (the type's `launch`, else the profile's)
+    launch_s: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +150,7 @@ class Hardware:
     vector_energy_per_op_j: object
     matmul_overlap: object = 1.0
     vector_bits: object = 32.0
+    widen_ops: object = 1.0
     _plans: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -197,7 +200,8 @@ class Hardware:
                        vector_ops_per_s=ex(self.vector_ops_per_s),
                        vector_energy_per_op_j=ex(self.vector_energy_per_op_j),
                        matmul_overlap=ex(self.matmul_overlap),
-                       vector_bits=ex(self.vector_bits), _plans={})
+                       vector_bits=ex(self.vector_bits), widen_ops=ex(self.widen_ops),
+                       _plans={})
 
 
 def vector_dtype(profile: HardwareProfile) -> str:
@@ -314,7 +318,10 @@ def as_hardware(profile) -> Hardware:
         vector_ops_per_s=per_profile(lambda p: vec(p, "rate")),
         vector_energy_per_op_j=per_profile(lambda p: vec(p, "e")),
         matmul_overlap=per_profile(lambda p: p.overheads.matmul_overlap_value),
-        vector_bits=per_profile(lambda p: DTYPE_BITS[vector_dtype(p)]))
+        vector_bits=per_profile(lambda p: DTYPE_BITS[vector_dtype(p)]),
+        widen_ops=per_profile(lambda p: p.vector.widen_ops_per_element.value
+                              if p.vector and p.vector.widen_ops_per_element
+                              else DEFAULT_HALF_OPS))
 
 
 # ---- execution dtype -------------------------------------------------------------------
@@ -430,7 +437,8 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
                         energy_per_op_j=spec.energy_per_op_j, w_convert_ops=wc.ops,
                         w_convert_s=wc.s, w_convert_j=wc.j, a_convert_ops=ac.ops,
                         a_convert_s=ac.s, a_convert_j=ac.j,
-                        stream_fraction=spec.stream_fraction_value)
+                        stream_fraction=spec.stream_fraction_value,
+                        launch_s=spec.launch_s or profile.kernel_launch_s)
         candidates.append((plan, wc.steps + ac.steps))
     if weight_only is not None:
         # the dedicated kernel takes the activations as they are and hides the weight
@@ -443,7 +451,9 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
             ops_per_s=weight_only.achievable_ops_per_s, energy_per_op_j=energy,
             w_convert_ops=0.0, w_convert_s=0.0, w_convert_j=0.0, a_convert_ops=0.0,
             a_convert_s=0.0, a_convert_j=0.0,
-            stream_fraction=weight_only.stream_fraction_value), 0))
+            stream_fraction=weight_only.stream_fraction_value,
+            launch_s=weight_only.launch.value if weight_only.launch
+            else profile.kernel_launch_s), 0))
         if weight_only.exclusive:
             return (candidates[-1][0],)
     if not candidates:
@@ -474,7 +484,7 @@ def resolve_exec(profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPl
 
 _PLAN_FIELDS = ("ops_per_s", "energy_per_op_j", "w_convert_ops", "w_convert_s",
                 "w_convert_j", "a_convert_ops", "a_convert_s", "a_convert_j",
-                "stream_fraction")
+                "stream_fraction", "launch_s")
 
 
 def _plan_dict(plan: ExecPlan) -> dict:
@@ -668,13 +678,14 @@ def _finish(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j, c
     """Time: max(t_math, t_memory) + (1 - overlap) min(t_math, t_memory) + t_convert +
     launches, where overlap is the profile's `matmul_overlap` for kernels with matrix
     ops (1 for element-wise ones) and t_memory uses each level's achievable bandwidth
-    times the plan's `stream_fraction` (1 for streaming kernels)."""
+    times the plan's `stream_fraction` (1 for streaming kernels); launches cost the
+    plan's `launch_s` (the profile's kernel_launch for streaming kernels)."""
     t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
     t_memory = 0.0
     fraction = plan.get("stream_fraction", 1.0)
     for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
         t_memory = np.maximum(t_memory, b / (bw * fraction))
-    overhead = n_kernels * hw.launch_s
+    overhead = n_kernels * plan.get("launch_s", hw.launch_s)
     overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
     time_s = np.maximum(t_math, t_memory) + (1.0 - overlap) * np.minimum(t_math, t_memory) \
         + convert_s + overhead
@@ -826,7 +837,8 @@ def _dequant(hw: Hardware, n_elements, fmt, plan: dict, home) -> KernelCost:
     levels = [_through(hw, r_home, j, read) + _through(hw, w_home, j, write)
               for j in range(hw.n_levels)]
     ops = n_elements * plan["w_convert_ops"]
-    return _finish(hw, dict(plan, ops_per_s=1.0, energy_per_op_j=0.0, stream_fraction=1.0),
+    return _finish(hw, dict(plan, ops_per_s=1.0, energy_per_op_j=0.0, stream_fraction=1.0,
+                            launch_s=hw.launch_s),
                    0.0 * read, 0.0 * read,
                    n_elements * plan["w_convert_s"], n_elements * plan["w_convert_j"], ops,
                    levels, 1.0)
@@ -853,9 +865,10 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
 
 def widen_ops(profile, half_elements):
     """Vector ops to move `half_elements` 16-bit float elements into or out of the vector
-    unit's type: DEFAULT_HALF_OPS each where that type is wider than 16 bits, else 0."""
+    unit's type: the profile's `vector.widen_ops_per_element` (default DEFAULT_HALF_OPS)
+    each where that type is wider than 16 bits, else 0."""
     hw = as_hardware(profile)
-    return np.where(np.asarray(hw.vector_bits) > 16, DEFAULT_HALF_OPS, 0.0) \
+    return np.where(np.asarray(hw.vector_bits) > 16, hw.widen_ops, 0.0) \
         * np.asarray(half_elements, dtype=float)
 
 
@@ -903,7 +916,8 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     levels = [_through(hw, r_home, j, read) + _through(hw, w_home, j, write)
               for j in range(hw.n_levels)]
     return _cheapest([
-        _finish(hw, dict(plan, exec_dtype="gather", stream_fraction=1.0), 0.0 * elems,
+        _finish(hw, dict(plan, exec_dtype="gather", stream_fraction=1.0,
+                         launch_s=hw.launch_s), 0.0 * elems,
                 0.0 * elems,
                 elems * plan["w_convert_s"], elems * plan["w_convert_j"],
                 elems * plan["w_convert_ops"], levels, 1.0)
@@ -960,8 +974,11 @@ def _attention_rule(hw: Hardware, kv_dtype, sdt):
         rule = p.attention
         exec_dtype[idx] = rule.execute_as if rule else "none"
         out["ops_per_s"][idx] = out["stream_fraction"][idx] = 1.0
+        out["launch_s"][idx] = p.kernel_launch_s
         if rule is None:
             continue
+        if rule.launch:
+            out["launch_s"][idx] = rule.launch.value
         has[idx], skips[idx], shares[idx] = True, rule.skips_masked, rule.shares_kv
         spec = p.compute[rule.execute_as]
         out["ops_per_s"][idx] = rule.peak.value if rule.peak else spec.achievable_ops_per_s

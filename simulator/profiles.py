@@ -157,6 +157,13 @@ class ComputeSpec(_Strict):
     achievable_fraction: Fraction
     energy_per_op: Energy
     stream_fraction: Fraction | None = None
+    launch: Time | None = None
+
+    @property
+    def launch_s(self) -> float | None:
+        """Per-call overhead of this type's matrix kernels (`launch`; None: the
+        profile's `overheads.kernel_launch`)."""
+        return self.launch.value if self.launch else None
 
     @property
     def peak_ops_per_s(self) -> float:
@@ -203,13 +210,15 @@ class WeightOnlyKernel(_Strict):
     `stream_fraction` of each memory level's achievable bandwidth (1 when absent).
     Energy per op: `energy_per_op`, else the activation type's. `exclusive: true`: the
     engine always dispatches these weights to this kernel (PyTorch does); otherwise it
-    is one more execution option and each kernel takes the fastest."""
+    is one more execution option and each kernel takes the fastest. `launch`: its
+    per-call overhead (default `overheads.kernel_launch`)."""
 
     peak: ComputeRate
     achievable_fraction: Fraction
     stream_fraction: Fraction | None = None
     energy_per_op: Energy | None = None
     exclusive: StrictBool = False
+    launch: Time | None = None
     note: str | None = None
 
     @property
@@ -228,13 +237,14 @@ class AttentionRule(_Strict):
     `convert_ops_per_element` vector ops (at the element-wise rate),
     `skips_masked: false` when causal blocks above the diagonal are computed anyway, and
     `shares_kv: false` when grouped-query heads each read (and convert) the shared K/V
-    head on their own instead of once per group."""
+    head on their own instead of once per group; `launch`: its per-call overhead."""
 
     execute_as: DType
     peak: ComputeRate | None = None
     convert_ops_per_element: Count | None = None
     skips_masked: StrictBool = True
     shares_kv: StrictBool = True
+    launch: Time | None = None
     note: str | None = None
 
 
@@ -242,10 +252,13 @@ class VectorSpec(_Strict):
     """Element-wise (non-matrix) work: norms, activations, softmax, residual adds,
     stand-alone conversions. `rate`: achievable vector ops/s of such kernels when they
     are not memory-bound (a CPU's vector units run them far below its GEMM FMA rate);
-    when the block is absent the vector data type's achievable GEMM rate is used."""
+    when the block is absent the vector data type's achievable GEMM rate is used.
+    `widen_ops_per_element`: vector ops to widen a 16-bit float element into a wider
+    vector type or narrow it back (default: simulator.kernels.DEFAULT_HALF_OPS)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
+    widen_ops_per_element: Count | None = None
 
 
 class MemoryLevel(_Strict):

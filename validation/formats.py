@@ -38,11 +38,11 @@ FORMATS: dict[str, FormatSpec] = {f.name: f for f in (
                "per-channel scales)"),
     FormatSpec("w4a16", f"W4A16-g{GROUP_SIZE}", "bf16", "aten._weight_int4pack_mm_for_cpu "
                f"(weight-only int4, group {GROUP_SIZE}); CUDA: aten._weight_int4pack_mm"),
-    FormatSpec("w8a16-deq", "W8A16", "bf16", "plain PyTorch: int8 -> bf16 * scale, "
-               "then torch.mm (dequantised weight materialised)"),
+    FormatSpec("w8a16-deq", "W8A16", "bf16", "plain PyTorch: int8 -> bf16 * scale into "
+               "a workspace, then torch.mm (dequantised weight materialised)"),
     FormatSpec("w4a16-deq", f"W4A16-g{GROUP_SIZE}", "bf16", "plain PyTorch: unpack "
-               "nibbles (& 15, >> 4, cat), to bf16, * scale + zero per group, then "
-               "torch.mm"),
+               "nibbles (& 15, >> 4, cat), to bf16, * scale + zero per group into a "
+               "workspace, then torch.mm"),
     FormatSpec("ternary", "W1.58A16", "bf16", "plain PyTorch: 2-bit codes packed 4 per "
                "byte, unpacked (shift, mask, -1, * scale) to bf16, then torch.mm"),
 )}
@@ -68,13 +68,15 @@ class Linear:
                           and fmt != "fp32" else torch.float32)
         build: Callable = getattr(self, "_build_" + fmt.replace("-", "_"))
         self.t: dict = {}  # the format's tensors (weights, scales, constants)
+        self.ws: dict = {}  # workspace for dequantised weights, shared by copies
         self._forward = build(torch, w)
 
     def __call__(self, x):
         return self._forward(x, self.t)
 
     def copy(self) -> Linear:
-        """The same layer in new memory (tensors cloned, nothing re-quantised)."""
+        """The same layer in new memory (tensors cloned, nothing re-quantised); the
+        workspace is shared, as an engine keeps one for all its layers."""
         other = object.__new__(Linear)
         other.__dict__.update(self.__dict__)
         other.t = {k: v.clone() for k, v in self.t.items()}
@@ -162,8 +164,15 @@ class Linear:
         q, scale = self._per_channel_int8(torch, w)
         self.t["q"], self.t["scale"] = q, scale.to(torch.bfloat16)[:, None]
         self.weight_bytes = q.numel() + scale.numel() * 2
-        return lambda x, t: torch.nn.functional.linear(
-            x, t["q"].to(torch.bfloat16) * t["scale"])
+        wd = self.ws["wd"] = torch.empty(q.shape, dtype=torch.bfloat16, device=self.device)
+
+        def forward(x, t):
+            # dequantised into a workspace allocated once, as an engine does (PyTorch's
+            # CPU allocator would otherwise hand back pages that fault again)
+            wd.copy_(t["q"])  # int8 -> bf16
+            torch.mul(wd, t["scale"], out=wd)
+            return torch.nn.functional.linear(x, wd)
+        return forward
 
     def _build_w4a16_deq(self, torch, w):
         n, k = w.shape
@@ -174,14 +183,25 @@ class Linear:
         t["zero"] = (zero - 8 * scale).to(torch.bfloat16)[..., None]
         t["scale"] = scale.to(torch.bfloat16)[..., None]
         self.weight_bytes = t["packed"].numel() + 2 * t["scale"].numel() * 2
+        ws, dev = self.ws, self.device
+        ws["lo"], ws["hi"] = (torch.empty(n, half, dtype=torch.uint8, device=dev)
+                              for _ in range(2))
+        ws["codes"] = torch.empty(n, k, dtype=torch.uint8, device=dev)
+        groups = (n, k // GROUP_SIZE, GROUP_SIZE)
+        ws["wq"], ws["wd"] = (torch.empty(groups, dtype=torch.bfloat16, device=dev)
+                              for _ in range(2))
 
         def forward(x, t):
-            # whole-tensor (vectorised) ops: a broadcast shift over a trailing axis of 2,
-            # or interleaving with stack(dim=-1), runs PyTorch's scalar loop (~25x slower)
-            codes = torch.cat((t["packed"] & 15, t["packed"] >> 4), dim=1)  # (N, K)
-            wq = codes.reshape(n, k // GROUP_SIZE, GROUP_SIZE).to(torch.bfloat16)
-            wd = (wq * t["scale"] + t["zero"]).reshape(n, k)
-            return torch.nn.functional.linear(x, wd)
+            # whole-tensor (vectorised) ops into a workspace allocated once, as an engine
+            # does: a broadcast shift over a trailing axis of 2, or interleaving with
+            # stack(dim=-1), runs PyTorch's scalar loop (~25x slower per element)
+            torch.bitwise_and(t["packed"], 15, out=ws["lo"])
+            torch.bitwise_right_shift(t["packed"], 4, out=ws["hi"])
+            torch.cat((ws["lo"], ws["hi"]), dim=1, out=ws["codes"])  # (N, K)
+            ws["wq"].copy_(ws["codes"].view(groups))  # uint8 -> bf16
+            torch.mul(ws["wq"], t["scale"], out=ws["wd"])
+            torch.add(ws["wd"], t["zero"], out=ws["wd"])
+            return torch.nn.functional.linear(x, ws["wd"].view(n, k))
         return forward
 
     def _build_ternary(self, torch, w):

@@ -151,44 +151,11 @@ def measure_gemm_peaks(device: str, shapes: dict[str, list[tuple[int, int, int]]
     return pd.DataFrame(rows)
 
 
-def gemv_stream_shapes(llc_bytes: float) -> dict[str, tuple[int, int, int]]:
-    """One-token matmuls (1, n, k) per dtype whose weight is >= 4x the last cache level."""
-    k = 4096
-    shapes = {}
-    for dtype, size in (("fp32", 4), ("bf16", 2), ("int8", 1)):
-        n = max(1024, int(4 * llc_bytes / (k * size)) // 1024 * 1024)
-        shapes[dtype] = (1, n, k)
-    return shapes
-
-
-def measure_gemv_streams(device: str, shapes: dict[str, tuple[int, int, int]],
-                         settings: BenchSettings) -> pd.DataFrame:
-    """Weight-streaming rate of one-token matmuls: weight bytes / time (op "gemv_<dtype>");
-    int8 is `torch._int_mm` (the W8A8 kernel), the float types `linear`."""
-    torch = load_torch()
-    torch.manual_seed(0)
-    rows = []
-    for dtype, (m, n, k) in shapes.items():
-        if dtype == "int8":
-            w = torch.randint(-127, 128, (k, n), dtype=torch.int8, device=device)
-            x = torch.randint(-127, 128, (m, k), dtype=torch.int8, device=device)
-            fn = (lambda w=w, x=x: torch._int_mm(x, w))
-        else:
-            tdt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-            w = torch.randn(n, k, device=device, dtype=tdt)
-            x = torch.randn(m, k, device=device, dtype=tdt)
-            fn = (lambda w=w, x=x: torch.nn.functional.linear(x, w))
-        try:
-            t, best_threads = time_best_of_threads(fn, settings, device)
-        except RuntimeError:
-            continue  # no kernel for this type here: its stream fraction stays
-        moved = w.numel() * w.element_size()
-        rows.append({"op": f"gemv_{dtype}", "buffer_bytes": moved, "bytes_moved": moved,
-                     "time_s": t.median_s, "best_s": t.best_s,
-                     "best_threads": best_threads, "spread": t.spread,
-                     "bandwidth_bytes_per_s": moved / t.best_s})
-        del w
-    return pd.DataFrame(rows)
+#: one-token matmuls (n, k) whose weight-streaming rate gives each type's
+#: stream_fraction, pooled (kernel rates vary +-20% with the shape; a spread of layer-like
+#: shapes, none among the held-out ones); formats: fp32, bf16, and w8a8 for int8
+STREAM_SHAPES = ((4096, 1024), (1536, 4096), (8192, 2048))
+STREAM_FORMATS = {"fp32": "fp32", "bf16": "bf16", "int8": "w8a8"}
 
 
 #: packed weight formats whose run-time dequantisation is calibrated, and the profile
@@ -201,6 +168,13 @@ WEIGHT_ONLY_FORMATS = {"w8a16": "int8", "w4a16": "int4"}
 WEIGHT_ONLY_PEAK_ROWS = 128
 #: the bf16 matmul whose streaming / math overlap is calibrated (m, n, k)
 OVERLAP_SHAPE = (64, 4096, 2048)
+#: the one-token matmul whose time is each matrix kernel's per-call overhead (n, k),
+#: per format, and the profile entry it sets; and the attention case for the rule's
+LAUNCH_SHAPE = (128, 128)
+LAUNCH_FORMATS = {"fp32": ("compute", "fp32"), "bf16": ("compute", "bf16"),
+                  "w8a8": ("compute", "int8"), "w8a16": ("weight_only", "int8"),
+                  "w4a16": ("weight_only", "int4")}
+LAUNCH_ATTENTION = ("decode", "fp32", 1, 4, 1, 16, 64)
 #: attention calibration cases (phase, dtype, batch, heads, q_len, kv_len, head_dim):
 #: the fp32 prefill gives the rule's peak, the bf16 decode its conversion ops
 ATTENTION_CASES = (("prefill", "fp32", 1, 8, 384, 384, 64),

@@ -47,6 +47,8 @@ class ValidationPlan:
     model_cases: tuple[ModelCase, ...]
     #: weights and KV caches rotate over copies totalling this many bytes (main memory)
     cold_bytes: float
+    #: passes over the kernel cases, each case keeping its fastest (measure_cases)
+    rounds: int = 2
 
 
 def _matmuls(shapes, formats=tuple(FORMATS)) -> tuple[KernelCase, ...]:
@@ -106,7 +108,7 @@ def smoke_plan() -> ValidationPlan:
         TINY_MODEL,
         (ModelCase("decode", "fp32", 1, 16), ModelCase("decode", "w4a16", 1, 16),
          ModelCase("prefill", "bf16", 1, 16)),
-        cold_bytes=0.0)
+        cold_bytes=0.0, rounds=1)
 
 
 PLANS = {"quick": quick_plan, "full": full_plan, "smoke": smoke_plan}
@@ -117,9 +119,10 @@ def calibration_shapes(quick: bool) -> set[tuple[int, int, int]]:
     gemms = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
     shapes = {s for shapes in gemms.values() for s in shapes}
     n, k = microbench.dequant_shape(quick)
-    gemv = set(microbench.gemv_stream_shapes(32 * 2**20).values())  # common LLC sizes
-    gemv |= set(microbench.gemv_stream_shapes(16 * 2**20).values())
-    return shapes | {(1, n, k)} | gemv
+    rows = microbench.WEIGHT_ONLY_PEAK_ROWS
+    others = {(1, nn, kk) for nn, kk in microbench.STREAM_SHAPES} | {
+        microbench.OVERLAP_SHAPE, (rows, n, k)}
+    return shapes | {(1, n, k)} | others
 
 
 def assert_held_out(plan: ValidationPlan) -> None:

@@ -115,7 +115,8 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
         torch.manual_seed(0)
         measured, more = measure_cases(
             cases, dev, plan.settings, cold_bytes=plan.cold_bytes or None,
-            model_factory=lambda fmt: TinyTransformer(shape, fmt, dev), progress=say)
+            model_factory=lambda fmt: TinyTransformer(shape, fmt, dev), progress=say,
+            rounds=plan.rounds)
         skips += more
     else:
         measured = pd.DataFrame(columns=["name", "measured_s", "spread", "iqr_rel"])

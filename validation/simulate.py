@@ -37,7 +37,7 @@ _BITS = {"fp32": 32.0, "bf16": 16.0}
 #: per 32-bit lane); a conversion into a float type is 1 op, narrowing to bf16 another.
 #: The first pass reads the packed weight from main memory.
 PASSES = {
-    # q.to(bf16): int8 -> fp32 -> bf16; * scale (per row, broadcast)
+    # workspace.copy_(q): int8 -> fp32 -> bf16; * scale (per row, broadcast), in place
     "w8a16-deq": ((1.0, 2.0, 1.0, 1.0, 1.0), (2.0, 2.0, 1.0, 2.0, 1.0)),
     # packed & 15, packed >> 4 (on N x K/2 bytes), cat, to(bf16), * scale, + zero
     "w4a16-deq": ((1.0, 1.0, 0.25, 0.0, 0.5), (1.0, 1.0, 0.25, 0.0, 0.5),
