@@ -127,6 +127,8 @@ class ExecPlan:
     stream_fraction: float = 1.0
     #: per-call overhead of the kernel (the type's `launch`, else the profile's)
     launch_s: float = 0.0
+    #: time per weight row (output feature) per call (the weight type's `row_time`)
+    row_s: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -416,8 +418,13 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
             raise InputError(f"profile {profile.name} cannot run {dtype}: not native "
                              f"(native: {', '.join(profile.compute)}), no fallback rule "
                              "and no wider native type")
+    # streaming efficiency and per-call overhead belong to the weights' type where it is
+    # native (the kernel reading them), whatever the math runs in; else to the
+    # execution type
+    weight_spec = profile.compute.get(w_dtype)
     candidates = []
     for y, spec in profile.compute.items():
+        stream_fraction = (weight_spec or spec).stream_fraction_value
         wc = w_reach.get(y)
         ac = a_reach.get(y)
         if wc is not None and ac is None and y in WEIGHT_ENGINES:
@@ -437,8 +444,9 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
                         energy_per_op_j=spec.energy_per_op_j, w_convert_ops=wc.ops,
                         w_convert_s=wc.s, w_convert_j=wc.j, a_convert_ops=ac.ops,
                         a_convert_s=ac.s, a_convert_j=ac.j,
-                        stream_fraction=spec.stream_fraction_value,
-                        launch_s=spec.launch_s or profile.kernel_launch_s)
+                        stream_fraction=stream_fraction,
+                        launch_s=(weight_spec or spec).launch_s or profile.kernel_launch_s,
+                        row_s=(weight_spec or spec).row_time_s)
         candidates.append((plan, wc.steps + ac.steps))
     if weight_only is not None:
         # the dedicated kernel takes the activations as they are and hides the weight
@@ -484,7 +492,7 @@ def resolve_exec(profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPl
 
 _PLAN_FIELDS = ("ops_per_s", "energy_per_op_j", "w_convert_ops", "w_convert_s",
                 "w_convert_j", "a_convert_ops", "a_convert_s", "a_convert_j",
-                "stream_fraction", "launch_s")
+                "stream_fraction", "launch_s", "row_s")
 
 
 def _plan_dict(plan: ExecPlan) -> dict:
@@ -674,18 +682,19 @@ class KernelCost:
 
 
 def _finish(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j, convert_ops,
-            bytes_by_level: Sequence, n_kernels) -> KernelCost:
+            bytes_by_level: Sequence, n_kernels, fixed_s=0.0) -> KernelCost:
     """Time: max(t_math, t_memory) + (1 - overlap) min(t_math, t_memory) + t_convert +
     launches, where overlap is the profile's `matmul_overlap` for kernels with matrix
     ops (1 for element-wise ones) and t_memory uses each level's achievable bandwidth
     times the plan's `stream_fraction` (1 for streaming kernels); launches cost the
-    plan's `launch_s` (the profile's kernel_launch for streaming kernels)."""
+    plan's `launch_s` (the profile's kernel_launch for streaming kernels); `fixed_s` is
+    further per-call time outside the roofline (a GEMV's per-row reductions)."""
     t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
     t_memory = 0.0
     fraction = plan.get("stream_fraction", 1.0)
     for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
         t_memory = np.maximum(t_memory, b / (bw * fraction))
-    overhead = n_kernels * plan.get("launch_s", hw.launch_s)
+    overhead = n_kernels * plan.get("launch_s", hw.launch_s) + fixed_s
     overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
     time_s = np.maximum(t_math, t_memory) + (1.0 - overlap) * np.minimum(t_math, t_memory) \
         + convert_s + overhead
@@ -796,7 +805,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]
         conv_j = w_elems * plan["w_convert_j"] + a_elems * plan["a_convert_j"]
         return _finish(hw, plan, 2.0 * m * n * k, 0.0 * m * n, conv_s, conv_j, conv_ops,
-                       levels, 1.0)
+                       levels, 1.0, fixed_s=n * plan["row_s"])
 
     options = _plan_options(hw, w_dtype, a_dtype)
     if fused_dequant:
@@ -979,6 +988,8 @@ def _attention_rule(hw: Hardware, kv_dtype, sdt):
             continue
         if rule.launch:
             out["launch_s"][idx] = rule.launch.value
+        if rule.stream_fraction:
+            out["stream_fraction"][idx] = rule.stream_fraction.value
         has[idx], skips[idx], shares[idx] = True, rule.skips_masked, rule.shares_kv
         spec = p.compute[rule.execute_as]
         out["ops_per_s"][idx] = rule.peak.value if rule.peak else spec.achievable_ops_per_s

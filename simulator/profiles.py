@@ -158,11 +158,19 @@ class ComputeSpec(_Strict):
     energy_per_op: Energy
     stream_fraction: Fraction | None = None
     launch: Time | None = None
+    row_time: Time | None = None
+
+    @property
+    def row_time_s(self) -> float:
+        """Time per weight row (output feature) per call of the matrix kernels reading
+        weights of this type, beyond streaming it: a GEMV's horizontal reduction and
+        store (`row_time`; 0 when absent)."""
+        return self.row_time.value if self.row_time else 0.0
 
     @property
     def launch_s(self) -> float | None:
-        """Per-call overhead of this type's matrix kernels (`launch`; None: the
-        profile's `overheads.kernel_launch`)."""
+        """Per-call overhead of the matrix kernels reading weights of this type
+        (`launch`; None: the profile's `overheads.kernel_launch`)."""
         return self.launch.value if self.launch else None
 
     @property
@@ -171,8 +179,9 @@ class ComputeSpec(_Strict):
 
     @property
     def stream_fraction_value(self) -> float:
-        """Share of each memory level's achievable bandwidth that matrix kernels in this
-        type reach when streaming operands (`stream_fraction`; 1 when absent)."""
+        """Share of each memory level's achievable bandwidth that matrix kernels reach
+        when streaming weights of this type, whatever type their math runs in
+        (`stream_fraction`; 1 when absent)."""
         return self.stream_fraction.value if self.stream_fraction else 1.0
 
     @property
@@ -237,13 +246,16 @@ class AttentionRule(_Strict):
     `convert_ops_per_element` vector ops (at the element-wise rate),
     `skips_masked: false` when causal blocks above the diagonal are computed anyway, and
     `shares_kv: false` when grouped-query heads each read (and convert) the shared K/V
-    head on their own instead of once per group; `launch`: its per-call overhead."""
+    head on their own instead of once per group; `stream_fraction`: the share of each
+    level's bandwidth it streams K/V at (1 when absent); `launch`: its per-call
+    overhead."""
 
     execute_as: DType
     peak: ComputeRate | None = None
     convert_ops_per_element: Count | None = None
     skips_masked: StrictBool = True
     shares_kv: StrictBool = True
+    stream_fraction: Fraction | None = None
     launch: Time | None = None
     note: str | None = None
 

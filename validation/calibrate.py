@@ -388,11 +388,11 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
 
 #: element-wise kernels (in cache, not among the held-out shapes) the vector rate is
 #: fitted to: (kind, op, dtype, rows, cols)
-VECTOR_CASES = (("elementwise", "silu", "fp32", 384, 1024),
-                ("elementwise", "gelu", "fp32", 384, 1024),
-                ("norm", "layer_norm", "fp32", 384, 1024),
-                ("elementwise", "silu", "bf16", 384, 1024),
-                ("norm", "layer_norm", "bf16", 384, 1024))
+VECTOR_CASES = (("elementwise", "silu", "fp32", 768, 1024),
+                ("elementwise", "gelu", "fp32", 768, 1024),
+                ("norm", "layer_norm", "fp32", 768, 1024),
+                ("elementwise", "silu", "bf16", 768, 1024),
+                ("norm", "layer_norm", "bf16", 768, 1024))
 
 
 #: calibration cases are timed in this many rounds over the whole list, keeping each
@@ -474,9 +474,11 @@ def _solve(doc: dict, setter, case, measured_s: float, x1: float, x2: float) -> 
 
 
 def _fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
-    """compute.<dtype>.stream_fraction solved so that the simulator's total time of the
-    one-token matmuls on STREAM_SHAPES (weights streamed from main memory; the W8A8
-    kernel `torch._int_mm` for int8) equals the measured total."""
+    """compute.<dtype>.stream_fraction and .row_time: with x = 1 / fraction and y = time
+    per weight row the simulated time of each one-token matmul on STREAM_SHAPES (weights
+    streamed from main memory; the W8A8 kernel `torch._int_mm` for int8) is linear,
+    t_i = a_i + b_i x + c_i y; (x, y) minimise the squared relative errors (y >= 0: a
+    per-row cost is kept only where the shapes' different row lengths show one)."""
     dram = profile_from_mapping(doc, "calibration").main_memory
     for dtype, fmt in microbench.STREAM_FORMATS.items():
         rows = matmuls[(matmuls["purpose"] == "stream") & (matmuls["format"] == fmt)]
@@ -485,20 +487,44 @@ def _fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
             continue
         cases = [matmul_case(fmt, int(r.m), int(r.n), int(r.k)) for r in rows.itertuples()]
 
-        def set_inverse(trial, x, dtype=dtype):
-            trial["compute"][dtype]["stream_fraction"] = {"value": min(1.0, 1.0 / x),
-                                                          "assumed": "calibration trial"}
-        inv = _solve(doc, set_inverse, cases, float(rows["best_s"].sum()), 1.5, 3.0)
-        if not (inv == inv and inv > 0):
+        def hw_at(x: float, y: float, dtype=dtype):
+            trial = copy.deepcopy(doc)
+            spec = trial["compute"][dtype]
+            spec["stream_fraction"] = {"value": min(1.0, 1.0 / x), "assumed": "trial"}
+            if y > 0:
+                spec["row_time"] = {"value": f"{y * 1e9:.8g} ns", "assumed": "trial"}
+            else:
+                spec.pop("row_time", None)
+            return as_hardware(profile_from_mapping(trial, "trial"))
+        x0, y0 = 2.0, 50e-9
+        base, more_x, more_y = hw_at(x0, 0.0), hw_at(2 * x0, 0.0), hw_at(x0, y0)
+        design, target = [], []
+        for case, r in zip(cases, rows.itertuples()):
+            t0, tx, ty = (simulate_kernel(case, hw) for hw in (base, more_x, more_y))
+            b, c = (tx - t0) / x0, (ty - t0) / y0
+            a, m = t0 - b * x0, float(r.best_s)
+            design.append((b / m, c / m))
+            target.append((m - a) / m)
+        A, y_rel = np.array(design), np.array(target)
+        (x, y), *_ = np.linalg.lstsq(A, y_rel, rcond=None)
+        x, y = float(x), float(y)
+        if y < 1e-11 or len(cases) < 2:  # under 0.01 ns per row: none
+            y = 0.0
+            x = float(A[:, 0] @ y_rel / (A[:, 0] @ A[:, 0]))
+        if not x > 0:
             continue
         kernel = "torch._int_mm" if dtype == "int8" else "torch.nn.functional.linear"
         each = ", ".join(f"{c.name} {r.best_s * 1e6:.4g} us"
                          for c, r in zip(cases, rows.itertuples()))
-        doc["compute"][dtype]["stream_fraction"] = {
-            "value": round(min(1.0, 1.0 / inv), 4),
-            "measured": f"solved so that the simulator's total time of the one-token "
-                        f"{kernel} matmuls {each} (weights streamed from {dram.name}) equals "
-                        f"the measured total; {stamp}"}
+        how = (f"fitted (least squares of the relative error, with the per-row time) so that "
+               f"the simulator's times of the one-token {kernel} matmuls {each} (weights "
+               f"streamed from {dram.name}) match; {stamp}")
+        spec = doc["compute"][dtype]
+        spec["stream_fraction"] = {"value": round(min(1.0, 1.0 / x), 4), "measured": how}
+        if y > 0:
+            spec["row_time"] = {"value": f"{y * 1e9:.4g} ns", "measured": how}
+        else:
+            spec.pop("row_time", None)
 
 
 def _row(matmuls: pd.DataFrame, purpose: str, fmt: str):
@@ -610,8 +636,9 @@ def _fit_launches(doc: dict, launches: pd.DataFrame, stamp: str, notes: list[str
 
 
 def _fit_attention(doc: dict, attention: pd.DataFrame, stamp: str, notes: list[str]) -> None:
-    """attention.peak from the fp32 prefill, then attention.convert_ops_per_element from
-    the bf16 decode (ATTENTION_CASES), each solved through the simulator."""
+    """attention.peak from the fp32 prefill, attention.stream_fraction from the fp32
+    decode, then attention.convert_ops_per_element from the bf16 decode
+    (ATTENTION_CASES, in that order), each solved through the simulator."""
     rule = doc.get("attention")
     if rule is None:
         return
@@ -621,7 +648,17 @@ def _fit_attention(doc: dict, attention: pd.DataFrame, stamp: str, notes: list[s
         how = (f"solved so that the simulator's attention_cost of {case.name} (PyTorch "
                f"scaled_dot_product_attention) equals the measured {row.best_s * 1e6:.4g} us;"
                f" {stamp}")
-        if row.phase == "prefill":
+        if row.phase == "decode" and row.dtype == rule["execute_as"]:
+            def set_inverse(trial, x):
+                trial["attention"]["stream_fraction"] = {"value": min(1.0, 1.0 / x),
+                                                         "assumed": "calibration trial"}
+            x = _solve(doc, set_inverse, case, float(row.best_s), 1.5, 3.0)
+            if x == x and x > 0:
+                rule["stream_fraction"] = {"value": round(min(1.0, 1.0 / x), 4),
+                                           "measured": how}
+            else:
+                notes.append(f"attention stream fraction not solvable from {case.name}")
+        elif row.phase == "prefill":
             rate = profile_from_mapping(doc, "calibration").achievable_ops_per_s(
                 rule["execute_as"])
 

@@ -176,8 +176,10 @@ LAUNCH_FORMATS = {"fp32": ("compute", "fp32"), "bf16": ("compute", "bf16"),
                   "w4a16": ("weight_only", "int4")}
 LAUNCH_ATTENTION = ("decode", "fp32", 1, 4, 1, 16, 64)
 #: attention calibration cases (phase, dtype, batch, heads, q_len, kv_len, head_dim):
-#: the fp32 prefill gives the rule's peak, the bf16 decode its conversion ops
+#: the fp32 prefill gives the rule's peak, the fp32 decode (K/V streamed from main
+#: memory) its stream fraction, the bf16 decode its conversion ops
 ATTENTION_CASES = (("prefill", "fp32", 1, 8, 384, 384, 64),
+                   ("decode", "fp32", 2, 8, 1, 4096, 64),
                    ("decode", "bf16", 2, 8, 1, 2048, 64))
 
 
