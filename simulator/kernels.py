@@ -27,11 +27,18 @@ Model (one kernel):
   itself, each staged byte being consumed once, as wgmma reads operands from shared
   memory): weights are re-read max(1, m/tm) times, activations max(1, n/tn) times. When
   the whole problem fits, traffic is compulsory (each operand once).
-* Time: t = max(t_math, max_j bytes_j / achievable_bw_j) + t_convert
-  + kernels * kernel_launch_s, with t_math = matrix ops / achievable(exec dtype) + vector
-  ops / achievable(vector dtype) (the engines share the SMs' issue slots; memory
-  transfers overlap with math) and t_convert = conversion ops / achievable(convert
-  dtype). Conversion is not hidden behind the memory stream: dequantising a tile sits
+* Time: t = max(t_math, t_mem) + (1 - overlap) min(t_math, t_mem) + t_convert
+  + kernels * launch + n * row_time, with t_math = matrix ops / achievable(exec dtype)
+  + vector ops / vector rate (the engines share the SMs' issue slots), t_mem =
+  max_j bytes_j / (achievable_bw_j * stream_fraction) and t_convert = conversion ops /
+  achievable(convert dtype). The optional profile fields default to the roofline:
+  `overheads.matmul_overlap` 1 (memory transfers hidden under math; CPU BLAS adds them),
+  `compute.<weight type>.stream_fraction` 1 (a CPU's one-token matmuls stream weights at
+  a fraction of its STREAM bandwidth), `compute.<weight type>.launch` and `.row_time`
+  (per-call overhead; a GEMV's per-output-row reduction), `vector.rate` (element-wise
+  work; default the vector dtype's GEMM rate), `weight_only` (dedicated packed-weight
+  kernels) and `attention` (how the attention kernel runs when it differs from the
+  GEMMs); docs/validation.md says what measured each on the CPU host. Conversion is not hidden behind the memory stream: dequantising a tile sits
   between its arrival and its use. This is what weight-only kernels measure: on an
   A100-80GB gpt-fast decodes Llama-2-7B at 104.9 (bf16), 155.6 (int8) and 196.8 (int4
   g32) tokens/s (pytorch-labs/gpt-fast README), well below the memory roof of the

@@ -21,8 +21,8 @@ def template() -> dict:
     return load_yaml_mapping(template_path(), what="template")
 
 
-def _time(doc: dict, case) -> float:
-    return simulate_kernel(case, as_hardware(profile_from_mapping(doc, "truth")))
+def _time(doc: dict, case, hot: bool = False) -> float:
+    return simulate_kernel(case, as_hardware(profile_from_mapping(doc, "truth")), hot)
 
 
 def test_stream_fractions_and_row_times_recovered_from_one_token_matmuls(template):
@@ -77,9 +77,9 @@ def test_overlap_and_launches_recovered(template):
     truth["attention"]["launch"] = {"value": "3 us", "assumed": "truth"}
     launches = pd.DataFrame(
         [{"case": "bf16", "format": "bf16", "error": "",
-          "best_s": _time(truth, matmul_case("bf16", 1, *microbench.LAUNCH_SHAPE))},
+          "best_s": _time(truth, matmul_case("bf16", 1, *microbench.LAUNCH_SHAPE), True)},
          {"case": "attention", "format": "attention", "error": "",
-          "best_s": _time(truth, attention_case(*microbench.LAUNCH_ATTENTION))}])
+          "best_s": _time(truth, attention_case(*microbench.LAUNCH_ATTENTION), True)}])
     calibrate._fit_launches(template, launches, "now", [])
     m, n, k = microbench.OVERLAP_SHAPE
     rows = pd.DataFrame([{"purpose": "overlap", "format": "bf16", "m": m, "n": n, "k": k,

@@ -456,17 +456,18 @@ def _measure_matmuls(device: str, settings: BenchSettings, n: int, k: int,
                          for row, (purpose, fmt, (m, nn, kk)) in zip(rows, specs)])
 
 
-def _solve(doc: dict, setter, case, measured_s: float, x1: float, x2: float) -> float:
+def _solve(doc: dict, setter, case, measured_s: float, x1: float, x2: float,
+           hot: bool = False) -> float:
     """x with simulate(case) = measured_s on `doc` (a case or a list of cases, summed)
     where setter(trial_doc, x) sets the unknown and the simulated time is linear in x
-    between the trials x1, x2."""
+    between the trials x1, x2 (`hot`: simulate_kernel's)."""
     cases = case if isinstance(case, list) else [case]
 
     def simulated(x: float) -> float:
         trial = copy.deepcopy(doc)
         setter(trial, x)
         hw = as_hardware(profile_from_mapping(trial, "trial"))
-        return sum(simulate_kernel(c, hw) for c in cases)
+        return sum(simulate_kernel(c, hw, hot) for c in cases)
     t1, t2 = simulated(x1), simulated(x2)
     if t2 == t1:
         return float("nan")
@@ -603,8 +604,9 @@ def _fit_weight_only(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[s
 def _fit_launches(doc: dict, launches: pd.DataFrame, stamp: str, notes: list[str]) -> None:
     """Per-call overhead of each matrix kernel (compute.<type>.launch,
     weight_only.<type>.launch) and of attention (attention.launch): solved so that the
-    simulator's time of a tiny call (LAUNCH_SHAPE, LAUNCH_ATTENTION) equals the
-    measured one (its math and traffic take well under a microsecond)."""
+    simulator's time of a tiny call (LAUNCH_SHAPE, LAUNCH_ATTENTION; its operands in the
+    nearest cache level, as the call repeats on the same tensors) equals the measured
+    one (its math and traffic take well under a microsecond)."""
     for row in launches.itertuples():
         if row.best_s != row.best_s:
             notes.append(f"per-call overhead of {row.case} not measured ({row.error})")
@@ -625,7 +627,7 @@ def _fit_launches(doc: dict, launches: pd.DataFrame, stamp: str, notes: list[str
                       trial[microbench.LAUNCH_FORMATS[path[0]][0]][
                           microbench.LAUNCH_FORMATS[path[0]][1]])
             target["launch"] = {"value": f"{x * 1e6:.8g} us", "assumed": "trial"}
-        x = _solve(doc, set_launch, case, float(row.best_s), 1e-6, 2e-6)
+        x = _solve(doc, set_launch, case, float(row.best_s), 1e-6, 2e-6, hot=True)
         if not (x == x and x > 0):
             notes.append(f"per-call overhead of {case.name} not solvable; default kept")
             continue

@@ -55,21 +55,25 @@ def model_quant(fmt: str) -> str:
     return f"{quant}@embedding=W16A16"
 
 
-def simulate_kernel(case: KernelCase, hw: sk.Hardware) -> float:
-    """Simulated seconds of one kernel case."""
-    return float(kernel_cost(case, hw).time_s)
+def simulate_kernel(case: KernelCase, hw: sk.Hardware, hot: bool = False) -> float:
+    """Simulated seconds of one kernel case (`hot`: see `kernel_cost`)."""
+    return float(kernel_cost(case, hw, hot).time_s)
 
 
-def kernel_cost(case: KernelCase, hw: sk.Hardware) -> sk.KernelCost:
-    """The simulator's KernelCost of one kernel case."""
+def kernel_cost(case: KernelCase, hw: sk.Hardware, hot: bool = False) -> sk.KernelCost:
+    """The simulator's KernelCost of one kernel case. `hot`: the weights / KV cache sit
+    in the nearest level (a tiny case called over and over), else in main memory (the
+    harness rotates copies larger than the caches)."""
     d = case.dims
+    home = 0 if hot else None
     if case.kind in ("gemm", "gemv"):
         quant = FORMATS[case.fmt].quant
         if case.fmt == "w8a8":
-            return sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant, out_bits=32.0)
+            return sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant, out_bits=32.0,
+                                weight_home=home)
         if case.fmt in PASSES:
             return _dequant_then_matmul(hw, case.fmt, d["m"], d["n"], d["k"])
-        return sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant,
+        return sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant, weight_home=home,
                             fused_dequant=case.fmt not in UNFUSED)
     quant = "FP32" if case.fmt == "fp32" else "BF16"
     bits = _BITS[case.fmt]
@@ -77,7 +81,7 @@ def kernel_cost(case: KernelCase, hw: sk.Hardware) -> sk.KernelCost:
         decode = case.kind == "attention_decode"
         return sk.attention_cost(hw, d["batch"], d["q_len"], d["kv_len"], d["heads"],
                                  d["heads"], d["head_dim"], quant, kv_from_cache=decode,
-                                 causal=not decode)
+                                 causal=not decode, kv_home=home)
     rows, cols = d["rows"], d["cols"]
     elems = rows * cols
     half = elems if bits == 16 else 0.0
