@@ -133,15 +133,26 @@ def _dequant_then_matmul(hw: sk.Hardware, fmt: str, m: int, n: int, k: int
     return cost + sk.gemm_cost(hw, m, n, k, "BF16", weight_home=home)
 
 
-def simulate_model(case: ModelCase, hw: sk.Hardware, model: TransformerConfig):
+def simulate_model(case: ModelCase, hw: sk.Hardware, model: TransformerConfig) -> float:
+    """Seconds of the PyTorch transformer's pass: `decode_step_cost` / `prefill_cost`,
+    with the simulator's fused RMSNorms replaced by PyTorch's composite rms_norm (as the
+    rms_norm kernel case: 2 per layer over the new tokens, 1 over the last token)."""
     quant = model_quant(case.fmt)
     fused = case.fmt not in UNFUSED
     if case.phase == "decode":
         cost = decode_step_cost(hw, model, quant, case.batch, case.length,
                                 fused_dequant=fused)
+        rows = case.batch
     else:
         cost = prefill_cost(hw, model, quant, case.batch, case.length, fused_dequant=fused)
-    return cost
+        rows = case.batch * case.length
+    ops = cost.ops
+    fused_norms = float(ops.loc[ops["op"].str.endswith("_norm"), "time_s"].sum())
+    bits = 32.0 if FORMATS[case.fmt].act_dtype == "fp32" else 16.0
+    width = int(model.d_model)
+    composite = (2 * int(model.n_layers) * _composite_rms_norm(hw, rows, width, bits).time_s
+                 + _composite_rms_norm(hw, case.batch, width, bits).time_s)
+    return float(cost.time_s) - fused_norms + float(composite)
 
 
 def simulate_cases(cases, profile, model: TransformerConfig) -> dict[str, tuple[float, str]]:
@@ -151,7 +162,7 @@ def simulate_cases(cases, profile, model: TransformerConfig) -> dict[str, tuple[
     out = {}
     for case in cases:
         if isinstance(case, ModelCase):
-            out[case.name] = (float(simulate_model(case, hw, model).time_s), "model")
+            out[case.name] = (simulate_model(case, hw, model), "model")
         else:
             cost = kernel_cost(case, hw)
             out[case.name] = (float(cost.time_s), str(cost.bound))
