@@ -10,8 +10,11 @@ calibrated profile is derived from can be written out and inspected.
   cache level;
 - GEMMs: large square-ish products per data type (fp32, bf16, int8 via `torch._int_mm`);
 - tiny ops: one-element add / sum / 1x1 matmul, whose time is the per-call overhead;
-- dequantisation: the weight-only packed kernels (int8, int4) and the run-time ternary
-  unpack at one token on a large weight, as seconds per weight.
+- dequantisation: the run-time ternary unpack at one token on a large weight, as
+  seconds per weight;
+- the shapes of the matmul, element-wise and attention cases `validation.calibrate`
+  times through `validation.kernels.build_case` and solves profile fields from
+  (STREAM_SHAPES, OVERLAP_SHAPE, WEIGHT_ONLY_PEAK_ROWS, LAUNCH_SHAPE, ATTENTION_CASES).
 """
 from __future__ import annotations
 
