@@ -16,13 +16,14 @@ from simulator.errors import InputError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p_cal = subparsers.add_parser(
         "calibrate", help="measure this machine with PyTorch and write a host profile",
-        description="Run memory-stream, GEMM, per-call-overhead and dequantisation "
+        description="Run memory-stream, GEMM, per-call-overhead, one-token matmul, "
+                    "weight-only, element-wise, attention and dequantisation "
                     "microbenchmarks and write a hardware profile whose measured fields "
-                    "say how and when they were measured.")
+                    "say how and when they were measured (docs/validation.md).")
     p_cal.add_argument("--out", required=True, metavar="FILE.yaml",
                        help="profile file to write (atomically)")
     p_cal.add_argument("--quick", action="store_true",
-                       help="fewer sizes and shorter timings (about 10-20 s on 2 cores)")
+                       help="fewer sizes and shorter timings (about a minute on 2 cores)")
     p_cal.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     _add_common(p_cal)
     p_cal.set_defaults(func=cmd_calibrate)
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_val.add_argument("--out", required=True, metavar="DIR",
                        help="output folder (replaced atomically)")
     p_val.add_argument("--quick", action="store_true",
-                       help="the short plan (about a minute on 2 cores)")
+                       help="the short plan (about 1.5 minutes on 2 cores)")
     p_val.add_argument("--profile", metavar="FILE",
                        help="use this host profile instead of calibrating first")
     p_val.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
