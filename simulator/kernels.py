@@ -689,7 +689,8 @@ class KernelCost:
 
 
 def _finish(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j, convert_ops,
-            bytes_by_level: Sequence, n_kernels, fixed_s=0.0) -> KernelCost:
+            bytes_by_level: Sequence, n_kernels, fixed_s=0.0, stream_bytes=None
+            ) -> KernelCost:
     """Time: max(t_math, t_memory) + (1 - overlap) min(t_math, t_memory) + t_convert +
     launches, where overlap is the profile's `matmul_overlap` for kernels with matrix
     ops (1 for element-wise ones) and t_memory uses each level's achievable bandwidth
@@ -698,9 +699,19 @@ def _finish(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j, c
     further per-call time outside the roofline (a GEMV's per-row reductions)."""
     t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
     t_memory = 0.0
-    fraction = plan.get("stream_fraction", 1.0)
-    for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
-        t_memory = np.maximum(t_memory, b / (bw * fraction))
+    fraction = np.asarray(plan.get("stream_fraction", 1.0), dtype=float)
+    if stream_bytes is None:  # every byte at the plan's share of each level's bandwidth
+        for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
+            t_memory = np.maximum(t_memory, b / (bw * fraction))
+    else:
+        # the stream fraction f (measured from main memory) is the kernel's own cost per
+        # streamed byte, in series with the memory: + stream_bytes (1 - f) / (f bw_main),
+        # so b / (f bw_main) from main memory and ~bw_main f / (1 - f) from a near level
+        # much faster than the kernel (a GEMV reading an L3-resident weight)
+        for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
+            t_memory = np.maximum(t_memory, b / bw)
+        t_memory = t_memory + stream_bytes * (1.0 - fraction) \
+            / (fraction * hw.bandwidth_bytes_per_s[-1])
     overhead = n_kernels * plan.get("launch_s", hw.launch_s) + fixed_s
     overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
     time_s = np.maximum(t_math, t_memory) + (1.0 - overlap) * np.minimum(t_math, t_memory) \
@@ -807,12 +818,13 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         tm0, tn0 = _tile(m, n, s_a, s_w, _staging(hw, 0))
         return levels, k * n * np.maximum(1.0, m / tm0), m * k * np.maximum(1.0, n / tn0)
 
-    def priced(plan, levels, w_elems, a_elems):
+    def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
         conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
         conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]
         conv_j = w_elems * plan["w_convert_j"] + a_elems * plan["a_convert_j"]
         return _finish(hw, plan, 2.0 * m * n * k, 0.0 * m * n, conv_s, conv_j, conv_ops,
-                       levels, 1.0, fixed_s=n * plan["row_s"])
+                       levels, 1.0, fixed_s=n * plan["row_s"],
+                       stream_bytes=k * n * s_weight + channel)
 
     options = _plan_options(hw, w_dtype, a_dtype)
     if fused_dequant:
@@ -825,9 +837,9 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         plan = dict(plan, w_convert_ops=np.where(needs, 0.0, plan["w_convert_ops"]),
                     w_convert_s=np.where(needs, 0.0, plan["w_convert_s"]),
                     w_convert_j=np.where(needs, 0.0, plan["w_convert_j"]))
-        split = traffic(np.where(needs, dtype_bits(plan["exec_dtype"]) / 8.0, s_w),
-                        np.where(needs, 0.0, channel))
-        costs.append(pre + priced(plan, *split))
+        s_exec = np.where(needs, dtype_bits(plan["exec_dtype"]) / 8.0, s_w)
+        split = traffic(s_exec, np.where(needs, 0.0, channel))
+        costs.append(pre + priced(plan, *split, s_weight=s_exec))
     return _cheapest(costs)
 
 
