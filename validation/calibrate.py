@@ -253,10 +253,15 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     gemm_shapes = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
     gemms = microbench.measure_gemm_peaks(device, gemm_shapes, rate_settings)
     n_dq, k_dq = microbench.dequant_shape(quick)
-    dequant = microbench.measure_dequant(device, n_dq, k_dq, rate_settings)
     vector = _measure_vector(device, settings)
     cold = 3 * caches[-1] if caches else 96 * 2**20
     matmuls = _measure_matmuls(device, rate_settings, n_dq, k_dq, cold)
+    dequant = pd.DataFrame([
+        {"format": row["format"], "n": row["n"], "k": row["k"], "time_s": row["time_s"],
+         "best_s": row["best_s"], "best_threads": row["best_threads"],
+         "spread": row["spread"], "s_per_weight": row["best_s"] / (row["n"] * row["k"]),
+         "error": row.get("error", "")}
+        for _, row in matmuls[matmuls["purpose"] == "dequant"].iterrows()])
     launches = pd.DataFrame([dict(row, format=fmt) for row, fmt in zip(
         _timed_rounds([matmul_case(fmt, 1, *microbench.LAUNCH_SHAPE)
                        for fmt in microbench.LAUNCH_FORMATS]
@@ -441,15 +446,16 @@ def _measure_vector(device: str, settings: BenchSettings) -> pd.DataFrame:
 
 def _measure_matmuls(device: str, settings: BenchSettings, n: int, k: int,
                      cold_bytes: float) -> pd.DataFrame:
-    """The matmuls the stream fractions, the overlap and the weight-only kernels are
-    solved from (weights rotating over copies totalling `cold_bytes`, so they stream
-    from main memory)."""
+    """The matmuls the stream fractions, the overlap, the weight-only kernels and the
+    run-time unpack (DEQUANT_FORMATS) are solved from (weights rotating over copies
+    totalling `cold_bytes`, so they stream from main memory, as the held-out cases)."""
     specs = [("stream", fmt, (1, nn, kk)) for fmt in microbench.STREAM_FORMATS.values()
              for nn, kk in microbench.STREAM_SHAPES]
     specs += [("overlap", "bf16", microbench.OVERLAP_SHAPE)]
     for fmt in microbench.WEIGHT_ONLY_FORMATS:
         specs += [("stream", fmt, (1, n, k)),
                   ("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
+    specs += [("dequant", fmt, (1, n, k)) for fmt in microbench.DEQUANT_FORMATS]
     rows = _timed_rounds([matmul_case(fmt, *shape) for _, fmt, shape in specs], device,
                          settings, cold_bytes)
     return pd.DataFrame([dict(row, purpose=purpose, format=fmt, m=m, n=nn, k=kk)

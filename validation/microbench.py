@@ -10,11 +10,10 @@ calibrated profile is derived from can be written out and inspected.
   cache level;
 - GEMMs: large square-ish products per data type (fp32, bf16, int8 via `torch._int_mm`);
 - tiny ops: one-element add / sum / 1x1 matmul, whose time is the per-call overhead;
-- dequantisation: the run-time ternary unpack at one token on a large weight, as
-  seconds per weight;
 - the shapes of the matmul, element-wise and attention cases `validation.calibrate`
   times through `validation.kernels.build_case` and solves profile fields from
-  (STREAM_SHAPES, OVERLAP_SHAPE, WEIGHT_ONLY_PEAK_ROWS, LAUNCH_SHAPE, ATTENTION_CASES).
+  (STREAM_SHAPES, OVERLAP_SHAPE, WEIGHT_ONLY_PEAK_ROWS, LAUNCH_SHAPE, ATTENTION_CASES,
+  and the run-time ternary unpack at one token on dequant_shape).
 """
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ from collections.abc import Sequence
 import pandas as pd
 
 from validation.bench import BenchSettings, time_best_of_threads, time_callable
-from validation.formats import Linear
 from validation.torchenv import load_torch
 
 STREAM_OPS = ("read", "copy", "add")
@@ -192,27 +190,3 @@ def dequant_shape(quick: bool) -> tuple[int, int]:
     temporary is mapped afresh on every call and its page faults (~8 ms per 32 MiB
     here) would be calibrated as conversion work."""
     return (2048, 4096) if quick else (3072, 4096)
-
-
-def measure_dequant(device: str, n: int, k: int, settings: BenchSettings,
-                    formats: Sequence[str] = tuple(DEQUANT_FORMATS)) -> pd.DataFrame:
-    """Seconds per weight of one-token matmuls with packed weights (dequant-bound)."""
-    torch = load_torch()
-    torch.manual_seed(0)
-    w = torch.randn(n, k)
-    rows = []
-    for fmt in formats:
-        try:
-            lin = Linear(fmt, w, device)
-        except (RuntimeError, NotImplementedError, AttributeError) as exc:
-            rows.append({"format": fmt, "n": n, "k": k, "time_s": float("nan"),
-                         "best_s": float("nan"), "best_threads": 0,
-                         "spread": float("nan"), "s_per_weight": float("nan"),
-                         "error": str(exc).splitlines()[0][:160]})
-            continue
-        x = torch.randn(1, k, device=device).to(lin.act_dtype)
-        t, best_threads = time_best_of_threads(lambda lin=lin, x=x: lin(x), settings, device)
-        rows.append({"format": fmt, "n": n, "k": k, "time_s": t.median_s, "best_s": t.best_s,
-                     "best_threads": best_threads, "spread": t.spread,
-                     "s_per_weight": t.best_s / (n * k), "error": ""})
-    return pd.DataFrame(rows)
