@@ -38,8 +38,8 @@ def _case_rows(cases) -> pd.DataFrame:
 KNOWN_CAUSES = {
     ("gemv", "w4a16-deq", ""): "a chain of six eager PyTorch passes (&, >>, cat, to bf16, "
     "* scale, + zero) then the matmul; each pass alone matches the model within ~10%, the "
-    "chain runs slower than their sum (its 9-12 MB of temporaries evict each other from "
-    "the 32 MB L3, which the per-pass model does not see)",
+    "chain runs ~10-15% slower than their sum (its 9-12 MB of temporaries evict each "
+    "other from the 32 MB L3, which the per-pass model does not see)",
     ("gemm", "w4a16-deq", ""): "as its GEMV: the dequantisation chain costs more than its "
     "passes alone",
     ("gemm", "fp32", ""): "MKL's sgemm at a few rows packs the weight panel; the fp32 "
