@@ -238,6 +238,16 @@ def _persistent(profile: HardwareProfile, level) -> bool:
     return kind in ("cache", "dram") or (kind == "sram" and profile.kind != "gpu")
 
 
+def _vector_rate_energy(p: HardwareProfile) -> tuple[float, float]:
+    """Element-wise (ops/s, J/op): the profile's `vector` block where given, else the
+    vector data type's GEMM entry."""
+    spec = p.compute[vector_dtype(p)]
+    rate = p.vector.rate.value if p.vector else spec.achievable_ops_per_s
+    energy = (p.vector.energy_per_op.value if p.vector and p.vector.energy_per_op
+              else spec.energy_per_op_j)
+    return rate, energy
+
+
 _LOADED: dict = {}
 
 
@@ -301,14 +311,7 @@ def as_hardware(profile) -> Hardware:
                 "scratch": False}[attr]
 
     def vec(p: HardwareProfile, what: str) -> float:
-        """Element-wise rate / energy: the profile's `vector` block where given, else
-        the vector data type's GEMM entry."""
-        spec = p.compute[vector_dtype(p)]
-        if what == "rate":
-            return p.vector.rate.value if p.vector else spec.achievable_ops_per_s
-        if p.vector and p.vector.energy_per_op:
-            return p.vector.energy_per_op.value
-        return spec.energy_per_op_j
+        return _vector_rate_energy(p)[0 if what == "rate" else 1]
 
     return Hardware(
         profiles=arr, level_names=names,
@@ -980,10 +983,34 @@ def _pick_plan(cond, if_true: dict, if_false: dict) -> dict:
     return out
 
 
+def _attention_rule_fields(p: HardwareProfile, kv_dtype: str, sdt: str
+                           ) -> tuple[dict, tuple]:
+    """Plan fields and (exec dtype, has rule, skips masked, shares K/V) of one profile's
+    attention rule for one KV type and stream type (`_attention_rule`)."""
+    rule = p.attention
+    fields = {"ops_per_s": 1.0, "stream_fraction": 1.0, "launch_s": p.kernel_launch_s}
+    if rule is None:
+        return fields, ("none", False, True, True)
+    if rule.launch:
+        fields["launch_s"] = rule.launch.value
+    if rule.stream_fraction:
+        fields["stream_fraction"] = rule.stream_fraction.value
+    spec = p.compute[rule.execute_as]
+    fields["ops_per_s"] = rule.peak.value if rule.peak else spec.achievable_ops_per_s
+    fields["energy_per_op_j"] = spec.energy_per_op_j
+    ops = rule.convert_ops_per_element.value if rule.convert_ops_per_element else 0.0
+    rate, energy = _vector_rate_energy(p)
+    for operand, dtype in (("w", kv_dtype), ("a", sdt)):
+        n = 0.0 if dtype == rule.execute_as else ops
+        fields.update({f"{operand}_convert_ops": n, f"{operand}_convert_s": n / rate,
+                       f"{operand}_convert_j": n * energy})
+    return fields, (rule.execute_as, True, rule.skips_masked, rule.shares_kv)
+
+
 def _attention_rule(hw: Hardware, kv_dtype, sdt):
     """(has_rule, skips_masked, shares_kv, plan) from the profiles' `attention` rules,
-    element-wise
-    over broadcast(profiles, KV dtype, stream dtype); None when no profile has one.
+    element-wise over broadcast(profiles, KV dtype, stream dtype); None when no profile
+    has one.
     The plan runs at the rule's rate; the cached K/V (plan's weight operand) and the
     fresh Q/K/V (activation operand) convert at the rule's ops per element where their
     type is not `execute_as`, at the element-wise rate."""
@@ -997,29 +1024,15 @@ def _attention_rule(hw: Hardware, kv_dtype, sdt):
     has, skips = np.zeros(shape, dtype=bool), np.ones(shape, dtype=bool)
     shares = np.ones(shape, dtype=bool)
     exec_dtype = np.empty(shape, dtype=object)
+    memo: dict = {}  # one evaluation per distinct (profile, KV type, stream type)
     for idx in np.ndindex(shape):
-        p = profiles[idx]
-        rule = p.attention
-        exec_dtype[idx] = rule.execute_as if rule else "none"
-        out["ops_per_s"][idx] = out["stream_fraction"][idx] = 1.0
-        out["launch_s"][idx] = p.kernel_launch_s
-        if rule is None:
-            continue
-        if rule.launch:
-            out["launch_s"][idx] = rule.launch.value
-        if rule.stream_fraction:
-            out["stream_fraction"][idx] = rule.stream_fraction.value
-        has[idx], skips[idx], shares[idx] = True, rule.skips_masked, rule.shares_kv
-        spec = p.compute[rule.execute_as]
-        out["ops_per_s"][idx] = rule.peak.value if rule.peak else spec.achievable_ops_per_s
-        out["energy_per_op_j"][idx] = spec.energy_per_op_j
-        ops = rule.convert_ops_per_element.value if rule.convert_ops_per_element else 0.0
-        vec = as_hardware(p)
-        for operand, dtype in (("w", kd[idx]), ("a", ad[idx])):
-            n = 0.0 if dtype == rule.execute_as else ops
-            out[f"{operand}_convert_ops"][idx] = n
-            out[f"{operand}_convert_s"][idx] = n / vec.vector_ops_per_s
-            out[f"{operand}_convert_j"][idx] = n * vec.vector_energy_per_op_j
+        p, key = profiles[idx], (id(profiles[idx]), kd[idx], ad[idx])
+        if key not in memo:
+            memo[key] = _attention_rule_fields(p, kd[idx], ad[idx])
+        fields, flags = memo[key]
+        for name, value in fields.items():
+            out[name][idx] = value
+        exec_dtype[idx], has[idx], skips[idx], shares[idx] = flags
     if not shape:
         out = {k: float(v) for k, v in out.items()}
         exec_dtype, has, skips, shares = exec_dtype[()], bool(has), bool(skips), bool(shares)
