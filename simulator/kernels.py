@@ -753,6 +753,28 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     return home
 
 
+def chain_hit_share(profile, footprint_bytes, tensor_bytes):
+    """Share of the tensors a chain of kernels passes between its kernels that is still
+    cached when the next kernel reads it, and the level it is read from.
+
+    The level is the nearest persistent one holding the largest tensor (`home_level`,
+    main memory: share 1). A chain cycling through `footprint_bytes` of distinct data
+    per call (packed inputs, every temporary, the output) keeps them all while the
+    footprint F fits the level's usable share C; an LRU cache on a cyclic access pattern
+    keeps none once F exceeds it, and real replacement policies degrade over a range:
+    share = clip(2 - F / C, 0, 1), full at F <= C, none from F >= 2C (an assumption,
+    checked against PyTorch dequantise-then-matmul chains in docs/validation.md).
+    """
+    hw = as_hardware(profile)
+    home = home_level(hw, tensor_bytes, True)
+    if np.ndim(home) != 0:
+        raise InputError("chain_hit_share: one hardware profile at a time")
+    if home == hw.main:
+        return home, 1.0
+    share = np.clip(2.0 - np.asarray(footprint_bytes, float) / hw.usable(home), 0.0, 1.0)
+    return home, share
+
+
 def _through(hw: Hardware, home, level: int, nbytes):
     """Bytes seen at `level` for data homed at `home` (crosses every nearer level)."""
     if np.ndim(home) == 0:

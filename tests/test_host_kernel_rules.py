@@ -95,3 +95,35 @@ def test_bad_new_fields_name_the_field():
         HOST.with_overrides({"weight_only.int4.stream_fraction": 0.0})
     with pytest.raises(InputError, match="vector.rate.value"):
         HOST.with_overrides({"vector.rate": "12 GB/s"})
+
+
+def test_chain_hit_share_ramps_from_the_usable_cache_to_twice_it():
+    from simulator.kernels import STAGING_FRACTION, chain_hit_share
+    hw = as_hardware(HOST)
+    llc = hw.main - 1
+    usable = STAGING_FRACTION * hw.capacity_bytes[llc]
+    tensor = 0.25 * usable  # the largest tensor lives in the last-level cache
+    assert chain_hit_share(HOST, 0.9 * usable, tensor) == (llc, 1.0)
+    assert chain_hit_share(HOST, usable, tensor)[1] == pytest.approx(1.0)
+    assert chain_hit_share(HOST, 1.25 * usable, tensor)[1] == pytest.approx(0.75)
+    assert chain_hit_share(HOST, 2.0 * usable, tensor)[1] == pytest.approx(0.0)
+    assert chain_hit_share(HOST, 5.0 * usable, tensor)[1] == 0.0
+    # a tensor no cache holds: read from main memory, which holds all of it
+    assert chain_hit_share(HOST, 5.0 * usable, 2.0 * usable) == (hw.main, 1.0)
+
+
+def test_dequant_chain_blends_cached_and_main_memory_passes():
+    """validation.simulate prices a dequantise-then-matmul chain as the share of its
+    temporaries still cached times the cached chain plus the rest from main memory."""
+    from simulator.kernels import STAGING_FRACTION, chain_hit_share
+    from validation.simulate import FOOTPRINT, _dequant_then_matmul
+    hw = as_hardware(HOST)
+    usable = STAGING_FRACTION * hw.capacity_bytes[hw.main - 1]
+    small = int(usable / FOOTPRINT["w4a16-deq"] / 4096 / 2)  # n with footprint 0.5 C
+    mid = int(1.5 * usable / FOOTPRINT["w4a16-deq"] / 4096)  # footprint 1.5 C
+    big = int(3 * usable / FOOTPRINT["w4a16-deq"] / 4096)  # footprint 3 C
+    per_weight = [(_dequant_then_matmul(hw, "w4a16-deq", 1, n, 4096).time_s) / n
+                  for n in (small, mid, big)]
+    assert per_weight[0] < per_weight[1] < per_weight[2]
+    _, share = chain_hit_share(hw, FOOTPRINT["w4a16-deq"] * mid * 4096, 2.0 * mid * 4096)
+    assert 0.0 < share < 1.0

@@ -376,5 +376,5 @@ def test_known_causes_name_each_off_case_once():
     notes = known_causes(table)
     assert len(notes) == 2  # rms_norm once (first case), the deq chain; fp32 gemv unknown
     assert notes[0].startswith("norm-rms_norm/fp32/64x4096 (-20%)")
-    assert "six eager PyTorch passes" in notes[1]
+    assert "chain_hit_share" in notes[1]
     assert known_causes(table.assign(abs_pct_error=5.0)) == []

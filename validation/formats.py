@@ -215,10 +215,20 @@ class Linear:
         t["scale"] = scale.to(torch.bfloat16)[:, None]
         self.weight_bytes = t["packed"].numel() + t["scale"].numel() * 2
         t["shifts"] = torch.tensor([0, 2, 4, 6], dtype=torch.uint8, device=self.device)
+        ws = self.ws
+        ws["codes"] = torch.empty(n, k // 4, 4, dtype=torch.uint8, device=self.device)
+        ws["wd"] = torch.empty(n, k, dtype=torch.bfloat16, device=self.device)
 
         def forward(x, t):
-            codes = ((t["packed"][..., None] >> t["shifts"]) & 3).reshape(n, k)
-            wd = (codes.to(torch.bfloat16) - 1) * t["scale"]
+            # into a workspace allocated once, as an engine does: fresh temporaries
+            # above the allocator's mmap threshold page-fault on every call (a 32000 x
+            # 1024 LM head unpacked 3.6x slower, and timings varied by 20%)
+            codes, wd = ws["codes"], ws["wd"]
+            torch.bitwise_right_shift(t["packed"][..., None], t["shifts"], out=codes)
+            torch.bitwise_and(codes, 3, out=codes)
+            wd.copy_(codes.view(n, k))  # uint8 -> bf16
+            wd.sub_(1)
+            wd.mul_(t["scale"])
             return torch.nn.functional.linear(x, wd)
         return forward
 

@@ -9,7 +9,10 @@ the median at the configured threads and `best_threads` the thread count of the 
 each skipped case or format and why (kernel missing on this PyTorch/device, error).
 Kernel cases are timed in `rounds` passes over the whole list (fresh tensors each
 pass), keeping each case's fastest: interference from other tenants comes in bursts
-that then slow one pass of a case, not all of them.
+that then slow one pass of a case, not all of them. A case's `spread` is the larger of
+the spread of its repeat medians within the kept pass and (max - min) / min of the
+passes' fastest calls: fresh tensors can run at another speed (torch._int_mm's one-token
+rate moves by up to 30% between allocations on the 2-core host).
 """
 from __future__ import annotations
 
@@ -94,6 +97,7 @@ def measure_cases(cases: Sequence[Case], device: str, settings: BenchSettings,
     rows: dict[str, dict] = {}
     models: dict[str, object] = {}
     failed: set[str] = set()
+    passes: dict[str, list[float]] = {}  # each pass's fastest call, per case
     kernel_passes = [c for c in cases if not isinstance(c, ModelCase)] * (rounds - 1)
     for case in list(cases) + kernel_passes:
         if case.fmt in unavailable or case.name in failed:
@@ -122,7 +126,11 @@ def measure_cases(cases: Sequence[Case], device: str, settings: BenchSettings,
             failed.add(case.name)
             continue
         row = _row(case, timing, threads, device, extra)
+        passes.setdefault(case.name, []).append(timing.best_s)
         if case.name not in rows or row["measured_s"] < rows[case.name]["measured_s"]:
             rows[case.name] = row
     models.clear()
+    for name, row in rows.items():  # the passes' disagreement is run-to-run spread too
+        best = passes[name]
+        row["spread"] = max(row["spread"], (max(best) - min(best)) / min(best))
     return pd.DataFrame(list(rows.values())), skips

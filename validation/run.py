@@ -36,16 +36,20 @@ def _case_rows(cases) -> pd.DataFrame:
 #: Why the model misses where it is known to (measured on the 2-core CPU host while
 #: building the host model; docs/validation.md): (kind, format or "", op or "") -> why.
 KNOWN_CAUSES = {
-    ("gemv", "w4a16-deq", ""): "a chain of six eager PyTorch passes (&, >>, cat, to bf16, "
-    "* scale, + zero) then the matmul; each pass alone matches the model within ~10%, the "
-    "chain runs ~10-15% slower than their sum (its 9-12 MB of temporaries evict each "
-    "other from the 32 MB L3, which the per-pass model does not see)",
-    ("gemm", "w4a16-deq", ""): "as its GEMV: the dequantisation chain costs more than its "
-    "passes alone",
+    ("gemv", "w4a16-deq", ""): "the chain's footprint (6.5 bytes per weight: packed "
+    "nibbles, four workspaces) sits between the usable L3 share and twice it, where "
+    "the cached share of its temporaries is interpolated (`chain_hit_share`, an "
+    "assumption)",
+    ("gemm", "w4a16-deq", ""): "as its GEMV: the cached share of the dequantisation "
+    "chain's temporaries is interpolated between the usable L3 share and twice it",
     ("gemm", "fp32", ""): "MKL's sgemm at a few rows packs the weight panel; the fp32 "
     "streaming and per-row terms are calibrated on one-token sgemv",
-    ("gemv", "w8a8", ""): "torch._int_mm's one-token speed varies with the shape (15-30 "
-    "GB/s on this host); one stream fraction is pooled over three shapes",
+    ("gemv", "w8a8", ""): "torch._int_mm's one-token speed moves by up to 30% between "
+    "fresh allocations of the same shape in one process (measured 22-29 GB/s for "
+    "2816x2048, 17-23 GB/s for 4096x1024) and differs between shapes (15-30 GB/s); one "
+    "stream fraction is pooled over three shapes",
+    ("gemm", "w8a8", ""): "as its GEMV: torch._int_mm streams the weight at 15-30 GB/s "
+    "depending on the shape and the allocation",
     ("gemv", "bf16", ""): "oneDNN's bf16 GEMV speed differs by up to 1.4x between "
     "processes and allocations on this VM (measured: 213-317 us for the same call)",
     ("norm", "", "rms_norm"): "PyTorch's CPU rms_norm is 7 small kernels (9 in bf16); "
@@ -57,9 +61,6 @@ KNOWN_CAUSES = {
     "one-token sgemv the fp32 terms are calibrated on)",
     ("transformer_decode", "bf16", ""): "its time is mostly bf16 GEMVs, whose speed "
     "differs by up to 1.4x between processes and allocations on this VM",
-    ("transformer_decode", "ternary", ""): "the unpacked LM-head weight (65 MB in bf16) "
-    "exceeds glibc's 32 MiB mmap threshold: fresh pages fault on every step, 45-110 ms "
-    "run to run",
 }
 
 

@@ -16,7 +16,9 @@ and formats:
 - elementwise: `elementwise_cost` with the vector-op counts of
   `simulator.models.ACTIVATION_OPS` (minus the gating multiply) for activations, one op
   per element for add / mul; 16-bit data is widened / narrowed (`half_elements`);
-- the small transformer: `decode_step_cost` / `prefill_cost`.
+- the small transformer: `decode_step_cost` / `prefill_cost`, with PyTorch's composite
+  rms_norm for the fused norms and, in w8a8, the eager activation quantisation and
+  rescale kernels around each torch._int_mm (`W8A8_EAGER`).
 """
 from __future__ import annotations
 
@@ -44,6 +46,39 @@ PASSES = {
                   (1.0, 1.0, 0.0, 0.0, 1.0), (1.0, 2.0, 1.0, 1.0, 1.0),
                   (2.0, 2.0, 1.0, 2.0, 1.0), (2.0, 2.0, 1.0, 2.0, 1.0)),
 }
+#: Bytes per weight of distinct data each call of the chain touches: the packed weight
+#: and every workspace tensor (w8a16-deq: int8 q + bf16 workspace; w4a16-deq: packed
+#: nibbles 0.5 + lo, hi 0.5 each + codes 1 + bf16 wq, wd 2 each).
+FOOTPRINT = {"w8a16-deq": 3.0, "w4a16-deq": 6.5}
+
+
+#: The eager kernels around torch._int_mm in the w8a8 Linear (validation.formats):
+#: per-token activation quantisation and the rescale of the int32 result, which an
+#: engine fuses and the simulator's W8A8 GEMM therefore omits. Per element of the
+#: input ("in", m x k), the per-token scale ("row", m) or the output ("out", m x n):
+#: (axis, bytes read, bytes written, vector ops, 16-bit elements widened / narrowed).
+W8A8_EAGER = (
+    ("in", 2.0, 2.0, 1.0, 2.0),  # abs
+    ("in", 2.0, 0.0, 1.0, 1.0),  # amax over the row
+    ("row", 2.0, 4.0, 1.0, 1.0), ("row", 4.0, 4.0, 1.0, 0.0),  # .float(), .clamp(min)
+    ("row", 4.0, 4.0, 1.0, 0.0),  # / 127
+    ("in", 2.0, 4.0, 1.0, 1.0),  # x / a_scale (bf16 / fp32 -> fp32)
+    ("in", 4.0, 4.0, 1.0, 0.0), ("in", 4.0, 4.0, 2.0, 0.0),  # round, clamp
+    ("in", 4.0, 1.0, 1.0, 0.0),  # .to(int8)
+    ("out", 4.0, 4.0, 1.0, 0.0), ("out", 4.0, 4.0, 1.0, 0.0),  # acc.float(), * a_scale
+    ("out", 4.0, 2.0, 1.0, 1.0), ("out", 2.0, 2.0, 1.0, 2.0),  # .to(bf16), * w_scale
+)
+
+
+def _w8a8_eager(hw: sk.Hardware, m: int, k: int, n: int) -> sk.KernelCost:
+    """The W8A8_EAGER kernels of one m x k @ k x n w8a8 Linear."""
+    size = {"in": float(m * k), "row": float(m), "out": float(m * n)}
+    cost = None
+    for axis, read, write, ops, half in W8A8_EAGER:
+        e = size[axis]
+        step = sk.elementwise_cost(hw, e * read, e * write, e * ops, half_elements=e * half)
+        cost = step if cost is None else cost + step
+    return cost
 
 
 def model_quant(fmt: str) -> str:
@@ -120,23 +155,35 @@ def _composite_rms_norm(hw: sk.Hardware, rows: int, cols: int, bits: float) -> s
 def _dequant_then_matmul(hw: sk.Hardware, fmt: str, m: int, n: int, k: int
                          ) -> sk.KernelCost:
     """The element-wise passes of `PASSES[fmt]` over the n x k weight, then the bf16
-    GEMM reading the materialised weight from the nearest level that holds it."""
+    GEMM on the materialised weight. The tensors passed between the kernels are read
+    from the cache holding them for the share of the chain's footprint that stays
+    cached (`chain_hit_share` of FOOTPRINT[fmt] bytes per weight), else from main memory."""
     weights = float(n * k)
-    cost = None
-    for i, (read, write, ops, half, per_weight) in enumerate(PASSES[fmt]):
-        elems = weights * per_weight
-        step = sk.elementwise_cost(hw, elems * read, elems * write, elems * ops,
-                                   half_elements=elems * half,
-                                   read_home=hw.main if i == 0 else None)
-        cost = step if cost is None else cost + step
-    home = sk.home_level(hw, 2.0 * weights, True)
-    return cost + sk.gemm_cost(hw, m, n, k, "BF16", weight_home=home)
+
+    def chain(home):
+        cost = None
+        for i, (read, write, ops, half, per_weight) in enumerate(PASSES[fmt]):
+            elems = weights * per_weight
+            step = sk.elementwise_cost(hw, elems * read, elems * write, elems * ops,
+                                       half_elements=elems * half,
+                                       read_home=hw.main if i == 0 else home,
+                                       write_home=home)
+            cost = step if cost is None else cost + step
+        return cost + sk.gemm_cost(hw, m, n, k, "BF16", weight_home=home)
+
+    home, share = sk.chain_hit_share(hw, weights * FOOTPRINT[fmt], 2.0 * weights)
+    cached = chain(home)
+    if home == hw.main or share == 1.0:
+        return cached
+    return cached.scaled(share) + chain(hw.main).scaled(1.0 - share)
 
 
 def simulate_model(case: ModelCase, hw: sk.Hardware, model: TransformerConfig) -> float:
     """Seconds of the PyTorch transformer's pass: `decode_step_cost` / `prefill_cost`,
     with the simulator's fused RMSNorms replaced by PyTorch's composite rms_norm (as the
-    rms_norm kernel case: 2 per layer over the new tokens, 1 over the last token)."""
+    rms_norm kernel case: 2 per layer over the new tokens, 1 over the last token) and,
+    in w8a8, the eager quantisation kernels of every projection and the LM head
+    (`W8A8_EAGER`)."""
     quant = model_quant(case.fmt)
     fused = case.fmt not in UNFUSED
     if case.phase == "decode":
@@ -152,7 +199,16 @@ def simulate_model(case: ModelCase, hw: sk.Hardware, model: TransformerConfig) -
     width = int(model.d_model)
     composite = (2 * int(model.n_layers) * _composite_rms_norm(hw, rows, width, bits).time_s
                  + _composite_rms_norm(hw, case.batch, width, bits).time_s)
-    return float(cost.time_s) - fused_norms + float(composite)
+    eager = 0.0
+    if case.fmt == "w8a8":  # every projection and the LM head (last token only)
+        d, hd = int(model.d_model), int(model.d_model) // int(model.n_heads)
+        qkv = (int(model.n_heads) + 2 * int(model.n_kv_heads)) * hd
+        layer = sum(float(_w8a8_eager(hw, rows, k, n).time_s) for n, k in (
+            (qkv, d), (d, int(model.n_heads) * hd), (2 * int(model.d_ff), d),
+            (d, int(model.d_ff))))
+        eager = int(model.n_layers) * layer + float(
+            _w8a8_eager(hw, case.batch, d, int(model.vocab_size)).time_s)
+    return float(cost.time_s) - fused_norms + float(composite) + eager
 
 
 def simulate_cases(cases, profile, model: TransformerConfig) -> dict[str, tuple[float, str]]:
