@@ -34,7 +34,8 @@ Model (one kernel):
   achievable(convert dtype). The optional profile fields default to the roofline:
   `overheads.matmul_overlap` 1 (memory transfers hidden under math; CPU BLAS adds them),
   `compute.<weight type>.stream_fraction` 1 (a CPU's one-token matmuls stream weights at
-  a fraction of its STREAM bandwidth), `compute.<weight type>.launch` and `.row_time`
+  a fraction of its STREAM bandwidth; `.gemm_stream_fraction` for more than one
+  activation row, where MKL's sgemm packs the weight panel), `compute.<weight type>.launch` and `.row_time`
   (per-call overhead; a GEMV's per-output-row reduction), `vector.rate` (element-wise
   work; default the vector dtype's GEMM rate), `weight_only` (dedicated packed-weight
   kernels) and `attention` (how the attention kernel runs when it differs from the
@@ -132,9 +133,11 @@ class ExecPlan:
     a_convert_j: float
     #: share of each level's achievable bandwidth the kernel streams operands at
     stream_fraction: float = 1.0
+    #: the same for matrix kernels with more than one activation row
+    gemm_stream_fraction: float = 1.0
     #: per-call overhead of the kernel (the type's `launch`, else the profile's)
     launch_s: float = 0.0
-    #: time per weight row (output feature) per call (the weight type's `row_time`)
+    #: time per weight row (output feature) per one-row call (the type's `row_time`)
     row_s: float = 0.0
 
 
@@ -435,6 +438,7 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
     candidates = []
     for y, spec in profile.compute.items():
         stream_fraction = (weight_spec or spec).stream_fraction_value
+        gemm_stream_fraction = (weight_spec or spec).gemm_stream_fraction_value
         wc = w_reach.get(y)
         ac = a_reach.get(y)
         if wc is not None and ac is None and y in WEIGHT_ENGINES:
@@ -455,6 +459,7 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
                         w_convert_s=wc.s, w_convert_j=wc.j, a_convert_ops=ac.ops,
                         a_convert_s=ac.s, a_convert_j=ac.j,
                         stream_fraction=stream_fraction,
+                        gemm_stream_fraction=gemm_stream_fraction,
                         launch_s=(weight_spec or spec).launch_s or profile.kernel_launch_s,
                         row_s=(weight_spec or spec).row_time_s)
         candidates.append((plan, wc.steps + ac.steps))
@@ -470,6 +475,7 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
             w_convert_ops=0.0, w_convert_s=0.0, w_convert_j=0.0, a_convert_ops=0.0,
             a_convert_s=0.0, a_convert_j=0.0,
             stream_fraction=weight_only.stream_fraction_value,
+            gemm_stream_fraction=weight_only.stream_fraction_value,
             launch_s=weight_only.launch.value if weight_only.launch
             else profile.kernel_launch_s), 0))
         if weight_only.exclusive:
@@ -481,7 +487,7 @@ def exec_options(profile: HardwareProfile, w_dtype: str, a_dtype: str
 
     def speed(p: ExecPlan) -> tuple:
         return (1.0 / p.ops_per_s, p.w_convert_s, p.a_convert_s, DTYPE_BITS[p.exec_dtype],
-                1.0 / p.stream_fraction)
+                1.0 / p.stream_fraction, 1.0 / p.gemm_stream_fraction)
 
     candidates.sort(key=lambda c: (c[0].w_convert_s + c[0].a_convert_s,
                                    1.0 / c[0].ops_per_s, DTYPE_BITS[c[0].exec_dtype],
@@ -502,7 +508,7 @@ def resolve_exec(profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPl
 
 _PLAN_FIELDS = ("ops_per_s", "energy_per_op_j", "w_convert_ops", "w_convert_s",
                 "w_convert_j", "a_convert_ops", "a_convert_s", "a_convert_j",
-                "stream_fraction", "launch_s", "row_s")
+                "stream_fraction", "gemm_stream_fraction", "launch_s", "row_s")
 
 
 def _plan_dict(plan: ExecPlan) -> dict:
@@ -844,11 +850,16 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         return levels, k * n * np.maximum(1.0, m / tm0), m * k * np.maximum(1.0, n / tn0)
 
     def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
+        # more than one activation row: the library's GEMM path streams at its own share
+        plan = dict(plan, stream_fraction=np.where(np.asarray(m) > 1,
+                                                   plan["gemm_stream_fraction"],
+                                                   plan["stream_fraction"]))
         conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
         conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]
         conv_j = w_elems * plan["w_convert_j"] + a_elems * plan["a_convert_j"]
         return _finish(hw, plan, 2.0 * m * n * k, 0.0 * m * n, conv_s, conv_j, conv_ops,
-                       levels, 1.0, fixed_s=n * plan["row_s"],
+                       levels, 1.0,
+                       fixed_s=np.where(np.asarray(m) > 1, 0.0, n * plan["row_s"]),
                        stream_bytes=k * n * s_weight + channel)
 
     options = _plan_options(hw, w_dtype, a_dtype)

@@ -157,14 +157,15 @@ class ComputeSpec(_Strict):
     achievable_fraction: Fraction
     energy_per_op: Energy
     stream_fraction: Fraction | None = None
+    gemm_stream_fraction: Fraction | None = None
     launch: Time | None = None
     row_time: Time | None = None
 
     @property
     def row_time_s(self) -> float:
-        """Time per weight row (output feature) per call of the matrix kernels reading
-        weights of this type, beyond streaming it: a GEMV's horizontal reduction and
-        store (`row_time`; 0 when absent)."""
+        """Time per weight row (output feature) per call of the one-row matrix kernels
+        (GEMV) reading weights of this type, beyond streaming it: the horizontal
+        reduction and store (`row_time`; 0 when absent)."""
         return self.row_time.value if self.row_time else 0.0
 
     @property
@@ -183,6 +184,14 @@ class ComputeSpec(_Strict):
         when streaming weights of this type, whatever type their math runs in
         (`stream_fraction`; 1 when absent)."""
         return self.stream_fraction.value if self.stream_fraction else 1.0
+
+    @property
+    def gemm_stream_fraction_value(self) -> float:
+        """The same share for matrix kernels with more than one row of activations,
+        where the library takes another path (MKL's sgemm packs the weight panel that
+        its sgemv streams as is): `gemm_stream_fraction`, else `stream_fraction`."""
+        return (self.gemm_stream_fraction.value if self.gemm_stream_fraction
+                else self.stream_fraction_value)
 
     @property
     def achievable_fraction_value(self) -> float:

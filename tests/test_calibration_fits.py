@@ -48,7 +48,7 @@ def test_weight_only_stream_and_peak_recovered_together(template):
     truth["weight_only"]["int4"]["stream_fraction"] = {"value": 0.62, "assumed": "truth"}
     truth["weight_only"]["int4"]["peak"] = {"value": "310 GFLOP/s", "assumed": "truth"}
     truth["weight_only"]["int4"]["achievable_fraction"] = {"value": 1.0, "assumed": "t"}
-    n, k = microbench.dequant_shape(True)
+    n, k = microbench.weight_only_shape(True)
     rows = [{"purpose": purpose, "format": "w4a16", "m": m, "n": n, "k": k,
              "best_s": _time(truth, matmul_case("w4a16", m, n, k))}
             for purpose, m in (("stream", 1), ("peak", microbench.WEIGHT_ONLY_PEAK_ROWS))]
@@ -105,3 +105,29 @@ def test_attention_rule_recovered(template):
     assert fitted.peak.value == pytest.approx(120e9, rel=0.01)
     assert fitted.stream_fraction.value == pytest.approx(0.45, rel=0.01)
     assert fitted.convert_ops_per_element.value == pytest.approx(11.0, rel=0.01)
+
+
+def test_gemm_stream_fraction_recovered_from_few_row_matmuls(template):
+    truth = copy.deepcopy(template)
+    truth["compute"]["fp32"]["gemm_stream_fraction"] = {"value": 0.23, "assumed": "truth"}
+    rows = [{"purpose": "gemm_stream", "format": "fp32", "m": microbench.GEMM_STREAM_ROWS,
+             "n": n, "k": k,
+             "best_s": _time(truth, matmul_case("fp32", microbench.GEMM_STREAM_ROWS, n, k))}
+            for n, k in microbench.STREAM_SHAPES]
+    calibrate._fit_gemm_stream_fractions(template, pd.DataFrame(rows), "now")
+    fp32 = template["compute"]["fp32"]
+    assert fp32["gemm_stream_fraction"]["value"] == pytest.approx(0.23, abs=2e-4)
+    # the one-row fraction and the per-row time are the template's, untouched
+    assert fp32["stream_fraction"] == truth["compute"]["fp32"]["stream_fraction"]
+    assert "4x4096x1024" in fp32["gemm_stream_fraction"]["measured"]
+
+
+def test_ternary_unpack_ops_recovered_pooled_over_shapes(template):
+    truth = copy.deepcopy(template)
+    truth["fallbacks"]["ternary"]["convert_ops_per_element"] = {"value": 37.0,
+                                                               "assumed": "truth"}
+    cases = [matmul_case("ternary", 1, n, k) for n, k in microbench.STREAM_SHAPES]
+    total = sum(_time(truth, case) for case in cases)
+    ops, how = calibrate._fit_convert_ops(template, "ternary", cases, total)
+    assert ops == pytest.approx(37.0, rel=1e-6)
+    assert "total" in how

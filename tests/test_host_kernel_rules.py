@@ -127,3 +127,29 @@ def test_dequant_chain_blends_cached_and_main_memory_passes():
     assert per_weight[0] < per_weight[1] < per_weight[2]
     _, share = chain_hit_share(hw, FOOTPRINT["w4a16-deq"] * mid * 4096, 2.0 * mid * 4096)
     assert 0.0 < share < 1.0
+
+
+def test_gemm_stream_fraction_prices_few_row_matmuls_and_row_time_only_gemvs():
+    assert HOST.compute["fp32"].row_time_s == 0.0  # the template has none
+    base = HOST.with_overrides({"compute.fp32.stream_fraction": 0.5,
+                                "compute.fp32.gemm_stream_fraction": 0.5})
+    slow = base.with_overrides({"compute.fp32.gemm_stream_fraction": 0.25})
+    hw = as_hardware(base)
+    for m in (1, 4):
+        one, two = gemm_cost(base, m, 4096, 4096, "FP32"), gemm_cost(slow, m, 4096, 4096, "FP32")
+        main = one.bytes_moved["dram"] / hw.bandwidth_bytes_per_s[-1]
+        stream = 4096 * 4096 * 4.0 / hw.bandwidth_bytes_per_s[-1]
+        f = 0.5 if m == 1 else 0.25
+        # t_mem = max_j b_j / bw_j + stream bytes (1 - f) / (f bw_main)
+        assert two.memory_time_s == pytest.approx(max(main, two.memory_time_s - stream
+                                                      * (1 - f) / f) + stream * (1 - f) / f)
+        assert (two.time_s > one.time_s) == (m > 1)
+    # without the field the few-row path streams at the one-row fraction
+    assert HOST.compute["bf16"].gemm_stream_fraction_value == \
+        HOST.compute["bf16"].stream_fraction_value
+    rows = HOST.with_overrides({"compute.fp32.row_time": {"value": "50 ns", "assumed": "test"}})
+    no_rows = HOST
+    assert gemm_cost(rows, 1, 4096, 1024, "FP32").time_s == pytest.approx(
+        gemm_cost(no_rows, 1, 4096, 1024, "FP32").time_s + 4096 * 50e-9)
+    assert gemm_cost(rows, 4, 4096, 1024, "FP32").time_s == pytest.approx(
+        gemm_cost(no_rows, 4, 4096, 1024, "FP32").time_s)

@@ -14,8 +14,11 @@ template's and carries `measured:` provenance saying how, when and on what machi
 - per-dtype `stream_fraction`: one-token matmuls (linear; `torch._int_mm` for int8) on
   layer-like weights (microbench.STREAM_SHAPES) streamed from main memory: the share of
   main memory's stream bandwidth that makes the simulator's total time match;
+- per-dtype `gemm_stream_fraction`: the same shapes with GEMM_STREAM_ROWS activation
+  rows (the library's GEMM path: MKL's sgemm packs the weight panel), fitted the same way;
 - `overheads.matmul_overlap`: a bf16 matmul with a few rows (OVERLAP_SHAPE, weights
-  streamed from main memory) timed, the overlap solved so the simulator matches it;
+  streamed from main memory) timed, the overlap solved so the simulator matches it
+  (solved twice in turn with the GEMM-path fractions, as each case depends on both);
 - `weight_only` kernels (PyTorch's int8 / int4 packed-weight matmuls): stream fraction
   solved from a one-token matmul, peak from a 128-row one;
 - `vector.rate`: element-wise kernels (activations, layer norm; fp32 and bf16, in
@@ -27,9 +30,9 @@ template's and carries `measured:` provenance saying how, when and on what machi
   rejected with a note and the template value kept (provenance says so); a nearer memory
   level is never slower than a farther one (raised to it, with a note);
 - per-call overhead (`overheads.kernel_launch`): median time of one-element ops;
-- dequantisation (`fallbacks.<type>.convert_ops_per_element`): the one-token matmul
-  with packed weights (ternary run-time unpack) is timed, and the ops per element are
-  solved so that the simulator's own gemm_cost of that matmul matches it.
+- dequantisation (`fallbacks.<type>.convert_ops_per_element`): one-token matmuls with
+  packed weights (ternary run-time unpack) on STREAM_SHAPES are timed, and the ops per
+  element are solved so that the simulator's own total gemm_cost of them matches.
 Every solved value evaluates the simulator itself at two trial values (the time is
 linear in the unknown there) — no cost formula is repeated here.
 """
@@ -143,6 +146,8 @@ class Calibration:
                                           if not self.vector.empty else None),
             "stream_fraction": {dt: spec.stream_fraction_value
                                 for dt, spec in p.compute.items()},
+            "gemm_stream_fraction": {dt: spec.gemm_stream_fraction_value
+                                     for dt, spec in p.compute.items()},
             "matmul_overlap": p.overheads.matmul_overlap_value,
             "weight_only": {dt: {"achievable_ops_per_s": k.achievable_ops_per_s,
                                  "stream_fraction": k.stream_fraction_value}
@@ -252,10 +257,10 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     streams["level"] = [_level_of(s, plans) for s in streams["buffer_bytes"]]
     gemm_shapes = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
     gemms = microbench.measure_gemm_peaks(device, gemm_shapes, rate_settings)
-    n_dq, k_dq = microbench.dequant_shape(quick)
+    n_wo, k_wo = microbench.weight_only_shape(quick)
     vector = _measure_vector(device, settings)
     cold = 3 * caches[-1] if caches else 96 * 2**20
-    matmuls = _measure_matmuls(device, rate_settings, n_dq, k_dq, cold)
+    matmuls = _measure_matmuls(device, rate_settings, n_wo, k_wo, cold)
     dequant = pd.DataFrame([
         {"format": row["format"], "n": row["n"], "k": row["k"], "time_s": row["time_s"],
          "best_s": row["best_s"], "best_threads": row["best_threads"],
@@ -360,7 +365,9 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     # stream fraction and peak are solved twice in turn, as each case depends on both
     _fit_launches(doc, launches, stamp, notes)
     _fit_stream_fractions(doc, matmuls, stamp)
-    _fit_overlap(doc, matmuls, stamp, notes)
+    for _ in range(2):  # the few-row GEMMs and the overlap case depend on both
+        _fit_gemm_stream_fractions(doc, matmuls, stamp)
+        _fit_overlap(doc, matmuls, stamp, notes)
     for _ in range(2):
         _fit_weight_only(doc, matmuls, stamp, notes)
     _fit_vector_rate(doc, vector, stamp, notes)
@@ -374,14 +381,15 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
             notes.append(f"dequantisation of {dtype} ({fmt}) not measured ({reason}); "
                          "template value kept")
             continue
-        s_per_weight = float(row["s_per_weight"].iloc[0])
-        ops, how = _fit_convert_ops(doc, dtype, matmul_case(fmt, 1, n_dq, k_dq),
-                                    float(row["best_s"].iloc[0]))
+        row = row.dropna(subset=["best_s"])
+        cases = [matmul_case(fmt, 1, int(r.n), int(r.k)) for r in row.itertuples()]
+        ops, how = _fit_convert_ops(doc, dtype, cases, float(row["best_s"].sum()))
+        each = ", ".join(f"{int(r.n)}x{int(r.k)} {r.s_per_weight * 1e12:.4g} ps per weight "
+                         f"({int(r.best_threads)} thr)" for r in row.itertuples())
         rule["convert_ops_per_element"] = {
             "value": round(ops, 3),
-            "measured": f"{fmt} ({FORMATS[fmt].kernel}) one-token matmul on a {n_dq}x{k_dq} "
-                        f"weight: {s_per_weight * 1e12:.4g} ps per weight (fastest call, "
-                        f"{int(row['best_threads'].iloc[0])} thread(s)); {how}; {stamp}"}
+            "measured": f"{fmt} ({FORMATS[fmt].kernel}) one-token matmuls (fastest call, "
+                        f"weights streamed from main memory): {each}; {how}; {stamp}"}
 
     profile_from_mapping(doc, source="calibrated host profile")  # validate before use
     notes[:] = list(dict.fromkeys(notes))
@@ -449,13 +457,15 @@ def _measure_matmuls(device: str, settings: BenchSettings, n: int, k: int,
     """The matmuls the stream fractions, the overlap, the weight-only kernels and the
     run-time unpack (DEQUANT_FORMATS) are solved from (weights rotating over copies
     totalling `cold_bytes`, so they stream from main memory, as the held-out cases)."""
-    specs = [("stream", fmt, (1, nn, kk)) for fmt in microbench.STREAM_FORMATS.values()
-             for nn, kk in microbench.STREAM_SHAPES]
+    specs = [(purpose, fmt, (m, nn, kk)) for fmt in microbench.STREAM_FORMATS.values()
+             for nn, kk in microbench.STREAM_SHAPES
+             for purpose, m in (("stream", 1), ("gemm_stream", microbench.GEMM_STREAM_ROWS))]
     specs += [("overlap", "bf16", microbench.OVERLAP_SHAPE)]
     for fmt in microbench.WEIGHT_ONLY_FORMATS:
         specs += [("stream", fmt, (1, n, k)),
                   ("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
-    specs += [("dequant", fmt, (1, n, k)) for fmt in microbench.DEQUANT_FORMATS]
+    specs += [("dequant", fmt, (1, nn, kk)) for fmt in microbench.DEQUANT_FORMATS
+              for nn, kk in microbench.STREAM_SHAPES]
     rows = _timed_rounds([matmul_case(fmt, *shape) for _, fmt, shape in specs], device,
                          settings, cold_bytes)
     return pd.DataFrame([dict(row, purpose=purpose, format=fmt, m=m, n=nn, k=kk)
@@ -486,9 +496,23 @@ def _fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
     streamed from main memory; the W8A8 kernel `torch._int_mm` for int8) is linear,
     t_i = a_i + b_i x + c_i y; (x, y) minimise the squared relative errors (y >= 0: a
     per-row cost is kept only where the shapes' different row lengths show one)."""
+    _fit_fractions(doc, matmuls, stamp, "stream", "stream_fraction", with_rows=True)
+
+
+def _fit_gemm_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
+    """compute.<dtype>.gemm_stream_fraction: as `_fit_stream_fractions`, from the same
+    shapes with GEMM_STREAM_ROWS activation rows (the library's GEMM path)."""
+    _fit_fractions(doc, matmuls, stamp, "gemm_stream", "gemm_stream_fraction",
+                   with_rows=False)
+
+
+def _fit_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str, purpose: str,
+                   field: str, with_rows: bool) -> None:
+    """Least squares of the relative error over the `purpose` matmuls of each
+    STREAM_FORMATS type for compute.<dtype>.<field> (and, `with_rows`, .row_time)."""
     dram = profile_from_mapping(doc, "calibration").main_memory
     for dtype, fmt in microbench.STREAM_FORMATS.items():
-        rows = matmuls[(matmuls["purpose"] == "stream") & (matmuls["format"] == fmt)]
+        rows = matmuls[(matmuls["purpose"] == purpose) & (matmuls["format"] == fmt)]
         rows = rows.dropna(subset=["best_s"])
         if dtype not in doc["compute"] or rows.empty:
             continue
@@ -497,10 +521,10 @@ def _fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
         def hw_at(x: float, y: float, dtype=dtype):
             trial = copy.deepcopy(doc)
             spec = trial["compute"][dtype]
-            spec["stream_fraction"] = {"value": min(1.0, 1.0 / x), "assumed": "trial"}
-            if y > 0:
+            spec[field] = {"value": min(1.0, 1.0 / x), "assumed": "trial"}
+            if with_rows and y > 0:
                 spec["row_time"] = {"value": f"{y * 1e9:.8g} ns", "assumed": "trial"}
-            else:
+            elif with_rows:
                 spec.pop("row_time", None)
             return as_hardware(profile_from_mapping(trial, "trial"))
         x0, y0 = 2.0, 50e-9
@@ -515,7 +539,7 @@ def _fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
         A, y_rel = np.array(design), np.array(target)
         (x, y), *_ = np.linalg.lstsq(A, y_rel, rcond=None)
         x, y = float(x), float(y)
-        if y < 1e-11 or len(cases) < 2:  # under 0.01 ns per row: none
+        if not with_rows or y < 1e-11 or len(cases) < 2:  # under 0.01 ns per row: none
             y = 0.0
             x = float(A[:, 0] @ y_rel / (A[:, 0] @ A[:, 0]))
         if not x > 0:
@@ -523,14 +547,15 @@ def _fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
         kernel = "torch._int_mm" if dtype == "int8" else "torch.nn.functional.linear"
         each = ", ".join(f"{c.name} {r.best_s * 1e6:.4g} us"
                          for c, r in zip(cases, rows.itertuples()))
-        how = (f"fitted (least squares of the relative error, with the per-row time) so that "
-               f"the simulator's times of the one-token {kernel} matmuls {each} (weights "
-               f"streamed from {dram.name}) match; {stamp}")
+        rows_text = ", with the per-row time" if with_rows else ""
+        how = (f"fitted (least squares of the relative error{rows_text}) so that the "
+               f"simulator's times of the {kernel} matmuls {each} (weights streamed from "
+               f"{dram.name}) match; {stamp}")
         spec = doc["compute"][dtype]
-        spec["stream_fraction"] = {"value": round(min(1.0, 1.0 / x), 4), "measured": how}
-        if y > 0:
+        spec[field] = {"value": round(min(1.0, 1.0 / x), 4), "measured": how}
+        if with_rows and y > 0:
             spec["row_time"] = {"value": f"{y * 1e9:.4g} ns", "measured": how}
-        else:
+        elif with_rows:
             spec.pop("row_time", None)
 
 
@@ -733,21 +758,25 @@ def _fit_vector_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[st
                     f"match the fastest measured calls; {stamp}"}
 
 
-def _fit_convert_ops(doc: dict, dtype: str, case, measured_s: float) -> tuple[float, str]:
-    """Conversion ops per element that make the simulator's time of `case` equal the
-    measured one. The simulator is evaluated at 1 and 2 ops (its time is linear in them
-    while compute-bound) and the line is solved; no cost formula is repeated here."""
+def _fit_convert_ops(doc: dict, dtype: str, cases: list, measured_s: float
+                     ) -> tuple[float, str]:
+    """Conversion ops per element that make the simulator's total time of `cases` equal
+    the measured total (pooled over the shapes). The simulator is evaluated at 1 and 2
+    ops (its time is linear in them while compute-bound) and the line is solved; no
+    cost formula is repeated here."""
     def simulated(ops: float) -> float:
         trial = copy.deepcopy(doc)
         trial["fallbacks"][dtype]["convert_ops_per_element"] = {
             "value": ops, "assumed": "calibration trial"}
-        return simulate_kernel(case, as_hardware(profile_from_mapping(trial, "trial")))
+        hw = as_hardware(profile_from_mapping(trial, "trial"))
+        return sum(simulate_kernel(case, hw) for case in cases)
     t1, t2 = simulated(1.0), simulated(2.0)
     rule = doc["fallbacks"][dtype]
     if t2 - t1 <= 0:
         rate = (profile_from_mapping(doc, "calibration")
                 .achievable_ops_per_s(rule["convert_dtype"]))
-        ops = measured_s / (case.dims["n"] * case.dims["k"]) * rate
+        weights = sum(case.dims["n"] * case.dims["k"] for case in cases)
+        ops = measured_s / weights * rate
         return ops, (f"the simulator is memory-bound there, so ops = time per weight x "
                      f"achievable {rule['convert_dtype']} rate {rate / 1e9:.4g} G/s")
     ops = 1.0 + (measured_s - t1) / (t2 - t1)
@@ -755,9 +784,9 @@ def _fit_convert_ops(doc: dict, dtype: str, case, measured_s: float) -> tuple[fl
         return 0.01, (f"the measured {measured_s * 1e6:.4g} us is below the simulator's time "
                       f"without conversion ({(2 * t1 - t2) * 1e6:.4g} us): the kernel hides "
                       "its conversion, so the smallest allowed value is written")
-    return ops, (f"solved so that the simulator's gemm_cost of that case (executing as "
-                 f"{rule['execute_as']}, converting on {rule['convert_dtype']}) equals the "
-                 f"measured {measured_s * 1e6:.4g} us (simulated {t1 * 1e6:.4g} / "
+    return ops, (f"solved so that the simulator's total gemm_cost of these cases (executing "
+                 f"as {rule['execute_as']}, converting on {rule['convert_dtype']}) equals the "
+                 f"measured total {measured_s * 1e6:.4g} us (simulated {t1 * 1e6:.4g} / "
                  f"{t2 * 1e6:.4g} us at 1 / 2 ops)")
 
 

@@ -12,8 +12,8 @@ calibrated profile is derived from can be written out and inspected.
 - tiny ops: one-element add / sum / 1x1 matmul, whose time is the per-call overhead;
 - the shapes of the matmul, element-wise and attention cases `validation.calibrate`
   times through `validation.kernels.build_case` and solves profile fields from
-  (STREAM_SHAPES, OVERLAP_SHAPE, WEIGHT_ONLY_PEAK_ROWS, LAUNCH_SHAPE, ATTENTION_CASES,
-  and the run-time ternary unpack at one token on dequant_shape).
+  (STREAM_SHAPES, also for the run-time ternary unpack at one token; OVERLAP_SHAPE;
+  weight_only_shape with WEIGHT_ONLY_PEAK_ROWS; LAUNCH_SHAPE; ATTENTION_CASES).
 """
 from __future__ import annotations
 
@@ -157,6 +157,9 @@ def measure_gemm_peaks(device: str, shapes: dict[str, list[tuple[int, int, int]]
 #: shapes, none among the held-out ones); formats: fp32, bf16, and w8a8 for int8
 STREAM_SHAPES = ((4096, 1024), (1536, 4096), (8192, 2048))
 STREAM_FORMATS = {"fp32": "fp32", "bf16": "bf16", "int8": "w8a8"}
+#: activation rows of the few-row GEMMs on STREAM_SHAPES that give gemm_stream_fraction
+#: (a batch-4 decode step's projections)
+GEMM_STREAM_ROWS = 4
 
 
 #: packed weight formats whose run-time dequantisation is calibrated, and the profile
@@ -184,9 +187,7 @@ ATTENTION_CASES = (("prefill", "fp32", 1, 8, 384, 384, 64),
                    ("decode", "bf16", 2, 8, 1, 2048, 64))
 
 
-def dequant_shape(quick: bool) -> tuple[int, int]:
-    """(n, k) of the one-token dequantisation microbenchmark: an 8-12 M-weight layer,
-    whose unpack chain (into a workspace allocated once, validation.formats) is
-    compute-bound at a per-weight cost that holds from 1 M to 33 M weights (measured
-    490-530 ps per weight on the 2-core host)."""
+def weight_only_shape(quick: bool) -> tuple[int, int]:
+    """(n, k) of the weight-only kernels' one-token and WEIGHT_ONLY_PEAK_ROWS-row
+    calibration matmuls: an 8-12 M-weight layer."""
     return (2048, 4096) if quick else (3072, 4096)

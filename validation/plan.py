@@ -118,9 +118,10 @@ def calibration_shapes(quick: bool) -> set[tuple[int, int, int]]:
     """Every (m, n, k) timed by calibration (GEMM peaks and dequantisation)."""
     gemms = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
     shapes = {s for shapes in gemms.values() for s in shapes}
-    n, k = microbench.dequant_shape(quick)
+    n, k = microbench.weight_only_shape(quick)
     rows = microbench.WEIGHT_ONLY_PEAK_ROWS
-    others = {(1, nn, kk) for nn, kk in microbench.STREAM_SHAPES} | {
+    others = {(m, nn, kk) for nn, kk in microbench.STREAM_SHAPES
+              for m in (1, microbench.GEMM_STREAM_ROWS)} | {
         microbench.OVERLAP_SHAPE, (rows, n, k)}
     return shapes | {(1, n, k)} | others
 

@@ -107,8 +107,10 @@ def calibration_findings(cal) -> list[str]:
     notes = [f"element-wise kernels run at {s['vector_ops_per_s_simulated'] / 1e9:.3g} G "
              f"vector ops/s (profile `vector.rate`), matrix kernels at their GEMM peaks"]
     fractions = ", ".join(f"{dt} {f:.2f}" for dt, f in s["stream_fraction"].items())
+    few = ", ".join(f"{dt} {f:.2f}" for dt, f in s["gemm_stream_fraction"].items())
     notes.append(f"one-token matmuls stream weights at a share of main memory's stream "
-                 f"bandwidth ({fractions}: `compute.<type>.stream_fraction`); streaming "
+                 f"bandwidth ({fractions}: `compute.<type>.stream_fraction`), few-row ones "
+                 f"at ({few}: `.gemm_stream_fraction`); streaming "
                  f"and math overlap {s['matmul_overlap']:.2f} (`overheads.matmul_overlap`, "
                  "0 = they add up)")
     for dtype, k in s["weight_only"].items():
