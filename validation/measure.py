@@ -7,8 +7,8 @@ only slow calls down (on a loaded machine every parallel call waits milliseconds
 OpenMP barrier), and the simulator models the machine without them; `median_s` keeps
 the median at the configured threads and `best_threads` the thread count of the best and a list of `Skip`s naming
 each skipped case or format and why (kernel missing on this PyTorch/device, error).
-Kernel cases are timed in `rounds` passes over the whole list (fresh tensors each
-pass), keeping each case's fastest: interference from other tenants comes in bursts
+Cases are timed in `rounds` passes over the whole list (fresh tensors for each kernel
+case, the same model for the transformer's passes), keeping each case's fastest: interference from other tenants comes in bursts
 that then slow one pass of a case, not all of them. A case's `spread` is the larger of
 the spread of its repeat medians within the kept pass and (max - min) / min of the
 passes' fastest calls: fresh tensors can run at another speed (torch._int_mm's one-token
@@ -98,8 +98,7 @@ def measure_cases(cases: Sequence[Case], device: str, settings: BenchSettings,
     models: dict[str, object] = {}
     failed: set[str] = set()
     passes: dict[str, list[float]] = {}  # each pass's fastest call, per case
-    kernel_passes = [c for c in cases if not isinstance(c, ModelCase)] * (rounds - 1)
-    for case in list(cases) + kernel_passes:
+    for case in list(cases) * rounds:
         if case.fmt in unavailable or case.name in failed:
             continue
         if progress:
@@ -108,8 +107,7 @@ def measure_cases(cases: Sequence[Case], device: str, settings: BenchSettings,
             if isinstance(case, ModelCase):
                 if model_factory is None:
                     raise ValueError("no model factory given for transformer cases")
-                if case.fmt not in models:
-                    models.clear()  # one model in memory at a time
+                if case.fmt not in models:  # kept for the later passes
                     models[case.fmt] = model_factory(case.fmt)
                 model = models[case.fmt]
                 fn = (model.decode_step(case.batch, case.length) if case.phase == "decode"

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_val.add_argument("--out", required=True, metavar="DIR",
                        help="output folder (replaced atomically)")
     p_val.add_argument("--quick", action="store_true",
-                       help="the short plan (about 1.5 minutes on 2 cores)")
+                       help="the short plan (about 2 minutes on 2 cores)")
     p_val.add_argument("--profile", metavar="FILE",
                        help="use this host profile instead of calibrating first")
     p_val.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
