@@ -7,7 +7,7 @@ per-format error table as JSON.
     .venv/bin/python benchmarks/validate_full.py [--out DIR] [--device cpu|cuda|auto]
                                                  [--threads N]
 
-Takes about 10-15 minutes on 2 cores. Outputs as `precsim validate` (kernels.csv,
+Takes about 18 minutes on 2 cores. Outputs as `precsim validate` (kernels.csv,
 by_format.csv, scatter.png, summary.md, ...) in DIR (default: validation-full/).
 """
 from __future__ import annotations

@@ -175,6 +175,35 @@ def test_small_model_weights_exceed_half_the_llc_in_every_format():
         assert total > 16 * 2**20, fmt
 
 
+def test_w8a8_transformer_adds_the_eager_quantisation_kernels_of_each_projection(
+        monkeypatch):
+    """13 eager kernels around every torch._int_mm (4 projections per layer and the LM
+    head), each an element-wise kernel priced by the simulator."""
+    from simulator.kernels import as_hardware, elementwise_cost
+    from simulator.profiles import load_profile
+    from validation.measure import ModelCase
+    from validation.simulate import W8A8_EAGER, _w8a8_eager, simulate_model
+    hw = as_hardware(load_profile("host"))
+    one = _w8a8_eager(hw, 1, 1024, 4096)
+    assert one.n_kernels == len(W8A8_EAGER) == 13
+    # at one token every kernel is launch-bound: 13 launches
+    assert one.time_s == pytest.approx(13 * hw.launch_s, rel=0.05)
+    # in: 6 kernels over m x k elements; out: 4 over m x n; the per-token scale: 3
+    big = _w8a8_eager(hw, 64, 1024, 4096)
+    abs_pass = elementwise_cost(hw, 2.0 * 64 * 1024, 2.0 * 64 * 1024, 64 * 1024.0,
+                                half_elements=2.0 * 64 * 1024)
+    assert big.time_s > abs_pass.time_s
+    case = ModelCase("decode", "w8a8", 1, 256)
+    with_eager = simulate_model(case, hw, SMALL_MODEL)
+    d = 1024  # SMALL_MODEL: d_model 1024, 16 heads of 64, 4 KV heads, d_ff 2816
+    projections = [(1536, d), (d, d), (2 * 2816, d), (d, 2816)]
+    expected = 4 * sum(_w8a8_eager(hw, 1, k, n).time_s for n, k in projections) \
+        + _w8a8_eager(hw, 1, d, 32000).time_s
+    import validation.simulate as vs
+    monkeypatch.setattr(vs, "_w8a8_eager", lambda *a: type("Zero", (), {"time_s": 0.0}))
+    assert with_eager - simulate_model(case, hw, SMALL_MODEL) == pytest.approx(expected)
+
+
 def test_stream_sizes_span_every_level():
     caches = [96 * 1024, 2 * 2**20, 32 * 2**20]
     sizes = microbench.stream_sizes(caches, per_level=2)
