@@ -35,12 +35,13 @@ Model (one kernel):
   `overheads.matmul_overlap` 1 (memory transfers hidden under math; CPU BLAS adds them),
   `compute.<weight type>.stream_fraction` 1 (a CPU's one-token matmuls stream weights at
   a fraction of its STREAM bandwidth; `.gemm_stream_fraction` for more than one
-  activation row, where MKL's sgemm packs the weight panel), `compute.<weight type>.launch` and `.row_time`
-  (per-call overhead; a GEMV's per-output-row reduction), `vector.rate` (element-wise
-  work; default the vector dtype's GEMM rate), `weight_only` (dedicated packed-weight
-  kernels) and `attention` (how the attention kernel runs when it differs from the
-  GEMMs); docs/validation.md says what measured each on the CPU host. Conversion is not hidden behind the memory stream: dequantising a tile sits
-  between its arrival and its use. This is what weight-only kernels measure: on an
+  activation row, where MKL's sgemm packs the weight panel),
+  `compute.<weight type>.launch` and `.row_time` (per-call overhead; a one-row GEMV's
+  per-output-row reduction), `vector.rate` (element-wise work; default the vector
+  dtype's GEMM rate), `weight_only` (dedicated packed-weight kernels) and `attention`
+  (how the attention kernel runs when it differs from the GEMMs); docs/validation.md
+  says what measured each on the CPU host. Conversion is not hidden behind the memory
+  stream: dequantising a tile sits between its arrival and its use. This is what weight-only kernels measure: on an
   A100-80GB gpt-fast decodes Llama-2-7B at 104.9 (bf16), 155.6 (int8) and 196.8 (int4
   g32) tokens/s (pytorch-labs/gpt-fast README), well below the memory roof of the
   smaller weights; a roofline that hid conversion would predict ~200 and ~300.

@@ -136,7 +136,8 @@ def test_gemm_stream_fraction_prices_few_row_matmuls_and_row_time_only_gemvs():
     slow = base.with_overrides({"compute.fp32.gemm_stream_fraction": 0.25})
     hw = as_hardware(base)
     for m in (1, 4):
-        one, two = gemm_cost(base, m, 4096, 4096, "FP32"), gemm_cost(slow, m, 4096, 4096, "FP32")
+        one = gemm_cost(base, m, 4096, 4096, "FP32")
+        two = gemm_cost(slow, m, 4096, 4096, "FP32")
         main = one.bytes_moved["dram"] / hw.bandwidth_bytes_per_s[-1]
         stream = 4096 * 4096 * 4.0 / hw.bandwidth_bytes_per_s[-1]
         f = 0.5 if m == 1 else 0.25
@@ -147,7 +148,8 @@ def test_gemm_stream_fraction_prices_few_row_matmuls_and_row_time_only_gemvs():
     # without the field the few-row path streams at the one-row fraction
     assert HOST.compute["bf16"].gemm_stream_fraction_value == \
         HOST.compute["bf16"].stream_fraction_value
-    rows = HOST.with_overrides({"compute.fp32.row_time": {"value": "50 ns", "assumed": "test"}})
+    rows = HOST.with_overrides({"compute.fp32.row_time": {"value": "50 ns",
+                                                          "assumed": "test"}})
     no_rows = HOST
     assert gemm_cost(rows, 1, 4096, 1024, "FP32").time_s == pytest.approx(
         gemm_cost(no_rows, 1, 4096, 1024, "FP32").time_s + 4096 * 50e-9)

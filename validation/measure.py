@@ -4,15 +4,17 @@ Returns a DataFrame with one row per measured case (name, kind, op, format, shap
 measured time, run-to-run spread, within-run IQR). `measured_s` is the fastest call at
 the configured threads or on one thread (`bench.time_best_of_threads`): other processes
 only slow calls down (on a loaded machine every parallel call waits milliseconds at the
-OpenMP barrier), and the simulator models the machine without them; `median_s` keeps
-the median at the configured threads and `best_threads` the thread count of the best and a list of `Skip`s naming
-each skipped case or format and why (kernel missing on this PyTorch/device, error).
+OpenMP barrier), and the simulator models the machine without them; `median_s` keeps the
+median at the configured threads and `best_threads` the thread count of the best and a
+list of `Skip`s naming each skipped case or format and why (kernel missing on this
+PyTorch/device, error).
 Cases are timed in `rounds` passes over the whole list (fresh tensors for each kernel
-case, the same model for the transformer's passes), keeping each case's fastest: interference from other tenants comes in bursts
-that then slow one pass of a case, not all of them. A case's `spread` is the larger of
-the spread of its repeat medians within the kept pass and (max - min) / min of the
-passes' fastest calls: fresh tensors can run at another speed (torch._int_mm's one-token
-rate moves by up to 30% between allocations on the 2-core host).
+case, the same model for the transformer's passes), keeping each case's fastest:
+interference from other tenants comes in bursts that then slow one pass of a case, not
+all of them. A case's `spread` is the larger of the spread of its repeat medians within
+the kept pass and (max - min) / min of the passes' fastest calls: fresh tensors, and a
+minute later the shared VM's memory bandwidth, can run at another speed (the same
+one-token torch._int_mm: 41 and 68-74 GB/s ten minutes apart on the 2-core host).
 """
 from __future__ import annotations
 
