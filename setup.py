@@ -1,12 +1,17 @@
 """Package list for setuptools (metadata lives in pyproject.toml).
 
-hw_profiles/ sits at the repository root because profiles are data, not code; it is
-mapped into the wheel as the data-only package `simulator.hw_profiles`.
+One import name, `precsim`: the source folders stay at the repository root
+(simulator/, lawcore/, codesign/, validation/, hw_profiles/) and are mapped into it
+here, so the wheel installs `precsim.simulator`, `precsim.lawcore`, `precsim.codesign`,
+`precsim.validation` and the profiles as package data `precsim.simulator.hw_profiles`.
 """
 from setuptools import find_packages, setup
 
+SUBPACKAGES = ("simulator", "lawcore", "codesign", "validation")
+
 setup(
-    packages=find_packages(include=["lawcore*", "simulator*", "validation*", "codesign*"])
-    + ["simulator.hw_profiles"],
-    package_dir={"simulator.hw_profiles": "hw_profiles"},
+    packages=["precsim", "precsim.simulator.hw_profiles"]
+    + [f"precsim.{name}" for name in find_packages(include=[f"{p}*" for p in SUBPACKAGES])],
+    package_dir={"precsim": "precsim", "precsim.simulator.hw_profiles": "hw_profiles",
+                 **{f"precsim.{p}": p for p in SUBPACKAGES}},
 )

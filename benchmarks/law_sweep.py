@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from validation.training.data import make_source
-from validation.training.model import ModelShape, TinyLM, TrainPrecision
-from validation.training.numformat import parse_format
-from validation.training.sweep import default_jobs, load_grid
-from validation.training.train import torch_threads
+from precsim.validation.training.data import make_source
+from precsim.validation.training.model import ModelShape, TinyLM, TrainPrecision
+from precsim.validation.training.numformat import parse_format
+from precsim.validation.training.sweep import default_jobs, load_grid
+from precsim.validation.training.train import torch_threads
 
 INT4 = TrainPrecision(*(parse_format("int4"),) * 3)
 

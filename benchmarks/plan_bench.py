@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codesign.planner import plan, problem_from_study  # noqa: E402
-from codesign.study import Grid, load_study, resolve_study  # noqa: E402
+from precsim.codesign.planner import plan, problem_from_study  # noqa: E402
+from precsim.codesign.study import Grid, load_study, resolve_study  # noqa: E402
 
 SIZES = ((41, 21), (161, 81), (321, 161))   # (N points, D points)
 

@@ -17,8 +17,8 @@ import time
 
 import pandas as pd
 
-from simulator.des.serving import SchedulerConfig, build_tables, serve
-from simulator.des.workload import poisson_workload
+from precsim.simulator.des.serving import SchedulerConfig, build_tables, serve
+from precsim.simulator.des.workload import poisson_workload
 
 SCENARIOS = (
     # profile, model, quant, qps, max batch, chunked prefill tokens

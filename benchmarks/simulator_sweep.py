@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 
-from simulator.cost import decode_step_cost, simulate
-from simulator.kernels import as_quant
-from simulator.models import get_model, model_for_params
-from simulator.profiles import load_profile
+from precsim.simulator.cost import decode_step_cost, simulate
+from precsim.simulator.kernels import as_quant
+from precsim.simulator.models import get_model, model_for_params
+from precsim.simulator.profiles import load_profile
 
 
 def _timed(fn, repeats: int) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from codesign.sweep import (DaskExecutor, LocalExecutor, evaluate_chunk, load_study,
+from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, evaluate_chunk, load_study,
                             plan_chunks, run_sweep)
 
 ROOT = Path(__file__).resolve().parent.parent

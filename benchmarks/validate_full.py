@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
-    from validation.run import run_validation
+    from precsim.validation.run import run_validation
     start = time.perf_counter()
     result = run_validation(out=args.out, quick=False, device=args.device,
                             threads=args.threads,

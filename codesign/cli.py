@@ -12,21 +12,21 @@ import os
 import sys
 import traceback
 
-from lawcore.errors import LawInputError
-from simulator.errors import InputError
+from precsim.lawcore.errors import LawInputError
+from precsim.simulator.errors import InputError
 
 # Command-group modules, in the order they appear in `precsim --help`.
 COMMAND_MODULES = (
-    "codesign.commands.profiles",
-    "codesign.commands.law",
-    "codesign.commands.law_validate",
-    "codesign.commands.simulate",
-    "codesign.commands.validate",
-    "codesign.commands.sweep",
-    "codesign.commands.serve",
-    "codesign.commands.plan",
-    "codesign.commands.whatif",
-    "codesign.commands.report",
+    "precsim.codesign.commands.profiles",
+    "precsim.codesign.commands.law",
+    "precsim.codesign.commands.law_validate",
+    "precsim.codesign.commands.simulate",
+    "precsim.codesign.commands.validate",
+    "precsim.codesign.commands.sweep",
+    "precsim.codesign.commands.serve",
+    "precsim.codesign.commands.plan",
+    "precsim.codesign.commands.whatif",
+    "precsim.codesign.commands.report",
 )
 
 INPUT_ERRORS = (InputError, LawInputError)

@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import lawcore
-from simulator import cost as sim_cost
-from simulator import kernels
-from simulator.errors import InputError
-from simulator.models import model_for_params
-from simulator.quant import DTYPE_BITS, QuantFormat
+from precsim import lawcore
+from precsim.simulator import cost as sim_cost
+from precsim.simulator import kernels
+from precsim.simulator.errors import InputError
+from precsim.simulator.models import model_for_params
+from precsim.simulator.quant import DTYPE_BITS, QuantFormat
 
 TRAIN_FLOPS_PER_PARAM_TOKEN = 6.0   # 6·N·D training FLOPs
 TRAIN_FLOPS_UNIT = 1e18             # FLOPs priced once per pair (time and energy are linear)

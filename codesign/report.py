@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from codesign.planner import PlanResult, cost_text, plan, problem_from_study
-from codesign.whatif import run_whatif, whatif_figure
-from simulator.errors import InputError
-from simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text
+from precsim.codesign.planner import PlanResult, cost_text, plan, problem_from_study
+from precsim.codesign.whatif import run_whatif, whatif_figure
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text
 
 #: Where `precsim report` looks for `precsim validate --out DIR` output when neither the
 #: study nor `--validation` names one (relative to the working directory).
@@ -356,9 +356,9 @@ def roofline_png(profile, optimum: dict, workload, model_options: dict) -> bytes
     """The hierarchical roofline (simulator.roofline_plot) of a chosen configuration."""
     import tempfile
 
-    from simulator.cost import simulate
-    from simulator.models import model_for_params
-    from simulator.roofline_plot import plot_roofline
+    from precsim.simulator.cost import simulate
+    from precsim.simulator.models import model_for_params
+    from precsim.simulator.roofline_plot import plot_roofline
 
     model = model_for_params(optimum["N"], **model_options)
     sim = simulate(profile, model, optimum["serve_format"], workload.batch,

@@ -21,14 +21,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       model_validator)
 
-from codesign.planner import baseline_loss, post_training_bits
-from codesign.whatif import parse_vary
-from lawcore import get_law
-from simulator.errors import InputError
-from simulator.io import load_yaml_mapping
-from simulator.profiles import load_profile
-from simulator.quant import parse_quant
-from simulator.units import UnitError, parse_quantity
+from precsim.codesign.planner import baseline_loss, post_training_bits
+from precsim.codesign.whatif import parse_vary
+from precsim.lawcore import get_law
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.profiles import load_profile
+from precsim.simulator.quant import parse_quant
+from precsim.simulator.units import UnitError, parse_quantity
 
 DEFAULT_STUDY = "default_study.yaml"
 Objective = Literal["time", "energy", "dollars"]
@@ -268,7 +268,7 @@ def updated(study: Study, source: str, **fields: Any) -> Study:
 
 
 def default_study_path() -> Path:
-    return Path(str(resources.files("codesign").joinpath(DEFAULT_STUDY)))
+    return Path(str(resources.files("precsim.codesign").joinpath(DEFAULT_STUDY)))
 
 
 def load_study(path: str | os.PathLike | None = None) -> tuple[Study, str]:

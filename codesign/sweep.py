@@ -48,14 +48,14 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
                       PrivateAttr, ValidationError, field_validator)
 from tqdm import tqdm
 
-from simulator.cost import simulate
-from simulator.des.serving import serve
-from simulator.des.workload import poisson_workload
-from simulator.errors import InputError
-from simulator.io import atomic_write_bytes, load_yaml_mapping
-from simulator.models import TransformerConfig, get_model, model_for_params
-from simulator.profiles import HardwareProfile, load_profile, profile_from_mapping
-from simulator.quant import QuantFormat, parse_quant
+from precsim.simulator.cost import simulate
+from precsim.simulator.des.serving import serve
+from precsim.simulator.des.workload import poisson_workload
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import atomic_write_bytes, load_yaml_mapping
+from precsim.simulator.models import TransformerConfig, get_model, model_for_params
+from precsim.simulator.profiles import HardwareProfile, load_profile, profile_from_mapping
+from precsim.simulator.quant import QuantFormat, parse_quant
 
 PARTS_SUFFIX = ".parts"
 #: default configurations per task: a chunk takes about 0.1 s (cost model) or 1 s (DES)

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from codesign.planner import plan, problem_from_study
-from simulator.errors import InputError
-from simulator.profiles import DTYPES, HardwareProfile
-from simulator.quant import DTYPE_BITS as QUANT_DTYPE_BITS
-from simulator.quant import FLOAT_DTYPES
+from precsim.codesign.planner import plan, problem_from_study
+from precsim.simulator.errors import InputError
+from precsim.simulator.profiles import DTYPES, HardwareProfile
+from precsim.simulator.quant import DTYPE_BITS as QUANT_DTYPE_BITS
+from precsim.simulator.quant import FLOAT_DTYPES
 
 AS_IS = "as-is"
 VARY_HELP = """\

@@ -9,15 +9,15 @@ Fitting (`law.fit(runs)`), `heldout_check`, and compute-optimal precision
 scipy (fitting) is imported only when a fit runs: `heldout_check` is loaded on first use,
 and `Law.fit` imports `lawcore.fitting` itself.
 """
-from lawcore.base import Law, LawFitError
-from lawcore.chinchilla import ChinchillaLaw
-from lawcore.errors import LawInputError
-from lawcore.inputs import HIGH_PRECISION_BITS
-from lawcore.optimal import (PrecisionOptimum, compute_optimal, optimal_precision_fixed_n,
+from precsim.lawcore.base import Law, LawFitError
+from precsim.lawcore.chinchilla import ChinchillaLaw
+from precsim.lawcore.errors import LawInputError
+from precsim.lawcore.inputs import HIGH_PRECISION_BITS
+from precsim.lawcore.optimal import (PrecisionOptimum, compute_optimal, optimal_precision_fixed_n,
                              training_compute_flops)
-from lawcore.ouyang import OuyangPTQLaw
-from lawcore.precision import PrecisionLaw
-from lawcore.registry import DEFAULT_LAW, LAWS, get_law, law_from_json
+from precsim.lawcore.ouyang import OuyangPTQLaw
+from precsim.lawcore.precision import PrecisionLaw
+from precsim.lawcore.registry import DEFAULT_LAW, LAWS, get_law, law_from_json
 
 __all__ = [
     "ChinchillaLaw", "DEFAULT_LAW", "HIGH_PRECISION_BITS", "LAWS", "Law", "LawFitError",
@@ -30,7 +30,7 @@ __all__ = [
 def __getattr__(name: str):
     """`heldout_check` from lawcore.fitting on first use (it imports scipy, ~1 s)."""
     if name == "heldout_check":
-        from lawcore.fitting import heldout_check
+        from precsim.lawcore.fitting import heldout_check
         return heldout_check
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

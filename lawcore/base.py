@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from lawcore.errors import LawInputError
-from lawcore.inputs import HIGH_PRECISION_BITS, Inputs, make_inputs, positive_finite
+from precsim.lawcore.errors import LawInputError
+from precsim.lawcore.inputs import HIGH_PRECISION_BITS, Inputs, make_inputs, positive_finite
 
 JSON_FORMAT = "precsim.lawcore.law/1"
 TERM_NAMES = ("params_term", "data_term", "irreducible", "ptq_degradation")
@@ -330,7 +330,7 @@ class Law:
 
     def fit(self, runs: pd.DataFrame, row_name: str = "row") -> Law:
         """Fit the constants to measured runs (see lawcore.fitting.fit_law); returns self."""
-        from lawcore.fitting import fit_law  # lazy: lawcore.fitting imports this module
+        from precsim.lawcore.fitting import fit_law  # lazy: lawcore.fitting imports this module
         fit_law(self, runs, row_name=row_name)
         return self
 
@@ -349,7 +349,7 @@ class Law:
     @classmethod
     def from_json(cls, text: str) -> Law:
         """Rebuild a law (with its fitted state) from `to_json` output."""
-        from lawcore.registry import law_from_json  # lazy: the registry imports this module
+        from precsim.lawcore.registry import law_from_json  # lazy: the registry imports this module
         law = law_from_json(text)
         if not isinstance(law, cls):
             raise LawInputError(f"JSON describes a {type(law).__name__}, not a {cls.__name__}")

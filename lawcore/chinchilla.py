@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from lawcore.base import (BASE_COORD_SPECS, Coord, Law, Locate, base_constants, base_coords,
+from precsim.lawcore.base import (BASE_COORD_SPECS, Coord, Law, Locate, base_constants, base_coords,
                           base_terms, check_high_precision)
-from lawcore.inputs import Inputs
+from precsim.lawcore.inputs import Inputs
 
 CHINCHILLA_PRESETS: dict[str, dict[str, float]] = {
     "chinchilla": {"A": 406.40, "alpha": 0.33917, "B": 410.72, "beta": 0.28491, "E": 1.6934},

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from lawcore.base import Coord, Law, LawFitError, locate_rows
-from lawcore.errors import LawInputError
-from lawcore.inputs import Inputs, runs_to_inputs
+from precsim.lawcore.base import Coord, Law, LawFitError, locate_rows
+from precsim.lawcore.errors import LawInputError
+from precsim.lawcore.inputs import Inputs, runs_to_inputs
 
 GRID_TOP_STARTS = 4          # best base-grid points refined and handed to L-BFGS-B
 GRID_CHUNK_ELEMENTS = 4_000_000  # terms × grid points × runs evaluated per chunk

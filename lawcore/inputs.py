@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lawcore.errors import LawInputError
+from precsim.lawcore.errors import LawInputError
 
 HIGH_PRECISION_BITS = 16.0  # parts at >= 16 bits count as trained "in high precision"
 BIT_NAMES = ("P_w", "P_a", "P_kv")

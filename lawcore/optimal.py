@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from lawcore.base import Law, as_output
-from lawcore.errors import LawInputError
-from lawcore.inputs import bits, positive_finite
-from lawcore.registry import get_law
+from precsim.lawcore.base import Law, as_output
+from precsim.lawcore.errors import LawInputError
+from precsim.lawcore.inputs import bits, positive_finite
+from precsim.lawcore.registry import get_law
 
 COST_BITS_DIVISOR = 16.0   # C = (6/16)·N·D·P
 FLOPS_PER_PARAM_TOKEN = 6.0

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from lawcore.base import (BASE_CONSTANTS, BASE_COORD_SPECS, BASE_COORDS, Coord, Law, Locate,
+from precsim.lawcore.base import (BASE_CONSTANTS, BASE_COORD_SPECS, BASE_COORDS, Coord, Law, Locate,
                           base_constants, base_coords, base_terms, check_high_precision)
-from lawcore.chinchilla import CHINCHILLA_PRESETS
-from lawcore.inputs import Inputs
+from precsim.lawcore.chinchilla import CHINCHILLA_PRESETS
+from precsim.lawcore.inputs import Inputs
 
 OUYANG2024 = {**CHINCHILLA_PRESETS["chinchilla"],
               "k": 0.017, "alpha_N": 0.2261, "beta_D": 0.5251, "gamma_P": 5.4967}

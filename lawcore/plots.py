@@ -18,9 +18,9 @@ import io
 import numpy as np
 from matplotlib.figure import Figure
 
-from lawcore.base import Law
-from lawcore.inputs import HIGH_PRECISION_BITS, positive_finite
-from lawcore.optimal import (COST_BITS_DIVISOR, FLOPS_PER_PARAM_TOKEN, compute_optimal,
+from precsim.lawcore.base import Law
+from precsim.lawcore.inputs import HIGH_PRECISION_BITS, positive_finite
+from precsim.lawcore.optimal import (COST_BITS_DIVISOR, FLOPS_PER_PARAM_TOKEN, compute_optimal,
                              optimal_precision_fixed_n)
 
 POST_BITS = (8, 6, 5, 4, 3)

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from lawcore.base import (BASE_CONSTANTS, BASE_COORD_SPECS, BASE_COORDS, Coord, Law, Locate,
+from precsim.lawcore.base import (BASE_CONSTANTS, BASE_COORD_SPECS, BASE_COORDS, Coord, Law, Locate,
                           base_constants, base_coords, base_terms, first_bad)
-from lawcore.errors import LawInputError
-from lawcore.inputs import HIGH_PRECISION_BITS, PARTS, Inputs
+from precsim.lawcore.errors import LawInputError
+from precsim.lawcore.inputs import HIGH_PRECISION_BITS, PARTS, Inputs
 
 PTQ_CONSTANTS = ("C_T", "gamma_D", "gamma_N", "gamma_post")
 TRAIN_CONSTANTS = tuple(f"{p}_{x}" for x in PARTS for p in ("gamma", "n"))

@@ -5,11 +5,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lawcore.base import JSON_FORMAT, Law
-from lawcore.chinchilla import ChinchillaLaw
-from lawcore.errors import LawInputError
-from lawcore.ouyang import OuyangPTQLaw
-from lawcore.precision import PrecisionLaw
+from precsim.lawcore.base import JSON_FORMAT, Law
+from precsim.lawcore.chinchilla import ChinchillaLaw
+from precsim.lawcore.errors import LawInputError
+from precsim.lawcore.ouyang import OuyangPTQLaw
+from precsim.lawcore.precision import PrecisionLaw
 
 LAW_CLASSES: dict[str, type[Law]] = {cls.__name__: cls for cls in (
     ChinchillaLaw, PrecisionLaw, OuyangPTQLaw)}

@@ -32,12 +32,12 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from simulator.errors import InputError
-from simulator.kernels import (Hardware, KernelCost, as_hardware, as_quant, attention_cost,
+from precsim.simulator.errors import InputError
+from precsim.simulator.kernels import (Hardware, KernelCost, as_hardware, as_quant, attention_cost,
                                elementwise_cost, embedding_cost, gemm_cost, home_level,
                                norm_cost, quant_attr, stream_bits)
-from simulator.models import TransformerConfig, get_model
-from simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
+from precsim.simulator.models import TransformerConfig, get_model
+from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
            "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")

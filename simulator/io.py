@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from simulator.errors import InputError
+from precsim.simulator.errors import InputError
 
 MAX_YAML_BYTES = 1 << 20  # 1 MiB: far above any profile or study file
 MAX_YAML_DEPTH = 64  # nesting levels; profiles use about 5

@@ -57,9 +57,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from simulator.errors import InputError
-from simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
-from simulator.quant import DTYPE_BITS, FLOAT_DTYPES, QuantFormat, parse_quant
+from precsim.simulator.errors import InputError
+from precsim.simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
+from precsim.simulator.quant import DTYPE_BITS, FLOAT_DTYPES, QuantFormat, parse_quant
 
 #: Share of a level's capacity a kernel can use for its tile or a tensor for residency
 #: (the rest: double buffering, other live data). Assumption, no vendor figure.

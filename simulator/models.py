@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.errors import InputError
+from precsim.simulator.errors import InputError
 
 #: Vector ops per output element of the MLP activation (gated: act(gate) * up),
 #: counting one exp / erf / tanh evaluation as 2 ops (a short polynomial plus range

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from simulator.errors import InputError
-from simulator.kernels import QUANTIZE_OPS, SOFTMAX_OPS, quant_attr, stream_bits
-from simulator.models import ACTIVATION_OPS, TransformerConfig
-from simulator.quant import QuantFormat
+from precsim.simulator.errors import InputError
+from precsim.simulator.kernels import QUANTIZE_OPS, SOFTMAX_OPS, quant_attr, stream_bits
+from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
+from precsim.simulator.quant import QuantFormat
 
 PHASES = ("prefill", "decode")
 #: Vector ops per rotated element of RoPE (two multiplies and an add).

@@ -23,9 +23,9 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
                       StrictBool, ValidationError, model_validator)
 
-from simulator.errors import InputError
-from simulator.io import load_yaml_mapping
-from simulator.units import UnitError, parse_quantity
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.units import UnitError, parse_quantity
 
 #: Data types a profile can list an engine for (element formats of weights/activations).
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
@@ -347,10 +347,27 @@ class PowerSpec(_Strict):
 
 
 class Interconnect(_Strict):
-    """Link bandwidths, each per direction (a one-way copy moves at this rate)."""
+    """Links and topology; bandwidths per direction (a one-way copy moves at this rate).
+
+    `device_to_device`: the intra-node device link (NVLink) per device;
+    `device_link_latency`: the fixed time of one collective step on it;
+    `devices_per_node`: devices joined by that link; `network`: the inter-node network
+    (NIC bandwidth per device); `network_latency`: one step across nodes;
+    `link_efficiency` / `network_efficiency`: achievable share of each link's
+    bandwidth in collectives (bus bandwidth / link bandwidth); `compute_overlap`: share
+    of communication time hidden under compute when both can run. The collective model
+    that uses them is `simulator.collectives`.
+    """
 
     device_to_device: Bandwidth | None = None
     host_link: Bandwidth | None = None
+    device_link_latency: Time | None = None
+    devices_per_node: Count | None = None
+    network: Bandwidth | None = None
+    network_latency: Time | None = None
+    link_efficiency: Fraction | None = None
+    network_efficiency: Fraction | None = None
+    compute_overlap: Share | None = None
 
     @property
     def device_link_bytes_per_s(self) -> float | None:
@@ -594,7 +611,7 @@ def load_profile_file(path: str | os.PathLike) -> HardwareProfile:
 
 def builtin_profile_dir() -> Path:
     """The shipped hw_profiles folder (package data, or the source checkout's root)."""
-    packaged = resources.files("simulator").joinpath("hw_profiles")
+    packaged = resources.files("precsim.simulator").joinpath("hw_profiles")
     if packaged.is_dir():
         return Path(str(packaged))
     return Path(__file__).resolve().parent.parent / "hw_profiles"

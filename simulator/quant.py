@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from simulator.errors import InputError
+from precsim.simulator.errors import InputError
 
 #: Element types: bits per element and family. Keys are the profile dtype names
 #: (simulator.profiles.DTYPES) plus integer widths that no chip runs natively.

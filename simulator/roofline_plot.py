@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.io import atomic_write_bytes
-from simulator.kernels import vector_dtype
-from simulator.profiles import HardwareProfile
+from precsim.simulator.io import atomic_write_bytes
+from precsim.simulator.kernels import vector_dtype
+from precsim.simulator.profiles import HardwareProfile
 
 
 def roofline_data(profile: HardwareProfile, ops: pd.DataFrame) -> dict:

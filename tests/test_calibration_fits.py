@@ -7,13 +7,13 @@ import copy
 import pandas as pd
 import pytest
 
-from simulator.io import load_yaml_mapping
-from simulator.kernels import as_hardware
-from simulator.profiles import profile_from_mapping
-from validation import calibrate, microbench
-from validation.calibrate import template_path
-from validation.kernels import attention_case, matmul_case, rows_cols_case
-from validation.simulate import simulate_kernel
+from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.kernels import as_hardware
+from precsim.simulator.profiles import profile_from_mapping
+from precsim.validation import calibrate, microbench
+from precsim.validation.calibrate import template_path
+from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
+from precsim.validation.simulate import simulate_kernel
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""codesign.planner: a hand-solved optimum, constraints, and monotonicity invariants."""
+"""precsim.codesign.planner: a hand-solved optimum, constraints, and monotonicity invariants."""
 import dataclasses
 import functools
 import math
@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import lawcore
-from codesign.planner import plan, problem_from_study, serving_costs, smallest_D
-from codesign.study import (Grid, Target, TrainFormat, Training, load_study, resolve_study,
+from precsim import lawcore
+from precsim.codesign.planner import plan, problem_from_study, serving_costs, smallest_D
+from precsim.codesign.study import (Grid, Target, TrainFormat, Training, load_study, resolve_study,
                             updated)
-from codesign.whatif import profile_variants
-from simulator.profiles import load_profile
+from precsim.codesign.whatif import profile_variants
+from precsim.simulator.profiles import load_profile
 
 H100_BF16_ACHIEVABLE = 989.4e12 * 0.803   # hw_profiles/h100-sxm.yaml: peak x fraction
 
@@ -195,9 +195,11 @@ def test_training_runs_narrow_bits_in_the_cheapest_container():
 def test_importing_the_cli_and_planner_does_not_import_scipy():
     """lawcore imported scipy eagerly (lawcore.fitting), ~1.5 s on every `import
     codesign.cli`; scipy now loads only when a fit runs, and lawcore's names still work."""
-    code = ("import sys, codesign.cli, codesign.planner, lawcore; "
+    code = ("import sys, precsim.codesign.cli, precsim.codesign.planner; "
+            "from precsim import lawcore; "
             "assert not [m for m in sys.modules if m.split('.')[0] == 'scipy'], 'eager'; "
-            "from lawcore import LawFitError, heldout_check; import lawcore.fitting as f; "
+            "from precsim.lawcore import LawFitError, heldout_check; "
+            "import precsim.lawcore.fitting as f; "
             "assert heldout_check is f.heldout_check and LawFitError is f.LawFitError; "
             "assert 'heldout_check' in dir(lawcore)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)

@@ -4,9 +4,9 @@ import json
 import pytest
 import yaml
 
-import codesign.report as report
-from codesign.cli import main
-from codesign.study import default_study_path
+import precsim.codesign.report as report
+from precsim.codesign.cli import main
+from precsim.codesign.study import default_study_path
 
 
 @pytest.fixture(scope="module")

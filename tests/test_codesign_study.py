@@ -1,10 +1,10 @@
-"""codesign.study: the default study, and errors that name the file and the field."""
+"""precsim.codesign.study: the default study, and errors that name the file and the field."""
 import pytest
 import yaml
 
-from codesign.cli import main
-from codesign.study import default_study_path, load_study, resolve_study
-from simulator.errors import InputError
+from precsim.codesign.cli import main
+from precsim.codesign.study import default_study_path, load_study, resolve_study
+from precsim.simulator.errors import InputError
 
 
 def write_study(tmp_path, **changes):

@@ -1,9 +1,9 @@
-"""codesign.whatif: the --vary grammar and re-validated profile variants."""
+"""precsim.codesign.whatif: the --vary grammar and re-validated profile variants."""
 import pytest
 
-from codesign.whatif import parse_vary, profile_variants
-from simulator.errors import InputError
-from simulator.profiles import load_profile
+from precsim.codesign.whatif import parse_vary, profile_variants
+from precsim.simulator.errors import InputError
+from precsim.simulator.profiles import load_profile
 
 
 @pytest.fixture(scope="module")

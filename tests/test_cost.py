@@ -3,13 +3,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.cost import decode_step_cost, prefill_cost, simulate, weight_bytes
-from simulator.errors import InputError
-from simulator.kernels import (as_hardware, as_quant, attention_cost, dequant_cost,
+from precsim.simulator.cost import decode_step_cost, prefill_cost, simulate, weight_bytes
+from precsim.simulator.errors import InputError
+from precsim.simulator.kernels import (as_hardware, as_quant, attention_cost, dequant_cost,
                                embedding_cost, gemm_cost, matmul_cost, matmul_time_s,
                                norm_cost, resolve_exec)
-from simulator.models import TransformerConfig, get_model, model_for_params
-from simulator.profiles import load_profile
+from precsim.simulator.models import TransformerConfig, get_model, model_for_params
+from precsim.simulator.profiles import load_profile
 
 H100 = load_profile("h100-sxm")
 A100 = load_profile("a100-sxm-80gb")

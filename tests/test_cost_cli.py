@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from codesign.cli import main
+from precsim.codesign.cli import main
 
 BASE = ["--profile", "h100-sxm", "--model", "llama-2-7b", "--quant", "W4A16-g128",
         "--batch", "1", "--prompt", "128", "--gen", "16"]

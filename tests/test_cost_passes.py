@@ -3,12 +3,12 @@ prefill) passes, ragged prefill batches, and the optional `persistent` memory fi
 import numpy as np
 import pytest
 
-from simulator.cost import (decode_step_cost, mixed_step_cost, prefill_cost,
+from precsim.simulator.cost import (decode_step_cost, mixed_step_cost, prefill_cost,
                             ragged_prefill_cost)
-from simulator.des.kernel_pipeline import convert_s_per_op
-from simulator.errors import InputError
-from simulator.kernels import as_quant, attention_cost, gemm_cost
-from simulator.profiles import load_profile
+from precsim.simulator.des.kernel_pipeline import convert_s_per_op
+from precsim.simulator.errors import InputError
+from precsim.simulator.kernels import as_quant, attention_cost, gemm_cost
+from precsim.simulator.profiles import load_profile
 
 H100 = load_profile("h100-sxm")
 FP32 = 66.9e12 * 0.8  # h100 fp32 vector peak x achievable fraction: runs conversions

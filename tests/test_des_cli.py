@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from codesign.cli import main
+from precsim.codesign.cli import main
 
 SERVE = ["serve", "--profile", "h100-sxm", "--model", "qwen2.5-0.5b", "--quant",
          "W4A16-g128", "--max-batch", "16", "--prompt-tokens", "64:256",

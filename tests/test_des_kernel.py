@@ -4,13 +4,13 @@ import math
 
 import pytest
 
-from simulator.cost import decode_step_cost, mixed_step_cost
-from simulator.des.kernel_pipeline import (KernelWork, PipelineConfig, convert_s_per_op,
+from precsim.simulator.cost import decode_step_cost, mixed_step_cost
+from precsim.simulator.des.kernel_pipeline import (KernelWork, PipelineConfig, convert_s_per_op,
                                            phase_kernels, simulate_decode_step,
                                            simulate_kernel, simulate_kernels)
-from simulator.errors import InputError
-from simulator.kernels import as_quant, gemm_cost
-from simulator.profiles import load_profile
+from precsim.simulator.errors import InputError
+from precsim.simulator.kernels import as_quant, gemm_cost
+from precsim.simulator.profiles import load_profile
 
 H100 = load_profile("h100-sxm")
 

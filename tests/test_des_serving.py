@@ -5,15 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from simulator.cost import (activation_bytes, decode_step_cost, kv_cache_bytes,
+from precsim.simulator.cost import (activation_bytes, decode_step_cost, kv_cache_bytes,
                             mixed_step_cost, prefill_cost, ragged_prefill_cost, weight_bytes)
-from simulator.des.serving import SchedulerConfig, serve
-from simulator.des.tables import build_cost_tables
-from simulator.des.workload import Workload, poisson_workload
-from simulator.errors import InputError
-from simulator.kernels import as_quant
-from simulator.models import get_model
-from simulator.profiles import load_profile
+from precsim.simulator.des.serving import SchedulerConfig, serve
+from precsim.simulator.des.tables import build_cost_tables
+from precsim.simulator.des.workload import Workload, poisson_workload
+from precsim.simulator.errors import InputError
+from precsim.simulator.kernels import as_quant
+from precsim.simulator.models import get_model
+from precsim.simulator.profiles import load_profile
 
 PROFILE, MODEL, QUANT = "h100-sxm", "qwen2.5-0.5b", "W4A16-g128"
 

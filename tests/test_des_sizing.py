@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from simulator.des.sizing import SLO, compare_sizing, size_deployment, sizing_table
-from simulator.errors import InputError
+from precsim.simulator.des.sizing import SLO, compare_sizing, size_deployment, sizing_table
+from precsim.simulator.errors import InputError
 
 PROFILE, MODEL = "h100-sxm", "llama-3.2-1b"
 KW = dict(n_requests=300, seed=3, prompt_tokens=256, output_tokens=32, max_batch=16)

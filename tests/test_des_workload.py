@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from simulator.des.workload import poisson_workload, read_trace
-from simulator.errors import InputError
+from precsim.simulator.des.workload import poisson_workload, read_trace
+from precsim.simulator.errors import InputError
 
 
 def test_poisson_is_seeded_and_uses_common_random_numbers():

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.errors import InputError
-from simulator.kernels import (as_hardware, attention_cost, elementwise_cost, gemm_cost,
+from precsim.simulator.errors import InputError
+from precsim.simulator.kernels import (as_hardware, attention_cost, elementwise_cost, gemm_cost,
                                norm_cost, widen_ops)
-from simulator.profiles import load_profile
+from precsim.simulator.profiles import load_profile
 
 HOST = load_profile("host")
 
@@ -98,7 +98,7 @@ def test_bad_new_fields_name_the_field():
 
 
 def test_chain_hit_share_ramps_from_the_usable_cache_to_twice_it():
-    from simulator.kernels import STAGING_FRACTION, chain_hit_share
+    from precsim.simulator.kernels import STAGING_FRACTION, chain_hit_share
     hw = as_hardware(HOST)
     llc = hw.main - 1
     usable = STAGING_FRACTION * hw.capacity_bytes[llc]
@@ -113,10 +113,10 @@ def test_chain_hit_share_ramps_from_the_usable_cache_to_twice_it():
 
 
 def test_dequant_chain_blends_cached_and_main_memory_passes():
-    """validation.simulate prices a dequantise-then-matmul chain as the share of its
+    """precsim.validation.simulate prices a dequantise-then-matmul chain as the share of its
     temporaries still cached times the cached chain plus the rest from main memory."""
-    from simulator.kernels import STAGING_FRACTION, chain_hit_share
-    from validation.simulate import FOOTPRINT, _dequant_then_matmul
+    from precsim.simulator.kernels import STAGING_FRACTION, chain_hit_share
+    from precsim.validation.simulate import FOOTPRINT, _dequant_then_matmul
     hw = as_hardware(HOST)
     usable = STAGING_FRACTION * hw.capacity_bytes[hw.main - 1]
     small = int(usable / FOOTPRINT["w4a16-deq"] / 4096 / 2)  # n with footprint 0.5 C

@@ -1,13 +1,13 @@
-"""simulator.io: bounded safe YAML loading and atomic writes."""
+"""precsim.simulator.io: bounded safe YAML loading and atomic writes."""
 import os
 import stat
 import tracemalloc
 
 import pytest
 
-import simulator.io as sio
-from simulator.errors import InputError
-from simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text, load_yaml_mapping
+import precsim.simulator.io as sio
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text, load_yaml_mapping
 
 BILLION_LAUGHS = "\n".join(
     ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from codesign.cli import build_parser, main
-from codesign.commands import law as law_commands
-from lawcore import ChinchillaLaw, PrecisionLaw, compute_optimal, get_law, law_from_json
+from precsim.codesign.cli import build_parser, main
+from precsim.codesign.commands import law as law_commands
+from precsim.lawcore import ChinchillaLaw, PrecisionLaw, compute_optimal, get_law, law_from_json
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

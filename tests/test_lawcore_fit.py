@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lawcore import (ChinchillaLaw, LawFitError, LawInputError, OuyangPTQLaw, PrecisionLaw,
+from precsim.lawcore import (ChinchillaLaw, LawFitError, LawInputError, OuyangPTQLaw, PrecisionLaw,
                      heldout_check, law_from_json)
-from lawcore.fitting import Objective, free_constants
-from lawcore.inputs import runs_to_inputs
+from precsim.lawcore.fitting import Objective, free_constants
+from precsim.lawcore.inputs import runs_to_inputs
 
 PLANTED = dict(A=3000.0, alpha=0.45, B=25000.0, E=2.5, C_T=0.08, gamma_D=0.45, gamma_N=0.30,
                gamma_post=0.7, gamma_w=2.3, n_w=0.5, gamma_a=2.5, n_a=1.2, gamma_kv=1.1,

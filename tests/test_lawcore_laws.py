@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import lawcore
-from lawcore import (LAWS, ChinchillaLaw, LawInputError, OuyangPTQLaw, PrecisionLaw, get_law,
+from precsim import lawcore
+from precsim.lawcore import (LAWS, ChinchillaLaw, LawInputError, OuyangPTQLaw, PrecisionLaw, get_law,
                      law_from_json)
 
 KUMAR = PrecisionLaw.PRESETS["kumar2024"]

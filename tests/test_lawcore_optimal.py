@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from lawcore import (ChinchillaLaw, LawInputError, PrecisionLaw, compute_optimal, get_law,
+from precsim.lawcore import (ChinchillaLaw, LawInputError, PrecisionLaw, compute_optimal, get_law,
                      optimal_precision_fixed_n, training_compute_flops)
 
 

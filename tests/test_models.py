@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from simulator.errors import InputError
-from simulator.models import (TransformerConfig, get_model, list_models, load_hf_config,
+from precsim.simulator.errors import InputError
+from precsim.simulator.models import (TransformerConfig, get_model, list_models, load_hf_config,
                               model_for_params)
 
 

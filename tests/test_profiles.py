@@ -1,12 +1,12 @@
-"""simulator.profiles: shipped profiles, provenance, schema rules, overrides, lookup."""
+"""precsim.simulator.profiles: shipped profiles, provenance, schema rules, overrides, lookup."""
 import copy
 import pickle
 
 import pytest
 import yaml
 
-from simulator.errors import InputError
-from simulator.profiles import (DTYPES, FLOAT_DTYPES, CitedComputeRate, HardwareProfile,
+from precsim.simulator.errors import InputError
+from precsim.simulator.profiles import (DTYPES, FLOAT_DTYPES, CitedComputeRate, HardwareProfile,
                                 builtin_profile_dir, list_profiles, load_profile,
                                 load_profile_file, profile_from_mapping, rate_unit)
 

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.errors import InputError
-from simulator.quant import PRESETS, QuantFormat, parse_quant
+from precsim.simulator.errors import InputError
+from precsim.simulator.quant import PRESETS, QuantFormat, parse_quant
 
 
 @pytest.mark.parametrize("spec, w, a, kv, group, eff", [

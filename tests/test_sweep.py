@@ -14,15 +14,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import codesign.sweep as sweep
-from codesign.cli import main
-from codesign.sweep import (DaskExecutor, LocalExecutor, Study, evaluate_chunk, load_study,
+import precsim.codesign.sweep as sweep
+from precsim.codesign.cli import main
+from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, Study, evaluate_chunk, load_study,
                             parts_dir_for, plan_chunks, run_sweep, study_from_mapping)
-from simulator.cost import simulate
-from simulator.des.serving import serve
-from simulator.des.workload import poisson_workload
-from simulator.errors import InputError
-from simulator.profiles import load_profile
+from precsim.simulator.cost import simulate
+from precsim.simulator.des.serving import serve
+from precsim.simulator.des.workload import poisson_workload
+from precsim.simulator.errors import InputError
+from precsim.simulator.profiles import load_profile
 
 STUDY = {
     "name": "unit",
@@ -329,7 +329,7 @@ def test_cli_sweep_json_and_bad_input(tmp_path, capsys, reference):
 
 
 def test_cli_on_a_scheduler_reports_failed_chunks(cluster, tmp_path, capsys, monkeypatch):
-    import codesign.commands.sweep as command
+    import precsim.codesign.commands.sweep as command
     monkeypatch.setattr(command, "run_sweep",
                         functools.partial(run_sweep, evaluate=evaluate_failing_batch_3))
     out = tmp_path / "r.parquet"

@@ -5,7 +5,7 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from codesign.cli import main
+from precsim.codesign.cli import main
 
 REPORT_FILES = {"runs.csv", "summary.md", "summary.json", "constants.csv",
                 "ptq_degradation.csv", "n_eff.csv", "loss_vs_tokens.png",
@@ -43,7 +43,7 @@ def test_rerun_resumes_without_training_and_runs_csv_is_reusable(tiny_report, tm
     def no_training(cfg, source):
         raise AssertionError("resumed sweep retrained a finished run")
 
-    monkeypatch.setattr("validation.training.train.train_run", no_training)
+    monkeypatch.setattr("precsim.validation.training.train.train_run", no_training)
     assert main(["law", "validate", "--grid", "tiny", "--out", str(out), "--bootstrap", "0",
                  "--no-progress"]) == 0
     assert "law validation report written" in capsys.readouterr().out

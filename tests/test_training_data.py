@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from simulator.errors import InputError
-from validation.training.data import (MarkovSource, StdlibText, entropy_rate_nats, make_source,
+from precsim.simulator.errors import InputError
+from precsim.validation.training.data import (MarkovSource, StdlibText, entropy_rate_nats, make_source,
                                       stationary_distribution, stdlib_python_files)
 
 

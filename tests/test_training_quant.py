@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from simulator.errors import InputError
-from validation.training.model import ModelShape, TinyLM, TrainPrecision
-from validation.training.numformat import FULL, parse_format
-from validation.training.ptq import post_train_quantize, rtn_group
-from validation.training.quant import fake_quant, quantize, round_to_format
+from precsim.simulator.errors import InputError
+from precsim.validation.training.model import ModelShape, TinyLM, TrainPrecision
+from precsim.validation.training.numformat import FULL, parse_format
+from precsim.validation.training.ptq import post_train_quantize, rtn_group
+from precsim.validation.training.quant import fake_quant, quantize, round_to_format
 
 
 def nearest_on_grid(values: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -8,12 +8,12 @@ import time
 import pandas as pd
 import pytest
 
-import validation.training.sweep as sweep
-from simulator.errors import InputError
-from validation.training.data import MarkovSource
-from validation.training.runs import HEADER, RunLog, read_runs_csv
-from validation.training.sweep import GridBlock, SweepGrid, load_grid, run_sweep
-from validation.training.train import RunConfig, train_run
+import precsim.validation.training.sweep as sweep
+from precsim.simulator.errors import InputError
+from precsim.validation.training.data import MarkovSource
+from precsim.validation.training.runs import HEADER, RunLog, read_runs_csv
+from precsim.validation.training.sweep import GridBlock, SweepGrid, load_grid, run_sweep
+from precsim.validation.training.train import RunConfig, train_run
 
 SOURCE = MarkovSource(vocab_size=8, order_weights=(0.6, 0.4), branching=2)
 GRID = SweepGrid(name="unit", blocks=(
@@ -60,7 +60,7 @@ def test_resume_after_a_crash_redoes_nothing_and_matches(uninterrupted, tmp_path
         calls.append(cfg.run_id)
         return train_run(cfg, source)
 
-    monkeypatch.setattr("validation.training.train.train_run", crash_after_two)
+    monkeypatch.setattr("precsim.validation.training.train.train_run", crash_after_two)
     with pytest.raises(Crash):
         run_sweep(GRID, SOURCE, path, jobs=1, progress=False)
     assert read_runs_csv(path)["run_id"].nunique() == 2
@@ -73,7 +73,7 @@ def test_resume_after_a_crash_redoes_nothing_and_matches(uninterrupted, tmp_path
         resumed.append(cfg.run_id)
         return train_run(cfg, source)
 
-    monkeypatch.setattr("validation.training.train.train_run", record)
+    monkeypatch.setattr("precsim.validation.training.train.train_run", record)
     run_sweep(GRID, SOURCE, path, jobs=1, progress=False)
     assert len(resumed) == 2 and not set(resumed) & set(calls)
     pd.testing.assert_frame_equal(read(path), read(uninterrupted[0]))
@@ -82,7 +82,7 @@ def test_resume_after_a_crash_redoes_nothing_and_matches(uninterrupted, tmp_path
 KILLED_SWEEP = """
 import sys
 from tests.test_training_sweep import GRID, SOURCE
-from validation.training.sweep import run_sweep
+from precsim.validation.training.sweep import run_sweep
 run_sweep(GRID, SOURCE, sys.argv[1], jobs=1, progress=False)
 """
 
@@ -107,7 +107,7 @@ def test_sigkill_mid_sweep_then_restart_trains_only_the_rest(uninterrupted, tmp_
         trained.append(cfg.run_id)
         return train_run(cfg, source)
 
-    monkeypatch.setattr("validation.training.train.train_run", record)
+    monkeypatch.setattr("precsim.validation.training.train.train_run", record)
     run_sweep(GRID, SOURCE, path, jobs=1, progress=False)
     all_ids = {c.run_id for c in GRID.configs(SOURCE)}
     assert set(trained) == all_ids - survived and len(trained) == len(set(trained))

@@ -1,11 +1,11 @@
-"""simulator.units: strict quantity parsing and display (every dimension, prefixes, rejects)."""
+"""precsim.simulator.units: strict quantity parsing and display (every dimension, prefixes, rejects)."""
 import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.units import UNITS, UnitError, accepted_units, format_quantity, parse_quantity
+from precsim.simulator.units import UNITS, UnitError, accepted_units, format_quantity, parse_quantity
 
 
 @pytest.mark.parametrize("text, dimension, expected", [

@@ -10,19 +10,19 @@ import pandas as pd
 import pytest
 import torch
 
-from codesign.cli import main
-from simulator import kernels as sk
-from simulator.profiles import load_profile_file
-from validation import compare, formats, microbench, torchenv
-from simulator.io import load_yaml_mapping
-from validation.bench import TINY, time_best_of_threads, time_callable
-from validation.calibrate import PLAUSIBLE_FACTOR, _enforce_level_order, _implausible, \
+from precsim.codesign.cli import main
+from precsim.simulator import kernels as sk
+from precsim.simulator.profiles import load_profile_file
+from precsim.validation import compare, formats, microbench, torchenv
+from precsim.simulator.io import load_yaml_mapping
+from precsim.validation.bench import TINY, time_best_of_threads, time_callable
+from precsim.validation.calibrate import PLAUSIBLE_FACTOR, _enforce_level_order, _implausible, \
     _net_bandwidth, _template_kept, run_calibration, template_path, write_profile
-from validation.kernels import build_case, matmul_case, rows_cols_case
-from validation.measure import ModelCase, measure_cases
-from validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
+from precsim.validation.kernels import build_case, matmul_case, rows_cols_case
+from precsim.validation.measure import ModelCase, measure_cases
+from precsim.validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
     quick_plan
-from validation.simulate import simulate_kernel
+from precsim.validation.simulate import simulate_kernel
 
 
 def _cited_fields(node, path=""):
@@ -168,8 +168,8 @@ def test_plans_are_held_out_from_calibration():
 
 
 def test_small_model_weights_exceed_half_the_llc_in_every_format():
-    from simulator.cost import weight_bytes
-    from validation.simulate import model_quant
+    from precsim.simulator.cost import weight_bytes
+    from precsim.validation.simulate import model_quant
     for fmt in ("fp32", "bf16", "w8a8", "w8a16", "w4a16", "ternary"):
         total = sum(weight_bytes(SMALL_MODEL, model_quant(fmt)).values())
         assert total > 16 * 2**20, fmt
@@ -179,10 +179,10 @@ def test_w8a8_transformer_adds_the_eager_quantisation_kernels_of_each_projection
         monkeypatch):
     """13 eager kernels around every torch._int_mm (4 projections per layer and the LM
     head), each an element-wise kernel priced by the simulator."""
-    from simulator.kernels import as_hardware, elementwise_cost
-    from simulator.profiles import load_profile
-    from validation.measure import ModelCase
-    from validation.simulate import W8A8_EAGER, _w8a8_eager, simulate_model
+    from precsim.simulator.kernels import as_hardware, elementwise_cost
+    from precsim.simulator.profiles import load_profile
+    from precsim.validation.measure import ModelCase
+    from precsim.validation.simulate import W8A8_EAGER, _w8a8_eager, simulate_model
     hw = as_hardware(load_profile("host"))
     one = _w8a8_eager(hw, 1, 1024, 4096)
     assert one.n_kernels == len(W8A8_EAGER) == 13
@@ -199,7 +199,7 @@ def test_w8a8_transformer_adds_the_eager_quantisation_kernels_of_each_projection
     projections = [(1536, d), (d, d), (2 * 2816, d), (d, 2816)]
     expected = 4 * sum(_w8a8_eager(hw, 1, k, n).time_s for n, k in projections) \
         + _w8a8_eager(hw, 1, d, 32000).time_s
-    import validation.simulate as vs
+    import precsim.validation.simulate as vs
     monkeypatch.setattr(vs, "_w8a8_eager", lambda *a: type("Zero", (), {"time_s": 0.0}))
     assert with_eager - simulate_model(case, hw, SMALL_MODEL) == pytest.approx(expected)
 
@@ -362,7 +362,7 @@ def test_validate_error_paths(tmp_path, capsys):
 
 
 def test_calibration_keeps_template_levels_the_os_does_not_report(monkeypatch):
-    monkeypatch.setattr("validation.calibrate.cpu_caches", lambda: [])
+    monkeypatch.setattr("precsim.validation.calibrate.cpu_caches", lambda: [])
     cal = run_calibration("cpu", TINY, quick=True)
     profile = cal.profile
     assert [lv.name for lv in profile.memory] == ["l1", "l2", "l3", "dram"]
@@ -395,7 +395,7 @@ def test_validate_calibrates_when_no_profile_is_given(tmp_path, capsys):
 
 
 def test_known_causes_name_each_off_case_once():
-    from validation.run import known_causes
+    from precsim.validation.run import known_causes
     table = pd.DataFrame({
         "name": ["norm-rms_norm/fp32/64x4096", "norm-rms_norm/bf16/64x4096",
                  "gemv/w4a16-deq/1x256x256", "gemv/fp32/1x256x256"],

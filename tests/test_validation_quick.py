@@ -5,9 +5,9 @@ import json
 
 import pandas as pd
 
-from codesign.cli import main
-from simulator.profiles import load_profile_file
-from validation.plan import MODEL_FORMATS, quick_plan
+from precsim.codesign.cli import main
+from precsim.simulator.profiles import load_profile_file
+from precsim.validation.plan import MODEL_FORMATS, quick_plan
 
 
 def test_validate_quick_end_to_end(tmp_path, capsys):

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from validation.torchenv import load_torch
+from precsim.validation.torchenv import load_torch
 
 
 @dataclass(frozen=True)

@@ -48,16 +48,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from simulator.io import atomic_write_text, load_yaml_mapping
-from simulator.kernels import as_hardware
-from simulator.profiles import HardwareProfile, builtin_profile_dir, profile_from_mapping
-from simulator.units import format_quantity
-from validation import microbench
-from validation.bench import BenchSettings
-from validation.formats import FORMATS
-from validation.kernels import attention_case, matmul_case, rows_cols_case
-from validation.simulate import simulate_kernel
-from validation.torchenv import busy_note, cpu_caches, load_torch, machine_description
+from precsim.simulator.io import atomic_write_text, load_yaml_mapping
+from precsim.simulator.kernels import as_hardware
+from precsim.simulator.profiles import HardwareProfile, builtin_profile_dir, profile_from_mapping
+from precsim.simulator.units import format_quantity
+from precsim.validation import microbench
+from precsim.validation.bench import BenchSettings
+from precsim.validation.formats import FORMATS
+from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
+from precsim.validation.simulate import simulate_kernel
+from precsim.validation.torchenv import busy_note, cpu_caches, load_torch, machine_description
 
 TEMPLATE_NAME = "host.yaml"
 
@@ -418,8 +418,8 @@ def _timed_rounds(cases: list, device: str, settings: BenchSettings,
                   cold_bytes: float | None = None) -> list[dict]:
     """Fastest-call timing of validation kernel cases (one row each), best of ROUNDS
     round-robin passes; a case whose kernel cannot run gets NaN times and `error`."""
-    from validation.bench import time_best_of_threads
-    from validation.kernels import build_case
+    from precsim.validation.bench import time_best_of_threads
+    from precsim.validation.kernels import build_case
     fns, rows = [], []
     for case in cases:
         try:
@@ -720,7 +720,7 @@ def _fit_vector_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[st
     t_i = a_i + b_i u, while compute-bound (a, b from two trial rates); u minimises the
     sum of squared relative errors. The widening cost per 16-bit element keeps the
     profile's value (one convert instruction each way on x86)."""
-    from validation.simulate import kernel_cost
+    from precsim.validation.simulate import kernel_cost
     if vector.empty:
         notes.append("element-wise kernels not measured; template vector rate kept")
         return
@@ -754,7 +754,7 @@ def _fit_vector_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[st
         "value": f"{1e-9 / u:.4g} GOP/s",
         "measured": f"fitted (least squares of the relative error) so that the simulator's "
                     f"times of the element-wise kernels {cases} (their vector op counts: "
-                    f"simulator.models.ACTIVATION_OPS, kernels.norm_cost, kernels.widen_ops) "
+                    f"precsim.simulator.models.ACTIVATION_OPS, kernels.norm_cost, kernels.widen_ops) "
                     f"match the fastest measured calls; {stamp}"}
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from validation.torchenv import load_torch
+from precsim.validation.torchenv import load_torch
 
 GROUP_SIZE = 128
 

@@ -23,8 +23,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from validation.formats import FORMATS, Linear
-from validation.torchenv import load_torch
+from precsim.validation.formats import FORMATS, Linear
+from precsim.validation.torchenv import load_torch
 
 MATMUL_KINDS = ("gemm", "gemv")
 OTHER_KINDS = ("attention_prefill", "attention_decode", "norm", "elementwise")

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from validation.bench import BenchSettings, time_best_of_threads
-from validation.formats import FORMATS, probe_formats
-from validation.kernels import MATMUL_KINDS, KernelCase, build_case
-from validation.torchenv import load_torch
+from precsim.validation.bench import BenchSettings, time_best_of_threads
+from precsim.validation.formats import FORMATS, probe_formats
+from precsim.validation.kernels import MATMUL_KINDS, KernelCase, build_case
+from precsim.validation.torchenv import load_torch
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from validation.bench import BenchSettings, time_best_of_threads, time_callable
-from validation.torchenv import load_torch
+from precsim.validation.bench import BenchSettings, time_best_of_threads, time_callable
+from precsim.validation.torchenv import load_torch
 
 STREAM_OPS = ("read", "copy", "add")
 #: bytes moved per byte of the buffer, per stream op (reads + writes)

@@ -8,24 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simulator.models import TransformerConfig
-from validation import microbench
-from validation.bench import FULL, QUICK, TINY, BenchSettings
-from validation.formats import FORMATS
-from validation.kernels import KernelCase, attention_case, matmul_case, rows_cols_case
-from validation.measure import ModelCase
-from validation.transformer import TorchModelShape
+from precsim.simulator.models import TransformerConfig
+from precsim.validation import microbench
+from precsim.validation.bench import FULL, QUICK, TINY, BenchSettings
+from precsim.validation.formats import FORMATS
+from precsim.validation.kernels import KernelCase, attention_case, matmul_case, rows_cols_case
+from precsim.validation.measure import ModelCase
+from precsim.validation.transformer import TorchModelShape
 
 #: The small transformer (Llama-style, GQA 4:1, SwiGLU, untied LM head): 78M
 #: parameters, 312 MB in fp32 and 20 MB as 2-bit ternary, so in every format its
 #: weights exceed half of a 32 MiB last-level cache and stream from main memory.
 SMALL_MODEL = TransformerConfig(name="validation-small", n_layers=4, d_model=1024,
                                 n_heads=16, n_kv_heads=4, d_ff=2816, vocab_size=32000,
-                                source="validation.plan: small model measured in PyTorch")
+                                source="precsim.validation.plan: small model measured in PyTorch")
 #: A tiny one for smoke tests (numbers meaningless, path exercised).
 TINY_MODEL = TransformerConfig(name="validation-tiny", n_layers=2, d_model=256, n_heads=4,
                                n_kv_heads=2, d_ff=512, vocab_size=1024,
-                               source="validation.plan: smoke-test model")
+                               source="precsim.validation.plan: smoke-test model")
 
 MODEL_FORMATS = ("fp32", "bf16", "w8a8", "w8a16", "w4a16", "ternary")
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from simulator.profiles import rate_unit
-from simulator.units import format_quantity
-from validation.compare import TARGET_MEDIAN_ABS_PCT
-from validation.microbench import DEQUANT_FORMATS
+from precsim.simulator.profiles import rate_unit
+from precsim.simulator.units import format_quantity
+from precsim.validation.compare import TARGET_MEDIAN_ABS_PCT
+from precsim.validation.microbench import DEQUANT_FORMATS
 
 
 def _rate(value: float, unit: str) -> str:

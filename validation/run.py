@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.io import atomic_directory
-from simulator.profiles import load_profile_file
-from validation import compare, report
-from validation.calibrate import dump_profile, run_calibration, template_path
-from validation.measure import Skip, measure_cases
-from validation.plan import PLANS, assert_held_out, torch_shape
-from validation.simulate import simulate_cases
-from validation.torchenv import (TorchUnavailable, load_torch, machine_description,
+from precsim.simulator.io import atomic_directory
+from precsim.simulator.profiles import load_profile_file
+from precsim.validation import compare, report
+from precsim.validation.calibrate import dump_profile, run_calibration, template_path
+from precsim.validation.measure import Skip, measure_cases
+from precsim.validation.plan import PLANS, assert_held_out, torch_shape
+from precsim.validation.simulate import simulate_cases
+from precsim.validation.torchenv import (TorchUnavailable, load_torch, machine_description,
                                  resolve_device, set_threads, busy_note)
-from validation.transformer import TinyTransformer
+from precsim.validation.transformer import TinyTransformer
 
 
 def _case_rows(cases) -> pd.DataFrame:

@@ -22,12 +22,12 @@ and formats:
 """
 from __future__ import annotations
 
-from simulator import kernels as sk
-from simulator.cost import decode_step_cost, prefill_cost
-from simulator.models import ACTIVATION_OPS, TransformerConfig
-from validation.formats import FORMATS
-from validation.kernels import KernelCase
-from validation.measure import ModelCase
+from precsim.simulator import kernels as sk
+from precsim.simulator.cost import decode_step_cost, prefill_cost
+from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
+from precsim.validation.formats import FORMATS
+from precsim.validation.kernels import KernelCase
+from precsim.validation.measure import ModelCase
 
 #: formats whose PyTorch kernel dequantises into a materialised weight before the matmul
 UNFUSED = {"w8a16-deq", "w4a16-deq", "ternary"}

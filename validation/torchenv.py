@@ -39,11 +39,11 @@ def resolve_device(requested: str | None = None) -> str:
     if requested in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        from simulator.errors import InputError
+        from precsim.simulator.errors import InputError
         raise InputError("--device cuda: no CUDA GPU is visible to PyTorch "
                          f"(torch {torch.__version__}); use --device cpu")
     if requested not in ("cpu", "cuda"):
-        from simulator.errors import InputError
+        from precsim.simulator.errors import InputError
         raise InputError(f"--device {requested!r}: expected cpu, cuda or auto")
     return requested
 
@@ -53,7 +53,7 @@ def set_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        from simulator.errors import InputError
+        from precsim.simulator.errors import InputError
         raise InputError(f"--threads {threads}: expected a positive number of threads")
     load_torch().set_num_threads(threads)
 

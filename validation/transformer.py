@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from validation.formats import Linear
-from validation.torchenv import load_torch
+from precsim.validation.formats import Linear
+from precsim.validation.torchenv import load_torch
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
+from precsim.simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
 
 
 def add_profile_dir_arg(parser: argparse.ArgumentParser) -> None:

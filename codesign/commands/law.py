@@ -2,10 +2,10 @@
 
 Extending the group: `register()` leaves the `law` sub-command parsers in the module
 attribute `LAW_SUBPARSERS` (an argparse sub-parsers action). Another module listed
-*after* "codesign.commands.law" in `COMMAND_MODULES` adds a sub-command from its own
+*after* "precsim.codesign.commands.law" in `COMMAND_MODULES` adds a sub-command from its own
 `register(subparsers)`:
 
-    from codesign.commands import law
+    from precsim.codesign.commands import law
     p = law.LAW_SUBPARSERS.add_parser("validate", help="...")
     law.add_law_arg(p); add_json_arg(p); p.set_defaults(func=handler)
 
@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from codesign.commands.common import add_json_arg, print_json
-from lawcore import (DEFAULT_LAW, LAWS, HIGH_PRECISION_BITS, Law, LawFitError, LawInputError,
+from precsim.codesign.commands.common import add_json_arg, print_json
+from precsim.lawcore import (DEFAULT_LAW, LAWS, HIGH_PRECISION_BITS, Law, LawFitError, LawInputError,
                      compute_optimal, get_law, law_from_json,
                      optimal_precision_fixed_n)
-from lawcore.plots import law_figures
-from simulator.io import atomic_write_bytes, atomic_write_text
+from precsim.lawcore.plots import law_figures
+from precsim.simulator.io import atomic_write_bytes, atomic_write_text
 
 LAW_SUBPARSERS: argparse._SubParsersAction | None = None  # set by register()
 
@@ -212,7 +212,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     runs = _read_runs(args.runs)
     try:
         law.fit(runs, row_name=f"{args.runs}: line")
-        from lawcore.fitting import heldout_check  # scipy: loaded only when fitting
+        from precsim.lawcore.fitting import heldout_check  # scipy: loaded only when fitting
 
         heldout = heldout_check(law, runs, row_name=f"{args.runs}: line") \
             if args.heldout else None

@@ -4,7 +4,7 @@ Runs a sweep (validation.training: QAT + PTQ of tiny decoder-only transformers o
 CPU, durable and resumable in OUT/runs.csv) or reuses a runs CSV, fits lawcore's forms
 and writes a Markdown/PNG/CSV report into OUT. Registered as a sub-command of the `law`
 group (codesign.commands.law.LAW_SUBPARSERS), so this module must follow
-"codesign.commands.law" in COMMAND_MODULES.
+"precsim.codesign.commands.law" in COMMAND_MODULES.
 """
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ import argparse
 import time
 from pathlib import Path
 
-from codesign.commands.common import add_json_arg, print_json
-from simulator.errors import InputError
-from simulator.io import atomic_write_bytes
-from validation.training.data import make_source
+from precsim.codesign.commands.common import add_json_arg, print_json
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import atomic_write_bytes
+from precsim.validation.training.data import make_source
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from codesign.commands import law
+    from precsim.codesign.commands import law
     if law.LAW_SUBPARSERS is None:
-        raise RuntimeError("codesign.commands.law must be registered before "
-                           "codesign.commands.law_validate (order of COMMAND_MODULES)")
+        raise RuntimeError("precsim.codesign.commands.law must be registered before "
+                           "precsim.codesign.commands.law_validate (order of COMMAND_MODULES)")
     p = law.LAW_SUBPARSERS.add_parser(
         "validate", help="train small models at chosen precisions on the CPU, fit the laws, "
                          "report what holds")
@@ -66,8 +66,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace, log_path: Path):
-    from validation.torchenv import load_torch
-    from validation.training.sweep import load_grid, run_sweep
+    from precsim.validation.torchenv import load_torch
+    from precsim.validation.training.sweep import load_grid, run_sweep
 
     source = make_source(args.data)
     grid = load_grid("quick" if args.quick else (args.grid or "default"))
@@ -80,9 +80,9 @@ def _sweep(args: argparse.Namespace, log_path: Path):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from validation.training.analysis import analyse
-    from validation.training.report import render, write_report
-    from validation.training.runs import read_runs_csv
+    from precsim.validation.training.analysis import analyse
+    from precsim.validation.training.report import render, write_report
+    from precsim.validation.training.runs import read_runs_csv
 
     _check_args(args)
     out = Path(args.out)

@@ -10,12 +10,12 @@ import os
 
 import pandas as pd
 
-from codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
-from codesign.planner import cost_text, plan, problem_from_study
-from codesign.study import (SLO, Baseline, Deployment, Target, Training, load_study,
+from precsim.codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
+from precsim.codesign.planner import cost_text, plan, problem_from_study
+from precsim.codesign.study import (SLO, Baseline, Deployment, Target, Training, load_study,
                             resolve_study, updated)
-from simulator.errors import InputError
-from simulator.units import UnitError, parse_quantity
+from precsim.simulator.errors import InputError
+from precsim.simulator.units import UnitError, parse_quantity
 
 
 def _positive(text: str) -> float:

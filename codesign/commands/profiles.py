@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                       resolve_profile)
-from simulator.errors import InputError
-from simulator.profiles import HardwareProfile, list_profiles, load_profile_file, rate_unit
-from simulator.units import format_quantity
+from precsim.simulator.errors import InputError
+from precsim.simulator.profiles import HardwareProfile, list_profiles, load_profile_file, rate_unit
+from precsim.simulator.units import format_quantity
 
 # Columns of `profiles list`: a label and the data types it shows, best native first.
 _LIST_COLUMNS = (("16-bit float", ("bf16", "fp16")), ("fp8", ("fp8_e4m3", "fp8_e5m2")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
+from precsim.codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
 
 DEFAULT_OUT = "precsim-report"
 
@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from codesign.report import build_report, conclusions, optima_table
-    from codesign.study import load_study, resolve_study
+    from precsim.codesign.report import build_report, conclusions, optima_table
+    from precsim.codesign.study import load_study, resolve_study
 
     study, source = load_study(args.study)
     resolved = resolve_study(study, source, args.profile_dir)

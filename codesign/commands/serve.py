@@ -12,14 +12,14 @@ import argparse
 
 import pandas as pd
 
-from codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                       resolve_profile)
-from simulator.des.serving import serve
-from simulator.des.sizing import (MAX_DEVICES, SLO, SLO_PERCENTILE, compare_sizing,
+from precsim.simulator.des.serving import serve
+from precsim.simulator.des.sizing import (MAX_DEVICES, SLO, SLO_PERCENTILE, compare_sizing,
                                   sizing_table)
-from simulator.des.workload import poisson_workload, read_trace
-from simulator.errors import InputError
-from simulator.io import atomic_write_text
+from precsim.simulator.des.workload import poisson_workload, read_trace
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import atomic_write_text
 
 SERVE_KEYS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s",
               "tpot_p99_s", "e2e_p50_s", "e2e_p99_s", "queue_p99_s",

@@ -5,15 +5,15 @@ import argparse
 
 import pandas as pd
 
-from codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                       resolve_profile)
-from simulator.cost import SimulationResult, simulate
-from simulator.errors import InputError
-from simulator.io import atomic_write_text
-from simulator.models import get_model, list_models
-from simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
-from simulator.roofline_plot import plot_roofline, roofline_data
-from simulator.units import format_quantity
+from precsim.simulator.cost import SimulationResult, simulate
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import atomic_write_text
+from precsim.simulator.models import get_model, list_models
+from precsim.simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
+from precsim.simulator.roofline_plot import plot_roofline, roofline_data
+from precsim.simulator.units import format_quantity
 
 _TIMING = ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s",
            "e2e_latency_s", "energy_j", "energy_per_token_j", "decode_energy_per_token_j",

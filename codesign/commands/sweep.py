@@ -5,9 +5,9 @@ import argparse
 import sys
 import time
 
-from codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
-from codesign.sweep import DaskExecutor, LocalExecutor, load_study, parts_dir_for, run_sweep
-from simulator.errors import InputError
+from precsim.codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
+from precsim.codesign.sweep import DaskExecutor, LocalExecutor, load_study, parts_dir_for, run_sweep
+from precsim.simulator.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

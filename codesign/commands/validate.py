@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codesign.commands.common import add_json_arg, print_json
-from simulator.errors import InputError
+from precsim.codesign.commands.common import add_json_arg, print_json
+from precsim.simulator.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,9 +61,9 @@ def _say(args: argparse.Namespace):
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from validation.bench import FULL, QUICK, TINY
-    from validation.calibrate import run_calibration, write_profile
-    from validation.torchenv import TorchUnavailable, resolve_device, set_threads
+    from precsim.validation.bench import FULL, QUICK, TINY
+    from precsim.validation.calibrate import run_calibration, write_profile
+    from precsim.validation.torchenv import TorchUnavailable, resolve_device, set_threads
 
     if not str(args.out).endswith((".yaml", ".yml")):
         raise InputError(f"--out {args.out}: expected a .yaml file name")
@@ -82,14 +82,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        from validation.report import calibration_text
+        from precsim.validation.report import calibration_text
         print(calibration_text(cal))
         print(f"wrote {path}")
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from validation.run import run_validation
+    from precsim.validation.run import run_validation
 
     result = run_validation(out=args.out, quick=args.quick or args.smoke,
                             smoke=args.smoke, profile=args.profile, device=args.device,

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codesign.commands.common import add_json_arg, print_json, resolve_profile
-from codesign.commands.plan import add_study_args, study_from_args
-from codesign.planner import cost_text
-from codesign.whatif import VARY_HELP, run_whatif, whatif_figure
-from simulator.io import atomic_directory
+from precsim.codesign.commands.common import add_json_arg, print_json, resolve_profile
+from precsim.codesign.commands.plan import add_study_args, study_from_args
+from precsim.codesign.planner import cost_text
+from precsim.codesign.whatif import VARY_HELP, run_whatif, whatif_figure
+from precsim.simulator.io import atomic_directory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -43,11 +43,11 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from simulator.cost import PhaseCost, decode_step_cost
-from simulator.errors import InputError
-from simulator.kernels import STAGING_FRACTION, KernelCost, resolve_exec, stream_dtype
-from simulator.ops import OpSpec
-from simulator.profiles import HardwareProfile, load_profile
+from precsim.simulator.cost import PhaseCost, decode_step_cost
+from precsim.simulator.errors import InputError
+from precsim.simulator.kernels import STAGING_FRACTION, KernelCost, resolve_exec, stream_dtype
+from precsim.simulator.ops import OpSpec
+from precsim.simulator.profiles import HardwareProfile, load_profile
 
 
 @dataclass(frozen=True)

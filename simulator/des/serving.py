@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from simulator.des.tables import CostTables, build_cost_tables, device_memory, resolve
-from simulator.des.workload import Workload
-from simulator.errors import InputError
+from precsim.simulator.des.tables import CostTables, build_cost_tables, device_memory, resolve
+from precsim.simulator.des.workload import Workload
+from precsim.simulator.errors import InputError
 
 OnFull = Literal["wait", "reject"]
 REJECT_REASONS = ("", "exceeds_kv_capacity", "kv_cache_full")

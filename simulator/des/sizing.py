@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from simulator.des.serving import (OnFull, SchedulerConfig, build_tables,
+from precsim.simulator.des.serving import (OnFull, SchedulerConfig, build_tables,
                                    max_iteration_tokens, simulate_serving)
-from simulator.des.tables import device_memory, resolve
-from simulator.des.workload import check_rate, poisson_workload
-from simulator.errors import InputError
+from precsim.simulator.des.tables import device_memory, resolve
+from precsim.simulator.des.workload import check_rate, poisson_workload
+from precsim.simulator.errors import InputError
 
 SLO_PERCENTILE = 99
 MAX_DEVICES = 1 << 16

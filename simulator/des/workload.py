@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.errors import InputError
-from simulator.io import read_text_bounded
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import read_text_bounded
 
 #: accepted header spellings of the three trace columns (first is canonical)
 TRACE_COLUMNS = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from codesign.cli import main
+from precsim.codesign.cli import main
 
 
 def run_case(argv: list[str], tmp: Path) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lawcore import ChinchillaLaw, LawFitError, LawInputError, PrecisionLaw, heldout_check
+from precsim.lawcore import ChinchillaLaw, LawFitError, LawInputError, PrecisionLaw, heldout_check
 
 HIGH = 16.0
 BIT_COLUMNS = ("P_w", "P_a", "P_kv")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from simulator.errors import InputError
+from precsim.simulator.errors import InputError
 
 DATA_SOURCES = ("synthetic", "stdlib")
 _CHUNK_WINDOWS = 512          # windows generated per seeded chunk (prefix consistency)

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from validation.training.numformat import FULL, NumberFormat
-from validation.training.quant import fake_quant
+from precsim.validation.training.numformat import FULL, NumberFormat
+from precsim.validation.training.quant import fake_quant
 
 
 @dataclass(frozen=True)

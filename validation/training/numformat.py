@@ -16,7 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
-from simulator.errors import InputError
+from precsim.simulator.errors import InputError
 
 FULL_PRECISION_BITS = 16
 MIN_INT_BITS, MAX_INT_BITS = 2, 16

@@ -14,9 +14,9 @@ import copy
 
 import torch
 
-from validation.training.model import TinyLM
-from validation.training.numformat import FULL
-from validation.training.quant import quantize
+from precsim.validation.training.model import TinyLM
+from precsim.validation.training.numformat import FULL
+from precsim.validation.training.quant import quantize
 
 DEFAULT_GROUP_SIZE = 32
 PTQ_METHOD = "rtn-asym-minmax"

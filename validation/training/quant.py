@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from validation.training.numformat import NumberFormat
+from precsim.validation.training.numformat import NumberFormat
 
 _TINY = 1e-12
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lawcore import ChinchillaLaw, PrecisionLaw
-from simulator.io import atomic_write_bytes
-from validation.training.analysis import BIT_COLUMNS, HIGH, PAPER_CHINCHILLA, PARTS, Analysis
+from precsim.lawcore import ChinchillaLaw, PrecisionLaw
+from precsim.simulator.io import atomic_write_bytes
+from precsim.validation.training.analysis import BIT_COLUMNS, HIGH, PAPER_CHINCHILLA, PARTS, Analysis
 
 LIMITS = (
     "Scale: these models have ~10^4-10^6 non-embedding parameters and see ~10^5-10^7 tokens, "

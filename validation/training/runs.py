@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.errors import InputError
-from simulator.io import atomic_write_text, read_text_bounded
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import atomic_write_text, read_text_bounded
 
 COLUMNS = (
     "run_id", "data", "data_fingerprint", "known_E",

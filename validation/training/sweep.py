@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.errors import InputError
-from simulator.io import load_yaml_mapping
-from validation.training.numformat import parse_format
-from validation.training.runs import RunLog, read_runs_csv
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import load_yaml_mapping
+from precsim.validation.training.numformat import parse_format
+from precsim.validation.training.runs import RunLog, read_runs_csv
 
 Model = tuple[int, int, int]            # d_model, n_layers, n_heads
 Precision = tuple[str, str, str]        # weight, activation, KV format
@@ -64,7 +64,7 @@ class SweepGrid:
     def configs(self, source) -> list:
         """The grid's runs in a stable order (blocks, then seed, model, precision, D),
         duplicates across blocks removed."""
-        from validation.training.train import RunConfig
+        from precsim.validation.training.train import RunConfig
         seen, out = set(), []
         for block in self.blocks:
             for seed in self.seeds:
@@ -236,7 +236,7 @@ def _init_worker(source) -> None:
 
 
 def _train_in_worker(cfg) -> list[dict]:
-    from validation.training.train import train_run
+    from precsim.validation.training.train import train_run
     return train_run(cfg, _WORKER_SOURCE)
 
 
@@ -263,7 +263,7 @@ def run_sweep(grid: SweepGrid, source, log_path: str | os.PathLike, *,
     """
     from tqdm import tqdm
 
-    from validation.training import train
+    from precsim.validation.training import train
     jobs = jobs or default_jobs()
     if jobs < 1:
         raise InputError(f"jobs must be >= 1; got {jobs}")

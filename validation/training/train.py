@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from validation.training.model import ModelShape, TinyLM, TrainPrecision
-from validation.training.numformat import parse_format
-from validation.training.ptq import PTQ_METHOD, post_train_quantize
+from precsim.validation.training.model import ModelShape, TinyLM, TrainPrecision
+from precsim.validation.training.numformat import parse_format
+from precsim.validation.training.ptq import PTQ_METHOD, post_train_quantize
 
 _EVAL_BATCH = 64
 # Part of every run_id: bump it when a change to the harness alters results, so that a
