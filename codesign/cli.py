@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "precsim.codesign.commands.plan",
     "precsim.codesign.commands.whatif",
     "precsim.codesign.commands.report",
+    "precsim.codesign.commands.ui",
 )
 
 INPUT_ERRORS = (InputError, LawInputError)

@@ -41,7 +41,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(obj: Any) -> str:
+    """`obj` as the CLI's JSON text (numpy values converted, NaN/inf as null)."""
+    return json.dumps(_jsonable(obj), indent=2, sort_keys=False)
+
+
 def print_json(obj: Any) -> None:
     """Print `obj` as one JSON object (numpy values converted, NaN/inf as null)."""
-    json.dump(_jsonable(obj), sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(obj) + "\n")

@@ -180,12 +180,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     resolved, index = study_from_args(args)
     result = plan(problem_from_study(resolved, index))
     if args.json:
-        print_json({"study": resolved.study.name, "source": resolved.source,
-                    "law": resolved.study.law, "baseline_loss": resolved.baseline_loss,
-                    **result.summary()})
+        print_json(plan_json(resolved, result))
         return 0
     print(plan_text(result, resolved, args.top))
     return 0
+
+
+def plan_json(resolved, result) -> dict:
+    """The `precsim plan --json` object: the study's identity and the plan's summary."""
+    return {"study": resolved.study.name, "source": resolved.source,
+            "law": resolved.study.law, "baseline_loss": resolved.baseline_loss,
+            **result.summary()}
 
 
 def plan_text(result, resolved, top: int = 10) -> str:

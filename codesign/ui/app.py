@@ -1,0 +1,89 @@
+"""The explorer's Dash app: four tabs (Simulate, Co-design, Laws, Profiles).
+
+`create_app` builds it; `serve` runs it on 127.0.0.1 unless another host is asked for.
+Callbacks call `precsim.codesign.ui.compute`, i.e. the functions the CLI commands call,
+and show the command's JSON with the equivalent command line. Errors show as a message
+naming the field (never a traceback page: Dash debug stays off).
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+from dataclasses import dataclass, field
+
+import dash
+from dash import dcc, html
+
+from precsim.codesign.commands.common import json_text
+from precsim.lawcore.errors import LawInputError
+from precsim.simulator.errors import InputError
+
+#: Largest request body the server accepts (uploads are limited again per file).
+MAX_REQUEST_BYTES = 4 << 20
+
+
+@dataclass
+class Context:
+    """What every view needs: the study, extra profile folders, the upload folder."""
+    study: str | None = None
+    profile_dirs: tuple[str, ...] = ()
+    upload_dir: tempfile.TemporaryDirectory = field(
+        default_factory=lambda: tempfile.TemporaryDirectory(prefix="precsim-ui-"))
+
+
+def attempt(fn, *args, **kwargs):
+    """(value, None) or (None, message): input errors as they are, others labelled."""
+    try:
+        return fn(*args, **kwargs), None
+    except (InputError, LawInputError) as exc:
+        return None, f"error: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a page shows a message, never a traceback
+        return None, f"internal error: {type(exc).__name__}: {exc}"
+
+
+def error_box(message: str | None, id_: str) -> html.Div:
+    return html.Div(message or "", id=id_, role="alert",
+                    style={"color": "#b00020", "whiteSpace": "pre-wrap",
+                           "display": "block" if message else "none"})
+
+
+def json_panel(view: dict | None, id_: str) -> html.Details:
+    """The command line and its `--json` object, as the page computed it."""
+    cmd = "precsim " + shlex.join(view["argv"]) if view else ""
+    text = json_text(view["json"]) if view else ""
+    return html.Details([html.Summary("same as the command line (JSON)"),
+                         html.Code(cmd, id=f"{id_}-cmd"),
+                         html.Pre(text, id=id_, style={"maxHeight": "24em",
+                                                       "overflow": "auto"})])
+
+
+def parse_json_panel(text: str) -> dict:
+    """The JSON a panel shows (for tests and scripts reading the page)."""
+    return json.loads(text)
+
+
+def create_app(ctx: Context | None = None) -> dash.Dash:
+    from precsim.codesign.ui import codesign_view, laws_view, profiles_view, simulate_view
+
+    ctx = ctx or Context()
+    app = dash.Dash(__name__, title="PrecSim explorer", update_title=None,
+                    suppress_callback_exceptions=True)
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    views = (("simulate", "Simulate", simulate_view), ("codesign", "Co-design", codesign_view),
+             ("laws", "Laws", laws_view), ("profiles", "Profiles", profiles_view))
+    app.layout = html.Div([
+        html.H2("PrecSim explorer"),
+        dcc.Tabs(id="tabs", value="simulate", children=[
+            dcc.Tab(label=label, value=key, id=f"tab-{key}", children=module.layout(ctx))
+            for key, label, module in views]),
+    ], style={"fontFamily": "sans-serif", "margin": "0 1.5em"})
+    for _, _, module in views:
+        module.register(app, ctx)
+    return app
+
+
+def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8050) -> None:
+    """Run the app until interrupted (Flask's threaded server, debug off)."""
+    app = create_app(ctx)
+    app.run(host=host, port=port, debug=False)
