@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from dash import Input, Output, dash_table, dcc, html
 
+from precsim.codesign.commands.common import json_text
 from precsim.codesign.planner import cost_text
 from precsim.codesign.ui.app import attempt, error_box, json_panel
 from precsim.codesign.ui.compute import WhatIf, plan_view, study_deployments
@@ -33,7 +34,8 @@ def layout(ctx) -> html.Div:
             html.Label(["focused deployment", dcc.Dropdown(deps, deps[0], id="cd-deploy",
                                                            clearable=False)],
                        style={"width": "16em", "marginRight": "1em"}),
-            _num("cd-target", "target loss ", round(info["target_loss"], 6)),
+            _num("cd-target", "target loss ",
+                 placeholder=f"study's: {info['target_loss']:.6g}"),
             _num("cd-dollars", "$/device-hour (focused) ",
                  placeholder="study's value"),
             _num("cd-tokens", "lifetime tokens ", placeholder="study's value"),
@@ -135,7 +137,7 @@ def register(app, ctx) -> None:
                          "serve": o and (o["serve_format"] or "(as trained)"),
                          "N": o and f"{o['N']:.3g}", "D": o and f"{o['D']:.3g}",
                          "cost": cost_text(o["cost"], obj) if o else (err or "infeasible"),
-                         "cost_json": repr(o["cost"]) if o else "null"})
+                         "cost_json": json_text(o["cost"] if o else None)})
         return dash_table.DataTable(rows, [{"name": k, "id": k} for k in (
             "profile", "train", "serve", "N", "D", "cost", "cost_json")], id="cd-per-profile",
             sort_action="native", style_cell={"textAlign": "left"})

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from precsim.codesign.commands.law import parse_count
 from precsim.codesign.commands.plan import add_study_args, plan_json, study_from_args
 from precsim.codesign.commands.profiles import check_file, profile_rows
 from precsim.codesign.commands.simulate import run_request, simulate_json
@@ -222,16 +223,20 @@ def plan_view(study, profile_dirs: tuple, deploy: str, target_loss=None, dollars
 
 # ---- Laws ------------------------------------------------------------------------------------
 
-def law_view(law_name: str, compute_flops: float) -> dict:
+def law_view(law_name: str, compute: str) -> dict:
     """`precsim law optimal --compute C --json` and the iso-loss grid at that budget."""
-    if compute_flops is None or not np.isfinite(compute_flops) or compute_flops <= 0:
-        raise InputError(f"--compute: expected a positive number of FLOPs, got {compute_flops}")
+    try:
+        compute_flops = parse_count(str(compute or ""))
+    except argparse.ArgumentTypeError as exc:
+        raise InputError(f"--compute: {exc}") from None
+    if not np.isfinite(compute_flops) or compute_flops <= 0:
+        raise InputError(f"--compute: expected a positive number of FLOPs, got {compute}")
     law = get_law(law_name)
     opt = compute_optimal(float(compute_flops), law)
     grid = iso_loss_grid(law, float(compute_flops), points=120) \
         if law.models_training_precision else None
     return {"json": {"law": law.name, "mode": "compute", **opt.to_dict()},
-            "argv": ["law", "optimal", "--compute", repr(float(compute_flops)),
+            "argv": ["law", "optimal", "--compute", str(compute).strip(),
                      "--law", law_name, "--json"],
             "grid": grid, "domain": getattr(law, "domain", None)}
 

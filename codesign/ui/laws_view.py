@@ -18,10 +18,9 @@ def layout(ctx) -> html.Div:
         html.Div([
             html.Label(["law", dcc.Dropdown(list(LAWS), DEFAULT_LAW, id="law-name",
                                             clearable=False)], style={"width": "14em"}),
-            html.Label(["training compute (log10 FLOPs)",
-                        dcc.Slider(17, 26, value=21, step=0.5, id="law-compute",
-                                   marks={k: f"1e{k}" for k in range(17, 27, 1)})],
-                       style={"width": "36em"}),
+            html.Label(["training compute, FLOPs (1e21, 3e23, ...) ",
+                        dcc.Input(id="law-compute", value="1e21", debounce=True,
+                                  style={"width": "9em"})]),
         ], style={"display": "flex", "gap": "2em", "alignItems": "end"}),
         error_box(None, "law-error"),
         dcc.Loading(html.Div(id="law-out")),
@@ -66,8 +65,8 @@ def register(app, ctx) -> None:
     @app.callback(Output("law-out", "children"), Output("law-error", "children"),
                   Output("law-error", "style"),
                   Input("law-name", "value"), Input("law-compute", "value"))
-    def _update(name, log_c):
-        view, err = attempt(law_view, name, 10.0 ** float(log_c if log_c is not None else 21))
+    def _update(name, compute):
+        view, err = attempt(law_view, name, compute)
         style = {"color": "#b00020", "display": "block" if err else "none"}
         if not view:
             return html.Div(), err or "", style

@@ -13,8 +13,9 @@ from precsim.simulator.profiles import load_profile
 
 def layout(ctx) -> html.Div:
     names = profile_names(ctx.profile_dirs)
+    chosen = [n for n in ("h100-sxm", "l4") if n in names] or names[:2]
     return html.Div([
-        html.Label(["profiles to compare", dcc.Dropdown(names, names[:2], multi=True,
+        html.Label(["profiles to compare", dcc.Dropdown(names, chosen, multi=True,
                                                         id="prof-names")]),
         dcc.Upload(html.Button("upload a profile YAML to check"), id="prof-upload",
                    max_size=MAX_YAML_BYTES, accept=".yaml,.yml", style={"margin": "0.6em 0"}),
@@ -49,7 +50,7 @@ def register(app, ctx) -> None:
         style = {"color": "#b00020", "display": "block" if err else "none"}
         return (dash_table.DataTable(
             table.to_dict("records"), [{"name": c, "id": c} for c in table.columns],
-            id="prof-compare", sort_action="native", filter_action="native", page_size=60,
+            id="prof-compare", sort_action="native", filter_action="native", page_action="none",
             style_table={"overflowX": "auto"},
             style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": "12px",
                         "maxWidth": "28em"}), check, err or "", style)

@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, dash_table, dcc, html
 
+from precsim.codesign.commands.common import json_text
 from precsim.codesign.ui.app import attempt, error_box, json_panel
 from precsim.codesign.ui.compute import (MAX_CONFIG_BYTES, model_ref, profile_names,
                                          save_upload, simulate_view)
@@ -42,7 +43,8 @@ def layout(ctx) -> html.Div:
                        style={"width": "14em"}),
             html.Label(["model", dcc.Dropdown(models, "llama-3-8b", id="sim-model",
                                               clearable=False)], style={"width": "16em"}),
-            dcc.Input(id="sim-hf", placeholder="ORG/NAME in the HF cache", debounce=True),
+            dcc.Input(id="sim-hf", placeholder="ORG/NAME in the HF cache", debounce=True,
+                      style={"width": "16em"}),
             dcc.Upload(html.Button("upload config.json"), id="sim-upload",
                        max_size=MAX_CONFIG_BYTES, accept=".json"),
             html.Label(["format", dcc.Dropdown(list(dict.fromkeys(FORMATS)), "W4A16-g128",
@@ -64,19 +66,15 @@ def _totals_table(totals: dict) -> dash_table.DataTable:
     rows = []
     for key, label, dim in TOTALS:
         value = totals.get(key)
-        shown = ("-" if value is None else str(value) if dim is None or isinstance(value, bool)
+        shown = ("-" if value is None else json_text(value) if dim is None
                  else format_quantity(value, dim))
-        rows.append({"quantity": label, "value": shown, "json": json_value(value),
+        rows.append({"quantity": label, "value": shown, "json": json_text(value),
                      "key": key})
     return dash_table.DataTable(rows, [{"name": c, "id": c} for c in ("quantity", "value",
                                                                       "json")],
                                 id="sim-totals", style_cell={"textAlign": "left"})
 
 
-def json_value(value) -> str:
-    """A number as the CLI's JSON writes it (repr), so the page can be compared."""
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) \
-        else repr(value)
 
 
 def _roofline_figure(roof: dict) -> go.Figure:
@@ -145,7 +143,7 @@ def register(app, ctx) -> None:
     def _upload(contents, filename):
         path, err = attempt(save_upload, contents, ctx.upload_dir.name, "config.json",
                             MAX_CONFIG_BYTES, f"model config {filename!r}")
-        return (str(path), "upload") if path else (None, "llama-3-8b")
+        return {"path": path and str(path), "error": err}, "upload"
 
     @app.callback(Output("sim-out", "children"), Output("sim-error", "children"),
                   Output("sim-error", "style"),
@@ -154,7 +152,10 @@ def register(app, ctx) -> None:
                   Input("sim-quant", "value"), Input("sim-batch", "value"),
                   Input("sim-prompt", "value"), Input("sim-gen", "value"))
     def _simulate(profile, model, hf, upload, quant, batch, prompt, gen):
-        ref, err = attempt(model_ref, model, hf, upload)
+        upload = upload or {}
+        ref, err = attempt(model_ref, model, hf, upload.get("path"))
+        if model == "upload" and upload.get("error"):
+            ref, err = None, upload["error"]
         view = None
         if ref:
             view, err = attempt(simulate_view, profile, ref, quant, batch, prompt, gen,
