@@ -18,7 +18,7 @@ _CONTROLS = ("cd-deploy", "cd-target", "cd-bw", "cd-sram", "cd-native", "cd-doll
 def _num(id_, label, value=None, placeholder=None, step="any"):
     return html.Label([label, dcc.Input(id=id_, type="number", value=value, step=step,
                                         placeholder=placeholder, debounce=True,
-                                        style={"width": "9em"})],
+                                        style={"width": "11em"})],
                       style={"marginRight": "1em"})
 
 

@@ -224,7 +224,8 @@ def plan_view(study, profile_dirs: tuple, deploy: str, target_loss=None, dollars
 # ---- Laws ------------------------------------------------------------------------------------
 
 def law_view(law_name: str, compute: str) -> dict:
-    """`precsim law optimal --compute C --json` and the iso-loss grid at that budget."""
+    """`precsim law optimal --compute C --json` and the iso-loss grid at that budget
+    (a law without a training-precision term is refused, as the CLI refuses it)."""
     try:
         compute_flops = parse_count(str(compute or ""))
     except argparse.ArgumentTypeError as exc:
@@ -233,8 +234,7 @@ def law_view(law_name: str, compute: str) -> dict:
         raise InputError(f"--compute: expected a positive number of FLOPs, got {compute}")
     law = get_law(law_name)
     opt = compute_optimal(float(compute_flops), law)
-    grid = iso_loss_grid(law, float(compute_flops), points=120) \
-        if law.models_training_precision else None
+    grid = iso_loss_grid(law, float(compute_flops), points=120)
     return {"json": {"law": law.name, "mode": "compute", **opt.to_dict()},
             "argv": ["law", "optimal", "--compute", str(compute).strip(),
                      "--law", law_name, "--json"],

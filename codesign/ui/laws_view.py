@@ -57,7 +57,8 @@ def _figure(view: dict) -> go.Figure:
                       fillcolor="white", opacity=0.2, line={"color": "white"})
     fig.update_layout(title=f"{opt['law']}: iso-loss at C = {opt['compute_flops']:.3g} FLOPs "
                             "(D = 16C/(6NP))", xaxis_title="training precision (bits)",
-                      yaxis_title="log10 N", height=520, margin={"t": 40})
+                      yaxis_title="log10 N", height=520, margin={"t": 40},
+                      legend={"orientation": "h", "y": -0.18})
     return fig
 
 
@@ -75,13 +76,9 @@ def register(app, ctx) -> None:
                         f"N = {j['N']:.4g}, D = {j['D']:.4g}, loss {j['loss']:.5g}"
                         + (" (at the search's upper bound)" if j["at_bound"] else ""),
                         id="law-optimum")]
-        if view["grid"] is not None:
-            parts.append(dcc.Graph(figure=_figure(view), id="law-graph"))
-            if _domain_box(view["domain"]) is None:
-                parts.append(html.P("this law exposes no fitted domain to shade",
-                                    style={"color": "#666"}))
-        else:
-            parts.append(html.P(f"{j['law']} does not model training precision: no "
-                                "iso-loss over precision to draw"))
+        parts.append(dcc.Graph(figure=_figure(view), id="law-graph"))
+        if _domain_box(view["domain"]) is None:
+            parts.append(html.P("this law exposes no fitted domain to shade",
+                                style={"color": "#666"}))
         parts.append(json_panel(view, "law-json"))
         return html.Div(parts), err or "", style
