@@ -98,19 +98,21 @@ def browser():
     profile.cleanup()
 
 
-def text_of(driver, id_: str, differs_from: str | None = None) -> str:
-    """textContent of #id_ once it is non-empty (and differs from `differs_from`)."""
-    deadline = time.monotonic() + TIMEOUT
+def text_of(driver, id_: str, differs_from: str | None = None, contains: str = "") -> str:
+    """textContent of #id_ once it is non-empty (and differs from `differs_from`, and
+    contains `contains`)."""
+    deadline, text = time.monotonic() + TIMEOUT, ""
     while time.monotonic() < deadline:
         try:
             found = driver.find_elements(By.ID, id_)
             text = found[0].get_attribute("textContent") if found else ""
         except StaleElementReferenceException:  # re-rendered between find and read
             continue
-        if text and text != differs_from:
+        if text and text != differs_from and contains in text:
             return text
         time.sleep(0.3)
-    raise AssertionError(f"#{id_} did not show {'new ' if differs_from else ''}content")
+    raise AssertionError(f"#{id_} did not show {'new ' if differs_from else ''}content "
+                         f"{contains!r}; last: {text[:300]!r}")
 
 
 def page_json(driver, id_: str, differs_from: str | None = None) -> tuple[dict, str]:
@@ -153,8 +155,8 @@ def test_simulate_view(url, browser):
     assert second["request"]["batch"] == 8
     assert second == cli_json([a if a != "1" else "8" for a in argv])
     assert second["totals"]["ttft_s"] != first["totals"]["ttft_s"]
-    shown = text_of(browser, "sim-totals", differs_from=ttft_before)
-    assert json.dumps(second["totals"]["ttft_s"]) in shown  # the totals table shows it
+    text_of(browser, "sim-totals", differs_from=ttft_before,
+            contains=json.dumps(second["totals"]["ttft_s"]))  # the totals table shows it
     assert browser.find_elements(By.CSS_SELECTOR, "#sim-roofline .main-svg")
     shot(browser, "simulate")
 
@@ -177,8 +179,7 @@ def test_codesign_view(url, browser):
                        "--target-loss", "2.95", "--json"])["variants"][-1]
     assert third["optimum"]["cost"] == whatif["cost"]
     assert third["optimum"]["serve_format"] == whatif["serve_format"]
-    table = text_of(browser, "cd-per-profile")
-    assert json.dumps(third["optimum"]["cost"]) in table
+    text_of(browser, "cd-per-profile", contains=json.dumps(third["optimum"]["cost"]))
     shot(browser, "codesign")
 
 
