@@ -199,6 +199,8 @@ def test_profiles_view(url, browser, tmp_path):
     open_tab(browser, url, "profiles")
     table = text_of(browser, "prof-compare")
     assert "[hopper] 80 GB HBM3" in table  # the h100-sxm HBM capacity's source
+    tab = browser.find_element(By.ID, "prof-table").get_attribute("textContent")
+    assert "[hopper] NVIDIA H100 Tensor Core GPU datasheet" in tab  # what [hopper] is
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: &a x\nkind: *a\n")
     browser.find_element(By.CSS_SELECTOR, "#prof-upload input[type='file']").send_keys(str(bad))

@@ -48,9 +48,13 @@ def register(app, ctx) -> None:
                            style={"color": "#1b5e20" if entry["ok"] else "#b00020"})
         table = compare_profiles(profiles or [])
         style = {"color": "#b00020", "display": "block" if err else "none"}
-        return (dash_table.DataTable(
+        sources = [html.Details([html.Summary(f"{p.name}: sources (the [tags] above)"),
+                                 html.Ul([html.Li(str(src)) for src in
+                                          p.raw().get("sources", [])])])
+                   for p in profiles or []]
+        return (html.Div([dash_table.DataTable(
             table.to_dict("records"), [{"name": c, "id": c} for c in table.columns],
             id="prof-compare", sort_action="native", filter_action="native", page_action="none",
             style_table={"overflowX": "auto"},
             style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": "12px",
-                        "maxWidth": "28em"}), check, err or "", style)
+                        "maxWidth": "28em"}), *sources]), check, err or "", style)
