@@ -68,6 +68,17 @@ def test_plan_view_equals_cli_plan():
         == {k: v for k, v in cli.items() if k not in drop}
 
 
+@pytest.mark.parametrize("kwargs,message", [
+    ({"target_loss": -1.0}, "argument --target-loss: expected a positive finite number"),
+    ({"tokens": 0.0}, "argument --tokens-served: expected a positive finite number"),
+    ({"deploy": "no-such-chip"}, "unknown profile 'no-such-chip'"),
+])
+def test_plan_view_bad_control_names_the_flag(kwargs, message):
+    args = {"deploy": "h100-sxm", **kwargs}
+    with pytest.raises(InputError, match=message):
+        compute.plan_view(None, (), args.pop("deploy"), **args)
+
+
 def test_whatif_specs_name_the_profile_fields():
     h100 = load_profile("h100-sxm")
     assert compute.WhatIf().specs(h100) == []

@@ -7,7 +7,6 @@ naming the field (never a traceback page: Dash debug stays off).
 """
 from __future__ import annotations
 
-import json
 import shlex
 import tempfile
 from dataclasses import dataclass, field
@@ -56,11 +55,6 @@ def json_panel(view: dict | None, id_: str) -> html.Details:
                          html.Code(cmd, id=f"{id_}-cmd"),
                          html.Pre(text, id=id_, style={"maxHeight": "24em",
                                                        "overflow": "auto"})])
-
-
-def parse_json_panel(text: str) -> dict:
-    """The JSON a panel shows (for tests and scripts reading the page)."""
-    return json.loads(text)
 
 
 def create_app(ctx: Context | None = None) -> dash.Dash:

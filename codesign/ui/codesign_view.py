@@ -60,6 +60,7 @@ def layout(ctx) -> html.Div:
                "modelled (the what-if grammar only adds engines).",
                style={"color": "#666", "fontSize": "13px"}),
         error_box(None, "cd-error"),
+        dcc.Store(id="cd-focus-done"),
         dcc.Loading(html.Div(id="cd-focus")),
         html.H4("optimum per profile"),
         dcc.Loading(html.Div(id="cd-table")),
@@ -112,18 +113,22 @@ def _focus(view: dict, name: str) -> html.Div:
 
 
 def register(app, ctx) -> None:
-    inputs = [Input(c, "value") for c in _CONTROLS]
+    controls = [Input(c, "value") for c in _CONTROLS]
 
     @app.callback(Output("cd-focus", "children"), Output("cd-error", "children"),
-                  Output("cd-error", "style"), *inputs)
+                  Output("cd-error", "style"), Output("cd-focus-done", "data"), *controls)
     def _update_focus(deploy, target, bw, sram, native, dollars, tokens):
         view, err = attempt(plan_view, ctx.study, ctx.profile_dirs, deploy, target, dollars,
                             tokens, _whatif(bw, sram, native))
         style = {"color": "#b00020", "display": "block" if err else "none"}
-        return (_focus(view, deploy) if view else html.Div()), err or "", style
+        done = [deploy, target, bw, sram, native, dollars, tokens]
+        return (_focus(view, deploy) if view else html.Div()), err or "", style, done
 
-    @app.callback(Output("cd-table", "children"), *inputs)
-    def _update_table(deploy, target, bw, sram, native, dollars, tokens):
+    # after the focused plan (cached by then): two cores do not plan it twice at once
+    @app.callback(Output("cd-table", "children"), Input("cd-focus-done", "data"),
+                  prevent_initial_call=True)
+    def _update_table(done):
+        deploy, target, bw, sram, native, dollars, tokens = done
         info, err = attempt(study_deployments, ctx.study, ctx.profile_dirs)
         rows = []
         for dep in (info or {}).get("deployments", []):

@@ -158,7 +158,14 @@ class WhatIf:
         return out
 
 
-_STUDY_PARSER = argparse.ArgumentParser(prog="precsim plan", add_help=False)
+class _FlagParser(argparse.ArgumentParser):
+    """argparse that raises InputError (naming the flag) instead of exiting."""
+
+    def error(self, message: str):
+        raise InputError(message)
+
+
+_STUDY_PARSER = _FlagParser(prog="precsim plan", add_help=False)
 add_study_args(_STUDY_PARSER)
 
 
@@ -174,17 +181,10 @@ def _plan_argv(study, profile_dirs, deploy, target_loss, dollars_per_hour, token
     return argv + _dir_flags(profile_dirs)
 
 
-def _parse_study_flags(argv: list[str]) -> argparse.Namespace:
-    try:
-        return _STUDY_PARSER.parse_args(argv)
-    except SystemExit:  # argparse has printed why; say it in the page too
-        raise InputError(f"invalid value among {' '.join(argv)}") from None
-
-
 def study_deployments(study=None, profile_dirs=()) -> dict:
     """The study's deployment profile names, its target loss and defaults per deployment."""
     argv = (["--study", str(study)] if study else []) + _dir_flags(profile_dirs)
-    resolved, _ = study_from_args(_parse_study_flags(argv))
+    resolved, _ = study_from_args(_STUDY_PARSER.parse_args(argv))
     s = resolved.study
     return {"target_loss": resolved.target_loss, "objective": s.objective,
             "deployments": [{"profile": d.profile, "name": p.name,
@@ -202,7 +202,7 @@ def plan_view(study, profile_dirs: tuple, deploy: str, target_loss=None, dollars
     the last row of `precsim whatif --profile DEPLOY --vary SPEC ... --json`.
     """
     argv = _plan_argv(study, profile_dirs, deploy, target_loss, dollars_per_hour, tokens)
-    resolved, index = study_from_args(_parse_study_flags(argv))
+    resolved, index = study_from_args(_STUDY_PARSER.parse_args(argv))
     profile = resolved.deploy_profiles[index]
     specs = whatif.specs(profile)
     train, dep = None, None
