@@ -188,3 +188,15 @@ def test_app_builds_with_all_views():
         for id_ in ("sim-out", "cd-focus", "cd-table", "law-out", "prof-table"):
             assert id_ in outputs
         assert not app.server.debug
+
+
+def test_page_error_shows_a_message(monkeypatch):
+    from precsim.codesign.ui import app as ui_app
+
+    shown = {}
+    monkeypatch.setattr(ui_app.dash, "set_props", lambda id_, props: shown.update(
+        {id_: props}))
+    ui_app.page_error(KeyError("ttft_s"))
+    assert shown["page-error"]["children"] == "internal error: KeyError: 'ttft_s'"
+    ui_app.page_error(InputError("--batch must be at least 1, got 0"))
+    assert shown["page-error"]["children"] == "error: --batch must be at least 1, got 0"

@@ -57,17 +57,30 @@ def json_panel(view: dict | None, id_: str) -> html.Details:
                                                        "overflow": "auto"})])
 
 
+def page_error(exc: Exception) -> None:
+    """Any exception a callback lets out: a message at the top of the page (the
+    callback's outputs keep their last values), never a traceback."""
+    _, message = attempt(_raise, exc)
+    dash.set_props("page-error", {"children": message,
+                                  "style": {"color": "#b00020", "display": "block"}})
+
+
+def _raise(exc: Exception):
+    raise exc
+
+
 def create_app(ctx: Context | None = None) -> dash.Dash:
     from precsim.codesign.ui import codesign_view, laws_view, profiles_view, simulate_view
 
     ctx = ctx or Context()
     app = dash.Dash(__name__, title="PrecSim explorer", update_title=None,
-                    suppress_callback_exceptions=True)
+                    suppress_callback_exceptions=True, on_error=page_error)
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     views = (("simulate", "Simulate", simulate_view), ("codesign", "Co-design", codesign_view),
              ("laws", "Laws", laws_view), ("profiles", "Profiles", profiles_view))
     app.layout = html.Div([
         html.H2("PrecSim explorer"),
+        error_box(None, "page-error"),
         dcc.Tabs(id="tabs", value="simulate", children=[
             dcc.Tab(label=label, value=key, id=f"tab-{key}", children=module.layout(ctx))
             for key, label, module in views]),
