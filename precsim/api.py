@@ -59,12 +59,13 @@ def plan(study: str | os.PathLike | None = None, *, deploy_profile: str | None =
 
     `study`: a study YAML (default: the built-in study); `deploy_profile` plans that
     profile's deployment (added on the study's default workload if the study has none),
-    as `precsim plan --deploy-profile` does. Returns a `PlanResult` (`.optimum`,
-    `.frontier`, `.reason`, `.summary()` = the CLI's `plan --json`).
+    as `precsim plan --deploy-profile` does. Returns a `PlanResult` (`.optimum`: a
+    `Candidate`, None if nothing is feasible; `.by_format` with each pair's reason;
+    `.frontier`; `.summary()` = the CLI's `plan --json`).
     """
     from precsim.codesign.planner import plan as _plan
-    from precsim.codesign.planner import problem_from_study
-    from precsim.codesign.study import Deployment, load_study, resolve_study, updated
+    from precsim.codesign.study import (Deployment, load_study, problem_from_study,
+                                        resolve_study, updated)
 
     loaded, source = load_study(study)
     if deploy_profile is not None:
