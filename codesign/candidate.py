@@ -3,7 +3,7 @@
 `Candidate` is what `planner.plan` returns as the optimum (and per format pair), and
 what `plan`, `report` and `whatif` read. Its costs are split into the two phases
 (`PhaseCost`: training on the training profile, serving over the model's life on the
-deployment profile); totals are their sums. `to_dict()` gives the flat JSON record of
+deployment profile); `total` is their sum. `to_dict()` gives the flat JSON record of
 `plan --json` (keys and order as recorded in tests/golden).
 """
 from __future__ import annotations
@@ -26,6 +26,11 @@ class PhaseCost:
     def device_hours(self) -> float:
         """time_s / 3600."""
         return self.time_s / SECONDS_PER_HOUR
+
+    def __add__(self, other: PhaseCost) -> PhaseCost:
+        """Both phases together (field by field)."""
+        return PhaseCost(self.time_s + other.time_s, self.energy_j + other.energy_j,
+                         self.cost + other.cost, self.dollars + other.dollars)
 
 
 @dataclass(frozen=True)
@@ -57,29 +62,13 @@ class Candidate:
         return self.D / self.N
 
     @property
-    def time_s(self) -> float:
-        """Training + serving device-seconds."""
-        return self.training.time_s + self.serving.time_s
-
-    @property
-    def energy_j(self) -> float:
-        return self.training.energy_j + self.serving.energy_j
-
-    @property
-    def dollars(self) -> float:
-        return self.training.dollars + self.serving.dollars
-
-    @property
-    def cost(self) -> float:
-        """The objective: training cost + serving cost."""
-        return self.training.cost + self.serving.cost
-
-    @property
-    def device_hours(self) -> float:
-        return self.training.device_hours + self.serving.device_hours
+    def total(self) -> PhaseCost:
+        """Training + serving: the objective's cost is `total.cost`."""
+        return self.training + self.serving
 
     def to_dict(self) -> dict:
         """The flat JSON record (`plan --json` "optimum", a by_format row)."""
+        total = self.total
         return {
             "train_format": self.train_format, "weight_bits": self.weight_bits,
             "act_bits": self.act_bits, "kv_bits": self.kv_bits,
@@ -88,7 +77,7 @@ class Candidate:
             "D": self.D, "tokens_per_param": self.tokens_per_param, "loss": self.loss,
             "train_flops": self.train_flops, "train_time_s": self.training.time_s,
             "train_energy_j": self.training.energy_j, "serve_time_s": self.serving.time_s,
-            "serve_energy_j": self.serving.energy_j, "time_s": self.time_s,
-            "energy_j": self.energy_j, "dollars": self.dollars, "cost": self.cost,
+            "serve_energy_j": self.serving.energy_j, "time_s": total.time_s,
+            "energy_j": total.energy_j, "dollars": total.dollars, "cost": total.cost,
             "tpot_s": self.tpot_s, "ttft_s": self.ttft_s, "memory_bytes": self.memory_bytes,
             "N_at_grid_edge": self.N_at_grid_edge, "D_at_grid_edge": self.D_at_grid_edge}

@@ -223,8 +223,8 @@ def _optimum_columns(o: Candidate | None) -> dict:
         return dict.fromkeys(_OPTIMUM_COLUMNS)
     return dict(zip(_OPTIMUM_COLUMNS, (
         o.train_format, o.train_dtype, o.serve_format, o.N, o.D, o.tokens_per_param, o.loss,
-        o.cost, o.dollars, o.energy_j, o.training.time_s, o.serving.time_s, o.tpot_s,
-        o.memory_bytes), strict=True))
+        o.total.cost, o.total.dollars, o.total.energy_j, o.training.time_s,
+        o.serving.time_s, o.tpot_s, o.memory_bytes), strict=True))
 
 
 def optima_table(results: StudyResults) -> pd.DataFrame:
@@ -328,8 +328,8 @@ def fig_pareto(results: StudyResults, objective: str, target: float):
         fr = fr[fr.loss <= target + 0.15]
         line, = ax.step(fr.cost / scale, fr.loss, where="post", label=name)
         if r.optimum:
-            ax.scatter([r.optimum.cost / scale], [r.optimum.loss], color=line.get_color(),
-                       zorder=3, s=30)
+            ax.scatter([r.optimum.total.cost / scale], [r.optimum.loss],
+                       color=line.get_color(), zorder=3, s=30)
     ax.axhline(target, color="k", ls=":", lw=1, label="target loss")
     ax.set_xscale("log")
     ax.set_xlabel(f"cost ({_UNITS[objective]})")
@@ -410,9 +410,9 @@ def conclusions(results: StudyResults) -> list[str]:
         text = (f"**{name}**: train at {o.train_format} (runs as {o.train_dtype}), "
                 f"serve {o.serve_format or 'as trained'}; N = {o.N / 1e9:.2f}B, "
                 f"D = {o.D / 1e9:.0f}B tokens ({o.tokens_per_param:.0f}/param); "
-                f"{cost_text(o.cost, obj)}")
+                f"{cost_text(o.total.cost, obj)}")
         if a.get("real_cost"):
-            extra = 100 * (a["real_cost"] / o.cost - 1)
+            extra = 100 * (a["real_cost"] / o.total.cost - 1)
             text += (f". The paper's abstract optimum ({a['precision_bits']:g}-bit, "
                      f"N = {a['N'] / 1e9:.2f}B) costs {cost_text(a['real_cost'], obj)} "
                      f"here ({extra:+.0f}%).")

@@ -45,8 +45,8 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
             row.update(feasible=True, train_format=o.train_format, train_dtype=o.train_dtype,
                        serve_format=o.serve_format, P_post=o.P_post, N=o.N, D=o.D,
                        loss=o.loss, train_time_s=o.training.time_s,
-                       serve_time_s=o.serving.time_s, energy_j=o.energy_j,
-                       dollars=o.dollars, cost=o.cost, tpot_s=o.tpot_s,
+                       serve_time_s=o.serving.time_s, energy_j=o.total.energy_j,
+                       dollars=o.total.dollars, cost=o.total.cost, tpot_s=o.tpot_s,
                        memory_bytes=o.memory_bytes)
         rows.append(row)
     table = pd.DataFrame(rows)

@@ -33,10 +33,9 @@ def test_candidate_is_frozen():
 
 def test_totals_split_into_training_and_serving_by_hand():
     c = candidate()
-    assert c.cost == 15.0 and c.dollars == 26.0
-    assert c.time_s == 9000.0 and c.energy_j == 1.08e7
+    assert c.total == PhaseCost(9000.0, 1.08e7, 15.0, 26.0)
     assert c.training.device_hours == 2.0 and c.serving.device_hours == 0.5
-    assert c.device_hours == 2.5
+    assert c.total.device_hours == 2.5
     assert c.tokens_per_param == 25.0
 
 
@@ -73,4 +72,4 @@ def test_plan_optimum_is_a_candidate_and_the_json_is_its_record():
     assert result.summary()["optimum"] == o.to_dict()
     best = result.by_format[result.by_format["feasible"]].sort_values("cost").iloc[0]
     assert best.drop(["feasible", "reason"]).to_dict() == o.to_dict()
-    assert o.cost == pytest.approx(o.training.cost + o.serving.cost, rel=0)
+    assert o.total.cost == pytest.approx(o.training.cost + o.serving.cost, rel=0)

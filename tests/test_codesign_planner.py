@@ -68,7 +68,7 @@ def test_hand_solved_training_only_optimum():
     assert o.D == pytest.approx(d_star, rel=1e-6)
     assert o.loss <= target
     assert o.train_flops == pytest.approx(6 * n_star * d_star, rel=1e-6)
-    assert o.cost == pytest.approx(6 * n_star * d_star / H100_BF16_ACHIEVABLE, rel=1e-6)
+    assert o.total.cost == pytest.approx(6 * n_star * d_star / H100_BF16_ACHIEVABLE, rel=1e-6)
     assert o.train_dtype == "bf16" and o.serve_format is None
     # the paper's abstract optimum is the same point here: 16 bits, C = (6/16) N D 16
     a = result.abstract
@@ -114,7 +114,7 @@ def test_frontier_is_pareto_and_abstract_matches_lawcore():
     a = result.abstract
     assert a["lawcore_compute_optimal"]["precision"] == pytest.approx(a["precision_bits"],
                                                                        abs=0.5)
-    assert a["real_cost"] >= result.optimum.cost
+    assert a["real_cost"] >= result.optimum.total.cost
 
 
 @settings(max_examples=10)
@@ -123,7 +123,8 @@ def test_raising_the_target_never_raises_the_cost(inc_a, inc_b):
     low, high = sorted((inc_a, inc_b))
     rs = small_resolved()
     costs = [plan(problem_from_study(dataclasses.replace(
-        rs, target_loss=rs.baseline_loss + inc), 1)).optimum.cost for inc in (low, high)]
+        rs, target_loss=rs.baseline_loss + inc), 1)).optimum.total.cost
+        for inc in (low, high)]
     assert costs[1] <= costs[0] * (1 + 1e-12)
 
 
@@ -157,7 +158,7 @@ def test_adding_native_support_never_raises_the_cost(profile, dtype, deployment)
         roles["train_profile"] = native
     problems = problem_from_study(rs, deployment), problem_from_study(rs, deployment, **roles)
     before, after = map(plan, problems)
-    assert after.optimum.cost <= before.optimum.cost * (1 + 1e-12)
+    assert after.optimum.total.cost <= before.optimum.total.cost * (1 + 1e-12)
     merged = before.by_format.merge(after.by_format, on=["train_format", "serve_format"])
     assert set(merged.serve_format) >= {"W4A8-g128", "W4A16-g128", "W8A16", "W1.58A8"}
     assert not (merged.feasible_x & ~merged.feasible_y).any()
@@ -179,7 +180,7 @@ def test_more_bandwidth_never_raises_the_cost(factor):
         {"memory.lpddr5x.bandwidth.value": f"{76.8 * factor:.6f} GB/s"})
     before = plan(problem_from_study(rs, 1))
     after = plan(problem_from_study(rs, 1, deploy_profile=faster))
-    assert after.optimum.cost <= before.optimum.cost * (1 + 1e-12)
+    assert after.optimum.total.cost <= before.optimum.total.cost * (1 + 1e-12)
 
 
 def test_training_runs_narrow_bits_in_the_cheapest_container():

@@ -207,8 +207,9 @@ def plan_text(result, resolved, top: int = 10) -> str:
             f"optimum: N = {o.N:.3g}, D = {o.D:.3g} ({o.tokens_per_param:.0f} "
             f"tokens/param), train {o.train_format} (runs as {o.train_dtype}), "
             f"serve {o.serve_format or '(as trained)'}; loss {o.loss:.4f}; cost "
-            f"{cost_text(o.cost, obj)} (train {o.training.device_hours:,.0f} h, serve "
-            f"{o.serving.device_hours:,.0f} device-h, {o.energy_j / JOULES_PER_KWH:,.0f} kWh)")
+            f"{cost_text(o.total.cost, obj)} (train {o.training.device_hours:,.0f} h, serve "
+            f"{o.serving.device_hours:,.0f} device-h, "
+            f"{o.total.energy_j / JOULES_PER_KWH:,.0f} kWh)")
     a = result.abstract
     if a.get("available"):
         real = (f"; on this hardware it costs {cost_text(a['real_cost'], obj)} "
