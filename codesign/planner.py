@@ -30,6 +30,10 @@ and serving cost does not depend on it, so that D is the cheapest for the (N, fo
 The abstract-cost optimum of the paper (C = (6/16)·N·D·P, tied precision, no PTQ,
 `lawcore.training_compute_flops`) is found by the same search and checked against
 `lawcore.compute_optimal`.
+
+The question is a `codesign.problem.PlanProblem` (from a study:
+`codesign.study.problem_from_study`); the answer a `PlanResult` whose optimum is a
+`codesign.candidate.Candidate`.
 """
 from __future__ import annotations
 

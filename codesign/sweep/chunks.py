@@ -78,6 +78,7 @@ class Chunk:
 
 
 def precsim_version() -> str:
+    """The installed precsim version (part of every chunk key; workers must match it)."""
     try:
         return metadata.version("precsim")
     except metadata.PackageNotFoundError:

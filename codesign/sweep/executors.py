@@ -15,6 +15,7 @@ from typing import Any
 from precsim.codesign.sweep.chunks import precsim_version
 from precsim.simulator.errors import InputError
 
+
 def _ignore_sigint() -> None:
     """Pool workers leave Ctrl-C to the driver, which cancels and keeps finished chunks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -146,4 +147,5 @@ def make_executor(spec: Any) -> tuple[Any, bool]:
 
 
 def error_text(exc: BaseException) -> str:
+    """An exception as one line: its type and message."""
     return f"{type(exc).__name__}: {exc}"
