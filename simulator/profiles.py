@@ -275,7 +275,7 @@ class VectorSpec(_Strict):
     are not memory-bound (a CPU's vector units run them far below its GEMM FMA rate);
     when the block is absent the vector data type's achievable GEMM rate is used.
     `widen_ops_per_element`: vector ops to widen a 16-bit float element into a wider
-    vector type or narrow it back (default: simulator.kernels.DEFAULT_HALF_OPS)."""
+    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
@@ -287,7 +287,7 @@ class MemoryLevel(_Strict):
 
     Optional: `latency` (a cited Time: first byte of a transfer from this level) and
     `persistent` (whether data stays resident here between kernels; when absent the cost
-    model infers it from `kind`, see simulator.kernels).
+    model infers it from `kind`, see simulator.hardware).
     """
 
     name: str = Field(min_length=1)
