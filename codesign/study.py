@@ -26,7 +26,7 @@ from precsim.codesign.whatif import parse_vary
 from precsim.lawcore import get_law
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import load_yaml_mapping
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.quant import parse_quant
 from precsim.simulator.units import UnitError, parse_quantity
 

@@ -54,7 +54,8 @@ from precsim.simulator.des.workload import poisson_workload
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_bytes, load_yaml_mapping
 from precsim.simulator.models import TransformerConfig, get_model, model_for_params
-from precsim.simulator.profiles import HardwareProfile, load_profile, profile_from_mapping
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 from precsim.simulator.quant import QuantFormat, parse_quant
 
 PARTS_SUFFIX = ".parts"

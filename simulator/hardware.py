@@ -8,13 +8,13 @@ dtype) pair runs on one profile (simulator.mapping chooses them).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
+from precsim.simulator.profile_loader import cached_profile
+from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import DTYPE_BITS
 
 #: Share of a level's capacity a kernel can use for its tile or a tensor for residency
@@ -151,35 +151,13 @@ def vector_rate_energy(p: HardwareProfile) -> tuple[float, float]:
     return rate, energy
 
 
-_LOADED: dict = {}
-
-
-def _load(profile) -> HardwareProfile:
-    """load_profile, memoised for names while the profile's file is unchanged."""
-    if not isinstance(profile, str):
-        return load_profile(profile)
-    key = (profile, os.environ.get(PROFILE_PATH_ENV, ""))
-    hit = _LOADED.get(key)
-    if hit is not None:
-        loaded, path, stamp = hit
-        try:
-            if path and os.stat(path).st_mtime_ns == stamp:
-                return loaded
-        except OSError:
-            pass
-    loaded = load_profile(profile)
-    path = loaded.path if loaded.path and os.path.isfile(loaded.path) else None
-    _LOADED[key] = (loaded, path, os.stat(path).st_mtime_ns if path else None)
-    return loaded
-
-
 def as_hardware(profile) -> Hardware:
     """Pack a profile, a profile name, or a sequence / object array of them."""
     if isinstance(profile, Hardware):
         return profile
     if isinstance(profile, (HardwareProfile, str)):
         arr = np.empty((), dtype=object)
-        arr[()] = _load(profile)
+        arr[()] = cached_profile(profile)
     else:
         src = np.asarray(profile, dtype=object) if not isinstance(profile, np.ndarray) \
             else profile
@@ -187,7 +165,7 @@ def as_hardware(profile) -> Hardware:
             raise InputError("no hardware profile given")
         arr = np.empty(src.shape, dtype=object)
         for idx in np.ndindex(src.shape):
-            arr[idx] = _load(src[idx])
+            arr[idx] = cached_profile(src[idx])
     flat = list(arr.reshape(-1))
     depth = max(len(p.memory) for p in flat)
     first = flat[0]

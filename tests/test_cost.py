@@ -11,7 +11,7 @@ from precsim.simulator.kernels import (attention_cost, dequant_cost, embedding_c
 from precsim.simulator.mapping import resolve_exec
 from precsim.simulator.matmul import matmul_cost
 from precsim.simulator.models import TransformerConfig, get_model, model_for_params
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.quant import as_quant
 
 H100 = load_profile("h100-sxm")

@@ -8,7 +8,7 @@ from precsim.simulator.cost import (decode_step_cost, mixed_step_cost, prefill_c
 from precsim.simulator.des.kernel_pipeline import convert_s_per_op
 from precsim.simulator.errors import InputError
 from precsim.simulator.kernels import attention_cost, gemm_cost
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.quant import as_quant
 
 H100 = load_profile("h100-sxm")

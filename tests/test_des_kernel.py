@@ -10,7 +10,7 @@ from precsim.simulator.des.kernel_pipeline import (KernelWork, PipelineConfig, c
                                            simulate_kernel, simulate_kernels)
 from precsim.simulator.errors import InputError
 from precsim.simulator.kernels import gemm_cost
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.quant import as_quant
 
 H100 = load_profile("h100-sxm")

@@ -10,7 +10,7 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import STAGING_FRACTION, as_hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, gemm_cost, norm_cost,
                                        widen_ops)
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.roofline import chain_hit_share
 
 HOST = load_profile("host")

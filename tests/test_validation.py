@@ -13,7 +13,7 @@ import torch
 from precsim.codesign.cli import main
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.kernels import gemm_cost
-from precsim.simulator.profiles import load_profile_file
+from precsim.simulator.profile_loader import load_profile_file
 from precsim.validation import compare, formats, microbench, torchenv
 from precsim.simulator.io import load_yaml_mapping
 from precsim.validation.bench import TINY, time_best_of_threads, time_callable
@@ -181,7 +181,7 @@ def test_w8a8_transformer_adds_the_eager_quantisation_kernels_of_each_projection
     """13 eager kernels around every torch._int_mm (4 projections per layer and the LM
     head), each an element-wise kernel priced by the simulator."""
     from precsim.simulator.kernels import elementwise_cost
-    from precsim.simulator.profiles import load_profile
+    from precsim.simulator.profile_loader import load_profile
     from precsim.validation.measure import ModelCase
     from precsim.validation.simulate import W8A8_EAGER, _w8a8_eager, simulate_model
     hw = as_hardware(load_profile("host"))

@@ -48,7 +48,8 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import STAGING_FRACTION
 from precsim.simulator.mapping import resolve_exec
 from precsim.simulator.ops import OpSpec
-from precsim.simulator.profiles import HardwareProfile, load_profile
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import stream_dtype
 from precsim.simulator.roofline import KernelCost
 
