@@ -189,10 +189,6 @@ class ComputeSpec(_Strict):
                 else self.stream_fraction_value)
 
     @property
-    def achievable_fraction_value(self) -> float:
-        return self.achievable_fraction.value
-
-    @property
     def achievable_ops_per_s(self) -> float:
         return self.peak.value * self.achievable_fraction.value
 

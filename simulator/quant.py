@@ -120,11 +120,6 @@ class QuantFormat:
             return self.kv_bits + 16 / KV_GROUP_SIZE
         return self.kv_bits
 
-    @property
-    def quantizes_acts(self) -> bool:
-        """Activations are stored below 16 bits, so producers must quantise them."""
-        return self.act_bits < 16
-
     def for_group(self, group: str) -> QuantFormat:
         """The format used by layer group `group` (an override, or this format)."""
         if group not in GROUPS:
