@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import Hardware, as_hardware, vector_rate_energy
-from precsim.simulator.mapping import PLAN_FIELDS, cheapest, plan_options
-from precsim.simulator.profiles import HardwareProfile
+from precsim.simulator.hardware import Hardware, as_hardware
+from precsim.simulator.mapping import attention_rule, cheapest, pick_plan, plan_options
 from precsim.simulator.quant import (as_quant, dtype_bits, group_format, quant_attr,
                                      stream_bits, stream_dtype)
 from precsim.simulator.roofline import (ACC_BYTES, KernelCost, bytes_through, home_level,
@@ -220,78 +219,6 @@ def _causal_pairs(q_len, kv_len, window=None):
     return prefix(kv_len) - prefix(kv_len - q_len)
 
 
-def _pick_plan(cond, if_true: dict, if_false: dict) -> dict:
-    """Execution-plan fields chosen element-wise (`cond` scalar or array)."""
-    if np.all(cond):
-        return if_true
-    if not np.any(cond):
-        return if_false
-    out = {}
-    for key in set(if_true) | set(if_false):
-        a, b = if_true[key], if_false[key]
-        if key in ("exec_dtype", "exec_path"):
-            a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
-        out[key] = np.where(cond, a, b)
-    return out
-
-
-def _attention_rule_fields(p: HardwareProfile, kv_dtype: str, sdt: str
-                           ) -> tuple[dict, tuple]:
-    """Plan fields and (exec dtype, has rule, skips masked, shares K/V) of one profile's
-    attention rule for one KV type and stream type (`_attention_rule`)."""
-    rule = p.attention
-    fields = {"ops_per_s": 1.0, "stream_fraction": 1.0, "launch_s": p.kernel_launch_s}
-    if rule is None:
-        return fields, ("none", False, True, True)
-    if rule.launch:
-        fields["launch_s"] = rule.launch.value
-    if rule.stream_fraction:
-        fields["stream_fraction"] = rule.stream_fraction.value
-    spec = p.compute[rule.execute_as]
-    fields["ops_per_s"] = rule.peak.value if rule.peak else spec.achievable_ops_per_s
-    fields["energy_per_op_j"] = spec.energy_per_op_j
-    ops = rule.convert_ops_per_element.value if rule.convert_ops_per_element else 0.0
-    rate, energy = vector_rate_energy(p)
-    for operand, dtype in (("w", kv_dtype), ("a", sdt)):
-        n = 0.0 if dtype == rule.execute_as else ops
-        fields.update({f"{operand}_convert_ops": n, f"{operand}_convert_s": n / rate,
-                       f"{operand}_convert_j": n * energy})
-    return fields, (rule.execute_as, True, rule.skips_masked, rule.shares_kv)
-
-
-def _attention_rule(hw: Hardware, kv_dtype, sdt):
-    """(has_rule, skips_masked, shares_kv, plan) from the profiles' `attention` rules,
-    element-wise over broadcast(profiles, KV dtype, stream dtype); None when no profile
-    has one.
-    The plan runs at the rule's rate; the cached K/V (plan's weight operand) and the
-    fresh Q/K/V (activation operand) convert at the rule's ops per element where their
-    type is not `execute_as`, at the element-wise rate."""
-    flat = hw.profiles.reshape(-1) if hw.profiles.ndim else [hw.profiles[()]]
-    if all(p.attention is None for p in flat):
-        return None
-    profiles, kd, ad = np.broadcast_arrays(hw.profiles, np.asarray(kv_dtype, dtype=object),
-                                           np.asarray(sdt, dtype=object))
-    shape = profiles.shape
-    out = {f: np.zeros(shape) for f in PLAN_FIELDS}
-    has, skips = np.zeros(shape, dtype=bool), np.ones(shape, dtype=bool)
-    shares = np.ones(shape, dtype=bool)
-    exec_dtype = np.empty(shape, dtype=object)
-    memo: dict = {}  # one evaluation per distinct (profile, KV type, stream type)
-    for idx in np.ndindex(shape):
-        p, key = profiles[idx], (id(profiles[idx]), kd[idx], ad[idx])
-        if key not in memo:
-            memo[key] = _attention_rule_fields(p, kd[idx], ad[idx])
-        fields, flags = memo[key]
-        for name, value in fields.items():
-            out[name][idx] = value
-        exec_dtype[idx], has[idx], skips[idx], shares[idx] = flags
-    if not shape:
-        out = {k: float(v) for k, v in out.items()}
-        exec_dtype, has, skips, shares = exec_dtype[()], bool(has), bool(skips), bool(shares)
-    out["exec_dtype"], out["exec_path"] = exec_dtype, "attention_rule"
-    return has, skips, shares, out
-
-
 def _cache_split(q_len, kv_len, cache_len, kv_from_cache, kv_home, fresh_kv_home):
     """(cache_len, fresh_kv_home) with `attention_cost`'s defaults: without `cache_len`,
     every key is cached when `kv_from_cache` (default: q_len == 1) and none otherwise,
@@ -313,7 +240,7 @@ def _cache_split(q_len, kv_len, cache_len, kv_from_cache, kv_home, fresh_kv_home
 def _attention_plans(hw: Hardware, fmt, cache_len):
     """(options, skips masked, shares K/V or None without a rule): the KV cache's
     execution options where the kernel reads the cache, the stream type's elsewhere,
-    replaced by the profiles' `attention` rule where they have one (`_attention_rule`)."""
+    replaced by the profiles' `attention` rule where they have one (`attention_rule`)."""
     sdt = stream_dtype(fmt)
     kv_dtype = quant_attr(fmt, lambda q: q.kv_dtype)
     cached = np.asarray(cache_len) > 0
@@ -322,14 +249,14 @@ def _attention_plans(hw: Hardware, fmt, cache_len):
     if options_c is None or options_f is None:
         options = options_c or options_f
     else:
-        options = [_pick_plan(cached, options_c[min(i, len(options_c) - 1)],
+        options = [pick_plan(cached, options_c[min(i, len(options_c) - 1)],
                               options_f[min(i, len(options_f) - 1)])
                    for i in range(max(len(options_c), len(options_f)))]
-    rule = _attention_rule(hw, kv_dtype, sdt)
+    rule = attention_rule(hw, kv_dtype, sdt)
     if rule is None:
         return options, True, None
     has_rule, skips, shares, rule_plan = rule
-    return [_pick_plan(has_rule, rule_plan, o) for o in options], skips, shares
+    return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares
 
 
 def _scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):

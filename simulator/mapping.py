@@ -13,7 +13,8 @@ compute-bound GEMM may prefer a faster engine, a memory-bound one the cheapest
 conversion. Where the default chain from a type to its rule's target is no dearer than
 the rule (true of every shipped rule), declaring that type native never raises a
 kernel's time: every path of the old profile stays available at no higher cost
-(tests/test_cost_properties.py).
+(tests/test_cost_properties.py). Attention runs at the profile's `attention` rule where
+it has one (`attention_rule`), else as a GEMM of its operand types.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import DEFAULT_HALF_OPS, ExecPlan, Hardware, vector_dtype
+from precsim.simulator.hardware import (DEFAULT_HALF_OPS, ExecPlan, Hardware, vector_dtype,
+                                        vector_rate_energy)
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import DTYPE_BITS, FLOAT_DTYPES
 from precsim.simulator.roofline import EXTENSIVE_FIELDS, KernelCost
@@ -277,13 +279,13 @@ def resolve_exec(profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPl
 
 
 #: Numeric ExecPlan fields of a plan dict (`plan_options`; with exec_dtype, exec_path).
-PLAN_FIELDS = ("ops_per_s", "energy_per_op_j", "w_convert_ops", "w_convert_s",
+_PLAN_FIELDS = ("ops_per_s", "energy_per_op_j", "w_convert_ops", "w_convert_s",
                "w_convert_j", "a_convert_ops", "a_convert_s", "a_convert_j",
                "stream_fraction", "gemm_stream_fraction", "launch_s", "row_s")
 
 
 def _plan_dict(plan: ExecPlan) -> dict:
-    out = {f: getattr(plan, f) for f in PLAN_FIELDS}
+    out = {f: getattr(plan, f) for f in _PLAN_FIELDS}
     out["exec_dtype"], out["exec_path"] = plan.exec_dtype, plan.path
     return out
 
@@ -309,7 +311,7 @@ def plan_options(hw: Hardware, w_dtype, a_dtype) -> list[dict]:
            for idx in np.ndindex(profiles.shape)}
     out = []
     for i in range(max(len(v) for v in per.values())):
-        d = {f: np.empty(profiles.shape) for f in PLAN_FIELDS}
+        d = {f: np.empty(profiles.shape) for f in _PLAN_FIELDS}
         d["exec_dtype"] = np.empty(profiles.shape, dtype=object)
         d["exec_path"] = np.empty(profiles.shape, dtype=object)
         for idx, opts in per.items():
@@ -350,3 +352,77 @@ def cheapest(costs: Sequence[KernelCost]) -> KernelCost:
     kw = dict(zip(names, picked))
     kw["bytes_moved"] = dict(zip(levels, picked[len(names):]))
     return replace(costs[0], **kw)
+
+
+# ---- attention ---------------------------------------------------------------------------
+
+def pick_plan(cond, if_true: dict, if_false: dict) -> dict:
+    """Execution-plan fields chosen element-wise (`cond` scalar or array)."""
+    if np.all(cond):
+        return if_true
+    if not np.any(cond):
+        return if_false
+    out = {}
+    for key in set(if_true) | set(if_false):
+        a, b = if_true[key], if_false[key]
+        if key in ("exec_dtype", "exec_path"):
+            a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        out[key] = np.where(cond, a, b)
+    return out
+
+
+def _attention_rule_fields(p: HardwareProfile, kv_dtype: str, sdt: str
+                           ) -> tuple[dict, tuple]:
+    """Plan fields and (exec dtype, has rule, skips masked, shares K/V) of one profile's
+    attention rule for one KV type and stream type (`attention_rule`)."""
+    rule = p.attention
+    fields = {"ops_per_s": 1.0, "stream_fraction": 1.0, "launch_s": p.kernel_launch_s}
+    if rule is None:
+        return fields, ("none", False, True, True)
+    if rule.launch:
+        fields["launch_s"] = rule.launch.value
+    if rule.stream_fraction:
+        fields["stream_fraction"] = rule.stream_fraction.value
+    spec = p.compute[rule.execute_as]
+    fields["ops_per_s"] = rule.peak.value if rule.peak else spec.achievable_ops_per_s
+    fields["energy_per_op_j"] = spec.energy_per_op_j
+    ops = rule.convert_ops_per_element.value if rule.convert_ops_per_element else 0.0
+    rate, energy = vector_rate_energy(p)
+    for operand, dtype in (("w", kv_dtype), ("a", sdt)):
+        n = 0.0 if dtype == rule.execute_as else ops
+        fields.update({f"{operand}_convert_ops": n, f"{operand}_convert_s": n / rate,
+                       f"{operand}_convert_j": n * energy})
+    return fields, (rule.execute_as, True, rule.skips_masked, rule.shares_kv)
+
+
+def attention_rule(hw: Hardware, kv_dtype, sdt):
+    """(has_rule, skips_masked, shares_kv, plan) from the profiles' `attention` rules,
+    element-wise over broadcast(profiles, KV dtype, stream dtype); None when no profile
+    has one.
+    The plan runs at the rule's rate; the cached K/V (plan's weight operand) and the
+    fresh Q/K/V (activation operand) convert at the rule's ops per element where their
+    type is not `execute_as`, at the element-wise rate."""
+    flat = hw.profiles.reshape(-1) if hw.profiles.ndim else [hw.profiles[()]]
+    if all(p.attention is None for p in flat):
+        return None
+    profiles, kd, ad = np.broadcast_arrays(hw.profiles, np.asarray(kv_dtype, dtype=object),
+                                           np.asarray(sdt, dtype=object))
+    shape = profiles.shape
+    out = {f: np.zeros(shape) for f in _PLAN_FIELDS}
+    has, skips = np.zeros(shape, dtype=bool), np.ones(shape, dtype=bool)
+    shares = np.ones(shape, dtype=bool)
+    exec_dtype = np.empty(shape, dtype=object)
+    memo: dict = {}  # one evaluation per distinct (profile, KV type, stream type)
+    for idx in np.ndindex(shape):
+        p, key = profiles[idx], (id(profiles[idx]), kd[idx], ad[idx])
+        if key not in memo:
+            memo[key] = _attention_rule_fields(p, kd[idx], ad[idx])
+        fields, flags = memo[key]
+        for name, value in fields.items():
+            out[name][idx] = value
+        exec_dtype[idx], has[idx], skips[idx], shares[idx] = flags
+    if not shape:
+        out = {k: float(v) for k, v in out.items()}
+        exec_dtype, has, skips, shares = exec_dtype[()], bool(has), bool(skips), bool(shares)
+    out["exec_dtype"], out["exec_path"] = exec_dtype, "attention_rule"
+    return has, skips, shares, out
