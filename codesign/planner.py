@@ -10,7 +10,7 @@ dollars = device-hours x $/device-hour + kWh x $/kWh):
 * training: FLOPs = 6·N·D (forward 2·N·D + backward 4·N·D per token, Kaplan et al.
   2020; attention-score FLOPs left out as in the laws' cost model), executed as large
   GEMMs in the training format on the training profile: time and energy from
-  `simulator.kernels.matmul_cost` (the fastest execution option of the pair: a native
+  `simulator.matmul.matmul_cost` (the fastest execution option of the pair: a native
   engine, or operands converted at the profile's fallback rule or the default cost, at
   achievable fractions; energy per op, conversions and static power). Operands of b
   bits may run in any wider element type that holds them (int4 values in int8, 8-bit
@@ -47,8 +47,9 @@ from precsim import lawcore
 from precsim.codesign.candidate import Candidate, PhaseCost
 from precsim.codesign.problem import CostWeights, PlanProblem, post_training_bits
 from precsim.simulator import cost as sim_cost
-from precsim.simulator import kernels
 from precsim.simulator.errors import InputError
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.matmul import matmul_cost
 from precsim.simulator.models import model_for_params
 from precsim.simulator.quant import DTYPE_BITS
 
@@ -70,13 +71,13 @@ def _dtypes_for(bits: float) -> list[str]:
 
 def _pair_rates(profile, weights: CostWeights) -> dict:
     """(weight dtype, act dtype) -> (cost, s/FLOP, J/FLOP, exec dtype) for pairs that run,
-    from `simulator.kernels.matmul_cost` (time and energy of large-GEMM FLOPs)."""
-    hw = kernels.as_hardware(profile)
+    from `simulator.matmul.matmul_cost` (time and energy of large-GEMM FLOPs)."""
+    hw = as_hardware(profile)
     out = {}
     for wd in TRAIN_DTYPES:
         for ad in TRAIN_DTYPES:
             try:
-                rate = kernels.matmul_cost(hw, TRAIN_FLOPS_UNIT, wd, ad)
+                rate = matmul_cost(hw, TRAIN_FLOPS_UNIT, wd, ad)
             except InputError:
                 continue  # this pair cannot run on the profile
             s_per = float(rate.time_s) / TRAIN_FLOPS_UNIT

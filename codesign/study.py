@@ -27,7 +27,8 @@ from precsim.codesign.variants import parse_vary
 from precsim.lawcore import Law, get_law
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import load_yaml_mapping
-from precsim.simulator.profiles import HardwareProfile, load_profile
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
 from precsim.simulator.units import UnitError, parse_quantity
 

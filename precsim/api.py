@@ -18,8 +18,9 @@ from precsim.simulator.cost import SimulationResult
 from precsim.simulator.cost import simulate as _simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import TransformerConfig, get_model, list_models
-from precsim.simulator.profiles import HardwareProfile, list_profiles
-from precsim.simulator.profiles import load_profile as _load_profile
+from precsim.simulator.profile_loader import list_profiles
+from precsim.simulator.profile_loader import load_profile as _load_profile
+from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
 
 __all__ = ["InputError", "compute_optimal", "get_law", "get_model", "list_laws",

@@ -16,7 +16,7 @@ from precsim.codesign.planner import plan, serving_costs, smallest_D
 from precsim.codesign.study import (Grid, Target, TrainFormat, Training, load_study,
                                     problem_from_study, resolve_study, updated)
 from precsim.codesign.variants import profile_variants
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 H100_BF16_ACHIEVABLE = 989.4e12 * 0.803   # hw_profiles/h100-sxm.yaml: peak x fraction
 

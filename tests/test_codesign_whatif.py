@@ -3,7 +3,7 @@ import pytest
 
 from precsim.codesign.variants import parse_vary, profile_variants
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from precsim.simulator.cost import simulate
 from precsim.simulator.des.serving import serve
 from precsim.simulator.des.workload import poisson_workload
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 STUDY = {
     "name": "unit",

@@ -23,7 +23,8 @@ import numpy as np
 from precsim.codesign.sweep.schema import ServingAxis, SweepStudy, study_source
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import TransformerConfig, get_model, model_for_params
-from precsim.simulator.profiles import HardwareProfile, load_profile
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
 
 
