@@ -60,7 +60,7 @@ def interactions() -> list[tuple[str, object, object]]:
         laws_view._figure(compute.law_view("kumar2024", "3e22"))
 
     def profiles():
-        from precsim.simulator.profiles import load_profile
+        from precsim.simulator.profile_loader import load_profile
         compute.compare_profiles([load_profile("h100-sxm"), load_profile("l4")])
 
     def check():

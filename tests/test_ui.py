@@ -18,7 +18,7 @@ from precsim.codesign.ui import compute
 from precsim.lawcore.errors import LawInputError
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import MAX_YAML_BYTES
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,13 +22,14 @@ from precsim.codesign.commands.law import parse_count
 from precsim.codesign.commands.plan import add_study_args, plan_json, study_from_args
 from precsim.codesign.commands.profiles import check_file, profile_rows
 from precsim.codesign.commands.simulate import run_request, simulate_json
-from precsim.codesign.planner import plan, problem_from_study
-from precsim.codesign.whatif import profile_variants
+from precsim.codesign.planner import plan
+from precsim.codesign.study import problem_from_study
+from precsim.codesign.variants import profile_variants
 from precsim.lawcore import compute_optimal, get_law
 from precsim.lawcore.plots import iso_loss_grid
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import MAX_YAML_BYTES
-from precsim.simulator.profiles import list_profiles, load_profile
+from precsim.simulator.profile_loader import list_profiles, load_profile
 from precsim.simulator.roofline_plot import roofline_data
 
 #: Per-operator columns shown in the Simulate view's table (plus bytes at each level).

@@ -8,7 +8,7 @@ from precsim.codesign.ui.app import attempt, error_box
 from precsim.codesign.ui.compute import (check_uploaded_profile, compare_profiles,
                                          profile_names)
 from precsim.simulator.io import MAX_YAML_BYTES
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 
 def layout(ctx) -> html.Div:
