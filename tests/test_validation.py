@@ -16,8 +16,9 @@ from precsim.simulator.profiles import load_profile_file
 from precsim.validation import compare, formats, microbench, torchenv
 from precsim.simulator.io import load_yaml_mapping
 from precsim.validation.bench import TINY, time_best_of_threads, time_callable
-from precsim.validation.calibrate import PLAUSIBLE_FACTOR, _enforce_level_order, _implausible, \
-    _net_bandwidth, _template_kept, run_calibration, template_path, write_profile
+from precsim.validation.calibrate import run_calibration, template_path, write_profile
+from precsim.validation.fits import PLAUSIBLE_FACTOR, enforce_level_order, implausible, \
+    net_bandwidth, template_kept
 from precsim.validation.kernels import build_case, matmul_case, rows_cols_case
 from precsim.validation.measure import ModelCase, measure_cases
 from precsim.validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
@@ -109,22 +110,22 @@ def test_net_bandwidth_uses_fastest_call_net_of_overhead():
     rows = pd.DataFrame({"bytes_moved": [100.0, 300.0], "best_s": [2.0, 3.0],
                          "time_s": [50.0, 60.0]})
     # (100 + 300) / ((2 - 1) + (3 - 1)); the slow medians play no part
-    assert _net_bandwidth(rows, 1.0) == pytest.approx(400.0 / 3.0)
+    assert net_bandwidth(rows, 1.0) == pytest.approx(400.0 / 3.0)
     # overhead above the call time: the net time is floored at 20% of it
-    assert _net_bandwidth(rows, 10.0) == pytest.approx(400.0 / (0.4 + 0.6))
+    assert net_bandwidth(rows, 10.0) == pytest.approx(400.0 / (0.4 + 0.6))
 
 
 def test_implausible_measurements_are_flagged_outside_the_factor():
-    assert _implausible(100e9, 100e9, "x") is None
-    assert _implausible(100e9 / PLAUSIBLE_FACTOR, 100e9, "x") is None
-    warning = _implausible(0.17e9, 115e9, "memory level l2 bandwidth")
+    assert implausible(100e9, 100e9, "x") is None
+    assert implausible(100e9 / PLAUSIBLE_FACTOR, 100e9, "x") is None
+    warning = implausible(0.17e9, 115e9, "memory level l2 bandwidth")
     assert warning.startswith("WARNING: memory level l2 bandwidth measured 0.17 G/s")
     assert "template value kept" in warning
-    assert _implausible(100e9 * PLAUSIBLE_FACTOR * 1.01, 100e9, "x") is not None
+    assert implausible(100e9 * PLAUSIBLE_FACTOR * 1.01, 100e9, "x") is not None
 
 
 def test_template_kept_provenance_names_the_template_source():
-    kept = _template_kept({"value": "192 GB/s", "derived": "32 B/cycle"}, "WARNING: w", "now")
+    kept = template_kept({"value": "192 GB/s", "derived": "32 B/cycle"}, "WARNING: w", "now")
     assert kept == {"value": "192 GB/s", "assumed": "template value kept: calibration now: "
                     "WARNING: w (template: derived: 32 B/cycle)"}
 
@@ -139,7 +140,7 @@ def _doc_with_bandwidths(gbs):
 
 def test_nearer_levels_are_raised_to_a_farther_levels_rate():
     doc, notes = _doc_with_bandwidths([31.8, 0.17, 4.6, 17.9]), []
-    _enforce_level_order(doc, notes)
+    enforce_level_order(doc, notes)
     values = [lv["bandwidth"]["value"] for lv in doc["memory"]]
     assert values == ["31.8 GB/s", "17.9 GB/s", "17.9 GB/s", "17.9 GB/s"]
     assert "raised from 0.17 GB/s" in doc["memory"][1]["bandwidth"]["measured"]
@@ -148,7 +149,7 @@ def test_nearer_levels_are_raised_to_a_farther_levels_rate():
 
 def test_ordered_levels_are_left_alone():
     doc, notes = _doc_with_bandwidths([400, 283, 180, 51]), []
-    _enforce_level_order(doc, notes)
+    enforce_level_order(doc, notes)
     assert [lv["bandwidth"]["value"] for lv in doc["memory"]] == \
         ["400 GB/s", "283 GB/s", "180 GB/s", "51 GB/s"]
     assert notes == []
