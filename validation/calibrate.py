@@ -158,7 +158,6 @@ def _level_of(size: float, plans: list[MemoryPlan]) -> str:
     return plans[-1].name
 
 
-
 #: Upper bound of the bytes each calibration matmul rotates its weights over (3x the
 #: last cache level otherwise). Every case keeps its copies alive through the rounds, so
 #: a VM that reports its host's whole LLC (480 MiB seen here) made ~30 cases hold 1.4 GB
