@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import difflib
 import functools
 import hashlib
 import io
@@ -56,6 +55,7 @@ from precsim.simulator.io import atomic_write_bytes, load_yaml_mapping
 from precsim.simulator.models import TransformerConfig, get_model, model_for_params
 from precsim.simulator.profiles import HardwareProfile, load_profile, profile_from_mapping
 from precsim.simulator.quant import QuantFormat, parse_quant
+from precsim.simulator.schema_errors import format_validation_error
 
 PARTS_SUFFIX = ".parts"
 #: default configurations per task: a chunk takes about 0.1 s (cost model) or 1 s (DES)
@@ -154,21 +154,9 @@ class Study(_Strict):
         return int(np.prod([len(a) for a in axes]))
 
 
-def _validation_message(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            names = ServingAxis.model_fields if loc.startswith("serving.") \
-                else Study.model_fields
-            close = difflib.get_close_matches(str(err["loc"][-1]), list(names), n=1)
-            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "") + \
-                f"; expected one of {', '.join(names)}"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines)
+def _known_fields(loc: tuple) -> list[str]:
+    """Field names an unknown field at `loc` is matched against."""
+    return list(ServingAxis.model_fields if loc[:1] == ("serving",) else Study.model_fields)
 
 
 def study_from_mapping(doc: dict, source: str = "study") -> Study:
@@ -176,7 +164,8 @@ def study_from_mapping(doc: dict, source: str = "study") -> Study:
     try:
         study = Study.model_validate(doc)
     except ValidationError as exc:
-        raise InputError(_validation_message(exc, source)) from None
+        raise InputError(format_validation_error(exc, source, doc, _known_fields,
+                                              list_expected=True)) from None
     study._source = source
     return study
 

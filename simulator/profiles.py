@@ -25,6 +25,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import UnitError, parse_quantity
 
 #: Data types a profile can list an engine for (element formats of weights/activations).
@@ -547,40 +548,6 @@ def _override_cited(cited: dict, value: Any) -> None:
 
 # ---- loading ------------------------------------------------------------------------------
 
-def _format_validation_error(exc: ValidationError, source: str, doc: Any,
-                             fields: Iterable[str]) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = _location(err["loc"], doc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            key = str(err["loc"][-1])
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
-    shown = lines[:12]
-    if len(lines) > 12:
-        shown.append(f"{source}: ... and {len(lines) - 12} more errors")
-    return "\n".join(shown)
-
-
-def _location(loc: tuple, doc: Any) -> str:
-    """Dotted field path; list items shown by their `name` (``memory[hbm].bandwidth``)."""
-    text, node = "", doc
-    for part in loc:
-        if isinstance(part, int) and isinstance(node, list):
-            item = node[part] if part < len(node) else None
-            label = item.get("name") if isinstance(item, dict) else None
-            text += f"[{str(label)[:40] if isinstance(label, str) and label else part}]"
-            node = item
-        else:
-            text += ("." if text else "") + str(part)[:40]
-            node = node.get(part) if isinstance(node, dict) else None
-    return text
-
-
 @functools.lru_cache(maxsize=None)
 def _all_field_names() -> frozenset[str]:
     names: set[str] = set()
@@ -596,8 +563,8 @@ def profile_from_mapping(doc: dict, source: str) -> HardwareProfile:
     try:
         profile = HardwareProfile.model_validate(doc)
     except ValidationError as exc:
-        raise InputError(_format_validation_error(exc, source, doc,
-                                                  _all_field_names())) from None
+        raise InputError(format_validation_error(exc, source, doc,
+                                                 _all_field_names())) from None
     profile._raw = copy.deepcopy(doc)
     profile._path = source
     return profile

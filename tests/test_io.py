@@ -206,3 +206,31 @@ def test_atomic_directory_refuses_a_file_in_the_way(tmp_path):
     with pytest.raises(InputError, match="not a directory"):
         with atomic_directory(tmp_path / "report"):
             pass
+
+
+def test_one_formatter_for_schema_errors_names_file_path_and_nearest_field():
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from precsim.simulator.schema_errors import field_path, format_validation_error
+
+    class Item(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        name: str
+        size: int
+
+    class Doc(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: list[Item]
+
+    doc = {"items": [{"name": "hbm", "sise": 1}, {"size": "x", "name": ""}]}
+    try:
+        Doc.model_validate(doc)
+    except ValidationError as exc:
+        text = format_validation_error(exc, "f.yaml", doc, ("name", "size"), list_expected=True)
+    assert text.splitlines() == [
+        "f.yaml: items[hbm].size: required field is missing",
+        "f.yaml: items[hbm].sise: unknown field (did you mean 'size'?); expected one of "
+        "name, size",
+        "f.yaml: items[1].size: Input should be a valid integer, unable to parse string "
+        "as an integer"]
+    assert field_path(("a", 0, "b")) == "a[0].b"

@@ -84,11 +84,11 @@ def write_study(tmp_path, doc, name="study.yaml") -> Path:
 
 @pytest.mark.parametrize("edit, expected", [
     ({"modles": ["llama-3-8b"]}, "modles: unknown field (did you mean 'models'?)"),
-    ({"batch": [0, 4]}, "batch.0: Input should be greater than 0"),
+    ({"batch": [0, 4]}, "batch[0]: Input should be greater than 0"),
     ({"batch": [4, 4]}, "batch: duplicate batch values 4"),
     ({"gen_len": []}, "gen_len: List should have at least 1 item"),
     ({"serving": {"qps": [1], "rqs": 3}}, "serving.rqs: unknown field"),
-    ({"serving": {"qps": [-1]}}, "serving.qps.0: Input should be greater than 0"),
+    ({"serving": {"qps": [-1]}}, "serving.qps[0]: Input should be greater than 0"),
     ({"overrides": {"memory..value": ["1 TB/s"]}}, "expected a dotted field path"),
     ({"chunk_size": 0}, "chunk_size: Input should be greater than 0"),
 ])
@@ -335,7 +335,7 @@ def test_cli_sweep_json_and_bad_input(tmp_path, capsys, reference):
     bad = write_study(tmp_path, {**STUDY, "batch": ["many"]}, "bad.yaml")
     assert main(["sweep", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("precsim: error: ") and "bad.yaml: batch.0:" in err
+    assert err.startswith("precsim: error: ") and "bad.yaml: batch[0]:" in err
     assert "Traceback" not in err
 
 
