@@ -24,7 +24,7 @@ from precsim.codesign.planner import baseline_loss, post_training_bits
 from precsim.codesign.whatif import parse_vary
 from precsim.lawcore import get_law
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.io import is_file_reference, load_yaml_mapping
 from precsim.simulator.profiles import load_profile
 from precsim.simulator.quant import parse_quant
 from precsim.simulator.schema_errors import format_validation_error
@@ -278,8 +278,8 @@ class ResolvedStudy:
 
 def _profile_ref(ref: str, source: str) -> str:
     """Profile names stay names; relative YAML paths are taken from the study's folder."""
-    if ref.endswith((".yaml", ".yml")) or os.sep in ref:
-        path = Path(ref)
+    if is_file_reference(ref):
+        path = Path(ref).expanduser()
         if not path.is_absolute() and Path(source).exists():
             path = Path(source).resolve().parent / path
         return str(path)

@@ -51,7 +51,7 @@ from precsim.simulator.cost import simulate
 from precsim.simulator.des.serving import serve
 from precsim.simulator.des.workload import poisson_workload
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import atomic_write_bytes, load_yaml_mapping
+from precsim.simulator.io import atomic_write_bytes, is_file_reference, load_yaml_mapping
 from precsim.simulator.models import TransformerConfig, get_model, model_for_params
 from precsim.simulator.profiles import HardwareProfile, load_profile, profile_from_mapping
 from precsim.simulator.quant import QuantFormat, parse_quant
@@ -242,7 +242,7 @@ def _precsim_version() -> str:
 def _relative_to_study(entry: str, study: Study) -> str:
     """A file path in the study is relative to the study file; a name stays a name."""
     source = study_source(study)
-    if entry.endswith((".yaml", ".yml", ".json")) or "/" in entry or os.sep in entry:
+    if is_file_reference(entry):
         path = Path(entry).expanduser()
         if not path.is_absolute() and source != "study":
             return str(Path(source).parent / path)

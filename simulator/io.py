@@ -67,6 +67,18 @@ class StrictSafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: file endings that make an argument a file path rather than a name
+FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def is_file_reference(text: str | os.PathLike) -> bool:
+    """The one rule for "is this profile/model/study argument a file, not a name": it
+    ends in .yaml, .yml or .json, or contains a path separator, or starts with '~'."""
+    text = os.fspath(text)
+    return (text.endswith(FILE_SUFFIXES) or "/" in text or os.sep in text
+            or text.startswith("~"))
+
+
 def read_text_bounded(path: str | os.PathLike, what: str,
                       max_bytes: int = MAX_YAML_BYTES) -> str:
     """The UTF-8 text of regular file `path`, refusing more than `max_bytes`.

@@ -24,7 +24,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
                       StrictBool, ValidationError, model_validator)
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.io import is_file_reference, load_yaml_mapping
 from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import UnitError, parse_quantity
 
@@ -621,8 +621,8 @@ def load_profile(name_or_path: str | os.PathLike,
     if isinstance(name_or_path, HardwareProfile):
         return name_or_path
     text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or os.sep in text:
-        return load_profile_file(text)
+    if is_file_reference(text):
+        return load_profile_file(os.path.expanduser(text))
     found: dict[str, HardwareProfile] = {}
     for file in _profile_files(profile_search_paths(extra_paths)):
         profile = load_profile_file(file)

@@ -234,3 +234,13 @@ def test_one_formatter_for_schema_errors_names_file_path_and_nearest_field():
         "f.yaml: items[1].size: Input should be a valid integer, unable to parse string "
         "as an integer"]
     assert field_path(("a", 0, "b")) == "a[0].b"
+
+
+@pytest.mark.parametrize("text, is_file", [
+    ("h100-sxm", False), ("llama-3-8b", False), ("W4A16", False),
+    ("my.yaml", True), ("my.yml", True), ("config.json", True), ("dir/h100", True),
+    ("./h100", True), ("~/profiles/x", True),
+])
+def test_one_rule_for_file_arguments(text, is_file):
+    from precsim.simulator.io import is_file_reference
+    assert is_file_reference(text) is is_file

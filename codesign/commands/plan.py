@@ -15,6 +15,7 @@ from precsim.codesign.planner import cost_text, plan, problem_from_study
 from precsim.codesign.study import (SLO, Baseline, Deployment, Target, Training, load_study,
                             resolve_study, updated)
 from precsim.simulator.errors import InputError
+from precsim.simulator.io import is_file_reference
 from precsim.simulator.units import UnitError, parse_quantity
 
 
@@ -50,7 +51,7 @@ def _seconds(text: str) -> float:
 
 def _cli_profile(ref: str) -> str:
     """Profile file paths given on the command line are taken from the working folder."""
-    return os.path.abspath(ref) if ref.endswith((".yaml", ".yml")) or os.sep in ref else ref
+    return os.path.abspath(os.path.expanduser(ref)) if is_file_reference(ref) else ref
 
 
 def add_study_args(parser: argparse.ArgumentParser, deploy: bool = True) -> None:
