@@ -244,3 +244,15 @@ def test_one_formatter_for_schema_errors_names_file_path_and_nearest_field():
 def test_one_rule_for_file_arguments(text, is_file):
     from precsim.simulator.io import is_file_reference
     assert is_file_reference(text) is is_file
+
+
+def test_one_json_helper_converts_numpy_and_non_finite_values():
+    import json
+
+    import numpy as np
+
+    from precsim.simulator.io import json_text, jsonable
+    value = {1: np.float64(2.5), "a": np.array([1, 2]), "t": (np.int64(3), float("nan")),
+             "inf": np.inf, "ok": True}
+    assert jsonable(value) == {"1": 2.5, "a": [1, 2], "t": [3, None], "inf": None, "ok": True}
+    assert json.loads(json_text(value, indent=None)) == jsonable(value)

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from typing import Any
 
-import numpy as np
-
+from precsim.simulator.io import json_text
 from precsim.simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
 
 
@@ -27,21 +24,6 @@ def resolve_profile(args: argparse.Namespace, name: str) -> HardwareProfile:
     return load_profile(name, extra_paths=getattr(args, "profile_dir", []) or [])
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def print_json(obj: Any) -> None:
     """Print `obj` as one JSON object (numpy values converted, NaN/inf as null)."""
-    json.dump(_jsonable(obj), sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(obj) + "\n")
