@@ -23,18 +23,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
                       StrictBool, ValidationError, model_validator)
 
+from precsim.simulator.dtypes import DTYPES, FLOAT_DTYPES, DType
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import is_file_reference, load_yaml_mapping
 from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import UnitError, parse_quantity
 
-#: Data types a profile can list an engine for (element formats of weights/activations).
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
-          "int8", "int4", "ternary", "binary")
-DType = Literal["fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
-                "int8", "int4", "ternary", "binary"]
-#: Floating-point types: their rates are FLOP/s; the others (integer, ternary, binary) OP/s.
-FLOAT_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1")
 Engine = Literal["matrix", "vector"]
 PROFILE_PATH_ENV = "PRECSIM_PROFILE_PATH"
 
