@@ -7,6 +7,7 @@ from typing import Any
 
 from precsim.simulator.io import json_text
 from precsim.simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
+from precsim.simulator.units import UnitError, parse_flag_quantity
 
 
 def add_profile_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -27,3 +28,15 @@ def resolve_profile(args: argparse.Namespace, name: str) -> HardwareProfile:
 def print_json(obj: Any) -> None:
     """Print `obj` as one JSON object (numpy values converted, NaN/inf as null)."""
     sys.stdout.write(json_text(obj) + "\n")
+
+
+def quantity_arg(dimension: str):
+    """argparse `type` of a quantity flag (simulator.units.parse_flag_quantity): a
+    number with a unit or a bare number in the base unit; bad input exits 2 naming it."""
+    def parse(text: str) -> float:
+        try:
+            return parse_flag_quantity(text, dimension)
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = dimension  # argparse names the type in its error message
+    return parse
