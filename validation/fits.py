@@ -15,7 +15,7 @@ import copy
 import numpy as np
 import pandas as pd
 
-from precsim.simulator.kernels import as_hardware
+from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 from precsim.simulator.units import format_quantity
 from precsim.validation import microbench

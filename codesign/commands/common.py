@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 from precsim.simulator.io import json_text
-from precsim.simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
+from precsim.simulator.profile_loader import PROFILE_PATH_ENV, load_profile
+from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.units import UnitError, parse_flag_quantity
 
 
