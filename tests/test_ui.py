@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from precsim.codesign.cli import main
-from precsim.codesign.commands.common import json_text
+from precsim.simulator.io import json_text
 from precsim.codesign.ui import compute
 from precsim.lawcore.errors import LawInputError
 from precsim.simulator.errors import InputError

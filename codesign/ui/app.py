@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import dash
 from dash import dcc, html
 
-from precsim.codesign.commands.common import json_text
+from precsim.simulator.io import json_text
 from precsim.lawcore.errors import LawInputError
 from precsim.simulator.errors import InputError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from dash import Input, Output, dash_table, dcc, html
 
-from precsim.codesign.commands.common import json_text
+from precsim.simulator.io import json_text
 from precsim.codesign.problem import cost_text
 from precsim.codesign.ui.app import attempt, error_box, json_panel
 from precsim.codesign.ui.compute import WhatIf, plan_view, study_deployments

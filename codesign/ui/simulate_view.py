@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, dash_table, dcc, html
 
-from precsim.codesign.commands.common import json_text
+from precsim.simulator.io import json_text
 from precsim.codesign.ui.app import attempt, error_box, json_panel
 from precsim.codesign.ui.compute import (MAX_CONFIG_BYTES, model_ref, profile_names,
                                          save_upload, simulate_view)
