@@ -159,7 +159,7 @@ def test_model_from_hugging_face_cache(tmp_path, monkeypatch):
 
 
 def test_attempt_turns_errors_into_messages():
-    from precsim.codesign.ui.app import attempt
+    from precsim.codesign.ui.widgets import attempt
 
     def boom(kind):
         raise kind("bad --batch")

@@ -7,16 +7,14 @@ naming the field (never a traceback page: Dash debug stays off).
 """
 from __future__ import annotations
 
-import shlex
 import tempfile
 from dataclasses import dataclass, field
 
 import dash
 from dash import dcc, html
 
-from precsim.simulator.io import json_text
-from precsim.lawcore.errors import LawInputError
-from precsim.simulator.errors import InputError
+from precsim.codesign.ui import codesign_view, laws_view, profiles_view, simulate_view
+from precsim.codesign.ui.widgets import attempt, error_box
 
 #: Largest request body the server accepts (uploads are limited again per file).
 MAX_REQUEST_BYTES = 4 << 20
@@ -29,32 +27,6 @@ class Context:
     profile_dirs: tuple[str, ...] = ()
     upload_dir: tempfile.TemporaryDirectory = field(
         default_factory=lambda: tempfile.TemporaryDirectory(prefix="precsim-ui-"))
-
-
-def attempt(fn, *args, **kwargs):
-    """(value, None) or (None, message): input errors as they are, others labelled."""
-    try:
-        return fn(*args, **kwargs), None
-    except (InputError, LawInputError) as exc:
-        return None, f"error: {exc}"
-    except Exception as exc:  # noqa: BLE001 - a page shows a message, never a traceback
-        return None, f"internal error: {type(exc).__name__}: {exc}"
-
-
-def error_box(message: str | None, id_: str) -> html.Div:
-    return html.Div(message or "", id=id_, role="alert",
-                    style={"color": "#b00020", "whiteSpace": "pre-wrap",
-                           "display": "block" if message else "none"})
-
-
-def json_panel(view: dict | None, id_: str) -> html.Details:
-    """The command line and its `--json` object, as the page computed it."""
-    cmd = "precsim " + shlex.join(view["argv"]) if view else ""
-    text = json_text(view["json"]) if view else ""
-    return html.Details([html.Summary("same as the command line (JSON)"),
-                         html.Code(cmd, id=f"{id_}-cmd"),
-                         html.Pre(text, id=id_, style={"maxHeight": "24em",
-                                                       "overflow": "auto"})])
 
 
 def page_error(exc: Exception) -> None:
@@ -70,8 +42,6 @@ def _raise(exc: Exception):
 
 
 def create_app(ctx: Context | None = None) -> dash.Dash:
-    from precsim.codesign.ui import codesign_view, laws_view, profiles_view, simulate_view
-
     ctx = ctx or Context()
     app = dash.Dash(__name__, title="PrecSim explorer", update_title=None,
                     suppress_callback_exceptions=True, on_error=page_error)

@@ -7,7 +7,7 @@ from dash import Input, Output, dash_table, dcc, html
 
 from precsim.simulator.io import json_text
 from precsim.codesign.problem import cost_text
-from precsim.codesign.ui.app import attempt, error_box, json_panel
+from precsim.codesign.ui.widgets import attempt, error_box, json_panel
 from precsim.codesign.ui.compute import WhatIf, plan_view, study_deployments
 from precsim.simulator.profiles import DTYPES
 

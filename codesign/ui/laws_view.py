@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
-from precsim.codesign.ui.app import attempt, error_box, json_panel
+from precsim.codesign.ui.widgets import attempt, error_box, json_panel
 from precsim.codesign.ui.compute import law_view
 from precsim.lawcore import DEFAULT_LAW, LAWS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, dash_table, dcc, html
 
-from precsim.codesign.ui.app import attempt, error_box
+from precsim.codesign.ui.widgets import attempt, error_box
 from precsim.codesign.ui.compute import (check_uploaded_profile, compare_profiles,
                                          profile_names)
 from precsim.simulator.io import MAX_YAML_BYTES

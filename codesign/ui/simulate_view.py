@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dash_table, dcc, html
 
 from precsim.simulator.io import json_text
-from precsim.codesign.ui.app import attempt, error_box, json_panel
+from precsim.codesign.ui.widgets import attempt, error_box, json_panel
 from precsim.codesign.ui.compute import (MAX_CONFIG_BYTES, model_ref, profile_names,
                                          save_upload, simulate_view)
 from precsim.simulator.models import list_models
