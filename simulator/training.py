@@ -50,7 +50,8 @@ import numpy as np
 
 from precsim.simulator.collectives import Topology, collective_time, exposed_time
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import (QUANTIZE_OPS, KernelCost, _load, attention_cost,
+from precsim.simulator.kernels import (QUANTIZE_OPS, KernelCost, _load, as_hardware,
+                                       attention_cost,
                                        elementwise_cost, embedding_cost,
                                        gemm_cost, norm_cost, softmax_cost)
 from precsim.simulator.models import ACTIVATION_OPS, get_model
@@ -190,7 +191,8 @@ def training_profile(profile):
 @dataclass(frozen=True, eq=False)
 class TrainingStep:
     """One step's time per phase (s), throughput, utilisation, energy and memory per
-    device. Arrays broadcast over the inputs."""
+    device; `flops`: matrix FLOPs per device and step of the forward, backward and
+    recompute passes. Arrays broadcast over the inputs."""
 
     recipe: str
     step_time_s: object
@@ -208,6 +210,7 @@ class TrainingStep:
     n_micro: object
     largest_micro_batch: object
     binding: object
+    flops: dict = field(default_factory=dict)
     layout: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
@@ -225,7 +228,8 @@ class TrainingStep:
                 "energy_per_token_j": num(self.energy_per_token_j),
                 "memory_bytes": {k: num(v) for k, v in self.memory_bytes.items()},
                 "capacity_bytes": self.capacity_bytes, "fits": num(self.fits),
-                "binding": num(self.binding)}
+                "binding": num(self.binding),
+                "flops": {k: num(v) for k, v in self.flops.items()}}
 
 
 def model_flops_per_token(model, seq):
@@ -346,6 +350,9 @@ def _layout(model, devices, tp, pp, seq, global_batch, topo, zero, mode):
     if mode not in RECOMPUTE_MODES:
         raise InputError(f"--recompute must be one of {', '.join(RECOMPUTE_MODES)}, "
                          f"got {mode!r}")
+    if np.any(tp > topo.devices_per_node):
+        raise InputError(f"--tp {np.max(tp):g} exceeds the {topo.devices_per_node} devices "
+                         f"of a {topo.profile} node; tensor parallelism stays inside a node")
     if model.is_discrete:
         for heads in (model.n_heads, model.n_kv_heads):
             bad = np.mod(heads, tp) != 0
@@ -357,9 +364,6 @@ def _layout(model, devices, tp, pp, seq, global_batch, topo, zero, mode):
     if np.any(pp > np.asarray(model.executed_layers)):
         raise InputError(f"--pp {np.max(pp):g} is deeper than the "
                          f"{np.max(model.executed_layers):g} layers of {model.name}")
-    if np.any(tp > topo.devices_per_node):
-        raise InputError(f"--tp {np.max(tp):g} exceeds the {topo.devices_per_node} devices "
-                         f"of a {topo.profile} node; tensor parallelism stays inside a node")
     if np.any(np.mod(devices, tp * pp) != 0):
         raise InputError(f"--devices {np.asarray(devices).reshape(-1)[0]:g} is not a "
                          f"multiple of tp x pp")
@@ -403,7 +407,7 @@ def training_step(profile, model, recipe="bf16", *, seq, global_batch, devices=1
     model = get_model(model)
     recipe = get_recipe(recipe)
     check_recipe(base, recipe)
-    hw = training_profile(base)
+    hw = as_hardware(training_profile(base))
     topo = Topology.of(base)
     dp, seqs = _layout(model, devices, tp, pp, seq, global_batch, topo, zero, recompute)
     tp, pp = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
@@ -461,7 +465,40 @@ def training_step(profile, model, recipe="bf16", *, seq, global_batch, devices=1
         mfu=mfu, hfu=hfu, energy_per_step_j=energy_dev * devices,
         energy_per_token_j=energy_dev * devices / tokens, memory_bytes=memory,
         capacity_bytes=capacity, fits=fits, micro_batch=mb, n_micro=n_micro,
-        largest_micro_batch=largest, binding=binding[()] if binding.ndim == 0 else binding,
+        largest_micro_batch=largest,
+        flops={k: n_micro * getattr(micro, k).flops
+               for k in ("forward", "backward", "recompute")}, binding=binding[()] if binding.ndim == 0 else binding,
         layout={"devices": devices, "tp": tp, "pp": pp, "dp": dp, "zero": zero,
                 "recompute": recompute, "seq": seq, "global_batch": tokens,
                 "communication_raw_s": comm_raw})
+
+
+def fit_advice(profile, model, recipe="bf16", *, seq, global_batch, devices=1, tp=1, pp=1,
+               zero=1, recompute: str = "none") -> str:
+    """What would fit when one micro-batch of one sequence does not (scalar inputs): a
+    higher ZeRO stage, full recomputation, or the fewest devices (ZeRO 3, same tp x pp)."""
+    def largest(**kw):
+        args = dict(seq=seq, global_batch=global_batch, devices=devices, tp=tp, pp=pp,
+                    zero=zero, recompute=recompute) | kw
+        try:
+            return training_step(profile, model, recipe, **args).largest_micro_batch
+        except InputError:
+            return 0.0
+    tried = [({"zero": 3}, "--zero 3"), ({"recompute": "full"}, "--recompute full"),
+             ({"zero": 3, "recompute": "full"}, "--zero 3 --recompute full")]
+    for kw, flag in tried:
+        if any(kw[k] != v for k, v in (("zero", zero), ("recompute", recompute)) if k in kw):
+            n = float(largest(**kw))
+            if n >= 1:
+                return f"{flag} fits a micro-batch of {n:.0f}"
+    seqs, group = global_batch // seq, tp * pp
+    dps = np.array([dp for dp in range(max(1, devices // group) + 1, seqs + 1)
+                    if seqs % dp == 0])
+    if dps.size:
+        n = np.asarray(largest(devices=dps * group, zero=3, recompute="full"))
+        ok = np.nonzero(np.broadcast_to(n, dps.shape) >= 1)[0]
+        if ok.size:
+            dp = int(dps[ok[0]])
+            return (f"--devices {dp * group} (tp {tp} x pp {pp} x dp {dp}) with --zero 3 "
+                    "--recompute full fits")
+    return "no layout of this tp x pp fits one sequence: raise --tp or --pp"
