@@ -69,20 +69,24 @@ class Case:
     source: str
 
 
+def _gpt_like(name: str, shape: tuple, vocab: int, source: str) -> TransformerConfig:
+    """MPT / GPT-2 blocks: MHA, GELU FFN of 4 d, LayerNorm, tied embeddings."""
+    d, L, h = shape
+    return TransformerConfig(name, L, d, h, h, 4 * d, vocab, gated_ffn=False,
+                             activation="gelu", tied_embeddings=True, norm="layernorm",
+                             source=source)
+
+
 def _model(name: str) -> TransformerConfig | None:
     low = name.lower().replace("llama3", "llama 3").replace("-", " ")
     m = re.search(r"mpt (\w+)", low)
     if m and m.group(1) in _MPT:
-        d, L, h = _MPT[m.group(1)]
-        return TransformerConfig(f"mpt-{m.group(1)}", L, d, h, h, 4 * d, 50368,
-                                 gated_ffn=False, activation="gelu", tied_embeddings=True,
-                                 norm="layernorm", source="llm-foundry mpt yaml")
+        return _gpt_like(f"mpt-{m.group(1)}", _MPT[m.group(1)], 50368,
+                         "llm-foundry mpt yaml")
     m = re.search(r"gpt 2 (\d+m)", low)
     if m and m.group(1) in _GPT2:
-        d, L, h = _GPT2[m.group(1)]
-        return TransformerConfig(f"gpt2-{m.group(1)}", L, d, h, h, 4 * d, 50304,
-                                 gated_ffn=False, activation="gelu", tied_embeddings=True,
-                                 norm="layernorm", source="llm.c train_gpt2.cu")
+        return _gpt_like(f"gpt2-{m.group(1)}", _GPT2[m.group(1)], 50304,
+                         "llm.c train_gpt2.cu")
     low = low.replace("arch ", "").replace("3.1", "3")
     if re.search(r"llama 3 8b", low):
         return get_model("llama-3-8b")
