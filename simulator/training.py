@@ -54,7 +54,7 @@ from precsim.simulator.kernels import (QUANTIZE_OPS, KernelCost, _load, as_hardw
                                        attention_cost,
                                        elementwise_cost, embedding_cost,
                                        gemm_cost, norm_cost, softmax_cost)
-from precsim.simulator.models import ACTIVATION_OPS, get_model
+from precsim.simulator.models import ACTIVATION_OPS, get_model, model_for_params
 from precsim.simulator.quant import parse_quant
 from precsim.simulator.training_memory import (RECOMPUTE_MODES, ZERO_STAGES,
                                                largest_micro_batch, memory_per_device)
@@ -471,6 +471,36 @@ def training_step(profile, model, recipe="bf16", *, seq, global_batch, devices=1
         layout={"devices": devices, "tp": tp, "pp": pp, "dp": dp, "zero": zero,
                 "recompute": recompute, "seq": seq, "global_batch": tokens,
                 "communication_raw_s": comm_raw})
+
+
+def _bits_token(bits: float, containers: tuple) -> str:
+    """The narrowest quant-grammar width in `containers` holding `bits` (16 beyond)."""
+    return next((f"{c:g}" for c in containers if bits <= c + 1e-9), "16")
+
+
+def recipe_for_bits(weight_bits: float, act_bits: float, kv_bits: float) -> str:
+    """The recipe of the precision law's quantised-training runs at these bits: `bf16`
+    at 16 bits and above, else `fwdq:` with each operand in the narrowest type of the
+    quant grammar that holds it (weights 1, 1.58, 2-8 bits; activations 4 or 8; KV 2,
+    4 or 8; wider: 16)."""
+    if min(weight_bits, act_bits, kv_bits) >= 16:
+        return "bf16"
+    w = _bits_token(weight_bits, (1, 1.58, 2, 3, 4, 5, 6, 7, 8))
+    a = _bits_token(act_bits, (4, 8))
+    kv = _bits_token(kv_bits, (2, 4, 8))
+    return f"fwdq:W{w}A{a}-KV{kv}"
+
+
+def token_costs(profile, n_params, recipe, *, seq, global_batch, devices, zero=3,
+                recompute: str = "selective") -> dict:
+    """Per trained token of the parametric family `model_for_params(n_params)` (arrays
+    broadcast): device-seconds, joules, MFU and whether the layout fits (the planner's
+    training cost: D tokens cost D times these)."""
+    step = training_step(profile, model_for_params(n_params), recipe, seq=seq,
+                         global_batch=global_batch, devices=devices, zero=zero,
+                         recompute=recompute)
+    return {"device_s_per_token": step.step_time_s * devices / global_batch,
+            "j_per_token": step.energy_per_token_j, "mfu": step.mfu, "fits": step.fits}
 
 
 def fit_advice(profile, model, recipe="bf16", *, seq, global_batch, devices=1, tp=1, pp=1,

@@ -194,3 +194,25 @@ def test_cli_bad_recipe_exits_2(capsys):
     assert main(["train", "--profile", "a100-sxm-80gb", "--model", "llama-3.2-1b",
                  "--recipe", "fp8", "--global-batch", "8192"]) == 2
     assert "recipe fp8" in capsys.readouterr().err
+
+
+def test_recipe_for_law_bits_parses_and_ties_16_bits_to_bf16():
+    from precsim.simulator.training import recipe_for_bits
+    assert recipe_for_bits(16, 16, 16) == "bf16"
+    assert recipe_for_bits(8, 8, 8) == "fwdq:W8A8-KV8"
+    assert recipe_for_bits(1.58, 8, 8) == "fwdq:W1.58A8-KV8"
+    assert recipe_for_bits(12, 12, 12) == "fwdq:W16A16-KV16"
+    for bits in (3, 5, 6, 7):
+        get_recipe(recipe_for_bits(bits, bits, bits))
+
+
+def test_token_costs_are_the_step_per_token():
+    from precsim.simulator.models import model_for_params
+    from precsim.simulator.training import token_costs
+    n = np.array([1e9, 3e9])
+    kw = dict(seq=2048, global_batch=2048 * 64, devices=8, zero=3, recompute="selective")
+    per = token_costs("h100-sxm", n, "bf16", **kw)
+    s = training_step("h100-sxm", model_for_params(n), "bf16", **kw)
+    np.testing.assert_allclose(per["device_s_per_token"],
+                               np.asarray(s.step_time_s) * 8 / (2048 * 64), rtol=1e-12)
+    assert np.all(np.diff(per["device_s_per_token"]) > 0)
