@@ -216,3 +216,24 @@ def test_token_costs_are_the_step_per_token():
     np.testing.assert_allclose(per["device_s_per_token"],
                                np.asarray(s.step_time_s) * 8 / (2048 * 64), rtol=1e-12)
     assert np.all(np.diff(per["device_s_per_token"]) > 0)
+
+
+def test_pipeline_bubble_is_p_minus_1_over_m_plus_p_minus_1():
+    s = step(model="llama-3.2-1b", seq=1024, global_batch=1024 * 16, devices=4, pp=4,
+             micro_batch=2)
+    m, p = float(s.n_micro), 4.0
+    assert m == 8
+    work = sum(float(s.phases_s[k]) for k in ("forward", "backward", "recompute", "casts"))
+    bubble = float(s.phases_s["bubble"])
+    assert bubble / (work + bubble) == pytest.approx((p - 1) / (m + p - 1), rel=1e-12)
+
+
+def test_tensor_parallel_all_reduces_per_block():
+    from precsim.simulator.collectives import Topology, collective_time
+    model = "llama-3.2-1b"                                # 16 blocks, d 2048
+    s = step(model=model, seq=1024, global_batch=1024 * 4, devices=2, tp=2,
+             micro_batch=2, zero=0)
+    one = collective_time(Topology.of(load_profile("h100-sxm")), "all_reduce",
+                          2 * 1024 * 2048 * 2.0, 2)
+    assert float(s.phases_s["communication"]) == pytest.approx(
+        4 * 16 * float(s.n_micro) * float(one), rel=1e-12)
