@@ -44,7 +44,7 @@ divide theirs by 2 on Hopper to compare).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -387,8 +387,8 @@ def _communication(topo, model, micro_batch, seq, tp, pp, dp, zero, n_micro, par
     tp_s = 4.0 * blocks * n_micro * collective_time(topo, "all_reduce", act_bytes, tp)
     pp_s = np.where(pp > 1, 2.0 * n_micro * collective_time(topo, "send", act_bytes / tp, 2),
                     0.0)
-    dp_topo = Topology(**{**topo.__dict__, "devices_per_node": max(
-        1, int(topo.devices_per_node // np.max(tp)))})
+    dp_topo = replace(topo, devices_per_node=max(1, int(topo.devices_per_node
+                                                        // np.max(tp))))
     w_bytes = params_local * 2.0
     per_step = collective_time(dp_topo, "all_reduce", w_bytes, dp)
     per_micro = 2.0 * collective_time(dp_topo, "all_gather", w_bytes, dp) \
