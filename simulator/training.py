@@ -50,7 +50,7 @@ import numpy as np
 
 from precsim.simulator.collectives import Topology, collective_time, exposed_time
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import (QUANTIZE_OPS, KernelCost, _load, as_hardware,
+from precsim.simulator.kernels import (QUANTIZE_OPS, KernelCost, as_hardware,
                                        attention_cost,
                                        elementwise_cost, embedding_cost,
                                        gemm_cost, norm_cost, softmax_cost)
@@ -156,13 +156,18 @@ def check_recipe(profile, recipe: Recipe) -> None:
             f"native:FORMAT for its native types")
 
 
+def _profile_of(profile):
+    """The HardwareProfile of a name, path or profile (loaded once per name)."""
+    return as_hardware(profile).profiles[()]
+
+
 def training_profile(profile):
     """The profile as a training step runs it (its `training` block): each matrix type's
     `compute.<dtype>.achievable_fraction` times `training.gemm_efficiency.<dtype>` (the
     bf16 value for matrix types the block does not list), main
     memory's achievable fraction times `training.memory_efficiency`, and attention as a
     bf16 rule at `training.attention_rate` (unchanged where the profile gives none)."""
-    profile = _load(profile)
+    profile = _profile_of(profile)
     spec = profile.training
     if spec is None:
         return profile
@@ -403,7 +408,7 @@ def training_step(profile, model, recipe="bf16", *, seq, global_batch, devices=1
     """Time, throughput, MFU/HFU, energy and memory of one training step (module
     docstring). `micro_batch` None: the largest that fits (at most the replica's
     sequences). Every numeric argument may be an array (broadcast)."""
-    base = _load(profile)
+    base = _profile_of(profile)
     model = get_model(model)
     recipe = get_recipe(recipe)
     check_recipe(base, recipe)
@@ -467,7 +472,8 @@ def training_step(profile, model, recipe="bf16", *, seq, global_batch, devices=1
         capacity_bytes=capacity, fits=fits, micro_batch=mb, n_micro=n_micro,
         largest_micro_batch=largest,
         flops={k: n_micro * getattr(micro, k).flops
-               for k in ("forward", "backward", "recompute")}, binding=binding[()] if binding.ndim == 0 else binding,
+               for k in ("forward", "backward", "recompute")},
+        binding=binding[()] if binding.ndim == 0 else binding,
         layout={"devices": devices, "tp": tp, "pp": pp, "dp": dp, "zero": zero,
                 "recompute": recompute, "seq": seq, "global_batch": tokens,
                 "communication_raw_s": comm_raw})
