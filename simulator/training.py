@@ -15,8 +15,9 @@ and device (its L/p blocks, every matrix sharded by t; T = micro_batch x seq tok
   (`gemm_cost(k, n, m)`); flash-attention backward at 2.5x the forward kernel (Dao,
   FlashAttention-2, arXiv 2307.08691, Sec. 3.2 and its benchmark's FLOP count: five
   matmuls against two); element-wise backward at 2x the forward kernel (reads input and
-  output gradient, writes the input gradient); gradient accumulation into fp32 (read +
-  write 4 B per parameter and micro-batch);
+  output gradient, writes the input gradient); gradient accumulation into fp32 (read the
+  4 B accumulator and the 2 B gradient, write 4 B, per parameter of the device's
+  gradient shard and micro-batch);
 * recomputation (simulator.training_memory): selective re-runs the norms and the
   activation function, full the whole block forward;
 * the recipe's casts (quantising GEMM operands, amax bookkeeping; `Recipe`);
@@ -272,8 +273,9 @@ def _gemm_pass(hw, shapes, recipe: Recipe, backward: bool):
             cost = gemm_cost(hw, m, n, k, recipe.forward, group=group)
             cast = None
             if recipe.forward != "W16A16":
-                cast = (_cast(hw, m * k, recipe.forward, group)
-                        + _cast(hw, k * n, recipe.forward, group, recipe.weight_reads))
+                cast = _cast(hw, k * n, recipe.forward, group, recipe.weight_reads)
+                if parse_quant(recipe.forward).for_group(group).quantizes_acts:
+                    cast = cast + _cast(hw, m * k, recipe.forward, group)
         total = cost if total is None else total + cost
         if cast is not None:
             casts = cast if casts is None else casts + cast
@@ -300,7 +302,7 @@ class _Micro:
     flops_recomputed: object
 
 
-def _micro_batch(hw, model, recipe, mode, micro_batch, seq, tp, pp, params_local):
+def _micro_batch(hw, model, recipe, mode, micro_batch, seq, tp, pp, grad_params):
     """Per-device cost of one micro-batch on the slowest (last) stage."""
     tokens = micro_batch * seq
     blocks = model.executed_layers / pp
@@ -329,8 +331,7 @@ def _micro_batch(hw, model, recipe, mode, micro_batch, seq, tp, pp, params_local
                             tokens * model.vocab_size / tp * 2.0,
                             tokens * model.vocab_size / tp * 2.0)
     emb = embedding_cost(hw, tokens, model.d_model)
-    accumulate = elementwise_cost(hw, params_local * 2.0 * 4.0, params_local * 4.0,
-                                  params_local)
+    accumulate = elementwise_cost(hw, grad_params * 6.0, grad_params * 4.0, grad_params)
     forward = block_f.scaled(blocks) + head_f + ce + emb
     backward = block_b.scaled(blocks) + head_b + ce_b + accumulate
     zero = forward.scaled(0.0)
@@ -431,7 +432,8 @@ def training_step(profile, model, recipe="bf16", *, seq, global_batch, devices=1
     n_micro = np.ceil(seqs / mb)
     memory = memory_per_device(model, recompute, seq, mb, tp, pp, n_micro, zero, dp,
                                params_local, block_local, vocab_shard)
-    micro = _micro_batch(hw, model, recipe, recompute, mb, seq, tp, pp, params_local)
+    grad_params = params_local / np.where(np.asarray(zero) >= 2, dp, 1.0)
+    micro = _micro_batch(hw, model, recipe, recompute, mb, seq, tp, pp, grad_params)
     opt_params = params_local / np.where(np.asarray(zero) >= 1, dp, 1.0)
     optimizer = elementwise_cost(hw, 14.0 * opt_params, 14.0 * opt_params,
                                  ADAM_OPS * opt_params)
