@@ -28,7 +28,7 @@ import numpy as np
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import TransformerConfig, get_model
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.training import training_step
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "data" \

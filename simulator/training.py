@@ -8,8 +8,8 @@ and device (its L/p blocks, every matrix sharded by t; T = micro_batch x seq tok
 * forward: per block two norms (fused residual add), the QKV / output / FFN-in /
   FFN-out GEMMs, causal flash attention over `seq`, the activation function; the
   embedding gather, the LM head and the cross-entropy over the vocabulary
-  (`gemm_cost`, `attention_cost`, `norm_cost`, `elementwise_cost`, `embedding_cost`,
-  `softmax_cost`);
+  (`gemm_cost`, `attention_cost`, `norm_cost`, `elementwise_cost`, `embedding_cost`;
+  the cross-entropy as a softmax over fp32 logits);
 * backward: for each forward GEMM C[m,n] = A[m,k] W[k,n] the input gradient
   dA = dC W^T (`gemm_cost(m, k, n)`) and the weight gradient dW = A^T dC
   (`gemm_cost(k, n, m)`); flash-attention backward at 2.5x the forward kernel (Dao,
@@ -51,12 +51,13 @@ import numpy as np
 
 from precsim.simulator.collectives import Topology, collective_time, exposed_time
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import (QUANTIZE_OPS, KernelCost, as_hardware,
-                                       attention_cost,
-                                       elementwise_cost, embedding_cost,
-                                       gemm_cost, norm_cost, softmax_cost)
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.kernels import (QUANTIZE_OPS, SOFTMAX_OPS, attention_cost,
+                                       elementwise_cost, embedding_cost, gemm_cost,
+                                       norm_cost)
 from precsim.simulator.models import ACTIVATION_OPS, get_model, model_for_params
 from precsim.simulator.quant import parse_quant
+from precsim.simulator.roofline import KernelCost
 from precsim.simulator.training_memory import (RECOMPUTE_MODES, ZERO_STAGES,
                                                largest_micro_batch, memory_per_device)
 
@@ -70,6 +71,8 @@ ATTENTION_BACKWARD = 2.5
 ELEMENTWISE_BACKWARD = 2.0
 #: amax bookkeeping of a delayed-scaling cast: one max per element (Transformer Engine)
 AMAX_OPS = 1.0
+#: element types a recipe's operands need no cast into
+_WIDE = ("bf16", "fp16", "fp32")
 PHASES = ("forward", "backward", "recompute", "casts", "optimizer", "communication",
           "bubble")
 
@@ -177,7 +180,7 @@ def training_profile(profile):
     for dtype, compute in profile.compute.items():
         eff = spec.gemm_efficiency.get(dtype, default)
         if eff is not None and compute.engine == "matrix":
-            frac = compute.achievable_fraction_value * eff.value
+            frac = compute.achievable_fraction.value * eff.value
             overrides[f"compute.{dtype}.achievable_fraction"] = {
                 "value": frac, "derived": f"achievable_fraction x training.gemm_efficiency "
                                           f"{eff.value:g} ({eff.provenance})"}
@@ -274,7 +277,7 @@ def _gemm_pass(hw, shapes, recipe: Recipe, backward: bool):
             cast = None
             if recipe.forward != "W16A16":
                 cast = _cast(hw, k * n, recipe.forward, group, recipe.weight_reads)
-                if parse_quant(recipe.forward).for_group(group).quantizes_acts:
+                if parse_quant(recipe.forward).for_group(group).act_dtype not in _WIDE:
                     cast = cast + _cast(hw, m * k, recipe.forward, group)
         total = cost if total is None else total + cost
         if cast is not None:
@@ -314,7 +317,7 @@ def _micro_batch(hw, model, recipe, mode, micro_batch, seq, tp, pp, grad_params)
     casts = None
     if cast_f is not None:
         casts = cast_f
-        if parse_quant(recipe.forward).kv_dtype not in ("bf16", "fp16", "fp32"):
+        if parse_quant(recipe.forward).kv_dtype not in _WIDE:
             casts = casts + _cast(hw, 2.0 * tokens * model.kv_dim / tp, recipe.forward, "attn")
     if cast_b is not None:
         casts = cast_b if casts is None else casts + cast_b
@@ -326,10 +329,9 @@ def _micro_batch(hw, model, recipe, mode, micro_batch, seq, tp, pp, grad_params)
     head_shape = [(tokens, model.vocab_size / tp, model.d_model, "lm_head")]
     head_f, head_cast_f = _gemm_pass(hw, head_shape, recipe, False)
     head_b, head_cast_b = _gemm_pass(hw, head_shape, recipe, True)
-    ce = softmax_cost(hw, tokens, model.vocab_size / tp, bits=32.0)
-    ce_b = elementwise_cost(hw, tokens * model.vocab_size / tp * 4.0,
-                            tokens * model.vocab_size / tp * 2.0,
-                            tokens * model.vocab_size / tp * 2.0)
+    logits = tokens * model.vocab_size / tp
+    ce = elementwise_cost(hw, logits * 4.0, logits * 4.0, logits * SOFTMAX_OPS)
+    ce_b = elementwise_cost(hw, logits * 4.0, logits * 2.0, logits * 2.0)
     emb = embedding_cost(hw, tokens, model.d_model)
     accumulate = elementwise_cost(hw, grad_params * 6.0, grad_params * 4.0, grad_params)
     forward = block_f.scaled(blocks) + head_f + ce + emb

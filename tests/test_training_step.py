@@ -9,7 +9,7 @@ import pytest
 from precsim.codesign.cli import main
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import TransformerConfig
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.training import get_recipe, model_flops_per_token, training_step
 
 # d 64, 2 blocks, 4 heads of 16, MHA, non-gated FFN 256, vocab 100, untied
