@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "precsim.codesign.commands.validate",
     "precsim.codesign.commands.sweep",
     "precsim.codesign.commands.serve",
+    "precsim.codesign.commands.train",
     "precsim.codesign.commands.plan",
     "precsim.codesign.commands.whatif",
     "precsim.codesign.commands.report",

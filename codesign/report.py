@@ -213,18 +213,20 @@ def load_validation(path: str | None, source: str) -> tuple | None:
 # ---- tables -------------------------------------------------------------------------------------
 
 #: The optimum's columns of the optima table (empty where no candidate is feasible).
-_OPTIMUM_COLUMNS = ("train_format", "train_dtype", "serve_format", "N", "D",
+_OPTIMUM_COLUMNS = ("train_format", "train_recipe", "train_dtype", "serve_format", "N", "D",
                     "tokens_per_param", "loss", "cost", "dollars", "energy_j", "train_time_s",
-                    "serve_time_s", "tpot_s", "memory_bytes")
+                    "train_device_hours", "train_mfu", "serve_time_s", "tpot_s",
+                    "memory_bytes")
 
 
 def _optimum_columns(o: Candidate | None) -> dict:
     if o is None:
         return dict.fromkeys(_OPTIMUM_COLUMNS)
     return dict(zip(_OPTIMUM_COLUMNS, (
-        o.train_format, o.train_dtype, o.serve_format, o.N, o.D, o.tokens_per_param, o.loss,
-        o.total.cost, o.total.dollars, o.total.energy_j, o.training.time_s,
-        o.serving.time_s, o.tpot_s, o.memory_bytes), strict=True))
+        o.train_format, o.train_recipe, o.train_dtype, o.serve_format, o.N, o.D,
+        o.tokens_per_param, o.loss, o.total.cost, o.total.dollars, o.total.energy_j,
+        o.training.time_s, o.training.device_hours, o.train_mfu, o.serving.time_s,
+        o.tpot_s, o.memory_bytes), strict=True))
 
 
 def optima_table(results: StudyResults) -> pd.DataFrame:
@@ -407,7 +409,10 @@ def conclusions(results: StudyResults) -> list[str]:
             lines.append(f"**{name}**: no configuration reaches the target loss under the "
                          "memory and SLO constraints.")
             continue
-        text = (f"**{name}**: train at {o.train_format} (runs as {o.train_dtype}), "
+        mfu = "" if o.train_mfu is None else (
+            f", recipe {o.train_recipe}, MFU {o.train_mfu:.0%}, "
+            f"{o.training.device_hours:,.0f} device-h")
+        text = (f"**{name}**: train at {o.train_format} (runs as {o.train_dtype}{mfu}), "
                 f"serve {o.serve_format or 'as trained'}; N = {o.N / 1e9:.2f}B, "
                 f"D = {o.D / 1e9:.0f}B tokens ({o.tokens_per_param:.0f}/param); "
                 f"{cost_text(o.total.cost, obj)}")

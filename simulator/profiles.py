@@ -363,6 +363,23 @@ class Interconnect(_Strict):
         return self.host_link.value if self.host_link else None
 
 
+class TrainingSpec(_Strict):
+    """Efficiencies of a training step beyond the roofline (simulator.training).
+
+    `gemm_efficiency.<dtype>`: share of `compute.<dtype>`'s achievable rate that GEMMs
+    on training shapes sustain over a whole step (clock under sustained power, wave
+    tails, framework gaps between kernels); the bf16 value applies to matrix types not
+    listed. `attention_rate`: the bf16 rate flash
+    attention (forward and backward) sustains on training shapes. `memory_efficiency`:
+    share of main memory's achievable bandwidth that the step's streaming kernels
+    sustain, counting the extra passes of unfused framework kernels (casts, copies,
+    layout changes) over the tensors the model counts."""
+
+    gemm_efficiency: dict[DType, Fraction] = Field(default_factory=dict)
+    attention_rate: ComputeRate | None = None
+    memory_efficiency: Fraction | None = None
+
+
 class HardwareProfile(_Strict):
     """A chip: identity, compute per data type, fallbacks, memory hierarchy, power."""
 
@@ -382,6 +399,7 @@ class HardwareProfile(_Strict):
     overheads: Overheads
     power: PowerSpec
     interconnect: Interconnect | None = None
+    training: TrainingSpec | None = None
 
     _raw: dict = PrivateAttr(default_factory=dict)
     _path: str | None = PrivateAttr(default=None)
@@ -537,7 +555,7 @@ def _all_field_names() -> frozenset[str]:
     names: set[str] = set()
     for model in (HardwareProfile, ComputeSpec, FallbackRule, MemoryLevel, Overheads,
                   PowerSpec, Interconnect, Fraction, Count, Bytes, WeightOnlyKernel,
-                  VectorSpec, AttentionRule):
+                  VectorSpec, AttentionRule, TrainingSpec):
         names.update(model.model_fields)
     return frozenset(names)
 
