@@ -12,7 +12,8 @@ dollars = device-hours x $/device-hour + kWh x $/kWh):
   GEMMs in the training format on the training profile: time and energy from
   `simulator.kernels.matmul_cost` (the fastest execution option of the pair: a native
   engine, or operands converted at the profile's fallback rule or the default cost, at
-  achievable fractions; energy per op, conversions and static power). Operands of b
+  achievable fractions; energy per op, conversions, then `simulator.power`: board
+  baseline, power cap and throttling). Operands of b
   bits may run in any wider element type that holds them (int4 values in int8, 8-bit
   values in bf16); the cheapest such pair is used.
 * serving: `tokens_served` generated tokens in requests of prompt_len + output_len on
@@ -45,6 +46,7 @@ from precsim.simulator import cost as sim_cost
 from precsim.simulator import kernels
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import model_for_params
+from precsim.simulator.power import power_and_energy
 from precsim.simulator.quant import DTYPE_BITS, QuantFormat
 
 TRAIN_FLOPS_PER_PARAM_TOKEN = 6.0   # 6·N·D training FLOPs
@@ -148,8 +150,9 @@ def _pair_rates(profile, weights: CostWeights) -> dict:
                 rate = kernels.matmul_cost(hw, TRAIN_FLOPS_UNIT, wd, ad)
             except InputError:
                 continue  # this pair cannot run on the profile
-            s_per = float(rate.time_s) / TRAIN_FLOPS_UNIT
-            j_per = float(rate.energy_j) / TRAIN_FLOPS_UNIT
+            board = power_and_energy(hw, rate.time_s, rate.energy_j)  # cap, baseline
+            s_per = float(board.time_s) / TRAIN_FLOPS_UNIT
+            j_per = float(board.energy_j) / TRAIN_FLOPS_UNIT
             out[wd, ad] = (float(weights.cost("train", s_per, j_per)), s_per, j_per,
                            str(rate.exec_dtype))
     return out

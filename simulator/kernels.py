@@ -45,7 +45,8 @@ Model (one kernel):
   A100-80GB gpt-fast decodes Llama-2-7B at 104.9 (bf16), 155.6 (int8) and 196.8 (int4
   g32) tokens/s (pytorch-labs/gpt-fast README), well below the memory roof of the
   smaller weights; a roofline that hid conversion would predict ~200 and ~300.
-* Energy: ops * energy_per_op + sum_j bytes_j * energy_per_byte_j + static power * t.
+* Energy (dynamic): ops * energy_per_op + sum_j bytes_j * energy_per_byte_j; the board's
+  idle/active baseline, cap and throttling are added by simulator.power.
 """
 from __future__ import annotations
 
@@ -158,7 +159,6 @@ class Hardware:
     persistent: tuple  # data stays there between kernels
     scratchpad: tuple  # software-managed SRAM (tensors placed, not cached)
     launch_s: object
-    static_power_w: object
     vector_ops_per_s: object
     vector_energy_per_op_j: object
     matmul_overlap: object = 1.0
@@ -209,7 +209,7 @@ class Hardware:
                        energy_per_byte_j=tuple(map(ex, self.energy_per_byte_j)),
                        persistent=tuple(map(ex, self.persistent)),
                        scratchpad=tuple(map(ex, self.scratchpad)),
-                       launch_s=ex(self.launch_s), static_power_w=ex(self.static_power_w),
+                       launch_s=ex(self.launch_s),
                        vector_ops_per_s=ex(self.vector_ops_per_s),
                        vector_energy_per_op_j=ex(self.vector_energy_per_op_j),
                        matmul_overlap=ex(self.matmul_overlap),
@@ -330,7 +330,6 @@ def as_hardware(profile) -> Hardware:
         scratchpad=tuple(per_profile(lambda p, i=i: level_attr(p, i, "scratch")) > 0
                          for i in range(depth)),
         launch_s=per_profile(lambda p: p.kernel_launch_s),
-        static_power_w=per_profile(lambda p: p.static_power_w),
         vector_ops_per_s=per_profile(lambda p: vec(p, "rate")),
         vector_energy_per_op_j=per_profile(lambda p: vec(p, "e")),
         matmul_overlap=per_profile(lambda p: p.overheads.matmul_overlap_value),
@@ -728,8 +727,7 @@ def _finish(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j, c
         + convert_s + overhead
     t_compute = t_math + convert_s
     energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
-              + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j))
-              + hw.static_power_w * time_s)
+              + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)))
     return KernelCost(
         flops=flops, vector_ops=vector_ops, convert_ops=convert_ops,
         bytes_moved=dict(zip(hw.level_names, bytes_by_level)), exec_dtype=plan["exec_dtype"],
@@ -1209,8 +1207,9 @@ def matmul_cost(profile, flops, weight_dtype: str, act_dtype: str | None = None,
     per `reuse` multiply-adds (default: the output-tile side that fits the nearest
     level, i.e. conversions per FLOP = ops / (2 * tile)). Then, as in every kernel,
     t = max(flops / achievable(exec dtype), max_j bytes_j / bw_j) + t_convert and
-    E = flops x energy/op + conversions + sum_j bytes_j x energy/byte_j + static power x
-    t, for each execution option (`exec_options`); the fastest is taken.
+    E = flops x energy/op + conversions + sum_j bytes_j x energy/byte_j (dynamic; the
+    board baseline: simulator.power), for each execution option (`exec_options`); the
+    fastest is taken.
     """
     _check_positive(flops=flops)
     hw = as_hardware(profile)

@@ -143,7 +143,6 @@ class CostTables:
     max_context: int
     max_prompt: int
     chunk_tokens: int | None
-    static_power_w: float
     decode_rows: list = field(repr=False)
     prefill_rows: list = field(repr=False)
     linear_row: _Row | None = field(default=None, repr=False)
@@ -231,12 +230,12 @@ def build_cost_tables(profile: HardwareProfile, model: TransformerConfig, quant:
     launch = np.broadcast_to(attn["overhead_time_s"], plen.shape)
     tables = CostTables(max_batch=max_batch, max_context=int(max_context),
                         max_prompt=int(max_prompt), chunk_tokens=chunk_tokens,
-                        static_power_w=profile.static_power_w, decode_rows=decode_rows,
+                        decode_rows=decode_rows,
                         prefill_rows=prefill_rows,
                         attn_row=_Row(plen, attn["time_s"] - launch,
-                                      attn["energy_j"] - launch * profile.static_power_w),
+                                      attn["energy_j"]),
                         attn_launch=(float(launch[0]),
-                                     float(launch[0]) * profile.static_power_w))
+                                     0.0))
     if chunk_tokens is not None:
         rows = length_grid(chunk_tokens, points=max(LENGTH_POINTS, 4 * max_batch + 1))
         lin, _ = _split_attention(mixed_step_cost(profile, model, quant, 0.0, 1.0, rows,
