@@ -128,14 +128,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         ("energy per generated token", format_quantity(t["energy_per_token_j"], "energy")),
         ("energy per request", format_quantity(t["energy_per_request_j"], "energy")),
         ("average power", format_quantity(t["average_power_w"], "power")
-         + (" (power cap binds: clock throttled)" if t["throttled"] else "")),
+         + (" (the power cap binds in a phase: its clock throttled)" if t["throttled"]
+            else "")),
         ("energy: static (idle + active baseline)", _share(t["energy_static_j"], t)),
         ("energy: compute", _share(t["energy_compute_j"], t)),
+    ] + [(f"energy: memory {name}", _share(v, t)) for name, v in t["energy_memory_j"].items()
+         ] + [
         ("launch overhead (total)", format_quantity(t["launch_overhead_s"], "time")),
         ("kernels per decode step", f"{t['kernels_per_decode_step']:.0f}"),
-    ] + [(f"energy: memory {name}", _share(v, t)) for name, v in t["energy_memory_j"].items()
-         ] + [(f"bytes moved at {name}", format_quantity(v, "bytes"))
-              for name, v in t["bytes_moved"].items()]
+    ] + [(f"bytes moved at {name}", format_quantity(v, "bytes"))
+         for name, v in t["bytes_moved"].items()]
     width = max(len(k) for k, _ in lines)
     for key, val in lines:
         print(f"  {key:<{width}}  {val}")
