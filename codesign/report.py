@@ -352,17 +352,44 @@ def fig_abstract_vs_real(optima: pd.DataFrame, objective: str):
     return fig
 
 
+def _served(profile, optimum: dict, workload, model_options: dict):
+    """`simulator.cost.simulate` of a chosen configuration's serving batch."""
+    from precsim.simulator.cost import simulate
+    from precsim.simulator.models import model_for_params
+
+    model = model_for_params(optimum["N"], **model_options)
+    return simulate(profile, model, optimum["serve_format"], workload.batch,
+                    workload.prompt_len, workload.output_len)
+
+
+def energy_split_table(results: StudyResults) -> pd.DataFrame:
+    """Per profile, the served optimum's energy: average power, J/token and the shares
+    that are static (idle floor + active baseline, `simulator.power`), compute and
+    memory (all levels)."""
+    rows = []
+    for name, r in results.plans.items():
+        if r.optimum is None or r.problem.deploy_profile is None:
+            continue
+        t = _served(r.problem.deploy_profile, r.optimum, r.problem.workload,
+                    r.problem.model_options).totals
+        total = float(t["energy_j"])
+        rows.append({"deploy_profile": name, "serve_format": r.optimum["serve_format"],
+                     "average_power_w": float(t["average_power_w"]),
+                     "energy_per_token_j": float(t["energy_per_token_j"]),
+                     "static_share": float(t["energy_static_j"]) / total,
+                     "compute_share": float(t["energy_compute_j"]) / total,
+                     "memory_share": float(sum(t["energy_memory_j"].values())) / total,
+                     "throttled": bool(t["throttled"])})
+    return pd.DataFrame(rows)
+
+
 def roofline_png(profile, optimum: dict, workload, model_options: dict) -> bytes:
     """The hierarchical roofline (simulator.roofline_plot) of a chosen configuration."""
     import tempfile
 
-    from precsim.simulator.cost import simulate
-    from precsim.simulator.models import model_for_params
     from precsim.simulator.roofline_plot import plot_roofline
 
-    model = model_for_params(optimum["N"], **model_options)
-    sim = simulate(profile, model, optimum["serve_format"], workload.batch,
-                   workload.prompt_len, workload.output_len)
+    sim = _served(profile, optimum, workload, model_options)
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_roofline(profile, sim.ops, Path(tmp) / "roofline.png",
                              title=f"{profile.name}: N={optimum['N']:.3g}, "
@@ -475,6 +502,19 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
                                  r.problem.model_options),
                     f"{name}: hierarchical roofline of the optimum served "
                     f"({r.optimum['serve_format']}, N = {r.optimum['N']:.3g}).")
+    split = energy_split_table(results)
+    if len(split):
+        tables["energy_split.csv"] = split
+        doc.h(2, "Energy: static vs dynamic per profile")
+        doc.p("Serving energy of each optimum (one batch of the workload) from the board "
+              "power model (`simulator.power`): static = idle floor + active baseline, "
+              "paid per second whatever runs; dynamic = compute ops and bytes moved. A "
+              "high static share means speed, not bytes or ops, drives the energy.")
+        share = "{:.0%}".format
+        doc.table(_fmt_table(split, {"average_power_w": "{:.3g} W".format,
+                                     "energy_per_token_j": "{:.3g} J".format,
+                                     "static_share": share, "compute_share": share,
+                                     "memory_share": share}))
     if results.whatifs:
         doc.h(2, "What if")
         frames = []
@@ -508,7 +548,8 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "Training FLOPs = 6·N·D (N non-embedding parameters), run as large GEMMs in the "
         "training format on the training profile: time and energy from "
         "`simulator.kernels.matmul_cost` (native peak or the profile's fallback rule, at "
-        "achievable fractions, operand traffic and static power included). b-bit operands may run in any wider type "
+        "achievable fractions, operand traffic included; board baseline and power cap from "
+        "`simulator.power`). b-bit operands may run in any wider type "
         "(4-bit values in int8); the cheapest is used.",
         "Serving: `tokens_served` generated tokens in requests of prompt_len + output_len "
         "priced by `simulator.cost.simulate` on the parametric model family "
