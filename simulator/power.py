@@ -24,8 +24,9 @@ scope unless a profile's `power:` section says it includes them.
 API (vectorised: every argument may be a numpy array; results broadcast):
 
     power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
-                     wall_time_s=None) -> PowerEnergy(time_s, energy_j, average_power_w,
-                                                      split, clock_fraction, throttled)
+                     wall_time_s=None, run_time_s=None)
+        -> PowerEnergy(time_s, energy_j, average_power_w, split, clock_fraction,
+                       throttled)
 
 `dynamic_energy_j` is a number/array or a dict {component: array} (e.g. "compute",
 "memory_hbm"); `split` holds "idle" (static floor), "active" (baseline uplift while
@@ -105,8 +106,10 @@ def _scalar(x):
 
 
 def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
-                     wall_time_s=None) -> PowerEnergy:
-    """Throttled busy time, energy, average power and split (module docstring)."""
+                     wall_time_s=None, run_time_s=None) -> PowerEnergy:
+    """Throttled busy time, energy, average power and split (module docstring).
+    `run_time_s`: length of the run that picks the envelope (peak `tdp` up to `burst`,
+    then `sustained`); default the busy time itself (one call = one run)."""
     params = profile_or_hw if isinstance(profile_or_hw, PowerParams) \
         else power_params(profile_or_hw)
     parts = dynamic_energy_j if isinstance(dynamic_energy_j, dict) \
@@ -122,7 +125,8 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
     with np.errstate(divide="ignore", invalid="ignore"):
         busy_w = np.where(t > 0, params.active_w + dyn / (n * np.where(t > 0, t, 1.0)),
                           params.static_w)
-        cap = np.where(t > params.burst_s, params.sustained_w, params.cap_w)
+        run = t if run_time_s is None else np.asarray(run_time_s, dtype=float)
+        cap = np.where(run > params.burst_s, params.sustained_w, params.cap_w)
         s = np.where(busy_w > cap, np.cbrt((cap - params.static_w)
                                            / (busy_w - params.static_w)), 1.0)
     time_s = t / s

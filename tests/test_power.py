@@ -97,6 +97,9 @@ def test_sustained_envelope_after_burst():
     short, long = (power_and_energy(PHONE, t, 5.0 * t) for t in (10.0, 100.0))
     assert not short.throttled and short.average_power_w == pytest.approx(7.5)
     assert long.throttled and long.average_power_w == pytest.approx(5.0)
+    # a short step inside a long run (a serving iteration) gets the sustained cap
+    step = power_and_energy(PHONE, 0.01, 0.05, run_time_s=100.0)
+    assert step.throttled and step.average_power_w == pytest.approx(5.0)
 
 
 def test_vectorised_equals_scalar_calls():

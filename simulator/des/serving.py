@@ -402,7 +402,7 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, config: Schedule
         dynamic, static, throttled = float(iterations["energy_j"].sum()), 0.0, 0
     else:
         board = power_and_energy(config.power, iterations["time_s"].to_numpy(),
-                                 iterations["energy_j"].to_numpy())
+                                 iterations["energy_j"].to_numpy(), run_time_s=makespan)
         busy = float(np.sum(board.time_s))
         static = float(np.sum(board.static_j) + config.power.static_w * max(
             makespan - busy, 0.0))
