@@ -37,8 +37,8 @@ from precsim.simulator.kernels import (Hardware, KernelCost, as_hardware, as_qua
                                elementwise_cost, embedding_cost, gemm_cost, home_level,
                                norm_cost, quant_attr, stream_bits)
 from precsim.simulator.models import TransformerConfig, get_model
-from precsim.simulator.power import dynamic_split, power_and_energy
 from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
+from precsim.simulator.power import dynamic_split, power_and_energy
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
            "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
