@@ -68,6 +68,9 @@ class SizingResult:
                 f"tpot_p{q}_s": s.get(f"tpot_p{q}_s"),
                 "throughput_tokens_per_s_per_device": s.get("throughput_tokens_per_s"),
                 "energy_per_token_j": s.get("energy_per_token_j"),
+                "energy_per_request_j": s.get("energy_per_request_j"),
+                "average_power_w_per_device": s.get("average_power_w"),
+                "energy_static_share": s["energy_static_j"] / s["energy_j"] if s else None,
                 "utilization": s.get("utilization"),
                 "kv_capacity_tokens": s.get("kv_capacity_tokens"),
                 "weight_bytes": s.get("weight_bytes"), "reason": self.reason}
