@@ -31,7 +31,7 @@ import pandas as pd
 
 from precsim.simulator.cost import simulate
 from precsim.simulator.models import TransformerConfig
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("PRECSIM_REFERENCE_DATA",

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from precsim.simulator.cost import simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.power import power_and_energy, power_params
-from precsim.simulator.profiles import list_profiles, load_profile, profile_from_mapping
+from precsim.simulator.profile_loader import list_profiles, load_profile
+from precsim.simulator.profiles import profile_from_mapping
 
 H100 = load_profile("h100-sxm")  # static 72 W, active 331 W, cap 700 W
 PHONE = load_profile("snapdragon-8-gen3")  # 1 / 2.5 W; 10 W for 30 s, then 5 W
