@@ -2,7 +2,7 @@
 
 Per device, from the profile's `power:` section (profiles.PowerSpec) and the dynamic
 energy the kernel model counts (ops x energy/op per data type + bytes x energy/byte per
-memory level, `kernels._finish`):
+memory level, `roofline._finish`):
 
 * busy power   P = active + D / (n t)          (D: dynamic energy of all n devices, t:
                                                  busy time, `active`: baseline while
@@ -31,8 +31,8 @@ API (vectorised: every argument may be a numpy array; results broadcast):
 `dynamic_energy_j` is a number/array or a dict {component: array} (e.g. "compute",
 "memory_hbm"); `split` holds "idle" (static floor), "active" (baseline uplift while
 busy) and each dynamic component after throttling; their sum is `energy_j`.
-`dynamic_split(hw, cost)` turns a KernelCost into that dict (compute + one entry per
-memory level).
+`dynamic_split(hw, cost)` turns a KernelCost (simulator.roofline) into that dict
+(compute + one entry per memory level).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class PowerParams:
 
 def power_params(profile_or_hw) -> PowerParams:
     """The power envelope of a HardwareProfile, an object array of them or a packed
-    `kernels.Hardware` (its `profiles`)."""
+    `hardware.Hardware` (its `profiles`)."""
     profiles = np.asarray(getattr(profile_or_hw, "profiles", profile_or_hw), dtype=object)
 
     def field(get):
