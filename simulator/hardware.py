@@ -93,6 +93,8 @@ class Hardware:
         return self.profiles.ndim == 0
 
     def usable(self, level: int):
+        """Bytes of `level` a kernel's tile or a resident tensor may use:
+        STAGING_FRACTION x capacity."""
         return STAGING_FRACTION * self.capacity_bytes[level]
 
     def expand(self) -> Hardware:
