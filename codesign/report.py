@@ -366,34 +366,31 @@ def fig_abstract_vs_real(optima: pd.DataFrame, objective: str):
     return fig
 
 
-def _served(profile: HardwareProfile, optimum: Candidate, workload: Workload,
-            model_options: dict):
+def _served(profile: HardwareProfile, optimum: Candidate, workload: Workload, options: dict):
     """`simulator.cost.simulate` of a chosen configuration's serving batch."""
     from precsim.simulator.cost import simulate
     from precsim.simulator.models import model_for_params
 
-    model = model_for_params(optimum.N, **model_options)
+    model = model_for_params(optimum.N, **options)
     return simulate(profile, model, optimum.serve_format, workload.batch,
                     workload.prompt_len, workload.output_len)
 
 
 def energy_split_table(results: StudyResults) -> pd.DataFrame:
-    """Per profile, the served optimum's energy: average power, J/token and the shares
-    that are static (idle floor + active baseline, `simulator.power`), compute and
-    memory (all levels)."""
+    """Per profile, the served optimum's average power, J/token and the shares that are
+    static (idle + active baseline, `simulator.power`), compute and memory."""
     rows = []
     for name, r in results.plans.items():
         if r.optimum is None or r.problem.deploy_profile is None:
             continue
         t = _served(r.problem.deploy_profile, r.optimum, r.problem.workload,
                     r.problem.model_options).totals
-        total = float(t["energy_j"])
+        e = float(t["energy_j"])
         rows.append({"deploy_profile": name, "serve_format": r.optimum.serve_format,
-                     "average_power_w": float(t["average_power_w"]),
-                     "energy_per_token_j": float(t["energy_per_token_j"]),
-                     "static_share": float(t["energy_static_j"]) / total,
-                     "compute_share": float(t["energy_compute_j"]) / total,
-                     "memory_share": float(sum(t["energy_memory_j"].values())) / total,
+                     **{k: float(t[k]) for k in ("average_power_w", "energy_per_token_j")},
+                     "static_share": float(t["energy_static_j"]) / e,
+                     "compute_share": float(t["energy_compute_j"]) / e,
+                     "memory_share": float(sum(t["energy_memory_j"].values())) / e,
                      "throttled": bool(t["throttled"])})
     return pd.DataFrame(rows)
 
@@ -522,15 +519,12 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
     if len(split):
         tables["energy_split.csv"] = split
         doc.h(2, "Energy: static vs dynamic per profile")
-        doc.p("Serving energy of each optimum (one batch of the workload) from the board "
-              "power model (`simulator.power`): static = idle floor + active baseline, "
-              "paid per second whatever runs; dynamic = compute ops and bytes moved. A "
-              "high static share means speed, not bytes or ops, drives the energy.")
+        doc.p("Serving energy of each optimum (`simulator.power`): static = idle floor + "
+              "active baseline, paid per second; dynamic = ops and bytes moved.")
         share = "{:.0%}".format
         doc.table(_fmt_table(split, {"average_power_w": "{:.3g} W".format,
-                                     "energy_per_token_j": "{:.3g} J".format,
-                                     "static_share": share, "compute_share": share,
-                                     "memory_share": share}))
+                                     "energy_per_token_j": "{:.3g} J".format} | {
+            k: share for k in ("static_share", "compute_share", "memory_share")}))
     if results.whatifs:
         doc.h(2, "What if")
         frames = []
