@@ -1,6 +1,7 @@
 """precsim.codesign.planner: a hand-solved optimum, constraints, and monotonicity invariants."""
 import dataclasses
 import functools
+import json
 import math
 
 import numpy as np
@@ -196,3 +197,13 @@ def test_training_runs_narrow_bits_in_the_cheapest_container():
     # seconds_per_flop is the cost model's output (deterministic), not a timing
     assert math.isclose(rates.loc["4-bit", "seconds_per_flop"],
                         rates.loc["8-bit", "seconds_per_flop"])
+
+
+def test_unreachable_target_is_answered_as_infeasible_with_exit_3(capsys):
+    """`plan --target-loss 1.5` (below any reachable loss) used to raise KeyError 'cost'
+    (exit 1); it is an answer: no configuration, exit 3, in text and JSON."""
+    from precsim.codesign.cli import main
+    assert main(["plan", "--target-loss", "1.5"]) == 3
+    assert "no configuration reaches the target loss" in capsys.readouterr().out
+    assert main(["plan", "--target-loss", "1.5", "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["optimum"] is None

@@ -174,16 +174,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_plan)
 
 
+#: Exit code of an answered but infeasible plan (no configuration reaches the target).
+INFEASIBLE_EXIT = 3
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     resolved, index = study_from_args(args)
     result = plan(problem_from_study(resolved, index))
     if args.json:
-        print_json({"study": resolved.study.name, "source": resolved.source,
-                    "law": resolved.study.law, "baseline_loss": resolved.baseline_loss,
-                    **result.summary()})
-        return 0
-    print(plan_text(result, resolved, args.top))
-    return 0
+        print_json(plan_json(resolved, result))
+    else:
+        print(plan_text(result, resolved, args.top))
+    return 0 if result.optimum is not None else INFEASIBLE_EXIT
+
+
+def plan_json(resolved, result) -> dict:
+    """The `precsim plan --json` object: the study's identity and the plan's summary."""
+    return {"study": resolved.study.name, "source": resolved.source,
+            "law": resolved.study.law, "baseline_loss": resolved.baseline_loss,
+            **result.summary()}
 
 
 def plan_text(result, resolved, top: int = 10) -> str:
@@ -220,7 +229,9 @@ def plan_text(result, resolved, top: int = 10) -> str:
         lines.append(f"  lawcore.compute_optimal at that budget: P = {lc['precision']:.2f} "
                      f"bits, N = {lc['N']:.3g}, D = {lc['D']:.3g}, loss {lc['loss']:.4f}")
     table = result.by_format
-    feasible = table[table["feasible"]].sort_values("cost").head(top)
+    feasible = table[table["feasible"]]
+    if len(feasible):   # an all-infeasible table has no cost column
+        feasible = feasible.sort_values("cost").head(top)
     if len(feasible):
         show = pd.DataFrame({
             "train": feasible["train_format"], "runs as": feasible["train_dtype"],
