@@ -15,7 +15,9 @@ dollars = device-hours x $/device-hour + kWh x $/kWh):
   forward-only quantised training below, as the precision law's runs trained): device
   time and energy per token times D. `train_flops` stays the 6·N·D count (Kaplan et al.
   2020) for reference; `train_dtype` is the element type the format's GEMMs would run
-  in (`simulator.matmul.matmul_cost`, the cheapest pair holding its bits).
+  in (`simulator.matmul.matmul_cost`, the cheapest pair holding its bits). Training
+  energy comes from the one power model (`simulator.power`: idle floor, active
+  baseline, dynamic energy, cap).
 * serving: `tokens_served` generated tokens in requests of prompt_len + output_len on
   the deployment profile, priced by `simulator.cost.simulate` (a batch's prefill plus
   every decode step): device time per token = the batch's end-to-end latency /
@@ -52,6 +54,7 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.matmul import matmul_cost
 from precsim.simulator.models import model_for_params
+from precsim.simulator.power import power_and_energy
 from precsim.simulator.quant import DTYPE_BITS
 from precsim.simulator.training import token_costs
 
@@ -82,8 +85,9 @@ def _pair_rates(profile, weights: CostWeights) -> dict:
                 rate = matmul_cost(hw, TRAIN_FLOPS_UNIT, wd, ad)
             except InputError:
                 continue  # this pair cannot run on the profile
-            s_per = float(rate.time_s) / TRAIN_FLOPS_UNIT
-            j_per = float(rate.energy_j) / TRAIN_FLOPS_UNIT
+            board = power_and_energy(hw, rate.time_s, rate.energy_j)  # cap, baseline
+            s_per = float(board.time_s) / TRAIN_FLOPS_UNIT
+            j_per = float(board.energy_j) / TRAIN_FLOPS_UNIT
             out[wd, ad] = (float(weights.cost("train", s_per, j_per)), s_per, j_per,
                            str(rate.exec_dtype))
     return out

@@ -368,18 +368,43 @@ def fig_abstract_vs_real(optima: pd.DataFrame, objective: str):
     return fig
 
 
+def _served(profile: HardwareProfile, optimum: Candidate, workload: Workload, options: dict):
+    """`simulator.cost.simulate` of a chosen configuration's serving batch."""
+    from precsim.simulator.cost import simulate
+    from precsim.simulator.models import model_for_params
+
+    model = model_for_params(optimum.N, **options)
+    return simulate(profile, model, optimum.serve_format, workload.batch,
+                    workload.prompt_len, workload.output_len)
+
+
+def energy_split_table(results: StudyResults) -> pd.DataFrame:
+    """Per profile, the served optimum's average power, J/token and the shares that are
+    static (idle + active baseline, `simulator.power`), compute and memory."""
+    rows = []
+    for name, r in results.plans.items():
+        if r.optimum is None or r.problem.deploy_profile is None:
+            continue
+        t = _served(r.problem.deploy_profile, r.optimum, r.problem.workload,
+                    r.problem.model_options).totals
+        e = float(t["energy_j"])
+        rows.append({"deploy_profile": name, "serve_format": r.optimum.serve_format,
+                     **{k: float(t[k]) for k in ("average_power_w", "energy_per_token_j")},
+                     "static_share": float(t["energy_static_j"]) / e,
+                     "compute_share": float(t["energy_compute_j"]) / e,
+                     "memory_share": float(sum(t["energy_memory_j"].values())) / e,
+                     "throttled": bool(t["throttled"])})
+    return pd.DataFrame(rows)
+
+
 def roofline_png(profile: HardwareProfile, optimum: Candidate, workload: Workload,
                  model_options: dict) -> bytes:
     """The hierarchical roofline (simulator.roofline_plot) of a chosen configuration."""
     import tempfile
 
-    from precsim.simulator.cost import simulate
-    from precsim.simulator.models import model_for_params
     from precsim.simulator.roofline_plot import plot_roofline
 
-    model = model_for_params(optimum.N, **model_options)
-    sim = simulate(profile, model, optimum.serve_format, workload.batch,
-                   workload.prompt_len, workload.output_len)
+    sim = _served(profile, optimum, workload, model_options)
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_roofline(profile, sim.ops, Path(tmp) / "roofline.png",
                              title=f"{profile.name}: N={optimum.N:.3g}, "
@@ -495,6 +520,16 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
                                  r.problem.model_options),
                     f"{name}: hierarchical roofline of the optimum served "
                     f"({r.optimum.serve_format}, N = {r.optimum.N:.3g}).")
+    split = energy_split_table(results)
+    if len(split):
+        tables["energy_split.csv"] = split
+        doc.h(2, "Energy: static vs dynamic per profile")
+        doc.p("Serving energy of each optimum (`simulator.power`): static = idle floor + "
+              "active baseline, paid per second; dynamic = ops and bytes moved.")
+        share = "{:.0%}".format
+        doc.table(_fmt_table(split, {"average_power_w": "{:.3g} W".format,
+                                     "energy_per_token_j": "{:.3g} J".format} | {
+            k: share for k in ("static_share", "compute_share", "memory_share")}))
     if results.whatifs:
         doc.h(2, "What if")
         frames = []
@@ -528,7 +563,8 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "Training FLOPs = 6·N·D (N non-embedding parameters), run as large GEMMs in the "
         "training format on the training profile: time and energy from "
         "`simulator.kernels.matmul_cost` (native peak or the profile's fallback rule, at "
-        "achievable fractions, operand traffic and static power included). b-bit operands may run in any wider type "
+        "achievable fractions, operand traffic included; board baseline and power cap from "
+        "`simulator.power`). b-bit operands may run in any wider type "
         "(4-bit values in int8); the cheapest is used.",
         "Serving: `tokens_served` generated tokens in requests of prompt_len + output_len "
         "priced by `simulator.cost.simulate` on the parametric model family "

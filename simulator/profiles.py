@@ -320,14 +320,31 @@ class Overheads(_Strict):
 
 
 class PowerSpec(_Strict):
+    """Board power envelope (simulator.power uses it): `static` the idle floor drawn
+    with no work; `active` the baseline while kernels run (clocks up, leakage), before
+    the per-op / per-byte dynamic energy; `tdp` the cap (board limit) above which the
+    clock throttles; mobile parts: `sustained`, the thermally sustainable cap for runs
+    longer than `burst` (the peak envelope `tdp` holds for `burst` seconds)."""
+
     tdp: Power
     static: Power
+    active: Power
+    sustained: Power | None = None
+    burst: Time | None = None
 
     @model_validator(mode="after")
-    def _static_below_tdp(self):
-        if self.static.value > self.tdp.value:
-            raise ValueError(f"static power {self.static.value} W exceeds tdp "
+    def _ordered(self):
+        if not self.static.value <= self.active.value < self.tdp.value:
+            raise ValueError(f"need static <= active < tdp, got static "
+                             f"{self.static.value} W, active {self.active.value} W, tdp "
                              f"{self.tdp.value} W")
+        if (self.sustained is None) != (self.burst is None):
+            raise ValueError("sustained and burst go together (the sustained cap "
+                             "applies to runs longer than burst)")
+        if self.sustained is not None and not (
+                self.active.value < self.sustained.value <= self.tdp.value):
+            raise ValueError(f"need active < sustained <= tdp, got sustained "
+                             f"{self.sustained.value} W")
         return self
 
 

@@ -56,6 +56,7 @@ from precsim.simulator.kernels import (QUANTIZE_OPS, SOFTMAX_OPS, attention_cost
                                        elementwise_cost, embedding_cost, gemm_cost,
                                        norm_cost)
 from precsim.simulator.models import ACTIVATION_OPS, get_model, model_for_params
+from precsim.simulator.power import power_and_energy
 from precsim.simulator.quant import parse_quant
 from precsim.simulator.roofline import KernelCost
 from precsim.simulator.training_memory import (RECOMPUTE_MODES, ZERO_STAGES,
@@ -456,10 +457,15 @@ def training_step(profile, model, recipe="bf16", *, seq, global_batch, devices=1
         else max(c.peak_ops_per_s for c in base.compute.values())
     mfu = flops_tok * tokens / (step * devices * peak)
     hfu = mfu + n_micro * micro.flops_recomputed / (step * peak)
-    idle_j = base.static_power_w * (phases["communication"] + phases["bubble"])
-    energy_dev = n_micro * (micro.forward.energy_j + micro.backward.energy_j
-                            + micro.recompute.energy_j + micro.casts.energy_j) \
-        + optimizer.energy_j + idle_j
+    # energy from the one power model (simulator.power): idle floor, active baseline and
+    # the kernels' dynamic energy while computing, the idle floor while waiting on
+    # communication and the bubble, the cap. Step time stays the fitted model's: the
+    # profile's training efficiencies already include the clock under power load.
+    dynamic_j = n_micro * (micro.forward.energy_j + micro.backward.energy_j
+                           + micro.recompute.energy_j + micro.casts.energy_j) \
+        + optimizer.energy_j
+    busy_s = step - phases["communication"] - phases["bubble"]
+    energy_dev = power_and_energy(base, busy_s, dynamic_j, wall_time_s=step).energy_j
     fits = memory["total"] <= capacity
     labels = np.array(["compute", "memory", "overhead", "communication", "bubble"],
                       dtype=object)

@@ -17,7 +17,8 @@ from precsim.simulator.units import format_quantity
 
 _TIMING = ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s",
            "e2e_latency_s", "energy_j", "energy_per_token_j", "decode_energy_per_token_j",
-           "average_power_w", "launch_overhead_s")
+           "average_power_w", "launch_overhead_s", "energy_per_request_j", "energy_static_j",
+           "energy_compute_j", "energy_memory_j", "throttled")
 
 
 def _add_request_args(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +117,10 @@ def _fits_line(profile, totals: dict) -> str:
             f"{profile.main_memory.name} holds {cap}; timings are not reported")
 
 
+def _share(energy_j: float, totals: dict) -> str:
+    return f"{format_quantity(energy_j, 'energy')} ({energy_j / totals['energy_j']:.0%})"
+
+
 def _json_totals(result: SimulationResult) -> dict:
     totals = dict(result.totals)
     if not totals["fits"]:
@@ -148,7 +153,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         ("prefill tokens/s", f"{t['prefill_tokens_per_s']:.0f}"),
         ("end-to-end latency", format_quantity(t["e2e_latency_s"], "time")),
         ("energy per generated token", format_quantity(t["energy_per_token_j"], "energy")),
-        ("average power", format_quantity(t["average_power_w"], "power")),
+        ("energy per request", format_quantity(t["energy_per_request_j"], "energy")),
+        ("average power", format_quantity(t["average_power_w"], "power")
+         + (" (the power cap binds in a phase: its clock throttled)" if t["throttled"]
+            else "")),
+        ("energy: static (idle + active baseline)", _share(t["energy_static_j"], t)),
+        ("energy: compute", _share(t["energy_compute_j"], t)),
+    ] + [(f"energy: memory {name}", _share(v, t)) for name, v in t["energy_memory_j"].items()
+         ] + [
         ("launch overhead (total)", format_quantity(t["launch_overhead_s"], "time")),
         ("kernels per decode step", f"{t['kernels_per_decode_step']:.0f}"),
     ] + [(f"bytes moved at {name}", format_quantity(v, "bytes"))
