@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pandas as pd
 
 from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                       resolve_profile)
+from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
+                                                   with_imbalance)
 from precsim.simulator.cost import SimulationResult, simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model, list_models
+from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
 from precsim.simulator.roofline_plot import plot_roofline, roofline_data
 from precsim.simulator.units import format_quantity
@@ -35,6 +39,7 @@ def _add_request_args(parser: argparse.ArgumentParser) -> None:
                         help="unfused attention (QK^T, softmax, PV as three kernels)")
     parser.add_argument("--separate-dequant", action="store_true",
                         help="dequantise weights in a separate kernel before each GEMM")
+    add_layout_args(parser)
     add_profile_dir_arg(parser)
     add_json_arg(parser)
 
@@ -55,7 +60,8 @@ def _run(args: argparse.Namespace):
         if getattr(args, name) < 1:
             raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
     profile = resolve_profile(args, args.profile)
-    model = get_model(args.model)
+    model = with_imbalance(get_model(args.model), args)
+    layout = layout_from_args(args)
     quant = parse_quant(args.quant)
     if args.override:
         pairs = {}
@@ -66,27 +72,44 @@ def _run(args: argparse.Namespace):
                                  "e.g. lm_head=W16A16")
             pairs[group.strip()] = fmt.strip()
         quant = quant.with_overrides(pairs)
-    result = simulate(profile, model, quant, args.batch, args.prompt, args.gen,
-                      flash=not args.no_flash, fused_dequant=not args.separate_dequant)
-    return profile, model, quant, result
+    options = dict(flash=not args.no_flash, fused_dequant=not args.separate_dequant)
+    if layout.is_single and args.devices_per_node is None:
+        result = simulate(profile, model, quant, args.batch, args.prompt, args.gen, **options)
+        if model.approximations or model.is_moe:
+            result = dataclasses.replace(result, totals={**result.totals, "approximations": [
+                *model.approximations, *(["MoE: uniform top-k routing (expected distinct "
+                                          "experts E(1-(1-k/E)^B))"] if model.is_moe
+                                         else [])]})
+        return profile, model, quant, result
+    par = simulate_parallel(profile, model, quant, args.batch, args.prompt, args.gen, layout,
+                            **options)
+    return profile, model, quant, dataclasses.replace(par.stage, totals=par.totals)
 
 
 def _request(profile, model, quant, args) -> dict:
-    return {"profile": profile.name, "model": model.name, "quant": quant.name,
-            "batch": args.batch, "prompt": args.prompt, "gen": args.gen,
-            "flash": not args.no_flash, "fused_dequant": not args.separate_dequant}
+    out = {"profile": profile.name, "model": model.name, "quant": quant.name,
+           "batch": args.batch, "prompt": args.prompt, "gen": args.gen,
+           "flash": not args.no_flash, "fused_dequant": not args.separate_dequant}
+    layout = layout_from_args(args)
+    if not layout.is_single or args.devices_per_node is not None:
+        out["layout"] = {**layout.describe(), "devices_per_node": args.devices_per_node}
+    return out
 
 
 def _fits_line(profile, totals: dict) -> str:
     need = format_quantity(totals["memory_bytes"], "bytes")
+    per = " per device" if "devices" in totals else ""
     parts = (f"weights {format_quantity(totals['weight_bytes'], 'bytes')}, KV cache "
              f"{format_quantity(totals['kv_cache_bytes'], 'bytes')}, activations "
              f"{format_quantity(totals['activation_bytes'], 'bytes')}")
-    cap = format_quantity(totals["capacity_bytes"], "bytes")
+    cap = format_quantity(totals.get("usable_capacity_bytes", totals["capacity_bytes"]),
+                          "bytes")
     if totals["fits"]:
-        return f"fits: needs {need} of {cap} ({parts})"
-    return (f"DOES NOT FIT: needs {need} ({parts}) but {profile.name} "
-            f"{profile.main_memory.name} holds {cap}; timings are not reported")
+        return f"fits: needs {need}{per} of {cap} ({parts})"
+    return (f"DOES NOT FIT: needs {need}{per} ({parts}) but {profile.name} "
+            f"{profile.main_memory.name} holds {cap}"
+            + (" usable" if per else "") + "; timings are not reported"
+            + ("" if per else "; try --tp / --pp to split the model over devices"))
 
 
 def _json_totals(result: SimulationResult) -> dict:
@@ -104,14 +127,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.csv:
         atomic_write_text(args.csv, ops.to_csv(index=False))
     if args.json:
-        print_json({"request": _request(profile, model, quant, args),
-                    "totals": _json_totals(result)})
-        return 0
-    print(f"{model.name} {quant.name} on {profile.name}: batch {args.batch}, prompt "
+        out = {"request": _request(profile, model, quant, args), "totals": _json_totals(result)}
+        if not totals["fits"] and "devices" in totals:
+            out |= {"feasible": False, "reason": _fits_line(profile, totals)}
+        print_json(out)
+        return 3 if "feasible" in out else 0
+    layout = layout_from_args(args)
+    where = (f" x {int(totals['devices'])} ({', '.join(f'{k} {v}' for k, v in layout.describe().items())})"
+             if "devices" in totals else "")
+    print(f"{model.name} {quant.name} on {profile.name}{where}: batch {args.batch}, prompt "
           f"{args.prompt}, generate {args.gen}")
+    for note in totals.get("approximations", []):
+        print(f"approximation: {note}")
     print(_fits_line(profile, totals))
     if not totals["fits"]:
-        return 0
+        return 3 if "devices" in totals else 0
     t = totals
     lines = [
         ("TTFT (prefill)", format_quantity(t["ttft_s"], "time")),
@@ -124,7 +154,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         ("average power", format_quantity(t["average_power_w"], "power")),
         ("launch overhead (total)", format_quantity(t["launch_overhead_s"], "time")),
         ("kernels per decode step", f"{t['kernels_per_decode_step']:.0f}"),
-    ] + [(f"bytes moved at {name}", format_quantity(v, "bytes"))
+    ] + ([("collectives per decode step", format_quantity(
+        t["collective_s_per_decode_step"], "time")),
+          ("pipeline bubble", f"{t['pipeline_bubble']:.0%}")] if "devices" in t else []) + [(f"bytes moved at {name}", format_quantity(v, "bytes"))
          for name, v in t["bytes_moved"].items()]
     width = max(len(k) for k, _ in lines)
     for key, val in lines:
