@@ -118,7 +118,8 @@ def topology_for(profile: HardwareProfile, layout: ParallelLayout) -> Topology:
 
 def shard(model: TransformerConfig, layout: ParallelLayout) -> TransformerConfig:
     """One device's share: heads, KV heads, MLP width and vocabulary / tp (a KV head
-    replicated when tp exceeds the KV heads, as vLLM does), ceil(L / pp)
+    replicated when tp exceeds the KV heads, the vocabulary padded, as vLLM does),
+    ceil(L / pp)
     blocks (MoE blocks in proportion), experts / ep with width / (tp / ep)."""
     tp, pp, ep = (np.asarray(v, dtype=float) for v in (layout.tp, layout.pp, layout.ep))
     layers = np.ceil(model.n_layers / pp)
@@ -128,7 +129,7 @@ def shard(model: TransformerConfig, layout: ParallelLayout) -> TransformerConfig
     changes = dict(n_heads=out(model.n_heads / tp),
                    n_kv_heads=out(np.maximum(model.n_kv_heads / tp, 1.0)),
                    head_dim=model.hd, d_ff=out(model.d_ff / tp),
-                   vocab_size=out(model.vocab_size / tp), n_layers=out(layers))
+                   vocab_size=out(np.ceil(model.vocab_size / tp)), n_layers=out(layers))
     if model.is_moe:
         changes.update(moe_d_ff=out(model.expert_d_ff / (tp / ep)),
                        shared_d_ff=out(model.shared_d_ff / tp),
@@ -236,3 +237,106 @@ def _reserved(profile: HardwareProfile) -> float:
     `overheads.runtime_memory`; 0 when the profile states none)."""
     item = getattr(profile.overheads, "runtime_memory", None)
     return item.value if item is not None else 0.0
+
+
+@dataclass(frozen=True)
+class ReplicaCosts:
+    """Serving-DES iteration costs (`des.serving.IterationCosts`) of one replica: the
+    per-device shard's cost tables plus the exposed collectives of the pass's token rows
+    and the pipeline stages. An iteration runs through the pp stages one after the other
+    (no micro-batch overlap inside the DES: pipeline throughput is under-estimated, as
+    stated in `approximations`); energy counts every device of the replica."""
+
+    tables: object
+    topology: Topology
+    model: TransformerConfig
+    layout: ParallelLayout
+    stream_bytes: float
+    stage_layers: float
+    static_power_w: float
+
+    def _wrap(self, time_s: float, energy_j: float, rows: float) -> tuple[float, float]:
+        lay = self.layout
+        comm = float(exposed_time(self.topology, self.stage_layers * block_comm_s(
+            self.topology, self.model, lay, rows, self.stream_bytes), time_s))
+        send = 0.0
+        if lay.pp > 1:
+            crosses = lay.tp * lay.pp > self.topology.devices_per_node
+            send = float(collective_time(self.topology, "send",
+                                         rows * self.model.d_model * self.stream_bytes,
+                                         self.topology.devices_per_node + 1 if crosses else 2))
+        total = lay.pp * (time_s + comm) + (lay.pp - 1) * send
+        return total, (energy_j + comm * self.static_power_w) * lay.pp * lay.tp
+
+    def prefill(self, n_seqs, prompt_tokens, prompt_lens=None):
+        return self._wrap(*self.tables.prefill(n_seqs, prompt_tokens, prompt_lens),
+                          prompt_tokens)
+
+    def decode(self, batch, context_tokens):
+        return self._wrap(*self.tables.decode(batch, context_tokens), batch)
+
+    def mixed(self, batch, context_tokens, chunks):
+        return self._wrap(*self.tables.mixed(batch, context_tokens, chunks),
+                          batch + sum(c[1] for c in chunks))
+
+
+def replica(profile: HardwareProfile, model: TransformerConfig, quant,
+            layout: ParallelLayout | None):
+    """(the model one device holds, a function wrapping that shard's cost tables into a
+    replica's `ReplicaCosts`, approximations) for the serving DES; the model itself and
+    the identity for no layout."""
+    if layout is None or (layout.is_single and layout.devices_per_node is None):
+        return model, (lambda tables: tables), list(model.approximations)
+    for name in ("tp", "pp", "ep"):
+        if np.ndim(getattr(layout, name)):
+            raise InputError(f"serving simulates one layout at a time; got --{name} "
+                             f"{getattr(layout, name)}")
+    topo = topology_for(profile, layout)
+    check_layout(model, layout, topo)
+    part = shard(model, layout)
+    notes = list(model.approximations)
+    if layout.pp > 1:
+        notes.append("pipeline: an iteration passes the stages in turn, no micro-batch "
+                     "overlap (throughput under-estimated up to pp times)")
+
+    def wrap(tables):
+        return ReplicaCosts(tables, topo, model, layout, float(stream_bits(quant)) / 8.0,
+                            float(part.n_layers), profile.static_power_w)
+    return part, wrap, notes
+
+
+def candidate_layouts(profile: HardwareProfile, model, quants, tps, pps, eps,
+                      devices_per_node: int | None = None) -> list:
+    """Layouts `size` searches: [None] (one device) when every degree list is (1,)
+    and the model's weights fit one device; else every (tp, pp, ep) of the lists that
+    splits the model (ep dividing tp) or, with the lists left at (1,), every such layout
+    within one node (tp a power of two, pp 1, ep 1 or tp for MoE)."""
+    model = get_model(model)
+    topo = topology_for(profile, ParallelLayout(devices_per_node=devices_per_node))
+    given = tuple(tps) != (1,) or tuple(pps) != (1,) or tuple(eps) != (1,)
+    if not given:
+        cap = profile.main_memory.capacity_bytes
+        if all(sum(np.asarray(v) for v in weight_bytes(model, as_quant(q)).values()) < cap
+               for q in quants):
+            return [None]
+        n = topo.devices_per_node if topo.link_bytes_per_s is not None else 1
+        tps = [2 ** i for i in range(int(np.log2(n)) + 1)]
+        pps, eps = (1,), sorted({1, *tps}) if model.is_moe else (1,)
+    out = []
+    for tp in tps:
+        for pp in pps:
+            for ep in eps:
+                if tp % ep:
+                    continue
+                layout = ParallelLayout(tp=tp, pp=pp, ep=ep, devices_per_node=devices_per_node)
+                try:
+                    check_layout(model, layout, topo)
+                except InputError:
+                    if given:
+                        raise
+                    continue
+                out.append(layout)
+    if not out:
+        raise InputError(f"no --tp/--pp/--ep combination splits {model.name} "
+                         "(--ep must divide --tp)")
+    return out

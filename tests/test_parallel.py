@@ -215,3 +215,27 @@ def test_cli_layout_and_exit_codes():
     assert json.loads(full.stdout)["feasible"] is False
     bad = run("--model", "llama-3-70b", "--tp", "3")
     assert bad.returncode == 2 and "valid --tp" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_serve_replica_adds_collectives_and_counts_devices(h100):
+    from precsim.simulator.des.serving import serve
+    from precsim.simulator.des.workload import poisson_workload
+    work = poisson_workload(2.0, 20, 1, 256, 16)
+    one = serve(h100, "qwen3-8b", "BF16", work).summary
+    two = serve(h100, "qwen3-8b", "BF16", work, layout=ParallelLayout(tp=2)).summary
+    assert two["devices"] == 2 and two["layout"]["tp"] == 2 and "devices" not in one
+    assert two["weight_bytes"] < 0.55 * one["weight_bytes"]      # half the weights each
+    assert two["tpot_p50_s"] < one["tpot_p50_s"]                 # memory-bound decode splits
+
+
+def test_size_searches_layouts_when_one_device_is_too_small(h100):
+    from precsim.simulator.des.sizing import SLO, compare_sizing
+    from precsim.simulator.parallel import candidate_layouts
+    layouts = candidate_layouts(h100, "llama-3-70b", ["BF16"], (1,), (1,), (1,))
+    assert [lay.tp for lay in layouts] == [1, 2, 4, 8]
+    assert candidate_layouts(h100, "llama-3-8b", ["BF16"], (1,), (1,), (1,)) == [None]
+    results, best = compare_sizing(h100, "llama-3-70b", ["BF16"], 2.0, SLO(2.0, 0.1),
+                                   layouts=layouts[:3], n_requests=40, prompt_tokens=128,
+                                   output_tokens=16)
+    assert results[0].devices is None and "do not fit" in results[0].reason
+    assert best is not None and best.devices % best.layout["tp"] == 0
