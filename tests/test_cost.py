@@ -158,7 +158,7 @@ def test_simulate_totals_and_op_table_agree():
     assert t["tpot_s"] == pytest.approx(np.mean(steps), rel=1e-12)
     assert t["decode_tokens_per_s"] == pytest.approx(2 / t["tpot_s"])
     assert t["energy_j"] == pytest.approx(ops.energy_j.sum())
-    assert t["fits"] and t["capacity_bytes"] == 80e9
+    assert t["fits"] and t["capacity_bytes"] == 80 * 2**30   # 80 GiB (binary DRAM)
     assert {"op", "phase", "exec_dtype", "bound", "bytes_hbm", "time_s", "energy_j",
             "shape"} <= set(ops.columns)
 
