@@ -159,7 +159,9 @@ def block_comm_s(topology: Topology, model: TransformerConfig, layout: ParallelL
 @dataclass(frozen=True, eq=False)
 class ParallelResult:
     """`stage`: `cost.simulate` of one device's shard at one micro-batch; `totals`: the
-    replica's request as `SimulationResult.totals`, per-device memory, plus layout keys."""
+    replica's request as `SimulationResult.totals` (times, throughput of all replicas,
+    energy of every device of one replica; memory per device; bytes moved, kernels and
+    launch overhead of one device's stage), plus layout keys."""
 
     stage: object
     layout: ParallelLayout
@@ -198,7 +200,9 @@ def simulate_parallel(profile: HardwareProfile, model, quant, batch, prompt_len,
     tpot = pp * (t["tpot_s"] + c_dec) + (pp - 1.0) * send_dec
     steps = np.asarray(gen_len, dtype=float) - 1.0
     devices = tp * pp
-    energy = t["energy_j"] * micro * devices
+    static = profile.static_power_w   # devices idle at static power while they communicate
+    decode_j = (np.asarray(stage.decode.energy_j) + steps * c_dec * static) * micro * devices
+    energy = (np.asarray(stage.prefill.energy_j) + c_pre * static) * micro * devices + decode_j
     wb = weight_bytes(part, quant)
     weights = sum(np.asarray(v) for v in wb.values())
     kv = kv_cache_bytes(part, quant, batch, np.asarray(prompt_len) + np.asarray(gen_len))
@@ -218,6 +222,8 @@ def simulate_parallel(profile: HardwareProfile, model, quant, batch, prompt_len,
         "decode_tokens_per_s": batch * dp / tpot,
         "prefill_tokens_per_s": batch * dp * np.asarray(prompt_len) / ttft,
         "energy_j": energy, "energy_per_token_j": energy / (batch * np.asarray(gen_len)),
+        "decode_energy_per_token_j": np.where(steps > 0, decode_j / (
+            batch * np.where(steps > 0, steps, 1.0)), np.nan),
         "weight_bytes": weights, "weight_bytes_by_group": wb, "kv_cache_bytes": kv,
         "memory_bytes": need, "usable_capacity_bytes": usable, "fits": need <= usable,
         "devices": devices * dp, "devices_per_replica": devices,

@@ -239,3 +239,24 @@ def test_size_searches_layouts_when_one_device_is_too_small(h100):
                                    output_tokens=16)
     assert results[0].devices is None and "do not fit" in results[0].reason
     assert best is not None and best.devices % best.layout["tp"] == 0
+
+
+def test_moe_block_comm_hand_computed(h100):
+    topo = Topology.of(h100)
+    m = get_model("qwen3-235b-a22b")           # every block MoE, k = 8
+    act = 32 * 4096 * 2.0
+    got = block_comm_s(topo, m, ParallelLayout(tp=8, ep=8), 32, 2.0)
+    want = (collective_time(topo, "all_reduce", act, 8)          # attention
+            + 2 * collective_time(topo, "all_to_all", act * 8 / 8, 8)   # dispatch, combine
+            + collective_time(topo, "all_gather", act, 8))
+    assert got == pytest.approx(want)
+    tp_only = block_comm_s(topo, m, ParallelLayout(tp=8), 32, 2.0)
+    assert tp_only == pytest.approx(2 * collective_time(topo, "all_reduce", act, 8))
+
+
+def test_energy_counts_every_device(h100):
+    one = simulate_parallel(h100, "qwen3-8b", BF16, 4, 128, 8, ParallelLayout()).totals
+    two = simulate_parallel(h100, "qwen3-8b", BF16, 4, 128, 8, ParallelLayout(tp=2)).totals
+    assert one["energy_j"] == pytest.approx(simulate(h100, "qwen3-8b", BF16, 4, 128, 8)
+                                            .totals["energy_j"])
+    assert two["energy_j"] > one["energy_j"]    # two boards, each above static power
