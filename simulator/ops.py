@@ -161,7 +161,8 @@ def model_add_axis(model: TransformerConfig) -> TransformerConfig:
     """The model with a trailing length-1 axis on every swept field (to broadcast
     against a trailing axis of lengths)."""
     fields = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
-              "head_dim")
+              "head_dim", "n_experts", "moe_d_ff", "shared_d_ff", "n_moe_layers",
+              "expert_shards")
     changes = {f: add_axis(getattr(model, f)) for f in fields
                if getattr(model, f) is not None and np.ndim(getattr(model, f))}
     return replace(model, **changes) if changes else model

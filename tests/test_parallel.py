@@ -260,3 +260,14 @@ def test_energy_counts_every_device(h100):
     assert one["energy_j"] == pytest.approx(simulate(h100, "qwen3-8b", BF16, 4, 128, 8)
                                             .totals["energy_j"])
     assert two["energy_j"] > one["energy_j"]    # two boards, each above static power
+
+
+def test_vectorised_moe_layouts_equal_scalar_calls(h100):
+    tp = np.array([2, 4, 8])
+    grid = simulate_parallel(h100, "qwen3-30b-a3b", BF16, 16, 256, 80,
+                             ParallelLayout(tp=tp, ep=tp)).totals
+    for j, t in enumerate(tp):
+        one = simulate_parallel(h100, "qwen3-30b-a3b", BF16, 16, 256, 80,
+                                ParallelLayout(tp=int(t), ep=int(t))).totals
+        for key in ("tpot_s", "ttft_s", "weight_bytes", "energy_j"):
+            assert np.asarray(grid[key])[j] == pytest.approx(one[key], rel=1e-9)
