@@ -24,7 +24,7 @@ import pandas as pd
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.parallel import ParallelLayout, simulate_parallel
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.quant import parse_quant
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2] / "shared" / "reference" / "data"

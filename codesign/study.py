@@ -11,23 +11,25 @@ turns it into exit code 2.
 """
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       model_validator)
 
-from precsim.codesign.planner import baseline_loss, post_training_bits
-from precsim.codesign.whatif import parse_vary
-from precsim.lawcore import get_law
+from precsim.codesign.problem import CostWeights, PlanProblem, baseline_loss, post_training_bits
+from precsim.codesign.variants import parse_vary
+from precsim.lawcore import Law, get_law
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import load_yaml_mapping
-from precsim.simulator.profiles import load_profile
-from precsim.simulator.quant import parse_quant
+from precsim.simulator.io import is_file_reference, load_yaml_mapping
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.profiles import HardwareProfile
+from precsim.simulator.quant import QuantFormat, parse_quant
+from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import UnitError, parse_quantity
 
 DEFAULT_STUDY = "default_study.yaml"
@@ -238,27 +240,11 @@ def _field_names() -> list[str]:
     return sorted(names)
 
 
-def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        loc = loc.lstrip(".") or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(err["loc"][-1]), _field_names(), n=1)
-            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines[:12] + ([f"{source}: ... and {len(lines) - 12} more errors"]
-                                   if len(lines) > 12 else []))
-
-
 def study_from_mapping(doc: dict, source: str) -> Study:
     try:
         return Study.model_validate(doc)
     except ValidationError as exc:
-        raise InputError(_format_errors(exc, source)) from None
+        raise InputError(format_validation_error(exc, source, doc, _field_names())) from None
 
 
 def updated(study: Study, source: str, **fields: Any) -> Study:
@@ -284,18 +270,18 @@ class ResolvedStudy:
 
     study: Study
     source: str
-    law: Any
-    train_profile: Any | None
-    deploy_profiles: tuple[Any, ...]
-    serve_formats: tuple[Any, ...]
+    law: Law
+    train_profile: HardwareProfile | None
+    deploy_profiles: tuple[HardwareProfile, ...]
+    serve_formats: tuple[QuantFormat, ...]
     target_loss: float
     baseline_loss: float | None
 
 
 def _profile_ref(ref: str, source: str) -> str:
     """Profile names stay names; relative YAML paths are taken from the study's folder."""
-    if ref.endswith((".yaml", ".yml")) or os.sep in ref:
-        path = Path(ref)
+    if is_file_reference(ref):
+        path = Path(ref).expanduser()
         if not path.is_absolute() and Path(source).exists():
             path = Path(source).resolve().parent / path
         return str(path)
@@ -342,3 +328,33 @@ def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
     else:
         loss = target.target_loss
     return ResolvedStudy(study, source, law, train, deploys, formats, float(loss), base)
+
+
+def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
+                       with_training: bool = True,
+                       train_profile: HardwareProfile | None = None,
+                       deploy_profile: HardwareProfile | None = None) -> PlanProblem:
+    """The plan of one deployment of a resolved study (None: training only).
+
+    `train_profile` / `deploy_profile` replace the study's profiles (what-if variants).
+    """
+    study = resolved.study
+    search = study.search
+    train = (train_profile or resolved.train_profile) if with_training else None
+    dep = study.deployments[deployment] if deployment is not None else None
+    weights = CostWeights(
+        objective=study.objective,
+        train_dollars_per_device_hour=(study.training.dollars_per_device_hour
+                                       if study.training and train is not None else 0.0),
+        deploy_dollars_per_device_hour=dep.dollars_per_device_hour if dep else 0.0,
+        dollars_per_kwh=study.dollars_per_kwh)
+    return PlanProblem(
+        law=resolved.law, target_loss=resolved.target_loss,
+        train_formats=tuple(search.train_formats),
+        serve_formats=resolved.serve_formats if dep else (),
+        N_grid=np.geomspace(search.N.min, search.N.max, search.N.points),
+        D_grid=np.geomspace(search.D.min, search.D.max, search.D.points),
+        weights=weights, train_profile=train,
+        deploy_profile=(deploy_profile or resolved.deploy_profiles[deployment]) if dep else None,
+        workload=dep.workload(study.workload) if dep else None,
+        bisection_steps=search.bisection_steps, model_options=study.model.options())

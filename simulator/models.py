@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from precsim.simulator.errors import InputError
+from precsim.simulator.io import is_file_reference
 from precsim.simulator.model_zoo import BUILTIN_CONFIGS
 
 #: Vector ops per output element of the MLP activation (gated: act(gate) * up),
@@ -447,8 +448,8 @@ def get_model(name: str | os.PathLike | TransformerConfig) -> TransformerConfig:
     if key in _BUILTIN_HF:
         source, cfg = _BUILTIN_HF[key]
         return config_from_hf(cfg, key, source)
-    if text.endswith(".json") or Path(text).exists():
-        return load_hf_config(text)
+    if text.endswith(".json") or Path(os.path.expanduser(text)).exists():
+        return load_hf_config(os.path.expanduser(text))
     hint = (f"(built-ins: {', '.join(_BUILTIN_HF)}; or give the path of a Hugging Face "
             "config.json or of a folder holding one)")
     if _HF_NAME.fullmatch(text):
@@ -458,8 +459,8 @@ def get_model(name: str | os.PathLike | TransformerConfig) -> TransformerConfig:
         raise InputError(f"model {text!r}: not in the local Hugging Face cache "
                          f"({hf_cache_dir()}/models--{text.replace('/', '--')}); PrecSim "
                          f"does not download {hint}")
-    if os.sep in text:
-        return load_hf_config(text)
+    if is_file_reference(text):  # a file, or a model's folder
+        return load_hf_config(os.path.expanduser(text))
     close = difflib.get_close_matches(key, list(_BUILTIN_HF), n=3, cutoff=0.4)
     did = f"; did you mean {', '.join(close)}?" if close else ""
     raise InputError(f"unknown model {text!r}{did} {hint}")

@@ -34,7 +34,7 @@ import numpy as np
 from precsim.simulator.collectives import Topology, collective_time, exposed_time
 from precsim.simulator.cost import kv_cache_bytes, simulate, weight_bytes
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import as_quant, stream_bits
+from precsim.simulator.quant import as_quant, stream_bits
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.profiles import HardwareProfile
 

@@ -14,7 +14,7 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.models import config_from_hf, get_model
 from precsim.simulator.parallel import (ParallelLayout, block_comm_s, shard,
                                         simulate_parallel)
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.quant import parse_quant
 
 BF16 = parse_quant("BF16")

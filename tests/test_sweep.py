@@ -4,7 +4,10 @@ One 2-worker Dask LocalCluster (processes, one thread each) serves the whole mod
 is closed at the end; the local pool runs with 2 spawned workers.
 """
 import functools
+import importlib.metadata
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +19,15 @@ from hypothesis import strategies as st
 
 import precsim.codesign.sweep as sweep
 from precsim.codesign.cli import main
-from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, Study, evaluate_chunk, load_study,
-                            parts_dir_for, plan_chunks, run_sweep, study_from_mapping)
+from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, SweepStudy, evaluate_chunk,
+                                    load_sweep_study, parts_dir_for, plan_chunks, run_sweep,
+                                    sweep_study_from_mapping)
+from precsim.codesign.sweep import driver as sweep_driver
 from precsim.simulator.cost import simulate
 from precsim.simulator.des.serving import serve
 from precsim.simulator.des.workload import poisson_workload
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 STUDY = {
     "name": "unit",
@@ -39,8 +44,8 @@ N_CONFIGS = 2 * 2 * 2 * 3 * 2 * 2
 N_CHUNKS = -(-N_CONFIGS // 10)
 
 
-def study(**changes) -> Study:
-    return study_from_mapping({**STUDY, **changes}, source="unit.yaml")
+def study(**changes) -> SweepStudy:
+    return sweep_study_from_mapping({**STUDY, **changes}, source="unit.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +58,29 @@ def cluster():
 @pytest.fixture(scope="module")
 def reference(cluster) -> pd.DataFrame:
     return run_sweep(study(), cluster, progress=False).frame
+
+
+def test_package_exposes_its_api_and_imports_dask_only_for_a_cluster():
+    """codesign.sweep is a package (schema, chunks, workers, executors, driver); its public
+    names live in one place and do not reuse the co-design study's names."""
+    from precsim.codesign import study as codesign_study
+    from precsim.codesign.sweep import chunks, executors, schema, workers
+
+    assert {"SweepStudy", "ServingAxis", "load_sweep_study", "sweep_study_from_mapping",
+            "plan_chunks", "evaluate_chunk", "LocalExecutor", "DaskExecutor",
+            "make_executor", "run_sweep", "SweepResult", "ChunkFailure",
+            "parts_dir_for"} <= set(sweep.__all__)
+    assert all(hasattr(sweep, name) for name in sweep.__all__)
+    assert not {n for n in sweep.__all__ if hasattr(codesign_study, n)}
+    assert sweep.SweepStudy is schema.SweepStudy and sweep.plan_chunks is chunks.plan_chunks
+    assert sweep.evaluate_chunk is workers.evaluate_chunk
+    assert sweep.DaskExecutor is executors.DaskExecutor
+    code = ("import sys, precsim.codesign.sweep, precsim.codesign.commands.sweep; "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=Path(__file__).parent.parent)
+    assert out.stdout.strip() == "[]"
 
 
 # -- evaluators injected into the workers (module level: they travel by reference) ------------
@@ -84,25 +112,25 @@ def write_study(tmp_path, doc, name="study.yaml") -> Path:
 
 @pytest.mark.parametrize("edit, expected", [
     ({"modles": ["llama-3-8b"]}, "modles: unknown field (did you mean 'models'?)"),
-    ({"batch": [0, 4]}, "batch.0: Input should be greater than 0"),
+    ({"batch": [0, 4]}, "batch[0]: Input should be greater than 0"),
     ({"batch": [4, 4]}, "batch: duplicate batch values 4"),
     ({"gen_len": []}, "gen_len: List should have at least 1 item"),
     ({"serving": {"qps": [1], "rqs": 3}}, "serving.rqs: unknown field"),
-    ({"serving": {"qps": [-1]}}, "serving.qps.0: Input should be greater than 0"),
+    ({"serving": {"qps": [-1]}}, "serving.qps[0]: Input should be greater than 0"),
     ({"overrides": {"memory..value": ["1 TB/s"]}}, "expected a dotted field path"),
     ({"chunk_size": 0}, "chunk_size: Input should be greater than 0"),
 ])
 def test_study_schema_errors_name_file_and_field(tmp_path, edit, expected):
     path = write_study(tmp_path, {**STUDY, **edit})
     with pytest.raises(InputError) as info:
-        load_study(path)
+        load_sweep_study(path)
     assert str(path) in str(info.value) and expected in str(info.value)
 
 
 def test_missing_axis_is_reported(tmp_path):
     doc = {k: v for k, v in STUDY.items() if k != "quant"}
     with pytest.raises(InputError, match=r"study.yaml: quant: required field is missing"):
-        load_study(write_study(tmp_path, doc))
+        load_sweep_study(write_study(tmp_path, doc))
 
 
 @pytest.mark.parametrize("edit, expected", [
@@ -124,7 +152,7 @@ def test_profile_and_model_paths_are_relative_to_the_study(tmp_path):
     profile = load_profile("h100-sxm")
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump({**profile.raw(), "name": "my-gpu"}))
     path = write_study(tmp_path, {**STUDY, "profiles": ["mine.yaml"], "overrides": {}})
-    chunks = plan_chunks(load_study(path))
+    chunks = plan_chunks(load_sweep_study(path))
     assert {dict(p.group.labels)["profile"] for c in chunks for p in c.pieces} == {"my-gpu"}
 
 
@@ -165,6 +193,7 @@ def test_chunk_keys_are_stable_and_follow_the_profile_content():
 
 # -- evaluation ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_rows_equal_the_scalar_cost_model(reference):
     assert len(reference) == N_CONFIGS
     assert reference["config_id"].tolist() == list(range(N_CONFIGS))
@@ -180,6 +209,7 @@ def test_rows_equal_the_scalar_cost_model(reference):
             assert got == want or (np.isnan(got) and np.isnan(want)), name
 
 
+@pytest.mark.slow
 def test_what_if_bandwidth_only_speeds_up_decode(reference):
     key = ["model", "quant", "batch", "prompt_len", "gen_len"]
     col = "override:memory.hbm.bandwidth.value"
@@ -191,6 +221,7 @@ def test_what_if_bandwidth_only_speeds_up_decode(reference):
     assert (fast["memory_bytes"] == base["memory_bytes"]).all()
 
 
+@pytest.mark.slow
 def test_local_pool_equals_dask_cluster_exactly(tmp_path, reference):
     with LocalExecutor(2) as pool:
         local = run_sweep(study(), pool, out=tmp_path / "r.parquet", progress=False)
@@ -202,11 +233,13 @@ def test_local_pool_equals_dask_cluster_exactly(tmp_path, reference):
     assert not parts_dir_for(tmp_path / "r.parquet").exists()
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_results(cluster, reference):
     other = run_sweep(study(chunk_size=7), cluster, progress=False).frame
     pd.testing.assert_frame_equal(other, reference, check_exact=True)
 
 
+@pytest.mark.slow
 def test_serving_points_run_the_des_and_report_what_does_not_fit(cluster):
     s = study(models=["qwen2.5-0.5b"], quant=["BF16"], batch=[4], prompt_len=[256],
               gen_len=[16], overrides={"memory.hbm.capacity.value": [None, "0.5 GB"]},
@@ -232,6 +265,7 @@ def test_serving_needs_real_model_shapes():
 
 # -- retry, failure reporting, resume ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_transient_failures_are_retried(cluster, tmp_path, reference):
     flaky = functools.partial(evaluate_flaky, marker_dir=str(tmp_path))
     result = run_sweep(study(), cluster, progress=False, evaluate=flaky)
@@ -239,6 +273,7 @@ def test_transient_failures_are_retried(cluster, tmp_path, reference):
     pd.testing.assert_frame_equal(result.frame, reference, check_exact=True)
 
 
+@pytest.mark.slow
 def test_persistent_failure_is_reported_and_the_rest_completes(cluster, tmp_path, reference):
     out = tmp_path / "r.parquet"
     result = run_sweep(study(), cluster, out=out, progress=False,
@@ -261,11 +296,12 @@ def test_persistent_failure_is_reported_and_the_rest_completes(cluster, tmp_path
     pd.testing.assert_frame_equal(pd.read_parquet(out), reference, check_exact=True)
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_keeps_finished_chunks_and_resumes(cluster, tmp_path, reference,
                                                               monkeypatch):
     out = tmp_path / "r.parquet"
     (tmp_path / "r.parquet").write_bytes(b"the user's earlier file")
-    real_write = sweep._write_part
+    real_write = sweep_driver._write_part
     written = []
 
     def write_then_interrupt(parts, chunk, frame):
@@ -274,13 +310,13 @@ def test_interrupted_sweep_keeps_finished_chunks_and_resumes(cluster, tmp_path, 
         real_write(parts, chunk, frame)
         written.append(chunk.key)
 
-    monkeypatch.setattr(sweep, "_write_part", write_then_interrupt)
+    monkeypatch.setattr(sweep_driver, "_write_part", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(study(), cluster, out=out, progress=False)
     assert out.read_bytes() == b"the user's earlier file"
     assert sorted(p.stem for p in parts_dir_for(out).iterdir()) == sorted(written)
 
-    monkeypatch.setattr(sweep, "_write_part", real_write)
+    monkeypatch.setattr(sweep_driver, "_write_part", real_write)
     resumed = run_sweep(study(), cluster, out=out, progress=False)
     assert resumed.resumed == 3 and resumed.computed == N_CHUNKS - 3
     pd.testing.assert_frame_equal(resumed.frame, reference, check_exact=True)
@@ -291,6 +327,7 @@ def test_output_path_is_checked_before_work_starts(tmp_path):
         run_sweep(study(), executor=object(), out=tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_recomputed(cluster, tmp_path, reference):
     out = tmp_path / "r.parquet"
     chunks = plan_chunks(study())
@@ -302,8 +339,9 @@ def test_corrupt_checkpoint_is_recomputed(cluster, tmp_path, reference):
     pd.testing.assert_frame_equal(result.frame, reference, check_exact=True)
 
 
+@pytest.mark.slow
 def test_workers_of_another_precsim_version_are_refused(cluster, monkeypatch):
-    monkeypatch.setattr(sweep.metadata, "version", lambda name: "9.9")  # driver side only
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9")  # driver side only
     with pytest.raises(InputError, match=r"dask workers must run precsim 9.9 .*found tcp://"):
         DaskExecutor(client=cluster.client)
     assert cluster.client.status == "running"  # a client passed in is left open
@@ -311,6 +349,7 @@ def test_workers_of_another_precsim_version_are_refused(cluster, monkeypatch):
 
 # -- CLI -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_sweep_json_and_bad_input(tmp_path, capsys, reference):
     path = write_study(tmp_path, {**STUDY, "chunk_size": 48})
     out = tmp_path / "cli.parquet"
@@ -324,10 +363,11 @@ def test_cli_sweep_json_and_bad_input(tmp_path, capsys, reference):
     bad = write_study(tmp_path, {**STUDY, "batch": ["many"]}, "bad.yaml")
     assert main(["sweep", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("precsim: error: ") and "bad.yaml: batch.0:" in err
+    assert err.startswith("precsim: error: ") and "bad.yaml: batch[0]:" in err
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_on_a_scheduler_reports_failed_chunks(cluster, tmp_path, capsys, monkeypatch):
     import precsim.codesign.commands.sweep as command
     monkeypatch.setattr(command, "run_sweep",

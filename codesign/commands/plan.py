@@ -10,12 +10,15 @@ import os
 
 import pandas as pd
 
-from precsim.codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
-from precsim.codesign.planner import cost_text, plan, problem_from_study
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
+                                              quantity_arg)
+from precsim.codesign.planner import plan
+from precsim.codesign.problem import JOULES_PER_KWH, cost_text
 from precsim.codesign.study import (SLO, Baseline, Deployment, Target, Training, load_study,
-                            resolve_study, updated)
+                                    problem_from_study, resolve_study, updated)
 from precsim.simulator.errors import InputError
-from precsim.simulator.units import UnitError, parse_quantity
+from precsim.simulator.io import is_file_reference
+from precsim.simulator.units import flag_help
 
 
 def _positive(text: str) -> float:
@@ -41,16 +44,9 @@ def _count(text: str) -> int:
     return int(value)
 
 
-def _seconds(text: str) -> float:
-    try:
-        return parse_quantity(text, "time")
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _cli_profile(ref: str) -> str:
     """Profile file paths given on the command line are taken from the working folder."""
-    return os.path.abspath(ref) if ref.endswith((".yaml", ".yml")) or os.sep in ref else ref
+    return os.path.abspath(os.path.expanduser(ref)) if is_file_reference(ref) else ref
 
 
 def add_study_args(parser: argparse.ArgumentParser, deploy: bool = True) -> None:
@@ -82,8 +78,10 @@ def add_study_args(parser: argparse.ArgumentParser, deploy: bool = True) -> None
     g.add_argument("--batch", type=_count)
     g.add_argument("--prompt-len", type=_count)
     g.add_argument("--output-len", type=_count)
-    g.add_argument("--slo-tpot", type=_seconds, metavar="TIME", help='e.g. "50 ms"')
-    g.add_argument("--slo-ttft", type=_seconds, metavar="TIME", help='e.g. "1 s"')
+    g.add_argument("--slo-tpot", type=quantity_arg("time"), metavar="TIME",
+                   help=flag_help("time", "50 ms", "0.05", "time-per-output-token target"))
+    g.add_argument("--slo-ttft", type=quantity_arg("time"), metavar="TIME",
+                   help=flag_help("time", "1 s", "1", "time-to-first-token target"))
     g.add_argument("--dollars-per-device-hour", type=_non_negative, metavar="USD",
                    help="deployment device price")
     g.add_argument("--train-dollars-per-device-hour", type=_non_negative, metavar="USD")
@@ -203,11 +201,12 @@ def plan_text(result, resolved, top: int = 10) -> str:
         lines.append("no configuration reaches the target loss under the constraints")
     else:
         lines.append(
-            f"optimum: N = {o['N']:.3g}, D = {o['D']:.3g} ({o['tokens_per_param']:.0f} "
-            f"tokens/param), train {o['train_format']} (runs as {o['train_dtype']}), "
-            f"serve {o['serve_format'] or '(as trained)'}; loss {o['loss']:.4f}; cost "
-            f"{cost_text(o['cost'], obj)} (train {o['train_time_s'] / 3600:,.0f} h, serve "
-            f"{o['serve_time_s'] / 3600:,.0f} device-h, {o['energy_j'] / 3.6e6:,.0f} kWh)")
+            f"optimum: N = {o.N:.3g}, D = {o.D:.3g} ({o.tokens_per_param:.0f} "
+            f"tokens/param), train {o.train_format} (runs as {o.train_dtype}), "
+            f"serve {o.serve_format or '(as trained)'}; loss {o.loss:.4f}; cost "
+            f"{cost_text(o.total.cost, obj)} (train {o.training.device_hours:,.0f} h, serve "
+            f"{o.serving.device_hours:,.0f} device-h, "
+            f"{o.total.energy_j / JOULES_PER_KWH:,.0f} kWh)")
     a = result.abstract
     if a.get("available"):
         real = (f"; on this hardware it costs {cost_text(a['real_cost'], obj)} "
