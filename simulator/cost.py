@@ -75,8 +75,8 @@ def weight_bytes(model: TransformerConfig, quant) -> dict:
     attn = model.n_layers * (model.attn_params_per_layer * per("attn", "effective_weight_bits")
                              + (model.q_dim + 2 * model.kv_dim + d)
                              * per("attn", "channel_scale_bits")) / 8.0
-    mlp = model.n_layers * (model.mlp_params_per_layer * per("mlp", "effective_weight_bits")
-                            + (model.ffn_in_width + d) * per("mlp", "channel_scale_bits")) / 8.0
+    mlp = (model.mlp_params * per("mlp", "effective_weight_bits")
+           + model.mlp_out_channels * per("mlp", "channel_scale_bits")) / 8.0
     emb = v * (d * per("embedding", "effective_weight_bits")
                + per("embedding", "channel_scale_bits")) / 8.0
     head = v * (d * per("lm_head", "effective_weight_bits")
@@ -216,10 +216,11 @@ def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
                              weight_home=home, out_bits=p.get("out_bits"),
                              fused_dequant=fused_dequant)
         if spec.per_layer:
-            first = run(state_home).scaled(model.n_layers)
+            stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
+            first = run(state_home).scaled(stored)
             if model.block_repeat == 1:
                 return first
-            return first + run(block_home).scaled(model.n_layers * (model.block_repeat - 1))
+            return first + run(block_home).scaled(stored * (model.block_repeat - 1))
         cost = run(state_home)
     elif spec.kind == "attention":
         cost = _attention(p, hw, quant, state_home)

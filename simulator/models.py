@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import is_file_reference
+from precsim.simulator.model_zoo import BUILTIN_CONFIGS
 
 #: Vector ops per output element of the MLP activation (gated: act(gate) * up),
 #: counting one exp / erf / tanh evaluation as 2 ops (a short polynomial plus range
@@ -45,6 +47,15 @@ class TransformerConfig:
     `sub_norms` adds BitNet's two extra RMSNorms per block (before o_proj and down_proj).
     `sliding_window` (Mistral-7B-v0.1: 4096) bounds the keys each query attends to and
     the KV cache kept per sequence.
+
+    Mixture of experts: `n_moe_layers` of the `n_layers` blocks replace the dense MLP
+    (width `d_ff`) by `n_experts` routed experts of width `moe_d_ff`, each token going
+    to `experts_per_token` of them, plus always-on shared experts of total width
+    `shared_d_ff` and a router (d_model x n_experts). A per-device shard
+    (`simulator.parallel`) stores n_experts / `expert_shards` of the experts;
+    `moe_imbalance` (>= 1) is the busiest device's routed tokens over the uniform mean.
+    `approximations`: what the import could not model exactly, stated (reported with
+    every result).
     """
 
     name: str
@@ -64,6 +75,14 @@ class TransformerConfig:
     block_repeat: int = 1
     sliding_window: int | None = None
     max_position_embeddings: int | None = None
+    n_experts: float | np.ndarray = 0
+    experts_per_token: float = 0
+    moe_d_ff: float | np.ndarray | None = None
+    shared_d_ff: float | np.ndarray = 0
+    n_moe_layers: float | np.ndarray = 0
+    expert_shards: float | np.ndarray = 1
+    moe_imbalance: float = 1.0
+    approximations: tuple = ()
     source: str = ""
     extra: dict = field(default_factory=dict, repr=False)
 
@@ -77,6 +96,17 @@ class TransformerConfig:
             raise InputError(f"model {self.name}: sliding_window must be at least 1")
         if self.block_repeat < 1 or int(self.block_repeat) != self.block_repeat:
             raise InputError(f"model {self.name}: block_repeat must be a positive integer")
+        if self.is_moe:
+            e, k = np.asarray(self.n_experts, float), float(self.experts_per_token)
+            if not (1 <= k and np.all(k <= e)):
+                raise InputError(f"model {self.name}: experts_per_token must be 1 to "
+                                 f"n_experts={self.n_experts}, got {self.experts_per_token}")
+            if not self.moe_imbalance >= 1.0:
+                raise InputError(f"model {self.name}: moe_imbalance must be at least 1 "
+                                 f"(busiest over mean load), got {self.moe_imbalance}")
+            if np.any(np.asarray(self.n_moe_layers) > np.asarray(self.n_layers)):
+                raise InputError(f"model {self.name}: n_moe_layers={self.n_moe_layers} "
+                                 f"exceeds n_layers={self.n_layers}")
         if self.activation not in ACTIVATION_OPS:
             raise InputError(f"model {self.name}: activation {self.activation!r} not "
                              f"supported; expected one of {', '.join(ACTIVATION_OPS)}")
@@ -132,9 +162,63 @@ class TransformerConfig:
         return self.d_model * self.d_ff * (3 if self.gated_ffn else 2)
 
     @property
+    def is_moe(self) -> bool:
+        return bool(np.any(np.asarray(self.n_moe_layers) > 0))
+
+    @property
+    def n_dense_layers(self):
+        return self.n_layers - self.n_moe_layers
+
+    @property
+    def expert_d_ff(self):
+        """Width of one routed expert (`moe_d_ff`, else `d_ff` as in Mixtral)."""
+        return self.d_ff if self.moe_d_ff is None else self.moe_d_ff
+
+    @property
+    def moe_params_per_layer(self):
+        """Stored routed experts + shared experts + router of one MoE block."""
+        per = 3 if self.gated_ffn else 2
+        return (self.n_experts / self.expert_shards * self.d_model * self.expert_d_ff * per
+                + self.d_model * self.shared_d_ff * per + self.d_model * self.n_experts)
+
+    @property
+    def mlp_params(self):
+        """MLP weights of all stored blocks: dense MLPs + MoE blocks (every expert)."""
+        return (self.n_dense_layers * self.mlp_params_per_layer
+                + self.n_moe_layers * self.moe_params_per_layer)
+
+    @property
+    def mlp_out_channels(self):
+        """Output channels of every stored MLP matrix (per-channel scales)."""
+        dense = self.ffn_in_width + self.d_model
+        gate = 2 if self.gated_ffn else 1
+        moe = (self.n_experts / self.expert_shards * (gate * self.expert_d_ff + self.d_model)
+               + (gate * self.shared_d_ff + self.d_model) * (self.shared_d_ff > 0)
+               + self.n_experts)
+        return self.n_dense_layers * dense + self.n_moe_layers * moe
+
+    def distinct_experts(self, tokens):
+        """Expected distinct experts a pass of `tokens` routed tokens touches in one MoE
+        block under uniform top-k routing: E (1 - (1 - k/E)^tokens) (each expert is
+        missed by one token with probability 1 - k/E, independently)."""
+        e = np.asarray(self.n_experts, dtype=float)
+        k = float(self.experts_per_token)
+        return e * (1.0 - (1.0 - k / e) ** np.asarray(tokens, dtype=float))
+
+    @property
     def n_params_non_embedding(self):
-        """N: attention + MLP weight matrices of the stored blocks."""
-        return self.n_layers * (self.attn_params_per_layer + self.mlp_params_per_layer)
+        """N: attention + MLP weight matrices of the stored blocks (all experts)."""
+        return self.n_layers * self.attn_params_per_layer + self.mlp_params
+
+    @property
+    def n_params_active_non_embedding(self):
+        """Weights one token uses: attention, dense MLPs, k experts + shared + router."""
+        per = 3 if self.gated_ffn else 2
+        active_moe = self.d_model * per * (self.experts_per_token * self.expert_d_ff
+                                           + self.shared_d_ff) + self.d_model * self.n_experts
+        return (self.n_layers * self.attn_params_per_layer
+                + self.n_dense_layers * self.mlp_params_per_layer
+                + self.n_moe_layers * active_moe)
 
     @property
     def n_params_embedding(self):
@@ -166,7 +250,7 @@ class TransformerConfig:
     def summary(self) -> dict:
         def num(v):
             return np.asarray(v).tolist()
-        return {"name": self.name, "n_layers": num(self.n_layers),
+        out = {"name": self.name, "n_layers": num(self.n_layers),
                 "d_model": num(self.d_model), "n_heads": num(self.n_heads),
                 "n_kv_heads": num(self.n_kv_heads), "head_dim": num(self.hd),
                 "d_ff": num(self.d_ff), "vocab_size": num(self.vocab_size),
@@ -175,6 +259,14 @@ class TransformerConfig:
                 "sliding_window": self.sliding_window,
                 "n_params_non_embedding": num(self.n_params_non_embedding),
                 "n_params_total": num(self.n_params_total), "source": self.source}
+        if self.is_moe:
+            out.update(n_experts=num(self.n_experts), experts_per_token=self.experts_per_token,
+                       moe_d_ff=num(self.expert_d_ff), shared_d_ff=num(self.shared_d_ff),
+                       n_moe_layers=num(self.n_moe_layers),
+                       n_params_active_non_embedding=num(self.n_params_active_non_embedding))
+        if self.approximations:
+            out["approximations"] = list(self.approximations)
+        return out
 
 
 # ---- Hugging Face config.json ------------------------------------------------------------
@@ -228,8 +320,12 @@ def config_from_hf(cfg: dict, name: str, source: str) -> TransformerConfig:
                                or window < 1):
         raise InputError(f"{source}: sliding_window must be a positive integer or null, "
                          f"got {window!r}")
+    n_layers = get("n_layers")
+    notes = _unmodelled(cfg, source)
+    window, notes = _window_layout(cfg, window, n_layers, notes)
+    moe = _moe_fields(cfg, source, n_layers)
     return TransformerConfig(
-        name=name, n_layers=get("n_layers"), d_model=d_model, n_heads=n_heads,
+        name=name, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
         n_kv_heads=get("n_kv_heads", n_heads), d_ff=get("d_ff", 4 * d_model),
         vocab_size=get("vocab_size"), head_dim=head_dim, gated_ffn=gated,
         activation=activation,
@@ -238,7 +334,79 @@ def config_from_hf(cfg: dict, name: str, source: str) -> TransformerConfig:
         qkv_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
         sub_norms=model_type == "bitnet", sliding_window=window,
         max_position_embeddings=cfg.get("max_position_embeddings") or cfg.get("n_positions"),
-        source=source)
+        approximations=tuple(notes), source=source, **moe)
+
+
+#: config.json keys of architectures PrecSim does not price: the import refuses them.
+_UNSUPPORTED = {
+    "kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3 MLA)",
+    "q_lora_rank": "multi-head latent attention (DeepSeek-V2/V3 MLA)",
+    "hybrid_override_pattern": "hybrid state-space (Mamba) layers",
+    "layers_block_type": "hybrid state-space (Mamba) layers",
+    "mamba_d_state": "state-space (Mamba) layers",
+    "ssm_state_size": "state-space (Mamba) layers",
+    "linear_attn_config": "linear attention layers",
+    "text_config": "a multimodal wrapper (give the text model's config)",
+}
+#: Keys whose cost effect is left out, as a stated approximation.
+_APPROXIMATED = {
+    "attention_chunk_size": "chunked local attention modelled as full attention "
+                            "(KV cache and attention over-estimated)",
+    "num_nextn_predict_layers": "multi-token-prediction layers not served (ignored)",
+    "sliding_window_pattern": "interleaved sliding-window layers modelled as full "
+                              "attention (KV cache and attention over-estimated)",
+}
+
+
+def _unmodelled(cfg: dict, source: str) -> list[str]:
+    """InputError for a cost-changing field PrecSim cannot model; notes for approximated
+    ones (never silently ignored)."""
+    for key, what in _UNSUPPORTED.items():
+        if cfg.get(key) not in (None, 0, [], {}):
+            raise InputError(f"{source}: {key}={cfg[key]!r} means {what}, which PrecSim "
+                             "does not model; expected a decoder-only transformer with "
+                             "multi-head / grouped-query attention")
+    return [f"{key}={cfg[key]!r}: {what}" for key, what in _APPROXIMATED.items()
+            if cfg.get(key) not in (None, 0, [], {})]
+
+
+def _window_layout(cfg: dict, window, n_layers: int, notes: list[str]):
+    """`layer_types` mixing sliding and full attention (gpt-oss, Gemma 3): modelled as
+    full attention on every layer, stated."""
+    types = cfg.get("layer_types")
+    if not isinstance(types, list) or len(set(types)) <= 1:
+        return window, notes
+    sliding = sum(1 for t in types if "sliding" in str(t))
+    return None, notes + [f"layer_types: {sliding} of {n_layers} layers use a sliding "
+                          f"window of {window}; modelled as full attention on all layers "
+                          "(KV cache and attention over-estimated)"]
+
+
+def _moe_fields(cfg: dict, source: str, n_layers: int) -> dict:
+    """TransformerConfig MoE fields from the config.json spellings of Mixtral
+    (`num_local_experts`), Qwen-MoE (`num_experts`, `moe_intermediate_size`,
+    `shared_expert_intermediate_size`, `decoder_sparse_step`, `mlp_only_layers`),
+    DeepSeek (`n_routed_experts`, `n_shared_experts`, `first_k_dense_replace`,
+    `moe_layer_freq`) and gpt-oss (`num_local_experts`, `experts_per_token`)."""
+    experts = next((cfg[k] for k in ("num_local_experts", "num_experts", "n_routed_experts")
+                    if cfg.get(k)), 0)
+    if not experts:
+        return {}
+    top_k = cfg.get("num_experts_per_tok") or cfg.get("experts_per_token")
+    for key, value in (("num_experts", experts), ("num_experts_per_tok", top_k)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{source}: {key} must be a positive integer, got {value!r}")
+    moe_ff = cfg.get("moe_intermediate_size")
+    shared = cfg.get("shared_expert_intermediate_size") or 0
+    if cfg.get("n_shared_experts"):
+        shared = int(cfg["n_shared_experts"]) * int(moe_ff or cfg["intermediate_size"])
+    step = int(cfg.get("decoder_sparse_step") or cfg.get("moe_layer_freq") or 1)
+    dense_first = int(cfg.get("first_k_dense_replace") or 0)
+    only_dense = set(cfg.get("mlp_only_layers") or [])
+    moe_layers = sum(1 for i in range(n_layers) if i >= dense_first and i not in only_dense
+                     and (i + 1) % step == 0)
+    return {"n_experts": experts, "experts_per_token": top_k, "moe_d_ff": moe_ff,
+            "shared_d_ff": shared, "n_moe_layers": moe_layers}
 
 
 def load_hf_config(path: str | os.PathLike, name: str | None = None) -> TransformerConfig:
@@ -263,39 +431,7 @@ def load_hf_config(path: str | os.PathLike, name: str | None = None) -> Transfor
 
 
 # ---- built-ins ----------------------------------------------------------------------------
-# Values copied from each repository's config.json on the Hugging Face hub.
-_BUILTIN_HF: dict[str, tuple[str, dict]] = {
-    "llama-2-7b": ("huggingface.co/meta-llama/Llama-2-7b-hf/blob/main/config.json", {
-        "model_type": "llama", "hidden_act": "silu", "hidden_size": 4096,
-        "intermediate_size": 11008, "max_position_embeddings": 4096,
-        "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
-        "tie_word_embeddings": False, "vocab_size": 32000}),
-    "llama-3-8b": ("huggingface.co/meta-llama/Meta-Llama-3-8B/blob/main/config.json", {
-        "model_type": "llama", "hidden_act": "silu", "hidden_size": 4096,
-        "intermediate_size": 14336, "max_position_embeddings": 8192,
-        "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
-        "tie_word_embeddings": False, "vocab_size": 128256}),
-    "llama-3.2-1b": ("huggingface.co/meta-llama/Llama-3.2-1B/blob/main/config.json", {
-        "model_type": "llama", "hidden_act": "silu", "hidden_size": 2048, "head_dim": 64,
-        "intermediate_size": 8192, "max_position_embeddings": 131072,
-        "num_attention_heads": 32, "num_hidden_layers": 16, "num_key_value_heads": 8,
-        "tie_word_embeddings": True, "vocab_size": 128256}),
-    "mistral-7b": ("huggingface.co/mistralai/Mistral-7B-v0.1/blob/main/config.json", {
-        "model_type": "mistral", "hidden_act": "silu", "hidden_size": 4096,
-        "intermediate_size": 14336, "max_position_embeddings": 32768,
-        "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
-        "sliding_window": 4096, "tie_word_embeddings": False, "vocab_size": 32000}),
-    "qwen2.5-0.5b": ("huggingface.co/Qwen/Qwen2.5-0.5B/blob/main/config.json", {
-        "model_type": "qwen2", "hidden_act": "silu", "hidden_size": 896,
-        "intermediate_size": 4864, "max_position_embeddings": 32768,
-        "num_attention_heads": 14, "num_hidden_layers": 24, "num_key_value_heads": 2,
-        "tie_word_embeddings": True, "vocab_size": 151936}),
-    "bitnet-b1.58-2b4t": ("huggingface.co/microsoft/bitnet-b1.58-2B-4T/blob/main/config.json", {
-        "model_type": "bitnet", "hidden_act": "relu2", "hidden_size": 2560,
-        "intermediate_size": 6912, "max_position_embeddings": 4096,
-        "num_attention_heads": 20, "num_hidden_layers": 30, "num_key_value_heads": 5,
-        "tie_word_embeddings": True, "vocab_size": 128256}),
-}
+_BUILTIN_HF = BUILTIN_CONFIGS
 
 
 def list_models() -> list[str]:
@@ -303,7 +439,8 @@ def list_models() -> list[str]:
 
 
 def get_model(name: str | os.PathLike | TransformerConfig) -> TransformerConfig:
-    """A built-in model by name (case-insensitive) or a path to a config.json."""
+    """A built-in model by name (case-insensitive), a path to a config.json (or its
+    folder), or a Hugging Face `org/name` found in the local cache (no network)."""
     if isinstance(name, TransformerConfig):
         return name
     text = str(name)
@@ -311,12 +448,48 @@ def get_model(name: str | os.PathLike | TransformerConfig) -> TransformerConfig:
     if key in _BUILTIN_HF:
         source, cfg = _BUILTIN_HF[key]
         return config_from_hf(cfg, key, source)
-    if is_file_reference(text) or Path(text).is_dir():  # a file, or a model's folder
+    if text.endswith(".json") or Path(os.path.expanduser(text)).exists():
+        return load_hf_config(os.path.expanduser(text))
+    hint = (f"(built-ins: {', '.join(_BUILTIN_HF)}; or give the path of a Hugging Face "
+            "config.json or of a folder holding one)")
+    if _HF_NAME.fullmatch(text):
+        cached = hf_cache_config(text)
+        if cached is not None:
+            return load_hf_config(cached, name=text)
+        raise InputError(f"model {text!r}: not in the local Hugging Face cache "
+                         f"({hf_cache_dir()}/models--{text.replace('/', '--')}); PrecSim "
+                         f"does not download {hint}")
+    if is_file_reference(text):  # a file, or a model's folder
         return load_hf_config(os.path.expanduser(text))
     close = difflib.get_close_matches(key, list(_BUILTIN_HF), n=3, cutoff=0.4)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise InputError(f"unknown model {text!r}{hint} (built-ins: {', '.join(_BUILTIN_HF)}; "
-                     "or give the path of a Hugging Face config.json)")
+    did = f"; did you mean {', '.join(close)}?" if close else ""
+    raise InputError(f"unknown model {text!r}{did} {hint}")
+
+
+_HF_NAME = re.compile(r"[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*")
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache: HF_HUB_CACHE, else HF_HOME/hub, else
+    ~/.cache/huggingface/hub (huggingface_hub's own resolution order)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                      "huggingface")
+    return Path(home) / "hub"
+
+
+def hf_cache_config(repo: str) -> Path | None:
+    """config.json of `org/name` in the local cache: the snapshot refs/main names, else
+    the newest snapshot holding one; None when absent."""
+    root = hf_cache_dir() / ("models--" + repo.replace("/", "--"))
+    ref = root / "refs" / "main"
+    if ref.is_file():
+        pinned = root / "snapshots" / ref.read_text(encoding="utf-8").strip() / "config.json"
+        if pinned.is_file():
+            return pinned
+    found = sorted(root.glob("snapshots/*/config.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
 
 
 def model_for_params(n_params, *, aspect_ratio: float = 128.0, head_dim: float = 128.0,

@@ -161,7 +161,8 @@ def model_add_axis(model: TransformerConfig) -> TransformerConfig:
     """The model with a trailing length-1 axis on every swept field (to broadcast
     against a trailing axis of lengths)."""
     fields = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
-              "head_dim")
+              "head_dim", "n_experts", "moe_d_ff", "shared_d_ff", "n_moe_layers",
+              "expert_shards")
     changes = {f: add_axis(getattr(model, f)) for f in fields
                if getattr(model, f) is not None and np.ndim(getattr(model, f))}
     return replace(model, **changes) if changes else model
@@ -243,15 +244,22 @@ def _pass_ops(model: TransformerConfig, quant, phase: str, m, logit_rows,
     add("o_proj", "attn", "gemm", m=m, n=d, k=q)
     add("mlp_norm", "mlp", "norm", rows=m, width=d, in_bits=sb, out_bits=a_mlp,
         kind_norm=model.norm, quantize_out=q_mlp)
-    add("gate_up_proj", "mlp", "gemm", m=m, n=model.ffn_in_width, k=d)
     act_ops = ACTIVATION_OPS[model.activation] + (0.0 if sub else
                                                   np.where(q_mlp, QUANTIZE_OPS, 0.0))
-    add("act", "mlp", "elementwise", read_bytes=m * model.ffn_in_width * sb / 8.0,
-        write_bytes=m * ff * (sb if sub else a_mlp) / 8.0, vector_ops=m * ff * act_ops)
-    if sub:
-        add("ffn_sub_norm", "mlp", "norm", rows=m, width=ff, in_bits=sb, out_bits=a_mlp,
-            kind_norm=model.norm, quantize_out=q_mlp, fused_residual=False)
-    add("down_proj", "mlp", "gemm", m=m, n=d, k=ff)
+    gate = model.ffn_in_width / model.d_ff
+    dense = model.n_dense_layers / model.n_layers if model.is_moe else None
+    if not model.is_moe or np.any(np.asarray(dense) > 0):
+        add("gate_up_proj", "mlp", "gemm", count=dense, m=m, n=model.ffn_in_width, k=d)
+        add("act", "mlp", "elementwise", count=dense,
+            read_bytes=m * model.ffn_in_width * sb / 8.0,
+            write_bytes=m * ff * (sb if sub else a_mlp) / 8.0, vector_ops=m * ff * act_ops)
+        if sub:
+            add("ffn_sub_norm", "mlp", "norm", rows=m, width=ff, in_bits=sb,
+                out_bits=a_mlp, kind_norm=model.norm, quantize_out=q_mlp,
+                fused_residual=False)
+        add("down_proj", "mlp", "gemm", count=dense, m=m, n=d, k=ff)
+    if model.is_moe:
+        _moe_ops(add, model, m, sb, a_mlp, act_ops, gate)
     add("final_norm", "lm_head", "norm", per_layer=False, rows=m, width=d, in_bits=sb,
         out_bits=a_head, kind_norm=model.norm,
         quantize_out=_bits(quant, "lm_head", "act_bits") < 16)
@@ -261,3 +269,35 @@ def _pass_ops(model: TransformerConfig, quant, phase: str, m, logit_rows,
         read_bytes=head_rows * model.vocab_size * 4.0, write_bytes=head_rows * 4.0,
         vector_ops=head_rows * model.vocab_size * SOFTMAX_OPS)
     return ops
+
+
+def _moe_ops(add, model: TransformerConfig, m, sb, a_mlp, act_ops, gate) -> None:
+    """The MoE half of an MoE block over `m` token rows of one device: router GEMM
+    (m x E x d), the grouped expert GEMMs over the experts this device stores that the
+    pass touches, E_dev = distinct_experts(m) / expert_shards, each with
+    r = imbalance * m k / distinct_experts(m) rows (so E_dev * r = imbalance * m k /
+    shards rows in all), priced as one GEMM of r rows against the E_dev experts'
+    concatenated weights (weights read once per touched expert, one launch), the
+    weighted combine of the k expert outputs per token, and the shared experts."""
+    d, f = model.d_model, model.expert_d_ff
+    share = model.n_moe_layers / model.n_layers
+    touched = model.distinct_experts(m)
+    e_dev = touched / model.expert_shards
+    rows = model.moe_imbalance * m * model.experts_per_token / touched
+    add("router", "mlp", "gemm", count=share, m=m, n=model.n_experts, k=d, out_bits=32.0)
+    add("expert_gate_up", "mlp", "gemm", count=share, m=rows, n=e_dev * gate * f, k=d)
+    add("expert_act", "mlp", "elementwise", count=share,
+        read_bytes=rows * e_dev * gate * f * sb / 8.0,
+        write_bytes=rows * e_dev * f * a_mlp / 8.0, vector_ops=rows * e_dev * f * act_ops)
+    add("expert_down", "mlp", "gemm", count=share, m=rows, n=e_dev * d, k=f)
+    add("moe_combine", "mlp", "elementwise", count=share,
+        read_bytes=rows * e_dev * d * sb / 8.0, write_bytes=m * d * sb / 8.0,
+        vector_ops=2.0 * rows * e_dev * d)
+    if np.any(np.asarray(model.shared_d_ff) > 0):
+        s_ff = model.shared_d_ff
+        add("shared_gate_up", "mlp", "gemm", count=share, m=m, n=gate * s_ff, k=d)
+        add("shared_act", "mlp", "elementwise", count=share,
+            read_bytes=m * gate * s_ff * sb / 8.0, write_bytes=m * s_ff * a_mlp / 8.0,
+            vector_ops=m * s_ff * act_ops)
+        add("shared_down", "mlp", "gemm", count=share, m=m, n=d, k=s_ff)
+

@@ -313,6 +313,7 @@ class Overheads(_Strict):
 
     kernel_launch: Time
     matmul_overlap: Share | None = None
+    runtime_memory: Share | None = None  # main memory the serving runtime keeps back
 
     @property
     def matmul_overlap_value(self) -> float:

@@ -172,7 +172,7 @@ def test_simulate_totals_and_op_table_agree():
     assert t["energy_j"] == pytest.approx(board_pre.energy_j + board_dec.energy_j)
     assert t["energy_j"] == pytest.approx(t["energy_static_j"] + t["energy_compute_j"]
                                           + sum(t["energy_memory_j"].values()))
-    assert t["fits"] and t["capacity_bytes"] == 80e9
+    assert t["fits"] and t["capacity_bytes"] == 80 * 2**30   # 80 GiB (binary DRAM)
     assert {"op", "phase", "exec_dtype", "bound", "bytes_hbm", "time_s", "energy_j",
             "shape"} <= set(ops.columns)
 

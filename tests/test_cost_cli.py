@@ -36,7 +36,7 @@ def test_simulate_not_fitting_is_reported(capsys):
             "--prompt", "8192", "--gen", "16"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "DOES NOT FIT: needs" in out and "holds 80 GB" in out
+    assert "DOES NOT FIT: needs" in out and "holds 85.9 GB" in out   # 80 GiB
     assert "decode tokens/s" not in out
     assert main([*args, "--json"]) == 0
     totals = json.loads(capsys.readouterr().out)["totals"]

@@ -104,7 +104,7 @@ def test_kv_capacity_from_device_memory():
     acts = float(activation_bytes(model, quant, 1.0, 8192.0))  # largest iteration
     per_token = float(kv_cache_bytes(model, quant, 1, 1))
     assert per_token == 2 * 32 * 8 * 128 * 2  # K and V, 32 layers, 8 KV heads, bf16
-    assert s["kv_capacity_tokens"] == int((24e9 - weights - acts) // per_token)
+    assert s["kv_capacity_tokens"] == int((24 * 2**30 - weights - acts) // per_token)
     # a prompt longer than that capacity is rejected, and the simulation ends
     big = serve("l4", model, quant,
                 _requests([0.0, 0.0], [s["kv_capacity_tokens"] + 1, 10], [1, 2]))

@@ -102,7 +102,7 @@ def test_law_view_equals_cli_and_rejects_bad_budget():
 def test_compare_profiles_shows_value_and_source():
     table = compute.compare_profiles([load_profile("h100-sxm"), load_profile("l4")])
     row = table.set_index("field").loc["memory[hbm].capacity"]
-    assert row["h100-sxm"] == "80 GB"
+    assert row["h100-sxm"] == "80 GiB"   # binary DRAM (see the profile's derivation)
     assert row["h100-sxm source"].startswith("source: [hopper] 80 GB HBM3")
     assert row["l4"] == "-"  # L4 has no HBM level
 

@@ -3,8 +3,9 @@
 serve: one device, continuous batching, Poisson arrivals (--qps, --requests) or a trace
 CSV (arrival_s, prompt_tokens, output_tokens); prints latency percentiles, throughput,
 energy per token, utilisation and rejections.
-size: the fewest replicas (load split evenly) meeting p99 TTFT and TPOT SLOs, for one
-or several formats side by side.
+size: the fewest devices (replicas x devices per replica, load split evenly) meeting p99
+TTFT and TPOT SLOs, over formats and parallel layouts (--tp/--pp/--ep lists, or every
+layout on one node when a single device does not hold the model); exit 3 when none does.
 """
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ import pandas as pd
 
 from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                               quantity_arg, resolve_profile)
+from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
+                                                   with_imbalance)
 from precsim.simulator.des.serving import serve
 from precsim.simulator.des.sizing import (MAX_DEVICES, SLO, SLO_PERCENTILE, compare_sizing,
                                   sizing_table)
 from precsim.simulator.des.workload import poisson_workload, read_trace
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
+from precsim.simulator.models import get_model
+from precsim.simulator.parallel import candidate_layouts
 from precsim.simulator.units import flag_help
 
 SERVE_KEYS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s",
@@ -83,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="override the KV capacity derived from device memory")
     p_serve.add_argument("--requests-out", metavar="FILE.csv",
                          help="write the per-request table (TTFT, TPOT, latency, queueing)")
+    add_layout_args(p_serve)
     p_serve.set_defaults(func=cmd_serve)
 
     p_size = subparsers.add_parser(
@@ -104,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="requests simulated per candidate (default 2000)")
     p_size.add_argument("--max-devices", type=_positive_int, default=MAX_DEVICES, metavar="N",
                         help=f"largest deployment searched (default {MAX_DEVICES})")
+    add_layout_args(p_size, lists=True)
     p_size.set_defaults(func=cmd_size)
 
 
@@ -114,10 +121,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         workload = poisson_workload(args.qps, args.requests, args.seed, args.prompt_tokens,
                                     args.output_tokens)
-    result = serve(profile, args.model, args.quant, workload, max_batch=args.max_batch,
+    layout = layout_from_args(args)
+    model = with_imbalance(get_model(args.model), args.moe_imbalance)
+    result = serve(profile, model, args.quant, workload, max_batch=args.max_batch,
                    max_batch_tokens=args.max_batch_tokens,
                    chunked_prefill_tokens=args.chunked_prefill, on_full=args.on_full,
-                   kv_capacity_tokens=args.kv_capacity_tokens)
+                   kv_capacity_tokens=args.kv_capacity_tokens,
+                   layout=None if layout.is_single and args.devices_per_node is None
+                   else layout)
     if args.requests_out:
         atomic_write_text(args.requests_out, result.requests.to_csv(index=False))
     summary = {"workload": workload.source, **result.summary}
@@ -125,7 +136,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print_json(summary)
         return 0
     q = result.summary
-    print(f"# {q['model']} {q['quant']} on {q['profile']}: {workload.source}")
+    where = (f" x {q['devices']} ({', '.join(f'{k} {v}' for k, v in q['layout'].items())})"
+             if "layout" in q else "")
+    print(f"# {q['model']} {q['quant']} on {q['profile']}{where}: {workload.source}")
+    for note in q.get("approximations", []):
+        print(f"approximation: {note}")
     print(f"served {q['served']} of {q['requests']} requests ({q['rejected']} rejected: "
           f"{q['rejected_exceeds_kv_capacity']} longer than the KV cache, "
           f"{q['rejected_kv_cache_full']} found it full)")
@@ -149,8 +164,11 @@ def cmd_size(args: argparse.Namespace) -> int:
     slo = SLO(ttft_s=args.slo_ttft, tpot_s=args.slo_tpot)
     if len(set(args.quant)) != len(args.quant):
         raise InputError(f"--quant given twice: {', '.join(args.quant)}")
+    model = with_imbalance(get_model(args.model), args.moe_imbalance)
+    layouts = candidate_layouts(profile, model, args.quant, args.tp, args.pp, args.ep,
+                                args.devices_per_node)
     results, best = compare_sizing(
-        profile, args.model, args.quant, args.qps, slo, n_requests=args.requests,
+        profile, model, args.quant, args.qps, slo, layouts=layouts, n_requests=args.requests,
         seed=args.seed, prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens,
         max_batch=args.max_batch, max_batch_tokens=args.max_batch_tokens,
         chunked_prefill_tokens=args.chunked_prefill, on_full=args.on_full,
@@ -162,17 +180,30 @@ def cmd_size(args: argparse.Namespace) -> int:
            "requests_per_candidate": args.requests, "seed": args.seed,
            "results": [r.as_dict() for r in results],
            "best": best.as_dict() if best else None}
+    if best is None and layouts != [None]:
+        out |= {"feasible": False, "reason": "no layout meets the SLOs"}
     if args.json:
         print_json(out)
-        return 0
+        return 3 if best is None and layouts != [None] else 0
     q = SLO_PERCENTILE
     print(f"# {args.model} on {profile.name} at {args.qps:g} req/s; SLOs at p{q}: "
           f"TTFT <= {slo.ttft_s:g} s, TPOT <= {slo.tpot_s:g} s")
-    shown = sizing_table(results)[["quant", "devices", "per_device_qps", f"ttft_p{q}_s",
-                                   f"tpot_p{q}_s", "energy_per_token_j", "reason"]]
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    table = sizing_table(results)
+    cols = ["quant", "devices", "per_device_qps", f"ttft_p{q}_s", f"tpot_p{q}_s",
+            "energy_per_token_j", "reason"]
+    if "layout" in table:
+        table["layout"] = table["layout"].map(
+            lambda d: " ".join(f"{k}{v}" for k, v in d.items() if k != "dp")
+            if isinstance(d, dict) else "single")
+        cols.insert(1, "layout")
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if best:
-        print(f"best: {best.quant} with {best.devices} device(s)")
-    else:
+        where = ("" if best.layout is None else " as " + ", ".join(
+            f"{k} {v}" for k, v in best.layout.items() if k != "dp") + " replicas")
+        print(f"best: {best.quant} with {best.devices} device(s){where}")
+        return 0
+    if layouts == [None]:
         print("no format meets the SLOs")
-    return 0
+        return 0
+    print("no layout meets the SLOs")
+    return 3

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pandas as pd
 
 from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                       resolve_profile)
+from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
+                                                   with_imbalance)
 from precsim.simulator.cost import SimulationResult, simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model, list_models
+from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
 from precsim.simulator.roofline_plot import plot_roofline, roofline_data
 from precsim.simulator.units import format_quantity
@@ -36,6 +40,7 @@ def _add_request_args(parser: argparse.ArgumentParser) -> None:
                         help="unfused attention (QK^T, softmax, PV as three kernels)")
     parser.add_argument("--separate-dequant", action="store_true",
                         help="dequantise weights in a separate kernel before each GEMM")
+    add_layout_args(parser)
     add_profile_dir_arg(parser)
     add_json_arg(parser)
 
@@ -52,15 +57,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen: int,
-                overrides=(), flash: bool = True, fused_dequant: bool = True):
+                overrides=(), flash: bool = True, fused_dequant: bool = True,
+                layout=None, moe_imbalance: float = 1.0):
     """(model, quant, result) of one request, checked as `precsim simulate` checks it.
 
-    `overrides`: "GROUP=FORMAT" strings (the repeatable --override flag).
+    `overrides`: "GROUP=FORMAT" strings (the repeatable --override flag); `layout`: a
+    `simulator.parallel.ParallelLayout` (None or a single device: `cost.simulate`);
+    `moe_imbalance`: as --moe-imbalance.
     """
     for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
         if value < 1:
             raise InputError(f"--{name} must be at least 1, got {value}")
-    model = get_model(model_ref)
+    model = with_imbalance(get_model(model_ref), moe_imbalance)
     quant = parse_quant(quant_ref)
     if overrides:
         pairs = {}
@@ -71,50 +79,71 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
                                  "e.g. lm_head=W16A16")
             pairs[group.strip()] = fmt.strip()
         quant = quant.with_overrides(pairs)
-    result = simulate(profile, model, quant, batch, prompt, gen,
-                      flash=flash, fused_dequant=fused_dequant)
-    return model, quant, result
+    options = dict(flash=flash, fused_dequant=fused_dequant)
+    if layout is None or (layout.is_single and layout.devices_per_node is None):
+        result = simulate(profile, model, quant, batch, prompt, gen, **options)
+        if model.approximations or model.is_moe:
+            result = dataclasses.replace(result, totals={**result.totals, "approximations": [
+                *model.approximations, *(["MoE: uniform top-k routing (expected distinct "
+                                          "experts E(1-(1-k/E)^B))"] if model.is_moe
+                                         else [])]})
+        return model, quant, result
+    par = simulate_parallel(profile, model, quant, batch, prompt, gen, layout, **options)
+    return model, quant, dataclasses.replace(par.stage, totals=par.totals)
 
 
 def _run(args: argparse.Namespace):
     profile = resolve_profile(args, args.profile)
     model, quant, result = run_request(
         profile, args.model, args.quant, args.batch, args.prompt, args.gen, args.override,
-        flash=not args.no_flash, fused_dequant=not args.separate_dequant)
+        flash=not args.no_flash, fused_dequant=not args.separate_dequant,
+        layout=layout_from_args(args), moe_imbalance=args.moe_imbalance)
     return profile, model, quant, result
 
 
 def request_dict(profile, model, quant, batch: int, prompt: int, gen: int,
-                 flash: bool = True, fused_dequant: bool = True) -> dict:
+                 flash: bool = True, fused_dequant: bool = True, layout=None) -> dict:
     """The `request` part of `simulate --json` / `roofline --json`."""
-    return {"profile": profile.name, "model": model.name, "quant": quant.name,
-            "batch": batch, "prompt": prompt, "gen": gen, "flash": flash,
-            "fused_dequant": fused_dequant}
+    out = {"profile": profile.name, "model": model.name, "quant": quant.name,
+           "batch": batch, "prompt": prompt, "gen": gen, "flash": flash,
+           "fused_dequant": fused_dequant}
+    if layout is not None and (not layout.is_single or layout.devices_per_node is not None):
+        out["layout"] = {**layout.describe(), "devices_per_node": layout.devices_per_node}
+    return out
 
 
 def _request(profile, model, quant, args) -> dict:
     return request_dict(profile, model, quant, args.batch, args.prompt, args.gen,
-                        not args.no_flash, not args.separate_dequant)
+                        not args.no_flash, not args.separate_dequant, layout_from_args(args))
 
 
 def simulate_json(profile, model, quant, result: SimulationResult, batch: int, prompt: int,
-                  gen: int, flash: bool = True, fused_dequant: bool = True) -> dict:
-    """The `precsim simulate --json` object (timings None when the model does not fit)."""
-    return {"request": request_dict(profile, model, quant, batch, prompt, gen, flash,
-                                    fused_dequant),
-            "totals": _json_totals(result)}
+                  gen: int, flash: bool = True, fused_dequant: bool = True,
+                  layout=None) -> dict:
+    """The `precsim simulate --json` object (timings None when the model does not fit;
+    `feasible: false` with the reason when a parallel layout does not fit)."""
+    out = {"request": request_dict(profile, model, quant, batch, prompt, gen, flash,
+                                   fused_dequant, layout),
+           "totals": _json_totals(result)}
+    if not result.totals["fits"] and "devices" in result.totals:
+        out |= {"feasible": False, "reason": _fits_line(profile, result.totals)}
+    return out
 
 
 def _fits_line(profile, totals: dict) -> str:
     need = format_quantity(totals["memory_bytes"], "bytes")
+    per = " per device" if "devices" in totals else ""
     parts = (f"weights {format_quantity(totals['weight_bytes'], 'bytes')}, KV cache "
              f"{format_quantity(totals['kv_cache_bytes'], 'bytes')}, activations "
              f"{format_quantity(totals['activation_bytes'], 'bytes')}")
-    cap = format_quantity(totals["capacity_bytes"], "bytes")
+    cap = format_quantity(totals.get("usable_capacity_bytes", totals["capacity_bytes"]),
+                          "bytes")
     if totals["fits"]:
-        return f"fits: needs {need} of {cap} ({parts})"
-    return (f"DOES NOT FIT: needs {need} ({parts}) but {profile.name} "
-            f"{profile.main_memory.name} holds {cap}; timings are not reported")
+        return f"fits: needs {need}{per} of {cap} ({parts})"
+    return (f"DOES NOT FIT: needs {need}{per} ({parts}) but {profile.name} "
+            f"{profile.main_memory.name} holds {cap}"
+            + (" usable" if per else "") + "; timings are not reported"
+            + ("" if per else "; try --tp / --pp to split the model over devices"))
 
 
 def _share(energy_j: float, totals: dict) -> str:
@@ -136,14 +165,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.csv:
         atomic_write_text(args.csv, ops.to_csv(index=False))
     if args.json:
-        print_json(simulate_json(profile, model, quant, result, args.batch, args.prompt,
-                                 args.gen, not args.no_flash, not args.separate_dequant))
-        return 0
-    print(f"{model.name} {quant.name} on {profile.name}: batch {args.batch}, prompt "
+        out = simulate_json(profile, model, quant, result, args.batch, args.prompt,
+                            args.gen, not args.no_flash, not args.separate_dequant,
+                            layout_from_args(args))
+        print_json(out)
+        return 3 if "feasible" in out else 0
+    layout = layout_from_args(args)
+    where = (f" x {int(totals['devices'])} ("
+             + ", ".join(f"{k} {v}" for k, v in layout.describe().items()) + ")"
+             if "devices" in totals else "")
+    print(f"{model.name} {quant.name} on {profile.name}{where}: batch {args.batch}, prompt "
           f"{args.prompt}, generate {args.gen}")
+    for note in totals.get("approximations", []):
+        print(f"approximation: {note}")
     print(_fits_line(profile, totals))
     if not totals["fits"]:
-        return 0
+        return 3 if "devices" in totals else 0
     t = totals
     lines = [
         ("TTFT (prefill)", format_quantity(t["ttft_s"], "time")),
@@ -163,7 +200,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
          ] + [
         ("launch overhead (total)", format_quantity(t["launch_overhead_s"], "time")),
         ("kernels per decode step", f"{t['kernels_per_decode_step']:.0f}"),
-    ] + [(f"bytes moved at {name}", format_quantity(v, "bytes"))
+    ] + ([("collectives per decode step", format_quantity(
+        t["collective_s_per_decode_step"], "time")),
+          ("pipeline bubble", f"{t['pipeline_bubble']:.0%}")] if "devices" in t else []) + [(f"bytes moved at {name}", format_quantity(v, "bytes"))
          for name, v in t["bytes_moved"].items()]
     width = max(len(k) for k, _ in lines)
     for key, val in lines:

@@ -46,6 +46,7 @@ import simpy
 from precsim.simulator.des.tables import CostTables, build_cost_tables, device_memory, resolve
 from precsim.simulator.des.workload import Workload
 from precsim.simulator.errors import InputError
+from precsim.simulator.parallel import replica
 from precsim.simulator.power import PowerParams, power_and_energy, power_params
 
 OnFull = Literal["wait", "reject"]
@@ -81,6 +82,8 @@ class SchedulerConfig:
     chunked_prefill_tokens: int | None = None
     on_full: OnFull = "wait"
     power: PowerParams | None = None
+    #: devices of one replica (tensor x pipeline parallel): each draws board power
+    devices: int = 1
 
     def __post_init__(self) -> None:
         if int(self.max_batch) != self.max_batch or self.max_batch < 1:
@@ -296,25 +299,30 @@ def simulate_serving(workload: Workload, costs: IterationCosts,
 def serve(profile, model, quant, workload: Workload, *, max_batch: int = 64,
           max_batch_tokens: int = 8192, chunked_prefill_tokens: int | None = None,
           on_full: OnFull = "wait", kv_capacity_tokens: int | None = None,
-          tables: CostTables | None = None) -> ServingResult:
-    """Simulate one device serving `workload` (names or objects for profile/model/quant).
+          tables: CostTables | None = None, layout=None) -> ServingResult:
+    """Simulate one device (or one replica of a `parallel.ParallelLayout`) serving
+    `workload` (names or objects for profile/model/quant).
 
     KV capacity (tokens) = (main memory - weights - activation workspace) / KV bytes per
-    token, at the format's weight and KV precision (`tables.device_memory`), unless
-    `kv_capacity_tokens` is given. Pass `tables` (from `build_tables`) to reuse them.
+    token, at the format's weight and KV precision (`tables.device_memory`; per device
+    of the layout's shard), unless `kv_capacity_tokens` is given. Pass `tables` (from
+    `build_tables`, of the shard) to reuse them.
     """
     profile, model, quant = resolve(profile, model, quant)
+    part, wrap, notes = replica(profile, model, quant, layout)
+    devices = 1 if part is model else int(layout.tp * layout.pp)
     config = SchedulerConfig(kv_capacity_tokens=0, max_batch=max_batch,
                              max_batch_tokens=max_batch_tokens,
                              chunked_prefill_tokens=chunked_prefill_tokens, on_full=on_full,
-                             power=power_params(profile))
-    memory = device_memory(profile, model, quant, max_iteration_tokens(config, workload))
+                             power=power_params(profile), devices=devices)
+    memory = device_memory(profile, part, quant, max_iteration_tokens(config, workload))
     if not memory.fits:
         raise InputError(
-            f"{model.name} at {quant.name} does not fit one {profile.name}: weights "
-            f"{memory.weight_bytes / 1e9:.2f} GB + activations "
+            f"{model.name} at {quant.name} does not fit "
+            + (f"one {profile.name}" if devices == 1 else f"{devices} x {profile.name}")
+            + f": weights {memory.weight_bytes / 1e9:.2f} GB + activations "
             f"{memory.activation_bytes / 1e9:.2f} GB > {memory.capacity_bytes / 1e9:.2f} GB "
-            "of main memory (no tensor parallelism is modelled)")
+            "of main memory per device; split it with --tp / --pp")
     if kv_capacity_tokens is not None:
         if isinstance(kv_capacity_tokens, bool) or int(kv_capacity_tokens) != kv_capacity_tokens \
                 or kv_capacity_tokens < 0:
@@ -324,12 +332,16 @@ def serve(profile, model, quant, workload: Workload, *, max_batch: int = 64,
         else int(kv_capacity_tokens)
     config = replace(config, kv_capacity_tokens=capacity)
     if tables is None:
-        tables = build_tables(profile, model, quant, workload, config)
-    result = simulate_serving(workload, tables, config)
+        tables = build_tables(profile, part, quant, workload, config)
+    result = simulate_serving(workload, wrap(tables), config)
     result.summary |= {"profile": profile.name, "model": model.name, "quant": quant.name,
                        "weight_bytes": memory.weight_bytes,
                        "kv_bytes_per_token": memory.kv_bytes_per_token,
                        "kv_capacity_bytes": capacity * memory.kv_bytes_per_token}
+    if part is not model:
+        result.summary |= {"layout": layout.describe(), "devices": devices}
+    if notes:
+        result.summary["approximations"] = notes
     return result
 
 
@@ -402,10 +414,11 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, config: Schedule
         dynamic, static, throttled = float(iterations["energy_j"].sum()), 0.0, 0
     else:
         board = power_and_energy(config.power, iterations["time_s"].to_numpy(),
-                                 iterations["energy_j"].to_numpy(), run_time_s=makespan)
+                                 iterations["energy_j"].to_numpy(), devices=config.devices,
+                                 run_time_s=makespan)
         busy = float(np.sum(board.time_s))
-        static = float(np.sum(board.static_j) + config.power.static_w * max(
-            makespan - busy, 0.0))
+        static = float(np.sum(board.static_j) + config.devices * config.power.static_w
+                       * max(makespan - busy, 0.0))
         dynamic, throttled = float(np.sum(board.dynamic_j)), int(np.sum(board.throttled))
     energy = static + dynamic
     decode_iters = iterations["decode_batch"] > 0

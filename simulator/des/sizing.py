@@ -6,9 +6,11 @@ simulated at that rate. The workload uses common random numbers (the same reques
 arrival times scaled by 1 / rate), so latency grows with the per-device rate and the
 search over n is monotone. A deployment meets the SLOs when no request is rejected and
 the p99 (numpy 'linear' percentile over served requests) of TTFT and of TPOT are within
-their targets. Search: n = 1, 2, 4, ... until the SLOs hold, then bisection. Weights must
-fit one device (no tensor parallelism is modelled); an SLO that even an idle device
-cannot meet (a lone request's TTFT or TPOT above it) is reported as infeasible.
+their targets. Search: n = 1, 2, 4, ... until the SLOs hold, then bisection. A replica
+is one device, or the tp x pp devices of a `parallel.ParallelLayout` (`layout`), whose
+shard must fit each device; `compare_sizing` searches formats x layouts for the fewest
+devices. An SLO that even an idle replica cannot meet (a lone request's TTFT or TPOT
+above it) is reported as infeasible.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from precsim.simulator.des.serving import (OnFull, SchedulerConfig, build_tables
 from precsim.simulator.des.tables import device_memory, resolve
 from precsim.simulator.des.workload import check_rate, poisson_workload
 from precsim.simulator.errors import InputError
+from precsim.simulator.parallel import replica
 from precsim.simulator.power import power_params
 
 SLO_PERCENTILE = 99
@@ -58,11 +61,13 @@ class SizingResult:
     summary: dict | None
     reason: str
     trials: pd.DataFrame = field(repr=False)
+    layout: dict | None = None
 
     def as_dict(self) -> dict:
         q = SLO_PERCENTILE
         s = self.summary or {}
-        return {"quant": self.quant, "devices": self.devices,
+        where = {} if self.layout is None else {"layout": self.layout}
+        return {"quant": self.quant, **where, "devices": self.devices,
                 "per_device_qps": self.per_device_qps, "meets_slo": self.devices is not None,
                 "percentile": q, f"ttft_p{q}_s": s.get(f"ttft_p{q}_s"),
                 f"tpot_p{q}_s": s.get(f"tpot_p{q}_s"),
@@ -80,30 +85,36 @@ def size_deployment(profile, model, quant, qps: float, slo: SLO, *, n_requests: 
                     seed: int = 0, prompt_tokens: int | str = 512,
                     output_tokens: int | str = 128, max_batch: int = 64,
                     max_batch_tokens: int = 8192, chunked_prefill_tokens: int | None = None,
-                    on_full: OnFull = "wait", max_devices: int = MAX_DEVICES) -> SizingResult:
-    """The fewest replicas meeting `slo` at total rate `qps` (see the module docstring)."""
+                    on_full: OnFull = "wait", max_devices: int = MAX_DEVICES,
+                    layout=None) -> SizingResult:
+    """The fewest replicas meeting `slo` at total rate `qps` (see the module docstring);
+    `devices` counts replicas x devices per replica."""
     qps = check_rate(qps, "qps")
     profile, model, quant = resolve(profile, model, quant)
+    part, wrap, _ = replica(profile, model, quant, layout)
+    per = 1 if part is model else int(layout.tp * layout.pp)
+    shown = None if layout is None else layout.describe()
     base = poisson_workload(1.0, n_requests, seed, prompt_tokens, output_tokens)
     config = SchedulerConfig(kv_capacity_tokens=0, max_batch=max_batch,
                              max_batch_tokens=max_batch_tokens,
                              chunked_prefill_tokens=chunked_prefill_tokens, on_full=on_full,
-                             power=power_params(profile))
-    memory = device_memory(profile, model, quant, max_iteration_tokens(config, base))
+                             power=power_params(profile), devices=per)
+    memory = device_memory(profile, part, quant, max_iteration_tokens(config, base))
     empty = pd.DataFrame(columns=["devices", "per_device_qps", "ttft_p99_s", "tpot_p99_s",
                                   "rejected", "meets_slo"])
     if not memory.fits:
         return SizingResult(quant.name, None, None, None,
                             f"weights ({memory.weight_bytes / 1e9:.2f} GB) and activations "
                             f"do not fit one {profile.name} "
-                            f"({memory.capacity_bytes / 1e9:.2f} GB)", empty)
+                            f"({memory.capacity_bytes / 1e9:.2f} GB)", empty, shown)
     config = replace(config, kv_capacity_tokens=memory.kv_capacity_tokens)
     if base.max_context_tokens > config.kv_capacity_tokens:
         return SizingResult(quant.name, None, None, None,
                             f"a request of {base.max_context_tokens} tokens exceeds the KV "
-                            f"capacity of {config.kv_capacity_tokens} tokens", empty)
-    tables = build_tables(profile, model, quant, base, config)
+                            f"capacity of {config.kv_capacity_tokens} tokens", empty, shown)
+    tables = wrap(build_tables(profile, part, quant, base, config))
     trials: dict[int, dict] = {}
+    max_devices = max(1, max_devices // per)   # replicas
 
     def trial(n: int) -> bool:
         if n not in trials:
@@ -112,13 +123,13 @@ def size_deployment(profile, model, quant, qps: float, slo: SLO, *, n_requests: 
                                source=f"poisson(qps={rate:g}, n={n_requests}, seed={seed})")
             summary = simulate_serving(workload, tables, config).summary
             summary |= {"weight_bytes": memory.weight_bytes}
-            trials[n] = summary | {"devices": n, "per_device_qps": rate,
+            trials[n] = summary | {"devices": n * per, "per_device_qps": rate,
                                    "meets_slo": slo.met(summary)}
         return trials[n]["meets_slo"]
 
     def frame() -> pd.DataFrame:
         q = SLO_PERCENTILE
-        rows = [{"devices": n, "per_device_qps": t["per_device_qps"],
+        rows = [{"devices": t["devices"], "per_device_qps": t["per_device_qps"],
                  f"ttft_p{q}_s": t[f"ttft_p{q}_s"], f"tpot_p{q}_s": t[f"tpot_p{q}_s"],
                  "rejected": t["rejected"], "meets_slo": t["meets_slo"]}
                 for n, t in sorted(trials.items())]
@@ -129,7 +140,7 @@ def size_deployment(profile, model, quant, qps: float, slo: SLO, *, n_requests: 
         return SizingResult(
             quant.name, None, None, None,
             f"SLO not met even at {qps / max_devices:.3g} qps per device (TTFT p99 "
-            f"{t['ttft_p99_s']:.4g} s, TPOT p99 {t['tpot_p99_s']:.4g} s)", frame())
+            f"{t['ttft_p99_s']:.4g} s, TPOT p99 {t['tpot_p99_s']:.4g} s)", frame(), shown)
     hi = 1
     while not trial(hi):
         hi = min(hi * 2, max_devices)
@@ -140,15 +151,16 @@ def size_deployment(profile, model, quant, qps: float, slo: SLO, *, n_requests: 
             hi = mid
         else:
             lo = mid
-    return SizingResult(quant.name, hi, qps / hi, trials[hi], "fewest devices meeting the "
-                        f"p{SLO_PERCENTILE} TTFT and TPOT SLOs", frame())
+    return SizingResult(quant.name, hi * per, qps / hi, trials[hi], "fewest devices "
+                        f"meeting the p{SLO_PERCENTILE} TTFT and TPOT SLOs", frame(), shown)
 
 
-def compare_sizing(profile, model, quants: list, qps: float, slo: SLO, **kwargs
-                   ) -> tuple[list[SizingResult], SizingResult | None]:
-    """size_deployment for each format, and the best: fewest devices, then lowest energy
-    per token (None when no format meets the SLOs)."""
-    results = [size_deployment(profile, model, q, qps, slo, **kwargs) for q in quants]
+def compare_sizing(profile, model, quants: list, qps: float, slo: SLO, layouts=(None,),
+                   **kwargs) -> tuple[list[SizingResult], SizingResult | None]:
+    """size_deployment for each format x layout, and the best: fewest devices, then
+    lowest energy per token (None when none meets the SLOs)."""
+    results = [size_deployment(profile, model, q, qps, slo, layout=lay, **kwargs)
+               for q in quants for lay in layouts]
     feasible = [r for r in results if r.devices is not None]
     best = min(feasible, key=lambda r: (r.devices, r.summary["energy_per_token_j"]),
                default=None)
