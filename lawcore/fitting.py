@@ -356,6 +356,7 @@ def fit_law(law: Law, runs: pd.DataFrame, row_name: str = "row") -> None:
     law.rmse_ = float(np.sqrt(ss_res / len(loss)))
     law.r2_ = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
     law.n_bootstrap_ok_ = len(samples)
+    law.bootstrap_samples_ = np.array(samples).reshape(-1, len(free))  # rows: refits; cols: free
     law.fit_message_ = (f"converged (best of {len(results)} start(s)); {len(samples)}/"
                         f"{law.n_bootstrap} bootstrap refits converged")
 
