@@ -213,6 +213,17 @@ def test_stream_sizes_span_every_level():
         assert any(lo < s <= hi for s in sizes)
 
 
+def test_stream_sizes_stay_bounded_when_the_os_reports_a_huge_llc():
+    """A VM reporting its host's whole 480 MiB LLC: main-memory buffers stay past the
+    LLC (so they measure main memory) but within the bound, not 8 x 480 MiB."""
+    caches = [96 * 1024, 4 * 2**20, 480 * 2**20]
+    sizes = microbench.stream_sizes(caches, per_level=2)
+    past = [s for s in sizes if s > caches[-1]]
+    assert len(past) == 2
+    assert max(sizes) <= max(2 * caches[-1], microbench.MAX_STREAM_BYTES)
+    assert microbench.main_memory_sizes(32 * 2**20) == (128 * 2**20, 256 * 2**20)
+
+
 def test_cpu_caches_from_a_fake_sysfs(tmp_path):
     for cpu in (0, 1):
         for idx, (level, kind, size, shared) in enumerate(

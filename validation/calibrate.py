@@ -169,6 +169,13 @@ def _net_bandwidth(rows: pd.DataFrame, overhead_s: float) -> float:
     return float(rows["bytes_moved"].sum() / net.sum())
 
 
+#: Upper bound of the bytes each calibration matmul rotates its weights over (3x the
+#: last cache level otherwise). Every case keeps its copies alive through the rounds, so
+#: a VM that reports its host's whole LLC (480 MiB seen here) made ~30 cases hold 1.4 GB
+#: each and exhausted a 24 GiB machine; 128 MiB is what `validate` rotates over too
+#: (validation/plan.py cold_bytes).
+COLD_BYTES_BOUND = 128 * 2**20
+
 #: repeats (at least) of the GEMM-peak and matmul weight-streaming microbenchmarks
 RATE_REPEATS = 5
 
@@ -259,7 +266,7 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     gemms = microbench.measure_gemm_peaks(device, gemm_shapes, rate_settings)
     n_wo, k_wo = microbench.weight_only_shape(quick)
     vector = _measure_vector(device, settings)
-    cold = 3 * caches[-1] if caches else 96 * 2**20
+    cold = min(3 * caches[-1], COLD_BYTES_BOUND) if caches else 96 * 2**20
     matmuls = _measure_matmuls(device, rate_settings, n_wo, k_wo, cold)
     dequant = pd.DataFrame([
         {"format": row["format"], "n": row["n"], "k": row["k"], "time_s": row["time_s"],

@@ -29,12 +29,31 @@ STREAM_OPS = ("read", "copy", "add")
 STREAM_TRAFFIC = {"read": 1, "copy": 2, "add": 3}
 
 
+#: Largest main-memory stream buffer (bytes) while the last cache level allows it. Some
+#: VMs report their host socket's whole LLC (480 MiB on a 2-core EPYC VM seen here):
+#: 8x that is a 3.8 GB buffer, and an `add` stream holds three, which exhausted a
+#: 24 GiB machine. Above this bound the main-memory points shrink towards 1.5x and 2x
+#: the last level, still past it, so they still measure main memory.
+MAX_STREAM_BYTES = 2**30
+
+
+def main_memory_sizes(last_cache_bytes: float) -> tuple[float, float]:
+    """Two main-memory buffer sizes past the last cache level of `last_cache_bytes`:
+    4x and 8x it, or (when 8x exceeds MAX_STREAM_BYTES) max(1.5x, bound/2) and
+    max(2x, bound)."""
+    if 8 * last_cache_bytes <= MAX_STREAM_BYTES:
+        return 4 * last_cache_bytes, 8 * last_cache_bytes
+    return (max(1.5 * last_cache_bytes, MAX_STREAM_BYTES / 2),
+            max(2 * last_cache_bytes, MAX_STREAM_BYTES))
+
+
 def stream_sizes(cache_bytes: Sequence[float], per_level: int = 2) -> list[int]:
     """Buffer sizes (bytes) spanning every cache level and main memory.
 
     For each cache level of aggregate capacity C (previous level P): `per_level`
-    geometric points between max(4P, C/8) and C/2; then main memory at 4x and 8x the
-    last level. Sizes are multiples of 4 KiB.
+    geometric points between max(4P, C/8) and C/2; then main memory at
+    `main_memory_sizes` of the last level (4x and 8x it, bounded). Sizes are
+    multiples of 4 KiB.
     """
     sizes: list[float] = []
     prev = 4096.0
@@ -46,7 +65,7 @@ def stream_sizes(cache_bytes: Sequence[float], per_level: int = 2) -> list[int]:
             frac = i / (per_level - 1) if per_level > 1 else 1.0
             sizes.append(lo * (hi / lo) ** frac)
         prev = cap
-    sizes += [4 * prev, 8 * prev]
+    sizes += list(main_memory_sizes(prev))
     return sorted({max(4096, int(s) // 4096 * 4096) for s in sizes})
 
 
