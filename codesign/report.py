@@ -440,7 +440,7 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
 
     doc.h(2, "Abstract cost vs real silicon")
     first = next(iter(results.plans.values())).abstract
-    if first.get("available"):
+    if first.get("available") and "precision" in first["lawcore_compute_optimal"]:
         lc = first["lawcore_compute_optimal"]
         doc.p(f"The paper prices training as bit-operations, C = (6/16)·N·D·P. At this target "
               f"its optimum is P = {first['precision_bits']:g} bits, N = {first['N']:.3g}, "

@@ -73,6 +73,7 @@ class LowBitLaw(PrecisionLaw):
 
 
 DATA_FILE = Path(__file__).with_name("data") / "lowbit_qat.csv"
+BOOTSTRAP_FILE = DATA_FILE.with_name("lowbit_qat_bootstrap.csv")  # written by the fit script
 # model_family prefix -> weight bits (Spectra, arXiv 2407.12327, Table 9 rows in DATA_FILE)
 SPECTRA_SUITES = {"Spectra FloatLM": 16.0, "Spectra TriLM": 1.58, "Spectra BiLM": 1.0}
 SPECTRA_TOKENS = 300e9  # every Spectra model saw 300B SlimPajama tokens
@@ -111,3 +112,11 @@ def fit_lowbit(runs: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0) -> Low
     law = LowBitLaw(tie_alpha_beta=False, n_bootstrap=n_bootstrap, seed=seed,
                     fit_constants=("A", "alpha", "E", "gamma_w", "n_w", "sigma_w"))
     return law.fit(runs)
+
+
+def bootstrap_laws(count: int, path: Path | str = BOOTSTRAP_FILE) -> list[LowBitLaw]:
+    """The first `count` bootstrap refits of the fit script as `lowbit-qat` laws (their
+    γ_w, n_w, σ_w; the other constants the preset's)."""
+    table = pd.read_csv(path)
+    return [LowBitLaw(**{k: float(row[k]) for k in ("gamma_w", "n_w", "sigma_w")})
+            for _, row in table.head(count).iterrows()]

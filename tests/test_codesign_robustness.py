@@ -1,0 +1,70 @@
+"""precsim.codesign.robustness: the plan under an ensemble of laws."""
+import json
+
+import numpy as np
+import pytest
+
+from precsim.codesign.cli import main
+from precsim.codesign.planner import hardware_costs, plan, problem_from_study
+from precsim.codesign.robustness import ENSEMBLE_LAWS, ensemble, robustness, robustness_text
+from precsim.codesign.study import resolve_study
+from precsim.lawcore import get_law
+from tests.test_codesign_planner import small_study
+
+
+def test_ensemble_members_presets_then_draws():
+    names = [n for n, _ in ensemble(get_law("kumar2024"), draws=3)]
+    assert names == [*ENSEMBLE_LAWS, "lowbit-qat bootstrap 1", "lowbit-qat bootstrap 2",
+                     "lowbit-qat bootstrap 3"]
+    # a study law outside the presets joins first
+    assert ensemble(get_law("kumar2024-fp"), draws=0)[0][0] == "kumar2024-fp"
+
+
+def test_section_counts_sum_to_the_ensemble_and_reuse_the_plan():
+    resolved = resolve_study(*small_study())
+    problem = problem_from_study(resolved, 0)
+    hardware = hardware_costs(problem)
+    section = robustness(problem, hardware, draws=2)
+    assert section["ensemble_size"] == 5 == section["evaluated"] + len(section["failed"])
+    assert sum(w["wins"] for w in section["wins"]) + section["infeasible"] == \
+        section["evaluated"]
+    assert sum(w["share"] for w in section["wins"]) == pytest.approx(
+        section["feasible"] / section["evaluated"])
+    # the kumar2024 member is the plan itself
+    base = plan(problem, hardware).optimum
+    member = next(m for m in section["members"] if m["law"] == "kumar2024")
+    assert (member["train_format"], member["serve_format"]) == (base["train_format"],
+                                                                base["serve_format"])
+    assert member["cost"] == pytest.approx(base["cost"], rel=1e-12)
+    spread = section["optimal_cost_spread"]
+    costs = [m["cost"] for m in section["members"] if m["feasible"]]
+    assert spread["min"] == min(costs) and spread["max"] == max(costs)
+    for m in section["members"]:
+        if m["gap"] is not None:
+            assert m["gap"] >= 0 and m["tie"] == (m["gap"] <= section["tie_margin"])
+
+
+def test_ties_are_reported_in_words():
+    section = {"evaluated": 3, "tie_margin": 0.02,
+               "wins": [{"train_format": "16-bit", "serve_format": "W8A8", "wins": 2},
+                        {"train_format": "8-bit", "serve_format": None, "wins": 1}],
+               "optimal_cost_spread": {"min": 3600.0, "max": 7200.0},
+               "members": [{"law": "kumar2024", "tie": True, "gap": 0.013,
+                            "train_format": "16-bit", "serve_format": "W8A8",
+                            "runner_up": {"train_format": "8-bit", "serve_format": "W8A8"}}]}
+    text = robustness_text(section, "time")
+    assert text.startswith("Training 16-bit and serving W8A8 wins under 2 of 3 laws")
+    assert "(others: 8-bit/as trained 1)" in text
+    assert "from 1 device-h to 2 device-h" in text
+    assert "within 2% of the optimum — a tie" in text and "differ by 1.3%" in text
+
+
+@pytest.mark.slow
+def test_plan_json_has_robustness_and_validity(capsys):
+    code = main(["plan", "--draws", "1", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    r = doc["robustness"]
+    assert r["ensemble_size"] == 4 and r["summary"]
+    assert doc["validity"]["inside"] is False  # the default plan is far outside Kumar's runs
+    assert np.isfinite(r["optimal_cost_spread"]["max"])
