@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.planner import PlanResult, cost_text, plan, problem_from_study
+from precsim.codesign.planner import (PlanResult, cost_text, hardware_costs, plan,
+                                      problem_from_study)
+from precsim.codesign.robustness import answers_by_law, answers_text, robustness
 from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text
@@ -151,6 +153,8 @@ class StudyResults:
     plans: dict                     # deployment profile name (or "(training only)") -> PlanResult
     whatifs: list                   # (WhatIf spec, profile name, DataFrame)
     validation: tuple | None        # (path, markdown text, scatter PNG bytes or None)
+    robustness: dict = field(default_factory=dict)   # deployment -> codesign.robustness
+    answers: dict = field(default_factory=dict)      # deployment -> answers_by_law rows
 
 
 def _progress(items, desc: str):
@@ -163,11 +167,16 @@ def run_study(resolved, validation: str | None = None) -> StudyResults:
     study = resolved.study
     summary = load_validation(validation or study.validation_summary, resolved.source)
     plans: dict[str, PlanResult] = {}
+    sections, answers = {}, {}
     targets = list(range(len(study.deployments))) or [None]
     for index in _progress(targets, "plans"):
         name = resolved.deploy_profiles[index].name if index is not None else \
             "(training only)"
-        plans[name] = plan(problem_from_study(resolved, index))
+        problem = problem_from_study(resolved, index)
+        hardware = hardware_costs(problem)
+        plans[name] = plan(problem, hardware)
+        sections[name] = robustness(problem, hardware)
+        answers[name] = answers_by_law(problem, hardware)
     whatifs = []
     for spec in _progress(study.whatif, "what-if"):
         names = [d.profile for d in study.deployments]
@@ -177,7 +186,7 @@ def run_study(resolved, validation: str | None = None) -> StudyResults:
         else:                           # the training profile, with the first deployment
             index, profile = (0 if names else None), resolved.train_profile
         whatifs.append((spec, profile.name, run_whatif(resolved, index, profile, spec.vary)))
-    return StudyResults(resolved, plans, whatifs, summary)
+    return StudyResults(resolved, plans, whatifs, summary, sections, answers)
 
 
 def load_validation(path: str | None, source: str) -> tuple | None:
@@ -225,6 +234,16 @@ def optima_table(results: StudyResults) -> pd.DataFrame:
             "paper_D": a.get("D"), "paper_abstract_cost": a.get("abstract_cost"),
             "paper_real_cost": a.get("real_cost"),
             "paper_serve_format": a.get("serve_format")})
+    return pd.DataFrame(rows)
+
+
+def robustness_table(results: StudyResults) -> pd.DataFrame:
+    """One row per (deployment, ensemble member): its optimum, runner-up gap, tie."""
+    rows = [{"deploy_profile": name, "law": m["law"], "feasible": m["feasible"],
+             "train_format": m.get("train_format"), "serve_format": m.get("serve_format"),
+             "cost": m.get("cost"), "gap": m.get("gap"), "tie": m.get("tie"),
+             "outside_domain": bool(m.get("validity_flags"))}
+            for name, section in results.robustness.items() for m in section["members"]]
     return pd.DataFrame(rows)
 
 
@@ -417,7 +436,8 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
     tables = {"optima.csv": optima, "by_format.csv": _long(results, "by_format"),
               "pareto.csv": _long(results, "frontier"),
               "training_rates.csv": _long(results, "train_rates"),
-              "iso_loss.csv": next(iter(results.plans.values())).iso_loss}
+              "iso_loss.csv": next(iter(results.plans.values())).iso_loss,
+              "robustness.csv": robustness_table(results)}
     doc.h(1, f"PrecSim co-design report: {study.name}")
     if study.description:
         doc.p(study.description)
@@ -437,6 +457,24 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "cost": lambda v: cost_text(v, obj), "paper_real_cost": lambda v: cost_text(v, obj),
         "tpot_s": lambda v: f"{v * 1e3:.1f} ms", "memory_bytes": lambda v: f"{v / 1e9:.2f} GB",
         "paper_bits": "{:g}".format}))
+
+    if results.robustness:
+        doc.p("How sure is each answer? The same plan under an ensemble of laws "
+              "(kumar2024, its b variant, the low-bit QAT law and bootstrap draws of it; "
+              "`precsim plan --json` → `robustness`); pairs within the stated margin of the "
+              "optimum are ties:")
+        doc.bullets([f"**{name}**: {section['summary']}"
+                     for name, section in results.robustness.items()])
+    if results.answers:
+        doc.h(2, "The answer under each law")
+        doc.p("Kumar et al.'s law was fitted on 3-16-bit runs of up to 1.7B parameters and "
+              "26B tokens; below 3 bits it extrapolates (N_eff/N = 0.25 at 1.58-bit "
+              "weights). The low-bit QAT law (docs/laws.md) refits the weight factor on "
+              "ternary and binary QAT suites (99M-3.9B, 300B tokens). Each answer names "
+              "what lies outside the runs behind its law.")
+        for name, rows in results.answers.items():
+            doc.h(3, name)
+            doc.p(answers_text(rows, obj))
 
     doc.h(2, "Abstract cost vs real silicon")
     first = next(iter(results.plans.values())).abstract

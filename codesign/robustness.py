@@ -54,7 +54,10 @@ def robustness(problem: PlanProblem, hardware: tuple | None = None,
     """The robustness section of a plan (JSON-ready); see the module docstring."""
     hardware = hardware or hardware_costs(problem)
     members, failed = [], []
+    preset_of_draws = lawcore.get_law("lowbit-qat")
     for name, law in ensemble(problem.law, draws):
+        # the draws share the preset's domain (same runs)
+        judge = preset_of_draws if name.startswith("lowbit-qat bootstrap") else law
         try:
             result = plan(dataclasses.replace(problem, law=law), hardware)
         except lawcore.LawInputError as exc:
@@ -70,7 +73,10 @@ def robustness(problem: PlanProblem, hardware: tuple | None = None,
         entry = {"law": name, "feasible": True, "train_format": best["train_format"],
                  "serve_format": best["serve_format"], "cost": float(best["cost"]),
                  "N": float(best["N"]), "D": float(best["D"]),
-                 "runner_up": None, "gap": None, "tie": False}
+                 "runner_up": None, "gap": None, "tie": False,
+                 "validity_flags": judge.check_domain(
+                     best["N"], best["D"], best["weight_bits"], best["act_bits"],
+                     best["kv_bits"], None if np.isnan(best["P_post"]) else best["P_post"])}
         if len(feasible) > 1:
             second = feasible.iloc[1]
             gap = float(second["cost"] / best["cost"] - 1.0)
@@ -123,3 +129,60 @@ def robustness_text(section: dict[str, Any], objective: str) -> str:
             f"{m['runner_up']['serve_format'] or 'as trained'} differ by "
             f"{100 * m['gap']:.1f}%.")
     return "".join(words)
+
+
+LOW_BIT = 3.0  # training weight bits below Kumar et al.'s swept range (ternary, binary, 2-bit)
+
+
+def answers_by_law(problem: PlanProblem, hardware: tuple,
+                   names: tuple[str, ...] = ("kumar2024", "lowbit-qat")) -> list[dict]:
+    """Per law: the optimum, the best pair trained below LOW_BIT weight bits and its gap,
+    and the law's domain flags at each (JSON-ready rows)."""
+    rows = []
+    for name in names:
+        law = lawcore.get_law(name)
+        table = plan(dataclasses.replace(problem, law=law), hardware).by_format
+        ok = table[table["feasible"]].sort_values("cost", kind="stable") \
+            if "cost" in table else table.iloc[:0]
+        row: dict[str, Any] = {"law": name, "feasible": not ok.empty}
+        for key, part in (("optimum", ok), ("low_bit", ok[ok["weight_bits"] < LOW_BIT])):
+            if part.empty:
+                row[key] = None
+                continue
+            r = part.iloc[0]
+            p_post = None if np.isnan(r["P_post"]) else r["P_post"]
+            row[key] = {"train_format": r["train_format"], "serve_format": r["serve_format"],
+                        "N": float(r["N"]), "D": float(r["D"]), "cost": float(r["cost"]),
+                        "flags": law.check_domain(r["N"], r["D"], r["weight_bits"],
+                                                  r["act_bits"], r["kv_bits"], p_post)}
+        if row["optimum"] and row["low_bit"]:
+            row["low_bit"]["gap"] = row["low_bit"]["cost"] / row["optimum"]["cost"] - 1.0
+        rows.append(row)
+    return rows
+
+
+def answers_text(rows: list[dict], objective: str) -> str:
+    """The answers of `answers_by_law` in words, extrapolations named."""
+    parts = []
+    for row in rows:
+        o, low = row["optimum"], row["low_bit"]
+        if o is None:
+            parts.append(f"Under `{row['law']}` no configuration reaches the target.")
+            continue
+        text = (f"Under `{row['law']}` the answer is training {o['train_format']}, serving "
+                f"{o['serve_format'] or 'as trained'} ({cost_text(o['cost'], objective)})")
+        if low is not None and low is not o:
+            text += (f"; the best training below {LOW_BIT:g} weight bits "
+                     f"({low['train_format']}, serving {low['serve_format'] or 'as trained'})"
+                     f" costs {cost_text(low['cost'], objective)} ({100 * low['gap']:+.1f}%)")
+        text += ". Outside the runs behind the law (extrapolated): " + "; ".join(
+            f"{what} — {_quantities(r['flags']) or 'nothing'}"
+            for what, r in (("the answer", o), ("the low-bit pair", low))
+            if r is not None and (what == "the answer" or low is not o)) + "."
+        parts.append(text)
+    return " ".join(parts)
+
+
+def _quantities(flags: list[str]) -> str:
+    """'N, D/N, P_w' from domain flags ('N = 7e+10 parameters is outside ...')."""
+    return ", ".join(dict.fromkeys(f.split(" = ")[0] for f in flags))

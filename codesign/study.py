@@ -332,7 +332,8 @@ def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
                 study.search.N.min, study.search.D.min, P_post=post_training_bits(f)))
     for i, t in enumerate(study.search.train_formats):
         field(f"search.train_formats[{i}]",
-              lambda t=t: law.training_factor(t.weight_bits, t.act_bits, t.kv_bits))
+              lambda t=t: law.predict(study.search.N.min, study.search.D.min,
+                                      t.weight_bits, t.act_bits, t.kv_bits))
     target = study.target
     base = None
     if target.loss_increase is not None:

@@ -6,8 +6,9 @@ import pytest
 
 from precsim.codesign.cli import main
 from precsim.codesign.planner import hardware_costs, plan, problem_from_study
-from precsim.codesign.robustness import ENSEMBLE_LAWS, ensemble, robustness, robustness_text
-from precsim.codesign.study import resolve_study
+from precsim.codesign.robustness import (ENSEMBLE_LAWS, answers_by_law, answers_text, ensemble,
+                                         robustness, robustness_text)
+from precsim.codesign.study import TrainFormat, resolve_study
 from precsim.lawcore import get_law
 from tests.test_codesign_planner import small_study
 
@@ -68,3 +69,25 @@ def test_plan_json_has_robustness_and_validity(capsys):
     assert r["ensemble_size"] == 4 and r["summary"]
     assert doc["validity"]["inside"] is False  # the default plan is far outside Kumar's runs
     assert np.isfinite(r["optimal_cost_spread"]["max"])
+
+
+def test_answers_by_law_flag_the_ternary_extrapolation():
+    study, source = small_study()
+    search = study.search.model_copy(update={
+        "train_formats": [*study.search.train_formats[:1],
+                          TrainFormat(name="W1.58A8", weight_bits=1.58, act_bits=8,
+                                      kv_bits=8)],
+        "serve_formats": ["W8A8", "W1.58A8"]})
+    resolved = resolve_study(study.model_copy(update={"search": search}), source)
+    problem = problem_from_study(resolved, 0)
+    rows = answers_by_law(problem, hardware_costs(problem))
+    assert [r["law"] for r in rows] == ["kumar2024", "lowbit-qat"]
+    kumar = rows[0]
+    assert kumar["optimum"]["cost"] == pytest.approx(plan(problem).optimum["cost"], rel=1e-12)
+    low = kumar["low_bit"]
+    assert low["train_format"] == "W1.58A8"
+    assert any(f.startswith("P_w = 1.58 bits") for f in low["flags"])  # below Kumar's 3 bits
+    assert low["gap"] == pytest.approx(low["cost"] / kumar["optimum"]["cost"] - 1)
+    # the low-bit law was fitted down to 1 bit: no P_w flag there
+    assert not any(f.startswith("P_w") for f in rows[1]["low_bit"]["flags"])
+    assert "the low-bit pair — " in answers_text(rows, "dollars")
