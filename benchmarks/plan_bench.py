@@ -19,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from precsim.codesign.planner import plan, problem_from_study  # noqa: E402
-from precsim.codesign.study import Grid, load_study, resolve_study  # noqa: E402
+from precsim.codesign.planner import plan  # noqa: E402
+from precsim.codesign.study import (Grid, load_study, problem_from_study,  # noqa: E402
+                                    resolve_study)
 
 SIZES = ((41, 21), (161, 81), (321, 161))   # (N points, D points)
 
@@ -47,8 +48,8 @@ def main() -> int:
             rows.append({"deploy_profile": deployment.profile, "N_points": n_points,
                          "D_points": d_points, "candidates": result.candidates,
                          "seconds": best, "candidates_per_s": result.candidates / best,
-                         "optimum": f"{result.optimum['train_format']}/"
-                                    f"{result.optimum['serve_format']}"
+                         "optimum": f"{result.optimum.train_format}/"
+                                    f"{result.optimum.serve_format}"
                          if result.optimum else "-"})
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(),
                "machine": platform.machine(), "processor": platform.processor() or "?"}

@@ -14,9 +14,9 @@ import time
 import numpy as np
 
 from precsim.simulator.cost import decode_step_cost, simulate
-from precsim.simulator.kernels import as_quant
 from precsim.simulator.models import get_model, model_for_params
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.quant import as_quant
 
 
 def _timed(fn, repeats: int) -> float:

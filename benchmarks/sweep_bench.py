@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, evaluate_chunk, load_study,
-                            plan_chunks, run_sweep)
+from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, evaluate_chunk,
+                                    load_sweep_study, plan_chunks, run_sweep)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    study = load_study(args.study)
+    study = load_sweep_study(args.study)
     if args.chunk_size:
         study = study.model_copy(update={"chunk_size": args.chunk_size})
     n = study.n_configs

@@ -10,7 +10,7 @@ dollars = device-hours x $/device-hour + kWh x $/kWh):
 * training: FLOPs = 6·N·D (forward 2·N·D + backward 4·N·D per token, Kaplan et al.
   2020; attention-score FLOPs left out as in the laws' cost model), executed as large
   GEMMs in the training format on the training profile: time and energy from
-  `simulator.kernels.matmul_cost` (the fastest execution option of the pair: a native
+  `simulator.matmul.matmul_cost` (the fastest execution option of the pair: a native
   engine, or operands converted at the profile's fallback rule or the default cost, at
   achievable fractions; energy per op, conversions and static power). Operands of b
   bits may run in any wider element type that holds them (int4 values in int8, 8-bit
@@ -30,105 +30,37 @@ and serving cost does not depend on it, so that D is the cheapest for the (N, fo
 The abstract-cost optimum of the paper (C = (6/16)·N·D·P, tied precision, no PTQ,
 `lawcore.training_compute_flops`) is found by the same search and checked against
 `lawcore.compute_optimal`.
+
+The question is a `codesign.problem.PlanProblem` (from a study:
+`codesign.study.problem_from_study`); the answer a `PlanResult` whose optimum is a
+`codesign.candidate.Candidate`.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from precsim import lawcore
+from precsim.codesign.candidate import Candidate, PhaseCost
+from precsim.codesign.problem import CostWeights, PlanProblem, post_training_bits
 from precsim.simulator import cost as sim_cost
-from precsim.simulator import kernels
 from precsim.simulator.errors import InputError
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.matmul import matmul_cost
 from precsim.simulator.models import model_for_params
-from precsim.simulator.quant import DTYPE_BITS, QuantFormat
+from precsim.simulator.quant import DTYPE_BITS
 
 TRAIN_FLOPS_PER_PARAM_TOKEN = 6.0   # 6·N·D training FLOPs
 TRAIN_FLOPS_UNIT = 1e18             # FLOPs priced once per pair (time and energy are linear)
 #: Element types training operands may run in (any type at least as wide as the bits).
 TRAIN_DTYPES = ("ternary", "int4", "fp4_e2m1", "int8", "fp8_e4m3", "bf16", "fp16", "fp32")
-SECONDS_PER_HOUR = 3600.0
-JOULES_PER_KWH = 3.6e6
 _LOSS_BLOCK = 1 << 18               # loss evaluations per lawcore call (bounds memory)
 #: Decode contexts sampled per request by simulator.cost.simulate (midpoint rule; exact
 #: where the step cost is linear in context).
 DECODE_NODES = 8
-
-
-# ---- joins to lawcore and simulator ---------------------------------------------------------
-
-def baseline_loss(law, N: float, D: float) -> float:
-    """Loss of the 16-bit baseline: trained at 16 bits, served unquantised."""
-    return float(law.predict(N, D, 16.0, 16.0, 16.0, None))
-
-
-def post_training_bits(fmt: QuantFormat | None) -> float:
-    """P_post of a serving format: its weight bits; inf (no PTQ) at >= 16 bits or none."""
-    if fmt is None or fmt.weight_bits >= 16:
-        return np.inf
-    return float(fmt.weight_bits)
-
-
-# ---- problem ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CostWeights:
-    """The objective as a linear form in device-seconds and joules of each phase."""
-
-    objective: str
-    train_dollars_per_device_hour: float = 0.0
-    deploy_dollars_per_device_hour: float = 0.0
-    dollars_per_kwh: float = 0.0
-
-    def cost(self, phase: str, time_s, energy_j, objective: str | None = None):
-        """time_s (time), energy_j (energy) or device-hours x $/h + kWh x $/kWh."""
-        objective = objective or self.objective
-        if objective == "time":
-            return np.asarray(time_s) * 1.0
-        if objective == "energy":
-            return np.asarray(energy_j) * 1.0
-        rate = (self.train_dollars_per_device_hour if phase == "train"
-                else self.deploy_dollars_per_device_hour)
-        return (np.asarray(time_s) * rate / SECONDS_PER_HOUR
-                + np.asarray(energy_j) * self.dollars_per_kwh / JOULES_PER_KWH)
-
-
-def cost_text(value: float | None, objective: str) -> str:
-    """A value of the objective for people: $, kWh or device-hours."""
-    if value is None or not np.isfinite(value):
-        return "-"
-    if objective == "dollars":
-        return f"${value:,.0f}"
-    if objective == "energy":
-        return f"{value / JOULES_PER_KWH:,.4g} kWh"
-    return f"{value / SECONDS_PER_HOUR:,.4g} device-h"
-
-
-@dataclass(frozen=True)
-class PlanProblem:
-    """Everything one plan needs. `train_formats` are codesign.study.TrainFormat."""
-
-    law: Any
-    target_loss: float
-    train_formats: tuple
-    serve_formats: tuple            # QuantFormats; empty without a deployment profile
-    N_grid: np.ndarray
-    D_grid: np.ndarray
-    weights: CostWeights
-    train_profile: Any = None
-    deploy_profile: Any = None
-    workload: Any = None            # codesign.study.Workload (deployment only)
-    bisection_steps: int = 30
-    model_options: dict = field(default_factory=dict)
-
-    @property
-    def serve_axis(self) -> tuple:
-        """Serving formats searched; (None,) = no deployment, the model as trained."""
-        return self.serve_formats if self.deploy_profile is not None else (None,)
 
 
 # ---- training cost ---------------------------------------------------------------------------
@@ -139,13 +71,13 @@ def _dtypes_for(bits: float) -> list[str]:
 
 def _pair_rates(profile, weights: CostWeights) -> dict:
     """(weight dtype, act dtype) -> (cost, s/FLOP, J/FLOP, exec dtype) for pairs that run,
-    from `simulator.kernels.matmul_cost` (time and energy of large-GEMM FLOPs)."""
-    hw = kernels.as_hardware(profile)
+    from `simulator.matmul.matmul_cost` (time and energy of large-GEMM FLOPs)."""
+    hw = as_hardware(profile)
     out = {}
     for wd in TRAIN_DTYPES:
         for ad in TRAIN_DTYPES:
             try:
-                rate = kernels.matmul_cost(hw, TRAIN_FLOPS_UNIT, wd, ad)
+                rate = matmul_cost(hw, TRAIN_FLOPS_UNIT, wd, ad)
             except InputError:
                 continue  # this pair cannot run on the profile
             s_per = float(rate.time_s) / TRAIN_FLOPS_UNIT
@@ -301,8 +233,12 @@ def smallest_D(law, target: float, bits: np.ndarray, N: np.ndarray, D_grid: np.n
 
 @dataclass(frozen=True)
 class PlanResult:
+    """The optimum (None: no candidate is feasible), the best candidate per format pair
+    (`by_format`: Candidate.to_dict() + feasible, reason), the Pareto frontier, the
+    paper's abstract-cost optimum and the training rates."""
+
     problem: PlanProblem
-    optimum: dict | None
+    optimum: Candidate | None
     by_format: pd.DataFrame
     frontier: pd.DataFrame
     abstract: dict
@@ -317,7 +253,8 @@ class PlanResult:
         return {"target_loss": p.target_loss, "objective": p.weights.objective,
                 "train_profile": getattr(p.train_profile, "name", None),
                 "deploy_profile": getattr(p.deploy_profile, "name", None),
-                "optimum": self.optimum, "abstract_optimum": self.abstract,
+                "optimum": self.optimum.to_dict() if self.optimum is not None else None,
+                "abstract_optimum": self.abstract,
                 "by_format": self.by_format.to_dict(orient="records"),
                 "pareto": self.frontier.to_dict(orient="records"),
                 "training_rates": self.train_rates.to_dict(orient="records"),
@@ -375,44 +312,41 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
     flops = TRAIN_FLOPS_PER_PARAM_TOKEN * N[None, :] * D_min
     train_s, train_j = flops * per_flop_s, flops * per_flop_j
     serve_s, serve_j = serve["serve_time_s"][s_idx], serve["serve_energy_j"][s_idx]
-    cost = w.cost("train", train_s, train_j) + w.cost("deploy", serve_s, serve_j)
+    train_cost, serve_cost = w.cost("train", train_s, train_j), w.cost("deploy", serve_s, serve_j)
+    cost = train_cost + serve_cost
     hw_ok = serve["fits"][s_idx] & serve["slo_ok"][s_idx] & np.isfinite(per_flop_s)
     feasible = np.isfinite(D_min) & hw_ok
     masked = np.where(feasible, cost, np.inf)
 
-    def row(c: int, i: int) -> dict:
+    def candidate(c: int, i: int) -> Candidate:
         t = problem.train_formats[t_idx[c]]
         s = problem.serve_axis[s_idx[c]]
         r = rates.iloc[t_idx[c]]
         si = s_idx[c]
-        return {
-            "train_format": t.name, "weight_bits": t.weight_bits, "act_bits": t.act_bits,
-            "kv_bits": t.kv_bits, "train_dtype": r["exec_dtype"],
-            "train_native": r["native"],
-            "serve_format": s.name if s is not None else None,
-            "P_post": None if not np.isfinite(bits[c, 3]) else float(bits[c, 3]),
-            "N": float(N[i]), "D": float(D_min[c, i]),
-            "tokens_per_param": float(D_min[c, i] / N[i]),
-            "loss": float(sol.loss_at[inverse[c], i]),
-            "train_flops": float(flops[c, i]),
-            "train_time_s": float(train_s[c, i]), "train_energy_j": float(train_j[c, i]),
-            "serve_time_s": float(serve_s[c, i]), "serve_energy_j": float(serve_j[c, i]),
-            "time_s": float(train_s[c, i] + serve_s[c, i]),
-            "energy_j": float(train_j[c, i] + serve_j[c, i]),
-            "dollars": float(w.cost("train", train_s[c, i], train_j[c, i], "dollars")
-                             + w.cost("deploy", serve_s[c, i], serve_j[c, i], "dollars")),
-            "cost": float(cost[c, i]),
-            "tpot_s": float(serve["tpot_s"][si, i]), "ttft_s": float(serve["ttft_s"][si, i]),
-            "memory_bytes": float(serve["memory_bytes"][si, i]),
-            "N_at_grid_edge": bool(i in (0, N.size - 1)),
-            "D_at_grid_edge": bool(sol.at_edge[inverse[c], i]),
-        }
+        return Candidate(
+            train_format=t.name, weight_bits=t.weight_bits, act_bits=t.act_bits,
+            kv_bits=t.kv_bits, train_dtype=r["exec_dtype"],
+            train_native=None if r["native"] is None else bool(r["native"]),
+            serve_format=s.name if s is not None else None,
+            P_post=None if not np.isfinite(bits[c, 3]) else float(bits[c, 3]),
+            N=float(N[i]), D=float(D_min[c, i]), loss=float(sol.loss_at[inverse[c], i]),
+            train_flops=float(flops[c, i]),
+            training=PhaseCost(float(train_s[c, i]), float(train_j[c, i]),
+                               float(train_cost[c, i]), float(w.cost(
+                                   "train", train_s[c, i], train_j[c, i], "dollars"))),
+            serving=PhaseCost(float(serve_s[c, i]), float(serve_j[c, i]),
+                              float(serve_cost[c, i]), float(w.cost(
+                                  "deploy", serve_s[c, i], serve_j[c, i], "dollars"))),
+            tpot_s=float(serve["tpot_s"][si, i]), ttft_s=float(serve["ttft_s"][si, i]),
+            memory_bytes=float(serve["memory_bytes"][si, i]),
+            N_at_grid_edge=bool(i in (0, N.size - 1)),
+            D_at_grid_edge=bool(sol.at_edge[inverse[c], i]))
 
     rows = []
     for c in range(len(pairs)):
         i = int(np.argmin(masked[c]))
         if np.isfinite(masked[c, i]):
-            rows.append({**row(c, i), "feasible": True, "reason": ""})
+            rows.append({**candidate(c, i).to_dict(), "feasible": True, "reason": ""})
         else:
             t = problem.train_formats[t_idx[c]]
             s = problem.serve_axis[s_idx[c]]
@@ -428,14 +362,14 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
     flat = int(np.argmin(masked))
     optimum = None
     if np.isfinite(masked.flat[flat]):
-        optimum = row(*np.unravel_index(flat, masked.shape))
+        optimum = candidate(*np.unravel_index(flat, masked.shape))
 
     # Pareto frontier (loss vs cost) over the grid candidates and the refined smallest-D
     # points that run on the hardware
     C, n, m = len(pairs), N.size, D_grid.size
     grid_cost = (TRAIN_FLOPS_PER_PARAM_TOKEN * N[None, :, None] * D_grid[None, None, :]
                  * w.cost("train", per_flop_s, per_flop_j)[:, :, None]
-                 + w.cost("deploy", serve_s, serve_j)[:, :, None])
+                 + serve_cost[:, :, None])
     cloud = {
         "cost": np.concatenate([grid_cost.ravel(), cost.ravel()]),
         "loss": np.concatenate([sol.grid_loss[inverse].ravel(),
@@ -519,31 +453,3 @@ def _abstract_optimum(problem, sol, uniq, bits, pairs, N, rates, masked) -> dict
                    note="the paper's choice does not fit or meet the SLO on this profile"
                    if same else "no serving format keeps the paper's precision")
     return out
-
-
-def problem_from_study(resolved, deployment: int | None, with_training: bool = True,
-                       train_profile=None, deploy_profile=None) -> PlanProblem:
-    """The plan of one deployment of a resolved study (None: training only).
-
-    `train_profile` / `deploy_profile` replace the study's profiles (what-if variants).
-    """
-    study = resolved.study
-    search = study.search
-    train = (train_profile or resolved.train_profile) if with_training else None
-    dep = study.deployments[deployment] if deployment is not None else None
-    weights = CostWeights(
-        objective=study.objective,
-        train_dollars_per_device_hour=(study.training.dollars_per_device_hour
-                                       if study.training and train is not None else 0.0),
-        deploy_dollars_per_device_hour=dep.dollars_per_device_hour if dep else 0.0,
-        dollars_per_kwh=study.dollars_per_kwh)
-    return PlanProblem(
-        law=resolved.law, target_loss=resolved.target_loss,
-        train_formats=tuple(search.train_formats),
-        serve_formats=resolved.serve_formats if dep else (),
-        N_grid=np.geomspace(search.N.min, search.N.max, search.N.points),
-        D_grid=np.geomspace(search.D.min, search.D.max, search.D.points),
-        weights=weights, train_profile=train,
-        deploy_profile=(deploy_profile or resolved.deploy_profiles[deployment]) if dep else None,
-        workload=dep.workload(study.workload) if dep else None,
-        bisection_steps=search.bisection_steps, model_options=study.model.options())

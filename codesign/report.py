@@ -23,12 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.planner import (PlanResult, cost_text, hardware_costs, plan,
-                                      problem_from_study)
+from precsim.codesign.candidate import Candidate
+from precsim.codesign.planner import PlanResult, hardware_costs, plan
+from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
 from precsim.codesign.robustness import answers_by_law, answers_text, robustness
+from precsim.codesign.study import ResolvedStudy, Workload, problem_from_study
 from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text
+from precsim.simulator.profiles import HardwareProfile
 
 #: Where `precsim report` looks for `precsim validate --out DIR` output when neither the
 #: study nor `--validation` names one (relative to the working directory).
@@ -38,7 +41,7 @@ _UNITS = {"dollars": "$", "energy": "kWh", "time": "device-hours"}
 
 def _cost_scale(objective: str) -> float:
     """Divisor taking an objective value to the unit of _UNITS."""
-    return {"dollars": 1.0, "energy": 3.6e6, "time": 3600.0}[objective]
+    return {"dollars": 1.0, "energy": JOULES_PER_KWH, "time": SECONDS_PER_HOUR}[objective]
 
 
 # ---- document model: one list of blocks rendered as Markdown and as HTML ----------------------
@@ -149,8 +152,8 @@ def _md_table(df: pd.DataFrame) -> str:
 
 @dataclass
 class StudyResults:
-    resolved: object
-    plans: dict                     # deployment profile name (or "(training only)") -> PlanResult
+    resolved: ResolvedStudy
+    plans: dict[str, PlanResult]    # deployment profile name (or "(training only)") -> plan
     whatifs: list                   # (WhatIf spec, profile name, DataFrame)
     validation: tuple | None        # (path, markdown text, scatter PNG bytes or None)
     robustness: dict = field(default_factory=dict)   # deployment -> codesign.robustness
@@ -162,7 +165,7 @@ def _progress(items, desc: str):
     return tqdm(items, desc=desc, file=sys.stderr, disable=None, leave=False)
 
 
-def run_study(resolved, validation: str | None = None) -> StudyResults:
+def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyResults:
     """Every plan and what-if of a study (progress on stderr)."""
     study = resolved.study
     summary = load_validation(validation or study.validation_summary, resolved.source)
@@ -217,19 +220,29 @@ def load_validation(path: str | None, source: str) -> tuple | None:
 
 # ---- tables -------------------------------------------------------------------------------------
 
+#: The optimum's columns of the optima table (empty where no candidate is feasible).
+_OPTIMUM_COLUMNS = ("train_format", "train_dtype", "serve_format", "N", "D",
+                    "tokens_per_param", "loss", "cost", "dollars", "energy_j", "train_time_s",
+                    "serve_time_s", "tpot_s", "memory_bytes")
+
+
+def _optimum_columns(o: Candidate | None) -> dict:
+    if o is None:
+        return dict.fromkeys(_OPTIMUM_COLUMNS)
+    return dict(zip(_OPTIMUM_COLUMNS, (
+        o.train_format, o.train_dtype, o.serve_format, o.N, o.D, o.tokens_per_param, o.loss,
+        o.total.cost, o.total.dollars, o.total.energy_j, o.training.time_s,
+        o.serving.time_s, o.tpot_s, o.memory_bytes), strict=True))
+
+
 def optima_table(results: StudyResults) -> pd.DataFrame:
+    """One row per deployment: its optimum and the paper's abstract-cost optimum."""
     rows = []
     for name, r in results.plans.items():
-        o, a = r.optimum or {}, r.abstract
+        a = r.abstract
         rows.append({
             "deploy_profile": name, "feasible": r.optimum is not None,
-            "train_format": o.get("train_format"), "train_dtype": o.get("train_dtype"),
-            "serve_format": o.get("serve_format"), "N": o.get("N"), "D": o.get("D"),
-            "tokens_per_param": o.get("tokens_per_param"), "loss": o.get("loss"),
-            "cost": o.get("cost"), "dollars": o.get("dollars"),
-            "energy_j": o.get("energy_j"), "train_time_s": o.get("train_time_s"),
-            "serve_time_s": o.get("serve_time_s"), "tpot_s": o.get("tpot_s"),
-            "memory_bytes": o.get("memory_bytes"),
+            **_optimum_columns(r.optimum),
             "paper_bits": a.get("precision_bits"), "paper_N": a.get("N"),
             "paper_D": a.get("D"), "paper_abstract_cost": a.get("abstract_cost"),
             "paper_real_cost": a.get("real_cost"),
@@ -333,8 +346,8 @@ def fig_pareto(results: StudyResults, objective: str, target: float):
         fr = fr[fr.loss <= target + 0.15]
         line, = ax.step(fr.cost / scale, fr.loss, where="post", label=name)
         if r.optimum:
-            ax.scatter([r.optimum["cost"] / scale], [r.optimum["loss"]], color=line.get_color(),
-                       zorder=3, s=30)
+            ax.scatter([r.optimum.total.cost / scale], [r.optimum.loss],
+                       color=line.get_color(), zorder=3, s=30)
     ax.axhline(target, color="k", ls=":", lw=1, label="target loss")
     ax.set_xscale("log")
     ax.set_xlabel(f"cost ({_UNITS[objective]})")
@@ -371,7 +384,8 @@ def fig_abstract_vs_real(optima: pd.DataFrame, objective: str):
     return fig
 
 
-def roofline_png(profile, optimum: dict, workload, model_options: dict) -> bytes:
+def roofline_png(profile: HardwareProfile, optimum: Candidate, workload: Workload,
+                 model_options: dict) -> bytes:
     """The hierarchical roofline (simulator.roofline_plot) of a chosen configuration."""
     import tempfile
 
@@ -379,13 +393,13 @@ def roofline_png(profile, optimum: dict, workload, model_options: dict) -> bytes
     from precsim.simulator.models import model_for_params
     from precsim.simulator.roofline_plot import plot_roofline
 
-    model = model_for_params(optimum["N"], **model_options)
-    sim = simulate(profile, model, optimum["serve_format"], workload.batch,
+    model = model_for_params(optimum.N, **model_options)
+    sim = simulate(profile, model, optimum.serve_format, workload.batch,
                    workload.prompt_len, workload.output_len)
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_roofline(profile, sim.ops, Path(tmp) / "roofline.png",
-                             title=f"{profile.name}: N={optimum['N']:.3g}, "
-                                   f"{optimum['serve_format']}, batch {workload.batch} "
+                             title=f"{profile.name}: N={optimum.N:.3g}, "
+                                   f"{optimum.serve_format}, batch {workload.batch} "
                                    "(o prefill, s decode)")
         return Path(path).read_bytes()
 
@@ -411,12 +425,12 @@ def conclusions(results: StudyResults) -> list[str]:
             lines.append(f"**{name}**: no configuration reaches the target loss under the "
                          "memory and SLO constraints.")
             continue
-        text = (f"**{name}**: train at {o['train_format']} (runs as {o['train_dtype']}), "
-                f"serve {o['serve_format'] or 'as trained'}; N = {o['N'] / 1e9:.2f}B, "
-                f"D = {o['D'] / 1e9:.0f}B tokens ({o['tokens_per_param']:.0f}/param); "
-                f"{cost_text(o['cost'], obj)}")
+        text = (f"**{name}**: train at {o.train_format} (runs as {o.train_dtype}), "
+                f"serve {o.serve_format or 'as trained'}; N = {o.N / 1e9:.2f}B, "
+                f"D = {o.D / 1e9:.0f}B tokens ({o.tokens_per_param:.0f}/param); "
+                f"{cost_text(o.total.cost, obj)}")
         if a.get("real_cost"):
-            extra = 100 * (a["real_cost"] / o["cost"] - 1)
+            extra = 100 * (a["real_cost"] / o.total.cost - 1)
             text += (f". The paper's abstract optimum ({a['precision_bits']:g}-bit, "
                      f"N = {a['N'] / 1e9:.2f}B) costs {cost_text(a['real_cost'], obj)} "
                      f"here ({extra:+.0f}%).")
@@ -512,7 +526,7 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
                     roofline_png(r.problem.deploy_profile, r.optimum, r.problem.workload,
                                  r.problem.model_options),
                     f"{name}: hierarchical roofline of the optimum served "
-                    f"({r.optimum['serve_format']}, N = {r.optimum['N']:.3g}).")
+                    f"({r.optimum.serve_format}, N = {r.optimum.N:.3g}).")
     if results.whatifs:
         doc.h(2, "What if")
         frames = []
@@ -580,7 +594,7 @@ def write_report(results: StudyResults, out: str | Path) -> Path:
     return Path(out)
 
 
-def build_report(resolved, out: str | Path, validation: str | None = None) -> StudyResults:
+def build_report(resolved: ResolvedStudy, out: str | Path, validation: str | None = None) -> StudyResults:
     """Plan, run the what-ifs and write the report folder `out` (atomically)."""
     results = run_study(resolved, validation)
     write_report(results, out)

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from precsim import lawcore
-from precsim.codesign.planner import PlanProblem, cost_text, hardware_costs, plan
+from precsim.codesign.planner import hardware_costs, plan
+from precsim.codesign.problem import PlanProblem, cost_text
 from precsim.lawcore.lowbit import bootstrap_laws
 
 ENSEMBLE_LAWS = ("kumar2024", "kumar2024-b", "lowbit-qat")
@@ -76,7 +77,7 @@ def robustness(problem: PlanProblem, hardware: tuple | None = None,
                  "runner_up": None, "gap": None, "tie": False,
                  "validity_flags": judge.check_domain(
                      best["N"], best["D"], best["weight_bits"], best["act_bits"],
-                     best["kv_bits"], None if np.isnan(best["P_post"]) else best["P_post"])}
+                     best["kv_bits"], _p_post(best["P_post"]))}
         if len(feasible) > 1:
             second = feasible.iloc[1]
             gap = float(second["cost"] / best["cost"] - 1.0)
@@ -150,7 +151,7 @@ def answers_by_law(problem: PlanProblem, hardware: tuple,
                 row[key] = None
                 continue
             r = part.iloc[0]
-            p_post = None if np.isnan(r["P_post"]) else r["P_post"]
+            p_post = _p_post(r["P_post"])
             row[key] = {"train_format": r["train_format"], "serve_format": r["serve_format"],
                         "N": float(r["N"]), "D": float(r["D"]), "cost": float(r["cost"]),
                         "flags": law.check_domain(r["N"], r["D"], r["weight_bits"],
@@ -186,3 +187,8 @@ def answers_text(rows: list[dict], objective: str) -> str:
 def _quantities(flags: list[str]) -> str:
     """'N, D/N, P_w' from domain flags ('N = 7e+10 parameters is outside ...')."""
     return ", ".join(dict.fromkeys(f.split(" = ")[0] for f in flags))
+
+
+def _p_post(value: Any) -> float | None:
+    """A by_format P_post cell: None / NaN (no post-training quantization) → None."""
+    return None if value is None or not np.isfinite(value) else float(value)

@@ -18,16 +18,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       model_validator)
 
-from precsim.codesign.planner import baseline_loss, post_training_bits
-from precsim.codesign.whatif import parse_vary
-from precsim.lawcore import get_law
+from precsim.codesign.problem import CostWeights, PlanProblem, baseline_loss, post_training_bits
+from precsim.codesign.variants import parse_vary
+from precsim.lawcore import Law, get_law
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import load_yaml_mapping
-from precsim.simulator.profiles import load_profile
-from precsim.simulator.quant import parse_quant
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.profiles import HardwareProfile
+from precsim.simulator.quant import QuantFormat, parse_quant
 from precsim.simulator.units import UnitError, parse_quantity
 
 DEFAULT_STUDY = "default_study.yaml"
@@ -284,10 +286,10 @@ class ResolvedStudy:
 
     study: Study
     source: str
-    law: Any
-    train_profile: Any | None
-    deploy_profiles: tuple[Any, ...]
-    serve_formats: tuple[Any, ...]
+    law: Law
+    train_profile: HardwareProfile | None
+    deploy_profiles: tuple[HardwareProfile, ...]
+    serve_formats: tuple[QuantFormat, ...]
     target_loss: float
     baseline_loss: float | None
 
@@ -343,3 +345,33 @@ def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
     else:
         loss = target.target_loss
     return ResolvedStudy(study, source, law, train, deploys, formats, float(loss), base)
+
+
+def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
+                       with_training: bool = True,
+                       train_profile: HardwareProfile | None = None,
+                       deploy_profile: HardwareProfile | None = None) -> PlanProblem:
+    """The plan of one deployment of a resolved study (None: training only).
+
+    `train_profile` / `deploy_profile` replace the study's profiles (what-if variants).
+    """
+    study = resolved.study
+    search = study.search
+    train = (train_profile or resolved.train_profile) if with_training else None
+    dep = study.deployments[deployment] if deployment is not None else None
+    weights = CostWeights(
+        objective=study.objective,
+        train_dollars_per_device_hour=(study.training.dollars_per_device_hour
+                                       if study.training and train is not None else 0.0),
+        deploy_dollars_per_device_hour=dep.dollars_per_device_hour if dep else 0.0,
+        dollars_per_kwh=study.dollars_per_kwh)
+    return PlanProblem(
+        law=resolved.law, target_loss=resolved.target_loss,
+        train_formats=tuple(search.train_formats),
+        serve_formats=resolved.serve_formats if dep else (),
+        N_grid=np.geomspace(search.N.min, search.N.max, search.N.points),
+        D_grid=np.geomspace(search.D.min, search.D.max, search.D.points),
+        weights=weights, train_profile=train,
+        deploy_profile=(deploy_profile or resolved.deploy_profiles[deployment]) if dep else None,
+        workload=dep.workload(study.workload) if dep else None,
+        bisection_steps=search.bisection_steps, model_options=study.model.options())

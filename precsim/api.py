@@ -18,8 +18,9 @@ from precsim.simulator.cost import SimulationResult
 from precsim.simulator.cost import simulate as _simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import TransformerConfig, get_model, list_models
-from precsim.simulator.profiles import HardwareProfile, list_profiles
-from precsim.simulator.profiles import load_profile as _load_profile
+from precsim.simulator.profile_loader import list_profiles
+from precsim.simulator.profile_loader import load_profile as _load_profile
+from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
 
 __all__ = ["InputError", "compute_optimal", "get_law", "get_model", "list_laws",
@@ -59,12 +60,13 @@ def plan(study: str | os.PathLike | None = None, *, deploy_profile: str | None =
 
     `study`: a study YAML (default: the built-in study); `deploy_profile` plans that
     profile's deployment (added on the study's default workload if the study has none),
-    as `precsim plan --deploy-profile` does. Returns a `PlanResult` (`.optimum`,
-    `.frontier`, `.reason`, `.summary()` = the CLI's `plan --json`).
+    as `precsim plan --deploy-profile` does. Returns a `PlanResult` (`.optimum`: a
+    `Candidate`, None if nothing is feasible; `.by_format` with each pair's reason;
+    `.frontier`; `.summary()` = the CLI's `plan --json`).
     """
     from precsim.codesign.planner import plan as _plan
-    from precsim.codesign.planner import problem_from_study
-    from precsim.codesign.study import Deployment, load_study, resolve_study, updated
+    from precsim.codesign.study import (Deployment, load_study, problem_from_study,
+                                        resolve_study, updated)
 
     loaded, source = load_study(study)
     if deploy_profile is not None:

@@ -33,11 +33,13 @@ import numpy as np
 import pandas as pd
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import (Hardware, KernelCost, as_hardware, as_quant, attention_cost,
-                               elementwise_cost, embedding_cost, gemm_cost, home_level,
-                               norm_cost, quant_attr, stream_bits)
+from precsim.simulator.hardware import Hardware, as_hardware
+from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost, gemm_cost,
+                                       norm_cost)
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
+from precsim.simulator.quant import as_quant, quant_attr, stream_bits
+from precsim.simulator.roofline import KernelCost, home_level
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
            "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")

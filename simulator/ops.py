@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import QUANTIZE_OPS, SOFTMAX_OPS, quant_attr, stream_bits
+from precsim.simulator.kernels import QUANTIZE_OPS, SOFTMAX_OPS
 from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
-from precsim.simulator.quant import QuantFormat
+from precsim.simulator.quant import QuantFormat, quant_attr, stream_bits
 
 PHASES = ("prefill", "decode")
 #: Vector ops per rotated element of RoPE (two multiplies and an add).

@@ -1,4 +1,4 @@
-"""Hardware profiles: a pydantic schema for the YAML files in hw_profiles/, and their loader.
+"""Hardware profiles: a pydantic schema for the YAML files in hw_profiles/.
 
 Every number in a profile is a *cited quantity*: a mapping with the quantity as a string
 with a unit (`value: 3.35 TB/s`) and at least one of `source` (datasheet, paper),
@@ -6,25 +6,21 @@ with a unit (`value: 3.35 TB/s`) and at least one of `source` (datasheet, paper)
 values are SI floats exposed through properties named with their unit
 (`bandwidth_bytes_per_s`, `peak_ops_per_s`, `energy_per_byte_j`, ...).
 
-Built-in profiles ship as package data; users add files or folders with
-`--profile-dir` or the `PRECSIM_PROFILE_PATH` environment variable (os.pathsep-separated).
+`profile_from_mapping` validates a document; simulator.profile_loader finds and reads
+the files.
 """
 from __future__ import annotations
 
 import copy
 import difflib
 import functools
-import os
 from collections.abc import Iterable, Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
                       StrictBool, ValidationError, model_validator)
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import load_yaml_mapping
 from precsim.simulator.units import UnitError, parse_quantity
 
 #: Data types a profile can list an engine for (element formats of weights/activations).
@@ -35,7 +31,6 @@ DType = Literal["fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m
 #: Floating-point types: their rates are FLOP/s; the others (integer, ternary, binary) OP/s.
 FLOAT_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1")
 Engine = Literal["matrix", "vector"]
-PROFILE_PATH_ENV = "PRECSIM_PROFILE_PATH"
 
 
 def rate_unit(dtype: str) -> str:
@@ -194,10 +189,6 @@ class ComputeSpec(_Strict):
                 else self.stream_fraction_value)
 
     @property
-    def achievable_fraction_value(self) -> float:
-        return self.achievable_fraction.value
-
-    @property
     def achievable_ops_per_s(self) -> float:
         return self.peak.value * self.achievable_fraction.value
 
@@ -275,7 +266,7 @@ class VectorSpec(_Strict):
     are not memory-bound (a CPU's vector units run them far below its GEMM FMA rate);
     when the block is absent the vector data type's achievable GEMM rate is used.
     `widen_ops_per_element`: vector ops to widen a 16-bit float element into a wider
-    vector type or narrow it back (default: simulator.kernels.DEFAULT_HALF_OPS)."""
+    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
@@ -287,7 +278,7 @@ class MemoryLevel(_Strict):
 
     Optional: `latency` (a cited Time: first byte of a transfer from this level) and
     `persistent` (whether data stays resident here between kernels; when absent the cost
-    model infers it from `kind`, see simulator.kernels).
+    model infers it from `kind`, see simulator.hardware).
     """
 
     name: str = Field(min_length=1)
@@ -545,7 +536,7 @@ def _override_cited(cited: dict, value: Any) -> None:
     cited["assumed"] = f"what-if override ({was}" + (f"; {old})" if old else ")")
 
 
-# ---- loading ------------------------------------------------------------------------------
+# ---- validation ------------------------------------------------------------------------------
 
 def _format_validation_error(exc: ValidationError, source: str, doc: Any,
                              fields: Iterable[str]) -> str:
@@ -601,69 +592,3 @@ def profile_from_mapping(doc: dict, source: str) -> HardwareProfile:
     profile._raw = copy.deepcopy(doc)
     profile._path = source
     return profile
-
-
-def load_profile_file(path: str | os.PathLike) -> HardwareProfile:
-    """Read and validate one profile YAML file; errors name the file and field path."""
-    doc = load_yaml_mapping(path, what="hardware profile")
-    return profile_from_mapping(doc, source=str(path))
-
-
-def builtin_profile_dir() -> Path:
-    """The shipped hw_profiles folder (package data, or the source checkout's root)."""
-    packaged = resources.files("precsim.simulator").joinpath("hw_profiles")
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "hw_profiles"
-
-
-def profile_search_paths(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
-    """User paths (flags, then $PRECSIM_PROFILE_PATH) first, then the built-ins."""
-    paths = [Path(p) for p in extra]
-    env = os.environ.get(PROFILE_PATH_ENV, "")
-    paths += [Path(p) for p in env.split(os.pathsep) if p]
-    paths.append(builtin_profile_dir())
-    return paths
-
-
-def _profile_files(paths: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"{path}: profile path does not exist "
-                             f"(from --profile-dir or ${PROFILE_PATH_ENV})")
-    return files
-
-
-def list_profiles(extra_paths: Iterable[str | os.PathLike] = ()) -> list[HardwareProfile]:
-    """Every profile found on the search path; a name found twice keeps the first."""
-    found: dict[str, HardwareProfile] = {}
-    for file in _profile_files(profile_search_paths(extra_paths)):
-        profile = load_profile_file(file)
-        found.setdefault(profile.name, profile)
-    return list(found.values())
-
-
-def load_profile(name_or_path: str | os.PathLike,
-                 extra_paths: Iterable[str | os.PathLike] = ()) -> HardwareProfile:
-    """A profile by canonical name (searched on the profile path) or by YAML file path."""
-    if isinstance(name_or_path, HardwareProfile):
-        return name_or_path
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or os.sep in text:
-        return load_profile_file(text)
-    found: dict[str, HardwareProfile] = {}
-    for file in _profile_files(profile_search_paths(extra_paths)):
-        profile = load_profile_file(file)
-        if profile.name == text:  # first on the search path wins, as in list_profiles
-            return profile
-        found.setdefault(profile.name, profile)
-    lower = {name.lower(): name for name in found}
-    close = [lower[n] for n in difflib.get_close_matches(text.lower(), list(lower), n=3,
-                                                         cutoff=0.4)]
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise InputError(f"unknown profile {text!r}{hint} (known: {', '.join(sorted(found))})")

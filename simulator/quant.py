@@ -27,6 +27,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from precsim.simulator.errors import InputError
 
 #: Element types: bits per element and family. Keys are the profile dtype names
@@ -117,11 +119,6 @@ class QuantFormat:
         if self.kv_dtype.startswith("int") and self.kv_bits < 8:
             return self.kv_bits + 16 / KV_GROUP_SIZE
         return self.kv_bits
-
-    @property
-    def quantizes_acts(self) -> bool:
-        """Activations are stored below 16 bits, so producers must quantise them."""
-        return self.act_bits < 16
 
     def for_group(self, group: str) -> QuantFormat:
         """The format used by layer group `group` (an override, or this format)."""
@@ -292,5 +289,53 @@ def _parse_base(text: str, full: str) -> QuantFormat:
         act_dtype=adtype, kv_dtype=kvdtype, weight_storage_bits=storage)
 
 
-def list_quant_presets() -> list[str]:
-    return list(PRESETS)
+# ---- formats as arrays ---------------------------------------------------------------------
+
+def as_quant(quant):
+    """A QuantFormat, or an object array of them, from specs / formats / sequences."""
+    if isinstance(quant, (QuantFormat, str)):
+        return parse_quant(quant)
+    if isinstance(quant, tuple) and len(quant) == 2 and all(isinstance(q, str) for q in quant) \
+            and all(q in DTYPE_BITS for q in quant):
+        return QuantFormat.from_dtypes(*quant)
+    src = np.asarray(quant, dtype=object) if not isinstance(quant, np.ndarray) else quant
+    out = np.empty(src.shape, dtype=object)
+    for idx in np.ndindex(src.shape):
+        out[idx] = parse_quant(src[idx])
+    return out if out.ndim else out[()]
+
+
+def quant_attr(quant, fn):
+    """fn(format) over a QuantFormat or an object array of them (float or object)."""
+    if isinstance(quant, QuantFormat):
+        return fn(quant)
+    vals = [fn(q) for q in quant.reshape(-1)]
+    if isinstance(vals[0], (int, float, np.number)) and not isinstance(vals[0], bool):
+        return np.array(vals, dtype=float).reshape(quant.shape)
+    out = np.empty(quant.shape, dtype=object)
+    for idx, val in zip(np.ndindex(quant.shape), vals):
+        out[idx] = val
+    return out
+
+
+def group_format(quant, group: str):
+    """The format(s) layer group `group` uses (per-group overrides applied)."""
+    return quant_attr(as_quant(quant), lambda q: q.for_group(group))
+
+
+def dtype_bits(dtype):
+    """Bits per element of a dtype name or an object array of names."""
+    if isinstance(dtype, str):
+        return float(DTYPE_BITS[dtype])
+    return np.vectorize(lambda d: float(DTYPE_BITS[d]), otypes=[float])(dtype)
+
+
+def stream_bits(quant):
+    """Bits of the unquantised activation stream: 32 for fp32 formats, else 16."""
+    return quant_attr(quant, lambda q: 32.0 if q.act_bits >= 32 else 16.0)
+
+
+def stream_dtype(quant):
+    """Element type of the unquantised activation stream: fp32, fp16 or else bf16."""
+    return quant_attr(quant, lambda q: "fp32" if q.act_bits >= 32 else
+                      ("fp16" if q.act_dtype == "fp16" else "bf16"))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from precsim.simulator.io import atomic_write_bytes
-from precsim.simulator.kernels import vector_dtype
+from precsim.simulator.hardware import vector_dtype
 from precsim.simulator.profiles import HardwareProfile
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from precsim.simulator.io import load_yaml_mapping
-from precsim.simulator.kernels import as_hardware
+from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profiles import profile_from_mapping
 from precsim.validation import calibrate, microbench
 from precsim.validation.calibrate import template_path

@@ -7,7 +7,7 @@ import yaml
 
 from precsim.codesign.cli import main
 from precsim.simulator.io import MAX_YAML_BYTES
-from precsim.simulator.profiles import builtin_profile_dir
+from precsim.simulator.profile_loader import builtin_profile_dir
 
 SHIPPED = ("h100-sxm", "a100-sxm-80gb", "rtx-4090", "l4", "apple-m2", "snapdragon-8-gen3",
            "ternary-accel")

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from precsim import lawcore
-from precsim.codesign.planner import plan, problem_from_study, serving_costs, smallest_D
-from precsim.codesign.study import (Grid, Target, TrainFormat, Training, load_study, resolve_study,
-                            updated)
-from precsim.codesign.whatif import profile_variants
-from precsim.simulator.profiles import load_profile
+from precsim.codesign.planner import plan, serving_costs, smallest_D
+from precsim.codesign.study import (Grid, Target, TrainFormat, Training, load_study,
+                                    problem_from_study, resolve_study, updated)
+from precsim.codesign.variants import profile_variants
+from precsim.simulator.profile_loader import load_profile
 
 H100_BF16_ACHIEVABLE = 989.4e12 * 0.803   # hw_profiles/h100-sxm.yaml: peak x fraction
 
@@ -64,12 +64,12 @@ def test_hand_solved_training_only_optimum():
                     training=Training(profile="h100-sxm"))
     result = plan_for(study, source, None)
     o = result.optimum
-    assert o["N"] == pytest.approx(n_star, rel=1e-9)
-    assert o["D"] == pytest.approx(d_star, rel=1e-6)
-    assert o["loss"] <= target
-    assert o["train_flops"] == pytest.approx(6 * n_star * d_star, rel=1e-6)
-    assert o["cost"] == pytest.approx(6 * n_star * d_star / H100_BF16_ACHIEVABLE, rel=1e-6)
-    assert o["train_dtype"] == "bf16" and o["serve_format"] is None
+    assert o.N == pytest.approx(n_star, rel=1e-9)
+    assert o.D == pytest.approx(d_star, rel=1e-6)
+    assert o.loss <= target
+    assert o.train_flops == pytest.approx(6 * n_star * d_star, rel=1e-6)
+    assert o.total.cost == pytest.approx(6 * n_star * d_star / H100_BF16_ACHIEVABLE, rel=1e-6)
+    assert o.train_dtype == "bf16" and o.serve_format is None
     # the paper's abstract optimum is the same point here: 16 bits, C = (6/16) N D 16
     a = result.abstract
     assert a["precision_bits"] == 16
@@ -99,8 +99,8 @@ def test_constraints_hold_at_the_optimum():
     small = rs.deploy_profiles[2].with_overrides({"memory.lpddr5.capacity.value": "2 GB"})
     result = plan(problem_from_study(rs, 2, deploy_profile=small))
     o = result.optimum
-    assert o["memory_bytes"] <= 2e9
-    assert o["tpot_s"] <= 0.1          # the study's SLO
+    assert o.memory_bytes <= 2e9
+    assert o.tpot_s <= 0.1          # the study's SLO
     bf = result.by_format
     assert not bf.loc[bf.serve_format == "W16A16", "feasible"].any() or \
         (bf.loc[bf.serve_format == "W16A16", "memory_bytes"] <= 2e9).all()
@@ -114,7 +114,7 @@ def test_frontier_is_pareto_and_abstract_matches_lawcore():
     a = result.abstract
     assert a["lawcore_compute_optimal"]["precision"] == pytest.approx(a["precision_bits"],
                                                                        abs=0.5)
-    assert a["real_cost"] >= result.optimum["cost"]
+    assert a["real_cost"] >= result.optimum.total.cost
 
 
 @settings(max_examples=10)
@@ -123,7 +123,8 @@ def test_raising_the_target_never_raises_the_cost(inc_a, inc_b):
     low, high = sorted((inc_a, inc_b))
     rs = small_resolved()
     costs = [plan(problem_from_study(dataclasses.replace(
-        rs, target_loss=rs.baseline_loss + inc), 1)).optimum["cost"] for inc in (low, high)]
+        rs, target_loss=rs.baseline_loss + inc), 1)).optimum.total.cost
+        for inc in (low, high)]
     assert costs[1] <= costs[0] * (1 + 1e-12)
 
 
@@ -157,7 +158,7 @@ def test_adding_native_support_never_raises_the_cost(profile, dtype, deployment)
         roles["train_profile"] = native
     problems = problem_from_study(rs, deployment), problem_from_study(rs, deployment, **roles)
     before, after = map(plan, problems)
-    assert after.optimum["cost"] <= before.optimum["cost"] * (1 + 1e-12)
+    assert after.optimum.total.cost <= before.optimum.total.cost * (1 + 1e-12)
     merged = before.by_format.merge(after.by_format, on=["train_format", "serve_format"])
     assert set(merged.serve_format) >= {"W4A8-g128", "W4A16-g128", "W8A16", "W1.58A8"}
     assert not (merged.feasible_x & ~merged.feasible_y).any()
@@ -179,7 +180,7 @@ def test_more_bandwidth_never_raises_the_cost(factor):
         {"memory.lpddr5x.bandwidth.value": f"{76.8 * factor:.6f} GB/s"})
     before = plan(problem_from_study(rs, 1))
     after = plan(problem_from_study(rs, 1, deploy_profile=faster))
-    assert after.optimum["cost"] <= before.optimum["cost"] * (1 + 1e-12)
+    assert after.optimum.total.cost <= before.optimum.total.cost * (1 + 1e-12)
 
 
 def test_training_runs_narrow_bits_in_the_cheapest_container():

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from precsim.codesign.cli import main
-from precsim.codesign.planner import hardware_costs, plan, problem_from_study
+from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.robustness import (ENSEMBLE_LAWS, answers_by_law, answers_text, ensemble,
                                          robustness, robustness_text)
-from precsim.codesign.study import TrainFormat, resolve_study
+from precsim.codesign.study import TrainFormat, problem_from_study, resolve_study
 from precsim.lawcore import get_law
 from tests.test_codesign_planner import small_study
 
@@ -34,9 +34,9 @@ def test_section_counts_sum_to_the_ensemble_and_reuse_the_plan():
     # the kumar2024 member is the plan itself
     base = plan(problem, hardware).optimum
     member = next(m for m in section["members"] if m["law"] == "kumar2024")
-    assert (member["train_format"], member["serve_format"]) == (base["train_format"],
-                                                                base["serve_format"])
-    assert member["cost"] == pytest.approx(base["cost"], rel=1e-12)
+    assert (member["train_format"], member["serve_format"]) == (base.train_format,
+                                                                base.serve_format)
+    assert member["cost"] == pytest.approx(base.total.cost, rel=1e-12)
     spread = section["optimal_cost_spread"]
     costs = [m["cost"] for m in section["members"] if m["feasible"]]
     assert spread["min"] == min(costs) and spread["max"] == max(costs)
@@ -83,7 +83,8 @@ def test_answers_by_law_flag_the_ternary_extrapolation():
     rows = answers_by_law(problem, hardware_costs(problem))
     assert [r["law"] for r in rows] == ["kumar2024", "lowbit-qat"]
     kumar = rows[0]
-    assert kumar["optimum"]["cost"] == pytest.approx(plan(problem).optimum["cost"], rel=1e-12)
+    assert kumar["optimum"]["cost"] == pytest.approx(plan(problem).optimum.total.cost,
+                                                     rel=1e-12)
     low = kumar["low_bit"]
     assert low["train_format"] == "W1.58A8"
     assert any(f.startswith("P_w = 1.58 bits") for f in low["flags"])  # below Kumar's 3 bits

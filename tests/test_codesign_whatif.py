@@ -1,9 +1,9 @@
-"""precsim.codesign.whatif: the --vary grammar and re-validated profile variants."""
+"""precsim.codesign.variants: the --vary grammar and re-validated profile variants."""
 import pytest
 
-from precsim.codesign.whatif import parse_vary, profile_variants
+from precsim.codesign.variants import parse_vary, profile_variants
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from precsim.simulator.collectives import Topology, collective_time, exposed_time
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 TOPO = Topology("t", link_bytes_per_s=100e9, link_latency_s=1e-6, devices_per_node=8,
                 network_bytes_per_s=10e9, network_latency_s=5e-6, compute_overlap=0.5)

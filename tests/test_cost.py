@@ -5,11 +5,14 @@ import pytest
 
 from precsim.simulator.cost import decode_step_cost, prefill_cost, simulate, weight_bytes
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import (as_hardware, as_quant, attention_cost, dequant_cost,
-                               embedding_cost, gemm_cost, matmul_cost, matmul_time_s,
-                               norm_cost, resolve_exec)
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.kernels import (attention_cost, dequant_cost, embedding_cost, gemm_cost,
+                                       norm_cost)
+from precsim.simulator.mapping import resolve_exec
+from precsim.simulator.matmul import matmul_cost
 from precsim.simulator.models import TransformerConfig, get_model, model_for_params
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.quant import as_quant
 
 H100 = load_profile("h100-sxm")
 A100 = load_profile("a100-sxm-80gb")
@@ -297,13 +300,13 @@ def test_block_sharing_reads_repeats_from_cache():
 
 
 def test_matmul_time_for_training():
-    t16 = matmul_time_s(H100, 1e18, "bf16")
+    t16 = matmul_cost(H100, 1e18, "bf16").time_s
     assert t16 == pytest.approx(1e18 / BF16)
-    assert matmul_time_s(H100, 1e18, "fp8_e4m3") < t16
-    t4 = matmul_time_s(H100, 1e18, "int4")
+    assert matmul_cost(H100, 1e18, "fp8_e4m3").time_s < t16
+    t4 = matmul_cost(H100, 1e18, "int4").time_s
     assert t4 > t16  # int4 runs through bf16 plus conversions on Hopper
-    assert matmul_time_s(A100, 1e18, "int4") < matmul_time_s(A100, 1e18, "bf16")
-    arr = matmul_time_s(H100, np.array([1e15, 1e18]), "bf16")
+    assert matmul_cost(A100, 1e18, "int4").time_s < matmul_cost(A100, 1e18, "bf16").time_s
+    arr = matmul_cost(H100, np.array([1e15, 1e18]), "bf16").time_s
     assert arr.shape == (2,)
 
 
@@ -320,7 +323,6 @@ def test_matmul_cost_is_the_large_gemm_limit():
     assert cost.energy_j == pytest.approx(
         flops * (0.25e-12 + per_smem * (2.5e-12 + 12.5e-12) + per_hbm * 3.176e-11)
         + 70 * flops / BF16, rel=1e-9)
-    assert matmul_time_s(H100, flops, "bf16") == cost.time_s
     # close to an 8192^3 GEMM's energy per FLOP (its outputs and launch gap aside)
     big = gemm_cost(H100, 8192, 8192, 8192, "W16A16")
     assert float(cost.energy_j) / flops == pytest.approx(float(big.energy_j / big.flops),

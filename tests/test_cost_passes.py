@@ -7,8 +7,9 @@ from precsim.simulator.cost import (decode_step_cost, mixed_step_cost, prefill_c
                             ragged_prefill_cost)
 from precsim.simulator.des.kernel_pipeline import convert_s_per_op
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import as_quant, attention_cost, gemm_cost
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.kernels import attention_cost, gemm_cost
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.quant import as_quant
 
 H100 = load_profile("h100-sxm")
 FP32 = 66.9e12 * 0.8  # h100 fp32 vector peak x achievable fraction: runs conversions

@@ -5,12 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from precsim.simulator.cost import decode_step_cost, prefill_cost, simulate, weight_bytes
-from precsim.simulator.kernels import (as_quant, attention_cost, exec_options, gemm_cost,
-                               resolve_exec, stream_dtype)
+from precsim.simulator.kernels import attention_cost, gemm_cost
+from precsim.simulator.mapping import exec_options, resolve_exec
 from precsim.simulator.models import get_model
-from precsim.simulator.profiles import (DTYPES, builtin_profile_dir, load_profile, load_profile_file,
-                                profile_from_mapping)
-from precsim.simulator.quant import DTYPE_BITS
+from precsim.simulator.profile_loader import builtin_profile_dir, load_profile, load_profile_file
+from precsim.simulator.profiles import DTYPES, profile_from_mapping
+from precsim.simulator.quant import DTYPE_BITS, as_quant, stream_dtype
 
 H100 = load_profile("h100-sxm")
 BITS = [1, 2, 3, 4, 5, 6, 7, 8, 16]

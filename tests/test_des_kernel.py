@@ -9,8 +9,9 @@ from precsim.simulator.des.kernel_pipeline import (KernelWork, PipelineConfig, c
                                            phase_kernels, simulate_decode_step,
                                            simulate_kernel, simulate_kernels)
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import as_quant, gemm_cost
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.kernels import gemm_cost
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.quant import as_quant
 
 H100 = load_profile("h100-sxm")
 

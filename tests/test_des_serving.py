@@ -11,9 +11,9 @@ from precsim.simulator.des.serving import SchedulerConfig, serve
 from precsim.simulator.des.tables import build_cost_tables
 from precsim.simulator.des.workload import Workload, poisson_workload
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import as_quant
 from precsim.simulator.models import get_model
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.quant import as_quant
 
 PROFILE, MODEL, QUANT = "h100-sxm", "qwen2.5-0.5b", "W4A16-g128"
 

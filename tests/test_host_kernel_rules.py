@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import (as_hardware, attention_cost, elementwise_cost, gemm_cost,
-                               norm_cost, widen_ops)
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.hardware import STAGING_FRACTION, as_hardware
+from precsim.simulator.kernels import (attention_cost, elementwise_cost, gemm_cost, norm_cost,
+                                       widen_ops)
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.roofline import chain_hit_share
 
 HOST = load_profile("host")
 
@@ -98,7 +100,6 @@ def test_bad_new_fields_name_the_field():
 
 
 def test_chain_hit_share_ramps_from_the_usable_cache_to_twice_it():
-    from precsim.simulator.kernels import STAGING_FRACTION, chain_hit_share
     hw = as_hardware(HOST)
     llc = hw.main - 1
     usable = STAGING_FRACTION * hw.capacity_bytes[llc]
@@ -115,7 +116,6 @@ def test_chain_hit_share_ramps_from_the_usable_cache_to_twice_it():
 def test_dequant_chain_blends_cached_and_main_memory_passes():
     """precsim.validation.simulate prices a dequantise-then-matmul chain as the share of its
     temporaries still cached times the cached chain plus the rest from main memory."""
-    from precsim.simulator.kernels import STAGING_FRACTION, chain_hit_share
     from precsim.validation.simulate import FOOTPRINT, _dequant_then_matmul
     hw = as_hardware(HOST)
     usable = STAGING_FRACTION * hw.capacity_bytes[hw.main - 1]

@@ -6,9 +6,10 @@ import pytest
 import yaml
 
 from precsim.simulator.errors import InputError
+from precsim.simulator.profile_loader import (builtin_profile_dir, list_profiles, load_profile,
+                                              load_profile_file)
 from precsim.simulator.profiles import (DTYPES, FLOAT_DTYPES, CitedComputeRate, HardwareProfile,
-                                builtin_profile_dir, list_profiles, load_profile,
-                                load_profile_file, profile_from_mapping, rate_unit)
+                                        profile_from_mapping, rate_unit)
 
 SHIPPED = ("h100-sxm", "a100-sxm-80gb", "rtx-4090", "l4", "apple-m2", "snapdragon-8-gen3",
            "ternary-accel")

@@ -4,7 +4,10 @@ One 2-worker Dask LocalCluster (processes, one thread each) serves the whole mod
 is closed at the end; the local pool runs with 2 spawned workers.
 """
 import functools
+import importlib.metadata
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +19,15 @@ from hypothesis import strategies as st
 
 import precsim.codesign.sweep as sweep
 from precsim.codesign.cli import main
-from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, Study, evaluate_chunk, load_study,
-                            parts_dir_for, plan_chunks, run_sweep, study_from_mapping)
+from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, SweepStudy, evaluate_chunk,
+                                    load_sweep_study, parts_dir_for, plan_chunks, run_sweep,
+                                    sweep_study_from_mapping)
+from precsim.codesign.sweep import driver as sweep_driver
 from precsim.simulator.cost import simulate
 from precsim.simulator.des.serving import serve
 from precsim.simulator.des.workload import poisson_workload
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import load_profile
+from precsim.simulator.profile_loader import load_profile
 
 STUDY = {
     "name": "unit",
@@ -39,8 +44,8 @@ N_CONFIGS = 2 * 2 * 2 * 3 * 2 * 2
 N_CHUNKS = -(-N_CONFIGS // 10)
 
 
-def study(**changes) -> Study:
-    return study_from_mapping({**STUDY, **changes}, source="unit.yaml")
+def study(**changes) -> SweepStudy:
+    return sweep_study_from_mapping({**STUDY, **changes}, source="unit.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +58,29 @@ def cluster():
 @pytest.fixture(scope="module")
 def reference(cluster) -> pd.DataFrame:
     return run_sweep(study(), cluster, progress=False).frame
+
+
+def test_package_exposes_its_api_and_imports_dask_only_for_a_cluster():
+    """codesign.sweep is a package (schema, chunks, workers, executors, driver); its public
+    names live in one place and do not reuse the co-design study's names."""
+    from precsim.codesign import study as codesign_study
+    from precsim.codesign.sweep import chunks, executors, schema, workers
+
+    assert {"SweepStudy", "ServingAxis", "load_sweep_study", "sweep_study_from_mapping",
+            "plan_chunks", "evaluate_chunk", "LocalExecutor", "DaskExecutor",
+            "make_executor", "run_sweep", "SweepResult", "ChunkFailure",
+            "parts_dir_for"} <= set(sweep.__all__)
+    assert all(hasattr(sweep, name) for name in sweep.__all__)
+    assert not {n for n in sweep.__all__ if hasattr(codesign_study, n)}
+    assert sweep.SweepStudy is schema.SweepStudy and sweep.plan_chunks is chunks.plan_chunks
+    assert sweep.evaluate_chunk is workers.evaluate_chunk
+    assert sweep.DaskExecutor is executors.DaskExecutor
+    code = ("import sys, precsim.codesign.sweep, precsim.codesign.commands.sweep; "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=Path(__file__).parent.parent)
+    assert out.stdout.strip() == "[]"
 
 
 # -- evaluators injected into the workers (module level: they travel by reference) ------------
@@ -95,14 +123,14 @@ def write_study(tmp_path, doc, name="study.yaml") -> Path:
 def test_study_schema_errors_name_file_and_field(tmp_path, edit, expected):
     path = write_study(tmp_path, {**STUDY, **edit})
     with pytest.raises(InputError) as info:
-        load_study(path)
+        load_sweep_study(path)
     assert str(path) in str(info.value) and expected in str(info.value)
 
 
 def test_missing_axis_is_reported(tmp_path):
     doc = {k: v for k, v in STUDY.items() if k != "quant"}
     with pytest.raises(InputError, match=r"study.yaml: quant: required field is missing"):
-        load_study(write_study(tmp_path, doc))
+        load_sweep_study(write_study(tmp_path, doc))
 
 
 @pytest.mark.parametrize("edit, expected", [
@@ -124,7 +152,7 @@ def test_profile_and_model_paths_are_relative_to_the_study(tmp_path):
     profile = load_profile("h100-sxm")
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump({**profile.raw(), "name": "my-gpu"}))
     path = write_study(tmp_path, {**STUDY, "profiles": ["mine.yaml"], "overrides": {}})
-    chunks = plan_chunks(load_study(path))
+    chunks = plan_chunks(load_sweep_study(path))
     assert {dict(p.group.labels)["profile"] for c in chunks for p in c.pieces} == {"my-gpu"}
 
 
@@ -265,7 +293,7 @@ def test_interrupted_sweep_keeps_finished_chunks_and_resumes(cluster, tmp_path, 
                                                               monkeypatch):
     out = tmp_path / "r.parquet"
     (tmp_path / "r.parquet").write_bytes(b"the user's earlier file")
-    real_write = sweep._write_part
+    real_write = sweep_driver._write_part
     written = []
 
     def write_then_interrupt(parts, chunk, frame):
@@ -274,13 +302,13 @@ def test_interrupted_sweep_keeps_finished_chunks_and_resumes(cluster, tmp_path, 
         real_write(parts, chunk, frame)
         written.append(chunk.key)
 
-    monkeypatch.setattr(sweep, "_write_part", write_then_interrupt)
+    monkeypatch.setattr(sweep_driver, "_write_part", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(study(), cluster, out=out, progress=False)
     assert out.read_bytes() == b"the user's earlier file"
     assert sorted(p.stem for p in parts_dir_for(out).iterdir()) == sorted(written)
 
-    monkeypatch.setattr(sweep, "_write_part", real_write)
+    monkeypatch.setattr(sweep_driver, "_write_part", real_write)
     resumed = run_sweep(study(), cluster, out=out, progress=False)
     assert resumed.resumed == 3 and resumed.computed == N_CHUNKS - 3
     pd.testing.assert_frame_equal(resumed.frame, reference, check_exact=True)
@@ -303,7 +331,7 @@ def test_corrupt_checkpoint_is_recomputed(cluster, tmp_path, reference):
 
 
 def test_workers_of_another_precsim_version_are_refused(cluster, monkeypatch):
-    monkeypatch.setattr(sweep.metadata, "version", lambda name: "9.9")  # driver side only
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9")  # driver side only
     with pytest.raises(InputError, match=r"dask workers must run precsim 9.9 .*found tcp://"):
         DaskExecutor(client=cluster.client)
     assert cluster.client.status == "running"  # a client passed in is left open

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from precsim.codesign.cli import main
-from precsim.simulator import kernels as sk
-from precsim.simulator.profiles import load_profile_file
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.kernels import gemm_cost
+from precsim.simulator.profile_loader import load_profile_file
 from precsim.validation import compare, formats, microbench, torchenv
 from precsim.simulator.io import load_yaml_mapping
 from precsim.validation.bench import TINY, time_best_of_threads, time_callable
@@ -179,8 +180,8 @@ def test_w8a8_transformer_adds_the_eager_quantisation_kernels_of_each_projection
         monkeypatch):
     """13 eager kernels around every torch._int_mm (4 projections per layer and the LM
     head), each an element-wise kernel priced by the simulator."""
-    from precsim.simulator.kernels import as_hardware, elementwise_cost
-    from precsim.simulator.profiles import load_profile
+    from precsim.simulator.kernels import elementwise_cost
+    from precsim.simulator.profile_loader import load_profile
     from precsim.validation.measure import ModelCase
     from precsim.validation.simulate import W8A8_EAGER, _w8a8_eager, simulate_model
     hw = as_hardware(load_profile("host"))
@@ -262,8 +263,8 @@ def test_errors_and_group_statistics_by_hand():
 def test_simulated_kernel_is_the_simulator_gemm():
     profile = load_profile_file(template_path())
     case = matmul_case("w4a16", 1, 3072, 1024)
-    direct = sk.gemm_cost(profile, 1, 3072, 1024, formats.FORMATS["w4a16"].quant).time_s
-    assert simulate_kernel(case, sk.as_hardware(profile)) == pytest.approx(float(direct))
+    direct = gemm_cost(profile, 1, 3072, 1024, formats.FORMATS["w4a16"].quant).time_s
+    assert simulate_kernel(case, as_hardware(profile)) == pytest.approx(float(direct))
 
 
 # ---- measurement and skip reporting ---------------------------------------------------------

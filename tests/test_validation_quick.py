@@ -6,7 +6,7 @@ import json
 import pandas as pd
 
 from precsim.codesign.cli import main
-from precsim.simulator.profiles import load_profile_file
+from precsim.simulator.profile_loader import load_profile_file
 from precsim.validation.plan import MODEL_FORMATS, quick_plan
 
 

@@ -49,8 +49,9 @@ import pandas as pd
 import yaml
 
 from precsim.simulator.io import atomic_write_text, load_yaml_mapping
-from precsim.simulator.kernels import as_hardware
-from precsim.simulator.profiles import HardwareProfile, builtin_profile_dir, profile_from_mapping
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.profile_loader import builtin_profile_dir
+from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 from precsim.simulator.units import format_quantity
 from precsim.validation import microbench
 from precsim.validation.bench import BenchSettings

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from precsim.simulator.io import atomic_directory
-from precsim.simulator.profiles import load_profile_file
+from precsim.simulator.profile_loader import load_profile_file
 from precsim.validation import compare, report
 from precsim.validation.calibrate import dump_profile, run_calibration, template_path
 from precsim.validation.measure import Skip, measure_cases

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from precsim.simulator import kernels as sk
 from precsim.simulator.cost import decode_step_cost, prefill_cost
+from precsim.simulator.hardware import Hardware, as_hardware
 from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
+from precsim.simulator.roofline import KernelCost, chain_hit_share
 from precsim.validation.formats import FORMATS
 from precsim.validation.kernels import KernelCase
 from precsim.validation.measure import ModelCase
@@ -70,7 +72,7 @@ W8A8_EAGER = (
 )
 
 
-def _w8a8_eager(hw: sk.Hardware, m: int, k: int, n: int) -> sk.KernelCost:
+def _w8a8_eager(hw: Hardware, m: int, k: int, n: int) -> KernelCost:
     """The W8A8_EAGER kernels of one m x k @ k x n w8a8 Linear."""
     size = {"in": float(m * k), "row": float(m), "out": float(m * n)}
     cost = None
@@ -90,12 +92,12 @@ def model_quant(fmt: str) -> str:
     return f"{quant}@embedding=W16A16"
 
 
-def simulate_kernel(case: KernelCase, hw: sk.Hardware, hot: bool = False) -> float:
+def simulate_kernel(case: KernelCase, hw: Hardware, hot: bool = False) -> float:
     """Simulated seconds of one kernel case (`hot`: see `kernel_cost`)."""
     return float(kernel_cost(case, hw, hot).time_s)
 
 
-def kernel_cost(case: KernelCase, hw: sk.Hardware, hot: bool = False) -> sk.KernelCost:
+def kernel_cost(case: KernelCase, hw: Hardware, hot: bool = False) -> KernelCost:
     """The simulator's KernelCost of one kernel case. `hot`: the weights / KV cache sit
     in the nearest level (a tiny case called over and over), else in main memory (the
     harness rotates copies larger than the caches)."""
@@ -134,7 +136,7 @@ def kernel_cost(case: KernelCase, hw: sk.Hardware, hot: bool = False) -> sk.Kern
                                half_elements=2 * half)
 
 
-def _composite_rms_norm(hw: sk.Hardware, rows: int, cols: int, bits: float) -> sk.KernelCost:
+def _composite_rms_norm(hw: Hardware, rows: int, cols: int, bits: float) -> KernelCost:
     """PyTorch CPU rms_norm: [bf16: x.to(fp32)], pow(2), sum (mean), then per row div,
     add eps, rsqrt, then x * rstd, * weight, [bf16: .to(bf16)]; fp32 in between."""
     elems = rows * cols
@@ -152,8 +154,8 @@ def _composite_rms_norm(hw: sk.Hardware, rows: int, cols: int, bits: float) -> s
     return cost
 
 
-def _dequant_then_matmul(hw: sk.Hardware, fmt: str, m: int, n: int, k: int
-                         ) -> sk.KernelCost:
+def _dequant_then_matmul(hw: Hardware, fmt: str, m: int, n: int, k: int
+                         ) -> KernelCost:
     """The element-wise passes of `PASSES[fmt]` over the n x k weight, then the bf16
     GEMM on the materialised weight. The tensors passed between the kernels are read
     from the cache holding them for the share of the chain's footprint that stays
@@ -171,14 +173,14 @@ def _dequant_then_matmul(hw: sk.Hardware, fmt: str, m: int, n: int, k: int
             cost = step if cost is None else cost + step
         return cost + sk.gemm_cost(hw, m, n, k, "BF16", weight_home=home)
 
-    home, share = sk.chain_hit_share(hw, weights * FOOTPRINT[fmt], 2.0 * weights)
+    home, share = chain_hit_share(hw, weights * FOOTPRINT[fmt], 2.0 * weights)
     cached = chain(home)
     if home == hw.main or share == 1.0:
         return cached
     return cached.scaled(share) + chain(hw.main).scaled(1.0 - share)
 
 
-def simulate_model(case: ModelCase, hw: sk.Hardware, model: TransformerConfig) -> float:
+def simulate_model(case: ModelCase, hw: Hardware, model: TransformerConfig) -> float:
     """Seconds of the PyTorch transformer's pass: `decode_step_cost` / `prefill_cost`,
     with the simulator's fused RMSNorms replaced by PyTorch's composite rms_norm (as the
     rms_norm kernel case: 2 per layer over the new tokens, 1 over the last token) and,
@@ -214,7 +216,7 @@ def simulate_model(case: ModelCase, hw: sk.Hardware, model: TransformerConfig) -
 def simulate_cases(cases, profile, model: TransformerConfig) -> dict[str, tuple[float, str]]:
     """{case name: (simulated seconds, bound)} for kernel and model cases on `profile`;
     bound is compute / memory / overhead for kernels, "model" for whole passes."""
-    hw = sk.as_hardware(profile)
+    hw = as_hardware(profile)
     out = {}
     for case in cases:
         if isinstance(case, ModelCase):

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from precsim.simulator.profiles import PROFILE_PATH_ENV, HardwareProfile, load_profile
+from precsim.simulator.profile_loader import PROFILE_PATH_ENV, load_profile
+from precsim.simulator.profiles import HardwareProfile
 
 
 def add_profile_dir_arg(parser: argparse.ArgumentParser) -> None:

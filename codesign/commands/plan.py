@@ -12,10 +12,11 @@ import pandas as pd
 
 from precsim.codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
 from precsim.codesign.commands.law import warn_validity
-from precsim.codesign.planner import cost_text, hardware_costs, plan, problem_from_study
+from precsim.codesign.planner import hardware_costs, plan
+from precsim.codesign.problem import JOULES_PER_KWH, cost_text
 from precsim.codesign.robustness import DEFAULT_DRAWS, robustness
 from precsim.codesign.study import (SLO, Baseline, Deployment, Target, Training, load_study,
-                            resolve_study, updated)
+                                    problem_from_study, resolve_study, updated)
 from precsim.simulator.errors import InputError
 from precsim.simulator.units import UnitError, parse_quantity
 
@@ -197,8 +198,7 @@ def optimum_validity(result) -> dict:
     law = result.problem.law
     if o is None:
         return {"inside": True, "flags": [], "domain": None}
-    record = law.validity(o["N"], o["D"], o["weight_bits"], o["act_bits"], o["kv_bits"],
-                          o["P_post"])
+    record = law.validity(o.N, o.D, o.weight_bits, o.act_bits, o.kv_bits, o.P_post)
     warn_validity(record)
     return record
 
@@ -235,11 +235,12 @@ def plan_text(result, resolved, top: int = 10) -> str:
         lines.append("no configuration reaches the target loss under the constraints")
     else:
         lines.append(
-            f"optimum: N = {o['N']:.3g}, D = {o['D']:.3g} ({o['tokens_per_param']:.0f} "
-            f"tokens/param), train {o['train_format']} (runs as {o['train_dtype']}), "
-            f"serve {o['serve_format'] or '(as trained)'}; loss {o['loss']:.4f}; cost "
-            f"{cost_text(o['cost'], obj)} (train {o['train_time_s'] / 3600:,.0f} h, serve "
-            f"{o['serve_time_s'] / 3600:,.0f} device-h, {o['energy_j'] / 3.6e6:,.0f} kWh)")
+            f"optimum: N = {o.N:.3g}, D = {o.D:.3g} ({o.tokens_per_param:.0f} "
+            f"tokens/param), train {o.train_format} (runs as {o.train_dtype}), "
+            f"serve {o.serve_format or '(as trained)'}; loss {o.loss:.4f}; cost "
+            f"{cost_text(o.total.cost, obj)} (train {o.training.device_hours:,.0f} h, serve "
+            f"{o.serving.device_hours:,.0f} device-h, "
+            f"{o.total.energy_j / JOULES_PER_KWH:,.0f} kWh)")
     a = result.abstract
     if a.get("available"):
         real = (f"; on this hardware it costs {cost_text(a['real_cost'], obj)} "

@@ -10,7 +10,8 @@ import pandas as pd
 from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                       resolve_profile)
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import HardwareProfile, list_profiles, load_profile_file, rate_unit
+from precsim.simulator.profile_loader import list_profiles, load_profile_file
+from precsim.simulator.profiles import HardwareProfile, rate_unit
 from precsim.simulator.units import format_quantity
 
 # Columns of `profiles list`: a label and the data types it shows, best native first.

@@ -6,7 +6,8 @@ import sys
 import time
 
 from precsim.codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
-from precsim.codesign.sweep import DaskExecutor, LocalExecutor, load_study, parts_dir_for, run_sweep
+from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, load_sweep_study,
+                                    parts_dir_for, run_sweep)
 from precsim.simulator.errors import InputError
 
 
@@ -48,7 +49,7 @@ def _executor(args: argparse.Namespace):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    study = load_study(args.study)
+    study = load_sweep_study(args.study)
     if args.chunk_size is not None:
         if args.chunk_size < 1:
             raise InputError(f"--chunk-size: expected a whole number >= 1, got {args.chunk_size}")

@@ -6,8 +6,9 @@ import sys
 
 from precsim.codesign.commands.common import add_json_arg, print_json, resolve_profile
 from precsim.codesign.commands.plan import add_study_args, study_from_args
-from precsim.codesign.planner import cost_text
-from precsim.codesign.whatif import VARY_HELP, run_whatif, whatif_figure
+from precsim.codesign.problem import cost_text
+from precsim.codesign.variants import VARY_HELP
+from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.io import atomic_directory
 
 

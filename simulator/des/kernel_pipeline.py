@@ -1,6 +1,6 @@
 """Discrete-event simulation (simpy) of a tiled kernel: DMA → (dequant) → compute.
 
-The roofline (simulator.kernels) charges a kernel max(math time, memory time) +
+The roofline (simulator.roofline) charges a kernel max(math time, memory time) +
 conversion time + launch gap: transfers and math perfectly overlapped. A real kernel
 streams its operands in tiles through a few on-chip buffers, so it also pays the fill
 (the first tile must land before any math starts), the drain (the last tile's math runs
@@ -45,9 +45,13 @@ import simpy
 
 from precsim.simulator.cost import PhaseCost, decode_step_cost
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import STAGING_FRACTION, KernelCost, resolve_exec, stream_dtype
+from precsim.simulator.hardware import STAGING_FRACTION
+from precsim.simulator.mapping import resolve_exec
 from precsim.simulator.ops import OpSpec
-from precsim.simulator.profiles import HardwareProfile, load_profile
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.profiles import HardwareProfile
+from precsim.simulator.quant import stream_dtype
+from precsim.simulator.roofline import KernelCost
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,10 @@ import numpy as np
 from precsim.simulator.cost import (PhaseCost, activation_bytes, decode_step_cost, kv_cache_bytes,
                             mixed_step_cost, prefill_cost, weight_bytes)
 from precsim.simulator.errors import InputError
-from precsim.simulator.kernels import as_quant
 from precsim.simulator.models import TransformerConfig, get_model
-from precsim.simulator.profiles import HardwareProfile, load_profile
-from precsim.simulator.quant import QuantFormat
+from precsim.simulator.profile_loader import load_profile
+from precsim.simulator.profiles import HardwareProfile
+from precsim.simulator.quant import QuantFormat, as_quant
 
 #: grid points along context / prompt-length axes (plus the workload's own lengths)
 LENGTH_POINTS = 129

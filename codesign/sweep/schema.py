@@ -1,0 +1,145 @@
+"""The sweep study file: its schema (`SweepStudy`, pydantic v2) and loading.
+
+A sweep study lists axes (profiles, profile overrides, models, quant formats, batch,
+prompt_len, gen_len and optionally serving qps); every combination is one
+configuration. Errors name the study file and the field; the CLI exits 2.
+(Not to be confused with `codesign.study.Study`, the co-design study of a plan.)
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from typing import Literal
+
+import numpy as np
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
+                      PrivateAttr, ValidationError, field_validator)
+
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import load_yaml_mapping
+
+#: default configurations per task: a chunk takes about 0.1 s (cost model) or 1 s (DES)
+COST_CHUNK = 4096
+SERVING_CHUNK = 16
+#: override values are written as in a profile YAML: a quantity string, a number, a flag;
+#: null keeps the profile's own value (the baseline of a what-if)
+OverrideValue = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _unique(values: list, field: str) -> list:
+    seen = [json.dumps(v, sort_keys=True) for v in values]
+    dupes = sorted({s for s in seen if seen.count(s) > 1})
+    if dupes:
+        raise ValueError(f"duplicate {field} values {', '.join(dupes)} would repeat "
+                         "configurations")
+    return values
+
+
+class ServingAxis(_Strict):
+    """Serving points: a seeded Poisson workload of `requests` requests at each qps.
+
+    Every request has the point's prompt_len and gen_len; the point's batch is the
+    scheduler's max batch (continuous batching, `simulator.des.serving.serve`).
+    """
+
+    qps: list[PositiveFloat] = Field(min_length=1)
+    requests: PositiveInt = 200
+    seed: int = Field(default=0, ge=0)
+    chunked_prefill_tokens: PositiveInt | None = None
+    on_full: Literal["wait", "reject"] = "wait"
+
+    @field_validator("qps")
+    @classmethod
+    def _qps_unique(cls, v: list) -> list:
+        return _unique(v, "qps")
+
+
+class SweepStudy(_Strict):
+    """A sweep: every combination of the listed axes is one configuration (one row)."""
+
+    name: str = Field(default="sweep", min_length=1)
+    profiles: list[str] = Field(min_length=1)
+    models: list[str | PositiveFloat] = Field(min_length=1)
+    quant: list[str] = Field(min_length=1)
+    batch: list[PositiveInt] = Field(min_length=1)
+    prompt_len: list[PositiveInt] = Field(min_length=1)
+    gen_len: list[PositiveInt] = Field(min_length=1)
+    overrides: dict[str, list[OverrideValue]] = Field(default_factory=dict)
+    serving: ServingAxis | None = None
+    chunk_size: PositiveInt | None = None
+
+    _source: str = PrivateAttr(default="study")
+
+    @field_validator("profiles", "models", "quant", "batch", "prompt_len", "gen_len")
+    @classmethod
+    def _axis_unique(cls, v: list, info) -> list:
+        return _unique(v, info.field_name)
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_valid(cls, v: dict) -> dict:
+        for path, values in v.items():
+            if not path or any(not part for part in path.split(".")):
+                raise ValueError(f"{path!r}: expected a dotted field path like "
+                                 "memory.hbm.bandwidth.value")
+            if not values:
+                raise ValueError(f"{path}: expected a non-empty list of values")
+            _unique(values, path)
+        return v
+
+    @property
+    def configs_per_chunk(self) -> int:
+        """`chunk_size`, else 4096 cost-model rows (~0.1 s) or 16 serving points (~1 s)."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        return SERVING_CHUNK if self.serving else COST_CHUNK
+
+    @property
+    def n_configs(self) -> int:
+        axes = [self.profiles, self.models, self.quant, self.batch, self.prompt_len,
+                self.gen_len, *self.overrides.values()]
+        if self.serving:
+            axes.append(self.serving.qps)
+        return int(np.prod([len(a) for a in axes]))
+
+
+def _validation_message(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            names = ServingAxis.model_fields if loc.startswith("serving.") \
+                else SweepStudy.model_fields
+            close = difflib.get_close_matches(str(err["loc"][-1]), list(names), n=1)
+            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "") + \
+                f"; expected one of {', '.join(names)}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def sweep_study_from_mapping(doc: dict, source: str = "study") -> SweepStudy:
+    """Validate a study mapping; errors name `source` and the field path."""
+    try:
+        study = SweepStudy.model_validate(doc)
+    except ValidationError as exc:
+        raise InputError(_validation_message(exc, source)) from None
+    study._source = source
+    return study
+
+
+def load_sweep_study(path: str | os.PathLike) -> SweepStudy:
+    """Read and validate a study YAML file (profile paths in it are relative to it)."""
+    return sweep_study_from_mapping(load_yaml_mapping(path, what="study"), source=str(path))
+
+
+def study_source(study: SweepStudy) -> str:
+    """The file a study was read from (for error messages and relative paths)."""
+    return study._source

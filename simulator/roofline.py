@@ -1,0 +1,223 @@
+"""The roofline core and placement: a kernel's bytes per memory level, time and energy.
+
+* Bytes per level: an operand lives at a "home" level (weights in main memory unless the
+  model stays resident on chip; an activation at the nearest level that holds it,
+  `home_level`) and crosses every level between home and the engine (`bytes_through`).
+  Across the boundary below level j a GEMM is blocked output-stationary with a tm x tn
+  tile whose fp32 accumulators fill the usable share (STAGING_FRACTION) of the staging
+  level (level j-1; level 0 stages for itself, each staged byte being consumed once, as
+  wgmma reads operands from shared memory: `staging_bytes`, `output_tile`): weights are
+  re-read max(1, m/tm) times, activations max(1, n/tn) times. When the whole problem
+  fits, traffic is compulsory (each operand once).
+* Time (`roofline_cost`): t = max(t_math, t_mem) + (1 - overlap) min(t_math, t_mem)
+  + t_convert + kernels * launch + n * row_time, with t_math = matrix ops /
+  achievable(exec dtype) + vector ops / vector rate (the engines share the SMs' issue
+  slots), t_mem = max_j bytes_j / (achievable_bw_j * stream_fraction) and t_convert =
+  conversion ops / achievable(convert dtype). The optional profile fields default to the
+  roofline: `overheads.matmul_overlap` 1 (memory transfers hidden under math; CPU BLAS
+  adds them), `compute.<weight type>.stream_fraction` 1 (a CPU's one-token matmuls
+  stream weights at a fraction of its STREAM bandwidth; `.gemm_stream_fraction` for
+  more than one activation row, where MKL's sgemm packs the weight panel),
+  `compute.<weight type>.launch` and `.row_time` (per-call overhead; a one-row GEMV's
+  per-output-row reduction), `vector.rate` (element-wise work; default the vector
+  dtype's GEMM rate); docs/validation.md says what measured each on the CPU host.
+  Conversion is not hidden behind the memory stream: dequantising a tile sits between
+  its arrival and its use. This is what weight-only kernels measure: on an A100-80GB
+  gpt-fast decodes Llama-2-7B at 104.9 (bf16), 155.6 (int8) and 196.8 (int4 g32)
+  tokens/s (pytorch-labs/gpt-fast README), well below the memory roof of the smaller
+  weights; a roofline that hid conversion would predict ~200 and ~300.
+* Energy: ops * energy_per_op + sum_j bytes_j * energy_per_byte_j + static power * t.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from precsim.simulator.errors import InputError
+from precsim.simulator.hardware import Hardware, as_hardware
+
+#: Bytes per output-tile accumulator (fp32 / int32 accumulate).
+ACC_BYTES = 4.0
+#: KernelCost fields that add over kernels (summed, scaled, reduced).
+EXTENSIVE_FIELDS = ("flops", "vector_ops", "convert_ops", "time_s", "energy_j",
+                    "compute_time_s", "memory_time_s", "overhead_time_s", "n_kernels",
+                    "convert_time_s")
+
+
+@dataclass(frozen=True, eq=False)
+class KernelCost:
+    """Cost of one kernel (or a sum of kernels): arrays broadcast over the inputs.
+
+    `flops` are matrix-engine operations in `exec_dtype`; `vector_ops` element-wise work;
+    `convert_ops` dequantisation / type conversion and `convert_time_s` the time they
+    take (the t_convert term of `time_s`, also inside `compute_time_s`);
+    `bytes_moved[level]` read + written at that level. `exec_dtype` / `exec_path`: the
+    execution option the kernel chose (`exec_options`): native, fallback (the
+    profile's rule), widen (default widening into a wider native type) or mixed
+    (operands of two different native types). `bound` is compute, memory or overhead
+    (launch gaps dominate).
+    """
+
+    flops: object
+    vector_ops: object
+    convert_ops: object
+    bytes_moved: dict
+    exec_dtype: object
+    exec_path: object
+    time_s: object
+    energy_j: object
+    compute_time_s: object
+    memory_time_s: object
+    overhead_time_s: object
+    n_kernels: object
+    convert_time_s: object = 0.0
+
+    @property
+    def bound(self):
+        roof = np.asarray(self.time_s) - np.asarray(self.overhead_time_s)
+        out = np.where(np.asarray(self.overhead_time_s) > roof, "overhead",
+                       np.where(np.asarray(self.compute_time_s)
+                                >= np.asarray(self.memory_time_s), "compute", "memory"))
+        return out[()] if out.ndim == 0 else out
+
+    def scaled(self, factor) -> KernelCost:
+        """Every extensive quantity multiplied by `factor` (e.g. number of layers)."""
+        kw = {f: np.asarray(getattr(self, f)) * factor for f in EXTENSIVE_FIELDS}
+        kw["bytes_moved"] = {k: np.asarray(v) * factor for k, v in self.bytes_moved.items()}
+        return replace(self, **kw)
+
+    def __add__(self, other: KernelCost) -> KernelCost:
+        kw = {f: np.asarray(getattr(self, f)) + np.asarray(getattr(other, f))
+              for f in EXTENSIVE_FIELDS}
+        kw["bytes_moved"] = {k: np.asarray(v) + np.asarray(other.bytes_moved[k])
+                             for k, v in self.bytes_moved.items()}
+        return replace(self, **kw)
+
+    def reduce(self, weights, axis: int = -1) -> KernelCost:
+        """Weighted sum over `axis` (e.g. decode steps sampled along a trailing axis)."""
+        def red(v):
+            return np.sum(np.asarray(v) * weights, axis=axis)
+        kw = {f: red(getattr(self, f)) for f in EXTENSIVE_FIELDS}
+        kw["bytes_moved"] = {k: red(v) for k, v in self.bytes_moved.items()}
+        for name in ("exec_dtype", "exec_path"):
+            label = getattr(self, name)
+            if isinstance(label, np.ndarray):
+                label = np.asarray(np.take(np.broadcast_to(
+                    label, np.broadcast(label, weights).shape), 0, axis=axis), dtype=object)
+                kw[name] = label[()] if label.ndim == 0 else label
+        return replace(self, **kw)
+
+    @property
+    def main_memory_bytes(self):
+        return list(self.bytes_moved.values())[-1]
+
+
+def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j,
+                  convert_ops, bytes_by_level: Sequence, n_kernels, fixed_s=0.0,
+                  stream_bytes=None) -> KernelCost:
+    """Time: max(t_math, t_memory) + (1 - overlap) min(t_math, t_memory) + t_convert +
+    launches, where overlap is the profile's `matmul_overlap` for kernels with matrix
+    ops (1 for element-wise ones) and t_memory uses each level's achievable bandwidth
+    times the plan's `stream_fraction` (1 for streaming kernels); launches cost the
+    plan's `launch_s` (the profile's kernel_launch for streaming kernels); `fixed_s` is
+    further per-call time outside the roofline (a GEMV's per-row reductions)."""
+    t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
+    t_memory = 0.0
+    fraction = np.asarray(plan.get("stream_fraction", 1.0), dtype=float)
+    if stream_bytes is None:  # every byte at the plan's share of each level's bandwidth
+        for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
+            t_memory = np.maximum(t_memory, b / (bw * fraction))
+    else:
+        # the stream fraction f (measured from main memory) is the kernel's own cost per
+        # streamed byte, in series with the memory: + stream_bytes (1 - f) / (f bw_main),
+        # so b / (f bw_main) from main memory and ~bw_main f / (1 - f) from a near level
+        # much faster than the kernel (a GEMV reading an L3-resident weight)
+        for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
+            t_memory = np.maximum(t_memory, b / bw)
+        t_memory = t_memory + stream_bytes * (1.0 - fraction) \
+            / (fraction * hw.bandwidth_bytes_per_s[-1])
+    overhead = n_kernels * plan.get("launch_s", hw.launch_s) + fixed_s
+    overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
+    time_s = np.maximum(t_math, t_memory) + (1.0 - overlap) * np.minimum(t_math, t_memory) \
+        + convert_s + overhead
+    t_compute = t_math + convert_s
+    energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
+              + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j))
+              + hw.static_power_w * time_s)
+    return KernelCost(
+        flops=flops, vector_ops=vector_ops, convert_ops=convert_ops,
+        bytes_moved=dict(zip(hw.level_names, bytes_by_level)), exec_dtype=plan["exec_dtype"],
+        exec_path=plan.get("exec_path", "native"),
+        time_s=time_s, energy_j=energy, compute_time_s=t_compute, memory_time_s=t_memory,
+        overhead_time_s=overhead, n_kernels=n_kernels, convert_time_s=convert_s)
+
+
+# ---- placement helpers ---------------------------------------------------------------------
+
+def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
+    """Nearest level that holds `nbytes` (main memory otherwise).
+
+    A cache holds data within its usable share (STAGING_FRACTION: LRU eviction by the
+    streams passing through); a software-managed SRAM holds its full capacity, as a
+    compiler places tensors there. For tensors passed between kernels only levels that
+    keep data between kernels count (caches; SRAM off GPUs): `persistent_only`.
+    """
+    home = np.full(np.broadcast(nbytes, hw.capacity_bytes[0]).shape, hw.main)
+    for j in range(hw.main - 1, -1, -1):
+        room = np.where(hw.scratchpad[j], hw.capacity_bytes[j], hw.usable(j))
+        fits = np.asarray(nbytes) <= room
+        if persistent_only:
+            fits = fits & np.asarray(hw.persistent[j])
+        home = np.where(fits, j, home)
+    if home.ndim == 0 or np.all(home == home.flat[0]):
+        return int(home.flat[0])  # one level for the whole sweep: keep it scalar
+    return home
+
+
+def chain_hit_share(profile, footprint_bytes, tensor_bytes):
+    """Share of the tensors a chain of kernels passes between its kernels that is still
+    cached when the next kernel reads it, and the level it is read from.
+
+    The level is the nearest persistent one holding the largest tensor (`home_level`,
+    main memory: share 1). A chain cycling through `footprint_bytes` of distinct data
+    per call (packed inputs, every temporary, the output) keeps them all while the
+    footprint F fits the level's usable share C; an LRU cache on a cyclic access pattern
+    keeps none once F exceeds it, and real replacement policies degrade over a range:
+    share = clip(2 - F / C, 0, 1), full at F <= C, none from F >= 2C (an assumption,
+    checked against PyTorch dequantise-then-matmul chains in docs/validation.md).
+    """
+    hw = as_hardware(profile)
+    home = home_level(hw, tensor_bytes, True)
+    if np.ndim(home) != 0:
+        raise InputError("chain_hit_share: one hardware profile at a time")
+    if home == hw.main:
+        return home, 1.0
+    share = np.clip(2.0 - np.asarray(footprint_bytes, float) / hw.usable(home), 0.0, 1.0)
+    return home, share
+
+
+def bytes_through(hw: Hardware, home, level: int, nbytes):
+    """Bytes seen at `level` for data homed at `home` (crosses every nearer level)."""
+    if np.ndim(home) == 0:
+        return nbytes if home >= level else 0.0
+    return np.where(home >= level, nbytes, 0.0)
+
+
+def staging_bytes(hw: Hardware, level: int):
+    """Usable bytes of the level staging the boundary below `level` (level 0 for itself)."""
+    return hw.usable(max(level - 1, 0))
+
+
+def output_tile(m, n, s_a, s_w, capacity):
+    """Output tile tm x tn whose accumulators fill `capacity`, minimising re-reads.
+
+    Minimise s_w*k*n*m/tm + s_a*m*k*n/tn subject to tm*tn = T: tm = sqrt(T*s_w/s_a),
+    clipped to the problem.
+    """
+    t = np.maximum(capacity / ACC_BYTES, 1.0)
+    tm = np.clip(np.sqrt(t * s_w / s_a), 1.0, m)
+    tn = np.clip(t / tm, 1.0, n)
+    tm = np.clip(t / tn, 1.0, m)
+    return tm, tn
