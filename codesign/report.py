@@ -27,7 +27,8 @@ from precsim.codesign.candidate import Candidate
 from precsim.codesign.planner import PlanResult, hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
 from precsim.codesign.robustness import answers_by_law, answers_text, robustness
-from precsim.codesign.study import ResolvedStudy, Workload, problem_from_study
+from precsim.codesign.study import (USER_OWNED_KINDS, ResolvedStudy, Workload,
+                                    problem_from_study)
 from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text
@@ -248,6 +249,15 @@ def optima_table(results: StudyResults) -> pd.DataFrame:
             "paper_real_cost": a.get("real_cost"),
             "paper_serve_format": a.get("serve_format")})
     return pd.DataFrame(rows)
+
+
+def _price_text(name: str, problem) -> str:
+    """'l4 $0.8 (study)' or 'apple-m2 user-owned: only energy is charged'."""
+    rate = problem.weights.deploy_dollars_per_device_hour
+    profile = problem.deploy_profile
+    if profile is not None and profile.kind in USER_OWNED_KINDS and rate == 0:
+        return f"{name} user-owned: only energy is charged"
+    return f"{name} ${rate:g} (study)" if np.isfinite(rate) else f"{name} not stated"
 
 
 def robustness_table(results: StudyResults) -> pd.DataFrame:
@@ -569,8 +579,9 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "P_post = the serving format's weight bits (16-bit formats: no post-training "
         "quantization). The law models weight quantization only; quantizing activations or "
         "the KV cache at serving time is assumed lossless.",
-        f"Costs: objective {obj}; $/device-hour and $/kWh from the study "
-        f"({study.dollars_per_kwh:g} $/kWh).",
+        f"Costs: objective {obj}; $/kWh {study.dollars_per_kwh:g} (study); $/device-hour: "
+        + "; ".join(_price_text(name, r.problem) for name, r in results.plans.items())
+        + ". No device-hour is priced at an unstated $0 (codesign.study.device_hour_price).",
         "Search: dense log grid in N; for each N and format pair the smallest D reaching "
         "the target (grid + bisection). Candidates and timings per plan: "
         + ", ".join(f"{n} {r.candidates:,} in {r.elapsed_s:.2f} s"

@@ -92,3 +92,21 @@ def test_answers_by_law_flag_the_ternary_extrapolation():
     # the low-bit law was fitted down to 1 bit: no P_w flag there
     assert not any(f.startswith("P_w") for f in rows[1]["low_bit"]["flags"])
     assert "the low-bit pair — " in answers_text(rows, "dollars")
+
+
+# ----- economics: no silent zero ----------------------------------------------------------------
+def test_datacenter_deployment_without_price_is_refused(capsys):
+    code = main(["plan", "--deploy-profile", "l4", "--draws", "0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert ("dollars_per_device_hour is not set for profile 'l4' (kind gpu); a datacenter "
+            "device-hour is not free") in err
+
+
+def test_user_owned_device_is_charged_energy_only():
+    from precsim.codesign.study import device_hour_price
+    from precsim.simulator.profile_loader import load_profile
+    phone, l4 = load_profile("snapdragon-8-gen3"), load_profile("l4")
+    assert device_hour_price(None, phone, "dollars", "deployments[1]") == 0.0
+    assert device_hour_price(1.5, l4, "dollars", "deployments[0]") == 1.5
+    assert np.isnan(device_hour_price(None, l4, "time", "deployments[0]"))  # dollars: null

@@ -117,7 +117,7 @@ def study_from_args(args: argparse.Namespace, deploy_profile: str | None = None)
     if args.train_profile:
         training = Training(profile=_cli_profile(args.train_profile),
                             dollars_per_device_hour=training.dollars_per_device_hour
-                            if training else 0.0)
+                            if training else None)
     if args.train_dollars_per_device_hour is not None:
         if training is None:
             raise InputError("--train-dollars-per-device-hour: no training profile "
