@@ -3,6 +3,12 @@
 Exit codes (design.md): 0 ok, 2 bad input (a message, no traceback), 1 internal error.
 Each command group lives in `codesign/commands/<group>.py` and exposes
 `register(subparsers)`; every sub-parser sets `func(args) -> int`.
+
+The parser is built lazily: `COMMANDS` names every top-level command with its help and
+the modules that register it, so `precsim --help` lists them all and `precsim simulate`
+imports only the simulate module (no scipy, matplotlib, torch or dask). A module of
+`COMMAND_MODULES` that no `COMMANDS` entry names is imported on every run (correct, only
+slower); tests/test_architecture.py checks the table against what the modules register.
 """
 from __future__ import annotations
 
@@ -29,23 +35,62 @@ COMMAND_MODULES = (
     "precsim.codesign.commands.report",
 )
 
+_C = "precsim.codesign.commands."
+#: top-level command -> (its help, the modules that register it, in COMMAND_MODULES order)
+COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "profiles": ("list, show and check hardware profiles", (_C + "profiles",)),
+    "law": ("precision-aware scaling laws: predict, fit, compute-optimal precision, figures",
+            (_C + "law", _C + "law_validate")),
+    "simulate": ("time, bytes and energy of one request", (_C + "simulate",)),
+    "roofline": ("draw the model's ops on the roofline", (_C + "simulate",)),
+    "calibrate": ("measure this machine with PyTorch and write a host profile",
+                  (_C + "validate",)),
+    "validate": ("measure kernels with PyTorch and compare with the simulator",
+                 (_C + "validate",)),
+    "sweep": ("run a what-if study (profiles x models x formats x workloads)", (_C + "sweep",)),
+    "serve": ("simulate one device serving an LLM (continuous batching)", (_C + "serve",)),
+    "size": ("fewest devices meeting p99 TTFT/TPOT SLOs, found by simulation", (_C + "serve",)),
+    "plan": ("cheapest N, D, training precision and serving format at a target loss",
+             (_C + "plan",)),
+    "whatif": ("vary a hardware profile and see the optimal plan move", (_C + "whatif",)),
+    "report": ("write the co-design report (Markdown, HTML, figures, CSV)", (_C + "report",)),
+}
+
 INPUT_ERRORS = (InputError, LawInputError)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with `command`'s modules registered (every module when None) and a
+    help-only stub for each other listed command."""
     parser = argparse.ArgumentParser(
         prog="precsim",
         description="PrecSim: the precision that minimises real-silicon cost at a target loss.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
+    listed = {m for _, modules in COMMANDS.values() for m in modules}
+    load = set(COMMAND_MODULES) if command is None else \
+        (set(COMMAND_MODULES) - listed) | set(COMMANDS.get(command, ("", ()))[1])
+    stubbed: set[str] = set()
     for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+        if module_name in load:
+            importlib.import_module(module_name).register(subparsers)
+            continue
+        for name, (help_text, modules) in COMMANDS.items():
+            if modules[0] == module_name and name not in stubbed:
+                subparsers.add_parser(name, help=help_text, add_help=False)
+                stubbed.add(name)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The command word of `argv` (its first argument not starting with '-'), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv) or "")
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

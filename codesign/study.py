@@ -11,7 +11,6 @@ turns it into exit code 2.
 """
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -26,10 +25,11 @@ from precsim.codesign.problem import CostWeights, PlanProblem, baseline_loss, po
 from precsim.codesign.variants import parse_vary
 from precsim.lawcore import Law, get_law
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.io import is_file_reference, load_yaml_mapping
 from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
+from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import UnitError, parse_quantity
 
 DEFAULT_STUDY = "default_study.yaml"
@@ -240,27 +240,11 @@ def _field_names() -> list[str]:
     return sorted(names)
 
 
-def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        loc = loc.lstrip(".") or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(err["loc"][-1]), _field_names(), n=1)
-            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines[:12] + ([f"{source}: ... and {len(lines) - 12} more errors"]
-                                   if len(lines) > 12 else []))
-
-
 def study_from_mapping(doc: dict, source: str) -> Study:
     try:
         return Study.model_validate(doc)
     except ValidationError as exc:
-        raise InputError(_format_errors(exc, source)) from None
+        raise InputError(format_validation_error(exc, source, doc, _field_names())) from None
 
 
 def updated(study: Study, source: str, **fields: Any) -> Study:
@@ -296,8 +280,8 @@ class ResolvedStudy:
 
 def _profile_ref(ref: str, source: str) -> str:
     """Profile names stay names; relative YAML paths are taken from the study's folder."""
-    if ref.endswith((".yaml", ".yml")) or os.sep in ref:
-        path = Path(ref)
+    if is_file_reference(ref):
+        path = Path(ref).expanduser()
         if not path.is_absolute() and Path(source).exists():
             path = Path(source).resolve().parent / path
         return str(path)

@@ -9,9 +9,9 @@ Fitting (`law.fit(runs)`), `heldout_check`, and compute-optimal precision
 scipy (fitting) is imported only when a fit runs: `heldout_check` is loaded on first use,
 and `Law.fit` imports `lawcore.fitting` itself.
 """
-from precsim.lawcore.base import Law, LawFitError
+from precsim.lawcore.base import Law
 from precsim.lawcore.chinchilla import ChinchillaLaw
-from precsim.lawcore.errors import LawInputError
+from precsim.lawcore.errors import LawFitError, LawInputError
 from precsim.lawcore.inputs import HIGH_PRECISION_BITS
 from precsim.lawcore.optimal import (PrecisionOptimum, compute_optimal, optimal_precision_fixed_n,
                              training_compute_flops)

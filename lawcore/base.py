@@ -13,72 +13,25 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from precsim.lawcore.coords import (BASE_CONSTANTS, BASE_COORDS, Coord, Locate, as_output,
+                                    first_bad, locate_index)
 from precsim.lawcore.domain import PRESET_DOMAINS, Domain, validity
-from precsim.lawcore.errors import LawInputError
+from precsim.lawcore.errors import LawFitError, LawInputError
 from precsim.lawcore.inputs import HIGH_PRECISION_BITS, Inputs, make_inputs, positive_finite
 
 JSON_FORMAT = "precsim.lawcore.law/1"
 TERM_NAMES = ("params_term", "data_term", "irreducible", "ptq_degradation")
-BASE_CONSTANTS = ("A", "alpha", "B", "beta", "E")
-BASE_COORDS = {"A": "log_A", "alpha": "alpha", "B": "log_B", "beta": "beta", "E": "log_E"}
-
-# Initial-value grid of the Epoch AI replication: α, β ∈ {0, 0.5, …, 2}; e ∈ {−1, 0, 1};
-# a, b ∈ {0, 5, …, 25} (a = log A, b = log B, e = log E).
-_EXPONENT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
-_LOG_SCALE_GRID = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
-_LOG_E_GRID = (-1.0, 0.0, 1.0)
-
-Locate = Callable[[np.ndarray], str]
-
-
-class LawFitError(RuntimeError):
-    """The optimiser did not converge: the law has no fitted constants (`constants_` None)."""
-
-
-@dataclass(frozen=True)
-class Coord:
-    """One fit coordinate: box bounds for L-BFGS-B and the values of its start grid.
-
-    `group` "base" coordinates form the full start grid; the other groups are searched
-    one group at a time from the best base starts (see lawcore.fitting).
-    """
-
-    name: str
-    bounds: tuple[float, float]
-    grid: tuple[float, ...]
-    group: str = "base"
-
-
-BASE_COORD_SPECS = {
-    "log_A": Coord("log_A", (-10.0, 60.0), _LOG_SCALE_GRID),
-    "alpha": Coord("alpha", (0.0, 5.0), _EXPONENT_GRID),
-    "log_B": Coord("log_B", (-10.0, 60.0), _LOG_SCALE_GRID),
-    "beta": Coord("beta", (0.0, 5.0), _EXPONENT_GRID),
-    "log_E": Coord("log_E", (-10.0, 5.0), _LOG_E_GRID),
-}
 
 _CLASS_DEFAULT = object()  # marker: "use the class's default preset"
 _FIT_ATTRIBUTES = ("constants_", "ci_", "ci_level_", "rmse_", "r2_", "converged_",
                    "n_runs_", "fitted_constants_", "objective_", "n_bootstrap_ok_",
                    "fit_message_")
-
-
-def base_coords(c: Mapping[str, float]) -> dict[str, float]:
-    """Fit coordinates of the Chinchilla constants: log A, α, log B, β, log E."""
-    return {"log_A": math.log(c["A"]), "alpha": c["alpha"], "log_B": math.log(c["B"]),
-            "beta": c["beta"], "log_E": math.log(c["E"])}
-
-
-def base_constants(k: Mapping[str, float]) -> dict[str, float]:
-    return {"A": math.exp(k["log_A"]), "alpha": float(k["alpha"]),
-            "B": math.exp(k["log_B"]), "beta": float(k["beta"]), "E": math.exp(k["log_E"])}
 
 
 def base_terms(k: Mapping[str, Any], log_n: np.ndarray, log_d: np.ndarray, grad: bool,
@@ -364,9 +317,16 @@ class Law:
         return type(self)(**{**self.get_params(), **overrides})
 
     def fit(self, runs: pd.DataFrame, row_name: str = "row") -> Law:
-        """Fit the constants to measured runs (see lawcore.fitting.fit_law); returns self."""
-        from precsim.lawcore.fitting import fit_law  # lazy: lawcore.fitting imports this module
-        fit_law(self, runs, row_name=row_name)
+        """Fit the constants to measured runs (lawcore.fitting.fit_law) and store the
+        result as the fitted attributes; returns self. LawFitError if it did not converge."""
+        from precsim.lawcore.fitting import fit_law  # lazy: it loads scipy (~1 s)
+        result = fit_law(self, runs, row_name=row_name)
+        for attr in _FIT_ATTRIBUTES:
+            setattr(self, attr, getattr(result, attr.rstrip("_")))
+        self.bootstrap_samples_ = result.bootstrap_samples  # not in the JSON (large)
+        if not result.converged:
+            raise LawFitError(f"{type(self).__name__} fit to {result.n_runs} runs: "
+                              f"{result.fit_message}")
         return self
 
     def fit_summary(self) -> dict[str, Any]:
@@ -383,11 +343,28 @@ class Law:
 
     @classmethod
     def from_json(cls, text: str) -> Law:
-        """Rebuild a law (with its fitted state) from `to_json` output."""
-        from precsim.lawcore.registry import law_from_json  # lazy: the registry imports this module
-        law = law_from_json(text)
-        if not isinstance(law, cls):
-            raise LawInputError(f"JSON describes a {type(law).__name__}, not a {cls.__name__}")
+        """Rebuild a law (with its fitted state) from `to_json` output: a `cls` or one
+        of its subclasses (lawcore.registry.law_from_json takes any registered law)."""
+        doc = read_law_json(text)
+        family = {c.__name__: c for c in _subclasses(cls)}
+        if doc.get("law") not in family:
+            raise LawInputError(f"JSON describes a {doc.get('law')}, not a {cls.__name__}")
+        return family[doc["law"]]._from_doc(doc)
+
+    @classmethod
+    def _from_doc(cls, doc: Mapping[str, Any]) -> Law:
+        params = doc.get("params")
+        if not isinstance(params, dict):
+            raise LawInputError("law JSON: 'params' must be an object")
+        try:
+            law = cls(**params)
+        except TypeError as exc:
+            raise LawInputError(f"law JSON: bad params: {exc}") from None
+        fit = doc.get("fit")
+        if fit is not None:
+            if not isinstance(fit, dict):
+                raise LawInputError("law JSON: 'fit' must be an object or null")
+            law._restore_fit(fit)
         return law
 
     def _restore_fit(self, fit: Mapping[str, Any]) -> None:
@@ -408,6 +385,22 @@ class Law:
         return f"{type(self).__name__}(preset={self.preset!r}{fitted})"
 
 
+def read_law_json(text: str) -> dict[str, Any]:
+    """The document of `Law.to_json` output, its format checked (LawInputError if not)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LawInputError(f"law JSON is malformed: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
+        raise LawInputError(f"not a PrecSim law JSON: expected \"format\": \"{JSON_FORMAT}\"")
+    return doc
+
+
+def _subclasses(cls: type) -> list[type]:
+    """`cls` and every subclass of it, depth first."""
+    return [cls] + [s for sub in cls.__subclasses__() for s in _subclasses(sub)]
+
+
 def _json_safe(value: Any) -> Any:
     """Non-finite floats become None (strict JSON); tuples become lists."""
     if isinstance(value, dict):
@@ -422,34 +415,6 @@ def _json_safe(value: Any) -> Any:
 def _float(value: Any) -> float:
     """JSON null back to NaN."""
     return float("nan") if value is None else float(value)
-
-
-def as_output(value: np.ndarray) -> Any:
-    """0-d arrays come back as numpy float scalars, others as arrays."""
-    value = np.asarray(value, dtype=float)
-    return value[()] if value.ndim == 0 else value
-
-
-def locate_index(X: Inputs) -> Locate:
-    """Error-location text for `predict` arguments: ' (at index i)' for arrays."""
-    def locate(mask: np.ndarray) -> str:
-        if X.N.ndim == 0:
-            return ""
-        index = tuple(int(i) for i in np.argwhere(mask)[0])
-        return f" (at index {index[0] if len(index) == 1 else index})"
-    return locate
-
-
-def first_bad(values: np.ndarray, mask: np.ndarray) -> float:
-    """The first element of `values` where `mask` is true (0-d arrays included)."""
-    return float(values[tuple(np.argwhere(mask)[0])])
-
-
-def locate_rows(labels: np.ndarray, row_name: str) -> Locate:
-    """Error-location text for runs: ' (row 7)' naming the first offending row."""
-    def locate(mask: np.ndarray) -> str:
-        return f" ({row_name} {labels[int(np.argmax(mask))]})"
-    return locate
 
 
 def check_high_precision(law: Law, X: Inputs, locate: Locate, ptq: bool) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from precsim.lawcore.base import (BASE_COORD_SPECS, Coord, Law, Locate, base_constants, base_coords,
-                          base_terms, check_high_precision)
+from precsim.lawcore.base import Law, base_terms, check_high_precision
+from precsim.lawcore.coords import BASE_COORD_SPECS, Coord, Locate, base_constants, base_coords
 from precsim.lawcore.inputs import Inputs
 
 CHINCHILLA_PRESETS: dict[str, dict[str, float]] = {

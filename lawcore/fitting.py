@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from precsim.lawcore.base import Coord, Law, LawFitError, locate_rows
+from precsim.lawcore.coords import Coord, locate_rows
 from precsim.lawcore.errors import LawInputError
 from precsim.lawcore.inputs import Inputs, runs_to_inputs
+
+if TYPE_CHECKING:  # annotations only: base imports this module (Law.fit), not the reverse
+    from precsim.lawcore.base import Law
 
 GRID_TOP_STARTS = 4          # best base-grid points refined and handed to L-BFGS-B
 GRID_CHUNK_ELEMENTS = 4_000_000  # terms × grid points × runs evaluated per chunk
@@ -288,9 +292,29 @@ def _converged(obj: Objective, result: Any, bounds: list[tuple[float | None, ...
     return bool(np.max(np.abs(projected)) <= GRADIENT_TOLERANCE)
 
 
-def fit_law(law: Law, runs: pd.DataFrame, row_name: str = "row") -> None:
-    """Fit `law` to `runs` in place; sets the fitted attributes (see Law). Raises
-    LawInputError for unusable runs and LawFitError if the optimiser does not converge."""
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit found; `Law.fit` stores each field as the attribute `<field>_`.
+    A fit that did not converge has `converged` False and `constants` None."""
+
+    constants: dict[str, float] | None
+    ci: dict[str, tuple[float, float]]
+    ci_level: float
+    rmse: float
+    r2: float
+    converged: bool
+    n_runs: int
+    fitted_constants: list[str]
+    objective: float
+    n_bootstrap_ok: int
+    fit_message: str
+    bootstrap_samples: np.ndarray | None = None  # converged refits x fitted_constants
+
+
+def fit_law(law: Law, runs: pd.DataFrame, row_name: str = "row") -> FitResult:
+    """Fit `law`'s free constants to `runs` (the law is not changed). Raises
+    LawInputError for unusable runs; a fit that does not converge comes back with
+    `converged` False (Law.fit raises LawFitError for it)."""
     X, loss, labels = runs_to_inputs(runs, row_name)
     free = free_constants(law, X)
     law._check_domain(X, law.params, locate_rows(labels, row_name), skip=free)
@@ -316,19 +340,11 @@ def fit_law(law: Law, runs: pd.DataFrame, row_name: str = "row") -> None:
         best = _minimise(obj, best.theta, bounds, law.max_iter)
         if best.converged:
             break
-    law.n_runs_ = int(len(loss))
-    law.fitted_constants_ = free
-    law.objective_ = float(best.fun)
-    law.ci_level_ = law.ci_level
     if not best.converged:
-        law.converged_ = False
-        law.constants_ = None
-        law.ci_ = {}
-        law.rmse_ = law.r2_ = float("nan")
-        law.n_bootstrap_ok_ = 0
-        law.fit_message_ = (f"L-BFGS-B did not converge after {best.nit} iterations "
-                            f"({best.message}); objective {best.fun:.4g}")
-        raise LawFitError(f"{type(law).__name__} fit to {len(loss)} runs: {law.fit_message_}")
+        return FitResult(None, {}, law.ci_level, float("nan"), float("nan"), False,
+                         int(len(loss)), free, float(best.fun), 0,
+                         f"L-BFGS-B did not converge after {best.nit} iterations "
+                         f"({best.message}); objective {best.fun:.4g}")
 
     constants = obj.constants(best.theta)
     prediction = np.exp(obj.log_prediction(best.theta))
@@ -350,15 +366,14 @@ def fit_law(law: Law, runs: pd.DataFrame, row_name: str = "row") -> None:
     else:
         lower = upper = np.full(len(free), np.nan)
 
-    law.converged_ = True
-    law.constants_ = constants
-    law.ci_ = {c: (float(a), float(b)) for c, a, b in zip(free, lower, upper)}
-    law.rmse_ = float(np.sqrt(ss_res / len(loss)))
-    law.r2_ = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
-    law.n_bootstrap_ok_ = len(samples)
-    law.bootstrap_samples_ = np.array(samples).reshape(-1, len(free))  # rows: refits; cols: free
-    law.fit_message_ = (f"converged (best of {len(results)} start(s)); {len(samples)}/"
-                        f"{law.n_bootstrap} bootstrap refits converged")
+    return FitResult(
+        constants, {c: (float(a), float(b)) for c, a, b in zip(free, lower, upper)},
+        law.ci_level, float(np.sqrt(ss_res / len(loss))),
+        1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"), True, int(len(loss)), free,
+        float(best.fun), len(samples),
+        f"converged (best of {len(results)} start(s)); {len(samples)}/"
+        f"{law.n_bootstrap} bootstrap refits converged",
+        np.array(samples).reshape(-1, len(free)))
 
 
 def heldout_check(law: Law, runs: pd.DataFrame, row_name: str = "row") -> dict[str, Any]:

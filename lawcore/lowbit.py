@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from precsim.lawcore.base import Coord
+from precsim.lawcore.coords import Coord
 from precsim.lawcore.inputs import HIGH_PRECISION_BITS, Inputs
 from precsim.lawcore.precision import KUMAR2024, PrecisionLaw
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from precsim.lawcore.base import (BASE_CONSTANTS, BASE_COORD_SPECS, BASE_COORDS, Coord, Law, Locate,
-                          base_constants, base_coords, base_terms, check_high_precision)
+from precsim.lawcore.base import Law, base_terms, check_high_precision
 from precsim.lawcore.chinchilla import CHINCHILLA_PRESETS
+from precsim.lawcore.coords import (BASE_CONSTANTS, BASE_COORD_SPECS, BASE_COORDS, Coord, Locate,
+                                    base_constants, base_coords)
 from precsim.lawcore.inputs import Inputs
 
 OUYANG2024 = {**CHINCHILLA_PRESETS["chinchilla"],

@@ -1,11 +1,10 @@
 """Law names for `--law NAME`, and rebuilding a law from its JSON."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from precsim.lawcore.base import JSON_FORMAT, Law
+from precsim.lawcore.base import Law, read_law_json
 from precsim.lawcore.chinchilla import ChinchillaLaw
 from precsim.lawcore.errors import LawInputError
 from precsim.lawcore.ouyang import OuyangPTQLaw
@@ -57,26 +56,9 @@ def get_law(name: str = DEFAULT_LAW, **params: Any) -> Law:
 
 def law_from_json(text: str) -> Law:
     """Rebuild a law, fitted state included, from `Law.to_json()` output."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LawInputError(f"law JSON is malformed: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
-        raise LawInputError(f"not a PrecSim law JSON: expected \"format\": \"{JSON_FORMAT}\"")
+    doc = read_law_json(text)
     cls = LAW_CLASSES.get(doc.get("law"))
     if cls is None:
         raise LawInputError(f"law JSON: unknown law class {doc.get('law')!r}; known: "
                             f"{', '.join(LAW_CLASSES)}")
-    params = doc.get("params")
-    if not isinstance(params, dict):
-        raise LawInputError("law JSON: 'params' must be an object")
-    try:
-        law = cls(**params)
-    except TypeError as exc:
-        raise LawInputError(f"law JSON: bad params: {exc}") from None
-    fit = doc.get("fit")
-    if fit is not None:
-        if not isinstance(fit, dict):
-            raise LawInputError("law JSON: 'fit' must be an object or null")
-        law._restore_fit(fit)
-    return law
+    return cls._from_doc(doc)

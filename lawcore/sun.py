@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from precsim.lawcore.base import (BASE_CONSTANTS, BASE_COORD_SPECS, BASE_COORDS, Coord, Law,
-                                  Locate, base_constants, base_coords, base_terms, first_bad)
+from precsim.lawcore.base import Law, base_terms
+from precsim.lawcore.coords import (BASE_CONSTANTS, BASE_COORD_SPECS, BASE_COORDS, Coord,
+                                    Locate, base_constants, base_coords, first_bad)
 from precsim.lawcore.errors import LawInputError
 from precsim.lawcore.inputs import HIGH_PRECISION_BITS, Inputs
 

@@ -11,13 +11,17 @@ so a failed run never leaves a half-written file and never destroys what the use
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import yaml
 
 from precsim.simulator.errors import InputError
@@ -65,6 +69,18 @@ class StrictSafeLoader(yaml.SafeLoader):
                         None, None, f"duplicate key {str(key)[:40]!r}", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+#: file endings that make an argument a file path rather than a name
+FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def is_file_reference(text: str | os.PathLike) -> bool:
+    """The one rule for "is this profile/model/study argument a file, not a name": it
+    ends in .yaml, .yml or .json, or contains a path separator, or starts with '~'."""
+    text = os.fspath(text)
+    return (text.endswith(FILE_SUFFIXES) or "/" in text or os.sep in text
+            or text.startswith("~"))
 
 
 def read_text_bounded(path: str | os.PathLike, what: str,
@@ -223,3 +239,25 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON data: numpy arrays and scalars converted, tuples as lists,
+    keys as strings, NaN and inf as null (strict JSON). The one JSON helper of PrecSim
+    (lawcore, which imports nothing from the simulator, keeps its own for law files)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """`value` as strict JSON text (through `jsonable`)."""
+    return json.dumps(jsonable(value), indent=indent, allow_nan=False)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from precsim.simulator.errors import InputError
+from precsim.simulator.io import is_file_reference
 
 #: Vector ops per output element of the MLP activation (gated: act(gate) * up),
 #: counting one exp / erf / tanh evaluation as 2 ops (a short polynomial plus range
@@ -310,8 +311,8 @@ def get_model(name: str | os.PathLike | TransformerConfig) -> TransformerConfig:
     if key in _BUILTIN_HF:
         source, cfg = _BUILTIN_HF[key]
         return config_from_hf(cfg, key, source)
-    if text.endswith(".json") or os.sep in text or Path(text).is_dir():
-        return load_hf_config(text)
+    if is_file_reference(text) or Path(text).is_dir():  # a file, or a model's folder
+        return load_hf_config(os.path.expanduser(text))
     close = difflib.get_close_matches(key, list(_BUILTIN_HF), n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise InputError(f"unknown model {text!r}{hint} (built-ins: {', '.join(_BUILTIN_HF)}; "

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.io import is_file_reference, load_yaml_mapping
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 
 PROFILE_PATH_ENV = "PRECSIM_PROFILE_PATH"
@@ -70,8 +70,8 @@ def load_profile(name_or_path: str | os.PathLike,
     if isinstance(name_or_path, HardwareProfile):
         return name_or_path
     text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or os.sep in text:
-        return load_profile_file(text)
+    if is_file_reference(text):
+        return load_profile_file(os.path.expanduser(text))
     found: dict[str, HardwareProfile] = {}
     for file in _profile_files(profile_search_paths(extra_paths)):
         profile = load_profile_file(file)

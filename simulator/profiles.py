@@ -12,7 +12,6 @@ the files.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
@@ -20,16 +19,11 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
                       StrictBool, ValidationError, model_validator)
 
+from precsim.simulator.dtypes import DTYPES, FLOAT_DTYPES, DType
 from precsim.simulator.errors import InputError
+from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import UnitError, parse_quantity
 
-#: Data types a profile can list an engine for (element formats of weights/activations).
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
-          "int8", "int4", "ternary", "binary")
-DType = Literal["fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1",
-                "int8", "int4", "ternary", "binary"]
-#: Floating-point types: their rates are FLOP/s; the others (integer, ternary, binary) OP/s.
-FLOAT_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1")
 Engine = Literal["matrix", "vector"]
 
 
@@ -538,40 +532,6 @@ def _override_cited(cited: dict, value: Any) -> None:
 
 # ---- validation ------------------------------------------------------------------------------
 
-def _format_validation_error(exc: ValidationError, source: str, doc: Any,
-                             fields: Iterable[str]) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = _location(err["loc"], doc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            key = str(err["loc"][-1])
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
-    shown = lines[:12]
-    if len(lines) > 12:
-        shown.append(f"{source}: ... and {len(lines) - 12} more errors")
-    return "\n".join(shown)
-
-
-def _location(loc: tuple, doc: Any) -> str:
-    """Dotted field path; list items shown by their `name` (``memory[hbm].bandwidth``)."""
-    text, node = "", doc
-    for part in loc:
-        if isinstance(part, int) and isinstance(node, list):
-            item = node[part] if part < len(node) else None
-            label = item.get("name") if isinstance(item, dict) else None
-            text += f"[{str(label)[:40] if isinstance(label, str) and label else part}]"
-            node = item
-        else:
-            text += ("." if text else "") + str(part)[:40]
-            node = node.get(part) if isinstance(node, dict) else None
-    return text
-
-
 @functools.lru_cache(maxsize=None)
 def _all_field_names() -> frozenset[str]:
     names: set[str] = set()
@@ -587,8 +547,8 @@ def profile_from_mapping(doc: dict, source: str) -> HardwareProfile:
     try:
         profile = HardwareProfile.model_validate(doc)
     except ValidationError as exc:
-        raise InputError(_format_validation_error(exc, source, doc,
-                                                  _all_field_names())) from None
+        raise InputError(format_validation_error(exc, source, doc,
+                                                 _all_field_names())) from None
     profile._raw = copy.deepcopy(doc)
     profile._path = source
     return profile

@@ -29,16 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from precsim.simulator.dtypes import DTYPE_BITS, FLOAT_DTYPES
 from precsim.simulator.errors import InputError
 
-#: Element types: bits per element and family. Keys are the profile dtype names
-#: (simulator.profiles.DTYPES) plus integer widths that no chip runs natively.
-DTYPE_BITS: dict[str, float] = {
-    "fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8_e4m3": 8, "fp8_e5m2": 8,
-    "fp4_e2m1": 4, "int8": 8, "int7": 7, "int6": 6, "int5": 5, "int4": 4, "int3": 3,
-    "int2": 2, "ternary": 1.58, "binary": 1,
-}
-FLOAT_DTYPES = frozenset({"fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1"})
 
 #: Layer groups a format can be overridden for.
 GROUPS = ("embedding", "attn", "mlp", "lm_head")

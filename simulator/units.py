@@ -118,6 +118,31 @@ def parse_quantity(text: object, dimension: str) -> float:
     return value
 
 
+#: the base unit a bare number means on the command line, per dimension
+BASE_UNITS = {"time": "s", "bytes": "B", "bandwidth": "B/s", "compute_rate": "OP/s",
+              "energy": "J", "energy_per_byte": "J/B", "power": "W", "frequency": "Hz"}
+
+
+def parse_flag_quantity(text: str, dimension: str) -> float:
+    """A command-line quantity: a number with a unit of `dimension` ("500 ms", "0.5 s")
+    parsed as in YAML (parse_quantity), or a bare number in the dimension's base unit
+    (BASE_UNITS: seconds for times). SI float; UnitError otherwise."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        return parse_quantity(text, dimension)
+    if not math.isfinite(value):
+        raise UnitError(f"{_shown(text)} is not a finite {dimension} quantity")
+    return value
+
+
+def flag_help(dimension: str, example: str, bare: str, what: str = "") -> str:
+    """The help text of a quantity flag: what it is, then an example with a unit and
+    the bare-number form, e.g. "TIME, e.g. 500 ms or 0.5 (s)"."""
+    lead = f"{what}; " if what else ""
+    return f"{lead}{dimension.upper()}, e.g. {example} or {bare} ({BASE_UNITS[dimension]})"
+
+
 _DISPLAY = {
     "bytes": ("B", ["", "K", "M", "G", "T", "P"]),
     "bandwidth": ("B/s", ["", "K", "M", "G", "T", "P"]),

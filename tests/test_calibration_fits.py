@@ -10,7 +10,7 @@ import pytest
 from precsim.simulator.io import load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profiles import profile_from_mapping
-from precsim.validation import calibrate, microbench
+from precsim.validation import calibrate, fits, microbench
 from precsim.validation.calibrate import template_path
 from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
 from precsim.validation.simulate import simulate_kernel
@@ -33,7 +33,7 @@ def test_stream_fractions_and_row_times_recovered_from_one_token_matmuls(templat
     rows = [{"purpose": "stream", "format": fmt, "m": 1, "n": n, "k": k,
              "best_s": _time(truth, matmul_case(fmt, 1, n, k))}
             for fmt in ("bf16", "fp32") for n, k in microbench.STREAM_SHAPES]
-    calibrate._fit_stream_fractions(template, pd.DataFrame(rows), "now")
+    fits.fit_stream_fractions(template, pd.DataFrame(rows), "now")
     bf16, fp32 = template["compute"]["bf16"], template["compute"]["fp32"]
     assert bf16["stream_fraction"]["value"] == pytest.approx(0.37, abs=2e-4)
     assert "row_time" not in bf16  # no per-row cost in the data: none fitted
@@ -53,7 +53,7 @@ def test_weight_only_stream_and_peak_recovered_together(template):
              "best_s": _time(truth, matmul_case("w4a16", m, n, k))}
             for purpose, m in (("stream", 1), ("peak", microbench.WEIGHT_ONLY_PEAK_ROWS))]
     for _ in range(2):
-        calibrate._fit_weight_only(template, pd.DataFrame(rows), "now", [])
+        fits.fit_weight_only(template, pd.DataFrame(rows), "now", [])
     fitted = profile_from_mapping(template, "fitted").weight_only["int4"]
     assert fitted.stream_fraction_value == pytest.approx(0.62, rel=0.02)
     assert fitted.achievable_ops_per_s == pytest.approx(310e9, rel=0.02)
@@ -65,7 +65,7 @@ def test_vector_rate_recovered_from_element_wise_kernels(template):
     rows = [{"kind": kind, "op": op, "dtype": dt, "rows": r, "cols": c,
              "best_s": _time(truth, rows_cols_case(kind, op, dt, r, c))}
             for kind, op, dt, r, c in calibrate.VECTOR_CASES]
-    calibrate._fit_vector_rate(template, pd.DataFrame(rows), "now", [])
+    fits.fit_vector_rate(template, pd.DataFrame(rows), "now", [])
     assert profile_from_mapping(template, "fitted").vector.rate.value == \
         pytest.approx(37e9, rel=1e-3)
 
@@ -80,11 +80,11 @@ def test_overlap_and_launches_recovered(template):
           "best_s": _time(truth, matmul_case("bf16", 1, *microbench.LAUNCH_SHAPE), True)},
          {"case": "attention", "format": "attention", "error": "",
           "best_s": _time(truth, attention_case(*microbench.LAUNCH_ATTENTION), True)}])
-    calibrate._fit_launches(template, launches, "now", [])
+    fits.fit_launches(template, launches, "now", [])
     m, n, k = microbench.OVERLAP_SHAPE
     rows = pd.DataFrame([{"purpose": "overlap", "format": "bf16", "m": m, "n": n, "k": k,
                           "best_s": _time(truth, matmul_case("bf16", m, n, k))}])
-    calibrate._fit_overlap(template, rows, "now", [])
+    fits.fit_overlap(template, rows, "now", [])
     fitted = profile_from_mapping(template, "fitted")
     # launches are solved first, at the template's overlap: a small coupling remains
     assert fitted.compute["bf16"].launch_s == pytest.approx(9e-6, rel=0.02)
@@ -100,7 +100,7 @@ def test_attention_rule_recovered(template):
     rows = pd.DataFrame([{"phase": c[0], "dtype": c[1],
                           "best_s": _time(truth, attention_case(*c))}
                          for c in microbench.ATTENTION_CASES])
-    calibrate._fit_attention(template, rows, "now", [])
+    fits.fit_attention(template, rows, "now", [])
     fitted = profile_from_mapping(template, "fitted").attention
     assert fitted.peak.value == pytest.approx(120e9, rel=0.01)
     assert fitted.stream_fraction.value == pytest.approx(0.45, rel=0.01)
@@ -114,7 +114,7 @@ def test_gemm_stream_fraction_recovered_from_few_row_matmuls(template):
              "n": n, "k": k,
              "best_s": _time(truth, matmul_case("fp32", microbench.GEMM_STREAM_ROWS, n, k))}
             for n, k in microbench.STREAM_SHAPES]
-    calibrate._fit_gemm_stream_fractions(template, pd.DataFrame(rows), "now")
+    fits.fit_gemm_stream_fractions(template, pd.DataFrame(rows), "now")
     fp32 = template["compute"]["fp32"]
     assert fp32["gemm_stream_fraction"]["value"] == pytest.approx(0.23, abs=2e-4)
     # the one-row fraction and the per-row time are the template's, untouched
@@ -128,6 +128,6 @@ def test_ternary_unpack_ops_recovered_pooled_over_shapes(template):
                                                                "assumed": "truth"}
     cases = [matmul_case("ternary", 1, n, k) for n, k in microbench.STREAM_SHAPES]
     total = sum(_time(truth, case) for case in cases)
-    ops, how = calibrate._fit_convert_ops(template, "ternary", cases, total)
+    ops, how = fits.fit_convert_ops(template, "ternary", cases, total)
     assert ops == pytest.approx(37.0, rel=1e-6)
     assert "total" in how

@@ -2,9 +2,6 @@
 import dataclasses
 import functools
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,16 +188,3 @@ def test_training_runs_narrow_bits_in_the_cheapest_container():
     # seconds_per_flop is the cost model's output (deterministic), not a timing
     assert math.isclose(rates.loc["4-bit", "seconds_per_flop"],
                         rates.loc["8-bit", "seconds_per_flop"])
-
-
-def test_importing_the_cli_and_planner_does_not_import_scipy():
-    """lawcore imported scipy eagerly (lawcore.fitting), ~1.5 s on every `import
-    codesign.cli`; scipy now loads only when a fit runs, and lawcore's names still work."""
-    code = ("import sys, precsim.codesign.cli, precsim.codesign.planner; "
-            "from precsim import lawcore; "
-            "assert not [m for m in sys.modules if m.split('.')[0] == 'scipy'], 'eager'; "
-            "from precsim.lawcore import LawFitError, heldout_check; "
-            "import precsim.lawcore.fitting as f; "
-            "assert heldout_check is f.heldout_check and LawFitError is f.LawFitError; "
-            "assert 'heldout_check' in dir(lawcore)")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)

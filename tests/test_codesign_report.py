@@ -31,6 +31,7 @@ def run_json(capsys, argv):
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_report_folder_and_atomic_replacement(tiny_study, tmp_path, capsys, monkeypatch):
     out = tmp_path / "report"
     out.mkdir()
@@ -68,6 +69,7 @@ def test_report_folder_and_atomic_replacement(tiny_study, tmp_path, capsys, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]   # no temp folders
 
 
+@pytest.mark.slow
 def test_report_includes_a_validation_summary(tiny_study, tmp_path, capsys):
     val = tmp_path / "val"
     val.mkdir()

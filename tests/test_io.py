@@ -206,3 +206,53 @@ def test_atomic_directory_refuses_a_file_in_the_way(tmp_path):
     with pytest.raises(InputError, match="not a directory"):
         with atomic_directory(tmp_path / "report"):
             pass
+
+
+def test_one_formatter_for_schema_errors_names_file_path_and_nearest_field():
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from precsim.simulator.schema_errors import field_path, format_validation_error
+
+    class Item(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        name: str
+        size: int
+
+    class Doc(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: list[Item]
+
+    doc = {"items": [{"name": "hbm", "sise": 1}, {"size": "x", "name": ""}]}
+    try:
+        Doc.model_validate(doc)
+    except ValidationError as exc:
+        text = format_validation_error(exc, "f.yaml", doc, ("name", "size"), list_expected=True)
+    assert text.splitlines() == [
+        "f.yaml: items[hbm].size: required field is missing",
+        "f.yaml: items[hbm].sise: unknown field (did you mean 'size'?); expected one of "
+        "name, size",
+        "f.yaml: items[1].size: Input should be a valid integer, unable to parse string "
+        "as an integer"]
+    assert field_path(("a", 0, "b")) == "a[0].b"
+
+
+@pytest.mark.parametrize("text, is_file", [
+    ("h100-sxm", False), ("llama-3-8b", False), ("W4A16", False),
+    ("my.yaml", True), ("my.yml", True), ("config.json", True), ("dir/h100", True),
+    ("./h100", True), ("~/profiles/x", True),
+])
+def test_one_rule_for_file_arguments(text, is_file):
+    from precsim.simulator.io import is_file_reference
+    assert is_file_reference(text) is is_file
+
+
+def test_one_json_helper_converts_numpy_and_non_finite_values():
+    import json
+
+    import numpy as np
+
+    from precsim.simulator.io import json_text, jsonable
+    value = {1: np.float64(2.5), "a": np.array([1, 2]), "t": (np.int64(3), float("nan")),
+             "inf": np.inf, "ok": True}
+    assert jsonable(value) == {"1": 2.5, "a": [1, 2], "t": [3, None], "inf": None, "ok": True}
+    assert json.loads(json_text(value, indent=None)) == jsonable(value)

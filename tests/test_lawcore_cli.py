@@ -203,6 +203,7 @@ def test_plot_writes_the_standard_figures(capsys, tmp_path):
         assert (out / name).read_bytes().startswith(PNG)
 
 
+@pytest.mark.slow
 def test_plot_chinchilla_and_bad_out(capsys, tmp_path):
     code, out, _ = run(capsys, "law", "plot", "--out", str(tmp_path / "c"), "--law",
                        "chinchilla")

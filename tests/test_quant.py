@@ -118,3 +118,10 @@ def test_effective_bits_formula(bits, g1, g2):
     coarse = parse_quant(f"W{bits}A16-g{hi}")
     assert fine.effective_weight_bits == bits + 16 / lo
     assert coarse.effective_weight_bits <= fine.effective_weight_bits
+
+
+def test_dtype_tables_are_defined_once_and_agree():
+    from precsim.simulator import dtypes, profiles, quant
+    assert profiles.DTYPES is dtypes.DTYPES and profiles.FLOAT_DTYPES is dtypes.FLOAT_DTYPES
+    assert quant.DTYPE_BITS is dtypes.DTYPE_BITS and quant.FLOAT_DTYPES is dtypes.FLOAT_DTYPES
+    assert set(dtypes.FLOAT_DTYPES) <= set(dtypes.DTYPES) <= set(dtypes.DTYPE_BITS)

@@ -112,11 +112,11 @@ def write_study(tmp_path, doc, name="study.yaml") -> Path:
 
 @pytest.mark.parametrize("edit, expected", [
     ({"modles": ["llama-3-8b"]}, "modles: unknown field (did you mean 'models'?)"),
-    ({"batch": [0, 4]}, "batch.0: Input should be greater than 0"),
+    ({"batch": [0, 4]}, "batch[0]: Input should be greater than 0"),
     ({"batch": [4, 4]}, "batch: duplicate batch values 4"),
     ({"gen_len": []}, "gen_len: List should have at least 1 item"),
     ({"serving": {"qps": [1], "rqs": 3}}, "serving.rqs: unknown field"),
-    ({"serving": {"qps": [-1]}}, "serving.qps.0: Input should be greater than 0"),
+    ({"serving": {"qps": [-1]}}, "serving.qps[0]: Input should be greater than 0"),
     ({"overrides": {"memory..value": ["1 TB/s"]}}, "expected a dotted field path"),
     ({"chunk_size": 0}, "chunk_size: Input should be greater than 0"),
 ])
@@ -193,6 +193,7 @@ def test_chunk_keys_are_stable_and_follow_the_profile_content():
 
 # -- evaluation ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_rows_equal_the_scalar_cost_model(reference):
     assert len(reference) == N_CONFIGS
     assert reference["config_id"].tolist() == list(range(N_CONFIGS))
@@ -208,6 +209,7 @@ def test_rows_equal_the_scalar_cost_model(reference):
             assert got == want or (np.isnan(got) and np.isnan(want)), name
 
 
+@pytest.mark.slow
 def test_what_if_bandwidth_only_speeds_up_decode(reference):
     key = ["model", "quant", "batch", "prompt_len", "gen_len"]
     col = "override:memory.hbm.bandwidth.value"
@@ -219,6 +221,7 @@ def test_what_if_bandwidth_only_speeds_up_decode(reference):
     assert (fast["memory_bytes"] == base["memory_bytes"]).all()
 
 
+@pytest.mark.slow
 def test_local_pool_equals_dask_cluster_exactly(tmp_path, reference):
     with LocalExecutor(2) as pool:
         local = run_sweep(study(), pool, out=tmp_path / "r.parquet", progress=False)
@@ -230,11 +233,13 @@ def test_local_pool_equals_dask_cluster_exactly(tmp_path, reference):
     assert not parts_dir_for(tmp_path / "r.parquet").exists()
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_results(cluster, reference):
     other = run_sweep(study(chunk_size=7), cluster, progress=False).frame
     pd.testing.assert_frame_equal(other, reference, check_exact=True)
 
 
+@pytest.mark.slow
 def test_serving_points_run_the_des_and_report_what_does_not_fit(cluster):
     s = study(models=["qwen2.5-0.5b"], quant=["BF16"], batch=[4], prompt_len=[256],
               gen_len=[16], overrides={"memory.hbm.capacity.value": [None, "0.5 GB"]},
@@ -260,6 +265,7 @@ def test_serving_needs_real_model_shapes():
 
 # -- retry, failure reporting, resume ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_transient_failures_are_retried(cluster, tmp_path, reference):
     flaky = functools.partial(evaluate_flaky, marker_dir=str(tmp_path))
     result = run_sweep(study(), cluster, progress=False, evaluate=flaky)
@@ -267,6 +273,7 @@ def test_transient_failures_are_retried(cluster, tmp_path, reference):
     pd.testing.assert_frame_equal(result.frame, reference, check_exact=True)
 
 
+@pytest.mark.slow
 def test_persistent_failure_is_reported_and_the_rest_completes(cluster, tmp_path, reference):
     out = tmp_path / "r.parquet"
     result = run_sweep(study(), cluster, out=out, progress=False,
@@ -289,6 +296,7 @@ def test_persistent_failure_is_reported_and_the_rest_completes(cluster, tmp_path
     pd.testing.assert_frame_equal(pd.read_parquet(out), reference, check_exact=True)
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_keeps_finished_chunks_and_resumes(cluster, tmp_path, reference,
                                                               monkeypatch):
     out = tmp_path / "r.parquet"
@@ -319,6 +327,7 @@ def test_output_path_is_checked_before_work_starts(tmp_path):
         run_sweep(study(), executor=object(), out=tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_recomputed(cluster, tmp_path, reference):
     out = tmp_path / "r.parquet"
     chunks = plan_chunks(study())
@@ -330,6 +339,7 @@ def test_corrupt_checkpoint_is_recomputed(cluster, tmp_path, reference):
     pd.testing.assert_frame_equal(result.frame, reference, check_exact=True)
 
 
+@pytest.mark.slow
 def test_workers_of_another_precsim_version_are_refused(cluster, monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9")  # driver side only
     with pytest.raises(InputError, match=r"dask workers must run precsim 9.9 .*found tcp://"):
@@ -339,6 +349,7 @@ def test_workers_of_another_precsim_version_are_refused(cluster, monkeypatch):
 
 # -- CLI -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_sweep_json_and_bad_input(tmp_path, capsys, reference):
     path = write_study(tmp_path, {**STUDY, "chunk_size": 48})
     out = tmp_path / "cli.parquet"
@@ -352,10 +363,11 @@ def test_cli_sweep_json_and_bad_input(tmp_path, capsys, reference):
     bad = write_study(tmp_path, {**STUDY, "batch": ["many"]}, "bad.yaml")
     assert main(["sweep", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("precsim: error: ") and "bad.yaml: batch.0:" in err
+    assert err.startswith("precsim: error: ") and "bad.yaml: batch[0]:" in err
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_on_a_scheduler_reports_failed_chunks(cluster, tmp_path, capsys, monkeypatch):
     import precsim.codesign.commands.sweep as command
     monkeypatch.setattr(command, "run_sweep",

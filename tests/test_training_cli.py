@@ -22,6 +22,7 @@ def tiny_report(tmp_path_factory):
     return code, out, buf.getvalue()
 
 
+@pytest.mark.slow
 def test_tiny_sweep_writes_report_and_one_json_object(tiny_report):
     code, out, stdout = tiny_report
     assert code == 0
@@ -36,6 +37,7 @@ def test_tiny_sweep_writes_report_and_one_json_object(tiny_report):
     assert (out / "loss_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_rerun_resumes_without_training_and_runs_csv_is_reusable(tiny_report, tmp_path,
                                                                  monkeypatch, capsys):
     _, out, _ = tiny_report

@@ -39,6 +39,7 @@ def uninterrupted(tmp_path_factory):
     return path, table
 
 
+@pytest.mark.slow
 def test_sweep_writes_every_run_with_its_ptq_rows(uninterrupted):
     path, table = uninterrupted
     assert table["run_id"].nunique() == 4
@@ -50,6 +51,7 @@ def test_sweep_writes_every_run_with_its_ptq_rows(uninterrupted):
     assert table["known_E"].iloc[0] == pytest.approx(SOURCE.entropy_rate_nats)
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_redoes_nothing_and_matches(uninterrupted, tmp_path, monkeypatch):
     path = tmp_path / "runs.csv"
     calls = []
@@ -87,6 +89,7 @@ run_sweep(GRID, SOURCE, sys.argv[1], jobs=1, progress=False)
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_restart_trains_only_the_rest(uninterrupted, tmp_path,
                                                               monkeypatch):
     path = tmp_path / "runs.csv"
@@ -114,6 +117,7 @@ def test_sigkill_mid_sweep_then_restart_trains_only_the_rest(uninterrupted, tmp_
     pd.testing.assert_frame_equal(read(path), read(uninterrupted[0]))
 
 
+@pytest.mark.slow
 def test_parallel_jobs_write_the_same_csv(uninterrupted, tmp_path):
     path = tmp_path / "runs.csv"
     table = run_sweep(GRID, SOURCE, path, jobs=2, progress=False)
@@ -121,6 +125,7 @@ def test_parallel_jobs_write_the_same_csv(uninterrupted, tmp_path):
     assert list(table["run_id"]) == list(uninterrupted[1]["run_id"])
 
 
+@pytest.mark.slow
 def test_incomplete_run_is_dropped_on_reopen(uninterrupted, tmp_path):
     lines = uninterrupted[0].read_text().splitlines(keepends=True)
     path = tmp_path / "runs.csv"
@@ -130,6 +135,7 @@ def test_incomplete_run_is_dropped_on_reopen(uninterrupted, tmp_path):
     assert path.read_text() == HEADER
 
 
+@pytest.mark.slow
 def test_training_is_deterministic():
     cfg = RunConfig("synthetic", SOURCE.fingerprint, 32, 1, 1, SOURCE.vocab_size, 16, 512,
                     w_format="int3", kv_format="int4", post_bits=(3,), batch_size=8,

@@ -131,3 +131,36 @@ def test_format_then_parse_round_trips(dimension, value):
 def test_flop_display_round_trips(value):
     assert math.isclose(parse_quantity(format_quantity(value, "compute_rate", unit="FLOP/s"),
                                        "compute_rate"), value, rel_tol=5e-4)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("500 ms", 0.5), ("0.5 s", 0.5), ("0.5", 0.5), ("50 us", 50e-6), (" 2 ", 2.0)])
+def test_flag_quantities_take_a_unit_or_a_bare_number_in_the_base_unit(text, seconds):
+    from precsim.simulator.units import parse_flag_quantity
+    assert parse_flag_quantity(text, "time") == pytest.approx(seconds, rel=1e-12)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("5 GB", "is a bytes quantity; expected time"), ("fast", "cannot read"),
+    ("inf", "not a finite time")])
+def test_flag_quantities_reject_other_units_and_words(text, message):
+    from precsim.simulator.units import UnitError, parse_flag_quantity
+    with pytest.raises(UnitError, match=message):
+        parse_flag_quantity(text, "time")
+
+
+@pytest.mark.parametrize("command", [
+    ["plan", "--slo-tpot", "SLO", "--slo-ttft", "SLO"],
+    ["size", "--profile", "h100-sxm", "--model", "llama-3-8b", "--quant", "W4A16", "--qps", "1",
+     "--slo-ttft", "SLO", "--slo-tpot", "SLO"]])
+def test_plan_and_size_read_slo_flags_with_one_grammar(command, capsys):
+    """Both spellings parse to the same seconds in both commands (`size` refused a unit,
+    `plan` a bare number); the help shows an example of each."""
+    from precsim.codesign.cli import build_parser
+    parser = build_parser(command[0])
+    for text in ("50 ms", "0.05"):
+        args = parser.parse_args([text if a == "SLO" else a for a in command])
+        assert args.slo_tpot == pytest.approx(0.05) and args.slo_ttft == pytest.approx(0.05)
+    with pytest.raises(SystemExit):
+        parser.parse_args([command[0], "--help"])
+    assert "TIME, e.g. 50 ms or 0.05 (s)" in " ".join(capsys.readouterr().out.split())

@@ -4,19 +4,22 @@ kept in its own file so the other validation tests stay short. No timing is asse
 import json
 
 import pandas as pd
+import pytest
 
 from precsim.codesign.cli import main
 from precsim.simulator.profile_loader import load_profile_file
 from precsim.validation.plan import MODEL_FORMATS, quick_plan
 
 
+@pytest.mark.slow
 def test_validate_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "quick"
     assert main(["validate", "--quick", "--device", "cpu", "--out", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     plan = quick_plan()
     assert result["plan"] == "quick" and result["kernels"] == len(plan.kernels)
-    assert result["median_abs_pct_error"] >= 0 and result["skipped"] == []
+    assert 0 < result["median_abs_pct_error"] <= result["p90_abs_pct_error"]
+    assert result["skipped"] == []
     assert {r["format"] for r in result["by_format"]} >= set(MODEL_FORMATS)
     decode = [r for r in result["transformer"] if r["kind"] == "transformer_decode"]
     assert {r["format"] for r in decode} == set(MODEL_FORMATS)

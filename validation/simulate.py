@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from precsim.simulator import kernels as sk
 from precsim.simulator.cost import decode_step_cost, prefill_cost
+from precsim.simulator.dtypes import DTYPE_BITS
 from precsim.simulator.hardware import Hardware, as_hardware
 from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
 from precsim.simulator.roofline import KernelCost, chain_hit_share
@@ -33,7 +34,6 @@ from precsim.validation.measure import ModelCase
 
 #: formats whose PyTorch kernel dequantises into a materialised weight before the matmul
 UNFUSED = {"w8a16-deq", "w4a16-deq", "ternary"}
-_BITS = {"fp32": 32.0, "bf16": 16.0}
 
 #: The element-wise passes of the plain-PyTorch dequantisations (validation.formats),
 #: per weight: (bytes read, bytes written, vector ops, 16-bit elements widened or
@@ -113,7 +113,7 @@ def kernel_cost(case: KernelCase, hw: Hardware, hot: bool = False) -> KernelCost
         return sk.gemm_cost(hw, d["m"], d["n"], d["k"], quant, weight_home=home,
                             fused_dequant=case.fmt not in UNFUSED)
     quant = "FP32" if case.fmt == "fp32" else "BF16"
-    bits = _BITS[case.fmt]
+    bits = float(DTYPE_BITS[case.fmt])
     if case.kind.startswith("attention_"):
         decode = case.kind == "attention_decode"
         return sk.attention_cost(hw, d["batch"], d["q_len"], d["kv_len"], d["heads"],

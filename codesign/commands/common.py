@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from typing import Any
 
-import numpy as np
-
+from precsim.simulator.io import json_text
 from precsim.simulator.profile_loader import PROFILE_PATH_ENV, load_profile
 from precsim.simulator.profiles import HardwareProfile
+from precsim.simulator.units import UnitError, parse_flag_quantity
 
 
 def add_profile_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -28,21 +26,18 @@ def resolve_profile(args: argparse.Namespace, name: str) -> HardwareProfile:
     return load_profile(name, extra_paths=getattr(args, "profile_dir", []) or [])
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def print_json(obj: Any) -> None:
     """Print `obj` as one JSON object (numpy values converted, NaN/inf as null)."""
-    json.dump(_jsonable(obj), sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(obj) + "\n")
+
+
+def quantity_arg(dimension: str):
+    """argparse `type` of a quantity flag (simulator.units.parse_flag_quantity): a
+    number with a unit or a bare number in the base unit; bad input exits 2 naming it."""
+    def parse(text: str) -> float:
+        try:
+            return parse_flag_quantity(text, dimension)
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = dimension  # argparse names the type in its error message
+    return parse

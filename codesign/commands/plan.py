@@ -10,7 +10,8 @@ import os
 
 import pandas as pd
 
-from precsim.codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
+                                              quantity_arg)
 from precsim.codesign.commands.law import warn_validity
 from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, cost_text
@@ -18,7 +19,8 @@ from precsim.codesign.robustness import DEFAULT_DRAWS, robustness
 from precsim.codesign.study import (SLO, Baseline, Deployment, Target, Training, load_study,
                                     problem_from_study, resolve_study, updated)
 from precsim.simulator.errors import InputError
-from precsim.simulator.units import UnitError, parse_quantity
+from precsim.simulator.io import is_file_reference
+from precsim.simulator.units import flag_help
 
 
 def _positive(text: str) -> float:
@@ -44,16 +46,9 @@ def _count(text: str) -> int:
     return int(value)
 
 
-def _seconds(text: str) -> float:
-    try:
-        return parse_quantity(text, "time")
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _cli_profile(ref: str) -> str:
     """Profile file paths given on the command line are taken from the working folder."""
-    return os.path.abspath(ref) if ref.endswith((".yaml", ".yml")) or os.sep in ref else ref
+    return os.path.abspath(os.path.expanduser(ref)) if is_file_reference(ref) else ref
 
 
 def add_study_args(parser: argparse.ArgumentParser, deploy: bool = True) -> None:
@@ -85,8 +80,10 @@ def add_study_args(parser: argparse.ArgumentParser, deploy: bool = True) -> None
     g.add_argument("--batch", type=_count)
     g.add_argument("--prompt-len", type=_count)
     g.add_argument("--output-len", type=_count)
-    g.add_argument("--slo-tpot", type=_seconds, metavar="TIME", help='e.g. "50 ms"')
-    g.add_argument("--slo-ttft", type=_seconds, metavar="TIME", help='e.g. "1 s"')
+    g.add_argument("--slo-tpot", type=quantity_arg("time"), metavar="TIME",
+                   help=flag_help("time", "50 ms", "0.05", "time-per-output-token target"))
+    g.add_argument("--slo-ttft", type=quantity_arg("time"), metavar="TIME",
+                   help=flag_help("time", "1 s", "1", "time-to-first-token target"))
     g.add_argument("--dollars-per-device-hour", type=_non_negative, metavar="USD",
                    help="deployment device price")
     g.add_argument("--train-dollars-per-device-hour", type=_non_negative, metavar="USD")

@@ -13,13 +13,14 @@ import argparse
 import pandas as pd
 
 from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
-                                      resolve_profile)
+                                              quantity_arg, resolve_profile)
 from precsim.simulator.des.serving import serve
 from precsim.simulator.des.sizing import (MAX_DEVICES, SLO, SLO_PERCENTILE, compare_sizing,
                                   sizing_table)
 from precsim.simulator.des.workload import poisson_workload, read_trace
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
+from precsim.simulator.units import flag_help
 
 SERVE_KEYS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s",
               "tpot_p99_s", "e2e_p50_s", "e2e_p99_s", "queue_p99_s",
@@ -35,13 +36,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
     return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
 
 
 def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: bool) -> None:
@@ -99,10 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 repeat_quant=True)
     p_size.add_argument("--qps", type=float, required=True, metavar="R",
                         help="total request rate over all devices (req/s)")
-    p_size.add_argument("--slo-ttft", type=_seconds, required=True, metavar="SECONDS",
-                        help=f"p{SLO_PERCENTILE} time-to-first-token target")
-    p_size.add_argument("--slo-tpot", type=_seconds, required=True, metavar="SECONDS",
-                        help=f"p{SLO_PERCENTILE} time-per-output-token target")
+    p_size.add_argument("--slo-ttft", type=quantity_arg("time"), required=True, metavar="TIME",
+                        help=flag_help("time", "500 ms", "0.5",
+                                       f"p{SLO_PERCENTILE} time-to-first-token target"))
+    p_size.add_argument("--slo-tpot", type=quantity_arg("time"), required=True, metavar="TIME",
+                        help=flag_help("time", "50 ms", "0.05",
+                                       f"p{SLO_PERCENTILE} time-per-output-token target"))
     p_size.add_argument("--requests", type=_positive_int, default=2000, metavar="N",
                         help="requests simulated per candidate (default 2000)")
     p_size.add_argument("--max-devices", type=_positive_int, default=MAX_DEVICES, metavar="N",

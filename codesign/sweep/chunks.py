@@ -22,6 +22,7 @@ import numpy as np
 
 from precsim.codesign.sweep.schema import ServingAxis, SweepStudy, study_source
 from precsim.simulator.errors import InputError
+from precsim.simulator.io import is_file_reference
 from precsim.simulator.models import TransformerConfig, get_model, model_for_params
 from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.profiles import HardwareProfile
@@ -89,7 +90,7 @@ def precsim_version() -> str:
 def _relative_to_study(entry: str, study: SweepStudy) -> str:
     """A file path in the study is relative to the study file; a name stays a name."""
     source = study_source(study)
-    if entry.endswith((".yaml", ".yml", ".json")) or "/" in entry or os.sep in entry:
+    if is_file_reference(entry):
         path = Path(entry).expanduser()
         if not path.is_absolute() and source != "study":
             return str(Path(source).parent / path)

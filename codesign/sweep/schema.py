@@ -7,7 +7,6 @@ configuration. Errors name the study file and the field; the CLI exits 2.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from typing import Literal
@@ -18,6 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.schema_errors import format_validation_error
 
 #: default configurations per task: a chunk takes about 0.1 s (cost model) or 1 s (DES)
 COST_CHUNK = 4096
@@ -108,21 +108,9 @@ class SweepStudy(_Strict):
         return int(np.prod([len(a) for a in axes]))
 
 
-def _validation_message(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            names = ServingAxis.model_fields if loc.startswith("serving.") \
-                else SweepStudy.model_fields
-            close = difflib.get_close_matches(str(err["loc"][-1]), list(names), n=1)
-            msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "") + \
-                f"; expected one of {', '.join(names)}"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines)
+def _known_fields(loc: tuple) -> list[str]:
+    """Field names an unknown field at `loc` is matched against."""
+    return list(ServingAxis.model_fields if loc[:1] == ("serving",) else SweepStudy.model_fields)
 
 
 def sweep_study_from_mapping(doc: dict, source: str = "study") -> SweepStudy:
@@ -130,7 +118,8 @@ def sweep_study_from_mapping(doc: dict, source: str = "study") -> SweepStudy:
     try:
         study = SweepStudy.model_validate(doc)
     except ValidationError as exc:
-        raise InputError(_validation_message(exc, source)) from None
+        raise InputError(format_validation_error(exc, source, doc, _known_fields,
+                                                 list_expected=True)) from None
     study._source = source
     return study
 

@@ -11,6 +11,14 @@ import pandas as pd
 
 from precsim.codesign.cli import main
 
+#: The checkout's root: paths in outputs are recorded relative to it ("{root}/..."),
+#: so the goldens hold in any clone.
+ROOT = str(Path(__file__).resolve().parent.parent.parent)
+
+
+def _relative_paths(text: str) -> str:
+    return text.replace(ROOT, "{root}")
+
 
 def run_case(argv: list[str], tmp: Path) -> dict:
     """Exit code plus the parsed --json output (and, for `report`, its CSV tables)."""
@@ -20,9 +28,9 @@ def run_case(argv: list[str], tmp: Path) -> dict:
         code = main(argv)
     result: dict = {"exit": code}
     text = out.getvalue()
-    result["json"] = json.loads(text) if text.strip() else None
+    result["json"] = json.loads(_relative_paths(text)) if text.strip() else None
     if code != 0:
-        result["stderr"] = err.getvalue().strip()
+        result["stderr"] = _relative_paths(err.getvalue().strip())
     if argv[0] == "report" and code == 0:
         folder = Path(argv[argv.index("--out") + 1])
         result["json"] = {"tables": {

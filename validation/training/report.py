@@ -6,7 +6,6 @@ writes each file atomically (simulator.io.atomic_write_bytes) into the output fo
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 from pathlib import Path
@@ -17,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from precsim.lawcore import ChinchillaLaw, PrecisionLaw
-from precsim.simulator.io import atomic_write_bytes
+from precsim.simulator.io import atomic_write_bytes, json_text
 from precsim.validation.training.analysis import BIT_COLUMNS, HIGH, PAPER_CHINCHILLA, PARTS, Analysis
 
 LIMITS = (
@@ -310,7 +309,7 @@ def render(analysis: Analysis, extra: dict | None = None) -> tuple[dict[str, byt
     doc = summary(analysis, extra)
     files = {
         "summary.md": _markdown(analysis, doc, constants).encode(),
-        "summary.json": (json.dumps(_jsonable(doc), indent=2) + "\n").encode(),
+        "summary.json": (json_text(doc) + "\n").encode(),
         "constants.csv": constants.to_csv(index=False).encode(),
         "ptq_degradation.csv": analysis.ptq.to_csv(index=False).encode(),
         "n_eff.csv": analysis.neff.to_csv(index=False).encode(),
@@ -320,18 +319,6 @@ def render(analysis: Analysis, extra: dict | None = None) -> tuple[dict[str, byt
         "predicted_vs_observed.png": _fig_pred_obs(analysis),
     }
     return files, doc
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.generic,)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def write_report(out_dir: str | os.PathLike, files: dict[str, bytes]) -> list[Path]:

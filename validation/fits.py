@@ -1,0 +1,502 @@
+"""The calibration fits: each sets the profile-document numbers that make the
+simulator reproduce a table of measured times (validation/calibrate.py measures and
+orchestrates; the method of each fit is in that module's docstring and here).
+
+Every fit takes the profile document `doc` (a dict, edited in place), the measured rows
+(pandas), `stamp` ("on <machine>, <when>", for provenance) and, where it can fail,
+`notes` (a list the reason is appended to). Every solved value evaluates the simulator
+itself at two trial values (the time is linear in the unknown there): no cost formula
+is repeated here, and tests recover known parameters from simulator-generated times.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
+from precsim.simulator.units import format_quantity
+from precsim.validation import microbench
+from precsim.validation.formats import FORMATS
+from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
+from precsim.validation.simulate import simulate_kernel
+
+
+def net_bandwidth(rows: pd.DataFrame, overhead_s: float) -> float:
+    """Total bytes / total (best time - overhead) over the rows (harmonic mean of rates)."""
+    net = (rows["best_s"] - overhead_s).clip(lower=0.2 * rows["best_s"])
+    return float(rows["bytes_moved"].sum() / net.sum())
+
+
+#: a calibrated rate this many times below or above the template's is implausible
+PLAUSIBLE_FACTOR = 10.0
+
+
+def implausible(measured: float, template: float, what: str) -> str | None:
+    """A warning when `measured` lies outside [template / F, template x F], else None."""
+    lo, hi = template / PLAUSIBLE_FACTOR, template * PLAUSIBLE_FACTOR
+    if lo <= measured <= hi:
+        return None
+    return (f"WARNING: {what} measured {measured / 1e9:.4g} G/s is implausible (outside "
+            f"{lo / 1e9:.4g}-{hi / 1e9:.4g} G/s, the template's {template / 1e9:.4g} G/s "
+            f"/ x {PLAUSIBLE_FACTOR:g}): interference or a broken measurement; "
+            "template value kept")
+
+
+def template_kept(cited: dict, warning: str, stamp: str) -> dict:
+    """The template's number with provenance saying why calibration did not replace it."""
+    was = "; ".join(f"{k}: {cited[k]}" for k in ("source", "derived", "measured", "assumed")
+                    if cited.get(k))
+    return {"value": cited["value"],
+            "assumed": f"template value kept: calibration {stamp}: {warning} (template: {was})"}
+
+
+def enforce_level_order(doc: dict, notes: list[str]) -> None:
+    """Raise any memory level whose achievable bandwidth is below a farther level's to
+    that level's rate (a nearer level is never slower), saying so in its `measured:`."""
+    profile = profile_from_mapping(doc, source="calibrated host profile")
+    rates = [lv.achievable_bandwidth_bytes_per_s for lv in profile.memory]
+    floor = rates[-1]
+    for i in range(len(rates) - 2, -1, -1):
+        level = doc["memory"][i]
+        if rates[i] < floor:
+            far = doc["memory"][i + 1]["name"]
+            frac = profile.memory[i].achievable_bandwidth_bytes_per_s \
+                / profile.memory[i].bandwidth_bytes_per_s
+            old = dict(level["bandwidth"])
+            how = old.get("measured") or old.get("assumed") or old.get("derived") or ""
+            level["bandwidth"] = {
+                "value": f"{floor / frac / 1e9:.4g} GB/s",
+                "measured": f"raised from {old['value']} to the achievable rate of the "
+                            f"farther level ({floor / 1e9:.4g} GB/s, {far}), since a nearer "
+                            f"level is never slower; the raw value came from: {how}"}
+            notes.append(f"memory level {level['name']}: measured achievable "
+                         f"{rates[i] / 1e9:.4g} GB/s is below the farther level's "
+                         f"{floor / 1e9:.4g} GB/s; raised to it (interference suspected)")
+        floor = max(floor, rates[i])
+
+
+def fit_memory_levels(doc: dict, plans: list, streams: pd.DataFrame,
+                      template_profile: HardwareProfile, overhead_s: float,
+                      device: str, stamp: str, notes: list[str]) -> None:
+    """memory: one level per plan (calibrate.MemoryPlan); capacity from the OS, bandwidth
+    = net_bandwidth of the streams inside the level (all ops pooled); an implausible
+    rate on the host keeps the template's; then enforce_level_order."""
+    template_rates = {lv.name: lv.achievable_bandwidth_bytes_per_s
+                      for lv in template_profile.memory}
+    template_levels = {lv["name"]: lv for lv in doc["memory"]}
+    new_levels = []
+    for plan in plans:
+        level = dict(template_levels.get(plan.name) or
+                     (template_levels["l3"] if plan.kind == "cache" else doc["memory"][-1]))
+        level["name"], level["kind"] = plan.name, plan.kind
+        if plan.capacity_how:
+            level["capacity"] = {"value": f"{plan.capacity_bytes / 1024:.0f} KiB",
+                                 "measured": f"{plan.capacity_how}, {stamp}"}
+        rows = streams[streams["level"] == plan.name]
+        if rows.empty:
+            notes.append(f"memory level {plan.name}: no stream size fell inside it; "
+                         "template bandwidth kept")
+        elif (warning := implausible(
+                bw := net_bandwidth(rows, overhead_s),
+                template_rates.get(plan.name, template_rates[doc["memory"][-1]["name"]]),
+                f"memory level {plan.name} bandwidth")) and device == "cpu":
+            notes.append(warning)
+            level["bandwidth"] = template_kept(level["bandwidth"], warning, stamp)
+        else:
+            per_op = ", ".join(
+                f"{op} {format_quantity(net_bandwidth(rows[rows['op'] == op], overhead_s), 'bandwidth')}"
+                for op in dict.fromkeys(rows["op"]))
+            sizes_txt = ", ".join(format_quantity(s, "bytes")
+                                  for s in sorted(set(rows["buffer_bytes"])))
+            level["bandwidth"] = {
+                "value": f"{bw / 1e9:.4g} GB/s",
+                "measured": f"fp32 streams ({'/'.join(dict.fromkeys(rows['op']))}) over "
+                            f"buffers of {sizes_txt} on "
+                            f"{plan.threads} (or 1 thread where faster: "
+                            f"{len(rows[rows['best_threads'] == 1])} of {len(rows)} points); "
+                            f"bytes moved / (fastest call - fastest per-call overhead "
+                            f"{overhead_s * 1e6:.3g} us), all ops pooled ({per_op}); {stamp}"}
+            level["achievable_fraction"] = {
+                "value": 1.0, "measured": "the bandwidth above is the achieved stream rate"}
+        new_levels.append(level)
+    if device != "cuda":  # cache levels the OS did not report keep the template's values
+        planned = {p.name for p in plans}
+        kept = [lv for lv in doc["memory"][:-1] if lv["name"] not in planned]
+        new_levels = kept + new_levels if len(plans) == 1 else new_levels[:-1] + kept \
+            + new_levels[-1:]
+    doc["memory"] = new_levels
+    enforce_level_order(doc, notes)
+
+
+def fit_gemm_peaks(doc: dict, gemms: pd.DataFrame, template_profile: HardwareProfile,
+                   device: str, stamp: str, notes: list[str]) -> None:
+    """compute.<dtype>.peak = the best GEMM rate; achievable_fraction = median / best
+    over the calibration shapes (an implausible host peak keeps the template's)."""
+    for dtype, rows in gemms.groupby("dtype", sort=False):
+        ok = rows.dropna(subset=["ops_per_s"])
+        if ok.empty:
+            notes.append(f"{dtype} GEMM not measured ({rows['error'].iloc[0]}); "
+                         "template peak kept")
+            continue
+        best, med = float(ok["ops_per_s"].max()), float(ok["ops_per_s"].median())
+        shapes = ", ".join(f"{r.m}x{r.n}x{r.k} ({r.best_threads} thr)"
+                           for r in ok.itertuples())
+        unit = "GOP/s" if dtype.startswith("int") else "GFLOP/s"
+        spec = doc["compute"].setdefault(dtype, dict(doc["compute"]["fp32"]))
+        if dtype in template_profile.compute and device == "cpu" and (warning := implausible(
+                best, template_profile.compute[dtype].peak_ops_per_s, f"{dtype} GEMM peak")):
+            notes.append(warning)
+            spec["peak"] = template_kept(spec["peak"], warning, stamp)
+            continue
+        kernel = "torch._int_mm" if dtype == "int8" else "torch.mm"
+        spec["peak"] = {"value": f"{best / 1e9:.4g} {unit}",
+                        "measured": f"best of {kernel} {dtype} GEMMs (m x n x k) {shapes}; "
+                                    f"2mnk / fastest call (at the configured threads or "
+                                    f"1 thread, whichever was faster); {stamp}"}
+        spec["achievable_fraction"] = {
+            "value": round(min(1.0, med / best), 4),
+            "measured": f"median / best rate over the same GEMMs ({med / 1e9:.4g} / "
+                        f"{best / 1e9:.4g} {unit})"}
+
+
+def fit_dequant(doc: dict, dequant: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    """fallbacks.<type>.convert_ops_per_element for each DEQUANT_FORMATS type, from its
+    one-token packed-weight matmuls (fit_convert_ops pooled over the shapes)."""
+    for fmt, dtype in microbench.DEQUANT_FORMATS.items():
+        rule = doc.get("fallbacks", {}).get(dtype)
+        row = dequant[dequant["format"] == fmt]
+        if rule is None or row.empty or row["s_per_weight"].isna().all():
+            reason = row["error"].iloc[0] if not row.empty else "no fallback rule in template"
+            notes.append(f"dequantisation of {dtype} ({fmt}) not measured ({reason}); "
+                         "template value kept")
+            continue
+        row = row.dropna(subset=["best_s"])
+        cases = [matmul_case(fmt, 1, int(r.n), int(r.k)) for r in row.itertuples()]
+        ops, how = fit_convert_ops(doc, dtype, cases, float(row["best_s"].sum()))
+        each = ", ".join(f"{int(r.n)}x{int(r.k)} {r.s_per_weight * 1e12:.4g} ps per weight "
+                         f"({int(r.best_threads)} thr)" for r in row.itertuples())
+        rule["convert_ops_per_element"] = {
+            "value": round(ops, 3),
+            "measured": f"{fmt} ({FORMATS[fmt].kernel}) one-token matmuls (fastest call, "
+                        f"weights streamed from main memory): {each}; {how}; {stamp}"}
+
+
+def solve_linear(doc: dict, setter, case, measured_s: float, x1: float, x2: float,
+           hot: bool = False) -> float:
+    """x with simulate(case) = measured_s on `doc` (a case or a list of cases, summed)
+    where setter(trial_doc, x) sets the unknown and the simulated time is linear in x
+    between the trials x1, x2 (`hot`: simulate_kernel's)."""
+    cases = case if isinstance(case, list) else [case]
+
+    def simulated(x: float) -> float:
+        trial = copy.deepcopy(doc)
+        setter(trial, x)
+        hw = as_hardware(profile_from_mapping(trial, "trial"))
+        return sum(simulate_kernel(c, hw, hot) for c in cases)
+    t1, t2 = simulated(x1), simulated(x2)
+    if t2 == t1:
+        return float("nan")
+    return x1 + (measured_s - t1) * (x2 - x1) / (t2 - t1)
+
+
+def fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
+    """compute.<dtype>.stream_fraction and .row_time: with x = 1 / fraction and y = time
+    per weight row the simulated time of each one-token matmul on STREAM_SHAPES (weights
+    streamed from main memory; the W8A8 kernel `torch._int_mm` for int8) is linear,
+    t_i = a_i + b_i x + c_i y; (x, y) minimise the squared relative errors (y >= 0: a
+    per-row cost is kept only where the shapes' different row lengths show one)."""
+    _fit_fractions(doc, matmuls, stamp, "stream", "stream_fraction", with_rows=True)
+
+
+def fit_gemm_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
+    """compute.<dtype>.gemm_stream_fraction: as `fit_stream_fractions`, from the same
+    shapes with GEMM_STREAM_ROWS activation rows (the library's GEMM path)."""
+    _fit_fractions(doc, matmuls, stamp, "gemm_stream", "gemm_stream_fraction",
+                   with_rows=False)
+
+
+def _fit_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str, purpose: str,
+                   field: str, with_rows: bool) -> None:
+    """Least squares of the relative error over the `purpose` matmuls of each
+    STREAM_FORMATS type for compute.<dtype>.<field> (and, `with_rows`, .row_time)."""
+    dram = profile_from_mapping(doc, "calibration").main_memory
+    for dtype, fmt in microbench.STREAM_FORMATS.items():
+        rows = matmuls[(matmuls["purpose"] == purpose) & (matmuls["format"] == fmt)]
+        rows = rows.dropna(subset=["best_s"])
+        if dtype not in doc["compute"] or rows.empty:
+            continue
+        cases = [matmul_case(fmt, int(r.m), int(r.n), int(r.k)) for r in rows.itertuples()]
+
+        def hw_at(x: float, y: float, dtype=dtype):
+            trial = copy.deepcopy(doc)
+            spec = trial["compute"][dtype]
+            spec[field] = {"value": min(1.0, 1.0 / x), "assumed": "trial"}
+            if with_rows and y > 0:
+                spec["row_time"] = {"value": f"{y * 1e9:.8g} ns", "assumed": "trial"}
+            elif with_rows:
+                spec.pop("row_time", None)
+            return as_hardware(profile_from_mapping(trial, "trial"))
+        x0, y0 = 2.0, 50e-9
+        base, more_x, more_y = hw_at(x0, 0.0), hw_at(2 * x0, 0.0), hw_at(x0, y0)
+        design, target = [], []
+        for case, r in zip(cases, rows.itertuples()):
+            t0, tx, ty = (simulate_kernel(case, hw) for hw in (base, more_x, more_y))
+            b, c = (tx - t0) / x0, (ty - t0) / y0
+            a, m = t0 - b * x0, float(r.best_s)
+            design.append((b / m, c / m))
+            target.append((m - a) / m)
+        A, y_rel = np.array(design), np.array(target)
+        (x, y), *_ = np.linalg.lstsq(A, y_rel, rcond=None)
+        x, y = float(x), float(y)
+        if not with_rows or y < 1e-11 or len(cases) < 2:  # under 0.01 ns per row: none
+            y = 0.0
+            x = float(A[:, 0] @ y_rel / (A[:, 0] @ A[:, 0]))
+        if not x > 0:
+            continue
+        kernel = "torch._int_mm" if dtype == "int8" else "torch.nn.functional.linear"
+        each = ", ".join(f"{c.name} {r.best_s * 1e6:.4g} us"
+                         for c, r in zip(cases, rows.itertuples()))
+        rows_text = ", with the per-row time" if with_rows else ""
+        how = (f"fitted (least squares of the relative error{rows_text}) so that the "
+               f"simulator's times of the {kernel} matmuls {each} (weights streamed from "
+               f"{dram.name}) match; {stamp}")
+        spec = doc["compute"][dtype]
+        spec[field] = {"value": round(min(1.0, 1.0 / x), 4), "measured": how}
+        if with_rows and y > 0:
+            spec["row_time"] = {"value": f"{y * 1e9:.4g} ns", "measured": how}
+        elif with_rows:
+            spec.pop("row_time", None)
+
+
+def _row(matmuls: pd.DataFrame, purpose: str, fmt: str):
+    hit = matmuls[(matmuls["purpose"] == purpose) & (matmuls["format"] == fmt)] \
+        if not matmuls.empty else matmuls
+    if hit.empty or hit["best_s"].isna().all():
+        return None
+    return hit.iloc[0]
+
+
+def fit_overlap(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    row = _row(matmuls, "overlap", "bf16")
+    if row is None:
+        notes.append("matmul overlap not measured; template value kept")
+        return
+    case = matmul_case("bf16", int(row.m), int(row.n), int(row.k))
+
+    def setter(trial, x):
+        trial["overheads"]["matmul_overlap"] = {"value": x, "assumed": "calibration trial"}
+    x = solve_linear(doc, setter, case, float(row.best_s), 0.0, 1.0)
+    value = float(min(1.0, max(0.0, x))) if x == x else 1.0
+    doc["overheads"]["matmul_overlap"] = {
+        "value": round(value, 3),
+        "measured": f"solved so that the simulator's bf16 gemm_cost of {case.name} (weights "
+                    f"streamed from main memory) equals the measured "
+                    f"{row.best_s * 1e6:.4g} us (unclipped {x:.3g}; 0 = streaming and math "
+                    f"add up, 1 = fully overlapped); {stamp}"}
+
+
+def fit_weight_only(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    """weight_only.<dtype>: stream fraction from the one-token matmul, then the peak from
+    the many-row one (each solved through the simulator)."""
+    for fmt, dtype in microbench.WEIGHT_ONLY_FORMATS.items():
+        entry = doc.get("weight_only", {}).get(dtype)
+        stream, peak = _row(matmuls, "stream", fmt), _row(matmuls, "peak", fmt)
+        if entry is None or stream is None or peak is None:
+            notes.append(f"weight-only {dtype} kernel ({fmt}) not measured or not in the "
+                         "template; template values kept")
+            continue
+        kernel = FORMATS[fmt].kernel
+        one = matmul_case(fmt, int(stream.m), int(stream.n), int(stream.k))
+
+        def set_inverse_fraction(trial, x, dtype=dtype):
+            trial["weight_only"][dtype]["stream_fraction"] = {
+                "value": min(1.0, 1.0 / x), "assumed": "calibration trial"}
+        inv = solve_linear(doc, set_inverse_fraction, one, float(stream.best_s), 1.5, 3.0)
+        if inv == inv and inv > 0:
+            entry["stream_fraction"] = {
+                "value": round(min(1.0, 1.0 / inv), 4),
+                "measured": f"solved so that the simulator's time of {one.name} ({kernel}, "
+                            f"weights streamed from main memory) equals the measured "
+                            f"{stream.best_s * 1e6:.4g} us; {stamp}"}
+        many = matmul_case(fmt, int(peak.m), int(peak.n), int(peak.k))
+        rate = profile_from_mapping(doc, "calibration").weight_only[dtype].peak.value
+
+        def set_seconds_per_op(trial, x, dtype=dtype):
+            trial["weight_only"][dtype]["peak"] = {"value": f"{1e-9 / x:.6g} GOP/s",
+                                                   "assumed": "calibration trial"}
+            trial["weight_only"][dtype]["achievable_fraction"] = {
+                "value": 1.0, "assumed": "calibration trial"}
+        spo = solve_linear(doc, set_seconds_per_op, many, float(peak.best_s), 0.5 / rate, 1.0 / rate)
+        if spo == spo and spo > 0:
+            unit = "GFLOP/s"
+            entry["peak"] = {"value": f"{1e-9 / spo:.4g} {unit}",
+                             "measured": f"solved so that the simulator's time of {many.name} "
+                                         f"({kernel}, weights streamed from main memory) "
+                                         f"equals the measured {peak.best_s * 1e6:.4g} us; "
+                                         f"{stamp}"}
+            entry["achievable_fraction"] = {"value": 1.0, "measured": "the peak above is "
+                                            "the achieved rate"}
+        else:
+            notes.append(f"weight-only {dtype}: the {many.name} time could not be solved "
+                         "for a peak; template value kept")
+
+
+def fit_launches(doc: dict, launches: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    """Per-call overhead of each matrix kernel (compute.<type>.launch,
+    weight_only.<type>.launch) and of attention (attention.launch): solved so that the
+    simulator's time of a tiny call (LAUNCH_SHAPE, LAUNCH_ATTENTION; its operands in the
+    nearest cache level, as the call repeats on the same tensors) equals the measured
+    one (its math and traffic take well under a microsecond)."""
+    for row in launches.itertuples():
+        if row.best_s != row.best_s:
+            notes.append(f"per-call overhead of {row.case} not measured ({row.error})")
+            continue
+        if row.format == "attention":
+            if "attention" not in doc:
+                continue
+            entry, case = doc["attention"], attention_case(*microbench.LAUNCH_ATTENTION)
+        else:
+            section, dtype = microbench.LAUNCH_FORMATS[row.format]
+            entry = doc.get(section, {}).get(dtype)
+            if entry is None:
+                continue
+            case = matmul_case(row.format, 1, *microbench.LAUNCH_SHAPE)
+
+        def set_launch(trial, x, path=(row.format, )):
+            target = (trial["attention"] if path[0] == "attention" else
+                      trial[microbench.LAUNCH_FORMATS[path[0]][0]][
+                          microbench.LAUNCH_FORMATS[path[0]][1]])
+            target["launch"] = {"value": f"{x * 1e6:.8g} us", "assumed": "trial"}
+        x = solve_linear(doc, set_launch, case, float(row.best_s), 1e-6, 2e-6, hot=True)
+        if not (x == x and x > 0):
+            notes.append(f"per-call overhead of {case.name} not solvable; default kept")
+            continue
+        entry["launch"] = {"value": f"{x * 1e6:.4g} us",
+                           "measured": f"solved so that the simulator's time of the tiny "
+                                       f"call {case.name} equals its fastest measured "
+                                       f"{row.best_s * 1e6:.4g} us; {stamp}"}
+
+
+def fit_attention(doc: dict, attention: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    """attention.peak from the fp32 prefill, attention.stream_fraction from the fp32
+    decode, then attention.convert_ops_per_element from the bf16 decode
+    (ATTENTION_CASES, in that order), each solved through the simulator."""
+    rule = doc.get("attention")
+    if rule is None:
+        return
+    for row in attention.itertuples():
+        case = attention_case(*next(c for c in microbench.ATTENTION_CASES
+                                    if c[0] == row.phase and c[1] == row.dtype))
+        how = (f"solved so that the simulator's attention_cost of {case.name} (PyTorch "
+               f"scaled_dot_product_attention) equals the measured {row.best_s * 1e6:.4g} us;"
+               f" {stamp}")
+        if row.phase == "decode" and row.dtype == rule["execute_as"]:
+            def set_inverse(trial, x):
+                trial["attention"]["stream_fraction"] = {"value": min(1.0, 1.0 / x),
+                                                         "assumed": "calibration trial"}
+            x = solve_linear(doc, set_inverse, case, float(row.best_s), 1.5, 3.0)
+            if x == x and x > 0:
+                rule["stream_fraction"] = {"value": round(min(1.0, 1.0 / x), 4),
+                                           "measured": how}
+            else:
+                notes.append(f"attention stream fraction not solvable from {case.name}")
+        elif row.phase == "prefill":
+            rate = profile_from_mapping(doc, "calibration").achievable_ops_per_s(
+                rule["execute_as"])
+
+            def set_spo(trial, x):
+                trial["attention"]["peak"] = {"value": f"{1e-9 / x:.6g} GFLOP/s",
+                                              "assumed": "calibration trial"}
+            x = solve_linear(doc, set_spo, case, float(row.best_s), 1.0 / rate, 2.0 / rate)
+            if x == x and x > 0:
+                rule["peak"] = {"value": f"{1e-9 / x:.4g} GFLOP/s", "measured": how}
+            else:
+                notes.append(f"attention peak not solvable from {case.name}; kept")
+        else:
+            def set_ops(trial, x):
+                trial["attention"]["convert_ops_per_element"] = {
+                    "value": x, "assumed": "calibration trial"}
+            x = solve_linear(doc, set_ops, case, float(row.best_s), 1.0, 2.0)
+            if x == x and x > 0:
+                rule["convert_ops_per_element"] = {"value": round(x, 3), "measured": how}
+            else:
+                notes.append(f"attention conversion not solvable from {case.name} "
+                             f"(solution {x:.3g}); template value kept")
+
+
+def fit_vector_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[str]) -> None:
+    """vector.rate: with u = 1 / rate the simulated time of each VECTOR_CASE is linear,
+    t_i = a_i + b_i u, while compute-bound (a, b from two trial rates); u minimises the
+    sum of squared relative errors. The widening cost per 16-bit element keeps the
+    profile's value (one convert instruction each way on x86)."""
+    from precsim.validation.simulate import kernel_cost
+    if vector.empty:
+        notes.append("element-wise kernels not measured; template vector rate kept")
+        return
+
+    def hw_at(u: float):
+        trial = copy.deepcopy(doc)
+        trial.setdefault("vector", {})["rate"] = {"value": f"{1e-9 / u:.8g} GOP/s",
+                                                  "assumed": "trial"}
+        return as_hardware(profile_from_mapping(trial, "trial"))
+    u0 = 1 / 20e9  # slow trials: every case compute-bound
+    slow, slower = hw_at(u0), hw_at(2 * u0)
+    b_rel, y_rel = [], []
+    for row in vector.itertuples():
+        case = rows_cols_case(row.kind, row.op, row.dtype, int(row.rows), int(row.cols))
+        t0, t1 = float(kernel_cost(case, slow).time_s), float(kernel_cost(case, slower).time_s)
+        b = (t1 - t0) / u0
+        m = float(row.best_s)
+        b_rel.append(b / m)
+        y_rel.append((m - (t0 - b * u0)) / m)
+    b_arr, y_arr = np.array(b_rel), np.array(y_rel)
+    u = float(b_arr @ y_arr / (b_arr @ b_arr)) if b_arr @ b_arr > 0 else 0.0
+    if u <= 0:
+        notes.append("element-wise kernels are not compute-bound in the simulator; "
+                     "template vector rate kept")
+        return
+    # each case's own rate (the one that alone would match it), to show the spread
+    vector["vector_ops_per_s"] = [b / y if y > 0 else float("nan")
+                                  for b, y in zip(b_rel, y_rel)]
+    cases = ", ".join(f"{r.op} {r.dtype} {r.rows}x{r.cols}" for r in vector.itertuples())
+    doc["vector"]["rate"] = {
+        "value": f"{1e-9 / u:.4g} GOP/s",
+        "measured": f"fitted (least squares of the relative error) so that the simulator's "
+                    f"times of the element-wise kernels {cases} (their vector op counts: "
+                    f"precsim.simulator.models.ACTIVATION_OPS, kernels.norm_cost, kernels.widen_ops) "
+                    f"match the fastest measured calls; {stamp}"}
+
+
+def fit_convert_ops(doc: dict, dtype: str, cases: list, measured_s: float
+                     ) -> tuple[float, str]:
+    """Conversion ops per element that make the simulator's total time of `cases` equal
+    the measured total (pooled over the shapes). The simulator is evaluated at 1 and 2
+    ops (its time is linear in them while compute-bound) and the line is solved; no
+    cost formula is repeated here."""
+    def simulated(ops: float) -> float:
+        trial = copy.deepcopy(doc)
+        trial["fallbacks"][dtype]["convert_ops_per_element"] = {
+            "value": ops, "assumed": "calibration trial"}
+        hw = as_hardware(profile_from_mapping(trial, "trial"))
+        return sum(simulate_kernel(case, hw) for case in cases)
+    t1, t2 = simulated(1.0), simulated(2.0)
+    rule = doc["fallbacks"][dtype]
+    if t2 - t1 <= 0:
+        rate = (profile_from_mapping(doc, "calibration")
+                .achievable_ops_per_s(rule["convert_dtype"]))
+        weights = sum(case.dims["n"] * case.dims["k"] for case in cases)
+        ops = measured_s / weights * rate
+        return ops, (f"the simulator is memory-bound there, so ops = time per weight x "
+                     f"achievable {rule['convert_dtype']} rate {rate / 1e9:.4g} G/s")
+    ops = 1.0 + (measured_s - t1) / (t2 - t1)
+    if ops < 0.01:
+        return 0.01, (f"the measured {measured_s * 1e6:.4g} us is below the simulator's time "
+                      f"without conversion ({(2 * t1 - t2) * 1e6:.4g} us): the kernel hides "
+                      "its conversion, so the smallest allowed value is written")
+    return ops, (f"solved so that the simulator's total gemm_cost of these cases (executing "
+                 f"as {rule['execute_as']}, converting on {rule['convert_dtype']}) equals the "
+                 f"measured total {measured_s * 1e6:.4g} us (simulated {t1 * 1e6:.4g} / "
+                 f"{t2 * 1e6:.4g} us at 1 / 2 ops)")
