@@ -26,9 +26,9 @@ import pandas as pd
 from precsim.codesign.candidate import Candidate
 from precsim.codesign.planner import PlanResult, hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
-from precsim.codesign.robustness import answers_by_law, answers_text, robustness
-from precsim.codesign.study import (USER_OWNED_KINDS, ResolvedStudy, Workload,
-                                    problem_from_study)
+from precsim.codesign.robustness import (answers_by_law, answers_text, members_table,
+                                         price_text, robustness)
+from precsim.codesign.study import ResolvedStudy, Workload, problem_from_study
 from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text
@@ -251,25 +251,6 @@ def optima_table(results: StudyResults) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _price_text(name: str, problem) -> str:
-    """'l4 $0.8 (study)' or 'apple-m2 user-owned: only energy is charged'."""
-    rate = problem.weights.deploy_dollars_per_device_hour
-    profile = problem.deploy_profile
-    if profile is not None and profile.kind in USER_OWNED_KINDS and rate == 0:
-        return f"{name} user-owned: only energy is charged"
-    return f"{name} ${rate:g} (study)" if np.isfinite(rate) else f"{name} not stated"
-
-
-def robustness_table(results: StudyResults) -> pd.DataFrame:
-    """One row per (deployment, ensemble member): its optimum, runner-up gap, tie."""
-    rows = [{"deploy_profile": name, "law": m["law"], "feasible": m["feasible"],
-             "train_format": m.get("train_format"), "serve_format": m.get("serve_format"),
-             "cost": m.get("cost"), "gap": m.get("gap"), "tie": m.get("tie"),
-             "outside_domain": bool(m.get("validity_flags"))}
-            for name, section in results.robustness.items() for m in section["members"]]
-    return pd.DataFrame(rows)
-
-
 def _long(results: StudyResults, attr: str) -> pd.DataFrame:
     frames = [getattr(r, attr).assign(deploy_profile=name)
               for name, r in results.plans.items()]
@@ -461,7 +442,7 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
               "pareto.csv": _long(results, "frontier"),
               "training_rates.csv": _long(results, "train_rates"),
               "iso_loss.csv": next(iter(results.plans.values())).iso_loss,
-              "robustness.csv": robustness_table(results)}
+              "robustness.csv": members_table(results.robustness)}
     doc.h(1, f"PrecSim co-design report: {study.name}")
     if study.description:
         doc.p(study.description)
@@ -580,7 +561,7 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "quantization). The law models weight quantization only; quantizing activations or "
         "the KV cache at serving time is assumed lossless.",
         f"Costs: objective {obj}; $/kWh {study.dollars_per_kwh:g} (study); $/device-hour: "
-        + "; ".join(_price_text(name, r.problem) for name, r in results.plans.items())
+        + "; ".join(price_text(name, r.problem) for name, r in results.plans.items())
         + ". No device-hour is priced at an unstated $0 (codesign.study.device_hour_price).",
         "Search: dense log grid in N; for each N and format pair the smallest D reaching "
         "the target (grid + bisection). Candidates and timings per plan: "

@@ -20,10 +20,12 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from precsim import lawcore
 from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.problem import PlanProblem, cost_text
+from precsim.codesign.study import USER_OWNED_KINDS
 from precsim.lawcore.lowbit import bootstrap_laws
 
 ENSEMBLE_LAWS = ("kumar2024", "kumar2024-b", "lowbit-qat")
@@ -192,3 +194,22 @@ def _quantities(flags: list[str]) -> str:
 def _p_post(value: Any) -> float | None:
     """A by_format P_post cell: None / NaN (no post-training quantization) → None."""
     return None if value is None or not np.isfinite(value) else float(value)
+
+
+def members_table(sections: dict[str, dict]) -> pd.DataFrame:
+    """One row per (deployment, ensemble member): its optimum, runner-up gap, tie."""
+    rows = [{"deploy_profile": name, "law": m["law"], "feasible": m["feasible"],
+             "train_format": m.get("train_format"), "serve_format": m.get("serve_format"),
+             "cost": m.get("cost"), "gap": m.get("gap"), "tie": m.get("tie"),
+             "outside_domain": bool(m.get("validity_flags"))}
+            for name, section in sections.items() for m in section["members"]]
+    return pd.DataFrame(rows)
+
+
+def price_text(name: str, problem: PlanProblem) -> str:
+    """'l4 $0.8 (study)' or 'apple-m2 user-owned: only energy is charged'."""
+    rate = problem.weights.deploy_dollars_per_device_hour
+    profile = problem.deploy_profile
+    if profile is not None and profile.kind in USER_OWNED_KINDS and rate == 0:
+        return f"{name} user-owned: only energy is charged"
+    return f"{name} ${rate:g} (study)" if np.isfinite(rate) else f"{name} not stated"
