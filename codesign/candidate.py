@@ -56,6 +56,8 @@ class Candidate:
     memory_bytes: float         # weights + KV cache + activations when served
     N_at_grid_edge: bool        # N is the first or last point of the search grid
     D_at_grid_edge: bool        # D is the lowest point of the D grid
+    train_recipe: str | None = None   # simulator.training recipe (None: not priced)
+    train_mfu: float | None = None    # model FLOPs utilisation of the training run
 
     @property
     def tokens_per_param(self) -> float:
@@ -73,6 +75,8 @@ class Candidate:
             "train_format": self.train_format, "weight_bits": self.weight_bits,
             "act_bits": self.act_bits, "kv_bits": self.kv_bits,
             "train_dtype": self.train_dtype, "train_native": self.train_native,
+            "train_recipe": self.train_recipe, "train_mfu": self.train_mfu,
+            "train_device_hours": self.training.device_hours,
             "serve_format": self.serve_format, "P_post": self.P_post, "N": self.N,
             "D": self.D, "tokens_per_param": self.tokens_per_param, "loss": self.loss,
             "train_flops": self.train_flops, "train_time_s": self.training.time_s,

@@ -30,9 +30,11 @@ COMMAND_MODULES = (
     "precsim.codesign.commands.validate",
     "precsim.codesign.commands.sweep",
     "precsim.codesign.commands.serve",
+    "precsim.codesign.commands.train",
     "precsim.codesign.commands.plan",
     "precsim.codesign.commands.whatif",
     "precsim.codesign.commands.report",
+    "precsim.codesign.commands.ui",
 )
 
 _C = "precsim.codesign.commands."
@@ -54,6 +56,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
              (_C + "plan",)),
     "whatif": ("vary a hardware profile and see the optimal plan move", (_C + "whatif",)),
     "report": ("write the co-design report (Markdown, HTML, figures, CSV)", (_C + "report",)),
+    "ui": ("a local web page: simulate, co-design, laws, profiles", (_C + "ui",)),
 }
 
 INPUT_ERRORS = (InputError, LawInputError)

@@ -7,14 +7,17 @@ QuantFormat, whose weight bits are the post-training precision P_post.
 
 Costs, in device-seconds and joules, combined by the objective (time, energy, or
 dollars = device-hours x $/device-hour + kWh x $/kWh):
-* training: FLOPs = 6·N·D (forward 2·N·D + backward 4·N·D per token, Kaplan et al.
-  2020; attention-score FLOPs left out as in the laws' cost model), executed as large
-  GEMMs in the training format on the training profile: time and energy from
-  `simulator.matmul.matmul_cost` (the fastest execution option of the pair: a native
-  engine, or operands converted at the profile's fallback rule or the default cost, at
-  achievable fractions; energy per op, conversions and static power). Operands of b
-  bits may run in any wider element type that holds them (int4 values in int8, 8-bit
-  values in bf16); the cheapest such pair is used.
+* training: D tokens priced by the training-step model (`simulator.training.
+  token_costs`: forward, backward, recomputation, casts, optimizer, communication on
+  the study's devices / sequence / global batch / ZeRO stage / recompute mode) at the
+  plan's N (the parametric family `model_for_params`), in each training format's
+  recipe (`TrainFormat.recipe_name`: stated in the study, else bf16 at 16 bits and
+  forward-only quantised training below, as the precision law's runs trained): device
+  time and energy per token times D. `train_flops` stays the 6·N·D count (Kaplan et al.
+  2020) for reference; `train_dtype` is the element type the format's GEMMs would run
+  in (`simulator.matmul.matmul_cost`, the cheapest pair holding its bits). Training
+  energy comes from the one power model (`simulator.power`: idle floor, active
+  baseline, dynamic energy, cap).
 * serving: `tokens_served` generated tokens in requests of prompt_len + output_len on
   the deployment profile, priced by `simulator.cost.simulate` (a batch's prefill plus
   every decode step): device time per token = the batch's end-to-end latency /
@@ -51,7 +54,9 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.matmul import matmul_cost
 from precsim.simulator.models import model_for_params
+from precsim.simulator.power import power_and_energy
 from precsim.simulator.quant import DTYPE_BITS
+from precsim.simulator.training import token_costs
 
 TRAIN_FLOPS_PER_PARAM_TOKEN = 6.0   # 6·N·D training FLOPs
 TRAIN_FLOPS_UNIT = 1e18             # FLOPs priced once per pair (time and energy are linear)
@@ -80,15 +85,37 @@ def _pair_rates(profile, weights: CostWeights) -> dict:
                 rate = matmul_cost(hw, TRAIN_FLOPS_UNIT, wd, ad)
             except InputError:
                 continue  # this pair cannot run on the profile
-            s_per = float(rate.time_s) / TRAIN_FLOPS_UNIT
-            j_per = float(rate.energy_j) / TRAIN_FLOPS_UNIT
+            board = power_and_energy(hw, rate.time_s, rate.energy_j)  # cap, baseline
+            s_per = float(board.time_s) / TRAIN_FLOPS_UNIT
+            j_per = float(board.energy_j) / TRAIN_FLOPS_UNIT
             out[wd, ad] = (float(weights.cost("train", s_per, j_per)), s_per, j_per,
                            str(rate.exec_dtype))
     return out
 
 
+def training_token_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
+    """Per (training format, N): device-seconds and joules per trained token, MFU and
+    whether the run fits the training devices (`simulator.training.token_costs`); zero
+    cost and fitting without a training profile."""
+    shape = (len(problem.train_formats), N.size)
+    out = {"device_s_per_token": np.zeros(shape), "j_per_token": np.zeros(shape),
+           "mfu": np.full(shape, np.nan), "fits": np.ones(shape, dtype=bool)}
+    if problem.train_profile is None:
+        return out
+    for k, fmt in enumerate(problem.train_formats):
+        try:
+            per = token_costs(problem.train_profile, N, fmt.recipe_name,
+                              **problem.train_layout)
+        except InputError:   # a recipe the profile cannot run (fp8 on an A100)
+            out["device_s_per_token"][k] = out["j_per_token"][k] = np.inf
+            continue
+        for key in out:
+            out[key][k] = per[key]
+    return out
+
+
 def training_rates(problem: PlanProblem) -> pd.DataFrame:
-    """Per training format: the element types its GEMMs run in and s/J per FLOP.
+    """Per training format: its recipe and the element types its GEMMs run in.
 
     Weights and activations of b bits may run in any type at least b bits wide; the
     pair with the lowest objective cost per FLOP wins (ties: faster, then narrower).
@@ -97,7 +124,9 @@ def training_rates(problem: PlanProblem) -> pd.DataFrame:
     pairs = _pair_rates(profile, problem.weights) if profile is not None else {}
     rows = []
     for fmt in problem.train_formats:
-        row = {"train_format": fmt.name, "weight_dtype": None, "act_dtype": None,
+        row = {"train_format": fmt.name,
+               "recipe": fmt.recipe_name if profile is not None else None,
+               "weight_dtype": None, "act_dtype": None,
                "exec_dtype": None, "native": None, "seconds_per_flop": 0.0,
                "joules_per_flop": 0.0, "cost_per_flop": 0.0}
         if profile is not None:
@@ -271,8 +300,11 @@ def _combos(problem: PlanProblem) -> tuple[list[tuple[int, int]], np.ndarray]:
 
 
 def _reasons(reach, fits, slo_ok, runnable) -> str:
-    if not runnable:
-        return "training format cannot run on the training profile"
+    """Why a (training, serving) pair has no feasible plan; `runnable`: per N, the
+    training recipe runs and fits the training devices."""
+    if not runnable.any():
+        return "training recipe cannot run or does not fit on the training devices"
+    reach = reach & runnable
     if not reach.any():
         return "target loss not reachable in the N x D search range"
     if not (reach & fits).any():
@@ -306,15 +338,16 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
     rates, serve = hardware or hardware_costs(problem)
     w = problem.weights
 
-    per_flop_s = rates["seconds_per_flop"].to_numpy()[t_idx][:, None]
-    per_flop_j = rates["joules_per_flop"].to_numpy()[t_idx][:, None]
+    tok = training_token_costs(problem, N)
+    per_tok_s, per_tok_j = tok["device_s_per_token"][t_idx], tok["j_per_token"][t_idx]
     D_min = sol.D_min[inverse]
     flops = TRAIN_FLOPS_PER_PARAM_TOKEN * N[None, :] * D_min
-    train_s, train_j = flops * per_flop_s, flops * per_flop_j
+    train_s, train_j = D_min * per_tok_s, D_min * per_tok_j
     serve_s, serve_j = serve["serve_time_s"][s_idx], serve["serve_energy_j"][s_idx]
     train_cost, serve_cost = w.cost("train", train_s, train_j), w.cost("deploy", serve_s, serve_j)
     cost = train_cost + serve_cost
-    hw_ok = serve["fits"][s_idx] & serve["slo_ok"][s_idx] & np.isfinite(per_flop_s)
+    runnable = np.isfinite(per_tok_s) & tok["fits"][t_idx]
+    hw_ok = serve["fits"][s_idx] & serve["slo_ok"][s_idx] & runnable
     feasible = np.isfinite(D_min) & hw_ok
     masked = np.where(feasible, cost, np.inf)
 
@@ -327,6 +360,9 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
             train_format=t.name, weight_bits=t.weight_bits, act_bits=t.act_bits,
             kv_bits=t.kv_bits, train_dtype=r["exec_dtype"],
             train_native=None if r["native"] is None else bool(r["native"]),
+            train_recipe=r["recipe"],
+            train_mfu=None if problem.train_profile is None
+            else float(tok["mfu"][t_idx[c], i]),
             serve_format=s.name if s is not None else None,
             P_post=None if not np.isfinite(bits[c, 3]) else float(bits[c, 3]),
             N=float(N[i]), D=float(D_min[c, i]), loss=float(sol.loss_at[inverse[c], i]),
@@ -357,7 +393,7 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
                          "feasible": False,
                          "reason": _reasons(reach, serve["fits"][s_idx[c]],
                                             serve["slo_ok"][s_idx[c]],
-                                            bool(np.isfinite(per_flop_s[c, 0])))})
+                                            runnable[c])})
     by_format = pd.DataFrame(rows)
     flat = int(np.argmin(masked))
     optimum = None
@@ -367,8 +403,7 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
     # Pareto frontier (loss vs cost) over the grid candidates and the refined smallest-D
     # points that run on the hardware
     C, n, m = len(pairs), N.size, D_grid.size
-    grid_cost = (TRAIN_FLOPS_PER_PARAM_TOKEN * N[None, :, None] * D_grid[None, None, :]
-                 * w.cost("train", per_flop_s, per_flop_j)[:, :, None]
+    grid_cost = (D_grid[None, None, :] * w.cost("train", per_tok_s, per_tok_j)[:, :, None]
                  + serve_cost[:, :, None])
     cloud = {
         "cost": np.concatenate([grid_cost.ravel(), cost.ravel()]),

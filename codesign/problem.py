@@ -78,6 +78,7 @@ class PlanProblem:
     D_grid: np.ndarray
     weights: CostWeights
     train_profile: HardwareProfile | None = None
+    train_layout: dict = field(default_factory=dict)   # simulator.training.token_costs
     deploy_profile: HardwareProfile | None = None
     workload: Workload | None = None         # deployment only
     bisection_steps: int = 30

@@ -222,18 +222,20 @@ def load_validation(path: str | None, source: str) -> tuple | None:
 # ---- tables -------------------------------------------------------------------------------------
 
 #: The optimum's columns of the optima table (empty where no candidate is feasible).
-_OPTIMUM_COLUMNS = ("train_format", "train_dtype", "serve_format", "N", "D",
+_OPTIMUM_COLUMNS = ("train_format", "train_recipe", "train_dtype", "serve_format", "N", "D",
                     "tokens_per_param", "loss", "cost", "dollars", "energy_j", "train_time_s",
-                    "serve_time_s", "tpot_s", "memory_bytes")
+                    "train_device_hours", "train_mfu", "serve_time_s", "tpot_s",
+                    "memory_bytes")
 
 
 def _optimum_columns(o: Candidate | None) -> dict:
     if o is None:
         return dict.fromkeys(_OPTIMUM_COLUMNS)
     return dict(zip(_OPTIMUM_COLUMNS, (
-        o.train_format, o.train_dtype, o.serve_format, o.N, o.D, o.tokens_per_param, o.loss,
-        o.total.cost, o.total.dollars, o.total.energy_j, o.training.time_s,
-        o.serving.time_s, o.tpot_s, o.memory_bytes), strict=True))
+        o.train_format, o.train_recipe, o.train_dtype, o.serve_format, o.N, o.D,
+        o.tokens_per_param, o.loss, o.total.cost, o.total.dollars, o.total.energy_j,
+        o.training.time_s, o.training.device_hours, o.train_mfu, o.serving.time_s,
+        o.tpot_s, o.memory_bytes), strict=True))
 
 
 def optima_table(results: StudyResults) -> pd.DataFrame:
@@ -375,18 +377,43 @@ def fig_abstract_vs_real(optima: pd.DataFrame, objective: str):
     return fig
 
 
+def _served(profile: HardwareProfile, optimum: Candidate, workload: Workload, options: dict):
+    """`simulator.cost.simulate` of a chosen configuration's serving batch."""
+    from precsim.simulator.cost import simulate
+    from precsim.simulator.models import model_for_params
+
+    model = model_for_params(optimum.N, **options)
+    return simulate(profile, model, optimum.serve_format, workload.batch,
+                    workload.prompt_len, workload.output_len)
+
+
+def energy_split_table(results: StudyResults) -> pd.DataFrame:
+    """Per profile, the served optimum's average power, J/token and the shares that are
+    static (idle + active baseline, `simulator.power`), compute and memory."""
+    rows = []
+    for name, r in results.plans.items():
+        if r.optimum is None or r.problem.deploy_profile is None:
+            continue
+        t = _served(r.problem.deploy_profile, r.optimum, r.problem.workload,
+                    r.problem.model_options).totals
+        e = float(t["energy_j"])
+        rows.append({"deploy_profile": name, "serve_format": r.optimum.serve_format,
+                     **{k: float(t[k]) for k in ("average_power_w", "energy_per_token_j")},
+                     "static_share": float(t["energy_static_j"]) / e,
+                     "compute_share": float(t["energy_compute_j"]) / e,
+                     "memory_share": float(sum(t["energy_memory_j"].values())) / e,
+                     "throttled": bool(t["throttled"])})
+    return pd.DataFrame(rows)
+
+
 def roofline_png(profile: HardwareProfile, optimum: Candidate, workload: Workload,
                  model_options: dict) -> bytes:
     """The hierarchical roofline (simulator.roofline_plot) of a chosen configuration."""
     import tempfile
 
-    from precsim.simulator.cost import simulate
-    from precsim.simulator.models import model_for_params
     from precsim.simulator.roofline_plot import plot_roofline
 
-    model = model_for_params(optimum.N, **model_options)
-    sim = simulate(profile, model, optimum.serve_format, workload.batch,
-                   workload.prompt_len, workload.output_len)
+    sim = _served(profile, optimum, workload, model_options)
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_roofline(profile, sim.ops, Path(tmp) / "roofline.png",
                              title=f"{profile.name}: N={optimum.N:.3g}, "
@@ -416,7 +443,10 @@ def conclusions(results: StudyResults) -> list[str]:
             lines.append(f"**{name}**: no configuration reaches the target loss under the "
                          "memory and SLO constraints.")
             continue
-        text = (f"**{name}**: train at {o.train_format} (runs as {o.train_dtype}), "
+        mfu = "" if o.train_mfu is None else (
+            f", recipe {o.train_recipe}, MFU {o.train_mfu:.0%}, "
+            f"{o.training.device_hours:,.0f} device-h")
+        text = (f"**{name}**: train at {o.train_format} (runs as {o.train_dtype}{mfu}), "
                 f"serve {o.serve_format or 'as trained'}; N = {o.N / 1e9:.2f}B, "
                 f"D = {o.D / 1e9:.0f}B tokens ({o.tokens_per_param:.0f}/param); "
                 f"{cost_text(o.total.cost, obj)}")
@@ -518,6 +548,16 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
                                  r.problem.model_options),
                     f"{name}: hierarchical roofline of the optimum served "
                     f"({r.optimum.serve_format}, N = {r.optimum.N:.3g}).")
+    split = energy_split_table(results)
+    if len(split):
+        tables["energy_split.csv"] = split
+        doc.h(2, "Energy: static vs dynamic per profile")
+        doc.p("Serving energy of each optimum (`simulator.power`): static = idle floor + "
+              "active baseline, paid per second; dynamic = ops and bytes moved.")
+        share = "{:.0%}".format
+        doc.table(_fmt_table(split, {"average_power_w": "{:.3g} W".format,
+                                     "energy_per_token_j": "{:.3g} J".format} | {
+            k: share for k in ("static_share", "compute_share", "memory_share")}))
     if results.whatifs:
         doc.h(2, "What if")
         frames = []
@@ -551,7 +591,8 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "Training FLOPs = 6·N·D (N non-embedding parameters), run as large GEMMs in the "
         "training format on the training profile: time and energy from "
         "`simulator.kernels.matmul_cost` (native peak or the profile's fallback rule, at "
-        "achievable fractions, operand traffic and static power included). b-bit operands may run in any wider type "
+        "achievable fractions, operand traffic included; board baseline and power cap from "
+        "`simulator.power`). b-bit operands may run in any wider type "
         "(4-bit values in int8); the cheapest is used.",
         "Serving: `tokens_served` generated tokens in requests of prompt_len + output_len "
         "priced by `simulator.cost.simulate` on the parametric model family "

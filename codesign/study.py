@@ -30,6 +30,7 @@ from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
 from precsim.simulator.schema_errors import format_validation_error
+from precsim.simulator.training import get_recipe, recipe_for_bits
 from precsim.simulator.units import UnitError, parse_quantity
 
 DEFAULT_STUDY = "default_study.yaml"
@@ -113,8 +114,20 @@ class Workload(_Strict):
 
 
 class Training(_Strict):
+    """The training profile, its price, and the run's layout (simulator.training)."""
+
     profile: str = Field(min_length=1)
     dollars_per_device_hour: NonNegative | None = None   # None: not stated (see device_hour_price)
+    devices: int = Field(default=8, ge=1)
+    seq: int = Field(default=2048, ge=1)
+    global_batch: int = Field(default=4194304, ge=1)   # tokens per optimizer step
+    zero: int = Field(default=3, ge=0, le=3)
+    recompute: Literal["none", "selective", "full"] = "selective"
+
+    def layout(self) -> dict:
+        """Keyword arguments of `simulator.training.token_costs`."""
+        return {"devices": self.devices, "seq": self.seq, "global_batch": self.global_batch,
+                "zero": self.zero, "recompute": self.recompute}
 
 
 class Deployment(_Strict):
@@ -141,6 +154,19 @@ class TrainFormat(_Strict):
     weight_bits: Bits
     act_bits: Bits
     kv_bits: Bits
+    recipe: str | None = None   # simulator.training recipe; None: the law's runs' recipe
+
+    @model_validator(mode="after")
+    def _known_recipe(self):
+        if self.recipe is not None:
+            get_recipe(self.recipe)   # InputError (a ValueError) names the recipe
+        return self
+
+    @property
+    def recipe_name(self) -> str:
+        """The stated recipe, else `recipe_for_bits` (bf16 at 16 bits, else forward-only
+        quantised training at these bits, as the precision law's runs trained)."""
+        return self.recipe or recipe_for_bits(self.weight_bits, self.act_bits, self.kv_bits)
 
     @property
     def tied(self) -> bool:
@@ -381,6 +407,7 @@ def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
         N_grid=np.geomspace(search.N.min, search.N.max, search.N.points),
         D_grid=np.geomspace(search.D.min, search.D.max, search.D.points),
         weights=weights, train_profile=train,
+        train_layout=study.training.layout() if study.training and train is not None else {},
         deploy_profile=deploy,
         workload=dep.workload(study.workload) if dep else None,
         bisection_steps=search.bisection_steps, model_options=study.model.options())

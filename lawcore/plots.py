@@ -57,8 +57,8 @@ def _loss_vs_data(law: Law, N: float) -> bytes:
     return _png(fig)
 
 
-def _precision_grid(law: Law) -> np.ndarray:
-    return np.linspace(law.min_training_bits() + 0.15, HIGH_PRECISION_BITS, 200)
+def _precision_grid(law: Law, points: int = 200) -> np.ndarray:
+    return np.linspace(law.min_training_bits() + 0.15, HIGH_PRECISION_BITS, points)
 
 
 def _loss_vs_train_precision(law: Law, N: float) -> bytes:
@@ -82,20 +82,32 @@ def _loss_vs_train_precision(law: Law, N: float) -> bytes:
     return _png(fig)
 
 
+def iso_loss_grid(law: Law, compute_flops: float, points: int = 200) -> dict:
+    """Loss over (training precision P = P_w = P_a = P_kv, N) at a fixed budget
+    C = (6/16)·N·D·P, i.e. D = 16C/(6NP); N spans the optimum's N /30 to x30.
+
+    Returns P (points,), N (points,), loss (N x P), the ridge N*(P) and the optimum.
+    """
+    best = compute_optimal(compute_flops, law)
+    P = _precision_grid(law, points)
+    N = np.geomspace(best.N / 30, best.N * 30, points)
+    PP, NN = np.meshgrid(P, N)
+    DD = COST_BITS_DIVISOR * compute_flops / (FLOPS_PER_PARAM_TOKEN * NN * PP)
+    ridge = compute_optimal(np.full(P.shape, compute_flops), law, precision=P)
+    return {"P": P, "N": N, "loss": law.predict(NN, DD, PP, PP, PP), "ridge_N": ridge.N,
+            "optimum": best}
+
+
 def _iso_loss(law: Law, compute_flops: float) -> bytes:
     fig = Figure(figsize=(6.4, 4.8))
     ax = fig.add_subplot()
-    best = compute_optimal(compute_flops, law)
-    P = _precision_grid(law)
-    N = np.geomspace(best.N / 30, best.N * 30, 200)
-    PP, NN = np.meshgrid(P, N)
-    DD = COST_BITS_DIVISOR * compute_flops / (FLOPS_PER_PARAM_TOKEN * NN * PP)
-    loss = law.predict(NN, DD, PP, PP, PP)
+    grid = iso_loss_grid(law, compute_flops)
+    best, P, loss = grid["optimum"], grid["P"], grid["loss"]
+    PP, NN = np.meshgrid(P, grid["N"])
     levels = np.quantile(loss, np.linspace(0.02, 0.9, 12))
     contours = ax.contour(PP, NN, loss, levels=np.unique(levels), cmap="viridis")
     ax.clabel(contours, fontsize=7, fmt="%.3f")
-    ridge = compute_optimal(np.full(P.shape, compute_flops), law, precision=P)
-    ax.plot(P, ridge.N, "--", color="grey", label="N*(P)")
+    ax.plot(P, grid["ridge_N"], "--", color="grey", label="N*(P)")
     ax.plot([best.precision], [best.N], "r*", markersize=12,
             label=f"optimum: {best.precision:.2f} bits, N = {best.N:.3g}")
     ax.set_yscale("log")

@@ -38,6 +38,7 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
                                        norm_cost)
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
+from precsim.simulator.power import dynamic_split, power_and_energy
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
 from precsim.simulator.roofline import KernelCost, home_level
 
@@ -424,7 +425,10 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
 
     totals: ttft_s (prefill), tpot_s (mean decode step), decode_tokens_per_s (batch /
     tpot), prefill_tokens_per_s, e2e_latency_s, energy_j, energy_per_token_j (per
-    generated token), memory_bytes = weight_bytes + kv_cache_bytes (prompt + generated
+    generated token), energy_per_request_j, average_power_w, the split energy_static_j
+    (idle + active baseline), energy_compute_j, energy_memory_j (per level) and
+    throttled (the power cap bound: times and energies are after throttling;
+    simulator.power), memory_bytes = weight_bytes + kv_cache_bytes (prompt + generated
     positions) + activation_bytes, capacity_bytes (main memory), fits, bytes_moved.
     """
     _check_lengths(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
@@ -469,11 +473,15 @@ def _scalar(x):
 
 
 def _totals(hw, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
+    # board power per phase (simulator.power): baseline, cap, throttled time
+    pre_p = power_and_energy(hw, prefill.time_s, dynamic_split(hw, prefill))
+    dec_p = power_and_energy(hw, decode.time_s, dynamic_split(hw, decode))
+    split = {k: np.asarray(pre_p.split[k]) + np.asarray(dec_p.split[k]) for k in pre_p.split}
     with np.errstate(divide="ignore", invalid="ignore"):
-        tpot = np.where(steps > 0, decode.time_s / np.where(steps > 0, steps, 1), np.nan)
-        ttft = prefill.time_s
-        energy = prefill.energy_j + decode.energy_j
-        e2e = ttft + decode.time_s
+        tpot = np.where(steps > 0, dec_p.time_s / np.where(steps > 0, steps, 1), np.nan)
+        ttft = pre_p.time_s
+        energy = pre_p.energy_j + dec_p.energy_j
+        e2e = ttft + dec_p.time_s
         wb = weight_bytes(model, quant)
         weights = sum(np.asarray(v) for v in wb.values())
         kv = kv_cache_bytes(model, quant, batch, np.asarray(prompt_len) + np.asarray(gen_len))
@@ -484,10 +492,15 @@ def _totals(hw, model, quant, batch, prompt_len, gen_len, steps, prefill, decode
             "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
             "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
             "energy_j": energy, "energy_per_token_j": energy / (batch * gen_len),
-            "decode_energy_per_token_j": np.where(steps > 0, decode.energy_j
+            "decode_energy_per_token_j": np.where(steps > 0, dec_p.energy_j
                                                   / (batch * np.where(steps > 0, steps, 1)),
                                                   np.nan),
-            "average_power_w": energy / e2e,
+            "average_power_w": energy / e2e, "energy_per_request_j": energy / batch,
+            "energy_static_j": pre_p.static_j + dec_p.static_j,
+            "energy_compute_j": split["compute"],
+            "energy_memory_j": {k[len("memory_"):]: v for k, v in split.items()
+                                if k.startswith("memory_")},
+            "throttled": np.asarray(pre_p.throttled) | np.asarray(dec_p.throttled),
             "weight_bytes": weights, "weight_bytes_by_group": wb, "kv_cache_bytes": kv,
             "activation_bytes": acts, "memory_bytes": need, "capacity_bytes": cap,
             "fits": need <= cap,

@@ -2,7 +2,7 @@
 
 `as_hardware` turns a profile, a profile name or an (object) array of them into one
 `Hardware`: per memory level (aligned from main memory backwards) capacity, achievable
-bandwidth, energy per byte, residency; per profile launch overhead, static power and the
+bandwidth, energy per byte, residency; per profile launch overhead and the
 element-wise (vector) rate and energy. `ExecPlan` is one way a (weight dtype, activation
 dtype) pair runs on one profile (simulator.mapping chooses them).
 """
@@ -67,7 +67,6 @@ class Hardware:
     persistent: tuple  # data stays there between kernels
     scratchpad: tuple  # software-managed SRAM (tensors placed, not cached)
     launch_s: object
-    static_power_w: object
     vector_ops_per_s: object
     vector_energy_per_op_j: object
     matmul_overlap: object = 1.0
@@ -94,6 +93,8 @@ class Hardware:
         return self.profiles.ndim == 0
 
     def usable(self, level: int):
+        """Bytes of `level` a kernel's tile or a resident tensor may use:
+        STAGING_FRACTION x capacity."""
         return STAGING_FRACTION * self.capacity_bytes[level]
 
     def expand(self) -> Hardware:
@@ -108,7 +109,7 @@ class Hardware:
                        energy_per_byte_j=tuple(map(ex, self.energy_per_byte_j)),
                        persistent=tuple(map(ex, self.persistent)),
                        scratchpad=tuple(map(ex, self.scratchpad)),
-                       launch_s=ex(self.launch_s), static_power_w=ex(self.static_power_w),
+                       launch_s=ex(self.launch_s),
                        vector_ops_per_s=ex(self.vector_ops_per_s),
                        vector_energy_per_op_j=ex(self.vector_energy_per_op_j),
                        matmul_overlap=ex(self.matmul_overlap),
@@ -207,7 +208,6 @@ def as_hardware(profile) -> Hardware:
         scratchpad=tuple(per_profile(lambda p, i=i: level_attr(p, i, "scratch")) > 0
                          for i in range(depth)),
         launch_s=per_profile(lambda p: p.kernel_launch_s),
-        static_power_w=per_profile(lambda p: p.static_power_w),
         vector_ops_per_s=per_profile(lambda p: vec(p, "rate")),
         vector_energy_per_op_j=per_profile(lambda p: vec(p, "e")),
         matmul_overlap=per_profile(lambda p: p.overheads.matmul_overlap_value),

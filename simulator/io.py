@@ -11,6 +11,8 @@ so a failed run never leaves a half-written file and never destroys what the use
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
 import math
 import os
@@ -113,6 +115,13 @@ def read_text_bounded(path: str | os.PathLike, what: str,
         raise InputError(f"{path}: {what} is not UTF-8 text") from None
 
 
+@functools.lru_cache(maxsize=64)
+def _parse_yaml(text: str):
+    """Parse with StrictSafeLoader (a SafeLoader), remembered by content: profiles are
+    re-read on every plan, and parsing dominates (the caller gets a deep copy)."""
+    return yaml.load(text, Loader=StrictSafeLoader)
+
+
 def load_yaml_mapping(path: str | os.PathLike, what: str = "file") -> dict:
     """Read `path` as YAML whose top level is a non-empty mapping; errors name the file.
 
@@ -122,7 +131,7 @@ def load_yaml_mapping(path: str | os.PathLike, what: str = "file") -> dict:
     path = Path(path)
     text = read_text_bounded(path, what)
     try:
-        data = yaml.load(text, Loader=StrictSafeLoader)  # StrictSafeLoader is a SafeLoader
+        data = copy.deepcopy(_parse_yaml(text))
     except RefusedYAML as exc:
         raise InputError(f"{path}: {exc.problem} ({_mark(exc)})") from None
     except yaml.constructor.ConstructorError as exc:

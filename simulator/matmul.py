@@ -34,8 +34,9 @@ def matmul_cost(profile, flops, weight_dtype: str, act_dtype: str | None = None,
     per `reuse` multiply-adds (default: the output-tile side that fits the nearest
     level, i.e. conversions per FLOP = ops / (2 * tile)). Then, as in every kernel,
     t = max(flops / achievable(exec dtype), max_j bytes_j / bw_j) + t_convert and
-    E = flops x energy/op + conversions + sum_j bytes_j x energy/byte_j + static power x
-    t, for each execution option (`mapping.exec_options`); the fastest is taken.
+    E = flops x energy/op + conversions + sum_j bytes_j x energy/byte_j (dynamic; the
+    board baseline: simulator.power), for each execution option
+    (`mapping.exec_options`); the fastest is taken.
     """
     check_positive(flops=flops)
     hw = as_hardware(profile)

@@ -320,14 +320,31 @@ class Overheads(_Strict):
 
 
 class PowerSpec(_Strict):
+    """Board power envelope (simulator.power uses it): `static` the idle floor drawn
+    with no work; `active` the baseline while kernels run (clocks up, leakage), before
+    the per-op / per-byte dynamic energy; `tdp` the cap (board limit) above which the
+    clock throttles; mobile parts: `sustained`, the thermally sustainable cap for runs
+    longer than `burst` (the peak envelope `tdp` holds for `burst` seconds)."""
+
     tdp: Power
     static: Power
+    active: Power
+    sustained: Power | None = None
+    burst: Time | None = None
 
     @model_validator(mode="after")
-    def _static_below_tdp(self):
-        if self.static.value > self.tdp.value:
-            raise ValueError(f"static power {self.static.value} W exceeds tdp "
+    def _ordered(self):
+        if not self.static.value <= self.active.value < self.tdp.value:
+            raise ValueError(f"need static <= active < tdp, got static "
+                             f"{self.static.value} W, active {self.active.value} W, tdp "
                              f"{self.tdp.value} W")
+        if (self.sustained is None) != (self.burst is None):
+            raise ValueError("sustained and burst go together (the sustained cap "
+                             "applies to runs longer than burst)")
+        if self.sustained is not None and not (
+                self.active.value < self.sustained.value <= self.tdp.value):
+            raise ValueError(f"need active < sustained <= tdp, got sustained "
+                             f"{self.sustained.value} W")
         return self
 
 
@@ -363,6 +380,23 @@ class Interconnect(_Strict):
         return self.host_link.value if self.host_link else None
 
 
+class TrainingSpec(_Strict):
+    """Efficiencies of a training step beyond the roofline (simulator.training).
+
+    `gemm_efficiency.<dtype>`: share of `compute.<dtype>`'s achievable rate that GEMMs
+    on training shapes sustain over a whole step (clock under sustained power, wave
+    tails, framework gaps between kernels); the bf16 value applies to matrix types not
+    listed. `attention_rate`: the bf16 rate flash
+    attention (forward and backward) sustains on training shapes. `memory_efficiency`:
+    share of main memory's achievable bandwidth that the step's streaming kernels
+    sustain, counting the extra passes of unfused framework kernels (casts, copies,
+    layout changes) over the tensors the model counts."""
+
+    gemm_efficiency: dict[DType, Fraction] = Field(default_factory=dict)
+    attention_rate: ComputeRate | None = None
+    memory_efficiency: Fraction | None = None
+
+
 class HardwareProfile(_Strict):
     """A chip: identity, compute per data type, fallbacks, memory hierarchy, power."""
 
@@ -382,6 +416,7 @@ class HardwareProfile(_Strict):
     overheads: Overheads
     power: PowerSpec
     interconnect: Interconnect | None = None
+    training: TrainingSpec | None = None
 
     _raw: dict = PrivateAttr(default_factory=dict)
     _path: str | None = PrivateAttr(default=None)
@@ -537,7 +572,7 @@ def _all_field_names() -> frozenset[str]:
     names: set[str] = set()
     for model in (HardwareProfile, ComputeSpec, FallbackRule, MemoryLevel, Overheads,
                   PowerSpec, Interconnect, Fraction, Count, Bytes, WeightOnlyKernel,
-                  VectorSpec, AttentionRule):
+                  VectorSpec, AttentionRule, TrainingSpec):
         names.update(model.model_fields)
     return frozenset(names)
 

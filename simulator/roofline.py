@@ -26,7 +26,8 @@
   gpt-fast decodes Llama-2-7B at 104.9 (bf16), 155.6 (int8) and 196.8 (int4 g32)
   tokens/s (pytorch-labs/gpt-fast README), well below the memory roof of the smaller
   weights; a roofline that hid conversion would predict ~200 and ~300.
-* Energy: ops * energy_per_op + sum_j bytes_j * energy_per_byte_j + static power * t.
+* Energy (dynamic): ops * energy_per_op + sum_j bytes_j * energy_per_byte_j; the board's
+  idle/active baseline, cap and throttling are added by simulator.power.
 """
 from __future__ import annotations
 
@@ -144,8 +145,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         + convert_s + overhead
     t_compute = t_math + convert_s
     energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
-              + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j))
-              + hw.static_power_w * time_s)
+              + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)))
     return KernelCost(
         flops=flops, vector_ops=vector_ops, convert_ops=convert_ops,
         bytes_moved=dict(zip(hw.level_names, bytes_by_level)), exec_dtype=plan["exec_dtype"],

@@ -131,3 +131,20 @@ def test_ternary_unpack_ops_recovered_pooled_over_shapes(template):
     ops, how = fits.fit_convert_ops(template, "ternary", cases, total)
     assert ops == pytest.approx(37.0, rel=1e-6)
     assert "total" in how
+
+
+def test_unmeasured_calibrated_fields_say_the_template_was_kept():
+    """A fit that could not solve a field (busy machine) must not leave the template's
+    citation in a calibrated profile as if it had been measured."""
+    from precsim.validation import fits
+    doc = {"attention": {"peak": {"value": "10 GFLOP/s", "source": "template"},
+                         "convert_ops_per_element": {"value": 2.0, "measured": "fit"}},
+           "memory": [{"name": "dram", "bandwidth": {"value": "20 GB/s", "assumed": "x"}}]}
+    notes: list[str] = []
+    fits.mark_unmeasured(doc, "2026-12-06", notes)
+    assert "template value kept" in doc["attention"]["peak"]["assumed"]
+    assert doc["attention"]["peak"]["value"] == "10 GFLOP/s"
+    assert "source: template" in doc["attention"]["peak"]["assumed"]
+    assert doc["attention"]["convert_ops_per_element"] == {"value": 2.0, "measured": "fit"}
+    assert "template value kept" in doc["memory"][0]["bandwidth"]["assumed"]
+    assert any("attention.peak" in n for n in notes)

@@ -1,6 +1,7 @@
 """precsim report / plan / whatif: report contents, atomic replacement, CLI JSON keys."""
 import json
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -43,15 +44,20 @@ def test_report_folder_and_atomic_replacement(tiny_study, tmp_path, capsys, monk
                                                                  "snapdragon-8-gen3"]
     assert not (out / "old.txt").exists()          # replaced by the complete new report
     for name in ("report.md", "report.html", "optima.csv", "by_format.csv", "pareto.csv",
-                 "iso_loss.csv", "training_rates.csv", "whatif.csv"):
+                 "iso_loss.csv", "training_rates.csv", "whatif.csv", "energy_split.csv"):
         assert (out / name).is_file(), name
+    split = pd.read_csv(out / "energy_split.csv")
+    assert list(split["deploy_profile"]) == ["h100-sxm", "snapdragon-8-gen3"]
+    shares = split[["static_share", "compute_share", "memory_share"]].sum(axis=1)
+    assert shares.to_numpy() == pytest.approx(1.0, rel=1e-9)  # static + dynamic = all
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"iso_loss.png", "cost_vs_precision.png", "pareto.png", "abstract_vs_real.png",
             "roofline_h100-sxm.png", "roofline_snapdragon-8-gen3.png"} <= figures
     md = (out / "report.md").read_text()
     for section in ("## The answer", "## Abstract cost vs real silicon", "## Iso-loss curves",
                     "## Cost vs precision per profile", "## Pareto frontier",
-                    "## Roofline of the chosen configurations", "## What if",
+                    "## Roofline of the chosen configurations",
+                    "## Energy: static vs dynamic per profile", "## What if",
                     "## Validation"):
         assert section in md
     html = (out / "report.html").read_text()

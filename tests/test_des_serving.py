@@ -12,6 +12,7 @@ from precsim.simulator.des.tables import build_cost_tables
 from precsim.simulator.des.workload import Workload, poisson_workload
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import get_model
+from precsim.simulator.power import power_and_energy
 from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.quant import as_quant
 
@@ -38,10 +39,14 @@ def test_one_request_alone_matches_the_cost_model():
     assert s["iterations"] == output  # one prefill + output - 1 decode steps
     assert s["utilization"] == pytest.approx(1.0)
     assert s["throughput_tokens_per_s"] == pytest.approx(output / row["e2e_s"])
-    energy = float(prefill_cost(PROFILE, MODEL, QUANT, 1, prompt).energy_j) + float(
-        decode_step_cost(PROFILE, MODEL, QUANT, 1,
-                         prompt + np.arange(1, output, dtype=float)).energy_j.sum())
-    assert s["energy_per_token_j"] == pytest.approx(energy / output, rel=1e-4)
+    pre = prefill_cost(PROFILE, MODEL, QUANT, 1, prompt)
+    dec = decode_step_cost(PROFILE, MODEL, QUANT, 1, prompt + np.arange(1, output, dtype=float))
+    # every iteration through the board power model; busy all the time: no idle floor
+    board = power_and_energy(load_profile(PROFILE), np.r_[pre.time_s, dec.time_s],
+                             np.r_[pre.energy_j, dec.energy_j])
+    assert s["energy_per_token_j"] == pytest.approx(np.sum(board.energy_j) / output, rel=1e-4)
+    assert s["energy_static_j"] + s["energy_dynamic_j"] == pytest.approx(s["energy_j"])
+    assert s["average_power_w"] == pytest.approx(s["energy_j"] / s["makespan_s"])
 
 
 def test_second_request_queues_for_the_only_batch_slot():

@@ -187,7 +187,7 @@ def test_fallback_for_a_native_type_is_refused(h100_doc):
 
 def test_static_power_above_tdp(h100_doc):
     h100_doc["power"]["static"]["value"] = "800 W"
-    assert "exceeds tdp" in _error(h100_doc)
+    assert "need static <= active < tdp, got static 800.0 W" in _error(h100_doc)
 
 
 def test_memory_names_unique_and_dram_last(h100_doc):

@@ -255,6 +255,8 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     fits.fit_vector_rate(doc, vector, stamp, notes)
     fits.fit_attention(doc, attention, stamp, notes)
     fits.fit_dequant(doc, dequant, stamp, notes)
+    if device == "cpu":
+        fits.mark_unmeasured(doc, stamp, notes)
 
     profile_from_mapping(doc, source="calibrated host profile")  # validate before use
     notes[:] = list(dict.fromkeys(notes))

@@ -500,3 +500,45 @@ def fit_convert_ops(doc: dict, dtype: str, cases: list, measured_s: float
                  f"as {rule['execute_as']}, converting on {rule['convert_dtype']}) equals the "
                  f"measured total {measured_s * 1e6:.4g} us (simulated {t1 * 1e6:.4g} / "
                  f"{t2 * 1e6:.4g} us at 1 / 2 ops)")
+
+
+#: The fields a CPU calibration sets. Any of them a fit could not solve (a broken or
+#: implausible measurement, a busy machine) must not keep the template's citation
+#: silently: `mark_unmeasured` rewrites its provenance to say the template was kept.
+CALIBRATED_FIELDS = (
+    "overheads.kernel_launch", "overheads.matmul_overlap",
+    "compute.fp32.peak", "compute.bf16.peak", "compute.int8.peak",
+    "compute.fp32.achievable_fraction",
+    "compute.fp32.stream_fraction", "compute.bf16.stream_fraction",
+    "compute.int8.stream_fraction",
+    "fallbacks.ternary.convert_ops_per_element",
+    "weight_only.int8.peak", "weight_only.int8.stream_fraction",
+    "weight_only.int4.peak", "weight_only.int4.stream_fraction",
+    "vector.rate", "attention.peak", "attention.convert_ops_per_element",
+    "attention.stream_fraction", "memory[dram].bandwidth",
+    "memory[dram].achievable_fraction")
+
+
+def _cited_node(doc: dict, dotted: str) -> dict | None:
+    node = doc
+    for part in dotted.split("."):
+        name, _, level = part.partition("[")
+        node = node.get(name) if isinstance(node, dict) else None
+        if level and isinstance(node, list):
+            node = next((lv for lv in node if lv.get("name") == level.rstrip("]")), None)
+    return node if isinstance(node, dict) and "value" in node else None
+
+
+def mark_unmeasured(doc: dict, stamp: str, notes: list[str]) -> None:
+    """Every CALIBRATED_FIELDS entry present in `doc` without `measured:` provenance (and
+    not already marked) gets `template_kept` provenance, naming the run's notes."""
+    for dotted in CALIBRATED_FIELDS:
+        node = _cited_node(doc, dotted)
+        if node is None or node.get("measured") or \
+                "template value kept" in (node.get("assumed") or ""):
+            continue
+        warning = f"{dotted} was not measured or not solvable in this run (see its notes)"
+        notes.append(f"{warning}; template value kept")
+        replacement = template_kept(dict(node), warning, stamp)
+        node.clear()
+        node.update(replacement)

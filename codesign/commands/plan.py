@@ -200,6 +200,10 @@ def optimum_validity(result) -> dict:
     return record
 
 
+#: Exit code of an answered but infeasible plan (no configuration reaches the target).
+INFEASIBLE_EXIT = 3
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     resolved, index = study_from_args(args)
     problem = problem_from_study(resolved, index)
@@ -208,13 +212,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     validity = optimum_validity(result)
     section = robustness(problem, hardware, draws=args.draws)
     if args.json:
-        print_json({"study": resolved.study.name, "source": resolved.source,
-                    "law": resolved.study.law, "baseline_loss": resolved.baseline_loss,
-                    **result.summary(), "validity": validity, "robustness": section})
-        return 0
-    print(plan_text(result, resolved, args.top))
-    print(f"robustness: {section['summary']}")
-    return 0
+        print_json({**plan_json(resolved, result), "validity": validity,
+                    "robustness": section})
+    else:
+        print(plan_text(result, resolved, args.top))
+        print(f"robustness: {section['summary']}")
+    return 0 if result.optimum is not None else INFEASIBLE_EXIT
+
+
+def plan_json(resolved, result) -> dict:
+    """The `precsim plan --json` object: the study's identity and the plan's summary."""
+    return {"study": resolved.study.name, "source": resolved.source,
+            "law": resolved.study.law, "baseline_loss": resolved.baseline_loss,
+            **result.summary()}
 
 
 def plan_text(result, resolved, top: int = 10) -> str:
@@ -252,7 +262,9 @@ def plan_text(result, resolved, top: int = 10) -> str:
                      f"bits, N = {lc['N']:.3g}, D = {lc['D']:.3g}, loss {lc['loss']:.4f}"
                      if "precision" in lc else f"  lawcore.compute_optimal: {lc['reason']}")
     table = result.by_format
-    feasible = table[table["feasible"]].sort_values("cost").head(top)
+    feasible = table[table["feasible"]]
+    if len(feasible):   # an all-infeasible table has no cost column
+        feasible = feasible.sort_values("cost").head(top)
     if len(feasible):
         show = pd.DataFrame({
             "train": feasible["train_format"], "runs as": feasible["train_dtype"],

@@ -90,22 +90,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def profile_rows(node: object, path: str = "") -> list[tuple[str, object, str | None]]:
+    """(field path, value, provenance or None) of every leaf of a raw profile document;
+    provenance joins the cited number's source/derived/measured/assumed notes."""
+    if isinstance(node, dict) and "value" in node:
+        return [(path, node["value"], "; ".join(
+            f"{k}: {node[k]}" for k in ("source", "derived", "measured", "assumed")
+            if node.get(k)))]
+    if isinstance(node, dict):
+        return [row for key, val in node.items()
+                for row in profile_rows(val, f"{path}.{key}" if path else str(key))]
+    if isinstance(node, list):
+        return [row for index, item in enumerate(node) for row in profile_rows(
+            item, f"{path}[{(item.get('name') if isinstance(item, dict) else None) or index}]")]
+    return [(path, node, None)]
+
+
 def _walk(node: object, path: str, lines: list[str], profile: HardwareProfile) -> None:
     """Flatten the raw document into 'path: value (unit note)' + '[provenance]' lines."""
-    if isinstance(node, dict) and "value" in node:
-        prov = "; ".join(f"{k}: {node[k]}" for k in ("source", "derived", "measured",
-                                                    "assumed") if node.get(k))
-        lines.append(f"{path}: {node['value']}{_note(path, node['value'], profile)}\n"
-                     f"{'':4}[{prov}]")
-    elif isinstance(node, dict):
-        for key, val in node.items():
-            _walk(val, f"{path}.{key}" if path else str(key), lines, profile)
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            label = item.get("name") if isinstance(item, dict) else None
-            _walk(item, f"{path}[{label or index}]", lines, profile)
-    else:
-        lines.append(f"{path}: {node}")
+    for field, value, prov in profile_rows(node, path):
+        lines.append(f"{field}: {value}" if prov is None else
+                     f"{field}: {value}{_note(field, value, profile)}\n{'':4}[{prov}]")
 
 
 def _note(path: str, value: object, profile: HardwareProfile) -> str:
@@ -162,20 +167,21 @@ def _check_targets(items: list[str]) -> list[str]:
     return targets
 
 
+def check_file(file: str) -> dict:
+    """One entry of `profiles check --json`: is `file` a valid profile, and a warning."""
+    try:
+        profile = load_profile_file(file)
+    except InputError as exc:
+        return {"file": file, "ok": False, "name": None, "error": str(exc), "warning": None}
+    uncovered = profile.uncovered_dtypes()
+    warning = (f"no engine and no fallback for {', '.join(uncovered)}: formats "
+               "using them cannot run on this profile") if uncovered else None
+    return {"file": file, "ok": True, "name": profile.name, "error": None, "warning": warning}
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    results, failed = [], 0
-    for file in _check_targets(args.files):
-        try:
-            profile = load_profile_file(file)
-            uncovered = profile.uncovered_dtypes()
-            warning = (f"no engine and no fallback for {', '.join(uncovered)}: formats "
-                       "using them cannot run on this profile") if uncovered else None
-            results.append({"file": file, "ok": True, "name": profile.name, "error": None,
-                            "warning": warning})
-        except InputError as exc:
-            failed += 1
-            results.append({"file": file, "ok": False, "name": None, "error": str(exc),
-                            "warning": None})
+    results = [check_file(file) for file in _check_targets(args.files)]
+    failed = sum(not r["ok"] for r in results)
     if args.json:
         print_json({"files": results, "ok": failed == 0})
     else:

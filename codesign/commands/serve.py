@@ -24,7 +24,8 @@ from precsim.simulator.units import flag_help
 
 SERVE_KEYS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s",
               "tpot_p99_s", "e2e_p50_s", "e2e_p99_s", "queue_p99_s",
-              "throughput_tokens_per_s", "energy_per_token_j", "utilization", "served",
+              "throughput_tokens_per_s", "energy_per_token_j", "energy_per_request_j",
+              "average_power_w", "energy_static_j", "energy_dynamic_j", "utilization", "served",
               "rejected", "kv_capacity_tokens", "mean_decode_batch")
 
 
@@ -133,7 +134,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for name in ("ttft", "tpot", "e2e", "queue")]
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"throughput {q['throughput_tokens_per_s']:.1f} tokens/s, "
-          f"energy {q['energy_per_token_j']:.4g} J/token, utilisation "
+          f"energy {q['energy_per_token_j']:.4g} J/token ({q['energy_per_request_j']:.4g} "
+          f"J/request, average {q['average_power_w']:.4g} W, static "
+          f"{q['energy_static_j'] / q['energy_j']:.0%}), utilisation "
           f"{q['utilization']:.1%}, mean decode batch {q['mean_decode_batch']:.1f}, "
           f"KV capacity {q['kv_capacity_tokens']} tokens (peak {q['kv_peak_tokens']})")
     if args.requests_out:

@@ -17,7 +17,8 @@ from precsim.simulator.units import format_quantity
 
 _TIMING = ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s",
            "e2e_latency_s", "energy_j", "energy_per_token_j", "decode_energy_per_token_j",
-           "average_power_w", "launch_overhead_s")
+           "average_power_w", "launch_overhead_s", "energy_per_request_j", "energy_static_j",
+           "energy_compute_j", "energy_memory_j", "throttled")
 
 
 def _add_request_args(parser: argparse.ArgumentParser) -> None:
@@ -50,31 +51,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_roof.set_defaults(func=cmd_roofline)
 
 
-def _run(args: argparse.Namespace):
-    for name in ("batch", "prompt", "gen"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    profile = resolve_profile(args, args.profile)
-    model = get_model(args.model)
-    quant = parse_quant(args.quant)
-    if args.override:
+def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen: int,
+                overrides=(), flash: bool = True, fused_dequant: bool = True):
+    """(model, quant, result) of one request, checked as `precsim simulate` checks it.
+
+    `overrides`: "GROUP=FORMAT" strings (the repeatable --override flag).
+    """
+    for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
+        if value < 1:
+            raise InputError(f"--{name} must be at least 1, got {value}")
+    model = get_model(model_ref)
+    quant = parse_quant(quant_ref)
+    if overrides:
         pairs = {}
-        for item in args.override:
+        for item in overrides:
             group, sep, fmt = item.partition("=")
             if not sep:
                 raise InputError(f"--override {item!r}: expected GROUP=FORMAT, "
                                  "e.g. lm_head=W16A16")
             pairs[group.strip()] = fmt.strip()
         quant = quant.with_overrides(pairs)
-    result = simulate(profile, model, quant, args.batch, args.prompt, args.gen,
-                      flash=not args.no_flash, fused_dequant=not args.separate_dequant)
+    result = simulate(profile, model, quant, batch, prompt, gen,
+                      flash=flash, fused_dequant=fused_dequant)
+    return model, quant, result
+
+
+def _run(args: argparse.Namespace):
+    profile = resolve_profile(args, args.profile)
+    model, quant, result = run_request(
+        profile, args.model, args.quant, args.batch, args.prompt, args.gen, args.override,
+        flash=not args.no_flash, fused_dequant=not args.separate_dequant)
     return profile, model, quant, result
 
 
-def _request(profile, model, quant, args) -> dict:
+def request_dict(profile, model, quant, batch: int, prompt: int, gen: int,
+                 flash: bool = True, fused_dequant: bool = True) -> dict:
+    """The `request` part of `simulate --json` / `roofline --json`."""
     return {"profile": profile.name, "model": model.name, "quant": quant.name,
-            "batch": args.batch, "prompt": args.prompt, "gen": args.gen,
-            "flash": not args.no_flash, "fused_dequant": not args.separate_dequant}
+            "batch": batch, "prompt": prompt, "gen": gen, "flash": flash,
+            "fused_dequant": fused_dequant}
+
+
+def _request(profile, model, quant, args) -> dict:
+    return request_dict(profile, model, quant, args.batch, args.prompt, args.gen,
+                        not args.no_flash, not args.separate_dequant)
+
+
+def simulate_json(profile, model, quant, result: SimulationResult, batch: int, prompt: int,
+                  gen: int, flash: bool = True, fused_dequant: bool = True) -> dict:
+    """The `precsim simulate --json` object (timings None when the model does not fit)."""
+    return {"request": request_dict(profile, model, quant, batch, prompt, gen, flash,
+                                    fused_dequant),
+            "totals": _json_totals(result)}
 
 
 def _fits_line(profile, totals: dict) -> str:
@@ -87,6 +115,10 @@ def _fits_line(profile, totals: dict) -> str:
         return f"fits: needs {need} of {cap} ({parts})"
     return (f"DOES NOT FIT: needs {need} ({parts}) but {profile.name} "
             f"{profile.main_memory.name} holds {cap}; timings are not reported")
+
+
+def _share(energy_j: float, totals: dict) -> str:
+    return f"{format_quantity(energy_j, 'energy')} ({energy_j / totals['energy_j']:.0%})"
 
 
 def _json_totals(result: SimulationResult) -> dict:
@@ -104,8 +136,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.csv:
         atomic_write_text(args.csv, ops.to_csv(index=False))
     if args.json:
-        print_json({"request": _request(profile, model, quant, args),
-                    "totals": _json_totals(result)})
+        print_json(simulate_json(profile, model, quant, result, args.batch, args.prompt,
+                                 args.gen, not args.no_flash, not args.separate_dequant))
         return 0
     print(f"{model.name} {quant.name} on {profile.name}: batch {args.batch}, prompt "
           f"{args.prompt}, generate {args.gen}")
@@ -121,7 +153,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         ("prefill tokens/s", f"{t['prefill_tokens_per_s']:.0f}"),
         ("end-to-end latency", format_quantity(t["e2e_latency_s"], "time")),
         ("energy per generated token", format_quantity(t["energy_per_token_j"], "energy")),
-        ("average power", format_quantity(t["average_power_w"], "power")),
+        ("energy per request", format_quantity(t["energy_per_request_j"], "energy")),
+        ("average power", format_quantity(t["average_power_w"], "power")
+         + (" (the power cap binds in a phase: its clock throttled)" if t["throttled"]
+            else "")),
+        ("energy: static (idle + active baseline)", _share(t["energy_static_j"], t)),
+        ("energy: compute", _share(t["energy_compute_j"], t)),
+    ] + [(f"energy: memory {name}", _share(v, t)) for name, v in t["energy_memory_j"].items()
+         ] + [
         ("launch overhead (total)", format_quantity(t["launch_overhead_s"], "time")),
         ("kernels per decode step", f"{t['kernels_per_decode_step']:.0f}"),
     ] + [(f"bytes moved at {name}", format_quantity(v, "bytes"))

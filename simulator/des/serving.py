@@ -27,7 +27,10 @@ Scheduling policy (iteration-level, as in Orca / vLLM):
 
 Per request: queueing time (admission - arrival), TTFT (first token - arrival), TPOT
 ((finish - first token) / (output tokens - 1)), end-to-end latency (finish - arrival).
-Energy: the iteration energies from the cost tables plus static power while idle.
+Energy: the iteration energies from the cost tables (dynamic: ops and bytes) through the
+board power model (`simulator.power`: active baseline, cap) plus the idle floor while
+nothing runs. Throttling is applied to each iteration's energy and to busy time, not to
+the event timeline: when `throttled_iterations` > 0 the latencies are optimistic.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ import simpy
 from precsim.simulator.des.tables import CostTables, build_cost_tables, device_memory, resolve
 from precsim.simulator.des.workload import Workload
 from precsim.simulator.errors import InputError
+from precsim.simulator.power import PowerParams, power_and_energy, power_params
 
 OnFull = Literal["wait", "reject"]
 REJECT_REASONS = ("", "exceeds_kv_capacity", "kv_cache_full")
@@ -76,7 +80,7 @@ class SchedulerConfig:
     max_batch_tokens: int = 8192
     chunked_prefill_tokens: int | None = None
     on_full: OnFull = "wait"
-    static_power_w: float = 0.0
+    power: PowerParams | None = None
 
     def __post_init__(self) -> None:
         if int(self.max_batch) != self.max_batch or self.max_batch < 1:
@@ -91,8 +95,6 @@ class SchedulerConfig:
             raise InputError(f"chunked prefill: expected a token budget >= 1, got {chunk!r}")
         if self.on_full not in ("wait", "reject"):
             raise InputError(f"on_full: expected 'wait' or 'reject', got {self.on_full!r}")
-        if not self.static_power_w >= 0:
-            raise InputError(f"static power must be >= 0 W, got {self.static_power_w!r}")
 
 
 @dataclass
@@ -305,7 +307,7 @@ def serve(profile, model, quant, workload: Workload, *, max_batch: int = 64,
     config = SchedulerConfig(kv_capacity_tokens=0, max_batch=max_batch,
                              max_batch_tokens=max_batch_tokens,
                              chunked_prefill_tokens=chunked_prefill_tokens, on_full=on_full,
-                             static_power_w=profile.static_power_w)
+                             power=power_params(profile))
     memory = device_memory(profile, model, quant, max_iteration_tokens(config, workload))
     if not memory.fits:
         raise InputError(
@@ -385,17 +387,27 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, config: Schedule
     """Aggregates: latency percentiles, throughput, energy per token, utilisation, rejects.
 
     makespan = last finish - first arrival; throughput = output tokens of served
-    requests / makespan; energy = iteration energy + static power x idle time;
-    utilisation = busy time / makespan.
+    requests / makespan; energy = board energy of every iteration (`config.power`: the
+    `simulator.power` model; None: the iteration energies as given) + idle floor x idle
+    time; split into static (idle + active baseline) and dynamic; utilisation = busy
+    time / makespan.
     """
     served = requests[~requests["rejected"]]
     out_tokens = int(served["output_tokens"].sum())
     start = float(requests["arrival_s"].min())
     end = float(served["finish_s"].max()) if len(served) else start
     makespan = end - start
-    busy = float(iterations["time_s"].sum())
-    energy = float(iterations["energy_j"].sum()) + config.static_power_w * max(
-        makespan - busy, 0.0)
+    if config.power is None:
+        busy = float(iterations["time_s"].sum())
+        dynamic, static, throttled = float(iterations["energy_j"].sum()), 0.0, 0
+    else:
+        board = power_and_energy(config.power, iterations["time_s"].to_numpy(),
+                                 iterations["energy_j"].to_numpy(), run_time_s=makespan)
+        busy = float(np.sum(board.time_s))
+        static = float(np.sum(board.static_j) + config.power.static_w * max(
+            makespan - busy, 0.0))
+        dynamic, throttled = float(np.sum(board.dynamic_j)), int(np.sum(board.throttled))
+    energy = static + dynamic
     decode_iters = iterations["decode_batch"] > 0
     summary = {"requests": len(requests), "served": len(served),
                "rejected": int(requests["rejected"].sum()),
@@ -412,6 +424,10 @@ def summarize(requests: pd.DataFrame, iterations: pd.DataFrame, config: Schedule
         "throughput_requests_per_s": len(served) / makespan if makespan > 0 else float("nan"),
         "energy_j": energy,
         "energy_per_token_j": energy / out_tokens if out_tokens else float("nan"),
+        "energy_per_request_j": energy / len(served) if len(served) else float("nan"),
+        "average_power_w": energy / makespan if makespan > 0 else float("nan"),
+        "energy_static_j": static, "energy_dynamic_j": dynamic,
+        "throttled_iterations": throttled,
         "busy_s": busy,
         "utilization": min(busy / makespan, 1.0) if makespan > 0 else float("nan"),
         "iterations": len(iterations),

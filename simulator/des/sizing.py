@@ -22,6 +22,7 @@ from precsim.simulator.des.serving import (OnFull, SchedulerConfig, build_tables
 from precsim.simulator.des.tables import device_memory, resolve
 from precsim.simulator.des.workload import check_rate, poisson_workload
 from precsim.simulator.errors import InputError
+from precsim.simulator.power import power_params
 
 SLO_PERCENTILE = 99
 MAX_DEVICES = 1 << 16
@@ -67,6 +68,9 @@ class SizingResult:
                 f"tpot_p{q}_s": s.get(f"tpot_p{q}_s"),
                 "throughput_tokens_per_s_per_device": s.get("throughput_tokens_per_s"),
                 "energy_per_token_j": s.get("energy_per_token_j"),
+                "energy_per_request_j": s.get("energy_per_request_j"),
+                "average_power_w_per_device": s.get("average_power_w"),
+                "energy_static_share": s["energy_static_j"] / s["energy_j"] if s else None,
                 "utilization": s.get("utilization"),
                 "kv_capacity_tokens": s.get("kv_capacity_tokens"),
                 "weight_bytes": s.get("weight_bytes"), "reason": self.reason}
@@ -84,7 +88,7 @@ def size_deployment(profile, model, quant, qps: float, slo: SLO, *, n_requests: 
     config = SchedulerConfig(kv_capacity_tokens=0, max_batch=max_batch,
                              max_batch_tokens=max_batch_tokens,
                              chunked_prefill_tokens=chunked_prefill_tokens, on_full=on_full,
-                             static_power_w=profile.static_power_w)
+                             power=power_params(profile))
     memory = device_memory(profile, model, quant, max_iteration_tokens(config, base))
     empty = pd.DataFrame(columns=["devices", "per_device_qps", "ttft_p99_s", "tpot_p99_s",
                                   "rejected", "meets_slo"])

@@ -143,12 +143,11 @@ class CostTables:
     max_context: int
     max_prompt: int
     chunk_tokens: int | None
-    static_power_w: float
     decode_rows: list = field(repr=False)
     prefill_rows: list = field(repr=False)
     linear_row: _Row | None = field(default=None, repr=False)
     attn_row: _Row | None = field(default=None, repr=False)
-    attn_launch: tuple[float, float] = (0.0, 0.0)
+    attn_launch_s: float = 0.0  # launches draw no dynamic energy
     head_rows: list = field(default_factory=list, repr=False)
     chunk_attn: _Grid | None = field(default=None, repr=False)
 
@@ -198,8 +197,7 @@ class CostTables:
             time_s += attn_t
             energy_j += attn_e
         elif chunks:
-            time_s += self.attn_launch[0]
-            energy_j += self.attn_launch[1]
+            time_s += self.attn_launch_s
         for chunk in chunks:
             t, e = self.chunk_attn(chunk[0], chunk[1])
             time_s += t
@@ -231,12 +229,10 @@ def build_cost_tables(profile: HardwareProfile, model: TransformerConfig, quant:
     launch = np.broadcast_to(attn["overhead_time_s"], plen.shape)
     tables = CostTables(max_batch=max_batch, max_context=int(max_context),
                         max_prompt=int(max_prompt), chunk_tokens=chunk_tokens,
-                        static_power_w=profile.static_power_w, decode_rows=decode_rows,
+                        decode_rows=decode_rows,
                         prefill_rows=prefill_rows,
-                        attn_row=_Row(plen, attn["time_s"] - launch,
-                                      attn["energy_j"] - launch * profile.static_power_w),
-                        attn_launch=(float(launch[0]),
-                                     float(launch[0]) * profile.static_power_w))
+                        attn_row=_Row(plen, attn["time_s"] - launch, attn["energy_j"]),
+                        attn_launch_s=float(launch[0]))
     if chunk_tokens is not None:
         rows = length_grid(chunk_tokens, points=max(LENGTH_POINTS, 4 * max_batch + 1))
         lin, _ = _split_attention(mixed_step_cost(profile, model, quant, 0.0, 1.0, rows,

@@ -1,0 +1,262 @@
+"""What the explorer's views compute, without Dash: the functions the CLI commands call.
+
+Each view function takes plain values (what the page's controls hold), returns the
+command's `--json` object (`"json"`), the equivalent command line (`"argv"`) and the
+extra data its charts need. The page shows the JSON it got, so a user can re-run the
+command line and compare.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from precsim.codesign.commands.law import parse_count
+from precsim.codesign.commands.plan import add_study_args, plan_json, study_from_args
+from precsim.codesign.commands.profiles import check_file, profile_rows
+from precsim.codesign.commands.simulate import run_request, simulate_json
+from precsim.codesign.planner import plan
+from precsim.codesign.study import problem_from_study
+from precsim.codesign.variants import profile_variants
+from precsim.lawcore import compute_optimal, get_law
+from precsim.lawcore.plots import iso_loss_grid
+from precsim.simulator.errors import InputError
+from precsim.simulator.io import MAX_YAML_BYTES
+from precsim.simulator.profile_loader import list_profiles, load_profile
+from precsim.simulator.roofline_plot import roofline_data
+
+#: Per-operator columns shown in the Simulate view's table (plus bytes at each level).
+OP_COLUMNS = ("phase", "op", "exec_dtype", "bound", "time_s", "flops", "energy_j")
+#: Largest model config.json accepted by upload (as `models.load_hf_config`).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _dirs(profile_dirs) -> list[str]:
+    return [str(p) for p in profile_dirs]
+
+
+def _dir_flags(profile_dirs) -> list[str]:
+    return [flag for d in _dirs(profile_dirs) for flag in ("--profile-dir", d)]
+
+
+def profile_names(profile_dirs=()) -> list[str]:
+    """Names of every profile on the search path (`precsim profiles list`)."""
+    return [p.name for p in list_profiles(_dirs(profile_dirs))]
+
+
+# ---- uploads ---------------------------------------------------------------------------------
+
+def save_upload(contents: str, folder: str | os.PathLike, name: str, max_bytes: int,
+                what: str) -> Path:
+    """Decode a browser upload (`data:...;base64,...`) into `folder`/`name`.
+
+    The name is ours, never the user's file name, so nothing lands outside `folder`;
+    more than `max_bytes` is refused before anything is written.
+    """
+    _, sep, payload = (contents or "").partition(",")
+    if not sep:
+        raise InputError(f"upload {what}: not a file upload")
+    if len(payload) > 4 * (max_bytes // 3 + 2):
+        raise InputError(f"upload {what}: larger than {max_bytes} bytes (the limit)")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"upload {what}: not valid base64 data") from None
+    if len(data) > max_bytes:
+        raise InputError(f"upload {what}: larger than {max_bytes} bytes (the limit)")
+    path = Path(folder) / name
+    path.write_bytes(data)
+    return path
+
+
+def check_uploaded_profile(contents: str, filename: str, folder: str | os.PathLike) -> dict:
+    """`profiles check --json` of an uploaded YAML (bounded safe loader), as one entry;
+    `file` names the upload, `profile` holds the validated profile when ok."""
+    path = save_upload(contents, folder, "uploaded-profile.yaml", MAX_YAML_BYTES,
+                       f"profile {filename!r}")
+    entry = check_file(str(path))
+    if entry["error"]:
+        entry["error"] = entry["error"].replace(str(path), f"upload {filename}")
+    entry["file"] = filename
+    entry["profile"] = load_profile(str(path)) if entry["ok"] else None
+    return entry
+
+
+def hf_cache_config(name: str) -> Path | None:
+    """config.json of `org/model` in the local Hugging Face hub cache, if present
+    (newest snapshot); nothing is downloaded."""
+    if name.count("/") != 1 or name.startswith(("/", ".")):
+        return None
+    home = os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache",
+                                                  "huggingface"))
+    hub = Path(os.environ.get("HF_HUB_CACHE", os.path.join(home, "hub")))
+    snaps = hub / ("models--" + name.replace("/", "--")) / "snapshots"
+    found = sorted(snaps.glob("*/config.json"), key=lambda p: p.stat().st_mtime) \
+        if snaps.is_dir() else []
+    return found[-1] if found else None
+
+
+def model_ref(choice: str, typed: str | None, upload_path: str | None) -> str:
+    """The --model argument: a built-in, a Hugging Face cache name or an uploaded file."""
+    if choice == "upload":
+        if not upload_path:
+            raise InputError("model: choose 'uploaded config.json' only after uploading one")
+        return upload_path
+    if choice == "hf-cache":
+        name = (typed or "").strip()
+        path = hf_cache_config(name)
+        if path is None:
+            raise InputError(f"model: {name!r} is not in the local Hugging Face cache "
+                             "(expected ORG/NAME with a downloaded config.json)")
+        return str(path)
+    return choice
+
+
+# ---- Simulate --------------------------------------------------------------------------------
+
+def simulate_view(profile: str, model: str, quant: str, batch: int, prompt: int, gen: int,
+                  profile_dirs=()) -> dict:
+    """`precsim simulate --json` plus the op table, roofline data and bytes per level."""
+    for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
+        if value is None:
+            raise InputError(f"--{name}: expected a whole number of at least 1, got nothing")
+    hw = load_profile(profile, _dirs(profile_dirs))
+    cfg, fmt, result = run_request(hw, model, quant, int(batch), int(prompt), int(gen))
+    levels = [lv.name for lv in hw.memory]
+    ops = result.ops[[*OP_COLUMNS, *(f"bytes_{lv}" for lv in levels)]]
+    return {"json": simulate_json(hw, cfg, fmt, result, int(batch), int(prompt), int(gen)),
+            "argv": ["simulate", "--profile", profile, "--model", model, "--quant", quant,
+                     "--batch", str(batch), "--prompt", str(prompt), "--gen", str(gen),
+                     *_dir_flags(profile_dirs), "--json"],
+            "ops": ops, "roofline": roofline_data(hw, result.ops)}
+
+
+# ---- Co-design -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Hardware what-ifs of the Co-design view, as `precsim whatif --vary` specs."""
+    bandwidth_x: float = 1.0          # main-memory bandwidth multiplier
+    sram_x: float = 1.0               # capacity multiplier of every on-chip level
+    native: tuple[str, ...] = ()      # data types given a native engine
+
+    def specs(self, profile) -> list[str]:
+        """The --vary arguments for `profile` (dtypes already native are skipped)."""
+        main = profile.main_memory.name
+        out = [f"memory.{main}.bandwidth={self.bandwidth_x:g}x"] \
+            if self.bandwidth_x != 1 else []
+        if self.sram_x != 1:
+            out += [f"memory.{lv.name}.capacity={self.sram_x:g}x" for lv in profile.memory
+                    if lv.name != main]
+        out += [f"compute.{d}=native" for d in self.native if not profile.native(d)]
+        return out
+
+
+class _FlagParser(argparse.ArgumentParser):
+    """argparse that raises InputError (naming the flag) instead of exiting."""
+
+    def error(self, message: str):
+        raise InputError(message)
+
+
+_STUDY_PARSER = _FlagParser(prog="precsim plan", add_help=False)
+add_study_args(_STUDY_PARSER)
+
+
+def _plan_argv(study, profile_dirs, deploy, target_loss, dollars_per_hour, tokens) -> list:
+    argv = ["--study", str(study)] if study else []
+    argv += ["--deploy-profile", deploy]
+    if target_loss is not None:
+        argv += ["--target-loss", repr(float(target_loss))]
+    if dollars_per_hour is not None:
+        argv += ["--dollars-per-device-hour", repr(float(dollars_per_hour))]
+    if tokens is not None:
+        argv += ["--tokens-served", repr(float(tokens))]
+    return argv + _dir_flags(profile_dirs)
+
+
+def study_deployments(study=None, profile_dirs=()) -> dict:
+    """The study's deployment profile names, its target loss and defaults per deployment."""
+    argv = (["--study", str(study)] if study else []) + _dir_flags(profile_dirs)
+    resolved, _ = study_from_args(_STUDY_PARSER.parse_args(argv))
+    s = resolved.study
+    return {"target_loss": resolved.target_loss, "objective": s.objective,
+            "deployments": [{"profile": d.profile, "name": p.name,
+                             "dollars_per_device_hour": d.dollars_per_device_hour,
+                             "tokens_served": d.workload(s.workload).tokens_served}
+                            for d, p in zip(s.deployments, resolved.deploy_profiles)]}
+
+
+@functools.lru_cache(maxsize=256)
+def plan_view(study, profile_dirs: tuple, deploy: str, target_loss=None, dollars_per_hour=None,
+              tokens=None, whatif: WhatIf = WhatIf()) -> dict:
+    """`precsim plan --json` of one deployment (cached: the page re-asks often).
+
+    Without what-ifs it equals `precsim plan ARGV --json`; with them, the optimum equals
+    the last row of `precsim whatif --profile DEPLOY --vary SPEC ... --json`.
+    """
+    argv = _plan_argv(study, profile_dirs, deploy, target_loss, dollars_per_hour, tokens)
+    resolved, index = study_from_args(_STUDY_PARSER.parse_args(argv))
+    profile = resolved.deploy_profiles[index]
+    specs = whatif.specs(profile)
+    train, dep = None, None
+    if specs:
+        dep = profile_variants(profile, specs)[-1][1]
+        if getattr(resolved.train_profile, "name", None) == profile.name:
+            train = dep
+    result = plan(problem_from_study(resolved, index,
+                                     with_training=resolved.train_profile is not None,
+                                     train_profile=train, deploy_profile=dep))
+    if specs:
+        cli = ["whatif", "--profile", deploy, *[f for s in specs for f in ("--vary", s)],
+               *[a for a in argv if a not in ("--deploy-profile", deploy)], "--json"]
+    else:
+        cli = ["plan", *argv, "--json"]
+    return {"json": plan_json(resolved, result), "argv": cli, "specs": specs}
+
+
+# ---- Laws ------------------------------------------------------------------------------------
+
+def law_view(law_name: str, compute: str) -> dict:
+    """`precsim law optimal --compute C --json` and the iso-loss grid at that budget
+    (a law without a training-precision term is refused, as the CLI refuses it)."""
+    try:
+        compute_flops = parse_count(str(compute or ""))
+    except argparse.ArgumentTypeError as exc:
+        raise InputError(f"--compute: {exc}") from None
+    if not np.isfinite(compute_flops) or compute_flops <= 0:
+        raise InputError(f"--compute: expected a positive number of FLOPs, got {compute}")
+    law = get_law(law_name)
+    opt = compute_optimal(float(compute_flops), law)
+    grid = iso_loss_grid(law, float(compute_flops), points=120)
+    return {"json": {"law": law.name, "mode": "compute", **opt.to_dict()},
+            "argv": ["law", "optimal", "--compute", str(compute).strip(),
+                     "--law", law_name, "--json"],
+            "grid": grid, "domain": getattr(law, "domain", None)}
+
+
+# ---- Profiles --------------------------------------------------------------------------------
+
+def compare_profiles(profiles: list) -> pd.DataFrame:
+    """Side by side: one row per field path, per profile its value and its provenance."""
+    frames = []
+    for p in profiles:
+        doc = p.raw()
+        doc.pop("sources", None)
+        rows = profile_rows(doc)
+        frames.append(pd.DataFrame(
+            {"field": [r[0] for r in rows], p.name: [str(r[1]) for r in rows],
+             f"{p.name} source": [r[2] or "" for r in rows]}).drop_duplicates("field"))
+    if not frames:
+        return pd.DataFrame({"field": []})
+    table = frames[0]
+    for frame in frames[1:]:
+        table = table.merge(frame, on="field", how="outer", sort=False)
+    return table.fillna("-")

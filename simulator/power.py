@@ -1,0 +1,156 @@
+"""Board power and energy: the one power model (simulate, serve, size, train, plan).
+
+Per device, from the profile's `power:` section (profiles.PowerSpec) and the dynamic
+energy the kernel model counts (ops x energy/op per data type + bytes x energy/byte per
+memory level, `roofline._finish`):
+
+* busy power   P = active + D / (n t)          (D: dynamic energy of all n devices, t:
+                                                 busy time, `active`: baseline while
+                                                 kernels run: clocks up, leakage)
+* cap          C = tdp, or `sustained` when the unthrottled busy time exceeds `burst`
+                 (mobile parts: peak vs sustained envelope)
+* throttling   when P > C the clock drops to a fraction s of nominal such that the
+               power above the idle floor scales as s^3 (dynamic power ~ f V^2 with
+               V ~ f in the DVFS range; assumption):
+               s = ((C - static) / (P - static))^(1/3), busy time t / s (every phase
+               slows with the clock: an upper bound for memory-bound steps),
+               energy n [static t / s + (P - static) t s^2] = n C t / s.
+               s = 1 (no change) whenever P <= C.
+* idle floor   `static` x (wall time - busy time) per device when a wall time is given.
+
+Every device's power counts (`devices`); host CPU, DRAM DIMMs, fans and PUE are out of
+scope unless a profile's `power:` section says it includes them.
+
+API (vectorised: every argument may be a numpy array; results broadcast):
+
+    power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
+                     wall_time_s=None, run_time_s=None)
+        -> PowerEnergy(time_s, energy_j, average_power_w, split, clock_fraction,
+                       throttled)
+
+`dynamic_energy_j` is a number/array or a dict {component: array} (e.g. "compute",
+"memory_hbm"); `split` holds "idle" (static floor), "active" (baseline uplift while
+busy) and each dynamic component after throttling; their sum is `energy_j`.
+`dynamic_split(hw, cost)` turns a KernelCost (simulator.roofline) into that dict
+(compute + one entry per memory level).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from precsim.simulator.errors import InputError
+
+#: Components of `PowerEnergy.split` that do not scale with work (the static share).
+STATIC_KEYS = ("idle", "active")
+
+
+@dataclass(frozen=True)
+class PowerParams:
+    """Per-profile power envelope as arrays (W, s): idle floor, active baseline, peak cap,
+    sustained cap and how long the peak holds (inf: no sustained envelope)."""
+
+    static_w: object
+    active_w: object
+    cap_w: object
+    sustained_w: object
+    burst_s: object
+
+
+def power_params(profile_or_hw) -> PowerParams:
+    """The power envelope of a HardwareProfile, an object array of them or a packed
+    `hardware.Hardware` (its `profiles`)."""
+    profiles = np.asarray(getattr(profile_or_hw, "profiles", profile_or_hw), dtype=object)
+
+    def field(get):
+        out = np.vectorize(get, otypes=[float])(profiles)
+        return out[()] if out.ndim == 0 else out
+
+    def opt(name, missing):
+        return field(lambda p: getattr(p.power, name).value
+                     if getattr(p.power, name) is not None else missing)
+
+    return PowerParams(static_w=field(lambda p: p.power.static.value),
+                       active_w=field(lambda p: p.power.active.value),
+                       cap_w=field(lambda p: p.power.tdp.value),
+                       sustained_w=opt("sustained", np.nan), burst_s=opt("burst", np.inf))
+
+
+@dataclass(frozen=True)
+class PowerEnergy:
+    """Result of `power_and_energy`: time after throttling (s), energy (J, all devices),
+    average power (W, all devices) over max(wall, busy) time, energy split (J), the
+    clock fraction s in (0, 1] and whether the cap bound."""
+
+    time_s: object
+    energy_j: object
+    average_power_w: object
+    split: dict
+    clock_fraction: object
+    throttled: object
+
+    @property
+    def static_j(self):
+        """Energy that does not scale with work: idle floor + active baseline."""
+        return sum(np.asarray(self.split[k]) for k in STATIC_KEYS)
+
+    @property
+    def dynamic_j(self):
+        return np.asarray(self.energy_j) - self.static_j
+
+
+def _scalar(x):
+    arr = np.asarray(x, dtype=float)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
+                     wall_time_s=None, run_time_s=None) -> PowerEnergy:
+    """Throttled busy time, energy, average power and split (module docstring).
+    `run_time_s`: length of the run that picks the envelope (peak `tdp` up to `burst`,
+    then `sustained`); default the busy time itself (one call = one run)."""
+    params = profile_or_hw if isinstance(profile_or_hw, PowerParams) \
+        else power_params(profile_or_hw)
+    parts = dynamic_energy_j if isinstance(dynamic_energy_j, dict) \
+        else {"dynamic": dynamic_energy_j}
+    t = np.asarray(busy_time_s, dtype=float)
+    n = np.asarray(devices, dtype=float)
+    if np.any(t < 0) or np.any(n < 1):
+        raise InputError(f"power model: busy time must be >= 0 s and devices >= 1, got "
+                         f"{busy_time_s!r} s on {devices!r} devices")
+    dyn = sum(np.asarray(v, dtype=float) for v in parts.values())
+    if np.any(dyn < 0):
+        raise InputError("power model: dynamic energy must be >= 0 J")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        busy_w = np.where(t > 0, params.active_w + dyn / (n * np.where(t > 0, t, 1.0)),
+                          params.static_w)
+        run = t if run_time_s is None else np.asarray(run_time_s, dtype=float)
+        cap = np.where(run > params.burst_s, params.sustained_w, params.cap_w)
+        s = np.where(busy_w > cap, np.cbrt((cap - params.static_w)
+                                           / (busy_w - params.static_w)), 1.0)
+    time_s = t / s
+    s2 = s * s
+    split = {"idle": n * params.static_w * time_s,
+             "active": n * (params.active_w - params.static_w) * t * s2}
+    split |= {k: np.asarray(v, dtype=float) * s2 for k, v in parts.items()}
+    wall = time_s if wall_time_s is None else np.maximum(wall_time_s, time_s)
+    split["idle"] = split["idle"] + n * params.static_w * (wall - time_s)
+    energy = sum(split.values())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        average = np.where(wall > 0, energy / np.where(wall > 0, wall, 1.0),
+                           n * params.static_w)
+    return PowerEnergy(time_s=_scalar(time_s), energy_j=_scalar(energy),
+                       average_power_w=_scalar(average),
+                       split={k: _scalar(v) for k, v in split.items()},
+                       clock_fraction=_scalar(s), throttled=np.asarray(s < 1.0)[()])
+
+
+def dynamic_split(hw, cost) -> dict:
+    """Dynamic energy of a KernelCost by component: "memory_<level>" = bytes moved at
+    the level x its energy per byte; "compute" = the rest (matrix, vector and
+    conversion ops x their energy per op)."""
+    memory = {f"memory_{name}": np.asarray(cost.bytes_moved[name]) * e
+              for name, e in zip(hw.level_names, hw.energy_per_byte_j)}
+    compute = np.asarray(cost.energy_j) - sum(memory.values())
+    return {"compute": np.maximum(compute, 0.0), **memory}
