@@ -26,8 +26,8 @@ import pandas as pd
 from precsim.codesign.candidate import Candidate
 from precsim.codesign.planner import PlanResult, hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
-from precsim.codesign.robustness import (answers_by_law, answers_text, members_table,
-                                         price_text, robustness)
+from precsim.codesign.robustness import (answers_by_law, members_table, price_text,
+                                         robustness, robustness_blocks)
 from precsim.codesign.study import ResolvedStudy, Workload, problem_from_study
 from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.errors import InputError
@@ -493,23 +493,7 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "tpot_s": lambda v: f"{v * 1e3:.1f} ms", "memory_bytes": lambda v: f"{v / 1e9:.2f} GB",
         "paper_bits": "{:g}".format}))
 
-    if results.robustness:
-        doc.p("How sure is each answer? The same plan under an ensemble of laws "
-              "(kumar2024, its b variant, the low-bit QAT law and bootstrap draws of it; "
-              "`precsim plan --json` → `robustness`); pairs within the stated margin of the "
-              "optimum are ties:")
-        doc.bullets([f"**{name}**: {section['summary']}"
-                     for name, section in results.robustness.items()])
-    if results.answers:
-        doc.h(2, "The answer under each law")
-        doc.p("Kumar et al.'s law was fitted on 3-16-bit runs of up to 1.7B parameters and "
-              "26B tokens; below 3 bits it extrapolates (N_eff/N = 0.25 at 1.58-bit "
-              "weights). The low-bit QAT law (docs/laws.md) refits the weight factor on "
-              "ternary and binary QAT suites (99M-3.9B, 300B tokens). Each answer names "
-              "what lies outside the runs behind its law.")
-        for name, rows in results.answers.items():
-            doc.h(3, name)
-            doc.p(answers_text(rows, obj))
+    robustness_blocks(doc, results.robustness, results.answers, obj)
 
     doc.h(2, "Abstract cost vs real silicon")
     first = next(iter(results.plans.values())).abstract

@@ -213,3 +213,24 @@ def price_text(name: str, problem: PlanProblem) -> str:
     if profile is not None and profile.kind in USER_OWNED_KINDS and rate == 0:
         return f"{name} user-owned: only energy is charged"
     return f"{name} ${rate:g} (study)" if np.isfinite(rate) else f"{name} not stated"
+
+
+def robustness_blocks(doc: Any, sections: dict, answers: dict, obj: str) -> None:
+    """The report's robustness bullets and its 'The answer under each law' section."""
+    if sections:
+        doc.p("How sure is each answer? The same plan under an ensemble of laws "
+              "(kumar2024, its b variant, the low-bit QAT law and bootstrap draws of it; "
+              "`precsim plan --json` → `robustness`); pairs within the stated margin of the "
+              "optimum are ties:")
+        doc.bullets([f"**{name}**: {section['summary']}"
+                     for name, section in sections.items()])
+    if answers:
+        doc.h(2, "The answer under each law")
+        doc.p("Kumar et al.'s law was fitted on 3-16-bit runs of up to 1.7B parameters and "
+              "26B tokens; below 3 bits it extrapolates (N_eff/N = 0.25 at 1.58-bit "
+              "weights). The low-bit QAT law (docs/laws.md) refits the weight factor on "
+              "ternary and binary QAT suites (99M-3.9B, 300B tokens). Each answer names "
+              "what lies outside the runs behind its law.")
+        for name, rows in answers.items():
+            doc.h(3, name)
+            doc.p(answers_text(rows, obj))
