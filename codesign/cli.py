@@ -50,8 +50,10 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "validate": ("measure kernels with PyTorch and compare with the simulator",
                  (_C + "validate",)),
     "sweep": ("run a what-if study (profiles x models x formats x workloads)", (_C + "sweep",)),
-    "serve": ("simulate one device serving an LLM (continuous batching)", (_C + "serve",)),
+    "serve": ("simulate serving an LLM on one device or one parallel replica (continuous "
+              "batching)", (_C + "serve",)),
     "size": ("fewest devices meeting p99 TTFT/TPOT SLOs, found by simulation", (_C + "serve",)),
+    "train": ("time, MFU, energy and memory of a training step", (_C + "train",)),
     "plan": ("cheapest N, D, training precision and serving format at a target loss",
              (_C + "plan",)),
     "whatif": ("vary a hardware profile and see the optimal plan move", (_C + "whatif",)),

@@ -312,8 +312,16 @@ def _reasons(reach, fits, slo_ok, runnable) -> str:
     return "no model reaching the target and fitting memory meets the SLO"
 
 
-def plan(problem: PlanProblem) -> PlanResult:
-    """The cheapest (N, D, training format, serving format) reaching the target loss."""
+def hardware_costs(problem: PlanProblem) -> tuple[pd.DataFrame, dict]:
+    """The law-free half of a plan: training rates and serving costs over the N grid."""
+    return training_rates(problem), serving_costs(problem, np.asarray(problem.N_grid, float))
+
+
+def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
+    """The cheapest (N, D, training format, serving format) reaching the target loss.
+
+    `hardware`: `hardware_costs(problem)` computed once and reused (robustness ensemble).
+    """
     start = time.perf_counter()
     N, D_grid = np.asarray(problem.N_grid, float), np.asarray(problem.D_grid, float)
     pairs, bits = _combos(problem)
@@ -327,8 +335,7 @@ def plan(problem: PlanProblem) -> PlanResult:
     inverse = inverse.reshape(-1)[:len(bits)]
     sol = smallest_D(problem.law, problem.target_loss, uniq, N, D_grid,
                      problem.bisection_steps)
-    rates = training_rates(problem)
-    serve = serving_costs(problem, N)
+    rates, serve = hardware or hardware_costs(problem)
     w = problem.weights
 
     tok = training_token_costs(problem, N)
@@ -458,7 +465,10 @@ def _abstract_optimum(problem, sol, uniq, bits, pairs, N, rates, masked) -> dict
     k, i = np.unravel_index(flat, c_abs.shape)
     budget = float(c_abs[k, i])
     fixed = None if problem.law.models_training_precision else float(P[k, 0])
-    paper = lawcore.compute_optimal(budget, problem.law, precision=fixed).to_dict()
+    try:
+        paper = lawcore.compute_optimal(budget, problem.law, precision=fixed).to_dict()
+    except lawcore.LawInputError as exc:  # laws without a size-free N_eff/N factor
+        paper = {"available": False, "reason": str(exc)}
     out = {"available": True, "precision_bits": float(P[k, 0]), "N": float(N[i]),
            "D": float(D_min[k, i]), "loss": float(sol.loss_at[tied[k], i]),
            "abstract_cost": budget, "lawcore_compute_optimal": paper}

@@ -13,8 +13,6 @@ studies; the validation summary if one exists; assumptions.
 """
 from __future__ import annotations
 
-import base64
-import html
 import io
 import sys
 from dataclasses import dataclass, field
@@ -24,8 +22,11 @@ import numpy as np
 import pandas as pd
 
 from precsim.codesign.candidate import Candidate
-from precsim.codesign.planner import PlanResult, plan
+from precsim.codesign.document import Document
+from precsim.codesign.planner import PlanResult, hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
+from precsim.codesign.robustness import (answers_by_law, members_table, price_text,
+                                         robustness, robustness_blocks)
 from precsim.codesign.study import ResolvedStudy, Workload, problem_from_study
 from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.errors import InputError
@@ -43,110 +44,6 @@ def _cost_scale(objective: str) -> float:
     return {"dollars": 1.0, "energy": JOULES_PER_KWH, "time": SECONDS_PER_HOUR}[objective]
 
 
-# ---- document model: one list of blocks rendered as Markdown and as HTML ----------------------
-
-@dataclass
-class Document:
-    blocks: list = field(default_factory=list)
-    figures: dict = field(default_factory=dict)   # file name -> PNG bytes
-
-    def h(self, level: int, text: str) -> None:
-        self.blocks.append(("h", level, text))
-
-    def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def bullets(self, items: list[str]) -> None:
-        self.blocks.append(("ul", items))
-
-    def table(self, df: pd.DataFrame) -> None:
-        self.blocks.append(("table", df))
-
-    def pre(self, text: str) -> None:
-        self.blocks.append(("pre", text))
-
-    def figure(self, name: str, fig, caption: str) -> None:
-        import matplotlib.pyplot as plt
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        self.add_png(name, buf.getvalue(), caption)
-
-    def add_png(self, name: str, png: bytes, caption: str) -> None:
-        self.figures[name] = png
-        self.blocks.append(("img", name, caption))
-
-    def markdown(self) -> str:
-        out = []
-        for block in self.blocks:
-            kind = block[0]
-            if kind == "h":
-                out.append("#" * block[1] + " " + block[2])
-            elif kind == "p":
-                out.append(block[1])
-            elif kind == "ul":
-                out.append("\n".join(f"- {item}" for item in block[1]))
-            elif kind == "table":
-                out.append(_md_table(block[1]))
-            elif kind == "pre":
-                out.append("```\n" + block[1].rstrip() + "\n```")
-            elif kind == "img":
-                out.append(f"![{block[2]}](figures/{block[1]})\n\n*{block[2]}*")
-        return "\n\n".join(out) + "\n"
-
-    def html(self, title: str) -> str:
-        body = []
-        for block in self.blocks:
-            kind = block[0]
-            if kind == "h":
-                body.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
-            elif kind == "p":
-                body.append(f"<p>{_inline(block[1])}</p>")
-            elif kind == "ul":
-                body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block[1])
-                            + "</ul>")
-            elif kind == "table":
-                body.append(block[1].to_html(index=False, border=0, classes="t",
-                                             na_rep="-", escape=True))
-            elif kind == "pre":
-                body.append(f"<pre>{html.escape(block[1])}</pre>")
-            elif kind == "img":
-                data = base64.b64encode(self.figures[block[1]]).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(block[2])}" '
-                            f'src="data:image/png;base64,{data}"><figcaption>'
-                            f"{html.escape(block[2])}</figcaption></figure>")
-        style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;"
-                 "padding:0 1em;line-height:1.45}table.t{border-collapse:collapse;"
-                 "font-size:0.85em;margin:1em 0}table.t td,table.t th{border:1px solid #ccc;"
-                 "padding:3px 7px;text-align:right}figure{margin:1.5em 0}img{max-width:100%}"
-                 "figcaption{font-size:0.9em;color:#444}pre{background:#f6f6f6;padding:1em;"
-                 "overflow-x:auto;font-size:0.85em}code{background:#f3f3f3}")
-        return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
-                + "\n".join(body) + "\n</body></html>\n")
-
-
-def _inline(text: str) -> str:
-    """Escape, then render `code` and **bold** spans."""
-    out = html.escape(text)
-    parts = out.split("`")
-    out = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-    parts = out.split("**")
-    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    def cell(v) -> str:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return "-"
-        return str(v).replace("|", "\\|")
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |"
-            for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *rows])
-
-
 # ---- the computation -------------------------------------------------------------------------
 
 @dataclass
@@ -155,6 +52,8 @@ class StudyResults:
     plans: dict[str, PlanResult]    # deployment profile name (or "(training only)") -> plan
     whatifs: list                   # (WhatIf spec, profile name, DataFrame)
     validation: tuple | None        # (path, markdown text, scatter PNG bytes or None)
+    robustness: dict = field(default_factory=dict)   # deployment -> codesign.robustness
+    answers: dict = field(default_factory=dict)      # deployment -> answers_by_law rows
 
 
 def _progress(items, desc: str):
@@ -167,11 +66,16 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
     study = resolved.study
     summary = load_validation(validation or study.validation_summary, resolved.source)
     plans: dict[str, PlanResult] = {}
+    sections, answers = {}, {}
     targets = list(range(len(study.deployments))) or [None]
     for index in _progress(targets, "plans"):
         name = resolved.deploy_profiles[index].name if index is not None else \
             "(training only)"
-        plans[name] = plan(problem_from_study(resolved, index))
+        problem = problem_from_study(resolved, index)
+        hardware = hardware_costs(problem)
+        plans[name] = plan(problem, hardware)
+        sections[name] = robustness(problem, hardware)
+        answers[name] = answers_by_law(problem, hardware)
     whatifs = []
     for spec in _progress(study.whatif, "what-if"):
         names = [d.profile for d in study.deployments]
@@ -181,7 +85,7 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
         else:                           # the training profile, with the first deployment
             index, profile = (0 if names else None), resolved.train_profile
         whatifs.append((spec, profile.name, run_whatif(resolved, index, profile, spec.vary)))
-    return StudyResults(resolved, plans, whatifs, summary)
+    return StudyResults(resolved, plans, whatifs, summary, sections, answers)
 
 
 def load_validation(path: str | None, source: str) -> tuple | None:
@@ -462,7 +366,8 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
     tables = {"optima.csv": optima, "by_format.csv": _long(results, "by_format"),
               "pareto.csv": _long(results, "frontier"),
               "training_rates.csv": _long(results, "train_rates"),
-              "iso_loss.csv": next(iter(results.plans.values())).iso_loss}
+              "iso_loss.csv": next(iter(results.plans.values())).iso_loss,
+              "robustness.csv": members_table(results.robustness)}
     doc.h(1, f"PrecSim co-design report: {study.name}")
     if study.description:
         doc.p(study.description)
@@ -483,9 +388,11 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "tpot_s": lambda v: f"{v * 1e3:.1f} ms", "memory_bytes": lambda v: f"{v / 1e9:.2f} GB",
         "paper_bits": "{:g}".format}))
 
+    robustness_blocks(doc, results.robustness, results.answers, obj)
+
     doc.h(2, "Abstract cost vs real silicon")
     first = next(iter(results.plans.values())).abstract
-    if first.get("available"):
+    if first.get("available") and "precision" in first["lawcore_compute_optimal"]:
         lc = first["lawcore_compute_optimal"]
         doc.p(f"The paper prices training as bit-operations, C = (6/16)·N·D·P. At this target "
               f"its optimum is P = {first['precision_bits']:g} bits, N = {first['N']:.3g}, "
@@ -573,8 +480,9 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "P_post = the serving format's weight bits (16-bit formats: no post-training "
         "quantization). The law models weight quantization only; quantizing activations or "
         "the KV cache at serving time is assumed lossless.",
-        f"Costs: objective {obj}; $/device-hour and $/kWh from the study "
-        f"({study.dollars_per_kwh:g} $/kWh).",
+        f"Costs: objective {obj}; $/kWh {study.dollars_per_kwh:g} (study); $/device-hour: "
+        + "; ".join(price_text(name, r.problem) for name, r in results.plans.items())
+        + ". No device-hour is priced at an unstated $0 (codesign.study.device_hour_price).",
         "Search: dense log grid in N; for each N and format pair the smallest D reaching "
         "the target (grid + bisection). Candidates and timings per plan: "
         + ", ".join(f"{n} {r.candidates:,} in {r.elapsed_s:.2f} s"

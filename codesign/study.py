@@ -117,7 +117,7 @@ class Training(_Strict):
     """The training profile, its price, and the run's layout (simulator.training)."""
 
     profile: str = Field(min_length=1)
-    dollars_per_device_hour: NonNegative = 0.0
+    dollars_per_device_hour: NonNegative | None = None   # None: not stated (see device_hour_price)
     devices: int = Field(default=8, ge=1)
     seq: int = Field(default=2048, ge=1)
     global_batch: int = Field(default=4194304, ge=1)   # tokens per optimizer step
@@ -134,7 +134,7 @@ class Deployment(_Strict):
     """A deployment profile; workload fields given here override the study's `workload`."""
 
     profile: str = Field(min_length=1)
-    dollars_per_device_hour: NonNegative = 0.0
+    dollars_per_device_hour: NonNegative | None = None   # None: not stated (see device_hour_price)
     tokens_served: Positive | None = None
     batch: int | None = Field(default=None, ge=1)
     prompt_len: int | None = Field(default=None, ge=1)
@@ -344,7 +344,8 @@ def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
                 study.search.N.min, study.search.D.min, P_post=post_training_bits(f)))
     for i, t in enumerate(study.search.train_formats):
         field(f"search.train_formats[{i}]",
-              lambda t=t: law.training_factor(t.weight_bits, t.act_bits, t.kv_bits))
+              lambda t=t: law.predict(study.search.N.min, study.search.D.min,
+                                      t.weight_bits, t.act_bits, t.kv_bits))
     target = study.target
     base = None
     if target.loss_increase is not None:
@@ -354,6 +355,27 @@ def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
     else:
         loss = target.target_loss
     return ResolvedStudy(study, source, law, train, deploys, formats, float(loss), base)
+
+
+USER_OWNED_KINDS = frozenset({"mobile_soc"})  # the owner pays the energy, not device-hours
+
+
+def device_hour_price(rate: float | None, profile: HardwareProfile, objective: str,
+                      what: str) -> float:
+    """$/device-hour of a phase: the stated rate; 0 for a user-owned device (kind in
+    USER_OWNED_KINDS: only energy is charged); otherwise no silent zero — an InputError
+    when the objective is dollars, NaN (dollars undefined, JSON null) for time / energy."""
+    if rate is not None:
+        return float(rate)
+    if profile.kind in USER_OWNED_KINDS:
+        return 0.0
+    if objective == "dollars":
+        raise InputError(
+            f"{what}: dollars_per_device_hour is not set for profile {profile.name!r} (kind "
+            f"{profile.kind}); a datacenter device-hour is not free: give it in the study "
+            "or with --dollars-per-device-hour / --train-dollars-per-device-hour (user-owned "
+            f"devices, kind {', '.join(sorted(USER_OWNED_KINDS))}, are charged energy only)")
+    return float("nan")
 
 
 def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
@@ -368,11 +390,15 @@ def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
     search = study.search
     train = (train_profile or resolved.train_profile) if with_training else None
     dep = study.deployments[deployment] if deployment is not None else None
+    deploy = (deploy_profile or resolved.deploy_profiles[deployment]) if dep else None
     weights = CostWeights(
         objective=study.objective,
-        train_dollars_per_device_hour=(study.training.dollars_per_device_hour
-                                       if study.training and train is not None else 0.0),
-        deploy_dollars_per_device_hour=dep.dollars_per_device_hour if dep else 0.0,
+        train_dollars_per_device_hour=device_hour_price(
+            study.training.dollars_per_device_hour, train, study.objective, "training")
+        if study.training and train is not None else 0.0,
+        deploy_dollars_per_device_hour=device_hour_price(
+            dep.dollars_per_device_hour, deploy, study.objective,
+            f"deployments[{deployment}]") if dep else 0.0,
         dollars_per_kwh=study.dollars_per_kwh)
     return PlanProblem(
         law=resolved.law, target_loss=resolved.target_loss,
@@ -382,6 +408,6 @@ def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
         D_grid=np.geomspace(search.D.min, search.D.max, search.D.points),
         weights=weights, train_profile=train,
         train_layout=study.training.layout() if study.training and train is not None else {},
-        deploy_profile=(deploy_profile or resolved.deploy_profiles[deployment]) if dep else None,
+        deploy_profile=deploy,
         workload=dep.workload(study.workload) if dep else None,
         bisection_steps=search.bisection_steps, model_options=study.model.options())

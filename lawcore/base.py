@@ -21,6 +21,7 @@ import pandas as pd
 
 from precsim.lawcore.coords import (BASE_CONSTANTS, BASE_COORDS, Coord, Locate, as_output,
                                     first_bad, locate_index)
+from precsim.lawcore.domain import PRESET_DOMAINS, Domain, validity
 from precsim.lawcore.errors import LawFitError, LawInputError
 from precsim.lawcore.inputs import HIGH_PRECISION_BITS, Inputs, make_inputs, positive_finite
 
@@ -68,6 +69,8 @@ class Law:
     CENTRING: ClassVar[dict[str, tuple[tuple[str, float, str], ...]]] = {
         "log_A": (("alpha", 1.0, "N"),), "log_B": (("beta", 1.0, "D"),)}
     models_training_precision: ClassVar[bool] = False
+    SIZE_DEPENDENT_FACTOR: ClassVar[bool] = False  # N_eff/N depends on N (lawcore.lowbit)
+    NEFF_FORM: ClassVar[bool] = True  # precision acts through N_eff (False: lawcore.sun)
     models_ptq: ClassVar[bool] = False
     PTQ_DATA_EXPONENT: ClassVar[str] = ""  # constant name of D's exponent in δ_PTQ
 
@@ -222,9 +225,21 @@ class Law:
         """log(N_eff/N) and its gradient; 0 for laws without quantized training."""
         return 0.0, {}
 
-    def training_factor(self, P_w: Any, P_a: Any, P_kv: Any) -> Any:
-        """N_eff / N for the training bits (1 for laws that do not model quantized training)."""
-        X = make_inputs(1.0, 1.0, P_w, P_a, P_kv)
+    def training_factor(self, P_w: Any, P_a: Any, P_kv: Any, N: Any = None) -> Any:
+        """N_eff / N for the training bits (1 for laws that do not model quantized training).
+
+        N is needed only by laws whose factor depends on size (SIZE_DEPENDENT_FACTOR).
+        """
+        if not self.NEFF_FORM:
+            raise LawInputError(f"law {self.name!r} ({type(self).__name__}) adds a loss term "
+                                "for precision instead of an effective parameter count: "
+                                "N_eff/N (and the compute-optimal search built on it) does "
+                                "not apply")
+        if N is None and self.SIZE_DEPENDENT_FACTOR:
+            raise LawInputError(f"law {self.name!r}: N_eff/N depends on the model size N "
+                                "here; pass N (compute-optimal search at a size-free "
+                                "factor does not apply to this law)")
+        X = make_inputs(1.0 if N is None else N, 1.0, P_w, P_a, P_kv)
         c = self.constants
         self._check_domain(X, c, locate_index(X))
         log_factor, _ = self._log_training_factor(self._to_coords(c), X, grad=False)
@@ -234,7 +249,7 @@ class Law:
               P_kv: Any = HIGH_PRECISION_BITS) -> Any:
         """Effective parameter count N·(N_eff/N) for the training bits."""
         n = positive_finite("N", N, " of parameters")
-        return as_output(n * np.asarray(self.training_factor(P_w, P_a, P_kv)))
+        return as_output(n * np.asarray(self.training_factor(P_w, P_a, P_kv, N=n)))
 
     def critical_data_size(self, N: Any, P_post: Any, P_w: Any = HIGH_PRECISION_BITS,
                            P_a: Any = HIGH_PRECISION_BITS, P_kv: Any = HIGH_PRECISION_BITS
@@ -263,6 +278,26 @@ class Law:
             log_d = (math.log(c["beta"] * c["B"] / exponent) - terms[3]) / (exponent + c["beta"])
             return as_output(np.exp(log_d))
 
+    # ----- validity domain -----------------------------------------------------------------
+    @property
+    def domain(self) -> Domain | None:
+        """Fitted domain of the preset; None for custom, modified or refitted constants."""
+        if self.is_fitted or self.name != self.preset:
+            return None
+        return PRESET_DOMAINS.get(self.preset)
+
+    def check_domain(self, N: Any, D: Any, P_w: Any = HIGH_PRECISION_BITS,
+                     P_a: Any = HIGH_PRECISION_BITS, P_kv: Any = HIGH_PRECISION_BITS,
+                     P_post: Any = None) -> list[str]:
+        """Flags (sentences) for inputs outside the preset's domain; [] inside (vectorised)."""
+        return self.validity(N, D, P_w, P_a, P_kv, P_post)["flags"]
+
+    def validity(self, N: Any, D: Any, P_w: Any = HIGH_PRECISION_BITS,
+                 P_a: Any = HIGH_PRECISION_BITS, P_kv: Any = HIGH_PRECISION_BITS,
+                 P_post: Any = None) -> dict[str, Any]:
+        """JSON-ready {inside, flags, domain} for these inputs (lawcore.domain.validity)."""
+        return validity(self.domain, N, D, P_w, P_a, P_kv, P_post, law=self.name)
+
     def min_training_bits(self) -> float:
         """Infimum of the tied training precision P_w = P_a = P_kv inside the law's domain."""
         return HIGH_PRECISION_BITS
@@ -288,6 +323,7 @@ class Law:
         result = fit_law(self, runs, row_name=row_name)
         for attr in _FIT_ATTRIBUTES:
             setattr(self, attr, getattr(result, attr.rstrip("_")))
+        self.bootstrap_samples_ = result.bootstrap_samples  # not in the JSON (large)
         if not result.converged:
             raise LawFitError(f"{type(self).__name__} fit to {result.n_runs} runs: "
                               f"{result.fit_message}")

@@ -308,6 +308,7 @@ class FitResult:
     objective: float
     n_bootstrap_ok: int
     fit_message: str
+    bootstrap_samples: np.ndarray | None = None  # converged refits x fitted_constants
 
 
 def fit_law(law: Law, runs: pd.DataFrame, row_name: str = "row") -> FitResult:
@@ -371,7 +372,8 @@ def fit_law(law: Law, runs: pd.DataFrame, row_name: str = "row") -> FitResult:
         1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"), True, int(len(loss)), free,
         float(best.fun), len(samples),
         f"converged (best of {len(results)} start(s)); {len(samples)}/"
-        f"{law.n_bootstrap} bootstrap refits converged")
+        f"{law.n_bootstrap} bootstrap refits converged",
+        np.array(samples).reshape(-1, len(free)))
 
 
 def heldout_check(law: Law, runs: pd.DataFrame, row_name: str = "row") -> dict[str, Any]:

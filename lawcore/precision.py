@@ -48,6 +48,11 @@ KUMAR2024 = {
 }
 # Appendix N, floating-point weight training: γ_w = 2.8111 with bias 0.1240 (read as n_w).
 KUMAR2024_FP = {**KUMAR2024, "gamma_w": 2.8111, "n_w": 0.1240}
+# Table 2 ends "γ = 0.5907, b = 1.1277". Reading "b": the offset of δ_PTQ's exponential, as
+# n_x is of the training factors: C_T·e^(−P_post/γ_post + b) = (C_T·e^b)·e^(−P_post/γ_post);
+# "kumar2024" keeps the other reading (b not part of δ_PTQ). docs/laws.md quotes the table.
+KUMAR2024_B_OFFSET = 1.1277
+KUMAR2024_B = {**KUMAR2024, "C_T": KUMAR2024["C_T"] * math.exp(KUMAR2024_B_OFFSET)}
 
 
 class PrecisionLaw(Law):
@@ -58,12 +63,14 @@ class PrecisionLaw(Law):
     """
 
     CONSTANTS = (*BASE_CONSTANTS, *PTQ_CONSTANTS, *TRAIN_CONSTANTS, *ROBUST_CONSTANTS)
-    PRESETS = {"kumar2024": KUMAR2024, "kumar2024-fp": KUMAR2024_FP}
+    PRESETS = {"kumar2024": KUMAR2024, "kumar2024-fp": KUMAR2024_FP, "kumar2024-b": KUMAR2024_B}
     PRESET_NOTES = {
         "kumar2024": "Kumar et al. 2024 (arXiv 2411.04330) App. K Table 2, integer types; "
                      "C_x = 1 assumed (not published)",
         "kumar2024-fp": "kumar2024 with floating-point weight constants of App. N "
                         "(gamma_w = 2.8111, n_w = 0.1240)",
+        "kumar2024-b": "kumar2024 reading Table 2's b = 1.1277 as the offset of the PTQ "
+                       "exponential: C_T = 0.0598·e^1.1277",
     }
     TIED_PRESETS = frozenset(PRESETS)
     DEFAULT_PRESET = "kumar2024"
@@ -167,22 +174,34 @@ class PrecisionLaw(Law):
         return max(c[f"n_{x}"] * c[f"gamma_{x}"] for x in PARTS)
 
     # ----- terms ---------------------------------------------------------------------------
+    def _log_rate_scale(self, k: Mapping[str, Any], X: Inputs, part: str
+                        ) -> tuple[Any, dict[str, Any]]:
+        """log s_x, the size dependence of z_x = s_x·(P_x − τ_x)/γ_x, and its gradient.
+
+        0 here (Kumar et al.'s factors do not depend on N); see lawcore.lowbit.
+        """
+        return 0.0, {}
+
     def _log_training_factor(self, k: Mapping[str, Any], X: Inputs, grad: bool
                              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """log(N_eff/N) = Σ_x log(1 − exp(−(P_x − τ_x)/γ_x)) (n_x = τ_x/γ_x)."""
+        """log(N_eff/N) = Σ_x log(1 − exp(−z_x)), z_x = s_x·(P_x − τ_x)/γ_x (n_x = τ_x/γ_x)."""
         total: Any = 0.0
         grads: dict[str, np.ndarray] = {}
         for x in PARTS:
             P = X.bits(x)
             finite = np.isfinite(P)
             gamma = np.exp(k[f"log_gamma_{x}"])
-            z = np.where(finite, P - k[f"tau_{x}"], np.inf) / gamma  # > 0 inside the domain
+            log_s, dlog_s = self._log_rate_scale(k, X, x)
+            scale = np.exp(log_s)
+            z = np.where(finite, P - k[f"tau_{x}"], np.inf) * scale / gamma  # > 0 in domain
             total = total + np.log(-np.expm1(-z))
             if grad:
                 zf = np.where(finite, z, 1.0)
                 w = np.where(finite, np.exp(-zf) / -np.expm1(-zf), 0.0)  # d log(1−e^−z)/dz
                 grads[f"log_gamma_{x}"] = -w * zf
-                grads[f"tau_{x}"] = -w / gamma
+                grads[f"tau_{x}"] = -w * scale / gamma
+                for name, d in dlog_s.items():
+                    grads[name] = w * zf * d
         return total, grads
 
     def _log_terms(self, k: Mapping[str, Any], X: Inputs, grad: bool

@@ -8,10 +8,12 @@ from precsim.lawcore.base import Law, read_law_json
 from precsim.lawcore.chinchilla import ChinchillaLaw
 from precsim.lawcore.errors import LawInputError
 from precsim.lawcore.ouyang import OuyangPTQLaw
+from precsim.lawcore.lowbit import LowBitLaw
 from precsim.lawcore.precision import PrecisionLaw
+from precsim.lawcore.sun import FloatQuantLaw
 
 LAW_CLASSES: dict[str, type[Law]] = {cls.__name__: cls for cls in (
-    ChinchillaLaw, PrecisionLaw, OuyangPTQLaw)}
+    ChinchillaLaw, PrecisionLaw, OuyangPTQLaw, LowBitLaw, FloatQuantLaw)}
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class LawEntry:
 LAWS: dict[str, LawEntry] = {e.name: e for e in (
     LawEntry("kumar2024", PrecisionLaw, "kumar2024"),
     LawEntry("kumar2024-fp", PrecisionLaw, "kumar2024-fp"),
+    LawEntry("kumar2024-b", PrecisionLaw, "kumar2024-b"),
+    LawEntry("lowbit-qat", LowBitLaw, "lowbit-qat"),
+    LawEntry("sun2025", FloatQuantLaw, "sun2025"),
     LawEntry("ouyang2024", OuyangPTQLaw, "ouyang2024"),
     LawEntry("chinchilla", ChinchillaLaw, "chinchilla"),
     LawEntry("epoch2024", ChinchillaLaw, "epoch2024"),

@@ -5,7 +5,7 @@ Every function takes names or loaded objects, so a script can stay short::
     import precsim
     result = precsim.simulate("h100-sxm", "llama-3-8b", "W4A16-g128", batch=8)
     result.totals["tpot_s"], result.ops.head()
-    answer = precsim.plan(deploy_profile="l4")
+    answer = precsim.plan(deploy_profile="apple-m2")
     answer.optimum
     precsim.get_law("kumar2024").predict(1.5e9, 30e9, P_post=4)
 """

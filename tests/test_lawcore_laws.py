@@ -231,7 +231,8 @@ def test_critical_data_size_errors():
     (lambda: ChinchillaLaw(max_iter=0), "max_iter must be >= 1"),
     (lambda: ChinchillaLaw(fit_constants="all"), "fit_constants must be 'auto' or a list"),
     (lambda: get_law("kumar"), "unknown law 'kumar'; known: kumar2024, kumar2024-fp, "
-                               "ouyang2024, chinchilla, epoch2024"),
+                               "kumar2024-b, lowbit-qat, sun2025, ouyang2024, chinchilla, "
+                               "epoch2024"),
 ])
 def test_constructor_errors(make, message):
     with pytest.raises(LawInputError) as err:
@@ -246,7 +247,8 @@ def test_negative_offset_is_allowed():
 
 # ----- registry, params, JSON -----------------------------------------------------------------
 def test_registry_lists_every_law():
-    assert list(LAWS) == ["kumar2024", "kumar2024-fp", "ouyang2024", "chinchilla", "epoch2024"]
+    assert list(LAWS) == ["kumar2024", "kumar2024-fp", "kumar2024-b", "lowbit-qat", "sun2025",
+                          "ouyang2024", "chinchilla", "epoch2024"]
     for name, entry in LAWS.items():
         law = get_law(name)
         assert law.name == name and isinstance(law, entry.cls)

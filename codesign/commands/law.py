@@ -154,6 +154,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_plot)
 
 
+def warn_validity(record: dict[str, Any]) -> None:
+    """Each validity flag (lawcore.domain) as a warning on stderr."""
+    for flag in record["flags"]:
+        print(f"precsim: warning: {flag}", file=sys.stderr)
+
+
 def _fmt(value: float) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else f"{value:.6g}"
@@ -164,12 +170,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     bits = {name: args.train_bits if value is None else value for name, value in (
         ("P_w", args.weight_bits), ("P_a", args.act_bits), ("P_kv", args.kv_bits))}
     parts = law.components(args.N, args.D, P_post=args.post_bits, **bits)
-    n_eff = law.n_eff(args.N, **bits)
+    n_eff = law.n_eff(args.N, **bits) if law.NEFF_FORM else None
     result = {"law": law.name, "law_class": type(law).__name__, "fitted": law.is_fitted,
               "N": args.N, "D": args.D, "weight_bits": bits["P_w"], "act_bits": bits["P_a"],
               "kv_bits": bits["P_kv"], "post_bits": args.post_bits, "N_eff": n_eff,
               "components": {k: v for k, v in parts.items() if k != "loss"},
-              "loss": parts["loss"]}
+              "loss": parts["loss"],
+              "validity": law.validity(args.N, args.D, P_post=args.post_bits, **bits)}
+    warn_validity(result["validity"])
     if args.json:
         print_json(result)
         return 0
@@ -177,7 +185,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"law {law.name} ({type(law).__name__}{', fitted' if law.is_fitted else ''}): "
           f"N = {args.N:.4g}, D = {args.D:.4g}, training bits w/a/kv = "
           f"{bits['P_w']:g}/{bits['P_a']:g}/{bits['P_kv']:g}, post-training bits = {post}")
-    rows = [("N_eff", n_eff), *((k.replace("_", " "), v) for k, v in result["components"].items()),
+    rows = [("N_eff", math.nan if n_eff is None else n_eff), *((k.replace("_", " "), v) for k, v in result["components"].items()),
             ("loss", parts["loss"])]
     for label, value in rows:
         print(f"  {label:<18} {float(value):.6g}")
@@ -271,6 +279,9 @@ def cmd_optimal(args: argparse.Namespace) -> int:
         opt = optimal_precision_fixed_n(args.N, args.D, law, max_bits=args.max_bits)
         mode = "fixed_N"
     result = {"law": law.name, "mode": mode, **opt.to_dict()}
+    p = opt.precision
+    result["validity"] = law.validity(opt.N, opt.D, p, p, p)
+    warn_validity(result["validity"])
     if args.json:
         print_json(result)
         return 0

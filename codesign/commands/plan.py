@@ -12,8 +12,10 @@ import pandas as pd
 
 from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
                                               quantity_arg)
-from precsim.codesign.planner import plan
+from precsim.codesign.commands.law import warn_validity
+from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, cost_text
+from precsim.codesign.robustness import DEFAULT_DRAWS, robustness
 from precsim.codesign.study import (SLO, Baseline, Deployment, Target, Training, load_study,
                                     problem_from_study, resolve_study, updated)
 from precsim.simulator.errors import InputError
@@ -112,7 +114,7 @@ def study_from_args(args: argparse.Namespace, deploy_profile: str | None = None)
     if args.train_profile:
         training = Training(profile=_cli_profile(args.train_profile),
                             dollars_per_device_hour=training.dollars_per_device_hour
-                            if training else 0.0)
+                            if training else None)
     if args.train_dollars_per_device_hour is not None:
         if training is None:
             raise InputError("--train-dollars-per-device-hour: no training profile "
@@ -170,8 +172,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_study_args(parser)
     parser.add_argument("--top", type=_count, default=10,
                         help="rows of the per-format table to print (default 10)")
+    parser.add_argument("--draws", type=_non_negative_int, default=DEFAULT_DRAWS,
+                        metavar="N", help="bootstrap draws of the low-bit law in the "
+                        f"robustness ensemble (default {DEFAULT_DRAWS}; 0: presets only)")
     add_json_arg(parser)
     parser.set_defaults(func=cmd_plan)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
+def optimum_validity(result) -> dict:
+    """The plan law's validity record at the optimum (lawcore.domain); flags go to stderr."""
+    o = result.optimum
+    law = result.problem.law
+    if o is None:
+        return {"inside": True, "flags": [], "domain": None}
+    record = law.validity(o.N, o.D, o.weight_bits, o.act_bits, o.kv_bits, o.P_post)
+    warn_validity(record)
+    return record
 
 
 #: Exit code of an answered but infeasible plan (no configuration reaches the target).
@@ -180,11 +206,17 @@ INFEASIBLE_EXIT = 3
 
 def cmd_plan(args: argparse.Namespace) -> int:
     resolved, index = study_from_args(args)
-    result = plan(problem_from_study(resolved, index))
+    problem = problem_from_study(resolved, index)
+    hardware = hardware_costs(problem)
+    result = plan(problem, hardware)
+    validity = optimum_validity(result)
+    section = robustness(problem, hardware, draws=args.draws)
     if args.json:
-        print_json(plan_json(resolved, result))
+        print_json({**plan_json(resolved, result), "validity": validity,
+                    "robustness": section})
     else:
         print(plan_text(result, resolved, args.top))
+        print(f"robustness: {section['summary']}")
     return 0 if result.optimum is not None else INFEASIBLE_EXIT
 
 
@@ -227,7 +259,8 @@ def plan_text(result, resolved, top: int = 10) -> str:
                      f"C = {a['abstract_cost']:.3g}" + real)
         lc = a["lawcore_compute_optimal"]
         lines.append(f"  lawcore.compute_optimal at that budget: P = {lc['precision']:.2f} "
-                     f"bits, N = {lc['N']:.3g}, D = {lc['D']:.3g}, loss {lc['loss']:.4f}")
+                     f"bits, N = {lc['N']:.3g}, D = {lc['D']:.3g}, loss {lc['loss']:.4f}"
+                     if "precision" in lc else f"  lawcore.compute_optimal: {lc['reason']}")
     table = result.by_format
     feasible = table[table["feasible"]]
     if len(feasible):   # an all-infeasible table has no cost column

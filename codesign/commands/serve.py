@@ -74,7 +74,8 @@ def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p_serve = subparsers.add_parser(
-        "serve", help="simulate one device serving an LLM (continuous batching)",
+        "serve", help="simulate serving an LLM on one device or one parallel replica (continuous "
+             "batching)",
         description="Discrete-event simulation of one device serving requests with "
                     "continuous batching; iteration times from the roofline cost model.")
     _add_common(p_serve, "quant format, e.g. W4A16-g128 or FP8", repeat_quant=False)
