@@ -16,9 +16,9 @@ Calibration: `--fit` fits two h100-sxm parameters, the `active` baseline power a
 scale on the per-op compute energies (`fit_power`), by least squares over the
 CALIBRATION rows only (Qwen3-8B on lm-arena-chat); every other row is held out.
 hw_profiles/h100-sxm.yaml records the result (a re-run prints scale 1.000).
-Prints the per-row table, the median and worst |error| per GPU and precision (all,
-calibration and held-out rows), the FP8-vs-BF16 check, and writes
-docs/img/energy_pred_vs_meas.png.
+Prints the per-row table, the median and worst |error| per GPU count, architecture and
+precision (calibration and held-out rows apart), the matched FP8/BF16 row pairs and the
+FP8-vs-BF16 sign check, and writes docs/img/energy_pred_vs_meas.png.
 """
 from __future__ import annotations
 
