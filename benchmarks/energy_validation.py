@@ -15,8 +15,8 @@ reason. Multi-GPU and MoE rows were added after the fit: they are a pure check.
 Calibration: `--fit` fits two h100-sxm parameters, the `active` baseline power and one
 scale on the per-op compute energies (`fit_power`), by least squares over the
 CALIBRATION rows only (Qwen3-8B on lm-arena-chat); every other row is held out.
-hw_profiles/h100-sxm.yaml records the result (a re-run prints scale 1.05: rounding of the stored per-op energies and the vector
-engine's share, docs/energy.md).
+hw_profiles/h100-sxm.yaml records the result (a re-run prints scale 1.05: rounding of
+the stored per-op energies and the vector engine's share, docs/energy.md).
 Prints the per-row table, the median and worst |error| per GPU count, architecture and
 precision (calibration and held-out rows apart), the matched FP8/BF16 row pairs and the
 FP8-vs-BF16 sign check, and writes docs/img/energy_pred_vs_meas.png.
