@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from precsim.codesign.multidevice import APPROXIMATION
 from precsim.codesign.problem import SECONDS_PER_HOUR
 
 
@@ -94,4 +95,5 @@ class Candidate:
         if self.serve_devices == 1:
             return {}
         return {"serve_devices": self.serve_devices,
-                "serve_layout": {"tp": self.serve_devices, "pp": 1, "ep": 1, "dp": 1}}
+                "serve_layout": {"tp": self.serve_devices, "pp": 1, "ep": 1, "dp": 1},
+                "serve_approximation": APPROXIMATION}
