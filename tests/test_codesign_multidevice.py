@@ -96,3 +96,12 @@ def test_nothing_fits_keeps_one_device_and_infeasible():
     tot = serving_totals(l4, model_for_params(np.array([5e11])), "W16A16", wl, 8,
                          decode_nodes=DECODE_NODES)
     assert not tot["fits"].any() and tot["devices_per_replica"].tolist() == [1.0]
+
+
+def test_study_option_must_be_a_positive_device_count(tmp_path):
+    from precsim.codesign.study import load_study
+    from precsim.simulator.errors import InputError
+    path = tmp_path / "study.yaml"
+    path.write_text("deployments:\n  - profile: l4\n    max_devices_per_replica: 0\n")
+    with pytest.raises(InputError, match="max_devices_per_replica"):
+        load_study(str(path))
