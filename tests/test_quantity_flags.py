@@ -6,8 +6,10 @@ from hypothesis import strategies as st
 
 from precsim.codesign import study as study_module
 from precsim.codesign.cli import build_parser
+from precsim.codesign.variants import profile_variants
 from precsim.simulator.des import sizing
 from precsim.simulator.errors import InputError
+from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.slo import SLO
 from precsim.simulator.units import UnitError, parse_flag_quantity
 from tests.test_codesign_study import write_study
@@ -139,3 +141,14 @@ def test_one_slo_class():
 def test_slo_old_field_names_are_refused():
     with pytest.raises(InputError, match="ttft_s: unknown field"):
         SLO.of(ttft_s=1.0, tpot_s=1.0)
+
+
+def test_vary_ratios_use_the_ratio_grammar():
+    h100 = load_profile("h100-sxm")
+    bw = [p.main_memory.bandwidth_bytes_per_s
+          for _, p in profile_variants(h100, ["memory.hbm.bandwidth=150%,2 x"])]
+    assert bw == pytest.approx([3.35e12, 1.5 * 3.35e12, 2 * 3.35e12], rel=1e-12)
+    with pytest.raises(InputError, match="--vary memory.hbm.bandwidth: ratio '0x'"):
+        profile_variants(h100, ["memory.hbm.bandwidth=0x"])
+    with pytest.raises(InputError, match="--vary memory.hbm.bandwidth: unknown unit 'yx'"):
+        profile_variants(h100, ["memory.hbm.bandwidth=2 yx"])
