@@ -22,7 +22,6 @@ from precsim.simulator.des.serving import (OnFull, SchedulerConfig, build_tables
                                    max_iteration_tokens, simulate_serving)
 from precsim.simulator.des.tables import device_memory, resolve
 from precsim.simulator.des.workload import check_rate, poisson_workload
-from precsim.simulator.errors import InputError
 from precsim.simulator.parallel import replica
 from precsim.simulator.power import power_params
 from precsim.simulator.slo import SLO, SLO_PERCENTILE
