@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from precsim.simulator.collectives import Topology, collective_time, exposed_time
+from precsim.simulator.collectives import Topology, collective_time
 from precsim.simulator.cost import kv_cache_bytes, simulate, weight_bytes
 from precsim.simulator.errors import InputError
 from precsim.simulator.quant import as_quant, stream_bits
@@ -186,10 +186,11 @@ def simulate_parallel(profile: HardwareProfile, model, quant, batch, prompt_len,
     t = stage.totals
     sb = stream_bits(quant) / 8.0
     layers = part.n_layers
-    c_pre = exposed_time(topo, layers * block_comm_s(topo, model, layout,
-                                                     mb * np.asarray(prompt_len), sb),
-                         t["ttft_s"])
-    c_dec = exposed_time(topo, layers * block_comm_s(topo, model, layout, mb, sb), t["tpot_s"])
+    # serving's tensor/expert collectives sit on the critical path (the next layer waits
+    # for the all-reduce / all-to-all): none of `interconnect.compute_overlap`, which is
+    # the training-side overlap of data-parallel traffic (simulator.training), applies
+    c_pre = layers * block_comm_s(topo, model, layout, mb * np.asarray(prompt_len), sb)
+    c_dec = layers * block_comm_s(topo, model, layout, mb, sb)
     crosses = tp * pp > topo.devices_per_node
     pair = np.where(crosses & (pp > 1), topo.devices_per_node + 1, 2)
     send_pre = np.where(pp > 1, collective_time(topo, "send", mb * np.asarray(prompt_len)
@@ -271,8 +272,8 @@ class ReplicaCosts:
 
     def _wrap(self, time_s: float, energy_j: float, rows: float) -> tuple[float, float]:
         lay = self.layout
-        comm = float(exposed_time(self.topology, self.stage_layers * block_comm_s(
-            self.topology, self.model, lay, rows, self.stream_bytes), time_s))
+        comm = float(self.stage_layers * block_comm_s(   # on the critical path (above)
+            self.topology, self.model, lay, rows, self.stream_bytes))
         send = 0.0
         if lay.pp > 1:
             crosses = lay.tp * lay.pp > self.topology.devices_per_node

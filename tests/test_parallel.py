@@ -271,3 +271,19 @@ def test_vectorised_moe_layouts_equal_scalar_calls(h100):
                                 ParallelLayout(tp=int(t), ep=int(t))).totals
         for key in ("tpot_s", "ttft_s", "weight_bytes", "energy_j"):
             assert np.asarray(grid[key])[j] == pytest.approx(one[key], rel=1e-9)
+
+
+def test_serving_collectives_are_on_the_critical_path():
+    """interconnect.compute_overlap is the training-side overlap of data-parallel
+    traffic; a decode step's tensor/expert collectives are not hidden by it (h100-sxm
+    states an overlap of 0.5, and it must not halve serving's collective time)."""
+    from precsim.simulator.parallel import block_comm_s, shard
+    from precsim.simulator.profile_loader import load_profile
+    h100 = load_profile("h100-sxm")
+    layout = ParallelLayout(tp=8)
+    assert Topology.of(h100).compute_overlap == 0.5
+    r = simulate_parallel(h100, "llama-3-70b", "BF16", 8, 512, 128, layout)
+    part = shard(get_model("llama-3-70b"), layout)
+    per_step = part.n_layers * block_comm_s(Topology.of(h100), get_model("llama-3-70b"),
+                                            layout, 8, 2.0)
+    assert r.totals["collective_s_per_decode_step"] == pytest.approx(float(per_step))
