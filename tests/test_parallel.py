@@ -277,7 +277,6 @@ def test_serving_collectives_are_on_the_critical_path():
     """interconnect.compute_overlap is the training-side overlap of data-parallel
     traffic; a decode step's tensor/expert collectives are not hidden by it (h100-sxm
     states an overlap of 0.5, and it must not halve serving's collective time)."""
-    from precsim.simulator.parallel import block_comm_s, shard
     from precsim.simulator.profile_loader import load_profile
     h100 = load_profile("h100-sxm")
     layout = ParallelLayout(tp=8)
