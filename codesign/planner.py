@@ -48,7 +48,8 @@ import pandas as pd
 
 from precsim import lawcore
 from precsim.codesign.candidate import Candidate, PhaseCost
-from precsim.codesign.problem import CostWeights, PlanProblem, post_training_bits
+from precsim.codesign.problem import (CostWeights, PlanProblem, law_gamma_post,
+                                      post_training_bits)
 from precsim.simulator import cost as sim_cost
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
@@ -292,10 +293,12 @@ class PlanResult:
 
 def _combos(problem: PlanProblem) -> tuple[list[tuple[int, int]], np.ndarray]:
     pairs, bits = [], []
+    gamma = law_gamma_post(problem.law)
     for ti, t in enumerate(problem.train_formats):
         for si, s in enumerate(problem.serve_axis):
             pairs.append((ti, si))
-            bits.append((t.weight_bits, t.act_bits, t.kv_bits, post_training_bits(s)))
+            p_post = post_training_bits(s, gamma, problem.model_options)
+            bits.append((t.weight_bits, t.act_bits, t.kv_bits, p_post))
     return pairs, np.array(bits, dtype=float)
 
 
