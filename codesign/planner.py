@@ -48,8 +48,9 @@ import pandas as pd
 
 from precsim import lawcore
 from precsim.codesign.candidate import Candidate, PhaseCost
-from precsim.codesign.problem import (CostWeights, PlanProblem, law_gamma_post,
-                                      post_training_bits)
+from precsim.codesign.problem import (SERVING_QUANT_PROXY, CostWeights, PlanProblem,
+                                      law_gamma_post, post_training_bits,
+                                      serving_act_kv_bits)
 from precsim.simulator import cost as sim_cost
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
@@ -288,6 +289,7 @@ class PlanResult:
                 "by_format": self.by_format.to_dict(orient="records"),
                 "pareto": self.frontier.to_dict(orient="records"),
                 "training_rates": self.train_rates.to_dict(orient="records"),
+                "serving_quantization": SERVING_QUANT_PROXY,
                 "candidates_evaluated": self.candidates, "elapsed_s": self.elapsed_s}
 
 
@@ -298,7 +300,7 @@ def _combos(problem: PlanProblem) -> tuple[list[tuple[int, int]], np.ndarray]:
         for si, s in enumerate(problem.serve_axis):
             pairs.append((ti, si))
             p_post = post_training_bits(s, gamma, problem.model_options)
-            bits.append((t.weight_bits, t.act_bits, t.kv_bits, p_post))
+            bits.append((t.weight_bits, *serving_act_kv_bits(t, s), p_post))
     return pairs, np.array(bits, dtype=float)
 
 

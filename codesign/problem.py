@@ -67,6 +67,27 @@ def post_training_bits(fmt: QuantFormat | None, gamma_post: float = KUMAR_GAMMA_
     return float(-gamma_post * np.log(total))
 
 
+#: The plan JSON's statement of how serving-time activation/KV quantization is priced.
+SERVING_QUANT_PROXY = {
+    "approximation": True,
+    "rule": "activations and KV cache quantized at serving time: the law's activation and "
+            "KV factors at min(training bits, serving bits) (the proxy of docs/laws.md; "
+            "no law here was fitted on post-training activation/KV quantization)"}
+
+
+def serving_act_kv_bits(train: TrainFormat, fmt: QuantFormat | None) -> tuple[float, float]:
+    """(P_a, P_kv) the law sees for a model trained in `train` and served in `fmt`.
+
+    Proxy (stated, not measured): quantizing activations or the KV cache at serving time
+    costs what Kumar et al.'s f_a, f_kv cost at the lower of the training and serving bits
+    (attention and MLP overrides included: the lowest activation bits of the two).
+    """
+    if fmt is None:
+        return float(train.act_bits), float(train.kv_bits)
+    act = min(fmt.for_group(g).act_bits for g in ("attn", "mlp"))
+    return float(min(train.act_bits, act)), float(min(train.kv_bits, fmt.kv_bits))
+
+
 def law_gamma_post(law: Law) -> float:
     """The law's γ_post where it has Kumar's δ_PTQ form, else Kumar's (an approximation)."""
     return float(law.constants.get("gamma_post", KUMAR_GAMMA_POST))

@@ -478,8 +478,9 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "(`simulator.models.model_for_params`); one device; the model must fit main "
         "memory and meet the SLO (mean TPOT, TTFT).",
         "P_post = the serving format's weight bits (16-bit formats: no post-training "
-        "quantization). The law models weight quantization only; quantizing activations or "
-        "the KV cache at serving time is assumed lossless.",
+        "quantization; per-group overrides: docs/laws.md). Quantizing activations or the "
+        "KV cache at serving time is priced by a stated proxy, not a measurement: the law's "
+        "activation and KV factors at min(training bits, serving bits).",
         f"Costs: objective {obj}; $/kWh {study.dollars_per_kwh:g} (study); $/device-hour: "
         + "; ".join(price_text(name, r.problem) for name, r in results.plans.items())
         + ". No device-hour is priced at an unstated $0 (codesign.study.device_hour_price).",

@@ -35,3 +35,29 @@ def test_whole_model_and_groups_outside_N(spec, bits):
 def test_mixed_bits_lie_between_the_groups(a, b):
     p = post_training_bits(parse_quant(f"W{a}A16@attn=W{a}A16,mlp=W{b}A16"))
     assert min(a, b) - 1e-9 <= p <= max(a, b) + 1e-9
+
+
+def _train(w, a, kv):
+    from precsim.codesign.study import TrainFormat
+    return TrainFormat(name=f"t{w}", weight_bits=w, act_bits=a, kv_bits=kv)
+
+
+@pytest.mark.parametrize("train, serve, expected", [
+    ((16, 16, 16), None, (16.0, 16.0)),
+    ((16, 16, 16), "W8A8", (8.0, 16.0)),
+    ((16, 16, 16), "W4A16-KV8", (16.0, 8.0)),
+    ((8, 8, 8), "W4A16", (8.0, 8.0)),            # trained lower than served: training bits
+    ((16, 16, 16), "W8A16@mlp=W8A8", (8.0, 16.0)),   # the lowest of attention and MLP
+])
+def test_serving_act_kv_bits_proxy(train, serve, expected):
+    from precsim.codesign.problem import serving_act_kv_bits
+    fmt = None if serve is None else parse_quant(serve)
+    assert serving_act_kv_bits(_train(*train), fmt) == expected
+
+
+def test_serving_activation_quantization_is_not_free_under_kumar():
+    from precsim.lawcore import get_law
+    law = get_law("kumar2024")
+    served_a16 = law.predict(1e9, 2e10, 16.0, 16.0, 16.0, 8.0)
+    served_a4 = law.predict(1e9, 2e10, 16.0, 4.0, 16.0, 8.0)
+    assert served_a4 > served_a16
