@@ -31,9 +31,9 @@ from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.training import training_step
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "data" \
+#: ../shared/reference/data beside the checkout (as the workspace and CI lay it out)
+DATA = Path(__file__).resolve().parents[2] / "shared" / "reference" / "data" \
     / "training_calibration.csv"
-SHARED = Path("/work/shared/reference/data/training_calibration.csv")
 
 # llm-foundry scripts/train/yamls/pretrain/mpt-*.yaml: d_model, n_layers, n_heads
 # (expansion_ratio 4, vocab 50368, GELU, LayerNorm, tied embeddings)
@@ -339,7 +339,7 @@ def markdown(results, summary, ratios, skipped) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(DATA if DATA.exists() else SHARED))
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--fit", action="store_true",
                     help="fit training.gemm_efficiency on the calibration rows and print it")
     ap.add_argument("--plot", metavar="PNG", help="write the predicted-vs-measured plot")

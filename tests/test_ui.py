@@ -200,3 +200,10 @@ def test_page_error_shows_a_message(monkeypatch):
     assert shown["page-error"]["children"] == "internal error: KeyError: 'ttft_s'"
     ui_app.page_error(InputError("--batch must be at least 1, got 0"))
     assert shown["page-error"]["children"] == "error: --batch must be at least 1, got 0"
+
+
+def test_laws_view_shades_the_presets_fitted_domain():
+    """lawcore's Domain (N, w_bits ranges) is what the Laws view shades."""
+    from precsim.codesign.ui.laws_view import _domain_box
+    from precsim.lawcore import get_law
+    assert _domain_box(get_law("kumar2024").domain) == ((3.0, 16.0), (3e7, 1.7e9))

@@ -262,6 +262,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def optimal_json(law, opt, mode: str) -> dict:
+    """The `precsim law optimal --json` object: the optimum and its validity under the
+    law's fitted domain (the training precision applies to weights, activations, KV)."""
+    p = opt.precision
+    return {"law": law.name, "mode": mode, **opt.to_dict(),
+            "validity": law.validity(opt.N, opt.D, p, p, p)}
+
+
 def cmd_optimal(args: argparse.Namespace) -> int:
     law = resolve_law(args.law)
     if args.compute is not None:
@@ -278,9 +286,7 @@ def cmd_optimal(args: argparse.Namespace) -> int:
                                 "what is optimised")
         opt = optimal_precision_fixed_n(args.N, args.D, law, max_bits=args.max_bits)
         mode = "fixed_N"
-    result = {"law": law.name, "mode": mode, **opt.to_dict()}
-    p = opt.precision
-    result["validity"] = law.validity(opt.N, opt.D, p, p, p)
+    result = optimal_json(law, opt, mode)
     warn_validity(result["validity"])
     if args.json:
         print_json(result)

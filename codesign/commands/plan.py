@@ -206,25 +206,29 @@ INFEASIBLE_EXIT = 3
 
 def cmd_plan(args: argparse.Namespace) -> int:
     resolved, index = study_from_args(args)
-    problem = problem_from_study(resolved, index)
-    hardware = hardware_costs(problem)
-    result = plan(problem, hardware)
-    validity = optimum_validity(result)
-    section = robustness(problem, hardware, draws=args.draws)
+    result, section = plan_with_robustness(problem_from_study(resolved, index), args.draws)
     if args.json:
-        print_json({**plan_json(resolved, result), "validity": validity,
-                    "robustness": section})
+        print_json(plan_json(resolved, result, section))
     else:
         print(plan_text(result, resolved, args.top))
         print(f"robustness: {section['summary']}")
     return 0 if result.optimum is not None else INFEASIBLE_EXIT
 
 
-def plan_json(resolved, result) -> dict:
-    """The `precsim plan --json` object: the study's identity and the plan's summary."""
+def plan_with_robustness(problem, draws: int = DEFAULT_DRAWS):
+    """(the plan, its robustness section): the hardware costs are priced once and
+    reused by every law of the ensemble (`codesign.robustness`)."""
+    hardware = hardware_costs(problem)
+    return plan(problem, hardware), robustness(problem, hardware, draws=draws)
+
+
+def plan_json(resolved, result, section: dict) -> dict:
+    """The `precsim plan --json` object: the study's identity, the plan's summary, the
+    optimum's validity under the law's fitted domain, and the robustness section."""
     return {"study": resolved.study.name, "source": resolved.source,
             "law": resolved.study.law, "baseline_loss": resolved.baseline_loss,
-            **result.summary()}
+            **result.summary(), "validity": optimum_validity(result),
+            "robustness": section}
 
 
 def plan_text(result, resolved, top: int = 10) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from dash import Input, Output, dash_table, dcc, html
 
-from precsim.simulator.io import json_text
 from precsim.codesign.problem import cost_text
-from precsim.codesign.ui.widgets import attempt, error_box, json_panel
 from precsim.codesign.ui.compute import WhatIf, plan_view, study_deployments
+from precsim.codesign.ui.widgets import attempt, error_box, json_panel
+from precsim.simulator.io import json_text
 from precsim.simulator.profiles import DTYPES
 
 _CONTROLS = ("cd-deploy", "cd-target", "cd-bw", "cd-sram", "cd-native", "cd-dollars",
@@ -105,10 +105,14 @@ def _focus(view: dict, name: str) -> html.Div:
         head, html.P("what-if: " + (", ".join(view["specs"]) or "none")),
         html.Div([dcc.Graph(figure=cost, style={"flex": 1}),
                   dcc.Graph(figure=pareto, style={"flex": 1})], style={"display": "flex"}),
-        html.Details([html.Summary("robustness of the choice"),
-                      html.Pre(str(robust), id="cd-robust")]) if robust is not None else
-        html.P("robustness: not computed by this version of the planner",
-               style={"color": "#666"}),
+        html.Div([html.H4("How robust the choice is"),
+                  html.P(robust["summary"], id="cd-robust"),
+                  html.Details([html.Summary("wins per (training, serving) pair, every law"),
+                                html.Pre(json_text({k: robust[k] for k in
+                                                    ("wins", "optimal_cost_spread",
+                                                     "tie_margin")}))])])
+        if robust is not None else
+        html.P("robustness: not computed for this plan", style={"color": "#666"}),
         json_panel(view, "cd-json")])
 
 

@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from precsim.codesign.commands.law import parse_count
-from precsim.codesign.commands.plan import add_study_args, plan_json, study_from_args
+from precsim.codesign.commands.law import optimal_json
+from precsim.codesign.commands.plan import (add_study_args, plan_json, plan_with_robustness,
+                                             study_from_args)
 from precsim.codesign.commands.profiles import check_file, profile_rows
 from precsim.codesign.commands.simulate import run_request, simulate_json
-from precsim.codesign.planner import plan
 from precsim.codesign.study import problem_from_study
 from precsim.codesign.variants import profile_variants
 from precsim.lawcore import compute_optimal, get_law
@@ -211,15 +212,15 @@ def plan_view(study, profile_dirs: tuple, deploy: str, target_loss=None, dollars
         dep = profile_variants(profile, specs)[-1][1]
         if getattr(resolved.train_profile, "name", None) == profile.name:
             train = dep
-    result = plan(problem_from_study(resolved, index,
-                                     with_training=resolved.train_profile is not None,
-                                     train_profile=train, deploy_profile=dep))
+    result, section = plan_with_robustness(problem_from_study(
+        resolved, index, with_training=resolved.train_profile is not None,
+        train_profile=train, deploy_profile=dep))
     if specs:
         cli = ["whatif", "--profile", deploy, *[f for s in specs for f in ("--vary", s)],
                *[a for a in argv if a not in ("--deploy-profile", deploy)], "--json"]
     else:
         cli = ["plan", *argv, "--json"]
-    return {"json": plan_json(resolved, result), "argv": cli, "specs": specs}
+    return {"json": plan_json(resolved, result, section), "argv": cli, "specs": specs}
 
 
 # ---- Laws ------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def law_view(law_name: str, compute: str) -> dict:
     law = get_law(law_name)
     opt = compute_optimal(float(compute_flops), law)
     grid = iso_loss_grid(law, float(compute_flops), points=120)
-    return {"json": {"law": law.name, "mode": "compute", **opt.to_dict()},
+    return {"json": optimal_json(law, opt, "compute"),
             "argv": ["law", "optimal", "--compute", str(compute).strip(),
                      "--law", law_name, "--json"],
             "grid": grid, "domain": getattr(law, "domain", None)}

@@ -32,7 +32,7 @@ def _domain_box(domain) -> tuple | None:
     if not isinstance(domain, Mapping):
         domain = getattr(domain, "__dict__", None) or {}
     get = {str(k).lower(): v for k, v in domain.items()}
-    p = next((get[k] for k in ("p", "p_w", "precision", "bits") if k in get), None)
+    p = next((get[k] for k in ("w_bits", "p_w", "p", "precision", "bits") if k in get), None)
     n = next((get[k] for k in ("n", "params") if k in get), None)
     try:
         return (tuple(map(float, p)), tuple(map(float, n))) if p and n else None
