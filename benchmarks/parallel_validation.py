@@ -9,9 +9,9 @@ serving `avg_batch_size` concurrent requests of `--prompt` prompt tokens (the CS
 not give prompt lengths: an assumption, stated) and `avg_output_len_tokens` generated
 ones. Predicted median inter-token latency = the mean decode step (TPOT); predicted
 output throughput = dp * batch * gen / (TTFT + (gen - 1) TPOT). ML.ENERGY's "TP 1,
-EP n, DP 1" rows run vLLM's expert-parallel mode, where attention is tensor-parallel
-over the same n GPUs (vLLM: EP size = TP x DP): they are simulated as tp = ep = n.
-Rows left out are counted with the reason.
+EP n, DP 1" rows are simulated as tp = ep = n (the row mapping is shared with
+energy_validation.py: benchmarks/mlenergy_rows.py). Rows left out are counted with the
+reason.
 """
 from __future__ import annotations
 
@@ -22,42 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlenergy_rows import CONFIGS_CSV, MODELS, PROFILES, expressible, layout_of, quant_of
 from precsim.simulator.errors import InputError
-from precsim.simulator.parallel import ParallelLayout, simulate_parallel
+from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.profile_loader import load_profile
-from precsim.simulator.quant import parse_quant
 
-DEFAULT_DATA = (Path(__file__).resolve().parents[2] / "shared" / "reference" / "data"
-                / "mlenergy_v3_llm_configs.csv")
-#: Hugging Face repository -> built-in model (the -Instruct / -Thinking / -FP8 variants
-#: share their base model's config.json shapes).
-MODELS = {"Qwen/Qwen3-8B": "qwen3-8b", "Qwen/Qwen3-14B": "qwen3-14b",
-          "Qwen/Qwen3-235B-A22B-Instruct-2507": "qwen3-235b-a22b",
-          "Qwen/Qwen3-235B-A22B-Thinking-2507": "qwen3-235b-a22b",
-          "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": "qwen3-235b-a22b",
-          "Qwen/Qwen3-235B-A22B-Thinking-2507-FP8": "qwen3-235b-a22b",
-          "meta-llama/Llama-3.1-405B-Instruct": "llama-3.1-405b",
-          "meta-llama/Llama-3.1-405B-Instruct-FP8": "llama-3.1-405b",
-          "openai/gpt-oss-20b": "gpt-oss-20b", "openai/gpt-oss-120b": "gpt-oss-120b"}
-#: weight_precision -> PrecSim format (gpt-oss: MXFP4 experts, the rest bf16).
-FORMATS = {"bfloat16": "BF16", "fp8": "FP8", "mxfp4": "BF16"}
-PROFILES = {"H100": "h100-sxm"}
-
-
-def expressible(row) -> str | None:
-    """None, or why PrecSim cannot simulate the row."""
-    if row.model_id not in MODELS:
-        return "model not built in (or unmodelled: MLA, hybrid SSM, chunked attention)"
-    if row.gpu_model not in PROFILES:
-        return f"no {row.gpu_model} profile"
-    if row.data_parallel > 1:
-        return "data-parallel attention with expert parallelism not modelled"
-    return None
-
-
-def layout_of(row) -> ParallelLayout:
-    tp = max(int(row.tensor_parallel), int(row.expert_parallel))
-    return ParallelLayout(tp=tp, ep=int(row.expert_parallel), dp=int(row.data_parallel))
+DEFAULT_DATA = CONFIGS_CSV
 
 
 def predict(rows: pd.DataFrame, prompt: int) -> pd.DataFrame:
@@ -68,9 +38,7 @@ def predict(rows: pd.DataFrame, prompt: int) -> pd.DataFrame:
             ["model_id", "weight_precision", "gpu_model", "tensor_parallel",
              "expert_parallel", "data_parallel"], sort=False):
         first = grp.iloc[0]
-        quant = parse_quant(FORMATS[prec])
-        if prec == "mxfp4":
-            quant = quant.with_overrides({"mlp": "MXFP4"})
+        quant = quant_of(prec)
         batch = np.maximum(np.round(grp.avg_batch_size.to_numpy(float)), 1.0)
         gen = np.round(grp.avg_output_len_tokens.to_numpy(float))
         res = simulate_parallel(load_profile(PROFILES[gpu]), MODELS[model_id], quant, batch,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from precsim.codesign.multidevice import APPROXIMATION
 from precsim.codesign.problem import SECONDS_PER_HOUR
 
 
@@ -58,6 +59,7 @@ class Candidate:
     D_at_grid_edge: bool        # D is the lowest point of the D grid
     train_recipe: str | None = None   # simulator.training recipe (None: not priced)
     train_mfu: float | None = None    # model FLOPs utilisation of the training run
+    serve_devices: int = 1            # devices of one serving replica (tensor parallel)
 
     @property
     def tokens_per_param(self) -> float:
@@ -84,4 +86,14 @@ class Candidate:
             "serve_energy_j": self.serving.energy_j, "time_s": total.time_s,
             "energy_j": total.energy_j, "dollars": total.dollars, "cost": total.cost,
             "tpot_s": self.tpot_s, "ttft_s": self.ttft_s, "memory_bytes": self.memory_bytes,
-            "N_at_grid_edge": self.N_at_grid_edge, "D_at_grid_edge": self.D_at_grid_edge}
+            "N_at_grid_edge": self.N_at_grid_edge, "D_at_grid_edge": self.D_at_grid_edge,
+            **self._layout()}
+
+    def _layout(self) -> dict:
+        """Multi-device serving keys (only when a replica spans several devices, so
+        single-device plans keep their record): devices and the tensor-parallel layout."""
+        if self.serve_devices == 1:
+            return {}
+        return {"serve_devices": self.serve_devices,
+                "serve_layout": {"tp": self.serve_devices, "pp": 1, "ep": 1, "dp": 1},
+                "serve_approximation": APPROXIMATION}

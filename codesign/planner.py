@@ -48,10 +48,10 @@ import pandas as pd
 
 from precsim import lawcore
 from precsim.codesign.candidate import Candidate, PhaseCost
+from precsim.codesign.multidevice import serving_totals
 from precsim.codesign.problem import (SERVING_QUANT_PROXY, CostWeights, PlanProblem,
                                       law_gamma_post, post_training_bits,
                                       serving_act_kv_bits)
-from precsim.simulator import cost as sim_cost
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.matmul import matmul_cost
@@ -156,23 +156,29 @@ def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
     One `simulator.cost.simulate` call per format prices a batch of requests (prefill +
     every decode step) for all N at once; the device time per generated token is the
     batch's end-to-end latency / (batch x output_len). Arrays of shape
-    (len(serve_axis), N.size); without a deployment: zeros, all feasible.
+    (len(serve_axis), N.size); without a deployment: zeros, all feasible. With the
+    study's `max_devices_per_replica` above 1, a model that does not fit one device is
+    priced on the smallest fitting tensor-parallel replica (`codesign.multidevice`):
+    device time then counts all `devices_per_replica` devices.
     """
     shape = (len(problem.serve_axis), N.size)
     if problem.deploy_profile is None:
         zero = np.zeros(shape)
         return {"serve_time_s": zero, "serve_energy_j": zero, "tpot_s": zero,
                 "ttft_s": zero, "memory_bytes": zero, "fits": np.ones(shape, bool),
-                "slo_ok": np.ones(shape, bool)}
+                "slo_ok": np.ones(shape, bool), "devices_per_replica": np.ones(shape)}
     wl, prof = problem.workload, problem.deploy_profile
     model = model_for_params(N, **problem.model_options)
     cols: dict[str, list] = {k: [] for k in ("serve_time_s", "serve_energy_j", "tpot_s",
-                                             "ttft_s", "memory_bytes", "fits")}
+                                             "ttft_s", "memory_bytes", "fits",
+                                             "devices_per_replica")}
     for fmt in problem.serve_axis:
-        tot = sim_cost.simulate(prof, model, fmt, wl.batch, wl.prompt_len, wl.output_len,
-                                decode_nodes=DECODE_NODES).totals
+        tot = serving_totals(prof, model, fmt, wl, problem.max_devices_per_replica,
+                             decode_nodes=DECODE_NODES)
         tokens = wl.batch * wl.output_len
-        cols["serve_time_s"].append(wl.tokens_served * tot["e2e_latency_s"] / tokens)
+        cols["devices_per_replica"].append(tot["devices_per_replica"])
+        cols["serve_time_s"].append(wl.tokens_served * tot["e2e_latency_s"]
+                                    * tot["devices_per_replica"] / tokens)
         cols["serve_energy_j"].append(wl.tokens_served * tot["energy_per_token_j"])
         cols["tpot_s"].append(tot["tpot_s"])
         cols["ttft_s"].append(tot["ttft_s"])
@@ -380,6 +386,7 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
                                   "deploy", serve_s[c, i], serve_j[c, i], "dollars"))),
             tpot_s=float(serve["tpot_s"][si, i]), ttft_s=float(serve["ttft_s"][si, i]),
             memory_bytes=float(serve["memory_bytes"][si, i]),
+            serve_devices=int(serve["devices_per_replica"][si, i]),
             N_at_grid_edge=bool(i in (0, N.size - 1)),
             D_at_grid_edge=bool(sol.at_edge[inverse[c], i]))
 

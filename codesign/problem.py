@@ -143,6 +143,7 @@ class PlanProblem:
     workload: Workload | None = None         # deployment only
     bisection_steps: int = 30
     model_options: dict[str, float] = field(default_factory=dict)
+    max_devices_per_replica: int = 1         # >1: serve on tensor-parallel replicas
 
     @property
     def serve_axis(self) -> tuple[QuantFormat | None, ...]:

@@ -13,7 +13,6 @@ studies; the validation summary if one exists; assumptions.
 """
 from __future__ import annotations
 
-import io
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -164,6 +164,9 @@ class Deployment(_Strict):
     prompt_len: int | None = Field(default=None, ge=1)
     output_len: int | None = Field(default=None, ge=1)
     slo: SLO | None = None
+    #: >1: a model that does not fit one device is served on the smallest tensor-parallel
+    #: replica (tp = 2, 4, ... up to this, within a node) that holds it
+    max_devices_per_replica: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _one_price(self):
@@ -447,4 +450,5 @@ def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
         train_layout=study.training.layout() if study.training and train is not None else {},
         deploy_profile=deploy,
         workload=dep.workload(study.workload) if dep else None,
-        bisection_steps=search.bisection_steps, model_options=study.model.options())
+        bisection_steps=search.bisection_steps, model_options=study.model.options(),
+        max_devices_per_replica=dep.max_devices_per_replica if dep else 1)

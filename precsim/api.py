@@ -15,7 +15,6 @@ import os
 
 from precsim.lawcore import LAWS, compute_optimal, get_law
 from precsim.simulator.cost import SimulationResult
-from precsim.simulator.cost import simulate as _simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import TransformerConfig, get_model, list_models
 from precsim.simulator.profile_loader import list_profiles
@@ -43,15 +42,24 @@ def list_laws() -> list[str]:
 
 def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
              quant: str | QuantFormat = "W16A16", *, batch=1, prompt=512, gen=128,
-             flash: bool = True, fused_dequant: bool = True) -> SimulationResult:
+             flash: bool = True, fused_dequant: bool = True, tp=1, pp=1,
+             ep=1) -> SimulationResult:
     """Time, bytes moved and energy of serving `batch` requests (prompt + gen tokens).
 
     Returns `.totals` (a dict: ttft_s, tpot_s, energy_j, fits, bytes_moved, ...) and
     `.ops` (a per-operator DataFrame). Numeric arguments may be numpy arrays: the
     result then holds arrays that broadcast like the inputs (one call, many configs).
+    `tp`/`pp`/`ep` split one replica over tp x pp devices (`precsim simulate --tp/--pp/
+    --ep`, docs/parallelism.md): times are the replica's, memory per device, and totals
+    gain `devices`, `devices_per_replica`, `usable_capacity_bytes`.
     """
-    return _simulate(load_profile(profile), get_model(model), parse_quant(quant),
-                     batch, prompt, gen, flash=flash, fused_dequant=fused_dequant)
+    from precsim.codesign.commands.simulate import run_request
+    from precsim.simulator.parallel import ParallelLayout
+
+    _, _, result = run_request(load_profile(profile), model, quant, batch, prompt, gen,
+                               flash=flash, fused_dequant=fused_dequant,
+                               layout=ParallelLayout(tp=tp, pp=pp, ep=ep))
+    return result
 
 
 def plan(study: str | os.PathLike | None = None, *, deploy_profile: str | None = None,

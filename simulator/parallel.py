@@ -201,14 +201,16 @@ def simulate_parallel(profile: HardwareProfile, model, quant, batch, prompt_len,
     steps = np.asarray(gen_len, dtype=float) - 1.0
     devices = tp * pp
     # board energy (simulator.power, through the stage's totals) of each device's busy
-    # time, plus the idle floor while it waits (collectives, pipeline bubbles)
-    static = profile.static_power_w
+    # time, plus the active baseline while it waits on collectives and pipeline sends:
+    # NCCL's kernels keep the SMs polling at boost clocks (ML.ENERGY's multi-GPU rows
+    # draw 450-630 W per H100 where the idle floor would give 72 W; docs/energy.md)
+    waiting_w = profile.power.active.value
     dec_board = np.where(steps > 0, np.nan_to_num(t["decode_energy_per_token_j"])
                          * mb * steps, 0.0)
     pre_board = np.asarray(t["energy_j"]) - dec_board
-    decode_j = (micro * dec_board + static * np.maximum(
+    decode_j = (micro * dec_board + waiting_w * np.maximum(
         steps * tpot - micro * steps * np.nan_to_num(t["tpot_s"]), 0.0)) * devices
-    energy = (micro * pre_board + static * np.maximum(ttft - micro * t["ttft_s"], 0.0)) \
+    energy = (micro * pre_board + waiting_w * np.maximum(ttft - micro * t["ttft_s"], 0.0)) \
         * devices + decode_j
     wb = weight_bytes(part, quant)
     weights = sum(np.asarray(v) for v in wb.values())

@@ -60,8 +60,8 @@ def test_profile_topology_is_read_with_efficiencies():
 
 
 def test_group_without_a_link_is_a_clear_error():
-    topo = Topology.of(load_profile("l4"))
-    with pytest.raises(InputError, match="l4.*device link.*device_to_device"):
+    topo = Topology.of(load_profile("rtx-4090"))   # PCIe only, no device link
+    with pytest.raises(InputError, match="rtx-4090.*device link.*device_to_device"):
         collective_time(topo, "all_reduce", 1e6, 2)
     single_node = Topology("n", 1e9, 0.0, 8, None, 0.0, 0.0)
     with pytest.raises(InputError, match="spans nodes.*interconnect.network"):

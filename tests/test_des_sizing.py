@@ -38,7 +38,7 @@ def test_slo_below_a_lone_request_is_infeasible():
 
 
 def test_weights_that_do_not_fit_are_reported():
-    result = size_deployment("l4", "llama-2-7b", "FP32", 1.0, SLO(1.0, 1.0), **KW)
+    result = size_deployment("rtx-4090", "llama-2-7b", "FP32", 1.0, SLO(1.0, 1.0), **KW)
     assert result.devices is None and "do not fit" in result.reason
 
 

@@ -149,9 +149,9 @@ def test_bad_layouts(h100, model, layout, match):
 
 
 def test_tp_without_device_link():
-    with pytest.raises(InputError, match=r"profile l4: .* needs a device link.*"
+    with pytest.raises(InputError, match=r"profile rtx-4090: .* needs a device link.*"
                                          r"interconnect.device_to_device\); valid: 1"):
-        simulate_parallel(load_profile("l4"), "llama-3-8b", BF16, 1, 16, 4,
+        simulate_parallel(load_profile("rtx-4090"), "llama-3-8b", BF16, 1, 16, 4,
                           ParallelLayout(tp=2))
     with pytest.raises(InputError, match="--tp must be a positive integer"):
         ParallelLayout(tp=0)

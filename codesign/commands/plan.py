@@ -253,6 +253,10 @@ def plan_text(result, resolved, top: int = 10) -> str:
             f"{cost_text(o.total.cost, obj)} (train {o.training.device_hours:,.0f} h, serve "
             f"{o.serving.device_hours:,.0f} device-h, "
             f"{o.total.energy_j / JOULES_PER_KWH:,.0f} kWh)")
+        if o.serve_devices > 1:
+            lines.append(f"served on {o.serve_devices} devices per replica (tensor parallel "
+                         f"tp {o.serve_devices}: one device does not hold it; device-hours "
+                         f"count all of them); approximation: {o.to_dict()['serve_approximation']}")
     a = result.abstract
     if a.get("available"):
         real = (f"; on this hardware it costs {cost_text(a['real_cost'], obj)} "

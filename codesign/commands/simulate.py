@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import numpy as np
 import pandas as pd
 
 from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
@@ -66,7 +67,7 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
     `moe_imbalance`: as --moe-imbalance.
     """
     for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
-        if value < 1:
+        if np.any(np.asarray(value) < 1):
             raise InputError(f"--{name} must be at least 1, got {value}")
     model = with_imbalance(get_model(model_ref), moe_imbalance)
     quant = parse_quant(quant_ref)

@@ -1,0 +1,69 @@
+"""The ML.ENERGY row mapping shared by the parallel and energy benchmarks, and the
+matched FP8/BF16 pairing of energy_validation.py (hand-built rows, no data file)."""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from energy_validation import ALL_MODELS, matched_pairs  # noqa: E402
+from mlenergy_rows import expressible, layout_of, quant_of  # noqa: E402
+
+
+def _row(**kw):
+    base = dict(model_id="Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", gpu_model="H100",
+                tensor_parallel=1, expert_parallel=8, data_parallel=1,
+                weight_precision="fp8")
+    return SimpleNamespace(**(base | kw))
+
+
+def test_ep_row_runs_attention_tensor_parallel_over_the_ep_group():
+    lay = layout_of(_row())
+    assert (lay.tp, lay.ep, lay.dp) == (8, 8, 1)
+    lay = layout_of(_row(tensor_parallel=2, expert_parallel=1))
+    assert (lay.tp, lay.ep, lay.dp) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("kw, reason", [
+    ({}, None),
+    ({"gpu_model": "B200"}, "no B200 profile"),
+    ({"data_parallel": 8}, "data-parallel attention with expert parallelism not modelled"),
+    ({"weight_precision": "int4"}, "precision int4 not mapped"),
+    ({"model_id": "nvidia/NVIDIA-Nemotron-Nano-9B-v2"}, "model not built in"),
+])
+def test_expressible_names_the_reason(kw, reason):
+    got = expressible(_row(**kw))
+    assert got == reason if reason is None else got.startswith(reason)
+
+
+def test_gemma_is_expressible_only_with_the_energy_models():
+    row = _row(model_id="google/gemma-3-27b-it", weight_precision="bfloat16")
+    assert expressible(row) is not None
+    assert expressible(row, ALL_MODELS) is None
+
+
+def test_mxfp4_quantizes_the_experts_only():
+    q = quant_of("mxfp4")
+    assert q.for_group("mlp").weight_bits == 4
+    assert q.for_group("attn").weight_bits == 16 == quant_of("bfloat16").weight_bits
+    assert quant_of("fp8").weight_bits == 8
+
+
+def test_matched_pairs_ratio_and_sign():
+    rows = pd.DataFrame([
+        {"model": "M-FP8", "precision": "fp8", "task": "t", "gpus": 8, "max_num_seqs": 8,
+         "batch": 8, "power_meas_w": 500.0, "power_pred_w": 300.0, "jpt_meas": 3.0,
+         "jpt_pred": 1.0},
+        {"model": "M", "precision": "bfloat16", "task": "t", "gpus": 8, "max_num_seqs": 8,
+         "batch": 8, "power_meas_w": 400.0, "power_pred_w": 400.0, "jpt_meas": 2.0,
+         "jpt_pred": 2.0},
+        {"model": "M", "precision": "bfloat16", "task": "t", "gpus": 4, "max_num_seqs": 8,
+         "batch": 8, "power_meas_w": 1.0, "power_pred_w": 1.0, "jpt_meas": 1.0,
+         "jpt_pred": 1.0}])
+    out = matched_pairs(rows)
+    assert len(out) == 1   # the 4-GPU BF16 row has no FP8 twin
+    r = out.iloc[0]
+    assert (r.power_meas, r.power_pred, r.jpt_meas, r.jpt_pred) == (1.25, 0.75, 1.5, 0.5)
+    assert not r.jpt_sign_right
