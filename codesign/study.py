@@ -31,7 +31,7 @@ from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
 from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.training import get_recipe, recipe_for_bits
-from precsim.simulator.units import UnitError, parse_quantity
+from precsim.simulator.slo import SLO, QuantityField
 
 DEFAULT_STUDY = "default_study.yaml"
 Objective = Literal["time", "energy", "dollars"]
@@ -41,19 +41,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def _seconds(value: Any) -> float:
-    """A quantity with a time unit ("50 ms"); a plain number is taken as seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        return parse_quantity(value, "time")
-    except UnitError as exc:
-        raise ValueError(str(exc)) from None
-
-
-Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+TokenCount = QuantityField("count", gt=0)
+DevicePrice = QuantityField("price_per_hour", ge=0)   # $ per device-hour: "2.5 $/h" or 2.5
+EnergyPrice = QuantityField("energy_price", ge=0)     # $ per kWh: "0.12 $/kWh" or 0.12
 Bits = Annotated[float, Field(gt=0, le=32, allow_inf_nan=False)]
 
 
@@ -96,17 +87,10 @@ class Target(_Strict):
         return self
 
 
-class SLO(_Strict):
-    """Service-level objectives; quantities with a time unit ("50 ms")."""
-
-    tpot: Seconds | None = None
-    ttft: Seconds | None = None
-
-
 class Workload(_Strict):
     """Serving workload over the model's life: generated tokens, batch, request shape."""
 
-    tokens_served: Positive
+    tokens_served: TokenCount
     batch: int = Field(ge=1)
     prompt_len: int = Field(ge=1)
     output_len: int = Field(ge=1)
@@ -117,7 +101,7 @@ class Training(_Strict):
     """The training profile, its price, and the run's layout (simulator.training)."""
 
     profile: str = Field(min_length=1)
-    dollars_per_device_hour: NonNegative | None = None   # None: not stated (see device_hour_price)
+    dollars_per_device_hour: DevicePrice | None = None   # None: not stated (see device_hour_price)
     devices: int = Field(default=8, ge=1)
     seq: int = Field(default=2048, ge=1)
     global_batch: int = Field(default=4194304, ge=1)   # tokens per optimizer step
@@ -157,9 +141,9 @@ class Deployment(_Strict):
     """A deployment profile; workload fields given here override the study's `workload`."""
 
     profile: str = Field(min_length=1)
-    dollars_per_device_hour: NonNegative | None = None   # None: not stated (see device_hour_price)
+    dollars_per_device_hour: DevicePrice | None = None   # None: not stated (see device_hour_price)
     capital: CapitalCost | None = None     # or price, lifetime and utilisation of a bought device
-    tokens_served: Positive | None = None
+    tokens_served: TokenCount | None = None
     batch: int | None = Field(default=None, ge=1)
     prompt_len: int | None = Field(default=None, ge=1)
     output_len: int | None = Field(default=None, ge=1)
@@ -268,7 +252,7 @@ class Study(_Strict):
     description: str = ""
     law: str = "kumar2024"
     objective: Objective = "dollars"
-    dollars_per_kwh: NonNegative = 0.0
+    dollars_per_kwh: EnergyPrice = 0.0
     target: Target
     training: Training | None = None
     deployments: list[Deployment] = Field(default_factory=list)

@@ -17,6 +17,7 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.profiles import DTYPES, HardwareProfile
 from precsim.simulator.quant import DTYPE_BITS as QUANT_DTYPE_BITS
 from precsim.simulator.quant import FLOAT_DTYPES
+from precsim.simulator.units import UnitError, parse_quantity
 
 AS_IS = "as-is"
 VARY_HELP = """\
@@ -30,7 +31,8 @@ quantity, with or without the trailing `.value`: `memory.hbm.bandwidth`,
 `power.static`, `overheads.kernel_launch`. Each VALUE is
 
     as-is        the profile's own value (the reference)
-    Kx           K times the profile's value (`0.5x`, `2x`)
+    Kx           K times the profile's value (`0.5x`, `2x`, `150%`: a ratio of
+                 simulator.units, K > 0)
     Q UNIT       an absolute quantity in a unit of the field (`6.7 TB/s`, `64 MiB`),
                  or a plain number for fractions and counts
 
@@ -50,7 +52,6 @@ FIELD may also be `compute.DTYPE` (a data type of the profile schema, e.g. `int4
 Several `--vary` arguments combine as a Cartesian product. Every varied number is
 written back with `derived:` provenance saying it is a what-if.
 """
-_SCALE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*x\s*$")
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 
 
@@ -73,6 +74,20 @@ class Variation:
     @property
     def label(self) -> str:
         return f"{self.field}={self.value}"
+
+
+def _ratio(field: str, text: str) -> float | None:
+    """The factor of a ratio VALUE (`2x`, `150%`, units.parse_quantity "ratio"); None for
+    any other VALUE."""
+    if not text.strip().endswith(("x", "%")):
+        return None
+    try:
+        factor = parse_quantity(text, "ratio")
+    except UnitError as exc:
+        raise InputError(f"--vary {field}: {exc}") from None
+    if not factor > 0:
+        raise InputError(f"--vary {field}: ratio {text.strip()!r}; expected K > 0 (`2x`)")
+    return factor
 
 
 def _scale_quantity(text: Any, factor: float) -> Any:
@@ -148,10 +163,9 @@ def _native_variation(profile: HardwareProfile, field: str, dtype: str,
                          f"{profile.name}; vary compute.{dtype}.peak instead")
     spec = _derived_native(profile, dtype)
     if arg:
-        scale = _SCALE.match(arg)
-        if scale:
-            spec["peak"]["value"] = _scale_quantity(spec["peak"]["value"],
-                                                    float(scale.group(1)))
+        scale = _ratio(field, arg)
+        if scale is not None:
+            spec["peak"]["value"] = _scale_quantity(spec["peak"]["value"], scale)
         else:
             spec["peak"] = {"value": arg.strip(), "assumed": f"what-if: {field}={value}"}
     fallbacks = {k: v for k, v in profile.raw().get("fallbacks", {}).items() if k != dtype}
@@ -167,9 +181,9 @@ def _quantity_variation(profile: HardwareProfile, field: str, value: str) -> Var
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise InputError(f"--vary {field}: profile {profile.name} has no cited quantity "
                          f"{field!r}{hint} (e.g. {', '.join(known[:6])}, ...)")
-    scale = _SCALE.match(value)
-    if scale:
-        new = _scale_quantity(node["value"], float(scale.group(1)))
+    scale = _ratio(field, value)
+    if scale is not None:
+        new = _scale_quantity(node["value"], scale)
         note = f"what-if: {value} the profile's {node['value']}"
     else:
         new = float(value) if _is_number(value) else value.strip()

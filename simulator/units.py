@@ -2,10 +2,12 @@
 
 Every quantity in a hardware profile is a string: a number, one space or none, and a unit
 from the table below. Values are returned in SI base units (bytes, bytes/s, ops/s, J,
-J/byte, W, s, Hz). A bare number, an unknown unit or a unit of the wrong dimension is an
-error that lists what is accepted for that dimension (and the closest spelling).
+J/byte, W, s, Hz; prices in $ per device-hour and $ per kWh, rates per second). A bare
+number, an unknown unit or a unit of the wrong dimension is an error that lists what is accepted for that dimension (and the closest spelling).
 Byte quantities take SI prefixes (KB = kB = 1e3 B) and binary ones (KiB = 1024 B);
 "pJ/bit" is converted to J/B with 8 bits per byte.
+Command-line flags and study YAML fields use `parse_flag_quantity`, which also takes a
+bare number in the dimension's base unit (BASE_UNITS).
 """
 from __future__ import annotations
 
@@ -42,6 +44,16 @@ _EXACT: dict[str, dict[str, Decimal]] = {
     "power": {**_table(_SMALL, {"W": _ONE}), "kW": Decimal(1000)},
     "time": _table(_SMALL, {"s": _ONE}),
     "frequency": _table(_SI, {"Hz": _ONE}),
+    # prices and rates: base units are those the cost model uses ($ per device-hour,
+    # $ per kWh, per second), not SI ones
+    "price_per_hour": {"$/h": _ONE, "$/hour": _ONE, "$/min": Decimal(60),
+                       "$/s": Decimal(3600), "$/day": _ONE / Decimal(24)},
+    "energy_price": {"$/kWh": _ONE, "$/MWh": Decimal("1e-3"), "$/Wh": Decimal(1000)},
+    "rate": {f"{what}/{per}": _ONE / seconds for what in ("", "req")
+             for per, seconds in (("s", _ONE), ("min", Decimal(60)), ("h", Decimal(3600)))},
+    "ratio": {"x": _ONE, "%": Decimal("0.01")},
+    "count": {"": _ONE, "k": Decimal(10**3), "K": Decimal(10**3), "M": Decimal(10**6),
+              "B": Decimal(10**9), "G": Decimal(10**9), "T": Decimal(10**12)},
 }
 #: dimension name -> {unit spelling: factor to the SI base unit of that dimension}
 UNITS: dict[str, dict[str, float]] = {
@@ -72,7 +84,9 @@ def _examples(dimension: str) -> str:
     common = {"bytes": "B, KiB, MB, GB", "bandwidth": "GB/s, TB/s",
               "compute_rate": "TFLOP/s, TOP/s", "energy": "pJ, fJ",
               "energy_per_byte": "pJ/B, pJ/bit", "power": "W, mW",
-              "time": "s, ms, us, ns", "frequency": "MHz, GHz"}
+              "time": "s, ms, us, ns", "frequency": "MHz, GHz",
+              "price_per_hour": "$/h, $/min", "energy_price": "$/kWh, $/MWh",
+              "rate": "/s, /min, req/s", "ratio": "x, %", "count": "k, M, B, T"}
     return common[dimension]
 
 
@@ -120,19 +134,24 @@ def parse_quantity(text: object, dimension: str) -> float:
 
 #: the base unit a bare number means on the command line, per dimension
 BASE_UNITS = {"time": "s", "bytes": "B", "bandwidth": "B/s", "compute_rate": "OP/s",
-              "energy": "J", "energy_per_byte": "J/B", "power": "W", "frequency": "Hz"}
+              "energy": "J", "energy_per_byte": "J/B", "power": "W", "frequency": "Hz",
+              "price_per_hour": "$/h", "energy_price": "$/kWh", "rate": "/s", "ratio": "x",
+              "count": "1"}
 
 
-def parse_flag_quantity(text: str, dimension: str) -> float:
-    """A command-line quantity: a number with a unit of `dimension` ("500 ms", "0.5 s")
-    parsed as in YAML (parse_quantity), or a bare number in the dimension's base unit
-    (BASE_UNITS: seconds for times). SI float; UnitError otherwise."""
+def parse_flag_quantity(text: str | float, dimension: str) -> float:
+    """A flag or study-field quantity: a number with a unit of `dimension` ("500 ms",
+    "2.5 $/h", "20/s") parsed by parse_quantity, or a bare number (string or YAML
+    number) in the dimension's base unit (BASE_UNITS: seconds for times). UnitError
+    otherwise."""
+    if isinstance(text, bool):
+        raise UnitError(f"expected a {dimension} quantity, got {text!r}")
     try:
         value = float(str(text).strip())
     except ValueError:
         return parse_quantity(text, dimension)
     if not math.isfinite(value):
-        raise UnitError(f"{_shown(text)} is not a finite {dimension} quantity")
+        raise UnitError(f"{_shown(str(text))} is not a finite {dimension} quantity")
     return value
 
 
@@ -150,6 +169,7 @@ _DISPLAY = {
     "frequency": ("Hz", ["", "K", "M", "G", "T"]),
 }
 _SMALL_DISPLAY = {"energy": "J", "energy_per_byte": "J/B", "power": "W", "time": "s"}
+_FLAT_DISPLAY = {"price_per_hour": "$/h", "energy_price": "$/kWh", "rate": "/s", "ratio": "x"}
 _SMALL_PREFIXES = (("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9), ("p", 1e-12),
                    ("f", 1e-15))
 
@@ -158,7 +178,8 @@ def format_quantity(value: float, dimension: str, unit: str | None = None) -> st
     """Human-readable string for an SI value, e.g. 3.35e12 bandwidth -> '3.35 TB/s'.
 
     Four significant digits; the result parses back with `parse_quantity`. `unit`
-    replaces the base unit of a compute rate ("FLOP/s" for floating-point types).
+    replaces the base unit of a compute rate ("FLOP/s" for floating-point types). A count
+    has no unit to show (KeyError).
     """
     if dimension in _DISPLAY:
         base, prefixes = _DISPLAY[dimension]
@@ -170,6 +191,8 @@ def format_quantity(value: float, dimension: str, unit: str | None = None) -> st
         while index < len(prefixes) - 1 and float(f"{abs(value) / 1000.0**index:.4g}") >= 1000:
             index += 1
         return f"{value / 1000.0**index:.4g} {prefixes[index]}{base}"
+    if dimension in _FLAT_DISPLAY:
+        return f"{value:.4g} {_FLAT_DISPLAY[dimension]}"
     base = _SMALL_DISPLAY[dimension]
     for prefix, factor in _SMALL_PREFIXES:
         if float(f"{abs(value) / factor:.4g}") >= 1 or prefix == _SMALL_PREFIXES[-1][0]:

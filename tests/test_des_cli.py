@@ -79,4 +79,4 @@ def test_size_bad_slo_exit_2(capsys):
     code, _, err = _run(capsys, ["size", "--profile", "h100-sxm", "--model", "llama-3.2-1b",
                                  "--quant", "BF16", "--qps", "1", "--slo-ttft", "0",
                                  "--slo-tpot", "0.1"])
-    assert code == 2 and "SLO ttft_s" in err
+    assert code == 2 and "SLO: ttft" in err and "greater than 0" in err

@@ -11,7 +11,7 @@ KW = dict(n_requests=300, seed=3, prompt_tokens=256, output_tokens=32, max_batch
 
 
 def test_devices_are_monotone_in_qps():
-    slo = SLO(ttft_s=0.05, tpot_s=0.01)
+    slo = SLO(ttft=0.05, tpot=0.01)
     devices = [size_deployment(PROFILE, MODEL, "W4A16-g128", qps, slo, **KW).devices
                for qps in (5, 40, 160, 640)]
     assert all(d is not None for d in devices)
@@ -20,7 +20,7 @@ def test_devices_are_monotone_in_qps():
 
 
 def test_result_is_the_fewest_devices_meeting_the_slo():
-    slo = SLO(ttft_s=0.05, tpot_s=0.01)
+    slo = SLO(ttft=0.05, tpot=0.01)
     result = size_deployment(PROFILE, MODEL, "W4A16-g128", 300.0, slo, **KW)
     trials = result.trials.set_index("devices")
     assert trials.loc[result.devices, "meets_slo"]
@@ -32,18 +32,18 @@ def test_result_is_the_fewest_devices_meeting_the_slo():
 
 def test_slo_below_a_lone_request_is_infeasible():
     result = size_deployment(PROFILE, MODEL, "W4A16-g128", 10.0,
-                             SLO(ttft_s=1e-6, tpot_s=1.0), **KW)
+                             SLO(ttft=1e-6, tpot=1.0), **KW)
     assert result.devices is None
     assert "not met even" in result.reason
 
 
 def test_weights_that_do_not_fit_are_reported():
-    result = size_deployment("rtx-4090", "llama-2-7b", "FP32", 1.0, SLO(1.0, 1.0), **KW)
+    result = size_deployment("rtx-4090", "llama-2-7b", "FP32", 1.0, SLO(ttft=1.0, tpot=1.0), **KW)
     assert result.devices is None and "do not fit" in result.reason
 
 
 def test_compare_formats_side_by_side():
-    slo = SLO(ttft_s=0.05, tpot_s=0.01)
+    slo = SLO(ttft=0.05, tpot=0.01)
     results, best = compare_sizing(PROFILE, MODEL, ["W4A16-g128", "BF16"], 200.0, slo, **KW)
     table = sizing_table(results)
     assert list(table["quant"]) == ["W4A16-g128", "BF16"]
@@ -55,9 +55,9 @@ def test_compare_formats_side_by_side():
 @pytest.mark.parametrize("ttft,tpot", [(0, 1.0), (-1.0, 1.0), (1.0, math.nan)])
 def test_bad_slo(ttft, tpot):
     with pytest.raises(InputError, match="SLO"):
-        SLO(ttft_s=ttft, tpot_s=tpot)
+        SLO.of(ttft=ttft, tpot=tpot)
 
 
 def test_zero_qps_is_an_error():
     with pytest.raises(InputError, match="qps"):
-        size_deployment(PROFILE, MODEL, "BF16", 0.0, SLO(1.0, 1.0), **KW)
+        size_deployment(PROFILE, MODEL, "BF16", 0.0, SLO(ttft=1.0, tpot=1.0), **KW)

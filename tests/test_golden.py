@@ -35,3 +35,14 @@ def test_compare_detects_changes():
     assert compare({"a": 1.0}, {"a": 1.0, "c": 2})
     assert compare({"a": [1, 2]}, {"a": [1]})
     assert compare({"a": "x"}, {"a": "y"})
+
+
+#: Cases whose recorded answer is an error on purpose, with the exit code they give.
+EXPECTED_EXIT = {"plan/l4": 2}   # a datacenter deployment without a stated price
+
+
+def test_recorded_outputs_are_answers_not_crashes():
+    """A regeneration must not record a crash as the golden answer (report/default was
+    once recorded with an internal error): every case exits 0 unless listed."""
+    for name, record in EXPECTED.items():
+        assert record["exit"] == EXPECTED_EXIT.get(name, 0), (name, record.get("stderr"))

@@ -234,7 +234,7 @@ def test_size_searches_layouts_when_one_device_is_too_small(h100):
     layouts = candidate_layouts(h100, "llama-3-70b", ["BF16"], (1,), (1,), (1,))
     assert [lay.tp for lay in layouts] == [1, 2, 4, 8]
     assert candidate_layouts(h100, "llama-3-8b", ["BF16"], (1,), (1,), (1,)) == [None]
-    results, best = compare_sizing(h100, "llama-3-70b", ["BF16"], 2.0, SLO(2.0, 0.1),
+    results, best = compare_sizing(h100, "llama-3-70b", ["BF16"], 2.0, SLO(ttft=2.0, tpot=0.1),
                                    layouts=layouts[:3], n_requests=40, prompt_tokens=128,
                                    output_tokens=16)
     assert results[0].devices is None and "do not fit" in results[0].reason

@@ -117,6 +117,7 @@ def write_study(tmp_path, doc, name="study.yaml") -> Path:
     ({"gen_len": []}, "gen_len: List should have at least 1 item"),
     ({"serving": {"qps": [1], "rqs": 3}}, "serving.rqs: unknown field"),
     ({"serving": {"qps": [-1]}}, "serving.qps[0]: Input should be greater than 0"),
+    ({"serving": {"qps": ["2 ms"]}}, "serving.qps[0]: '2 ms' is a time quantity; expected rate"),
     ({"overrides": {"memory..value": ["1 TB/s"]}}, "expected a dotted field path"),
     ({"chunk_size": 0}, "chunk_size: Input should be greater than 0"),
 ])
@@ -125,6 +126,10 @@ def test_study_schema_errors_name_file_and_field(tmp_path, edit, expected):
     with pytest.raises(InputError) as info:
         load_sweep_study(path)
     assert str(path) in str(info.value) and expected in str(info.value)
+
+
+def test_serving_qps_take_the_rate_grammar():
+    assert study(serving={"qps": ["1200/min", "2 req/s", 40]}).serving.qps == [20.0, 2.0, 40.0]
 
 
 def test_missing_axis_is_reported(tmp_path):

@@ -51,6 +51,17 @@ def test_simulate_view_equals_cli_json():
     assert view["ops"]["time_s"].sum() > 0
 
 
+def test_simulate_view_with_a_parallel_layout_equals_cli_json():
+    """tp 2 of Llama-3-70B on H100s: the page's numbers are `simulate --tp 2 --json`."""
+    view = compute.simulate_view("h100-sxm", "llama-3-70b", "BF16", 8, 512, 128, (), 2)
+    assert "--tp" in view["argv"]
+    assert json.loads(json_text(view["json"])) == cli_json(view["argv"])
+    assert view["json"]["request"]["layout"]["tp"] == 2
+    single = compute.simulate_view("h100-sxm", "llama-3-70b", "BF16", 8, 512, 128)
+    assert not single["json"]["totals"]["fits"]          # 141 GB of weights on one GPU
+    assert view["json"]["totals"]["fits"] and view["json"]["totals"]["tpot_s"] > 0
+
+
 @pytest.mark.parametrize("field,args", [
     ("--batch", (0, 512, 128)), ("--gen", (1, 512, None))])
 def test_simulate_view_bad_number_names_the_field(field, args):

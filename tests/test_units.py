@@ -120,7 +120,7 @@ def test_format_quantity_rejects_a_foreign_unit():
         format_quantity(1.0, "bandwidth", unit="FLOP/s")
 
 
-@given(dimension=st.sampled_from(sorted(UNITS)),
+@given(dimension=st.sampled_from(sorted(set(UNITS) - {"count"})),  # a count has no unit
        value=st.floats(min_value=1e-17, max_value=1e17, allow_nan=False))
 def test_format_then_parse_round_trips(dimension, value):
     parsed = parse_quantity(format_quantity(value, dimension), dimension)

@@ -31,13 +31,18 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json_text(obj) + "\n")
 
 
-def quantity_arg(dimension: str):
+def quantity_arg(dimension: str, minimum: str | None = None):
     """argparse `type` of a quantity flag (simulator.units.parse_flag_quantity): a
-    number with a unit or a bare number in the base unit; bad input exits 2 naming it."""
+    number with a unit or a bare number in the base unit; `minimum` "positive" or
+    "non-negative" bounds it. Bad input exits 2 naming the flag."""
     def parse(text: str) -> float:
         try:
-            return parse_flag_quantity(text, dimension)
+            value = parse_flag_quantity(text, dimension)
         except UnitError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+        if (minimum == "positive" and not value > 0) or (minimum and value < 0):
+            raise argparse.ArgumentTypeError(
+                f"expected a {minimum} finite number ({dimension}), got {text!r}")
+        return value
     parse.__name__ = dimension  # argparse names the type in its error message
     return parse

@@ -46,6 +46,10 @@ def _count(text: str) -> int:
     return int(value)
 
 
+_COUNT = quantity_arg("count", "positive")
+_PRICE = quantity_arg("price_per_hour", "non-negative")
+
+
 def _cli_profile(ref: str) -> str:
     """Profile file paths given on the command line are taken from the working folder."""
     return os.path.abspath(os.path.expanduser(ref)) if is_file_reference(ref) else ref
@@ -70,24 +74,28 @@ def add_study_args(parser: argparse.ArgumentParser, deploy: bool = True) -> None
     t.add_argument("--target-loss", type=_positive, metavar="L", help="absolute target loss")
     t.add_argument("--loss-increase", type=_non_negative, metavar="DL",
                    help="allowed loss over the 16-bit baseline model")
-    g.add_argument("--baseline-n", type=_positive, metavar="N",
-                   help="baseline N for --loss-increase")
-    g.add_argument("--baseline-d", type=_positive, metavar="D",
-                   help="baseline D (tokens) for --loss-increase")
+    g.add_argument("--baseline-n", type=_COUNT, metavar="N",
+                   help=flag_help("count", "1.5B", "1.5e9", "baseline N for --loss-increase"))
+    g.add_argument("--baseline-d", type=_COUNT, metavar="D",
+                   help=flag_help("count", "30B", "3e10",
+                                  "baseline D (tokens) for --loss-increase"))
     g.add_argument("--objective", choices=("time", "energy", "dollars"))
-    g.add_argument("--tokens-served", type=_positive, metavar="T",
-                   help="generated tokens over the model's life")
+    g.add_argument("--tokens-served", type=_COUNT, metavar="T",
+                   help=flag_help("count", "1T", "1e12", "generated tokens over the model's life"))
     g.add_argument("--batch", type=_count)
     g.add_argument("--prompt-len", type=_count)
     g.add_argument("--output-len", type=_count)
-    g.add_argument("--slo-tpot", type=quantity_arg("time"), metavar="TIME",
+    g.add_argument("--slo-tpot", type=quantity_arg("time", "positive"), metavar="TIME",
                    help=flag_help("time", "50 ms", "0.05", "time-per-output-token target"))
-    g.add_argument("--slo-ttft", type=quantity_arg("time"), metavar="TIME",
+    g.add_argument("--slo-ttft", type=quantity_arg("time", "positive"), metavar="TIME",
                    help=flag_help("time", "1 s", "1", "time-to-first-token target"))
-    g.add_argument("--dollars-per-device-hour", type=_non_negative, metavar="USD",
-                   help="deployment device price")
-    g.add_argument("--train-dollars-per-device-hour", type=_non_negative, metavar="USD")
-    g.add_argument("--dollars-per-kwh", type=_non_negative, metavar="USD")
+    g.add_argument("--dollars-per-device-hour", type=_PRICE, metavar="PRICE",
+                   help=flag_help("price_per_hour", "2.5 $/h", "2.5", "deployment device price"))
+    g.add_argument("--train-dollars-per-device-hour", type=_PRICE, metavar="PRICE",
+                   help=flag_help("price_per_hour", "2.5 $/h", "2.5", "training device price"))
+    g.add_argument("--dollars-per-kwh", type=quantity_arg("energy_price", "non-negative"),
+                   metavar="PRICE",
+                   help=flag_help("energy_price", "0.12 $/kWh", "0.12", "electricity price"))
     add_profile_dir_arg(parser)
 
 

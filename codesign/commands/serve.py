@@ -32,6 +32,7 @@ SERVE_KEYS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_
               "throughput_tokens_per_s", "energy_per_token_j", "energy_per_request_j",
               "average_power_w", "energy_static_j", "energy_dynamic_j", "utilization", "served",
               "rejected", "kv_capacity_tokens", "mean_decode_batch")
+_RATE = quantity_arg("rate")   # positivity: des.workload.check_rate (InputError)
 
 
 def _positive_int(text: str) -> int:
@@ -80,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "continuous batching; iteration times from the roofline cost model.")
     _add_common(p_serve, "quant format, e.g. W4A16-g128 or FP8", repeat_quant=False)
     source = p_serve.add_mutually_exclusive_group(required=True)
-    source.add_argument("--qps", type=float, metavar="R", help="Poisson arrival rate (req/s)")
+    source.add_argument("--qps", type=_RATE, metavar="RATE",
+                        help=flag_help("rate", "20/s", "20", "Poisson arrival rate, requests"))
     source.add_argument("--trace", metavar="FILE.csv",
                         help="trace CSV with columns arrival_s, prompt_tokens, output_tokens")
     p_serve.add_argument("--requests", type=_positive_int, default=1000, metavar="N",
@@ -99,8 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "of the served requests are within the targets.")
     _add_common(p_size, "quant format; repeat to compare formats side by side",
                 repeat_quant=True)
-    p_size.add_argument("--qps", type=float, required=True, metavar="R",
-                        help="total request rate over all devices (req/s)")
+    p_size.add_argument("--qps", type=_RATE, required=True, metavar="RATE",
+                        help=flag_help("rate", "1200/min", "20",
+                                       "total request rate over all devices"))
     p_size.add_argument("--slo-ttft", type=quantity_arg("time"), required=True, metavar="TIME",
                         help=flag_help("time", "500 ms", "0.5",
                                        f"p{SLO_PERCENTILE} time-to-first-token target"))
@@ -162,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_size(args: argparse.Namespace) -> int:
     profile = resolve_profile(args, args.profile)
-    slo = SLO(ttft_s=args.slo_ttft, tpot_s=args.slo_tpot)
+    slo = SLO.of(ttft=args.slo_ttft, tpot=args.slo_tpot)
     if len(set(args.quant)) != len(args.quant):
         raise InputError(f"--quant given twice: {', '.join(args.quant)}")
     model = with_imbalance(get_model(args.model), args.moe_imbalance)
@@ -176,8 +179,8 @@ def cmd_size(args: argparse.Namespace) -> int:
         max_devices=args.max_devices)
     out = {"devices": best.devices if best else None,
            "best_quant": best.quant if best else None,
-           "percentile": SLO_PERCENTILE, "qps": args.qps, "slo_ttft_s": slo.ttft_s,
-           "slo_tpot_s": slo.tpot_s, "profile": profile.name, "model": args.model,
+           "percentile": SLO_PERCENTILE, "qps": args.qps, "slo_ttft_s": slo.ttft,
+           "slo_tpot_s": slo.tpot, "profile": profile.name, "model": args.model,
            "requests_per_candidate": args.requests, "seed": args.seed,
            "results": [r.as_dict() for r in results],
            "best": best.as_dict() if best else None}
@@ -188,7 +191,7 @@ def cmd_size(args: argparse.Namespace) -> int:
         return 3 if best is None and layouts != [None] else 0
     q = SLO_PERCENTILE
     print(f"# {args.model} on {profile.name} at {args.qps:g} req/s; SLOs at p{q}: "
-          f"TTFT <= {slo.ttft_s:g} s, TPOT <= {slo.tpot_s:g} s")
+          f"TTFT <= {slo.ttft:g} s, TPOT <= {slo.tpot:g} s")
     table = sizing_table(results)
     cols = ["quant", "devices", "per_device_qps", f"ttft_p{q}_s", f"tpot_p{q}_s",
             "energy_per_token_j", "reason"]

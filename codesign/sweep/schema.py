@@ -18,6 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import load_yaml_mapping
 from precsim.simulator.schema_errors import format_validation_error
+from precsim.simulator.slo import QuantityField
 
 #: default configurations per task: a chunk takes about 0.1 s (cost model) or 1 s (DES)
 COST_CHUNK = 4096
@@ -47,7 +48,7 @@ class ServingAxis(_Strict):
     scheduler's max batch (continuous batching, `simulator.des.serving.serve`).
     """
 
-    qps: list[PositiveFloat] = Field(min_length=1)
+    qps: list[QuantityField("rate", gt=0)] = Field(min_length=1)   # "20/s", "1200/min" or 20
     requests: PositiveInt = 200
     seed: int = Field(default=0, ge=0)
     chunked_prefill_tokens: PositiveInt | None = None

@@ -30,6 +30,7 @@ from precsim.lawcore import compute_optimal, get_law
 from precsim.lawcore.plots import iso_loss_grid
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import MAX_YAML_BYTES
+from precsim.simulator.parallel import ParallelLayout
 from precsim.simulator.profile_loader import list_profiles, load_profile
 from precsim.simulator.roofline_plot import roofline_data
 
@@ -123,19 +124,28 @@ def model_ref(choice: str, typed: str | None, upload_path: str | None) -> str:
 # ---- Simulate --------------------------------------------------------------------------------
 
 def simulate_view(profile: str, model: str, quant: str, batch: int, prompt: int, gen: int,
-                  profile_dirs=()) -> dict:
-    """`precsim simulate --json` plus the op table, roofline data and bytes per level."""
-    for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
+                  profile_dirs=(), tp: int = 1, pp: int = 1, ep: int = 1) -> dict:
+    """`precsim simulate --json` plus the op table, roofline data and bytes per level;
+    tp/pp/ep > 1 simulate one replica of that layout (`simulator.parallel`), the op table
+    and roofline then show one device's stage."""
+    for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen), ("tp", tp),
+                        ("pp", pp), ("ep", ep)):
         if value is None:
             raise InputError(f"--{name}: expected a whole number of at least 1, got nothing")
     hw = load_profile(profile, _dirs(profile_dirs))
-    cfg, fmt, result = run_request(hw, model, quant, int(batch), int(prompt), int(gen))
+    tp, pp, ep = int(tp), int(pp), int(ep)
+    layout = ParallelLayout(tp=tp, pp=pp, ep=ep) if (tp, pp, ep) != (1, 1, 1) else None
+    cfg, fmt, result = run_request(hw, model, quant, int(batch), int(prompt), int(gen),
+                                   layout=layout)
     levels = [lv.name for lv in hw.memory]
     ops = result.ops[[*OP_COLUMNS, *(f"bytes_{lv}" for lv in levels)]]
-    return {"json": simulate_json(hw, cfg, fmt, result, int(batch), int(prompt), int(gen)),
+    flags = [f for name, v in (("--tp", tp), ("--pp", pp), ("--ep", ep)) if v != 1
+             for f in (name, str(v))]
+    return {"json": simulate_json(hw, cfg, fmt, result, int(batch), int(prompt), int(gen),
+                                  layout=layout),
             "argv": ["simulate", "--profile", profile, "--model", model, "--quant", quant,
                      "--batch", str(batch), "--prompt", str(prompt), "--gen", str(gen),
-                     *_dir_flags(profile_dirs), "--json"],
+                     *flags, *_dir_flags(profile_dirs), "--json"],
             "ops": ops, "roofline": roofline_data(hw, result.ops)}
 
 

@@ -53,8 +53,9 @@ def layout(ctx) -> html.Div:
         ], style={"display": "flex", "gap": "1em", "alignItems": "end", "flexWrap": "wrap"}),
         html.Div([_number("sim-batch", "batch ", 1), _number("sim-prompt", "prompt ", 512),
                   _number("sim-gen", "generated ", 128),
-                  html.Span("parallel layout: single device (this simulator models no "
-                            "tensor/pipeline parallelism)", style={"color": "#666"})],
+                  _number("sim-tp", "tensor parallel ", 1),
+                  _number("sim-pp", "pipeline parallel ", 1),
+                  _number("sim-ep", "expert parallel ", 1)],
                  style={"margin": "0.6em 0"}),
         dcc.Store(id="sim-upload-path"),
         error_box(None, "sim-error"),
@@ -150,8 +151,9 @@ def register(app, ctx) -> None:
                   Input("sim-profile", "value"), Input("sim-model", "value"),
                   Input("sim-hf", "value"), Input("sim-upload-path", "data"),
                   Input("sim-quant", "value"), Input("sim-batch", "value"),
-                  Input("sim-prompt", "value"), Input("sim-gen", "value"))
-    def _simulate(profile, model, hf, upload, quant, batch, prompt, gen):
+                  Input("sim-prompt", "value"), Input("sim-gen", "value"),
+                  Input("sim-tp", "value"), Input("sim-pp", "value"), Input("sim-ep", "value"))
+    def _simulate(profile, model, hf, upload, quant, batch, prompt, gen, tp, pp, ep):
         upload = upload or {}
         ref, err = attempt(model_ref, model, hf, upload.get("path"))
         if model == "upload" and upload.get("error"):
@@ -159,6 +161,6 @@ def register(app, ctx) -> None:
         view = None
         if ref:
             view, err = attempt(simulate_view, profile, ref, quant, batch, prompt, gen,
-                                ctx.profile_dirs)
+                                ctx.profile_dirs, tp, pp, ep)
         style = {"color": "#b00020", "display": "block" if err else "none"}
         return (_output(view) if view else html.Div()), err or "", style

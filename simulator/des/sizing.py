@@ -14,7 +14,6 @@ above it) is reported as infeasible.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -23,32 +22,12 @@ from precsim.simulator.des.serving import (OnFull, SchedulerConfig, build_tables
                                    max_iteration_tokens, simulate_serving)
 from precsim.simulator.des.tables import device_memory, resolve
 from precsim.simulator.des.workload import check_rate, poisson_workload
-from precsim.simulator.errors import InputError
 from precsim.simulator.parallel import replica
 from precsim.simulator.power import power_params
+from precsim.simulator.slo import SLO, SLO_PERCENTILE
 
-SLO_PERCENTILE = 99
+__all__ = ["SLO", "SLO_PERCENTILE", "compare_sizing", "size_deployment"]
 MAX_DEVICES = 1 << 16
-
-
-@dataclass(frozen=True)
-class SLO:
-    """Latency targets at the SLO_PERCENTILE-th percentile."""
-
-    ttft_s: float
-    tpot_s: float
-
-    def __post_init__(self) -> None:
-        for name in ("ttft_s", "tpot_s"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise InputError(f"SLO {name}: expected seconds > 0, got {value!r}")
-
-    def met(self, summary: dict) -> bool:
-        q = SLO_PERCENTILE
-        ttft, tpot = summary[f"ttft_p{q}_s"], summary[f"tpot_p{q}_s"]
-        return (summary["rejected"] == 0 and summary["served"] > 0
-                and ttft <= self.ttft_s and (math.isnan(tpot) or tpot <= self.tpot_s))
 
 
 @dataclass
