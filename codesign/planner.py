@@ -49,7 +49,9 @@ import pandas as pd
 from precsim import lawcore
 from precsim.codesign.candidate import Candidate, PhaseCost
 from precsim.codesign.multidevice import serving_totals
-from precsim.codesign.problem import CostWeights, PlanProblem, post_training_bits
+from precsim.codesign.problem import (SERVING_QUANT_PROXY, CostWeights, PlanProblem,
+                                      law_gamma_post, post_training_bits,
+                                      serving_act_kv_bits)
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.matmul import matmul_cost
@@ -293,15 +295,18 @@ class PlanResult:
                 "by_format": self.by_format.to_dict(orient="records"),
                 "pareto": self.frontier.to_dict(orient="records"),
                 "training_rates": self.train_rates.to_dict(orient="records"),
+                "serving_quantization": SERVING_QUANT_PROXY,
                 "candidates_evaluated": self.candidates, "elapsed_s": self.elapsed_s}
 
 
 def _combos(problem: PlanProblem) -> tuple[list[tuple[int, int]], np.ndarray]:
     pairs, bits = [], []
+    gamma = law_gamma_post(problem.law)
     for ti, t in enumerate(problem.train_formats):
         for si, s in enumerate(problem.serve_axis):
             pairs.append((ti, si))
-            bits.append((t.weight_bits, t.act_bits, t.kv_bits, post_training_bits(s)))
+            p_post = post_training_bits(s, gamma, problem.model_options)
+            bits.append((t.weight_bits, *serving_act_kv_bits(t, s), p_post))
     return pairs, np.array(bits, dtype=float)
 
 

@@ -26,11 +26,71 @@ def baseline_loss(law: Law, N: float, D: float) -> float:
     return float(law.predict(N, D, 16.0, 16.0, 16.0, None))
 
 
-def post_training_bits(fmt: QuantFormat | None) -> float:
-    """P_post of a serving format: its weight bits; inf (no PTQ) at >= 16 bits or none."""
-    if fmt is None or fmt.weight_bits >= 16:
+#: Kumar et al. 2024 Table 2: γ_post of δ_PTQ ∝ exp(−P_post/γ_post) (lawcore/precision.py).
+KUMAR_GAMMA_POST = 0.5907
+
+
+def quantized_shares(model_options: dict | None = None) -> dict[str, float]:
+    """Share of the non-embedding parameters (the laws' N) in attention and in the MLP of
+    the parametric family `model_for_params(N, **model_options)`: attention
+    (2 + 2/gqa_ratio)·d², MLP 3·d·d_ff per block, the same at every N."""
+    from precsim.simulator.models import model_for_params
+    m = model_for_params(1e9, **(model_options or {}))
+    attn = 2 * m.d_model * m.n_heads * m.hd + 2 * m.d_model * m.n_kv_heads * m.hd
+    mlp = 3 * m.d_model * m.d_ff
+    return {"attn": float(attn / (attn + mlp)), "mlp": float(mlp / (attn + mlp))}
+
+
+def post_training_bits(fmt: QuantFormat | None, gamma_post: float = KUMAR_GAMMA_POST,
+                       model_options: dict | None = None) -> float:
+    """P_post of a serving format; inf (no PTQ) when no group of N is below 16 bits.
+
+    One weight format: its weight bits. Per-group overrides (`W16A16@mlp=W4A16-g128`):
+    Kumar's δ_PTQ ∝ exp(−P_post/γ_post) summed over the parameters, each share s_g of N
+    degraded at its own bits (16-bit groups: 0), i.e. the P_post with the same δ_PTQ:
+    P_post = −γ_post·ln(Σ_g s_g·exp(−P_g/γ_post)). Embedding and lm_head are not in N
+    (Kumar counts non-embedding parameters) and do not enter. Exact for the δ_PTQ of
+    kumar2024(-b) and lowbit-qat; a stated approximation for other PTQ laws (docs/laws.md).
+    """
+    if fmt is None:
         return np.inf
-    return float(fmt.weight_bits)
+    if not fmt.overrides:
+        return np.inf if fmt.weight_bits >= 16 else float(fmt.weight_bits)
+    shares = quantized_shares(model_options)
+    bits = {g: fmt.for_group(g).weight_bits for g in shares}
+    quantized = [g for g in shares if bits[g] < 16]
+    if not quantized:
+        return np.inf
+    if len(quantized) == len(shares) and len({bits[g] for g in quantized}) == 1:
+        return float(bits[quantized[0]])
+    total = sum(shares[g] * np.exp(-bits[g] / gamma_post) for g in quantized)
+    return float(-gamma_post * np.log(total))
+
+
+#: The plan JSON's statement of how serving-time activation/KV quantization is priced.
+SERVING_QUANT_PROXY = {
+    "approximation": True,
+    "rule": "activations and KV cache quantized at serving time: the law's activation and "
+            "KV factors at min(training bits, serving bits) (the proxy of docs/laws.md; "
+            "no law here was fitted on post-training activation/KV quantization)"}
+
+
+def serving_act_kv_bits(train: TrainFormat, fmt: QuantFormat | None) -> tuple[float, float]:
+    """(P_a, P_kv) the law sees for a model trained in `train` and served in `fmt`.
+
+    Proxy (stated, not measured): quantizing activations or the KV cache at serving time
+    costs what Kumar et al.'s f_a, f_kv cost at the lower of the training and serving bits
+    (attention and MLP overrides included: the lowest activation bits of the two).
+    """
+    if fmt is None:
+        return float(train.act_bits), float(train.kv_bits)
+    act = min(fmt.for_group(g).act_bits for g in ("attn", "mlp"))
+    return float(min(train.act_bits, act)), float(min(train.kv_bits, fmt.kv_bits))
+
+
+def law_gamma_post(law: Law) -> float:
+    """The law's γ_post where it has Kumar's δ_PTQ form, else Kumar's (an approximation)."""
+    return float(law.constants.get("gamma_post", KUMAR_GAMMA_POST))
 
 
 @dataclass(frozen=True)

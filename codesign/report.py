@@ -22,6 +22,7 @@ import pandas as pd
 
 from precsim.codesign.candidate import Candidate
 from precsim.codesign.document import Document
+from precsim.codesign.lifetime import fig_lifetime, lifetime_sweep
 from precsim.codesign.planner import PlanResult, hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
 from precsim.codesign.robustness import (answers_by_law, members_table, price_text,
@@ -417,6 +418,15 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
     doc.figure("pareto.png", fig_pareto(results, obj, rs.target_loss),
                "Lowest predicted loss reachable at each cost (grid candidates that fit memory "
                "and meet the SLO).")
+    life = pd.concat([lifetime_sweep(n, r) for n, r in results.plans.items()],
+                     ignore_index=True)
+    if not life.empty:
+        doc.h(2, "The optimum over the model's lifetime")
+        doc.figure("lifetime.png", fig_lifetime(life, _UNITS[obj], _cost_scale(obj)),
+                   "Optimal model size and format pair (left) and the optimum's training "
+                   "and serving cost (right) for 1e9 to 1e13 tokens served over the model's "
+                   "life; serving costs scale linearly with tokens (codesign/lifetime.py).")
+        tables["lifetime.csv"] = life
     doc.h(2, "Roofline of the chosen configurations")
     for index, (name, r) in enumerate(_progress(list(results.plans.items()), "rooflines")):
         if r.optimum is None or r.problem.deploy_profile is None:
@@ -477,8 +487,9 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         "(`simulator.models.model_for_params`); one device; the model must fit main "
         "memory and meet the SLO (mean TPOT, TTFT).",
         "P_post = the serving format's weight bits (16-bit formats: no post-training "
-        "quantization). The law models weight quantization only; quantizing activations or "
-        "the KV cache at serving time is assumed lossless.",
+        "quantization; per-group overrides: docs/laws.md). Quantizing activations or the "
+        "KV cache at serving time is priced by a stated proxy, not a measurement: the law's "
+        "activation and KV factors at min(training bits, serving bits).",
         f"Costs: objective {obj}; $/kWh {study.dollars_per_kwh:g} (study); $/device-hour: "
         + "; ".join(price_text(name, r.problem) for name, r in results.plans.items())
         + ". No device-hour is priced at an unstated $0 (codesign.study.device_hour_price).",

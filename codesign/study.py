@@ -114,11 +114,35 @@ class Training(_Strict):
                 "zero": self.zero, "recompute": self.recompute}
 
 
+#: Hours in a year of 365.25 days.
+HOURS_PER_YEAR = 8766.0
+
+
+class CapitalCost(_Strict):
+    """A bought device: $/device-hour = price / (lifetime hours x utilisation).
+
+    No price ships with PrecSim (reference/ cites none): each value is the user's, and
+    `source` says where the price comes from (a list price, a quote).
+    """
+
+    device_price_dollars: Positive
+    lifetime_years: Positive
+    utilisation: float = Field(gt=0, le=1)
+    source: str = Field(min_length=1)
+
+    @property
+    def dollars_per_device_hour(self) -> float:
+        """Amortised price of one busy device-hour (straight-line, no interest)."""
+        return self.device_price_dollars / (self.lifetime_years * HOURS_PER_YEAR
+                                            * self.utilisation)
+
+
 class Deployment(_Strict):
     """A deployment profile; workload fields given here override the study's `workload`."""
 
     profile: str = Field(min_length=1)
     dollars_per_device_hour: DevicePrice | None = None   # None: not stated (see device_hour_price)
+    capital: CapitalCost | None = None     # or price, lifetime and utilisation of a bought device
     tokens_served: TokenCount | None = None
     batch: int | None = Field(default=None, ge=1)
     prompt_len: int | None = Field(default=None, ge=1)
@@ -127,6 +151,19 @@ class Deployment(_Strict):
     #: >1: a model that does not fit one device is served on the smallest tensor-parallel
     #: replica (tp = 2, 4, ... up to this, within a node) that holds it
     max_devices_per_replica: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _one_price(self):
+        if self.capital is not None and self.dollars_per_device_hour is not None:
+            raise ValueError("give dollars_per_device_hour or capital, not both")
+        return self
+
+    @property
+    def stated_price(self) -> float | None:
+        """$/device-hour stated directly or through the capital-cost model (None: neither)."""
+        if self.capital is not None:
+            return self.capital.dollars_per_device_hour
+        return self.dollars_per_device_hour
 
     def workload(self, base: Workload) -> Workload:
         fields = {k: getattr(self, k) for k in Workload.model_fields
@@ -384,7 +421,7 @@ def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
             study.training.dollars_per_device_hour, train, study.objective, "training")
         if study.training and train is not None else 0.0,
         deploy_dollars_per_device_hour=device_hour_price(
-            dep.dollars_per_device_hour, deploy, study.objective,
+            dep.stated_price, deploy, study.objective,
             f"deployments[{deployment}]") if dep else 0.0,
         dollars_per_kwh=study.dollars_per_kwh)
     return PlanProblem(

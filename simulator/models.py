@@ -492,14 +492,20 @@ def hf_cache_config(repo: str) -> Path | None:
     return found[-1] if found else None
 
 
+#: Query heads per KV head of the parametric family: grouped-query attention at n_heads/4,
+#: as Llama-3-8B (32/8), Mistral-7B (32/8) and BitNet b1.58 2B4T (20/5) in their
+#: config.json (simulator/model_zoo.py cites each; Llama-3-70B uses 64/8 = 8).
+GQA_RATIO = 4.0
+
+
 def model_for_params(n_params, *, aspect_ratio: float = 128.0, head_dim: float = 128.0,
-                     ffn_ratio: float = 8.0 / 3.0, gqa_ratio: float = 1.0,
+                     ffn_ratio: float = 8.0 / 3.0, gqa_ratio: float = GQA_RATIO,
                      vocab_size: int = 32000, round_shape: bool = False,
                      name: str | None = None) -> TransformerConfig:
     """Llama-style shape with non-embedding parameter count N (scalar or array).
 
     Per block N_layer = c * d^2 with c = 2 + 2/gqa_ratio + 3*ffn_ratio (SwiGLU; 12 for
-    MHA with d_ff = 8d/3), and depth L = d / aspect_ratio (Kaplan et al. 2020 find loss
+    MHA with d_ff = 8d/3, 10.5 at the default GQA_RATIO = 4), and depth L = d / aspect_ratio (Kaplan et al. 2020 find loss
     flat for aspect ratios 50-200; Llama-2-7B has 4096/32 = 128). So
     d = (N * aspect_ratio / c)^(1/3), L = d / aspect_ratio, and n_params_non_embedding
     equals N exactly (continuous shapes). `round_shape=True` (scalars only) rounds d to

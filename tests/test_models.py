@@ -92,12 +92,22 @@ def test_parametric_family_exact_and_vectorised():
     model = model_for_params(n)
     assert np.allclose(model.n_params_non_embedding, n, rtol=1e-12)
     assert np.allclose(model.d_model / model.n_layers, 128.0)
-    seven = model_for_params(6.476e9)
+    # Llama-2-7B (MHA): 6.476e9 non-embedding parameters, d = 4096, 32 layers
+    seven = model_for_params(6.476e9, gqa_ratio=1.0)
     assert abs(seven.d_model - 4096) / 4096 < 0.01 and abs(seven.n_layers - 32) < 0.5
-    real = model_for_params(6.476e9, round_shape=True)
+    real = model_for_params(6.476e9, gqa_ratio=1.0, round_shape=True)
     assert real.is_discrete and real.d_model == 4096 and real.n_layers == 32
-    gqa = model_for_params(n, gqa_ratio=4)
-    assert np.allclose(gqa.n_params_non_embedding, n)
+    mha = model_for_params(n, gqa_ratio=1.0)
+    assert np.allclose(mha.n_params_non_embedding, n)
+
+
+def test_parametric_family_uses_gqa_by_default():
+    # n_heads/4 KV heads (Llama-3-8B 32/8): c = 2 + 2/4 + 3*8/3 = 10.5, d = (N*128/c)^(1/3)
+    model = model_for_params(1e9)
+    assert model.n_kv_heads == pytest.approx(model.n_heads / 4)
+    assert model.d_model == pytest.approx((1e9 * 128 / 10.5) ** (1 / 3))
+    real = model_for_params(8e9, round_shape=True)
+    assert real.n_heads % 4 == 0 and real.n_kv_heads * 4 == real.n_heads
 
 
 def test_parametric_family_errors():

@@ -151,6 +151,7 @@ def study_from_args(args: argparse.Namespace, deploy_profile: str | None = None)
                   if getattr(args, k) is not None}
         if args.dollars_per_device_hour is not None:
             fields["dollars_per_device_hour"] = args.dollars_per_device_hour
+            fields["capital"] = None   # the flag replaces a capital-cost price
         if args.slo_tpot is not None or args.slo_ttft is not None:
             slo = dep.workload(study.workload).slo if study.workload else SLO()
             fields["slo"] = slo.model_copy(update={
