@@ -48,6 +48,10 @@ FIELD may also be `compute.DTYPE` (a data type of the profile schema, e.g. `int4
                      op = R's x bits(DTYPE)/bits(R)
     native:Kx        the derived native engine with K times its peak
     native:Q UNIT    a native engine with peak Q (`native:4000 TOP/s`)
+    emulated         the native engine removed: DTYPE, which must be native, runs through
+                     a fallback rule on the narrowest wider native type R of the same
+                     family (converted to R at 1 vector op per element, an assumption
+                     stated in the profile), as a chip without that engine would
 
 Several `--vary` arguments combine as a Cartesian product. Every varied number is
 written back with `derived:` provenance saying it is a what-if.
@@ -152,12 +156,34 @@ def _derived_native(profile: HardwareProfile, dtype: str) -> dict:
     return spec
 
 
+def _emulated_variation(profile: HardwareProfile, field: str, dtype: str) -> Variation:
+    """`compute.DTYPE=emulated`: the native engine dropped for a fallback rule on the
+    narrowest wider native type of the same family (VARY_HELP)."""
+    if not profile.native(dtype):
+        raise InputError(f"--vary {field}=emulated: {dtype} is not native on "
+                         f"{profile.name} (native: {', '.join(profile.compute)})")
+    bits, family = _width(dtype), _family(dtype)
+    wider = [d for d in profile.compute if _width(d) > bits]
+    if not wider:
+        raise InputError(f"--vary {field}=emulated: profile {profile.name} has no native "
+                         f"type wider than {dtype} to emulate it on")
+    ref = min(wider, key=lambda d: (_family(d) != family, _width(d)))
+    rule = {"execute_as": ref, "convert_dtype": ref,
+            "convert_ops_per_element": {
+                "value": 1.0, "assumed": f"what-if: {dtype} engine removed; elements "
+                                         f"converted to {ref} at one vector op each"}}
+    fallbacks = {**profile.raw().get("fallbacks", {}), dtype: rule}
+    return Variation(field, "emulated", ((f"compute.{dtype}", None), ("fallbacks", fallbacks)))
+
+
 def _native_variation(profile: HardwareProfile, field: str, dtype: str,
                       value: str) -> Variation:
     head, _, arg = value.partition(":")
+    if head == "emulated" and not arg:
+        return _emulated_variation(profile, field, dtype)
     if head != "native":
         raise InputError(f"--vary {field}: value {value!r}; expected as-is, native, "
-                         "native:Kx or native:<peak with unit>")
+                         "native:Kx, native:<peak with unit> or emulated")
     if profile.native(dtype):
         raise InputError(f"--vary {field}={value}: {dtype} is already native on "
                          f"{profile.name}; vary compute.{dtype}.peak instead")

@@ -75,3 +75,21 @@ def test_errors_name_the_vary_argument(h100, spec, message):
 def test_native_only_for_non_native_types(h100):
     with pytest.raises(InputError, match="int8 is already native on h100-sxm"):
         parse_vary("compute.int8=native", h100)
+
+
+def test_a_native_engine_switched_off_runs_through_a_fallback():
+    """`compute.fp8_e4m3=emulated` on h100-sxm: fp8 no longer native, a bf16 fallback
+    with stated provenance, and FP8 prefill becomes slower; non-native is refused."""
+    import precsim
+    from precsim.codesign.variants import profile_variants
+    from precsim.simulator.errors import InputError
+    from precsim.simulator.profile_loader import load_profile
+    h100 = load_profile("h100-sxm")
+    off = profile_variants(h100, ["compute.fp8_e4m3=emulated"])[-1][1]
+    assert not off.native("fp8_e4m3") and off.fallbacks["fp8_e4m3"].execute_as == "bf16"
+    assert "what-if" in off.fallbacks["fp8_e4m3"].convert_ops_per_element.assumed
+    slow = precsim.simulate(off, "llama-3-8b", "FP8", batch=64).totals["ttft_s"]
+    fast = precsim.simulate(h100, "llama-3-8b", "FP8", batch=64).totals["ttft_s"]
+    assert slow > fast
+    with pytest.raises(InputError, match="int4 is not native on h100-sxm"):
+        profile_variants(h100, ["compute.int4=emulated"])

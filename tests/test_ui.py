@@ -97,6 +97,9 @@ def test_whatif_specs_name_the_profile_fields():
         "memory.hbm.bandwidth=2x", "memory.smem.capacity=0.5x", "memory.l2.capacity=0.5x",
         "compute.int4=native"]  # fp8_e4m3 is already native on H100: skipped
     assert compute.WhatIf(sram_x=2.0).specs(load_profile("apple-m2")) == []  # no SRAM level
+    # a native engine switched off: fp8 on h100 runs through a bf16 fallback
+    assert compute.WhatIf(emulated=("fp8_e4m3", "int4")).specs(h100) == [
+        "compute.fp8_e4m3=emulated"]   # int4 is not native on h100: nothing to remove
 
 
 def test_law_view_equals_cli_and_rejects_bad_budget():

@@ -11,8 +11,8 @@ from precsim.codesign.ui.widgets import attempt, error_box, json_panel
 from precsim.simulator.io import json_text
 from precsim.simulator.profiles import DTYPES
 
-_CONTROLS = ("cd-deploy", "cd-target", "cd-bw", "cd-sram", "cd-native", "cd-dollars",
-             "cd-tokens")
+_CONTROLS = ("cd-deploy", "cd-target", "cd-bw", "cd-sram", "cd-native", "cd-emulate",
+             "cd-dollars", "cd-tokens")
 
 
 def _num(id_, label, value=None, placeholder=None, step="any"):
@@ -54,10 +54,14 @@ def layout(ctx) -> html.Div:
                         dcc.Checklist([d for d in DTYPES if d in (
                             "fp8_e4m3", "int8", "int4", "fp4_e2m1", "ternary")], [],
                             id="cd-native", inline=True)]),
+            html.Label(["native formats off (emulated on a wider type) ",
+                        dcc.Checklist([d for d in DTYPES if d in (
+                            "fp8_e4m3", "int8", "int4", "fp4_e2m1", "bf16")], [],
+                            id="cd-emulate", inline=True)]),
         ], style={"display": "flex", "gap": "2em", "margin": "0.8em 0", "flexWrap": "wrap"}),
         html.P("Hardware what-ifs and lifetime tokens apply to every deployment; "
-               "$/device-hour to the focused one. Removing a native engine is not "
-               "modelled (the what-if grammar only adds engines).",
+               "$/device-hour to the focused one. Formats on and off are `--vary "
+               "compute.DTYPE=native|emulated` what-ifs.",
                style={"color": "#666", "fontSize": "13px"}),
         error_box(None, "cd-error"),
         dcc.Store(id="cd-focus-done"),
@@ -67,8 +71,9 @@ def layout(ctx) -> html.Div:
     ])
 
 
-def _whatif(bw, sram, native) -> WhatIf:
-    return WhatIf(float(bw or 1), float(sram or 1), tuple(sorted(native or ())))
+def _whatif(bw, sram, native, emulate) -> WhatIf:
+    return WhatIf(float(bw or 1), float(sram or 1), tuple(sorted(native or ())),
+                  tuple(sorted(emulate or ())))
 
 
 def _focus(view: dict, name: str) -> html.Div:
@@ -121,25 +126,25 @@ def register(app, ctx) -> None:
 
     @app.callback(Output("cd-focus", "children"), Output("cd-error", "children"),
                   Output("cd-error", "style"), Output("cd-focus-done", "data"), *controls)
-    def _update_focus(deploy, target, bw, sram, native, dollars, tokens):
+    def _update_focus(deploy, target, bw, sram, native, emulate, dollars, tokens):
         view, err = attempt(plan_view, ctx.study, ctx.profile_dirs, deploy, target, dollars,
-                            tokens, _whatif(bw, sram, native))
+                            tokens, _whatif(bw, sram, native, emulate))
         style = {"color": "#b00020", "display": "block" if err else "none"}
-        done = [deploy, target, bw, sram, native, dollars, tokens]
+        done = [deploy, target, bw, sram, native, emulate, dollars, tokens]
         return (_focus(view, deploy) if view else html.Div()), err or "", style, done
 
     # after the focused plan (cached by then): two cores do not plan it twice at once
     @app.callback(Output("cd-table", "children"), Input("cd-focus-done", "data"),
                   prevent_initial_call=True)
     def _update_table(done):
-        deploy, target, bw, sram, native, dollars, tokens = done
+        deploy, target, bw, sram, native, emulate, dollars, tokens = done
         info, err = attempt(study_deployments, ctx.study, ctx.profile_dirs)
         rows = []
         for dep in (info or {}).get("deployments", []):
             name = dep["name"]
             view, err = attempt(plan_view, ctx.study, ctx.profile_dirs, name, target,
                                 dollars if name == deploy else None, tokens,
-                                _whatif(bw, sram, native))
+                                _whatif(bw, sram, native, emulate))
             o = view["json"]["optimum"] if view else None
             obj = view["json"]["objective"] if view else ""
             rows.append({"profile": name, "train": o and o["train_format"],

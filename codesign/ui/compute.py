@@ -157,9 +157,11 @@ class WhatIf:
     bandwidth_x: float = 1.0          # main-memory bandwidth multiplier
     sram_x: float = 1.0               # capacity multiplier of every on-chip level
     native: tuple[str, ...] = ()      # data types given a native engine
+    emulated: tuple[str, ...] = ()    # native engines removed (run through a fallback)
 
     def specs(self, profile) -> list[str]:
-        """The --vary arguments for `profile` (dtypes already native are skipped)."""
+        """The --vary arguments for `profile` (dtypes already native are skipped when
+        added, and dtypes not native are skipped when removed)."""
         main = profile.main_memory.name
         out = [f"memory.{main}.bandwidth={self.bandwidth_x:g}x"] \
             if self.bandwidth_x != 1 else []
@@ -167,6 +169,8 @@ class WhatIf:
             out += [f"memory.{lv.name}.capacity={self.sram_x:g}x" for lv in profile.memory
                     if lv.name != main]
         out += [f"compute.{d}=native" for d in self.native if not profile.native(d)]
+        out += [f"compute.{d}=emulated" for d in self.emulated
+                if profile.native(d) and d not in self.native]
         return out
 
 
