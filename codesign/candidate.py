@@ -60,6 +60,7 @@ class Candidate:
     train_recipe: str | None = None   # simulator.training recipe (None: not priced)
     train_mfu: float | None = None    # model FLOPs utilisation of the training run
     serve_devices: int = 1            # devices of one serving replica (tensor parallel)
+    serve_batch: int | None = None    # the request batch the planner chose (None: no serving)
 
     @property
     def tokens_per_param(self) -> float:
@@ -85,7 +86,8 @@ class Candidate:
             "train_energy_j": self.training.energy_j, "serve_time_s": self.serving.time_s,
             "serve_energy_j": self.serving.energy_j, "time_s": total.time_s,
             "energy_j": total.energy_j, "dollars": total.dollars, "cost": total.cost,
-            "tpot_s": self.tpot_s, "ttft_s": self.ttft_s, "memory_bytes": self.memory_bytes,
+            "tpot_s": self.tpot_s, "ttft_s": self.ttft_s, "serve_batch": self.serve_batch,
+            "memory_bytes": self.memory_bytes,
             "N_at_grid_edge": self.N_at_grid_edge, "D_at_grid_edge": self.D_at_grid_edge,
             **self._layout()}
 

@@ -156,7 +156,10 @@ def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
     One `simulator.cost.simulate` call per format prices a batch of requests (prefill +
     every decode step) for all N at once; the device time per generated token is the
     batch's end-to-end latency / (batch x output_len). Arrays of shape
-    (len(serve_axis), N.size); without a deployment: zeros, all feasible. With the
+    (len(serve_axis), N.size); without a deployment: zeros, all feasible. The batch is
+    searched (`Workload.batch_candidates`): per (format, N) the batch with the lowest
+    serving objective cost per token among those that fit and meet the SLO (none does:
+    the smallest batch, reported infeasible), in `serve_batch`. With the
     study's `max_devices_per_replica` above 1, a model that does not fit one device is
     priced on the smallest fitting tensor-parallel replica (`codesign.multidevice`):
     device time then counts all `devices_per_replica` devices.
@@ -166,8 +169,23 @@ def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
         zero = np.zeros(shape)
         return {"serve_time_s": zero, "serve_energy_j": zero, "tpot_s": zero,
                 "ttft_s": zero, "memory_bytes": zero, "fits": np.ones(shape, bool),
-                "slo_ok": np.ones(shape, bool), "devices_per_replica": np.ones(shape)}
-    wl, prof = problem.workload, problem.deploy_profile
+                "slo_ok": np.ones(shape, bool), "devices_per_replica": np.ones(shape),
+                "serve_batch": np.zeros(shape)}
+    wl = problem.workload
+    per_batch = [serving_at_batch(problem, N, wl.model_copy(update={"batch": b}))
+                 for b in wl.batch_candidates()]
+    # the cheapest batch that fits and meets the SLO; where none does, the smallest
+    cost = np.stack([np.where(r["fits"] & r["slo_ok"], problem.weights.cost(
+        "deploy", r["serve_time_s"], r["serve_energy_j"]), np.inf) for r in per_batch])
+    pick = np.where(np.isfinite(cost).any(axis=0), np.argmin(cost, axis=0), 0)
+    return {k: np.take_along_axis(np.stack([r[k] for r in per_batch]), pick[None], 0)[0]
+            for k in per_batch[0]}
+
+
+def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.ndarray]:
+    """serving_costs at one request batch `wl.batch` (arrays (len(serve_axis), N.size))."""
+    shape = (len(problem.serve_axis), N.size)
+    prof = problem.deploy_profile
     model = model_for_params(N, **problem.model_options)
     cols: dict[str, list] = {k: [] for k in ("serve_time_s", "serve_energy_j", "tpot_s",
                                              "ttft_s", "memory_bytes", "fits",
@@ -193,6 +211,7 @@ def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
         if wl.slo.ttft is not None:
             slo &= res["ttft_s"] <= wl.slo.ttft
     res["slo_ok"] = slo
+    res["serve_batch"] = np.full(shape, float(wl.batch))
     return res
 
 
@@ -387,6 +406,7 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
             tpot_s=float(serve["tpot_s"][si, i]), ttft_s=float(serve["ttft_s"][si, i]),
             memory_bytes=float(serve["memory_bytes"][si, i]),
             serve_devices=int(serve["devices_per_replica"][si, i]),
+            serve_batch=int(serve["serve_batch"][si, i]) if s is not None else None,
             N_at_grid_edge=bool(i in (0, N.size - 1)),
             D_at_grid_edge=bool(sol.at_edge[inverse[c], i]))
 

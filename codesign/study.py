@@ -95,6 +95,16 @@ class Workload(_Strict):
     prompt_len: int = Field(ge=1)
     output_len: int = Field(ge=1)
     slo: SLO = SLO()
+    #: True: `batch` is the largest batch, and the planner searches the powers of two up
+    #: to it (and `batch` itself) for the cheapest one meeting the SLO and memory;
+    #: False: every request batch is exactly `batch`
+    batch_search: bool = True
+
+    def batch_candidates(self) -> list[int]:
+        """The serving batches the planner tries (see `batch_search`)."""
+        if not self.batch_search:
+            return [self.batch]
+        return sorted({*(2 ** k for k in range(self.batch.bit_length())), self.batch})
 
 
 class Training(_Strict):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from precsim import lawcore
-from precsim.codesign.planner import plan, serving_costs, smallest_D
+from precsim.codesign.planner import plan, serving_at_batch, serving_costs, smallest_D
 from precsim.codesign.study import (Grid, Target, TrainFormat, Training, load_study,
                                     problem_from_study, resolve_study, updated)
 from precsim.codesign.variants import profile_variants
@@ -167,11 +167,17 @@ def test_adding_native_support_never_raises_the_cost(profile, dtype, deployment)
     assert not (merged.feasible_x & ~merged.feasible_y).any()
     ok = merged.feasible_x & merged.feasible_y
     assert (merged.cost_y[ok] <= merged.cost_x[ok] * (1 + 1e-9)).all()
-    # every serving format at every N: no slower, no dearer
+    # every serving format at every N: at the study's batch no slower and no dearer;
+    # with the batch searched no dearer (a larger batch may trade TPOT within the SLO)
     N = np.asarray(problems[0].N_grid, float)
-    serve = [serving_costs(p, N) for p in problems]
+    fixed = [serving_at_batch(p, N, p.workload) for p in problems]
     for key in ("tpot_s", "ttft_s", "serve_time_s", "serve_energy_j"):
-        assert np.all(serve[1][key] <= serve[0][key] * (1 + 1e-9)), key
+        assert np.all(fixed[1][key] <= fixed[0][key] * (1 + 1e-9)), key
+    searched = [serving_costs(p, N) for p in problems]
+    cost = [p.weights.cost("deploy", s["serve_time_s"], s["serve_energy_j"])
+            for p, s in zip(problems, searched)]
+    ok = searched[0]["fits"] & searched[0]["slo_ok"]
+    assert np.all(cost[1][ok] <= cost[0][ok] * (1 + 1e-9))
 
 
 @settings(max_examples=8)
@@ -204,3 +210,28 @@ def test_unreachable_target_is_answered_as_infeasible_with_exit_3(capsys):
     assert "no configuration reaches the target loss" in capsys.readouterr().out
     assert main(["plan", "--target-loss", "1.5", "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["optimum"] is None
+
+
+def test_serving_batch_is_searched_within_the_slo():
+    """h100-sxm's deployment (batch up to 32, TPOT <= 50 ms, TTFT <= 1 s): per (format, N)
+    the planner keeps the batch with the lowest serving cost among the powers of two
+    that fit and meet the SLO; batch_search false prices exactly the study's batch."""
+    problem = problem_from_study(small_resolved(), 0)
+    wl = problem.workload
+    assert wl.batch == 32 and wl.batch_candidates() == [1, 2, 4, 8, 16, 32]
+    N = np.asarray(problem.N_grid, float)
+    chosen = serving_costs(problem, N)
+    each = {b: serving_at_batch(problem, N, wl.model_copy(update={"batch": b}))
+            for b in wl.batch_candidates()}
+    for f in range(len(problem.serve_axis)):
+        for i in range(N.size):
+            ok = {b: problem.weights.cost("deploy", r["serve_time_s"][f, i],
+                                          r["serve_energy_j"][f, i])
+                  for b, r in each.items() if r["fits"][f, i] and r["slo_ok"][f, i]}
+            if ok:
+                assert chosen["serve_batch"][f, i] == min(ok, key=ok.get)
+            else:
+                assert chosen["serve_batch"][f, i] == 1 and not chosen["slo_ok"][f, i] \
+                    or not chosen["fits"][f, i]
+    fixed = wl.model_copy(update={"batch_search": False})
+    assert fixed.batch_candidates() == [32]
