@@ -29,7 +29,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from precsim.simulator.dtypes import DType
+from precsim.simulator.dtypes import DTYPE_BITS
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import is_file_reference, load_yaml_mapping
 from precsim.simulator.profiles import (Count, HardwareProfile, Share, Time, _Cited,
@@ -48,6 +48,8 @@ DeviceKind = Literal["gpu", "cpu", "npu"]
 PROFILE_DEVICES = {"gpu": ("gpu",), "cpu": ("cpu",), "accelerator": ("npu",),
                    "mobile_soc": ("cpu", "gpu", "npu")}
 
+#: Element types a runtime states kernels for: every type a format can use.
+KernelDType = Literal[tuple(DTYPE_BITS)]  # type: ignore[valid-type]
 KernelMode = Literal["native", "fused", "dequantise_then_gemm", "kernel_else_dequantise",
                      "emulated", "unsupported"]
 
@@ -113,7 +115,7 @@ class RuntimeProfile(_Strict):
     sources: list[str] = Field(default_factory=list)
     applies_to: list[DeviceKind] = Field(min_length=1)
     preferred_unit: DeviceKind | None = None
-    kernels: dict[DType, KernelSupport] = Field(default_factory=dict)
+    kernels: dict[KernelDType, KernelSupport] = Field(default_factory=dict)
     fusion: Fusion | None = None
     launch: Launch | None = None
     efficiency: Efficiency | None = None
@@ -208,10 +210,9 @@ class RuntimeExecution:
 def emulated_engine(profile: HardwareProfile, dtype: str, why: str, where: str) -> dict:
     """Overrides (HardwareProfile.with_overrides) that drop `dtype`'s native engine for a
     fallback on the narrowest wider native type of the same family (the elements
-    converted at one vector op each, `why` the stated assumption); `where` prefixes
-    errors."""
+    converted at one vector op each; `why` the stated assumption, "{ref}" in it replaced
+    by that type); `where` prefixes errors."""
     from precsim.simulator.dtypes import FLOAT_DTYPES
-    from precsim.simulator.quant import DTYPE_BITS
     if not profile.native(dtype):
         raise InputError(f"{where}: {dtype} is not native on {profile.name} "
                          f"(native: {', '.join(profile.compute)})")
@@ -222,7 +223,8 @@ def emulated_engine(profile: HardwareProfile, dtype: str, why: str, where: str) 
                          f"{dtype} to emulate it on")
     ref = min(wider, key=lambda d: ((d in FLOAT_DTYPES) != family, DTYPE_BITS[d]))
     rule = {"execute_as": ref, "convert_dtype": ref,
-            "convert_ops_per_element": {"value": 1.0, "assumed": why.format(ref=ref)}}
+            "convert_ops_per_element": {"value": 1.0,
+                                        "assumed": why.replace("{ref}", ref)}}
     return {f"compute.{dtype}": None,
             "fallbacks": {**profile.raw().get("fallbacks", {}), dtype: rule}}
 
@@ -321,7 +323,7 @@ def _kernel_effects(rt: RuntimeProfile, profile: HardwareProfile, quant
             overrides[f"weight_only.{dtype}"] = None
         needs_pass = mode == "dequantise_then_gemm" or (
             mode == "kernel_else_dequantise" and dtype not in profile.weight_only)
-        if "weights" in roles and not profile.native(dtype):
+        if "weights" in roles:  # gemm_cost splits only the weights it converts
             (separate if needs_pass else fused_listed).add(dtype)
     notes = []
     if separate and fused_listed:
@@ -351,6 +353,9 @@ def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecu
         overrides["overheads.runtime_memory"] = {
             "value": rt.memory_reserve.value,
             "derived": f"runtime {rt.name} memory_reserve ({rt.memory_reserve.provenance})"}
+    if profile.kind == "mobile_soc" and rt.preferred_unit:
+        notes.append(f"runtime {rt.name} prefers the SoC's {rt.preferred_unit}; profile "
+                     f"{profile.name} is priced as the unit its compute entries describe")
     if rt.fusion and rt.fusion.kernels_per_layer:
         notes.append(f"runtime {rt.name}: {rt.fusion.kernels_per_layer.value:g} kernels per "
                      f"layer charged as launch cost only (PrecSim's block runs "
