@@ -32,8 +32,8 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from precsim.simulator.dtypes import DTYPE_BITS
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import is_file_reference, load_yaml_mapping
-from precsim.simulator.profiles import (Count, HardwareProfile, Share, Time, _Cited,
-                                        _Strict)
+from precsim.simulator.profiles import (Count, Fraction, HardwareProfile, Share, Time,
+                                        _Cited, _Strict)
 from precsim.simulator.quant import GROUPS, as_quant
 from precsim.simulator.schema_errors import format_validation_error
 
@@ -65,9 +65,21 @@ class KernelSupport(_Cited):
     kernel_else_dequantise: the profile's weight-only kernel where it has one, else
     dequantise_then_gemm. emulated: the chip's native engine for this type is not used
     (a fallback on the narrowest wider native type). unsupported: a format using this
-    type is refused (exit 2)."""
+    type is refused (exit 2). `stream_efficiency` (fused / native kernels): the share of
+    the hardware's streaming rate this runtime's kernel reaches on weights of this type,
+    a multiplier on the stream fraction of the kernel that reads them (a non-native type
+    without a weight-only kernel in the profile gets one: its fallback's execution type
+    at that type's rates, conversion hidden in the kernel)."""
 
     kernel: KernelMode
+    stream_efficiency: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _efficiency_needs_a_kernel(self):
+        if self.stream_efficiency is not None and self.kernel not in ("native", "fused"):
+            raise ValueError(f"stream_efficiency is for native or fused kernels, not "
+                             f"{self.kernel}")
+        return self
 
 
 class Fusion(_Strict):
@@ -145,7 +157,8 @@ class RuntimeProfile(_Strict):
 
 # ---- loading -------------------------------------------------------------------------------
 
-_MODELS = (RuntimeProfile, KernelSupport, Fusion, Launch, Efficiency, Count, Share, Time)
+_MODELS = (RuntimeProfile, KernelSupport, Fusion, Launch, Efficiency, Count, Share, Time,
+           Fraction)
 
 
 def runtime_from_mapping(doc: dict, source: str) -> RuntimeProfile:
@@ -303,6 +316,37 @@ def _efficiency_overrides(rt: RuntimeProfile, profile: HardwareProfile, doc: dic
     return out
 
 
+def _stream_overrides(rt: RuntimeProfile, profile: HardwareProfile, dtype: str,
+                      support: KernelSupport) -> dict:
+    """`kernels.DTYPE.stream_efficiency` applied to the kernel reading DTYPE weights."""
+    eff = support.stream_efficiency
+    doc = profile.raw()
+    why = f"runtime {rt.name} kernels.{dtype}.stream_efficiency {eff.value:g} ({eff.provenance})"
+
+    def scaled(fraction: float) -> dict:
+        return {"value": round(fraction * eff.value, 12),
+                "derived": f"{fraction:g} x {why}"}
+    if dtype in profile.weight_only:
+        return {f"weight_only.{dtype}.stream_fraction":
+                scaled(profile.weight_only[dtype].stream_fraction_value)}
+    if profile.native(dtype):
+        spec = profile.compute[dtype]
+        return {f"compute.{dtype}.stream_fraction": scaled(spec.stream_fraction_value),
+                f"compute.{dtype}.gemm_stream_fraction":
+                    scaled(spec.gemm_stream_fraction_value)}
+    rule = profile.fallbacks.get(dtype)
+    if rule is None:
+        raise InputError(f"runtime {rt.name}: kernels.{dtype}.stream_efficiency: profile "
+                         f"{profile.name} has neither a {dtype} engine, a weight-only "
+                         f"kernel nor a fallback rule to apply it to")
+    spec, raw = profile.compute[rule.execute_as], doc["compute"][rule.execute_as]
+    return {f"weight_only.{dtype}": {
+        "peak": raw["peak"], "achievable_fraction": raw["achievable_fraction"],
+        "stream_fraction": scaled(spec.stream_fraction_value), "exclusive": True,
+        "note": f"runtime {rt.name}'s {dtype} kernel: {rule.execute_as} math, {dtype} "
+                "weights converted in registers (hidden)"}}
+
+
 def _kernel_effects(rt: RuntimeProfile, profile: HardwareProfile, quant
                     ) -> tuple[dict, bool, list[str]]:
     """(overrides, fused_dequant, approximations) of the runtime's `kernels` for `quant`
@@ -321,6 +365,8 @@ def _kernel_effects(rt: RuntimeProfile, profile: HardwareProfile, quant
                 "elements converted to {ref} at one vector op each", f"runtime {rt.name}"))
         if mode == "dequantise_then_gemm" and dtype in profile.weight_only:
             overrides[f"weight_only.{dtype}"] = None
+        if support.stream_efficiency is not None:
+            overrides.update(_stream_overrides(rt, profile, dtype, support))
         needs_pass = mode == "dequantise_then_gemm" or (
             mode == "kernel_else_dequantise" and dtype not in profile.weight_only)
         if "weights" in roles:  # gemm_cost splits only the weights it converts

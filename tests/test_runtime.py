@@ -189,3 +189,67 @@ def test_runtime_result_matches_simulating_the_applied_profile(h100):
     _, _, via = run_request(h100, "llama-3.2-1b", "W4A16-g128", 2, 64, 8, runtime="vllm")
     direct = simulate(run.profile, "llama-3.2-1b", "W4A16-g128", 2, 64, 8)
     assert np.isclose(via.totals["tpot_s"], direct.totals["tpot_s"], rtol=1e-12)
+
+
+def test_report_runtime_comparison_rows_per_runtime_with_reasons(h100):
+    from types import SimpleNamespace
+
+    from precsim.codesign.runtime_table import runtime_comparison
+    plan = SimpleNamespace(
+        optimum=SimpleNamespace(N=1e9, serve_format="W4A16-g128"),
+        problem=SimpleNamespace(deploy_profile=h100, model_options={},
+                                workload=SimpleNamespace(batch=1, prompt_len=128,
+                                                         output_len=16)))
+    results = SimpleNamespace(plans={"h100-sxm": plan}, resolved=SimpleNamespace(
+        runtimes=tuple(load_runtime(n) for n in ("reference", "torch-compile",
+                                                 "executorch"))))
+    table = runtime_comparison(results).set_index("runtime")
+    assert list(table.index) == ["reference", "torch-compile", "executorch"]
+    assert table.loc["torch-compile", "tpot_s"] < table.loc["reference", "tpot_s"]
+    assert table.loc["reference", "reason"] == ""
+    assert "runs on cpu" in table.loc["executorch", "reason"]
+    assert np.isnan(table.loc["executorch", "tpot_s"])
+
+
+def test_study_runtimes_are_checked_naming_the_field(tmp_path):
+    from precsim.codesign.study import default_study_path, load_study, resolve_study
+    doc = yaml.safe_load(default_study_path().read_text())
+    doc["runtimes"] = ["reference", "no-such-runtime"]
+    path = _write(tmp_path, doc, "study.yaml")
+    study, source = load_study(str(path))
+    with pytest.raises(InputError, match=r"study.yaml: runtimes\[1\]: --runtime: unknown"):
+        resolve_study(study, source)
+    doc["runtimes"] = ["reference", "vllm"]
+    study, source = load_study(str(_write(tmp_path, doc, "study.yaml")))
+    assert [r.name for r in resolve_study(study, source).runtimes] == ["reference", "vllm"]
+
+
+def test_serve_size_train_name_the_runtime_and_refuse_what_it_cannot_run(capsys):
+    out = json.loads(_run_ok(capsys, ["serve", "--profile", "h100-sxm", "--model",
+                                      "llama-3.2-1b", "--quant", "W4A16-g128", "--qps", "2",
+                                      "--requests", "20", "--runtime", "llama-cpp",
+                                      "--json"]))
+    assert out["runtime"] == "llama-cpp"
+    assert any("unfused attention not modelled" in n for n in out["approximations"])
+    rc = main(["size", "--profile", "h100-sxm", "--model", "llama-3.2-1b", "--quant", "FP8",
+               "--qps", "2", "--slo-ttft", "1 s", "--slo-tpot", "100 ms", "--runtime",
+               "llama-cpp"])
+    assert rc == 2 and "cannot run fp8_e4m3" in capsys.readouterr().err
+    out = json.loads(_run_ok(capsys, ["train", "--profile", "h100-sxm", "--model", "1e8",
+                                      "--global-batch", "65536", "--runtime",
+                                      "torch-compile", "--json"]))
+    assert out["request"]["runtime"] == "torch-compile"
+
+
+def _run_ok(capsys, argv) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_runtimes_list_and_show(capsys):
+    listed = json.loads(_run_ok(capsys, ["runtimes", "list", "--json"]))
+    assert [r["name"] for r in listed][0] == "reference"
+    assert {"torch-compile", "llama-cpp", "tensorrt-llm", "executorch", "vllm"} <= \
+        {r["name"] for r in listed}
+    text = _run_ok(capsys, ["runtimes", "show", "torch-compile"])
+    assert "launch.per_kernel: 630 ns" in text and "[ocannl]" in text
