@@ -1,22 +1,22 @@
 """Runtime validation: batch-1 decode under runtime profiles vs published measurements.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/runtime_validation.py [--no-plot]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/runtime_validation.py [--fit] [--no-plot]
 
-Rows (the only published per-runtime measurements PrecSim can express today, cited in
-hw_profiles/h100-sxm.yaml [torchao] and runtimes/torch-compile.yaml): pytorch/ao
-torchao/quantization README, Llama-3.1-8B batch-1 decode on H100 with torch.compile
-(gpt-fast's generate.py: a short prompt, 200 new tokens): bf16 126.9, int8 weight-only
-198.9, int4 weight-only group 64 241.4 tokens/s. A row is `precsim simulate
---profile h100-sxm --model llama-3-8b` (Llama-3.1-8B has Llama-3-8B's shapes) at batch
-1, prompt PROMPT_TOKENS, GEN_TOKENS generated, in the row's format; predicted tokens/s
-= 1 / TPOT.
+Rows: batch-1 decode tokens/s of torch.compile'd PyTorch (the `torch-compile` runtime)
+- calibration: pytorch/ao torchao/quantization README, Llama-3.1-8B on H100 (bf16
+  126.9, int8 weight-only 198.9, int4 weight-only group 64 241.4 tok/s);
+- held out: pytorch-labs/gpt-fast README, Llama-2-7B on A100-80GB power-limited to
+  330 W (base 104.9, 8-bit 155.58, 4-bit G=32 196.80 tok/s).
+A row is `precsim simulate --runtime R` at batch 1, prompt PROMPT_TOKENS, GEN_TOKENS
+generated (both projects' generate.py: a short prompt, 200 new tokens), in the row's
+format; Llama-3.1-8B has Llama-3-8B's shapes. Predicted tokens/s = 1 / TPOT.
 
-Printed per runtime (reference and torch-compile): predicted vs measured per row, the
-median and worst |error|. The bf16 row is not held out: hw_profiles/h100-sxm.yaml's HBM
-achievable fraction (0.70) was derived from it under the reference runtime (3.4 us per
-launch). A counterfactual torch-compile with int4/int8 dequantised before the GEMM
-(`kernel: dequantise_then_gemm`) shows what the measured int4 / int8 speed-ups say
-about the kernels: only fused weight-only kernels reproduce them. Writes
+`--fit` re-derives runtimes/torch-compile.yaml's three numbers on the calibration rows
+only (bisection, one row each, in order): efficiency.memory_bandwidth on the bf16 row,
+then kernels.int8 / int4 stream_efficiency on the int8 / int4 rows. Printed per runtime
+(reference, torch-compile, and a counterfactual torch-compile whose int8/int4 weights
+are dequantised by a separate kernel first): predicted vs measured per row, median and
+worst |error| over all rows and over the held-out rows. Writes
 docs/img/runtime_pred_vs_meas.png.
 """
 from __future__ import annotations
@@ -36,36 +36,79 @@ from precsim.simulator.runtime import builtin_runtime_dir, runtime_from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 PLOT = ROOT / "docs" / "img" / "runtime_pred_vs_meas.png"
-PROMPT_TOKENS = 8      # gpt-fast / torchao default prompt: a few tokens
-GEN_TOKENS = 200       # torchao's benchmark generates 200 tokens
-#: (format, measured tokens/s, source) on h100-sxm, Llama-3.1-8B, batch 1
-ROWS = (("BF16", 126.9, "torchao README: bf16"),
-        ("W8A16", 198.9, "torchao README: int8wo"),
-        ("W4A16-g64", 241.4, "torchao README: int4wo-64"))
+PROMPT_TOKENS = 8      # "Hello, my name is": a few tokens
+GEN_TOKENS = 200       # both benchmarks generate 200 tokens
+#: (profile, model, format, measured tokens/s, role, source)
+ROWS = (
+    ("h100-sxm", "llama-3-8b", "BF16", 126.9, "calibration", "torchao README: bf16"),
+    ("h100-sxm", "llama-3-8b", "W8A16", 198.9, "calibration", "torchao README: int8wo"),
+    ("h100-sxm", "llama-3-8b", "W4A16-g64", 241.4, "calibration",
+     "torchao README: int4wo-64"),
+    ("a100-sxm-80gb", "llama-2-7b", "BF16", 104.9, "held out", "gpt-fast README: base"),
+    ("a100-sxm-80gb", "llama-2-7b", "W8A16", 155.58, "held out", "gpt-fast README: 8-bit"),
+    ("a100-sxm-80gb", "llama-2-7b", "W4A16-g32", 196.80, "held out",
+     "gpt-fast README: 4-bit G=32"),
+)
 
 
-def _dequantising_torch_compile():
-    """torch-compile with int8/int4 dequantised by a separate kernel (counterfactual)."""
+def _torch_compile(edit) -> object:
+    """runtimes/torch-compile.yaml with `edit(doc)` applied (fit and counterfactual)."""
     doc = copy.deepcopy(load_yaml_mapping(builtin_runtime_dir() / "torch-compile.yaml"))
+    edit(doc)
+    return runtime_from_mapping(doc, f"torch-compile variant {doc['name']}")
+
+
+def _dequantising(doc: dict) -> None:
     doc["name"] = "torch-compile-dequantise"
     for dtype in ("int8", "int4"):
         doc["kernels"][dtype] = {"kernel": "dequantise_then_gemm",
-                                 "assumed": "counterfactual of benchmarks/runtime_validation.py"}
-    return runtime_from_mapping(doc, "torch-compile with dequantise-then-GEMM")
+                                 "assumed": "counterfactual of runtime_validation.py"}
+
+
+def tokens_per_s(row, runtime) -> float:
+    profile, model, fmt = row[:3]
+    _, _, sim = run_request(load_profile(profile), model, fmt, 1, PROMPT_TOKENS, GEN_TOKENS,
+                            runtime=runtime)
+    return 1.0 / float(sim.totals["tpot_s"])
+
+
+def fit() -> dict:
+    """The three torch-compile numbers, each by bisection on its calibration row."""
+    found: dict = {}
+
+    def runtime(values: dict):
+        def edit(doc):
+            if "m" in values:
+                doc["efficiency"]["memory_bandwidth"] = {"value": values["m"], "assumed": "fit"}
+            for dtype in ("int8", "int4"):
+                doc["kernels"][dtype].pop("stream_efficiency", None)
+                if dtype in values:
+                    doc["kernels"][dtype]["stream_efficiency"] = {"value": values[dtype],
+                                                                  "assumed": "fit"}
+        return _torch_compile(edit)
+
+    for key, row in (("m", ROWS[0]), ("int8", ROWS[1]), ("int4", ROWS[2])):
+        lo, hi = 0.05, 1.0
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            if tokens_per_s(row, runtime({**found, key: mid})) > row[3]:
+                hi = mid
+            else:
+                lo = mid
+        found[key] = round((lo + hi) / 2, 3)
+    return found
 
 
 def table() -> pd.DataFrame:
-    h100 = load_profile("h100-sxm")
-    runtimes = ("reference", "torch-compile", _dequantising_torch_compile())
     rows = []
-    for runtime in runtimes:
-        for fmt, measured, source in ROWS:
-            _, _, sim = run_request(h100, "llama-3-8b", fmt, 1, PROMPT_TOKENS, GEN_TOKENS,
-                                    runtime=runtime)
-            predicted = 1.0 / float(sim.totals["tpot_s"])
-            rows.append({"runtime": sim.totals["runtime"]["name"], "format": fmt,
-                         "measured_tok_s": measured, "predicted_tok_s": predicted,
-                         "error": predicted / measured - 1.0, "source": source})
+    for runtime in ("reference", "torch-compile", _torch_compile(_dequantising)):
+        name = runtime if isinstance(runtime, str) else runtime.name
+        for row in ROWS:
+            predicted = tokens_per_s(row, runtime)
+            rows.append({"runtime": name, "profile": row[0], "model": row[1],
+                         "format": row[2], "role": row[4], "measured_tok_s": row[3],
+                         "predicted_tok_s": predicted, "error": predicted / row[3] - 1.0,
+                         "source": row[5]})
     return pd.DataFrame(rows)
 
 
@@ -73,19 +116,18 @@ def plot(df: pd.DataFrame, path: Path = PLOT) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    for (runtime, part), marker in zip(df.groupby("runtime", sort=False), "osx"):
-        ax.scatter(part["measured_tok_s"], part["predicted_tok_s"], marker=marker,
-                   label=runtime)
-        for _, r in part.iterrows():
-            ax.annotate(r["format"], (r["measured_tok_s"], r["predicted_tok_s"]),
-                        fontsize=7, xytext=(3, 3), textcoords="offset points")
-    lim = [50, 1.15 * max(df["measured_tok_s"].max(), df["predicted_tok_s"].max())]
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    for i, (runtime, part) in enumerate(df.groupby("runtime", sort=False)):
+        for role, marker in (("calibration", "o"), ("held out", "^")):
+            sub = part[part["role"] == role]
+            ax.scatter(sub["measured_tok_s"], sub["predicted_tok_s"], marker=marker,
+                       color=f"C{i}", label=f"{runtime} ({role})")
+    lim = [0, 1.1 * max(df["measured_tok_s"].max(), df["predicted_tok_s"].max())]
     ax.plot(lim, lim, "k--", lw=0.8, label="predicted = measured")
-    ax.set(xlim=lim, ylim=lim, xlabel="measured tokens/s (torchao, H100, batch 1)",
+    ax.set(xlim=lim, ylim=lim, xlabel="measured tokens/s (batch 1)",
            ylabel="predicted tokens/s (PrecSim)",
-           title="Llama-3.1-8B batch-1 decode on H100 by runtime")
-    ax.legend(fontsize=8)
+           title="Batch-1 decode: torchao (H100) and gpt-fast (A100)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -94,10 +136,17 @@ def plot(df: pd.DataFrame, path: Path = PLOT) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fit", action="store_true",
+                        help="re-derive torch-compile's numbers on the calibration rows")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
+    if args.fit:
+        found = fit()
+        print(f"fit: efficiency.memory_bandwidth {found['m']}, kernels.int8.stream_efficiency"
+              f" {found['int8']}, kernels.int4.stream_efficiency {found['int4']} "
+              "(runtimes/torch-compile.yaml)\n")
     df = table()
-    with pd.option_context("display.width", 140):
+    with pd.option_context("display.width", 160):
         print(df.drop(columns="source").to_string(
             index=False, formatters={"measured_tok_s": "{:.1f}".format,
                                      "predicted_tok_s": "{:.1f}".format,
@@ -105,8 +154,10 @@ def main(argv=None) -> int:
     print()
     for runtime, part in df.groupby("runtime", sort=False):
         err = np.abs(part["error"].to_numpy())
+        held = np.abs(part.loc[part["role"] == "held out", "error"].to_numpy())
         print(f"{runtime}: median |error| {np.median(err):.1%}, worst {err.max():.1%} "
-              f"({len(part)} rows)")
+              f"({len(part)} rows); held out: median {np.median(held):.1%}, worst "
+              f"{held.max():.1%}")
     if not args.no_plot:
         plot(df)
         print(f"wrote {PLOT.relative_to(ROOT)}")

@@ -201,11 +201,10 @@ def test_report_runtime_comparison_rows_per_runtime_with_reasons(h100):
                                 workload=SimpleNamespace(batch=1, prompt_len=128,
                                                          output_len=16)))
     results = SimpleNamespace(plans={"h100-sxm": plan}, resolved=SimpleNamespace(
-        runtimes=tuple(load_runtime(n) for n in ("reference", "torch-compile",
-                                                 "executorch"))))
+        runtimes=tuple(load_runtime(n) for n in ("reference", "vllm", "executorch"))))
     table = runtime_comparison(results).set_index("runtime")
-    assert list(table.index) == ["reference", "torch-compile", "executorch"]
-    assert table.loc["torch-compile", "tpot_s"] < table.loc["reference", "tpot_s"]
+    assert list(table.index) == ["reference", "vllm", "executorch"]
+    assert table.loc["vllm", "tpot_s"] < table.loc["reference", "tpot_s"]  # CUDA graphs
     assert table.loc["reference", "reason"] == ""
     assert "runs on cpu" in table.loc["executorch", "reason"]
     assert np.isnan(table.loc["executorch", "tpot_s"])
@@ -253,3 +252,29 @@ def test_runtimes_list_and_show(capsys):
         {r["name"] for r in listed}
     text = _run_ok(capsys, ["runtimes", "show", "torch-compile"])
     assert "launch.per_kernel: 630 ns" in text and "[ocannl]" in text
+
+
+def test_stream_efficiency_gives_a_fallback_type_its_own_weight_only_kernel(h100):
+    run = apply_runtime("torch-compile", h100, "W4A16-g64")
+    kernel = run.profile.weight_only["int4"]
+    assert kernel.exclusive and kernel.stream_fraction.value == pytest.approx(0.517)
+    assert kernel.achievable_ops_per_s == h100.compute["bf16"].achievable_ops_per_s
+    assert "kernels.int4.stream_efficiency" in kernel.stream_fraction.derived
+    # the GEMV's HBM time: the weights streamed at 0.517 x the derated HBM rate, the
+    # activation and output vectors at the derated rate
+    n = k = 4096
+    cost = gemm_cost(run.profile, 1, n, k, "W4A16-g64", weight_home=2, act_home=2,
+                     out_home=2)
+    hbm = 3.35e12 * 0.70 * 0.833
+    wb = parse_quant("W4A16-g64").effective_weight_bits / 8.0
+    assert float(cost.memory_time_s) == pytest.approx(
+        k * n * wb / (hbm * 0.517) + (2 * k + 2 * n) / hbm, rel=1e-9)
+
+
+def test_stream_efficiency_only_for_kernels_that_read_the_weights(tmp_path, capsys):
+    doc = _dequant_doc("dequantise_then_gemm")
+    doc["kernels"]["int4"]["stream_efficiency"] = {"value": 0.5, "assumed": "[t]"}
+    rc = main(["simulate", "--profile", "h100-sxm", "--model", "llama-3.2-1b",
+               "--runtime", str(_write(tmp_path, doc))])
+    err = capsys.readouterr().err
+    assert rc == 2 and "kernels.int4: stream_efficiency is for native or fused" in err, err

@@ -64,6 +64,9 @@ def cmd_show(args: argparse.Namespace) -> int:
           + (f" (prefers the {rt.preferred_unit})" if rt.preferred_unit else ""))
     for dtype, k in rt.kernels.items():
         print(f"  kernels.{dtype}: {k.kernel}  [{k.provenance}]")
+        if k.stream_efficiency:
+            print(f"  kernels.{dtype}.stream_efficiency: {k.stream_efficiency.value:g}  "
+                  f"[{k.stream_efficiency.provenance}]")
     for block in ("fusion", "launch", "efficiency"):
         for key, val in (summary.get(block) or {}).items():
             item = getattr(getattr(rt, block), key)
