@@ -277,7 +277,7 @@ def _launch_overrides(rt: RuntimeProfile, doc: dict) -> dict:
 
     def launch(cited: dict) -> dict:
         if per is not None:
-            base = {"value": f"{per.value * 1e6:.6g} us",
+            base = {"value": f"{per.value * 1e6:.12g} us",
                     "derived": f"runtime {rt.name} launch.per_kernel ({per.provenance})"}
             return _scaled(base, scale, why) if kpl else base
         return _scaled(cited, scale, why)

@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from precsim.codesign.cli import main
 from precsim.simulator.cost import decode_step_cost, simulate
@@ -278,3 +280,45 @@ def test_stream_efficiency_only_for_kernels_that_read_the_weights(tmp_path, caps
                "--runtime", str(_write(tmp_path, doc))])
     err = capsys.readouterr().err
     assert rc == 2 and "kernels.int4: stream_efficiency is for native or fused" in err, err
+
+
+def test_emulated_drops_the_native_engine_for_a_wider_fallback(tmp_path, h100):
+    doc = _dequant_doc("emulated")
+    doc["kernels"] = {"fp8_e4m3": {"kernel": "emulated", "source": "[t]"}}
+    run = apply_runtime(_write(tmp_path, doc), h100, "FP8")
+    assert not run.profile.native("fp8_e4m3") and h100.native("fp8_e4m3")
+    rule = run.profile.fallbacks["fp8_e4m3"]
+    assert rule.execute_as == "bf16" and "runtime test-dq" in rule.convert_ops_per_element.assumed
+    native = simulate(h100, "llama-3.2-1b", "FP8", 64, 512, 2)
+    emulated = simulate(run.profile, "llama-3.2-1b", "FP8", 64, 512, 2)
+    assert emulated.totals["ttft_s"] > native.totals["ttft_s"]  # compute-bound prefill
+
+
+def test_kernel_else_dequantise_keeps_a_profile_weight_only_kernel(tmp_path, h100):
+    host = load_profile("host")
+    doc = _dequant_doc("kernel_else_dequantise")
+    doc["applies_to"] = ["gpu", "cpu"]
+    path = _write(tmp_path, doc)
+    on_host = apply_runtime(path, host, "W4A16-g128")
+    assert "int4" in on_host.profile.weight_only and on_host.profile is host
+    assert apply_runtime(path, h100, "W4A16-g128").fused_dequant is False
+    assert on_host.fused_dequant is True
+
+
+def test_memory_reserve_replaces_the_profile_runtime_memory(h100):
+    l4 = load_profile("l4")
+    run = apply_runtime("vllm", l4)
+    assert run.profile.overheads.runtime_memory.value == 0.1
+    assert "runtime vllm memory_reserve" in run.profile.overheads.runtime_memory.derived
+
+
+@settings(max_examples=15, deadline=None)
+@given(gap_us=st.floats(min_value=0.05, max_value=20.0),
+       profile=st.sampled_from(["h100-sxm", "a100-sxm-80gb", "l4", "rtx-4090"]))
+def test_decode_launch_overhead_is_kernels_times_the_runtime_gap(tmp_path_factory, gap_us,
+                                                                 profile):
+    path = _write(tmp_path_factory.mktemp("rt"), _graphs_doc(True, f"{gap_us!r} us"))
+    run = apply_runtime(path, load_profile(profile))
+    step = decode_step_cost(run.profile, "llama-3.2-1b", "W16A16", 1, 256)
+    assert float(step.overhead_time_s) == pytest.approx(
+        float(step.n_kernels) * gap_us * 1e-6, rel=1e-9)
