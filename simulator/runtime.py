@@ -19,7 +19,6 @@ Runtimes are found by name in the shipped runtimes/ folder or read from a YAML p
 """
 from __future__ import annotations
 
-import copy
 import difflib
 import os
 from dataclasses import dataclass
@@ -29,13 +28,14 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from precsim.simulator.dtypes import DTYPE_BITS
+from precsim.simulator.dtypes import DTYPE_BITS, FLOAT_DTYPES
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import is_file_reference, load_yaml_mapping
 from precsim.simulator.profiles import (Count, Fraction, HardwareProfile, Share, Time,
                                         _Cited, _Strict)
 from precsim.simulator.quant import GROUPS, as_quant
 from precsim.simulator.schema_errors import format_validation_error
+from precsim.simulator.units import parse_quantity
 
 #: The runtime that reproduces PrecSim without a runtime layer (the default).
 REFERENCE = "reference"
@@ -225,7 +225,6 @@ def emulated_engine(profile: HardwareProfile, dtype: str, why: str, where: str) 
     fallback on the narrowest wider native type of the same family (the elements
     converted at one vector op each; `why` the stated assumption, "{ref}" in it replaced
     by that type); `where` prefixes errors."""
-    from precsim.simulator.dtypes import FLOAT_DTYPES
     if not profile.native(dtype):
         raise InputError(f"{where}: {dtype} is not native on {profile.name} "
                          f"(native: {', '.join(profile.compute)})")
@@ -255,7 +254,6 @@ def _format_dtypes(quant) -> dict[str, set[str]]:
 
 def _scaled(cited: dict, factor: float, what: str) -> dict:
     """A cited plain-number or quantity mapping times `factor`, provenance kept."""
-    from precsim.simulator.units import parse_quantity
     value = cited["value"]
     if isinstance(value, str):
         new = f"{parse_quantity(value, 'time') * factor * 1e6:.12g} us"
@@ -418,7 +416,5 @@ def runtime_summary(rt: RuntimeProfile) -> dict:
     """The JSON description of a runtime (`precsim runtimes show`)."""
     return {"name": rt.name, "description": rt.description, "applies_to": rt.applies_to,
             "preferred_unit": rt.preferred_unit, "path": rt.path,
-            **copy.deepcopy(rt.model_dump(mode="json", exclude={"name", "description",
-                                                                "applies_to",
-                                                                "preferred_unit"},
-                                          exclude_none=True))}
+            **rt.model_dump(mode="json", exclude={"name", "description", "applies_to",
+                                                  "preferred_unit"}, exclude_none=True)}
