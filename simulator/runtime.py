@@ -30,7 +30,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from precsim.simulator.dtypes import DTYPE_BITS, FLOAT_DTYPES
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import is_file_reference, load_yaml_mapping
+from precsim.simulator.io import MAX_YAML_BYTES, is_file_reference, load_yaml_mapping
 from precsim.simulator.profiles import (Count, Fraction, HardwareProfile, Share, Time,
                                         _Cited, _Strict)
 from precsim.simulator.quant import GROUPS, as_quant
@@ -180,8 +180,25 @@ def builtin_runtime_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "runtimes"
 
 
+#: resolved file path -> (its bytes, the runtime read from them)
+_READ: dict = {}
+
+
 def load_runtime_file(path: str | os.PathLike) -> RuntimeProfile:
-    return runtime_from_mapping(load_yaml_mapping(path, what="runtime profile"), str(path))
+    """Read and validate one runtime YAML (memoised while the file's bytes are the same;
+    errors name the file and field)."""
+    key = os.path.abspath(path)
+    try:
+        data = Path(key).read_bytes() if os.path.getsize(key) <= MAX_YAML_BYTES else None
+    except OSError:
+        data = None
+    hit = _READ.get(key)
+    if hit is not None and data is not None and hit[0] == data:
+        return hit[1]
+    runtime = runtime_from_mapping(load_yaml_mapping(path, what="runtime profile"), str(path))
+    if data is not None:
+        _READ[key] = (data, runtime)
+    return runtime
 
 
 def list_runtimes() -> list[RuntimeProfile]:
@@ -198,6 +215,9 @@ def load_runtime(name_or_path: str | os.PathLike | RuntimeProfile | None = None
     text = REFERENCE if name_or_path is None else str(name_or_path)
     if is_file_reference(text):
         return load_runtime_file(os.path.expanduser(text))
+    shipped = builtin_runtime_dir() / f"{text}.yaml"
+    if shipped.is_file() and load_runtime_file(shipped).name == text:
+        return load_runtime_file(shipped)
     known = {r.name: r for r in list_runtimes()}
     if text in known:
         return known[text]
