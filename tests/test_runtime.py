@@ -240,6 +240,9 @@ def test_serve_size_train_name_the_runtime_and_refuse_what_it_cannot_run(capsys)
                                       "--global-batch", "65536", "--runtime",
                                       "torch-compile", "--json"]))
     assert out["request"]["runtime"] == "torch-compile"
+    rc = main(["train", "--profile", "h100-sxm", "--model", "1e8", "--global-batch",
+               "65536", "--runtime", "vllm"])
+    assert rc == 2 and "--runtime vllm: an inference stack" in capsys.readouterr().err
 
 
 def _run_ok(capsys, argv) -> str:
@@ -322,3 +325,18 @@ def test_decode_launch_overhead_is_kernels_times_the_runtime_gap(tmp_path_factor
     step = decode_step_cost(run.profile, "llama-3.2-1b", "W16A16", 1, 256)
     assert float(step.overhead_time_s) == pytest.approx(
         float(step.n_kernels) * gap_us * 1e-6, rel=1e-9)
+
+
+@pytest.mark.parametrize("runtime", [p.stem for p in sorted(builtin_runtime_dir().glob("*.yaml"))])
+def test_every_shipped_runtime_applies_or_refuses_cleanly_on_every_profile(runtime):
+    from precsim.simulator.profile_loader import list_profiles
+    for profile in list_profiles():
+        for fmt in ("BF16", "W4A16-g128", "FP8", "W8A8"):
+            try:
+                run = apply_runtime(runtime, profile, fmt)
+            except InputError as exc:
+                assert runtime in str(exc) and profile.name in str(exc)
+                continue
+            step = decode_step_cost(run.profile, "llama-3.2-1b", fmt, 1, 64,
+                                    fused_dequant=run.fused_dequant, flash=run.flash)
+            assert np.isfinite(float(step.time_s)) and float(step.time_s) > 0

@@ -16,6 +16,7 @@ from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
                                               runtime_profile)
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import get_model, list_models, model_for_params
+from precsim.simulator.runtime import load_runtime
 from precsim.simulator.training import (PHASES, RECIPES, fit_advice, get_recipe,
                                         training_step)
 from precsim.simulator.training_memory import RECOMPUTE_MODES
@@ -106,6 +107,10 @@ def _rows(profile, args) -> list[dict]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     profile, runtime, notes = runtime_profile(args, resolve_profile(args, args.profile))
+    if not load_runtime(args.runtime).trains:
+        raise InputError(f"--runtime {runtime}: an inference stack (trains: false); "
+                         "training runtimes: reference, torch-compile or a YAML with "
+                         "trains: true")
     if args.tp < 1 or args.pp < 1:
         raise InputError(f"--tp and --pp must be at least 1, got {args.tp} and {args.pp}")
     rows = _rows(profile, args)
