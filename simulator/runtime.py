@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, StrictBool, ValidationError, model_validator
 
 from precsim.simulator.dtypes import DTYPE_BITS, FLOAT_DTYPES
 from precsim.simulator.errors import InputError
@@ -99,7 +99,7 @@ class Launch(_Strict):
     `overheads.kernel_launch` and its per-type `launch` figures. A runtime with graphs
     must state it."""
 
-    graphs: bool
+    graphs: StrictBool
     per_kernel: Time | None = None
 
     @model_validator(mode="after")
@@ -127,7 +127,7 @@ class RuntimeProfile(_Strict):
     sources: list[str] = Field(default_factory=list)
     applies_to: list[DeviceKind] = Field(min_length=1)
     preferred_unit: DeviceKind | None = None
-    trains: bool = False  # runs training steps (`precsim train --runtime`), not only inference
+    trains: StrictBool = False  # runs training steps (`precsim train --runtime`), not only inference
     kernels: dict[KernelDType, KernelSupport] = Field(default_factory=dict)
     fusion: Fusion | None = None
     launch: Launch | None = None
