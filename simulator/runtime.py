@@ -127,7 +127,7 @@ class RuntimeProfile(_Strict):
     sources: list[str] = Field(default_factory=list)
     applies_to: list[DeviceKind] = Field(min_length=1)
     preferred_unit: DeviceKind | None = None
-    trains: StrictBool = False  # runs training steps (`precsim train --runtime`), not only inference
+    trains: StrictBool = False  # runs training steps (`precsim train --runtime`)
     kernels: dict[KernelDType, KernelSupport] = Field(default_factory=dict)
     fusion: Fusion | None = None
     launch: Launch | None = None
