@@ -340,7 +340,8 @@ def _stream_overrides(rt: RuntimeProfile, profile: HardwareProfile, dtype: str,
     """`kernels.DTYPE.stream_efficiency` applied to the kernel reading DTYPE weights."""
     eff = support.stream_efficiency
     doc = profile.raw()
-    why = f"runtime {rt.name} kernels.{dtype}.stream_efficiency {eff.value:g} ({eff.provenance})"
+    why = (f"runtime {rt.name} kernels.{dtype}.stream_efficiency {eff.value:g} "
+           f"({eff.provenance})")
 
     def scaled(fraction: float) -> dict:
         return {"value": round(fraction * eff.value, 12),
@@ -376,8 +377,9 @@ def _kernel_effects(rt: RuntimeProfile, profile: HardwareProfile, quant
     for dtype, support in rt.kernels.items():
         mode, roles = support.kernel, used.get(dtype, set())
         if mode == "unsupported" and roles:
-            raise InputError(f"runtime {rt.name} cannot run {dtype} ({', '.join(sorted(roles))} "
-                             f"of {quant.name}) on {profile.name}: {support.provenance}")
+            raise InputError(f"runtime {rt.name} cannot run {dtype} "
+                             f"({', '.join(sorted(roles))} of {quant.name}) on "
+                             f"{profile.name}: {support.provenance}")
         if mode == "emulated" and profile.native(dtype):
             overrides.update(emulated_engine(
                 profile, dtype, f"runtime {rt.name}: no {dtype} kernel ({support.provenance}); "

@@ -11,7 +11,8 @@ from precsim.simulator.units import format_quantity
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("runtimes", help="list and show runtime profiles (software stacks)")
+    parser = subparsers.add_parser(
+        "runtimes", help="list and show runtime profiles (software stacks)")
     sub = parser.add_subparsers(dest="runtimes_command", metavar="ACTION")
     sub.required = True
     p_list = sub.add_parser("list", help="one line per shipped runtime")
