@@ -17,7 +17,7 @@ from precsim.lawcore import LAWS, compute_optimal, get_law
 from precsim.simulator.cost import SimulationResult
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import TransformerConfig, get_model, list_models
-from precsim.simulator.profile_loader import list_profiles
+from precsim.simulator.profile_loader import cached_profile, list_profiles
 from precsim.simulator.profile_loader import load_profile as _load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
@@ -29,9 +29,14 @@ __all__ = ["InputError", "compute_optimal", "get_law", "get_model", "list_laws",
 
 def load_profile(name_or_path: str | os.PathLike | HardwareProfile,
                  profile_dirs=()) -> HardwareProfile:
-    """A shipped profile by name (`precsim profiles list`) or a YAML file, validated."""
+    """A shipped profile by name (`precsim profiles list`) or a YAML file, validated.
+
+    Without `profile_dirs` a name or path is read once and memoised while its file is
+    unchanged (`cached_profile`): profiles are frozen, edit one with `with_overrides`."""
     if isinstance(name_or_path, HardwareProfile):
         return name_or_path
+    if not profile_dirs:
+        return cached_profile(name_or_path)
     return _load_profile(name_or_path, profile_dirs)
 
 

@@ -8,6 +8,7 @@ dtype) pair runs on one profile (simulator.mapping chooses them).
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -152,21 +153,44 @@ def vector_rate_energy(p: HardwareProfile) -> tuple[float, float]:
     return rate, energy
 
 
+#: id(profile) -> (weak reference to it, its packed Hardware): one profile is packed
+#: once (and its exec_cache filled once) while it lives. Profiles are frozen (an edit,
+#: e.g. `with_overrides` or a what-if variant, is a new object with its own entry); an
+#: entry leaves with its profile, so a recycled id never finds a stale one.
+_PACKED: dict[int, tuple[weakref.ref, Hardware]] = {}
+
+
+def _packed_single(profile: HardwareProfile) -> Hardware:
+    """`as_hardware` of one loaded profile, memoised per profile object (`_PACKED`)."""
+    key = id(profile)
+    hit = _PACKED.get(key)
+    if hit is not None and hit[0]() is profile:
+        return hit[1]
+    arr = np.empty((), dtype=object)
+    arr[()] = profile
+    packed = _pack(arr)
+    _PACKED[key] = (weakref.ref(profile, lambda _, k=key: _PACKED.pop(k, None)), packed)
+    return packed
+
+
 def as_hardware(profile) -> Hardware:
     """Pack a profile, a profile name, or a sequence / object array of them."""
     if isinstance(profile, Hardware):
         return profile
     if isinstance(profile, (HardwareProfile, str)):
-        arr = np.empty((), dtype=object)
-        arr[()] = cached_profile(profile)
-    else:
-        src = np.asarray(profile, dtype=object) if not isinstance(profile, np.ndarray) \
-            else profile
-        if src.size == 0:
-            raise InputError("no hardware profile given")
-        arr = np.empty(src.shape, dtype=object)
-        for idx in np.ndindex(src.shape):
-            arr[idx] = cached_profile(src[idx])
+        return _packed_single(cached_profile(profile))
+    src = np.asarray(profile, dtype=object) if not isinstance(profile, np.ndarray) \
+        else profile
+    if src.size == 0:
+        raise InputError("no hardware profile given")
+    arr = np.empty(src.shape, dtype=object)
+    for idx in np.ndindex(src.shape):
+        arr[idx] = cached_profile(src[idx])
+    return _pack(arr)
+
+
+def _pack(arr: np.ndarray) -> Hardware:
+    """The Hardware of an object array of loaded profiles."""
     flat = list(arr.reshape(-1))
     depth = max(len(p.memory) for p in flat)
     first = flat[0]
