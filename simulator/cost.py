@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import pandas as pd
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import Hardware, as_hardware
@@ -178,8 +177,9 @@ class PhaseCost:
                                    weights_home=home)
 
     @property
-    def ops(self) -> pd.DataFrame:
-        """One row per op: op, phase, group, count, shape, exec_dtype, exec_path, bound, flops,
+    def ops(self):
+        """A pandas DataFrame (imported here: pandas is not needed for the totals), one
+        row per op: op, phase, group, count, shape, exec_dtype, exec_path, bound, flops,
         vector/convert ops, bytes per level, time, energy, time components, kernels."""
         if np.ndim(self.time_s):
             raise InputError("the per-op table needs scalar inputs (one configuration); "
@@ -204,6 +204,7 @@ class PhaseCost:
                                                     + cost.convert_ops) / main
                                               if main > 0 else np.inf)})
             rows.append(row)
+        import pandas as pd
         return pd.DataFrame(rows)
 
 
@@ -416,7 +417,9 @@ class SimulationResult:
     totals: dict
 
     @property
-    def ops(self) -> pd.DataFrame:
+    def ops(self):
+        """The per-op DataFrame, built on each access (never for the totals alone)."""
+        import pandas as pd
         return pd.concat([self.prefill.ops, self.decode.ops], ignore_index=True)
 
 

@@ -8,7 +8,6 @@ dtype) pair runs on one profile (simulator.mapping chooses them).
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -74,7 +73,8 @@ class Hardware:
     vector_bits: object = 32.0
     widen_ops: object = 1.0
     #: memo of simulator.mapping.exec_options per (id(profile), w dtype, a dtype), filled
-    #: by simulator.mapping.plan_options
+    #: by simulator.mapping.plan_options, and of the power envelope ("power",
+    #: simulator.power.power_params)
     exec_cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -153,23 +153,25 @@ def vector_rate_energy(p: HardwareProfile) -> tuple[float, float]:
     return rate, energy
 
 
-#: id(profile) -> (weak reference to it, its packed Hardware): one profile is packed
-#: once (and its exec_cache filled once) while it lives. Profiles are frozen (an edit,
-#: e.g. `with_overrides` or a what-if variant, is a new object with its own entry); an
-#: entry leaves with its profile, so a recycled id never finds a stale one.
-_PACKED: dict[int, tuple[weakref.ref, Hardware]] = {}
+#: id(profile) -> its packed Hardware, for the last PACKED_MAX profiles packed: a profile
+#: is packed once (and its exec_cache filled once). The entry holds the profile (in
+#: `profiles`), so its id is not recycled while cached. Profiles are frozen: an edit
+#: (`with_overrides`, a what-if variant) is a new object with its own entry.
+_PACKED: dict[int, Hardware] = {}
+PACKED_MAX = 64
 
 
 def _packed_single(profile: HardwareProfile) -> Hardware:
     """`as_hardware` of one loaded profile, memoised per profile object (`_PACKED`)."""
-    key = id(profile)
-    hit = _PACKED.get(key)
-    if hit is not None and hit[0]() is profile:
-        return hit[1]
+    hit = _PACKED.get(id(profile))
+    if hit is not None and hit.profiles[()] is profile:
+        return hit
     arr = np.empty((), dtype=object)
     arr[()] = profile
     packed = _pack(arr)
-    _PACKED[key] = (weakref.ref(profile, lambda _, k=key: _PACKED.pop(k, None)), packed)
+    while len(_PACKED) >= PACKED_MAX:  # the oldest entry goes first
+        _PACKED.pop(next(iter(_PACKED)), None)
+    _PACKED[id(profile)] = packed
     return packed
 
 

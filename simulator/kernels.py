@@ -11,6 +11,7 @@ bytes) and takes the option with the least time element-wise (`cheapest`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ SOFTMAX_OPS = 5.0
 def check_positive(**values):
     """InputError unless every named value is positive and finite."""
     for name, value in values.items():
+        if isinstance(value, (int, float)) and 0.0 < value < math.inf:
+            continue  # the common scalar case, without numpy
         arr = np.asarray(value, dtype=float)
         if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
             raise InputError(f"{name} must be positive and finite, got {value!r}")
