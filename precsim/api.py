@@ -24,7 +24,7 @@ from precsim.simulator.quant import QuantFormat, parse_quant
 
 __all__ = ["InputError", "compute_optimal", "get_law", "get_model", "list_laws",
            "list_models", "list_profiles", "load_profile", "parse_quant", "plan",
-           "simulate"]
+           "simulate", "simulate_grid"]
 
 
 def load_profile(name_or_path: str | os.PathLike | HardwareProfile,
@@ -65,6 +65,42 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
                                flash=flash, fused_dequant=fused_dequant,
                                layout=ParallelLayout(tp=tp, pp=pp, ep=ep))
     return result
+
+
+def simulate_grid(profile: str | HardwareProfile, model: str | TransformerConfig,
+                  quant: str | QuantFormat = "W16A16", *, batch=(1,), prompt=(512,),
+                  gen=(128,), flash: bool = True, fused_dequant: bool = True):
+    """Every (batch, prompt, gen) of the Cartesian product of three 1-D sequences, in one
+    vectorised `simulate` call: a pandas DataFrame, one row per configuration (batch
+    slowest, gen fastest) with columns batch, prompt, gen and every totals entry, a dict
+    entry flattened to `<key>_<name>` (bytes_moved_HBM, energy_memory_j_HBM, ...); a
+    model's stated approximations are in `.attrs["approximations"]`. Row i equals the
+    scalar `simulate` of its configuration (the decode-step rule never depends on the
+    other configurations: `cost.decode_nodes_for`). One device; loop over layouts."""
+    import numpy as np
+    import pandas as pd
+
+    axes = {}
+    for name, values in (("batch", batch), ("prompt", prompt), ("gen", gen)):
+        arr = np.asarray(values, dtype=float)
+        if arr.ndim > 1 or arr.size == 0:
+            raise InputError(f"simulate_grid: {name} must be a number or a non-empty 1-D "
+                             f"sequence, got shape {arr.shape}")
+        axes[name] = arr.reshape(-1)
+    b, p, g = np.meshgrid(axes["batch"], axes["prompt"], axes["gen"], indexing="ij")
+    result = simulate(profile, model, quant, batch=b, prompt=p, gen=g, flash=flash,
+                      fused_dequant=fused_dequant)
+    columns = {"batch": b.reshape(-1), "prompt": p.reshape(-1), "gen": g.reshape(-1)}
+    approximations = result.totals.get("approximations", [])
+    for key, value in result.totals.items():
+        if key == "approximations":
+            continue
+        for name, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+            column = key if name is None else f"{key}_{name}"
+            columns[column] = np.broadcast_to(np.asarray(v), b.shape).reshape(-1)
+    frame = pd.DataFrame(columns)
+    frame.attrs["approximations"] = list(approximations)
+    return frame
 
 
 def plan(study: str | os.PathLike | None = None, *, deploy_profile: str | None = None,
