@@ -178,9 +178,15 @@ class PhaseCost:
 
     @property
     def ops(self):
-        """A pandas DataFrame (imported here: pandas is not needed for the totals), one
-        row per op: op, phase, group, count, shape, exec_dtype, exec_path, bound, flops,
-        vector/convert ops, bytes per level, time, energy, time components, kernels."""
+        """The per-op table as a pandas DataFrame (`rows`; pandas is imported here, the
+        totals never need it)."""
+        import pandas as pd
+        return pd.DataFrame(self.rows())
+
+    def rows(self) -> list[dict]:
+        """One dict per op: op, phase, group, count, shape, exec_dtype, exec_path, bound,
+        flops, vector/convert ops, bytes per level, time, energy, time components,
+        kernels."""
         if np.ndim(self.time_s):
             raise InputError("the per-op table needs scalar inputs (one configuration); "
                              "index the swept arrays first")
@@ -204,8 +210,7 @@ class PhaseCost:
                                                     + cost.convert_ops) / main
                                               if main > 0 else np.inf)})
             rows.append(row)
-        import pandas as pd
-        return pd.DataFrame(rows)
+        return rows
 
 
 def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,
@@ -418,9 +423,14 @@ class SimulationResult:
 
     @property
     def ops(self):
-        """The per-op DataFrame, built on each access (never for the totals alone)."""
+        """The per-op DataFrame (prefill rows, then decode), built on each access (never
+        for the totals alone)."""
         import pandas as pd
         return pd.concat([self.prefill.ops, self.decode.ops], ignore_index=True)
+
+    def rows(self) -> list[dict]:
+        """The rows of `ops` as dicts, without pandas."""
+        return self.prefill.rows() + self.decode.rows()
 
 
 def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool = True,

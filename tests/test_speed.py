@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import precsim
+from precsim.codesign.commands.simulate import _text_table
 from precsim.simulator import hardware
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.power import power_params
@@ -93,6 +94,7 @@ def test_ops_is_built_on_access_as_the_phase_tables_stacked():
     ops = result.ops
     stacked = pd.concat([result.prefill.ops, result.decode.ops], ignore_index=True)
     pd.testing.assert_frame_equal(ops, stacked)
+    pd.testing.assert_frame_equal(ops, pd.DataFrame(result.rows()))  # the pandas-free rows
     assert ops is not result.ops  # a fresh table each time: editing one changes no other
     assert list(ops.columns[:5]) == ["op", "phase", "group", "count", "shape"]
     assert set(ops["phase"]) == {"prefill", "decode"}
@@ -100,6 +102,13 @@ def test_ops_is_built_on_access_as_the_phase_tables_stacked():
     by_phase = ops.groupby("phase")["time_s"].sum()
     assert by_phase["prefill"] == pytest.approx(result.prefill.time_s, rel=1e-12)
     assert by_phase["decode"] == pytest.approx(result.decode.time_s, rel=1e-12)
+
+
+def test_the_cli_text_table_lays_out_as_pandas_did():
+    columns = {"phase": ["prefill", "decode"], "op": ["qkv_proj", "lm_head"],
+               "time": ["6.192 ms", "1 us"], "share": ["0.5%", "12.0%"]}
+    assert _text_table(columns) == pd.DataFrame(columns).to_string(index=False)
+    assert _text_table({"a": ["x"], "longer": ["y"]}).splitlines() == ["a longer", "x      y"]
 
 
 @pytest.mark.parametrize(("profile", "model", "quant"), [

@@ -209,15 +209,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for key, val in lines:
         print(f"  {key:<{width}}  {val}")
     main = f"bytes_{profile.main_memory.name}"
-    table = result.ops[["phase", "op", "exec_dtype", "bound", "time_s", main, "flops"]].copy()
-    table["share"] = (table["time_s"] / table["time_s"].sum() * 100).map("{:.1f}%".format)
-    table["time"] = table["time_s"].map(lambda v: format_quantity(v, "time"))
-    table[main] = table[main].map(lambda v: format_quantity(v, "bytes"))
-    table["flops"] = table["flops"].map("{:.3g}".format)
+    rows = result.rows()
+    total = sum(r["time_s"] for r in rows)
     print("\nper op (decode rows summed over all decode steps):")
-    print(table[["phase", "op", "exec_dtype", "bound", "time", "share", main, "flops"]]
-          .to_string(index=False))
+    print(_text_table({
+        "phase": [r["phase"] for r in rows], "op": [r["op"] for r in rows],
+        "exec_dtype": [r["exec_dtype"] for r in rows], "bound": [r["bound"] for r in rows],
+        "time": [format_quantity(r["time_s"], "time") for r in rows],
+        "share": [f"{r['time_s'] / total * 100:.1f}%" for r in rows],
+        main: [format_quantity(r[main], "bytes") for r in rows],
+        "flops": [f"{r['flops']:.3g}" for r in rows]}))
     return 0
+
+
+def _text_table(columns: dict[str, list[str]]) -> str:
+    """Columns of strings right-justified under their headers, one space apart (the
+    layout of pandas' `to_string(index=False)`, without importing pandas)."""
+    widths = [max([len(name), *map(len, values)]) for name, values in columns.items()]
+    lines = [" ".join(n.rjust(w) for n, w in zip(columns, widths))]
+    lines += [" ".join(v.rjust(w) for v, w in zip(row, widths))
+              for row in zip(*columns.values())]
+    return "\n".join(lines)
 
 
 def cmd_roofline(args: argparse.Namespace) -> int:
