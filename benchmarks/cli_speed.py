@@ -10,6 +10,7 @@ Peers are not installed here: their figures are the ones quoted in the issue, la
 the same run with the same code, so the ratios compare like with like on this machine.
 
     python benchmarks/cli_speed.py [--repeats N] [--cli-runs N] [--baseline DIR] [--json]
+                                   [--out FILE.json]
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from precsim.simulator.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE, MODEL, QUANT = "a100-sxm-80gb", "llama-2-7b", "W16A16"
@@ -36,47 +39,46 @@ TARGETS = {"api_cached_s": 0.5e-3, "cli_wall_s": 0.8,
            "vector_per_config_s": QUOTED["LLM-Viewer API per configuration"] / 10}
 
 #: Runs in a fresh interpreter with PYTHONPATH = the tree measured; prints one JSON line.
+#: Every time is measured twice: wall (perf_counter) and this process's CPU time
+#: (process_time), which a busy shared machine inflates far less.
 _API_PROBE = r"""
 import itertools, json, statistics, sys, time
-t0 = time.perf_counter()
 import numpy as np
 import precsim
-first = time.perf_counter()
+w0, c0 = time.perf_counter(), time.process_time()
 precsim.simulate(PROFILE, MODEL, QUANT)
-first = time.perf_counter() - first
-repeats = REPEATS  # noqa: F821 - set by the caller
+out = {"first_call_s": time.perf_counter() - w0, "first_call_cpu_s": time.process_time() - c0}
 
-def median_per_call(calls):
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for c in calls:
-            c()
-        runs.append((time.perf_counter() - start) / len(calls))
-    return statistics.median(runs)
+def median_per_call(key, calls, per=1):
+    walls, cpus = [], []
+    for _ in range(REPEATS):
+        w, c = time.perf_counter(), time.process_time()
+        for call in calls:
+            call()
+        walls.append((time.perf_counter() - w) / len(calls) / per)
+        cpus.append((time.process_time() - c) / len(calls) / per)
+    out[key + "_s"], out[key + "_cpu_s"] = statistics.median(walls), statistics.median(cpus)
 
 profile, model = precsim.load_profile(PROFILE), precsim.get_model(MODEL)
-same = median_per_call([lambda: precsim.simulate(profile, model, QUANT)] * 10)
-names = median_per_call([lambda: precsim.simulate(PROFILE, MODEL, QUANT)] * 10)
+median_per_call("cached_same", [lambda: precsim.simulate(profile, model, QUANT)] * 10)
+median_per_call("cached_names", [lambda: precsim.simulate(PROFILE, MODEL, QUANT)] * 10)
 configs = list(itertools.product([1, 4, 16, 64], [128, 512, 2048], [32, 128, 512]))
-distinct = median_per_call([
+median_per_call("cached_distinct", [
     (lambda b=b, p=p, g=g: precsim.simulate(profile, model, QUANT, batch=b, prompt=p,
                                             gen=g)) for b, p, g in configs])
-out = {"first_call_s": first, "cached_same_s": same, "cached_names_s": names,
-       "cached_distinct_s": distinct, "distinct_configs": len(configs)}
+out["distinct_configs"] = len(configs)
 batch = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512], dtype=float)
 prompt = np.array([64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768], dtype=float)
 gen = np.array([1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096], dtype=float)
 grid = (batch[:, None, None], prompt[None, :, None], gen[None, None, :])
-n = batch.size * prompt.size * gen.size
-out["vector_configs"] = n
-out["vector_per_config_s"] = median_per_call([
+n = out["vector_configs"] = batch.size * prompt.size * gen.size
+median_per_call("vector_per_config", [
     lambda: precsim.simulate(profile, model, QUANT, batch=grid[0], prompt=grid[1],
-                             gen=grid[2])]) / n
+                             gen=grid[2])], per=n)
 if hasattr(precsim, "simulate_grid"):
-    out["grid_per_config_s"] = median_per_call([
+    median_per_call("grid_per_config", [
         lambda: precsim.simulate_grid(profile, model, QUANT, batch=batch, prompt=prompt,
-                                      gen=gen)]) / n
+                                      gen=gen)], per=n)
 print(json.dumps(out))
 """
 
@@ -98,19 +100,22 @@ def _cli_args(json_out: bool) -> list[str]:
             "--model", MODEL, "--quant", QUANT] + (["--json"] if json_out else [])
 
 
-def _cli_wall(tree: Path, runs: int, json_out: bool) -> float:
-    """Median wall time of `precsim simulate` in a subprocess (interpreter start
-    included), measured around the child by a small timer process of its own."""
-    timer = ("import subprocess, sys, time; t = time.perf_counter(); "
+def _cli_wall(tree: Path, runs: int, json_out: bool) -> tuple[float, float]:
+    """Median wall time and CPU time (user + system) of `precsim simulate` in a
+    subprocess, interpreter start included, measured by a small timer process."""
+    timer = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
-             "print(time.perf_counter() - t)")
-    walls = []
+             "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "print(time.perf_counter() - t, u.ru_utime + u.ru_stime)")
+    walls, cpus = [], []
     for _ in range(runs):
         done = subprocess.run([sys.executable, "-c", timer, *_cli_args(json_out)],
                               capture_output=True, text=True, env=_env(tree), cwd=tree,
                               timeout=600, check=True)
-        walls.append(float(done.stdout.strip()))
-    return statistics.median(walls)
+        wall, cpu = map(float, done.stdout.split())
+        walls.append(wall)
+        cpus.append(cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def _import_breakdown(tree: Path, top: int) -> list[dict]:
@@ -133,10 +138,15 @@ def _import_breakdown(tree: Path, top: int) -> list[dict]:
 
 def measure(tree: Path, repeats: int, cli_runs: int, top: int) -> dict:
     out = _api(tree, repeats)
-    out["cli_json_wall_s"] = _cli_wall(tree, cli_runs, True)
-    out["cli_text_wall_s"] = _cli_wall(tree, cli_runs, False)
+    out["cli_json_wall_s"], out["cli_json_wall_cpu_s"] = _cli_wall(tree, cli_runs, True)
+    out["cli_text_wall_s"], out["cli_text_wall_cpu_s"] = _cli_wall(tree, cli_runs, False)
     out["imports"] = _import_breakdown(tree, top)
     return out
+
+
+def _cpu(key: str) -> str:
+    """The CPU-time twin of a wall-time key (`x_s` -> `x_cpu_s`)."""
+    return key[:-len("_s")] + "_cpu_s"
 
 
 def _ms(s: float) -> str:
@@ -156,28 +166,33 @@ _ROWS = (("first_call_s", "API: first simulate call in a fresh process (after im
 def _print(result: dict) -> None:
     ours, base = result["ours"], result.get("baseline")
     print(f"{PROFILE} / {MODEL} / {QUANT}; {os.cpu_count()} CPUs, load average "
-          f"{result['load_average']}")
-    head = f"{'measurement':<62} {'this tree':>11}"
-    print(head + (f" {'baseline':>11} {'speed-up':>9}" if base else ""))
+          f"{result['load_average']} (wall / CPU time, medians)")
+    head = f"{'measurement':<62} {'this tree':>21}"
+    print(head + (f" {'baseline':>21} {'speed-up':>13}" if base else ""))
+
+    def pair(d: dict, key: str) -> str:
+        return f"{_ms(d[key])} / {_ms(d[_cpu(key)])}"
     for key, label in _ROWS:
         if key not in ours:
             continue
-        line = f"{label:<62} {_ms(ours[key]):>11}"
+        line = f"{label:<62} {pair(ours, key):>21}"
         if base and key in base:
-            line += f" {_ms(base[key]):>11} {base[key] / ours[key]:>8.1f}x"
+            cpu = _cpu(key)
+            line += (f" {pair(base, key):>21} {base[key] / ours[key]:>5.1f}x /"
+                     f"{base[cpu] / ours[cpu]:>5.1f}x")
         print(line)
     print("\nquoted in the issue, NOT measured here:")
     for name, value in QUOTED.items():
         print(f"  {name:<45} {_ms(value):>11}")
     peer = QUOTED["LLM-Viewer API per configuration"]
-    print(f"\nvectorised per config vs LLM-Viewer's quoted scalar call: "
-          f"{peer / ours['vector_per_config_s']:.1f}x faster (target >= 10x)")
-    print(f"cached scalar call vs LLM-Viewer's quoted call: "
-          f"{ours['cached_distinct_s'] / peer:.1f}x slower (distinct configs); target "
-          f"{_ms(TARGETS['api_cached_s'])}")
-    print(f"CLI --json wall {_ms(ours['cli_json_wall_s'])} (target "
-          f"{_ms(TARGETS['cli_wall_s'])}; llm-analysis CLI quoted "
-          f"{_ms(QUOTED['llm-analysis CLI wall'])})")
+    for clock, tail in (("wall", "_s"), ("CPU", "_cpu_s")):
+        print(f"{clock}: vectorised per config {_ms(ours['vector_per_config' + tail])} = "
+              f"{peer / ours['vector_per_config' + tail]:.1f}x faster than LLM-Viewer's "
+              f"quoted call (target >= 10x); cached scalar call "
+              f"{_ms(ours['cached_distinct' + tail])} (target "
+              f"{_ms(TARGETS['api_cached_s'])}); CLI --json {_ms(ours['cli_json_wall' + tail])}"
+              f", text {_ms(ours['cli_text_wall' + tail])} (target "
+              f"{_ms(TARGETS['cli_wall_s'])})")
     print("\nimports of `precsim simulate --json` by top-level package (this tree):")
     for row in ours["imports"]:
         print(f"  {row['package']:<20} {_ms(row['seconds']):>11}")
@@ -190,7 +205,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8, help="import rows to show")
     parser.add_argument("--baseline", metavar="DIR",
                         help="another checkout to measure the same way (e.g. /work/main)")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print JSON, not the table")
+    parser.add_argument("--out", metavar="FILE.json", help="also write the JSON there")
     args = parser.parse_args()
     result = {"benchmark": "cli_speed", "profile": PROFILE, "model": MODEL, "quant": QUANT,
               "cpus": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()],
@@ -199,6 +215,8 @@ def main() -> None:
     if args.baseline:
         result["baseline"] = measure(Path(args.baseline).resolve(), max(1, args.repeats),
                                      max(1, args.cli_runs), args.top)
+    if args.out:
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
     else:

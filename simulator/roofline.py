@@ -165,13 +165,19 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     compiler places tensors there. For tensors passed between kernels only levels that
     keep data between kernels count (caches; SRAM off GPUs): `persistent_only`.
     """
-    if hw.is_single and np.ndim(nbytes) == 0:  # one profile, one size: plain floats
-        home = hw.main
-        for j in range(hw.main - 1, -1, -1):
-            room = hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j)
-            if nbytes <= room and (hw.persistent[j] or not persistent_only):
-                home = j
-        return home
+    if hw.is_single:  # one profile: its candidate levels and their room as floats
+        rooms = [(j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
+                 for j in range(hw.main - 1, -1, -1)
+                 if hw.persistent[j] or not persistent_only]
+        if np.ndim(nbytes) == 0:
+            return min([j for j, room in rooms if nbytes <= room], default=hw.main)
+        nbytes = np.asarray(nbytes)
+        if not rooms or (nbytes.size and nbytes.min() > max(r for _, r in rooms)):
+            return hw.main  # nothing fits below main memory anywhere in the sweep
+        home = np.full(nbytes.shape, hw.main)
+        for j, room in rooms:
+            home = np.where(nbytes <= room, j, home)
+        return int(home.flat[0]) if np.all(home == home.flat[0]) else home
     home = np.full(np.broadcast(nbytes, hw.capacity_bytes[0]).shape, hw.main)
     for j in range(hw.main - 1, -1, -1):
         room = np.where(hw.scratchpad[j], hw.capacity_bytes[j], hw.usable(j))
