@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,7 @@ from precsim.simulator.hardware import as_hardware
 from precsim.simulator.power import power_params
 
 A100 = "a100-sxm-80gb"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _close(a, b) -> bool:
@@ -144,3 +148,15 @@ def test_grid_keeps_a_models_approximations():
     moe = next(name for name in precsim.list_models() if "mixtral" in name)
     grid = precsim.simulate_grid("h100-sxm", moe, "FP8", batch=[1], gen=[8])
     assert any("MoE" in note for note in grid.attrs["approximations"])
+
+
+def test_a_simulate_call_loads_pandas_only_for_the_op_table():
+    code = ("import sys, precsim\n"
+            "r = precsim.simulate('a100-sxm-80gb', 'llama-2-7b')\n"
+            "before = 'pandas' in sys.modules or 'precsim.lawcore' in sys.modules\n"
+            "r.ops\n"
+            "print(before, 'pandas' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
