@@ -73,8 +73,9 @@ class Hardware:
     vector_bits: object = 32.0
     widen_ops: object = 1.0
     #: memo of simulator.mapping.exec_options per (id(profile), w dtype, a dtype), filled
-    #: by simulator.mapping.plan_options, and of the power envelope ("power",
-    #: simulator.power.power_params)
+    #: by simulator.mapping.plan_options, of the power envelope ("power",
+    #: simulator.power.power_params) and of each level's room (roofline.home_level):
+    #: a Hardware derived with other numbers needs a fresh one (as `expand` does)
     exec_cache: dict = field(default_factory=dict, repr=False)
 
     @property

@@ -166,9 +166,11 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     keep data between kernels count (caches; SRAM off GPUs): `persistent_only`.
     """
     if hw.is_single:  # one profile: its candidate levels and their room as floats
-        rooms = [(j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
-                 for j in range(hw.main - 1, -1, -1)
-                 if hw.persistent[j] or not persistent_only]
+        rooms = hw.exec_cache.get(("rooms", persistent_only))
+        if rooms is None:
+            rooms = hw.exec_cache[("rooms", persistent_only)] = tuple(
+                (j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
+                for j in range(hw.main - 1, -1, -1) if hw.persistent[j] or not persistent_only)
         if np.ndim(nbytes) == 0:
             return min([j for j, room in rooms if nbytes <= room], default=hw.main)
         nbytes = np.asarray(nbytes)
