@@ -58,6 +58,19 @@ def test_a_profile_file_edited_on_disk_is_read_again(tmp_path):
     assert precsim.simulate(str(path), "llama-2-7b").totals["tpot_s"] > 1.5 * first
 
 
+def test_one_relative_path_in_two_folders_is_two_profiles(tmp_path, monkeypatch):
+    source = hardware.cached_profile(A100).path
+    for folder, bandwidth in (("a", "2.039 TB/s"), ("b", "1.0195 TB/s")):
+        (tmp_path / folder).mkdir()
+        text = open(source, encoding="utf-8").read()
+        (tmp_path / folder / "chip.yaml").write_text(
+            text.replace("value: 2.039 TB/s", f"value: {bandwidth}"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "a")
+    fast = precsim.simulate("./chip.yaml", "llama-2-7b").totals["tpot_s"]
+    monkeypatch.chdir(tmp_path / "b")
+    assert precsim.simulate("./chip.yaml", "llama-2-7b").totals["tpot_s"] > 1.5 * fast
+
+
 def test_eviction_from_the_packing_cache_keeps_results(monkeypatch):
     monkeypatch.setattr(hardware, "PACKED_MAX", 2)
     base = precsim.load_profile(A100)
