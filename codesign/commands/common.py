@@ -22,6 +22,16 @@ def add_json_arg(parser: argparse.ArgumentParser) -> None:
                         help="print one machine-readable JSON object instead of a table")
 
 
+def add_runtime_arg(parser: argparse.ArgumentParser) -> None:
+    """--runtime NAME|PATH: the software stack the hardware runs under (simulator.runtime;
+    `precsim runtimes list`)."""
+    parser.add_argument(
+        "--runtime", default=None, metavar="NAME|PATH",
+        help="runtime profile: a shipped name (reference, torch-compile, llama-cpp, "
+             "tensorrt-llm, executorch, vllm; `precsim runtimes list`) or a runtime YAML "
+             "path (default reference: the hardware profile as it is)")
+
+
 def resolve_profile(args: argparse.Namespace, name: str) -> HardwareProfile:
     return load_profile(name, extra_paths=getattr(args, "profile_dir", []) or [])
 
