@@ -34,10 +34,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scipy.optimize import minimize_scalar  # noqa: E402
 
-import mlenergy_rows  # noqa: E402
-from mlenergy_rows import CONFIGS_CSV, MODELS, PROFILES, PROMPTS, expressible, steady_of  # noqa: E402
+from mlenergy_rows import (CONFIGS_CSV, MODELS, PROFILES, PROMPTS, RUNTIME,  # noqa: E402
+                           expressible, steady_of)
 from precsim.simulator.models import TransformerConfig  # noqa: E402
 from precsim.simulator.profile_loader import load_profile  # noqa: E402
+from precsim.simulator.profiles import Fraction  # noqa: E402
+from precsim.simulator.runtime import load_runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PLOT = ROOT / "docs" / "img" / "energy_pred_vs_meas.png"
@@ -119,20 +121,20 @@ def fit_prompt(rows: pd.DataFrame, profile) -> float:
 
 
 def fit_fp8_expert_stream(rows: pd.DataFrame, profile) -> float:
-    """The vllm runtime's fp8_e4m3 expert streaming share minimising the FP8_FIT rows'
-    throughput error (mlenergy_rows.VLLM's value replaced while fitting)."""
+    """The vllm runtime's fp8_e4m3 `efficiency.expert_stream` minimising the FP8_FIT rows'
+    throughput error (the other runtime fields as runtimes/vllm.yaml states them)."""
     fit = rows[_fit_rows(rows, FP8_FIT, True)]
-    stored = mlenergy_rows.VLLM
+    stored = load_runtime(RUNTIME)
 
     def sse(share):
-        mlenergy_rows.VLLM = {"overheads.expert_stream": {
-            "fp8_e4m3": {"value": float(share), "assumed": "fit"}}}
-        return _log_sse(fit, profile, PROMPTS)
-    try:
-        res = minimize_scalar(sse, bounds=(0.1, 1.0), method="bounded",
-                              options={"xatol": 1e-3})
-    finally:
-        mlenergy_rows.VLLM = stored
+        eff = stored.efficiency.model_copy(update={"expert_stream": {
+            "fp8_e4m3": Fraction(value=float(share), assumed="being fitted")}})
+        runtime = stored.model_copy(update={"efficiency": eff})
+        err = [np.log(float(steady_of(profile, r, ALL_MODELS, runtime=runtime)
+                            .output_tokens_per_s) / float(r["output_throughput_tokens_per_sec"]))
+               for _, r in fit.iterrows()]
+        return float(np.sum(np.square(err)))
+    res = minimize_scalar(sse, bounds=(0.05, 1.0), method="bounded", options={"xatol": 1e-3})
     return float(res.x)
 
 

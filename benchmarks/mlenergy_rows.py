@@ -18,6 +18,7 @@ from pathlib import Path
 
 from precsim.simulator.parallel import ParallelLayout
 from precsim.simulator.quant import parse_quant
+from precsim.simulator.runtime import apply_runtime
 from precsim.simulator.steady import steady_state
 
 #: shared/reference/data beside the checkout (or $PRECSIM_REFERENCE_DATA).
@@ -41,9 +42,9 @@ PROFILES = {"H100": "h100-sxm"}
 RUNTIME = "vllm"
 #: Mean prompt tokens per request: ML.ENERGY v3 publishes output lengths only.
 #: lm-arena-chat: fitted on the calibration rows' throughput (energy_validation.py
-#: --fit: 903 tokens; LMArena conversations carry the earlier turns); gpqa: assumed, a
+#: --fit: 974 tokens; LMArena conversations carry the earlier turns); gpqa: assumed, a
 #: GPQA question with its instructions is a few hundred tokens.
-PROMPTS = {"lm-arena-chat": 903, "gpqa": 256}
+PROMPTS = {"lm-arena-chat": 974, "gpqa": 256}
 
 
 def expressible(row, models=MODELS) -> str | None:
@@ -71,18 +72,12 @@ def quant_of(precision: str):
     return quant.with_overrides({"mlp": "MXFP4"}) if precision == "mxfp4" else quant
 
 
-def steady_of(profile, row, models=MODELS, prompts=PROMPTS):
-    """`steady_state` of a row (module docstring) on `profile` as the vLLM runtime runs
-    the row's format."""
+def steady_of(profile, row, models=MODELS, prompts=PROMPTS, runtime=RUNTIME):
+    """`steady_state` of a row (module docstring) on `profile` as `runtime` (a name or a
+    RuntimeProfile) runs the row's format."""
     quant = quant_of(row["weight_precision"])
-    engine = _vllm(profile)
+    engine = apply_runtime(runtime, profile, quant).profile
     return steady_state(engine, models[row["model_id"]], quant,
                         max(1, round(float(row["avg_batch_size"]))), prompts[row["task"]],
                         max(2.0, float(row["avg_output_len_tokens"])), layout_of(row))
 
-
-VLLM = {"overheads.expert_stream": {"fp8_e4m3": {"value": 0.447, "assumed": "TEMP"}}}
-
-
-def _vllm(profile):  # TEMP until the runtime layer lands
-    return profile.with_overrides(VLLM, name=profile.name)
