@@ -91,9 +91,8 @@ def steady_state(profile, model, quant, batch, prompt_len, gen_len,
     sb = stream_bits(quant) / 8.0
     context = p + g / 2.0
 
-    def comm(rows):
-        return part.n_layers * block_comm_s(topo, model, layout, rows, sb) \
-            if np.any(devices > 1) else 0.0 * rows
+    def comm(rows):  # exposed collectives of a pass over `rows` tokens (0 on one device)
+        return part.n_layers * block_comm_s(topo, model, layout, rows, sb)
 
     t_dec, e_dec, d_dec = _step(profile, hw, decode_step_cost(hw, part, quant, b, context),
                                 comm(b), devices)
