@@ -19,7 +19,6 @@ Runtimes are found by name in the shipped runtimes/ folder or read from a YAML p
 """
 from __future__ import annotations
 
-import copy
 import difflib
 import os
 from dataclasses import dataclass
@@ -27,15 +26,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, StrictBool, ValidationError, model_validator
 
-from precsim.simulator.dtypes import DTYPE_BITS
+from precsim.simulator.dtypes import DTYPE_BITS, FLOAT_DTYPES
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import is_file_reference, load_yaml_mapping
+from precsim.simulator.io import MAX_YAML_BYTES, is_file_reference, load_yaml_mapping
 from precsim.simulator.profiles import (Count, Fraction, HardwareProfile, Share, Time,
                                         _Cited, _Strict)
 from precsim.simulator.quant import GROUPS, as_quant
 from precsim.simulator.schema_errors import format_validation_error
+from precsim.simulator.units import parse_quantity
 
 #: The runtime that reproduces PrecSim without a runtime layer (the default).
 REFERENCE = "reference"
@@ -65,9 +65,21 @@ class KernelSupport(_Cited):
     kernel_else_dequantise: the profile's weight-only kernel where it has one, else
     dequantise_then_gemm. emulated: the chip's native engine for this type is not used
     (a fallback on the narrowest wider native type). unsupported: a format using this
-    type is refused (exit 2)."""
+    type is refused (exit 2). `stream_efficiency` (fused / native kernels): the share of
+    the hardware's streaming rate this runtime's kernel reaches on weights of this type,
+    a multiplier on the stream fraction of the kernel that reads them (a non-native type
+    without a weight-only kernel in the profile gets one: its fallback's execution type
+    at that type's rates, conversion hidden in the kernel)."""
 
     kernel: KernelMode
+    stream_efficiency: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _efficiency_needs_a_kernel(self):
+        if self.stream_efficiency is not None and self.kernel not in ("native", "fused"):
+            raise ValueError(f"stream_efficiency is for native or fused kernels, not "
+                             f"{self.kernel}")
+        return self
 
 
 class Fusion(_Strict):
@@ -87,7 +99,7 @@ class Launch(_Strict):
     `overheads.kernel_launch` and its per-type `launch` figures. A runtime with graphs
     must state it."""
 
-    graphs: bool
+    graphs: StrictBool
     per_kernel: Time | None = None
 
     @model_validator(mode="after")
@@ -118,6 +130,7 @@ class RuntimeProfile(_Strict):
     sources: list[str] = Field(default_factory=list)
     applies_to: list[DeviceKind] = Field(min_length=1)
     preferred_unit: DeviceKind | None = None
+    trains: StrictBool = False  # runs training steps (`precsim train --runtime`)
     kernels: dict[KernelDType, KernelSupport] = Field(default_factory=dict)
     fusion: Fusion | None = None
     launch: Launch | None = None
@@ -171,8 +184,25 @@ def builtin_runtime_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "runtimes"
 
 
+#: resolved file path -> (its bytes, the runtime read from them)
+_READ: dict = {}
+
+
 def load_runtime_file(path: str | os.PathLike) -> RuntimeProfile:
-    return runtime_from_mapping(load_yaml_mapping(path, what="runtime profile"), str(path))
+    """Read and validate one runtime YAML (memoised while the file's bytes are the same;
+    errors name the file and field)."""
+    key = os.path.abspath(path)
+    try:
+        data = Path(key).read_bytes() if os.path.getsize(key) <= MAX_YAML_BYTES else None
+    except OSError:
+        data = None
+    hit = _READ.get(key)
+    if hit is not None and data is not None and hit[0] == data:
+        return hit[1]
+    runtime = runtime_from_mapping(load_yaml_mapping(path, what="runtime profile"), str(path))
+    if data is not None:
+        _READ[key] = (data, runtime)
+    return runtime
 
 
 def list_runtimes() -> list[RuntimeProfile]:
@@ -189,6 +219,9 @@ def load_runtime(name_or_path: str | os.PathLike | RuntimeProfile | None = None
     text = REFERENCE if name_or_path is None else str(name_or_path)
     if is_file_reference(text):
         return load_runtime_file(os.path.expanduser(text))
+    shipped = builtin_runtime_dir() / f"{text}.yaml"
+    if shipped.is_file() and load_runtime_file(shipped).name == text:
+        return load_runtime_file(shipped)
     known = {r.name: r for r in list_runtimes()}
     if text in known:
         return known[text]
@@ -216,7 +249,6 @@ def emulated_engine(profile: HardwareProfile, dtype: str, why: str, where: str) 
     fallback on the narrowest wider native type of the same family (the elements
     converted at one vector op each; `why` the stated assumption, "{ref}" in it replaced
     by that type); `where` prefixes errors."""
-    from precsim.simulator.dtypes import FLOAT_DTYPES
     if not profile.native(dtype):
         raise InputError(f"{where}: {dtype} is not native on {profile.name} "
                          f"(native: {', '.join(profile.compute)})")
@@ -246,7 +278,6 @@ def _format_dtypes(quant) -> dict[str, set[str]]:
 
 def _scaled(cited: dict, factor: float, what: str) -> dict:
     """A cited plain-number or quantity mapping times `factor`, provenance kept."""
-    from precsim.simulator.units import parse_quantity
     value = cited["value"]
     if isinstance(value, str):
         new = f"{parse_quantity(value, 'time') * factor * 1e6:.12g} us"
@@ -268,7 +299,7 @@ def _launch_overrides(rt: RuntimeProfile, doc: dict) -> dict:
 
     def launch(cited: dict) -> dict:
         if per is not None:
-            base = {"value": f"{per.value * 1e6:.6g} us",
+            base = {"value": f"{per.value * 1e6:.12g} us",
                     "derived": f"runtime {rt.name} launch.per_kernel ({per.provenance})"}
             return _scaled(base, scale, why) if kpl else base
         return _scaled(cited, scale, why)
@@ -312,6 +343,37 @@ def _efficiency_overrides(rt: RuntimeProfile, profile: HardwareProfile, doc: dic
     return out
 
 
+def _stream_overrides(rt: RuntimeProfile, profile: HardwareProfile, dtype: str,
+                      support: KernelSupport) -> dict:
+    """`kernels.DTYPE.stream_efficiency` applied to the kernel reading DTYPE weights."""
+    eff = support.stream_efficiency
+    doc = profile.raw()
+    why = f"runtime {rt.name} kernels.{dtype}.stream_efficiency {eff.value:g} ({eff.provenance})"
+
+    def scaled(fraction: float) -> dict:
+        return {"value": round(fraction * eff.value, 12),
+                "derived": f"{fraction:g} x {why}"}
+    if dtype in profile.weight_only:
+        return {f"weight_only.{dtype}.stream_fraction":
+                scaled(profile.weight_only[dtype].stream_fraction_value)}
+    if profile.native(dtype):
+        spec = profile.compute[dtype]
+        return {f"compute.{dtype}.stream_fraction": scaled(spec.stream_fraction_value),
+                f"compute.{dtype}.gemm_stream_fraction":
+                    scaled(spec.gemm_stream_fraction_value)}
+    rule = profile.fallbacks.get(dtype)
+    if rule is None:
+        raise InputError(f"runtime {rt.name}: kernels.{dtype}.stream_efficiency: profile "
+                         f"{profile.name} has neither a {dtype} engine, a weight-only "
+                         f"kernel nor a fallback rule to apply it to")
+    spec, raw = profile.compute[rule.execute_as], doc["compute"][rule.execute_as]
+    return {f"weight_only.{dtype}": {
+        "peak": raw["peak"], "achievable_fraction": raw["achievable_fraction"],
+        "stream_fraction": scaled(spec.stream_fraction_value), "exclusive": True,
+        "note": f"runtime {rt.name}'s {dtype} kernel: {rule.execute_as} math, {dtype} "
+                "weights converted in registers (hidden)"}}
+
+
 def _kernel_effects(rt: RuntimeProfile, profile: HardwareProfile, quant
                     ) -> tuple[dict, bool, list[str]]:
     """(overrides, fused_dequant, approximations) of the runtime's `kernels` for `quant`
@@ -330,6 +392,8 @@ def _kernel_effects(rt: RuntimeProfile, profile: HardwareProfile, quant
                 "elements converted to {ref} at one vector op each", f"runtime {rt.name}"))
         if mode == "dequantise_then_gemm" and dtype in profile.weight_only:
             overrides[f"weight_only.{dtype}"] = None
+        if support.stream_efficiency is not None:
+            overrides.update(_stream_overrides(rt, profile, dtype, support))
         needs_pass = mode == "dequantise_then_gemm" or (
             mode == "kernel_else_dequantise" and dtype not in profile.weight_only)
         if "weights" in roles:  # gemm_cost splits only the weights it converts
@@ -381,7 +445,5 @@ def runtime_summary(rt: RuntimeProfile) -> dict:
     """The JSON description of a runtime (`precsim runtimes show`)."""
     return {"name": rt.name, "description": rt.description, "applies_to": rt.applies_to,
             "preferred_unit": rt.preferred_unit, "path": rt.path,
-            **copy.deepcopy(rt.model_dump(mode="json", exclude={"name", "description",
-                                                                "applies_to",
-                                                                "preferred_unit"},
-                                          exclude_none=True))}
+            **rt.model_dump(mode="json", exclude={"name", "description", "applies_to",
+                                                  "preferred_unit"}, exclude_none=True)}

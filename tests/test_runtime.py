@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from precsim.codesign.cli import main
 from precsim.simulator.cost import decode_step_cost, simulate
@@ -189,3 +191,152 @@ def test_runtime_result_matches_simulating_the_applied_profile(h100):
     _, _, via = run_request(h100, "llama-3.2-1b", "W4A16-g128", 2, 64, 8, runtime="vllm")
     direct = simulate(run.profile, "llama-3.2-1b", "W4A16-g128", 2, 64, 8)
     assert np.isclose(via.totals["tpot_s"], direct.totals["tpot_s"], rtol=1e-12)
+
+
+def test_report_runtime_comparison_rows_per_runtime_with_reasons(h100):
+    from types import SimpleNamespace
+
+    from precsim.codesign.runtime_table import runtime_comparison
+    plan = SimpleNamespace(
+        optimum=SimpleNamespace(N=1e9, serve_format="W4A16-g128"),
+        problem=SimpleNamespace(deploy_profile=h100, model_options={},
+                                workload=SimpleNamespace(batch=1, prompt_len=128,
+                                                         output_len=16)))
+    results = SimpleNamespace(plans={"h100-sxm": plan}, resolved=SimpleNamespace(
+        runtimes=tuple(load_runtime(n) for n in ("reference", "vllm", "executorch"))))
+    table = runtime_comparison(results).set_index("runtime")
+    assert list(table.index) == ["reference", "vllm", "executorch"]
+    assert table.loc["vllm", "tpot_s"] < table.loc["reference", "tpot_s"]  # CUDA graphs
+    assert table.loc["reference", "reason"] == ""
+    assert "runs on cpu" in table.loc["executorch", "reason"]
+    assert np.isnan(table.loc["executorch", "tpot_s"])
+
+
+def test_study_runtimes_are_checked_naming_the_field(tmp_path):
+    from precsim.codesign.study import default_study_path, load_study, resolve_study
+    doc = yaml.safe_load(default_study_path().read_text())
+    doc["runtimes"] = ["reference", "no-such-runtime"]
+    path = _write(tmp_path, doc, "study.yaml")
+    study, source = load_study(str(path))
+    with pytest.raises(InputError, match=r"study.yaml: runtimes\[1\]: --runtime: unknown"):
+        resolve_study(study, source)
+    doc["runtimes"] = ["reference", "vllm"]
+    study, source = load_study(str(_write(tmp_path, doc, "study.yaml")))
+    assert [r.name for r in resolve_study(study, source).runtimes] == ["reference", "vllm"]
+
+
+def test_serve_size_train_name_the_runtime_and_refuse_what_it_cannot_run(capsys):
+    out = json.loads(_run_ok(capsys, ["serve", "--profile", "h100-sxm", "--model",
+                                      "llama-3.2-1b", "--quant", "W4A16-g128", "--qps", "2",
+                                      "--requests", "20", "--runtime", "llama-cpp",
+                                      "--json"]))
+    assert out["runtime"] == "llama-cpp"
+    assert any("unfused attention not modelled" in n for n in out["approximations"])
+    rc = main(["size", "--profile", "h100-sxm", "--model", "llama-3.2-1b", "--quant", "FP8",
+               "--qps", "2", "--slo-ttft", "1 s", "--slo-tpot", "100 ms", "--runtime",
+               "llama-cpp"])
+    assert rc == 2 and "cannot run fp8_e4m3" in capsys.readouterr().err
+    out = json.loads(_run_ok(capsys, ["train", "--profile", "h100-sxm", "--model", "1e8",
+                                      "--global-batch", "65536", "--runtime",
+                                      "torch-compile", "--json"]))
+    assert out["request"]["runtime"] == "torch-compile"
+    rc = main(["train", "--profile", "h100-sxm", "--model", "1e8", "--global-batch",
+               "65536", "--runtime", "vllm"])
+    assert rc == 2 and "--runtime vllm: an inference stack" in capsys.readouterr().err
+
+
+def _run_ok(capsys, argv) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_runtimes_list_and_show(capsys):
+    listed = json.loads(_run_ok(capsys, ["runtimes", "list", "--json"]))
+    assert [r["name"] for r in listed][0] == "reference"
+    assert {"torch-compile", "llama-cpp", "tensorrt-llm", "executorch", "vllm"} <= \
+        {r["name"] for r in listed}
+    text = _run_ok(capsys, ["runtimes", "show", "torch-compile"])
+    assert "launch.per_kernel: 630 ns" in text and "[ocannl]" in text
+
+
+def test_stream_efficiency_gives_a_fallback_type_its_own_weight_only_kernel(h100):
+    run = apply_runtime("torch-compile", h100, "W4A16-g64")
+    kernel = run.profile.weight_only["int4"]
+    assert kernel.exclusive and kernel.stream_fraction.value == pytest.approx(0.517)
+    assert kernel.achievable_ops_per_s == h100.compute["bf16"].achievable_ops_per_s
+    assert "kernels.int4.stream_efficiency" in kernel.stream_fraction.derived
+    # the GEMV's HBM time: the weights streamed at 0.517 x the derated HBM rate, the
+    # activation and output vectors at the derated rate
+    n = k = 4096
+    cost = gemm_cost(run.profile, 1, n, k, "W4A16-g64", weight_home=2, act_home=2,
+                     out_home=2)
+    hbm = 3.35e12 * 0.70 * 0.833
+    wb = parse_quant("W4A16-g64").effective_weight_bits / 8.0
+    assert float(cost.memory_time_s) == pytest.approx(
+        k * n * wb / (hbm * 0.517) + (2 * k + 2 * n) / hbm, rel=1e-9)
+
+
+def test_stream_efficiency_only_for_kernels_that_read_the_weights(tmp_path, capsys):
+    doc = _dequant_doc("dequantise_then_gemm")
+    doc["kernels"]["int4"]["stream_efficiency"] = {"value": 0.5, "assumed": "[t]"}
+    rc = main(["simulate", "--profile", "h100-sxm", "--model", "llama-3.2-1b",
+               "--runtime", str(_write(tmp_path, doc))])
+    err = capsys.readouterr().err
+    assert rc == 2 and "kernels.int4: stream_efficiency is for native or fused" in err, err
+
+
+def test_emulated_drops_the_native_engine_for_a_wider_fallback(tmp_path, h100):
+    doc = _dequant_doc("emulated")
+    doc["kernels"] = {"fp8_e4m3": {"kernel": "emulated", "source": "[t]"}}
+    run = apply_runtime(_write(tmp_path, doc), h100, "FP8")
+    assert not run.profile.native("fp8_e4m3") and h100.native("fp8_e4m3")
+    rule = run.profile.fallbacks["fp8_e4m3"]
+    assert rule.execute_as == "bf16" and "runtime test-dq" in rule.convert_ops_per_element.assumed
+    native = simulate(h100, "llama-3.2-1b", "FP8", 64, 512, 2)
+    emulated = simulate(run.profile, "llama-3.2-1b", "FP8", 64, 512, 2)
+    assert emulated.totals["ttft_s"] > native.totals["ttft_s"]  # compute-bound prefill
+
+
+def test_kernel_else_dequantise_keeps_a_profile_weight_only_kernel(tmp_path, h100):
+    host = load_profile("host")
+    doc = _dequant_doc("kernel_else_dequantise")
+    doc["applies_to"] = ["gpu", "cpu"]
+    path = _write(tmp_path, doc)
+    on_host = apply_runtime(path, host, "W4A16-g128")
+    assert "int4" in on_host.profile.weight_only and on_host.profile is host
+    assert apply_runtime(path, h100, "W4A16-g128").fused_dequant is False
+    assert on_host.fused_dequant is True
+
+
+def test_memory_reserve_replaces_the_profile_runtime_memory(h100):
+    l4 = load_profile("l4")
+    run = apply_runtime("vllm", l4)
+    assert run.profile.overheads.runtime_memory.value == 0.1
+    assert "runtime vllm memory_reserve" in run.profile.overheads.runtime_memory.derived
+
+
+@settings(max_examples=15, deadline=None)
+@given(gap_us=st.floats(min_value=0.05, max_value=20.0),
+       profile=st.sampled_from(["h100-sxm", "a100-sxm-80gb", "l4", "rtx-4090"]))
+def test_decode_launch_overhead_is_kernels_times_the_runtime_gap(tmp_path_factory, gap_us,
+                                                                 profile):
+    path = _write(tmp_path_factory.mktemp("rt"), _graphs_doc(True, f"{gap_us!r} us"))
+    run = apply_runtime(path, load_profile(profile))
+    step = decode_step_cost(run.profile, "llama-3.2-1b", "W16A16", 1, 256)
+    assert float(step.overhead_time_s) == pytest.approx(
+        float(step.n_kernels) * gap_us * 1e-6, rel=1e-9)
+
+
+@pytest.mark.parametrize("runtime", [p.stem for p in sorted(builtin_runtime_dir().glob("*.yaml"))])
+def test_every_shipped_runtime_applies_or_refuses_cleanly_on_every_profile(runtime):
+    from precsim.simulator.profile_loader import list_profiles
+    for profile in list_profiles():
+        for fmt in ("BF16", "W4A16-g128", "FP8", "W8A8"):
+            try:
+                run = apply_runtime(runtime, profile, fmt)
+            except InputError as exc:
+                assert runtime in str(exc) and profile.name in str(exc)
+                continue
+            step = decode_step_cost(run.profile, "llama-3.2-1b", fmt, 1, 64,
+                                    fused_dequant=run.fused_dequant, flash=run.flash)
+            assert np.isfinite(float(step.time_s)) and float(step.time_s) > 0

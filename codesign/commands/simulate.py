@@ -190,8 +190,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     where = (f" x {int(totals['devices'])} ("
              + ", ".join(f"{k} {v}" for k, v in layout.describe().items()) + ")"
              if "devices" in totals else "")
-    print(f"{model.name} {quant.name} on {profile.name}{where}: batch {args.batch}, prompt "
-          f"{args.prompt}, generate {args.gen}")
+    runtime = totals["runtime"]["name"]
+    print(f"{model.name} {quant.name} on {profile.name}{where}"
+          + (f" under {runtime}" if runtime != "reference" else "")
+          + f": batch {args.batch}, prompt {args.prompt}, generate {args.gen}")
     for note in totals.get("approximations", []):
         print(f"approximation: {note}")
     print(_fits_line(profile, totals))
