@@ -119,7 +119,7 @@ class Efficiency(_Strict):
 
     gemm: Count | None = None
     memory_bandwidth: Count | None = None
-    expert_stream: dict[KernelDType, Fraction] = Field(default_factory=dict)
+    expert_stream: dict[KernelDType, Fraction] | None = None
 
 
 class RuntimeProfile(_Strict):
