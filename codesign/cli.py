@@ -23,6 +23,7 @@ from precsim.simulator.errors import InputError
 # Command-group modules, in the order they appear in `precsim --help`.
 COMMAND_MODULES = (
     "precsim.codesign.commands.profiles",
+    "precsim.codesign.commands.runtimes",
     "precsim.codesign.commands.law",
     "precsim.codesign.commands.law_validate",
     "precsim.codesign.commands.simulate",
@@ -40,6 +41,7 @@ _C = "precsim.codesign.commands."
 #: top-level command -> (its help, the modules that register it, in COMMAND_MODULES order)
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "profiles": ("list, show and check hardware profiles", (_C + "profiles",)),
+    "runtimes": ("list and show runtime profiles (software stacks)", (_C + "runtimes",)),
     "law": ("precision-aware scaling laws: predict, fit, compute-optimal precision, figures",
             (_C + "law", _C + "law_validate")),
     "simulate": ("time, bytes and energy of one request", (_C + "simulate",)),

@@ -20,10 +20,11 @@ from precsim.simulator.profile_loader import cached_profile, list_profiles
 from precsim.simulator.profile_loader import load_profile as _load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
+from precsim.simulator.runtime import list_runtimes, load_runtime
 
 __all__ = ["InputError", "compute_optimal", "get_law", "get_model", "list_laws",
-           "list_models", "list_profiles", "load_profile", "parse_quant", "plan",
-           "simulate", "simulate_grid"]
+           "list_models", "list_profiles", "list_runtimes", "load_profile",
+           "load_runtime", "parse_quant", "plan", "simulate", "simulate_grid"]
 
 
 def load_profile(name_or_path: str | os.PathLike | HardwareProfile,
@@ -57,7 +58,7 @@ def __getattr__(name: str):
 def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
              quant: str | QuantFormat = "W16A16", *, batch=1, prompt=512, gen=128,
              flash: bool = True, fused_dequant: bool = True, tp=1, pp=1,
-             ep=1) -> SimulationResult:
+             ep=1, runtime=None) -> SimulationResult:
     """Time, bytes moved and energy of serving `batch` requests (prompt + gen tokens).
 
     Returns `.totals` (a dict: ttft_s, tpot_s, energy_j, fits, bytes_moved, ...) and
@@ -66,26 +67,32 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
     `tp`/`pp`/`ep` split one replica over tp x pp devices (`precsim simulate --tp/--pp/
     --ep`, docs/parallelism.md): times are the replica's, memory per device, and totals
     gain `devices`, `devices_per_replica`, `usable_capacity_bytes`.
+    `runtime`: the software stack (`precsim simulate --runtime`, docs/runtimes.md): a
+    shipped name (`list_runtimes()`), a runtime YAML path or a RuntimeProfile; None is
+    `reference` (the hardware profile as it is). totals["runtime"] names it.
     """
     from precsim.codesign.commands.simulate import run_request
     from precsim.simulator.parallel import ParallelLayout
 
     _, _, result = run_request(load_profile(profile), model, quant, batch, prompt, gen,
                                flash=flash, fused_dequant=fused_dequant,
-                               layout=ParallelLayout(tp=tp, pp=pp, ep=ep))
+                               layout=ParallelLayout(tp=tp, pp=pp, ep=ep),
+                               runtime=runtime)
     return result
 
 
 def simulate_grid(profile: str | HardwareProfile, model: str | TransformerConfig,
                   quant: str | QuantFormat = "W16A16", *, batch=(1,), prompt=(512,),
-                  gen=(128,), flash: bool = True, fused_dequant: bool = True):
+                  gen=(128,), flash: bool = True, fused_dequant: bool = True,
+                  runtime=None):
     """Every (batch, prompt, gen) of the Cartesian product of three 1-D sequences, in one
     vectorised `simulate` call: a pandas DataFrame, one row per configuration (batch
     slowest, gen fastest) with columns batch, prompt, gen and every totals entry, a dict
     entry flattened to `<key>_<name>` (bytes_moved_HBM, energy_memory_j_HBM, ...); a
     model's stated approximations are in `.attrs["approximations"]`. Row i equals the
     scalar `simulate` of its configuration (the decode-step rule never depends on the
-    other configurations: `cost.decode_nodes_for`). One device; loop over layouts."""
+    other configurations: `cost.decode_nodes_for`). One device; loop over layouts.
+    `runtime` as in `simulate`."""
     import numpy as np
     import pandas as pd
 
@@ -98,7 +105,7 @@ def simulate_grid(profile: str | HardwareProfile, model: str | TransformerConfig
         axes[name] = arr.reshape(-1)
     b, p, g = np.meshgrid(axes["batch"], axes["prompt"], axes["gen"], indexing="ij")
     result = simulate(profile, model, quant, batch=b, prompt=p, gen=g, flash=flash,
-                      fused_dequant=fused_dequant)
+                      fused_dequant=fused_dequant, runtime=runtime)
     columns = {"batch": b.reshape(-1), "prompt": p.reshape(-1), "gen": g.reshape(-1)}
     approximations = result.totals.get("approximations", [])
     for key, value in result.totals.items():

@@ -38,7 +38,7 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
-from precsim.simulator.quant import as_quant, quant_attr, stream_bits
+from precsim.simulator.quant import as_quant, group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import KernelCost, home_level
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
@@ -217,10 +217,13 @@ def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
               block_home, fused_dequant: bool) -> KernelCost:
     p = spec.params
     if spec.kind == "gemm":
+        # grouped expert GEMM: the engine's streaming share for its weight type
+        scale = _expert_stream(hw, quant, spec.group) if p.get("experts") else 1.0
+
         def run(home):
             return gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
                              weight_home=home, out_bits=p.get("out_bits"),
-                             fused_dequant=fused_dequant)
+                             fused_dequant=fused_dequant, stream_scale=scale)
         if spec.per_layer:
             stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
             first = run(state_home).scaled(stored)
@@ -246,6 +249,14 @@ def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
     if spec.per_layer or np.any(np.asarray(spec.count) != 1.0):
         return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
     return cost
+
+
+def _expert_stream(hw: Hardware, quant, group: str):
+    """The profile's `overheads.expert_stream` share for the experts' weight type (an
+    engine property; 1 on bare hardware)."""
+    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
+    return np.vectorize(lambda prof, dt: prof.overheads.expert_stream_value(dt),
+                        otypes=[float])(hw.profiles, w_dtype)
 
 
 def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:

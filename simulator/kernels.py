@@ -45,7 +45,7 @@ def check_positive(**values):
 
 def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_home=None,
               act_home=None, out_home=None, out_bits=None,
-              fused_dequant: bool = True) -> KernelCost:
+              fused_dequant: bool = True, stream_scale=1.0) -> KernelCost:
     """C[m,n] = A[m,k] @ W[k,n]: GEMM (prefill) or GEMV-like (decode, small m).
 
     Weight bytes = k*n*effective_weight_bits/8 (+ per-channel scales) when read once;
@@ -53,6 +53,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     activation stream, 16 bits, by default). `fused_dequant=False` models engines that
     dequantise weights to the execution type in a separate kernel first. Priced for
     every execution option of the pair; the fastest is taken element-wise.
+    `stream_scale` scales the streaming share (an engine's slower kernel, e.g. the
+    profile's `overheads.expert_stream` for grouped expert GEMMs).
     """
     check_positive(m=m, n=n, k=k)
     hw = as_hardware(profile)
@@ -80,9 +82,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
 
     def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
         # more than one activation row: the library's GEMM path streams at its own share
-        plan = dict(plan, stream_fraction=np.where(np.asarray(m) > 1,
-                                                   plan["gemm_stream_fraction"],
-                                                   plan["stream_fraction"]))
+        plan = dict(plan, stream_fraction=stream_scale * np.where(
+            np.asarray(m) > 1, plan["gemm_stream_fraction"], plan["stream_fraction"]))
         conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
         conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]
         conv_j = w_elems * plan["w_convert_j"] + a_elems * plan["a_convert_j"]
