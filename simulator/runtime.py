@@ -113,10 +113,13 @@ class Efficiency(_Strict):
     """Multipliers on the hardware's achievable fractions: `gemm` on every
     `compute.*.achievable_fraction` and `weight_only.*.achievable_fraction`,
     `memory_bandwidth` on main memory's `achievable_fraction`. A product above 1 is
-    refused (the hardware figure is the ceiling)."""
+    refused (the hardware figure is the ceiling). `expert_stream`, per expert weight
+    type: the share of the GEMM weight-streaming rate the runtime's grouped expert GEMM
+    (MoE) kernel reaches (the profile's `overheads.expert_stream`)."""
 
     gemm: Count | None = None
     memory_bandwidth: Count | None = None
+    expert_stream: dict[KernelDType, Fraction] | None = None
 
 
 class RuntimeProfile(_Strict):
@@ -332,6 +335,11 @@ def _efficiency_overrides(rt: RuntimeProfile, profile: HardwareProfile, doc: dic
                              f"{profile.name} ({cited['value']}) above 1")
         out[path] = _scaled(cited, mult.value,
                             f"runtime {rt.name} {field} {mult.value:g} ({mult.provenance})")
+    if eff.expert_stream:
+        out["overheads.expert_stream"] = {
+            dtype: {"value": share.value, "derived": f"runtime {rt.name} "
+                    f"efficiency.expert_stream ({share.provenance})"}
+            for dtype, share in eff.expert_stream.items()}
     return out
 
 

@@ -71,9 +71,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     for block in ("fusion", "launch", "efficiency"):
         for key, val in (summary.get(block) or {}).items():
             item = getattr(getattr(rt, block), key)
-            shown = (f"{_value(item)}  [{item.provenance}]" if isinstance(val, dict)
-                     else val)
-            print(f"  {block}.{key}: {shown}")
+            # a cited number, or a mapping of them per type (efficiency.expert_stream)
+            for sub, it in (item.items() if isinstance(item, dict) else [("", item)]):
+                shown = (f"{_value(it)}  [{it.provenance}]" if isinstance(val, dict)
+                         else val)
+                print(f"  {block}.{key}{'.' + sub if sub else ''}: {shown}")
     if rt.memory_reserve:
         print(f"  memory_reserve: {rt.memory_reserve.value:g}  "
               f"[{rt.memory_reserve.provenance}]")

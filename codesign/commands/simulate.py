@@ -1,11 +1,13 @@
-"""`precsim simulate` and `precsim roofline`: one request of a model, format and profile."""
+"""`precsim simulate` and `precsim roofline`: one request of a model, format and profile.
+
+`simulate --json` loads neither pandas nor matplotlib (the per-op table and the figure
+import them when they are built): tests/test_architecture.py keeps it so."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 
 import numpy as np
-import pandas as pd
 
 from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
                                               add_runtime_arg, print_json, resolve_profile)
@@ -17,7 +19,6 @@ from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model, list_models
 from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
-from precsim.simulator.roofline_plot import plot_roofline, roofline_data
 from precsim.simulator.runtime import apply_runtime, load_runtime
 from precsim.simulator.units import format_quantity
 
@@ -177,9 +178,8 @@ def _json_totals(result: SimulationResult) -> dict:
 def cmd_simulate(args: argparse.Namespace) -> int:
     profile, model, quant, result = _run(args)
     totals = result.totals
-    ops = result.ops
     if args.csv:
-        atomic_write_text(args.csv, ops.to_csv(index=False))
+        atomic_write_text(args.csv, result.ops.to_csv(index=False))
     if args.json:
         out = simulate_json(profile, model, quant, result, args.batch, args.prompt,
                             args.gen, not args.no_flash, not args.separate_dequant,
@@ -202,7 +202,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     t = totals
     lines = [
         ("TTFT (prefill)", format_quantity(t["ttft_s"], "time")),
-        ("TPOT (per decode step)", "-" if pd.isna(t["tpot_s"])
+        ("TPOT (per decode step)", "-" if np.isnan(t["tpot_s"])
          else format_quantity(t["tpot_s"], "time")),
         ("decode tokens/s", f"{t['decode_tokens_per_s']:.1f}"),
         ("prefill tokens/s", f"{t['prefill_tokens_per_s']:.0f}"),
@@ -226,18 +226,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for key, val in lines:
         print(f"  {key:<{width}}  {val}")
     main = f"bytes_{profile.main_memory.name}"
-    table = ops[["phase", "op", "exec_dtype", "bound", "time_s", main, "flops"]].copy()
-    table["share"] = (table["time_s"] / table["time_s"].sum() * 100).map("{:.1f}%".format)
-    table["time"] = table["time_s"].map(lambda v: format_quantity(v, "time"))
-    table[main] = table[main].map(lambda v: format_quantity(v, "bytes"))
-    table["flops"] = table["flops"].map("{:.3g}".format)
+    rows = result.rows()
+    total = sum(r["time_s"] for r in rows)
     print("\nper op (decode rows summed over all decode steps):")
-    print(table[["phase", "op", "exec_dtype", "bound", "time", "share", main, "flops"]]
-          .to_string(index=False))
+    print(_text_table({
+        "phase": [r["phase"] for r in rows], "op": [r["op"] for r in rows],
+        "exec_dtype": [r["exec_dtype"] for r in rows], "bound": [r["bound"] for r in rows],
+        "time": [format_quantity(r["time_s"], "time") for r in rows],
+        "share": [f"{r['time_s'] / total * 100:.1f}%" for r in rows],
+        main: [format_quantity(r[main], "bytes") for r in rows],
+        "flops": [f"{r['flops']:.3g}" for r in rows]}))
     return 0
 
 
+def _text_table(columns: dict[str, list[str]]) -> str:
+    """Columns of strings right-justified under their headers, one space apart (the
+    layout of pandas' `to_string(index=False)`, without importing pandas)."""
+    widths = [max([len(name), *map(len, values)]) for name, values in columns.items()]
+    lines = [" ".join(n.rjust(w) for n, w in zip(columns, widths))]
+    lines += [" ".join(v.rjust(w) for v, w in zip(row, widths))
+              for row in zip(*columns.values())]
+    return "\n".join(lines)
+
+
 def cmd_roofline(args: argparse.Namespace) -> int:
+    from precsim.simulator.roofline_plot import plot_roofline, roofline_data
     profile, model, quant, result = _run(args)
     ops = result.ops
     path = plot_roofline(profile, ops, args.out,
