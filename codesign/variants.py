@@ -225,6 +225,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _dtype(field: str, name: str) -> str:
+    if name not in DTYPES:
+        raise InputError(f"--vary {field}: unknown data type {name!r} "
+                         f"(profile data types: {', '.join(DTYPES)})")
+    return name
+
+
 def parse_vary(spec: str, profile: HardwareProfile) -> list[Variation]:
     """Parse one `FIELD=V1,V2` argument into variations (grammar: VARY_HELP)."""
     field, sep, values = spec.partition("=")
@@ -238,11 +245,17 @@ def parse_vary(spec: str, profile: HardwareProfile) -> list[Variation]:
     for value in items:
         if value == AS_IS:
             out.append(Variation(field, AS_IS, ()))
+        elif parts[0] == "compute" and profile.compute_units:
+            raise InputError(f"--vary {field}: profile {profile.name} lists compute_units; "
+                             f"vary compute_units.<unit>.{field} (units: "
+                             f"{', '.join(profile.compute_units)})")
         elif parts[0] == "compute" and len(parts) == 2:
-            if parts[1] not in DTYPES:
-                raise InputError(f"--vary {field}: unknown data type {parts[1]!r} "
-                                 f"(profile data types: {', '.join(DTYPES)})")
-            out.append(_native_variation(profile, field, parts[1], value))
+            out.append(_native_variation(profile, field, _dtype(field, parts[1]), value))
+        elif parts[0] == "compute_units" and len(parts) == 4 and parts[2] == "compute":
+            unit = profile.for_unit(parts[1])  # a SoC unit: its own compute and fallbacks
+            v = _native_variation(unit, field, _dtype(field, parts[3]), value)
+            out.append(Variation(field, v.value, tuple(
+                (f"compute_units.{parts[1]}.{key}", val) for key, val in v.overrides)))
         else:
             out.append(_quantity_variation(profile, field, value))
     return out

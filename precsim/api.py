@@ -43,7 +43,8 @@ def list_laws() -> list[str]:
 def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
              quant: str | QuantFormat = "W16A16", *, batch=1, prompt=512, gen=128,
              flash: bool = True, fused_dequant: bool = True, tp=1, pp=1,
-             ep=1) -> SimulationResult:
+             ep=1, unit: str | None = None, prefill_unit: str | None = None,
+             decode_unit: str | None = None) -> SimulationResult:
     """Time, bytes moved and energy of serving `batch` requests (prompt + gen tokens).
 
     Returns `.totals` (a dict: ttft_s, tpot_s, energy_j, fits, bytes_moved, ...) and
@@ -52,13 +53,17 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
     `tp`/`pp`/`ep` split one replica over tp x pp devices (`precsim simulate --tp/--pp/
     --ep`, docs/parallelism.md): times are the replica's, memory per device, and totals
     gain `devices`, `devices_per_replica`, `usable_capacity_bytes`.
+    `unit` / `prefill_unit` / `decode_unit`: the compute unit of a SoC profile running
+    both phases / prefill / decode (default: the profile's default for the format;
+    docs/soc.md).
     """
     from precsim.codesign.commands.simulate import run_request
     from precsim.simulator.parallel import ParallelLayout
 
     _, _, result = run_request(load_profile(profile), model, quant, batch, prompt, gen,
                                flash=flash, fused_dequant=fused_dequant,
-                               layout=ParallelLayout(tp=tp, pp=pp, ep=ep))
+                               layout=ParallelLayout(tp=tp, pp=pp, ep=ep), unit=unit,
+                               prefill_unit=prefill_unit, decode_unit=decode_unit)
     return result
 
 

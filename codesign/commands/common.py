@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import Any
 
+from precsim.simulator.compute_units import place_units
 from precsim.simulator.io import json_text
 from precsim.simulator.profile_loader import PROFILE_PATH_ENV, load_profile
 from precsim.simulator.profiles import HardwareProfile
@@ -46,3 +47,21 @@ def quantity_arg(dimension: str, minimum: str | None = None):
         return value
     parse.__name__ = dimension  # argparse names the type in its error message
     return parse
+
+
+def add_unit_args(parser: argparse.ArgumentParser) -> None:
+    """--unit / --prefill-unit / --decode-unit: the compute unit of a SoC profile
+    (simulator.compute_units; default: the profile's default_unit for the format)."""
+    parser.add_argument("--unit", metavar="UNIT",
+                        help="SoC compute unit running both phases (e.g. cpu, gpu, npu; "
+                             "default: the profile's default for the format)")
+    parser.add_argument("--prefill-unit", metavar="UNIT",
+                        help="SoC compute unit running prefill (default: --unit)")
+    parser.add_argument("--decode-unit", metavar="UNIT",
+                        help="SoC compute unit running decode (default: --unit); the KV "
+                             "cache stays in shared DRAM (zero-copy handoff)")
+
+
+def units_from_args(args: argparse.Namespace, profile):
+    """The profile with the units the flags request (simulator.compute_units)."""
+    return place_units(profile, args.unit, args.prefill_unit, args.decode_unit)

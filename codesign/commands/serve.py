@@ -13,17 +13,20 @@ import argparse
 
 import pandas as pd
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
-                                              quantity_arg, resolve_profile)
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
+                                              add_unit_args, print_json, quantity_arg,
+                                              resolve_profile, units_from_args)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.des.serving import serve
 from precsim.simulator.des.sizing import (MAX_DEVICES, SLO, SLO_PERCENTILE, compare_sizing,
                                   sizing_table)
 from precsim.simulator.des.workload import poisson_workload, read_trace
+from precsim.simulator.compute_units import unit_line, unit_record
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model
+from precsim.simulator.quant import parse_quant
 from precsim.simulator.parallel import candidate_layouts
 from precsim.simulator.units import flag_help
 
@@ -69,6 +72,7 @@ def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: 
                              "(default 512)")
     parser.add_argument("--output-tokens", default="128", metavar="N|LO:HI",
                         help="output length of generated requests (default 128)")
+    add_unit_args(parser)
     add_profile_dir_arg(parser)
     add_json_arg(parser)
 
@@ -119,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    profile = resolve_profile(args, args.profile)
+    profile = units_from_args(args, resolve_profile(args, args.profile))
     if args.trace:
         workload = read_trace(args.trace)
     else:
@@ -136,13 +140,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.requests_out:
         atomic_write_text(args.requests_out, result.requests.to_csv(index=False))
     summary = {"workload": workload.source, **result.summary}
+    units = unit_record(profile, parse_quant(args.quant))
+    if units is not None:  # a SoC: the compute unit of each phase and why
+        summary["unit"] = units
     if args.json:
         print_json(summary)
         return 0
     q = result.summary
     where = (f" x {q['devices']} ({', '.join(f'{k} {v}' for k, v in q['layout'].items())})"
              if "layout" in q else "")
-    print(f"# {q['model']} {q['quant']} on {q['profile']}{where}: {workload.source}")
+    units = unit_line(profile, parse_quant(args.quant))
+    print(f"# {q['model']} {q['quant']} on {q['profile']}{where}"
+          + (f" {units}" if units else "") + f": {workload.source}")
     for note in q.get("approximations", []):
         print(f"approximation: {note}")
     print(f"served {q['served']} of {q['requests']} requests ({q['rejected']} rejected: "
@@ -164,7 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_size(args: argparse.Namespace) -> int:
-    profile = resolve_profile(args, args.profile)
+    profile = units_from_args(args, resolve_profile(args, args.profile))
     slo = SLO.of(ttft=args.slo_ttft, tpot=args.slo_tpot)
     if len(set(args.quant)) != len(args.quant):
         raise InputError(f"--quant given twice: {', '.join(args.quant)}")
@@ -184,6 +193,8 @@ def cmd_size(args: argparse.Namespace) -> int:
            "requests_per_candidate": args.requests, "seed": args.seed,
            "results": [r.as_dict() for r in results],
            "best": best.as_dict() if best else None}
+    if profile.compute_units:  # a SoC: each format's compute unit per phase and why
+        out["unit"] = {q: unit_record(profile, parse_quant(q)) for q in args.quant}
     if best is None and layouts != [None]:
         out |= {"feasible": False, "reason": "no layout meets the SLOs"}
     if args.json:
@@ -201,6 +212,8 @@ def cmd_size(args: argparse.Namespace) -> int:
             if isinstance(d, dict) else "single")
         cols.insert(1, "layout")
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for q in args.quant if profile.compute_units else ():
+        print(f"{q} {unit_line(profile, parse_quant(q))}")
     if best:
         where = ("" if best.layout is None else " as " + ", ".join(
             f"{k} {v}" for k, v in best.layout.items() if k != "dp") + " replicas")

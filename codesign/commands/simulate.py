@@ -7,10 +7,13 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
-                                      resolve_profile)
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
+                                              add_unit_args, print_json, resolve_profile,
+                                              units_from_args)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
+from precsim.simulator.compute_units import (phase_profiles, place_units, unit_line,
+                                             unit_record)
 from precsim.simulator.cost import SimulationResult, simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
@@ -42,6 +45,7 @@ def _add_request_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--separate-dequant", action="store_true",
                         help="dequantise weights in a separate kernel before each GEMM")
     add_layout_args(parser)
+    add_unit_args(parser)
     add_profile_dir_arg(parser)
     add_json_arg(parser)
 
@@ -59,13 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen: int,
                 overrides=(), flash: bool = True, fused_dequant: bool = True,
-                layout=None, moe_imbalance: float = 1.0):
+                layout=None, moe_imbalance: float = 1.0, unit=None, prefill_unit=None,
+                decode_unit=None):
     """(model, quant, result) of one request, checked as `precsim simulate` checks it.
 
     `overrides`: "GROUP=FORMAT" strings (the repeatable --override flag); `layout`: a
     `simulator.parallel.ParallelLayout` (None or a single device: `cost.simulate`);
-    `moe_imbalance`: as --moe-imbalance.
+    `moe_imbalance`: as --moe-imbalance; `unit` / `prefill_unit` / `decode_unit`: the
+    compute units of a SoC profile (as --unit, --prefill-unit, --decode-unit).
     """
+    profile = place_units(profile, unit, prefill_unit, decode_unit)
     for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
         if np.any(np.asarray(value) < 1):
             raise InputError(f"--{name} must be at least 1, got {value}")
@@ -95,6 +102,7 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
 
 def _run(args: argparse.Namespace):
     profile = resolve_profile(args, args.profile)
+    profile = units_from_args(args, profile)
     model, quant, result = run_request(
         profile, args.model, args.quant, args.batch, args.prompt, args.gen, args.override,
         flash=not args.no_flash, fused_dequant=not args.separate_dequant,
@@ -108,6 +116,9 @@ def request_dict(profile, model, quant, batch: int, prompt: int, gen: int,
     out = {"profile": profile.name, "model": model.name, "quant": quant.name,
            "batch": batch, "prompt": prompt, "gen": gen, "flash": flash,
            "fused_dequant": fused_dequant}
+    units = unit_record(profile, quant)
+    if units is not None:  # a SoC: the compute unit of each phase and why
+        out["unit"] = units
     if layout is not None and (not layout.is_single or layout.devices_per_node is not None):
         out["layout"] = {**layout.describe(), "devices_per_node": layout.devices_per_node}
     return out
@@ -175,7 +186,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     where = (f" x {int(totals['devices'])} ("
              + ", ".join(f"{k} {v}" for k, v in layout.describe().items()) + ")"
              if "devices" in totals else "")
-    print(f"{model.name} {quant.name} on {profile.name}{where}: batch {args.batch}, prompt "
+    units = unit_line(profile, quant)
+    print(f"{model.name} {quant.name} on {profile.name}{where}"
+          + (f" {units}" if units else "") + f": batch {args.batch}, prompt "
           f"{args.prompt}, generate {args.gen}")
     for note in totals.get("approximations", []):
         print(f"approximation: {note}")
@@ -223,6 +236,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_roofline(args: argparse.Namespace) -> int:
     profile, model, quant, result = _run(args)
     ops = result.ops
+    profile = phase_profiles(profile, quant, "decode")  # a SoC: its decode unit's ceilings
     path = plot_roofline(profile, ops, args.out,
                          title=f"{model.name} {quant.name} on {profile.name} "
                                f"(batch {args.batch}, prompt {args.prompt}, gen {args.gen})")
