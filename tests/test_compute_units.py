@@ -219,3 +219,18 @@ def test_cpu_peak_matches_its_derivation(profile, dtype):
     assert ghz == pytest.approx(float(stated), rel=1e-9)
     scale = 1e9 if prefix == "G" else 1e12
     assert peak.value == pytest.approx(float(stated) * scale, rel=1e-9)
+
+
+def test_serve_names_the_units_and_runs_prefill_on_the_requested_one(capsys):
+    argv = ["serve", "--profile", "snapdragon-8-gen3", "--model", "qwen2.5-0.5b", "--quant",
+            "W4A16-g128", "--qps", "0.5", "--requests", "10", "--prompt-tokens", "256",
+            "--output-tokens", "16", "--json"]
+    code, out, _ = _cli(argv, capsys)
+    default = json.loads(out)
+    code_split, out, _ = _cli(argv + ["--prefill-unit", "npu"], capsys)
+    split = json.loads(out)
+    assert code == code_split == 0
+    assert default["unit"]["prefill"]["unit"] == default["unit"]["decode"]["unit"] == "cpu"
+    assert split["unit"]["prefill"] == {"unit": "npu", "reason": "requested"}
+    assert split["unit"]["decode"]["unit"] == "cpu"
+    assert split["ttft_p50_s"] < default["ttft_p50_s"]  # the NPU's prefill is faster
