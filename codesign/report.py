@@ -306,11 +306,14 @@ def roofline_png(profile: HardwareProfile, optimum: Candidate, workload: Workloa
     """The hierarchical roofline (simulator.roofline_plot) of a chosen configuration."""
     import tempfile
 
+    from precsim.simulator.compute_units import phase_profiles
+    from precsim.simulator.quant import as_quant
     from precsim.simulator.roofline_plot import plot_roofline
 
     sim = _served(profile, optimum, workload, model_options)
+    roof = phase_profiles(profile, as_quant(optimum.serve_format), "decode")  # a SoC's unit
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_roofline(profile, sim.ops, Path(tmp) / "roofline.png",
+        path = plot_roofline(roof, sim.ops, Path(tmp) / "roofline.png",
                              title=f"{profile.name}: N={optimum.N:.3g}, "
                                    f"{optimum.serve_format}, batch {workload.batch} "
                                    "(o prefill, s decode)")

@@ -125,11 +125,12 @@ def place_units(profile: HardwareProfile, unit: str | None = None,
     """The profile with the units requested for prefill and decode (`unit` both; each
     None: the default for the format), read by every cost function through
     `phase_profiles`. Unchanged when nothing is requested."""
-    pre, dec = prefill_unit or unit, decode_unit or unit
+    pre = unit if prefill_unit is None else prefill_unit
+    dec = unit if decode_unit is None else decode_unit
     if pre is None and dec is None and runtime_preference is None:
         return profile
-    flags = (("--prefill-unit" if prefill_unit else "--unit", pre),
-             ("--decode-unit" if decode_unit else "--unit", dec))
+    flags = (("--unit" if prefill_unit is None else "--prefill-unit", pre),
+             ("--unit" if decode_unit is None else "--decode-unit", dec))
     for flag, name in flags:
         if name is not None and not profile.compute_units:
             raise InputError(f"{flag} {name}: profile {profile.name} has no compute_units "

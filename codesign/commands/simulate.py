@@ -236,13 +236,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_roofline(args: argparse.Namespace) -> int:
     profile, model, quant, result = _run(args)
     ops = result.ops
-    profile = phase_profiles(profile, quant, "decode")  # a SoC: its decode unit's ceilings
-    path = plot_roofline(profile, ops, args.out,
-                         title=f"{model.name} {quant.name} on {profile.name} "
+    roof = phase_profiles(profile, quant, "decode")  # a SoC: its decode unit's ceilings
+    unit = f" {roof._unit} ceilings" if roof._unit else ""
+    path = plot_roofline(roof, ops, args.out,
+                         title=f"{model.name} {quant.name} on {profile.name}{unit} "
                                f"(batch {args.batch}, prompt {args.prompt}, gen {args.gen})")
     if args.json:
         print_json({"request": _request(profile, model, quant, args), "figure": str(path),
-                    **roofline_data(profile, ops)})
+                    **roofline_data(roof, ops)})
     else:
         print(f"wrote {path}")
         if not result.totals["fits"]:
