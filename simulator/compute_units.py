@@ -125,12 +125,17 @@ def place_units(profile: HardwareProfile, unit: str | None = None,
     """The profile with the units requested for prefill and decode (`unit` both; each
     None: the default for the format), read by every cost function through
     `phase_profiles`. Unchanged when nothing is requested."""
+    old = profile._placement
     pre = unit if prefill_unit is None else prefill_unit
     dec = unit if decode_unit is None else decode_unit
     if pre is None and dec is None and runtime_preference is None:
         return profile
     flags = (("--unit" if prefill_unit is None else "--prefill-unit", pre),
              ("--unit" if decode_unit is None else "--decode-unit", dec))
+    if old:  # placed before: what is not asked again stays
+        flags = tuple(f if name is not None else (old["flags"][ph], old[ph])
+                      for f, name, ph in zip(flags, (pre, dec), ("prefill", "decode")))
+        runtime_preference = runtime_preference or old["runtime"]
     for flag, name in flags:
         if name is not None and not profile.compute_units:
             raise InputError(f"{flag} {name}: profile {profile.name} has no compute_units "
@@ -138,9 +143,18 @@ def place_units(profile: HardwareProfile, unit: str | None = None,
         if name is not None and name not in profile.compute_units:
             raise _unknown(profile, name, flag)
     placed = profile.model_copy()  # shares the memo of unit views
-    placed._placement = {"prefill": pre, "decode": dec, "runtime": runtime_preference,
+    placed._placement = {"prefill": flags[0][1], "decode": flags[1][1],
+                         "runtime": runtime_preference,
                          "flags": {"prefill": flags[0][0], "decode": flags[1][0]}}
     return placed
+
+
+def with_unit_views(profile: HardwareProfile, views: dict) -> HardwareProfile:
+    """The (placed) SoC with some units' views replaced, e.g. by a runtime's version of
+    them (simulator.runtime.apply_runtime); the others as before."""
+    out = profile.model_copy()
+    out._views = {**profile._views, **views}
+    return out
 
 
 def phase_choice(profile: HardwareProfile, quant: QuantFormat, phase: str

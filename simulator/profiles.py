@@ -311,11 +311,19 @@ class Overheads(_Strict):
     """`kernel_launch`: fixed time per kernel. `matmul_overlap`: share of the shorter
     of a matrix kernel's memory and math times hidden under the longer (1, the
     default, is the roofline's perfect overlap; a CPU BLAS that packs the weight panel
-    before its FMA loop overlaps little)."""
+    before its FMA loop overlaps little). `expert_stream`: an engine property (set by a
+    serving runtime, absent on bare hardware: 1) per expert weight type: the share of
+    the GEMM weight-streaming rate its grouped expert GEMM kernel reaches (an MoE kernel
+    slower than the dense GEMMs)."""
 
     kernel_launch: Time
     matmul_overlap: Share | None = None
     runtime_memory: Share | None = None  # main memory the serving runtime keeps back
+    expert_stream: dict[DType, Fraction] = Field(default_factory=dict)
+
+    def expert_stream_value(self, dtype: str) -> float:
+        item = self.expert_stream.get(dtype)
+        return item.value if item else 1.0
 
     @property
     def matmul_overlap_value(self) -> float:
@@ -401,11 +409,8 @@ class TrainingSpec(_Strict):
 
 
 class ComputeUnit(_Strict):
-    """One compute unit of a SoC (CPU cluster, GPU, NPU): its own engines, fallbacks,
-    kernels and overheads (absent: the SoC's); `formats`: the data types its runtimes
-    take for weights and activations (absent: any the engines reach); `dram_fraction`:
-    the share of main memory's peak bandwidth this unit reaches (absent: the SoC's).
-    Main memory and the power envelope are the SoC's (simulator.compute_units)."""
+    """A compute unit of a SoC (docs/soc.md): its own engines, kernels and overheads;
+    `formats` its runtimes take, its share of the DRAM bandwidth (`dram_fraction`)."""
 
     description: str = ""
     compute: dict[DType, ComputeSpec] = Field(min_length=1)
@@ -418,8 +423,7 @@ class ComputeUnit(_Strict):
 
 
 class DefaultUnit(_Strict):
-    """The units a format family runs on by default (the first whose `formats` take the
-    format) and why (the common runtimes for that family)."""
+    """A format family's default units (the first taking the format) and why."""
 
     units: list[str] = Field(min_length=1)
     reason: str = Field(min_length=1)

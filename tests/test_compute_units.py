@@ -234,3 +234,18 @@ def test_serve_names_the_units_and_runs_prefill_on_the_requested_one(capsys):
     assert split["unit"]["prefill"] == {"unit": "npu", "reason": "requested"}
     assert split["unit"]["decode"]["unit"] == "cpu"
     assert split["ttft_p50_s"] < default["ttft_p50_s"]  # the NPU's prefill is faster
+
+
+def test_a_runtime_prefers_a_unit_and_runs_on_the_units_it_applies_to(capsys):
+    """llama-cpp states preferred_unit gpu and applies_to cpu, gpu (runtimes/)."""
+    argv = ["simulate", "--profile", "snapdragon-8-gen3", "--model", "llama-3.2-1b",
+            "--quant", "Q4_0", "--prompt", "64", "--gen", "4", "--runtime", "llama-cpp",
+            "--json"]
+    code, out, _ = _cli(argv, capsys)
+    units = json.loads(out)["request"]["unit"]
+    assert code == 0 and units["prefill"] == {"unit": "gpu",
+                                             "reason": "the runtime's preferred unit"}
+    code, out, _ = _cli(argv + ["--unit", "cpu"], capsys)
+    assert code == 0 and json.loads(out)["request"]["unit"]["decode"]["unit"] == "cpu"
+    code, _, err = _cli(argv + ["--decode-unit", "npu"], capsys)
+    assert code == 2 and "runtime llama-cpp runs on cpu, gpu, not on the npu" in err
