@@ -391,6 +391,10 @@ def read_law_json(text: str) -> dict[str, Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LawInputError(f"law JSON is malformed: {exc}") from None
+    except RecursionError:
+        raise LawInputError("law JSON is nested too deeply") from None
+    except ValueError as exc:  # an integer literal over Python's digit limit
+        raise LawInputError(f"law JSON has an invalid value: {str(exc)[:80]}") from None
     if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
         raise LawInputError(f"not a PrecSim law JSON: expected \"format\": \"{JSON_FORMAT}\"")
     return doc

@@ -12,7 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
-from precsim.codesign.commands.common import add_json_arg, print_json
+from precsim.codesign.commands.common import (MAX_DEGREE, MAX_ITERATIONS, add_json_arg, int_arg,
+                                              print_json)
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_bytes
 from precsim.validation.training.data import make_source
@@ -40,10 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(bytes of Python's standard library)")
     p.add_argument("--runs", metavar="CSV", default=None,
                    help="analyse this runs CSV instead of training")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
+    p.add_argument("--jobs", type=int_arg(MAX_DEGREE), default=None, metavar="N",
                    help="runs trained at once, each in its own single-threaded process "
                         "(default: one per usable core)")
-    p.add_argument("--bootstrap", type=int, default=50, metavar="N",
+    p.add_argument("--bootstrap", type=int_arg(MAX_ITERATIONS, 0), default=50, metavar="N",
                    help="bootstrap resamples for the fitted constants' intervals (default 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_json_arg(p)
