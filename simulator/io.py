@@ -102,7 +102,7 @@ def is_file_reference(text: str | os.PathLike) -> bool:
             or text.startswith("~"))
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     """What a non-regular file is, in words."""
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -135,7 +135,7 @@ def read_text_bounded(path: str | os.PathLike, what: str,
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             os.close(fd)
-            raise InputError(f"{path}: expected a {what}, got {_file_kind(mode)}")
+            raise InputError(f"{path}: expected a {what}, got {file_kind(mode)}")
         with os.fdopen(fd, "rb") as handle:
             data = handle.read(max_bytes + 1)  # at most one byte past the limit
     except OSError as exc:
@@ -263,7 +263,7 @@ def output_target(path: str | os.PathLike) -> Path:
     if stat.S_ISDIR(mode):
         raise InputError(f"{path}: is a directory; expected a file path to write")
     if not stat.S_ISREG(mode):
-        raise InputError(f"{path}: is {_file_kind(mode)}; PrecSim writes outputs only to "
+        raise InputError(f"{path}: is {file_kind(mode)}; PrecSim writes outputs only to "
                          "regular files (it never replaces or writes into a device, FIFO "
                          "or socket)")
     return target

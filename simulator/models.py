@@ -102,9 +102,11 @@ class TransformerConfig:
             if not (1 <= k and np.all(k <= e)):
                 raise InputError(f"model {self.name}: experts_per_token must be 1 to "
                                  f"n_experts={self.n_experts}, got {self.experts_per_token}")
-            if not self.moe_imbalance >= 1.0:
+            if not 1.0 <= self.moe_imbalance <= float(np.max(e)):
                 raise InputError(f"model {self.name}: moe_imbalance must be at least 1 "
-                                 f"(busiest over mean load), got {self.moe_imbalance}")
+                                 f"(busiest over mean load) and at most n_experts="
+                                 f"{float(np.max(e)):g} (every token on one device), got "
+                                 f"{self.moe_imbalance}")
             if np.any(np.asarray(self.n_moe_layers) > np.asarray(self.n_layers)):
                 raise InputError(f"model {self.name}: n_moe_layers={self.n_moe_layers} "
                                  f"exceeds n_layers={self.n_layers}")

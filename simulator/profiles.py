@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -23,7 +22,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 from precsim.simulator.dtypes import DTYPES, FLOAT_DTYPES, DType
 from precsim.simulator.errors import InputError
 from precsim.simulator.schema_errors import format_validation_error
-from precsim.simulator.units import UnitError, format_quantity, parse_quantity
+from precsim.simulator.units import UnitError, check_physical, parse_quantity
 
 Engine = Literal["matrix", "vector"]
 
@@ -37,30 +36,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-#: physical range of a profile quantity per dimension (SI units), far wider than any real
-#: device, so a typo of exponent or unit ("1e-300 TB/s", "5 PJ") is refused at load
-#: instead of printing 1e298 s: bytes 1 B..10 PB, bandwidth 1 kB/s..100 PB/s, compute
-#: 1 MOP/s..10 EOP/s, energy per op 1 aJ..1 J, per byte 1 aJ/B..1 mJ/B, power
-#: 1 uW..10 MW, time 1 fs..1 h, frequency 1 kHz..100 GHz
-PHYSICAL_RANGE = {"bytes": (1.0, 1e16), "bandwidth": (1e3, 1e17),
-                  "compute_rate": (1e6, 1e19), "energy": (1e-18, 1.0),
-                  "energy_per_byte": (1e-18, 1e-3), "power": (1e-6, 1e7),
-                  "time": (1e-15, 3600.0), "frequency": (1e3, 1e11)}
-
-
 def _quantity(dimension: str):
-    low, high = PHYSICAL_RANGE.get(dimension, (0.0, math.inf))
-
+    """A quantity of `dimension` within its PHYSICAL_RANGE (non-positive values are left
+    to the field's own bound)."""
     def parse(value: Any) -> float:
         try:
             number = parse_quantity(value, dimension)
+            return check_physical(number, dimension, value) if number > 0 else number
         except UnitError as exc:
             raise ValueError(str(exc)) from None
-        if number > 0 and not low <= number <= high:
-            raise ValueError(f"{str(value)[:40]!r} is outside the physical range of a "
-                             f"{dimension} quantity ({format_quantity(low, dimension)} to "
-                             f"{format_quantity(high, dimension)})")
-        return number
     return BeforeValidator(parse)
 
 

@@ -110,7 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="write the fitted law as JSON (usable as --law FILE)")
     p.add_argument("--bootstrap", type=int_arg(MAX_ITERATIONS, 0), default=None, metavar="N",
                    help="bootstrap resamples for the confidence intervals (default: the law's, 50)")
-    p.add_argument("--seed", type=int_arg(MAX_SEED, 0), default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=int_arg(MAX_SEED, 0), default=0,
+                   help="bootstrap seed (default 0)")
     p.add_argument("--max-iter", type=int_arg(MAX_ITERATIONS), default=None, metavar="N",
                    help="L-BFGS-B iteration limit per start (default: the law's, 2000)")
     p.add_argument("--heldout", action="store_true",

@@ -56,8 +56,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--quick and --grid are exclusive (--quick is --grid quick)")
     if args.runs and (args.quick or args.grid):
         raise InputError("--runs analyses an existing runs CSV; it takes no --quick/--grid")
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError(f"--jobs {args.jobs}: expected a positive integer")
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap {args.bootstrap}: expected >= 0")
     out = Path(args.out)

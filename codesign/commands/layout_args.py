@@ -26,7 +26,8 @@ def add_layout_args(parser: argparse.ArgumentParser, lists: bool = False) -> Non
     parser.add_argument("--ep", type=kind, default=(1,) if lists else 1,
                         help=f"expert-parallel degree (divides --tp and the experts){many}")
     if not lists:
-        parser.add_argument("--dp", type=int_arg(MAX_DEGREE), default=1, help="data-parallel replicas")
+        parser.add_argument("--dp", type=int_arg(MAX_DEGREE), default=1,
+                            help="data-parallel replicas")
     parser.add_argument("--devices-per-node", type=int_arg(MAX_DEGREE), default=None, metavar="N",
                         help="devices joined by the device link (default: the profile's)")
     parser.add_argument("--moe-imbalance", type=float, default=1.0, metavar="F",

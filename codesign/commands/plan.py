@@ -11,9 +11,8 @@ import os
 import pandas as pd
 
 from precsim.codesign.commands.common import (MAX_ITERATIONS, MAX_SEQUENCES, MAX_TOKENS,
-                                              int_arg,
-                                              add_json_arg, add_profile_dir_arg, print_json,
-                                              quantity_arg)
+                                              add_json_arg, add_profile_dir_arg, int_arg,
+                                              print_json, quantity_arg)
 from precsim.codesign.commands.law import warn_validity
 from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, cost_text

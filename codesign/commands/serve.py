@@ -15,8 +15,7 @@ import pandas as pd
 
 from precsim.codesign.commands.common import (MAX_DEGREE, MAX_SEED, MAX_SEQUENCES, MAX_TOKENS,
                                               add_json_arg, add_profile_dir_arg, int_arg,
-                                              print_json,
-                                              quantity_arg, resolve_profile)
+                                              print_json, quantity_arg, resolve_profile)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.des.serving import serve
@@ -55,7 +54,8 @@ def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: 
     parser.add_argument("--on-full", choices=("wait", "reject"), default="wait",
                         help="when the KV cache is full: queue the request (default) or "
                              "reject it")
-    parser.add_argument("--seed", type=int_arg(MAX_SEED, 0), default=0, help="seed of the Poisson arrivals")
+    parser.add_argument("--seed", type=int_arg(MAX_SEED, 0), default=0,
+                        help="seed of the Poisson arrivals")
     parser.add_argument("--prompt-tokens", default="512", metavar="N|LO:HI",
                         help="prompt length of generated requests: fixed or uniform range "
                              "(default 512)")
@@ -79,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="trace CSV with columns arrival_s, prompt_tokens, output_tokens")
     p_serve.add_argument("--requests", type=int_arg(MAX_REQUESTS), default=1000, metavar="N",
                          help="requests to generate with --qps (default 1000)")
-    p_serve.add_argument("--kv-capacity-tokens", type=int_arg(MAX_SEQUENCES * MAX_TOKENS, 0), default=None, metavar="TOKENS",
+    p_serve.add_argument("--kv-capacity-tokens", type=int_arg(MAX_SEQUENCES * MAX_TOKENS, 0),
+                         default=None, metavar="TOKENS",
                          help="override the KV capacity derived from device memory")
     p_serve.add_argument("--requests-out", metavar="FILE.csv",
                          help="write the per-request table (TTFT, TPOT, latency, queueing)")

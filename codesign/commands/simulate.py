@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.commands.common import (MAX_SEQUENCES, MAX_TOKENS, int_arg,
-                                              add_json_arg, add_profile_dir_arg, print_json,
-                                      resolve_profile)
+from precsim.codesign.commands.common import (MAX_SEQUENCES, MAX_TOKENS, add_json_arg,
+                                              add_profile_dir_arg, int_arg, print_json,
+                                              resolve_profile)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.cost import SimulationResult, simulate
@@ -35,9 +35,12 @@ def _add_request_args(parser: argparse.ArgumentParser) -> None:
                         help=f"format: {GRAMMAR_HELP}; presets {', '.join(PRESETS)}")
     parser.add_argument("--override", action="append", default=[], metavar="GROUP=FORMAT",
                         help="per-layer-group format, e.g. lm_head=W16A16 (repeatable)")
-    parser.add_argument("--batch", type=int_arg(MAX_SEQUENCES), default=1, help="concurrent sequences")
-    parser.add_argument("--prompt", type=int_arg(MAX_TOKENS), default=512, help="prompt tokens per sequence")
-    parser.add_argument("--gen", type=int_arg(MAX_TOKENS), default=128, help="generated tokens per sequence")
+    parser.add_argument("--batch", type=int_arg(MAX_SEQUENCES), default=1,
+                        help="concurrent sequences")
+    parser.add_argument("--prompt", type=int_arg(MAX_TOKENS), default=512,
+                        help="prompt tokens per sequence")
+    parser.add_argument("--gen", type=int_arg(MAX_TOKENS), default=128,
+                        help="generated tokens per sequence")
     parser.add_argument("--no-flash", action="store_true",
                         help="unfused attention (QK^T, softmax, PV as three kernels)")
     parser.add_argument("--separate-dequant", action="store_true",

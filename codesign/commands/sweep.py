@@ -10,7 +10,6 @@ from precsim.codesign.commands.common import (MAX_DEGREE, MAX_RETRIES, add_json_
 from precsim.codesign.sweep.schema import MAX_SWEEP_CONFIGS
 from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, load_sweep_study,
                                     parts_dir_for, run_sweep)
-from precsim.simulator.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,7 +62,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         executor.close()
     elapsed_s = time.perf_counter() - start
     summary = {
-        "out": str(result.out) if result.out else None, "study": study.name, "configs": study.n_configs,
+        "out": str(result.out) if result.out else None, "study": study.name,
+        "configs": study.n_configs,
         "rows": len(result.frame), "chunks": result.chunks, "resumed_chunks": result.resumed,
         "computed_chunks": result.computed, "failed_chunks": len(result.failures),
         "executor": result.executor, "elapsed_s": elapsed_s,

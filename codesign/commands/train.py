@@ -13,9 +13,8 @@ import math
 import numpy as np
 
 from precsim.codesign.commands.common import (MAX_DEGREE, MAX_SEQUENCES, MAX_TOKENS,
-                                              int_arg, add_json_arg, add_profile_dir_arg, print_json,
-                                              resolve_profile)
-from precsim.simulator.errors import InputError
+                                              add_json_arg, add_profile_dir_arg, int_arg,
+                                              print_json, resolve_profile)
 from precsim.simulator.models import get_model, list_models, model_for_params
 from precsim.simulator.training import (PHASES, RECIPES, fit_advice, get_recipe,
                                         training_step)
@@ -27,7 +26,7 @@ _KEYS = ("step_time_s", "tokens_per_s", "tokens_per_s_per_device", "mfu", "hfu",
          "largest_micro_batch", "fits", "binding")
 
 
-def _ints(flag: str, maximum: int):
+def _ints(maximum: int):
     """A comma list of whole numbers in [1, maximum] (1e3 allowed: it is whole)."""
     def parse(text: str) -> list[int]:
         try:
@@ -36,10 +35,10 @@ def _ints(flag: str, maximum: int):
             numbers = [math.nan]
         if not numbers or not all(n == int(n) if math.isfinite(n) else False for n in numbers):
             raise argparse.ArgumentTypeError(
-                f"{flag}: expected whole numbers separated by commas, got {text[:40]!r}")
+                f"expected whole numbers separated by commas, got {text[:40]!r}")
         if any(not 1 <= n <= maximum for n in numbers):
             raise argparse.ArgumentTypeError(
-                f"{flag}: expected whole numbers from 1 to {maximum:,}, got {text[:40]!r}")
+                f"expected whole numbers from 1 to {maximum:,}, got {text[:40]!r}")
         return [int(n) for n in numbers]
     return parse
 
@@ -52,12 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "paths or parameter counts (e.g. 7e9: a Llama-style shape)")
     p.add_argument("--recipe", default="bf16",
                    help=f"comma list of precision recipes: {', '.join(RECIPES)}")
-    p.add_argument("--seq", type=_ints("--seq", MAX_TOKENS), default=[2048], help="sequence length(s)")
-    p.add_argument("--global-batch", type=_ints("--global-batch", MAX_SEQUENCES), required=True,
+    p.add_argument("--seq", type=_ints(MAX_TOKENS), default=[2048], help="sequence length(s)")
+    p.add_argument("--global-batch", type=_ints(MAX_SEQUENCES), required=True,
                    metavar="TOKENS", help="tokens per optimizer step (comma list)")
-    p.add_argument("--devices", type=_ints("--devices", MAX_DEGREE), default=[1],
+    p.add_argument("--devices", type=_ints(MAX_DEGREE), default=[1],
                    help="devices (comma list)")
-    p.add_argument("--tp", type=int_arg(MAX_DEGREE), default=1, help="tensor-parallel degree (in a node)")
+    p.add_argument("--tp", type=int_arg(MAX_DEGREE), default=1,
+                   help="tensor-parallel degree (in a node)")
     p.add_argument("--pp", type=int_arg(MAX_DEGREE), default=1, help="pipeline-parallel stages")
     p.add_argument("--zero", type=int, default=1, choices=(0, 1, 2, 3),
                    help="ZeRO / FSDP stage (default 1)")
@@ -110,8 +110,6 @@ def _rows(profile, args) -> list[dict]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     profile = resolve_profile(args, args.profile)
-    if args.tp < 1 or args.pp < 1:
-        raise InputError(f"--tp and --pp must be at least 1, got {args.tp} and {args.pp}")
     rows = _rows(profile, args)
     feasible = all(r["fits"] for r in rows)
     if args.json:
