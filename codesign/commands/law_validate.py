@@ -15,7 +15,7 @@ from pathlib import Path
 from precsim.codesign.commands.common import (MAX_DEGREE, MAX_ITERATIONS, add_json_arg, int_arg,
                                               print_json)
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import atomic_write_bytes
+from precsim.simulator.io import atomic_write_text, read_text_bounded
 from precsim.validation.training.data import make_source
 
 
@@ -81,7 +81,7 @@ def _sweep(args: argparse.Namespace, log_path: Path):
 def cmd_validate(args: argparse.Namespace) -> int:
     from precsim.validation.training.analysis import analyse
     from precsim.validation.training.report import render, write_report
-    from precsim.validation.training.runs import read_runs_csv
+    from precsim.validation.training.runs import MAX_RUNS_CSV_BYTES, read_runs_csv
 
     _check_args(args)
     out = Path(args.out)
@@ -93,10 +93,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if "data" in table.columns else []
         note = f"runs CSV {source_path}" + (f" (data: {', '.join(sources)})" if sources else "")
         extra = {"runs_csv": str(source_path)}
-        data = source_path.read_bytes()
+        data = read_text_bounded(source_path, "runs CSV", MAX_RUNS_CSV_BYTES)
         if not log_path.exists():
-            atomic_write_bytes(log_path, data)
-        elif log_path.read_bytes() != data:
+            atomic_write_text(log_path, data)
+        elif read_text_bounded(log_path, "runs CSV", MAX_RUNS_CSV_BYTES) != data:
             raise InputError(f"--out {out}: already holds a different runs.csv (a sweep log?); "
                              "choose another --out so that it is not overwritten")
     else:
