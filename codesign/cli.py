@@ -127,6 +127,8 @@ def interrupt_handlers():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if interrupts:  # interrupted: a Ctrl-C while exiting (joining workers) ends at once
+            signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 
 
 def main(argv: list[str] | None = None) -> int:

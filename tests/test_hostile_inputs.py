@@ -223,9 +223,13 @@ def test_counts_have_bounds_named_in_the_message(capsys, argv, flag):
     assert code == 2 and f"argument {flag}: expected" in err and "Traceback" not in err
 
 
-def test_serving_requests_are_bounded_in_the_api_too():
-    with pytest.raises(InputError, match=f"at most {MAX_REQUESTS:,}|from 1 to {MAX_REQUESTS:,}"):
+def test_serving_requests_and_lengths_are_bounded_in_the_api_too():
+    with pytest.raises(InputError, match=f"from 1 to {MAX_REQUESTS:,}"):
         poisson_workload(10.0, MAX_REQUESTS + 1)
+    with pytest.raises(InputError, match="prompt tokens: token counts must be from 1 to"):
+        poisson_workload(10.0, 10, prompt_tokens="1:99999999999999999999999999")
+    with pytest.raises(InputError, match="seed: expected a whole number >= 0"):
+        poisson_workload(10.0, 10, seed=-1)
 
 
 def test_sweep_expansion_is_counted_before_anything_is_built():
@@ -274,6 +278,14 @@ def test_unreadable_file_is_exit_2(tmp_path, capsys):
     config.chmod(0)
     code, err = _exit(capsys, ["simulate", "--profile", "h100-sxm", "--model", str(config)])
     assert code == 2 and "config.json: cannot read model config" in err
+
+
+def test_a_kv_cache_too_small_for_any_request_is_infeasible_not_a_crash(capsys):
+    code = main(["serve", "--profile", "h100-sxm", "--model", "llama-3.2-1b", "--quant",
+                 "W4A16", "--qps", "5", "--requests", "20", "--kv-capacity-tokens", "10"])
+    captured = capsys.readouterr()
+    assert code == 3 and "served 0 of 20" in captured.out and "no request was served" in captured.out
+    assert "internal error" not in captured.err
 
 
 # ---- 5. nonsense is refused at the boundary -----------------------------------------------

@@ -129,9 +129,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.requests_out:
         atomic_write_text(args.requests_out, result.requests.to_csv(index=False))
     summary = {"workload": workload.source, **result.summary}
+    nothing = result.summary["served"] == 0  # infeasible: every request was rejected
     if args.json:
         print_json(summary)
-        return 0
+        return 3 if nothing else 0
     q = result.summary
     where = (f" x {q['devices']} ({', '.join(f'{k} {v}' for k, v in q['layout'].items())})"
              if "layout" in q else "")
@@ -141,6 +142,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"served {q['served']} of {q['requests']} requests ({q['rejected']} rejected: "
           f"{q['rejected_exceeds_kv_capacity']} longer than the KV cache, "
           f"{q['rejected_kv_cache_full']} found it full)")
+    if nothing:
+        print("no request was served: no latency, throughput or energy to report")
+        return 3
     rows = [{"metric": name, "p50": q[f"{name}_p50_s"], "p90": q[f"{name}_p90_s"],
              "p99": q[f"{name}_p99_s"], "mean": q[f"{name}_mean_s"]}
             for name in ("ttft", "tpot", "e2e", "queue")]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import read_text_bounded
+from precsim.simulator.io import MAX_TOKENS, read_text_bounded
 
 #: accepted header spellings of the three trace columns (first is canonical)
 TRACE_COLUMNS = {
@@ -93,8 +93,9 @@ def _length_spec(spec: int | str | tuple[int, int], what: str) -> tuple[int, int
         except ValueError:
             raise InputError(f"{what}: expected a token count like 512 or a range "
                              f"like 256:1024, got {spec!r}") from None
-    if lo < 1 or hi < lo:
-        raise InputError(f"{what}: token counts must be >= 1 with low <= high, got {spec!r}")
+    if lo < 1 or hi < lo or hi > MAX_TOKENS:
+        raise InputError(f"{what}: token counts must be from 1 to {MAX_TOKENS:,} with low "
+                         f"<= high, got {str(spec)[:40]!r}")
     return int(lo), int(hi)
 
 
@@ -175,8 +176,9 @@ def _token_count(text: str, name: str, where: str) -> int:
     if not math.isfinite(value) or value != int(value):
         raise InputError(f"{where}: column {name!r} is {text!r}, expected a whole "
                          "number of tokens")
-    if value < 1:
-        raise InputError(f"{where}: column {name!r} is {text}, expected >= 1 token")
+    if not 1 <= value <= MAX_TOKENS:
+        raise InputError(f"{where}: column {name!r} is {text}, expected >= 1 and <= {MAX_TOKENS:,} "
+                         "tokens")
     return int(value)
 
 
