@@ -177,8 +177,8 @@ def _token_count(text: str, name: str, where: str) -> int:
         raise InputError(f"{where}: column {name!r} is {text!r}, expected a whole "
                          "number of tokens")
     if not 1 <= value <= MAX_TOKENS:
-        raise InputError(f"{where}: column {name!r} is {text}, expected >= 1 and <= {MAX_TOKENS:,} "
-                         "tokens")
+        raise InputError(f"{where}: column {name!r} is {text}, expected >= 1 and <= "
+                         f"{MAX_TOKENS:,} tokens")
     return int(value)
 
 
