@@ -83,6 +83,18 @@ def test_device_node_is_refused_not_replaced(capsys):
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
 
 
+def test_sweep_refuses_a_fifo_output_before_any_work(tmp_path):
+    from precsim.codesign.sweep import run_sweep
+    fifo = tmp_path / "results.parquet"
+    os.mkfifo(fifo)
+    study = {"profiles": ["h100-sxm"], "models": ["llama-3.2-1b"], "quant": ["W4A16"],
+             "batch": [1], "prompt_len": [64], "gen_len": [4]}
+    with pytest.raises(InputError, match="is a FIFO"):
+        run_sweep(sweep_study_from_mapping(study), executor=object(), out=fifo, progress=False)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]
+
+
 def test_symlink_to_a_regular_file_writes_the_file_and_keeps_the_link(tmp_path):
     real = tmp_path / "real.csv"
     real.write_text("old")
@@ -373,6 +385,20 @@ _PIECE = st.sampled_from(["W", "A", "KV", "4", "8", "16", "1.58", "fp8", "-g", "
 def test_quant_grammar_raises_only_input_errors(spec):
     try:
         parse_quant(spec)
+    except InputError:
+        pass
+
+
+_VARY_PIECE = st.sampled_from(["memory.hbm.bandwidth", "compute.int4", "=", ",", "x", "0.5",
+                               "2", "TB/s", "native", "emulated", "as-is", "..", ".value",
+                               "-1", "inf", "nan", "1e-300", " "])
+
+
+@given(st.lists(_VARY_PIECE, max_size=8).map("".join))
+def test_vary_grammar_raises_only_input_errors(spec):
+    from precsim.codesign.variants import parse_vary
+    try:
+        parse_vary(spec, load_profile("h100-sxm"))
     except InputError:
         pass
 
