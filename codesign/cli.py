@@ -15,8 +15,8 @@ slower); tests/test_architecture.py checks the table against what the modules re
 from __future__ import annotations
 
 import argparse
-import importlib
 import contextlib
+import importlib
 import os
 import signal
 import sys

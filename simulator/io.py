@@ -176,6 +176,8 @@ def parse_json_text(text: str, source: str, limit: int = MAX_JSON_DEPTH) -> Any:
                          f"{exc.colno}): {exc.msg}") from None
     except RecursionError:
         raise InputError(f"{source}: JSON nested deeper than {limit} levels") from None
+    except InputError:
+        raise
     except ValueError as exc:  # an integer literal over Python's digit limit
         raise InputError(f"{source}: invalid JSON value: {str(exc)[:80]}") from None
     if not json_depth_ok(doc, limit):

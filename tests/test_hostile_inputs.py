@@ -215,6 +215,10 @@ def test_oversized_and_deep_json_are_refused(tmp_path):
     shallow_but_over.write_text("[" * 70 + "]" * 70)
     with pytest.raises(InputError, match="nested deeper than 64"):
         sio.load_json_bounded(shallow_but_over, "test JSON")
+    with pytest.raises(InputError, match="x.json: JSON constant NaN not allowed"):
+        sio.parse_json_text('{"hidden_size": NaN}', "x.json")
+    with pytest.raises(InputError, match="x.json: invalid JSON value"):
+        sio.parse_json_text('{"hidden_size": ' + "9" * 5000 + "}", "x.json")
 
 
 # ---- 3. work has a bound, stated up front --------------------------------------------------
