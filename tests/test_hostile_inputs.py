@@ -286,6 +286,13 @@ def test_bad_values_exit_2_with_a_message(capsys, tmp_path, monkeypatch, argv, e
     assert code == 2 and expected in err and "internal error" not in err
 
 
+def test_more_robustness_draws_than_stored_is_refused_not_silently_capped():
+    from precsim import lawcore
+    from precsim.codesign.robustness import ensemble
+    with pytest.raises(InputError, match="--draws 101: only 100 bootstrap refits"):
+        ensemble(lawcore.get_law("kumar2024"), 101)
+
+
 def test_unreadable_file_is_exit_2(tmp_path, capsys):
     if os.geteuid() == 0:
         pytest.skip("root reads any file")
