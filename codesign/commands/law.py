@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.commands.common import (MAX_ITERATIONS, MAX_SEED, add_json_arg, int_arg,
-                                              print_json)
+from precsim.codesign.commands.common import (MAX_BOOTSTRAP, MAX_ITERATIONS, MAX_SEED,
+                                              add_json_arg, int_arg, print_json)
 from precsim.lawcore import (DEFAULT_LAW, LAWS, HIGH_PRECISION_BITS, Law, LawFitError, LawInputError,
                      compute_optimal, get_law, law_from_json,
                      optimal_precision_fixed_n)
@@ -108,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "P_post], loss)")
     p.add_argument("runs", help="runs CSV file")
     p.add_argument("--out", help="write the fitted law as JSON (usable as --law FILE)")
-    p.add_argument("--bootstrap", type=int_arg(MAX_ITERATIONS, 0), default=None, metavar="N",
+    p.add_argument("--bootstrap", type=int_arg(MAX_BOOTSTRAP, 0), default=None, metavar="N",
                    help="bootstrap resamples for the confidence intervals (default: the law's, 50)")
     p.add_argument("--seed", type=int_arg(MAX_SEED, 0), default=0,
                    help="bootstrap seed (default 0)")

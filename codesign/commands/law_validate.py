@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from precsim.codesign.commands.common import (MAX_DEGREE, MAX_ITERATIONS, add_json_arg, int_arg,
+from precsim.codesign.commands.common import (MAX_BOOTSTRAP, MAX_DEGREE, add_json_arg, int_arg,
                                               print_json)
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text, read_text_bounded
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int_arg(MAX_DEGREE), default=None, metavar="N",
                    help="runs trained at once, each in its own single-threaded process "
                         "(default: one per usable core)")
-    p.add_argument("--bootstrap", type=int_arg(MAX_ITERATIONS, 0), default=50, metavar="N",
+    p.add_argument("--bootstrap", type=int_arg(MAX_BOOTSTRAP, 0), default=50, metavar="N",
                    help="bootstrap resamples for the fitted constants' intervals (default 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_json_arg(p)
