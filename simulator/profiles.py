@@ -37,8 +37,7 @@ class _Strict(BaseModel):
 
 
 def _quantity(dimension: str):
-    """A quantity of `dimension` within its PHYSICAL_RANGE (non-positive values are left
-    to the field's own bound)."""
+    """A quantity of `dimension` inside PHYSICAL_RANGE (a non-positive one: the field's bound)."""
     def parse(value: Any) -> float:
         try:
             number = parse_quantity(value, dimension)
@@ -49,8 +48,8 @@ def _quantity(dimension: str):
 
 
 def _strict_number(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a plain number, got {type(value).__name__} {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < 1e308:
+        raise ValueError(f"expected a finite plain number, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -126,21 +125,19 @@ EnergyPerByte, Power, Time, Frequency = (CitedEnergyPerByte, CitedPower, CitedTi
 class Fraction(_Cited):
     """A dimensionless fraction in (0, 1], e.g. achievable share of a peak."""
 
-    value: Annotated[float, BeforeValidator(_strict_number),
-                     Field(gt=0, le=1, allow_inf_nan=False)]
+    value: Annotated[float, BeforeValidator(_strict_number), Field(gt=0, le=1)]
 
 
 class Share(_Cited):
     """A dimensionless share in [0, 1] (zero allowed), e.g. overlap of two phases."""
 
-    value: Annotated[float, BeforeValidator(_strict_number),
-                     Field(ge=0, le=1, allow_inf_nan=False)]
+    value: Annotated[float, BeforeValidator(_strict_number), Field(ge=0, le=1)]
 
 
 class Count(_Cited):
     """A positive dimensionless count, e.g. vector ops to dequantise one weight."""
 
-    value: Annotated[float, BeforeValidator(_strict_number), Field(gt=0, allow_inf_nan=False)]
+    value: Annotated[float, BeforeValidator(_strict_number), Field(gt=0)]
 
 
 class ComputeSpec(_Strict):
@@ -314,11 +311,19 @@ class Overheads(_Strict):
     """`kernel_launch`: fixed time per kernel. `matmul_overlap`: share of the shorter
     of a matrix kernel's memory and math times hidden under the longer (1, the
     default, is the roofline's perfect overlap; a CPU BLAS that packs the weight panel
-    before its FMA loop overlaps little)."""
+    before its FMA loop overlaps little). `expert_stream`: an engine property (set by a
+    serving runtime, absent on bare hardware: 1) per expert weight type: the share of
+    the GEMM weight-streaming rate its grouped expert GEMM kernel reaches (an MoE kernel
+    slower than the dense GEMMs)."""
 
     kernel_launch: Time
     matmul_overlap: Share | None = None
     runtime_memory: Share | None = None  # main memory the serving runtime keeps back
+    expert_stream: dict[DType, Fraction] = Field(default_factory=dict)
+
+    def expert_stream_value(self, dtype: str) -> float:
+        item = self.expert_stream.get(dtype)
+        return item.value if item else 1.0
 
     @property
     def matmul_overlap_value(self) -> float:

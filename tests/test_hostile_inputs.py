@@ -186,6 +186,7 @@ def test_fifos_and_devices_as_inputs_are_refused_without_reading(tmp_path):
             ["simulate", "--profile", "h100-sxm", "--model", fifo],
             ["simulate", "--profile", "h100-sxm", "--model", "/dev/zero"],
             ["simulate", "--profile", fifo, "--model", "llama-3-8b"],
+            ["simulate", "--profile", "h100-sxm", "--model", "llama-3-8b", "--runtime", fifo],
             ["law", "predict", "--law", fifo, "--N", "1e9", "--D", "1e10"],
             ["law", "predict", "--law", "/dev/zero", "--N", "1e9", "--D", "1e10"],
             ["law", "fit", fifo],
@@ -197,9 +198,9 @@ def test_fifos_and_devices_as_inputs_are_refused_without_reading(tmp_path):
         ]
         print([main(argv) for argv in cases])
         """)
-    assert result.stdout.strip() == str([2] * 10), result.stderr
-    assert result.stderr.count("precsim: error:") == 10 and "Traceback" not in result.stderr
-    assert result.stderr.count("FIFO") == 6 and result.stderr.count("character device") == 4
+    assert result.stdout.strip() == str([2] * 11), result.stderr
+    assert result.stderr.count("precsim: error:") == 11 and "Traceback" not in result.stderr
+    assert result.stderr.count("FIFO") == 7 and result.stderr.count("character device") == 4
 
 
 def test_oversized_and_deep_json_are_refused(tmp_path):
