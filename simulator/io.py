@@ -385,8 +385,9 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    finally:  # also when an interrupt held during the swap is delivered right after it
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def jsonable(value: Any) -> Any:

@@ -121,6 +121,25 @@ def test_only_a_folder_precsim_wrote_is_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "results"]
 
 
+def test_an_interrupt_held_during_the_swap_leaves_the_new_folder_and_no_old_copy(
+        tmp_path, monkeypatch):
+    import contextlib
+    out = tmp_path / "report"
+    with atomic_directory(out) as tmp:
+        (tmp / "old.md").write_text("old")
+
+    @contextlib.contextmanager
+    def delivered_after():  # the held Ctrl-C arrives as the swap ends
+        yield
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sio, "_signals_deferred", delivered_after)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(out) as tmp:
+            (tmp / "new.md").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == [sio.OUTPUT_MARKER, "new.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
 def test_sigterm_during_a_report_leaves_the_old_folder_and_no_temp_files(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
