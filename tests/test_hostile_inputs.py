@@ -352,6 +352,11 @@ def test_a_rate_that_rounds_latencies_to_zero_is_refused(capsys):
     code, err = _exit(capsys, ["serve", "--profile", "h100-sxm", "--model", "llama-3-8b",
                                "--quant", "W4A16", "--qps", "1e-300"])
     assert code == 2 and "qps: 1e-300 requests/s spreads 1,000 requests" in err
+    study = {"profiles": ["h100-sxm"], "models": ["llama-3-8b"], "quant": ["W4A16"],
+             "batch": [8], "prompt_len": [64], "gen_len": [8],
+             "serving": {"qps": ["1e-300/s", 5]}}
+    with pytest.raises(InputError, match="s.yaml: serving.qps: 1e-300 requests/s spreads"):
+        sweep_study_from_mapping(study, source="s.yaml")
 
 
 @pytest.mark.parametrize("field, value, expected", [

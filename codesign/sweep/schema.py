@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
                       PrivateAttr, ValidationError, field_validator)
 
-from precsim.simulator.des.workload import MAX_REQUESTS
+from precsim.simulator.des.workload import MAX_REQUESTS, check_span
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import MAX_SEED, MAX_SEQUENCES, MAX_TOKENS, load_yaml_mapping
 from precsim.simulator.schema_errors import format_validation_error
@@ -132,6 +132,8 @@ def sweep_study_from_mapping(doc: dict, source: str = "study") -> SweepStudy:
         raise InputError(format_validation_error(exc, source, doc, _known_fields,
                                                  list_expected=True)) from None
     study._source = source
+    if study.serving:  # a rate too low for float time is refused here, not in a worker
+        check_span(min(study.serving.qps), study.serving.requests, f"{source}: serving.qps")
     limit, why = ((MAX_SERVING_CONFIGS, "each is a serving simulation") if study.serving
                   else (MAX_SWEEP_CONFIGS, "the rows are held in memory"))
     if study.n_configs > limit:
