@@ -117,6 +117,8 @@ class Law:
             raise LawInputError(f"huber_delta must be > 0; got {huber_delta}")
         if self.n_bootstrap < 0:
             raise LawInputError(f"n_bootstrap must be >= 0; got {n_bootstrap}")
+        if self.seed < 0:
+            raise LawInputError(f"seed must be a whole number >= 0; got {seed}")
         if not 0 < self.ci_level < 1:
             raise LawInputError(f"ci_level must be in (0, 1); got {ci_level}")
         if self.max_iter < 1:

@@ -259,6 +259,12 @@ def test_counts_have_bounds_named_in_the_message(capsys, argv, flag):
     assert code == 2 and f"argument {flag}: expected" in err and "Traceback" not in err
 
 
+def test_negative_law_seed_is_an_input_error_in_the_api():
+    from precsim.lawcore import LawInputError, get_law
+    with pytest.raises(LawInputError, match="seed must be a whole number >= 0; got -1"):
+        get_law("chinchilla").clone(seed=-1)
+
+
 def test_serving_requests_and_lengths_are_bounded_in_the_api_too():
     with pytest.raises(InputError, match=f"from 1 to {MAX_REQUESTS:,}"):
         poisson_workload(10.0, MAX_REQUESTS + 1)
