@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
-                                      resolve_profile)
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, exit_code,
+                                              print_json, resolve_profile, verdict)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.cost import SimulationResult, simulate
@@ -121,14 +121,16 @@ def _request(profile, model, quant, args) -> dict:
 def simulate_json(profile, model, quant, result: SimulationResult, batch: int, prompt: int,
                   gen: int, flash: bool = True, fused_dequant: bool = True,
                   layout=None) -> dict:
-    """The `precsim simulate --json` object (timings None when the model does not fit;
-    `feasible: false` with the reason when a parallel layout does not fit)."""
-    out = {"request": request_dict(profile, model, quant, batch, prompt, gen, flash,
-                                   fused_dequant, layout),
-           "totals": _json_totals(result)}
-    if not result.totals["fits"] and "devices" in result.totals:
-        out |= {"feasible": False, "reason": _fits_line(profile, result.totals)}
-    return out
+    """The `precsim simulate --json` object (timings None and `feasible: false` with the
+    reason when the model does not fit)."""
+    return {"request": request_dict(profile, model, quant, batch, prompt, gen, flash,
+                                    fused_dequant, layout),
+            "totals": _json_totals(result), **verdict(fit_reason(profile, result.totals))}
+
+
+def fit_reason(profile, totals: dict) -> str | None:
+    """Why the request has no answer (the DOES NOT FIT line), None when it fits."""
+    return None if totals["fits"] else _fits_line(profile, totals)
 
 
 def _fits_line(profile, totals: dict) -> str:
@@ -170,7 +172,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                             args.gen, not args.no_flash, not args.separate_dequant,
                             layout_from_args(args))
         print_json(out)
-        return 3 if "feasible" in out else 0
+        return exit_code(out.get("reason"))
     layout = layout_from_args(args)
     where = (f" x {int(totals['devices'])} ("
              + ", ".join(f"{k} {v}" for k, v in layout.describe().items()) + ")"
@@ -181,7 +183,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"approximation: {note}")
     print(_fits_line(profile, totals))
     if not totals["fits"]:
-        return 3 if "devices" in totals else 0
+        return exit_code(fit_reason(profile, totals))
     t = totals
     lines = [
         ("TTFT (prefill)", format_quantity(t["ttft_s"], "time")),
@@ -226,11 +228,12 @@ def cmd_roofline(args: argparse.Namespace) -> int:
     path = plot_roofline(profile, ops, args.out,
                          title=f"{model.name} {quant.name} on {profile.name} "
                                f"(batch {args.batch}, prompt {args.prompt}, gen {args.gen})")
+    reason = fit_reason(profile, result.totals)
     if args.json:
         print_json({"request": _request(profile, model, quant, args), "figure": str(path),
-                    **roofline_data(profile, ops)})
+                    **roofline_data(profile, ops), **verdict(reason)})
     else:
         print(f"wrote {path}")
-        if not result.totals["fits"]:
-            print(_fits_line(profile, result.totals))
-    return 0
+        if reason:
+            print(reason)
+    return exit_code(reason)
