@@ -3,8 +3,6 @@ per command (README "Exit codes"); the hand-picked case is a 141 GB model (llama
 at BF16) on a 25.77 GB phone (snapdragon-8-gen3)."""
 import json
 
-import pytest
-
 from precsim.codesign.cli import main
 
 TOO_BIG = ["--profile", "snapdragon-8-gen3", "--model", "llama-3-70b", "--quant", "BF16"]
@@ -65,7 +63,6 @@ def test_answers_say_feasible(capsys):
     assert doc["feasible"] is True and "reason" not in doc
 
 
-@pytest.mark.slow
 def test_plan_and_whatif_unreachable_target(capsys, tiny_study):
     doc = verdict(capsys, ["plan", "--study", str(tiny_study), "--target-loss", "1.0"])
     assert doc["feasible"] is False
