@@ -72,3 +72,15 @@ def test_plan_and_whatif_unreachable_target(capsys, tiny_study):
                            "--vary", "power.static=2x", "--target-loss", "1.0"])
     assert doc["feasible"] is False and doc["reason"].startswith("no variant reaches")
     assert all(v["unchanged_because"] is None for v in doc["variants"])
+
+
+def test_hugging_face_name_not_cached_is_bad_input(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))        # an empty cache
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    assert main(["simulate", "--profile", "h100-sxm", "--model", "meta-llama/Llama-3.1-8B",
+                 "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert "'meta-llama/Llama-3.1-8B': not in the local Hugging Face cache" in err
+    assert "built-ins: llama-2-7b, llama-3-8b" in err
+    assert "config.json or of a folder holding one" in err

@@ -52,7 +52,8 @@ def _positive_int(text: str) -> int:
 def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: bool) -> None:
     parser.add_argument("--profile", required=True, help="hardware profile name or YAML path")
     parser.add_argument("--model", required=True,
-                        help="built-in model name or path of a Hugging Face config.json")
+                        help="built-in model name, a Hugging Face org/name in the local cache, "
+                             "or the path of a config.json (or of its folder)")
     parser.add_argument("--quant", required=True, action="append" if repeat_quant else None,
                         metavar="Q", help=quant_help)
     parser.add_argument("--max-batch", type=_positive_int, default=64, metavar="B",

@@ -29,7 +29,9 @@ _TIMING = ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s",
 def _add_request_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", required=True, help="hardware profile name or YAML path")
     parser.add_argument("--model", required=True,
-                        help=f"built-in ({', '.join(list_models())}) or a config.json path")
+                        help=f"built-in ({', '.join(list_models())}), a Hugging Face "
+                             "org/name in the local cache, or a config.json path (or its "
+                             "folder)")
     parser.add_argument("--quant", default="W16A16",
                         help=f"format: {GRAMMAR_HELP}; presets {', '.join(PRESETS)}")
     parser.add_argument("--override", action="append", default=[], metavar="GROUP=FORMAT",
