@@ -62,4 +62,5 @@ def quantity_arg(dimension: str, minimum: str | None = None):
                 f"expected a {minimum} finite number ({dimension}), got {text!r}")
         return value
     parse.__name__ = dimension  # argparse names the type in its error message
+    parse.dimension = dimension  # tests/test_quantity_flags.py finds every quantity flag
     return parse
