@@ -455,6 +455,9 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
                                  {"N": "{:.3g}".format, "D": "{:.3g}".format,
                                   "cost": lambda v: cost_text(v, obj),
                                   "delta_pct": "{:+.1f}%".format}))
+            for row in table.itertuples():
+                if isinstance(row.unchanged_because, str):
+                    doc.p(f"{row.variant} changes nothing: {row.unchanged_because}.")
             doc.figure(f"whatif_{len(frames)}.png",
                        whatif_figure(table, obj, f"{pname}: {', '.join(spec.vary)}"),
                        f"What-if on {pname}: optimal cost per variant.")

@@ -290,7 +290,8 @@ def plan_text(result, resolved, top: int = 10) -> str:
         show = pd.DataFrame({
             "train": feasible["train_format"], "runs as": feasible["train_dtype"],
             "serve": feasible["serve_format"].fillna("-"),
-            "N": feasible["N"].map("{:.3g}".format), "D": feasible["D"].map("{:.3g}".format),
+            "N params": feasible["N"].map("{:.3g}".format),
+            "D tokens": feasible["D"].map("{:.3g}".format),
             "cost": feasible["cost"].map(lambda v: cost_text(v, obj)),
             "TPOT ms": (feasible["tpot_s"] * 1e3).map("{:.1f}".format),
             "memory GB": (feasible["memory_bytes"] / 1e9).map("{:.2f}".format)})

@@ -220,6 +220,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     table["flops"] = table["flops"].map("{:.3g}".format)
     print("\nper op (decode rows summed over all decode steps):")
     print(table[["phase", "op", "exec_dtype", "bound", "time", "share", main, "flops"]]
+          .rename(columns={main: f"bytes at {profile.main_memory.name}", "flops": "FLOPs",
+                           "share": "time share"})
           .to_string(index=False))
     return 0
 

@@ -98,6 +98,9 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         delta=table["delta_pct"].map("{:+.1f}%".format))
     cols = [c for c in ("variant", "train_format", "train_dtype", "serve_format", "N", "D",
                         "cost", "delta") if c in show]
+    units = {"N": "N params", "D": "D tokens"}
+    show = show.rename(columns=units)
+    cols = [units.get(c, c) for c in cols]
     print(f"what-if on {profile.name} (objective {objective}, target loss "
           f"{resolved.target_loss:.4f})")
     print(show[cols].to_string(index=False))
