@@ -62,3 +62,10 @@ def test_serve_flags_the_issue_example(capsys):
     out = capsys.readouterr().out
     assert "OVERLOADED: arrivals 0.886/s (over the run) exceed the sustainable 0.174/s" in out
     assert "p99 (s)" in out                        # units in the latency table
+
+
+def test_requests_arriving_at_once_are_not_overloaded(capsys):
+    assert main(["serve", "--profile", "h100-sxm", "--model", "llama-3.2-1b", "--quant",
+                 "BF16", "--qps", "5", "--requests", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["overloaded"] is False and doc["arrival_rate_per_s"] is None

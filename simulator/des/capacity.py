@@ -64,9 +64,10 @@ def sustainable_rate(costs, max_batch: int, max_batch_tokens: int, kv_capacity_t
 
 
 def arrival_rate(arrival_s: np.ndarray) -> float:
-    """Requests per second over the arrival window: (n - 1) / (last - first)."""
+    """Requests per second over the arrival window: (n - 1) / (last - first); NaN when
+    every request arrives at once (no rate to sustain: never flagged overloaded)."""
     span = float(arrival_s[-1] - arrival_s[0])
-    return float((len(arrival_s) - 1) / span) if span > 0 else float("inf")
+    return float((len(arrival_s) - 1) / span) if span > 0 else float("nan")
 
 
 def backlog_growth(requests: pd.DataFrame) -> float:

@@ -305,7 +305,7 @@ class _CallbackBar:
     def __init__(self, on_progress: Callable[[str, int, int], None], total: int,
                  initial: int) -> None:
         self.on_progress, self.total, self.n, self.postfix = on_progress, total, initial, ""
-        on_progress("training runs", initial, total)
+        on_progress("", initial, total)
 
     def set_postfix_str(self, text: str) -> None:
         self.postfix = text
