@@ -169,8 +169,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def overload_line(summary: dict) -> str:
     """The OVERLOADED line of a serve summary (simulator.des.capacity)."""
-    return (f"OVERLOADED: arrivals {summary['arrival_rate_per_s']:.3g}/s (over the run) exceed the "
-            f"sustainable {summary['sustainable_rate_per_s']:.3g}/s at batch "
+    return (f"OVERLOADED: arrivals {summary['arrival_rate_per_s']:.3g}/s (over the run) "
+            f"exceed the sustainable {summary['sustainable_rate_per_s']:.3g}/s at batch "
             f"{summary['steady_batch']} (the backlog grew "
             f"{summary['backlog_growth_per_s']:.3g} requests/s); latencies grow with the "
             "run length")
