@@ -56,11 +56,14 @@ class Reporter:
         self.every_s = every_s              # off a terminal: at most a line per every_s
         self.start = time.monotonic()
         self.done, self.total = 0, 0
+        self._first_done: int | None = None    # steps already done at the first call
         self._bar = None
         self._last_line = -float("inf")
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         self.done, self.total = done, total
+        if self._first_done is None:
+            self._first_done = done
         if not self.enabled:
             return
         if self.bar_mode:
@@ -94,8 +97,9 @@ class Reporter:
         else:
             head = f"{done}/{total}"
         tail = _seconds(elapsed)
-        if 0 < done < total and not self.stage_lines:   # stages differ in length
-            tail += f", about {_seconds(elapsed / done * (total - done))} left"
+        fresh = done - (self._first_done or 0)          # resumed steps took no time here
+        if fresh > 0 and done < total and not self.stage_lines:   # stages differ in length
+            tail += f", about {_seconds(elapsed / fresh * (total - done))} left"
         what = f"{head} {self.unit}s" if self.unit not in ("step", "it", "stage") \
             else head
         print(f"{self.name}: " + " ".join(p for p in (what, stage) if p) + f" ({tail})",
