@@ -18,6 +18,7 @@ Three forms:
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,12 +30,18 @@ T = TypeVar("T")
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
-    """True when `stream` (default stderr) is an interactive terminal."""
+    """True when `stream` (default stderr) is an interactive terminal with a width (a
+    pseudo-terminal of 0 columns would show an empty bar: it gets lines instead)."""
     stream = stream if stream is not None else sys.stderr
     try:
-        return bool(stream.isatty())
+        if not stream.isatty():
+            return False
     except (AttributeError, ValueError):
         return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError):
+        return True
 
 
 def _seconds(elapsed: float) -> str:
