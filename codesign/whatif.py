@@ -115,10 +115,11 @@ def why_unchanged(label: str, problem: PlanProblem, optimum, profile: str) -> st
 
 def _compute_reason(dtype: str, peak: bool, problem: PlanProblem, optimum,
                     profile: str) -> str:
-    ops = serving_ops(problem, optimum)
+    deploys = getattr(problem.deploy_profile, "name", None) == profile
+    ops = serving_ops(problem, optimum) if deploys else None
     serving = sorted(set(ops["exec_dtype"]) & set(DTYPES)) if ops is not None else []
     training = (sorted(set(training_rates(problem)["exec_dtype"].dropna()))
-                if problem.train_profile is not None else [])
+                if getattr(problem.train_profile, "name", None) == profile else [])
     if dtype not in serving and dtype not in training:
         return (f"compute.{dtype}: no format in the search runs {dtype} on {profile} "
                 f"(serving runs on {', '.join(serving) or 'nothing'}; training on "
