@@ -121,9 +121,12 @@ def _compute_reason(dtype: str, peak: bool, problem: PlanProblem, optimum,
     training = (sorted(set(training_rates(problem)["exec_dtype"].dropna()))
                 if getattr(problem.train_profile, "name", None) == profile else [])
     if dtype not in serving and dtype not in training:
+        roles = [f"{what} runs on {', '.join(types)}" for what, types, plays in (
+            ("serving", serving, deploys),
+            ("training", training, getattr(problem.train_profile, "name", None) == profile))
+            if plays]
         return (f"compute.{dtype}: no format in the search runs {dtype} on {profile} "
-                f"(serving runs on {', '.join(serving) or 'nothing'}; training on "
-                f"{', '.join(training) or 'nothing'})")
+                f"({'; '.join(roles)})")
     notes = []
     if dtype in serving:
         on = ops[ops["exec_dtype"] == dtype]
