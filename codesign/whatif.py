@@ -102,6 +102,8 @@ def why_unchanged(label: str, problem: PlanProblem, optimum, profile: str) -> st
     reasons = []
     for field in _fields(label):
         parts = field.split(".")
+        if parts[0] == "compute_units" and len(parts) >= 4:   # a SoC unit's engine
+            parts = parts[2:]
         if parts[0] == "compute" and len(parts) >= 2:
             reasons.append(_compute_reason(parts[1], len(parts) > 2 and parts[2] == "peak",
                                            problem, optimum, profile))

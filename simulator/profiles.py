@@ -19,10 +19,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
                       StrictBool, ValidationError, model_validator)
 
-from precsim.simulator.dtypes import DTYPES, FLOAT_DTYPES, DType
+from precsim.simulator.dtypes import DTYPE_BITS, DTYPES, FLOAT_DTYPES, DType
 from precsim.simulator.errors import InputError
+from precsim.simulator.profile_docs import (check_units, set_path, union_compute,
+                                           unit_document)
 from precsim.simulator.schema_errors import format_validation_error
-from precsim.simulator.units import UnitError, parse_quantity
+from precsim.simulator.units import UnitError, check_physical, parse_quantity
 
 Engine = Literal["matrix", "vector"]
 
@@ -37,17 +39,19 @@ class _Strict(BaseModel):
 
 
 def _quantity(dimension: str):
+    """A quantity of `dimension` inside PHYSICAL_RANGE (a non-positive one: the field's bound)."""
     def parse(value: Any) -> float:
         try:
-            return parse_quantity(value, dimension)
+            number = parse_quantity(value, dimension)
+            return check_physical(number, dimension, value) if number > 0 else number
         except UnitError as exc:
             raise ValueError(str(exc)) from None
     return BeforeValidator(parse)
 
 
 def _strict_number(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a plain number, got {type(value).__name__} {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < 1e308:
+        raise ValueError(f"expected a finite plain number, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -406,8 +410,31 @@ class TrainingSpec(_Strict):
     memory_efficiency: Fraction | None = None
 
 
+class ComputeUnit(_Strict):
+    """A compute unit of a SoC (docs/soc.md): its own engines, kernels and overheads;
+    `formats` its runtimes take, its share of the DRAM bandwidth (`dram_fraction`)."""
+
+    description: str = ""
+    compute: dict[DType, ComputeSpec] = Field(min_length=1)
+    fallbacks: dict[DType, FallbackRule] = Field(default_factory=dict)
+    weight_only: dict[DType, WeightOnlyKernel] = Field(default_factory=dict)
+    vector: VectorSpec | None = None
+    overheads: Overheads | None = None
+    formats: list[Literal[tuple(DTYPE_BITS)]] | None = None  # type: ignore[valid-type]
+    dram_fraction: Fraction | None = None
+
+
+class DefaultUnit(_Strict):
+    """A format family's default units (the first taking the format) and why."""
+
+    units: list[str] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
 class HardwareProfile(_Strict):
-    """A chip: identity, compute per data type, fallbacks, memory hierarchy, power."""
+    """A chip: identity, compute per data type, fallbacks, memory hierarchy, power.
+    A SoC lists `compute_units` (and `default_unit` per format family) instead of a
+    top-level `compute` (simulator.compute_units)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     kind: Literal["gpu", "mobile_soc", "accelerator", "cpu"]
@@ -426,9 +453,23 @@ class HardwareProfile(_Strict):
     power: PowerSpec
     interconnect: Interconnect | None = None
     training: TrainingSpec | None = None
+    compute_units: dict[str, ComputeUnit] = Field(default_factory=dict)
+    default_unit: dict[Literal["float", "weight_only", "integer", "integer_blocks"],
+                       DefaultUnit] = Field(default_factory=dict)
 
     _raw: dict = PrivateAttr(default_factory=dict)
     _path: str | None = PrivateAttr(default=None)
+    _views: dict = PrivateAttr(default_factory=dict)  # unit name -> unit profile
+    _placement: dict = PrivateAttr(default_factory=dict)  # phase -> requested unit
+    _unit: str | None = PrivateAttr(default=None)  # set on a unit's view of a SoC
+
+    @model_validator(mode="before")
+    @classmethod
+    def _units_compute(cls, doc: Any) -> Any:
+        """A SoC's top-level compute/fallbacks: the union of its units' (compute_units)."""
+        if isinstance(doc, dict) and doc.get("compute_units"):
+            return union_compute(doc)
+        return doc
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -446,6 +487,8 @@ class HardwareProfile(_Strict):
                 if target not in self.compute:
                     raise ValueError(f"fallbacks.{dtype}.{field}: {target} is not native "
                                      f"on this chip (native: {', '.join(self.compute)})")
+        if self.compute_units:
+            check_units(self)
         if self.attention is not None and self.attention.execute_as not in self.compute:
             raise ValueError(f"attention.execute_as: {self.attention.execute_as} is not "
                              f"native on this chip (native: {', '.join(self.compute)})")
@@ -495,6 +538,17 @@ class HardwareProfile(_Strict):
         raise InputError(f"profile {self.name}: no memory level {name!r} "
                          f"(levels: {', '.join(lv.name for lv in self.memory)})")
 
+    def for_unit(self, unit: str) -> HardwareProfile:
+        """This SoC as one of its `compute_units` sees it (profile_docs.unit_document;
+        simulator.compute_units), memoised per profile object."""
+        view = self._views.get(unit)
+        if view is None:
+            view = profile_from_mapping(unit_document(self.raw(), unit, self.name),
+                                        f"{self.path or self.name} (compute_units.{unit})")
+            view._unit = unit
+            self._views[unit] = view
+        return view
+
     def raw(self) -> dict:
         """A deep copy of the YAML document this profile was read from."""
         return copy.deepcopy(self._raw)
@@ -516,62 +570,10 @@ class HardwareProfile(_Strict):
         """
         doc = self.raw()
         for dotted, value in overrides.items():
-            _set_path(doc, str(dotted), value, self.name)
+            set_path(doc, str(dotted), value, self.name)
         if name:
             doc["name"] = name
         return profile_from_mapping(doc, source=f"{self.name} with overrides")
-
-
-_PROVENANCE = ("source", "derived", "measured", "assumed")
-
-
-def _set_path(doc: dict, dotted: str, value: Any, profile_name: str) -> None:
-    parts = dotted.split(".")
-    node: Any = doc
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[:i]) or "top level"
-        if isinstance(node, list):
-            index = next((k for k, item in enumerate(node)
-                          if isinstance(item, dict) and item.get("name") == part), None)
-            if index is None and part.isdigit() and int(part) < len(node):
-                index = int(part)
-            if index is None:
-                raise InputError(f"profile {profile_name}: override {dotted}: no item "
-                                 f"{part!r} in {where}")
-            key: Any = index
-        elif isinstance(node, dict):
-            if not last and node.get(part) is None:
-                node[part] = {}
-            key = part
-        else:
-            raise InputError(f"profile {profile_name}: override {dotted}: {where} is not "
-                             "a mapping or list")
-        if not last:
-            node = node[key]
-            continue
-        current = node[key] if isinstance(node, list) or key in node else None
-        if value is None:
-            if isinstance(node, list):
-                raise InputError(f"profile {profile_name}: override {dotted}: cannot "
-                                 "remove a list item")
-            node.pop(key, None)
-        elif isinstance(current, dict) and "value" in current and not isinstance(value, dict):
-            _override_cited(current, value)  # "memory.hbm.bandwidth": "6.7 TB/s"
-        elif key == "value" and isinstance(node, dict) and not isinstance(value, dict):
-            _override_cited(node, value)  # "memory.hbm.bandwidth.value": "6.7 TB/s"
-        else:
-            node[key] = value
-
-
-def _override_cited(cited: dict, value: Any) -> None:
-    """Set a cited quantity's value and mark it as a what-if assumption."""
-    was = f"was {cited['value']}" if "value" in cited else "not in the profile"
-    old = "; ".join(f"{k}: {cited[k]}" for k in _PROVENANCE if cited.get(k))
-    for key in _PROVENANCE:
-        cited.pop(key, None)
-    cited["value"] = value
-    cited["assumed"] = f"what-if override ({was}" + (f"; {old})" if old else ")")
 
 
 # ---- validation ------------------------------------------------------------------------------
@@ -581,7 +583,7 @@ def _all_field_names() -> frozenset[str]:
     names: set[str] = set()
     for model in (HardwareProfile, ComputeSpec, FallbackRule, MemoryLevel, Overheads,
                   PowerSpec, Interconnect, Fraction, Count, Bytes, WeightOnlyKernel,
-                  VectorSpec, AttentionRule, TrainingSpec):
+                  VectorSpec, AttentionRule, TrainingSpec, ComputeUnit, DefaultUnit):
         names.update(model.model_fields)
     return frozenset(names)
 

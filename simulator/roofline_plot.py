@@ -135,7 +135,7 @@ def roofline_figure(profile: HardwareProfile, ops: pd.DataFrame, title: str | No
     # compute-ceiling labels at the right edge, at least one text height apart
     to_px = ax.transData.transform
     ys_px = [to_px((x_hi, rate))[1] for rate in compute.values()]
-    placed_px = _spread(ys_px, gap=12.0)
+    placed_px = _spread(ys_px, gap=8 * fig.dpi / 72 * 1.3)   # a line of 8-pt text
     inverse = ax.transAxes.inverted()
     texts = []
     for (dtype, rate), y_px in zip(compute.items(), placed_px):

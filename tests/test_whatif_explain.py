@@ -23,11 +23,13 @@ def test_list_fields_cli(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["profile"] == "snapdragon-8-gen3" and doc["feasible"] is True
     fields = {r["field"] for r in doc["fields"]}
-    assert {"compute.int8.peak", "compute.int4", "memory.lpddr5x.bandwidth"} <= fields
+    # a SoC: engines per compute unit (hw_profiles/snapdragon-8-gen3.yaml compute_units)
+    assert {"compute_units.npu.compute.int8.peak", "compute_units.npu.compute.int4",
+            "memory.lpddr5x.bandwidth"} <= fields
     assert main(["whatif", "--list-fields", "snapdragon-8-gen3"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[1].split()[0] == "field"
-    assert any(line.startswith("compute.int4 ") and "fallback" in line
+    assert any(line.startswith("compute_units.npu.compute.int4 ") and "fallback" in line
                for line in out.splitlines())
 
 
@@ -48,10 +50,10 @@ def test_an_edit_that_changes_nothing_says_why(capsys, tiny_study):
     # no serving or training format of the search executes int4 on the phone: W4A16 runs
     # on its 16/32-bit float engines, 4-bit training on int8
     assert main(["whatif", "--study", str(tiny_study), "--profile", "snapdragon-8-gen3",
-                 "--vary", "compute.int4=native,as-is", "--vary", "memory.lpddr5x.bandwidth=2x,"
+                 "--vary", "compute_units.npu.compute.int4=native,as-is", "--vary", "memory.lpddr5x.bandwidth=2x,"
                  "as-is", "--json"]) == 0
     rows = {v["variant"]: v for v in json.loads(capsys.readouterr().out)["variants"]}
-    why = rows["compute.int4=native"]["unchanged_because"]
+    why = rows["compute_units.npu.compute.int4=native"]["unchanged_because"]
     assert why.startswith("compute.int4: no format in the search runs int4 on "
                           "snapdragon-8-gen3")
     assert rows["as-is"]["unchanged_because"] is None
