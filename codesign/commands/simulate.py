@@ -85,7 +85,6 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
     `decode_unit`: the compute units of a SoC profile (as --unit, --prefill-unit,
     --decode-unit; default the runtime's preferred unit, else the format's default).
     """
-    profile = place_units(profile, unit, prefill_unit, decode_unit)
     for name, value, top in (("batch", batch, MAX_SEQUENCES), ("prompt", prompt, MAX_TOKENS),
                              ("gen", gen, MAX_TOKENS)):
         values = np.asarray(value, dtype=object).ravel()
@@ -94,6 +93,7 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise InputError(f"--{name} must be at least 1 and at most {top:,}, got "
                              f"{bad[0]}{more}")
+    profile = place_units(profile, unit, prefill_unit, decode_unit)
     model = with_imbalance(get_model(model_ref), moe_imbalance)
     quant = parse_quant(quant_ref)
     if overrides:
