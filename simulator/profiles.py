@@ -24,7 +24,7 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.profile_docs import (check_units, set_path, union_compute,
                                            unit_document)
 from precsim.simulator.schema_errors import format_validation_error
-from precsim.simulator.units import UnitError, parse_quantity
+from precsim.simulator.units import UnitError, check_physical, parse_quantity
 
 Engine = Literal["matrix", "vector"]
 
@@ -39,17 +39,19 @@ class _Strict(BaseModel):
 
 
 def _quantity(dimension: str):
+    """A quantity of `dimension` inside PHYSICAL_RANGE (a non-positive one: the field's bound)."""
     def parse(value: Any) -> float:
         try:
-            return parse_quantity(value, dimension)
+            number = parse_quantity(value, dimension)
+            return check_physical(number, dimension, value) if number > 0 else number
         except UnitError as exc:
             raise ValueError(str(exc)) from None
     return BeforeValidator(parse)
 
 
 def _strict_number(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a plain number, got {type(value).__name__} {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < 1e308:
+        raise ValueError(f"expected a finite plain number, got {type(value).__name__} {value!r}")
     return value
 
 

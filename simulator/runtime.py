@@ -32,7 +32,8 @@ from pydantic import Field, PrivateAttr, StrictBool, ValidationError, model_vali
 from precsim.simulator.compute_units import phase_choice, place_units, with_unit_views
 from precsim.simulator.dtypes import DTYPE_BITS, FLOAT_DTYPES
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import MAX_YAML_BYTES, is_file_reference, load_yaml_mapping
+from precsim.simulator.io import (MAX_YAML_BYTES, is_file_reference, load_yaml_mapping,
+                                  read_text_bounded)
 from precsim.simulator.profiles import (Count, Fraction, HardwareProfile, Share, Time,
                                         _Cited, _Strict)
 from precsim.simulator.quant import GROUPS, as_quant
@@ -204,10 +205,10 @@ def load_runtime_file(path: str | os.PathLike) -> RuntimeProfile:
     """Read and validate one runtime YAML (memoised while the file's bytes are the same;
     errors name the file and field)."""
     key = os.path.abspath(path)
-    try:
-        data = Path(key).read_bytes() if os.path.getsize(key) <= MAX_YAML_BYTES else None
-    except OSError:
-        data = None
+    try:  # bounded, regular files only: a FIFO or device is refused, never read
+        data = read_text_bounded(key, "runtime profile", MAX_YAML_BYTES)
+    except InputError:
+        data = None  # load_yaml_mapping below says why
     hit = _READ.get(key)
     if hit is not None and data is not None and hit[0] == data:
         return hit[1]

@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 from precsim.simulator.compute_units import place_units
-from precsim.simulator.io import json_text
+from precsim.simulator.io import (MAX_DEGREE, MAX_SEED, MAX_SEQUENCES,  # noqa: F401 - flag bounds
+                                  MAX_TOKENS, json_text)
 from precsim.simulator.profile_loader import PROFILE_PATH_ENV, load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.units import UnitError, parse_flag_quantity
@@ -100,3 +101,29 @@ def units_from_args(args: argparse.Namespace, profile, runtime=None):
         from precsim.simulator.runtime import load_runtime
         preference = load_runtime(runtime).unit_preference(profile.name)
     return place_units(profile, args.unit, args.prefill_unit, args.decode_unit, preference)
+
+
+MAX_ITERATIONS = 1_000_000  # --max-iter, --top, --draws
+#: --bootstrap: each resample is a whole refit (~0.1 s for a hundred runs), so 10,000 is
+#: already about 20 minutes
+MAX_BOOTSTRAP = 10_000
+MAX_RETRIES = 100  # sweep --retries: extra attempts of a failing chunk
+
+
+def int_arg(maximum: int, minimum: int = 1):
+    """argparse `type` of a whole-number flag in [minimum, maximum]: anything else
+    (a fraction, 1e3, a negative where none is meant, a 30-digit number) exits 2 with
+    the bound in the message instead of overflowing later."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text[:40]!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {minimum} to {maximum:,}, got "
+                f"{text.strip()[:40]}")
+        return value
+    parse.__name__ = "whole number"
+    return parse

@@ -9,8 +9,9 @@ import dataclasses
 
 import numpy as np
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
-                                              add_runtime_arg, add_unit_args, print_json,
+from precsim.codesign.commands.common import (MAX_SEQUENCES, MAX_TOKENS, add_json_arg,
+                                              add_profile_dir_arg, add_runtime_arg,
+                                              add_unit_args, int_arg, print_json,
                                               resolve_profile, units_from_args)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
@@ -39,9 +40,12 @@ def _add_request_args(parser: argparse.ArgumentParser) -> None:
                         help=f"format: {GRAMMAR_HELP}; presets {', '.join(PRESETS)}")
     parser.add_argument("--override", action="append", default=[], metavar="GROUP=FORMAT",
                         help="per-layer-group format, e.g. lm_head=W16A16 (repeatable)")
-    parser.add_argument("--batch", type=int, default=1, help="concurrent sequences")
-    parser.add_argument("--prompt", type=int, default=512, help="prompt tokens per sequence")
-    parser.add_argument("--gen", type=int, default=128, help="generated tokens per sequence")
+    parser.add_argument("--batch", type=int_arg(MAX_SEQUENCES), default=1,
+                        help="concurrent sequences")
+    parser.add_argument("--prompt", type=int_arg(MAX_TOKENS), default=512,
+                        help="prompt tokens per sequence")
+    parser.add_argument("--gen", type=int_arg(MAX_TOKENS), default=128,
+                        help="generated tokens per sequence")
     parser.add_argument("--no-flash", action="store_true",
                         help="unfused attention (QK^T, softmax, PV as three kernels)")
     parser.add_argument("--separate-dequant", action="store_true",
@@ -80,9 +84,14 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
     --decode-unit; default the runtime's preferred unit, else the format's default).
     """
     profile = place_units(profile, unit, prefill_unit, decode_unit)
-    for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
-        if np.any(np.asarray(value) < 1):
-            raise InputError(f"--{name} must be at least 1, got {value}")
+    for name, value, top in (("batch", batch, MAX_SEQUENCES), ("prompt", prompt, MAX_TOKENS),
+                             ("gen", gen, MAX_TOKENS)):
+        values = np.asarray(value, dtype=object).ravel()
+        bad = [v for v in values if not 1 <= v <= top]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise InputError(f"--{name} must be at least 1 and at most {top:,}, got "
+                             f"{bad[0]}{more}")
     model = with_imbalance(get_model(model_ref), moe_imbalance)
     quant = parse_quant(quant_ref)
     if overrides:
@@ -92,6 +101,11 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
             if not sep:
                 raise InputError(f"--override {item!r}: expected GROUP=FORMAT, "
                                  "e.g. lm_head=W16A16")
+            given = pairs.get(group.strip()) or dict(quant.overrides).get(group.strip())
+            if given is not None:
+                shown = given if isinstance(given, str) else f"{given.name} in --quant"
+                raise InputError(f"--override {item!r}: group {group.strip()!r} is already "
+                                 f"overridden ({shown}); give each group once")
             pairs[group.strip()] = fmt.strip()
         quant = quant.with_overrides(pairs)
     run = apply_runtime(runtime, profile, quant)
