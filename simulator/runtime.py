@@ -7,8 +7,8 @@ graphs or per-kernel host launches), multipliers on the hardware's achievable fr
 (`efficiency:`), the share of device memory it keeps back (`memory_reserve`, vLLM's
 1 - gpu_memory_utilization), the device kinds it runs on (`applies_to`) and the
 compute unit it prefers on a SoC (`preferred_unit`: one unit, or a mapping
-`{default: gpu, <hardware profile name>: cpu}` read by `unit_preference`). Every number is a cited quantity
-of simulator.profiles and every kernel statement cites its source too.
+`{default: gpu, <hardware profile name>: cpu}` read by `unit_preference`). Every number
+is a cited quantity of simulator.profiles and every kernel statement cites its source.
 
 `apply_runtime(runtime, profile, quant)` gives the `RuntimeExecution`: the hardware
 profile as this runtime runs it (a new validated profile, same name, each changed
