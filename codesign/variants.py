@@ -212,8 +212,8 @@ def _native_variation(profile: HardwareProfile, field: str, dtype: str,
             spec["peak"]["value"] = _scale_quantity(spec["peak"]["value"], scale)
         else:
             spec["peak"] = {"value": arg.strip(), "assumed": f"what-if: {field}={value}"}
-    fallbacks = {k: v for k, v in profile.raw().get("fallbacks", {}).items() if k != dtype}
-    return Variation(field, value, ((f"compute.{dtype}", spec), ("fallbacks", fallbacks)))
+    # per-type keys: several types made native in one variant combine
+    return Variation(field, value, ((f"compute.{dtype}", spec), (f"fallbacks.{dtype}", None)))
 
 
 def _quantity_variation(profile: HardwareProfile, field: str, value: str) -> Variation:
@@ -307,10 +307,12 @@ def profile_variants(profile: HardwareProfile, specs: list[str]
         changed = [v for v in combo if v.overrides]
         if not changed:
             continue
-        overrides: dict[str, Any] = {}
-        for variation in changed:
-            overrides.update(dict(variation.overrides))
         label = " ".join(v.label for v in changed)
+        overrides: dict[str, Any] = {}
+        # engines removed first: a type made native in the same variant then drops the
+        # fallback rule that followed a removed engine (runtime.emulated_engine)
+        for variation in sorted(changed, key=lambda v: v.value != "emulated"):
+            overrides.update(dict(variation.overrides))
         try:
             variant = profile.with_overrides(overrides)
         except InputError as exc:

@@ -117,7 +117,7 @@ def units_from_args(args: argparse.Namespace, profile, runtime=None):
     preference = None
     if profile.compute_units and runtime is not None:
         from precsim.simulator.runtime import load_runtime
-        preference = load_runtime(runtime).preferred_unit
+        preference = load_runtime(runtime).unit_preference(profile.name)
     return place_units(profile, args.unit, args.prefill_unit, args.decode_unit, preference)
 
 
