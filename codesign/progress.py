@@ -18,6 +18,7 @@ Three forms:
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,12 +30,18 @@ T = TypeVar("T")
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
-    """True when `stream` (default stderr) is an interactive terminal."""
+    """True when `stream` (default stderr) is an interactive terminal with a width (a
+    pseudo-terminal of 0 columns would show an empty bar: it gets lines instead)."""
     stream = stream if stream is not None else sys.stderr
     try:
-        return bool(stream.isatty())
+        if not stream.isatty():
+            return False
     except (AttributeError, ValueError):
         return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError):
+        return True
 
 
 def _seconds(elapsed: float) -> str:
@@ -46,18 +53,24 @@ class Reporter:
 
     def __init__(self, name: str, *, enabled: bool | None = None,
                  stream: TextIO | None = None, unit: str = "step",
-                 stage_lines: bool = False) -> None:
+                 stage_lines: bool = False, every_s: float = 0.0) -> None:
         self.name = name
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled is not False
         self.bar_mode = self.enabled and is_terminal(self.stream)
         self.unit = unit
         self.stage_lines = stage_lines      # "stage k/N" (stages) vs "done/total" lines
+        self.every_s = every_s              # off a terminal: at most a line per every_s
         self.start = time.monotonic()
+        self.done, self.total = 0, 0
+        self._first_done: int | None = None    # steps already done at the first call
         self._bar = None
-        self._last_line = -1.0
+        self._last_line = -float("inf")
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        if self._first_done is None:
+            self._first_done = done
         if not self.enabled:
             return
         if self.bar_mode:
@@ -76,17 +89,28 @@ class Reporter:
         self._bar.set_postfix_str(stage, refresh=False)
         self._bar.refresh()
 
+    def advance(self, n: int = 1, stage: str = "") -> None:
+        """`n` more steps done (of the last total given)."""
+        self(stage, self.done + n, self.total)
+
     def _print_line(self, stage: str, done: int, total: int) -> None:
-        elapsed = time.monotonic() - self.start
+        now = time.monotonic()
+        if now - self._last_line < self.every_s and 0 < done < total:
+            return
+        self._last_line = now
+        elapsed = now - self.start
         if self.stage_lines:
             head = f"stage {min(done + 1, total)}/{total}"
         else:
             head = f"{done}/{total}"
         tail = _seconds(elapsed)
-        if 0 < done < total:
-            tail += f", about {_seconds(elapsed / done * (total - done))} left"
-        print(f"{self.name}: {head} {stage} ({tail})".rstrip(), file=self.stream,
-              flush=True)
+        fresh = done - (self._first_done or 0)          # resumed steps took no time here
+        if fresh > 0 and done < total and not self.stage_lines:   # stages differ in length
+            tail += f", about {_seconds(elapsed / fresh * (total - done))} left"
+        what = f"{head} {self.unit}s" if self.unit not in ("step", "it", "stage") \
+            else head
+        print(f"{self.name}: " + " ".join(p for p in (what, stage) if p) + f" ({tail})",
+              file=self.stream, flush=True)
 
     def write(self, text: str) -> None:
         """A message that does not break the bar."""
@@ -103,9 +127,11 @@ class Reporter:
 
 @contextmanager
 def reporter(name: str, *, enabled: bool | None = None, stream: TextIO | None = None,
-             unit: str = "step") -> Iterator[Reporter]:
-    """The callback form: yields an ``OnProgress`` callable; closes its bar on exit."""
-    rep = Reporter(name, enabled=enabled, stream=stream, unit=unit)
+             unit: str = "step", every_s: float = 0.0) -> Iterator[Reporter]:
+    """The callback form: yields an ``OnProgress`` callable (also ``advance(n)``); closes
+    its bar on exit. Off a terminal, `every_s` > 0 prints at most one line per `every_s`
+    seconds (plus the first and the last)."""
+    rep = Reporter(name, enabled=enabled, stream=stream, unit=unit, every_s=every_s)
     try:
         yield rep
     finally:
@@ -145,13 +171,14 @@ def stages(name: str, total: int, *, enabled: bool | None = None,
 
 def iterate(items: Iterable[T], desc: str, *, total: int | None = None,
             enabled: bool | None = None, stream: TextIO | None = None,
-            unit: str = "it") -> Iterator[T]:
-    """Yield `items` with a bar (terminal) or one line per item (otherwise)."""
+            unit: str = "it", label: Callable[[T], str] | None = None) -> Iterator[T]:
+    """Yield `items` with a bar (terminal) or one line per item (otherwise); `label(item)`
+    names the running item (default: a string item itself or its `.name`)."""
     n = total if total is not None else (len(items) if hasattr(items, "__len__") else 0)
     rep = Reporter(desc, enabled=enabled, stream=stream, unit=unit)
     try:
         for done, item in enumerate(items):
-            rep(_label(item), done, n)
+            rep((label or _label)(item), done, n)
             yield item
         if rep.bar_mode and rep._bar is not None:
             rep._bar.n = n

@@ -55,3 +55,13 @@ def test_terminal_gets_a_bar_with_count():
         p.advance("scoring")
     text = out.getvalue()
     assert "law validate" in text and "/2" in text and "stage 1/2" not in text
+
+
+def test_eta_counts_only_the_steps_done_in_this_run():
+    out = io.StringIO()
+    with progress.reporter("sweep", stream=out, unit="config") as rep:
+        rep("resumed", 90, 100)          # 90 resumed: no estimate from them
+        rep.advance(5)
+    first, second = out.getvalue().splitlines()
+    assert first.startswith("sweep: 90/100 configs resumed (") and "left" not in first
+    assert second.startswith("sweep: 95/100 configs (") and "left" in second
