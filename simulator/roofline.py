@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,18 +84,27 @@ class KernelCost:
                                 >= np.asarray(self.memory_time_s), "compute", "memory"))
         return out[()] if out.ndim == 0 else out
 
+    def _with(self, kw: dict) -> KernelCost:
+        """A copy with the fields in `kw` replaced (`dataclasses.replace` without its
+        per-field checks: called per op and per call)."""
+        new = object.__new__(KernelCost)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(kw)
+        return new
+
     def scaled(self, factor) -> KernelCost:
         """Every extensive quantity multiplied by `factor` (e.g. number of layers)."""
-        kw = {f: np.asarray(getattr(self, f)) * factor for f in EXTENSIVE_FIELDS}
+        d = self.__dict__
+        kw = {f: np.asarray(d[f]) * factor for f in EXTENSIVE_FIELDS}
         kw["bytes_moved"] = {k: np.asarray(v) * factor for k, v in self.bytes_moved.items()}
-        return replace(self, **kw)
+        return self._with(kw)
 
     def __add__(self, other: KernelCost) -> KernelCost:
-        kw = {f: np.asarray(getattr(self, f)) + np.asarray(getattr(other, f))
-              for f in EXTENSIVE_FIELDS}
+        d, o = self.__dict__, other.__dict__
+        kw = {f: np.asarray(d[f]) + np.asarray(o[f]) for f in EXTENSIVE_FIELDS}
         kw["bytes_moved"] = {k: np.asarray(v) + np.asarray(other.bytes_moved[k])
                              for k, v in self.bytes_moved.items()}
-        return replace(self, **kw)
+        return self._with(kw)
 
     def reduce(self, weights, axis: int = -1) -> KernelCost:
         """Weighted sum over `axis` (e.g. decode steps sampled along a trailing axis)."""
@@ -109,7 +118,7 @@ class KernelCost:
                 label = np.asarray(np.take(np.broadcast_to(
                     label, np.broadcast(label, weights).shape), 0, axis=axis), dtype=object)
                 kw[name] = label[()] if label.ndim == 0 else label
-        return replace(self, **kw)
+        return self._with(kw)
 
     @property
     def main_memory_bytes(self):

@@ -21,7 +21,9 @@ Runtimes are found by name in the shipped runtimes/ folder or read from a YAML p
 from __future__ import annotations
 
 import difflib
+import functools
 import os
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -189,32 +191,47 @@ def runtime_from_mapping(doc: dict, source: str) -> RuntimeProfile:
     return runtime
 
 
+@functools.cache
 def builtin_runtime_dir() -> Path:
-    """The shipped runtimes folder (package data, or the source checkout's root)."""
+    """The shipped runtimes folder (package data, or the source checkout's root; looked up
+    once per process)."""
     packaged = resources.files("precsim.simulator").joinpath("runtimes")
     if packaged.is_dir():
         return Path(str(packaged))
     return Path(__file__).resolve().parent.parent / "runtimes"
 
 
-#: resolved file path -> (its bytes, the runtime read from them)
+#: resolved file path -> (its stat stamp, its bytes, the runtime read from them)
 _READ: dict = {}
 
 
+def _stamp(path: str):
+    """(mtime_ns, size, inode) of a regular file, else None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
 def load_runtime_file(path: str | os.PathLike) -> RuntimeProfile:
-    """Read and validate one runtime YAML (memoised while the file's bytes are the same;
-    errors name the file and field)."""
+    """Read and validate one runtime YAML (memoised while the file's stat stamp, else its
+    bytes, are the same; errors name the file and field)."""
     key = os.path.abspath(path)
+    hit = _READ.get(key)
+    stamp = _stamp(key)
+    if hit is not None and stamp is not None and hit[0] == stamp:
+        return hit[2]  # unchanged since read: no re-read (the scalar simulate path)
     try:  # bounded, regular files only: a FIFO or device is refused, never read
         data = read_text_bounded(key, "runtime profile", MAX_YAML_BYTES)
     except InputError:
         data = None  # load_yaml_mapping below says why
-    hit = _READ.get(key)
-    if hit is not None and data is not None and hit[0] == data:
-        return hit[1]
+    if hit is not None and data is not None and hit[1] == data:
+        _READ[key] = (stamp, data, hit[2])
+        return hit[2]
     runtime = runtime_from_mapping(load_yaml_mapping(path, what="runtime profile"), str(path))
     if data is not None:
-        _READ[key] = (data, runtime)
+        _READ[key] = (stamp, data, runtime)
     return runtime
 
 
@@ -233,8 +250,10 @@ def load_runtime(name_or_path: str | os.PathLike | RuntimeProfile | None = None
     if is_file_reference(text):
         return load_runtime_file(os.path.expanduser(text))
     shipped = builtin_runtime_dir() / f"{text}.yaml"
-    if shipped.is_file() and load_runtime_file(shipped).name == text:
-        return load_runtime_file(shipped)
+    if shipped.is_file():
+        found = load_runtime_file(shipped)
+        if found.name == text:
+            return found
     known = {r.name: r for r in list_runtimes()}
     if text in known:
         return known[text]
