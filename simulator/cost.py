@@ -40,7 +40,7 @@ from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
 from precsim.simulator.quant import as_quant, group_format, quant_attr, stream_bits
-from precsim.simulator.roofline import KernelCost, home_level
+from precsim.simulator.roofline import KernelCost, home_level, reduce_costs
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
            "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
@@ -173,8 +173,7 @@ class PhaseCost:
         if np.ndim(home):
             home = np.take(np.broadcast_to(home, np.broadcast(home, weights).shape), 0,
                            axis=axis)
-        return dataclasses.replace(self, costs=tuple(c.reduce(weights, axis)
-                                                     for c in self.costs),
+        return dataclasses.replace(self, costs=reduce_costs(self.costs, weights, axis),
                                    weights_home=home)
 
     @property

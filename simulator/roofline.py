@@ -108,21 +108,43 @@ class KernelCost:
 
     def reduce(self, weights, axis: int = -1) -> KernelCost:
         """Weighted sum over `axis` (e.g. decode steps sampled along a trailing axis)."""
-        def red(v):  # np.sum without its Python wrapper
-            return np.add.reduce(np.multiply(v, weights), axis=axis)
-        kw = {f: red(getattr(self, f)) for f in EXTENSIVE_FIELDS}
-        kw["bytes_moved"] = {k: red(v) for k, v in self.bytes_moved.items()}
-        for name in ("exec_dtype", "exec_path"):
-            label = getattr(self, name)
-            if isinstance(label, np.ndarray):
-                label = np.asarray(np.take(np.broadcast_to(
-                    label, np.broadcast(label, weights).shape), 0, axis=axis), dtype=object)
-                kw[name] = label[()] if label.ndim == 0 else label
-        return self._with(kw)
+        return reduce_costs((self,), weights, axis)[0]
 
     @property
     def main_memory_bytes(self):
         return list(self.bytes_moved.values())[-1]
+
+
+def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
+    """`KernelCost.reduce` of each of `costs`: every extensive field and level of every
+    cost broadcast against `weights`, stacked and reduced in one weighted sum (one numpy
+    call for a whole pass instead of one per field and op); labels keep their first
+    element along `axis`."""
+    per = len(EXTENSIVE_FIELDS) + len(costs[0].bytes_moved)
+    values = []
+    for c in costs:
+        d = c.__dict__
+        values.extend(d[f] for f in EXTENSIVE_FIELDS)
+        values.extend(c.bytes_moved.values())
+    shape = np.broadcast_shapes(np.shape(weights), *{np.shape(v) for v in values})
+    stacked = np.empty((len(values),) + shape)
+    for i, v in enumerate(values):
+        stacked[i] = v  # broadcast to the common shape
+    at = axis if axis < 0 else axis + 1  # the stacked axis comes first
+    summed = np.add.reduce(np.multiply(stacked, weights), axis=at)
+    out = []
+    for i, c in enumerate(costs):
+        row = summed[i * per:(i + 1) * per]
+        kw = dict(zip(EXTENSIVE_FIELDS, row))
+        kw["bytes_moved"] = dict(zip(c.bytes_moved, row[len(EXTENSIVE_FIELDS):]))
+        for name in ("exec_dtype", "exec_path"):
+            label = getattr(c, name)
+            if isinstance(label, np.ndarray):
+                label = np.asarray(np.take(np.broadcast_to(
+                    label, np.broadcast(label, weights).shape), 0, axis=axis), dtype=object)
+                kw[name] = label[()] if label.ndim == 0 else label
+        out.append(c._with(kw))
+    return tuple(out)
 
 
 def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, convert_j,
