@@ -242,11 +242,11 @@ def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
         cost = embedding_cost(hw, p["tokens"], p["d_model"], quant, weight_home=state_home)
     else:
         cost = elementwise_cost(hw, p["read_bytes"], p["write_bytes"], p["vector_ops"])
-        if np.any(np.asarray(spec.kv_write_bytes) > 0):
+        if (np.asarray(spec.kv_write_bytes) > 0).any():
             cost = cost + elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
                                            0.0 * spec.kv_write_bytes, write_home=state_home,
                                            n_kernels=0.0)
-    if spec.per_layer or np.any(np.asarray(spec.count) != 1.0):
+    if spec.per_layer or (np.asarray(spec.count) != 1.0).any():
         return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
     return cost
 

@@ -126,7 +126,7 @@ def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
         d = c.__dict__
         values.extend(d[f] for f in EXTENSIVE_FIELDS)
         values.extend(c.bytes_moved.values())
-    shape = np.broadcast_shapes(np.shape(weights), *{np.shape(v) for v in values})
+    shape = np.broadcast_shapes(np.shape(weights), *{getattr(v, "shape", ()) for v in values})
     stacked = np.empty((len(values),) + shape)
     for i, v in enumerate(values):
         stacked[i] = v  # broadcast to the common shape
