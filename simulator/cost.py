@@ -52,7 +52,7 @@ def _check_lengths(**values) -> None:
         if arr.size == 0:
             raise InputError(f"{name} is empty")
         bad = ~np.isfinite(arr) | (arr < 1)
-        if np.any(bad):
+        if bad.any():
             shown = arr[bad].reshape(-1)[0]
             raise InputError(f"{name} must be at least 1, got {shown:g}"
                              + (" (batch 0 has nothing to run)" if name == "batch" else ""))
@@ -314,7 +314,7 @@ def _check_counts(**values) -> None:
         if arr.size == 0:
             raise InputError(f"{name} is empty")
         bad = ~np.isfinite(arr) | (arr < 0)
-        if np.any(bad):
+        if bad.any():
             raise InputError(f"{name} must be at least 0, got {arr[bad].reshape(-1)[0]:g}")
 
 

@@ -167,7 +167,7 @@ class TransformerConfig:
 
     @property
     def is_moe(self) -> bool:
-        return bool(np.any(np.asarray(self.n_moe_layers) > 0))
+        return bool((np.asarray(self.n_moe_layers) > 0).any())
 
     @property
     def n_dense_layers(self):

@@ -53,7 +53,7 @@ class ParallelLayout:
     def __post_init__(self):
         for name in ("tp", "pp", "ep", "dp"):
             value = np.asarray(getattr(self, name), dtype=float)
-            if value.size == 0 or np.any(value < 1) or np.any(value != np.round(value)):
+            if value.size == 0 or (value < 1).any() or (value != np.round(value)).any():
                 raise InputError(f"--{name} must be a positive integer, got "
                                  f"{getattr(self, name)!r}")
         if self.devices_per_node is not None and self.devices_per_node < 1:
@@ -67,7 +67,7 @@ class ParallelLayout:
 
     @property
     def is_single(self) -> bool:
-        return all(np.all(np.asarray(getattr(self, n)) == 1) for n in ("tp", "pp", "ep", "dp"))
+        return all((np.asarray(getattr(self, n)) == 1).all() for n in ("tp", "pp", "ep", "dp"))
 
     def describe(self) -> dict:
         return {n: np.asarray(getattr(self, n)).tolist() for n in ("tp", "pp", "ep", "dp")}

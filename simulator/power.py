@@ -121,11 +121,11 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         else {"dynamic": dynamic_energy_j}
     t = np.asarray(busy_time_s, dtype=float)
     n = np.asarray(devices, dtype=float)
-    if np.any(t < 0) or np.any(n < 1):
+    if (t < 0).any() or (n < 1).any():
         raise InputError(f"power model: busy time must be >= 0 s and devices >= 1, got "
                          f"{busy_time_s!r} s on {devices!r} devices")
     dyn = sum(np.asarray(v, dtype=float) for v in parts.values())
-    if np.any(dyn < 0):
+    if (np.asarray(dyn) < 0).any():
         raise InputError("power model: dynamic energy must be >= 0 J")
     with np.errstate(divide="ignore", invalid="ignore"):
         busy_w = np.where(t > 0, params.active_w + dyn / (n * np.where(t > 0, t, 1.0)),
