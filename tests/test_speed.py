@@ -175,3 +175,40 @@ def test_a_simulate_call_loads_pandas_only_for_the_op_table():
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_a_runtime_file_is_read_once_until_it_changes_on_disk(tmp_path, monkeypatch):
+    from precsim.simulator import runtime
+    path = tmp_path / "rt.yaml"
+    shutil.copy(runtime.builtin_runtime_dir() / "torch-compile.yaml", path)
+    reads = []
+    real = runtime.read_text_bounded
+    monkeypatch.setattr(runtime, "read_text_bounded",
+                        lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    first = runtime.load_runtime(str(path))
+    assert runtime.load_runtime(str(path)) is first and len(reads) == 1
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "name: torch-compile", "name: my-compile"), encoding="utf-8")
+    stamp = os.stat(path).st_mtime_ns + 10**9  # a new mtime even on a coarse clock
+    os.utime(path, ns=(stamp, stamp))
+    assert runtime.load_runtime(str(path)).name == "my-compile" and len(reads) == 2
+
+
+def test_reduce_costs_is_each_fields_weighted_sum():
+    from precsim.simulator.roofline import EXTENSIVE_FIELDS, KernelCost, reduce_costs
+    w = np.array([1.0, 0.5, 0.0])
+    def cost(scale, labels):
+        fields = {f: scale * (i + 1) * np.array([1.0, 2.0, 4.0]) for i, f in
+                  enumerate(EXTENSIVE_FIELDS)}
+        fields["n_kernels"] = 3.0 * scale  # a scalar field broadcasts over the weights
+        return KernelCost(bytes_moved={"L1": scale * np.array([2.0, 4.0, 8.0]), "HBM": 5.0},
+                          exec_dtype=labels, exec_path="native", **fields)
+    a, b = cost(1.0, "bf16"), cost(10.0, np.array(["fp8", "fp8", "bf16"], dtype=object))
+    ra, rb = reduce_costs((a, b), w)
+    for f in EXTENSIVE_FIELDS:
+        for c, r in ((a, ra), (b, rb)):
+            assert getattr(r, f) == pytest.approx(float(np.sum(np.asarray(getattr(c, f)) * w)))
+    assert ra.n_kernels == 4.5 and rb.n_kernels == 45.0  # 3 x (1 + 0.5 + 0), x 10
+    assert rb.bytes_moved == {"L1": pytest.approx(40.0), "HBM": pytest.approx(7.5)}
+    assert (ra.exec_dtype, rb.exec_dtype) == ("bf16", "fp8")
+    assert a.reduce(w).time_s == ra.time_s
