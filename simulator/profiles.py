@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from precsim.simulator.dtypes import DTYPES, FLOAT_DTYPES, DType
 from precsim.simulator.errors import InputError
+from precsim.simulator.profile_overrides import set_path
 from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import UnitError, parse_quantity
 
@@ -254,6 +256,39 @@ class AttentionRule(_Strict):
     note: str | None = None
 
 
+def _parse_tiles(value: Any) -> tuple[tuple[int, int], ...]:
+    """ "256x128 128x128" -> ((256, 128), (128, 128))."""
+    if not isinstance(value, str) or not re.fullmatch(r"\s*\d+x\d+(\s+\d+x\d+)*\s*", value):
+        raise ValueError(f"expected tiles as 'ROWSxCOLS ...' (e.g. '256x128 128x128'), "
+                         f"got {value!r}")
+    tiles = tuple(tuple(int(x) for x in t.split("x")) for t in value.split())
+    if any(a <= 0 or b <= 0 for a, b in tiles):
+        raise ValueError(f"tile sizes must be positive, got {value!r}")
+    return tiles
+
+
+class Tiles(_Cited):
+    """Output tiles (rows x columns) a kernel library chooses among."""
+
+    value: Annotated[tuple[tuple[int, int], ...], BeforeValidator(_parse_tiles)]
+
+
+class GemmSpec(_Strict):
+    """Structure of the matrix engine for shape-dependent efficiency
+    (simulator.gemm_shape): `units` that run tiles in parallel (SMs, cores), the output
+    `tiles` of its GEMM kernels (CTA tiles; a CPU's micro-kernel), `k_step` (K depth of
+    one main-loop step), `max_split` (largest split-K the library uses; default
+    gemm_shape.SPLITS' largest); `flash_tile` (Br x Bc of the flash-attention kernel)
+    and `flash_efficiency` (its rate over the GEMM's achievable rate)."""
+
+    units: Count
+    tiles: Tiles
+    k_step: Count
+    max_split: Count | None = None
+    flash_tile: Tiles | None = None
+    flash_efficiency: Fraction | None = None
+
+
 class VectorSpec(_Strict):
     """Element-wise (non-matrix) work: norms, activations, softmax, residual adds,
     stand-alone conversions. `rate`: achievable vector ops/s of such kernels when they
@@ -413,6 +448,7 @@ class HardwareProfile(_Strict):
     weight_only: dict[DType, WeightOnlyKernel] = Field(default_factory=dict)
     vector: VectorSpec | None = None
     attention: AttentionRule | None = None
+    gemm: GemmSpec | None = None
     memory: list[MemoryLevel] = Field(min_length=1)
     overheads: Overheads
     power: PowerSpec
@@ -508,62 +544,10 @@ class HardwareProfile(_Strict):
         """
         doc = self.raw()
         for dotted, value in overrides.items():
-            _set_path(doc, str(dotted), value, self.name)
+            set_path(doc, str(dotted), value, self.name)
         if name:
             doc["name"] = name
         return profile_from_mapping(doc, source=f"{self.name} with overrides")
-
-
-_PROVENANCE = ("source", "derived", "measured", "assumed")
-
-
-def _set_path(doc: dict, dotted: str, value: Any, profile_name: str) -> None:
-    parts = dotted.split(".")
-    node: Any = doc
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[:i]) or "top level"
-        if isinstance(node, list):
-            index = next((k for k, item in enumerate(node)
-                          if isinstance(item, dict) and item.get("name") == part), None)
-            if index is None and part.isdigit() and int(part) < len(node):
-                index = int(part)
-            if index is None:
-                raise InputError(f"profile {profile_name}: override {dotted}: no item "
-                                 f"{part!r} in {where}")
-            key: Any = index
-        elif isinstance(node, dict):
-            if not last and node.get(part) is None:
-                node[part] = {}
-            key = part
-        else:
-            raise InputError(f"profile {profile_name}: override {dotted}: {where} is not "
-                             "a mapping or list")
-        if not last:
-            node = node[key]
-            continue
-        current = node[key] if isinstance(node, list) or key in node else None
-        if value is None:
-            if isinstance(node, list):
-                raise InputError(f"profile {profile_name}: override {dotted}: cannot "
-                                 "remove a list item")
-            node.pop(key, None)
-        elif isinstance(current, dict) and "value" in current and not isinstance(value, dict):
-            _override_cited(current, value)  # "memory.hbm.bandwidth": "6.7 TB/s"
-        elif key == "value" and isinstance(node, dict) and not isinstance(value, dict):
-            _override_cited(node, value)  # "memory.hbm.bandwidth.value": "6.7 TB/s"
-        else:
-            node[key] = value
-
-
-def _override_cited(cited: dict, value: Any) -> None:
-    """Set a cited quantity's value and mark it as a what-if assumption."""
-    was = f"was {cited['value']}" if "value" in cited else "not in the profile"
-    old = "; ".join(f"{k}: {cited[k]}" for k in _PROVENANCE if cited.get(k))
-    for key in _PROVENANCE:
-        cited.pop(key, None)
-    cited["value"] = value
-    cited["assumed"] = f"what-if override ({was}" + (f"; {old})" if old else ")")
 
 
 # ---- validation ------------------------------------------------------------------------------
@@ -573,7 +557,7 @@ def _all_field_names() -> frozenset[str]:
     names: set[str] = set()
     for model in (HardwareProfile, ComputeSpec, FallbackRule, MemoryLevel, Overheads,
                   PowerSpec, Interconnect, Fraction, Count, Bytes, WeightOnlyKernel,
-                  VectorSpec, AttentionRule, TrainingSpec):
+                  VectorSpec, AttentionRule, TrainingSpec, GemmSpec):
         names.update(model.model_fields)
     return frozenset(names)
 
