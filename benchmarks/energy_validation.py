@@ -3,23 +3,24 @@
     PYTHONPATH=$PWD .venv/bin/python benchmarks/energy_validation.py [--fit] [--no-plot]
 
 Rows: shared/reference/data/mlenergy_v3_llm_configs.csv (vLLM 0.11.1 serving at steady
-state; GPU-only power, no host/PUE). A row is expressed as `simulate_parallel` of one
-replica of the row's layout (benchmarks/mlenergy_rows.py: the mapping shared with
-parallel_validation.py; one GPU = tp 1) serving a batch of B requests (B = the row's
-avg_batch_size, rounded) with the row's average output length and an assumed prompt of
-PROMPT_TOKENS tokens (the file gives no input length), at the row's weight precision.
-Power = avg_power_watts_per_gpu (predicted: replica power / GPUs), J/token =
-energy_per_token_joules (all GPUs). Rows that PrecSim cannot express are counted by
-reason. Multi-GPU and MoE rows were added after the fit: they are a pure check.
+state; GPU-only power, no host/PUE). A row is the mean step of vLLM kept full
+(benchmarks/mlenergy_rows.py `steady_of`: `simulator.steady.steady_state` of B =
+avg_batch_size concurrent requests with the row's average output length and the task's
+prompt length, one replica of the row's layout, the `vllm` runtime), at the row's
+weight precision. Power = avg_power_watts_per_gpu (predicted: replica power / GPUs),
+J/token = energy_per_token_joules (all GPUs), ITL = median_itl_ms (predicted: the
+median step). Rows that PrecSim cannot express are counted by reason.
 
-Calibration: `--fit` fits two h100-sxm parameters, the `active` baseline power and one
-scale on the per-op compute energies (`fit_power`), by least squares over the
-CALIBRATION rows only (Qwen3-8B on lm-arena-chat); every other row is held out.
-hw_profiles/h100-sxm.yaml records the result (a re-run prints scale 1.05: rounding of
-the stored per-op energies and the vector engine's share, docs/energy.md).
-Prints the per-row table, the median and worst |error| per GPU count, architecture and
-precision (calibration and held-out rows apart), the matched FP8/BF16 row pairs and the
-FP8-vs-BF16 sign check, and writes docs/img/energy_pred_vs_meas.png.
+Fit (`--fit`), each on its stated fit rows only; every other row is held out:
+* the lm-arena-chat prompt length (the data gives none) on the CALIBRATION rows'
+  output throughput (Qwen3-8B on lm-arena-chat, one GPU);
+* the vllm runtime's FP8 expert-GEMM streaming share (`overheads.expert_stream`) on the
+  FP8_FIT rows' throughput (Qwen3-235B-A22B-Instruct-2507-FP8, lm-arena-chat, 8 GPUs);
+* the h100-sxm power constants (`active`, a scale on the per-op compute energies) by
+  least squares on the CALIBRATION rows' power (`fit_power`).
+Prints the per-row table, the median and worst |error| per group (calibration and
+held-out rows apart), the matched FP8/BF16 row pairs and the FP8-vs-BF16 sign check,
+and writes docs/img/energy_pred_vs_meas.png.
 """
 from __future__ import annotations
 
@@ -31,18 +32,20 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mlenergy_rows import CONFIGS_CSV, MODELS, PROFILES, expressible, layout_of, quant_of  # noqa: E402
-from precsim.simulator.cost import simulate  # noqa: E402
-from precsim.simulator.models import TransformerConfig, get_model  # noqa: E402
-from precsim.simulator.parallel import simulate_parallel  # noqa: E402
+from scipy.optimize import minimize_scalar  # noqa: E402
+
+from mlenergy_rows import (CONFIGS_CSV, MODELS, PROFILES, PROMPTS, RUNTIME,  # noqa: E402
+                           expressible, steady_of)
+from precsim.simulator.models import TransformerConfig  # noqa: E402
 from precsim.simulator.profile_loader import load_profile  # noqa: E402
+from precsim.simulator.profiles import Fraction  # noqa: E402
+from precsim.simulator.runtime import load_runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PLOT = ROOT / "docs" / "img" / "energy_pred_vs_meas.png"
-#: Prompt tokens per request: ML.ENERGY v3 publishes output lengths only. Assumption:
-#: chat turns and GPQA questions of a few hundred tokens.
-PROMPT_TOKENS = 256
 CALIBRATION = {("Qwen/Qwen3-8B", "lm-arena-chat")}
+#: (model, task, GPUs) of the rows the runtime's FP8 expert streaming share is fitted on.
+FP8_FIT = {("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "lm-arena-chat", 8)}
 
 
 def _gemma(name, layers, d, heads, kv, ff, head_dim):
@@ -66,53 +69,85 @@ def load_rows(path: Path = CONFIGS_CSV) -> tuple[pd.DataFrame, dict]:
     return rows[reasons.isna()].reset_index(drop=True), reasons.dropna().value_counts().to_dict()
 
 
-def _totals(profile, r) -> dict:
-    return simulate_parallel(profile, ALL_MODELS[r["model_id"]], quant_of(r["weight_precision"]),
-                             max(1, round(float(r["avg_batch_size"]))), PROMPT_TOKENS,
-                             max(2, round(float(r["avg_output_len_tokens"]))),
-                             layout_of(r)).totals
+def _fit_rows(rows: pd.DataFrame, keys: set, with_gpus: bool = False) -> pd.Series:
+    cols = ["model_id", "task"] + (["num_gpus"] if with_gpus else [])
+    return pd.Series([tuple(k) in keys for k in rows[cols].itertuples(index=False)],
+                     index=rows.index)
 
 
-def predict(rows: pd.DataFrame, profile) -> pd.DataFrame:
-    """Predicted per-GPU power (W) and J/token (all GPUs) for every row on `profile`."""
+def predict(rows: pd.DataFrame, profile, prompts=PROMPTS) -> pd.DataFrame:
+    """Predicted per-GPU power (W), J/token (all GPUs), median ITL and output throughput
+    for every row on `profile`."""
     out = []
-    for _, r in rows.iterrows():
-        t = _totals(profile, r)
+    cal, fp8 = _fit_rows(rows, CALIBRATION), _fit_rows(rows, FP8_FIT, True)
+    for i, r in rows.iterrows():
+        s = steady_of(profile, r, ALL_MODELS, prompts)
+        n = float(s.devices_per_replica)
         out.append({"model": r["model_id"].split("/")[1], "task": r["task"],
-                    "gpu": r["gpu_model"], "gpus": int(r["num_gpus"]),
-                    "moe": r["architecture"] != "Dense Transformer",
+                    "gpus": int(r["num_gpus"]), "moe": r["architecture"] != "Dense Transformer",
                     "precision": r["weight_precision"], "max_num_seqs": int(r["max_num_seqs"]),
                     "batch": max(1, round(float(r["avg_batch_size"]))),
-                    "calibration": (r["model_id"], r["task"]) in CALIBRATION,
+                    "calibration": bool(cal[i]), "fp8_fit": bool(fp8[i]),
                     "power_meas_w": float(r["avg_power_watts_per_gpu"]),
-                    "power_pred_w": float(t["average_power_w"] / t["devices_per_replica"]),
+                    "power_pred_w": float(s.average_power_w) / n,
                     "jpt_meas": float(r["energy_per_token_joules"]),
-                    "jpt_pred": float(t["energy_per_token_j"]),
+                    "jpt_pred": float(s.energy_per_token_j),
                     "itl_meas_ms": float(r["median_itl_ms"]),
-                    "tpot_pred_ms": 1e3 * float(t["tpot_s"]),
-                    "static_share": float(t["energy_static_j"] * t["devices_per_replica"]
-                                          / t["energy_j"])})
+                    "itl_pred_ms": 1e3 * float(s.median_step_s),
+                    "tput_meas": float(r["output_throughput_tokens_per_sec"]),
+                    "tput_pred": float(s.output_tokens_per_s),
+                    "joins_per_step": float(s.joins_per_step)})
     df = pd.DataFrame(out)
-    df["power_err"] = df["power_pred_w"] / df["power_meas_w"] - 1.0
-    df["jpt_err"] = df["jpt_pred"] / df["jpt_meas"] - 1.0
+    for name, meas, pred in (("power", "power_meas_w", "power_pred_w"),
+                             ("jpt", "jpt_meas", "jpt_pred"), ("itl", "itl_meas_ms", "itl_pred_ms"),
+                             ("tput", "tput_meas", "tput_pred")):
+        df[f"{name}_err"] = df[pred] / df[meas] - 1.0
     return df
+
+
+def _log_sse(rows: pd.DataFrame, profile, prompts=PROMPTS, runtime=RUNTIME) -> float:
+    """Sum of squared log errors of the predicted output throughput of `rows`."""
+    err = [np.log(float(steady_of(profile, r, ALL_MODELS, prompts, runtime)
+                        .output_tokens_per_s) / float(r["output_throughput_tokens_per_sec"]))
+           for _, r in rows.iterrows()]
+    return float(np.sum(np.square(err)))
+
+
+def fit_prompt(rows: pd.DataFrame, profile) -> float:
+    """lm-arena-chat prompt tokens minimising the calibration rows' throughput error."""
+    cal = rows[_fit_rows(rows, CALIBRATION)]
+    res = minimize_scalar(lambda p: _log_sse(cal, profile, PROMPTS | {"lm-arena-chat": p}),
+                          bounds=(16.0, 4096.0), method="bounded", options={"xatol": 1.0})
+    return float(res.x)
+
+
+def fit_fp8_expert_stream(rows: pd.DataFrame, profile) -> float:
+    """The vllm runtime's fp8_e4m3 `efficiency.expert_stream` minimising the FP8_FIT rows'
+    throughput error (the other runtime fields as runtimes/vllm.yaml states them)."""
+    fit = rows[_fit_rows(rows, FP8_FIT, True)]
+    stored = load_runtime(RUNTIME)
+
+    def sse(share):
+        eff = stored.efficiency.model_copy(update={"expert_stream": {
+            "fp8_e4m3": Fraction(value=float(share), assumed="being fitted")}})
+        return _log_sse(fit, profile, runtime=stored.model_copy(update={"efficiency": eff}))
+    res = minimize_scalar(sse, bounds=(0.05, 1.0), method="bounded", options={"xatol": 1e-3})
+    return float(res.x)
 
 
 def fit_power(rows: pd.DataFrame, profile) -> tuple[float, float]:
     """(active W, compute scale k): least squares of measured power - predicted memory
-    power = active + k x predicted compute power over the calibration rows (memory
-    energies stay at their cited per-byte values: every row streams HBM at the same
-    rate, so a memory scale would be collinear with `active`). No row reaches the cap,
-    so board power = active + compute J / s + memory J / s exactly."""
-    cal = rows[[(m, t) in CALIBRATION for m, t in zip(rows["model_id"], rows["task"])]]
+    power = active + k x predicted compute power over the calibration rows' mean steps
+    (memory energies stay at their cited per-byte values: every row streams HBM at the
+    same rate, so a memory scale would be collinear with `active`). No row reaches the
+    cap, so board power = active + compute J / s + memory J / s exactly."""
+    cal = rows[_fit_rows(rows, CALIBRATION)]
     comp, mem = [], []
     for _, r in cal.iterrows():
-        t = simulate(profile, get_model(ALL_MODELS[r["model_id"]]),
-                     quant_of(r["weight_precision"]),
-                     max(1, round(float(r["avg_batch_size"]))), PROMPT_TOKENS,
-                     max(2, round(float(r["avg_output_len_tokens"])))).totals
-        comp.append(float(t["energy_compute_j"] / t["e2e_latency_s"]))
-        mem.append(float(sum(t["energy_memory_j"].values()) / t["e2e_latency_s"]))
+        s = steady_of(profile, r, ALL_MODELS)
+        t = float(s.step_s)
+        comp.append(float(s.dynamic_j["compute"]) / t)
+        mem.append(sum(float(v) for k, v in s.dynamic_j.items() if k != "compute") / t)
     x = np.c_[np.ones(len(comp)), comp]
     y = cal["avg_power_watts_per_gpu"].astype(float).to_numpy() - np.asarray(mem)
     (active, k), *_ = np.linalg.lstsq(x, y, rcond=None)
@@ -120,26 +155,33 @@ def fit_power(rows: pd.DataFrame, profile) -> tuple[float, float]:
 
 
 def _errors(part: pd.DataFrame) -> dict:
-    return {"n": len(part), "power_median_abs_err": part["power_err"].abs().median(),
-            "power_worst_abs_err": part["power_err"].abs().max(),
-            "jpt_median_abs_err": part["jpt_err"].abs().median(),
-            "jpt_worst_abs_err": part["jpt_err"].abs().max()}
+    out = {"n": len(part)}
+    for name in ("power", "jpt", "itl", "tput"):
+        err = part[f"{name}_err"].abs()
+        out |= {f"{name}_median": err.median(), f"{name}_worst": err.max()}
+    return out
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Median / worst |error| per GPU count, architecture and precision (calibration and
-    held-out rows apart), then over all held-out rows."""
+    """Median / worst |error| per GPU count, architecture and precision (fit and held-out
+    rows apart), then per group of held-out rows (1 GPU dense, multi-GPU, MoE, FP8,
+    batch bins) and over all of them."""
+    fit = df["calibration"] | df["fp8_fit"]
     groups = []
     for (gpus, moe, prec), g in df.groupby(["gpus", "moe", "precision"]):
-        for subset, part in (("calibration", g[g["calibration"]]),
-                             ("held out", g[~g["calibration"]])):
+        for subset, part in (("fit", g[fit[g.index]]), ("held out", g[~fit[g.index]])):
             if len(part):
-                groups.append({"gpus": gpus, "arch": "MoE" if moe else "dense",
-                               "precision": prec, "rows": subset, **_errors(part)})
-    for label, part in (("1", df[(df["gpus"] == 1) & ~df["calibration"]]),
-                        (">1", df[df["gpus"] > 1]), ("any", df[~df["calibration"]])):
-        groups.append({"gpus": label, "arch": "all", "precision": "all",
-                       "rows": "held out", **_errors(part)})
+                groups.append({"group": f"{gpus} GPU {'MoE' if moe else 'dense'} {prec}",
+                               "rows": subset, **_errors(part)})
+    held = df[~fit]
+    bins = pd.cut(held["batch"], [0, 16, 64, 256, np.inf],
+                  labels=["batch <= 16", "batch 17-64", "batch 65-256", "batch > 256"])
+    for label, part in (("1 GPU dense", held[(held["gpus"] == 1) & ~held["moe"]]),
+                        ("1 GPU", held[held["gpus"] == 1]), ("2-8 GPUs", held[held["gpus"] > 1]),
+                        ("MoE", held[held["moe"]]), ("FP8", held[held["precision"] == "fp8"]),
+                        *((str(b), held[bins == b]) for b in bins.cat.categories),
+                        ("all", held)):
+        groups.append({"group": label, "rows": "held out", **_errors(part)})
     return pd.DataFrame(groups)
 
 
@@ -163,13 +205,16 @@ def matched_pairs(df: pd.DataFrame) -> pd.DataFrame:
 
 def fp8_vs_bf16(profile) -> pd.DataFrame:
     """Predicted FP8/BF16 J/token at batch 8 and 256 (Qwen3-14B, one GPU, 620 output
-    tokens); measured (ML.ENERGY blog, H100/B200 pairs): +30% median at batch 8-16, -11%
-    at 65-256 (power_energy_relative.csv)."""
+    tokens, lm-arena-chat prompts); measured (ML.ENERGY blog, H100/B200 pairs): +30%
+    median at batch 8-16, -11% at 65-256 (power_energy_relative.csv)."""
     rows = []
     for batch, measured in ((8, 0.30), (256, -0.11)):
-        e = {q: float(simulate(profile, get_model("qwen3-14b"), q, batch, PROMPT_TOKENS,
-                               620).totals["energy_per_token_j"]) for q in ("BF16", "FP8")}
-        rows.append({"batch": batch, "pred_change": e["FP8"] / e["BF16"] - 1.0,
+        e = {prec: float(steady_of(profile, pd.Series({
+            "model_id": "Qwen/Qwen3-14B", "weight_precision": prec, "task": "lm-arena-chat",
+            "avg_batch_size": batch, "avg_output_len_tokens": 620, "tensor_parallel": 1,
+            "expert_parallel": 1, "data_parallel": 1}), ALL_MODELS).energy_per_token_j)
+            for prec in ("bfloat16", "fp8")}
+        rows.append({"batch": batch, "pred_change": e["fp8"] / e["bfloat16"] - 1.0,
                      "meas_median_change": measured})
     out = pd.DataFrame(rows)
     out["sign_right"] = np.sign(out["pred_change"]) == np.sign(out["meas_median_change"])
@@ -184,9 +229,9 @@ def plot(df: pd.DataFrame, path: Path = PLOT) -> Path:
     for ax, (meas, pred, label) in zip(axes, (("power_meas_w", "power_pred_w", "power (W)"),
                                               ("jpt_meas", "jpt_pred", "J per token"))):
         for name, part, marker in (
-                ("calibration", df[df["calibration"]], "o"),
+                ("fit rows", df[df["calibration"] | df["fp8_fit"]], "o"),
                 ("held out, 1 GPU", df[~df["calibration"] & (df["gpus"] == 1)], "x"),
-                ("held out, 2-8 GPUs", df[df["gpus"] > 1], "+")):
+                ("held out, 2-8 GPUs", df[~df["fp8_fit"] & (df["gpus"] > 1)], "+")):
             ax.scatter(part[meas], part[pred], marker=marker, label=name)
         lo, hi = df[[meas, pred]].min().min() * 0.8, df[[meas, pred]].max().max() * 1.2
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
@@ -205,20 +250,25 @@ def plot(df: pd.DataFrame, path: Path = PLOT) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", action="store_true",
-                        help="fit h100-sxm power.active on the calibration rows and print it")
+                        help="fit the chat prompt length, the vllm FP8 expert streaming share "
+                             "and the h100-sxm power constants on their fit rows; print them")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
     profile = load_profile(PROFILES["H100"])
     rows, skipped = load_rows()
     if args.fit:
+        print(f"lm-arena-chat prompt tokens: {fit_prompt(rows, profile):.0f} "
+              f"(mlenergy_rows.PROMPTS holds {PROMPTS['lm-arena-chat']})")
+        print(f"vllm fp8_e4m3 expert streaming share: {fit_fp8_expert_stream(rows, profile):.3f}")
         active, k = fit_power(rows, profile)
-        print(f"fitted h100-sxm power.active = {active:.1f} W; compute energies x {k:.3f} "
-              "(about 1: the profile already holds the fit)")
+        print(f"h100-sxm power.active = {active:.1f} W; compute energies x {k:.3f} "
+              f"(the profile holds {profile.power.active.value:.0f} W and x 1, kept: the "
+              "re-fit does worse on the held-out rows, docs/energy.md)")
         return
     df = predict(rows, profile)
     pd.set_option("display.width", 200)
-    print(df.drop(columns=["gpu"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print("\nmedian / worst |error| per GPU and precision:")
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print("\nmedian / worst |error| per group (fit rows apart):")
     print(summary(df).to_string(index=False, float_format=lambda v: f"{v:.1%}"))
     print("\nrows not expressible:")
     for reason, n in sorted(skipped.items()):

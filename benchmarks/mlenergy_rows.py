@@ -1,8 +1,15 @@
 """ML.ENERGY Benchmark v3 rows -> PrecSim inputs: the one row -> model / format / layout
-mapping shared by benchmarks/parallel_validation.py and benchmarks/energy_validation.py.
+/ serving-state mapping shared by benchmarks/parallel_validation.py and
+benchmarks/energy_validation.py.
 
 ML.ENERGY's "TP 1, EP n, DP 1" rows run vLLM's expert-parallel mode, where attention is
 tensor-parallel over the same n GPUs (vLLM: EP size = TP x DP): they map to tp = ep = n.
+
+A row is vLLM 0.11.1 kept full at max_num_seqs: `simulator.steady.steady_state` of B =
+avg_batch_size concurrent requests (continuous batching with chunked prefill: every
+step also prefills the prompts of the requests that replace the finished ones) of the
+row's average output length and PROMPTS[task] prompt tokens, on the `vllm` runtime
+(runtimes/vllm.yaml: the engine's own kernel properties).
 """
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ from pathlib import Path
 
 from precsim.simulator.parallel import ParallelLayout
 from precsim.simulator.quant import parse_quant
+from precsim.simulator.runtime import apply_runtime
+from precsim.simulator.steady import steady_state
 
 #: shared/reference/data beside the checkout (or $PRECSIM_REFERENCE_DATA).
 DATA = Path(os.environ.get("PRECSIM_REFERENCE_DATA", Path(__file__).resolve().parents[2]
@@ -29,6 +38,13 @@ MODELS = {"Qwen/Qwen3-8B": "qwen3-8b", "Qwen/Qwen3-14B": "qwen3-14b",
 #: weight_precision -> PrecSim format (gpt-oss: MXFP4 experts, the rest bf16).
 FORMATS = {"bfloat16": "BF16", "fp8": "FP8", "mxfp4": "BF16"}
 PROFILES = {"H100": "h100-sxm"}
+#: The rows' serving engine (vLLM 0.11.1): runtimes/vllm.yaml.
+RUNTIME = "vllm"
+#: Mean prompt tokens per request: ML.ENERGY v3 publishes output lengths only.
+#: lm-arena-chat: fitted on the calibration rows' throughput (energy_validation.py
+#: --fit: 974 tokens; LMArena conversations carry the earlier turns); gpqa: assumed, a
+#: GPQA question with its instructions is a few hundred tokens.
+PROMPTS = {"lm-arena-chat": 974, "gpqa": 256}
 
 
 def expressible(row, models=MODELS) -> str | None:
@@ -54,3 +70,14 @@ def quant_of(precision: str):
     """PrecSim format of a row's weight_precision (mxfp4: MXFP4 MLP/experts, BF16 rest)."""
     quant = parse_quant(FORMATS[precision])
     return quant.with_overrides({"mlp": "MXFP4"}) if precision == "mxfp4" else quant
+
+
+def steady_of(profile, row, models=MODELS, prompts=PROMPTS, runtime=RUNTIME):
+    """`steady_state` of a row (module docstring) on `profile` as `runtime` (a name or a
+    RuntimeProfile) runs the row's format."""
+    quant = quant_of(row["weight_precision"])
+    engine = apply_runtime(runtime, profile, quant).profile
+    return steady_state(engine, models[row["model_id"]], quant,
+                        max(1, round(float(row["avg_batch_size"]))), prompts[row["task"]],
+                        max(2.0, float(row["avg_output_len_tokens"])), layout_of(row))
+

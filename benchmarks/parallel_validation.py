@@ -1,17 +1,18 @@
 """Multi-device serving (TP / EP, dense and MoE) against the ML.ENERGY Benchmark v3 rows.
 
     python benchmarks/parallel_validation.py [--data mlenergy_v3_llm_configs.csv]
-                                             [--prompt 512] [--plot docs/img/...png] [--json]
+                                             [--plot docs/img/...png] [--json]
 
-Every row of the published vLLM measurements PrecSim can express (a built-in model, a
-profile for the GPU, a layout it models) is simulated: a replica of the row's layout
-serving `avg_batch_size` concurrent requests of `--prompt` prompt tokens (the CSV does
-not give prompt lengths: an assumption, stated) and `avg_output_len_tokens` generated
-ones. Predicted median inter-token latency = the mean decode step (TPOT); predicted
-output throughput = dp * batch * gen / (TTFT + (gen - 1) TPOT). ML.ENERGY's "TP 1,
-EP n, DP 1" rows are simulated as tp = ep = n (the row mapping is shared with
-energy_validation.py: benchmarks/mlenergy_rows.py). Rows left out are counted with the
-reason.
+Every row of the published vLLM 0.11.1 measurements PrecSim can express (a built-in
+model, a profile for the GPU, a layout it models) is simulated as vLLM kept full at
+max_num_seqs (benchmarks/mlenergy_rows.py `steady_of`, shared with
+energy_validation.py: `simulator.steady.steady_state` on the `vllm` runtime, prompt
+lengths per task as mlenergy_rows.PROMPTS states them, `avg_output_len_tokens`
+generated). Predicted median inter-token latency = the median step; predicted output
+throughput = dp B / mean step. For comparison the same run prints the previous model
+(`base_*`: `simulate_parallel` of one batch, decode steps only, an assumed 512-token
+prompt, no runtime). ML.ENERGY's "TP 1, EP n, DP 1" rows are simulated as tp = ep = n.
+Rows left out are counted with the reason.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlenergy_rows import CONFIGS_CSV, MODELS, PROFILES, expressible, layout_of, quant_of
+from mlenergy_rows import CONFIGS_CSV, MODELS, PROFILES, expressible, layout_of, quant_of, steady_of
 from precsim.simulator.errors import InputError
 from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.profile_loader import load_profile
@@ -30,29 +31,34 @@ from precsim.simulator.profile_loader import load_profile
 DEFAULT_DATA = CONFIGS_CSV
 
 
-def predict(rows: pd.DataFrame, prompt: int) -> pd.DataFrame:
-    """Predicted ITL and throughput for the expressible rows, one call per configuration
-    (batch and output length as arrays)."""
+#: Prompt tokens of the previous model (`base_*` columns), as it assumed them.
+BASE_PROMPT = 512
+
+
+def predict(rows: pd.DataFrame) -> pd.DataFrame:
+    """Predicted ITL and throughput for the expressible rows: the steady state on the
+    vllm runtime (`pred_*`) and the previous decode-only model (`base_*`)."""
     out = []
     for (model_id, prec, gpu, tp, ep, dp), grp in rows.groupby(
             ["model_id", "weight_precision", "gpu_model", "tensor_parallel",
              "expert_parallel", "data_parallel"], sort=False):
-        first = grp.iloc[0]
-        quant = quant_of(prec)
+        profile = load_profile(PROFILES[gpu])
         batch = np.maximum(np.round(grp.avg_batch_size.to_numpy(float)), 1.0)
         gen = np.round(grp.avg_output_len_tokens.to_numpy(float))
-        res = simulate_parallel(load_profile(PROFILES[gpu]), MODELS[model_id], quant, batch,
-                                prompt, gen, layout_of(first))
-        t = res.totals
-        thr = dp * batch * gen / np.asarray(t["e2e_latency_s"])
-        out.append(grp.assign(pred_itl_ms=np.asarray(t["tpot_s"]) * 1e3,
-                              pred_throughput=thr, fits=np.asarray(t["fits"])))
+        t = simulate_parallel(profile, MODELS[model_id], quant_of(prec), batch, BASE_PROMPT,
+                              gen, layout_of(grp.iloc[0])).totals
+        steady = [steady_of(profile, r) for _, r in grp.iterrows()]
+        out.append(grp.assign(
+            pred_itl_ms=[1e3 * float(s.median_step_s) for s in steady],
+            pred_throughput=[float(s.output_tokens_per_s) for s in steady],
+            base_itl_ms=np.asarray(t["tpot_s"]) * 1e3,
+            base_throughput=dp * batch * gen / np.asarray(t["e2e_latency_s"])))
     return pd.concat(out)
 
 
-def summarise(table: pd.DataFrame) -> dict:
-    err_itl = table.pred_itl_ms / table.median_itl_ms - 1.0
-    err_thr = table.pred_throughput / table.output_throughput_tokens_per_sec - 1.0
+def summarise(table: pd.DataFrame, prefix: str = "pred") -> dict:
+    err_itl = table[f"{prefix}_itl_ms"] / table.median_itl_ms - 1.0
+    err_thr = table[f"{prefix}_throughput"] / table.output_throughput_tokens_per_sec - 1.0
     return {"rows": int(len(table)),
             "itl_median_abs_error": float(np.median(np.abs(err_itl))),
             "itl_worst_abs_error": float(np.max(np.abs(err_itl))),
@@ -78,7 +84,8 @@ def plot(table: pd.DataFrame, path: Path) -> None:
         ax.set(xscale="log", yscale="log", xlabel=f"measured {label}",
                ylabel=f"PrecSim {label}")
     axes[0].legend(fontsize=6)
-    fig.suptitle("ML.ENERGY v3 (vLLM, H100): predicted vs measured (dotted: +-20%)")
+    fig.suptitle("ML.ENERGY v3 (vLLM 0.11.1, H100): steady state on runtime vllm vs "
+                 "measured (dotted: +-20%)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -87,8 +94,6 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--prompt", type=int, default=512,
-                    help="assumed prompt tokens per request (not in the CSV)")
     ap.add_argument("--plot", type=Path, default=None, metavar="PNG")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -97,11 +102,12 @@ def main(argv=None) -> int:
                          "mlenergy_v3_llm_configs.csv")
     rows = pd.read_csv(args.data)
     reasons = rows.apply(expressible, axis=1)
-    table = predict(rows[reasons.isna()], args.prompt)
+    table = predict(rows[reasons.isna()])
     table["short"] = (table.model_id.str.split("/").str[-1] + " " + table.gpu_model + " tp"
                       + table.tensor_parallel.astype(str) + " ep"
                       + table.expert_parallel.astype(str))
     summary = summarise(table)
+    summary["previous_model"] = summarise(table, "base")
     summary["left_out"] = reasons.dropna().value_counts().to_dict()
     if args.plot:
         plot(table, args.plot)

@@ -10,8 +10,9 @@
    same shapes: 32 layers, d_model 4096, d_ff 11008, 32 heads, vocab 32000). TTFT is
    PrecSim's: the prefill pass of the prompt (simulator.cost.simulate: ttft_s), the
    first token sampled at its end. Two sensitivity rows: the profile without its `gemm`
-   block (the flat roofline before issue 21) and with split-K switched off
-   (gemm.max_split = 1).
+   block (the flat roofline before issue 21), with split-K switched off
+   (gemm.max_split = 1), and through the `tensorrt-llm` runtime profile (its fusion and
+   launch behaviour, docs/runtimes.md).
 2. TTFT sweep 128..8,192 tokens on the A100 and H100 profiles: predicted only.
 3. The host: torch.matmul in fp32 at small-M shapes (M 1..64, odd N), median of
    repeats (the machine is shared: noisy), against gemm_cost on the host profile with a
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from precsim.api import simulate as api_simulate
 from precsim.simulator.cost import prefill_cost
 from precsim.simulator.kernels import gemm_cost
 from precsim.simulator.models import get_model
@@ -67,6 +69,9 @@ def trt_rows() -> list[dict]:
     prompts = np.array([p for p, _ in TRT_ROWS], dtype=float)
     preds = {k: np.asarray(prefill_cost(v, model, "FP16", 1, prompts).time_s) * 1e3
              for k, v in variants.items()}
+    preds["runtime tensorrt-llm"] = np.asarray(api_simulate(
+        "a100-sxm-80gb", model, "FP16", batch=1, prompt=prompts, gen=1,
+        runtime="tensorrt-llm").totals["ttft_s"]) * 1e3
     return [{"group": "trt-llm a100", "case": f"prompt {int(p)}", "measured_ms": m,
              **{f"pred_ms[{k}]": float(v[i]) for k, v in preds.items()},
              "pred_ms": float(preds["model"][i])}

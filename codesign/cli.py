@@ -18,12 +18,12 @@ import os
 import sys
 import traceback
 
-from precsim.lawcore.errors import LawInputError
 from precsim.simulator.errors import InputError
 
 # Command-group modules, in the order they appear in `precsim --help`.
 COMMAND_MODULES = (
     "precsim.codesign.commands.profiles",
+    "precsim.codesign.commands.runtimes",
     "precsim.codesign.commands.law",
     "precsim.codesign.commands.law_validate",
     "precsim.codesign.commands.simulate",
@@ -41,6 +41,7 @@ _C = "precsim.codesign.commands."
 #: top-level command -> (its help, the modules that register it, in COMMAND_MODULES order)
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "profiles": ("list, show and check hardware profiles", (_C + "profiles",)),
+    "runtimes": ("list and show runtime profiles (software stacks)", (_C + "runtimes",)),
     "law": ("precision-aware scaling laws: predict, fit, compute-optimal precision, figures",
             (_C + "law", _C + "law_validate")),
     "simulate": ("time, bytes and energy of one request", (_C + "simulate",)),
@@ -61,7 +62,12 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ui": ("a local web page: simulate, co-design, laws, profiles", (_C + "ui",)),
 }
 
-INPUT_ERRORS = (InputError, LawInputError)
+def input_errors() -> tuple[type[Exception], ...]:
+    """The bad-input exceptions (exit 2): InputError, and lawcore's LawInputError once
+    lawcore is loaded (a run that never loaded it cannot raise it; importing it here
+    would load pandas on every command)."""
+    law = sys.modules.get("precsim.lawcore.errors")
+    return (InputError,) if law is None else (InputError, law.LawInputError)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except INPUT_ERRORS as exc:
+    except input_errors() as exc:
         print(f"precsim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,11 +27,13 @@ from precsim.codesign.planner import PlanResult, hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
 from precsim.codesign.robustness import (answers_by_law, members_table, price_text,
                                          robustness, robustness_blocks)
+from precsim.codesign.runtime_table import runtime_comparison
 from precsim.codesign.study import ResolvedStudy, Workload, problem_from_study
 from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text
 from precsim.simulator.profiles import HardwareProfile
+from precsim.simulator.units import format_quantity
 
 #: Where `precsim report` looks for `precsim validate --out DIR` output when neither the
 #: study nor `--validation` names one (relative to the working directory).
@@ -446,6 +448,19 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
         doc.table(_fmt_table(split, {"average_power_w": "{:.3g} W".format,
                                      "energy_per_token_j": "{:.3g} J".format} | {
             k: share for k in ("static_share", "compute_share", "memory_share")}))
+    compare = runtime_comparison(results)
+    if len(compare):
+        tables["runtimes.csv"] = compare
+        doc.h(2, "Runtime comparison")
+        doc.p("Each optimum served on its chip under every runtime of the study "
+              "(`runtimes:`, default `reference`; docs/runtimes.md): prefill time, decode "
+              "time per token, decode tokens/s and energy per generated token, as "
+              "`precsim simulate --runtime` gives them.")
+        doc.table(_fmt_table(compare, {
+            "prefill_s": lambda v: format_quantity(v, "time"),
+            "tpot_s": lambda v: format_quantity(v, "time"),
+            "decode_tokens_per_s": "{:.4g}".format,
+            "energy_per_token_j": lambda v: format_quantity(v, "energy")}))
     if results.whatifs:
         doc.h(2, "What if")
         frames = []

@@ -29,6 +29,7 @@ from precsim.simulator.io import is_file_reference, load_yaml_mapping
 from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
+from precsim.simulator.runtime import RuntimeProfile, load_runtime
 from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.training import get_recipe, recipe_for_bits
 from precsim.simulator.slo import SLO, QuantityField
@@ -271,6 +272,8 @@ class Study(_Strict):
     model: ModelFamily = ModelFamily()
     whatif: list[WhatIf] = Field(default_factory=list)
     validation_summary: str | None = None
+    #: runtimes (names or YAML paths) the report compares on each deployment's chip
+    runtimes: list[str] = Field(default_factory=lambda: ["reference"], min_length=1)
 
     @model_validator(mode="after")
     def _roles(self):
@@ -336,6 +339,7 @@ class ResolvedStudy:
     serve_formats: tuple[QuantFormat, ...]
     target_loss: float
     baseline_loss: float | None
+    runtimes: tuple[RuntimeProfile, ...] = ()   # the study's `runtimes`, loaded
 
 
 def _profile_ref(ref: str, source: str) -> str:
@@ -376,6 +380,8 @@ def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
         for i, fmt in enumerate(formats):   # the law must accept its post-training bits
             field(f"search.serve_formats[{i}]", lambda f=fmt: law.predict(
                 study.search.N.min, study.search.D.min, P_post=post_training_bits(f)))
+    runtimes = tuple(field(f"runtimes[{i}]", lambda n=n: load_runtime(_profile_ref(n, source)))
+                     for i, n in enumerate(study.runtimes))
     for i, t in enumerate(study.search.train_formats):
         field(f"search.train_formats[{i}]",
               lambda t=t: law.predict(study.search.N.min, study.search.D.min,
@@ -388,7 +394,8 @@ def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
         loss = base + target.loss_increase
     else:
         loss = target.target_loss
-    return ResolvedStudy(study, source, law, train, deploys, formats, float(loss), base)
+    return ResolvedStudy(study, source, law, train, deploys, formats, float(loss), base,
+                         runtimes)
 
 
 USER_OWNED_KINDS = frozenset({"mobile_soc"})  # the owner pays the energy, not device-hours

@@ -17,6 +17,7 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.profiles import DTYPES, HardwareProfile
 from precsim.simulator.quant import DTYPE_BITS as QUANT_DTYPE_BITS
 from precsim.simulator.quant import FLOAT_DTYPES
+from precsim.simulator.runtime import emulated_engine
 from precsim.simulator.units import UnitError, parse_quantity
 
 AS_IS = "as-is"
@@ -158,22 +159,12 @@ def _derived_native(profile: HardwareProfile, dtype: str) -> dict:
 
 def _emulated_variation(profile: HardwareProfile, field: str, dtype: str) -> Variation:
     """`compute.DTYPE=emulated`: the native engine dropped for a fallback rule on the
-    narrowest wider native type of the same family (VARY_HELP)."""
-    if not profile.native(dtype):
-        raise InputError(f"--vary {field}=emulated: {dtype} is not native on "
-                         f"{profile.name} (native: {', '.join(profile.compute)})")
-    bits, family = _width(dtype), _family(dtype)
-    wider = [d for d in profile.compute if _width(d) > bits]
-    if not wider:
-        raise InputError(f"--vary {field}=emulated: profile {profile.name} has no native "
-                         f"type wider than {dtype} to emulate it on")
-    ref = min(wider, key=lambda d: (_family(d) != family, _width(d)))
-    rule = {"execute_as": ref, "convert_dtype": ref,
-            "convert_ops_per_element": {
-                "value": 1.0, "assumed": f"what-if: {dtype} engine removed; elements "
-                                         f"converted to {ref} at one vector op each"}}
-    fallbacks = {**profile.raw().get("fallbacks", {}), dtype: rule}
-    return Variation(field, "emulated", ((f"compute.{dtype}", None), ("fallbacks", fallbacks)))
+    narrowest wider native type of the same family (VARY_HELP,
+    simulator.runtime.emulated_engine)."""
+    overrides = emulated_engine(profile, dtype, f"what-if: {dtype} engine removed; elements "
+                                "converted to {ref} at one vector op each",
+                                f"--vary {field}=emulated")
+    return Variation(field, "emulated", tuple(overrides.items()))
 
 
 def _native_variation(profile: HardwareProfile, field: str, dtype: str,

@@ -35,6 +35,7 @@ _API = {
     "load_profile": "precsim.api", "list_profiles": "precsim.api",
     "get_model": "precsim.api", "list_models": "precsim.api",
     "parse_quant": "precsim.api", "simulate": "precsim.api", "plan": "precsim.api",
+    "simulate_grid": "precsim.api",
     "get_law": "precsim.api", "list_laws": "precsim.api",
     "compute_optimal": "precsim.api", "InputError": "precsim.api",
 }

@@ -13,37 +13,52 @@ from __future__ import annotations
 
 import os
 
-from precsim.lawcore import LAWS, compute_optimal, get_law
 from precsim.simulator.cost import SimulationResult
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import TransformerConfig, get_model, list_models
-from precsim.simulator.profile_loader import list_profiles
+from precsim.simulator.profile_loader import cached_profile, list_profiles
 from precsim.simulator.profile_loader import load_profile as _load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
+from precsim.simulator.runtime import list_runtimes, load_runtime
 
 __all__ = ["InputError", "compute_optimal", "get_law", "get_model", "list_laws",
-           "list_models", "list_profiles", "load_profile", "parse_quant", "plan",
-           "simulate"]
+           "list_models", "list_profiles", "list_runtimes", "load_profile",
+           "load_runtime", "parse_quant", "plan", "simulate", "simulate_grid"]
 
 
 def load_profile(name_or_path: str | os.PathLike | HardwareProfile,
                  profile_dirs=()) -> HardwareProfile:
-    """A shipped profile by name (`precsim profiles list`) or a YAML file, validated."""
+    """A shipped profile by name (`precsim profiles list`) or a YAML file, validated.
+
+    Without `profile_dirs` a name or path is read once and memoised while its file is
+    unchanged (`cached_profile`): profiles are frozen, edit one with `with_overrides`."""
     if isinstance(name_or_path, HardwareProfile):
         return name_or_path
+    if not profile_dirs:
+        return cached_profile(name_or_path)
     return _load_profile(name_or_path, profile_dirs)
 
 
 def list_laws() -> list[str]:
     """The law presets `get_law` accepts."""
+    from precsim.lawcore import LAWS
     return list(LAWS)
+
+
+def __getattr__(name: str):
+    """`get_law` and `compute_optimal` from lawcore on first use: lawcore loads pandas,
+    which `simulate` does not need (a first call ~0.3 s sooner)."""
+    if name in ("get_law", "compute_optimal"):
+        import precsim.lawcore
+        return getattr(precsim.lawcore, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
              quant: str | QuantFormat = "W16A16", *, batch=1, prompt=512, gen=128,
              flash: bool = True, fused_dequant: bool = True, tp=1, pp=1,
-             ep=1) -> SimulationResult:
+             ep=1, runtime=None) -> SimulationResult:
     """Time, bytes moved and energy of serving `batch` requests (prompt + gen tokens).
 
     Returns `.totals` (a dict: ttft_s, tpot_s, energy_j, fits, bytes_moved, ...) and
@@ -52,14 +67,56 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
     `tp`/`pp`/`ep` split one replica over tp x pp devices (`precsim simulate --tp/--pp/
     --ep`, docs/parallelism.md): times are the replica's, memory per device, and totals
     gain `devices`, `devices_per_replica`, `usable_capacity_bytes`.
+    `runtime`: the software stack (`precsim simulate --runtime`, docs/runtimes.md): a
+    shipped name (`list_runtimes()`), a runtime YAML path or a RuntimeProfile; None is
+    `reference` (the hardware profile as it is). totals["runtime"] names it.
     """
     from precsim.codesign.commands.simulate import run_request
     from precsim.simulator.parallel import ParallelLayout
 
     _, _, result = run_request(load_profile(profile), model, quant, batch, prompt, gen,
                                flash=flash, fused_dequant=fused_dequant,
-                               layout=ParallelLayout(tp=tp, pp=pp, ep=ep))
+                               layout=ParallelLayout(tp=tp, pp=pp, ep=ep),
+                               runtime=runtime)
     return result
+
+
+def simulate_grid(profile: str | HardwareProfile, model: str | TransformerConfig,
+                  quant: str | QuantFormat = "W16A16", *, batch=(1,), prompt=(512,),
+                  gen=(128,), flash: bool = True, fused_dequant: bool = True,
+                  runtime=None):
+    """Every (batch, prompt, gen) of the Cartesian product of three 1-D sequences, in one
+    vectorised `simulate` call: a pandas DataFrame, one row per configuration (batch
+    slowest, gen fastest) with columns batch, prompt, gen and every totals entry, a dict
+    entry flattened to `<key>_<name>` (bytes_moved_HBM, energy_memory_j_HBM, ...); a
+    model's stated approximations are in `.attrs["approximations"]`. Row i equals the
+    scalar `simulate` of its configuration (the decode-step rule never depends on the
+    other configurations: `cost.decode_nodes_for`). One device; loop over layouts.
+    `runtime` as in `simulate`."""
+    import numpy as np
+    import pandas as pd
+
+    axes = {}
+    for name, values in (("batch", batch), ("prompt", prompt), ("gen", gen)):
+        arr = np.asarray(values, dtype=float)
+        if arr.ndim > 1 or arr.size == 0:
+            raise InputError(f"simulate_grid: {name} must be a number or a non-empty 1-D "
+                             f"sequence, got shape {arr.shape}")
+        axes[name] = arr.reshape(-1)
+    b, p, g = np.meshgrid(axes["batch"], axes["prompt"], axes["gen"], indexing="ij")
+    result = simulate(profile, model, quant, batch=b, prompt=p, gen=g, flash=flash,
+                      fused_dequant=fused_dequant, runtime=runtime)
+    columns = {"batch": b.reshape(-1), "prompt": p.reshape(-1), "gen": g.reshape(-1)}
+    approximations = result.totals.get("approximations", [])
+    for key, value in result.totals.items():
+        if key == "approximations":
+            continue
+        for name, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+            column = key if name is None else f"{key}_{name}"
+            columns[column] = np.broadcast_to(np.asarray(v), b.shape).reshape(-1)
+    frame = pd.DataFrame(columns)
+    frame.attrs["approximations"] = list(approximations)
+    return frame
 
 
 def plan(study: str | os.PathLike | None = None, *, deploy_profile: str | None = None,

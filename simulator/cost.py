@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import pandas as pd
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import structure
@@ -40,7 +39,7 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
-from precsim.simulator.quant import as_quant, quant_attr, stream_bits
+from precsim.simulator.quant import as_quant, group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import KernelCost, home_level
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
@@ -179,9 +178,16 @@ class PhaseCost:
                                    weights_home=home)
 
     @property
-    def ops(self) -> pd.DataFrame:
-        """One row per op: op, phase, group, count, shape, exec_dtype, exec_path, bound, flops,
-        vector/convert ops, bytes per level, time, energy, time components, kernels."""
+    def ops(self):
+        """The per-op table as a pandas DataFrame (`rows`; pandas is imported here, the
+        totals never need it)."""
+        import pandas as pd
+        return pd.DataFrame(self.rows())
+
+    def rows(self) -> list[dict]:
+        """One dict per op: op, phase, group, count, shape, exec_dtype, exec_path, bound,
+        flops, vector/convert ops, bytes per level, time, energy, time components,
+        kernels."""
         if np.ndim(self.time_s):
             raise InputError("the per-op table needs scalar inputs (one configuration); "
                              "index the swept arrays first")
@@ -205,17 +211,20 @@ class PhaseCost:
                                                     + cost.convert_ops) / main
                                               if main > 0 else np.inf)})
             rows.append(row)
-        return pd.DataFrame(rows)
+        return rows
 
 
 def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,
               block_home, fused_dequant: bool) -> KernelCost:
     p = spec.params
     if spec.kind == "gemm":
+        # grouped expert GEMM: the engine's streaming share for its weight type
+        scale = _expert_stream(hw, quant, spec.group) if p.get("experts") else 1.0
+
         def run(home):
             return gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
                              weight_home=home, out_bits=p.get("out_bits"),
-                             fused_dequant=fused_dequant)
+                             fused_dequant=fused_dequant, stream_scale=scale)
         if spec.per_layer:
             stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
             first = run(state_home).scaled(stored)
@@ -241,6 +250,14 @@ def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
     if spec.per_layer or np.any(np.asarray(spec.count) != 1.0):
         return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
     return cost
+
+
+def _expert_stream(hw: Hardware, quant, group: str):
+    """The profile's `overheads.expert_stream` share for the experts' weight type (an
+    engine property; 1 on bare hardware)."""
+    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
+    return np.vectorize(lambda prof, dt: prof.overheads.expert_stream_value(dt),
+                        otypes=[float])(hw.profiles, w_dtype)
 
 
 def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:
@@ -428,8 +445,15 @@ class SimulationResult:
     totals: dict
 
     @property
-    def ops(self) -> pd.DataFrame:
+    def ops(self):
+        """The per-op DataFrame (prefill rows, then decode), built on each access (never
+        for the totals alone)."""
+        import pandas as pd
         return pd.concat([self.prefill.ops, self.decode.ops], ignore_index=True)
+
+    def rows(self) -> list[dict]:
+        """The rows of `ops` as dicts, without pandas."""
+        return self.prefill.rows() + self.decode.rows()
 
 
 def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool = True,

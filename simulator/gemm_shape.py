@@ -60,9 +60,8 @@ class ShapeChoice:
 @dataclass(frozen=True)
 class _Structure:
     """Per-profile arrays (trailing profile shape): units (NaN: no `gemm` block), largest
-    split, tiles
-    (candidate axis first, padded with each profile's last tile), k_step, per-unit
-    feed bandwidth, flash tile and efficiency (NaN / 1 where absent)."""
+    split, tiles (candidate axis first, padded with each profile's last tile), k_step,
+    per-unit feed bandwidth, flash tile and efficiency (NaN / 1 where absent)."""
 
     units: np.ndarray
     max_split: np.ndarray

@@ -73,7 +73,9 @@ class Hardware:
     vector_bits: object = 32.0
     widen_ops: object = 1.0
     #: memo of simulator.mapping.exec_options per (id(profile), w dtype, a dtype), filled
-    #: by simulator.mapping.plan_options
+    #: by simulator.mapping.plan_options, of the power envelope ("power",
+    #: simulator.power.power_params) and of each level's room (roofline.home_level):
+    #: a Hardware derived with other numbers needs a fresh one (as `expand` does)
     exec_cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -152,21 +154,46 @@ def vector_rate_energy(p: HardwareProfile) -> tuple[float, float]:
     return rate, energy
 
 
+#: id(profile) -> its packed Hardware, for the last PACKED_MAX profiles packed: a profile
+#: is packed once (and its exec_cache filled once). The entry holds the profile (in
+#: `profiles`), so its id is not recycled while cached. Profiles are frozen: an edit
+#: (`with_overrides`, a what-if variant) is a new object with its own entry.
+_PACKED: dict[int, Hardware] = {}
+PACKED_MAX = 64
+
+
+def _packed_single(profile: HardwareProfile) -> Hardware:
+    """`as_hardware` of one loaded profile, memoised per profile object (`_PACKED`)."""
+    hit = _PACKED.get(id(profile))
+    if hit is not None and hit.profiles[()] is profile:
+        return hit
+    arr = np.empty((), dtype=object)
+    arr[()] = profile
+    packed = _pack(arr)
+    while len(_PACKED) >= PACKED_MAX:  # the oldest entry goes first
+        _PACKED.pop(next(iter(_PACKED)), None)
+    _PACKED[id(profile)] = packed
+    return packed
+
+
 def as_hardware(profile) -> Hardware:
     """Pack a profile, a profile name, or a sequence / object array of them."""
     if isinstance(profile, Hardware):
         return profile
     if isinstance(profile, (HardwareProfile, str)):
-        arr = np.empty((), dtype=object)
-        arr[()] = cached_profile(profile)
-    else:
-        src = np.asarray(profile, dtype=object) if not isinstance(profile, np.ndarray) \
-            else profile
-        if src.size == 0:
-            raise InputError("no hardware profile given")
-        arr = np.empty(src.shape, dtype=object)
-        for idx in np.ndindex(src.shape):
-            arr[idx] = cached_profile(src[idx])
+        return _packed_single(cached_profile(profile))
+    src = np.asarray(profile, dtype=object) if not isinstance(profile, np.ndarray) \
+        else profile
+    if src.size == 0:
+        raise InputError("no hardware profile given")
+    arr = np.empty(src.shape, dtype=object)
+    for idx in np.ndindex(src.shape):
+        arr[idx] = cached_profile(src[idx])
+    return _pack(arr)
+
+
+def _pack(arr: np.ndarray) -> Hardware:
+    """The Hardware of an object array of loaded profiles."""
     flat = list(arr.reshape(-1))
     depth = max(len(p.memory) for p in flat)
     first = flat[0]

@@ -11,6 +11,7 @@ bytes) and takes the option with the least time element-wise (`cheapest`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ SOFTMAX_OPS = 5.0
 def check_positive(**values):
     """InputError unless every named value is positive and finite."""
     for name, value in values.items():
+        if isinstance(value, (int, float)) and 0.0 < value < math.inf:
+            continue  # the common scalar case, without numpy
         arr = np.asarray(value, dtype=float)
         if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
             raise InputError(f"{name} must be positive and finite, got {value!r}")
@@ -43,7 +46,7 @@ def check_positive(**values):
 
 def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_home=None,
               act_home=None, out_home=None, out_bits=None,
-              fused_dequant: bool = True) -> KernelCost:
+              fused_dequant: bool = True, stream_scale=1.0) -> KernelCost:
     """C[m,n] = A[m,k] @ W[k,n]: GEMM (prefill) or GEMV-like (decode, small m).
 
     Weight bytes = k*n*effective_weight_bits/8 (+ per-channel scales) when read once;
@@ -51,6 +54,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     activation stream, 16 bits, by default). `fused_dequant=False` models engines that
     dequantise weights to the execution type in a separate kernel first. Priced for
     every execution option of the pair; the fastest is taken element-wise.
+    `stream_scale` scales the streaming share (an engine's slower kernel, e.g. the
+    profile's `overheads.expert_stream` for grouped expert GEMMs).
     """
     check_positive(m=m, n=n, k=k)
     hw = as_hardware(profile)
@@ -78,9 +83,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
 
     def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
         # more than one activation row: the library's GEMM path streams at its own share
-        plan = dict(plan, stream_fraction=np.where(np.asarray(m) > 1,
-                                                   plan["gemm_stream_fraction"],
-                                                   plan["stream_fraction"]))
+        plan = dict(plan, stream_fraction=stream_scale * np.where(
+            np.asarray(m) > 1, plan["gemm_stream_fraction"], plan["stream_fraction"]))
         plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
         conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
         conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]

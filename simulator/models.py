@@ -12,6 +12,7 @@ matrices of attention and MLP; embeddings, norms and biases are not in N.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
@@ -446,8 +447,7 @@ def get_model(name: str | os.PathLike | TransformerConfig) -> TransformerConfig:
     text = str(name)
     key = text.strip().lower()
     if key in _BUILTIN_HF:
-        source, cfg = _BUILTIN_HF[key]
-        return config_from_hf(cfg, key, source)
+        return _builtin_model(key)
     if text.endswith(".json") or Path(os.path.expanduser(text)).exists():
         return load_hf_config(os.path.expanduser(text))
     hint = (f"(built-ins: {', '.join(_BUILTIN_HF)}; or give the path of a Hugging Face "
@@ -464,6 +464,13 @@ def get_model(name: str | os.PathLike | TransformerConfig) -> TransformerConfig:
     close = difflib.get_close_matches(key, list(_BUILTIN_HF), n=3, cutoff=0.4)
     did = f"; did you mean {', '.join(close)}?" if close else ""
     raise InputError(f"unknown model {text!r}{did} {hint}")
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_model(key: str) -> TransformerConfig:
+    """A built-in model's config, built once (TransformerConfig is frozen)."""
+    source, cfg = _BUILTIN_HF[key]
+    return config_from_hf(cfg, key, source)
 
 
 _HF_NAME = re.compile(r"[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*")

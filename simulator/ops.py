@@ -285,11 +285,13 @@ def _moe_ops(add, model: TransformerConfig, m, sb, a_mlp, act_ops, gate) -> None
     e_dev = touched / model.expert_shards
     rows = model.moe_imbalance * m * model.experts_per_token / touched
     add("router", "mlp", "gemm", count=share, m=m, n=model.n_experts, k=d, out_bits=32.0)
-    add("expert_gate_up", "mlp", "gemm", count=share, m=rows, n=e_dev * gate * f, k=d)
+    add("expert_gate_up", "mlp", "gemm", count=share, m=rows, n=e_dev * gate * f, k=d,
+        experts=True)
     add("expert_act", "mlp", "elementwise", count=share,
         read_bytes=rows * e_dev * gate * f * sb / 8.0,
         write_bytes=rows * e_dev * f * a_mlp / 8.0, vector_ops=rows * e_dev * f * act_ops)
-    add("expert_down", "mlp", "gemm", count=share, m=rows, n=e_dev * d, k=f)
+    add("expert_down", "mlp", "gemm", count=share, m=rows, n=e_dev * d, k=f,
+        experts=True)
     add("moe_combine", "mlp", "elementwise", count=share,
         read_bytes=rows * e_dev * d * sb / 8.0, write_bytes=m * d * sb / 8.0,
         vector_ops=2.0 * rows * e_dev * d)

@@ -60,8 +60,13 @@ class PowerParams:
 
 def power_params(profile_or_hw) -> PowerParams:
     """The power envelope of a HardwareProfile, an object array of them or a packed
-    `hardware.Hardware` (its `profiles`)."""
-    profiles = np.asarray(getattr(profile_or_hw, "profiles", profile_or_hw), dtype=object)
+    `hardware.Hardware` (its `profiles`; memoised in its `exec_cache`)."""
+    memo = getattr(profile_or_hw, "exec_cache", None)
+    if memo is not None:
+        if "power" not in memo:
+            memo["power"] = power_params(profile_or_hw.profiles)
+        return memo["power"]
+    profiles = np.asarray(profile_or_hw, dtype=object)
 
     def field(get):
         out = np.vectorize(get, otypes=[float])(profiles)

@@ -94,7 +94,10 @@ def cached_profile(profile) -> HardwareProfile:
     file is unchanged (as_hardware's cache); anything else goes to `load_profile`."""
     if not isinstance(profile, str):
         return load_profile(profile)
-    key = (profile, os.environ.get(PROFILE_PATH_ENV, ""))
+    # a path is keyed absolute: the same relative path names another file in another cwd
+    where = os.path.abspath(os.path.expanduser(profile)) if is_file_reference(profile) \
+        else profile
+    key = (where, os.environ.get(PROFILE_PATH_ENV, ""))
     hit = _LOADED.get(key)
     if hit is not None:
         loaded, path, stamp = hit

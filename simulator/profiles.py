@@ -344,11 +344,19 @@ class Overheads(_Strict):
     """`kernel_launch`: fixed time per kernel. `matmul_overlap`: share of the shorter
     of a matrix kernel's memory and math times hidden under the longer (1, the
     default, is the roofline's perfect overlap; a CPU BLAS that packs the weight panel
-    before its FMA loop overlaps little)."""
+    before its FMA loop overlaps little). `expert_stream`: an engine property (set by a
+    serving runtime, absent on bare hardware: 1) per expert weight type: the share of
+    the GEMM weight-streaming rate its grouped expert GEMM kernel reaches (an MoE kernel
+    slower than the dense GEMMs)."""
 
     kernel_launch: Time
     matmul_overlap: Share | None = None
     runtime_memory: Share | None = None  # main memory the serving runtime keeps back
+    expert_stream: dict[DType, Fraction] = Field(default_factory=dict)
+
+    def expert_stream_value(self, dtype: str) -> float:
+        item = self.expert_stream.get(dtype)
+        return item.value if item else 1.0
 
     @property
     def matmul_overlap_value(self) -> float:

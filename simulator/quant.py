@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -222,7 +223,13 @@ def parse_quant(spec: str | QuantFormat) -> QuantFormat:
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"quant format must be a non-empty string, got {spec!r}; "
                          f"accepted: {GRAMMAR_HELP}")
-    text = spec.strip()
+    return _parse_text(spec.strip())
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(text: str) -> QuantFormat:
+    """`parse_quant` of a stripped spec, memoised (QuantFormat is frozen; errors are
+    raised again on every call)."""
     base, _, override_text = text.partition("@")
     fmt = _parse_base(base.strip(), text)
     if not override_text:

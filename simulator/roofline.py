@@ -31,6 +31,7 @@
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -98,8 +99,8 @@ class KernelCost:
 
     def reduce(self, weights, axis: int = -1) -> KernelCost:
         """Weighted sum over `axis` (e.g. decode steps sampled along a trailing axis)."""
-        def red(v):
-            return np.sum(np.asarray(v) * weights, axis=axis)
+        def red(v):  # np.sum without its Python wrapper
+            return np.add.reduce(np.multiply(v, weights), axis=axis)
         kw = {f: red(getattr(self, f)) for f in EXTENSIVE_FIELDS}
         kw["bytes_moved"] = {k: red(v) for k, v in self.bytes_moved.items()}
         for name in ("exec_dtype", "exec_path"):
@@ -164,6 +165,21 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     compiler places tensors there. For tensors passed between kernels only levels that
     keep data between kernels count (caches; SRAM off GPUs): `persistent_only`.
     """
+    if hw.is_single:  # one profile: its candidate levels and their room as floats
+        rooms = hw.exec_cache.get(("rooms", persistent_only))
+        if rooms is None:
+            rooms = hw.exec_cache[("rooms", persistent_only)] = tuple(
+                (j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
+                for j in range(hw.main - 1, -1, -1) if hw.persistent[j] or not persistent_only)
+        if np.ndim(nbytes) == 0:
+            return min([j for j, room in rooms if nbytes <= room], default=hw.main)
+        nbytes = np.asarray(nbytes)
+        if not rooms or (nbytes.size and nbytes.min() > max(r for _, r in rooms)):
+            return hw.main  # nothing fits below main memory anywhere in the sweep
+        home = np.full(nbytes.shape, hw.main)
+        for j, room in rooms:
+            home = np.where(nbytes <= room, j, home)
+        return int(home.flat[0]) if np.all(home == home.flat[0]) else home
     home = np.full(np.broadcast(nbytes, hw.capacity_bytes[0]).shape, hw.main)
     for j in range(hw.main - 1, -1, -1):
         room = np.where(hw.scratchpad[j], hw.capacity_bytes[j], hw.usable(j))
@@ -200,7 +216,7 @@ def chain_hit_share(profile, footprint_bytes, tensor_bytes):
 
 def bytes_through(hw: Hardware, home, level: int, nbytes):
     """Bytes seen at `level` for data homed at `home` (crosses every nearer level)."""
-    if np.ndim(home) == 0:
+    if not isinstance(home, np.ndarray) or home.ndim == 0:
         return nbytes if home >= level else 0.0
     return np.where(home >= level, nbytes, 0.0)
 
@@ -216,6 +232,11 @@ def output_tile(m, n, s_a, s_w, capacity):
     Minimise s_w*k*n*m/tm + s_a*m*k*n/tn subject to tm*tn = T: tm = sqrt(T*s_w/s_a),
     clipped to the problem.
     """
+    if all(isinstance(x, (int, float)) for x in (m, n, s_a, s_w, capacity)):  # scalars
+        t = max(capacity / ACC_BYTES, 1.0)
+        tm = min(max(math.sqrt(t * s_w / s_a), 1.0), m)
+        tn = min(max(t / tm, 1.0), n)
+        return min(max(t / tn, 1.0), m), tn
     t = np.maximum(capacity / ACC_BYTES, 1.0)
     tm = np.clip(np.sqrt(t * s_w / s_a), 1.0, m)
     tn = np.clip(t / tm, 1.0, n)

@@ -177,6 +177,25 @@ def test_help_and_simulate_load_no_heavy_library(args):
         assert all(name in done.stdout for name in cli.COMMANDS)
 
 
+def test_simulate_loads_no_pandas_and_law_errors_still_exit_2():
+    """`simulate` (--json or its text table) needs neither pandas nor pyarrow (the
+    DataFrame `.ops` imports pandas, the text table and the totals do not; the CLI checks
+    LawInputError only once lawcore is loaded): about half the command's wall time
+    (benchmarks/cli_speed.py). A law command, which does load lawcore, still maps its
+    bad input to exit 2."""
+    for tail in (("--json",), ()):
+        loaded, done = _loaded_by("simulate", "--profile", "a100-sxm-80gb", "--model",
+                                  "llama-2-7b", *tail)
+        assert done.returncode == 0, done.stderr
+        assert not loaded & {"pandas", "pyarrow"}, (tail, loaded & {"pandas", "pyarrow"})
+    assert "per op" in done.stdout and "qkv_proj" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "precsim.codesign.cli", "law", "predict",
+                          "--N", "-1", "--D", "1e9"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert bad.returncode == 2, bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_the_report_sees_a_heavy_import():
     """The check above can fail: a command that does load scipy is reported."""
     loaded, done = _loaded_by("--help", preamble="import scipy.optimize")

@@ -44,7 +44,8 @@ def test_report_folder_and_atomic_replacement(tiny_study, tmp_path, capsys, monk
                                                                  "snapdragon-8-gen3"]
     assert not (out / "old.txt").exists()          # replaced by the complete new report
     for name in ("report.md", "report.html", "optima.csv", "by_format.csv", "pareto.csv",
-                 "iso_loss.csv", "training_rates.csv", "whatif.csv", "energy_split.csv"):
+                 "iso_loss.csv", "training_rates.csv", "whatif.csv", "energy_split.csv",
+                 "runtimes.csv"):
         assert (out / name).is_file(), name
     split = pd.read_csv(out / "energy_split.csv")
     assert list(split["deploy_profile"]) == ["h100-sxm", "snapdragon-8-gen3"]
@@ -57,7 +58,8 @@ def test_report_folder_and_atomic_replacement(tiny_study, tmp_path, capsys, monk
     for section in ("## The answer", "## Abstract cost vs real silicon", "## Iso-loss curves",
                     "## Cost vs precision per profile", "## Pareto frontier",
                     "## Roofline of the chosen configurations",
-                    "## Energy: static vs dynamic per profile", "## What if",
+                    "## Energy: static vs dynamic per profile", "## Runtime comparison",
+                    "## What if",
                     "## Validation"):
         assert section in md
     html = (out / "report.html").read_text()

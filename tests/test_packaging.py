@@ -21,6 +21,9 @@ def test_wheel_has_one_top_level_package_with_profiles(tmp_path):
     shipped = {Path(n).name for n in names if n.startswith("precsim/simulator/hw_profiles/")}
     expected = {p.name for p in (ROOT / "hw_profiles").glob("*.yaml")}
     assert expected and expected <= shipped
+    runtimes = {Path(n).name for n in names if n.startswith("precsim/simulator/runtimes/")}
+    assert {"reference.yaml", "vllm.yaml"} <= runtimes
+    assert {p.name for p in (ROOT / "runtimes").glob("*.yaml")} <= runtimes
     assert "precsim/codesign/default_study.yaml" in names
     for package in ("lawcore", "simulator", "validation", "codesign", "simulator/des"):
         assert f"precsim/{package}/__init__.py" in names

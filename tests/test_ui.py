@@ -51,6 +51,14 @@ def test_simulate_view_equals_cli_json():
     assert view["ops"]["time_s"].sum() > 0
 
 
+def test_simulate_view_under_a_runtime_equals_cli_json():
+    view = compute.simulate_view("l4", "llama-3.2-1b", "W4A16-g128", 1, 128, 16, (), 1, 1, 1,
+                                 "torch-compile")
+    assert view["argv"][-3:] == ["--runtime", "torch-compile", "--json"]
+    assert json.loads(json_text(view["json"])) == cli_json(view["argv"])
+    assert view["json"]["request"]["runtime"] == "torch-compile"
+
+
 def test_simulate_view_with_a_parallel_layout_equals_cli_json():
     """tp 2 of Llama-3-70B on H100s: the page's numbers are `simulate --tp 2 --json`."""
     view = compute.simulate_view("h100-sxm", "llama-3-70b", "BF16", 8, 512, 128, (), 2)

@@ -22,6 +22,36 @@ def add_json_arg(parser: argparse.ArgumentParser) -> None:
                         help="print one machine-readable JSON object instead of a table")
 
 
+def add_runtime_arg(parser: argparse.ArgumentParser) -> None:
+    """--runtime NAME|PATH: the software stack the hardware runs under (simulator.runtime;
+    `precsim runtimes list`)."""
+    parser.add_argument(
+        "--runtime", default=None, metavar="NAME|PATH",
+        help="runtime profile: a shipped name (reference, torch-compile, llama-cpp, "
+             "tensorrt-llm, executorch, vllm; `precsim runtimes list`) or a runtime YAML "
+             "path (default reference: the hardware profile as it is)")
+
+
+def runtime_profile(args: argparse.Namespace, profile: HardwareProfile, quants=()
+                    ) -> tuple[HardwareProfile, str, list[str]]:
+    """(profile as --runtime runs it, the runtime's name, notes to report) for a command
+    that prices `quants` (each checked: a format the runtime refuses is exit 2) with
+    fused kernels: a runtime's dequantise-then-GEMM or unfused attention is stated as
+    not modelled there (only `simulate` applies them)."""
+    from precsim.simulator.runtime import apply_runtime
+    runs = [apply_runtime(getattr(args, "runtime", None), profile, q) for q in quants] or \
+        [apply_runtime(getattr(args, "runtime", None), profile)]
+    name = runs[0].runtime.name
+    notes = list(dict.fromkeys(n for r in runs for n in r.approximations))
+    if not all(r.fused_dequant for r in runs):
+        notes.append(f"runtime {name}: dequantise-then-GEMM not modelled by this command "
+                     "(weights priced as dequantised inside the GEMM; see simulate)")
+    if not all(r.flash for r in runs):
+        notes.append(f"runtime {name}: unfused attention not modelled by this command "
+                     "(priced as one fused kernel; see simulate)")
+    return runs[0].profile, name, notes
+
+
 def resolve_profile(args: argparse.Namespace, name: str) -> HardwareProfile:
     return load_profile(name, extra_paths=getattr(args, "profile_dir", []) or [])
 

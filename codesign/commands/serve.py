@@ -13,8 +13,9 @@ import argparse
 
 import pandas as pd
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
-                                              quantity_arg, resolve_profile)
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
+                                              add_runtime_arg, print_json, quantity_arg,
+                                              resolve_profile, runtime_profile)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.des.serving import serve
@@ -70,6 +71,7 @@ def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: 
     parser.add_argument("--output-tokens", default="128", metavar="N|LO:HI",
                         help="output length of generated requests (default 128)")
     add_profile_dir_arg(parser)
+    add_runtime_arg(parser)
     add_json_arg(parser)
 
 
@@ -119,7 +121,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    profile = resolve_profile(args, args.profile)
+    profile, runtime, notes = runtime_profile(args, resolve_profile(args, args.profile),
+                                              [args.quant])
     if args.trace:
         workload = read_trace(args.trace)
     else:
@@ -135,14 +138,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                    else layout)
     if args.requests_out:
         atomic_write_text(args.requests_out, result.requests.to_csv(index=False))
-    summary = {"workload": workload.source, **result.summary}
+    if notes:
+        result.summary["approximations"] = [*result.summary.get("approximations", []),
+                                            *notes]
+    summary = {"workload": workload.source, "runtime": runtime, **result.summary}
     if args.json:
         print_json(summary)
         return 0
     q = result.summary
     where = (f" x {q['devices']} ({', '.join(f'{k} {v}' for k, v in q['layout'].items())})"
              if "layout" in q else "")
-    print(f"# {q['model']} {q['quant']} on {q['profile']}{where}: {workload.source}")
+    print(f"# {q['model']} {q['quant']} on {q['profile']}{where}"
+          + (f" under {runtime}" if runtime != "reference" else "") + f": {workload.source}")
     for note in q.get("approximations", []):
         print(f"approximation: {note}")
     print(f"served {q['served']} of {q['requests']} requests ({q['rejected']} rejected: "
@@ -164,10 +171,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_size(args: argparse.Namespace) -> int:
-    profile = resolve_profile(args, args.profile)
     slo = SLO.of(ttft=args.slo_ttft, tpot=args.slo_tpot)
     if len(set(args.quant)) != len(args.quant):
         raise InputError(f"--quant given twice: {', '.join(args.quant)}")
+    profile, runtime, notes = runtime_profile(args, resolve_profile(args, args.profile),
+                                              args.quant)
     model = with_imbalance(get_model(args.model), args.moe_imbalance)
     layouts = candidate_layouts(profile, model, args.quant, args.tp, args.pp, args.ep,
                                 args.devices_per_node)
@@ -180,18 +188,25 @@ def cmd_size(args: argparse.Namespace) -> int:
     out = {"devices": best.devices if best else None,
            "best_quant": best.quant if best else None,
            "percentile": SLO_PERCENTILE, "qps": args.qps, "slo_ttft_s": slo.ttft,
-           "slo_tpot_s": slo.tpot, "profile": profile.name, "model": args.model,
+           "slo_tpot_s": slo.tpot, "profile": profile.name, "runtime": runtime,
+           "model": args.model,
            "requests_per_candidate": args.requests, "seed": args.seed,
            "results": [r.as_dict() for r in results],
            "best": best.as_dict() if best else None}
+    if notes:
+        out["approximations"] = notes
     if best is None and layouts != [None]:
         out |= {"feasible": False, "reason": "no layout meets the SLOs"}
     if args.json:
         print_json(out)
         return 3 if best is None and layouts != [None] else 0
     q = SLO_PERCENTILE
-    print(f"# {args.model} on {profile.name} at {args.qps:g} req/s; SLOs at p{q}: "
-          f"TTFT <= {slo.ttft:g} s, TPOT <= {slo.tpot:g} s")
+    print(f"# {args.model} on {profile.name}"
+          + (f" under {runtime}" if runtime != "reference" else "")
+          + f" at {args.qps:g} req/s; SLOs at p{q}: TTFT <= {slo.ttft:g} s, TPOT <= "
+          f"{slo.tpot:g} s")
+    for note in notes:
+        print(f"approximation: {note}")
     table = sizing_table(results)
     cols = ["quant", "devices", "per_device_qps", f"ttft_p{q}_s", f"tpot_p{q}_s",
             "energy_per_token_j", "reason"]

@@ -1,14 +1,16 @@
-"""`precsim simulate` and `precsim roofline`: one request of a model, format and profile."""
+"""`precsim simulate` and `precsim roofline`: one request of a model, format and profile.
+
+`simulate --json` loads neither pandas nor matplotlib (the per-op table and the figure
+import them when they are built): tests/test_architecture.py keeps it so."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 
 import numpy as np
-import pandas as pd
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
-                                      resolve_profile)
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
+                                              add_runtime_arg, print_json, resolve_profile)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.cost import SimulationResult, simulate
@@ -17,7 +19,7 @@ from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model, list_models
 from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
-from precsim.simulator.roofline_plot import plot_roofline, roofline_data
+from precsim.simulator.runtime import apply_runtime, load_runtime
 from precsim.simulator.units import format_quantity
 
 _TIMING = ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s",
@@ -43,6 +45,7 @@ def _add_request_args(parser: argparse.ArgumentParser) -> None:
                         help="dequantise weights in a separate kernel before each GEMM")
     add_layout_args(parser)
     add_profile_dir_arg(parser)
+    add_runtime_arg(parser)
     add_json_arg(parser)
 
 
@@ -59,12 +62,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen: int,
                 overrides=(), flash: bool = True, fused_dequant: bool = True,
-                layout=None, moe_imbalance: float = 1.0):
+                layout=None, moe_imbalance: float = 1.0, runtime=None):
     """(model, quant, result) of one request, checked as `precsim simulate` checks it.
 
     `overrides`: "GROUP=FORMAT" strings (the repeatable --override flag); `layout`: a
     `simulator.parallel.ParallelLayout` (None or a single device: `cost.simulate`);
-    `moe_imbalance`: as --moe-imbalance.
+    `moe_imbalance`: as --moe-imbalance; `runtime`: a runtime name, YAML path or
+    RuntimeProfile (None: `reference`), applied by `simulator.runtime.apply_runtime`
+    (its profile, and its flash / fused-dequantisation switches ANDed with the flags);
+    totals gain `runtime` (name and the switches in effect).
     """
     for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
         if np.any(np.asarray(value) < 1):
@@ -80,17 +86,22 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
                                  "e.g. lm_head=W16A16")
             pairs[group.strip()] = fmt.strip()
         quant = quant.with_overrides(pairs)
-    options = dict(flash=flash, fused_dequant=fused_dequant)
+    run = apply_runtime(runtime, profile, quant)
+    options = dict(flash=flash and run.flash, fused_dequant=fused_dequant and run.fused_dequant)
+    stated = {"runtime": {"name": run.runtime.name, **options}}
     if layout is None or (layout.is_single and layout.devices_per_node is None):
-        result = simulate(profile, model, quant, batch, prompt, gen, **options)
-        if model.approximations or model.is_moe:
-            result = dataclasses.replace(result, totals={**result.totals, "approximations": [
-                *model.approximations, *(["MoE: uniform top-k routing (expected distinct "
-                                          "experts E(1-(1-k/E)^B))"] if model.is_moe
-                                         else [])]})
-        return model, quant, result
-    par = simulate_parallel(profile, model, quant, batch, prompt, gen, layout, **options)
-    return model, quant, dataclasses.replace(par.stage, totals=par.totals)
+        result = simulate(run.profile, model, quant, batch, prompt, gen, **options)
+        notes = [*model.approximations, *(["MoE: uniform top-k routing (expected distinct "
+                                           "experts E(1-(1-k/E)^B))"] if model.is_moe
+                                          else []), *run.approximations]
+        if notes:
+            stated["approximations"] = notes
+        return model, quant, dataclasses.replace(result, totals={**result.totals, **stated})
+    par = simulate_parallel(run.profile, model, quant, batch, prompt, gen, layout, **options)
+    if run.approximations:
+        stated["approximations"] = [*par.totals.get("approximations", []),
+                                    *run.approximations]
+    return model, quant, dataclasses.replace(par.stage, totals={**par.totals, **stated})
 
 
 def _run(args: argparse.Namespace):
@@ -98,16 +109,19 @@ def _run(args: argparse.Namespace):
     model, quant, result = run_request(
         profile, args.model, args.quant, args.batch, args.prompt, args.gen, args.override,
         flash=not args.no_flash, fused_dequant=not args.separate_dequant,
-        layout=layout_from_args(args), moe_imbalance=args.moe_imbalance)
+        layout=layout_from_args(args), moe_imbalance=args.moe_imbalance,
+        runtime=args.runtime)
     return profile, model, quant, result
 
 
 def request_dict(profile, model, quant, batch: int, prompt: int, gen: int,
-                 flash: bool = True, fused_dequant: bool = True, layout=None) -> dict:
-    """The `request` part of `simulate --json` / `roofline --json`."""
-    out = {"profile": profile.name, "model": model.name, "quant": quant.name,
-           "batch": batch, "prompt": prompt, "gen": gen, "flash": flash,
-           "fused_dequant": fused_dequant}
+                 flash: bool = True, fused_dequant: bool = True, layout=None,
+                 runtime: str = "reference") -> dict:
+    """The `request` part of `simulate --json` / `roofline --json` (`flash` and
+    `fused_dequant` as asked; the runtime's switches in effect: totals' `runtime`)."""
+    out = {"profile": profile.name, "runtime": runtime, "model": model.name,
+           "quant": quant.name, "batch": batch, "prompt": prompt, "gen": gen,
+           "flash": flash, "fused_dequant": fused_dequant}
     if layout is not None and (not layout.is_single or layout.devices_per_node is not None):
         out["layout"] = {**layout.describe(), "devices_per_node": layout.devices_per_node}
     return out
@@ -115,7 +129,8 @@ def request_dict(profile, model, quant, batch: int, prompt: int, gen: int,
 
 def _request(profile, model, quant, args) -> dict:
     return request_dict(profile, model, quant, args.batch, args.prompt, args.gen,
-                        not args.no_flash, not args.separate_dequant, layout_from_args(args))
+                        not args.no_flash, not args.separate_dequant, layout_from_args(args),
+                        load_runtime(args.runtime).name)
 
 
 def simulate_json(profile, model, quant, result: SimulationResult, batch: int, prompt: int,
@@ -124,7 +139,8 @@ def simulate_json(profile, model, quant, result: SimulationResult, batch: int, p
     """The `precsim simulate --json` object (timings None when the model does not fit;
     `feasible: false` with the reason when a parallel layout does not fit)."""
     out = {"request": request_dict(profile, model, quant, batch, prompt, gen, flash,
-                                   fused_dequant, layout),
+                                   fused_dequant, layout,
+                                   result.totals.get("runtime", {}).get("name", "reference")),
            "totals": _json_totals(result)}
     if not result.totals["fits"] and "devices" in result.totals:
         out |= {"feasible": False, "reason": _fits_line(profile, result.totals)}
@@ -162,9 +178,8 @@ def _json_totals(result: SimulationResult) -> dict:
 def cmd_simulate(args: argparse.Namespace) -> int:
     profile, model, quant, result = _run(args)
     totals = result.totals
-    ops = result.ops
     if args.csv:
-        atomic_write_text(args.csv, ops.to_csv(index=False))
+        atomic_write_text(args.csv, result.ops.to_csv(index=False))
     if args.json:
         out = simulate_json(profile, model, quant, result, args.batch, args.prompt,
                             args.gen, not args.no_flash, not args.separate_dequant,
@@ -175,8 +190,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     where = (f" x {int(totals['devices'])} ("
              + ", ".join(f"{k} {v}" for k, v in layout.describe().items()) + ")"
              if "devices" in totals else "")
-    print(f"{model.name} {quant.name} on {profile.name}{where}: batch {args.batch}, prompt "
-          f"{args.prompt}, generate {args.gen}")
+    runtime = totals["runtime"]["name"]
+    print(f"{model.name} {quant.name} on {profile.name}{where}"
+          + (f" under {runtime}" if runtime != "reference" else "")
+          + f": batch {args.batch}, prompt {args.prompt}, generate {args.gen}")
     for note in totals.get("approximations", []):
         print(f"approximation: {note}")
     print(_fits_line(profile, totals))
@@ -185,7 +202,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     t = totals
     lines = [
         ("TTFT (prefill)", format_quantity(t["ttft_s"], "time")),
-        ("TPOT (per decode step)", "-" if pd.isna(t["tpot_s"])
+        ("TPOT (per decode step)", "-" if np.isnan(t["tpot_s"])
          else format_quantity(t["tpot_s"], "time")),
         ("decode tokens/s", f"{t['decode_tokens_per_s']:.1f}"),
         ("prefill tokens/s", f"{t['prefill_tokens_per_s']:.0f}"),
@@ -209,18 +226,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for key, val in lines:
         print(f"  {key:<{width}}  {val}")
     main = f"bytes_{profile.main_memory.name}"
-    table = ops[["phase", "op", "exec_dtype", "bound", "time_s", main, "flops"]].copy()
-    table["share"] = (table["time_s"] / table["time_s"].sum() * 100).map("{:.1f}%".format)
-    table["time"] = table["time_s"].map(lambda v: format_quantity(v, "time"))
-    table[main] = table[main].map(lambda v: format_quantity(v, "bytes"))
-    table["flops"] = table["flops"].map("{:.3g}".format)
+    rows = result.rows()
+    total = sum(r["time_s"] for r in rows)
     print("\nper op (decode rows summed over all decode steps):")
-    print(table[["phase", "op", "exec_dtype", "bound", "time", "share", main, "flops"]]
-          .to_string(index=False))
+    print(_text_table({
+        "phase": [r["phase"] for r in rows], "op": [r["op"] for r in rows],
+        "exec_dtype": [r["exec_dtype"] for r in rows], "bound": [r["bound"] for r in rows],
+        "time": [format_quantity(r["time_s"], "time") for r in rows],
+        "share": [f"{r['time_s'] / total * 100:.1f}%" for r in rows],
+        main: [format_quantity(r[main], "bytes") for r in rows],
+        "flops": [f"{r['flops']:.3g}" for r in rows]}))
     return 0
 
 
+def _text_table(columns: dict[str, list[str]]) -> str:
+    """Columns of strings right-justified under their headers, one space apart (the
+    layout of pandas' `to_string(index=False)`, without importing pandas)."""
+    widths = [max([len(name), *map(len, values)]) for name, values in columns.items()]
+    lines = [" ".join(n.rjust(w) for n, w in zip(columns, widths))]
+    lines += [" ".join(v.rjust(w) for v, w in zip(row, widths))
+              for row in zip(*columns.values())]
+    return "\n".join(lines)
+
+
 def cmd_roofline(args: argparse.Namespace) -> int:
+    from precsim.simulator.roofline_plot import plot_roofline, roofline_data
     profile, model, quant, result = _run(args)
     ops = result.ops
     path = plot_roofline(profile, ops, args.out,

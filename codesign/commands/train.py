@@ -11,10 +11,12 @@ import itertools
 
 import numpy as np
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
-                                              resolve_profile)
+from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
+                                              add_runtime_arg, print_json, resolve_profile,
+                                              runtime_profile)
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import get_model, list_models, model_for_params
+from precsim.simulator.runtime import load_runtime
 from precsim.simulator.training import (PHASES, RECIPES, fit_advice, get_recipe,
                                         training_step)
 from precsim.simulator.training_memory import RECOMPUTE_MODES
@@ -60,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--micro-batch", type=int, default=None,
                    help="sequences per micro-batch (default: the largest that fits)")
     add_profile_dir_arg(p)
+    add_runtime_arg(p)
     add_json_arg(p)
     p.set_defaults(func=cmd_train)
 
@@ -103,21 +106,31 @@ def _rows(profile, args) -> list[dict]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    profile = resolve_profile(args, args.profile)
+    profile, runtime, notes = runtime_profile(args, resolve_profile(args, args.profile))
+    if not load_runtime(args.runtime).trains:
+        raise InputError(f"--runtime {runtime}: an inference stack (trains: false); "
+                         "training runtimes: reference, torch-compile or a YAML with "
+                         "trains: true")
     if args.tp < 1 or args.pp < 1:
         raise InputError(f"--tp and --pp must be at least 1, got {args.tp} and {args.pp}")
     rows = _rows(profile, args)
     feasible = all(r["fits"] for r in rows)
     if args.json:
-        out = {"request": {"profile": profile.name, "tp": args.tp, "pp": args.pp,
-                           "zero": args.zero, "recompute": args.recompute},
+        out = {"request": {"profile": profile.name, "runtime": runtime, "tp": args.tp,
+                           "pp": args.pp, "zero": args.zero, "recompute": args.recompute},
                "feasible": feasible, "results": rows}
+        if notes:
+            out["approximations"] = notes
         if not feasible:
             out["reason"] = "; ".join(f"{r['model']} {r['recipe']} x{r['devices']}: "
                                       f"{r['reason']}" for r in rows if not r["fits"])
         print_json(out)
         return 0 if feasible else 3
-    print(f"training step on {profile.name}: tp {args.tp}, pp {args.pp}, ZeRO {args.zero}, "
+    for note in notes:
+        print(f"approximation: {note}")
+    print(f"training step on {profile.name}"
+          + (f" under {runtime}" if runtime != "reference" else "")
+          + f": tp {args.tp}, pp {args.pp}, ZeRO {args.zero}, "
           f"recompute {args.recompute}; MFU = (6 N + 12 L s q_dim) x tokens / (time x "
           "devices x bf16 peak)")
     for r in rows:

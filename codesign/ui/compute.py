@@ -124,10 +124,11 @@ def model_ref(choice: str, typed: str | None, upload_path: str | None) -> str:
 # ---- Simulate --------------------------------------------------------------------------------
 
 def simulate_view(profile: str, model: str, quant: str, batch: int, prompt: int, gen: int,
-                  profile_dirs=(), tp: int = 1, pp: int = 1, ep: int = 1) -> dict:
+                  profile_dirs=(), tp: int = 1, pp: int = 1, ep: int = 1,
+                  runtime: str = "reference") -> dict:
     """`precsim simulate --json` plus the op table, roofline data and bytes per level;
     tp/pp/ep > 1 simulate one replica of that layout (`simulator.parallel`), the op table
-    and roofline then show one device's stage."""
+    and roofline then show one device's stage; `runtime` as `--runtime`."""
     for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen), ("tp", tp),
                         ("pp", pp), ("ep", ep)):
         if value is None:
@@ -136,11 +137,13 @@ def simulate_view(profile: str, model: str, quant: str, batch: int, prompt: int,
     tp, pp, ep = int(tp), int(pp), int(ep)
     layout = ParallelLayout(tp=tp, pp=pp, ep=ep) if (tp, pp, ep) != (1, 1, 1) else None
     cfg, fmt, result = run_request(hw, model, quant, int(batch), int(prompt), int(gen),
-                                   layout=layout)
+                                   layout=layout, runtime=runtime or "reference")
     levels = [lv.name for lv in hw.memory]
     ops = result.ops[[*OP_COLUMNS, *(f"bytes_{lv}" for lv in levels)]]
     flags = [f for name, v in (("--tp", tp), ("--pp", pp), ("--ep", ep)) if v != 1
              for f in (name, str(v))]
+    if runtime and runtime != "reference":
+        flags += ["--runtime", runtime]
     return {"json": simulate_json(hw, cfg, fmt, result, int(batch), int(prompt), int(gen),
                                   layout=layout),
             "argv": ["simulate", "--profile", profile, "--model", model, "--quant", quant,

@@ -11,6 +11,7 @@ from precsim.codesign.ui.compute import (MAX_CONFIG_BYTES, model_ref, profile_na
                                          save_upload, simulate_view)
 from precsim.simulator.models import list_models
 from precsim.simulator.quant import PRESETS
+from precsim.simulator.runtime import list_runtimes
 from precsim.simulator.units import format_quantity
 
 FORMATS = ["W16A16", "FP8", "W8A8", "W8A16", "W4A8-g128", "W4A16-g128", "W3A16-g128",
@@ -50,6 +51,11 @@ def layout(ctx) -> html.Div:
             html.Label(["format", dcc.Dropdown(list(dict.fromkeys(FORMATS)), "W4A16-g128",
                                                id="sim-quant", clearable=False)],
                        style={"width": "12em"}),
+            html.Label(["runtime", dcc.Dropdown([r.name for r in list_runtimes()],
+                                                "reference", id="sim-runtime",
+                                                clearable=False)],
+                       style={"width": "12em"}, title="the software stack on the chip "
+                       "(docs/runtimes.md); reference: the profile as it is"),
         ], style={"display": "flex", "gap": "1em", "alignItems": "end", "flexWrap": "wrap"}),
         html.Div([_number("sim-batch", "batch ", 1), _number("sim-prompt", "prompt ", 512),
                   _number("sim-gen", "generated ", 128),
@@ -152,8 +158,10 @@ def register(app, ctx) -> None:
                   Input("sim-hf", "value"), Input("sim-upload-path", "data"),
                   Input("sim-quant", "value"), Input("sim-batch", "value"),
                   Input("sim-prompt", "value"), Input("sim-gen", "value"),
-                  Input("sim-tp", "value"), Input("sim-pp", "value"), Input("sim-ep", "value"))
-    def _simulate(profile, model, hf, upload, quant, batch, prompt, gen, tp, pp, ep):
+                  Input("sim-tp", "value"), Input("sim-pp", "value"), Input("sim-ep", "value"),
+                  Input("sim-runtime", "value"))
+    def _simulate(profile, model, hf, upload, quant, batch, prompt, gen, tp, pp, ep,
+                  runtime):
         upload = upload or {}
         ref, err = attempt(model_ref, model, hf, upload.get("path"))
         if model == "upload" and upload.get("error"):
@@ -161,6 +169,6 @@ def register(app, ctx) -> None:
         view = None
         if ref:
             view, err = attempt(simulate_view, profile, ref, quant, batch, prompt, gen,
-                                ctx.profile_dirs, tp, pp, ep)
+                                ctx.profile_dirs, tp, pp, ep, runtime)
         style = {"color": "#b00020", "display": "block" if err else "none"}
         return (_output(view) if view else html.Div()), err or "", style

@@ -1,0 +1,175 @@
+"""The speed work of the scalar and grid API (benchmarks/cli_speed.py measures it): the
+caches never serve a stale or shared result, `.ops` is built only when asked for and is
+the per-phase tables stacked, and `simulate_grid` rows equal the scalar calls."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import precsim
+from precsim.codesign.commands.simulate import _text_table
+from precsim.simulator import hardware
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.power import power_params
+
+A100 = "a100-sxm-80gb"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _close(a, b) -> bool:
+    return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+                            rtol=1e-12, atol=0.0, equal_nan=True))
+
+
+def test_a_name_loads_once_and_packs_once():
+    first, again = precsim.load_profile(A100), precsim.load_profile(A100)
+    assert first is again
+    assert as_hardware(first) is as_hardware(again) is as_hardware(A100)
+
+
+def test_an_edited_profile_never_gets_the_original_result():
+    base = precsim.load_profile(A100)
+    before = precsim.simulate(base, "llama-2-7b", batch=4).totals["tpot_s"]
+    # half the HBM bandwidth (a what-if edit is a new, re-validated profile object)
+    slow = base.with_overrides({"memory.hbm.bandwidth.value": "1.0195 TB/s"})
+    edited = precsim.simulate(slow, "llama-2-7b", batch=4).totals["tpot_s"]
+    after = precsim.simulate(base, "llama-2-7b", batch=4).totals["tpot_s"]
+    assert edited > 1.5 * before  # decode streams the weights: about twice as long
+    assert after == before
+    assert as_hardware(slow) is not as_hardware(base)
+
+
+def test_a_profile_file_edited_on_disk_is_read_again(tmp_path):
+    path = tmp_path / "chip.yaml"
+    shutil.copy(hardware.cached_profile(A100).path, path)
+    first = precsim.simulate(str(path), "llama-2-7b").totals["tpot_s"]
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("value: 2.039 TB/s", "value: 1.0195 TB/s"), encoding="utf-8")
+    stamp = os.stat(path).st_mtime_ns + 10**9  # a new mtime even on a coarse clock
+    os.utime(path, ns=(stamp, stamp))
+    assert precsim.simulate(str(path), "llama-2-7b").totals["tpot_s"] > 1.5 * first
+
+
+def test_one_relative_path_in_two_folders_is_two_profiles(tmp_path, monkeypatch):
+    source = hardware.cached_profile(A100).path
+    for folder, bandwidth in (("a", "2.039 TB/s"), ("b", "1.0195 TB/s")):
+        (tmp_path / folder).mkdir()
+        text = open(source, encoding="utf-8").read()
+        (tmp_path / folder / "chip.yaml").write_text(
+            text.replace("value: 2.039 TB/s", f"value: {bandwidth}"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "a")
+    fast = precsim.simulate("./chip.yaml", "llama-2-7b").totals["tpot_s"]
+    monkeypatch.chdir(tmp_path / "b")
+    assert precsim.simulate("./chip.yaml", "llama-2-7b").totals["tpot_s"] > 1.5 * fast
+
+
+def test_eviction_from_the_packing_cache_keeps_results(monkeypatch):
+    monkeypatch.setattr(hardware, "PACKED_MAX", 2)
+    base = precsim.load_profile(A100)
+    variants = [base.with_overrides({"memory.hbm.bandwidth.value": f"{bw} TB/s"})
+                for bw in (1.0, 1.5, 2.0)]
+    first = [precsim.simulate(p, "llama-2-7b").totals["tpot_s"] for p in variants]
+    assert len(hardware._PACKED) <= 2
+    again = [precsim.simulate(p, "llama-2-7b").totals["tpot_s"] for p in variants]
+    assert first == again and first[0] > first[1] > first[2]
+
+
+def test_the_memoised_power_envelope_is_the_profiles():
+    profile = precsim.load_profile(A100)
+    hw = as_hardware(profile)
+    assert power_params(hw) is power_params(hw)
+    fresh = power_params(np.asarray(profile, dtype=object))
+    assert all(_close(a, b) for a, b in zip(dataclasses.astuple(power_params(hw)),
+                                            dataclasses.astuple(fresh)))
+
+
+def test_editing_a_result_does_not_leak_into_the_next_call():
+    first = precsim.simulate(A100, "llama-2-7b", batch=2)
+    expected = {k: (dict(v) if isinstance(v, dict) else v) for k, v in first.totals.items()}
+    first.totals["tpot_s"] = -1.0
+    first.totals["bytes_moved"]["hbm"] = -1.0
+    first.totals["weight_bytes_by_group"].clear()
+    table = first.ops
+    table.loc[:, "time_s"] = -1.0
+    second = precsim.simulate(A100, "llama-2-7b", batch=2)
+    assert second.totals["tpot_s"] == expected["tpot_s"] > 0
+    assert second.totals["bytes_moved"] == expected["bytes_moved"]
+    assert second.totals["weight_bytes_by_group"] == expected["weight_bytes_by_group"]
+    assert (second.ops["time_s"] > 0).all() and (first.ops["time_s"] > 0).all()
+
+
+def test_ops_is_built_on_access_as_the_phase_tables_stacked():
+    result = precsim.simulate("h100-sxm", "llama-3-8b", "W4A16-g128", batch=8)
+    ops = result.ops
+    stacked = pd.concat([result.prefill.ops, result.decode.ops], ignore_index=True)
+    pd.testing.assert_frame_equal(ops, stacked)
+    pd.testing.assert_frame_equal(ops, pd.DataFrame(result.rows()))  # the pandas-free rows
+    assert ops is not result.ops  # a fresh table each time: editing one changes no other
+    assert list(ops.columns[:5]) == ["op", "phase", "group", "count", "shape"]
+    assert set(ops["phase"]) == {"prefill", "decode"}
+    # the table adds up to the phases' times (before the power cap's throttling)
+    by_phase = ops.groupby("phase")["time_s"].sum()
+    assert by_phase["prefill"] == pytest.approx(result.prefill.time_s, rel=1e-12)
+    assert by_phase["decode"] == pytest.approx(result.decode.time_s, rel=1e-12)
+
+
+def test_the_cli_text_table_lays_out_as_pandas_did():
+    columns = {"phase": ["prefill", "decode"], "op": ["qkv_proj", "lm_head"],
+               "time": ["6.192 ms", "1 us"], "share": ["0.5%", "12.0%"]}
+    assert _text_table(columns) == pd.DataFrame(columns).to_string(index=False)
+    assert _text_table({"a": ["x"], "longer": ["y"]}).splitlines() == ["a longer", "x      y"]
+
+
+@pytest.mark.parametrize(("profile", "model", "quant"), [
+    (A100, "llama-2-7b", "W16A16"),
+    ("h100-sxm", "llama-3-8b", "W4A16-g128"),
+])
+def test_grid_rows_equal_the_scalar_calls(profile, model, quant):
+    batch, prompt, gen = [1, 16], [128, 2048], [1, 40, 300]  # gen > 64: midpoint rule
+    grid = precsim.simulate_grid(profile, model, quant, batch=batch, prompt=prompt,
+                                 gen=gen)
+    assert len(grid) == 12
+    assert grid[["batch", "prompt", "gen"]].iloc[1].tolist() == [1, 128, 40]
+    for row in grid.itertuples(index=False):
+        one = precsim.simulate(profile, model, quant, batch=int(row.batch),
+                               prompt=int(row.prompt), gen=int(row.gen)).totals
+        for key, value in one.items():
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for name, v in items:
+                column = key if name is None else f"{key}_{name}"
+                assert _close(getattr(row, column), v), (column, row)
+
+
+def test_grid_input_errors_name_the_argument():
+    with pytest.raises(precsim.InputError, match="gen must be"):
+        precsim.simulate_grid(A100, "llama-2-7b", gen=[[1, 2]])
+    with pytest.raises(precsim.InputError, match="batch must be"):
+        precsim.simulate_grid(A100, "llama-2-7b", batch=[])
+    with pytest.raises(precsim.InputError, match="--prompt must be at least 1"):
+        precsim.simulate_grid(A100, "llama-2-7b", prompt=[0, 8])
+
+
+def test_grid_keeps_a_models_approximations():
+    moe = next(name for name in precsim.list_models() if "mixtral" in name)
+    grid = precsim.simulate_grid("h100-sxm", moe, "FP8", batch=[1], gen=[8])
+    assert any("MoE" in note for note in grid.attrs["approximations"])
+
+
+def test_a_simulate_call_loads_pandas_only_for_the_op_table():
+    code = ("import sys, precsim\n"
+            "r = precsim.simulate('a100-sxm-80gb', 'llama-2-7b')\n"
+            "before = 'pandas' in sys.modules or 'precsim.lawcore' in sys.modules\n"
+            "r.ops\n"
+            "print(before, 'pandas' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
