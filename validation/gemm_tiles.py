@@ -7,7 +7,7 @@ with c the same for every m. The candidate tm (CANDIDATE_ROWS) whose c varies le
 over the shapes (standard deviation of log(t / ceil(m / tm))) is written as the
 profile's `gemm.tiles` rows, `measured:`; the 16 columns are two AVX2 8-lane registers
 (assumed), `units` the threads the GEMMs run on and `k_step` 1 (a rank-1 update per
-step). Seven shapes of ~25 MFLOP, 3 x 0.05 s each: about 2 s.
+step). Seven shapes of ~25 MFLOP, 2 x 0.02 s each: about 1 s on a quiet machine.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def measure_rows(settings: BenchSettings) -> pd.DataFrame:
     torch = load_torch()
     torch.manual_seed(0)
     w = torch.randn(K, N)
-    quick = BenchSettings(min_run_time_s=0.05, repeats=3, threads=settings.threads)
+    quick = BenchSettings(min_run_time_s=0.02, repeats=2, threads=settings.threads)
     rows = []
     for m in ROWS:
         a = torch.randn(m, K)
