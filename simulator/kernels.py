@@ -295,8 +295,8 @@ def _flash_tiling(hw: Hardware, batch, q_len, kv_len, n_heads, pairs, tiled: boo
     ones computed in full) x Br x Bc, at `gemm.flash_efficiency` x the wave efficiency
     of heads x `query_blocks` (default batch x ceil(q_len / Br)) thread blocks on
     `gemm.units` (FlashAttention-2 parallelises over batch, heads and query blocks;
-    [fa2] Sec. 3.2). Elsewhere (no
-    tile, decode, sliding window, an `attention` rule): (`pairs`, 1)."""
+    [fa2] Sec. 3.2). Elsewhere (no tile, decode, sliding window, an `attention` rule):
+    (`pairs`, 1)."""
     st = structure(hw) if tiled else None
     if st is None or np.all(np.isnan(st.br)):
         return pairs, 1.0
