@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _close(a, b) -> bool:
+    if isinstance(b, str):  # a name (e.g. totals["runtime"])
+        return a == b
     return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
                             rtol=1e-12, atol=0.0, equal_nan=True))
 
