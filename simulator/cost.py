@@ -32,7 +32,6 @@ from functools import cached_property
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.gemm_shape import structure
 from precsim.simulator.hardware import Hardware, as_hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost, gemm_cost,
                                        norm_cost)
@@ -275,23 +274,12 @@ def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:
         quant = quant[..., None] if isinstance(quant, np.ndarray) else quant
         state_home = add_axis(state_home)
         homes = {k: add_axis(v) for k, v in homes.items()}
-        homes["query_blocks"] = _ragged_query_blocks(hw, p)
     cost = attention_cost(hw, p["batch"], p["q_len"], p["kv_len"], p["n_heads"],
                           p["n_kv_heads"], p["head_dim"], quant, window=p["window"],
                           cache_len=p["cache_len"], flash=p["flash"], kv_home=state_home,
                           out_bits=p["out_bits"], epilogue_ops=p["epilogue_ops"],
                           n_kernels=p.get("n_kernels"), **homes)
     return cost.reduce(p["present"]) if ragged else cost
-
-
-def _ragged_query_blocks(hw: Hardware, p: dict):
-    """Flash query blocks of all the prompts of a ragged part (one launch): sum over the
-    trailing axis of present x ceil(q_len / Br) (None without a `gemm.flash_tile`)."""
-    st = structure(hw)
-    if st is None or np.all(np.isnan(st.br)):
-        return None
-    br = np.where(np.isnan(st.br), 1.0, st.br)
-    return np.sum(p["present"] * np.ceil(p["q_len"] / br), axis=-1, keepdims=True)
 
 
 def _price(hw: Hardware, model: TransformerConfig, quant, phase: str, specs, kv_bytes,

@@ -287,15 +287,17 @@ def _scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):
     return np.where(skips, pairs, q_len * kv_len)
 
 
-def _flash_tiling(hw: Hardware, batch, q_len, kv_len, n_heads, pairs, tiled: bool,
-                  causal: bool, query_blocks=None):
+def _flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool,
+                  causal: bool):
     """(pairs computed, rate factor) of a flash kernel on profiles with a
     `gemm.flash_tile` Br x Bc, for prompt queries (q_len > 1): the blocks it visits
     (`gemm_shape.flash_blocks`: causal blocks above the diagonal skipped, the diagonal
     ones computed in full) x Br x Bc, at `gemm.flash_efficiency` x the wave efficiency
-    of heads x `query_blocks` (default batch x ceil(q_len / Br)) thread blocks on
-    `gemm.units` (FlashAttention-2 parallelises over batch, heads and query blocks;
-    [fa2] Sec. 3.2). Elsewhere (no tile, decode, sliding window, an `attention` rule):
+    of one sequence's heads x ceil(q_len / Br) thread blocks on `gemm.units`
+    (FlashAttention-2 parallelises over batch, heads and query blocks, [fa2] Sec. 3.2;
+    sequences are priced as if each filled its own waves, so that a batch costs the sum
+    of its sequences, as the serving tables add them: conservative for batches of short
+    prompts). Elsewhere (no tile, decode, sliding window, an `attention` rule):
     (`pairs`, 1)."""
     st = structure(hw) if tiled else None
     if st is None or np.all(np.isnan(st.br)):
@@ -304,7 +306,7 @@ def _flash_tiling(hw: Hardware, batch, q_len, kv_len, n_heads, pairs, tiled: boo
     br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
     visited = flash_blocks(np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0), br, bc,
                            causal) * br * bc
-    ctas = n_heads * (batch * np.ceil(q_len / br) if query_blocks is None else query_blocks)
+    ctas = n_heads * np.ceil(q_len / br)
     rate = st.flash_eff * flash_waves(ctas, np.where(np.isnan(st.units), 1.0, st.units))
     return np.where(has, visited, pairs), np.where(has, rate, 1.0)
 
@@ -356,7 +358,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
                    quant="W16A16", *, kv_from_cache: bool | None = None, flash: bool = True,
                    causal: bool = True, window=None, kv_home=None, q_home=None,
                    out_bits=None, epilogue_ops=0.0, cache_len=None, fresh_kv_home=None,
-                   out_home=None, n_kernels=None, query_blocks=None) -> KernelCost:
+                   out_home=None, n_kernels=None) -> KernelCost:
     """Scaled dot-product attention for `batch` sequences, q_len queries over kv_len keys
     (the q_len new positions are the last of the kv_len).
 
@@ -376,9 +378,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     extra vector ops on the output (e.g. quantising it for the next GEMM). A sliding
     `window` limits each query to the last `window` keys and the cache read to them.
     `n_kernels` overrides the launches (1 flash, 3 unfused), e.g. 0 for a part of a
-    kernel that is launched with another; `q_home` / `out_home` place Q and the output;
-    `query_blocks`: thread blocks per head of the whole launch where it holds other
-    sequences too (a ragged batch; `_flash_tiling`).
+    kernel that is launched with another; `q_home` / `out_home` place Q and the output.
     """
     check_positive(batch=batch, q_len=q_len, kv_len=kv_len, n_heads=n_heads,
                    n_kv_heads=n_kv_heads, head_dim=head_dim)
@@ -397,9 +397,8 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     fresh_len = kv_len - cache_len
     if window is not None:
         cache_len = np.minimum(cache_len, window)  # the rolling cache holds `window` positions
-    computed, rate = _flash_tiling(hw, batch, q_len, kv_len, n_heads, pairs,
-                                   flash and window is None and shares is None, causal,
-                                   query_blocks)
+    computed, rate = _flash_tiling(hw, q_len, kv_len, n_heads, pairs,
+                                   flash and window is None and shares is None, causal)
     flops = 4.0 * batch * n_heads * head_dim * computed
     vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops
     q_bytes = batch * q_len * n_heads * head_dim * s_q
