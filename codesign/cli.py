@@ -1,6 +1,8 @@
 """The `precsim` command line.
 
-Exit codes (design.md): 0 ok, 2 bad input (a message, no traceback), 1 internal error.
+Exit codes (design.md): 0 ok, 2 bad input (a message, no traceback), 1 internal error,
+130 interrupted (Ctrl-C; a second Ctrl-C ends at once), 143 terminated (SIGTERM: the
+run unwinds, so temporary outputs are removed and old outputs stay as they were).
 Each command group lives in `codesign/commands/<group>.py` and exposes
 `register(subparsers)`; every sub-parser sets `func(args) -> int`.
 
@@ -13,9 +15,12 @@ slower); tests/test_architecture.py checks the table against what the modules re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from precsim.simulator.errors import InputError
@@ -99,12 +104,46 @@ def _command_of(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+@contextlib.contextmanager
+def interrupt_handlers():
+    """While a command runs: SIGTERM raises SystemExit(143) and the first SIGINT raises
+    KeyboardInterrupt, so `finally` blocks remove temporary files; a second SIGINT ends
+    the process at once (exit 130, no traceback, no waiting for workers). Previous
+    handlers are restored afterwards; off the main thread nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupts = 0
+
+    def on_sigint(signum, frame):  # noqa: ANN001 - signal handler signature
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            os.write(2, b"precsim: interrupted again, exiting now\n")
+            os._exit(130)
+        raise KeyboardInterrupt
+
+    def on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
+        raise SystemExit(143)
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, on_sigint),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if interrupts:  # interrupted: a Ctrl-C while exiting (joining workers) ends at once
+            signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_of(argv) or "")
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with interrupt_handlers():
+            return int(args.func(args) or 0)
     except input_errors() as exc:
         print(f"precsim: error: {exc}", file=sys.stderr)
         return 2

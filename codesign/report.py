@@ -31,7 +31,8 @@ from precsim.codesign.runtime_table import runtime_comparison
 from precsim.codesign.study import ResolvedStudy, Workload, problem_from_study
 from precsim.codesign.whatif import run_whatif, whatif_figure
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import atomic_directory, atomic_write_bytes, atomic_write_text
+from precsim.simulator.io import (atomic_directory, atomic_write_bytes, atomic_write_text,
+                                  read_text_bounded)
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.units import format_quantity
 
@@ -108,7 +109,7 @@ def load_validation(path: str | None, source: str) -> tuple | None:
         summary = p / "summary.md" if p.is_dir() else p
         if summary.is_file():
             png = summary.parent / "scatter.png"
-            return (str(summary), summary.read_text(encoding="utf-8", errors="replace"),
+            return (str(summary), read_text_bounded(summary, "validation summary"),
                     png.read_bytes() if png.is_file() else None)
     if path:
         raise InputError(f"validation summary {path}: not found (expected the folder "
@@ -308,11 +309,14 @@ def roofline_png(profile: HardwareProfile, optimum: Candidate, workload: Workloa
     """The hierarchical roofline (simulator.roofline_plot) of a chosen configuration."""
     import tempfile
 
+    from precsim.simulator.compute_units import phase_profiles
+    from precsim.simulator.quant import as_quant
     from precsim.simulator.roofline_plot import plot_roofline
 
     sim = _served(profile, optimum, workload, model_options)
+    roof = phase_profiles(profile, as_quant(optimum.serve_format), "decode")  # a SoC's unit
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_roofline(profile, sim.ops, Path(tmp) / "roofline.png",
+        path = plot_roofline(roof, sim.ops, Path(tmp) / "roofline.png",
                              title=f"{profile.name}: N={optimum.N:.3g}, "
                                    f"{optimum.serve_format}, batch {workload.batch} "
                                    "(o prefill, s decode)")

@@ -27,6 +27,7 @@ from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.problem import PlanProblem, cost_text
 from precsim.codesign.study import USER_OWNED_KINDS
 from precsim.lawcore.lowbit import bootstrap_laws
+from precsim.simulator.errors import InputError
 
 ENSEMBLE_LAWS = ("kumar2024", "kumar2024-b", "lowbit-qat")
 NOT_APPLICABLE = {
@@ -43,8 +44,12 @@ def ensemble(study_law: Any, draws: int = DEFAULT_DRAWS) -> list[tuple[str, Any]
     members = [(name, lawcore.get_law(name)) for name in ENSEMBLE_LAWS]
     if study_law.name not in ENSEMBLE_LAWS:
         members.insert(0, (study_law.name, study_law))
-    members += [(f"lowbit-qat bootstrap {i + 1}", law)
-                for i, law in enumerate(bootstrap_laws(draws))]
+    laws = bootstrap_laws(draws)
+    if len(laws) < draws:
+        raise InputError(f"--draws {draws}: only {len(laws)} bootstrap refits of lowbit-qat "
+                         "are stored (lawcore/data/lowbit_qat_bootstrap.csv); expected 0 to "
+                         f"{len(laws)}")
+    members += [(f"lowbit-qat bootstrap {i + 1}", law) for i, law in enumerate(laws)]
     return members
 
 

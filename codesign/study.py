@@ -25,7 +25,8 @@ from precsim.codesign.problem import CostWeights, PlanProblem, baseline_loss, po
 from precsim.codesign.variants import parse_vary
 from precsim.lawcore import Law, get_law
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import is_file_reference, load_yaml_mapping
+from precsim.simulator.io import (MAX_DEGREE, MAX_SEQUENCES, MAX_TOKENS, is_file_reference,
+                                  load_yaml_mapping)
 from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.quant import QuantFormat, parse_quant
@@ -92,9 +93,9 @@ class Workload(_Strict):
     """Serving workload over the model's life: generated tokens, batch, request shape."""
 
     tokens_served: TokenCount
-    batch: int = Field(ge=1)
-    prompt_len: int = Field(ge=1)
-    output_len: int = Field(ge=1)
+    batch: int = Field(ge=1, le=MAX_SEQUENCES)
+    prompt_len: int = Field(ge=1, le=MAX_TOKENS)
+    output_len: int = Field(ge=1, le=MAX_TOKENS)
     slo: SLO = SLO()
     #: True: `batch` is the largest batch, and the planner searches the powers of two up
     #: to it (and `batch` itself) for the cheapest one meeting the SLO and memory;
@@ -113,9 +114,10 @@ class Training(_Strict):
 
     profile: str = Field(min_length=1)
     dollars_per_device_hour: DevicePrice | None = None   # None: not stated (see device_hour_price)
-    devices: int = Field(default=8, ge=1)
-    seq: int = Field(default=2048, ge=1)
-    global_batch: int = Field(default=4194304, ge=1)   # tokens per optimizer step
+    devices: int = Field(default=8, ge=1, le=MAX_DEGREE)
+    seq: int = Field(default=2048, ge=1, le=MAX_TOKENS)
+    global_batch: int = Field(default=4194304, ge=1,   # tokens per optimizer step
+                              le=MAX_SEQUENCES * MAX_TOKENS)
     zero: int = Field(default=3, ge=0, le=3)
     recompute: Literal["none", "selective", "full"] = "selective"
 
@@ -155,9 +157,9 @@ class Deployment(_Strict):
     dollars_per_device_hour: DevicePrice | None = None   # None: not stated (see device_hour_price)
     capital: CapitalCost | None = None     # or price, lifetime and utilisation of a bought device
     tokens_served: TokenCount | None = None
-    batch: int | None = Field(default=None, ge=1)
-    prompt_len: int | None = Field(default=None, ge=1)
-    output_len: int | None = Field(default=None, ge=1)
+    batch: int | None = Field(default=None, ge=1, le=MAX_SEQUENCES)
+    prompt_len: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    output_len: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     slo: SLO | None = None
     #: >1: a model that does not fit one device is served on the smallest tensor-parallel
     #: replica (tp = 2, 4, ... up to this, within a node) that holds it

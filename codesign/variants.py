@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from precsim.simulator.runtime import emulated_engine
 from precsim.simulator.units import UnitError, parse_quantity
 
 AS_IS = "as-is"
+#: most profile variants one what-if evaluates (each is a full co-design plan, ~1 s)
+MAX_VARIANTS = 256
 VARY_HELP = """\
 --vary grammar:
 
@@ -216,6 +219,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _dtype(field: str, name: str) -> str:
+    if name not in DTYPES:
+        raise InputError(f"--vary {field}: unknown data type {name!r} "
+                         f"(profile data types: {', '.join(DTYPES)})")
+    return name
+
+
 def parse_vary(spec: str, profile: HardwareProfile) -> list[Variation]:
     """Parse one `FIELD=V1,V2` argument into variations (grammar: VARY_HELP)."""
     field, sep, values = spec.partition("=")
@@ -224,16 +234,26 @@ def parse_vary(spec: str, profile: HardwareProfile) -> list[Variation]:
     if not sep or not field or not all(items):
         raise InputError(f"--vary {spec!r}: expected FIELD=VALUE[,VALUE...], "
                          "e.g. memory.hbm.bandwidth=0.5x,1x,2x or compute.int4=native")
+    repeated = sorted({v for v in items if items.count(v) > 1})
+    if repeated:
+        raise InputError(f"--vary {spec!r}: value {repeated[0]!r} is given twice; give each "
+                         "value once")
     parts = field.split(".")
     out = []
     for value in items:
         if value == AS_IS:
             out.append(Variation(field, AS_IS, ()))
+        elif parts[0] == "compute" and profile.compute_units:
+            raise InputError(f"--vary {field}: profile {profile.name} lists compute_units; "
+                             f"vary compute_units.<unit>.{field} (units: "
+                             f"{', '.join(profile.compute_units)})")
         elif parts[0] == "compute" and len(parts) == 2:
-            if parts[1] not in DTYPES:
-                raise InputError(f"--vary {field}: unknown data type {parts[1]!r} "
-                                 f"(profile data types: {', '.join(DTYPES)})")
-            out.append(_native_variation(profile, field, parts[1], value))
+            out.append(_native_variation(profile, field, _dtype(field, parts[1]), value))
+        elif parts[0] == "compute_units" and len(parts) == 4 and parts[2] == "compute":
+            unit = profile.for_unit(parts[1])  # a SoC unit: its own compute and fallbacks
+            v = _native_variation(unit, field, _dtype(field, parts[3]), value)
+            out.append(Variation(field, v.value, tuple(
+                (f"compute_units.{parts[1]}.{key}", val) for key, val in v.overrides)))
         else:
             out.append(_quantity_variation(profile, field, value))
     return out
@@ -246,7 +266,18 @@ def profile_variants(profile: HardwareProfile, specs: list[str]
     The unmodified profile always comes first, labelled `as-is`; a combination equal to
     it (all values as-is) is not repeated.
     """
+    fields = [spec.partition("=")[0].strip().removesuffix(".value") for spec in specs]
+    twice = sorted({f for f in fields if fields.count(f) > 1})
+    if twice:
+        raise InputError(f"--vary: field {twice[0]!r} is varied twice "
+                         f"({' and '.join(s for s, f in zip(specs, fields) if f == twice[0])}); "
+                         "list all its values in one --vary")
     axes = [parse_vary(spec, profile) for spec in specs]
+    if math.prod(len(axis) for axis in axes) > MAX_VARIANTS:
+        raise InputError(f"--vary: {' x '.join(str(len(a)) for a in axes)} = "
+                         f"{math.prod(len(a) for a in axes):,} variants; at most "
+                         f"{MAX_VARIANTS} (each is a full co-design plan): vary fewer fields "
+                         "or values")
     out = [(AS_IS, profile)]
     for combo in itertools.product(*axes):
         changed = [v for v in combo if v.overrides]

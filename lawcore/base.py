@@ -117,6 +117,8 @@ class Law:
             raise LawInputError(f"huber_delta must be > 0; got {huber_delta}")
         if self.n_bootstrap < 0:
             raise LawInputError(f"n_bootstrap must be >= 0; got {n_bootstrap}")
+        if self.seed < 0:
+            raise LawInputError(f"seed must be a whole number >= 0; got {seed}")
         if not 0 < self.ci_level < 1:
             raise LawInputError(f"ci_level must be in (0, 1); got {ci_level}")
         if self.max_iter < 1:
@@ -391,6 +393,10 @@ def read_law_json(text: str) -> dict[str, Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LawInputError(f"law JSON is malformed: {exc}") from None
+    except RecursionError:
+        raise LawInputError("law JSON is nested too deeply") from None
+    except ValueError as exc:  # an integer literal over Python's digit limit
+        raise LawInputError(f"law JSON has an invalid value: {str(exc)[:80]}") from None
     if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
         raise LawInputError(f"not a PrecSim law JSON: expected \"format\": \"{JSON_FORMAT}\"")
     return doc

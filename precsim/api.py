@@ -58,7 +58,8 @@ def __getattr__(name: str):
 def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
              quant: str | QuantFormat = "W16A16", *, batch=1, prompt=512, gen=128,
              flash: bool = True, fused_dequant: bool = True, tp=1, pp=1,
-             ep=1, runtime=None) -> SimulationResult:
+             ep=1, runtime=None, unit: str | None = None, prefill_unit: str | None = None,
+             decode_unit: str | None = None) -> SimulationResult:
     """Time, bytes moved and energy of serving `batch` requests (prompt + gen tokens).
 
     Returns `.totals` (a dict: ttft_s, tpot_s, energy_j, fits, bytes_moved, ...) and
@@ -70,6 +71,9 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
     `runtime`: the software stack (`precsim simulate --runtime`, docs/runtimes.md): a
     shipped name (`list_runtimes()`), a runtime YAML path or a RuntimeProfile; None is
     `reference` (the hardware profile as it is). totals["runtime"] names it.
+    `unit` / `prefill_unit` / `decode_unit`: the compute unit of a SoC profile running
+    both phases / prefill / decode (default: the runtime's preferred unit, else the
+    profile's default for the format; docs/soc.md).
     """
     from precsim.codesign.commands.simulate import run_request
     from precsim.simulator.parallel import ParallelLayout
@@ -77,7 +81,8 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
     _, _, result = run_request(load_profile(profile), model, quant, batch, prompt, gen,
                                flash=flash, fused_dequant=fused_dequant,
                                layout=ParallelLayout(tp=tp, pp=pp, ep=ep),
-                               runtime=runtime)
+                               runtime=runtime, unit=unit, prefill_unit=prefill_unit,
+                               decode_unit=decode_unit)
     return result
 
 

@@ -31,6 +31,7 @@ from functools import cached_property
 
 import numpy as np
 
+from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import Hardware, as_hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost, gemm_cost,
@@ -299,9 +300,9 @@ def _price(hw: Hardware, model: TransformerConfig, quant, phase: str, specs, kv_
 
 def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
            fused_dequant: bool, cache_len=None, logit_rows=None) -> PhaseCost:
-    hw = as_hardware(profile)
     model = get_model(model)
     quant = as_quant(quant)
+    hw = as_hardware(phase_profiles(profile, quant, phase))  # a SoC: the phase's unit
     specs = build_ops(model, quant, batch, q_len, kv_len, phase, flash, cache_len=cache_len,
                       logit_rows=logit_rows)
     return _price(hw, model, quant, phase, specs, kv_cache_bytes(model, quant, batch, kv_len),
@@ -397,9 +398,9 @@ def _mixed(profile, model, quant, decode_batch, decode_context_len, prefill_toke
         raise InputError("a pass needs at least one decode token or prompt token "
                          "(decode_batch and prefill_tokens are both 0)")
     _check_lengths(decode_context_len=np.where(b > 0, decode_context_len, 1.0))
-    hw = as_hardware(profile)
     model = get_model(model)
     quant = as_quant(quant)
+    hw = as_hardware(phase_profiles(profile, quant, phase))
     specs = build_mixed_ops(model, quant, b, decode_context_len, tokens, prefill_past_len,
                             last_chunk, flash, ragged, phase)
     dec_kv = np.where(b > 0, kv_cache_bytes(model, quant, np.maximum(b, 1.0),
@@ -459,20 +460,21 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     _check_lengths(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
     if decode_nodes < 1:
         raise InputError("decode_nodes must be at least 1")
-    hw = as_hardware(profile)
     model = get_model(model)
     quant = as_quant(quant)
+    hw = as_hardware(phase_profiles(profile, quant, "prefill"))
+    dec_hw = as_hardware(phase_profiles(profile, quant, "decode"))
     prefill = prefill_cost(hw, model, quant, batch, prompt_len, flash=flash,
                            fused_dequant=fused_dequant)
     steps = np.asarray(gen_len, dtype=float) - 1.0
     offsets, weights = decode_nodes_for(steps, decode_nodes)
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
-    nodes = decode_step_cost(hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
+    nodes = decode_step_cost(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
                              add_axis(prompt_len) + offsets, flash=flash,
                              fused_dequant=fused_dequant)
     decode = nodes.reduce(weights)
-    totals = _totals(hw, model, quant, batch, prompt_len, gen_len, steps, prefill, decode,
-                     flash)
+    totals = _totals((hw, dec_hw), model, quant, batch, prompt_len, gen_len, steps,
+                     prefill, decode, flash)
     return SimulationResult(prefill=prefill, decode=decode, totals=totals)
 
 
@@ -497,10 +499,12 @@ def _scalar(x):
     return arr[()] if arr.ndim == 0 else arr
 
 
-def _totals(hw, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
-    # board power per phase (simulator.power): baseline, cap, throttled time
+def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
+    # board power per phase (simulator.power): baseline, cap, throttled time; a SoC's
+    # phases may run on different units (same envelope, each unit's dynamic energy)
+    hw, dec_hw = hws
     pre_p = power_and_energy(hw, prefill.time_s, dynamic_split(hw, prefill))
-    dec_p = power_and_energy(hw, decode.time_s, dynamic_split(hw, decode))
+    dec_p = power_and_energy(dec_hw, decode.time_s, dynamic_split(dec_hw, decode))
     split = {k: np.asarray(pre_p.split[k]) + np.asarray(dec_p.split[k]) for k in pre_p.split}
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = np.where(steps > 0, dec_p.time_s / np.where(steps > 0, steps, 1), np.nan)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import is_file_reference
+from precsim.simulator.io import (MAX_JSON_BYTES, is_file_reference, load_json_bounded,
+                                  read_text_bounded)
 from precsim.simulator.model_zoo import BUILTIN_CONFIGS
 
 #: Vector ops per output element of the MLP activation (gated: act(gate) * up),
@@ -102,9 +103,11 @@ class TransformerConfig:
             if not (1 <= k and np.all(k <= e)):
                 raise InputError(f"model {self.name}: experts_per_token must be 1 to "
                                  f"n_experts={self.n_experts}, got {self.experts_per_token}")
-            if not self.moe_imbalance >= 1.0:
+            if not 1.0 <= self.moe_imbalance <= float(np.max(e)):
                 raise InputError(f"model {self.name}: moe_imbalance must be at least 1 "
-                                 f"(busiest over mean load), got {self.moe_imbalance}")
+                                 f"(busiest over mean load) and at most n_experts="
+                                 f"{float(np.max(e)):g} (every token on one device), got "
+                                 f"{self.moe_imbalance}")
             if np.any(np.asarray(self.n_moe_layers) > np.asarray(self.n_layers)):
                 raise InputError(f"model {self.name}: n_moe_layers={self.n_moe_layers} "
                                  f"exceeds n_layers={self.n_layers}")
@@ -284,10 +287,49 @@ _KEYS = {  # canonical -> accepted spellings, first found wins
 }
 
 
+#: largest shape integer a config.json may give (2**24: vocabularies and widths of real
+#: models are below 2**20); larger ones would overflow 64-bit byte and FLOP counts
+MAX_SHAPE = 1 << 24
+#: config.json fields PrecSim reads, by the JSON type each must have (checked strictly:
+#: the string "false" is not a boolean, "8" and 8.0 are not integers)
+_INT_FIELDS = (*(k for keys in _KEYS.values() for k in keys), "head_dim", "sliding_window",
+               "max_position_embeddings", "n_positions", "num_local_experts", "num_experts",
+               "n_routed_experts", "num_experts_per_tok", "experts_per_token",
+               "moe_intermediate_size", "shared_expert_intermediate_size",
+               "n_shared_experts", "decoder_sparse_step", "moe_layer_freq",
+               "first_k_dense_replace")
+_BOOL_FIELDS = ("tie_word_embeddings", "attention_bias", "use_sliding_window")
+_STR_FIELDS = ("model_type", "hidden_act", "activation_function")
+
+
+def _check_field_types(cfg: dict, source: str) -> None:
+    """InputError naming the field, its value and the expected type for any field PrecSim
+    reads that has the wrong JSON type or an integer outside [0, MAX_SHAPE]."""
+    def refuse(key: str, expected: str) -> None:
+        raise InputError(f"{source}: field {key} is {str(json.dumps(cfg[key]))[:40]}; "
+                         f"expected {expected}")
+    for key in _INT_FIELDS:
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= MAX_SHAPE):
+            refuse(key, f"a whole number from 0 to {MAX_SHAPE:,} (or null)")
+    for key in _BOOL_FIELDS:
+        if cfg.get(key) is not None and not isinstance(cfg[key], bool):
+            refuse(key, "true or false (a JSON boolean, not a string or number)")
+    for key in _STR_FIELDS:
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            refuse(key, "a string")
+    layers = cfg.get("mlp_only_layers")
+    if layers is not None and not (isinstance(layers, list) and all(
+            isinstance(i, int) and not isinstance(i, bool) for i in layers)):
+        refuse("mlp_only_layers", "a list of layer indices")
+
+
 def config_from_hf(cfg: dict, name: str, source: str) -> TransformerConfig:
     """Map a Hugging Face config dictionary to a TransformerConfig."""
     if not isinstance(cfg, dict):
         raise InputError(f"{source}: expected a JSON object of model settings")
+    _check_field_types(cfg, source)
 
     def get(canonical: str, default=None):
         for key in _KEYS[canonical]:
@@ -415,19 +457,7 @@ def load_hf_config(path: str | os.PathLike, name: str | None = None) -> Transfor
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: model config not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read model config: {exc}") from None
-    if len(text) > 1 << 20:
-        raise InputError(f"{path}: model config is over 1 MiB; expected a config.json")
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column "
-                         f"{exc.colno}): {exc.msg}") from None
+    cfg = load_json_bounded(path, "model config", MAX_JSON_BYTES)
     return config_from_hf(cfg, name or path.parent.name or path.stem, str(path))
 
 
@@ -492,7 +522,8 @@ def hf_cache_config(repo: str) -> Path | None:
     root = hf_cache_dir() / ("models--" + repo.replace("/", "--"))
     ref = root / "refs" / "main"
     if ref.is_file():
-        pinned = root / "snapshots" / ref.read_text(encoding="utf-8").strip() / "config.json"
+        commit = read_text_bounded(ref, "Hugging Face cache ref", 256).strip()
+        pinned = root / "snapshots" / commit / "config.json"
         if pinned.is_file():
             return pinned
     found = sorted(root.glob("snapshots/*/config.json"), key=lambda p: p.stat().st_mtime)

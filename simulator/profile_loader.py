@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import is_file_reference, load_yaml_mapping
+from precsim.simulator.io import file_kind, is_file_reference, load_yaml_mapping
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 
 PROFILE_PATH_ENV = "PRECSIM_PROFILE_PATH"
@@ -49,6 +49,10 @@ def _profile_files(paths: Iterable[Path]) -> list[Path]:
             files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise InputError(f"{path}: expected a profile file or folder, got "
+                             f"{file_kind(path.stat().st_mode)} (from --profile-dir or "
+                             f"${PROFILE_PATH_ENV})")
         else:
             raise InputError(f"{path}: profile path does not exist "
                              f"(from --profile-dir or ${PROFILE_PATH_ENV})")

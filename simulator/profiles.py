@@ -6,138 +6,30 @@ with a unit (`value: 3.35 TB/s`) and at least one of `source` (datasheet, paper)
 values are SI floats exposed through properties named with their unit
 (`bandwidth_bytes_per_s`, `peak_ops_per_s`, `energy_per_byte_j`, ...).
 
-`profile_from_mapping` validates a document; simulator.profile_loader finds and reads
-the files.
+`profile_from_mapping` validates a document; simulator.profile_loader reads the files.
 """
 from __future__ import annotations
 
 import copy
 import functools
-import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
-                      StrictBool, ValidationError, model_validator)
+from pydantic import Field, PrivateAttr, StrictBool, ValidationError, model_validator
 
-from precsim.simulator.dtypes import DTYPES, FLOAT_DTYPES, DType
+from precsim.simulator.dtypes import (DTYPE_BITS, DTYPES, FLOAT_DTYPES, DType,  # noqa: F401
+                                      rate_unit)  # FLOAT_DTYPES, rate_unit re-exported
+from precsim.simulator.cited import (  # noqa: F401 (re-exported)
+    Bandwidth, Bytes, CitedBandwidth, CitedBytes, CitedComputeRate, CitedEnergy,
+    CitedEnergyPerByte, CitedFrequency, CitedPower, CitedTime, ComputeRate, Count, Energy,
+    EnergyPerByte, Fraction, Frequency, Power, Share, Time, _Cited, _Strict)
 from precsim.simulator.errors import InputError
-from precsim.simulator.profile_overrides import set_path
+from precsim.simulator.profile_gemm import GemmSpec
+from precsim.simulator.profile_docs import (check_units, set_path, union_compute,
+                                           unit_document)
 from precsim.simulator.schema_errors import format_validation_error
-from precsim.simulator.units import UnitError, parse_quantity
 
 Engine = Literal["matrix", "vector"]
-
-
-def rate_unit(dtype: str) -> str:
-    """Display unit of a compute rate: "FLOP/s" for floating-point types, else "OP/s"."""
-    return "FLOP/s" if dtype in FLOAT_DTYPES else "OP/s"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _quantity(dimension: str):
-    def parse(value: Any) -> float:
-        try:
-            return parse_quantity(value, dimension)
-        except UnitError as exc:
-            raise ValueError(str(exc)) from None
-    return BeforeValidator(parse)
-
-
-def _strict_number(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a plain number, got {type(value).__name__} {value!r}")
-    return value
-
-
-class _Cited(_Strict):
-    """A number with its provenance; subclasses fix the dimension of `value`."""
-
-    source: str | None = None
-    derived: str | None = None
-    measured: str | None = None
-    assumed: str | None = None
-
-    @model_validator(mode="after")
-    def _has_provenance(self):
-        if not any(text and text.strip() for text in
-                   (self.source, self.derived, self.measured, self.assumed)):
-            raise ValueError("every number needs provenance: add `source:` (datasheet, "
-                             "paper), `derived:` (the arithmetic), `measured:` (how) "
-                             "or `assumed:` (why)")
-        return self
-
-    @property
-    def provenance(self) -> str:
-        parts = [f"{key}: {val}" for key, val in (("source", self.source),
-                 ("derived", self.derived), ("measured", self.measured),
-                 ("assumed", self.assumed)) if val]
-        return "; ".join(parts)
-
-
-def _positive(dimension: str):
-    """A positive float parsed from a quantity string of `dimension`."""
-    return Annotated[float, _quantity(dimension), Field(gt=0)]
-
-
-# Ordinary module-level classes (not built with type()), so that profiles pickle.
-class CitedBytes(_Cited):
-    value: _positive("bytes")
-
-
-class CitedBandwidth(_Cited):
-    value: _positive("bandwidth")
-
-
-class CitedComputeRate(_Cited):
-    value: _positive("compute_rate")
-
-
-class CitedEnergy(_Cited):
-    value: _positive("energy")
-
-
-class CitedEnergyPerByte(_Cited):
-    value: _positive("energy_per_byte")
-
-
-class CitedPower(_Cited):
-    value: _positive("power")
-
-
-class CitedTime(_Cited):
-    value: _positive("time")
-
-
-class CitedFrequency(_Cited):
-    value: _positive("frequency")
-
-
-Bytes, Bandwidth, ComputeRate, Energy = (CitedBytes, CitedBandwidth, CitedComputeRate,
-                                         CitedEnergy)
-EnergyPerByte, Power, Time, Frequency = (CitedEnergyPerByte, CitedPower, CitedTime,
-                                         CitedFrequency)
-
-
-class Fraction(_Cited):
-    """A dimensionless fraction in (0, 1], e.g. achievable share of a peak."""
-
-    value: Annotated[float, BeforeValidator(_strict_number), Field(gt=0, le=1)]
-
-
-class Share(_Cited):
-    """A dimensionless share in [0, 1] (zero allowed), e.g. overlap of two phases."""
-
-    value: Annotated[float, BeforeValidator(_strict_number), Field(ge=0, le=1)]
-
-
-class Count(_Cited):
-    """A positive dimensionless count, e.g. vector ops to dequantise one weight."""
-
-    value: Annotated[float, BeforeValidator(_strict_number), Field(gt=0)]
 
 
 class ComputeSpec(_Strict):
@@ -254,39 +146,6 @@ class AttentionRule(_Strict):
     stream_fraction: Fraction | None = None
     launch: Time | None = None
     note: str | None = None
-
-
-def _parse_tiles(value: Any) -> tuple[tuple[int, int], ...]:
-    """ "256x128 128x128" -> ((256, 128), (128, 128))."""
-    if not isinstance(value, str) or not re.fullmatch(r"\s*\d+x\d+(\s+\d+x\d+)*\s*", value):
-        raise ValueError(f"expected tiles as 'ROWSxCOLS ...' (e.g. '256x128 128x128'), "
-                         f"got {value!r}")
-    tiles = tuple(tuple(int(x) for x in t.split("x")) for t in value.split())
-    if any(a <= 0 or b <= 0 for a, b in tiles):
-        raise ValueError(f"tile sizes must be positive, got {value!r}")
-    return tiles
-
-
-class Tiles(_Cited):
-    """Output tiles (rows x columns) a kernel library chooses among."""
-
-    value: Annotated[tuple[tuple[int, int], ...], BeforeValidator(_parse_tiles)]
-
-
-class GemmSpec(_Strict):
-    """Structure of the matrix engine for shape-dependent efficiency
-    (simulator.gemm_shape): `units` that run tiles in parallel (SMs, cores), the output
-    `tiles` of its GEMM kernels (CTA tiles; a CPU's micro-kernel), `k_step` (K depth of
-    one main-loop step), `max_split` (largest split-K the library uses; default
-    gemm_shape.SPLITS' largest); `flash_tile` (Br x Bc of the flash-attention kernel)
-    and `flash_efficiency` (its rate over the GEMM's achievable rate)."""
-
-    units: Count
-    tiles: Tiles
-    k_step: Count
-    max_split: Count | None = None
-    flash_tile: Tiles | None = None
-    flash_efficiency: Fraction | None = None
 
 
 class VectorSpec(_Strict):
@@ -441,8 +300,31 @@ class TrainingSpec(_Strict):
     memory_efficiency: Fraction | None = None
 
 
+class ComputeUnit(_Strict):
+    """A compute unit of a SoC (docs/soc.md): its own engines, kernels and overheads;
+    `formats` its runtimes take, its share of the DRAM bandwidth (`dram_fraction`)."""
+
+    description: str = ""
+    compute: dict[DType, ComputeSpec] = Field(min_length=1)
+    fallbacks: dict[DType, FallbackRule] = Field(default_factory=dict)
+    weight_only: dict[DType, WeightOnlyKernel] = Field(default_factory=dict)
+    vector: VectorSpec | None = None
+    overheads: Overheads | None = None
+    formats: list[Literal[tuple(DTYPE_BITS)]] | None = None  # type: ignore[valid-type]
+    dram_fraction: Fraction | None = None
+
+
+class DefaultUnit(_Strict):
+    """A format family's default units (the first taking the format) and why."""
+
+    units: list[str] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
 class HardwareProfile(_Strict):
-    """A chip: identity, compute per data type, fallbacks, memory hierarchy, power."""
+    """A chip: identity, compute per data type, fallbacks, memory hierarchy, power.
+    A SoC lists `compute_units` (and `default_unit` per format family) instead of a
+    top-level `compute` (simulator.compute_units)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     kind: Literal["gpu", "mobile_soc", "accelerator", "cpu"]
@@ -462,9 +344,23 @@ class HardwareProfile(_Strict):
     power: PowerSpec
     interconnect: Interconnect | None = None
     training: TrainingSpec | None = None
+    compute_units: dict[str, ComputeUnit] = Field(default_factory=dict)
+    default_unit: dict[Literal["float", "weight_only", "integer", "integer_blocks"],
+                       DefaultUnit] = Field(default_factory=dict)
 
     _raw: dict = PrivateAttr(default_factory=dict)
     _path: str | None = PrivateAttr(default=None)
+    _views: dict = PrivateAttr(default_factory=dict)  # unit name -> unit profile
+    _placement: dict = PrivateAttr(default_factory=dict)  # phase -> requested unit
+    _unit: str | None = PrivateAttr(default=None)  # set on a unit's view of a SoC
+
+    @model_validator(mode="before")
+    @classmethod
+    def _units_compute(cls, doc: Any) -> Any:
+        """A SoC's top-level compute/fallbacks: the union of its units' (compute_units)."""
+        if isinstance(doc, dict) and doc.get("compute_units"):
+            return union_compute(doc)
+        return doc
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -482,6 +378,8 @@ class HardwareProfile(_Strict):
                 if target not in self.compute:
                     raise ValueError(f"fallbacks.{dtype}.{field}: {target} is not native "
                                      f"on this chip (native: {', '.join(self.compute)})")
+        if self.compute_units:
+            check_units(self)
         if self.attention is not None and self.attention.execute_as not in self.compute:
             raise ValueError(f"attention.execute_as: {self.attention.execute_as} is not "
                              f"native on this chip (native: {', '.join(self.compute)})")
@@ -531,6 +429,17 @@ class HardwareProfile(_Strict):
         raise InputError(f"profile {self.name}: no memory level {name!r} "
                          f"(levels: {', '.join(lv.name for lv in self.memory)})")
 
+    def for_unit(self, unit: str) -> HardwareProfile:
+        """This SoC as one of its `compute_units` sees it (profile_docs.unit_document;
+        simulator.compute_units), memoised per profile object."""
+        view = self._views.get(unit)
+        if view is None:
+            view = profile_from_mapping(unit_document(self.raw(), unit, self.name),
+                                        f"{self.path or self.name} (compute_units.{unit})")
+            view._unit = unit
+            self._views[unit] = view
+        return view
+
     def raw(self) -> dict:
         """A deep copy of the YAML document this profile was read from."""
         return copy.deepcopy(self._raw)
@@ -565,7 +474,7 @@ def _all_field_names() -> frozenset[str]:
     names: set[str] = set()
     for model in (HardwareProfile, ComputeSpec, FallbackRule, MemoryLevel, Overheads,
                   PowerSpec, Interconnect, Fraction, Count, Bytes, WeightOnlyKernel,
-                  VectorSpec, AttentionRule, TrainingSpec, GemmSpec):
+                  VectorSpec, AttentionRule, TrainingSpec, ComputeUnit, DefaultUnit, GemmSpec):
         names.update(model.model_fields)
     return frozenset(names)
 

@@ -241,7 +241,13 @@ def _parse_text(text: str) -> QuantFormat:
             raise InputError(f"quant format {text!r}: override {item!r} must be "
                              "GROUP=FORMAT, e.g. lm_head=W16A16")
         if "@" in sub:
-            raise InputError(f"quant format {text!r}: overrides cannot be nested")
+            raise InputError(f"quant format {text!r}: more than one '@'; write every "
+                             "override after a single '@', separated by commas "
+                             "(W4A16@attn=W8A8,mlp=W4A4)")
+        if group.strip() in overrides:
+            raise InputError(f"quant format {text!r}: group {group.strip()!r} is overridden "
+                             f"twice ({overrides[group.strip()]} and {sub.strip()}); give "
+                             "each group once")
         overrides[group.strip()] = sub.strip()
     return fmt.with_overrides({g: _parse_base(s, text) for g, s in overrides.items()})
 

@@ -28,9 +28,11 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, StrictBool, ValidationError, model_validator
 
+from precsim.simulator.compute_units import phase_choice, place_units, with_unit_views
 from precsim.simulator.dtypes import DTYPE_BITS, FLOAT_DTYPES
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import MAX_YAML_BYTES, is_file_reference, load_yaml_mapping
+from precsim.simulator.io import (MAX_YAML_BYTES, is_file_reference, load_yaml_mapping,
+                                  read_text_bounded)
 from precsim.simulator.profiles import (Count, Fraction, HardwareProfile, Share, Time,
                                         _Cited, _Strict)
 from precsim.simulator.quant import GROUPS, as_quant
@@ -192,10 +194,10 @@ def load_runtime_file(path: str | os.PathLike) -> RuntimeProfile:
     """Read and validate one runtime YAML (memoised while the file's bytes are the same;
     errors name the file and field)."""
     key = os.path.abspath(path)
-    try:
-        data = Path(key).read_bytes() if os.path.getsize(key) <= MAX_YAML_BYTES else None
-    except OSError:
-        data = None
+    try:  # bounded, regular files only: a FIFO or device is refused, never read
+        data = read_text_bounded(key, "runtime profile", MAX_YAML_BYTES)
+    except InputError:
+        data = None  # load_yaml_mapping below says why
     hit = _READ.get(key)
     if hit is not None and data is not None and hit[0] == data:
         return hit[1]
@@ -412,6 +414,8 @@ def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecu
     dequantise-then-GEMM (`fused_dequant=False`)."""
     rt = load_runtime(runtime)
     quant = as_quant(quant) if quant is not None else None
+    if profile.compute_units:
+        return _on_units(rt, profile, quant)
     offered = PROFILE_DEVICES.get(profile.kind, ())
     if not set(rt.applies_to) & set(offered):
         raise InputError(f"runtime {rt.name} runs on {', '.join(rt.applies_to)}; profile "
@@ -426,7 +430,7 @@ def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecu
         overrides["overheads.runtime_memory"] = {
             "value": rt.memory_reserve.value,
             "derived": f"runtime {rt.name} memory_reserve ({rt.memory_reserve.provenance})"}
-    if profile.kind == "mobile_soc" and rt.preferred_unit:
+    if profile.kind == "mobile_soc" and rt.preferred_unit and profile._unit is None:
         notes.append(f"runtime {rt.name} prefers the SoC's {rt.preferred_unit}; profile "
                      f"{profile.name} is priced as the unit its compute entries describe")
     if rt.fusion and rt.fusion.kernels_per_layer:
@@ -439,6 +443,27 @@ def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecu
     flash = not (rt.fusion and rt.fusion.attention == "unfused")
     return RuntimeExecution(rt, new, fused_dequant=fused, flash=flash,
                             approximations=tuple(notes))
+
+
+def _on_units(rt: RuntimeProfile, profile: HardwareProfile, quant) -> RuntimeExecution:
+    """A SoC (simulator.compute_units): its preferred unit placed, the runtime applied to
+    the unit view of each phase (with `quant`'s kernel effects; to the other units
+    without them); a unit the runtime does not run on (`applies_to`) is an error."""
+    placed = place_units(profile, runtime_preference=rt.preferred_unit)
+    used = {} if quant is None else {phase_choice(placed, quant, ph).unit: ph
+                                     for ph in ("prefill", "decode")}
+    for unit, phase in used.items():
+        if not rt.is_reference and unit not in rt.applies_to:
+            raise InputError(f"runtime {rt.name} runs on {', '.join(rt.applies_to)}, not on "
+                             f"the {unit} of {profile.name} ({phase} of {quant.name})")
+    runs = {u: apply_runtime(rt, placed.for_unit(u), quant if u in used else None)
+            for u in placed.compute_units if u in used or u in rt.applies_to}
+    first = [runs[u] for u in used] or list(runs.values())
+    return RuntimeExecution(
+        rt, with_unit_views(placed, {u: r.profile for u, r in runs.items()}),
+        fused_dequant=all(r.fused_dequant for r in first),
+        flash=all(r.flash for r in first),
+        approximations=tuple(dict.fromkeys(n for r in first for n in r.approximations)))
 
 
 def runtime_summary(rt: RuntimeProfile) -> dict:

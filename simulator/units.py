@@ -132,6 +132,29 @@ def parse_quantity(text: object, dimension: str) -> float:
     return value
 
 
+#: physical range of a hardware quantity per dimension (SI units), far wider than any real
+#: device, so a typo of exponent or unit ("1e-300 TB/s") is refused instead of printing
+#: 1e298 s: bytes 1 B..10 PB, bandwidth 1 kB/s..100 PB/s, compute 1 MOP/s..10 EOP/s,
+#: energy per op 1 aJ..1 J, per byte 1 aJ/B..1 mJ/B, power 1 uW..10 MW, time 1 fs..1 h,
+#: frequency 1 kHz..100 GHz
+PHYSICAL_RANGE = {"bytes": (1.0, 1e16), "bandwidth": (1e3, 1e17),
+                  "compute_rate": (1e6, 1e19), "energy": (1e-18, 1.0),
+                  "energy_per_byte": (1e-18, 1e-3), "power": (1e-6, 1e7),
+                  "time": (1e-15, 3600.0), "frequency": (1e3, 1e11)}
+
+
+def check_physical(value: float, dimension: str, text: object = None) -> float:
+    """`value` if inside PHYSICAL_RANGE[dimension] (any value for other dimensions),
+    else UnitError quoting `text` and the range."""
+    low, high = PHYSICAL_RANGE.get(dimension, (-math.inf, math.inf))
+    if not low <= value <= high:
+        raise UnitError(f"{_shown(str(value if text is None else text))} is outside the "
+                        f"physical range of a {dimension} quantity "
+                        f"({format_quantity(low, dimension)} to "
+                        f"{format_quantity(high, dimension)})")
+    return value
+
+
 #: the base unit a bare number means on the command line, per dimension
 BASE_UNITS = {"time": "s", "bytes": "B", "bandwidth": "B/s", "compute_rate": "OP/s",
               "energy": "J", "energy_per_byte": "J/B", "power": "W", "frequency": "Hz",

@@ -145,17 +145,21 @@ def mixed_resolved():
 
 
 @pytest.mark.parametrize("profile,dtype,deployment", [
-    ("h100-sxm", "fp4_e2m1", 0), ("h100-sxm", "int4", 0), ("apple-m2", "fp8_e4m3", 2),
-    ("apple-m2", "int4", 2), ("snapdragon-8-gen3", "int4", 1),
-    ("snapdragon-8-gen3", "bf16", 1), ("ternary-accel", "int4", 3)])
+    ("h100-sxm", "fp4_e2m1", 0), ("h100-sxm", "int4", 0),
+    ("apple-m2", "compute_units.gpu.compute.fp8_e4m3", 2),
+    ("apple-m2", "compute_units.gpu.compute.int4", 2),
+    ("snapdragon-8-gen3", "compute_units.npu.compute.int4", 1),
+    ("snapdragon-8-gen3", "compute_units.gpu.compute.bf16", 1),
+    ("ternary-accel", "int4", 3)])
 def test_adding_native_support_never_raises_the_cost(profile, dtype, deployment):
     """Every format, including those whose weights and activations differ in type: int4
     weights with int8 activations used to be charged more conversion once int4 was
     native than through int4's fallback rule (snapdragon-8-gen3 W4A8 TPOT 35.6 -> 41.2
     ms, ternary-accel 26.6 -> 78.5 ms)."""
     rs = mixed_resolved()
+    field = dtype if "." in dtype else f"compute.{dtype}"  # a SoC: one unit's engines
     base, native = (p for _, p in profile_variants(load_profile(profile),
-                                                    [f"compute.{dtype}=native"]))
+                                                    [f"{field}=native"]))
     roles = {"deploy_profile": native}
     if profile == "h100-sxm":
         roles["train_profile"] = native

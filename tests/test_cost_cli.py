@@ -54,8 +54,16 @@ def test_roofline_png_and_json(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("patch, match", [
-    (["--batch", "0"], "--batch must be at least 1"),
-    (["--prompt", "-3"], "--prompt must be at least 1"),
+    (["--batch", "0"], "--batch: expected a whole number from 1 to 1,000,000, got 0"),
+    (["--prompt", "-3"], "--prompt: expected a whole number from 1 to 10,000,000, got -3"),
+])
+def test_bad_counts_are_refused_by_the_parser(capsys, patch, match):
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", *_apply(BASE, patch)])
+    assert info.value.code == 2 and match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("patch, match", [
     (["--quant", "W4A16-g12x"], "unknown quant format"),
     (["--model", "lama-2-7b"], "did you mean llama-2-7b"),
     (["--profile", "h100"], "did you mean h100-sxm"),

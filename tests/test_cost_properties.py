@@ -104,6 +104,12 @@ def _add_native(profile, dtype: str, engine: str, rate_factor: float, energy_pj:
         f"fallbacks.{dtype}": None}, name=f"{profile.name}-native-{dtype.replace('_', '-')}")
 
 
+def _engines(name: str) -> list:
+    """The profile, or each compute unit of a SoC (the engine sets kernels run on)."""
+    profile = load_profile_file(builtin_profile_dir() / f"{name}.yaml")
+    return [profile.for_unit(u) for u in profile.compute_units] or [profile]
+
+
 def _per_op_times(phase):
     return np.array([np.asarray(c.time_s, dtype=float) for c in phase.costs])
 
@@ -116,7 +122,7 @@ def test_declaring_a_type_native_never_raises_decode_or_prefill_time(name, data)
     int4 element, more than the profile's own int4 -> int8 rule (snapdragon-8-gen3 W4A8
     TPOT 35.6 -> 41.2 ms when int4 was declared native). Every op of a decode step and a
     prefill must be no slower with the extra native type, whatever its speed."""
-    profile = load_profile_file(builtin_profile_dir() / f"{name}.yaml")
+    profile = data.draw(st.sampled_from(_engines(name)), label="unit")
     missing = [d for d in DTYPES if not profile.native(d)]
     dtype = data.draw(st.sampled_from(missing), label="dtype")
     quant = data.draw(st.sampled_from(MIXED_AND_SAME), label="quant")
@@ -137,7 +143,6 @@ def test_every_execution_option_survives_declaring_a_type_native(name):
     every non-native type: each option of the old profile is matched or beaten by an
     option of the new one in math rate, conversion time of both operands and width, so
     no kernel can get slower (the reason behind the property test above)."""
-    profile = load_profile_file(builtin_profile_dir() / f"{name}.yaml")
     pairs = set()
     for fmt in map(as_quant, MIXED_AND_SAME):
         sdt = stream_dtype(fmt)
@@ -147,13 +152,14 @@ def test_every_execution_option_survives_declaring_a_type_native(name):
     def key(o):
         return (1 / o.ops_per_s, o.w_convert_s, o.a_convert_s, DTYPE_BITS[o.exec_dtype])
 
-    for dtype in (d for d in DTYPES if not profile.native(d)):
-        native = _add_native(profile, dtype, "matrix", 0.01, 1.0)
-        for w, a in sorted(pairs):
-            new = [key(o) for o in exec_options(native, w, a)]
-            for old in map(key, exec_options(profile, w, a)):
-                assert any(all(x <= y * (1 + 1e-12) for x, y in zip(n, old)) for n in new), \
-                    (dtype, w, a, old, new)
+    for profile in _engines(name):
+        for dtype in (d for d in DTYPES if not profile.native(d)):
+            native = _add_native(profile, dtype, "matrix", 0.01, 1.0)
+            for w, a in sorted(pairs):
+                new = [key(o) for o in exec_options(native, w, a)]
+                for old in map(key, exec_options(profile, w, a)):
+                    assert any(all(x <= y * (1 + 1e-12) for x, y in zip(n, old))
+                               for n in new), (dtype, w, a, old, new)
 
 
 @pytest.mark.parametrize("name, quant", [("snapdragon-8-gen3", "W4A8-g128"),
@@ -164,6 +170,8 @@ def test_native_int4_with_int8_activations_costs_no_more_than_the_int4_rule(name
     run on the int8 engine with int4 unpacked at the default 2 ops, the same as the
     profile's int4 -> int8 rule."""
     profile = load_profile(name)
+    if profile.compute_units:  # the SoC's unit with the int4 -> int8 rule
+        profile = profile.for_unit("npu")
     native = _add_native(profile, "int4", "matrix", 1.0, 0.02)
     rule = resolve_exec(profile, "int4", "int8")
     mixed = resolve_exec(native, "int4", "int8")

@@ -43,12 +43,18 @@ def test_serve_trace_table_and_requests_csv(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra,match", [
-    (["--qps", "0"], "qps"), (["--qps", "-2"], "qps"),
-    (["--qps", "1", "--kv-capacity-tokens", "-5"], "KV capacity")])
+    (["--qps", "0"], "qps"), (["--qps", "-2"], "qps")])
 def test_serve_bad_input_exit_2(capsys, extra, match):
     code, out, err = _run(capsys, SERVE + extra)
     assert code == 2 and out == ""
     assert err.startswith("precsim: error:") and match in err
+
+
+def test_negative_kv_capacity_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as info:
+        _run(capsys, SERVE + ["--qps", "1", "--kv-capacity-tokens", "-5"])
+    assert info.value.code == 2
+    assert "--kv-capacity-tokens: expected a whole number from 0" in capsys.readouterr().err
 
 
 def test_serve_bad_trace_names_the_row(tmp_path, capsys):

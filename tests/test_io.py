@@ -79,7 +79,7 @@ def test_oversized_file_is_refused_unread(tmp_path):
 
 
 def test_special_file_is_refused_without_reading_forever():
-    with pytest.raises(InputError, match="special file"):
+    with pytest.raises(InputError, match="got a character device"):
         load_yaml_mapping("/dev/zero")
 
 
@@ -157,6 +157,7 @@ def test_atomic_directory_builds_then_swaps(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    (out / sio.OUTPUT_MARKER).write_text("")  # a folder PrecSim wrote
     old_umask = os.umask(0o022)
     try:
         with atomic_directory(out) as tmp:
@@ -164,7 +165,7 @@ def test_atomic_directory_builds_then_swaps(tmp_path):
             assert (out / "old.txt").exists()  # untouched while building
     finally:
         os.umask(old_umask)
-    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [sio.OUTPUT_MARKER, "new.txt"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o755  # not mkdtemp's 0700
     assert _leftovers(tmp_path) == []
 
@@ -173,11 +174,12 @@ def test_atomic_directory_failure_in_body_keeps_old(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    (out / sio.OUTPUT_MARKER).write_text("")
     with pytest.raises(RuntimeError):
         with atomic_directory(out) as tmp:
             (tmp / "half.txt").write_text("half")
             raise RuntimeError("crash mid-run")
-    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [sio.OUTPUT_MARKER, "old.txt"]
     assert _leftovers(tmp_path) == []
 
 
@@ -185,6 +187,7 @@ def test_atomic_directory_failure_in_swap_restores_old(tmp_path, monkeypatch):
     out = tmp_path / "report"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    (out / sio.OUTPUT_MARKER).write_text("")
     real_replace = os.replace
     calls = []
 
@@ -197,7 +200,7 @@ def test_atomic_directory_failure_in_swap_restores_old(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         with atomic_directory(out) as tmp:
             (tmp / "new.txt").write_text("new")
-    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [sio.OUTPUT_MARKER, "old.txt"]
     assert _leftovers(tmp_path) == []
 
 

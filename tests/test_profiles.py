@@ -131,8 +131,11 @@ def test_mobile_socs(profiles):
     assert "precision" in m2.compute["int8"].peak.assumed  # Apple states none: said so
     assert sd.main_memory.bandwidth_bytes_per_s == 9600e6 * 64 / 8
     assert "9600 MT/s" in sd.main_memory.bandwidth.derived
-    for spec in sd.compute.values():  # Qualcomm publishes no compute figure
-        assert spec.peak.assumed and not spec.peak.source
+    for unit in ("gpu", "npu"):  # Qualcomm publishes no GPU or NPU compute figure
+        for spec in sd.compute_units[unit].compute.values():
+            assert spec.peak.assumed and not spec.peak.source
+    for p in (m2, sd):  # CPU peaks are derived from the cores (docs/soc.md)
+        assert all(s.peak.derived for s in p.compute_units["cpu"].compute.values())
     for p in (m2, sd):
         assert p.power.tdp.assumed and p.power.static.assumed
 

@@ -61,11 +61,17 @@ def test_rerun_resumes_without_training_and_runs_csv_is_reusable(tiny_report, tm
     (["--data", "wikipedia"], "'wikipedia': unknown data source"),
     (["--grid", "huge"], "not a preset"),
     (["--quick", "--grid", "tiny"], "exclusive"),
-    (["--jobs", "0"], "--jobs"),
 ])
 def test_bad_arguments_exit_2(tmp_path, capsys, args, match):
     assert main(["law", "validate", "--out", str(tmp_path / "o"), *args]) == 2
     assert match in capsys.readouterr().err
+
+
+def test_zero_jobs_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["law", "validate", "--out", str(tmp_path / "o"), "--jobs", "0"])
+    assert info.value.code == 2
+    assert "--jobs: expected a whole number from 1" in capsys.readouterr().err
 
 
 def test_malformed_runs_csv_exits_2_naming_line_and_column(tmp_path, capsys):

@@ -374,8 +374,10 @@ def test_validate_error_paths(tmp_path, capsys):
                  "--out", str(tmp_path / "o")]) == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
-    assert main(["validate", "--smoke", "--threads", "0", "--out", str(tmp_path / "o")]) == 2
-    assert "--threads" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # the parser refuses it
+        main(["validate", "--smoke", "--threads", "0", "--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+    assert "--threads: expected a whole number from 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

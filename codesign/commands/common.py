@@ -5,7 +5,9 @@ import argparse
 import sys
 from typing import Any
 
-from precsim.simulator.io import json_text
+from precsim.simulator.compute_units import place_units
+from precsim.simulator.io import (MAX_DEGREE, MAX_SEED, MAX_SEQUENCES,  # noqa: F401 - flag bounds
+                                  MAX_TOKENS, json_text)
 from precsim.simulator.profile_loader import PROFILE_PATH_ENV, load_profile
 from precsim.simulator.profiles import HardwareProfile
 from precsim.simulator.units import UnitError, parse_flag_quantity
@@ -75,4 +77,53 @@ def quantity_arg(dimension: str, minimum: str | None = None):
                 f"expected a {minimum} finite number ({dimension}), got {text!r}")
         return value
     parse.__name__ = dimension  # argparse names the type in its error message
+    return parse
+
+
+def add_unit_args(parser: argparse.ArgumentParser) -> None:
+    """--unit / --prefill-unit / --decode-unit: the compute unit of a SoC profile
+    (simulator.compute_units; default: the profile's default_unit for the format)."""
+    parser.add_argument("--unit", metavar="UNIT",
+                        help="SoC compute unit running both phases (e.g. cpu, gpu, npu; "
+                             "default: the profile's default for the format)")
+    parser.add_argument("--prefill-unit", metavar="UNIT",
+                        help="SoC compute unit running prefill (default: --unit)")
+    parser.add_argument("--decode-unit", metavar="UNIT",
+                        help="SoC compute unit running decode (default: --unit); the KV "
+                             "cache stays in shared DRAM (zero-copy handoff)")
+
+
+def units_from_args(args: argparse.Namespace, profile, runtime=None):
+    """The profile with the units the flags request and the `runtime`'s preferred unit
+    (simulator.compute_units; a SoC profile only)."""
+    preference = None
+    if profile.compute_units and runtime is not None:
+        from precsim.simulator.runtime import load_runtime
+        preference = load_runtime(runtime).preferred_unit
+    return place_units(profile, args.unit, args.prefill_unit, args.decode_unit, preference)
+
+
+MAX_ITERATIONS = 1_000_000  # --max-iter, --top, --draws
+#: --bootstrap: each resample is a whole refit (~0.1 s for a hundred runs), so 10,000 is
+#: already about 20 minutes
+MAX_BOOTSTRAP = 10_000
+MAX_RETRIES = 100  # sweep --retries: extra attempts of a failing chunk
+
+
+def int_arg(maximum: int, minimum: int = 1):
+    """argparse `type` of a whole-number flag in [minimum, maximum]: anything else
+    (a fraction, 1e3, a negative where none is meant, a 30-digit number) exits 2 with
+    the bound in the message instead of overflowing later."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text[:40]!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {minimum} to {maximum:,}, got "
+                f"{text.strip()[:40]}")
+        return value
+    parse.__name__ = "whole number"
     return parse

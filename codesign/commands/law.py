@@ -15,6 +15,7 @@ attribute `LAW_SUBPARSERS` (an argparse sub-parsers action). Another module list
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import re
 import sys
@@ -24,16 +25,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.commands.common import add_json_arg, print_json
+from precsim.codesign.commands.common import (MAX_BOOTSTRAP, MAX_ITERATIONS, MAX_SEED,
+                                              add_json_arg, int_arg, print_json)
 from precsim.lawcore import (DEFAULT_LAW, LAWS, HIGH_PRECISION_BITS, Law, LawFitError, LawInputError,
                      compute_optimal, get_law, law_from_json,
                      optimal_precision_fixed_n)
 from precsim.lawcore.plots import law_figures
-from precsim.simulator.io import atomic_write_bytes, atomic_write_text
+from precsim.simulator.io import (MAX_JSON_BYTES, atomic_write_bytes, atomic_write_text,
+                                  read_text_bounded)
 
 LAW_SUBPARSERS: argparse._SubParsersAction | None = None  # set by register()
 
-MAX_LAW_JSON_BYTES = 1 << 20
+MAX_RUNS_CSV_BYTES = 16 << 20  # 16 MiB: a runs CSV of MAX_FIT_ROWS rows is about 1 MiB
+#: most runs one fit takes: published suites have tens to a few hundred runs; a fit's
+#: cost grows with rows x starts x bootstrap resamples
+MAX_FIT_ROWS = 10_000
 _SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _COUNT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKMBGT]?)\s*$")
 
@@ -69,20 +75,7 @@ def resolve_law(spec: str) -> Law:
     if not (spec.endswith(".json") or path.exists()):
         raise LawInputError(f"unknown law {spec!r}; known: {', '.join(LAWS)} (or the path of "
                             "a law JSON written by `precsim law fit --out`)")
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise LawInputError(f"{path}: is a directory; expected a law JSON file")
-        if size > MAX_LAW_JSON_BYTES:
-            raise LawInputError(f"{path}: {size} bytes; a law JSON has at most "
-                                f"{MAX_LAW_JSON_BYTES}")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LawInputError(f"{path}: law JSON not found") from None
-    except UnicodeDecodeError:
-        raise LawInputError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise LawInputError(f"{path}: cannot read: {exc.strerror}") from None
+    text = read_text_bounded(path, "law JSON", MAX_JSON_BYTES)
     try:
         return law_from_json(text)
     except LawInputError as exc:
@@ -115,10 +108,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "P_post], loss)")
     p.add_argument("runs", help="runs CSV file")
     p.add_argument("--out", help="write the fitted law as JSON (usable as --law FILE)")
-    p.add_argument("--bootstrap", type=int, default=None, metavar="N",
+    p.add_argument("--bootstrap", type=int_arg(MAX_BOOTSTRAP, 0), default=None, metavar="N",
                    help="bootstrap resamples for the confidence intervals (default: the law's, 50)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--max-iter", type=int, default=None, metavar="N",
+    p.add_argument("--seed", type=int_arg(MAX_SEED, 0), default=0,
+                   help="bootstrap seed (default 0)")
+    p.add_argument("--max-iter", type=int_arg(MAX_ITERATIONS), default=None, metavar="N",
                    help="L-BFGS-B iteration limit per start (default: the law's, 2000)")
     p.add_argument("--heldout", action="store_true",
                    help="also fit on the smaller models and check the largest N")
@@ -194,17 +188,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _read_runs(path: str) -> pd.DataFrame:
     """Runs CSV with the index set to file line numbers (errors say 'line 7')."""
-    file = Path(path)
-    if file.is_dir():
-        raise LawInputError(f"{file}: is a directory; expected a runs CSV file")
+    text = read_text_bounded(path, "runs file", MAX_RUNS_CSV_BYTES)
     try:
-        runs = pd.read_csv(file)
-    except FileNotFoundError:
-        raise LawInputError(f"{file}: runs file not found") from None
+        runs = pd.read_csv(io.StringIO(text))
     except pd.errors.EmptyDataError:
-        raise LawInputError(f"{file}: runs file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise LawInputError(f"{file}: not a readable CSV: {exc}") from None
+        raise LawInputError(f"{path}: runs file is empty") from None
+    except pd.errors.ParserError as exc:
+        raise LawInputError(f"{path}: not a readable CSV: {str(exc)[:120]}") from None
+    if len(runs) > MAX_FIT_ROWS:
+        raise LawInputError(f"{path}: {len(runs):,} runs; a fit takes at most "
+                            f"{MAX_FIT_ROWS:,} (each bootstrap refit revisits every row): "
+                            "average repeated runs or pass a subset")
     runs.index = np.arange(2, len(runs) + 2)
     return runs
 
@@ -224,6 +218,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
         heldout = heldout_check(law, runs, row_name=f"{args.runs}: line") \
             if args.heldout else None
+    except LawInputError as exc:  # every message names the runs file
+        text = str(exc)
+        raise LawInputError(text if args.runs in text else f"{args.runs}: {text}") from None
     except LawFitError as exc:
         print(f"precsim: error: fit did not converge: {exc}", file=sys.stderr)
         return 1

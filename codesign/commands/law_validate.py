@@ -12,9 +12,10 @@ import argparse
 import time
 from pathlib import Path
 
-from precsim.codesign.commands.common import add_json_arg, print_json
+from precsim.codesign.commands.common import (MAX_BOOTSTRAP, MAX_DEGREE, add_json_arg, int_arg,
+                                              print_json)
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import atomic_write_bytes
+from precsim.simulator.io import atomic_write_text, read_text_bounded
 from precsim.validation.training.data import make_source
 
 
@@ -40,10 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(bytes of Python's standard library)")
     p.add_argument("--runs", metavar="CSV", default=None,
                    help="analyse this runs CSV instead of training")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
+    p.add_argument("--jobs", type=int_arg(MAX_DEGREE), default=None, metavar="N",
                    help="runs trained at once, each in its own single-threaded process "
                         "(default: one per usable core)")
-    p.add_argument("--bootstrap", type=int, default=50, metavar="N",
+    p.add_argument("--bootstrap", type=int_arg(MAX_BOOTSTRAP, 0), default=50, metavar="N",
                    help="bootstrap resamples for the fitted constants' intervals (default 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_json_arg(p)
@@ -55,8 +56,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--quick and --grid are exclusive (--quick is --grid quick)")
     if args.runs and (args.quick or args.grid):
         raise InputError("--runs analyses an existing runs CSV; it takes no --quick/--grid")
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError(f"--jobs {args.jobs}: expected a positive integer")
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap {args.bootstrap}: expected >= 0")
     out = Path(args.out)
@@ -82,7 +81,7 @@ def _sweep(args: argparse.Namespace, log_path: Path):
 def cmd_validate(args: argparse.Namespace) -> int:
     from precsim.validation.training.analysis import analyse
     from precsim.validation.training.report import render, write_report
-    from precsim.validation.training.runs import read_runs_csv
+    from precsim.validation.training.runs import MAX_RUNS_CSV_BYTES, read_runs_csv
 
     _check_args(args)
     out = Path(args.out)
@@ -94,10 +93,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if "data" in table.columns else []
         note = f"runs CSV {source_path}" + (f" (data: {', '.join(sources)})" if sources else "")
         extra = {"runs_csv": str(source_path)}
-        data = source_path.read_bytes()
+        data = read_text_bounded(source_path, "runs CSV", MAX_RUNS_CSV_BYTES)
         if not log_path.exists():
-            atomic_write_bytes(log_path, data)
-        elif log_path.read_bytes() != data:
+            atomic_write_text(log_path, data)
+        elif read_text_bounded(log_path, "runs CSV", MAX_RUNS_CSV_BYTES) != data:
             raise InputError(f"--out {out}: already holds a different runs.csv (a sweep log?); "
                              "choose another --out so that it is not overwritten")
     else:

@@ -5,24 +5,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from precsim.codesign.commands.common import MAX_DEGREE, int_arg
 from precsim.simulator.errors import InputError
 from precsim.simulator.parallel import ParallelLayout
 
 
 def _degrees(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number (or a comma list), "
-                                         f"got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected whole numbers >= 1, got {text!r}")
-    return values
+    """A comma list of parallel degrees, each a whole number in [1, MAX_DEGREE]."""
+    return tuple(int_arg(MAX_DEGREE)(v) for v in text.split(","))
 
 
 def add_layout_args(parser: argparse.ArgumentParser, lists: bool = False) -> None:
     """The layout flags; `lists`: each degree may be a comma list (size searches them)."""
-    kind = _degrees if lists else int
+    kind = _degrees if lists else int_arg(MAX_DEGREE)
     many = " (a comma list to search)" if lists else ""
     parser.add_argument("--tp", type=kind, default=(1,) if lists else 1,
                         help=f"tensor-parallel degree: heads, KV heads, MLP split{many}")
@@ -31,8 +26,9 @@ def add_layout_args(parser: argparse.ArgumentParser, lists: bool = False) -> Non
     parser.add_argument("--ep", type=kind, default=(1,) if lists else 1,
                         help=f"expert-parallel degree (divides --tp and the experts){many}")
     if not lists:
-        parser.add_argument("--dp", type=int, default=1, help="data-parallel replicas")
-    parser.add_argument("--devices-per-node", type=int, default=None, metavar="N",
+        parser.add_argument("--dp", type=int_arg(MAX_DEGREE), default=1,
+                            help="data-parallel replicas")
+    parser.add_argument("--devices-per-node", type=int_arg(MAX_DEGREE), default=None, metavar="N",
                         help="devices joined by the device link (default: the profile's)")
     parser.add_argument("--moe-imbalance", type=float, default=1.0, metavar="F",
                         help="MoE: busiest device's routed tokens over the uniform mean "

@@ -10,8 +10,9 @@ import os
 
 import pandas as pd
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg, print_json,
-                                              quantity_arg)
+from precsim.codesign.commands.common import (MAX_ITERATIONS, MAX_SEQUENCES, MAX_TOKENS,
+                                              add_json_arg, add_profile_dir_arg, int_arg,
+                                              print_json, quantity_arg)
 from precsim.codesign.commands.law import warn_validity
 from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, cost_text
@@ -39,11 +40,15 @@ def _non_negative(text: str) -> float:
     return _positive(text)
 
 
-def _count(text: str) -> int:
-    value = _positive(text)
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    return int(value)
+def _count(maximum: int):
+    """A whole number in [1, maximum], written plainly or as 1e3."""
+    def parse(text: str) -> int:
+        value = _positive(text)
+        if value != int(value) or value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from 1 to {maximum:,}, got {text[:40]!r}")
+        return int(value)
+    return parse
 
 
 _COUNT = quantity_arg("count", "positive")
@@ -82,9 +87,9 @@ def add_study_args(parser: argparse.ArgumentParser, deploy: bool = True) -> None
     g.add_argument("--objective", choices=("time", "energy", "dollars"))
     g.add_argument("--tokens-served", type=_COUNT, metavar="T",
                    help=flag_help("count", "1T", "1e12", "generated tokens over the model's life"))
-    g.add_argument("--batch", type=_count)
-    g.add_argument("--prompt-len", type=_count)
-    g.add_argument("--output-len", type=_count)
+    g.add_argument("--batch", type=_count(MAX_SEQUENCES))
+    g.add_argument("--prompt-len", type=_count(MAX_TOKENS))
+    g.add_argument("--output-len", type=_count(MAX_TOKENS))
     g.add_argument("--slo-tpot", type=quantity_arg("time", "positive"), metavar="TIME",
                    help=flag_help("time", "50 ms", "0.05", "time-per-output-token target"))
     g.add_argument("--slo-ttft", type=quantity_arg("time", "positive"), metavar="TIME",
@@ -179,23 +184,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "cost = 6*N*D FLOPs in the training format on the training profile; "
                     "serving cost from the simulator on the deployment profile.")
     add_study_args(parser)
-    parser.add_argument("--top", type=_count, default=10,
+    parser.add_argument("--top", type=_count(MAX_ITERATIONS), default=10,
                         help="rows of the per-format table to print (default 10)")
-    parser.add_argument("--draws", type=_non_negative_int, default=DEFAULT_DRAWS,
+    parser.add_argument("--draws", type=int_arg(MAX_ITERATIONS, 0), default=DEFAULT_DRAWS,
                         metavar="N", help="bootstrap draws of the low-bit law in the "
                         f"robustness ensemble (default {DEFAULT_DRAWS}; 0: presets only)")
     add_json_arg(parser)
     parser.set_defaults(func=cmd_plan)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return value
 
 
 def optimum_validity(result) -> dict:

@@ -13,18 +13,22 @@ import argparse
 
 import pandas as pd
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
-                                              add_runtime_arg, print_json, quantity_arg,
-                                              resolve_profile, runtime_profile)
+from precsim.codesign.commands.common import (MAX_DEGREE, MAX_SEED, MAX_SEQUENCES, MAX_TOKENS,
+                                              add_json_arg, add_profile_dir_arg,
+                                              add_runtime_arg, add_unit_args, int_arg,
+                                              print_json, quantity_arg, resolve_profile,
+                                              runtime_profile, units_from_args)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.des.serving import serve
 from precsim.simulator.des.sizing import (MAX_DEVICES, SLO, SLO_PERCENTILE, compare_sizing,
                                   sizing_table)
-from precsim.simulator.des.workload import poisson_workload, read_trace
+from precsim.simulator.des.workload import MAX_REQUESTS, poisson_workload, read_trace
+from precsim.simulator.compute_units import unit_line, unit_record
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model
+from precsim.simulator.quant import parse_quant
 from precsim.simulator.parallel import candidate_layouts
 from precsim.simulator.units import flag_help
 
@@ -36,40 +40,32 @@ SERVE_KEYS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_
 _RATE = quantity_arg("rate")   # positivity: des.workload.check_rate (InputError)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
 def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: bool) -> None:
     parser.add_argument("--profile", required=True, help="hardware profile name or YAML path")
     parser.add_argument("--model", required=True,
                         help="built-in model name or path of a Hugging Face config.json")
     parser.add_argument("--quant", required=True, action="append" if repeat_quant else None,
                         metavar="Q", help=quant_help)
-    parser.add_argument("--max-batch", type=_positive_int, default=64, metavar="B",
+    parser.add_argument("--max-batch", type=int_arg(MAX_SEQUENCES), default=64, metavar="B",
                         help="most requests running at once (default 64)")
-    parser.add_argument("--max-batch-tokens", type=_positive_int, default=8192, metavar="T",
+    parser.add_argument("--max-batch-tokens", type=int_arg(MAX_TOKENS), default=8192, metavar="T",
                         help="prompt tokens per prefill iteration without chunking "
                              "(default 8192)")
-    parser.add_argument("--chunked-prefill", type=_positive_int, default=None,
+    parser.add_argument("--chunked-prefill", type=int_arg(MAX_TOKENS), default=None,
                         metavar="TOKENS",
                         help="token budget per iteration: decode every running request "
                              "and fill the rest with prompt chunks (default: off)")
     parser.add_argument("--on-full", choices=("wait", "reject"), default="wait",
                         help="when the KV cache is full: queue the request (default) or "
                              "reject it")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrivals")
+    parser.add_argument("--seed", type=int_arg(MAX_SEED, 0), default=0,
+                        help="seed of the Poisson arrivals")
     parser.add_argument("--prompt-tokens", default="512", metavar="N|LO:HI",
                         help="prompt length of generated requests: fixed or uniform range "
                              "(default 512)")
     parser.add_argument("--output-tokens", default="128", metavar="N|LO:HI",
                         help="output length of generated requests (default 128)")
+    add_unit_args(parser)
     add_profile_dir_arg(parser)
     add_runtime_arg(parser)
     add_json_arg(parser)
@@ -87,9 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=flag_help("rate", "20/s", "20", "Poisson arrival rate, requests"))
     source.add_argument("--trace", metavar="FILE.csv",
                         help="trace CSV with columns arrival_s, prompt_tokens, output_tokens")
-    p_serve.add_argument("--requests", type=_positive_int, default=1000, metavar="N",
+    p_serve.add_argument("--requests", type=int_arg(MAX_REQUESTS), default=1000, metavar="N",
                          help="requests to generate with --qps (default 1000)")
-    p_serve.add_argument("--kv-capacity-tokens", type=int, default=None, metavar="TOKENS",
+    p_serve.add_argument("--kv-capacity-tokens", type=int_arg(MAX_SEQUENCES * MAX_TOKENS, 0),
+                         default=None, metavar="TOKENS",
                          help="override the KV capacity derived from device memory")
     p_serve.add_argument("--requests-out", metavar="FILE.csv",
                          help="write the per-request table (TTFT, TPOT, latency, queueing)")
@@ -112,17 +109,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_size.add_argument("--slo-tpot", type=quantity_arg("time"), required=True, metavar="TIME",
                         help=flag_help("time", "50 ms", "0.05",
                                        f"p{SLO_PERCENTILE} time-per-output-token target"))
-    p_size.add_argument("--requests", type=_positive_int, default=2000, metavar="N",
+    p_size.add_argument("--requests", type=int_arg(MAX_REQUESTS), default=2000, metavar="N",
                         help="requests simulated per candidate (default 2000)")
-    p_size.add_argument("--max-devices", type=_positive_int, default=MAX_DEVICES, metavar="N",
+    p_size.add_argument("--max-devices", type=int_arg(MAX_DEGREE), default=MAX_DEVICES, metavar="N",
                         help=f"largest deployment searched (default {MAX_DEVICES})")
     add_layout_args(p_size, lists=True)
     p_size.set_defaults(func=cmd_size)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    profile, runtime, notes = runtime_profile(args, resolve_profile(args, args.profile),
-                                              [args.quant])
+    profile = units_from_args(args, resolve_profile(args, args.profile), args.runtime)
+    profile, runtime, notes = runtime_profile(args, profile, [args.quant])
     if args.trace:
         workload = read_trace(args.trace)
     else:
@@ -142,19 +139,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         result.summary["approximations"] = [*result.summary.get("approximations", []),
                                             *notes]
     summary = {"workload": workload.source, "runtime": runtime, **result.summary}
+    units = unit_record(profile, parse_quant(args.quant))
+    if units is not None:  # a SoC: the compute unit of each phase and why
+        summary["unit"] = units
+    nothing = result.summary["served"] == 0  # infeasible: every request was rejected
     if args.json:
         print_json(summary)
-        return 0
+        return 3 if nothing else 0
     q = result.summary
     where = (f" x {q['devices']} ({', '.join(f'{k} {v}' for k, v in q['layout'].items())})"
              if "layout" in q else "")
+    units = unit_line(profile, parse_quant(args.quant))
     print(f"# {q['model']} {q['quant']} on {q['profile']}{where}"
+          + (f" {units}" if units else "")
           + (f" under {runtime}" if runtime != "reference" else "") + f": {workload.source}")
     for note in q.get("approximations", []):
         print(f"approximation: {note}")
     print(f"served {q['served']} of {q['requests']} requests ({q['rejected']} rejected: "
           f"{q['rejected_exceeds_kv_capacity']} longer than the KV cache, "
           f"{q['rejected_kv_cache_full']} found it full)")
+    if nothing:
+        print("no request was served: no latency, throughput or energy to report")
+        return 3
     rows = [{"metric": name, "p50": q[f"{name}_p50_s"], "p90": q[f"{name}_p90_s"],
              "p99": q[f"{name}_p99_s"], "mean": q[f"{name}_mean_s"]}
             for name in ("ttft", "tpot", "e2e", "queue")]
@@ -174,8 +180,8 @@ def cmd_size(args: argparse.Namespace) -> int:
     slo = SLO.of(ttft=args.slo_ttft, tpot=args.slo_tpot)
     if len(set(args.quant)) != len(args.quant):
         raise InputError(f"--quant given twice: {', '.join(args.quant)}")
-    profile, runtime, notes = runtime_profile(args, resolve_profile(args, args.profile),
-                                              args.quant)
+    profile = units_from_args(args, resolve_profile(args, args.profile), args.runtime)
+    profile, runtime, notes = runtime_profile(args, profile, args.quant)
     model = with_imbalance(get_model(args.model), args.moe_imbalance)
     layouts = candidate_layouts(profile, model, args.quant, args.tp, args.pp, args.ep,
                                 args.devices_per_node)
@@ -195,6 +201,8 @@ def cmd_size(args: argparse.Namespace) -> int:
            "best": best.as_dict() if best else None}
     if notes:
         out["approximations"] = notes
+    if profile.compute_units:  # a SoC: each format's compute unit per phase and why
+        out["unit"] = {q: unit_record(profile, parse_quant(q)) for q in args.quant}
     if best is None and layouts != [None]:
         out |= {"feasible": False, "reason": "no layout meets the SLOs"}
     if args.json:
@@ -216,6 +224,8 @@ def cmd_size(args: argparse.Namespace) -> int:
             if isinstance(d, dict) else "single")
         cols.insert(1, "layout")
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for q in args.quant if profile.compute_units else ():
+        print(f"{q} {unit_line(profile, parse_quant(q))}")
     if best:
         where = ("" if best.layout is None else " as " + ", ".join(
             f"{k} {v}" for k, v in best.layout.items() if k != "dp") + " replicas")

@@ -9,10 +9,14 @@ import dataclasses
 
 import numpy as np
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
-                                              add_runtime_arg, print_json, resolve_profile)
+from precsim.codesign.commands.common import (MAX_SEQUENCES, MAX_TOKENS, add_json_arg,
+                                              add_profile_dir_arg, add_runtime_arg,
+                                              add_unit_args, int_arg, print_json,
+                                              resolve_profile, units_from_args)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
+from precsim.simulator.compute_units import (phase_profiles, place_units, unit_line,
+                                             unit_record)
 from precsim.simulator.cost import SimulationResult, simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
@@ -36,14 +40,18 @@ def _add_request_args(parser: argparse.ArgumentParser) -> None:
                         help=f"format: {GRAMMAR_HELP}; presets {', '.join(PRESETS)}")
     parser.add_argument("--override", action="append", default=[], metavar="GROUP=FORMAT",
                         help="per-layer-group format, e.g. lm_head=W16A16 (repeatable)")
-    parser.add_argument("--batch", type=int, default=1, help="concurrent sequences")
-    parser.add_argument("--prompt", type=int, default=512, help="prompt tokens per sequence")
-    parser.add_argument("--gen", type=int, default=128, help="generated tokens per sequence")
+    parser.add_argument("--batch", type=int_arg(MAX_SEQUENCES), default=1,
+                        help="concurrent sequences")
+    parser.add_argument("--prompt", type=int_arg(MAX_TOKENS), default=512,
+                        help="prompt tokens per sequence")
+    parser.add_argument("--gen", type=int_arg(MAX_TOKENS), default=128,
+                        help="generated tokens per sequence")
     parser.add_argument("--no-flash", action="store_true",
                         help="unfused attention (QK^T, softmax, PV as three kernels)")
     parser.add_argument("--separate-dequant", action="store_true",
                         help="dequantise weights in a separate kernel before each GEMM")
     add_layout_args(parser)
+    add_unit_args(parser)
     add_profile_dir_arg(parser)
     add_runtime_arg(parser)
     add_json_arg(parser)
@@ -62,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen: int,
                 overrides=(), flash: bool = True, fused_dequant: bool = True,
-                layout=None, moe_imbalance: float = 1.0, runtime=None):
+                layout=None, moe_imbalance: float = 1.0, runtime=None, unit=None,
+                prefill_unit=None, decode_unit=None):
     """(model, quant, result) of one request, checked as `precsim simulate` checks it.
 
     `overrides`: "GROUP=FORMAT" strings (the repeatable --override flag); `layout`: a
@@ -70,11 +79,19 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
     `moe_imbalance`: as --moe-imbalance; `runtime`: a runtime name, YAML path or
     RuntimeProfile (None: `reference`), applied by `simulator.runtime.apply_runtime`
     (its profile, and its flash / fused-dequantisation switches ANDed with the flags);
-    totals gain `runtime` (name and the switches in effect).
+    totals gain `runtime` (name and the switches in effect); `unit` / `prefill_unit` /
+    `decode_unit`: the compute units of a SoC profile (as --unit, --prefill-unit,
+    --decode-unit; default the runtime's preferred unit, else the format's default).
     """
-    for name, value in (("batch", batch), ("prompt", prompt), ("gen", gen)):
-        if np.any(np.asarray(value) < 1):
-            raise InputError(f"--{name} must be at least 1, got {value}")
+    for name, value, top in (("batch", batch, MAX_SEQUENCES), ("prompt", prompt, MAX_TOKENS),
+                             ("gen", gen, MAX_TOKENS)):
+        values = np.asarray(value, dtype=object).ravel()
+        bad = [v for v in values if not 1 <= v <= top]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise InputError(f"--{name} must be at least 1 and at most {top:,}, got "
+                             f"{bad[0]}{more}")
+    profile = place_units(profile, unit, prefill_unit, decode_unit)
     model = with_imbalance(get_model(model_ref), moe_imbalance)
     quant = parse_quant(quant_ref)
     if overrides:
@@ -84,6 +101,11 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
             if not sep:
                 raise InputError(f"--override {item!r}: expected GROUP=FORMAT, "
                                  "e.g. lm_head=W16A16")
+            given = pairs.get(group.strip()) or dict(quant.overrides).get(group.strip())
+            if given is not None:
+                shown = given if isinstance(given, str) else f"{given.name} in --quant"
+                raise InputError(f"--override {item!r}: group {group.strip()!r} is already "
+                                 f"overridden ({shown}); give each group once")
             pairs[group.strip()] = fmt.strip()
         quant = quant.with_overrides(pairs)
     run = apply_runtime(runtime, profile, quant)
@@ -105,7 +127,7 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
 
 
 def _run(args: argparse.Namespace):
-    profile = resolve_profile(args, args.profile)
+    profile = units_from_args(args, resolve_profile(args, args.profile), args.runtime)
     model, quant, result = run_request(
         profile, args.model, args.quant, args.batch, args.prompt, args.gen, args.override,
         flash=not args.no_flash, fused_dequant=not args.separate_dequant,
@@ -122,6 +144,9 @@ def request_dict(profile, model, quant, batch: int, prompt: int, gen: int,
     out = {"profile": profile.name, "runtime": runtime, "model": model.name,
            "quant": quant.name, "batch": batch, "prompt": prompt, "gen": gen,
            "flash": flash, "fused_dequant": fused_dequant}
+    units = unit_record(profile, quant)
+    if units is not None:  # a SoC: the compute unit of each phase and why
+        out["unit"] = units
     if layout is not None and (not layout.is_single or layout.devices_per_node is not None):
         out["layout"] = {**layout.describe(), "devices_per_node": layout.devices_per_node}
     return out
@@ -191,7 +216,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
              + ", ".join(f"{k} {v}" for k, v in layout.describe().items()) + ")"
              if "devices" in totals else "")
     runtime = totals["runtime"]["name"]
+    units = unit_line(profile, quant)
     print(f"{model.name} {quant.name} on {profile.name}{where}"
+          + (f" {units}" if units else "")
           + (f" under {runtime}" if runtime != "reference" else "")
           + f": batch {args.batch}, prompt {args.prompt}, generate {args.gen}")
     for note in totals.get("approximations", []):
@@ -253,12 +280,14 @@ def cmd_roofline(args: argparse.Namespace) -> int:
     from precsim.simulator.roofline_plot import plot_roofline, roofline_data
     profile, model, quant, result = _run(args)
     ops = result.ops
-    path = plot_roofline(profile, ops, args.out,
-                         title=f"{model.name} {quant.name} on {profile.name} "
+    roof = phase_profiles(profile, quant, "decode")  # a SoC: its decode unit's ceilings
+    unit = f" {roof._unit} ceilings" if roof._unit else ""
+    path = plot_roofline(roof, ops, args.out,
+                         title=f"{model.name} {quant.name} on {profile.name}{unit} "
                                f"(batch {args.batch}, prompt {args.prompt}, gen {args.gen})")
     if args.json:
         print_json({"request": _request(profile, model, quant, args), "figure": str(path),
-                    **roofline_data(profile, ops)})
+                    **roofline_data(roof, ops)})
     else:
         print(f"wrote {path}")
         if not result.totals["fits"]:

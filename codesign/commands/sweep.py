@@ -5,10 +5,11 @@ import argparse
 import sys
 import time
 
-from precsim.codesign.commands.common import add_json_arg, add_profile_dir_arg, print_json
+from precsim.codesign.commands.common import (MAX_DEGREE, MAX_RETRIES, add_json_arg,
+                                              add_profile_dir_arg, int_arg, print_json)
+from precsim.codesign.sweep.schema import MAX_SWEEP_CONFIGS
 from precsim.codesign.sweep import (DaskExecutor, LocalExecutor, load_sweep_study,
                                     parts_dir_for, run_sweep)
-from precsim.simulator.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,14 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="tcp://HOST:8786",
                        help="address of a running Dask scheduler")
-    where.add_argument("--local-cluster", type=int, metavar="N",
+    where.add_argument("--local-cluster", type=int_arg(MAX_DEGREE), metavar="N",
                        help="start a Dask LocalCluster of N single-threaded workers")
-    where.add_argument("--workers", type=int, metavar="N",
+    where.add_argument("--workers", type=int_arg(MAX_DEGREE), metavar="N",
                        help="local process pool size (default: all available cores)")
-    parser.add_argument("--chunk-size", type=int, metavar="N",
+    parser.add_argument("--chunk-size", type=int_arg(MAX_SWEEP_CONFIGS), metavar="N",
                         help="configurations per task (overrides the study's chunk_size; "
                              "changing it does not reuse earlier checkpoints)")
-    parser.add_argument("--retries", type=int, default=1, metavar="N",
+    parser.add_argument("--retries", type=int_arg(MAX_RETRIES, 0), default=1, metavar="N",
                         help="extra attempts of a failed chunk before it is reported "
                              "(default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -51,8 +52,6 @@ def _executor(args: argparse.Namespace):
 def cmd_sweep(args: argparse.Namespace) -> int:
     study = load_sweep_study(args.study)
     if args.chunk_size is not None:
-        if args.chunk_size < 1:
-            raise InputError(f"--chunk-size: expected a whole number >= 1, got {args.chunk_size}")
         study = study.model_copy(update={"chunk_size": args.chunk_size})
     start = time.perf_counter()
     executor = _executor(args)
@@ -63,7 +62,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         executor.close()
     elapsed_s = time.perf_counter() - start
     summary = {
-        "out": str(result.out), "study": study.name, "configs": study.n_configs,
+        "out": str(result.out) if result.out else None, "study": study.name,
+        "configs": study.n_configs,
         "rows": len(result.frame), "chunks": result.chunks, "resumed_chunks": result.resumed,
         "computed_chunks": result.computed, "failed_chunks": len(result.failures),
         "executor": result.executor, "elapsed_s": elapsed_s,
@@ -73,7 +73,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(f"{summary['rows']:,} of {study.n_configs:,} configurations -> {result.out} "
+        where = result.out or f"nothing written to {args.out} (incomplete)"
+        print(f"{summary['rows']:,} of {study.n_configs:,} configurations -> {where} "
               f"({result.chunks} chunks: {result.computed} computed, {result.resumed} "
               f"resumed, {len(result.failures)} failed) on {result.executor} "
               f"in {elapsed_s:.1f} s")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 
 import numpy as np
 
-from precsim.codesign.commands.common import (add_json_arg, add_profile_dir_arg,
-                                              add_runtime_arg, print_json, resolve_profile,
-                                              runtime_profile)
+from precsim.codesign.commands.common import (MAX_DEGREE, MAX_SEQUENCES, MAX_TOKENS,
+                                              add_json_arg, add_profile_dir_arg,
+                                              add_runtime_arg, int_arg, print_json,
+                                              resolve_profile, runtime_profile)
 from precsim.simulator.errors import InputError
 from precsim.simulator.models import get_model, list_models, model_for_params
 from precsim.simulator.runtime import load_runtime
@@ -27,16 +29,20 @@ _KEYS = ("step_time_s", "tokens_per_s", "tokens_per_s_per_device", "mfu", "hfu",
          "largest_micro_batch", "fits", "binding")
 
 
-def _ints(flag: str):
+def _ints(maximum: int):
+    """A comma list of whole numbers in [1, maximum] (1e3 allowed: it is whole)."""
     def parse(text: str) -> list[int]:
         try:
-            values = [int(float(v)) for v in text.split(",") if v.strip()]
+            numbers = [float(v) for v in text.split(",") if v.strip()]
         except ValueError:
+            numbers = [math.nan]
+        if not numbers or not all(n == int(n) if math.isfinite(n) else False for n in numbers):
             raise argparse.ArgumentTypeError(
-                f"{flag}: expected whole numbers separated by commas, got {text!r}") from None
-        if not values or any(v < 1 for v in values):
-            raise argparse.ArgumentTypeError(f"{flag}: expected numbers >= 1, got {text!r}")
-        return values
+                f"expected whole numbers separated by commas, got {text[:40]!r}")
+        if any(not 1 <= n <= maximum for n in numbers):
+            raise argparse.ArgumentTypeError(
+                f"expected whole numbers from 1 to {maximum:,}, got {text[:40]!r}")
+        return [int(n) for n in numbers]
     return parse
 
 
@@ -48,18 +54,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "paths or parameter counts (e.g. 7e9: a Llama-style shape)")
     p.add_argument("--recipe", default="bf16",
                    help=f"comma list of precision recipes: {', '.join(RECIPES)}")
-    p.add_argument("--seq", type=_ints("--seq"), default=[2048], help="sequence length(s)")
-    p.add_argument("--global-batch", type=_ints("--global-batch"), required=True,
+    p.add_argument("--seq", type=_ints(MAX_TOKENS), default=[2048], help="sequence length(s)")
+    p.add_argument("--global-batch", type=_ints(MAX_SEQUENCES), required=True,
                    metavar="TOKENS", help="tokens per optimizer step (comma list)")
-    p.add_argument("--devices", type=_ints("--devices"), default=[1],
+    p.add_argument("--devices", type=_ints(MAX_DEGREE), default=[1],
                    help="devices (comma list)")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (in a node)")
-    p.add_argument("--pp", type=int, default=1, help="pipeline-parallel stages")
+    p.add_argument("--tp", type=int_arg(MAX_DEGREE), default=1,
+                   help="tensor-parallel degree (in a node)")
+    p.add_argument("--pp", type=int_arg(MAX_DEGREE), default=1, help="pipeline-parallel stages")
     p.add_argument("--zero", type=int, default=1, choices=(0, 1, 2, 3),
                    help="ZeRO / FSDP stage (default 1)")
     p.add_argument("--recompute", default="none", choices=RECOMPUTE_MODES,
                    help="activation recomputation (default none)")
-    p.add_argument("--micro-batch", type=int, default=None,
+    p.add_argument("--micro-batch", type=int_arg(MAX_SEQUENCES), default=None,
                    help="sequences per micro-batch (default: the largest that fits)")
     add_profile_dir_arg(p)
     add_runtime_arg(p)
@@ -111,8 +118,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"--runtime {runtime}: an inference stack (trains: false); "
                          "training runtimes: reference, torch-compile or a YAML with "
                          "trains: true")
-    if args.tp < 1 or args.pp < 1:
-        raise InputError(f"--tp and --pp must be at least 1, got {args.tp} and {args.pp}")
     rows = _rows(profile, args)
     feasible = all(r["fits"] for r in rows)
     if args.json:

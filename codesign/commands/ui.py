@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from precsim.codesign.commands.common import add_profile_dir_arg
+from precsim.codesign.commands.common import add_profile_dir_arg, int_arg
 
 LOCALHOST = "127.0.0.1"
 
@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ui", help="a local web page: simulate, co-design, laws, profiles",
         description="Start the PrecSim explorer on http://127.0.0.1:PORT/ and print its URL. "
                     "Its numbers are those of the CLI's --json for the same inputs.")
-    parser.add_argument("--port", type=int, default=8050, help="TCP port (default 8050)")
+    parser.add_argument("--port", type=int_arg(65_535, 0), default=8050,
+                        help="TCP port (default 8050)")
     parser.add_argument("--host", default=LOCALHOST,
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--study", metavar="FILE.yaml",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from precsim.codesign.commands.common import add_json_arg, print_json
+from precsim.codesign.commands.common import MAX_DEGREE, add_json_arg, int_arg, print_json
 from precsim.simulator.errors import InputError
 
 
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where to measure (auto: cuda when a GPU is present)")
-    parser.add_argument("--threads", type=int, metavar="N",
+    parser.add_argument("--threads", type=int_arg(MAX_DEGREE), metavar="N",
                         help="CPU threads for PyTorch (default: its own choice, one per "
                              "core); the profile then describes N threads")
     add_json_arg(parser)

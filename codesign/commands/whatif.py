@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "not list it) and, if it is also the training profile, for training.",
         epilog=VARY_HELP + "\nExamples:\n"
                "  precsim whatif --profile h100-sxm --vary memory.hbm.bandwidth=0.5x,1x,2x\n"
-               "  precsim whatif --profile snapdragon-8-gen3 --vary compute.int4=native\n"
+               "  precsim whatif --profile snapdragon-8-gen3 --vary compute_units.npu.compute.int4=native\n"
                "  precsim whatif --profile apple-m2 --vary 'memory.lpddr5.access_energy="
                "0.5x' --out whatif-m2\n")
     parser.add_argument("--profile", required=True, metavar="NAME|FILE",

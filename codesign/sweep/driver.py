@@ -20,7 +20,7 @@ from precsim.codesign.sweep.executors import error_text, make_executor
 from precsim.codesign.sweep.schema import SweepStudy, load_sweep_study
 from precsim.codesign.sweep.workers import evaluate_chunk
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import atomic_write_bytes
+from precsim.simulator.io import atomic_write_bytes, output_target
 
 PARTS_SUFFIX = ".parts"
 
@@ -99,7 +99,8 @@ def run_sweep(study: SweepStudy | str | os.PathLike, executor: Any = None, *,
 
     `executor`: None (local process pool), a scheduler address, a dask Client, or a
     `LocalExecutor` / `DaskExecutor`. With `out`, finished chunks are checkpointed in
-    `<out>.parts/` and the result is written to `out` as Parquet; a rerun resumes.
+    `<out>.parts/` and a complete result is written to `out` as Parquet (an incomplete
+    one leaves `out` as it was); a rerun resumes.
     A chunk is tried `1 + retries` times; failures are returned, not raised.
     """
     if not isinstance(study, SweepStudy):
@@ -109,8 +110,7 @@ def run_sweep(study: SweepStudy | str | os.PathLike, executor: Any = None, *,
     chunks = plan_chunks(study, profile_dirs)
     parts = parts_dir_for(out) if out is not None else None
     if parts is not None:
-        if Path(out).is_dir():
-            raise InputError(f"{out}: output is a directory; expected a .parquet file path")
+        output_target(out)  # a directory, device or FIFO is refused before any work
         try:
             parts.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -150,13 +150,14 @@ def run_sweep(study: SweepStudy | str | os.PathLike, executor: Any = None, *,
     frame.attrs["precsim_sweep"] = {"precsim": precsim_version(),
                                     "study": study.model_dump(mode="json"),
                                     "failed_chunks": len(failures)}
-    if out is not None:
+    written = out is not None and not failures  # only a complete result replaces `out`
+    if written:
         atomic_write_bytes(out, _frame_bytes(frame))
-        if not failures and parts.is_dir():
+        if parts.is_dir():
             shutil.rmtree(parts, ignore_errors=True)
     return SweepResult(frame=frame, chunks=len(chunks), resumed=resumed,
                        computed=len(frames) - resumed, failures=failures,
-                       out=Path(out) if out is not None else None, executor=described)
+                       out=Path(out) if written else None, executor=described)
 
 
 def _drive(runner: Any, todo: Iterable[Chunk], evaluate: Callable, retries: int,

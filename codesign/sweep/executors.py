@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -97,8 +98,17 @@ class DaskExecutor(_Closing):
                                          dashboard_address=None)
             client = Client(self._cluster)
         elif address is not None:
+            port = re.fullmatch(r"(?:[a-z]+://)?[^/]+:(\d{1,5})", str(address))
+            if port is None or not 0 < int(port[1]) < 65536:
+                raise InputError(f"--scheduler {str(address)[:60]!r}: expected an address "
+                                 "tcp://HOST:PORT with a port from 1 to 65535, e.g. "
+                                 "tcp://127.0.0.1:8786")
             try:
                 client = Client(address, timeout="10s")
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise InputError(f"--scheduler {str(address)[:60]!r}: not a scheduler address "
+                                 f"({exc}); expected tcp://HOST:PORT, e.g. "
+                                 "tcp://127.0.0.1:8786") from None
             except (OSError, TimeoutError) as exc:
                 raise InputError(f"scheduler {address}: cannot connect ({exc}); start one "
                                  "with `dask scheduler` and workers with "

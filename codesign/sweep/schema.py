@@ -8,21 +8,27 @@ configuration. Errors name the study file and the field; the CLI exits 2.
 from __future__ import annotations
 
 import json
+import math
 import os
-from typing import Literal
+from typing import Annotated, Literal
 
-import numpy as np
 from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt,
                       PrivateAttr, ValidationError, field_validator)
 
+from precsim.simulator.des.workload import MAX_REQUESTS, check_span
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import load_yaml_mapping
+from precsim.simulator.io import MAX_SEED, MAX_SEQUENCES, MAX_TOKENS, load_yaml_mapping
 from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.slo import QuantityField
 
 #: default configurations per task: a chunk takes about 0.1 s (cost model) or 1 s (DES)
 COST_CHUNK = 4096
 SERVING_CHUNK = 16
+#: most configurations one sweep may expand to: each row is about 0.3 kB in memory and a
+#: chunk of 4096 takes about 0.1 s, so 1e6 rows are about 0.3 GB and 30 s per core
+MAX_SWEEP_CONFIGS = 1_000_000
+#: most serving configurations (each a discrete-event run of `requests` requests, ~1 s)
+MAX_SERVING_CONFIGS = 10_000
 #: override values are written as in a profile YAML: a quantity string, a number, a flag;
 #: null keeps the profile's own value (the baseline of a what-if)
 OverrideValue = str | int | float | bool | None
@@ -49,8 +55,8 @@ class ServingAxis(_Strict):
     """
 
     qps: list[QuantityField("rate", gt=0)] = Field(min_length=1)   # "20/s", "1200/min" or 20
-    requests: PositiveInt = 200
-    seed: int = Field(default=0, ge=0)
+    requests: int = Field(default=200, ge=1, le=MAX_REQUESTS)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     chunked_prefill_tokens: PositiveInt | None = None
     on_full: Literal["wait", "reject"] = "wait"
 
@@ -67,9 +73,9 @@ class SweepStudy(_Strict):
     profiles: list[str] = Field(min_length=1)
     models: list[str | PositiveFloat] = Field(min_length=1)
     quant: list[str] = Field(min_length=1)
-    batch: list[PositiveInt] = Field(min_length=1)
-    prompt_len: list[PositiveInt] = Field(min_length=1)
-    gen_len: list[PositiveInt] = Field(min_length=1)
+    batch: list[Annotated[int, Field(ge=1, le=MAX_SEQUENCES)]] = Field(min_length=1)
+    prompt_len: list[Annotated[int, Field(ge=1, le=MAX_TOKENS)]] = Field(min_length=1)
+    gen_len: list[Annotated[int, Field(ge=1, le=MAX_TOKENS)]] = Field(min_length=1)
     overrides: dict[str, list[OverrideValue]] = Field(default_factory=dict)
     serving: ServingAxis | None = None
     chunk_size: PositiveInt | None = None
@@ -100,13 +106,17 @@ class SweepStudy(_Strict):
             return self.chunk_size
         return SERVING_CHUNK if self.serving else COST_CHUNK
 
+    def axes(self) -> list[tuple[str, list]]:
+        """(name, values) of every axis the configurations combine."""
+        axes = [(name, getattr(self, name)) for name in
+                ("profiles", "models", "quant", "batch", "prompt_len", "gen_len")]
+        axes += [(f"overrides.{path}", values) for path, values in self.overrides.items()]
+        return axes + ([("serving.qps", self.serving.qps)] if self.serving else [])
+
     @property
     def n_configs(self) -> int:
-        axes = [self.profiles, self.models, self.quant, self.batch, self.prompt_len,
-                self.gen_len, *self.overrides.values()]
-        if self.serving:
-            axes.append(self.serving.qps)
-        return int(np.prod([len(a) for a in axes]))
+        """The product of the axis lengths (exact Python integer: never overflows)."""
+        return math.prod(len(values) for _, values in self.axes())
 
 
 def _known_fields(loc: tuple) -> list[str]:
@@ -122,6 +132,15 @@ def sweep_study_from_mapping(doc: dict, source: str = "study") -> SweepStudy:
         raise InputError(format_validation_error(exc, source, doc, _known_fields,
                                                  list_expected=True)) from None
     study._source = source
+    if study.serving:  # a rate too low for float time is refused here, not in a worker
+        check_span(min(study.serving.qps), study.serving.requests, f"{source}: serving.qps")
+    limit, why = ((MAX_SERVING_CONFIGS, "each is a serving simulation") if study.serving
+                  else (MAX_SWEEP_CONFIGS, "the rows are held in memory"))
+    if study.n_configs > limit:
+        axes = " x ".join(f"{len(values)} {name}" for name, values in study.axes())
+        raise InputError(f"{source}: the study expands to {study.n_configs:,} configurations "
+                         f"({axes}); at most {limit:,} per sweep ({why}): split it into "
+                         "several studies")
     return study
 
 

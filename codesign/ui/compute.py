@@ -32,6 +32,7 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.io import MAX_YAML_BYTES
 from precsim.simulator.parallel import ParallelLayout
 from precsim.simulator.profile_loader import list_profiles, load_profile
+from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.roofline_plot import roofline_data
 
 #: Per-operator columns shown in the Simulate view's table (plus bytes at each level).
@@ -149,7 +150,8 @@ def simulate_view(profile: str, model: str, quant: str, batch: int, prompt: int,
             "argv": ["simulate", "--profile", profile, "--model", model, "--quant", quant,
                      "--batch", str(batch), "--prompt", str(prompt), "--gen", str(gen),
                      *flags, *_dir_flags(profile_dirs), "--json"],
-            "ops": ops, "roofline": roofline_data(hw, result.ops)}
+            "ops": ops,  # a SoC: the roofs of the unit running decode
+            "roofline": roofline_data(phase_profiles(hw, fmt, "decode"), result.ops)}
 
 
 # ---- Co-design -------------------------------------------------------------------------------

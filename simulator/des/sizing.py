@@ -21,7 +21,7 @@ import pandas as pd
 from precsim.simulator.des.serving import (OnFull, SchedulerConfig, build_tables,
                                    max_iteration_tokens, simulate_serving)
 from precsim.simulator.des.tables import device_memory, resolve
-from precsim.simulator.des.workload import check_rate, poisson_workload
+from precsim.simulator.des.workload import check_rate, check_span, poisson_workload
 from precsim.simulator.parallel import replica
 from precsim.simulator.power import power_params
 from precsim.simulator.slo import SLO, SLO_PERCENTILE
@@ -69,6 +69,8 @@ def size_deployment(profile, model, quant, qps: float, slo: SLO, *, n_requests: 
     """The fewest replicas meeting `slo` at total rate `qps` (see the module docstring);
     `devices` counts replicas x devices per replica."""
     qps = check_rate(qps, "qps")
+    check_span(qps / max(1, max_devices), n_requests,  # the lowest per-replica rate tried
+               f"qps {qps:g} split over up to {max(1, max_devices)} devices")
     profile, model, quant = resolve(profile, model, quant)
     part, wrap, _ = replica(profile, model, quant, layout)
     per = 1 if part is model else int(layout.tp * layout.pp)

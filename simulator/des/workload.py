@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.io import read_text_bounded
+from precsim.simulator.io import MAX_TOKENS, read_text_bounded
 
 #: accepted header spellings of the three trace columns (first is canonical)
 TRACE_COLUMNS = {
@@ -29,6 +29,13 @@ TRACE_COLUMNS = {
     "output_tokens": ("output_tokens", "completion_tokens", "output_len"),
 }
 MAX_TRACE_BYTES = 256 << 20
+#: most requests one simulation holds: the event simulation keeps every request's record,
+#: about 5 kB each (100,000 requests: 5 s and 0.5 GB measured on a 2-core host, see
+#: docs/inputs.md), so a million would need gigabytes
+MAX_REQUESTS = 100_000
+#: latest arrival time a run may reach: float64 seconds resolve 0.1 us up to 1e9 s (31
+#: years); a rate that spreads the requests further would round latencies to zero
+MAX_ARRIVAL_S = 1e9
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,10 @@ class Workload:
         if not (len(self.prompt_tokens) == len(self.output_tokens) == n):
             raise InputError(f"{self.source or 'workload'}: arrival, prompt and output "
                              "arrays have different lengths")
+        if n > MAX_REQUESTS:
+            raise InputError(f"{self.source or 'workload'}: {n:,} requests; at most "
+                             f"{MAX_REQUESTS:,} per simulation (every request's record is "
+                             "kept in memory)")
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -82,8 +93,9 @@ def _length_spec(spec: int | str | tuple[int, int], what: str) -> tuple[int, int
         except ValueError:
             raise InputError(f"{what}: expected a token count like 512 or a range "
                              f"like 256:1024, got {spec!r}") from None
-    if lo < 1 or hi < lo:
-        raise InputError(f"{what}: token counts must be >= 1 with low <= high, got {spec!r}")
+    if lo < 1 or hi < lo or hi > MAX_TOKENS:
+        raise InputError(f"{what}: token counts must be from 1 to {MAX_TOKENS:,} with low "
+                         f"<= high, got {str(spec)[:40]!r}")
     return int(lo), int(hi)
 
 
@@ -99,6 +111,17 @@ def check_rate(rate_per_s: float, what: str = "rate") -> float:
     return rate
 
 
+def check_span(rate_per_s: float, n_requests: int, what: str = "qps") -> None:
+    """Refuse a rate that spreads `n_requests` arrivals past MAX_ARRIVAL_S (expected
+    span n / rate), where float64 time would round latencies to zero."""
+    span = n_requests / rate_per_s
+    if span > MAX_ARRIVAL_S:
+        raise InputError(f"{what}: {rate_per_s:g} requests/s spreads {n_requests:,} "
+                         f"requests over about {span:.3g} s; at most {MAX_ARRIVAL_S:g} s "
+                         "(beyond it float64 time rounds latencies to zero): use a rate "
+                         f">= {n_requests / MAX_ARRIVAL_S:.3g} requests/s")
+
+
 def poisson_workload(rate_per_s: float, n_requests: int, seed: int = 0,
                      prompt_tokens: int | str | tuple[int, int] = 512,
                      output_tokens: int | str | tuple[int, int] = 128) -> Workload:
@@ -107,9 +130,14 @@ def poisson_workload(rate_per_s: float, n_requests: int, seed: int = 0,
     Lengths are fixed or uniform integers on [low, high] (`"256:1024"`).
     """
     rate = check_rate(rate_per_s, "qps")
-    if isinstance(n_requests, bool) or int(n_requests) != n_requests or n_requests < 1:
-        raise InputError(f"requests: expected a whole number >= 1, got {n_requests!r}")
+    if (isinstance(n_requests, bool) or not isinstance(n_requests, (int, np.integer))
+            or not 1 <= n_requests <= MAX_REQUESTS):
+        raise InputError(f"requests: expected a whole number from 1 to {MAX_REQUESTS:,} "
+                         f"(every request's record is kept in memory), got {n_requests!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed: expected a whole number >= 0, got {seed!r}")
     n = int(n_requests)
+    check_span(rate, n)
     p_lo, p_hi = _length_spec(prompt_tokens, "prompt tokens")
     o_lo, o_hi = _length_spec(output_tokens, "output tokens")
     arrival_stream, length_stream = np.random.SeedSequence(seed).spawn(2)
@@ -148,8 +176,9 @@ def _token_count(text: str, name: str, where: str) -> int:
     if not math.isfinite(value) or value != int(value):
         raise InputError(f"{where}: column {name!r} is {text!r}, expected a whole "
                          "number of tokens")
-    if value < 1:
-        raise InputError(f"{where}: column {name!r} is {text}, expected >= 1 token")
+    if not 1 <= value <= MAX_TOKENS:
+        raise InputError(f"{where}: column {name!r} is {text}, expected >= 1 and <= "
+                         f"{MAX_TOKENS:,} tokens")
     return int(value)
 
 
@@ -183,9 +212,13 @@ def read_trace(path: str | os.PathLike) -> Workload:
                 except ValueError:
                     raise InputError(f"{where}: column 'arrival_s' is {text!r}, "
                                      "expected seconds") from None
-                if not math.isfinite(arrival) or arrival < 0:
+                if not math.isfinite(arrival) or not 0 <= arrival <= MAX_ARRIVAL_S:
                     raise InputError(f"{where}: column 'arrival_s' is {text}, "
-                                     "expected finite seconds >= 0")
+                                     f"expected finite seconds >= 0 and <= {MAX_ARRIVAL_S:g}")
+                if len(arrivals) >= MAX_REQUESTS:
+                    raise InputError(f"{where}: more than {MAX_REQUESTS:,} requests; at most "
+                                     f"{MAX_REQUESTS:,} per simulation (every request's "
+                                     "record is kept in memory)")
                 if arrival < previous:
                     raise InputError(f"{where}: arrival_s {arrival:g} goes backwards "
                                      f"(previous row arrives at {previous:g}); the "

@@ -70,7 +70,7 @@ class RunLog:
         if not self.path.exists():
             atomic_write_text(self.path, HEADER)
             return pd.DataFrame(columns=list(COLUMNS))
-        text = self.path.read_text(encoding="utf-8")
+        text = read_text_bounded(self.path, "runs log", MAX_RUNS_CSV_BYTES)
         header, _, body = text.partition("\n")
         if header + "\n" != HEADER:
             raise InputError(f"{self.path}: exists but is not a runs log of this harness "
@@ -95,7 +95,7 @@ class RunLog:
     def sort(self, order: dict[str, int]) -> None:
         """Rewrite the log atomically with the runs in `order` (run_id -> position) first,
         in that order, then any other runs as they were; a no-op if already so."""
-        text = self.path.read_text(encoding="utf-8")
+        text = read_text_bounded(self.path, "runs log", MAX_RUNS_CSV_BYTES)
         header, _, body = text.partition("\n")
         lines = body.splitlines(keepends=True)
         ids = [line.split(",", 1)[0] for line in lines]
