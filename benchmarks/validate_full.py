@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     result = run_validation(out=args.out, quick=False, device=args.device,
                             threads=args.threads,
-                            progress=lambda text: print(text, file=sys.stderr, flush=True))
+                            on_progress=lambda stage, done, total: print(
+                                f"{done}/{total} {stage}", file=sys.stderr, flush=True))
     result.pop("summary_text")
     result["wall_s"] = round(time.perf_counter() - start, 1)
     json.dump(result, sys.stdout, indent=2, default=str)

@@ -1,8 +1,11 @@
 """The `precsim` command line.
 
-Exit codes (design.md): 0 ok, 2 bad input (a message, no traceback), 1 internal error,
-130 interrupted (Ctrl-C; a second Ctrl-C ends at once), 143 terminated (SIGTERM: the
-run unwinds, so temporary outputs are removed and old outputs stay as they were).
+Exit codes (design.md, README "Exit codes"): 0 answered, 2 bad input (a message, no
+traceback), 3 answered but infeasible (does not fit, no configuration meets the SLOs,
+target loss unreachable; `--json` prints `"feasible": false` and the `"reason"`),
+1 internal error, 130 interrupted (Ctrl-C; a second Ctrl-C ends at once), 143
+terminated (SIGTERM: the run unwinds, so temporary outputs are removed and old outputs
+stay as they were). Every `--json` object carries `"feasible"`.
 Each command group lives in `codesign/commands/<group>.py` and exposes
 `register(subparsers)`; every sub-parser sets `func(args) -> int`.
 
@@ -23,7 +26,7 @@ import sys
 import threading
 import traceback
 
-from precsim.simulator.errors import InputError
+from precsim.simulator.errors import Infeasible, InputError
 
 # Command-group modules, in the order they appear in `precsim --help`.
 COMMAND_MODULES = (
@@ -144,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with interrupt_handlers():
             return int(args.func(args) or 0)
+    except Infeasible as exc:       # before input_errors(): it is a subclass
+        from precsim.codesign.commands.common import INFEASIBLE_EXIT, print_json
+        if getattr(args, "json", False):
+            print_json({"feasible": False, "reason": str(exc)})
+        else:
+            print(f"precsim: infeasible: {exc}")
+        return INFEASIBLE_EXIT
     except input_errors() as exc:
         print(f"precsim: error: {exc}", file=sys.stderr)
         return 2

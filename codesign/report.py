@@ -13,7 +13,6 @@ studies; the validation summary if one exists; assumptions.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from precsim.codesign.document import Document
 from precsim.codesign.lifetime import fig_lifetime, lifetime_sweep
 from precsim.codesign.planner import PlanResult, hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
+from precsim.codesign.progress import iterate
 from precsim.codesign.robustness import (answers_by_law, members_table, price_text,
                                          robustness, robustness_blocks)
 from precsim.codesign.runtime_table import runtime_comparison
@@ -59,11 +59,6 @@ class StudyResults:
     answers: dict = field(default_factory=dict)      # deployment -> answers_by_law rows
 
 
-def _progress(items, desc: str):
-    from tqdm import tqdm
-    return tqdm(items, desc=desc, file=sys.stderr, disable=None, leave=False)
-
-
 def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyResults:
     """Every plan and what-if of a study (progress on stderr)."""
     study = resolved.study
@@ -71,7 +66,8 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
     plans: dict[str, PlanResult] = {}
     sections, answers = {}, {}
     targets = list(range(len(study.deployments))) or [None]
-    for index in _progress(targets, "plans"):
+    for index in iterate(targets, "report: plans", label=lambda i: "training only" if i is None
+                         else resolved.deploy_profiles[i].name):
         name = resolved.deploy_profiles[index].name if index is not None else \
             "(training only)"
         problem = problem_from_study(resolved, index)
@@ -80,7 +76,7 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
         sections[name] = robustness(problem, hardware)
         answers[name] = answers_by_law(problem, hardware)
     whatifs = []
-    for spec in _progress(study.whatif, "what-if"):
+    for spec in iterate(study.whatif, "report: what-ifs", label=lambda w: w.profile):
         names = [d.profile for d in study.deployments]
         if spec.profile in names:       # varied as the deployment (and for training if same)
             index = names.index(spec.profile)
@@ -434,7 +430,8 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
                    "life; serving costs scale linearly with tokens (codesign/lifetime.py).")
         tables["lifetime.csv"] = life
     doc.h(2, "Roofline of the chosen configurations")
-    for index, (name, r) in enumerate(_progress(list(results.plans.items()), "rooflines")):
+    for index, (name, r) in enumerate(iterate(list(results.plans.items()), "report: rooflines",
+                                                 label=lambda item: item[0])):
         if r.optimum is None or r.problem.deploy_profile is None:
             continue
         doc.add_png(f"roofline_{name}.png",
@@ -477,6 +474,9 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
                                  {"N": "{:.3g}".format, "D": "{:.3g}".format,
                                   "cost": lambda v: cost_text(v, obj),
                                   "delta_pct": "{:+.1f}%".format}))
+            for row in table.itertuples():
+                if isinstance(row.unchanged_because, str):
+                    doc.p(f"{row.variant} changes nothing: {row.unchanged_because}.")
             doc.figure(f"whatif_{len(frames)}.png",
                        whatif_figure(table, obj, f"{pname}: {', '.join(spec.vary)}"),
                        f"What-if on {pname}: optimal cost per variant.")

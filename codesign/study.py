@@ -24,6 +24,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationE
 from precsim.codesign.problem import CostWeights, PlanProblem, baseline_loss, post_training_bits
 from precsim.codesign.variants import parse_vary
 from precsim.lawcore import Law, get_law
+from precsim.simulator.compute_units import phase_choice, place_units
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import (MAX_DEGREE, MAX_SEQUENCES, MAX_TOKENS, is_file_reference,
                                   load_yaml_mapping)
@@ -164,12 +165,21 @@ class Deployment(_Strict):
     #: >1: a model that does not fit one device is served on the smallest tensor-parallel
     #: replica (tp = 2, 4, ... up to this, within a node) that holds it
     max_devices_per_replica: int = Field(default=1, ge=1, le=64)
+    #: a SoC's compute unit running both phases, prefill, decode (as simulate's --unit,
+    #: --prefill-unit, --decode-unit; None: the profile's default for each format)
+    unit: str | None = Field(default=None, min_length=1)
+    prefill_unit: str | None = Field(default=None, min_length=1)
+    decode_unit: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_price(self):
         if self.capital is not None and self.dollars_per_device_hour is not None:
             raise ValueError("give dollars_per_device_hour or capital, not both")
         return self
+
+    def placed(self, profile: HardwareProfile) -> HardwareProfile:
+        """`profile` with this deployment's units (simulator.compute_units.place_units)."""
+        return place_units(profile, self.unit, self.prefill_unit, self.decode_unit)
 
     @property
     def stated_price(self) -> float | None:
@@ -354,6 +364,19 @@ def _profile_ref(ref: str, source: str) -> str:
     return ref
 
 
+def _check_units(dep: Deployment, profile: HardwareProfile, formats, field) -> None:
+    """Each unit a deployment names exists on its profile (a SoC) and runs every serving
+    format of the study in its phase; `field(name, load)` names the field in errors."""
+    for name, phases in (("unit", ("prefill", "decode")), ("prefill_unit", ("prefill",)),
+                         ("decode_unit", ("decode",))):
+        if getattr(dep, name) is None:
+            continue
+        placed = field(name, lambda: place_units(profile, **{name: getattr(dep, name)}))
+        for fmt in formats:
+            for phase in phases:
+                field(name, lambda f=fmt, ph=phase: phase_choice(placed, f, ph))
+
+
 def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
     """Load the law, profiles and formats a study names; errors name file and field."""
     def field(name: str, load):
@@ -373,6 +396,9 @@ def resolve_study(study: Study, source: str, profile_dirs=()) -> ResolvedStudy:
         for i, d in enumerate(study.deployments))
     formats = tuple(field(f"search.serve_formats[{i}]", lambda s=s: parse_quant(s))
                     for i, s in enumerate(study.search.serve_formats))
+    for i, (d, profile) in enumerate(zip(study.deployments, deploys)):
+        _check_units(d, profile, formats, lambda name, load, i=i: field(
+            f"deployments[{i}].{name}", load))
     for i, w in enumerate(study.whatif):
         profile = train if study.training and w.profile == study.training.profile else \
             deploys[[d.profile for d in study.deployments].index(w.profile)]
@@ -433,7 +459,8 @@ def problem_from_study(resolved: ResolvedStudy, deployment: int | None,
     search = study.search
     train = (train_profile or resolved.train_profile) if with_training else None
     dep = study.deployments[deployment] if deployment is not None else None
-    deploy = (deploy_profile or resolved.deploy_profiles[deployment]) if dep else None
+    deploy = dep.placed(deploy_profile or resolved.deploy_profiles[deployment]) \
+        if dep else None
     weights = CostWeights(
         objective=study.objective,
         train_dollars_per_device_hour=device_hour_price(

@@ -139,6 +139,30 @@ def _cited_fields(doc: Any, prefix: str = "") -> list[str]:
     return out
 
 
+def editable_fields(profile: HardwareProfile) -> list[dict]:
+    """Every `--vary` field of `profile`: each cited quantity (field, its value with unit,
+    its provenance kind) and each `compute.DTYPE` with the profile's support for it."""
+    doc = {k: v for k, v in profile.raw().items() if k != "sources"}
+    rows = []
+    for field in _cited_fields(doc):
+        node = _node(doc, field.split("."))
+        kind = next((k for k in ("source", "derived", "measured", "assumed") if k in node),
+                    "")
+        rows.append({"field": field, "value": str(node["value"]), "provenance": kind})
+    units = doc.get("compute_units") or {}
+    engines = ([(f"compute_units.{name}.compute", unit) for name, unit in units.items()]
+               if units else [("compute", doc)])        # a SoC: per compute unit
+    for prefix, spec in engines:
+        native, fallbacks = spec.get("compute", {}) or {}, spec.get("fallbacks", {}) or {}
+        for dtype in DTYPES:
+            support = ("native" if dtype in native else
+                       f"fallback (runs as {fallbacks[dtype].get('execute_as', '?')})"
+                       if dtype in fallbacks else "none")
+            rows.append({"field": f"{prefix}.{dtype}", "value": support,
+                         "provenance": "support"})
+    return rows
+
+
 def _derived_native(profile: HardwareProfile, dtype: str) -> dict:
     """A native engine for `dtype` scaled from the narrowest wider native type."""
     bits, family = _width(dtype), _family(dtype)
@@ -188,8 +212,8 @@ def _native_variation(profile: HardwareProfile, field: str, dtype: str,
             spec["peak"]["value"] = _scale_quantity(spec["peak"]["value"], scale)
         else:
             spec["peak"] = {"value": arg.strip(), "assumed": f"what-if: {field}={value}"}
-    fallbacks = {k: v for k, v in profile.raw().get("fallbacks", {}).items() if k != dtype}
-    return Variation(field, value, ((f"compute.{dtype}", spec), ("fallbacks", fallbacks)))
+    # per-type keys: several types made native in one variant combine
+    return Variation(field, value, ((f"compute.{dtype}", spec), (f"fallbacks.{dtype}", None)))
 
 
 def _quantity_variation(profile: HardwareProfile, field: str, value: str) -> Variation:
@@ -283,10 +307,12 @@ def profile_variants(profile: HardwareProfile, specs: list[str]
         changed = [v for v in combo if v.overrides]
         if not changed:
             continue
-        overrides: dict[str, Any] = {}
-        for variation in changed:
-            overrides.update(dict(variation.overrides))
         label = " ".join(v.label for v in changed)
+        overrides: dict[str, Any] = {}
+        # engines removed first: a type made native in the same variant then drops the
+        # fallback rule that followed a removed engine (runtime.emulated_engine)
+        for variation in sorted(changed, key=lambda v: v.value != "emulated"):
+            overrides.update(dict(variation.overrides))
         try:
             variant = profile.with_overrides(overrides)
         except InputError as exc:

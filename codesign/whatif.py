@@ -2,18 +2,26 @@
 
 `run_whatif` plans once per profile variant (`codesign.variants.profile_variants`, the
 `--vary` grammar VARY_HELP shown by `precsim whatif --help`); `whatif_figure` draws the
-optimal cost per variant.
+optimal cost per variant. A variant whose plan is the same as the profile's (same
+optimum, same cost) gets `unchanged_because`: why the edit does not reach the answer
+(`why_unchanged`).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.planner import plan
+from precsim.codesign.planner import plan, training_rates
+from precsim.codesign.problem import PlanProblem
 from precsim.codesign.study import ResolvedStudy, problem_from_study
 from precsim.codesign.variants import profile_variants
+from precsim.simulator.cost import simulate
 from precsim.simulator.errors import InputError
-from precsim.simulator.profiles import HardwareProfile
+from precsim.simulator.models import model_for_params
+from precsim.simulator.profiles import DTYPES, HardwareProfile
+
+#: optimum columns that must all match the profile's for a variant to count as unchanged
+_ANSWER = ("feasible", "train_format", "train_dtype", "serve_format", "N", "D", "cost")
 
 
 def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: HardwareProfile,
@@ -29,7 +37,7 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
     if profile.name not in (train_name, deploy_name):
         raise InputError(f"what-if profile {profile.name} plays no role in the plan "
                          f"(training: {train_name}, deployment: {deploy_name})")
-    rows = []
+    rows, problems, results = [], [], []
     variants = profile_variants(profile, specs)
     for label, variant in (progress(variants) if progress else variants):
         problem = problem_from_study(
@@ -37,6 +45,8 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
             train_profile=variant if train_name == profile.name else None,
             deploy_profile=variant if deploy_name == profile.name else None)
         result = plan(problem)
+        problems.append(problem)
+        results.append(result)
         row = {"variant": label}
         o = result.optimum
         if o is None:
@@ -52,7 +62,88 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
     table = pd.DataFrame(rows)
     base = table["cost"].iloc[0]
     table["delta_pct"] = 100.0 * (table["cost"] / base - 1.0) if np.isfinite(base) else np.nan
+    table["unchanged_because"] = [
+        why_unchanged(label, problems[i], results[i].optimum, profile.name)
+        if i and table["feasible"].iloc[0] and _same_answer(table.iloc[0], table.iloc[i])
+        else None
+        for i, label in enumerate(table["variant"])]
     return table
+
+
+def _same_answer(base: pd.Series, row: pd.Series) -> bool:
+    return all(base.get(k) == row.get(k) or (pd.isna(base.get(k)) and pd.isna(row.get(k)))
+               for k in _ANSWER)
+
+
+def _fields(label: str) -> list[str]:
+    """The varied fields of a variant label ('memory.hbm.bandwidth=2x compute.int4=native')."""
+    return [part.split("=", 1)[0] for part in label.split() if "=" in part]
+
+
+def serving_ops(problem: PlanProblem, optimum) -> pd.DataFrame | None:
+    """Per-op rows (exec_dtype, bound, time_s, format) of every searched serving format
+    at the optimum's N and serving batch on the deployment profile (None without one)."""
+    if problem.deploy_profile is None or optimum is None:
+        return None
+    model = model_for_params(float(optimum.N), **problem.model_options)
+    wl = problem.workload
+    frames = []
+    for fmt in problem.serve_axis:
+        ops = simulate(problem.deploy_profile, model, fmt, int(optimum.serve_batch or 1),
+                       wl.prompt_len, min(wl.output_len, 4)).ops
+        frames.append(ops[["phase", "exec_dtype", "bound", "time_s"]].assign(format=fmt.name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def why_unchanged(label: str, problem: PlanProblem, optimum, profile: str) -> str:
+    """Why the what-if `label` leaves the plan as it is: the edited data type runs no
+    format of the search, the edited compute peak does not bind (memory-bound), the
+    objective ignores the edited power or the edit does not enter any priced cost."""
+    reasons = []
+    for field in _fields(label):
+        parts = field.split(".")
+        if parts[0] == "compute_units" and len(parts) >= 4:   # a SoC unit's engine
+            parts = parts[2:]
+        if parts[0] == "compute" and len(parts) >= 2:
+            reasons.append(_compute_reason(parts[1], len(parts) > 2 and parts[2] == "peak",
+                                           problem, optimum, profile))
+        elif parts[0] == "power" and problem.weights.objective == "time":
+            reasons.append(f"{field}: the objective is time; power does not enter it")
+        else:
+            reasons.append(f"{field}: no cost the plan prices depends on it here (the "
+                           "simulator's costs of the searched formats are the same)")
+    return "; ".join(reasons)
+
+
+def _compute_reason(dtype: str, peak: bool, problem: PlanProblem, optimum,
+                    profile: str) -> str:
+    deploys = getattr(problem.deploy_profile, "name", None) == profile
+    ops = serving_ops(problem, optimum) if deploys else None
+    serving = sorted(set(ops["exec_dtype"]) & set(DTYPES)) if ops is not None else []
+    training = (sorted(set(training_rates(problem)["exec_dtype"].dropna()))
+                if getattr(problem.train_profile, "name", None) == profile else [])
+    if dtype not in serving and dtype not in training:
+        roles = [f"{what} runs on {', '.join(types)}" for what, types, plays in (
+            ("serving", serving, deploys),
+            ("training", training, getattr(problem.train_profile, "name", None) == profile))
+            if plays]
+        return (f"compute.{dtype}: no format in the search runs {dtype} on {profile} "
+                f"({'; '.join(roles)})")
+    notes = []
+    if dtype in serving:
+        on = ops[ops["exec_dtype"] == dtype]
+        if peak and not (on["bound"] == "compute").any():
+            bounds = " or ".join(sorted(set(on["bound"])))
+            notes.append(f"every serving op on {dtype} is {bounds}-bound (launch overhead "
+                         f"counts as 'overhead'); the {dtype} compute peak does not bind")
+        elif optimum.serve_format not in set(on["format"]):
+            notes.append(f"only serving formats that cost more run on {dtype} (the optimum "
+                         f"serves {optimum.serve_format})")
+    if dtype in training and optimum.train_dtype != dtype:
+        notes.append(f"only training formats that cost more run on {dtype} (the optimum "
+                     f"trains {optimum.train_format} on {optimum.train_dtype})")
+    return f"compute.{dtype}: " + ("; ".join(notes) or
+                                   "the edit does not change the optimum's priced cost")
 
 
 def whatif_figure(table: pd.DataFrame, objective: str, title: str):

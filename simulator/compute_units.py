@@ -125,11 +125,11 @@ def place_units(profile: HardwareProfile, unit: str | None = None,
     """The profile with the units requested for prefill and decode (`unit` both; each
     None: the default for the format), read by every cost function through
     `phase_profiles`. Unchanged when nothing is requested."""
-    old = profile._placement
     pre = unit if prefill_unit is None else prefill_unit
     dec = unit if decode_unit is None else decode_unit
     if pre is None and dec is None and runtime_preference is None:
-        return profile
+        return profile  # as given (a name too)
+    old = profile._placement
     flags = (("--unit" if prefill_unit is None else "--prefill-unit", pre),
              ("--unit" if decode_unit is None else "--decode-unit", dec))
     if old:  # placed before: what is not asked again stays

@@ -6,8 +6,9 @@ attention is one fused kernel (`fusion:`), how kernels are launched (`launch:` C
 graphs or per-kernel host launches), multipliers on the hardware's achievable fractions
 (`efficiency:`), the share of device memory it keeps back (`memory_reserve`, vLLM's
 1 - gpu_memory_utilization), the device kinds it runs on (`applies_to`) and the
-compute unit it prefers on a SoC (`preferred_unit`). Every number is a cited quantity
-of simulator.profiles and every kernel statement cites its source too.
+compute unit it prefers on a SoC (`preferred_unit`: one unit, or a mapping
+`{default: gpu, <hardware profile name>: cpu}` read by `unit_preference`). Every number
+is a cited quantity of simulator.profiles and every kernel statement cites its source.
 
 `apply_runtime(runtime, profile, quant)` gives the `RuntimeExecution`: the hardware
 profile as this runtime runs it (a new validated profile, same name, each changed
@@ -24,7 +25,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, StrictBool, ValidationError, model_validator
 
@@ -46,6 +47,8 @@ REFERENCE = "reference"
 BLOCK_KERNELS = 9.0
 
 DeviceKind = Literal["gpu", "cpu", "npu"]
+#: A hardware profile name (shipped or a user's) or `default`, keying a per-profile unit.
+ProfileKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
 #: Device kinds a hardware profile's `kind` offers (a SoC has all three units).
 PROFILE_DEVICES = {"gpu": ("gpu",), "cpu": ("cpu",), "accelerator": ("npu",),
                    "mobile_soc": ("cpu", "gpu", "npu")}
@@ -131,7 +134,7 @@ class RuntimeProfile(_Strict):
     description: str = Field(min_length=1)
     sources: list[str] = Field(default_factory=list)
     applies_to: list[DeviceKind] = Field(min_length=1)
-    preferred_unit: DeviceKind | None = None
+    preferred_unit: DeviceKind | dict[ProfileKey, DeviceKind] | None = None
     trains: StrictBool = False  # runs training steps (`precsim train --runtime`)
     kernels: dict[KernelDType, KernelSupport] = Field(default_factory=dict)
     fusion: Fusion | None = None
@@ -153,6 +156,14 @@ class RuntimeProfile(_Strict):
     @property
     def path(self) -> str | None:
         return self._path
+
+    def unit_preference(self, profile_name: str) -> str | None:
+        """The unit this runtime prefers on hardware profile `profile_name`: the single
+        `preferred_unit`, or the mapping's entry for that name, else its `default`."""
+        pref = self.preferred_unit
+        if isinstance(pref, dict):
+            return pref.get(profile_name, pref.get("default"))
+        return pref
 
     @property
     def is_reference(self) -> bool:
@@ -247,10 +258,12 @@ class RuntimeExecution:
 
 
 def emulated_engine(profile: HardwareProfile, dtype: str, why: str, where: str) -> dict:
-    """Overrides (HardwareProfile.with_overrides) that drop `dtype`'s native engine for a
-    fallback on the narrowest wider native type of the same family (the elements
-    converted at one vector op each; `why` the stated assumption, "{ref}" in it replaced
-    by that type); `where` prefixes errors."""
+    """Overrides (HardwareProfile.with_overrides; keys per type, so several combine) that
+    drop `dtype`'s native engine for a fallback on the narrowest wider native type of the
+    same family (the elements converted at one vector op each; `why` the stated
+    assumption, "{ref}" in it replaced by that type); other types' fallback rules that
+    executed on or converted through `dtype` follow it to that type. `where` prefixes
+    errors."""
     if not profile.native(dtype):
         raise InputError(f"{where}: {dtype} is not native on {profile.name} "
                          f"(native: {', '.join(profile.compute)})")
@@ -263,8 +276,9 @@ def emulated_engine(profile: HardwareProfile, dtype: str, why: str, where: str) 
     rule = {"execute_as": ref, "convert_dtype": ref,
             "convert_ops_per_element": {"value": 1.0,
                                         "assumed": why.replace("{ref}", ref)}}
-    return {f"compute.{dtype}": None,
-            "fallbacks": {**profile.raw().get("fallbacks", {}), dtype: rule}}
+    follow = {f"fallbacks.{other}.{key}": ref for other, r in profile.fallbacks.items()
+              for key in ("execute_as", "convert_dtype") if getattr(r, key) == dtype}
+    return {f"compute.{dtype}": None, f"fallbacks.{dtype}": rule, **follow}
 
 
 def _format_dtypes(quant) -> dict[str, set[str]]:
@@ -350,7 +364,8 @@ def _stream_overrides(rt: RuntimeProfile, profile: HardwareProfile, dtype: str,
     """`kernels.DTYPE.stream_efficiency` applied to the kernel reading DTYPE weights."""
     eff = support.stream_efficiency
     doc = profile.raw()
-    why = f"runtime {rt.name} kernels.{dtype}.stream_efficiency {eff.value:g} ({eff.provenance})"
+    why = (f"runtime {rt.name} kernels.{dtype}.stream_efficiency {eff.value:g} "
+           f"({eff.provenance})")
 
     def scaled(fraction: float) -> dict:
         return {"value": round(fraction * eff.value, 12),
@@ -386,8 +401,9 @@ def _kernel_effects(rt: RuntimeProfile, profile: HardwareProfile, quant
     for dtype, support in rt.kernels.items():
         mode, roles = support.kernel, used.get(dtype, set())
         if mode == "unsupported" and roles:
-            raise InputError(f"runtime {rt.name} cannot run {dtype} ({', '.join(sorted(roles))} "
-                             f"of {quant.name}) on {profile.name}: {support.provenance}")
+            raise InputError(f"runtime {rt.name} cannot run {dtype} "
+                             f"({', '.join(sorted(roles))} of {quant.name}) on "
+                             f"{profile.name}: {support.provenance}")
         if mode == "emulated" and profile.native(dtype):
             overrides.update(emulated_engine(
                 profile, dtype, f"runtime {rt.name}: no {dtype} kernel ({support.provenance}); "
@@ -430,8 +446,9 @@ def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecu
         overrides["overheads.runtime_memory"] = {
             "value": rt.memory_reserve.value,
             "derived": f"runtime {rt.name} memory_reserve ({rt.memory_reserve.provenance})"}
-    if profile.kind == "mobile_soc" and rt.preferred_unit and profile._unit is None:
-        notes.append(f"runtime {rt.name} prefers the SoC's {rt.preferred_unit}; profile "
+    preference = rt.unit_preference(profile.name)
+    if profile.kind == "mobile_soc" and preference and profile._unit is None:
+        notes.append(f"runtime {rt.name} prefers the SoC's {preference}; profile "
                      f"{profile.name} is priced as the unit its compute entries describe")
     if rt.fusion and rt.fusion.kernels_per_layer:
         notes.append(f"runtime {rt.name}: {rt.fusion.kernels_per_layer.value:g} kernels per "
@@ -449,7 +466,7 @@ def _on_units(rt: RuntimeProfile, profile: HardwareProfile, quant) -> RuntimeExe
     """A SoC (simulator.compute_units): its preferred unit placed, the runtime applied to
     the unit view of each phase (with `quant`'s kernel effects; to the other units
     without them); a unit the runtime does not run on (`applies_to`) is an error."""
-    placed = place_units(profile, runtime_preference=rt.preferred_unit)
+    placed = place_units(profile, runtime_preference=rt.unit_preference(profile.name))
     used = {} if quant is None else {phase_choice(placed, quant, ph).unit: ph
                                      for ph in ("prefill", "decode")}
     for unit, phase in used.items():

@@ -394,8 +394,8 @@ def _communication(topo, model, micro_batch, seq, tp, pp, dp, zero, n_micro, par
     act_bytes = micro_batch * seq * model.d_model * 2.0
     blocks = model.executed_layers / pp
     tp_s = 4.0 * blocks * n_micro * collective_time(topo, "all_reduce", act_bytes, tp)
-    pp_s = np.where(pp > 1, 2.0 * n_micro * collective_time(topo, "send", act_bytes / tp, 2),
-                    0.0)
+    # a stage boundary is a 2-device send; no pipeline (pp 1) is a group of 1: no link needed
+    pp_s = 2.0 * n_micro * collective_time(topo, "send", act_bytes / tp, np.minimum(pp, 2))
     dp_topo = replace(topo, devices_per_node=max(1, int(topo.devices_per_node
                                                         // np.max(tp))))
     w_bytes = params_local * 2.0

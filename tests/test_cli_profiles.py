@@ -285,3 +285,16 @@ def test_broken_user_profile_is_named(capsys, tmp_path):
     (tmp_path / "broken.yaml").write_text("name: [\n")
     code, _, err = run(capsys, "list", "--profile-dir", str(tmp_path))
     assert code == 2 and "broken.yaml: malformed YAML" in err
+
+
+def test_check_json_verdict_follows_the_files(capsys, tmp_path, h100_doc):
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(h100_doc))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: broken\n")
+    code, out, _ = run(capsys, "check", str(good), "--json")
+    assert code == 0 and json.loads(out)["feasible"] is True
+    code, out, _ = run(capsys, "check", str(good), str(bad), "--json")
+    report = json.loads(out)
+    assert code == 2 and report["feasible"] is False and report["ok"] is False
+    assert report["reason"] == "1 of 2 file(s) failed validation"

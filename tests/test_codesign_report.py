@@ -3,28 +3,9 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 
 import precsim.codesign.report as report
 from precsim.codesign.cli import main
-from precsim.codesign.study import default_study_path
-
-
-@pytest.fixture(scope="module")
-def tiny_study(tmp_path_factory):
-    """Two deployments, a coarse grid and one what-if: a report in a few seconds."""
-    doc = yaml.safe_load(default_study_path().read_text())
-    doc["name"] = "tiny"
-    doc["deployments"] = [d for d in doc["deployments"]
-                          if d["profile"] in ("h100-sxm", "snapdragon-8-gen3")]
-    doc["search"].update(N={"min": 5e8, "max": 2e10, "points": 17},
-                         D={"min": 1e9, "max": 1e13, "points": 13}, bisection_steps=12,
-                         train_formats=[16, 8, 4],
-                         serve_formats=["W16A16", "W8A8", "W4A16-g128"])
-    doc["whatif"] = [{"profile": "snapdragon-8-gen3", "vary": ["memory.lpddr5x.bandwidth=2x"]}]
-    path = tmp_path_factory.mktemp("study") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def run_json(capsys, argv):

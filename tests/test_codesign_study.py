@@ -1,4 +1,6 @@
 """precsim.codesign.study: the default study, and errors that name the file and the field."""
+import json
+
 import pytest
 import yaml
 
@@ -88,3 +90,62 @@ def test_bad_study_is_exit_code_2(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
     (tmp_path / "alias.yaml").write_text("a: &x 1\nb: *x\n")
     assert main(["plan", "--study", str(tmp_path / "alias.yaml")]) == 2
+
+
+def _phone_study(tmp_path, **deployment):
+    """One snapdragon deployment serving W4A16-g128 (default unit: the CPU; the NPU runs
+    it too), a small search grid, no training."""
+    doc = yaml.safe_load(default_study_path().read_text())
+    for key in ("training", "whatif"):
+        doc.pop(key, None)
+    doc["deployments"] = [{"profile": "snapdragon-8-gen3", **deployment}]
+    doc["search"].update(serve_formats=["W4A16-g128"], train_formats=[16, 8])
+    doc["search"]["N"]["points"] = doc["search"]["D"]["points"] = 9
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _plan(path, capsys) -> dict:
+    assert main(["plan", "--study", str(path), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["optimum"]
+
+
+def test_deployment_prefill_unit_moves_the_serving_ttft(tmp_path, capsys):
+    """prefill_unit: npu (Hexagon) prices prefill on the NPU: the same optimum's TTFT
+    drops; decode stays on the CPU (its TPOT unchanged), as simulate --prefill-unit."""
+    default = _plan(_phone_study(tmp_path), capsys)
+    split = _plan(_phone_study(tmp_path, prefill_unit="npu"), capsys)
+    assert split["N"] == default["N"] and split["serve_format"] == "W4A16-g128"
+    assert split["ttft_s"] < default["ttft_s"] / 5
+    assert split["tpot_s"] == pytest.approx(default["tpot_s"], rel=1e-12)
+    study, source = load_study(_phone_study(tmp_path, unit="npu", decode_unit="cpu"))
+    placed = study.deployments[0].placed(resolve_study(study, source).deploy_profiles[0])
+    assert placed._placement["prefill"] == "npu" and placed._placement["decode"] == "cpu"
+
+
+@pytest.mark.parametrize("deployment,expected", [
+    ({"prefill_unit": "dsp"}, "deployments[0].prefill_unit: --prefill-unit dsp: profile "
+                              "snapdragon-8-gen3 has no unit 'dsp'"),
+    ({"unit": "gpu", "decode_unit": "tpu"}, "deployments[0].decode_unit: --decode-unit tpu"),
+    ({"profile": "h100-sxm", "unit": "gpu"}, "deployments[0].unit: --unit gpu: profile "
+                                             "h100-sxm has no compute_units"),
+    ({"unit": 3}, "deployments[0].unit: Input should be a valid string"),
+])
+def test_deployment_bad_unit_is_exit_2_naming_file_deployment_and_field(
+        tmp_path, capsys, deployment, expected):
+    path = _phone_study(tmp_path, **deployment)
+    assert main(["plan", "--study", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"precsim: error: {path}: ") and expected in err
+
+
+def test_deployment_unit_that_cannot_run_a_serving_format_is_refused(tmp_path):
+    """The NPU (QNN formats: int8, int4, fp16, bf16) cannot run ternary W1.58A8."""
+    doc = yaml.safe_load(_phone_study(tmp_path, decode_unit="npu").read_text())
+    doc["search"]["serve_formats"] = ["W4A16-g128", "W1.58A8"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    message = error_of(path)
+    assert "deployments[0].decode_unit: --decode-unit npu: unit npu of snapdragon-8-gen3 " \
+           "cannot run W1.58A8" in message

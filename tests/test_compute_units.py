@@ -17,6 +17,7 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.profiles import profile_from_mapping
 from precsim.simulator.quant import parse_quant
+from precsim.simulator.runtime import runtime_from_mapping
 
 PHONE = load_profile("snapdragon-8-gen3")
 M2 = load_profile("apple-m2")
@@ -237,15 +238,49 @@ def test_serve_names_the_units_and_runs_prefill_on_the_requested_one(capsys):
 
 
 def test_a_runtime_prefers_a_unit_and_runs_on_the_units_it_applies_to(capsys):
-    """llama-cpp states preferred_unit gpu and applies_to cpu, gpu (runtimes/)."""
+    """llama-cpp prefers the gpu, the cpu on snapdragon-8-gen3 (Android builds: CPU
+    backend, runtimes/llama-cpp.yaml [llamacpp-android]); applies_to cpu, gpu."""
     argv = ["simulate", "--profile", "snapdragon-8-gen3", "--model", "llama-3.2-1b",
             "--quant", "Q4_0", "--prompt", "64", "--gen", "4", "--runtime", "llama-cpp",
             "--json"]
     code, out, _ = _cli(argv, capsys)
     units = json.loads(out)["request"]["unit"]
-    assert code == 0 and units["prefill"] == {"unit": "gpu",
-                                             "reason": "the runtime's preferred unit"}
-    code, out, _ = _cli(argv + ["--unit", "cpu"], capsys)
-    assert code == 0 and json.loads(out)["request"]["unit"]["decode"]["unit"] == "cpu"
+    assert code == 0
+    assert units["prefill"] == units["decode"] == {"unit": "cpu",
+                                                   "reason": "the runtime's preferred unit"}
+    code, out, _ = _cli(argv + ["--unit", "gpu"], capsys)
+    assert code == 0 and json.loads(out)["request"]["unit"]["decode"] == {
+        "unit": "gpu", "reason": "requested"}
     code, _, err = _cli(argv + ["--decode-unit", "npu"], capsys)
     assert code == 2 and "runtime llama-cpp runs on cpu, gpu, not on the npu" in err
+    code, out, _ = _cli([a if a != "snapdragon-8-gen3" else "apple-m2" for a in argv], capsys)
+    assert code == 0 and json.loads(out)["request"]["unit"]["prefill"] == {
+        "unit": "gpu", "reason": "the runtime's preferred unit"}
+
+
+def test_preferred_unit_per_profile_schema():
+    """One unit, or {default: UNIT, <profile name>: UNIT}: any profile name (user
+    profiles too), but every value a device kind; errors name the file and field."""
+    base = {"name": "x", "description": "d", "applies_to": ["cpu", "gpu"]}
+    rt = runtime_from_mapping({**base, "preferred_unit": {"default": "gpu",
+                                                          "my-phone": "cpu"}}, "x.yaml")
+    assert rt.unit_preference("my-phone") == "cpu"
+    assert rt.unit_preference("apple-m2") == "gpu"
+    assert runtime_from_mapping({**base, "preferred_unit": {"my-phone": "npu"}},
+                                "x.yaml").unit_preference("apple-m2") is None
+    assert runtime_from_mapping({**base, "preferred_unit": "npu"},
+                                "x.yaml").unit_preference("anything") == "npu"
+    with pytest.raises(InputError, match=r"x\.yaml.*preferred_unit"):
+        runtime_from_mapping({**base, "preferred_unit": {"default": "gpu",
+                                                         "my-phone": "dsp"}}, "x.yaml")
+    with pytest.raises(InputError, match=r"x\.yaml.*preferred_unit"):
+        runtime_from_mapping({**base, "preferred_unit": {"Bad Name": "cpu"}}, "x.yaml")
+
+
+def test_runtimes_show_states_the_per_profile_preference(capsys):
+    code, out, _ = _cli(["runtimes", "show", "llama-cpp"], capsys)
+    assert code == 0
+    assert "runs on: cpu, gpu (prefers the gpu; the cpu on snapdragon-8-gen3)" in out
+    code, out, _ = _cli(["runtimes", "show", "llama-cpp", "--json"], capsys)
+    assert json.loads(out)["preferred_unit"] == {"default": "gpu",
+                                                 "snapdragon-8-gen3": "cpu"}

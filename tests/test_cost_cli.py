@@ -34,12 +34,14 @@ def test_simulate_json_and_csv(capsys, tmp_path):
 def test_simulate_not_fitting_is_reported(capsys):
     args = ["simulate", "--profile", "h100-sxm", "--model", "llama-2-7b", "--batch", "64",
             "--prompt", "8192", "--gen", "16"]
-    assert main(args) == 0
+    assert main(args) == 3          # answered, infeasible
     out = capsys.readouterr().out
     assert "DOES NOT FIT: needs" in out and "holds 85.9 GB" in out   # 80 GiB
     assert "decode tokens/s" not in out
-    assert main([*args, "--json"]) == 0
-    totals = json.loads(capsys.readouterr().out)["totals"]
+    assert main([*args, "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["feasible"] is False and doc["reason"].startswith("DOES NOT FIT: needs")
+    totals = doc["totals"]
     assert totals["fits"] is False and totals["tpot_s"] is None
     assert totals["memory_bytes"] > totals["capacity_bytes"]
 

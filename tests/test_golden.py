@@ -46,3 +46,14 @@ def test_recorded_outputs_are_answers_not_crashes():
     once recorded with an internal error): every case exits 0 unless listed."""
     for name, record in EXPECTED.items():
         assert record["exit"] == EXPECTED_EXIT.get(name, 0), (name, record.get("stderr"))
+
+
+def test_recorded_answers_carry_their_verdict():
+    """Every --json answer has `feasible`; exit 3 exactly when it is false (with a reason).
+    (report records hold its CSV tables instead of its --json.)"""
+    for name, record in EXPECTED.items():
+        doc = record["json"]
+        if record["exit"] in (0, 3) and not name.startswith("report/"):
+            assert isinstance(doc, dict) and "feasible" in doc, name
+            assert (record["exit"] == 3) == (doc["feasible"] is False), name
+            assert doc["feasible"] or doc["reason"], name

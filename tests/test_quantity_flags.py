@@ -1,5 +1,8 @@
 """One quantity grammar (simulator.units.parse_flag_quantity) for flags and study YAML:
 a number with a unit or a bare number in the documented base unit; one SLO class."""
+import argparse
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +14,7 @@ from precsim.simulator.des import sizing
 from precsim.simulator.errors import InputError
 from precsim.simulator.profile_loader import load_profile
 from precsim.simulator.slo import SLO
-from precsim.simulator.units import UnitError, parse_flag_quantity
+from precsim.simulator.units import BASE_UNITS, UnitError, parse_flag_quantity
 from tests.test_codesign_study import write_study
 
 PLAN = ["plan"]
@@ -152,3 +155,39 @@ def test_vary_ratios_use_the_ratio_grammar():
         profile_variants(h100, ["memory.hbm.bandwidth=0x"])
     with pytest.raises(InputError, match="--vary memory.hbm.bandwidth: unknown unit 'yx'"):
         profile_variants(h100, ["memory.hbm.bandwidth=2 yx"])
+
+
+#: flag names that are a duration, a size in bytes, a rate or a price
+_QUANTITY_NAME = re.compile(r"(^|-)(slo|qps|rate|dollars|price|kwh|seconds|time|duration|"
+                            r"bytes|gib|memory|bandwidth|hour)(-|$)")
+
+
+def _all_flags():
+    """(command path, action) of every option of every registered sub-parser."""
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif action.option_strings:
+                yield " ".join(path), action
+    return list(walk(build_parser(None), []))
+
+
+def test_every_quantity_flag_uses_the_shared_parser_and_shows_an_example():
+    flags = _all_flags()
+    quantity = [(cmd, a) for cmd, a in flags if getattr(a.type, "dimension", None)]
+    named = [(cmd, a) for cmd, a in flags
+             if _QUANTITY_NAME.search(a.option_strings[-1].lower().lstrip("-"))
+             and "tokens" not in a.option_strings[-1]]
+    assert named and len(quantity) >= len(named)
+    for cmd, action in named:
+        assert getattr(action.type, "dimension", None), (cmd, action.option_strings)
+    for cmd, action in quantity:
+        dim = action.type.dimension
+        assert "e.g." in action.help and f"({BASE_UNITS[dim]})" in action.help, \
+            (cmd, action.option_strings, action.help)
+    # the law commands' counts go through it too (no second count parser)
+    assert {(cmd, a.option_strings[-1]) for cmd, a in quantity} >= {
+        ("law predict", "--N"), ("law optimal", "--compute"), ("plan", "--tokens-served"),
+        ("size", "--slo-ttft"), ("serve", "--qps"), ("plan", "--dollars-per-kwh")}

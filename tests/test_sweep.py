@@ -385,3 +385,16 @@ def test_cli_on_a_scheduler_reports_failed_chunks(cluster, tmp_path, capsys, mon
     assert "injected failure at batch 3" in captured.err and "model=llama-3-8b" in captured.err
     assert "rerun the same command" in captured.err and parts_dir_for(out).is_dir()
     assert not out.exists()  # an incomplete sweep never writes (or replaces) the output
+
+
+def test_cli_json_of_a_failed_sweep_says_it_is_no_answer(cluster, tmp_path, capsys,
+                                                          monkeypatch):
+    import precsim.codesign.commands.sweep as command
+    monkeypatch.setattr(command, "run_sweep",
+                        functools.partial(run_sweep, evaluate=evaluate_failing_batch_3))
+    out = tmp_path / "r.parquet"
+    code = main(["sweep", str(write_study(tmp_path, STUDY)), "--out", str(out), "--scheduler",
+                 cluster.client.scheduler.address, "--no-progress", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["feasible"] is False and report["failed_chunks"] >= 1
+    assert "chunk(s) failed" in report["reason"] and not out.exists()

@@ -229,3 +229,64 @@ def test_laws_view_shades_the_presets_fitted_domain():
     from precsim.codesign.ui.laws_view import _domain_box
     from precsim.lawcore import get_law
     assert _domain_box(get_law("kumar2024").domain) == ((3.0, 16.0), (3e7, 1.7e9))
+
+
+def test_whatif_specs_on_a_soc_edit_its_units():
+    """On a SoC the engines live in compute_units: 'on' adds the type to every unit that
+    lacks it and whose runtimes take it (`formats`), 'off' removes it from every unit
+    that has it; the planner's variants accept the specs."""
+    from precsim.codesign.variants import profile_variants
+    phone = load_profile("snapdragon-8-gen3")
+    on = compute.WhatIf(native=("fp8_e4m3", "int4")).specs(phone)
+    # npu formats: int8, int4, fp16, bf16 (no fp8); cpu's include int4, not fp8
+    assert on == ["compute_units.gpu.compute.fp8_e4m3=native",
+                  "compute_units.gpu.compute.int4=native",
+                  "compute_units.npu.compute.int4=native",
+                  "compute_units.cpu.compute.int4=native"]
+    off = compute.WhatIf(emulated=("int8", "bf16")).specs(phone)
+    assert off == ["compute_units.npu.compute.int8=emulated",
+                   "compute_units.cpu.compute.int8=emulated"]  # bf16 native on no unit
+    both = profile_variants(phone, on + off)[-1][1]
+    for unit in ("npu", "cpu"):
+        view = both.for_unit(unit)
+        assert view.native("int4") and not view.native("int8")
+        # the rule that ran int4 on the int8 engine followed int8 to its fallback type
+        assert "int4" not in view.fallbacks and view.fallbacks["int8"].execute_as == "fp16"
+    assert both.for_unit("gpu").native("fp8_e4m3")
+
+
+def test_codesign_callback_on_a_soc_with_native_off(tmp_path):
+    """The Co-design tab's callback for a snapdragon deployment with int8 engines off."""
+    import yaml
+    from precsim.codesign.study import default_study_path
+    from precsim.codesign.ui import codesign_view
+    from precsim.codesign.ui.app import Context
+
+    doc = yaml.safe_load(default_study_path().read_text())
+    doc.pop("training"), doc.pop("whatif", None)
+    doc["deployments"] = [{"profile": "snapdragon-8-gen3"}]
+    doc["search"].update(serve_formats=["W8A8", "W4A16-g128"], train_formats=[16, 8])
+    doc["search"]["N"]["points"] = doc["search"]["D"]["points"] = 9
+    study = tmp_path / "phone.yaml"
+    study.write_text(yaml.safe_dump(doc))
+
+    callbacks = {}
+
+    class App:
+        def callback(self, *args, **kwargs):
+            return lambda fn: callbacks.setdefault(fn.__name__, fn)
+
+    ctx = Context(study=str(study))
+    with ctx.upload_dir:
+        codesign_view.register(App(), ctx)
+        _, err, style, done = callbacks["_update_focus"](
+            "snapdragon-8-gen3", None, 1, 1, [], ["int8"], None, None)
+        assert err == "" and style["display"] == "none"
+        table = callbacks["_update_table"](done)
+    row = table.data[0]
+    assert row["profile"] == "snapdragon-8-gen3" and row["train"] is not None
+    view = compute.plan_view(str(study), (), "snapdragon-8-gen3",
+                             whatif=compute.WhatIf(emulated=("int8",)))
+    assert view["specs"] == ["compute_units.npu.compute.int8=emulated",
+                             "compute_units.cpu.compute.int8=emulated"]
+    assert view["argv"][:3] == ["whatif", "--profile", "snapdragon-8-gen3"]

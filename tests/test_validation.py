@@ -21,9 +21,10 @@ from precsim.validation.calibrate import run_calibration, template_path, write_p
 from precsim.validation.fits import PLAUSIBLE_FACTOR, enforce_level_order, implausible, \
     net_bandwidth, template_kept
 from precsim.validation.kernels import build_case, matmul_case, rows_cols_case
-from precsim.validation.measure import ModelCase, measure_cases
+from precsim.validation.measure import ModelCase, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
     quick_plan
+from precsim.validation.rounds import run_rounds, time_job
 from precsim.validation.simulate import simulate_kernel
 
 
@@ -247,7 +248,8 @@ def test_errors_and_group_statistics_by_hand():
     table = pd.DataFrame({"name": list("abcd"), "format": ["x", "x", "x", "y"],
                           "kind": ["gemv"] * 4, "measured_s": [1.0, 2.0, 4.0, 1.0],
                           "simulated_s": [1.1, 1.0, 4.0, np.nan],
-                          "spread": [0.02, 0.04, 0.0, 0.1]})
+                          "spread": [0.02, 0.04, 0.0, 0.1],
+                          "noise_pct": [1.0, 5.0, 3.0, 9.0]})
     out = compare.add_errors(table)
     assert out["pct_error"].tolist()[:3] == pytest.approx([10.0, -50.0, 0.0])
     assert np.isnan(out["pct_error"].iloc[3])
@@ -256,7 +258,9 @@ def test_errors_and_group_statistics_by_hand():
     assert row["kernels"] == 3 and row["median_abs_pct_error"] == pytest.approx(10.0)
     assert row["p90_abs_pct_error"] == pytest.approx(42.0)  # 10 + 0.8 * (50 - 10)
     assert row["median_spread_pct"] == pytest.approx(2.0) and not row["within_target"]
+    assert row["median_noise_pct"] == pytest.approx(3.0)
     assert compare.overall(out)["kernels"] == 3
+    assert compare.overall(out)["noise_pct"] == pytest.approx(3.0)
     assert compare.scatter_png(out, "t")[:8] == b"\x89PNG\r\n\x1a\n"
     assert compare.overall(out.iloc[3:])["median_abs_pct_error"] is None
 
@@ -276,7 +280,12 @@ def test_missing_kernel_skips_its_format_and_the_rest_runs(monkeypatch):
     monkeypatch.setattr(formats.Linear, "_build_w4a16", broken)
     cases = [matmul_case("w4a16", 1, 128, 256), matmul_case("bf16", 1, 128, 256),
              ModelCase("decode", "w4a16", 1, 4)]
-    table, skips = measure_cases(cases, "cpu", TINY, model_factory=lambda f: None)
+    jobs, skips = held_out_jobs(cases, "cpu", TINY, {c.name: "memory" for c in cases},
+                                model_factory=lambda f: None)
+    results = run_rounds(jobs, lambda: {"stream": 1.0, "gemm": 1.0},
+                         lambda job: time_job(job, "cpu"), passes=1)
+    table, more = held_out_table(jobs, results)
+    assert more == []
     assert table["name"].tolist() == ["gemv/bf16/1x128x256"]
     assert len(skips) == 1 and "w4a16" in skips[0].what
     assert "not implemented here" in skips[0].reason

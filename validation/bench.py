@@ -2,14 +2,16 @@
 
 Each case is timed `repeats` times with `Timer.blocked_autorange` (which picks the
 number of calls per block and synchronises CUDA itself). The reported time is the
-median over repeats of each repeat's median; `spread` is (max - min) / median of the
-repeat medians (run-to-run), `iqr_rel` the within-run interquartile range / median.
+median over repeats of each repeat's median (`samples` keeps them); `spread` is
+(max - min) / median of the repeat medians (run-to-run), `iqr_rel` the within-run interquartile range / median.
 `best_s` is the fastest per-call time of any block over all repeats: interference from
-other processes only ever slows a call down, so calibration takes rates from it.
+other processes only ever slows a call down, so calibration takes rates from it. On one
+CPU thread the clock is the thread's CPU time (`time_best_of_threads`).
 """
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -39,14 +41,19 @@ class Timing:
     repeats: int
     calls: int
     best_s: float
+    samples: tuple[float, ...] = ()  # the repeat medians
 
 
-def time_callable(fn: Callable[[], object], settings: BenchSettings) -> Timing:
-    """Time `fn()` with torch.utils.benchmark.Timer; see the module docstring."""
+def time_callable(fn: Callable[[], object], settings: BenchSettings,
+                  cpu_time: bool = False) -> Timing:
+    """Time `fn()` with torch.utils.benchmark.Timer; see the module docstring. With
+    `cpu_time` the clock is the calling thread's CPU time (time.thread_time), valid
+    when the work runs on that one thread (one CPU thread)."""
     torch = load_torch()
     from torch.utils import benchmark
     threads = settings.threads or torch.get_num_threads()
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads,
+                            timer=time.thread_time if cpu_time else time.perf_counter)
     fn()  # warm-up: first-call allocations, weight packing, lazy init
     medians, iqrs, calls, best = [], [], 0, float("inf")
     for _ in range(settings.repeats):
@@ -58,7 +65,8 @@ def time_callable(fn: Callable[[], object], settings: BenchSettings) -> Timing:
     median = statistics.median(medians)
     spread = (max(medians) - min(medians)) / median if median > 0 else 0.0
     return Timing(median_s=median, spread=spread, iqr_rel=statistics.median(iqrs),
-                  repeats=settings.repeats, calls=calls, best_s=best)
+                  repeats=settings.repeats, calls=calls, best_s=best,
+                  samples=tuple(medians))
 
 
 def time_best_of_threads(fn: Callable[[], object], settings: BenchSettings, device: str
@@ -67,13 +75,17 @@ def time_best_of_threads(fn: Callable[[], object], settings: BenchSettings, devi
     one thread; `best_s` is the faster of the two and the thread count that reached it
     is returned. On a loaded machine every parallel call waits at the OpenMP barrier for
     a descheduled worker (milliseconds per call whatever its size), while one thread
-    keeps running: the best of both is the rate the hardware can deliver."""
+    keeps running: the best of both is the rate the hardware can deliver. The one-thread
+    timing counts the thread's CPU time (time.thread_time), so the time slices the
+    scheduler gives other processes are not counted; memory contention still is (a 64
+    MiB fp32 sum with load average 5 on 2 cores: 18-31 ms wall-clock, 5.9-6.1 ms CPU
+    time, in five 20 ms blocks each)."""
     torch = load_torch()
     threads = settings.threads or torch.get_num_threads()
-    timing = time_callable(fn, settings)
+    timing = time_callable(fn, settings, cpu_time=device == "cpu" and threads == 1)
     if device != "cpu" or threads == 1:
         return timing, threads
-    single = time_callable(fn, replace(settings, threads=1))
+    single = time_callable(fn, replace(settings, threads=1), cpu_time=True)
     if single.best_s < timing.best_s:
         return replace(timing, best_s=single.best_s), 1
     return timing, threads

@@ -33,6 +33,9 @@ template's and carries `measured:` provenance saying how, when and on what machi
 - dequantisation (`fallbacks.<type>.convert_ops_per_element`): one-token matmuls with
   packed weights (ternary run-time unpack) on STREAM_SHAPES are timed, and the ops per
   element are solved so that the simulator's own total gemm_cost of them matches.
+Every microbenchmark is a `rounds.Job`: they are timed in interleaved rounds, each
+starting with a drift reference, and the fits see drift-corrected times
+(`validation.rounds`; `validate` interleaves them with its held-out cases).
 Every solved value evaluates the simulator itself at two trial values (the time is
 linear in the unknown there) — no cost formula is repeated here.
 """
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -52,7 +56,10 @@ from precsim.simulator.profile_loader import builtin_profile_dir
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 from precsim.validation import fits, gemm_tiles, microbench
 from precsim.validation.bench import BenchSettings
-from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
+from precsim.validation.kernels import attention_case, case_job, matmul_case, rows_cols_case
+from precsim.validation.rounds import (CALIBRATION, Job, RoundsResult, reference_kernels,
+                                       run_rounds, time_job)
+from precsim.validation.simulate import case_bounds
 from precsim.validation.torchenv import busy_note, cpu_caches, load_torch, machine_description
 
 TEMPLATE_NAME = "host.yaml"
@@ -170,13 +177,36 @@ COLD_BYTES_BOUND = 128 * 2**20
 RATE_REPEATS = 5
 
 
-def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
-                    template: str | os.PathLike | None = None, name: str = "host",
-                    now: _dt.datetime | None = None) -> Calibration:
-    """Measure this machine and return the calibrated profile document and tables."""
+#: calibration on its own (`precsim calibrate`) runs in this many rounds per pass
+CALIBRATION_SLICES = 4
+
+
+@dataclass
+class CalibrationPlan:
+    """What calibration will time (`jobs`, in groups) and what it needs to fit them."""
+
+    device: str
+    settings: BenchSettings
+    quick: bool
+    doc: dict
+    plans: list[MemoryPlan]
+    stamp: str
+    notes: list[str]
+    groups: dict[str, list[Job]]
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [job for group in self.groups.values() for job in group]
+
+
+def plan_calibration(device: str, settings: BenchSettings, quick: bool = True,
+                     template: str | os.PathLike | None = None, name: str = "host",
+                     now: _dt.datetime | None = None) -> CalibrationPlan:
+    """The calibration microbenchmarks as jobs (timed by `rounds.run_rounds`)."""
     torch = load_torch()
     when = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     doc = load_yaml_mapping(template or template_path(), what="host profile template")
+    doc["name"] = name
     machine = machine_description(device)
     threads = torch.get_num_threads()
     stamp = f"on {machine}, {when}"
@@ -190,45 +220,87 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     sizes = microbench.stream_sizes(caches, per_level=2 if quick else 3)
     if device == "cuda":
         sizes = [s for s in sizes if s >= caches[0] / 8]
-
-    tiny = microbench.measure_tiny_ops(device, settings)
-    launch_s = float(tiny["time_s"].median())
-    overhead_s = float(tiny["best_s"].min())  # subtracted from the fastest calls
-    streams = microbench.measure_streams(device, sizes, settings)
-    if device == "cpu" and caches:
-        # one pass over an L1-sized buffer is shorter than the per-call overhead:
-        # that level is measured by repeated reads instead (microbench docstring)
-        first = [s for s in sizes if s <= caches[0]]
-        streams = pd.concat([streams[~streams["buffer_bytes"].isin(first)],
-                             microbench.measure_repeated_reads(device, first, settings)],
-                            ignore_index=True)
+    # one pass over an L1-sized buffer is shorter than the per-call overhead: that
+    # level is measured by repeated reads instead (microbench docstring)
+    first = [s for s in sizes if s <= caches[0]] if device == "cpu" and caches else []
     # rates come from the fastest call: more repeats give more chances of a clean one
     rate_settings = replace(settings, repeats=max(settings.repeats, RATE_REPEATS))
-    streams["level"] = [_level_of(s, plans) for s in streams["buffer_bytes"]]
     gemm_shapes = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
-    gemms = microbench.measure_gemm_peaks(device, gemm_shapes, rate_settings)
     n_wo, k_wo = microbench.weight_only_shape(quick)
-    vector = _measure_vector(device, settings)
     cold = min(3 * caches[-1], COLD_BYTES_BOUND) if caches else 96 * 2**20
-    matmuls = _measure_matmuls(device, rate_settings, n_wo, k_wo, cold)
+    template_profile = profile_from_mapping(doc, source="host profile template")
+
+    def cases(group: str, specs: list, settings_: BenchSettings, cold_: float | None
+              ) -> list[Job]:
+        bounds = case_bounds([c for c, _ in specs], template_profile)
+        return [case_job(c, CALIBRATION, bounds[c.name], device, settings_, cold_,
+                         key=f"{group}/{c.name}", meta=meta) for c, meta in specs]
+
+    launch_specs = [(matmul_case(fmt, 1, *microbench.LAUNCH_SHAPE), {"format": fmt})
+                    for fmt in microbench.LAUNCH_FORMATS] + [
+        (attention_case(*microbench.LAUNCH_ATTENTION), {"format": "attention"})]
+    groups = {
+        "tiny": microbench.tiny_op_jobs(device, settings),
+        "streams": microbench.stream_jobs(device, [s for s in sizes if s not in first],
+                                          settings)
+        + microbench.repeated_read_jobs(device, first, settings),
+        "gemms": microbench.gemm_peak_jobs(device, gemm_shapes, rate_settings),
+        "vector": cases("vector", [(rows_cols_case(kind, op, dtype, r, c),
+                                    {"kind": kind, "op": op, "dtype": dtype, "rows": r,
+                                     "cols": c})
+                                   for kind, op, dtype, r, c in VECTOR_CASES],
+                        settings, None),
+        "matmuls": cases("matmul", [(matmul_case(fmt, m, n, k),
+                                     {"purpose": purpose, "format": fmt, "m": m, "n": n,
+                                      "k": k})
+                                    for purpose, fmt, (m, n, k) in _matmul_specs(n_wo, k_wo)],
+                         rate_settings, cold),
+        "launches": cases("launch", launch_specs, rate_settings, None),
+        "attention": cases("attention", [(attention_case(*c), {"phase": c[0], "dtype": c[1]})
+                                         for c in microbench.ATTENTION_CASES],
+                           rate_settings, cold),
+    }
+    return CalibrationPlan(device, settings, quick, doc, plans, stamp, notes, groups)
+
+
+def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
+                    template: str | os.PathLike | None = None, name: str = "host",
+                    now: _dt.datetime | None = None,
+                    on_progress: Callable[[str, int, int], None] | None = None
+                    ) -> Calibration:
+    """Measure this machine (CALIBRATION_SLICES rounds per pass, ROUNDS passes, a drift
+    reference per round) and return the calibrated profile document and tables."""
+    plan = plan_calibration(device, settings, quick, template, name, now)
+    results = run_rounds(plan.jobs, reference_kernels(device),
+                         lambda job: time_job(job, device), passes=ROUNDS,
+                         slices=CALIBRATION_SLICES, on_progress=on_progress)
+    return finish_calibration(plan, results)
+
+
+def finish_calibration(plan: CalibrationPlan, results: RoundsResult) -> Calibration:
+    """Fit the profile to the drift-corrected timings of the plan's jobs."""
+    doc, plans, stamp, notes, device = (plan.doc, plan.plans, plan.stamp, plan.notes,
+                                        plan.device)
+    settings = plan.settings
+    g = plan.groups
+    tiny = microbench.job_table(g["tiny"], results)
+    launch_s = float(tiny["time_s"].median())
+    overhead_s = float(tiny["best_s"].min())  # subtracted from the fastest calls
+    streams = microbench.stream_table(g["streams"], results)
+    streams["level"] = [_level_of(s, plans) for s in streams["buffer_bytes"]]
+    gemms = microbench.gemm_peak_table(g["gemms"], results)
+    vector = microbench.job_table(g["vector"], results)
+    matmuls = microbench.job_table(g["matmuls"], results)
     dequant = pd.DataFrame([
         {"format": row["format"], "n": row["n"], "k": row["k"], "time_s": row["time_s"],
          "best_s": row["best_s"], "best_threads": row["best_threads"],
          "spread": row["spread"], "s_per_weight": row["best_s"] / (row["n"] * row["k"]),
          "error": row.get("error", "")}
         for _, row in matmuls[matmuls["purpose"] == "dequant"].iterrows()])
-    launches = pd.DataFrame([dict(row, format=fmt) for row, fmt in zip(
-        _timed_rounds([matmul_case(fmt, 1, *microbench.LAUNCH_SHAPE)
-                       for fmt in microbench.LAUNCH_FORMATS]
-                      + [attention_case(*microbench.LAUNCH_ATTENTION)], device, rate_settings),
-        list(microbench.LAUNCH_FORMATS) + ["attention"])])
-    attention = pd.DataFrame([
-        dict(row, phase=c[0], dtype=c[1]) for row, c in zip(
-            _timed_rounds([attention_case(*c) for c in microbench.ATTENTION_CASES], device,
-                          rate_settings, cold), microbench.ATTENTION_CASES)])
+    launches = microbench.job_table(g["launches"], results)
+    attention = microbench.job_table(g["attention"], results)
 
     # ---- assemble the profile document --------------------------------------------
-    doc["name"] = name
     if device == "cuda":
         doc["kind"] = "gpu"
     doc["description"] = (f"Calibrated with `precsim calibrate` {stamp}. Measured numbers "
@@ -256,6 +328,7 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     fits.fit_attention(doc, attention, stamp, notes)
     fits.fit_dequant(doc, dequant, stamp, notes)
     if device == "cpu":  # GPUs keep the template's cited structure
+        threads = settings.threads or load_torch().get_num_threads()
         doc["gemm"], _ = gemm_tiles.gemm_block(settings, threads, stamp)
     if device == "cpu":
         fits.mark_unmeasured(doc, stamp, notes)
@@ -277,55 +350,15 @@ VECTOR_CASES = (("elementwise", "silu", "fp32", 768, 1024),
                 ("norm", "layer_norm", "bf16", 768, 1024))
 
 
-#: calibration cases are timed in this many rounds over the whole list, keeping each
-#: case's fastest: a burst of interference from other tenants (minutes-long on shared
-#: machines) then slows one round of a case, not its every measurement
+#: passes over the calibration jobs (validation.rounds): a burst of interference from
+#: other tenants then slows one round of a case, not its every measurement
 ROUNDS = 2
 
 
-def _timed_rounds(cases: list, device: str, settings: BenchSettings,
-                  cold_bytes: float | None = None) -> list[dict]:
-    """Fastest-call timing of validation kernel cases (one row each), best of ROUNDS
-    round-robin passes; a case whose kernel cannot run gets NaN times and `error`."""
-    from precsim.validation.bench import time_best_of_threads
-    from precsim.validation.kernels import build_case
-    fns, rows = [], []
-    for case in cases:
-        try:
-            fns.append(build_case(case, device, cold_bytes=cold_bytes))
-            error = ""
-        except (RuntimeError, NotImplementedError, AttributeError, TypeError) as exc:
-            fns.append(None)
-            error = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        rows.append({"case": case.name, "time_s": float("nan"), "best_s": float("nan"),
-                     "best_threads": 0, "spread": float("nan"), "error": error})
-    for _ in range(ROUNDS):
-        for fn, row in zip(fns, rows):
-            if fn is None:
-                continue
-            try:
-                t, threads = time_best_of_threads(fn, settings, device)
-            except (RuntimeError, NotImplementedError) as exc:
-                row["error"] = str(exc).splitlines()[0][:160] if str(exc) else "error"
-                continue
-            if not t.best_s >= row["best_s"]:  # first round (NaN) or faster
-                row.update(time_s=t.median_s, best_s=t.best_s, best_threads=threads,
-                           spread=t.spread)
-    return rows
-
-
-def _measure_vector(device: str, settings: BenchSettings) -> pd.DataFrame:
-    cases = [rows_cols_case(kind, op, dtype, r, c) for kind, op, dtype, r, c in VECTOR_CASES]
-    rows = _timed_rounds(cases, device, settings)
-    return pd.DataFrame([dict(row, kind=kind, op=op, dtype=dtype, rows=r, cols=c)
-                         for row, (kind, op, dtype, r, c) in zip(rows, VECTOR_CASES)])
-
-
-def _measure_matmuls(device: str, settings: BenchSettings, n: int, k: int,
-                     cold_bytes: float) -> pd.DataFrame:
-    """The matmuls the stream fractions, the overlap, the weight-only kernels and the
-    run-time unpack (DEQUANT_FORMATS) are solved from (weights rotating over copies
-    totalling `cold_bytes`, so they stream from main memory, as the held-out cases)."""
+def _matmul_specs(n: int, k: int) -> list[tuple[str, str, tuple[int, int, int]]]:
+    """(purpose, format, (m, n, k)) of the matmuls the stream fractions, the overlap, the
+    weight-only kernels and the run-time unpack (DEQUANT_FORMATS) are solved from
+    (weights rotating over main-memory-sized copies, as the held-out cases)."""
     specs = [(purpose, fmt, (m, nn, kk)) for fmt in microbench.STREAM_FORMATS.values()
              for nn, kk in microbench.STREAM_SHAPES
              for purpose, m in (("stream", 1), ("gemm_stream", microbench.GEMM_STREAM_ROWS))]
@@ -335,10 +368,7 @@ def _measure_matmuls(device: str, settings: BenchSettings, n: int, k: int,
                   ("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
     specs += [("dequant", fmt, (1, nn, kk)) for fmt in microbench.DEQUANT_FORMATS
               for nn, kk in microbench.STREAM_SHAPES]
-    rows = _timed_rounds([matmul_case(fmt, *shape) for _, fmt, shape in specs], device,
-                         settings, cold_bytes)
-    return pd.DataFrame([dict(row, purpose=purpose, format=fmt, m=m, n=nn, k=kk)
-                         for row, (purpose, fmt, (m, nn, kk)) in zip(rows, specs)])
+    return specs
 
 
 def dump_profile(doc: dict) -> str:

@@ -3,7 +3,9 @@
 Error of one kernel: pct_error = 100 * (simulated - measured) / measured (positive:
 the simulator is slower than reality). Per group: median and 90th percentile of
 |pct_error|, beside the median run-to-run spread of the measurements (100 * (max -
-min) / median of the repeat medians), so model error can be read against noise.
+min) / median of the repeat medians) and the median noise (`noise_pct`: 100 * IQR /
+median of a case's drift-corrected repeat timings, validation.rounds), so model error
+can be read against noise.
 """
 from __future__ import annotations
 
@@ -32,13 +34,15 @@ def error_stats(table: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=[*([by] if isinstance(by, str) else by), "kernels",
                                      "median_abs_pct_error", "p90_abs_pct_error",
-                                     "median_spread_pct", "within_target"])
+                                     "median_spread_pct", "median_noise_pct",
+                                     "within_target"])
     grouped = rows.groupby(by, sort=False)
     stats = pd.DataFrame({
         "kernels": grouped.size(),
         "median_abs_pct_error": grouped["abs_pct_error"].median(),
         "p90_abs_pct_error": grouped["abs_pct_error"].quantile(0.9),
         "median_spread_pct": grouped["spread_pct"].median(),
+        "median_noise_pct": grouped["noise_pct"].median(),
     }).reset_index()
     stats["within_target"] = stats["median_abs_pct_error"] <= TARGET_MEDIAN_ABS_PCT
     return stats
@@ -48,11 +52,12 @@ def overall(table: pd.DataFrame) -> dict:
     rows = table.dropna(subset=["abs_pct_error"])
     if rows.empty:
         return {"kernels": 0, "median_abs_pct_error": None, "p90_abs_pct_error": None,
-                "median_spread_pct": None}
+                "median_spread_pct": None, "noise_pct": None}
     return {"kernels": int(len(rows)),
             "median_abs_pct_error": float(rows["abs_pct_error"].median()),
             "p90_abs_pct_error": float(rows["abs_pct_error"].quantile(0.9)),
-            "median_spread_pct": float(rows["spread_pct"].median())}
+            "median_spread_pct": float(rows["spread_pct"].median()),
+            "noise_pct": float(rows["noise_pct"].median())}
 
 
 def scatter_png(table: pd.DataFrame, title: str) -> bytes:

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
+from precsim.validation.bench import BenchSettings
 from precsim.validation.formats import FORMATS, Linear
+from precsim.validation.rounds import Job
 from precsim.validation.torchenv import load_torch
 
 MATMUL_KINDS = ("gemm", "gemv")
@@ -129,3 +132,12 @@ def build_case(case: KernelCase, device: str, cold_bytes: float | None = None,
     if case.op not in ops:
         raise KeyError(f"unknown {case.kind} op {case.op!r} (known: {', '.join(ops)})")
     return ops[case.op]
+
+
+def case_job(case: KernelCase, group: str, bound: str, device: str,
+             settings: BenchSettings, cold_bytes: float | None = None,
+             key: str | None = None, meta: Mapping | None = None) -> Job:
+    """The case as a `rounds.Job`: fresh tensors (build_case) each time it is timed."""
+    return Job(key or case.name, group, bound,
+               partial(build_case, case, device, cold_bytes=cold_bytes), settings,
+               meta={"case": case.name, **(meta or {})})

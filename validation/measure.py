@@ -1,32 +1,32 @@
-"""Measure a list of held-out cases; what cannot run is skipped with the reason.
+"""The held-out cases as measurement jobs, and their table; what cannot run is skipped
+with the reason.
 
-Returns a DataFrame with one row per measured case (name, kind, op, format, shape,
-measured time, run-to-run spread, within-run IQR). `measured_s` is the fastest call at
-the configured threads or on one thread (`bench.time_best_of_threads`): other processes
-only slow calls down (on a loaded machine every parallel call waits milliseconds at the
-OpenMP barrier), and the simulator models the machine without them; `median_s` keeps the
-median at the configured threads and `best_threads` the thread count of the best and a
-list of `Skip`s naming each skipped case or format and why (kernel missing on this
-PyTorch/device, error).
-Cases are timed in `rounds` passes over the whole list (fresh tensors for each kernel
-case, the same model for the transformer's passes), keeping each case's fastest:
-interference from other tenants comes in bursts that then slow one pass of a case, not
-all of them. A case's `spread` is the larger of the spread of its repeat medians within
-the kept pass and (max - min) / min of the passes' fastest calls: fresh tensors, and a
-minute later the shared VM's memory bandwidth, can run at another speed (the same
-one-token torch._int_mm: 41 and 68-74 GB/s ten minutes apart on the 2-core host).
+`held_out_jobs` turns kernel and transformer cases into `rounds.Job`s (fresh tensors for
+each kernel case every time it is timed, one model per format for every round of the
+transformer's); `validation.run` times them interleaved with the calibration jobs
+(`validation.rounds`: a drift reference per round, drift-corrected times).
+`held_out_table` gives one row per measured case (name, kind, op, format, shape):
+`measured_s` is the corrected fastest call at the configured threads or on one thread
+(`bench.time_best_of_threads`: other processes only slow calls down, on a loaded
+machine every parallel call waits milliseconds at the OpenMP barrier, and the simulator
+models the machine without them), the median over its rounds; `median_s` keeps the
+corrected median call; `spread` is the larger of the repeats' spread and the rounds'
+disagreement; `noise_pct` the IQR / median of its repeat timings; and a list of `Skip`s
+naming each skipped case or format and why (kernel missing on this PyTorch/device,
+error).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 
-from precsim.validation.bench import BenchSettings, time_best_of_threads
+from precsim.validation.bench import BenchSettings
 from precsim.validation.formats import FORMATS, probe_formats
-from precsim.validation.kernels import MATMUL_KINDS, KernelCase, build_case
-from precsim.validation.torchenv import load_torch
+from precsim.validation.kernels import MATMUL_KINDS, KernelCase, case_job
+from precsim.validation.rounds import HELD_OUT, Job, RoundsResult
 
 
 @dataclass(frozen=True)
@@ -76,19 +76,12 @@ class ModelCase:
 Case = KernelCase | ModelCase
 
 
-def _row(case: Case, timing, threads: int, device: str, extra: dict | None = None) -> dict:
-    return {"name": case.name, "kind": case.kind, "op": case.op, "format": case.fmt,
-            "shape": case.shape_text, "device": device, "measured_s": timing.best_s,
-            "median_s": timing.median_s, "best_threads": threads, "spread": timing.spread, "iqr_rel": timing.iqr_rel, "repeats": timing.repeats,
-            **(extra or {})}
-
-
-def measure_cases(cases: Sequence[Case], device: str, settings: BenchSettings,
+def held_out_jobs(cases: Sequence[Case], device: str, settings: BenchSettings,
+                  bounds: Mapping[str, str],
                   model_factory: Callable[[str], object] | None = None,
-                  cold_bytes: float | None = None, progress: Callable[[str], None] | None = None,
-                  rounds: int = 1) -> tuple[pd.DataFrame, list[Skip]]:
-    """Time every case; a format whose kernel fails its probe is skipped as a whole."""
-    torch = load_torch()
+                  cold_bytes: float | None = None) -> tuple[list[Job], list[Skip]]:
+    """The cases as held-out `rounds.Job`s (key: case name; `bounds` picks each one's
+    drift reference); a format whose kernel fails its probe is skipped as a whole."""
     formats = sorted({c.fmt for c in cases if c.kind in MATMUL_KINDS or
                       isinstance(c, ModelCase)})
     probes = probe_formats(device, [f for f in formats if f in FORMATS] or None) \
@@ -96,41 +89,44 @@ def measure_cases(cases: Sequence[Case], device: str, settings: BenchSettings,
     skips = [Skip(f"format {p.fmt} (every case)", p.reason)
              for p in probes.values() if not p.available]
     unavailable = {p.fmt for p in probes.values() if not p.available}
-    rows: dict[str, dict] = {}
-    models: dict[str, object] = {}
-    failed: set[str] = set()
-    passes: dict[str, list[float]] = {}  # each pass's fastest call, per case
-    for case in list(cases) * rounds:
-        if case.fmt in unavailable or case.name in failed:
+    models: dict[str, object] = {}  # each format's model, built once for every round
+
+    def model_call(case: ModelCase) -> Callable[[], object]:
+        if model_factory is None:
+            raise ValueError("no model factory given for transformer cases")
+        if case.fmt not in models:
+            models[case.fmt] = model_factory(case.fmt)
+        model = models[case.fmt]
+        return (model.decode_step(case.batch, case.length) if case.phase == "decode"
+                else model.prefill(case.batch, case.length))
+
+    jobs = []
+    for case in cases:
+        if case.fmt in unavailable:
             continue
-        if progress:
-            progress(case.name)
-        try:
-            if isinstance(case, ModelCase):
-                if model_factory is None:
-                    raise ValueError("no model factory given for transformer cases")
-                if case.fmt not in models:  # kept for the later passes
-                    models[case.fmt] = model_factory(case.fmt)
-                model = models[case.fmt]
-                fn = (model.decode_step(case.batch, case.length) if case.phase == "decode"
-                      else model.prefill(case.batch, case.length))
-                extra = {"weight_bytes": model.weight_bytes}
-            else:
-                fn = build_case(case, device, cold_bytes=cold_bytes)
-                extra = {}
-            with torch.inference_mode():
-                timing, threads = time_best_of_threads(fn, settings, device)
-        except (RuntimeError, NotImplementedError, ValueError, KeyError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            skips.append(Skip(case.name, f"{type(exc).__name__}: {first[:200]}"))
-            failed.add(case.name)
+        meta = {"name": case.name, "kind": case.kind, "op": case.op, "format": case.fmt,
+                "shape": case.shape_text, "device": device}
+        if isinstance(case, ModelCase):
+            jobs.append(Job(case.name, HELD_OUT, bounds[case.name],
+                            partial(model_call, case), settings, meta=meta))
+        else:
+            jobs.append(case_job(case, HELD_OUT, bounds[case.name], device, settings,
+                                 cold_bytes, meta=meta))
+    return jobs, skips
+
+
+def held_out_table(jobs: Sequence[Job], results: RoundsResult) -> tuple[pd.DataFrame,
+                                                                        list[Skip]]:
+    """One row per measured case (measured_s: the corrected fastest call, median_s,
+    spread, iqr_rel, noise_pct, rounds) and a Skip per case that could not run."""
+    rows, skips = [], []
+    for job in jobs:
+        r = results.result(job.key)
+        if r["error"]:
+            skips.append(Skip(job.key, r["error"]))
             continue
-        row = _row(case, timing, threads, device, extra)
-        passes.setdefault(case.name, []).append(timing.best_s)
-        if case.name not in rows or row["measured_s"] < rows[case.name]["measured_s"]:
-            rows[case.name] = row
-    models.clear()
-    for name, row in rows.items():  # the passes' disagreement is run-to-run spread too
-        best = passes[name]
-        row["spread"] = max(row["spread"], (max(best) - min(best)) / min(best))
-    return pd.DataFrame(list(rows.values())), skips
+        rows.append({**job.meta, "measured_s": r["best_s"], "median_s": r["time_s"],
+                     "best_threads": r["best_threads"], "spread": r["spread"],
+                     "iqr_rel": r["iqr_rel"], "noise_pct": r["noise_pct"],
+                     "rounds": r["rounds"]})
+    return pd.DataFrame(rows), skips

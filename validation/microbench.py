@@ -1,9 +1,13 @@
 """Calibration microbenchmarks: memory streams, large GEMMs, tiny ops, dequantisation.
 
-All timings go through `validation.bench.time_callable` (torch.utils.benchmark). Rates
-(bandwidths, ops/s) come from the fastest call (`best_s`), since other processes only
-slow calls down; `time_s` keeps the median for reference. Each function returns a pandas DataFrame with one row per measured point, so what the
-calibrated profile is derived from can be written out and inspected.
+Each microbenchmark is a list of `rounds.Job`s (timed in interleaved rounds with a drift
+reference, `validation.rounds`), and a `*_table` function turns their corrected timings
+into a pandas DataFrame with one row per measured point, so what the calibrated profile
+is derived from can be written out and inspected. Streams, GEMM peaks and tiny ops run
+in the first pass only (as before the rounds: a second pass of the 1 GiB streams costs
+~10 s for little), the matmul, element-wise and attention cases in every pass. Rates (bandwidths, ops/s) come from
+the fastest call (`best_s`), since other processes only slow calls down; `time_s` keeps
+the median for reference.
 
 - streams: `x.sum()` (read), `y.copy_(x)` (read + write) and `torch.add(x, x, out=y)`
   (2 reads + 1 write) over buffer sizes growing from inside L1 to well past the last
@@ -17,11 +21,13 @@ calibrated profile is derived from can be written out and inspected.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import pandas as pd
 
-from precsim.validation.bench import BenchSettings, time_best_of_threads, time_callable
+from precsim.validation.bench import BenchSettings
+from precsim.validation.rounds import CALIBRATION, Job
 from precsim.validation.torchenv import load_torch
 
 STREAM_OPS = ("read", "copy", "add")
@@ -69,65 +75,78 @@ def stream_sizes(cache_bytes: Sequence[float], per_level: int = 2) -> list[int]:
     return sorted({max(4096, int(s) // 4096 * 4096) for s in sizes})
 
 
-def measure_streams(device: str, sizes_bytes: Sequence[int], settings: BenchSettings
-                    ) -> pd.DataFrame:
-    """Time read / copy / add streams of fp32 buffers of each size."""
+def _stream_call(device: str, n: int, op: str) -> Callable[[], object]:
     torch = load_torch()
-    rows = []
+    x = torch.full((n,), 0.5, device=device)  # values do not matter; filling is fast
+    y = torch.empty_like(x)
+    return {"read": lambda: x.sum(), "copy": lambda: y.copy_(x),
+            "add": lambda: torch.add(x, x, out=y)}[op]
+
+
+def stream_jobs(device: str, sizes_bytes: Sequence[int], settings: BenchSettings
+                ) -> list[Job]:
+    """read / copy / add streams of fp32 buffers of each size (memory-bound jobs)."""
+    jobs = []
     for size in sizes_bytes:
         n = max(1, int(size) // 4)
-        x = torch.rand(n, device=device)
-        y = torch.empty_like(x)
-        ops = {"read": lambda: x.sum(), "copy": lambda: y.copy_(x),
-               "add": lambda: torch.add(x, x, out=y)}
         for op in STREAM_OPS:
-            t, best_threads = time_best_of_threads(ops[op], settings, device)
-            moved = STREAM_TRAFFIC[op] * n * 4
-            rows.append({"op": op, "buffer_bytes": n * 4, "bytes_moved": moved,
-                         "time_s": t.median_s, "best_s": t.best_s,
-                         "best_threads": best_threads, "spread": t.spread,
-                         "bandwidth_bytes_per_s": moved / t.best_s})
-        del x, y
-    return pd.DataFrame(rows)
+            jobs.append(Job(f"stream/{op}/{n * 4}", CALIBRATION, "memory",
+                            partial(_stream_call, device, n, op), settings, passes=1,
+                            meta={"op": op, "buffer_bytes": n * 4,
+                                  "bytes_moved": STREAM_TRAFFIC[op] * n * 4}))
+    return jobs
 
 
-def measure_repeated_reads(device: str, sizes_bytes: Sequence[int], settings: BenchSettings,
-                           bytes_per_call: int = 2**21) -> pd.DataFrame:
+def _repeated_read_call(device: str, n: int, repeat: int) -> Callable[[], object]:
+    view = load_torch().rand(n, device=device).expand(repeat, n)
+    return lambda: view.sum(dim=0)
+
+
+def repeated_read_jobs(device: str, sizes_bytes: Sequence[int], settings: BenchSettings,
+                       bytes_per_call: int = 2**21) -> list[Job]:
     """Read a small buffer many times in one call: `x.expand(R, n).sum(dim=0)`.
 
     Buffers that fit the first cache level are read in well under the per-call
     overhead, so one pass cannot resolve their bandwidth; R passes (R*n*4 close to
-    `bytes_per_call`) make the call long enough. Op name: "read_repeat".
+    `bytes_per_call`) make the call long enough. Op name: "read_repeat"; in-core, so
+    corrected by the compute reference.
     """
-    torch = load_torch()
-    rows = []
+    jobs = []
     for size in sizes_bytes:
         n = max(1, int(size) // 4)
         repeat = max(1, bytes_per_call // (n * 4))
-        view = torch.rand(n, device=device).expand(repeat, n)
-        t, best_threads = time_best_of_threads(lambda: view.sum(dim=0), settings, device)
-        moved = repeat * n * 4
-        rows.append({"op": "read_repeat", "buffer_bytes": n * 4, "bytes_moved": moved,
-                     "time_s": t.median_s, "best_s": t.best_s,
-                     "best_threads": best_threads, "spread": t.spread,
-                     "bandwidth_bytes_per_s": moved / t.best_s})
-    return pd.DataFrame(rows)
+        jobs.append(Job(f"read_repeat/{n * 4}", CALIBRATION, "compute",
+                        partial(_repeated_read_call, device, n, repeat), settings, passes=1,
+                        meta={"op": "read_repeat", "buffer_bytes": n * 4,
+                              "bytes_moved": repeat * n * 4}))
+    return jobs
 
 
-def measure_tiny_ops(device: str, settings: BenchSettings) -> pd.DataFrame:
-    """Per-call overhead: ops on one element (add, sum, 1x1 matmul, 1x1 linear)."""
+def stream_table(jobs: Sequence[Job], results) -> pd.DataFrame:
+    """One row per stream job with its bandwidth (bytes moved / fastest call)."""
+    table = job_table(jobs, results)
+    table["bandwidth_bytes_per_s"] = table["bytes_moved"] / table["best_s"]
+    return table
+
+
+def _tiny_call(device: str, name: str) -> Callable[[], object]:
     torch = load_torch()
     x = torch.ones(1, device=device)
     a = torch.ones(1, 1, device=device)
-    ops = {"add_": lambda: x.add_(1.0), "sum": lambda: x.sum(),
-           "mm_1x1": lambda: torch.mm(a, a),
-           "linear_1x1": lambda: torch.nn.functional.linear(a, a)}
-    rows = []
-    for name, fn in ops.items():
-        t = time_callable(fn, settings)
-        rows.append({"op": name, "time_s": t.median_s, "best_s": t.best_s,
-                     "spread": t.spread})
-    return pd.DataFrame(rows)
+    return {"add_": lambda: x.add_(1.0), "sum": lambda: x.sum(),
+            "mm_1x1": lambda: torch.mm(a, a),
+            "linear_1x1": lambda: torch.nn.functional.linear(a, a)}[name]
+
+
+TINY_OPS = ("add_", "sum", "mm_1x1", "linear_1x1")
+
+
+def tiny_op_jobs(device: str, settings: BenchSettings) -> list[Job]:
+    """Per-call overhead: ops on one element (add, sum, 1x1 matmul, 1x1 linear), timed
+    at the configured threads only."""
+    return [Job(f"tiny/{name}", CALIBRATION, "overhead", partial(_tiny_call, device, name),
+                settings, both_threads=False, meta={"op": name}, passes=1)
+            for name in TINY_OPS]
 
 
 #: GEMM calibration shapes (m, n, k) per data type; held-out shapes are elsewhere.
@@ -139,36 +158,38 @@ GEMM_SHAPES_FULL = {"fp32": [(1024, 1024, 1024), (2048, 2048, 2048), (1536, 1536
                     "int8": [(1024, 1024, 1024), (2048, 2048, 2048), (1536, 1536, 4096)]}
 
 
-def measure_gemm_peaks(device: str, shapes: dict[str, list[tuple[int, int, int]]],
-                       settings: BenchSettings) -> pd.DataFrame:
-    """Ops/s of large GEMMs per data type (2*m*n*k ops per product)."""
+def _gemm_call(device: str, dtype: str, m: int, n: int, k: int) -> Callable[[], object]:
     torch = load_torch()
     torch.manual_seed(0)
-    rows = []
-    for dtype, shape_list in shapes.items():
-        for m, n, k in shape_list:
-            if dtype == "int8":
-                a = torch.randint(-127, 128, (m, k), dtype=torch.int8, device=device)
-                b = torch.randint(-127, 128, (k, n), dtype=torch.int8, device=device)
-                fn = (lambda a=a, b=b: torch._int_mm(a, b))
-            else:
-                tdt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-                a = torch.randn(m, k, device=device, dtype=tdt)
-                b = torch.randn(k, n, device=device, dtype=tdt)
-                fn = (lambda a=a, b=b: torch.mm(a, b))
-            try:
-                t, best_threads = time_best_of_threads(fn, settings, device)
-            except RuntimeError as exc:
-                rows.append({"dtype": dtype, "m": m, "n": n, "k": k, "time_s": float("nan"),
-                             "best_s": float("nan"), "best_threads": 0,
-                             "spread": float("nan"), "ops_per_s": float("nan"),
-                             "error": str(exc).splitlines()[0][:160]})
-                continue
-            rows.append({"dtype": dtype, "m": m, "n": n, "k": k, "time_s": t.median_s,
-                         "best_s": t.best_s, "best_threads": best_threads,
-                         "spread": t.spread, "ops_per_s": 2.0 * m * n * k / t.best_s,
-                         "error": ""})
-    return pd.DataFrame(rows)
+    if dtype == "int8":
+        a = torch.randint(-127, 128, (m, k), dtype=torch.int8, device=device)
+        b = torch.randint(-127, 128, (k, n), dtype=torch.int8, device=device)
+        return lambda: torch._int_mm(a, b)
+    tdt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a = torch.randn(m, k, device=device, dtype=tdt)
+    b = torch.randn(k, n, device=device, dtype=tdt)
+    return lambda: torch.mm(a, b)
+
+
+def gemm_peak_jobs(device: str, shapes: dict[str, list[tuple[int, int, int]]],
+                   settings: BenchSettings) -> list[Job]:
+    """Large GEMMs per data type (compute-bound jobs)."""
+    return [Job(f"gemm_peak/{dtype}/{m}x{n}x{k}", CALIBRATION, "compute",
+                partial(_gemm_call, device, dtype, m, n, k), settings, passes=1,
+                meta={"dtype": dtype, "m": m, "n": n, "k": k})
+            for dtype, shape_list in shapes.items() for m, n, k in shape_list]
+
+
+def gemm_peak_table(jobs: Sequence[Job], results) -> pd.DataFrame:
+    """Ops/s of each GEMM (2*m*n*k ops per product, fastest call); NaN where it failed."""
+    table = job_table(jobs, results)
+    table["ops_per_s"] = 2.0 * table["m"] * table["n"] * table["k"] / table["best_s"]
+    return table
+
+
+def job_table(jobs: Sequence[Job], results) -> pd.DataFrame:
+    """One row per job: its meta and its corrected timing (rounds.RoundsResult.result)."""
+    return pd.DataFrame([{**job.meta, **results.result(job.key)} for job in jobs])
 
 
 #: one-token matmuls (n, k) whose weight-streaming rate gives each type's

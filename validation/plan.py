@@ -47,8 +47,10 @@ class ValidationPlan:
     model_cases: tuple[ModelCase, ...]
     #: weights and KV caches rotate over copies totalling this many bytes (main memory)
     cold_bytes: float
-    #: passes over the kernel cases, each case keeping its fastest (measure_cases)
+    #: passes over the calibration and held-out cases (validation.rounds)
     rounds: int = 2
+    #: rounds per pass, each with its drift reference: about 10 s each in the quick plan
+    slices: int = 8
 
 
 def _matmuls(shapes, formats=tuple(FORMATS)) -> tuple[KernelCase, ...]:
@@ -108,7 +110,7 @@ def smoke_plan() -> ValidationPlan:
         TINY_MODEL,
         (ModelCase("decode", "fp32", 1, 16), ModelCase("decode", "w4a16", 1, 16),
          ModelCase("prefill", "bf16", 1, 16)),
-        cold_bytes=0.0, rounds=1)
+        cold_bytes=0.0, rounds=1, slices=2)
 
 
 PLANS = {"quick": quick_plan, "full": full_plan, "smoke": smoke_plan}

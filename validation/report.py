@@ -53,7 +53,19 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".1f") -> str:
     return "\n".join(out)
 
 
+def noise_text(noise: dict) -> str:
+    """One line on the run's drift reference: rounds, drift, rejected rounds."""
+    if not noise.get("rounds"):
+        return "no measurement round ran"
+    by_ref = ", ".join(f"{k} {v:.0f}%" for k, v in noise["drift_by_reference"].items())
+    return (f"{noise['rounds']} interleaved rounds; reference drift {noise['drift_pct']:.0f}% "
+            f"(max / min - 1: {by_ref}); {noise['rounds_rejected']} round(s) rejected "
+            f"(reference beyond ±{noise['threshold_pct']:.0f}% of its median) and "
+            f"re-measured, {noise['rounds_drifting']} kept drifting (corrected)")
+
+
 def summary_markdown(*, title: str, machine: str, profile_note: str, overall: dict,
+                     noise: dict,
                      by_format: pd.DataFrame, by_kind: pd.DataFrame,
                      models: pd.DataFrame, worst: pd.DataFrame, skips: list,
                      findings: list[str], calibration: str | None,
@@ -63,16 +75,20 @@ def summary_markdown(*, title: str, machine: str, profile_note: str, overall: di
     med = overall.get("median_abs_pct_error")
     head = (f"**{overall['kernels']} held-out kernels; median |error| "
             f"{med:.1f}%, p90 {overall['p90_abs_pct_error']:.1f}%; median run-to-run "
-            f"spread {overall['median_spread_pct']:.1f}%** (target: median ≤ "
-            f"{TARGET_MEDIAN_ABS_PCT:.0f}% per format)") if med is not None else \
-        "**No kernel was measured** (see Skipped)."
+            f"spread {overall['median_spread_pct']:.1f}%, median noise "
+            f"{overall['noise_pct']:.1f}%** (target: median ≤ "
+            f"{TARGET_MEDIAN_ABS_PCT:.0f}% per format)\n\n{noise_text(noise)}"
+            ) if med is not None else "**No kernel was measured** (see Skipped)."
     parts = [f"# {title}", "", f"Machine: {machine}", "", f"Profile: {profile_note}", ""]
     parts += [f"> **Warning:** {w}\n" for w in warnings]
     parts += [head, "", "error = (simulated - measured) / measured; positive means the "
              "simulator predicts a slower kernel than PyTorch ran. measured = the fastest "
              "call, at the configured threads or on one thread (other processes only slow "
-             "calls down); median_s keeps the median at the configured threads. Spread = "
-             "(max - min) / median of the repeat medians.", "",
+             "calls down), drift-corrected by its round's reference kernel and the median over "
+             "its rounds; median_s keeps the median call. Spread = (max - min) / median of "
+             "the repeat medians, or the rounds' disagreement if larger; noise = IQR / "
+             "median of the repeat timings (an error within the noise is not a model "
+             "miss).", "",
              "## Per format", "", _md_table(by_format), "",
              "## Per kernel kind", "", _md_table(by_kind), "",
              "## Whole small transformer", "", _md_table(models, ".3g"), "",

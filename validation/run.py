@@ -1,5 +1,8 @@
 """`precsim validate`: calibrate (or load a profile), measure, simulate, compare, write.
 
+Calibration and the held-out cases are timed together, in interleaved rounds with a
+drift reference (validation.rounds), so both see the same machine state; the result
+reports the noise next to the error (noise_pct, drift_pct, rounds_rejected).
 Outputs (written into a temporary sibling and swapped in with atomic_directory):
 kernels.csv, by_format.csv, by_kind.csv, scatter.png, summary.md, profile.yaml and,
 when calibrated here, calibration_{streams,gemms,tiny_ops,dequant,vector,matmuls}.csv.
@@ -19,10 +22,12 @@ import pandas as pd
 from precsim.simulator.io import atomic_directory
 from precsim.simulator.profile_loader import load_profile_file
 from precsim.validation import compare, report
-from precsim.validation.calibrate import dump_profile, run_calibration, template_path
-from precsim.validation.measure import Skip, measure_cases
+from precsim.validation.calibrate import (dump_profile, finish_calibration, plan_calibration,
+                                         template_path)
+from precsim.validation.measure import Skip, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, assert_held_out, torch_shape
-from precsim.validation.simulate import simulate_cases
+from precsim.validation.rounds import reference_kernels, run_rounds, time_job
+from precsim.validation.simulate import case_bounds, simulate_cases
 from precsim.validation.torchenv import (TorchUnavailable, load_torch, machine_description,
                                  resolve_device, set_threads, busy_note)
 from precsim.validation.transformer import TinyTransformer
@@ -44,8 +49,8 @@ KNOWN_CAUSES = {
     "chain's temporaries is interpolated between the usable L3 share and twice it",
     ("gemv", "w8a8", ""): "one-token torch._int_mm streams its (N, K) int8 weight near "
     "the DRAM rate, which drifts with the VM's neighbours (41 GB/s, and 68-74 GB/s ten "
-    "minutes later, for the same call); a case timed a minute after calibration "
-    "inherits the drift",
+    "minutes later, for the same call); the round's stream reference corrects the "
+    "part of the drift it shares",
     ("gemm", "w8a8", ""): "few-row torch._int_mm streams at 14-20 GB/s depending on the "
     "shape; the GEMM-path fraction is pooled over three",
     ("gemm", "fp32", ""): "MKL's sgemm at 8 rows streams a little faster than at the 4 "
@@ -94,11 +99,13 @@ def findings(table: pd.DataFrame, stats: pd.DataFrame, column: str) -> list[str]
         sub = table[(table[column] == key) & table["abs_pct_error"].notna()]
         worst = sub.loc[sub["abs_pct_error"].idxmax()]
         faster = int((sub["pct_error"] < 0).sum())
-        noise = (" - within the run-to-run noise" if row.median_spread_pct
-                 >= row.median_abs_pct_error else "")
+        noise = (" - within the run-to-run noise" if max(
+            row.median_spread_pct, row.median_noise_pct) >= row.median_abs_pct_error
+            else "")
         notes.append(
             f"{column} {key}: median |error| {row.median_abs_pct_error:.0f}% over "
-            f"{row.kernels} kernels, median spread {row.median_spread_pct:.0f}%{noise}; "
+            f"{row.kernels} kernels, median spread {row.median_spread_pct:.0f}%, noise "
+            f"{row.median_noise_pct:.0f}%{noise}; "
             f"the simulator is faster than PyTorch on {faster} of {len(sub)}; worst "
             f"{worst['name']} {worst['pct_error']:+.0f}% (simulated "
             f"{worst['simulated_bound']}-bound).")
@@ -125,15 +132,19 @@ def calibration_findings(cal) -> list[str]:
 
 def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = False,
                    profile: str | os.PathLike | None = None, device: str = "auto",
-                   threads: int | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Run the whole validation; returns the JSON-able result (see module docstring)."""
-    say = progress or (lambda text: None)
+                   threads: int | None = None,
+                   on_progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Run the whole validation; returns the JSON-able result (see module docstring).
+    `on_progress(stage, done, total)` is called as it goes (stages: calibration and
+    held-out measurement "measuring", then "simulating", "writing")."""
+    report_progress = on_progress or (lambda stage, done, total: None)
     plan = PLANS["smoke" if smoke else ("quick" if quick else "full")]()
     assert_held_out(plan)
     cases = list(plan.kernels) + list(plan.model_cases)
     skips: list[Skip] = []
     warnings: list[str] = []
     cal = None
+    rounds = None
     prof = load_profile_file(profile) if profile else None
     try:
         torch = load_torch()
@@ -144,41 +155,44 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
         torch, dev, machine = None, "none", "PyTorch not installed"
         skips.append(Skip("all measurements", str(exc)))
         print(f"precsim: warning: {exc}", file=sys.stderr)
-    if torch is not None and prof is None:
-        say(f"calibrating the host profile on {dev} ...")
-        cal = run_calibration(dev, plan.settings, quick=plan.calibration_quick)
-        prof = cal.profile
-        warnings += cal.notes
+    measured = pd.DataFrame(columns=["name", "measured_s", "spread", "iqr_rel", "noise_pct"])
+    if torch is not None:
+        busy = busy_note()
+        torch.manual_seed(0)
+        bounds = case_bounds(cases, prof or load_profile_file(template_path()))
+        held, more = held_out_jobs(
+            cases, dev, plan.settings, bounds, cold_bytes=plan.cold_bytes or None,
+            model_factory=lambda fmt: TinyTransformer(torch_shape(plan.model), fmt, dev))
+        skips += more
+        cal_plan = (plan_calibration(dev, plan.settings, quick=plan.calibration_quick)
+                    if prof is None else None)
+        rounds = run_rounds((cal_plan.jobs if cal_plan else []) + held,
+                            reference_kernels(dev), lambda job: time_job(job, dev),
+                            passes=plan.rounds, slices=plan.slices,
+                            on_progress=report_progress)
+        if cal_plan is not None:
+            cal = finish_calibration(cal_plan, rounds)
+            prof = cal.profile
+            warnings += cal.notes
+        if busy and not any(w.startswith(busy[:24]) for w in warnings):
+            warnings.append(busy)
+        measured, more = held_out_table(held, rounds)
+        skips += more
     if prof is None:
         prof = load_profile_file(template_path())
         profile_note = f"template {template_path()} (not calibrated: no PyTorch)"
     elif cal is not None:
-        profile_note = "calibrated just now on this machine (profile.yaml)"
+        profile_note = "calibrated just now on this machine, interleaved with the held-out cases (profile.yaml)"
     else:
         profile_note = f"given: {profile}"
-
-    if torch is not None:
-        say(f"measuring {len(cases)} cases ({plan.name}) ...")
-        busy = busy_note()
-        if busy and not any(w.startswith(busy[:24]) for w in warnings):
-            warnings.append(busy)
-        shape = torch_shape(plan.model)
-        torch.manual_seed(0)
-        measured, more = measure_cases(
-            cases, dev, plan.settings, cold_bytes=plan.cold_bytes or None,
-            model_factory=lambda fmt: TinyTransformer(shape, fmt, dev), progress=say,
-            rounds=plan.rounds)
-        skips += more
-    else:
-        measured = pd.DataFrame(columns=["name", "measured_s", "spread", "iqr_rel"])
-    say("simulating ...")
+    report_progress("simulating", 0, 1)
     simulated = simulate_cases(cases, prof, plan.model)
     table = _case_rows(cases).merge(
         measured.drop(columns=["kind", "op", "format", "shape"], errors="ignore"),
         on="name", how="left")
     table["simulated_s"] = table["name"].map(lambda n: simulated[n][0])
     table["simulated_bound"] = table["name"].map(lambda n: simulated[n][1])
-    for col in ("measured_s", "spread", "iqr_rel"):
+    for col in ("measured_s", "spread", "iqr_rel", "noise_pct"):
         if col not in table:
             table[col] = np.nan
     table = compare.add_errors(table.astype({"measured_s": float, "spread": float}))
@@ -190,7 +204,7 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
     notes = findings(kernels_only, by_format, "format") + \
         findings(kernels_only, by_kind, "kind")
     models_view = model_rows[["kind", "format", "shape", "measured_s", "simulated_s",
-                              "pct_error", "spread_pct"]]
+                              "pct_error", "spread_pct", "noise_pct"]]
     notes += [f"{r.kind} {r.format} ({r.shape}): simulated {r.pct_error:+.0f}% vs measured"
               for r in model_rows.itertuples()
               if r.abs_pct_error == r.abs_pct_error
@@ -200,10 +214,19 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
     if cal is not None:
         notes += calibration_findings(cal)
     worst = kernels_only.dropna(subset=["abs_pct_error"]).nlargest(8, "abs_pct_error")[
-        ["name", "measured_s", "simulated_s", "pct_error", "spread_pct"]]
+        ["name", "measured_s", "simulated_s", "pct_error", "spread_pct", "noise_pct"]]
+    noise = rounds.summary() if rounds is not None else {
+        "rounds": 0, "rounds_rejected": 0, "rounds_drifting": 0, "drift_pct": None,
+        "drift_by_reference": {}, "threshold_pct": None}
+    if noise["rounds_drifting"]:
+        warnings.append(
+            f"{noise['rounds_drifting']} of {noise['rounds']} measurement rounds never "
+            f"came within {noise['threshold_pct']:.0f}% of the median drift reference "
+            "after the retries; their cases are drift-corrected, not re-measured")
     title = f"PrecSim validation ({plan.name}) on {dev}"
     summary = report.summary_markdown(
         title=title, machine=machine, profile_note=profile_note, overall=overall,
+        noise=noise,
         by_format=by_format, by_kind=by_kind, models=models_view, worst=worst,
         skips=[str(s) for s in skips], findings=notes, warnings=warnings,
         calibration=report.calibration_text(cal) if cal else None)
@@ -222,19 +245,19 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
                 getattr(cal, name).to_csv(tmp / f"calibration_{name}.csv", index=False)
 
     return {"out": str(out), "plan": plan.name, "device": dev, "machine": machine,
-            "profile": profile_note, **overall,
+            "profile": profile_note, **overall, **noise,
             "by_format": by_format.to_dict(orient="records"),
             "by_kind": by_kind.to_dict(orient="records"),
             "transformer": models_view.to_dict(orient="records"),
             "skipped": [{"what": s.what, "reason": s.reason} for s in skips],
             "warnings": warnings,
             "calibration": cal.summary() if cal else None,
-            "findings": notes, "summary_text": _console(overall, by_format, models_view,
+            "findings": notes, "summary_text": _console(overall, noise, by_format, models_view,
                                                        skips, warnings)}
 
 
-def _console(overall: dict, by_format: pd.DataFrame, models: pd.DataFrame, skips,
-             warnings) -> str:
+def _console(overall: dict, noise: dict, by_format: pd.DataFrame, models: pd.DataFrame,
+             skips, warnings) -> str:
     lines = []
     if overall["median_abs_pct_error"] is None:
         lines.append("no kernel measured")
@@ -242,7 +265,9 @@ def _console(overall: dict, by_format: pd.DataFrame, models: pd.DataFrame, skips
         lines.append(f"{overall['kernels']} held-out kernels: median |error| "
                      f"{overall['median_abs_pct_error']:.1f}%, p90 "
                      f"{overall['p90_abs_pct_error']:.1f}%, median spread "
-                     f"{overall['median_spread_pct']:.1f}%")
+                     f"{overall['median_spread_pct']:.1f}%, median noise "
+                     f"{overall['noise_pct']:.1f}%")
+        lines.append(report.noise_text(noise))
     if not by_format.empty:
         lines.append(by_format.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if not models.empty:

@@ -225,3 +225,13 @@ def simulate_cases(cases, profile, model: TransformerConfig) -> dict[str, tuple[
             cost = kernel_cost(case, hw)
             out[case.name] = (float(cost.time_s), str(cost.bound))
     return out
+
+
+def case_bounds(cases, profile) -> dict[str, str]:
+    """{case name: "memory" / "compute" / "overhead"}: what bounds each kernel on
+    `profile` in the simulator; a decode step is memory-bound, a prefill compute-bound.
+    It picks the drift reference that corrects the case (validation.rounds)."""
+    hw = as_hardware(profile)
+    return {c.name: (("memory" if c.phase == "decode" else "compute")
+                     if isinstance(c, ModelCase) else str(kernel_cost(c, hw).bound))
+            for c in cases}

@@ -58,8 +58,25 @@ def resolve_profile(args: argparse.Namespace, name: str) -> HardwareProfile:
     return load_profile(name, extra_paths=getattr(args, "profile_dir", []) or [])
 
 
+#: exit code of an answered but infeasible request (README "Exit codes")
+INFEASIBLE_EXIT = 3
+
+
+def verdict(reason: str | None) -> dict:
+    """The `--json` verdict: {"feasible": true}, or false with the reason."""
+    return {"feasible": True} if reason is None else {"feasible": False, "reason": reason}
+
+
+def exit_code(reason: str | None) -> int:
+    """0 when answered, INFEASIBLE_EXIT when answered with `reason` against it."""
+    return 0 if reason is None else INFEASIBLE_EXIT
+
+
 def print_json(obj: Any) -> None:
-    """Print `obj` as one JSON object (numpy values converted, NaN/inf as null)."""
+    """Print `obj` as one JSON object (numpy values converted, NaN/inf as null); a dict
+    without a verdict gains `"feasible": true` (every --json answer carries one)."""
+    if isinstance(obj, dict) and "feasible" not in obj:
+        obj = {"feasible": True, **obj}
     sys.stdout.write(json_text(obj) + "\n")
 
 
@@ -77,6 +94,7 @@ def quantity_arg(dimension: str, minimum: str | None = None):
                 f"expected a {minimum} finite number ({dimension}), got {text!r}")
         return value
     parse.__name__ = dimension  # argparse names the type in its error message
+    parse.dimension = dimension  # tests/test_quantity_flags.py finds every quantity flag
     return parse
 
 
@@ -99,7 +117,7 @@ def units_from_args(args: argparse.Namespace, profile, runtime=None):
     preference = None
     if profile.compute_units and runtime is not None:
         from precsim.simulator.runtime import load_runtime
-        preference = load_runtime(runtime).preferred_unit
+        preference = load_runtime(runtime).unit_preference(profile.name)
     return place_units(profile, args.unit, args.prefill_unit, args.decode_unit, preference)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,15 @@ import numpy as np
 import pandas as pd
 
 from precsim.codesign.commands.common import (MAX_BOOTSTRAP, MAX_ITERATIONS, MAX_SEED,
-                                              add_json_arg, int_arg, print_json)
+                                              add_json_arg, int_arg, print_json,
+                                              quantity_arg, verdict)
 from precsim.lawcore import (DEFAULT_LAW, LAWS, HIGH_PRECISION_BITS, Law, LawFitError, LawInputError,
                      compute_optimal, get_law, law_from_json,
                      optimal_precision_fixed_n)
 from precsim.lawcore.plots import law_figures
 from precsim.simulator.io import (MAX_JSON_BYTES, atomic_write_bytes, atomic_write_text,
                                   read_text_bounded)
+from precsim.simulator.units import flag_help
 
 LAW_SUBPARSERS: argparse._SubParsersAction | None = None  # set by register()
 
@@ -40,17 +41,8 @@ MAX_RUNS_CSV_BYTES = 16 << 20  # 16 MiB: a runs CSV of MAX_FIT_ROWS rows is abou
 #: most runs one fit takes: published suites have tens to a few hundred runs; a fit's
 #: cost grows with rows x starts x bootstrap resamples
 MAX_FIT_ROWS = 10_000
-_SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-_COUNT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKMBGT]?)\s*$")
-
-
-def parse_count(text: str) -> float:
-    """A count such as 1e9, 70M, 1.5B, 2T (k/M/B or G/T = 1e3/1e6/1e9/1e12)."""
-    match = _COUNT.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number (examples: 1e9, 70M, 1.5B, 2T)")
-    return float(match.group(1)) * _SUFFIXES[match.group(2)]
+#: a count such as 1e9, 70M, 1.5B, 2T: the one quantity grammar (simulator.units "count")
+parse_count = quantity_arg("count")
 
 
 def parse_bits(text: str) -> float:
@@ -91,8 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     LAW_SUBPARSERS = sub
 
     p = sub.add_parser("predict", help="loss for N, D, training bits and post-training bits")
-    p.add_argument("--N", type=parse_count, required=True, help="parameters (e.g. 1.5B)")
-    p.add_argument("--D", type=parse_count, required=True, help="training tokens (e.g. 30B)")
+    p.add_argument("--N", type=parse_count, required=True,
+                   help=flag_help("count", "1.5B", "1.5e9", "parameters"))
+    p.add_argument("--D", type=parse_count, required=True,
+                   help=flag_help("count", "30B", "3e10", "training tokens"))
     p.add_argument("--train-bits", type=parse_bits, default=HIGH_PRECISION_BITS,
                    help="training precision of weights, activations and KV cache (default 16)")
     for part, what in (("weight", "weights"), ("act", "activations"), ("kv", "KV cache")):
@@ -124,11 +118,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                        "(cost C = (6/16)·N·D·P)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--compute", type=parse_count, metavar="FLOPS",
-                      help="training budget in FLOPs: optimise N, D and precision")
+                      help=flag_help("count", "1e21", "1e21", "training budget in FLOPs: "
+                                     "optimise N, D and precision"))
     mode.add_argument("--N", type=parse_count,
-                      help="fixed model size: optimise precision for the budget of --D tokens "
-                           "at 16 bits")
-    p.add_argument("--D", type=parse_count, help="tokens at 16 bits (with --N)")
+                      help=flag_help("count", "1B", "1e9", "fixed model size: optimise "
+                                     "precision for the budget of --D tokens at 16 bits"))
+    p.add_argument("--D", type=parse_count,
+                   help=flag_help("count", "20B", "2e10", "tokens at 16 bits (with --N)"))
     p.add_argument("--precision", type=parse_bits, default=None,
                    help="fix the training precision (with --compute)")
     p.add_argument("--max-bits", type=float, default=32.0,
@@ -140,9 +136,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="write the standard PNG figures of a law")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--N", type=parse_count, default=1e8,
-                   help="model size of the fixed-N figures (default 1e8)")
+                   help=flag_help("count", "100M", "1e8",
+                                  "model size of the fixed-N figures (default 1e8)"))
     p.add_argument("--compute", type=parse_count, default=1e21, metavar="FLOPS",
-                   help="budget of the iso-loss figure (default 1e21)")
+                   help=flag_help("count", "1e21", "1e21",
+                                  "budget of the iso-loss figure (default 1e21)"))
     add_law_arg(p)
     add_json_arg(p)
     p.set_defaults(func=cmd_plot)
@@ -264,7 +262,7 @@ def optimal_json(law, opt, mode: str) -> dict:
     law's fitted domain (the training precision applies to weights, activations, KV)."""
     p = opt.precision
     return {"law": law.name, "mode": mode, **opt.to_dict(),
-            "validity": law.validity(opt.N, opt.D, p, p, p)}
+            "validity": law.validity(opt.N, opt.D, p, p, p), **verdict(None)}
 
 
 def cmd_optimal(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from precsim.codesign.commands.common import (MAX_BOOTSTRAP, MAX_DEGREE, add_json_arg, int_arg,
                                               print_json)
+from precsim.codesign.progress import reporter, stages
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text, read_text_bounded
 from precsim.validation.training.data import make_source
@@ -31,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (runs.csv, summary.md, figures, tables); a sweep "
                         "interrupted here resumes from DIR/runs.csv")
     p.add_argument("--quick", action="store_true",
-                   help="the short sweep (~75 s on 2 cores) instead of the default (~20 min "
-                        "on 2 cores)")
+                   help="the short sweep (14 runs instead of the default's 98; measured "
+                        "2026-12-06 on the shared 2-core VM at load average ~9: 885 s wall, "
+                        "269 s of CPU time; README 'The laws')")
     p.add_argument("--grid", metavar="NAME|FILE.yaml", default=None,
                    help="sweep grid: default, quick, tiny, or a YAML file (see "
                         "validation/training/sweep.py)")
@@ -46,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: one per usable core)")
     p.add_argument("--bootstrap", type=int_arg(MAX_BOOTSTRAP, 0), default=50, metavar="N",
                    help="bootstrap resamples for the fitted constants' intervals (default 50)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress on stderr (default: a bar with an ETA on a terminal, "
+                        "one line per stage and per training run otherwise)")
     add_json_arg(p)
     p.set_defaults(func=cmd_validate)
 
@@ -72,39 +76,49 @@ def _sweep(args: argparse.Namespace, log_path: Path):
     grid = load_grid("quick" if args.quick else (args.grid or "default"))
     load_torch()
     t0 = time.perf_counter()
-    table = run_sweep(grid, source, log_path, jobs=args.jobs,
-                      progress=False if args.no_progress else None)
+    with reporter("law validate: training", enabled=False if args.no_progress else None,
+                  unit="run") as on_progress:
+        table = run_sweep(grid, source, log_path, jobs=args.jobs, progress=on_progress)
     extra = {"grid": grid.name, "sweep_wall_time_s": time.perf_counter() - t0}
     return table, source.describe(), extra
+
+
+def _runs(args: argparse.Namespace, out: Path, log_path: Path):
+    """(runs table, data note, extra report fields): --runs read and copied, else trained."""
+    from precsim.validation.training.runs import MAX_RUNS_CSV_BYTES, read_runs_csv
+
+    if not args.runs:
+        return _sweep(args, log_path)
+    source_path = Path(args.runs)
+    table = read_runs_csv(source_path)
+    sources = sorted(table["data"].dropna().astype(str).unique()) \
+        if "data" in table.columns else []
+    note = f"runs CSV {source_path}" + (f" (data: {', '.join(sources)})" if sources else "")
+    data = read_text_bounded(source_path, "runs CSV", MAX_RUNS_CSV_BYTES)
+    if not log_path.exists():
+        atomic_write_text(log_path, data)
+    elif read_text_bounded(log_path, "runs CSV", MAX_RUNS_CSV_BYTES) != data:
+        raise InputError(f"--out {out}: already holds a different runs.csv (a sweep log?); "
+                         "choose another --out so that it is not overwritten")
+    return table, note, {"runs_csv": str(source_path)}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from precsim.validation.training.analysis import analyse
     from precsim.validation.training.report import render, write_report
-    from precsim.validation.training.runs import MAX_RUNS_CSV_BYTES, read_runs_csv
 
     _check_args(args)
     out = Path(args.out)
     log_path = out / "runs.csv"
-    if args.runs:
-        source_path = Path(args.runs)
-        table = read_runs_csv(source_path)
-        sources = sorted(table["data"].dropna().astype(str).unique()) \
-            if "data" in table.columns else []
-        note = f"runs CSV {source_path}" + (f" (data: {', '.join(sources)})" if sources else "")
-        extra = {"runs_csv": str(source_path)}
-        data = read_text_bounded(source_path, "runs CSV", MAX_RUNS_CSV_BYTES)
-        if not log_path.exists():
-            atomic_write_text(log_path, data)
-        elif read_text_bounded(log_path, "runs CSV", MAX_RUNS_CSV_BYTES) != data:
-            raise InputError(f"--out {out}: already holds a different runs.csv (a sweep log?); "
-                             "choose another --out so that it is not overwritten")
-    else:
-        table, note, extra = _sweep(args, log_path)
-    label = Path(args.runs).name if args.runs else log_path.name
-    analysis = analyse(table, note, n_bootstrap=args.bootstrap, label=label)
-    files, doc = render(analysis, extra)
-    written = write_report(out, files)
+    with stages("law validate", total=3, enabled=False if args.no_progress else None) as step:
+        step.advance("reading the runs" if args.runs else "training the sweep")
+        table, note, extra = _runs(args, out, log_path)
+        step.advance(f"fitting the laws ({args.bootstrap} bootstrap resamples)")
+        label = Path(args.runs).name if args.runs else log_path.name
+        analysis = analyse(table, note, n_bootstrap=args.bootstrap, label=label)
+        step.advance("writing the report")
+        files, doc = render(analysis, extra)
+        written = write_report(out, files)
     doc["out"] = str(out)
     doc["files"] = sorted(["runs.csv", *(p.name for p in written)])
     if args.json:

@@ -11,8 +11,8 @@ import os
 import pandas as pd
 
 from precsim.codesign.commands.common import (MAX_ITERATIONS, MAX_SEQUENCES, MAX_TOKENS,
-                                              add_json_arg, add_profile_dir_arg, int_arg,
-                                              print_json, quantity_arg)
+                                              add_json_arg, add_profile_dir_arg, exit_code,
+                                              int_arg, print_json, quantity_arg, verdict)
 from precsim.codesign.commands.law import warn_validity
 from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, cost_text
@@ -206,10 +206,6 @@ def optimum_validity(result) -> dict:
     return record
 
 
-#: Exit code of an answered but infeasible plan (no configuration reaches the target).
-INFEASIBLE_EXIT = 3
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     resolved, index = study_from_args(args)
     result, section = plan_with_robustness(problem_from_study(resolved, index), args.draws)
@@ -218,7 +214,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(plan_text(result, resolved, args.top))
         print(f"robustness: {section['summary']}")
-    return 0 if result.optimum is not None else INFEASIBLE_EXIT
+    return exit_code(plan_reason(result))
+
+
+def plan_reason(result) -> str | None:
+    """Why the plan has no answer (None when it has an optimum)."""
+    if result.optimum is not None:
+        return None
+    return (f"no configuration reaches the target loss {result.problem.target_loss:.4f} "
+            "under the constraints")
 
 
 def plan_with_robustness(problem, draws: int = DEFAULT_DRAWS):
@@ -234,7 +238,7 @@ def plan_json(resolved, result, section: dict) -> dict:
     return {"study": resolved.study.name, "source": resolved.source,
             "law": resolved.study.law, "baseline_loss": resolved.baseline_loss,
             **result.summary(), "validity": optimum_validity(result),
-            "robustness": section}
+            "robustness": section, **verdict(plan_reason(result))}
 
 
 def plan_text(result, resolved, top: int = 10) -> str:
@@ -283,7 +287,8 @@ def plan_text(result, resolved, top: int = 10) -> str:
         show = pd.DataFrame({
             "train": feasible["train_format"], "runs as": feasible["train_dtype"],
             "serve": feasible["serve_format"].fillna("-"),
-            "N": feasible["N"].map("{:.3g}".format), "D": feasible["D"].map("{:.3g}".format),
+            "N params": feasible["N"].map("{:.3g}".format),
+            "D tokens": feasible["D"].map("{:.3g}".format),
             "cost": feasible["cost"].map(lambda v: cost_text(v, obj)),
             "TPOT ms": (feasible["tpot_s"] * 1e3).map("{:.1f}".format),
             "memory GB": (feasible["memory_bytes"] / 1e9).map("{:.2f}".format)})

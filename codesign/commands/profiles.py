@@ -183,7 +183,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     results = [check_file(file) for file in _check_targets(args.files)]
     failed = sum(not r["ok"] for r in results)
     if args.json:
-        print_json({"files": results, "ok": failed == 0})
+        # the verdict of a check: a file that fails is bad input (exit 2), not an answer
+        print_json({"feasible": failed == 0, "files": results, "ok": failed == 0,
+                    **({"reason": f"{failed} of {len(results)} file(s) failed validation"}
+                       if failed else {})})
     else:
         for r in results:
             if r["ok"]:

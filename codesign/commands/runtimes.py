@@ -11,7 +11,8 @@ from precsim.simulator.units import format_quantity
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("runtimes", help="list and show runtime profiles (software stacks)")
+    parser = subparsers.add_parser(
+        "runtimes", help="list and show runtime profiles (software stacks)")
     sub = parser.add_subparsers(dest="runtimes_command", metavar="ACTION")
     sub.required = True
     p_list = sub.add_parser("list", help="one line per shipped runtime")
@@ -40,6 +41,16 @@ def _value(item) -> str:
             else f"{item.value:g}")
 
 
+def _preference(rt: RuntimeProfile) -> str:
+    """' (prefers the gpu)' or ' (prefers the gpu; the cpu on snapdragon-8-gen3)'."""
+    pref = rt.preferred_unit
+    if not isinstance(pref, dict):
+        return f" (prefers the {pref})" if pref else ""
+    parts = ([f"the {pref['default']}"] if "default" in pref else []) + [
+        f"the {unit} on {name}" for name, unit in pref.items() if name != "default"]
+    return f" (prefers {'; '.join(parts)})"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     runtimes = list_runtimes()
     if args.json:
@@ -60,8 +71,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print_json(summary)
         return 0
     print(f"{rt.name}: {rt.description}")
-    print(f"  runs on: {', '.join(rt.applies_to)}"
-          + (f" (prefers the {rt.preferred_unit})" if rt.preferred_unit else ""))
+    print(f"  runs on: {', '.join(rt.applies_to)}" + _preference(rt))
     for dtype, k in rt.kernels.items():
         print(f"  kernels.{dtype}: {k.kernel}  [{k.provenance}]")
         if k.stream_efficiency:

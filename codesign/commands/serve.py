@@ -6,6 +6,9 @@ energy per token, utilisation and rejections.
 size: the fewest devices (replicas x devices per replica, load split evenly) meeting p99
 TTFT and TPOT SLOs, over formats and parallel layouts (--tp/--pp/--ep lists, or every
 layout on one node when a single device does not hold the model); exit 3 when none does.
+serve exits 3 when the model does not fit one device (or replica); an overloaded run
+(arrivals above the sustainable rate, simulator.des.capacity) is an answer (exit 0)
+flagged OVERLOADED in the table and `"overloaded": true` in --json.
 """
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ import pandas as pd
 
 from precsim.codesign.commands.common import (MAX_DEGREE, MAX_SEED, MAX_SEQUENCES, MAX_TOKENS,
                                               add_json_arg, add_profile_dir_arg,
-                                              add_runtime_arg, add_unit_args, int_arg,
-                                              print_json, quantity_arg, resolve_profile,
-                                              runtime_profile, units_from_args)
+                                              add_runtime_arg, add_unit_args, exit_code,
+                                              int_arg, print_json, quantity_arg,
+                                              resolve_profile, runtime_profile,
+                                              units_from_args, verdict)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.des.serving import serve
@@ -43,7 +47,8 @@ _RATE = quantity_arg("rate")   # positivity: des.workload.check_rate (InputError
 def _add_common(parser: argparse.ArgumentParser, quant_help: str, repeat_quant: bool) -> None:
     parser.add_argument("--profile", required=True, help="hardware profile name or YAML path")
     parser.add_argument("--model", required=True,
-                        help="built-in model name or path of a Hugging Face config.json")
+                        help="built-in model name, a Hugging Face org/name in the local cache, "
+                             "or the path of a config.json (or of its folder)")
     parser.add_argument("--quant", required=True, action="append" if repeat_quant else None,
                         metavar="Q", help=quant_help)
     parser.add_argument("--max-batch", type=int_arg(MAX_SEQUENCES), default=64, metavar="B",
@@ -143,9 +148,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if units is not None:  # a SoC: the compute unit of each phase and why
         summary["unit"] = units
     nothing = result.summary["served"] == 0  # infeasible: every request was rejected
+    reason = ("no request was served: no latency, throughput or energy to report"
+              if nothing else None)
+    summary |= verdict(reason)
     if args.json:
         print_json(summary)
-        return 3 if nothing else 0
+        return exit_code(reason)
     q = result.summary
     where = (f" x {q['devices']} ({', '.join(f'{k} {v}' for k, v in q['layout'].items())})"
              if "layout" in q else "")
@@ -159,12 +167,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"{q['rejected_exceeds_kv_capacity']} longer than the KV cache, "
           f"{q['rejected_kv_cache_full']} found it full)")
     if nothing:
-        print("no request was served: no latency, throughput or energy to report")
-        return 3
-    rows = [{"metric": name, "p50": q[f"{name}_p50_s"], "p90": q[f"{name}_p90_s"],
-             "p99": q[f"{name}_p99_s"], "mean": q[f"{name}_mean_s"]}
-            for name in ("ttft", "tpot", "e2e", "queue")]
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(reason)
+        return exit_code(reason)
+    if q["overloaded"]:
+        print(overload_line(q))
+    print(latency_table(q).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"throughput {q['throughput_tokens_per_s']:.1f} tokens/s, "
           f"energy {q['energy_per_token_j']:.4g} J/token ({q['energy_per_request_j']:.4g} "
           f"J/request, average {q['average_power_w']:.4g} W, static "
@@ -174,6 +181,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.requests_out:
         print(f"per-request table -> {args.requests_out}")
     return 0
+
+
+def overload_line(summary: dict) -> str:
+    """The OVERLOADED line of a serve summary (simulator.des.capacity)."""
+    return (f"OVERLOADED: arrivals {summary['arrival_rate_per_s']:.3g}/s (over the run) "
+            f"exceed the sustainable {summary['sustainable_rate_per_s']:.3g}/s at batch "
+            f"{summary['steady_batch']} (the backlog grew "
+            f"{summary['backlog_growth_per_s']:.3g} requests/s); latencies grow with the "
+            "run length")
+
+
+def latency_table(summary: dict) -> pd.DataFrame:
+    """TTFT/TPOT/e2e/queue percentiles, in ms (or s when one exceeds 10 s), unit in the
+    headers."""
+    names = ("ttft", "tpot", "e2e", "queue")
+    stats = ("p50", "p90", "p99", "mean")
+    worst = max((summary[f"{n}_{s}_s"] for n in names for s in stats
+                 if summary[f"{n}_{s}_s"] == summary[f"{n}_{s}_s"]), default=0.0)
+    unit, scale = ("s", 1.0) if worst >= 10 else ("ms", 1e3)
+    return pd.DataFrame([{"metric": n, **{f"{s} ({unit})": summary[f"{n}_{s}_s"] * scale
+                                         for s in stats}} for n in names])
 
 
 def cmd_size(args: argparse.Namespace) -> int:
@@ -203,11 +231,14 @@ def cmd_size(args: argparse.Namespace) -> int:
         out["approximations"] = notes
     if profile.compute_units:  # a SoC: each format's compute unit per phase and why
         out["unit"] = {q: unit_record(profile, parse_quant(q)) for q in args.quant}
-    if best is None and layouts != [None]:
-        out |= {"feasible": False, "reason": "no layout meets the SLOs"}
+    reason = None if best else (
+        f"no {'format' if layouts == [None] else 'layout'} meets the SLOs within "
+        f"{args.max_devices} devices: " + "; ".join(f"{r.quant}: {r.reason}"
+                                                      for r in results))
+    out |= verdict(reason)
     if args.json:
         print_json(out)
-        return 3 if best is None and layouts != [None] else 0
+        return exit_code(reason)
     q = SLO_PERCENTILE
     print(f"# {args.model} on {profile.name}"
           + (f" under {runtime}" if runtime != "reference" else "")
@@ -223,16 +254,18 @@ def cmd_size(args: argparse.Namespace) -> int:
             lambda d: " ".join(f"{k}{v}" for k, v in d.items() if k != "dp")
             if isinstance(d, dict) else "single")
         cols.insert(1, "layout")
-    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for q in args.quant if profile.compute_units else ():
-        print(f"{q} {unit_line(profile, parse_quant(q))}")
+    table[f"ttft_p{q}_s"] = table[f"ttft_p{q}_s"] * 1e3
+    table[f"tpot_p{q}_s"] = table[f"tpot_p{q}_s"] * 1e3
+    print(table[cols].rename(columns={
+        "per_device_qps": "req/s per device", f"ttft_p{q}_s": f"TTFT p{q} (ms)",
+        f"tpot_p{q}_s": f"TPOT p{q} (ms)", "energy_per_token_j": "J/token"})
+        .to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for quant in args.quant if profile.compute_units else ():
+        print(f"{quant} {unit_line(profile, parse_quant(quant))}")
     if best:
         where = ("" if best.layout is None else " as " + ", ".join(
             f"{k} {v}" for k, v in best.layout.items() if k != "dp") + " replicas")
         print(f"best: {best.quant} with {best.devices} device(s){where}")
         return 0
-    if layouts == [None]:
-        print("no format meets the SLOs")
-        return 0
-    print("no layout meets the SLOs")
-    return 3
+    print(reason.split(":")[0])
+    return exit_code(reason)

@@ -11,8 +11,8 @@ import numpy as np
 
 from precsim.codesign.commands.common import (MAX_SEQUENCES, MAX_TOKENS, add_json_arg,
                                               add_profile_dir_arg, add_runtime_arg,
-                                              add_unit_args, int_arg, print_json,
-                                              resolve_profile, units_from_args)
+                                              add_unit_args, exit_code, int_arg, print_json,
+                                              resolve_profile, units_from_args, verdict)
 from precsim.codesign.commands.layout_args import (add_layout_args, layout_from_args,
                                                    with_imbalance)
 from precsim.simulator.compute_units import (phase_profiles, place_units, unit_line,
@@ -35,7 +35,9 @@ _TIMING = ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s",
 def _add_request_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", required=True, help="hardware profile name or YAML path")
     parser.add_argument("--model", required=True,
-                        help=f"built-in ({', '.join(list_models())}) or a config.json path")
+                        help=f"built-in ({', '.join(list_models())}), a Hugging Face "
+                             "org/name in the local cache, or a config.json path (or its "
+                             "folder)")
     parser.add_argument("--quant", default="W16A16",
                         help=f"format: {GRAMMAR_HELP}; presets {', '.join(PRESETS)}")
     parser.add_argument("--override", action="append", default=[], metavar="GROUP=FORMAT",
@@ -161,15 +163,17 @@ def _request(profile, model, quant, args) -> dict:
 def simulate_json(profile, model, quant, result: SimulationResult, batch: int, prompt: int,
                   gen: int, flash: bool = True, fused_dequant: bool = True,
                   layout=None) -> dict:
-    """The `precsim simulate --json` object (timings None when the model does not fit;
-    `feasible: false` with the reason when a parallel layout does not fit)."""
-    out = {"request": request_dict(profile, model, quant, batch, prompt, gen, flash,
-                                   fused_dequant, layout,
-                                   result.totals.get("runtime", {}).get("name", "reference")),
-           "totals": _json_totals(result)}
-    if not result.totals["fits"] and "devices" in result.totals:
-        out |= {"feasible": False, "reason": _fits_line(profile, result.totals)}
-    return out
+    """The `precsim simulate --json` object (timings None and `feasible: false` with the
+    reason when the model does not fit)."""
+    return {"request": request_dict(profile, model, quant, batch, prompt, gen, flash,
+                                    fused_dequant, layout,
+                                    result.totals.get("runtime", {}).get("name", "reference")),
+            "totals": _json_totals(result), **verdict(fit_reason(profile, result.totals))}
+
+
+def fit_reason(profile, totals: dict) -> str | None:
+    """Why the request has no answer (the DOES NOT FIT line), None when it fits."""
+    return None if totals["fits"] else _fits_line(profile, totals)
 
 
 def _fits_line(profile, totals: dict) -> str:
@@ -210,7 +214,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                             args.gen, not args.no_flash, not args.separate_dequant,
                             layout_from_args(args))
         print_json(out)
-        return 3 if "feasible" in out else 0
+        return exit_code(out.get("reason"))
     layout = layout_from_args(args)
     where = (f" x {int(totals['devices'])} ("
              + ", ".join(f"{k} {v}" for k, v in layout.describe().items()) + ")"
@@ -225,7 +229,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"approximation: {note}")
     print(_fits_line(profile, totals))
     if not totals["fits"]:
-        return 3 if "devices" in totals else 0
+        return exit_code(fit_reason(profile, totals))
     t = totals
     lines = [
         ("TTFT (prefill)", format_quantity(t["ttft_s"], "time")),
@@ -260,9 +264,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "phase": [r["phase"] for r in rows], "op": [r["op"] for r in rows],
         "exec_dtype": [r["exec_dtype"] for r in rows], "bound": [r["bound"] for r in rows],
         "time": [format_quantity(r["time_s"], "time") for r in rows],
-        "share": [f"{r['time_s'] / total * 100:.1f}%" for r in rows],
-        main: [format_quantity(r[main], "bytes") for r in rows],
-        "flops": [f"{r['flops']:.3g}" for r in rows]}))
+        "time share": [f"{r['time_s'] / total * 100:.1f}%" for r in rows],
+        f"bytes at {profile.main_memory.name}": [format_quantity(r[main], "bytes")
+                                                 for r in rows],
+        "FLOPs": [f"{r['flops']:.3g}" for r in rows]}))
     return 0
 
 
@@ -285,11 +290,12 @@ def cmd_roofline(args: argparse.Namespace) -> int:
     path = plot_roofline(roof, ops, args.out,
                          title=f"{model.name} {quant.name} on {profile.name}{unit} "
                                f"(batch {args.batch}, prompt {args.prompt}, gen {args.gen})")
+    reason = fit_reason(profile, result.totals)
     if args.json:
         print_json({"request": _request(profile, model, quant, args), "figure": str(path),
-                    **roofline_data(roof, ops)})
+                    **roofline_data(roof, ops), **verdict(reason)})
     else:
         print(f"wrote {path}")
-        if not result.totals["fits"]:
-            print(_fits_line(profile, result.totals))
-    return 0
+        if reason:
+            print(reason)
+    return exit_code(reason)

@@ -68,6 +68,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "computed_chunks": result.computed, "failed_chunks": len(result.failures),
         "executor": result.executor, "elapsed_s": elapsed_s,
         "complete": result.complete,
+        # the verdict: an incomplete sweep is not an answer (exit 1, nothing written)
+        "feasible": not result.failures,
+        **({"reason": f"{len(result.failures)} chunk(s) failed; nothing written to "
+                      f"{args.out}"} if result.failures else {}),
         "failures": [{"chunk": f.chunk, "error": f.error, "attempts": f.attempts,
                       "configs": f.configs} for f in result.failures]}
     if args.json:

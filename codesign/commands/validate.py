@@ -7,9 +7,9 @@ small transformer, simulate them, and write CSV / PNG / Markdown into `--out`.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from precsim.codesign.commands.common import MAX_DEGREE, add_json_arg, int_arg, print_json
+from precsim.codesign.progress import reporter
 from precsim.simulator.errors import InputError
 
 
@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_cal.add_argument("--out", required=True, metavar="FILE.yaml",
                        help="profile file to write (atomically)")
     p_cal.add_argument("--quick", action="store_true",
-                       help="fewer sizes and shorter timings (about a minute on 2 cores)")
+                       help="fewer sizes and shorter timings (a few minutes on 2 cores; "
+                            "longer on a busy machine)")
     p_cal.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     _add_common(p_cal)
     p_cal.set_defaults(func=cmd_calibrate)
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_val.add_argument("--out", required=True, metavar="DIR",
                        help="output folder (replaced atomically)")
     p_val.add_argument("--quick", action="store_true",
-                       help="the short plan (about 2 minutes on 2 cores)")
+                       help="the short plan (222 timed jobs in 16 rounds: 14 minutes on "
+                            "the 2-core VM at load average 8-10, docs/validation.md)")
     p_val.add_argument("--profile", metavar="FILE",
                        help="use this host profile instead of calibrating first")
     p_val.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
@@ -51,13 +53,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int_arg(MAX_DEGREE), metavar="N",
                         help="CPU threads for PyTorch (default: its own choice, one per "
                              "core); the profile then describes N threads")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress on stderr (default: a bar with count and ETA on "
+                             "a terminal, one line per measurement round otherwise)")
     add_json_arg(parser)
-
-
-def _say(args: argparse.Namespace):
-    def progress(text: str) -> None:
-        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
-    return progress
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -72,11 +71,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     except TorchUnavailable as exc:
         raise InputError(f"calibrate: {exc}") from None
     set_threads(args.threads)
-    say = _say(args)
     quick = args.quick or args.smoke
     settings = TINY if args.smoke else (QUICK if quick else FULL)
-    say(f"calibrating on {device} ({'quick' if quick else 'full'}) ...")
-    cal = run_calibration(device, settings, quick=quick)
+    with reporter(f"calibrate ({'quick' if quick else 'full'}, {device})", unit="case",
+                  enabled=False if args.no_progress else None) as on_progress:
+        cal = run_calibration(device, settings, quick=quick, on_progress=on_progress)
     path = write_profile(cal.profile_doc, args.out)
     summary = {"out": str(path), "device": device, **cal.summary()}
     if args.json:
@@ -91,9 +90,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from precsim.validation.run import run_validation
 
-    result = run_validation(out=args.out, quick=args.quick or args.smoke,
-                            smoke=args.smoke, profile=args.profile, device=args.device,
-                            threads=args.threads, progress=_say(args))
+    with reporter("validate", unit="case",
+                  enabled=False if args.no_progress else None) as on_progress:
+        result = run_validation(out=args.out, quick=args.quick or args.smoke,
+                                smoke=args.smoke, profile=args.profile, device=args.device,
+                                threads=args.threads, on_progress=on_progress)
     if args.json:
         print_json(result)
     else:

@@ -5,7 +5,6 @@ import io
 import os
 import queue
 import shutil
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from precsim.codesign.progress import Reporter
 from precsim.codesign.sweep.chunks import Chunk, plan_chunks, precsim_version
 from precsim.codesign.sweep.executors import error_text, make_executor
 from precsim.codesign.sweep.schema import SweepStudy, load_sweep_study
@@ -102,6 +101,8 @@ def run_sweep(study: SweepStudy | str | os.PathLike, executor: Any = None, *,
     `<out>.parts/` and a complete result is written to `out` as Parquet (an incomplete
     one leaves `out` as it was); a rerun resumes.
     A chunk is tried `1 + retries` times; failures are returned, not raised.
+    `progress`: configurations done on stderr (`codesign.progress`: a bar with an ETA on a
+    terminal, a line at most every 5 s otherwise); False: silent.
     """
     if not isinstance(study, SweepStudy):
         study = load_sweep_study(study)
@@ -125,10 +126,10 @@ def run_sweep(study: SweepStudy | str | os.PathLike, executor: Any = None, *,
     resumed = len(frames)
     todo = [c for c in chunks if c.key not in frames]
     failures: list[ChunkFailure] = []
-    bar = tqdm(total=study.n_configs, initial=sum(c.n_configs for c in chunks
-                                                  if c.key in frames),
-               unit="cfg", unit_scale=True, desc=study.name, file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = Reporter(f"sweep {study.name}", enabled=None if progress else False, unit="config",
+                   every_s=5.0)
+    bar("resumed" if resumed else "", sum(c.n_configs for c in chunks if c.key in frames),
+        study.n_configs)
     runner, owned = make_executor(executor) if todo else (None, False)
     described = repr(runner) if runner is not None else "none (all chunks resumed)"
     try:
@@ -137,7 +138,7 @@ def run_sweep(study: SweepStudy | str | os.PathLike, executor: Any = None, *,
     except KeyboardInterrupt:
         if parts is not None:
             bar.write(f"sweep interrupted: {len(frames)} of {len(chunks)} chunks kept in "
-                      f"{parts}; run it again to resume", file=sys.stderr)
+                      f"{parts}; run it again to resume")
         raise
     finally:
         bar.close()
@@ -162,7 +163,7 @@ def run_sweep(study: SweepStudy | str | os.PathLike, executor: Any = None, *,
 
 def _drive(runner: Any, todo: Iterable[Chunk], evaluate: Callable, retries: int,
            parts: Path | None, frames: dict[str, pd.DataFrame],
-           failures: list[ChunkFailure], bar: tqdm) -> None:
+           failures: list[ChunkFailure], bar: Reporter) -> None:
     """Submit every chunk, collect results as they finish, resubmit failures once more."""
     finished: queue.SimpleQueue = queue.SimpleQueue()
     pending: dict[Any, Chunk] = {}
@@ -192,12 +193,12 @@ def _drive(runner: Any, todo: Iterable[Chunk], evaluate: Callable, retries: int,
                 else:
                     failures.append(ChunkFailure(chunk.key, chunk.describe(),
                                                  error_text(exc), attempts[chunk.key]))
-                    bar.set_postfix(failed=len(failures))
+                    bar.advance(0, f"{len(failures)} chunks failed")
                 continue
             if parts is not None:
                 _write_part(parts, chunk, frame)
             frames[chunk.key] = frame
-            bar.update(chunk.n_configs)
+            bar.advance(chunk.n_configs, f"{len(failures)} chunks failed" if failures else "")
     finally:
         for future in pending:
             future.cancel()

@@ -61,7 +61,10 @@ def layout(ctx) -> html.Div:
         ], style={"display": "flex", "gap": "2em", "margin": "0.8em 0", "flexWrap": "wrap"}),
         html.P("Hardware what-ifs and lifetime tokens apply to every deployment; "
                "$/device-hour to the focused one. Formats on and off are `--vary "
-               "compute.DTYPE=native|emulated` what-ifs.",
+               "compute.DTYPE=native|emulated` what-ifs; on a SoC, per unit "
+               "(compute_units.UNIT.compute.DTYPE): on adds the engine to every unit "
+               "that lacks it and whose runtimes take the type, off removes it from "
+               "every unit that has it.",
                style={"color": "#666", "fontSize": "13px"}),
         error_box(None, "cd-error"),
         dcc.Store(id="cd-focus-done"),

@@ -166,17 +166,31 @@ class WhatIf:
 
     def specs(self, profile) -> list[str]:
         """The --vary arguments for `profile` (dtypes already native are skipped when
-        added, and dtypes not native are skipped when removed)."""
+        added, and dtypes not native are skipped when removed; on a SoC per unit,
+        `_engine_sets`)."""
         main = profile.main_memory.name
         out = [f"memory.{main}.bandwidth={self.bandwidth_x:g}x"] \
             if self.bandwidth_x != 1 else []
         if self.sram_x != 1:
             out += [f"memory.{lv.name}.capacity={self.sram_x:g}x" for lv in profile.memory
                     if lv.name != main]
-        out += [f"compute.{d}=native" for d in self.native if not profile.native(d)]
-        out += [f"compute.{d}=emulated" for d in self.emulated
-                if profile.native(d) and d not in self.native]
+        for field, engines, takes in _engine_sets(profile):
+            out += [f"{field}.{d}=native" for d in self.native
+                    if not engines.native(d) and (takes is None or d in takes)]
+            out += [f"{field}.{d}=emulated" for d in self.emulated
+                    if engines.native(d) and d not in self.native]
         return out
+
+
+def _engine_sets(profile) -> list[tuple]:
+    """(--vary field prefix, the profile that holds the engines, the types its runtimes
+    take or None) of `profile`'s compute, or of each unit of a SoC: a native format
+    switched on is added to every unit that lacks it and takes that type (its
+    `formats`), switched off it is removed from every unit that has it."""
+    if not profile.compute_units:
+        return [("compute", profile, None)]
+    return [(f"compute_units.{name}.compute", profile.for_unit(name), unit.formats)
+            for name, unit in profile.compute_units.items()]
 
 
 class _FlagParser(argparse.ArgumentParser):

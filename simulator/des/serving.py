@@ -43,9 +43,10 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from precsim.simulator.des.capacity import overload
 from precsim.simulator.des.tables import CostTables, build_cost_tables, device_memory, resolve
 from precsim.simulator.des.workload import Workload
-from precsim.simulator.errors import InputError
+from precsim.simulator.errors import Infeasible, InputError
 from precsim.simulator.parallel import replica
 from precsim.simulator.power import PowerParams, power_and_energy, power_params
 
@@ -317,7 +318,7 @@ def serve(profile, model, quant, workload: Workload, *, max_batch: int = 64,
                              power=power_params(profile), devices=devices)
     memory = device_memory(profile, part, quant, max_iteration_tokens(config, workload))
     if not memory.fits:
-        raise InputError(
+        raise Infeasible(
             f"{model.name} at {quant.name} does not fit "
             + (f"one {profile.name}" if devices == 1 else f"{devices} x {profile.name}")
             + f": weights {memory.weight_bytes / 1e9:.2f} GB + activations "
@@ -333,7 +334,10 @@ def serve(profile, model, quant, workload: Workload, *, max_batch: int = 64,
     config = replace(config, kv_capacity_tokens=capacity)
     if tables is None:
         tables = build_tables(profile, part, quant, workload, config)
-    result = simulate_serving(workload, wrap(tables), config)
+    costs = wrap(tables)
+    result = simulate_serving(workload, costs, config)
+    result.summary |= overload(costs, result.requests, max_batch, max_batch_tokens,
+                               capacity).as_dict()
     result.summary |= {"profile": profile.name, "model": model.name, "quant": quant.name,
                        "weight_bytes": memory.weight_bytes,
                        "kv_bytes_per_token": memory.kv_bytes_per_token,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -246,7 +247,9 @@ def _describe(cfg) -> str:
 
 
 def run_sweep(grid: SweepGrid, source, log_path: str | os.PathLike, *,
-              jobs: int | None = None, progress: bool | None = True) -> pd.DataFrame:
+              jobs: int | None = None,
+              progress: bool | None | Callable[[str, int, int], None] = True
+              ) -> pd.DataFrame:
     """Run every config of `grid` not yet in the log at `log_path`; return the grid's rows
     (in grid order).
 
@@ -259,7 +262,8 @@ def run_sweep(grid: SweepGrid, source, log_path: str | os.PathLike, *,
     held a core, while separate processes only share the cores.
     Once every run is done the log is rewritten (atomically) in grid order, so a finished
     sweep's CSV does not depend on `jobs` or on interruptions.
-    progress: True/False show/hide the tqdm bar (stderr); None shows it on a terminal only.
+    progress: True/False show/hide the tqdm bar (stderr); None shows it on a terminal only;
+    a callable `on_progress(run, done, total)` is called instead (codesign.progress).
     """
     from tqdm import tqdm
 
@@ -273,9 +277,11 @@ def run_sweep(grid: SweepGrid, source, log_path: str | os.PathLike, *,
     with log.locked():
         finished = set(log.load()["run_id"])
         todo = [c for c in configs if c.run_id not in finished]
-        bar = tqdm(total=len(configs), initial=len(configs) - len(todo), unit="run",
-                   desc=f"law sweep ({grid.name}, {source.name})", file=sys.stderr,
-                   disable=None if progress is None else not progress, dynamic_ncols=True)
+        bar = _CallbackBar(progress, len(configs), len(configs) - len(todo)) \
+            if callable(progress) else \
+            tqdm(total=len(configs), initial=len(configs) - len(todo), unit="run",
+                 desc=f"law sweep ({grid.name}, {source.name})", file=sys.stderr,
+                 disable=None if progress is None else not progress, dynamic_ncols=True)
         with bar:
             if jobs == 1 or len(todo) <= 1:
                 with train.torch_threads(1):
@@ -290,6 +296,29 @@ def run_sweep(grid: SweepGrid, source, log_path: str | os.PathLike, *,
     position = table["run_id"].map(order)
     return table.assign(_pos=position).dropna(subset=["_pos"]).sort_values(
         "_pos", kind="stable").drop(columns="_pos")
+
+
+class _CallbackBar:
+    """The part of tqdm's interface run_sweep uses, reporting to `on_progress(stage, done,
+    total)` (the codesign.progress callback; validation does not import codesign)."""
+
+    def __init__(self, on_progress: Callable[[str, int, int], None], total: int,
+                 initial: int) -> None:
+        self.on_progress, self.total, self.n, self.postfix = on_progress, total, initial, ""
+        on_progress("", initial, total)
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
+    def update(self, n: int) -> None:
+        self.n += n
+        self.on_progress(self.postfix, self.n, self.total)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
 
 
 def _parallel(todo: list, source, log: RunLog, bar, jobs: int) -> None:
