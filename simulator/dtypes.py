@@ -16,3 +16,8 @@ DTYPE_BITS: dict[str, float] = {
     "fp4_e2m1": 4, "int8": 8, "int7": 7, "int6": 6, "int5": 5, "int4": 4, "int3": 3,
     "int2": 2, "ternary": 1.58, "binary": 1,
 }
+
+
+def rate_unit(dtype: str) -> str:
+    """Display unit of a compute rate: "FLOP/s" for floating-point types, else "OP/s"."""
+    return "FLOP/s" if dtype in FLOAT_DTYPES else "OP/s"

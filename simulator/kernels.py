@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
+from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficiency, structure
 from precsim.simulator.hardware import Hardware, as_hardware
 from precsim.simulator.mapping import attention_rule, cheapest, pick_plan, plan_options
 from precsim.simulator.quant import (as_quant, dtype_bits, group_format, quant_attr,
@@ -84,6 +85,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         # more than one activation row: the library's GEMM path streams at its own share
         plan = dict(plan, stream_fraction=stream_scale * np.where(
             np.asarray(m) > 1, plan["gemm_stream_fraction"], plan["stream_fraction"]))
+        plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
         conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
         conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]
         conv_j = w_elems * plan["w_convert_j"] + a_elems * plan["a_convert_j"]
@@ -107,6 +109,21 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         split = traffic(s_exec, np.where(needs, 0.0, channel))
         costs.append(pre + priced(plan, *split, s_weight=s_exec))
     return cheapest(costs)
+
+
+def _shaped(hw: Hardware, plan: dict, levels: list, m, n, k, s_a, s_w):
+    """The plan's rate times the shape efficiency of the chosen tile and split and the
+    split-K reduction bytes added where they are homed (simulator.gemm_shape); as they
+    are where the profile has no `gemm` block."""
+    t_mem = 0.0
+    for b, bw in zip(levels, hw.bandwidth_bytes_per_s):
+        t_mem = np.maximum(t_mem, b / (bw * plan["stream_fraction"]))
+    shape = gemm_efficiency(hw, m, n, k, plan["ops_per_s"], s_a, s_w, t_mem)
+    if shape is None:
+        return plan, levels
+    red = shape.reduction_bytes
+    return (dict(plan, ops_per_s=plan["ops_per_s"] * shape.efficiency),
+            [b + bytes_through(hw, shape.reduction_home, j, red) for j, b in enumerate(levels)])
 
 
 def dequant_cost(profile, n_elements, quant, *, group: str = "mlp", home=None) -> KernelCost:
@@ -270,6 +287,30 @@ def _scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):
     return np.where(skips, pairs, q_len * kv_len)
 
 
+def _flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool,
+                  causal: bool):
+    """(pairs computed, rate factor) of a flash kernel on profiles with a
+    `gemm.flash_tile` Br x Bc, for prompt queries (q_len > 1): the blocks it visits
+    (`gemm_shape.flash_blocks`: causal blocks above the diagonal skipped, the diagonal
+    ones computed in full) x Br x Bc, at `gemm.flash_efficiency` x the wave efficiency
+    of one sequence's heads x ceil(q_len / Br) thread blocks on `gemm.units`
+    (FlashAttention-2 parallelises over batch, heads and query blocks, [fa2] Sec. 3.2;
+    sequences are priced as if each filled its own waves, so that a batch costs the sum
+    of its sequences, as the serving tables add them: conservative for batches of short
+    prompts). Elsewhere (no tile, decode, sliding window, an `attention` rule):
+    (`pairs`, 1)."""
+    st = structure(hw) if tiled else None
+    if st is None or np.all(np.isnan(st.br)):
+        return pairs, 1.0
+    has = ~np.isnan(st.br) & (np.asarray(q_len) > 1)
+    br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
+    visited = flash_blocks(np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0), br, bc,
+                           causal) * br * bc
+    ctas = n_heads * np.ceil(q_len / br)
+    rate = st.flash_eff * flash_waves(ctas, np.where(np.isnan(st.units), 1.0, st.units))
+    return np.where(has, visited, pairs), np.where(has, rate, 1.0)
+
+
 @dataclass(frozen=True)
 class _KV:
     """Cached or fresh K/V read by the kernel: home level, bytes, bytes per element and
@@ -356,8 +397,10 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     fresh_len = kv_len - cache_len
     if window is not None:
         cache_len = np.minimum(cache_len, window)  # the rolling cache holds `window` positions
-    flops = 4.0 * batch * n_heads * head_dim * pairs
-    vec = SOFTMAX_OPS * batch * n_heads * pairs + epilogue_ops
+    computed, rate = _flash_tiling(hw, q_len, kv_len, n_heads, pairs,
+                                   flash and window is None and shares is None, causal)
+    flops = 4.0 * batch * n_heads * head_dim * computed
+    vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops
     q_bytes = batch * q_len * n_heads * head_dim * s_q
     o_bytes = batch * q_len * n_heads * head_dim * s_o
     c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim * s_c
@@ -382,8 +425,8 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     levels = _attention_levels(hw, ((q_home, q_bytes), (o_home, o_bytes)), kv, reads, score)
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
-    return cheapest([roofline_cost(hw, plan, flops, vec,
-                                   _kv_conversion(plan, kv, reads[0], "s"),
+    return cheapest([roofline_cost(hw, dict(plan, ops_per_s=plan["ops_per_s"] * rate),
+                                   flops, vec, _kv_conversion(plan, kv, reads[0], "s"),
                                    _kv_conversion(plan, kv, reads[0], "j"),
                                    _kv_conversion(plan, kv, reads[0], "ops"), levels,
                                    n_kernels) for plan in options])

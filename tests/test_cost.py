@@ -45,7 +45,10 @@ def test_gemv_bf16_time_is_memory_roofline_plus_launch():
 def test_large_gemm_is_compute_bound_at_achievable_peak():
     cost = gemm_cost(H100, 8192, 8192, 8192, "W16A16")
     assert cost.bound == "compute"
-    assert cost.time_s == pytest.approx(2 * 8192**3 / BF16 + 3.4e-6, rel=1e-12)
+    # wave quantization: 64x64 tiles, 16384 in 125 waves of 132 SMs, and their operand
+    # feed (simulator.gemm_shape) keep it 1.1% above the achievable peak
+    flat = 2 * 8192**3 / BF16 + 3.4e-6
+    assert flat < cost.time_s < flat * 1.012
 
 
 def test_gemm_reuse_compulsory_when_it_fits_and_rereads_when_not():
@@ -109,7 +112,9 @@ def test_prefill_attention_flash_vs_unfused():
     assert naive.n_kernels == 3 and flash.n_kernels == 1
     scores = 32 * 8192**2 * 2
     assert naive.bytes_moved["hbm"] >= 4 * scores
-    assert flash.flops == pytest.approx(4 * 32 * 128 * (8192 * 8193 / 2))
+    # the H100's 128 x 64 flash blocks: row block i visits 2 (i + 1) blocks, the
+    # diagonal ones in full: 2 x 64 x 65 / 2 = 4160 blocks (causal pairs: 8192 x 8193 / 2)
+    assert flash.flops == pytest.approx(4 * 32 * 128 * 4160 * 128 * 64)
     assert naive.flops == 4 * 32 * 128 * 8192**2
     assert flash.time_s < naive.time_s
 

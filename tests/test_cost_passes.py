@@ -59,8 +59,9 @@ def test_phase_convert_time_per_op_matches_the_execution_plan():
 def test_chunk_attends_to_past_plus_chunk_keys_reading_the_past_at_kv_bits():
     kw = dict(batch=1, q_len=64, kv_len=1064, n_heads=32, n_kv_heads=8, head_dim=128)
     bf16 = attention_cost(H100, quant="W16A16", cache_len=1000, **kw)
-    # causal pairs: query i (0..63) sees 1000 + i + 1 keys
-    assert bf16.flops == 4 * 32 * 128 * (64 * 1000 + 64 * 65 / 2)
+    # causal pairs: query i (0..63) sees 1000 + i + 1 keys; the H100's flash kernel pads
+    # the 64 queries to one 128-row block visiting ceil(1064 / 64) = 17 blocks of 64 keys
+    assert bf16.flops == 4 * 32 * 128 * 17 * 128 * 64
     # the 1000 cached positions come from HBM; the 64 fresh K/V, Q and O stay in L2
     assert bf16.bytes_moved["hbm"] == 2 * 8 * 1000 * 128 * 2
     assert bf16.convert_ops == 0
@@ -84,17 +85,20 @@ def test_prefill_past_len_zero_is_the_plain_prefill():
 def test_prefill_chunk_with_past_context():
     chunk = prefill_cost(H100, LLAMA, "W16A16", 1, 512, past_len=1536)
     attn = _op(chunk, "attention")
-    assert attn.flops == ATTN_FLOPS * (512 * 1536 + 512 * 513 / 2)
+    # 4 row blocks of 128 queries reach keys 1664, 1792, 1920, 2048: 26 + 28 + 30 + 32
+    # blocks of 128 x 64 (causal pairs 512 x 1536 + 512 x 513 / 2)
+    assert attn.flops == ATTN_FLOPS * 116 * 128 * 64
     assert attn.bytes_moved["hbm"] == 32 * 2 * 8 * 1536 * 128 * 2  # cached K/V, bf16
     whole = prefill_cost(H100, LLAMA, "W16A16", 1, 512)
     # the same 512 new tokens: same GEMMs and the same KV-cache append
     assert _op(chunk, "rope_kv").bytes_moved["hbm"] == _op(whole, "rope_kv").bytes_moved["hbm"]
     assert _op(chunk, "qkv_proj").time_s == _op(whole, "qkv_proj").time_s
-    # causal pairs of consecutive chunks add up to the whole prompt's
+    # flash blocks of consecutive chunks (on 128-row boundaries) add up to the whole
+    # prompt's: 2 x 16 x 17 / 2 = 272 blocks of 128 x 64
     parts = sum(float(_op(prefill_cost(H100, LLAMA, "W16A16", 1, n, past_len=p),
                           "attention").flops)
                 for n, p in ((512, 0), (512, 512), (1024, 1024)))
-    assert parts == ATTN_FLOPS * 2048 * 2049 / 2
+    assert parts == ATTN_FLOPS * 272 * 128 * 64
 
 
 def test_a_chunk_that_is_not_the_last_produces_no_token():
@@ -176,7 +180,8 @@ def test_ragged_prefill_charges_attention_per_prompt():
     ragged = ragged_prefill_cost(H100, LLAMA, "W16A16", [100, 300])
     mean = prefill_cost(H100, LLAMA, "W16A16", 2, 200)
     attn = _op(ragged, "attention")
-    assert attn.flops == ATTN_FLOPS * (100 * 101 / 2 + 300 * 301 / 2)
+    # 128 x 64 flash blocks: 100 queries -> 2 blocks, 300 -> 2 + 4 + 5
+    assert attn.flops == ATTN_FLOPS * (2 + 11) * 128 * 64
     assert attn.flops > _op(mean, "attention").flops  # sum L^2 > k mean(L)^2
     assert attn.n_kernels == 32  # one launch per layer for the whole batch
     for name in ("qkv_proj", "lm_head"):  # 400 rows; 2 sequences produce a token

@@ -185,10 +185,12 @@ def test_native_int4_with_int8_activations_costs_no_more_than_the_int4_rule(name
 
 
 def test_kernels_take_the_faster_option_per_shape():
-    """W4A4 on an H100 with a slow native int4 engine (1% of its fastest peak): a
+    """W4A4 on an H100 with a slow native int4 engine (10% of its fastest peak): a
     compute-bound GEMM widens both operands to int8 (2 ops each), a memory-bound GEMV
-    runs natively in int4 (no conversion); a swept call chooses per element."""
-    slow = _add_native(H100, "int4", "matrix", 0.01, 0.02)
+    runs natively in int4 (no conversion; at 1% the GEMV's 16-row tile, 1/16 used,
+    would make it compute-bound too: simulator.gemm_shape); a swept call chooses per
+    element."""
+    slow = _add_native(H100, "int4", "matrix", 0.1, 0.02)
     assert [o.exec_dtype for o in exec_options(slow, "int4", "int4")] == ["int4", "int8"]
     gemm = gemm_cost(slow, 8192, 8192, 8192, "W4A4")
     assert gemm.exec_dtype == "int8" and gemm.exec_path == "widen"

@@ -1,0 +1,193 @@
+"""Shape-dependent efficiency of a matrix engine: tile, wave and K quantisation, split-K,
+per-unit operand feed, and the blocks a flash-attention kernel visits.
+
+A GEMM C[m,n] = A[m,k] W[k,n] runs as output tiles tm x tn, one per unit (SM, core) at a
+time (NVIDIA, "Matrix Multiplication Background User's Guide", Deep Learning Performance
+documentation: tile and wave quantization, with an A100 example). For a candidate tile
+and a K split s (split-K: s units share one tile's K range, then their fp32 partial
+tiles are reduced):
+
+    T = ceil(m/tm) ceil(n/tn)                  tiles
+    W = ceil(T s / U)                          waves on U units
+    e_tile = a b / (tm tn), a = m / ceil(m/tm), b = n / ceil(n/tn)   (mean real extent)
+    e_wave = T s / (W U)
+    e_k = k / (s ceil(k / (s k_step)) k_step)  (each split a whole number of K steps)
+    e_feed = min(1, (2 tm tn / r_u) / ((tm s_a + tn s_w) / f_u))
+
+with r_u the achievable rate per unit and f_u the per-unit share of the nearest memory
+level's achievable bandwidth (a tile's operands, staged per K step, must arrive as fast
+as the engine consumes them: small tiles re-use too little). Per candidate the time is
+2 k tm tn W U / (rate s e_k e_feed), non-decreasing in m, n and k, and the candidates
+only shrink as the tiles grow, so the chosen time is non-decreasing too. The kernel's rate is the
+achievable rate (the large-shape asymptote, `compute.<dtype>.achievable_fraction`)
+times e = e_tile e_wave e_k e_feed; split-K adds R = 2 s m n ACC_BYTES bytes (partial
+tiles written and read back by the reduction, in the same launch) where they are homed.
+Splits are considered only where T < U (split-K raises occupancy), up to the profile's
+`gemm.max_split`. Among the profile's
+tiles and the SPLITS the choice is the one with the least modelled time max(flops /
+(rate e), t_mem), t_mem the unsplit kernel's memory time plus R / bandwidth of R's home
+(in series where R spills to main memory, overlapped where a cache holds it), as a
+cuBLAS heuristic chooses (approximately; ties go to the fewer reduction bytes, then
+the larger tile). The epilogue (writing C) is the output bytes the
+GEMM already moves. Profiles without a `gemm` block: e = 1, no split (unchanged).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from precsim.simulator.hardware import Hardware
+from precsim.simulator.roofline import ACC_BYTES, home_level
+
+#: K splits considered (where the tiles do not fill the units).
+SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+@dataclass(frozen=True, eq=False)
+class ShapeChoice:
+    """The chosen tile and split per element: efficiency multiplying the achievable
+    rate, the split-K reduction's bytes and their home level."""
+
+    efficiency: object
+    tile_m: object
+    tile_n: object
+    split: object
+    reduction_bytes: object
+    reduction_home: object
+
+
+@dataclass(frozen=True)
+class _Structure:
+    """Per-profile arrays (trailing profile shape): units (NaN: no `gemm` block), largest
+    split, tiles (candidate axis first, padded with each profile's last tile), k_step,
+    per-unit feed bandwidth, flash tile and efficiency (NaN / 1 where absent)."""
+
+    units: np.ndarray
+    max_split: np.ndarray
+    tm: np.ndarray
+    tn: np.ndarray
+    k_step: np.ndarray
+    feed: np.ndarray
+    br: np.ndarray
+    bc: np.ndarray
+    flash_eff: np.ndarray
+
+
+def structure(hw: Hardware) -> _Structure | None:
+    """The profiles' `gemm` blocks packed (None when no profile has one); memoised in
+    `hw.exec_cache`."""
+    key = ("gemm_shape",)
+    if key in hw.exec_cache:
+        return hw.exec_cache[key]
+    flat = list(hw.profiles.reshape(-1)) if hw.profiles.ndim else [hw.profiles[()]]
+    specs = [p.gemm for p in flat]
+    out = None
+    if any(s is not None for s in specs):
+        n_tiles = max(len(s.tiles.value) for s in specs if s is not None)
+
+        def arr(values):
+            a = np.array(values, dtype=float)
+            return a.reshape(a.shape[:-1] + hw.profiles.shape) if hw.profiles.ndim \
+                else a.reshape(a.shape[:-1])
+
+        def tiles(s, axis):
+            t = [x[axis] for x in s.tiles.value] if s else [1] * n_tiles
+            return t + [t[-1]] * (n_tiles - len(t))
+
+        def flash(s, axis):
+            return s.flash_tile.value[0][axis] if s and s.flash_tile else np.nan
+        nan = np.nan
+        out = _Structure(
+            units=arr([s.units.value if s else nan for s in specs]),
+            max_split=arr([s.max_split.value if s and s.max_split else SPLITS[-1]
+                           for s in specs]),
+            tm=arr(np.array([tiles(s, 0) for s in specs]).T),
+            tn=arr(np.array([tiles(s, 1) for s in specs]).T),
+            k_step=arr([s.k_step.value if s else 1.0 for s in specs]),
+            feed=arr([p.memory[0].achievable_bandwidth_bytes_per_s
+                      / (s.units.value if s else 1.0) for p, s in zip(flat, specs)]),
+            br=arr([flash(s, 0) for s in specs]), bc=arr([flash(s, 1) for s in specs]),
+            flash_eff=arr([s.flash_efficiency.value if s and s.flash_efficiency else 1.0
+                           for s in specs]))
+    hw.exec_cache[key] = out
+    return out
+
+
+def _bandwidth_at(hw: Hardware, home):
+    """Achievable bandwidth of level `home` (element-wise)."""
+    bw = np.broadcast_arrays(*hw.bandwidth_bytes_per_s)
+    return np.choose(np.asarray(home, dtype=int), bw) if np.ndim(home) \
+        else bw[int(home)]
+
+
+def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> ShapeChoice | None:
+    """The tile and split with the least modelled time (module docstring) for GEMMs
+    (m, n, k) at achievable `rate` (ops/s) with operand bytes s_a, s_w and `memory_time`
+    (the unsplit kernel's); None where no profile has a `gemm` block."""
+    st = structure(hw)
+    if st is None:
+        return None
+    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
+    has = ~np.isnan(st.units)
+    units = np.where(has, st.units, 1.0)
+    best = None
+    flops = 2.0 * m * n * k
+    for i in range(st.tm.shape[0]):
+        tm, tn = st.tm[i], st.tn[i]
+        rows, cols = np.ceil(m / tm), np.ceil(n / tn)
+        a, b = m / rows, n / cols
+        tiles = rows * cols
+        e_tile = a * b / (tm * tn)
+        unit_rate = rate / units
+        e_feed = np.minimum(1.0, (2.0 * tm * tn / unit_rate)
+                            / ((tm * s_a + tn * s_w) / st.feed))
+        for s in SPLITS:
+            allowed = (s == 1) | ((tiles < units) & (s <= st.max_split))
+            waves = np.ceil(tiles * s / units)
+            e_wave = tiles * s / (waves * units)
+            e_k = k / (s * np.ceil(k / (s * st.k_step)) * st.k_step)
+            eff = np.where(has, e_tile * e_wave * e_k * e_feed, 1.0)
+            red = np.where(has & (s > 1), 2.0 * s * m * n * ACC_BYTES, 0.0)
+            home = home_level(hw, red, True)
+            t_red = red / _bandwidth_at(hw, home)
+            t_mem = np.where(home == hw.main, memory_time + t_red,
+                             np.maximum(memory_time, t_red))
+            t = np.where(allowed, np.maximum(flops / (rate * eff), t_mem), np.inf)
+            shape = t.shape
+            cand = (t, eff, np.broadcast_to(tm, shape), np.broadcast_to(tn, shape),
+                    np.full(shape, float(s)), red, np.broadcast_to(home, shape))
+            if best is None:
+                best = cand
+            else:
+                # ties (to rounding) go to the fewer reduction bytes, then the earlier
+                take = (cand[0] < best[0] * (1.0 - 1e-9)) | (
+                    (cand[0] <= best[0] * (1.0 + 1e-9)) & (cand[5] < best[5]))
+                best = tuple(np.where(take, c, b_) for c, b_ in zip(cand, best))
+    _, eff, tm, tn, s, red, home = best
+    home = home.astype(int)
+    if home.ndim == 0 or np.all(home == home.flat[0]):
+        home = int(home.flat[0])
+    return ShapeChoice(efficiency=eff, tile_m=tm, tile_n=tn, split=s, reduction_bytes=red,
+                       reduction_home=home)
+
+
+def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
+    """Br x Bc blocks a flash-attention kernel visits for q_len queries (the last of
+    kv_len positions): every block of a query-row block up to its last row's diagonal
+    when causal (blocks wholly above the diagonal are skipped, the diagonal ones
+    computed in full), else all: sum over row blocks i of ceil(min(kv, p + (i+1) Br) /
+    Bc), p = kv_len - q_len."""
+    q, kv = np.asarray(q_len, dtype=float), np.asarray(kv_len, dtype=float)
+    rows = np.ceil(q / br)
+    if not causal:
+        return rows * np.ceil(kv / bc)
+    i = np.arange(int(np.nanmax(rows)) if np.size(rows) else 0, dtype=float)
+    i = i.reshape((-1,) + (1,) * np.ndim(rows + kv + bc))
+    reach = np.minimum(kv, kv - q + (i + 1.0) * br)
+    return np.sum(np.where(i < rows, np.ceil(reach / bc), 0.0), axis=0)
+
+
+def flash_waves(ctas, units):
+    """Wave efficiency of `ctas` thread blocks on `units`: ctas / (ceil(ctas/U) U)."""
+    return ctas / (np.ceil(ctas / units) * units)
