@@ -124,51 +124,59 @@ def _bandwidth_at(hw: Hardware, home):
 def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> ShapeChoice | None:
     """The tile and split with the least modelled time (module docstring) for GEMMs
     (m, n, k) at achievable `rate` (ops/s) with operand bytes s_a, s_w and `memory_time`
-    (the unsplit kernel's); None where no profile has a `gemm` block."""
+    (the unsplit kernel's); None where no profile has a `gemm` block. Every candidate
+    (tile, split) is priced at once along two leading axes; the choice is the least
+    time, candidates within 1e-9 of it tied: the fewest reduction bytes, then the first
+    in the profile's tile order and SPLITS."""
     st = structure(hw)
     if st is None:
         return None
     m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
-    has = ~np.isnan(st.units)
-    units = np.where(has, st.units, 1.0)
-    best = None
+    nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
+
+    def lead(a, axis):  # a per-profile or per-candidate array with the candidate axes
+        a = np.asarray(a, dtype=float)
+        pad = (1,) * (nd - a.ndim + (1 if axis is not None else 0))
+        return a.reshape(a.shape[:1] + (1,) + pad + a.shape[1:]) if axis == 0 \
+            else a.reshape((1,) + a.shape[:1] + pad + a.shape[1:]) if axis == 1 \
+            else a.reshape((1, 1) + pad + a.shape)
+    has = lead(~np.isnan(st.units), None) > 0
+    units = np.where(has, lead(st.units, None), 1.0)
+    tm, tn = lead(st.tm, 0), lead(st.tn, 0)
+    split = lead(np.array(SPLITS, dtype=float), 1)
+    k_step, feed = lead(st.k_step, None), lead(st.feed, None)
     flops = 2.0 * m * n * k
-    for i in range(st.tm.shape[0]):
-        tm, tn = st.tm[i], st.tn[i]
-        rows, cols = np.ceil(m / tm), np.ceil(n / tn)
-        a, b = m / rows, n / cols
-        tiles = rows * cols
-        e_tile = a * b / (tm * tn)
-        unit_rate = rate / units
-        e_feed = np.minimum(1.0, (2.0 * tm * tn / unit_rate)
-                            / ((tm * s_a + tn * s_w) / st.feed))
-        for s in SPLITS:
-            allowed = (s == 1) | ((tiles < units) & (s <= st.max_split))
-            waves = np.ceil(tiles * s / units)
-            e_wave = tiles * s / (waves * units)
-            e_k = k / (s * np.ceil(k / (s * st.k_step)) * st.k_step)
-            eff = np.where(has, e_tile * e_wave * e_k * e_feed, 1.0)
-            red = np.where(has & (s > 1), 2.0 * s * m * n * ACC_BYTES, 0.0)
-            home = home_level(hw, red, True)
-            t_red = red / _bandwidth_at(hw, home)
-            t_mem = np.where(home == hw.main, memory_time + t_red,
-                             np.maximum(memory_time, t_red))
-            t = np.where(allowed, np.maximum(flops / (rate * eff), t_mem), np.inf)
-            shape = t.shape
-            cand = (t, eff, np.broadcast_to(tm, shape), np.broadcast_to(tn, shape),
-                    np.full(shape, float(s)), red, np.broadcast_to(home, shape))
-            if best is None:
-                best = cand
-            else:
-                # ties (to rounding) go to the fewer reduction bytes, then the earlier
-                take = (cand[0] < best[0] * (1.0 - 1e-9)) | (
-                    (cand[0] <= best[0] * (1.0 + 1e-9)) & (cand[5] < best[5]))
-                best = tuple(np.where(take, c, b_) for c, b_ in zip(cand, best))
-    _, eff, tm, tn, s, red, home = best
-    home = home.astype(int)
+    rows, cols = np.ceil(m / tm), np.ceil(n / tn)
+    tiles = rows * cols
+    e_tile = (m / rows) * (n / cols) / (tm * tn)
+    e_feed = np.minimum(1.0, (2.0 * tm * tn / (rate / units)) / ((tm * s_a + tn * s_w) / feed))
+    allowed = (split == 1) | ((tiles < units) & (split <= lead(st.max_split, None)))
+    waves = np.ceil(tiles * split / units)
+    e_wave = tiles * split / (waves * units)
+    e_k = k / (split * np.ceil(k / (split * k_step)) * k_step)
+    eff = np.where(has, e_tile * e_wave * e_k * e_feed, 1.0)
+    red = np.where(has & (split > 1), 2.0 * split * m * n * ACC_BYTES, 0.0)
+    home = home_level(hw, red, True)
+    t_red = red / _bandwidth_at(hw, home)
+    t_mem = np.where(home == hw.main, memory_time + t_red, np.maximum(memory_time, t_red))
+    t = np.where(allowed, np.maximum(flops / (rate * eff), t_mem), np.inf)
+    shape = t.shape
+    flat = (shape[0] * shape[1],) + shape[2:]  # candidates in tile order, then SPLITS
+
+    def cands(a):
+        return np.broadcast_to(a, shape).reshape(flat)
+    t, red_c = cands(t), cands(red)
+    tied = t <= t.min(axis=0) * (1.0 + 1e-9)
+    fewest = np.where(tied, red_c, np.inf)
+    pick = np.argmax(tied & (fewest == fewest.min(axis=0)), axis=0)[None]
+
+    def chosen(a):
+        return np.take_along_axis(cands(a), pick, axis=0)[0]
+    home = chosen(np.asarray(home)).astype(int)
     if home.ndim == 0 or np.all(home == home.flat[0]):
         home = int(home.flat[0])
-    return ShapeChoice(efficiency=eff, tile_m=tm, tile_n=tn, split=s, reduction_bytes=red,
+    return ShapeChoice(efficiency=chosen(eff), tile_m=chosen(tm), tile_n=chosen(tn),
+                       split=chosen(split), reduction_bytes=chosen(red),
                        reduction_home=home)
 
 
