@@ -42,6 +42,8 @@ from precsim.simulator.roofline import ACC_BYTES, home_level
 
 #: K splits considered (where the tiles do not fill the units).
 SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
+#: Elements per candidate array in `gemm_efficiency` (candidates x elements of a block).
+MAX_CANDIDATE_ELEMENTS = 1 << 18
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,10 +129,36 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
     (the unsplit kernel's); None where no profile has a `gemm` block. Every candidate
     (tile, split) is priced at once along two leading axes; the choice is the least
     time, candidates within 1e-9 of it tied: the fewest reduction bytes, then the first
-    in the profile's tile order and SPLITS."""
+    in the profile's tile order and SPLITS. On one profile a large sweep is priced in
+    blocks of elements (at most MAX_CANDIDATE_ELEMENTS per array)."""
     st = structure(hw)
     if st is None:
         return None
+    n_cands = st.tm.shape[0] * len(SPLITS)
+    size = np.broadcast(m, n, k, rate, s_a, s_w, memory_time).size
+    step = max(1, MAX_CANDIDATE_ELEMENTS // n_cands)
+    if size <= step or not hw.is_single:
+        return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time)
+    args = [np.asarray(a, dtype=float) for a in
+            np.broadcast_arrays(m, n, k, rate, s_a, s_w, memory_time)]
+    shape = args[0].shape
+    parts = [_choose(hw, st, *(a.reshape(-1)[i:i + step] for a in args))
+             for i in range(0, size, step)]
+
+    def joined(name):
+        return np.concatenate([np.broadcast_to(getattr(p, name), np.shape(p.efficiency))
+                               for p in parts]).reshape(shape)
+    home = joined("reduction_home").astype(int)
+    return ShapeChoice(efficiency=joined("efficiency"), tile_m=joined("tile_m"),
+                       tile_n=joined("tile_n"), split=joined("split"),
+                       reduction_bytes=joined("reduction_bytes"),
+                       reduction_home=int(home.flat[0]) if np.all(home == home.flat[0])
+                       else home)
+
+
+def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
+            ) -> ShapeChoice:
+    """`gemm_efficiency` of one block of elements."""
     m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
     nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
 

@@ -212,3 +212,20 @@ def test_reduce_costs_is_each_fields_weighted_sum():
     assert rb.bytes_moved == {"L1": pytest.approx(40.0), "HBM": pytest.approx(7.5)}
     assert (ra.exec_dtype, rb.exec_dtype) == ("bf16", "fp8")
     assert a.reduce(w).time_s == ra.time_s
+
+
+def test_gemm_shape_choice_in_blocks_equals_the_whole_sweep(monkeypatch):
+    from precsim.simulator import gemm_shape
+    hw = as_hardware(precsim.load_profile(A100))
+    m = np.array([[1.0], [7.0], [300.0], [4096.0]])
+    n, k = np.array([128.0, 4096.0, 11008.0, 32000.0, 77.0]), np.array(4096.0)
+    args = (hw, m, n, k, 3.1e14, 2.0, 1.0, 2e-6)
+    whole = gemm_shape.gemm_efficiency(*args)
+    monkeypatch.setattr(gemm_shape, "MAX_CANDIDATE_ELEMENTS", 3 * 9 * len(gemm_shape.SPLITS))
+    blocks = gemm_shape.gemm_efficiency(*args)  # seven blocks of three elements
+    for name in ("efficiency", "tile_m", "tile_n", "split", "reduction_bytes",
+                 "reduction_home"):
+        a, b = getattr(whole, name), getattr(blocks, name)
+        assert np.array_equal(np.broadcast_to(a, (4, 5)), np.broadcast_to(b, (4, 5))), name
+    assert np.shape(blocks.efficiency) == (4, 5)
+    assert np.any(np.asarray(whole.split) > 1) and np.any(np.asarray(whole.efficiency) < 1)
