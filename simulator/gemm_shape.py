@@ -189,23 +189,21 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
     t_mem = np.where(home == hw.main, memory_time + t_red, np.maximum(memory_time, t_red))
     t = np.where(allowed, np.maximum(flops / (rate * eff), t_mem), np.inf)
     shape = t.shape
-    flat = (shape[0] * shape[1],) + shape[2:]  # candidates in tile order, then SPLITS
-
-    def cands(a):
-        return np.broadcast_to(a, shape).reshape(flat)
-    t, red_c = cands(t), cands(red)
+    # t, reduction bytes and what is returned, stacked: one broadcast, one gather
+    fields = np.empty((7,) + shape)
+    for i, a in enumerate((t, red, eff, tm, tn, split, home)):
+        fields[i] = a
+    fields = fields.reshape((7, shape[0] * shape[1]) + shape[2:])  # tiles, then SPLITS
+    t, red_c = fields[0], fields[1]
     tied = t <= t.min(axis=0) * (1.0 + 1e-9)
     fewest = np.where(tied, red_c, np.inf)
-    pick = np.argmax(tied & (fewest == fewest.min(axis=0)), axis=0)[None]
-
-    def chosen(a):
-        return np.take_along_axis(cands(a), pick, axis=0)[0]
-    home = chosen(np.asarray(home)).astype(int)
+    pick = np.argmax(tied & (fewest == fewest.min(axis=0)), axis=0)
+    _, red, eff, tm, tn, split, home = np.take_along_axis(fields, pick[None, None], axis=1)[:, 0]
+    home = home.astype(int)
     if home.ndim == 0 or np.all(home == home.flat[0]):
         home = int(home.flat[0])
-    return ShapeChoice(efficiency=chosen(eff), tile_m=chosen(tm), tile_n=chosen(tn),
-                       split=chosen(split), reduction_bytes=chosen(red),
-                       reduction_home=home)
+    return ShapeChoice(efficiency=eff, tile_m=tm, tile_n=tn, split=split,
+                       reduction_bytes=red, reduction_home=home)
 
 
 def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
