@@ -156,11 +156,13 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
                        else home)
 
 
-def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
-            ) -> ShapeChoice:
-    """`gemm_efficiency` of one block of elements."""
-    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
-    nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
+def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
+    """The profiles' arrays with the two candidate axes (tiles, SPLITS) in front of `nd`
+    element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split;
+    memoised per `nd` in `hw.exec_cache`."""
+    key = ("gemm_candidate_axes", nd)
+    if key in hw.exec_cache:
+        return hw.exec_cache[key]
 
     def lead(a, axis):  # a per-profile or per-candidate array with the candidate axes
         a = np.asarray(a, dtype=float)
@@ -169,16 +171,27 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
             else a.reshape((1,) + a.shape[:1] + pad + a.shape[1:]) if axis == 1 \
             else a.reshape((1, 1) + pad + a.shape)
     has = lead(~np.isnan(st.units), None) > 0
-    units = np.where(has, lead(st.units, None), 1.0)
-    tm, tn = lead(st.tm, 0), lead(st.tn, 0)
-    split = lead(np.array(SPLITS, dtype=float), 1)
-    k_step, feed = lead(st.k_step, None), lead(st.feed, None)
+    out = (has, np.where(has, lead(st.units, None), 1.0), lead(st.tm, 0), lead(st.tn, 0),
+           lead(np.array(SPLITS, dtype=float), 1), lead(st.k_step, None),
+           lead(st.feed, None), lead(st.max_split, None))
+    for a in out:
+        a.flags.writeable = False  # shared by every call on this hardware
+    hw.exec_cache[key] = out
+    return out
+
+
+def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
+            ) -> ShapeChoice:
+    """`gemm_efficiency` of one block of elements."""
+    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
+    nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
+    has, units, tm, tn, split, k_step, feed, max_split = _candidate_axes(hw, st, nd)
     flops = 2.0 * m * n * k
     rows, cols = np.ceil(m / tm), np.ceil(n / tn)
     tiles = rows * cols
     e_tile = (m / rows) * (n / cols) / (tm * tn)
     e_feed = np.minimum(1.0, (2.0 * tm * tn / (rate / units)) / ((tm * s_a + tn * s_w) / feed))
-    allowed = (split == 1) | ((tiles < units) & (split <= lead(st.max_split, None)))
+    allowed = (split == 1) | ((tiles < units) & (split <= max_split))
     waves = np.ceil(tiles * split / units)
     e_wave = tiles * split / (waves * units)
     e_k = k / (split * np.ceil(k / (split * k_step)) * k_step)
