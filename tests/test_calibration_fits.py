@@ -148,3 +148,23 @@ def test_unmeasured_calibrated_fields_say_the_template_was_kept():
     assert doc["attention"]["convert_ops_per_element"] == {"value": 2.0, "measured": "fit"}
     assert "template value kept" in doc["memory"][0]["bandwidth"]["assumed"]
     assert any("attention.peak" in n for n in notes)
+
+
+@pytest.mark.parametrize("flags, believed", [(frozenset(), False),
+                                             (frozenset({"avx512f"}), False),
+                                             (frozenset({"amx_bf16", "amx_int8"}), True)])
+def test_a_gemm_peak_above_the_simd_window_is_believed_only_with_a_matrix_extension(
+        template, flags, believed):
+    tmpl = profile_from_mapping(template, "template")
+    simd = tmpl.compute["bf16"].peak_ops_per_s
+    measured = 13 * simd  # above template x PLAUSIBLE_FACTOR
+    gemms = pd.DataFrame([{"dtype": "bf16", "m": 512, "n": 512, "k": 512, "best_threads": 1,
+                           "ops_per_s": measured, "error": None}])
+    doc, notes = copy.deepcopy(template), []
+    fits.fit_gemm_peaks(doc, gemms, tmpl, "cpu", "test", notes, flags)
+    peak = profile_from_mapping(doc, "fitted").compute["bf16"].peak_ops_per_s
+    if believed:
+        assert peak == pytest.approx(measured, rel=1e-3)
+        assert any("amx_bf16" in n and "measurement is used" in n for n in notes)
+    else:
+        assert peak == simd and any("implausible" in n for n in notes)

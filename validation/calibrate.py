@@ -60,7 +60,8 @@ from precsim.validation.kernels import attention_case, case_job, matmul_case, ro
 from precsim.validation.rounds import (CALIBRATION, Job, RoundsResult, reference_kernels,
                                        run_rounds, time_job)
 from precsim.validation.simulate import case_bounds
-from precsim.validation.torchenv import busy_note, cpu_caches, load_torch, machine_description
+from precsim.validation.torchenv import (busy_note, cpu_caches, cpu_flags, load_torch,
+                                        machine_description)
 
 TEMPLATE_NAME = "host.yaml"
 
@@ -313,7 +314,8 @@ def finish_calibration(plan: CalibrationPlan, results: RoundsResult) -> Calibrat
     template_profile = profile_from_mapping(doc, source="host profile template")
     fits.fit_memory_levels(doc, plans, streams, template_profile, overhead_s, device, stamp,
                            notes)
-    fits.fit_gemm_peaks(doc, gemms, template_profile, device, stamp, notes)
+    fits.fit_gemm_peaks(doc, gemms, template_profile, device, stamp, notes,
+                        cpu_flags() if device == "cpu" else frozenset())
 
     # per-call overheads first (every other case includes one); the weight-only kernels'
     # stream fraction and peak are solved twice in turn, as each case depends on both

@@ -32,6 +32,10 @@ def net_bandwidth(rows: pd.DataFrame, overhead_s: float) -> float:
 
 #: a calibrated rate this many times below or above the template's is implausible
 PLAUSIBLE_FACTOR = 10.0
+#: the CPU flag of a matrix extension that runs GEMMs of the type far above the host
+#: template's SIMD peak (Intel AMX tiles: Intel Architecture Instruction Set Extensions
+#: Programming Reference, ch. 3): a measured peak above the window is then believed
+MATRIX_EXTENSION_FLAG = {"bf16": "amx_bf16", "int8": "amx_int8"}
 
 
 def implausible(measured: float, template: float, what: str) -> str | None:
@@ -132,9 +136,11 @@ def fit_memory_levels(doc: dict, plans: list, streams: pd.DataFrame,
 
 
 def fit_gemm_peaks(doc: dict, gemms: pd.DataFrame, template_profile: HardwareProfile,
-                   device: str, stamp: str, notes: list[str]) -> None:
+                   device: str, stamp: str, notes: list[str],
+                   flags: frozenset[str] = frozenset()) -> None:
     """compute.<dtype>.peak = the best GEMM rate; achievable_fraction = median / best
-    over the calibration shapes (an implausible host peak keeps the template's)."""
+    over the calibration shapes (an implausible host peak keeps the template's, except a
+    peak above the window on a CPU whose `flags` list the type's matrix extension)."""
     for dtype, rows in gemms.groupby("dtype", sort=False):
         ok = rows.dropna(subset=["ops_per_s"])
         if ok.empty:
@@ -148,9 +154,17 @@ def fit_gemm_peaks(doc: dict, gemms: pd.DataFrame, template_profile: HardwarePro
         spec = doc["compute"].setdefault(dtype, dict(doc["compute"]["fp32"]))
         if dtype in template_profile.compute and device == "cpu" and (warning := implausible(
                 best, template_profile.compute[dtype].peak_ops_per_s, f"{dtype} GEMM peak")):
-            notes.append(warning)
-            spec["peak"] = template_kept(spec["peak"], warning, stamp)
-            continue
+            template = template_profile.compute[dtype].peak_ops_per_s
+            if best > template and MATRIX_EXTENSION_FLAG.get(dtype) in flags:
+                notes.append(f"{dtype} GEMM peak measured {best / 1e9:.4g} G/s, above the "
+                             f"template's SIMD window ({template / 1e9:.4g} G/s x "
+                             f"{PLAUSIBLE_FACTOR:g}): the CPU reports "
+                             f"{MATRIX_EXTENSION_FLAG[dtype]} (a matrix extension the "
+                             "template does not price), so the measurement is used")
+            else:
+                notes.append(warning)
+                spec["peak"] = template_kept(spec["peak"], warning, stamp)
+                continue
         kernel = "torch._int_mm" if dtype == "int8" else "torch.mm"
         spec["peak"] = {"value": f"{best / 1e9:.4g} {unit}",
                         "measured": f"best of {kernel} {dtype} GEMMs (m x n x k) {shapes}; "

@@ -114,6 +114,19 @@ def busy_note(threshold: float = 0.5) -> str | None:
             "noisier than on an idle machine; re-run when it is idle")
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of /proc/cpuinfo's first `flags` line (empty where the file
+    is missing, e.g. macOS): which matrix extensions (amx_bf16, amx_int8) the host has."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def machine_description(device: str) -> str:
     """A one-line description of the measuring machine (CPU model or GPU name, threads)."""
     torch = load_torch()
