@@ -109,11 +109,3 @@ def test_prefill_attention_counts_visited_blocks():
     decode = attention_cost(A100, 1, 1, 128, 32, 32, 128)
     assert decode.flops == pytest.approx(4 * 32 * 128 * 128)  # one query: pairs as before
 
-
-def test_host_tile_rows_fit_recovers_the_block_height():
-    import pandas as pd
-
-    from precsim.validation.gemm_tiles import ROWS, fit_tile_rows
-    m = np.array(ROWS, dtype=float)
-    table = pd.DataFrame({"m": m, "best_s": 1e-4 * np.ceil(m / 6)})
-    assert fit_tile_rows(table) == (6, pytest.approx(0.0, abs=1e-12))
