@@ -6,6 +6,7 @@ import pytest
 
 import precsim.codesign.report as report
 from precsim.codesign.cli import main
+from precsim.simulator.io import OUTPUT_MARKER
 
 
 def run_json(capsys, argv):
@@ -18,6 +19,11 @@ def test_report_folder_and_atomic_replacement(tiny_study, tmp_path, capsys, monk
     out = tmp_path / "report"
     out.mkdir()
     (out / "old.txt").write_text("previous report")
+    # a folder PrecSim did not write is the user's: refused, left as it was
+    assert main(["report", "--study", str(tiny_study), "--out", str(out)]) == 2
+    assert "not written by PrecSim" in capsys.readouterr().err
+    assert (out / "old.txt").read_text() == "previous report"
+    (out / OUTPUT_MARKER).write_text("an earlier PrecSim report")  # now PrecSim's own
     summary = run_json(capsys, ["report", "--study", str(tiny_study), "--out", str(out),
                                 "--json"])
     assert set(summary) >= {"out", "study", "target_loss", "objective", "optima", "files"}
