@@ -319,12 +319,18 @@ def test_more_robustness_draws_than_stored_is_refused_not_silently_capped():
         ensemble(lawcore.get_law("kumar2024"), 101)
 
 
-def test_unreadable_file_is_exit_2(tmp_path, capsys):
-    if os.geteuid() == 0:
-        pytest.skip("root reads any file")
+def test_unreadable_file_is_exit_2(tmp_path, capsys, monkeypatch):
     config = tmp_path / "config.json"
     config.write_text(json.dumps(CONFIG))
     config.chmod(0)
+    if os.geteuid() == 0:  # root reads any file (CI runs as root): refuse it as the OS would
+        real_open = os.open
+
+        def refusing_open(path, *args, **kwargs):
+            if os.fspath(path) == os.fspath(config):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real_open(path, *args, **kwargs)
+        monkeypatch.setattr(sio.os, "open", refusing_open)
     code, err = _exit(capsys, ["simulate", "--profile", "h100-sxm", "--model", str(config)])
     assert code == 2 and "config.json: cannot read model config" in err
 
