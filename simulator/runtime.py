@@ -473,6 +473,10 @@ def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecu
         notes.append(f"runtime {rt.name}: {rt.fusion.kernels_per_layer.value:g} kernels per "
                      f"layer charged as launch cost only (PrecSim's block runs "
                      f"{BLOCK_KERNELS:g}; element-wise traffic unchanged)")
+    if rt.efficiency is None and not any(k.stream_efficiency for k in rt.kernels.values()):
+        notes.append(f"runtime {rt.name} states no measured efficiencies: the hardware "
+                     f"profile's achievable fractions are used (not calibrated against "
+                     f"{rt.name}; docs/runtimes.md)")
     new = profile.with_overrides(overrides, name=profile.name) if overrides else profile
     if overrides:
         new._path = f"{profile.name} under runtime {rt.name}"

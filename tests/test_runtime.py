@@ -340,3 +340,13 @@ def test_every_shipped_runtime_applies_or_refuses_cleanly_on_every_profile(runti
             step = decode_step_cost(run.profile, "llama-3.2-1b", fmt, 1, 64,
                                     fused_dequant=run.fused_dequant, flash=run.flash)
             assert np.isfinite(float(step.time_s)) and float(step.time_s) > 0
+
+
+def test_a_runtime_without_measured_efficiencies_says_so():
+    import precsim
+    uncalibrated = precsim.simulate("a100-sxm-80gb", "llama-2-7b", runtime="tensorrt-llm")
+    assert any("tensorrt-llm states no measured efficiencies" in note
+               for note in uncalibrated.totals["approximations"])
+    fitted = precsim.simulate("h100-sxm", "llama-3-8b", runtime="torch-compile")
+    assert not any("no measured efficiencies" in note
+                   for note in fitted.totals.get("approximations", []))
