@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from precsim.codesign.law_search import LawSolver
 from precsim.codesign.planner import plan, training_rates
 from precsim.codesign.problem import PlanProblem
 from precsim.codesign.study import ResolvedStudy, problem_from_study
@@ -25,8 +26,11 @@ _ANSWER = ("feasible", "train_format", "train_dtype", "serve_format", "N", "D", 
 
 
 def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: HardwareProfile,
-               specs: list[str], progress=None) -> pd.DataFrame:
-    """One plan per profile variant; the profile is varied in every role it plays.
+               specs: list[str], progress=None, solve: LawSolver | None = None
+               ) -> pd.DataFrame:
+    """One plan per profile variant; the profile is varied in every role it plays. The
+    law half of the plans does not depend on the profile: it is solved once for all
+    variants (`solve`: the caller's `law_search.LawSolver`, e.g. the report's).
 
     Rows: variant label, the optimum (formats, N, D, loss, cost parts) and the change of
     the objective cost against the unmodified profile (`delta_pct`).
@@ -38,13 +42,14 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
         raise InputError(f"what-if profile {profile.name} plays no role in the plan "
                          f"(training: {train_name}, deployment: {deploy_name})")
     rows, problems, results = [], [], []
+    solve = solve or LawSolver()
     variants = profile_variants(profile, specs)
     for label, variant in (progress(variants) if progress else variants):
         problem = problem_from_study(
             resolved, deployment, with_training=resolved.train_profile is not None,
             train_profile=variant if train_name == profile.name else None,
             deploy_profile=variant if deploy_name == profile.name else None)
-        result = plan(problem)
+        result = plan(problem, solution=solve(problem))
         problems.append(problem)
         results.append(result)
         row = {"variant": label}

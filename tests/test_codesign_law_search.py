@@ -1,0 +1,48 @@
+"""codesign.law_search: the law half of a plan, solved once and shared without changing
+any answer (the report's speed, issue 19)."""
+import dataclasses
+
+import numpy as np
+
+from precsim import lawcore
+from precsim.codesign.law_search import LawSolver, solve_law
+from precsim.codesign.planner import hardware_costs, plan, price
+from precsim.codesign.study import problem_from_study
+from tests.test_codesign_planner import small_resolved
+
+
+def _same_plan(a, b):
+    assert a.optimum == b.optimum
+    assert a.by_format.equals(b.by_format)
+    assert a.frontier.equals(b.frontier)
+    assert a.iso_loss.equals(b.iso_loss)
+
+
+def test_a_shared_law_half_gives_the_plan_computed_alone():
+    rs = small_resolved()
+    solve = LawSolver()
+    for index in range(len(rs.deploy_profiles)):
+        problem = problem_from_study(rs, index)
+        _same_plan(plan(problem, hardware_costs(problem), solve(problem)), plan(problem))
+
+
+def test_solver_answers_a_repeated_question_once_and_tells_laws_apart():
+    rs = small_resolved()
+    solve = LawSolver()
+    first, second = problem_from_study(rs, 0), problem_from_study(rs, 1)
+    assert first.deploy_profile.name != second.deploy_profile.name
+    assert solve(first) is solve(second)          # hardware differs, the law half does not
+    fresh = dataclasses.replace(first, law=lawcore.get_law("kumar2024"))
+    assert solve(fresh) is solve(first)            # same class and constants
+    other = dataclasses.replace(first, law=lawcore.get_law("lowbit-qat"))
+    assert solve(other) is not solve(first)
+    looser = dataclasses.replace(first, target_loss=first.target_loss + 0.01)
+    assert solve(looser) is not solve(first)
+    np.testing.assert_array_equal(solve(other).sol.D_min, solve_law(other).sol.D_min)
+
+
+def test_price_is_the_plans_optimum_and_table_without_the_frontier():
+    problem = problem_from_study(small_resolved(), 0)
+    full, priced = plan(problem), price(problem)
+    assert priced.optimum() == full.optimum
+    assert priced.by_format().equals(full.by_format)
