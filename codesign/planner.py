@@ -152,7 +152,7 @@ def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
     """Per (serving format, N): lifetime serving time/energy, TPOT, TTFT, memory, fits.
 
     One `simulator.cost.simulate` call per format prices a batch of requests (prefill +
-    every decode step) for all N at once; the device time per generated token is the
+    every decode step) for all N and every candidate batch at once; the device time per generated token is the
     batch's end-to-end latency / (batch x output_len). Arrays of shape
     (len(serve_axis), N.size); without a deployment: zeros, all feasible. The batch is
     searched (`Workload.batch_candidates`): per (format, N) the batch with the lowest
@@ -170,19 +170,22 @@ def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
                 "slo_ok": np.ones(shape, bool), "devices_per_replica": np.ones(shape),
                 "serve_batch": np.zeros(shape)}
     wl = problem.workload
-    per_batch = [serving_at_batch(problem, N, wl.model_copy(update={"batch": b}))
-                 for b in wl.batch_candidates()]
+    each = serving_at_batch(problem, N, wl, np.array(wl.batch_candidates(), float))
     # the cheapest batch that fits and meets the SLO; where none does, the smallest
-    cost = np.stack([np.where(r["fits"] & r["slo_ok"], problem.weights.cost(
-        "deploy", r["serve_time_s"], r["serve_energy_j"]), np.inf) for r in per_batch])
+    cost = np.where(each["fits"] & each["slo_ok"], problem.weights.cost(
+        "deploy", each["serve_time_s"], each["serve_energy_j"]), np.inf)
     pick = np.where(np.isfinite(cost).any(axis=0), np.argmin(cost, axis=0), 0)
-    return {k: np.take_along_axis(np.stack([r[k] for r in per_batch]), pick[None], 0)[0]
-            for k in per_batch[0]}
+    return {k: np.take_along_axis(v, pick[None], 0)[0] for k, v in each.items()}
 
 
-def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.ndarray]:
-    """serving_costs at one request batch `wl.batch` (arrays (len(serve_axis), N.size))."""
-    shape = (len(problem.serve_axis), N.size)
+def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl,
+                     batches: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """serving_costs at one request batch `wl.batch`: arrays (len(serve_axis), N.size);
+    `batches` (B,) prices each of them instead, in the same one `simulate` call per
+    format: arrays (B, len(serve_axis), N.size)."""
+    lead = () if batches is None else (len(batches),)
+    shape = (*lead, len(problem.serve_axis), N.size)
+    batch = wl.batch if batches is None else np.asarray(batches, float)[:, None]
     prof = problem.deploy_profile
     model = model_for_params(N, **problem.model_options)
     cols: dict[str, list] = {k: [] for k in ("serve_time_s", "serve_energy_j", "tpot_s",
@@ -190,8 +193,8 @@ def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.nd
                                              "devices_per_replica")}
     for fmt in problem.serve_axis:
         tot = serving_totals(prof, model, fmt, wl, problem.max_devices_per_replica,
-                             decode_nodes=DECODE_NODES)
-        tokens = wl.batch * wl.output_len
+                             batch=batch, decode_nodes=DECODE_NODES)
+        tokens = batch * wl.output_len
         cols["devices_per_replica"].append(tot["devices_per_replica"])
         cols["serve_time_s"].append(wl.tokens_served * tot["e2e_latency_s"]
                                     * tot["devices_per_replica"] / tokens)
@@ -200,8 +203,10 @@ def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.nd
         cols["ttft_s"].append(tot["ttft_s"])
         cols["memory_bytes"].append(tot["memory_bytes"])
         cols["fits"].append(tot["fits"])
-    res = {k: np.broadcast_to(np.asarray(v, dtype=bool if k == "fits" else float),
-                              shape).copy() for k, v in cols.items()}
+    # per format (…, N) -> (…, format, N)
+    res = {k: np.broadcast_to(np.stack([np.broadcast_to(
+        np.asarray(x, dtype=bool if k == "fits" else float), (*lead, N.size)) for x in v],
+        axis=-2), shape).copy() for k, v in cols.items()}
     slo = np.ones(shape, bool)
     with np.errstate(invalid="ignore"):
         if wl.slo.tpot is not None:
@@ -209,7 +214,8 @@ def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.nd
         if wl.slo.ttft is not None:
             slo &= res["ttft_s"] <= wl.slo.ttft
     res["slo_ok"] = slo
-    res["serve_batch"] = np.full(shape, float(wl.batch))
+    res["serve_batch"] = np.broadcast_to(np.reshape(np.asarray(batch, float),
+                                                    (*lead, 1, 1)), shape).copy()
     return res
 
 

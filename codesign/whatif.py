@@ -1,7 +1,8 @@
 """What-if studies: vary fields of a hardware profile and see how the optimal plan moves.
 
-`run_whatif` plans once per profile variant (`codesign.variants.profile_variants`, the
-`--vary` grammar VARY_HELP shown by `precsim whatif --help`); `whatif_figure` draws the
+`run_whatif` finds the optimum once per profile variant (`codesign.variants.
+profile_variants`, the `--vary` grammar VARY_HELP shown by `precsim whatif --help`;
+`planner.price`: a plan without its frontier); `whatif_figure` draws the
 optimal cost per variant. A variant whose plan is the same as the profile's (same
 optimum, same cost) gets `unchanged_because`: why the edit does not reach the answer
 (`why_unchanged`).
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from precsim.codesign.law_search import LawSolver
-from precsim.codesign.planner import plan, training_rates
+from precsim.codesign.planner import price, training_rates
 from precsim.codesign.problem import PlanProblem
 from precsim.codesign.study import ResolvedStudy, problem_from_study
 from precsim.codesign.variants import profile_variants
@@ -41,7 +42,7 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
     if profile.name not in (train_name, deploy_name):
         raise InputError(f"what-if profile {profile.name} plays no role in the plan "
                          f"(training: {train_name}, deployment: {deploy_name})")
-    rows, problems, results = [], [], []
+    rows, problems, optima = [], [], []
     solve = solve or LawSolver()
     variants = profile_variants(profile, specs)
     for label, variant in (progress(variants) if progress else variants):
@@ -49,11 +50,10 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
             resolved, deployment, with_training=resolved.train_profile is not None,
             train_profile=variant if train_name == profile.name else None,
             deploy_profile=variant if deploy_name == profile.name else None)
-        result = plan(problem, solution=solve(problem))
+        o = price(problem, solution=solve(problem)).optimum()   # no frontier needed
         problems.append(problem)
-        results.append(result)
+        optima.append(o)
         row = {"variant": label}
-        o = result.optimum
         if o is None:
             row.update(feasible=False, cost=np.inf)
         else:
@@ -68,7 +68,7 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
     base = table["cost"].iloc[0]
     table["delta_pct"] = 100.0 * (table["cost"] / base - 1.0) if np.isfinite(base) else np.nan
     table["unchanged_because"] = [
-        why_unchanged(label, problems[i], results[i].optimum, profile.name)
+        why_unchanged(label, problems[i], optima[i], profile.name)
         if i and table["feasible"].iloc[0] and _same_answer(table.iloc[0], table.iloc[i])
         else None
         for i, label in enumerate(table["variant"])]
