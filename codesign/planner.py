@@ -265,11 +265,14 @@ def _reasons(reach, fits, slo_ok, runnable) -> str:
     return "no model reaching the target and fitting memory meets the SLO"
 
 
-def hardware_costs(problem: PlanProblem) -> tuple[pd.DataFrame, dict, dict]:
+def hardware_costs(problem: PlanProblem, train: tuple | None = None,
+                   serve: dict | None = None) -> tuple[pd.DataFrame, dict, dict]:
     """The law-free half of a plan: training rates, serving costs and training costs per
-    token over the N grid."""
+    token over the N grid. `train` (rates, training costs) or `serve`: a part already
+    priced for the same profile in that role (what-if variants of the other role)."""
     N = np.asarray(problem.N_grid, float)
-    return training_rates(problem), serving_costs(problem, N), training_token_costs(problem, N)
+    rates, tok = train or (training_rates(problem), training_token_costs(problem, N))
+    return rates, serving_costs(problem, N) if serve is None else serve, tok
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
     study = resolved.study
     summary = load_validation(validation or study.validation_summary, resolved.source)
     plans: dict[str, PlanResult] = {}
-    sections, answers, life = {}, {}, []
+    sections, answers, life, hardware_of = {}, {}, [], {}
     solve = LawSolver()
     targets = list(range(len(study.deployments))) or [None]
     for index in iterate(targets, "report: plans", label=lambda i: "training only" if i is None
@@ -80,7 +80,7 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
         name = resolved.deploy_profiles[index].name if index is not None else \
             "(training only)"
         problem = problem_from_study(resolved, index)
-        hardware = hardware_costs(problem)
+        hardware = hardware_of[index] = hardware_costs(problem)
         plans[name] = plan(problem, hardware, solve(problem))
         sections[name] = robustness(problem, hardware, solve=solve)
         answers[name] = answers_by_law(problem, hardware, solve=solve)
@@ -93,8 +93,8 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
             profile = resolved.deploy_profiles[index]
         else:                           # the training profile, with the first deployment
             index, profile = (0 if names else None), resolved.train_profile
-        whatifs.append((spec, profile.name,
-                        run_whatif(resolved, index, profile, spec.vary, solve=solve)))
+        whatifs.append((spec, profile.name, run_whatif(
+            resolved, index, profile, spec.vary, solve=solve, hardware=hardware_of[index])))
     return StudyResults(resolved, plans, whatifs, summary, sections, answers,
                         pd.concat(life, ignore_index=True))
 

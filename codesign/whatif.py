@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from precsim.codesign.law_search import LawSolver
-from precsim.codesign.planner import price, training_rates
+from precsim.codesign.planner import hardware_costs, price, training_rates
 from precsim.codesign.problem import PlanProblem
 from precsim.codesign.study import ResolvedStudy, problem_from_study
 from precsim.codesign.variants import profile_variants
@@ -27,11 +27,14 @@ _ANSWER = ("feasible", "train_format", "train_dtype", "serve_format", "N", "D", 
 
 
 def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: HardwareProfile,
-               specs: list[str], progress=None, solve: LawSolver | None = None
-               ) -> pd.DataFrame:
+               specs: list[str], progress=None, solve: LawSolver | None = None,
+               hardware: tuple | None = None) -> pd.DataFrame:
     """One plan per profile variant; the profile is varied in every role it plays. The
     law half of the plans does not depend on the profile: it is solved once for all
-    variants (`solve`: the caller's `law_search.LawSolver`, e.g. the report's).
+    variants (`solve`: the caller's `law_search.LawSolver`, e.g. the report's); of the
+    hardware half, the role the profile does not play (training or serving) is priced
+    once, and `hardware` (the caller's `hardware_costs` of the unmodified plan) serves
+    the as-is variant.
 
     Rows: variant label, the optimum (formats, N, D, loss, cost parts) and the change of
     the objective cost against the unmodified profile (`delta_pct`).
@@ -43,14 +46,18 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
         raise InputError(f"what-if profile {profile.name} plays no role in the plan "
                          f"(training: {train_name}, deployment: {deploy_name})")
     rows, problems, optima = [], [], []
-    solve = solve or LawSolver()
+    solve, fixed = solve or LawSolver(), {}
     variants = profile_variants(profile, specs)
     for label, variant in (progress(variants) if progress else variants):
         problem = problem_from_study(
             resolved, deployment, with_training=resolved.train_profile is not None,
             train_profile=variant if train_name == profile.name else None,
             deploy_profile=variant if deploy_name == profile.name else None)
-        o = price(problem, solution=solve(problem)).optimum()   # no frontier needed
+        hw = hardware if hardware and variant is profile else hardware_costs(problem, **fixed)
+        if not fixed:
+            fixed = ({} if train_name == profile.name else {"train": (hw[0], hw[2])}) | (
+                {} if deploy_name == profile.name else {"serve": hw[1]})
+        o = price(problem, hw, solve(problem)).optimum()   # no frontier needed
         problems.append(problem)
         optima.append(o)
         row = {"variant": label}

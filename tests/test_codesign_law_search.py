@@ -8,6 +8,8 @@ from precsim import lawcore
 from precsim.codesign.law_search import LawSolver, solve_law
 from precsim.codesign.planner import hardware_costs, plan, price
 from precsim.codesign.study import problem_from_study
+from precsim.codesign.variants import profile_variants
+from precsim.codesign.whatif import run_whatif
 from tests.test_codesign_planner import small_resolved
 
 
@@ -46,3 +48,21 @@ def test_price_is_the_plans_optimum_and_table_without_the_frontier():
     full, priced = plan(problem), price(problem)
     assert priced.optimum() == full.optimum
     assert priced.by_format().equals(full.by_format)
+
+
+def test_whatif_with_shared_halves_equals_the_variants_planned_alone():
+    """run_whatif prices the role the varied profile does not play once and takes the
+    caller's hardware for the as-is variant: every optimum is the full plan's."""
+    rs = small_resolved()
+    for index, spec in ((0, ["memory.hbm.bandwidth=0.5x"]), (1, ["power.static=2x"])):
+        profile = rs.deploy_profiles[index]
+        shared = run_whatif(rs, index, profile, spec, solve=LawSolver(),
+                            hardware=hardware_costs(problem_from_study(rs, index)))
+        for (label, variant), row in zip(profile_variants(profile, spec),
+                                         shared.itertuples()):
+            alone = plan(problem_from_study(
+                rs, index, train_profile=variant if profile.name == rs.train_profile.name
+                else None, deploy_profile=variant)).optimum
+            assert row.variant == label and row.cost == alone.total.cost
+            assert (row.train_format, row.serve_format, row.N, row.D) == \
+                (alone.train_format, alone.serve_format, alone.N, alone.D)
