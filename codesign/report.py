@@ -64,9 +64,9 @@ class StudyResults:
 def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyResults:
     """Every plan and what-if of a study (progress on stderr).
 
-    Per deployment the hardware half of its plans (`planner.hardware_costs`) is priced
-    once and shared by the plan, the law ensemble, the answers per law and the lifetime
-    sweep; the law half (`law_search.solve_law`) is solved once per distinct law question
+    Per deployment the hardware half of its plans (`planner.hardware_costs`; its training
+    part once for all deployments) is priced once and shared by the plan, the law
+    ensemble, the answers per law, the lifetime sweep and the as-is what-if; the law half (`law_search.solve_law`) is solved once per distinct law question
     of the whole report (`law_search.LawSolver`: the deployments share the study's law,
     target, formats and grids)."""
     study = resolved.study
@@ -80,7 +80,11 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
         name = resolved.deploy_profiles[index].name if index is not None else \
             "(training only)"
         problem = problem_from_study(resolved, index)
-        hardware = hardware_of[index] = hardware_costs(problem)
+        # the training half comes from the study's training and search sections alone
+        # (problem_from_study): the same for every deployment, priced once
+        first = next(iter(hardware_of.values()), None)
+        hardware = hardware_of[index] = hardware_costs(
+            problem, train=first and (first[0], first[2]))
         plans[name] = plan(problem, hardware, solve(problem))
         sections[name] = robustness(problem, hardware, solve=solve)
         answers[name] = answers_by_law(problem, hardware, solve=solve)
