@@ -9,20 +9,20 @@ energy split, the runtime comparison, writing the folder).
 so before and after compare on the same machine under the same load. CPU time (user +
 system) is what a busy shared machine inflates least; the load average is printed.
 
-    python benchmarks/report_speed.py [--runs N] [--baseline DIR] [--json] [--out FILE.json]
+    python benchmarks/report_speed.py [--runs N] [--baseline DIR] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-
-from precsim.simulator.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,29 +93,27 @@ print(json.dumps(out))
 """
 
 
-def _env(tree: Path) -> dict:
-    return {**os.environ, "PYTHONPATH": str(tree)}
+def _run(tree: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python ARGS` with PYTHONPATH = the tree measured (its precsim, not main's)."""
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tree)}, cwd=cwd, timeout=600,
+                          check=False)
 
 
 def _cli(tree: Path, runs: int) -> tuple[float, float]:
-    """Median wall and CPU time (user + system) of `precsim report --out DIR` in a
-    subprocess, interpreter start included, measured by a small timer process."""
-    timer = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-             "stderr=subprocess.DEVNULL, check=True); "
-             "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-             "print(time.perf_counter() - t, u.ru_utime + u.ru_stime)")
+    """Median wall and CPU time (the child's user + system, from this process's
+    children rusage) of `precsim report --out DIR`, interpreter start included."""
     walls, cpus = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            done = subprocess.run(
-                [sys.executable, "-c", timer, sys.executable, "-m", "precsim.codesign.cli",
-                 "report", "--out", str(Path(tmp) / "report")],
-                capture_output=True, text=True, env=_env(tree), cwd=tmp, timeout=600,
-                check=True)
-        wall, cpu = map(float, done.stdout.split())
-        walls.append(wall)
-        cpus.append(cpu)
+            before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+            done = _run(tree, ["-m", "precsim.codesign.cli", "report", "--out",
+                               str(Path(tmp) / "report")], Path(tmp))
+            walls.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode:
+            raise SystemExit(f"precsim report failed in {tree}:\n{done.stderr[-3000:]}")
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return statistics.median(walls), statistics.median(cpus)
 
 
@@ -123,8 +121,7 @@ def _stages(tree: Path) -> dict:
     stages = "STAGES = " + repr(STAGES) + "\n"
     with tempfile.TemporaryDirectory() as tmp:
         code = f"OUT = {str(Path(tmp) / 'report')!r}\n" + stages + _PROBE
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=_env(tree), cwd=tmp, timeout=600, check=False)
+        done = _run(tree, ["-c", code], Path(tmp))
     if done.returncode:
         raise SystemExit(f"the stage probe failed in {tree}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -133,9 +130,7 @@ def _stages(tree: Path) -> dict:
 def _imports(tree: Path) -> float:
     """Seconds of import of the report command (self times summed, -X importtime)."""
     code = "import precsim.codesign.cli, precsim.codesign.report"
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
-                          capture_output=True, text=True, env=_env(tree), cwd=tree,
-                          timeout=600, check=True)
+    done = _run(tree, ["-X", "importtime", "-c", code], tree)
     return sum(float(line.split("|")[0].split(":")[1]) * 1e-6
                for line in done.stderr.splitlines()
                if line.startswith("import time:") and "self [us]" not in line)
@@ -183,16 +178,13 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="DIR",
                         help="another checkout to measure the same way (e.g. /work/main)")
     parser.add_argument("--json", action="store_true", help="print JSON, not the table")
-    parser.add_argument("--out", metavar="FILE.json", help="also write the JSON there")
     args = parser.parse_args()
+    trees = {"ours": ROOT} | ({"baseline": Path(args.baseline).resolve()}
+                              if args.baseline else {})
     result = {"benchmark": "report_speed", "cpus": os.cpu_count(),
-              "load_average": [round(v, 2) for v in os.getloadavg()],
-              "ours": measure(ROOT, max(1, args.runs))}
-    if args.baseline:
-        result["baseline"] = measure(Path(args.baseline).resolve(), max(1, args.runs))
+              "load_average": [round(v, 2) for v in os.getloadavg()]}
+    result |= {key: measure(tree, max(1, args.runs)) for key, tree in trees.items()}
     result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
-    if args.out:
-        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
