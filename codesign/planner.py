@@ -427,8 +427,8 @@ def plan(problem: PlanProblem, hardware: tuple | None = None,
 def _frontier(cloud: dict, problem: PlanProblem, t_idx, s_idx) -> pd.DataFrame:
     """Points no other candidate beats on both loss and cost (lower-left envelope)."""
     c = np.where(cloud["ok"], cloud["cost"], np.inf)
-    order = np.argsort(c, kind="stable")
-    order = order[np.isfinite(c[order])]
+    finite = np.flatnonzero(np.isfinite(c))       # sorted alone: same order, fewer to sort
+    order = finite[np.argsort(c[finite], kind="stable")]
     loss = cloud["loss"][order]
     keep = np.ones(order.size, bool)
     keep[1:] = loss[1:] < np.minimum.accumulate(loss)[:-1]
