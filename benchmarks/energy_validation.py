@@ -38,7 +38,7 @@ from mlenergy_rows import (CONFIGS_CSV, MODELS, PROFILES, PROMPTS, RUNTIME,  # n
                            expressible, steady_of)
 from precsim.simulator.models import TransformerConfig  # noqa: E402
 from precsim.simulator.profile_loader import load_profile  # noqa: E402
-from precsim.simulator.profiles import Fraction  # noqa: E402
+from precsim.simulator.profiles import Count  # noqa: E402
 from precsim.simulator.runtime import load_runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,17 +121,39 @@ def fit_prompt(rows: pd.DataFrame, profile) -> float:
     return float(res.x)
 
 
-def fit_fp8_expert_stream(rows: pd.DataFrame, profile) -> float:
-    """The vllm runtime's fp8_e4m3 `efficiency.expert_stream` minimising the FP8_FIT rows'
-    throughput error (the other runtime fields as runtimes/vllm.yaml states them)."""
+def _bf16_twin(rows: pd.DataFrame, r) -> pd.Series | None:
+    """The BF16 row matching FP8 row `r` (same model without -FP8, task, GPUs,
+    max_num_seqs), or None."""
+    twin = rows[(rows["model_id"] == r["model_id"].removesuffix("-FP8"))
+                & (rows["weight_precision"] == "bfloat16") & (rows["task"] == r["task"])
+                & (rows["num_gpus"] == r["num_gpus"])
+                & (rows["max_num_seqs"] == r["max_num_seqs"])]
+    return twin.iloc[0] if len(twin) else None
+
+
+def fit_fp8_expert_tile_rows(rows: pd.DataFrame, profile) -> float:
+    """The vllm runtime's fp8_e4m3 `efficiency.expert_tile_rows` minimising the squared
+    log error of the FP8_FIT rows' output throughput relative to their BF16 twins'
+    (`_bf16_twin`; FP8 rows without one are left out): the FP8 expert kernel's own work,
+    with what both precisions' steps miss alike cancelled. The BF16 predictions do not
+    depend on the tile rows (the other runtime fields as runtimes/vllm.yaml states them)."""
     fit = rows[_fit_rows(rows, FP8_FIT, True)]
+    pairs = [(r, t) for _, r in fit.iterrows() if (t := _bf16_twin(rows, r)) is not None]
     stored = load_runtime(RUNTIME)
 
-    def sse(share):
-        eff = stored.efficiency.model_copy(update={"expert_stream": {
-            "fp8_e4m3": Fraction(value=float(share), assumed="being fitted")}})
-        return _log_sse(fit, profile, runtime=stored.model_copy(update={"efficiency": eff}))
-    res = minimize_scalar(sse, bounds=(0.05, 1.0), method="bounded", options={"xatol": 1e-3})
+    def tput(r, runtime=RUNTIME):
+        return float(steady_of(profile, r, ALL_MODELS, runtime=runtime).output_tokens_per_s)
+    meas = np.log([r["output_throughput_tokens_per_sec"] / t["output_throughput_tokens_per_sec"]
+                   for r, t in pairs])
+    bf16 = np.array([tput(t) for _, t in pairs])
+
+    def sse(tile_rows):
+        eff = stored.efficiency.model_copy(update={"expert_tile_rows": {
+            "fp8_e4m3": Count(value=float(tile_rows), assumed="being fitted")}})
+        engine = stored.model_copy(update={"efficiency": eff})
+        pred = np.log([tput(r, engine) for r, _ in pairs] / bf16)
+        return float(np.sum(np.square(pred - meas)))
+    res = minimize_scalar(sse, bounds=(1.0, 1024.0), method="bounded", options={"xatol": 0.5})
     return float(res.x)
 
 
@@ -259,7 +281,7 @@ def main() -> None:
     if args.fit:
         print(f"lm-arena-chat prompt tokens: {fit_prompt(rows, profile):.0f} "
               f"(mlenergy_rows.PROMPTS holds {PROMPTS['lm-arena-chat']})")
-        print(f"vllm fp8_e4m3 expert streaming share: {fit_fp8_expert_stream(rows, profile):.3f}")
+        print(f"vllm fp8_e4m3 expert tile rows: {fit_fp8_expert_tile_rows(rows, profile):.0f}")
         active, k = fit_power(rows, profile)
         print(f"h100-sxm power.active = {active:.1f} W; compute energies x {k:.3f} "
               f"(the profile holds {profile.power.active.value:.0f} W and x 1, kept: the "
