@@ -1,7 +1,6 @@
 """An engine's per-expert tile work (overheads.expert_tile_rows, cost._expert_tiles):
 a hand-computed case, no work once the routed rows fill the tiles, and board power
 with it: energy = power x time, under the cap, time and energy monotone in the tile rows."""
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
