@@ -4,7 +4,8 @@ Times what each callback does (the compute function the CLI also calls, plus bui
 page's figures and tables), as the median of a few runs. The page keeps plans (same
 controls, same answer) and their parts (`compute.plan_view`): "nothing cached" rows
 forget all of them before every run; "changed" rows ask a value not asked before on every
-run, the other controls as the page showed them (their parts kept).
+run, the other controls as the page showed them (their parts kept). Wall and CPU time
+(CPU: what a busy shared machine inflates least) and the load average at the end.
 
     PYTHONPATH=$PWD python benchmarks/ui_speed.py [--repeat 5]
 """
@@ -25,15 +26,17 @@ from precsim.codesign.ui import codesign_view, compute, laws_view, simulate_view
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _median_s(fn, repeat: int, before=None) -> float:
-    times = []
+def _median_s(fn, repeat: int, before=None) -> tuple[float, float]:
+    """Median wall and CPU seconds of `fn` (`before` runs untimed ahead of each run)."""
+    wall, cpu = [], []
     for _ in range(repeat):
         if before:
             before()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def interactions() -> list[tuple[str, object, object]]:
@@ -63,8 +66,9 @@ def interactions() -> list[tuple[str, object, object]]:
         focused(compute.WhatIf(bandwidth_x=2.0 + 0.25 * next(fresh)))
 
     def table(at=None):
-        for name in names:
-            compute.plan_view(None, (), name, at or now["target"])
+        for name in names:       # the arguments of the page's callbacks (one cache key)
+            compute.plan_view(None, (), name, at or now["target"], None, None,
+                              compute.WhatIf())
 
     def focus_new_target():        # the page shows the focused plan before the table
         now["target"] = round(target - 1e-4 * next(fresh), 6)
@@ -99,12 +103,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    rows = [(label, _median_s(fn, args.repeat, before))
+    rows = [(label, *_median_s(fn, args.repeat, before))
             for label, fn, before in interactions()]
-    width = max(len(label) for label, _ in rows)
-    print(f"{'interaction':<{width}}  median s ({args.repeat} runs, {os.cpu_count()} CPUs)")
-    for label, seconds in rows:
-        print(f"{label:<{width}}  {seconds:8.3f}")
+    width = max(len(label) for label, *_ in rows)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    print(f"{'interaction':<{width}}  wall s   CPU s  (median of {args.repeat} runs, "
+          f"{os.cpu_count()} CPUs, load {load} at the end)")
+    for label, wall, cpu in rows:
+        print(f"{label:<{width}}  {wall:6.3f}  {cpu:6.3f}")
 
 
 if __name__ == "__main__":
