@@ -126,12 +126,18 @@ def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
         d = c.__dict__
         values.extend(d[f] for f in EXTENSIVE_FIELDS)
         values.extend(c.bytes_moved.values())
-    shape = np.broadcast_shapes(np.shape(weights), *{getattr(v, "shape", ()) for v in values})
-    stacked = np.empty((len(values),) + shape)
+    w_shape = np.shape(weights)
+    by_shape: dict = {}  # values stacked by their shape against the weights
     for i, v in enumerate(values):
-        stacked[i] = v  # broadcast to the common shape
+        by_shape.setdefault(np.broadcast_shapes(w_shape, np.shape(v)), []).append(i)
     at = axis if axis < 0 else axis + 1  # the stacked axis comes first
-    summed = np.add.reduce(np.multiply(stacked, weights), axis=at)
+    summed = [None] * len(values)
+    for shape, rows in by_shape.items():
+        stacked = np.empty((len(rows),) + shape)
+        for r, i in enumerate(rows):
+            stacked[r] = values[i]  # broadcast to the shape against the weights
+        for r, s in zip(rows, np.add.reduce(np.multiply(stacked, weights), axis=at)):
+            summed[r] = s
     out = []
     for i, c in enumerate(costs):
         row = summed[i * per:(i + 1) * per]
