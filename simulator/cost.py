@@ -34,13 +34,12 @@ import numpy as np
 from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import Hardware, as_hardware
-from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost, gemm_cost,
-                                       norm_cost)
 from precsim.simulator.models import TransformerConfig, get_model
-from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
+from precsim.simulator.op_eval import evaluate_ops
+from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
-from precsim.simulator.quant import as_quant, group_format, quant_attr, stream_bits
-from precsim.simulator.roofline import KernelCost, home_level, reduce_costs
+from precsim.simulator.quant import as_quant, quant_attr, stream_bits
+from precsim.simulator.roofline import home_level, reduce_costs
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
            "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
@@ -213,75 +212,6 @@ class PhaseCost:
         return rows
 
 
-def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,
-              block_home, fused_dequant: bool) -> KernelCost:
-    p = spec.params
-    if spec.kind == "gemm":
-        # grouped expert GEMM: the engine's streaming share for its weight type
-        scale = _expert_stream(hw, quant, spec.group) if p.get("experts") else 1.0
-
-        def run(home):
-            return gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
-                             weight_home=home, out_bits=p.get("out_bits"),
-                             fused_dequant=fused_dequant, stream_scale=scale)
-        if spec.per_layer:
-            stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
-            first = run(state_home).scaled(stored)
-            if model.block_repeat == 1:
-                return first
-            return first + run(block_home).scaled(stored * (model.block_repeat - 1))
-        cost = run(state_home)
-    elif spec.kind == "attention":
-        cost = _attention(p, hw, quant, state_home)
-    elif spec.kind == "norm":
-        cost = norm_cost(hw, p["rows"], p["width"], in_bits=p["in_bits"],
-                         out_bits=p["out_bits"], kind=p["kind_norm"],
-                         fused_residual=p.get("fused_residual", True),
-                         quantize_out=p["quantize_out"])
-    elif spec.kind == "embedding":
-        cost = embedding_cost(hw, p["tokens"], p["d_model"], quant, weight_home=state_home)
-    else:
-        cost = elementwise_cost(hw, p["read_bytes"], p["write_bytes"], p["vector_ops"])
-        if (np.asarray(spec.kv_write_bytes) > 0).any():
-            cost = cost + elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
-                                           0.0 * spec.kv_write_bytes, write_home=state_home,
-                                           n_kernels=0.0)
-    if spec.per_layer or (np.asarray(spec.count) != 1.0).any():
-        return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
-    return cost
-
-
-def _expert_stream(hw: Hardware, quant, group: str):
-    """The profile's `overheads.expert_stream` share for the experts' weight type (an
-    engine property; 1 on bare hardware)."""
-    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
-    return np.vectorize(lambda prof, dt: prof.overheads.expert_stream_value(dt),
-                        otypes=[float])(hw.profiles, w_dtype)
-
-
-def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:
-    """An attention part: cached K/V where the KV cache lives; a part of a pass with
-    several places Q, the output and fresh K/V by the pass's totals; a ragged part is
-    priced per sequence along the trailing axis and summed (weights `present`)."""
-    homes = {}
-    if "pass_q_bytes" in p:
-        homes = {"q_home": home_level(hw, p["pass_q_bytes"], True),
-                 "out_home": home_level(hw, p["pass_out_bytes"], True),
-                 "fresh_kv_home": home_level(hw, p["pass_fresh_kv_bytes"], True)}
-    ragged = p.get("ragged", False)
-    if ragged:
-        hw = hw.expand()
-        quant = quant[..., None] if isinstance(quant, np.ndarray) else quant
-        state_home = add_axis(state_home)
-        homes = {k: add_axis(v) for k, v in homes.items()}
-    cost = attention_cost(hw, p["batch"], p["q_len"], p["kv_len"], p["n_heads"],
-                          p["n_kv_heads"], p["head_dim"], quant, window=p["window"],
-                          cache_len=p["cache_len"], flash=p["flash"], kv_home=state_home,
-                          out_bits=p["out_bits"], epilogue_ops=p["epilogue_ops"],
-                          n_kernels=p.get("n_kernels"), **homes)
-    return cost.reduce(p["present"]) if ragged else cost
-
-
 def _price(hw: Hardware, model: TransformerConfig, quant, phase: str, specs, kv_bytes,
            fused_dequant: bool) -> PhaseCost:
     """Evaluate a pass's ops; weights (and the KV cache, `kv_bytes`) placed as in the
@@ -291,8 +221,7 @@ def _price(hw: Hardware, model: TransformerConfig, quant, phase: str, specs, kv_
     state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
     block = (wb["attn"] + wb["mlp"]) / model.n_layers
     block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
-    costs = tuple(_evaluate(s, hw, quant, model, state_home, block_home, fused_dequant)
-                  for s in specs)
+    costs = evaluate_ops(specs, hw, quant, model, state_home, block_home, fused_dequant)
     return PhaseCost(phase=phase, specs=tuple(specs), costs=costs,
                      level_names=hw.level_names, weights_home=state_home, weight_bytes=wb)
 

@@ -1,0 +1,210 @@
+"""The kernels of a pass priced along an ops axis: the ops of one kind that share a
+kernel formula and its non-shape arguments (GEMMs of one format, norms of one kind,
+element-wise ops) are stacked along a new leading axis and priced by ONE call of their
+formula in simulator.kernels (every formula broadcasts), then split back into one
+KernelCost per op. Element for element this is the per-op evaluation (`evaluate_op`,
+which prices what cannot be stacked: embedding, attention, MobileLLM's repeated
+blocks); stacking only saves the per-call overhead of a formula.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from precsim.simulator.hardware import Hardware
+from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
+                                       gemm_cost, norm_cost)
+from precsim.simulator.models import TransformerConfig
+from precsim.simulator.ops import OpSpec, add_axis
+from precsim.simulator.quant import group_format, quant_attr, stream_bits
+from precsim.simulator.roofline import EXTENSIVE_FIELDS, KernelCost, home_level
+
+
+def evaluate_ops(specs, hw: Hardware, quant, model: TransformerConfig, state_home,
+                 block_home, fused_dequant: bool) -> tuple:
+    """One KernelCost per spec (multiplied by its count), equal to `evaluate_op` of each:
+    stackable ops priced per batch (`_batch_key`), the others one by one."""
+    batches: dict = {}
+    for i, spec in enumerate(specs):
+        key = _batch_key(spec, quant, model)
+        batches.setdefault(key if key is not None else ("single", i), []).append(i)
+    costs = [None] * len(specs)
+    for key, members in batches.items():
+        if key[0] == "single" or len(members) == 1:
+            for i in members:
+                costs[i] = evaluate_op(specs[i], hw, quant, model, state_home, block_home,
+                                       fused_dequant)
+            continue
+        group = [specs[i] for i in members]
+        nd = max(np.ndim(hw.profiles), np.ndim(quant), np.ndim(state_home),
+                 *(np.ndim(v) for s in group for v in _stacked_values(s)))
+        stacked = _STACKED[key[0]](group, hw, quant, state_home, fused_dequant, nd)
+        for j, i in enumerate(members):
+            costs[i] = _take(stacked, j, nd)
+    return tuple(costs)
+
+
+def _batch_key(spec: OpSpec, quant, model: TransformerConfig):
+    """What ops priced by one stacked call share (None: priced alone)."""
+    p = spec.params
+    if spec.kind == "gemm":
+        if np.any(np.asarray(model.block_repeat) != 1):
+            return None
+        fmt = spec.group if isinstance(quant, np.ndarray) else group_format(quant, spec.group)
+        return ("gemm", fmt)
+    if spec.kind == "norm":
+        return ("norm", p["kind_norm"], bool(p.get("fused_residual", True)))
+    if spec.kind == "elementwise":
+        return ("elementwise",)
+    return None
+
+
+def _stacked_values(spec: OpSpec) -> list:
+    """The arrays of `spec` that are stacked (their dimensions set the stack's)."""
+    return [spec.count, spec.kv_write_bytes] + [
+        v for v in spec.params.values() if not isinstance(v, (str, bool, type(None)))]
+
+
+def _stack(values, nd: int, dtype=float) -> np.ndarray:
+    """`values` (one per op) along a new leading axis, each broadcast to their common
+    shape padded to `nd` dimensions."""
+    shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+    out = np.empty((len(values),) + (1,) * (nd - len(shape)) + shape, dtype=dtype)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def _take(cost: KernelCost, j: int, nd: int) -> KernelCost:
+    """Op `j` of a stacked KernelCost (fields without the ops axis are shared; a label
+    the same for every element is kept as one label)."""
+    def part(v):
+        if np.ndim(v) != nd + 1:
+            return v
+        v = v[j if np.shape(v)[0] > 1 else 0]
+        if isinstance(v, np.ndarray) and v.dtype == object and v.size \
+                and all(x == v.flat[0] for x in v.flat):
+            return v.flat[0]
+        return v
+    d = cost.__dict__
+    kw = {f: part(d[f]) for f in EXTENSIVE_FIELDS + ("exec_dtype", "exec_path")}
+    kw["bytes_moved"] = {k: part(v) for k, v in cost.bytes_moved.items()}
+    return cost._with(kw)
+
+
+def _gemms(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
+    """GEMMs of one format: m, n, k, output bits, streaming scale and count stacked."""
+    first = group[0]
+    fmt = group_format(quant, first.group)
+
+    def column(name, default=None):
+        return _stack([s.params.get(name, default) for s in group], nd)
+    out_bits = _stack([stream_bits(fmt) if s.params.get("out_bits") is None
+                       else s.params["out_bits"] for s in group], nd)
+    scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
+                    for s in group], nd)
+    cost = gemm_cost(hw, column("m"), column("n"), column("k"), quant, group=first.group,
+                     weight_home=state_home, out_bits=out_bits, fused_dequant=fused_dequant,
+                     stream_scale=scale)
+    return cost.scaled(_stack([s.count for s in group], nd))
+
+
+def _norms(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
+    """Norms of one kind and residual fusion: shapes, bits and quantised output stacked."""
+    p = group[0].params
+
+    def column(name, dtype=float):
+        return _stack([s.params[name] for s in group], nd, dtype)
+    cost = norm_cost(hw, column("rows"), column("width"), in_bits=column("in_bits"),
+                     out_bits=column("out_bits"), kind=p["kind_norm"],
+                     fused_residual=p.get("fused_residual", True),
+                     quantize_out=column("quantize_out", bool))
+    return cost.scaled(_stack([s.count for s in group], nd))
+
+
+def _elementwise(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
+    """Streaming ops: bytes and vector ops stacked, plus the KV-cache appends (zero for
+    the ops without one: adding a zero cost is exact)."""
+    def column(name):
+        return _stack([s.params[name] for s in group], nd)
+    cost = elementwise_cost(hw, column("read_bytes"), column("write_bytes"),
+                            column("vector_ops"))
+    kv = _stack([s.kv_write_bytes for s in group], nd)
+    if (kv > 0).any():
+        cost = cost + elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=state_home,
+                                       n_kernels=0.0)
+    return cost.scaled(_stack([s.count for s in group], nd))
+
+
+_STACKED = {"gemm": _gemms, "norm": _norms, "elementwise": _elementwise}
+
+
+def evaluate_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,
+                block_home, fused_dequant: bool) -> KernelCost:
+    """One op's KernelCost (times its count): weights and the KV cache at `state_home`,
+    a MobileLLM block's repeated runs reading its weights from `block_home`."""
+    p = spec.params
+    if spec.kind == "gemm":
+        # grouped expert GEMM: the engine's streaming share for its weight type
+        scale = _expert_stream(hw, quant, spec.group) if p.get("experts") else 1.0
+
+        def run(home):
+            return gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
+                             weight_home=home, out_bits=p.get("out_bits"),
+                             fused_dequant=fused_dequant, stream_scale=scale)
+        if spec.per_layer:
+            stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
+            first = run(state_home).scaled(stored)
+            if model.block_repeat == 1:
+                return first
+            return first + run(block_home).scaled(stored * (model.block_repeat - 1))
+        cost = run(state_home)
+    elif spec.kind == "attention":
+        cost = _attention(p, hw, quant, state_home)
+    elif spec.kind == "norm":
+        cost = norm_cost(hw, p["rows"], p["width"], in_bits=p["in_bits"],
+                         out_bits=p["out_bits"], kind=p["kind_norm"],
+                         fused_residual=p.get("fused_residual", True),
+                         quantize_out=p["quantize_out"])
+    elif spec.kind == "embedding":
+        cost = embedding_cost(hw, p["tokens"], p["d_model"], quant, weight_home=state_home)
+    else:
+        cost = elementwise_cost(hw, p["read_bytes"], p["write_bytes"], p["vector_ops"])
+        if (np.asarray(spec.kv_write_bytes) > 0).any():
+            cost = cost + elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
+                                           0.0 * spec.kv_write_bytes, write_home=state_home,
+                                           n_kernels=0.0)
+    if spec.per_layer or (np.asarray(spec.count) != 1.0).any():
+        return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
+    return cost
+
+
+def _expert_stream(hw: Hardware, quant, group: str):
+    """The profile's `overheads.expert_stream` share for the experts' weight type (an
+    engine property; 1 on bare hardware)."""
+    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
+    return np.vectorize(lambda prof, dt: prof.overheads.expert_stream_value(dt),
+                        otypes=[float])(hw.profiles, w_dtype)
+
+
+def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:
+    """An attention part: cached K/V where the KV cache lives; a part of a pass with
+    several places Q, the output and fresh K/V by the pass's totals; a ragged part is
+    priced per sequence along the trailing axis and summed (weights `present`)."""
+    homes = {}
+    if "pass_q_bytes" in p:
+        homes = {"q_home": home_level(hw, p["pass_q_bytes"], True),
+                 "out_home": home_level(hw, p["pass_out_bytes"], True),
+                 "fresh_kv_home": home_level(hw, p["pass_fresh_kv_bytes"], True)}
+    ragged = p.get("ragged", False)
+    if ragged:
+        hw = hw.expand()
+        quant = quant[..., None] if isinstance(quant, np.ndarray) else quant
+        state_home = add_axis(state_home)
+        homes = {k: add_axis(v) for k, v in homes.items()}
+    cost = attention_cost(hw, p["batch"], p["q_len"], p["kv_len"], p["n_heads"],
+                          p["n_kv_heads"], p["head_dim"], quant, window=p["window"],
+                          cache_len=p["cache_len"], flash=p["flash"], kv_home=state_home,
+                          out_bits=p["out_bits"], epilogue_ops=p["epilogue_ops"],
+                          n_kernels=p.get("n_kernels"), **homes)
+    return cost.reduce(p["present"]) if ragged else cost
+

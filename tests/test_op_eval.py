@@ -1,0 +1,85 @@
+"""The ops-axis evaluation of a pass (simulator.op_eval.evaluate_ops: the GEMMs, norms
+and element-wise ops of a pass stacked and priced by one call of their formula) equals
+the per-op evaluation element for element, on random configurations (hypothesis)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from precsim.simulator.hardware import as_hardware, cached_profile
+from precsim.simulator.models import get_model
+from precsim.simulator.op_eval import evaluate_op, evaluate_ops
+from precsim.simulator.ops import build_mixed_ops, build_ops
+from precsim.simulator.quant import parse_quant
+from precsim.simulator.roofline import EXTENSIVE_FIELDS
+
+PROFILES = ("a100-sxm-80gb", "h100-sxm", "host", "snapdragon-8-gen3", "ternary-accel")
+MODELS = ("llama-3.2-1b", "mistral-7b", "bitnet-b1.58-2b4t", "mixtral-8x7b",
+          "qwen3-30b-a3b", "gpt-oss-20b")
+QUANTS = ("W16A16", "W4A16-g128", "W8A8", "W4A8-KV4", "NVFP4", "W4A16-g128@lm_head=W8A16")
+
+
+def _equal(a, b) -> bool:
+    """Same values (an array may carry extra leading length-1 axes), NaN equal to NaN."""
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    if a.dtype == object or b.dtype == object or a.dtype.kind in "US":
+        return bool(np.all(a == b))
+    return bool(np.array_equal(a, b, equal_nan=True))
+
+
+def _same_cost(x, y) -> None:
+    for name in EXTENSIVE_FIELDS + ("exec_dtype", "exec_path"):
+        assert _equal(getattr(x, name), getattr(y, name)), name
+    assert list(x.bytes_moved) == list(y.bytes_moved)
+    for level, moved in x.bytes_moved.items():
+        assert _equal(moved, y.bytes_moved[level]), level
+
+
+def _check(specs, hw, quant, model, home, fused) -> None:
+    stacked = evaluate_ops(specs, hw, quant, model, home, home, fused)
+    assert len(stacked) == len(specs)
+    for spec, cost in zip(specs, stacked):
+        _same_cost(cost, evaluate_op(spec, hw, quant, model, home, home, fused))
+
+
+@settings(max_examples=30, deadline=None)
+@given(profile=st.sampled_from(PROFILES), model=st.sampled_from(MODELS),
+       quant=st.sampled_from(QUANTS), batch=st.integers(1, 256),
+       q_len=st.integers(1, 4096), past=st.integers(0, 8192),
+       phase=st.sampled_from(("prefill", "decode")), fused=st.booleans(),
+       home=st.integers(0, 3))
+def test_stacked_pass_equals_per_op(profile, model, quant, batch, q_len, past, phase,
+                                    fused, home):
+    hw = as_hardware(cached_profile(profile))
+    q_len = 1 if phase == "decode" else q_len
+    specs = build_ops(get_model(model), parse_quant(quant), float(batch), float(q_len),
+                      float(q_len + past), phase)
+    _check(specs, hw, parse_quant(quant), get_model(model), min(home, hw.main), fused)
+
+
+@settings(max_examples=15, deadline=None)
+@given(profile=st.sampled_from(PROFILES), model=st.sampled_from(MODELS),
+       quant=st.sampled_from(QUANTS), seed=st.integers(0, 2**16))
+def test_stacked_grid_and_mixed_pass_equal_per_op(profile, model, quant, seed):
+    """Swept batch / lengths (arrays of different shapes) and a chunked-prefill pass."""
+    rng = np.random.default_rng(seed)
+    hw = as_hardware(cached_profile(profile))
+    fmt, cfg = parse_quant(quant), get_model(model)
+    batch = rng.integers(1, 128, size=(3, 1)).astype(float)
+    q_len = rng.integers(1, 2048, size=(1, 4)).astype(float)
+    specs = build_ops(cfg, fmt, batch, q_len, q_len + 7.0, "prefill")
+    _check(specs, hw, fmt, cfg, hw.main, True)
+    mixed = build_mixed_ops(cfg, fmt, rng.integers(0, 32, size=2).astype(float), 300.0,
+                            rng.integers(0, 512, size=2).astype(float), 64.0)
+    _check(mixed, hw, fmt, cfg, hw.main, True)
+
+
+def test_a_mobilellm_style_repeated_block_is_priced_per_op():
+    """block_repeat > 1 (weights re-read from the block's home) keeps the per-op path."""
+    cfg = dataclasses.replace(get_model("llama-3.2-1b"), block_repeat=2)
+    hw = as_hardware(cached_profile("a100-sxm-80gb"))
+    fmt = parse_quant("W8A8")
+    _check(build_ops(cfg, fmt, 4.0, 1.0, 100.0, "decode"), hw, fmt, cfg, hw.main, True)
