@@ -35,8 +35,8 @@ def evaluate_ops(specs, hw: Hardware, quant, model: TransformerConfig, state_hom
                                        fused_dequant)
             continue
         group = [specs[i] for i in members]
-        nd = max(np.ndim(hw.profiles), np.ndim(quant), np.ndim(state_home),
-                 *(np.ndim(v) for s in group for v in _stacked_values(s)))
+        nd = max(hw.profiles.ndim, np.ndim(quant), np.ndim(state_home),
+                 *(getattr(v, "ndim", 0) for s in group for v in _stacked_values(s)))
         stacked = _STACKED[key[0]](group, hw, quant, state_home, fused_dequant, nd)
         for j, i in enumerate(members):
             costs[i] = _take(stacked, j, nd)
@@ -67,7 +67,8 @@ def _stacked_values(spec: OpSpec) -> list:
 def _stack(values, nd: int, dtype=float) -> np.ndarray:
     """`values` (one per op) along a new leading axis, each broadcast to their common
     shape padded to `nd` dimensions."""
-    shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+    shapes = {getattr(v, "shape", ()) for v in values}
+    shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
     out = np.empty((len(values),) + (1,) * (nd - len(shape)) + shape, dtype=dtype)
     for i, v in enumerate(values):
         out[i] = v
@@ -78,9 +79,9 @@ def _take(cost: KernelCost, j: int, nd: int) -> KernelCost:
     """Op `j` of a stacked KernelCost (fields without the ops axis are shared; a label
     the same for every element is kept as one label)."""
     def part(v):
-        if np.ndim(v) != nd + 1:
+        if getattr(v, "ndim", 0) != nd + 1:
             return v
-        v = v[j if np.shape(v)[0] > 1 else 0]
+        v = v[j if v.shape[0] > 1 else 0]
         if isinstance(v, np.ndarray) and v.dtype == object and v.size \
                 and all(x == v.flat[0] for x in v.flat):
             return v.flat[0]

@@ -127,16 +127,20 @@ def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
         values.extend(d[f] for f in EXTENSIVE_FIELDS)
         values.extend(c.bytes_moved.values())
     w_shape = np.shape(weights)
+    against: dict = {}  # a value's shape -> its shape against the weights
     by_shape: dict = {}  # values stacked by their shape against the weights
     for i, v in enumerate(values):
-        by_shape.setdefault(np.broadcast_shapes(w_shape, np.shape(v)), []).append(i)
+        shape = getattr(v, "shape", ())
+        if shape not in against:
+            against[shape] = np.broadcast_shapes(w_shape, shape)
+        by_shape.setdefault(against[shape], []).append(i)
     at = axis if axis < 0 else axis + 1  # the stacked axis comes first
     summed = [None] * len(values)
     for shape, rows in by_shape.items():
         stacked = np.empty((len(rows),) + shape)
         for r, i in enumerate(rows):
-            stacked[r] = values[i]  # broadcast to the shape against the weights
-        for r, s in zip(rows, np.add.reduce(np.multiply(stacked, weights), axis=at)):
+            np.multiply(values[i], weights, out=stacked[r])
+        for r, s in zip(rows, np.add.reduce(stacked, axis=at)):
             summed[r] = s
     out = []
     for i, c in enumerate(costs):
