@@ -38,8 +38,8 @@ def evaluate_ops(specs, hw: Hardware, quant, model: TransformerConfig, state_hom
         nd = max(hw.profiles.ndim, np.ndim(quant), np.ndim(state_home),
                  *(getattr(v, "ndim", 0) for s in group for v in _stacked_values(s)))
         stacked = _STACKED[key[0]](group, hw, quant, state_home, fused_dequant, nd)
-        for j, i in enumerate(members):
-            costs[i] = _take(stacked, j, nd)
+        for i, cost in zip(members, _split(stacked, len(members), nd)):
+            costs[i] = cost
     return tuple(costs)
 
 
@@ -75,21 +75,35 @@ def _stack(values, nd: int, dtype=float) -> np.ndarray:
     return out
 
 
-def _take(cost: KernelCost, j: int, nd: int) -> KernelCost:
-    """Op `j` of a stacked KernelCost (fields without the ops axis are shared; a label
-    the same for every element is kept as one label)."""
-    def part(v):
-        if getattr(v, "ndim", 0) != nd + 1:
-            return v
-        v = v[j if v.shape[0] > 1 else 0]
-        if isinstance(v, np.ndarray) and v.dtype == object and v.size \
-                and all(x == v.flat[0] for x in v.flat):
-            return v.flat[0]
-        return v
+def _split(cost: KernelCost, n: int, nd: int) -> list:
+    """The `n` ops of a stacked KernelCost (fields without the ops axis are shared; a
+    label the same for every element is kept as one label)."""
     d = cost.__dict__
-    kw = {f: part(d[f]) for f in EXTENSIVE_FIELDS + ("exec_dtype", "exec_path")}
-    kw["bytes_moved"] = {k: part(v) for k, v in cost.bytes_moved.items()}
-    return cost._with(kw)
+    shared = dict(d)
+    stacked = {}
+    for name in EXTENSIVE_FIELDS + ("exec_dtype", "exec_path"):
+        v = d[name]
+        if getattr(v, "ndim", 0) == nd + 1:
+            if v.dtype == object and all(x == v.flat[0] for x in v.flat):
+                shared[name] = v.flat[0]
+            else:
+                stacked[name] = v if v.shape[0] > 1 else np.broadcast_to(v, (n,) + v.shape[1:])
+    levels = {k: (v if getattr(v, "ndim", 0) != nd + 1 else
+                  v if v.shape[0] > 1 else np.broadcast_to(v, (n,) + v.shape[1:]))
+              for k, v in cost.bytes_moved.items()}
+    split = [k for k, v in levels.items() if getattr(v, "ndim", 0) == nd + 1]
+    out = []
+    for j in range(n):
+        new = object.__new__(KernelCost)
+        new.__dict__.update(shared)
+        for name, v in stacked.items():
+            new.__dict__[name] = v[j]
+        moved = dict(levels)
+        for k in split:
+            moved[k] = levels[k][j]
+        new.__dict__["bytes_moved"] = moved
+        out.append(new)
+    return out
 
 
 def _gemms(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:

@@ -46,6 +46,8 @@ ACC_BYTES = 4.0
 EXTENSIVE_FIELDS = ("flops", "vector_ops", "convert_ops", "time_s", "energy_j",
                     "compute_time_s", "memory_time_s", "overhead_time_s", "n_kernels",
                     "convert_time_s")
+#: Elements per value below which `reduce_costs` stacks a group of values in one copy.
+SMALL_STACK = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,19 +129,22 @@ def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
         values.extend(d[f] for f in EXTENSIVE_FIELDS)
         values.extend(c.bytes_moved.values())
     w_shape = np.shape(weights)
-    against: dict = {}  # a value's shape -> its shape against the weights
-    by_shape: dict = {}  # values stacked by their shape against the weights
+    by_shape: dict = {}  # values stacked by their own shape
     for i, v in enumerate(values):
-        shape = getattr(v, "shape", ())
-        if shape not in against:
-            against[shape] = np.broadcast_shapes(w_shape, shape)
-        by_shape.setdefault(against[shape], []).append(i)
+        by_shape.setdefault(getattr(v, "shape", ()), []).append(i)
     at = axis if axis < 0 else axis + 1  # the stacked axis comes first
     summed = [None] * len(values)
     for shape, rows in by_shape.items():
-        stacked = np.empty((len(rows),) + shape)
-        for r, i in enumerate(rows):
-            np.multiply(values[i], weights, out=stacked[r])
+        full = np.broadcast_shapes(w_shape, shape)
+        if math.prod(full) <= SMALL_STACK:  # one copy and one product for the group
+            stacked = np.array([values[i] for i in rows], dtype=float)
+            stacked = np.multiply(stacked.reshape((len(rows),) + (1,) * (len(full)
+                                                                          - len(shape))
+                                                  + shape), weights)
+        else:  # each product written straight into the stack (no broadcast copy)
+            stacked = np.empty((len(rows),) + full)
+            for r, i in enumerate(rows):
+                np.multiply(values[i], weights, out=stacked[r])
         for r, s in zip(rows, np.add.reduce(stacked, axis=at)):
             summed[r] = s
     out = []
