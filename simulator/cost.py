@@ -33,9 +33,9 @@ import numpy as np
 
 from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import Hardware, as_hardware
+from precsim.simulator.hardware import as_hardware
 from precsim.simulator.models import TransformerConfig, get_model
-from precsim.simulator.op_eval import evaluate_ops
+from precsim.simulator.op_eval import PassOps, evaluate_passes
 from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
@@ -212,29 +212,34 @@ class PhaseCost:
         return rows
 
 
-def _price(hw: Hardware, model: TransformerConfig, quant, phase: str, specs, kv_bytes,
-           fused_dequant: bool) -> PhaseCost:
-    """Evaluate a pass's ops; weights (and the KV cache, `kv_bytes`) placed as in the
-    module docstring."""
-    wb = weight_bytes(model, quant)
-    total_w = sum(np.asarray(v) for v in wb.values())
-    state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
-    block = (wb["attn"] + wb["mlp"]) / model.n_layers
-    block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
-    costs = evaluate_ops(specs, hw, quant, model, state_home, block_home, fused_dequant)
-    return PhaseCost(phase=phase, specs=tuple(specs), costs=costs,
-                     level_names=hw.level_names, weights_home=state_home, weight_bytes=wb)
+def _price(passes, fused_dequant: bool) -> tuple:
+    """Price passes, each (hw, model, quant, phase, specs, kv_bytes): its ops evaluated
+    along an ops axis, shared by the passes on the same hardware and format
+    (simulator.op_eval); weights (and the KV cache, kv_bytes) placed as in the module
+    docstring."""
+    placed = []
+    for hw, model, quant, _, specs, kv_bytes in passes:
+        wb = weight_bytes(model, quant)
+        total_w = sum(np.asarray(v) for v in wb.values())
+        state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
+        block = (wb["attn"] + wb["mlp"]) / model.n_layers
+        block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
+        placed.append((wb, PassOps(specs, hw, quant, model, state_home, block_home)))
+    costs = evaluate_passes([ops for _, ops in placed], fused_dequant)
+    return tuple(PhaseCost(phase=p[3], specs=tuple(p[4]), costs=c,
+                           level_names=p[0].level_names, weights_home=ops.state_home,
+                           weight_bytes=wb) for p, (wb, ops), c in zip(passes, placed, costs))
 
 
 def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
-           fused_dequant: bool, cache_len=None, logit_rows=None) -> PhaseCost:
+           cache_len=None, logit_rows=None) -> tuple:
+    """The pass to `_price`: (hw, model, quant, phase, ops, KV-cache bytes)."""
     model = get_model(model)
     quant = as_quant(quant)
     hw = as_hardware(phase_profiles(profile, quant, phase))  # a SoC: the phase's unit
     specs = build_ops(model, quant, batch, q_len, kv_len, phase, flash, cache_len=cache_len,
                       logit_rows=logit_rows)
-    return _price(hw, model, quant, phase, specs, kv_cache_bytes(model, quant, batch, kv_len),
-                  fused_dequant)
+    return hw, model, quant, phase, specs, kv_cache_bytes(model, quant, batch, kv_len)
 
 
 def _check_counts(**values) -> None:
@@ -264,12 +269,18 @@ def prefill_cost(profile, model, quant, batch, prompt_len, *, flash: bool = True
     K/V are written to the cache. `last_chunk=False` (or an array of flags): the chunk
     is not the prompt's last, so it produces no token (no lm_head, no sampling).
     """
+    return _price([_prefill_pass(profile, model, quant, batch, prompt_len, flash, past_len,
+                                 last_chunk)], fused_dequant)[0]
+
+
+def _prefill_pass(profile, model, quant, batch, prompt_len, flash: bool, past_len=0.0,
+                  last_chunk=True) -> tuple:
+    """`prefill_cost`'s pass, checked, to `_price`."""
     _check_lengths(batch=batch, prompt_len=prompt_len)
     _check_counts(past_len=past_len)
     emits = _emitting(last_chunk)
     return _phase(profile, model, quant, batch, prompt_len, prompt_len + past_len, "prefill",
-                  flash, fused_dequant, cache_len=past_len,
-                  logit_rows=None if emits is None else batch * emits)
+                  flash, cache_len=past_len, logit_rows=None if emits is None else batch * emits)
 
 
 def mixed_step_cost(profile, model, quant, decode_batch, decode_context_len, prefill_tokens,
@@ -338,16 +349,21 @@ def _mixed(profile, model, quant, decode_batch, decode_context_len, prefill_toke
     chunk_kv = np.where(tokens > 0, kv_cache_bytes(x_model, x_quant, 1.0,
                                                    prefill_past_len + tokens), 0.0)
     kv = dec_kv + (np.sum(chunk_kv, axis=-1) if ragged else chunk_kv)
-    return _price(hw, model, quant, phase, specs, kv, fused_dequant)
+    return _price([(hw, model, quant, phase, specs, kv)], fused_dequant)[0]
 
 
 def decode_step_cost(profile, model, quant, batch, context_len, *, flash: bool = True,
                      fused_dequant: bool = True) -> PhaseCost:
     """One decode step: one new token per sequence attending to `context_len` positions
     (the new one included)."""
+    return _price([_decode_pass(profile, model, quant, batch, context_len, flash)],
+                  fused_dequant)[0]
+
+
+def _decode_pass(profile, model, quant, batch, context_len, flash: bool) -> tuple:
+    """`decode_step_cost`'s pass, checked, to `_price`."""
     _check_lengths(batch=batch, context_len=context_len)
-    return _phase(profile, model, quant, batch, 1.0, context_len, "decode", flash,
-                  fused_dequant)
+    return _phase(profile, model, quant, batch, 1.0, context_len, "decode", flash)
 
 
 # ---- whole request -------------------------------------------------------------------------
@@ -392,14 +408,13 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     quant = as_quant(quant)
     hw = as_hardware(phase_profiles(profile, quant, "prefill"))
     dec_hw = as_hardware(phase_profiles(profile, quant, "decode"))
-    prefill = prefill_cost(hw, model, quant, batch, prompt_len, flash=flash,
-                           fused_dequant=fused_dequant)
     steps = np.asarray(gen_len, dtype=float) - 1.0
     offsets, weights = decode_nodes_for(steps, decode_nodes)
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
-    nodes = decode_step_cost(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
-                             add_axis(prompt_len) + offsets, flash=flash,
-                             fused_dequant=fused_dequant)
+    prefill, nodes = _price([  # one evaluation of both passes' ops (simulator.op_eval)
+        _prefill_pass(hw, model, quant, batch, prompt_len, flash),
+        _decode_pass(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
+                     add_axis(prompt_len) + offsets, flash)], fused_dequant)
     decode = nodes.reduce(weights)
     totals = _totals((hw, dec_hw), model, quant, batch, prompt_len, gen_len, steps,
                      prefill, decode, flash)

@@ -1,12 +1,16 @@
-"""The kernels of a pass priced along an ops axis: the ops of one kind that share a
-kernel formula and its non-shape arguments (GEMMs of one format, norms of one kind,
-element-wise ops) are stacked along a new leading axis and priced by ONE call of their
-formula in simulator.kernels (every formula broadcasts), then split back into one
-KernelCost per op. Element for element this is the per-op evaluation (`evaluate_op`,
-which prices what cannot be stacked: embedding, attention, MobileLLM's repeated
-blocks); stacking only saves the per-call overhead of a formula.
+"""The kernels of one or more passes priced along an ops axis: the ops of one kind that
+share a kernel formula and its non-shape arguments (GEMMs of one format, norms of one
+kind, element-wise ops, embeddings) are stacked along a new leading axis and priced by
+ONE call of their formula in simulator.kernels (every formula broadcasts), then split
+back into one KernelCost per op. Passes on the same hardware and format (a request's
+prefill and decode) share the calls; each op keeps its pass's weight home. Element for
+element this is the per-op evaluation (`evaluate_op`, which prices what is not stacked:
+attention, MobileLLM's repeated blocks); stacking only saves per-call overhead.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,28 +23,56 @@ from precsim.simulator.quant import group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import EXTENSIVE_FIELDS, KernelCost, home_level
 
 
-def evaluate_ops(specs, hw: Hardware, quant, model: TransformerConfig, state_home,
-                 block_home, fused_dequant: bool) -> tuple:
-    """One KernelCost per spec (multiplied by its count), equal to `evaluate_op` of each:
-    stackable ops priced per batch (`_batch_key`), the others one by one."""
-    batches: dict = {}
-    for i, spec in enumerate(specs):
-        key = _batch_key(spec, quant, model)
-        batches.setdefault(key if key is not None else ("single", i), []).append(i)
-    costs = [None] * len(specs)
-    for key, members in batches.items():
-        if key[0] == "single" or len(members) == 1:
-            for i in members:
-                costs[i] = evaluate_op(specs[i], hw, quant, model, state_home, block_home,
-                                       fused_dequant)
-            continue
-        group = [specs[i] for i in members]
-        nd = max(hw.profiles.ndim, np.ndim(quant), np.ndim(state_home),
-                 *(getattr(v, "ndim", 0) for s in group for v in _stacked_values(s)))
-        stacked = _STACKED[key[0]](group, hw, quant, state_home, fused_dequant, nd)
-        for i, cost in zip(members, _split(stacked, len(members), nd)):
-            costs[i] = cost
-    return tuple(costs)
+@dataclass(frozen=True, eq=False)
+class PassOps:
+    """A pass to price: its ops on `hw` in format `quant`, the weights and KV cache at
+    `state_home`, a repeated block's weights at `block_home` (simulator.cost)."""
+
+    specs: Sequence[OpSpec]
+    hw: Hardware
+    quant: object
+    model: TransformerConfig
+    state_home: object
+    block_home: object
+
+
+def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tuple]:
+    """One KernelCost per op of each pass (multiplied by its count), equal to
+    `evaluate_op` of each: stackable ops priced per batch (`_batch_key`), the others one
+    by one. Passes sharing hardware and format share a batch's call where the op's
+    inputs are scalars (arrays of different passes need not align: a decode pass has a
+    trailing axis of steps)."""
+    costs = [[None] * len(p.specs) for p in passes]
+    shared: dict = {}
+    for pi, p in enumerate(passes):
+        shared.setdefault((id(p.hw), id(p.quant)), []).append(pi)
+    for members in shared.values():
+        hw, quant = passes[members[0]].hw, passes[members[0]].quant
+        batches: dict = {}
+        for pi in members:
+            p = passes[pi]
+            scalar = np.ndim(p.state_home) == 0  # else its arrays align with its pass only
+            for i, spec in enumerate(p.specs):
+                key = _batch_key(spec, quant, p.model)
+                if key and not (scalar and all(getattr(v, "ndim", 0) == 0
+                                               for v in _stacked_values(spec))):
+                    key = key + (pi,)
+                batches.setdefault(key or ("single", pi, i), []).append((pi, i))
+        for key, ops in batches.items():
+            if key[0] == "single" or len(ops) == 1:
+                for pi, i in ops:
+                    p = passes[pi]
+                    costs[pi][i] = evaluate_op(p.specs[i], hw, quant, p.model, p.state_home,
+                                               p.block_home, fused_dequant)
+                continue
+            group = [passes[pi].specs[i] for pi, i in ops]
+            homes = [passes[pi].state_home for pi, _ in ops]
+            nd = max(hw.profiles.ndim, np.ndim(quant), *(np.ndim(h) for h in homes),
+                     *(getattr(v, "ndim", 0) for s in group for v in _stacked_values(s)))
+            stacked = _STACKED[key[0]](group, hw, quant, _home(homes, nd), fused_dequant, nd)
+            for (pi, i), cost in zip(ops, _split(stacked, len(ops), nd)):
+                costs[pi][i] = cost
+    return [tuple(c) for c in costs]
 
 
 def _batch_key(spec: OpSpec, quant, model: TransformerConfig):
@@ -53,9 +85,17 @@ def _batch_key(spec: OpSpec, quant, model: TransformerConfig):
         return ("gemm", fmt)
     if spec.kind == "norm":
         return ("norm", p["kind_norm"], bool(p.get("fused_residual", True)))
-    if spec.kind == "elementwise":
-        return ("elementwise",)
+    if spec.kind in ("elementwise", "embedding"):
+        return (spec.kind,)
     return None
+
+
+def _home(homes: list, nd: int):
+    """The ops' weight homes: one level when they agree, else stacked."""
+    first = homes[0]
+    if np.ndim(first) == 0 and all(np.ndim(h) == 0 and h == first for h in homes):
+        return first
+    return _stack(homes, nd)
 
 
 def _stacked_values(spec: OpSpec) -> list:
@@ -106,7 +146,7 @@ def _split(cost: KernelCost, n: int, nd: int) -> list:
     return out
 
 
-def _gemms(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
+def _gemms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
     """GEMMs of one format: m, n, k, output bits, streaming scale and count stacked."""
     first = group[0]
     fmt = group_format(quant, first.group)
@@ -118,12 +158,12 @@ def _gemms(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
     scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
                     for s in group], nd)
     cost = gemm_cost(hw, column("m"), column("n"), column("k"), quant, group=first.group,
-                     weight_home=state_home, out_bits=out_bits, fused_dequant=fused_dequant,
+                     weight_home=home, out_bits=out_bits, fused_dequant=fused_dequant,
                      stream_scale=scale)
     return cost.scaled(_stack([s.count for s in group], nd))
 
 
-def _norms(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
+def _norms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
     """Norms of one kind and residual fusion: shapes, bits and quantised output stacked."""
     p = group[0].params
 
@@ -136,7 +176,7 @@ def _norms(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
     return cost.scaled(_stack([s.count for s in group], nd))
 
 
-def _elementwise(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
+def _elementwise(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
     """Streaming ops: bytes and vector ops stacked, plus the KV-cache appends (zero for
     the ops without one: adding a zero cost is exact)."""
     def column(name):
@@ -145,12 +185,21 @@ def _elementwise(group, hw, quant, state_home, fused_dequant, nd) -> KernelCost:
                             column("vector_ops"))
     kv = _stack([s.kv_write_bytes for s in group], nd)
     if (kv > 0).any():
-        cost = cost + elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=state_home,
+        cost = cost + elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=home,
                                        n_kernels=0.0)
     return cost.scaled(_stack([s.count for s in group], nd))
 
 
-_STACKED = {"gemm": _gemms, "norm": _norms, "elementwise": _elementwise}
+def _embeddings(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
+    """Embedding gathers (one per pass): tokens and width stacked."""
+    cost = embedding_cost(hw, _stack([s.params["tokens"] for s in group], nd),
+                          _stack([s.params["d_model"] for s in group], nd), quant,
+                          weight_home=home)
+    return cost.scaled(_stack([s.count for s in group], nd))
+
+
+_STACKED = {"gemm": _gemms, "norm": _norms, "elementwise": _elementwise,
+            "embedding": _embeddings}
 
 
 def evaluate_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,

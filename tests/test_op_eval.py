@@ -1,6 +1,7 @@
-"""The ops-axis evaluation of a pass (simulator.op_eval.evaluate_ops: the GEMMs, norms
-and element-wise ops of a pass stacked and priced by one call of their formula) equals
-the per-op evaluation element for element, on random configurations (hypothesis)."""
+"""The ops-axis evaluation of passes (simulator.op_eval.evaluate_passes: the GEMMs,
+norms, element-wise ops and embeddings of a pass, or of a request's prefill and decode
+together, stacked and priced by one call of their formula) equals the per-op evaluation
+element for element, on random configurations (hypothesis)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from precsim.simulator.hardware import as_hardware, cached_profile
 from precsim.simulator.models import get_model
-from precsim.simulator.op_eval import evaluate_op, evaluate_ops
+from precsim.simulator.op_eval import PassOps, evaluate_op, evaluate_passes
 from precsim.simulator.ops import build_mixed_ops, build_ops
 from precsim.simulator.quant import parse_quant
 from precsim.simulator.roofline import EXTENSIVE_FIELDS
@@ -30,19 +31,38 @@ def _equal(a, b) -> bool:
     return bool(np.array_equal(a, b, equal_nan=True))
 
 
-def _same_cost(x, y) -> None:
+def _dims(value) -> int:
+    """Dimensions of a value, leading length-1 axes aside."""
+    shape = list(np.shape(value))
+    while shape and shape[0] == 1:
+        shape.pop(0)
+    return len(shape)
+
+
+def _same_cost(x, y, dims: int) -> None:
+    """Equal fields, none with more dimensions than the pass's inputs (`dims`: an op
+    stacked with another pass's must not gain that pass's axes)."""
     for name in EXTENSIVE_FIELDS + ("exec_dtype", "exec_path"):
         assert _equal(getattr(x, name), getattr(y, name)), name
+        assert _dims(getattr(x, name)) <= dims, name
     assert list(x.bytes_moved) == list(y.bytes_moved)
     for level, moved in x.bytes_moved.items():
         assert _equal(moved, y.bytes_moved[level]), level
+        assert _dims(moved) <= dims, level
 
 
-def _check(specs, hw, quant, model, home, fused) -> None:
-    stacked = evaluate_ops(specs, hw, quant, model, home, home, fused)
-    assert len(stacked) == len(specs)
-    for spec, cost in zip(specs, stacked):
-        _same_cost(cost, evaluate_op(spec, hw, quant, model, home, home, fused))
+def _check(specs, hw, quant, model, home, fused, *more) -> None:
+    """`specs` (and the passes `more`: (specs, home) each) evaluated together equal each
+    op evaluated alone."""
+    passes = [PassOps(s, hw, quant, model, h, h) for s, h in ((specs, home), *more)]
+    stacked = evaluate_passes(passes, fused)
+    assert [len(c) for c in stacked] == [len(p.specs) for p in passes]
+    for p, costs in zip(passes, stacked):
+        dims = max(_dims(v) for spec in p.specs for v in (spec.count, *spec.params.values())
+                   if not isinstance(v, (str, type(None))))
+        for spec, cost in zip(p.specs, costs):
+            _same_cost(cost, evaluate_op(spec, hw, quant, model, p.state_home, p.block_home,
+                                         fused), dims)
 
 
 @settings(max_examples=30, deadline=None)
@@ -55,9 +75,12 @@ def test_stacked_pass_equals_per_op(profile, model, quant, batch, q_len, past, p
                                     fused, home):
     hw = as_hardware(cached_profile(profile))
     q_len = 1 if phase == "decode" else q_len
-    specs = build_ops(get_model(model), parse_quant(quant), float(batch), float(q_len),
-                      float(q_len + past), phase)
-    _check(specs, hw, parse_quant(quant), get_model(model), min(home, hw.main), fused)
+    fmt, cfg = parse_quant(quant), get_model(model)
+    specs = build_ops(cfg, fmt, float(batch), float(q_len), float(q_len + past), phase)
+    _check(specs, hw, fmt, cfg, min(home, hw.main), fused)
+    # a request's two passes share the calls (each op keeping its pass's weight home)
+    decode = build_ops(cfg, fmt, float(batch), 1.0, float(q_len + past + 1), "decode")
+    _check(specs, hw, fmt, cfg, min(home, hw.main), fused, (decode, hw.main))
 
 
 @settings(max_examples=15, deadline=None)
@@ -71,7 +94,9 @@ def test_stacked_grid_and_mixed_pass_equal_per_op(profile, model, quant, seed):
     batch = rng.integers(1, 128, size=(3, 1)).astype(float)
     q_len = rng.integers(1, 2048, size=(1, 4)).astype(float)
     specs = build_ops(cfg, fmt, batch, q_len, q_len + 7.0, "prefill")
-    _check(specs, hw, fmt, cfg, hw.main, True)
+    steps = build_ops(cfg, fmt, batch[..., None], 1.0, q_len[..., None] + np.arange(1.0, 5.0),
+                      "decode")  # a trailing axis of steps: priced apart from the prefill
+    _check(specs, hw, fmt, cfg, hw.main, True, (steps, hw.main))
     mixed = build_mixed_ops(cfg, fmt, rng.integers(0, 32, size=2).astype(float), 300.0,
                             rng.integers(0, 512, size=2).astype(float), 64.0)
     _check(mixed, hw, fmt, cfg, hw.main, True)
