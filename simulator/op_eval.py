@@ -49,14 +49,16 @@ def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tupl
     for members in shared.values():
         hw, quant = passes[members[0]].hw, passes[members[0]].quant
         batches: dict = {}
+        dims: dict = {}  # (pass, op) -> dimensions of the op's stacked inputs
         for pi in members:
             p = passes[pi]
-            scalar = np.ndim(p.state_home) == 0  # else its arrays align with its pass only
             for i, spec in enumerate(p.specs):
                 key = _batch_key(spec, quant, p.model)
-                if key and not (scalar and all(getattr(v, "ndim", 0) == 0
-                                               for v in _stacked_values(spec))):
-                    key = key + (pi,)
+                if key:
+                    dims[pi, i] = max(max(getattr(v, "ndim", 0) for v in _stacked_values(spec)),
+                                      np.ndim(p.state_home))
+                    if dims[pi, i]:  # arrays align with their own pass only
+                        key = key + (pi,)
                 batches.setdefault(key or ("single", pi, i), []).append((pi, i))
         for key, ops in batches.items():
             if key[0] == "single" or len(ops) == 1:
@@ -67,8 +69,7 @@ def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tupl
                 continue
             group = [passes[pi].specs[i] for pi, i in ops]
             homes = [passes[pi].state_home for pi, _ in ops]
-            nd = max(hw.profiles.ndim, np.ndim(quant), *(np.ndim(h) for h in homes),
-                     *(getattr(v, "ndim", 0) for s in group for v in _stacked_values(s)))
+            nd = max(hw.profiles.ndim, np.ndim(quant), *(dims[op] for op in ops))
             stacked = _STACKED[key[0]](group, hw, quant, _home(homes, nd), fused_dequant, nd)
             for (pi, i), cost in zip(ops, _split(stacked, len(ops), nd)):
                 costs[pi][i] = cost
