@@ -82,7 +82,7 @@ def _batch_key(spec: OpSpec, quant, model: TransformerConfig):
     if spec.kind == "gemm":
         if np.any(np.asarray(model.block_repeat) != 1):
             return None
-        fmt = spec.group if isinstance(quant, np.ndarray) else group_format(quant, spec.group)
+        fmt = spec.group if isinstance(quant, np.ndarray) else quant.for_group(spec.group)
         return ("gemm", fmt)
     if spec.kind == "norm":
         return ("norm", p["kind_norm"], bool(p.get("fused_residual", True)))
