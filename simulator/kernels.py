@@ -303,6 +303,8 @@ def _flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool,
     if st is None or np.all(np.isnan(st.br)):
         return pairs, 1.0
     has = ~np.isnan(st.br) & (np.asarray(q_len) > 1)
+    if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
+        return pairs, 1.0
     br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
     visited = flash_blocks(np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0), br, bc,
                            causal) * br * bc

@@ -119,9 +119,10 @@ class KernelCost:
 
 def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
     """`KernelCost.reduce` of each of `costs`: every extensive field and level of every
-    cost broadcast against `weights`, stacked and reduced in one weighted sum (one numpy
-    call for a whole pass instead of one per field and op); labels keep their first
-    element along `axis`."""
+    cost multiplied by `weights`, stacked by shape and reduced in one weighted sum per
+    shape (one numpy call for a whole pass instead of one per field and op); each sum
+    has the shape common to the pass (a broadcast view where the value had fewer
+    axes); labels keep their first element along `axis`."""
     per = len(EXTENSIVE_FIELDS) + len(costs[0].bytes_moved)
     values = []
     for c in costs:
@@ -134,6 +135,8 @@ def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
         by_shape.setdefault(getattr(v, "shape", ()), []).append(i)
     at = axis if axis < 0 else axis + 1  # the stacked axis comes first
     summed = [None] * len(values)
+    common = np.broadcast_shapes(w_shape, *by_shape)  # every value has it reduced
+    common = common[:axis % len(common)] + common[axis % len(common) + 1:]
     for shape, rows in by_shape.items():
         full = np.broadcast_shapes(w_shape, shape)
         if math.prod(full) <= SMALL_STACK:  # one copy and one product for the group
@@ -145,7 +148,13 @@ def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
             stacked = np.empty((len(rows),) + full)
             for r, i in enumerate(rows):
                 np.multiply(values[i], weights, out=stacked[r])
-        for r, s in zip(rows, np.add.reduce(stacked, axis=at)):
+        reduced = np.add.reduce(stacked, axis=at)
+        if reduced.shape[1:] != common:  # the common shape, as a read-only view
+            pad = (1,) * (len(common) - reduced.ndim + 1)
+            reduced = np.broadcast_to(reduced.reshape(reduced.shape[:1] + pad
+                                                      + reduced.shape[1:]),
+                                      (len(rows),) + common)
+        for r, s in zip(rows, reduced):
             summed[r] = s
     out = []
     for i, c in enumerate(costs):

@@ -108,3 +108,18 @@ def test_a_mobilellm_style_repeated_block_is_priced_per_op():
     hw = as_hardware(cached_profile("a100-sxm-80gb"))
     fmt = parse_quant("W8A8")
     _check(build_ops(cfg, fmt, 4.0, 1.0, 100.0, "decode"), hw, fmt, cfg, hw.main, True)
+
+
+def test_a_swept_request_keeps_the_grid_shape_in_its_decode_totals():
+    """The decode steps are reduced per shape of value (roofline.reduce_costs), yet every
+    op's sum has the pass's common shape: a total built from ops that depend on no swept
+    input (kernels per decode step) still spans the grid."""
+    from precsim.simulator.cost import simulate
+    batch = np.array([1.0, 8.0])[:, None, None]
+    prompt = np.array([64.0, 512.0, 4096.0])[None, :, None]
+    gen = np.array([1.0, 33.0, 65.0, 500.0])[None, None, :]
+    totals = simulate("a100-sxm-80gb", "llama-3.2-1b", "W16A16", batch, prompt, gen).totals
+    for name in ("kernels_per_decode_step", "tpot_s", "e2e_latency_s", "energy_j"):
+        assert np.shape(totals[name]) == (2, 3, 4), name
+    one = simulate("a100-sxm-80gb", "llama-3.2-1b", "W16A16", 8, 512, 33).totals
+    assert totals["kernels_per_decode_step"][1, 1, 1] == one["kernels_per_decode_step"]
