@@ -17,10 +17,15 @@ from precsim.simulator.ops import build_mixed_ops, build_ops
 from precsim.simulator.quant import parse_quant
 from precsim.simulator.roofline import EXTENSIVE_FIELDS
 
-PROFILES = ("a100-sxm-80gb", "h100-sxm", "host", "snapdragon-8-gen3", "ternary-accel")
+PROFILES = ("a100-sxm-80gb", "h100-sxm", "host", "snapdragon-8-gen3", "ternary-accel",
+            "h100-tiles")
+#: an engine with per-expert tile work (`overheads.expert_tile_rows`) on FP8 experts
+TILED = cached_profile("h100-sxm").with_overrides({"overheads.expert_tile_rows": {
+    "fp8_e4m3": {"value": 239, "assumed": "test"}}})
 MODELS = ("llama-3.2-1b", "mistral-7b", "bitnet-b1.58-2b4t", "mixtral-8x7b",
           "qwen3-30b-a3b", "gpt-oss-20b")
-QUANTS = ("W16A16", "W4A16-g128", "W8A8", "W4A8-KV4", "NVFP4", "W4A16-g128@lm_head=W8A16")
+QUANTS = ("W16A16", "W4A16-g128", "W8A8", "W4A8-KV4", "NVFP4", "FP8",
+          "W4A16-g128@lm_head=W8A16")
 
 
 def _equal(a, b) -> bool:
@@ -51,6 +56,10 @@ def _same_cost(x, y, dims: int) -> None:
         assert _dims(moved) <= dims, level
 
 
+def _hardware(profile: str):
+    return as_hardware(TILED if profile == "h100-tiles" else cached_profile(profile))
+
+
 def _check(specs, hw, quant, model, home, fused, *more) -> None:
     """`specs` (and the passes `more`: (specs, home) each) evaluated together equal each
     op evaluated alone."""
@@ -73,7 +82,7 @@ def _check(specs, hw, quant, model, home, fused, *more) -> None:
        home=st.integers(0, 3))
 def test_stacked_pass_equals_per_op(profile, model, quant, batch, q_len, past, phase,
                                     fused, home):
-    hw = as_hardware(cached_profile(profile))
+    hw = _hardware(profile)
     q_len = 1 if phase == "decode" else q_len
     fmt, cfg = parse_quant(quant), get_model(model)
     specs = build_ops(cfg, fmt, float(batch), float(q_len), float(q_len + past), phase)
@@ -89,7 +98,7 @@ def test_stacked_pass_equals_per_op(profile, model, quant, batch, q_len, past, p
 def test_stacked_grid_and_mixed_pass_equal_per_op(profile, model, quant, seed):
     """Swept batch / lengths (arrays of different shapes) and a chunked-prefill pass."""
     rng = np.random.default_rng(seed)
-    hw = as_hardware(cached_profile(profile))
+    hw = _hardware(profile)
     fmt, cfg = parse_quant(quant), get_model(model)
     batch = rng.integers(1, 128, size=(3, 1)).astype(float)
     q_len = rng.integers(1, 2048, size=(1, 4)).astype(float)
