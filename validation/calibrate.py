@@ -280,26 +280,49 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
 
 def finish_calibration(plan: CalibrationPlan, results: RoundsResult) -> Calibration:
     """Fit the profile to the drift-corrected timings of the plan's jobs."""
-    doc, plans, stamp, notes, device = (plan.doc, plan.plans, plan.stamp, plan.notes,
-                                        plan.device)
-    settings = plan.settings
+    return fit_tables(plan.doc, calibration_tables(plan, results), plan.plans, plan.stamp,
+                      plan.notes, plan.device, plan.settings.repeats)
+
+
+def calibration_tables(plan: CalibrationPlan, results: RoundsResult) -> dict[str, pd.DataFrame]:
+    """The measured tables the fits use (`TABLES`), one row per timed job."""
     g = plan.groups
-    tiny = microbench.job_table(g["tiny"], results)
+    return {"tiny_ops": microbench.job_table(g["tiny"], results),
+            "streams": microbench.stream_table(g["streams"], results),
+            "gemms": microbench.gemm_peak_table(g["gemms"], results),
+            "vector": microbench.job_table(g["vector"], results),
+            "matmuls": microbench.job_table(g["matmuls"], results),
+            "launches": microbench.job_table(g["launches"], results),
+            "attention": microbench.job_table(g["attention"], results)}
+
+
+#: the measured tables calibration fits (`calibration_tables`); `validate` writes
+#: them as calibration_<name>.csv (matmuls, launches and attention together, as
+#: calibration_matmuls.csv) and `validation.refit` reads them back
+TABLES = ("tiny_ops", "streams", "gemms", "vector", "matmuls", "launches", "attention")
+
+
+def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPlan],
+               stamp: str, notes: list[str], device: str, repeats: int,
+               flags: frozenset[str] | None = None) -> Calibration:
+    """Fit the profile document `doc` (the template, edited in place) to the measured
+    `tables` (`TABLES`); `flags`: the CPU's (default: this machine's, on a CPU)."""
+    tiny = tables["tiny_ops"]
     launch_s = float(tiny["time_s"].median())
     overhead_s = float(tiny["best_s"].min())  # subtracted from the fastest calls
-    streams = microbench.stream_table(g["streams"], results)
+    streams = tables["streams"].copy()
     streams["level"] = [_level_of(s, plans) for s in streams["buffer_bytes"]]
-    gemms = microbench.gemm_peak_table(g["gemms"], results)
-    vector = microbench.job_table(g["vector"], results)
-    matmuls = microbench.job_table(g["matmuls"], results)
+    gemms, vector = tables["gemms"], tables["vector"].copy()
+    matmuls, launches, attention = (tables["matmuls"], tables["launches"],
+                                    tables["attention"])
     dequant = pd.DataFrame([
         {"format": row["format"], "n": row["n"], "k": row["k"], "time_s": row["time_s"],
          "best_s": row["best_s"], "best_threads": row["best_threads"],
          "spread": row["spread"], "s_per_weight": row["best_s"] / (row["n"] * row["k"]),
          "error": row.get("error", "")}
         for _, row in matmuls[matmuls["purpose"] == "dequant"].iterrows()])
-    launches = microbench.job_table(g["launches"], results)
-    attention = microbench.job_table(g["attention"], results)
+    if flags is None:
+        flags = cpu_flags() if device == "cpu" else frozenset()
 
     # ---- assemble the profile document --------------------------------------------
     if device == "cuda":
@@ -309,13 +332,12 @@ def finish_calibration(plan: CalibrationPlan, results: RoundsResult) -> Calibrat
     doc["overheads"]["kernel_launch"] = {
         "value": f"{launch_s * 1e6:.4g} us",
         "measured": f"median over {len(tiny)} one-element ops ({', '.join(tiny['op'])}) "
-                    f"of torch.utils.benchmark medians, {settings.repeats} repeats, {stamp}"}
+                    f"of torch.utils.benchmark medians, {repeats} repeats, {stamp}"}
 
     template_profile = profile_from_mapping(doc, source="host profile template")
     fits.fit_memory_levels(doc, plans, streams, template_profile, overhead_s, device, stamp,
                            notes)
-    fits.fit_gemm_peaks(doc, gemms, template_profile, device, stamp, notes,
-                        cpu_flags() if device == "cpu" else frozenset())
+    fits.fit_gemm_peaks(doc, gemms, template_profile, device, stamp, notes, flags)
 
     # per-call overheads first (every other case includes one); the weight-only kernels'
     # stream fraction and peak are solved twice in turn, as each case depends on both
