@@ -122,15 +122,30 @@ def test_gemm_stream_fraction_recovered_from_few_row_matmuls(template):
     assert "4x4096x1024" in fp32["gemm_stream_fraction"]["measured"]
 
 
-def test_ternary_unpack_ops_recovered_pooled_over_shapes(template):
+def test_ternary_unpack_ops_recovered_over_shapes(template):
     truth = copy.deepcopy(template)
     truth["fallbacks"]["ternary"]["convert_ops_per_element"] = {"value": 37.0,
                                                                "assumed": "truth"}
     cases = [matmul_case("ternary", 1, n, k) for n, k in microbench.STREAM_SHAPES]
-    total = sum(_time(truth, case) for case in cases)
-    ops, how = fits.fit_convert_ops(template, "ternary", cases, total)
+    ops, how = fits.fit_convert_ops(template, "ternary", cases,
+                                    [_time(truth, case) for case in cases])
     assert ops == pytest.approx(37.0, rel=1e-6)
-    assert "total" in how
+    assert "least squares of the relative error" in how
+
+
+def test_ternary_unpack_fit_weighs_every_shape_the_same(template):
+    """One shape 1.5x slower than the model (its workspace spilling the cache) moves the
+    fit by a third of its excess, as each of three shapes weighs the same; a pooled
+    total would follow the largest shape's time."""
+    truth = copy.deepcopy(template)
+    truth["fallbacks"]["ternary"]["convert_ops_per_element"] = {"value": 37.0,
+                                                               "assumed": "truth"}
+    cases = [matmul_case("ternary", 1, n, k) for n, k in microbench.STREAM_SHAPES]
+    times = [_time(truth, case) for case in cases]
+    largest = max(range(3), key=lambda i: cases[i].dims["n"] * cases[i].dims["k"])
+    times[largest] *= 1.5
+    ops, _ = fits.fit_convert_ops(template, "ternary", cases, times)
+    assert 37.0 * 1.1 < ops < 37.0 * 1.25
 
 
 def test_unmeasured_calibrated_fields_say_the_template_was_kept():

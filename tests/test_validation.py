@@ -14,12 +14,13 @@ from precsim.codesign.cli import main
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.kernels import gemm_cost
 from precsim.simulator.profile_loader import load_profile_file
+from precsim.simulator.profiles import profile_from_mapping
 from precsim.validation import compare, formats, microbench, torchenv
 from precsim.simulator.io import load_yaml_mapping
 from precsim.validation.bench import TINY, time_best_of_threads, time_callable
 from precsim.validation.calibrate import run_calibration, template_path, write_profile
-from precsim.validation.fits import PLAUSIBLE_FACTOR, enforce_level_order, implausible, \
-    net_bandwidth, template_kept
+from precsim.validation.fits import PLAUSIBLE_FACTOR, enforce_level_order, fit_memory_levels, \
+    implausible, net_bandwidth, template_kept
 from precsim.validation.kernels import build_case, matmul_case, rows_cols_case
 from precsim.validation.measure import ModelCase, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
@@ -155,6 +156,57 @@ def test_ordered_levels_are_left_alone():
     assert [lv["bandwidth"]["value"] for lv in doc["memory"]] == \
         ["400 GB/s", "283 GB/s", "180 GB/s", "51 GB/s"]
     assert notes == []
+
+
+def _stream_rows(points):
+    """(op, buffer MiB, level, GB/s) -> a calibration stream table (no per-call overhead)."""
+    rows = []
+    for op, mib, level, gbs in points:
+        size = mib * 2**20
+        moved = {"read": 1, "copy": 2, "add": 3}[op] * size
+        rows.append({"op": op, "buffer_bytes": size, "bytes_moved": moved,
+                     "best_s": moved / (gbs * 1e9), "best_threads": 2, "level": level})
+    return pd.DataFrame(rows)
+
+
+def _l3_and_dram_plans():
+    from precsim.validation.calibrate import MemoryPlan
+    return [MemoryPlan("l3", "cache", 480 * 2**20, "sysfs: L3", "2 threads"),
+            MemoryPlan("dram", "dram", 24 * 2**30, "sysconf", "2 threads")]
+
+
+def test_a_cache_level_that_holds_less_than_the_os_reports_gets_its_measured_capacity():
+    """A VM reports its host's 480 MiB LLC; the 240 MiB streams run at the main-memory
+    rate: the L3 rate comes from the 60 MiB points alone and the capacity is twice the
+    largest buffer that streamed at it."""
+    doc = load_yaml_mapping(template_path(), what="template")
+    doc["memory"] = [lv for lv in doc["memory"] if lv["name"] in ("l3", "dram")]
+    streams = _stream_rows([("read", 60, "l3", 57.0), ("copy", 60, "l3", 40.0),
+                            ("read", 240, "l3", 23.0), ("copy", 240, "l3", 25.0),
+                            ("read", 720, "dram", 22.0), ("copy", 720, "dram", 25.0)])
+    notes = []
+    fit_memory_levels(doc, _l3_and_dram_plans(), streams,
+                      profile_from_mapping(doc, "template"), 0.0, "cpu", "now", notes)
+    l3 = profile_from_mapping(doc, "fitted").memory_level("l3")
+    assert l3.capacity_bytes == pytest.approx(120 * 2**20, rel=1e-3)
+    # harmonic mean of the 60 MiB points only: 3 x 60 MiB over their times
+    assert l3.achievable_bandwidth_bytes_per_s == pytest.approx(
+        3 / (1 / 57e9 + 2 / 40e9), rel=1e-3)
+    assert "ran at the main-memory rate" in doc["memory"][0]["capacity"]["measured"]
+    assert any("capacity set to" in n for n in notes)
+
+
+def test_a_cache_level_without_a_fall_off_keeps_the_reported_capacity():
+    doc = load_yaml_mapping(template_path(), what="template")
+    doc["memory"] = [lv for lv in doc["memory"] if lv["name"] in ("l3", "dram")]
+    streams = _stream_rows([("read", 60, "l3", 57.0), ("read", 240, "l3", 50.0),
+                            ("read", 720, "dram", 22.0)])
+    fit_memory_levels(doc, _l3_and_dram_plans(), streams,
+                      profile_from_mapping(doc, "template"), 0.0, "cpu", "now", [])
+    l3 = profile_from_mapping(doc, "fitted").memory_level("l3")
+    assert l3.capacity_bytes == pytest.approx(480 * 2**20, rel=1e-3)
+    assert l3.achievable_bandwidth_bytes_per_s == pytest.approx(
+        300 / (60 / 57e9 + 240 / 50e9), rel=1e-3)
 
 
 # ---- plans ---------------------------------------------------------------------------------
