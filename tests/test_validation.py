@@ -275,6 +275,9 @@ def test_stream_sizes_stay_bounded_when_the_os_reports_a_huge_llc():
     sizes = microbench.stream_sizes(caches, per_level=2)
     past = [s for s in sizes if s > caches[-1]]
     assert len(past) == 2
+    # the reported LLC is sampled from 4x the L2 on, one point per doubling at least
+    inside = [s for s in sizes if 4 * caches[1] <= s <= caches[-1] / 2]
+    assert len(inside) >= 5 and all(b / a <= 2.0 + 1e-9 for a, b in zip(inside, inside[1:]))
     assert max(sizes) <= max(2 * caches[-1], microbench.MAX_STREAM_BYTES)
     assert microbench.main_memory_sizes(32 * 2**20) == (128 * 2**20, 256 * 2**20)
 

@@ -56,7 +56,8 @@ from precsim.simulator.profile_loader import builtin_profile_dir
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 from precsim.validation import fits, microbench
 from precsim.validation.bench import BenchSettings
-from precsim.validation.kernels import attention_case, case_job, matmul_case, rows_cols_case
+from precsim.validation.kernels import (attention_case, case_job, matmul_case,
+                                        rotation_bytes, rows_cols_case)
 from precsim.validation.rounds import (CALIBRATION, Job, RoundsResult, reference_kernels,
                                        run_rounds, time_job)
 from precsim.validation.simulate import case_bounds
@@ -167,13 +168,6 @@ def _level_of(size: float, plans: list[MemoryPlan]) -> str:
     return plans[-1].name
 
 
-#: Upper bound of the bytes each calibration matmul rotates its weights over (3x the
-#: last cache level otherwise). Every case keeps its copies alive through the rounds, so
-#: a VM that reports its host's whole LLC (480 MiB seen here) made ~30 cases hold 1.4 GB
-#: each and exhausted a 24 GiB machine; 128 MiB is what `validate` rotates over too
-#: (validation/plan.py cold_bytes).
-COLD_BYTES_BOUND = 128 * 2**20
-
 #: repeats (at least) of the GEMM-peak and matmul weight-streaming microbenchmarks
 RATE_REPEATS = 5
 
@@ -228,7 +222,7 @@ def plan_calibration(device: str, settings: BenchSettings, quick: bool = True,
     rate_settings = replace(settings, repeats=max(settings.repeats, RATE_REPEATS))
     gemm_shapes = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
     n_wo, k_wo = microbench.weight_only_shape(quick)
-    cold = min(3 * caches[-1], COLD_BYTES_BOUND) if caches else 96 * 2**20
+    cold = rotation_bytes(caches[-1] if caches else None)  # as the held-out cases
     template_profile = profile_from_mapping(doc, source="host profile template")
 
     def cases(group: str, specs: list, settings_: BenchSettings, cold_: float | None

@@ -149,9 +149,10 @@ def _held_by_cache(rows: pd.DataFrame, main_rows: pd.DataFrame, overhead_s: floa
                    level: dict, stamp: str, notes: list[str]) -> pd.DataFrame:
     """The stream points of a cache level whose buffer size ran at a cache rate (its ops
     pooled, above CACHE_RATE_MARGIN x main memory's rate for the same ops; ops without a
-    main-memory point count as held). Where larger points of the level ran at the main-memory rate,
-    `level`'s capacity becomes twice the largest held buffer (the simulator keeps data
-    in half of a cache, hardware.STAGING_FRACTION), saying so."""
+    main-memory point count as held) below the smallest size that did not. Where a size
+    of the level ran at the main-memory rate, `level`'s capacity becomes twice the
+    largest buffer held below it (the simulator keeps data in half of a cache,
+    hardware.STAGING_FRACTION), saying so."""
     sizes = sorted(set(rows["buffer_bytes"]))
     rate = {size: net_bandwidth(rows[rows["buffer_bytes"] == size], overhead_s)
             for size in sizes}
@@ -161,10 +162,11 @@ def _held_by_cache(rows: pd.DataFrame, main_rows: pd.DataFrame, overhead_s: floa
             for size, m in main.items()}
     held = {size: rate[size] > CACHE_RATE_MARGIN * main[size] or main[size] == float("inf")
             for size in sizes}
-    kept = rows[rows["buffer_bytes"].map(held)]
     spilled = [size for size in sizes if not held[size]]
-    if not spilled or kept.empty or min(spilled) <= kept["buffer_bytes"].max():
-        return rows  # no clean fall-off inside the level: every point as measured
+    kept = rows[rows["buffer_bytes"] < min(spilled)] if spilled else rows
+    if not spilled or kept.empty:
+        return rows  # no fall-off inside the level, or none held: every point as measured
+    spilled = [size for size in sizes if size >= min(spilled)]
     largest = float(kept["buffer_bytes"].max())
     capacity = min(2.0 * largest, plan.capacity_bytes)
     spill_txt = ", ".join(f"{format_quantity(size, 'bytes')} at "

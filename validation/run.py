@@ -26,10 +26,11 @@ from precsim.validation.calibrate import (dump_profile, finish_calibration, plan
                                          template_path)
 from precsim.validation.measure import Skip, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, assert_held_out, torch_shape
+from precsim.validation.kernels import rotation_bytes
 from precsim.validation.rounds import reference_kernels, run_rounds, time_job
 from precsim.validation.simulate import case_bounds, simulate_cases
-from precsim.validation.torchenv import (TorchUnavailable, load_torch, machine_description,
-                                 resolve_device, set_threads, busy_note)
+from precsim.validation.torchenv import (TorchUnavailable, busy_note, cpu_caches, load_torch,
+                                         machine_description, resolve_device, set_threads)
 from precsim.validation.transformer import TinyTransformer
 
 
@@ -130,6 +131,15 @@ def calibration_findings(cal) -> list[str]:
     return notes
 
 
+def _rotation(plan, device: str) -> float | None:
+    """Bytes the held-out cases' weights rotate over: the plan's, or more where the last
+    cache level the OS reports needs it (kernels.rotation_bytes, as calibration)."""
+    if not plan.cold_bytes:
+        return None
+    caches = cpu_caches() if device == "cpu" else []
+    return max(plan.cold_bytes, rotation_bytes(caches[-1].total_bytes if caches else None))
+
+
 def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = False,
                    profile: str | os.PathLike | None = None, device: str = "auto",
                    threads: int | None = None,
@@ -161,7 +171,7 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
         torch.manual_seed(0)
         bounds = case_bounds(cases, prof or load_profile_file(template_path()))
         held, more = held_out_jobs(
-            cases, dev, plan.settings, bounds, cold_bytes=plan.cold_bytes or None,
+            cases, dev, plan.settings, bounds, cold_bytes=_rotation(plan, dev),
             model_factory=lambda fmt: TinyTransformer(torch_shape(plan.model), fmt, dev))
         skips += more
         cal_plan = (plan_calibration(dev, plan.settings, quick=plan.calibration_quick)
