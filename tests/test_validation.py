@@ -4,6 +4,7 @@ No timing is asserted anywhere: only structure, provenance, skip reporting and e
 Measurements use the hidden smallest setting (TINY timings, the smoke plan).
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -492,3 +493,29 @@ def test_known_causes_name_each_off_case_once():
     assert notes[0].startswith("norm-rms_norm/fp32/64x4096 (-20%)")
     assert "chain_hit_share" in notes[1]
     assert known_causes(table.assign(abs_pct_error=5.0)) == []
+
+
+def test_a_core_held_by_another_process_means_measuring_on_one_thread(monkeypatch):
+    monkeypatch.setattr(torchenv.os, "cpu_count", lambda: 2)
+    pick = torchenv.threads_for_free_cpus
+    assert pick(2, 1.95, 0.1) == (2, None)  # idle: both cores
+    threads, note = pick(2, 1.0, 0.2)  # a busy loop on one core, just started
+    assert threads == 1 and "1.0 of 2 CPUs free" in note and "one core" in note
+    threads, note = pick(2, 1.9, 1.4)  # a momentary gap in a busy minute
+    assert threads == 1 and "load average 1.4" in note
+    assert pick(2, None, None) == (2, None)  # nothing known: as planned
+    assert pick(1, 0.2, 5.0) == (1, None)  # one thread asked for already
+    monkeypatch.setattr(torchenv.os, "cpu_count", lambda: 8)
+    assert pick(2, 6.5, 3.0) == (2, None)  # six other cores take the load
+
+
+def test_free_cpus_from_proc_stat_deltas(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    samples = iter(["cpu  100 0 100 700 100 0 0 0 0 0\n",  # 1000 jiffies, 800 idle
+                    "cpu  150 0 150 1000 100 0 0 0 0 0\n"])  # +400, +300 idle
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: next(samples)
+                        if self == stat else real_read(self, *a, **k))
+    monkeypatch.setattr(torchenv.os, "cpu_count", lambda: 2)
+    assert torchenv.free_cpus(0.0, stat) == pytest.approx(2 * 300 / 400)
+    assert torchenv.free_cpus(0.0, tmp_path / "missing") is None

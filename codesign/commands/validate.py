@@ -52,7 +52,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="where to measure (auto: cuda when a GPU is present)")
     parser.add_argument("--threads", type=int_arg(MAX_DEGREE), metavar="N",
                         help="CPU threads for PyTorch (default: its own choice, one per "
-                             "core); the profile then describes N threads")
+                             "core; validate uses 1 when other processes hold a core); the "
+                             "profile then describes N threads")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress on stderr (default: a bar with count and ETA on "
                              "a terminal, one line per measurement round otherwise)")
