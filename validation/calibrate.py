@@ -83,7 +83,7 @@ class MemoryPlan:
     threads: str  # how many threads the in-level streams run on, for the provenance
 
 
-def _host_levels(template: dict, threads: int) -> list[MemoryPlan]:
+def host_levels(template: dict, threads: int) -> list[MemoryPlan]:
     caches = cpu_caches()
     names = [lv["name"] for lv in template["memory"] if lv["kind"] != "dram"]
     plans = []
@@ -207,7 +207,7 @@ def plan_calibration(device: str, settings: BenchSettings, quick: bool = True,
     stamp = f"on {machine}, {when}"
     notes: list[str] = [n for n in (busy_note(),) if n]
 
-    plans = _cuda_levels(torch) if device == "cuda" else _host_levels(doc, threads)
+    plans = _cuda_levels(torch) if device == "cuda" else host_levels(doc, threads)
     caches = [p.capacity_bytes for p in plans if p.kind != "dram"]
     if device == "cpu" and len(caches) != len(doc["memory"]) - 1:
         notes.append(f"the OS reports {len(caches)} cache levels, the template has "

@@ -138,51 +138,40 @@ def fit_memory_levels(doc: dict, plans: list, streams: pd.DataFrame,
     enforce_level_order(doc, notes)
 
 
-#: a cache level's stream point running less than this factor above main memory's rate
-#: for the same op is not held by the cache: a VM shares its host's last-level cache
-#: with other tenants and holds far less than the OS reports (480 MiB reported on the
-#: 2-core VM; 60 MiB streams at 57 GB/s, 240 MiB at the main-memory 23 GB/s)
+#: a cache level's stream size running less than this factor above main memory's rate is
+#: not held: a VM shares its host's LLC with other tenants (480 MiB reported on the 2-core
+#: VM; 60 MiB streams at 57 GB/s, 240 MiB at the main-memory 23 GB/s)
 CACHE_RATE_MARGIN = 1.25
 
 
 def _held_by_cache(rows: pd.DataFrame, main_rows: pd.DataFrame, overhead_s: float, plan,
                    level: dict, stamp: str, notes: list[str]) -> pd.DataFrame:
-    """The stream points of a cache level whose buffer size ran at a cache rate (its ops
-    pooled, above CACHE_RATE_MARGIN x main memory's rate for the same ops; ops without a
-    main-memory point count as held) below the smallest size that did not. Where a size
-    of the level ran at the main-memory rate, `level`'s capacity becomes twice the
-    largest buffer held below it (the simulator keeps data in half of a cache,
-    hardware.STAGING_FRACTION), saying so."""
-    sizes = sorted(set(rows["buffer_bytes"]))
-    rate = {size: net_bandwidth(rows[rows["buffer_bytes"] == size], overhead_s)
-            for size in sizes}
-    main = {size: main_rows[main_rows["op"].isin(rows.loc[rows["buffer_bytes"] == size, "op"])]
-            for size in sizes}
+    """The stream points of a cache level below its first buffer size that ran within
+    CACHE_RATE_MARGIN x main memory's rate (ops pooled); `level`'s capacity then becomes
+    twice the largest held buffer (hardware.STAGING_FRACTION: half a cache), saying so."""
+    by_size = dict(tuple(rows.groupby("buffer_bytes")))
+    rate = {size: net_bandwidth(r, overhead_s) for size, r in by_size.items()}
+    main = {size: main_rows[main_rows["op"].isin(r["op"])] for size, r in by_size.items()}
     main = {size: net_bandwidth(m, overhead_s) if not m.empty else float("inf")
             for size, m in main.items()}
-    held = {size: rate[size] > CACHE_RATE_MARGIN * main[size] or main[size] == float("inf")
-            for size in sizes}
-    spilled = [size for size in sizes if not held[size]]
-    kept = rows[rows["buffer_bytes"] < min(spilled)] if spilled else rows
-    if not spilled or kept.empty:
+    first = min((s for s in by_size if rate[s] <= CACHE_RATE_MARGIN * main[s]), default=None)
+    kept = rows[rows["buffer_bytes"] < first] if first is not None else rows
+    if first is None or kept.empty:
         return rows  # no fall-off inside the level, or none held: every point as measured
-    spilled = [size for size in sizes if size >= min(spilled)]
     largest = float(kept["buffer_bytes"].max())
     capacity = min(2.0 * largest, plan.capacity_bytes)
-    spill_txt = ", ".join(f"{format_quantity(size, 'bytes')} at "
-                          f"{format_quantity(rate[size], 'bandwidth')} (main memory "
-                          f"{format_quantity(main[size], 'bandwidth')})" for size in spilled)
+    spilled = ", ".join(f"{format_quantity(s, 'bytes')} at {format_quantity(rate[s], 'bandwidth')}"
+                        f" (main memory {format_quantity(main[s], 'bandwidth')})"
+                        for s in sorted(by_size) if s >= first)
+    reported, held = (format_quantity(b, "bytes") for b in (plan.capacity_bytes, largest))
     level["capacity"] = {
         "value": f"{capacity / 1024:.0f} KiB",
-        "measured": f"{plan.capacity_how or 'template'} reports "
-                    f"{format_quantity(plan.capacity_bytes, 'bytes')}, but streams over "
-                    f"{spill_txt} ran at the main-memory rate (within "
-                    f"{CACHE_RATE_MARGIN:g}x): the cache holds twice the largest buffer that "
-                    f"streamed at its rate ({format_quantity(largest, 'bytes')}; the "
+        "measured": f"{plan.capacity_how or 'template'} reports {reported}, but streams over "
+                    f"{spilled} ran at the main-memory rate (within {CACHE_RATE_MARGIN:g}x): "
+                    f"twice the largest buffer that streamed at the cache's rate ({held}; the "
                     f"simulator keeps data in half of a cache); {stamp}"}
-    notes.append(f"memory level {plan.name}: the OS reports "
-                 f"{format_quantity(plan.capacity_bytes, 'bytes')}, streams show the cache "
-                 f"rate only up to {format_quantity(largest, 'bytes')}: capacity set to "
+    notes.append(f"memory level {plan.name}: the OS reports {reported}, streams show the "
+                 f"cache rate only up to {held}: capacity set to "
                  f"{format_quantity(capacity, 'bytes')}")
     return kept
 
@@ -562,15 +551,14 @@ def fit_convert_ops(doc: dict, dtype: str, cases: list, measured_s: list[float]
     b, y = (t2 - t1) / m, (m - (2 * t1 - t2)) / m  # t(x) = (2 t1 - t2) + (t2 - t1) x
     ops = float(b @ y / (b @ b))
     if ops < 0.01:
-        return 0.01, (f"the measured times are below the simulator's without conversion "
-                      f"({', '.join(f'{t * 1e6:.4g}' for t in 2 * t1 - t2)} us): the kernel "
-                      "hides its conversion, so the smallest allowed value is written")
+        return 0.01, ("the measured times are below the simulator's without conversion: the "
+                      "kernel hides it, so the smallest allowed value is written")
+    us = {name: ", ".join(f"{t * 1e6:.4g}" for t in v) for name, v in
+          (("m", m), ("t1", t1), ("t2", t2))}
     return ops, (f"least squares of the relative error of the simulator's gemm_cost of "
-                 f"these cases (executing as {rule['execute_as']}, converting on "
-                 f"{rule['convert_dtype']}) against the measured "
-                 f"{', '.join(f'{t * 1e6:.4g}' for t in m)} us (simulated "
-                 f"{', '.join(f'{t * 1e6:.4g}' for t in t1)} us at 1 op and "
-                 f"{', '.join(f'{t * 1e6:.4g}' for t in t2)} us at 2)")
+                 f"these cases (as {rule['execute_as']}, converting on {rule['convert_dtype']})"
+                 f" against the measured {us['m']} us (simulated {us['t1']} / {us['t2']} us "
+                 "at 1 / 2 ops)")
 
 
 #: The fields a CPU calibration sets. Any of them a fit could not solve (a broken or

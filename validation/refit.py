@@ -7,8 +7,8 @@ change against the held-out cases then needs no new measurement on a shared mach
 - `saved_tables(DIR)` reads the tables back (`calibrate.TABLES`; launches and
   attention rows are split out of calibration_matmuls.csv again);
 - `refit(DIR)` fits the shipped host template to them with this checkout's fits
-  (`calibrate.fit_tables`; memory levels as the saved profile.yaml has them, CPU flags
-  of this machine unless given);
+  (`calibrate.fit_tables`; the memory levels and CPU flags of this machine: re-fit runs
+  measured here);
 - `resimulate(DIR, profile)` prices the saved run's held-out cases (its plan, from
   the number of cases) on `profile` and compares them with the saved measurements
   (`compare`): the per-kernel table, per format and overall.
@@ -28,10 +28,9 @@ from pathlib import Path
 import pandas as pd
 
 from precsim.simulator.io import load_yaml_mapping
-from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
+from precsim.simulator.profiles import HardwareProfile
 from precsim.validation import compare
-from precsim.validation.calibrate import (Calibration, MemoryPlan, fit_tables,
-                                          template_path)
+from precsim.validation.calibrate import Calibration, fit_tables, host_levels, template_path
 from precsim.validation.plan import PLANS
 from precsim.validation.simulate import simulate_cases
 
@@ -52,21 +51,12 @@ def saved_tables(folder: str | os.PathLike) -> dict[str, pd.DataFrame]:
             "launches": mixed[~is_matmul & ~is_attention].reset_index(drop=True)}
 
 
-def saved_memory_plans(folder: str | os.PathLike) -> list[MemoryPlan]:
-    """The memory levels of the saved run's profile.yaml, as calibration planned them."""
-    doc = load_yaml_mapping(Path(folder) / "profile.yaml", what="saved calibrated profile")
-    profile = profile_from_mapping(doc, source="saved calibrated profile")
-    return [MemoryPlan(lv.name, lv.kind, float(lv.capacity_bytes),
-                       (raw.get("capacity") or {}).get("measured", ""), "saved run")
-            for lv, raw in zip(profile.memory, doc["memory"])]
-
-
 def refit(folder: str | os.PathLike, template: str | os.PathLike | None = None,
           flags: frozenset[str] | None = None) -> Calibration:
     """The host template fitted to the saved run's calibration tables."""
     doc = load_yaml_mapping(template or template_path(), what="host profile template")
     doc["name"] = "host"
-    return fit_tables(copy.deepcopy(doc), saved_tables(folder), saved_memory_plans(folder),
+    return fit_tables(copy.deepcopy(doc), saved_tables(folder), host_levels(doc, 0),
                       f"re-fitted from the tables of {Path(folder).name}", [], "cpu",
                       repeats=0, flags=flags)
 
