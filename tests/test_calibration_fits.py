@@ -59,6 +59,31 @@ def test_weight_only_stream_and_peak_recovered_together(template):
     assert fitted.achievable_ops_per_s == pytest.approx(310e9, rel=0.02)
 
 
+def test_weight_only_stream_fraction_weighs_every_one_token_shape(template):
+    """The one-token shapes each weigh the same: exact times give the true fraction; one
+    shape 1.6x faster than the rest (as 2048 x 4096 int8 on the VM) moves it by about a
+    quarter of its excess instead of setting it alone."""
+    truth = copy.deepcopy(template)
+    truth["weight_only"]["int8"]["stream_fraction"] = {"value": 0.45, "assumed": "truth"}
+    n, k = microbench.weight_only_shape(True)
+    shapes = [(n, k), *microbench.STREAM_SHAPES]
+    rows = [{"purpose": "stream", "format": "w8a16", "m": 1, "n": nn, "k": kk,
+             "best_s": _time(truth, matmul_case("w8a16", 1, nn, kk))} for nn, kk in shapes]
+    rows.append({"purpose": "peak", "format": "w8a16", "m": microbench.WEIGHT_ONLY_PEAK_ROWS,
+                 "n": n, "k": k, "best_s": _time(truth, matmul_case(
+                     "w8a16", microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))})
+    exact = copy.deepcopy(template)
+    fits.fit_weight_only(exact, pd.DataFrame(rows), "now", [])
+    fitted = profile_from_mapping(exact, "fitted").weight_only["int8"]
+    assert fitted.stream_fraction_value == pytest.approx(0.45, rel=0.02)
+    assert "least squares of the relative error" in \
+        exact["weight_only"]["int8"]["stream_fraction"]["measured"]
+    rows[0]["best_s"] /= 1.6
+    fits.fit_weight_only(template, pd.DataFrame(rows), "now", [])
+    skewed = profile_from_mapping(template, "fitted").weight_only["int8"]
+    assert 0.45 * 1.05 < skewed.stream_fraction_value < 0.45 * 1.3
+
+
 def test_vector_rate_recovered_from_element_wise_kernels(template):
     truth = copy.deepcopy(template)
     truth["vector"]["rate"] = {"value": "37 GOP/s", "assumed": "truth"}

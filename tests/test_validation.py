@@ -20,8 +20,9 @@ from precsim.validation import compare, formats, microbench, torchenv
 from precsim.simulator.io import load_yaml_mapping
 from precsim.validation.bench import TINY, time_best_of_threads, time_callable
 from precsim.validation.calibrate import run_calibration, template_path, write_profile
-from precsim.validation.fits import PLAUSIBLE_FACTOR, enforce_level_order, fit_memory_levels, \
-    implausible, net_bandwidth, template_kept
+from precsim.validation.fits import PLAUSIBLE_FACTOR, implausible, template_kept
+from precsim.validation.memory_fits import enforce_level_order, fit_memory_levels, \
+    net_bandwidth
 from precsim.validation.kernels import build_case, matmul_case, rows_cols_case
 from precsim.validation.measure import ModelCase, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \

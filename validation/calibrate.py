@@ -54,7 +54,7 @@ from precsim.simulator.io import atomic_write_text, load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profile_loader import builtin_profile_dir
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
-from precsim.validation import fits, microbench
+from precsim.validation import fits, memory_fits, microbench
 from precsim.validation.bench import BenchSettings
 from precsim.validation.kernels import (attention_case, case_job, matmul_case,
                                         rotation_bytes, rows_cols_case)
@@ -329,8 +329,8 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
                     f"of torch.utils.benchmark medians, {repeats} repeats, {stamp}"}
 
     template_profile = profile_from_mapping(doc, source="host profile template")
-    fits.fit_memory_levels(doc, plans, streams, template_profile, overhead_s, device, stamp,
-                           notes)
+    memory_fits.fit_memory_levels(doc, plans, streams, template_profile, overhead_s, device,
+                                  stamp, notes)
     fits.fit_gemm_peaks(doc, gemms, template_profile, device, stamp, notes, flags)
 
     # per-call overheads first (every other case includes one); the weight-only kernels'
@@ -382,8 +382,8 @@ def _matmul_specs(n: int, k: int) -> list[tuple[str, str, tuple[int, int, int]]]
              for purpose, m in (("stream", 1), ("gemm_stream", microbench.GEMM_STREAM_ROWS))]
     specs += [("overlap", "bf16", microbench.OVERLAP_SHAPE)]
     for fmt in microbench.WEIGHT_ONLY_FORMATS:
-        specs += [("stream", fmt, (1, n, k)),
-                  ("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
+        specs += [("stream", fmt, (1, nn, kk)) for nn, kk in ((n, k), *microbench.STREAM_SHAPES)]
+        specs += [("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
     specs += [("dequant", fmt, (1, nn, kk)) for fmt in microbench.DEQUANT_FORMATS
               for nn, kk in microbench.STREAM_SHAPES]
     return specs

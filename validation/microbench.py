@@ -60,7 +60,7 @@ def stream_sizes(cache_bytes: Sequence[float], per_level: int = 2) -> list[int]:
     For each cache level of aggregate capacity C (previous level P): `per_level`
     geometric points between max(4P, C/8) and C/2; the last level from 4P on, one point
     per doubling at least (a VM's share of its host's LLC can be far smaller than the
-    C the OS reports: fits.CACHE_RATE_MARGIN finds where its rate falls off); then main
+    C the OS reports: memory_fits.CACHE_RATE_MARGIN finds where its rate falls off); then main
     memory at `main_memory_sizes` of the last level (4x and 8x it, bounded). Sizes are
     multiples of 4 KiB.
     """
