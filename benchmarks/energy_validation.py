@@ -14,12 +14,14 @@ median step). Rows that PrecSim cannot express are counted by reason.
 Fit (`--fit`), each on its stated fit rows only; every other row is held out:
 * the lm-arena-chat prompt length (the data gives none) on the CALIBRATION rows'
   output throughput (Qwen3-8B on lm-arena-chat, one GPU);
-* the vllm runtime's FP8 expert-GEMM streaming share (`overheads.expert_stream`) on the
-  FP8_FIT rows' throughput (Qwen3-235B-A22B-Instruct-2507-FP8, lm-arena-chat, 8 GPUs);
+* the vllm runtime's FP8 per-expert tile rows (`efficiency.expert_tile_rows`) on the
+  FP8_FIT rows' throughput relative to their BF16 twins (Qwen3-235B-A22B-Instruct-2507
+  -FP8, lm-arena-chat, 8 GPUs);
 * the h100-sxm power constants (`active`, a scale on the per-op compute energies) by
   least squares on the CALIBRATION rows' power (`fit_power`).
 Prints the per-row table, the median and worst |error| per group (calibration and
-held-out rows apart), the matched FP8/BF16 row pairs and the FP8-vs-BF16 sign check,
+held-out rows apart), the FP8-vs-BF16 sign table (matched FP8/BF16 row pairs: measured
+and predicted sign of the J/token change, then per batch bin beside the blog medians),
 and writes docs/img/energy_pred_vs_meas.png.
 """
 from __future__ import annotations
@@ -38,13 +40,13 @@ from mlenergy_rows import (CONFIGS_CSV, MODELS, PROFILES, PROMPTS, RUNTIME,  # n
                            expressible, steady_of)
 from precsim.simulator.models import TransformerConfig  # noqa: E402
 from precsim.simulator.profile_loader import load_profile  # noqa: E402
-from precsim.simulator.profiles import Fraction  # noqa: E402
+from precsim.simulator.profiles import Count  # noqa: E402
 from precsim.simulator.runtime import load_runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PLOT = ROOT / "docs" / "img" / "energy_pred_vs_meas.png"
 CALIBRATION = {("Qwen/Qwen3-8B", "lm-arena-chat")}
-#: (model, task, GPUs) of the rows the runtime's FP8 expert streaming share is fitted on.
+#: (model, task, GPUs) of the rows the runtime's FP8 expert tile rows are fitted on.
 FP8_FIT = {("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "lm-arena-chat", 8)}
 
 
@@ -121,17 +123,39 @@ def fit_prompt(rows: pd.DataFrame, profile) -> float:
     return float(res.x)
 
 
-def fit_fp8_expert_stream(rows: pd.DataFrame, profile) -> float:
-    """The vllm runtime's fp8_e4m3 `efficiency.expert_stream` minimising the FP8_FIT rows'
-    throughput error (the other runtime fields as runtimes/vllm.yaml states them)."""
+def _bf16_twin(rows: pd.DataFrame, r) -> pd.Series | None:
+    """The BF16 row matching FP8 row `r` (same model without -FP8, task, GPUs,
+    max_num_seqs), or None."""
+    twin = rows[(rows["model_id"] == r["model_id"].removesuffix("-FP8"))
+                & (rows["weight_precision"] == "bfloat16") & (rows["task"] == r["task"])
+                & (rows["num_gpus"] == r["num_gpus"])
+                & (rows["max_num_seqs"] == r["max_num_seqs"])]
+    return twin.iloc[0] if len(twin) else None
+
+
+def fit_fp8_expert_tile_rows(rows: pd.DataFrame, profile) -> float:
+    """The vllm runtime's fp8_e4m3 `efficiency.expert_tile_rows` minimising the squared
+    log error of the FP8_FIT rows' output throughput relative to their BF16 twins'
+    (`_bf16_twin`; FP8 rows without one are left out): the FP8 expert kernel's own work,
+    with what both precisions' steps miss alike cancelled. The BF16 predictions do not
+    depend on the tile rows (the other runtime fields as runtimes/vllm.yaml states them)."""
     fit = rows[_fit_rows(rows, FP8_FIT, True)]
+    pairs = [(r, t) for _, r in fit.iterrows() if (t := _bf16_twin(rows, r)) is not None]
     stored = load_runtime(RUNTIME)
 
-    def sse(share):
-        eff = stored.efficiency.model_copy(update={"expert_stream": {
-            "fp8_e4m3": Fraction(value=float(share), assumed="being fitted")}})
-        return _log_sse(fit, profile, runtime=stored.model_copy(update={"efficiency": eff}))
-    res = minimize_scalar(sse, bounds=(0.05, 1.0), method="bounded", options={"xatol": 1e-3})
+    def tput(r, runtime=RUNTIME):
+        return float(steady_of(profile, r, ALL_MODELS, runtime=runtime).output_tokens_per_s)
+    meas = np.log([r["output_throughput_tokens_per_sec"] / t["output_throughput_tokens_per_sec"]
+                   for r, t in pairs])
+    bf16 = np.array([tput(t) for _, t in pairs])
+
+    def sse(tile_rows):
+        eff = stored.efficiency.model_copy(update={"expert_tile_rows": {
+            "fp8_e4m3": Count(value=float(tile_rows), assumed="being fitted")}})
+        engine = stored.model_copy(update={"efficiency": eff})
+        pred = np.log([tput(r, engine) for r, _ in pairs] / bf16)
+        return float(np.sum(np.square(pred - meas)))
+    res = minimize_scalar(sse, bounds=(1.0, 1024.0), method="bounded", options={"xatol": 0.5})
     return float(res.x)
 
 
@@ -187,7 +211,8 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def matched_pairs(df: pd.DataFrame) -> pd.DataFrame:
     """FP8 / BF16 ratios of power and J/token, predicted and measured, on the rows that
-    differ only in checkpoint precision (same model, task, GPUs, max_num_seqs)."""
+    differ only in checkpoint precision (same model, task, GPUs, max_num_seqs), with the
+    sign of the FP8 J/token change, measured and predicted ("+": FP8 costs more)."""
     base = df.assign(base=df["model"].str.removesuffix("-FP8"))
     key = ["base", "task", "gpus", "max_num_seqs"]
     both = base[base["precision"] == "fp8"].merge(base[base["precision"] == "bfloat16"],
@@ -199,26 +224,46 @@ def matched_pairs(df: pd.DataFrame) -> pd.DataFrame:
         "jpt_meas": both["jpt_meas_fp8"] / both["jpt_meas_bf16"],
         "jpt_pred": both["jpt_pred_fp8"] / both["jpt_pred_bf16"]})
     out = pd.concat([both[key], out], axis=1)
-    out["jpt_sign_right"] = np.sign(out["jpt_pred"] - 1) == np.sign(out["jpt_meas"] - 1)
+    for col in ("meas", "pred"):
+        out[f"sign_{col}"] = np.where(out[f"jpt_{col}"] > 1.0, "+", "-")
+    out["jpt_sign_right"] = out["sign_meas"] == out["sign_pred"]
     return out
 
 
-def fp8_vs_bf16(profile) -> pd.DataFrame:
-    """Predicted FP8/BF16 J/token at batch 8 and 256 (Qwen3-14B, one GPU, 620 output
-    tokens, lm-arena-chat prompts); measured (ML.ENERGY blog, H100/B200 pairs): +30%
-    median at batch 8-16, -11% at 65-256 (power_energy_relative.csv)."""
+#: ML.ENERGY blog medians of the FP8 J/token change per batch bin over the models with
+#: official BF16 and FP8 checkpoints on H100 and B200 (power_energy_relative.csv rows
+#: 54-56: 7, 13 and 12 comparisons; Qwen3-Coder-480B excluded), batch bin edges.
+BLOG_MEDIANS = ((8, 16, 0.30), (17, 64, 0.01), (65, 256, -0.11))
+
+
+def sign_by_bin(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per blog batch bin: the matched H100 pairs' median FP8 J/token change, measured
+    and predicted, beside the blog's median over all its pairs (H100 and B200)."""
     rows = []
-    for batch, measured in ((8, 0.30), (256, -0.11)):
+    for lo, hi, blog in BLOG_MEDIANS:
+        part = pairs[(pairs["batch_fp8"] >= lo) & (pairs["batch_fp8"] <= hi)]
+        rows.append({"batch": f"{lo}-{hi}", "pairs": len(part),
+                     "meas_median_change": part["jpt_meas"].median() - 1.0,
+                     "pred_median_change": part["jpt_pred"].median() - 1.0,
+                     "signs_right": f"{int(part['jpt_sign_right'].sum())}/{len(part)}",
+                     "blog_median_change": blog})
+    return pd.DataFrame(rows)
+
+
+def dense_fp8_vs_bf16(profile) -> pd.DataFrame:
+    """Predicted FP8/BF16 J/token change of a dense model on one H100 (Qwen3-14B, 620
+    output tokens, lm-arena-chat prompts) at batch 8 and 256: no measurement to check it
+    against (no dense FP8 checkpoint on H100 in the data; the blog medians are over the
+    MoE pairs above)."""
+    rows = []
+    for batch in (8, 256):
         e = {prec: float(steady_of(profile, pd.Series({
             "model_id": "Qwen/Qwen3-14B", "weight_precision": prec, "task": "lm-arena-chat",
             "avg_batch_size": batch, "avg_output_len_tokens": 620, "tensor_parallel": 1,
             "expert_parallel": 1, "data_parallel": 1}), ALL_MODELS).energy_per_token_j)
             for prec in ("bfloat16", "fp8")}
-        rows.append({"batch": batch, "pred_change": e["fp8"] / e["bfloat16"] - 1.0,
-                     "meas_median_change": measured})
-    out = pd.DataFrame(rows)
-    out["sign_right"] = np.sign(out["pred_change"]) == np.sign(out["meas_median_change"])
-    return out
+        rows.append({"batch": batch, "pred_change": e["fp8"] / e["bfloat16"] - 1.0})
+    return pd.DataFrame(rows)
 
 
 def plot(df: pd.DataFrame, path: Path = PLOT) -> Path:
@@ -250,7 +295,7 @@ def plot(df: pd.DataFrame, path: Path = PLOT) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", action="store_true",
-                        help="fit the chat prompt length, the vllm FP8 expert streaming share "
+                        help="fit the chat prompt length, the vllm FP8 expert tile rows "
                              "and the h100-sxm power constants on their fit rows; print them")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
@@ -259,7 +304,7 @@ def main() -> None:
     if args.fit:
         print(f"lm-arena-chat prompt tokens: {fit_prompt(rows, profile):.0f} "
               f"(mlenergy_rows.PROMPTS holds {PROMPTS['lm-arena-chat']})")
-        print(f"vllm fp8_e4m3 expert streaming share: {fit_fp8_expert_stream(rows, profile):.3f}")
+        print(f"vllm fp8_e4m3 expert tile rows: {fit_fp8_expert_tile_rows(rows, profile):.0f}")
         active, k = fit_power(rows, profile)
         print(f"h100-sxm power.active = {active:.1f} W; compute energies x {k:.3f} "
               f"(the profile holds {profile.power.active.value:.0f} W and x 1, kept: the "
@@ -273,10 +318,15 @@ def main() -> None:
     print("\nrows not expressible:")
     for reason, n in sorted(skipped.items()):
         print(f"  {n:4d}  {reason}")
-    print("\nmatched FP8 / BF16 rows (ratios FP8/BF16):")
-    print(matched_pairs(df).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("\nFP8 vs BF16 energy per token (predicted vs measured median change):")
-    print(fp8_vs_bf16(profile).to_string(index=False, float_format=lambda v: f"{v:+.1%}"))
+    pairs = matched_pairs(df)
+    print("\nFP8-vs-BF16 sign table: matched FP8 / BF16 rows (ratios FP8/BF16; sign of the "
+          "FP8 J/token change, + = FP8 costs more):")
+    print(pairs.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"J/token sign right on {int(pairs['jpt_sign_right'].sum())} of {len(pairs)} pairs")
+    print("\nper batch bin (median FP8 J/token change; blog: H100 + B200 pairs):")
+    print(sign_by_bin(pairs).to_string(index=False, float_format=lambda v: f"{v:+.1%}"))
+    print("\ndense FP8 vs BF16 on one H100 (Qwen3-14B; predicted only, no measured pair):")
+    print(dense_fp8_vs_bf16(profile).to_string(index=False, float_format=lambda v: f"{v:+.1%}"))
     if not args.no_plot:
         print(f"\nplot -> {plot(df).relative_to(ROOT)}")
 

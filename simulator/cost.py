@@ -35,7 +35,7 @@ from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import Hardware, as_hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost, gemm_cost,
-                                       norm_cost)
+                                       matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
@@ -219,11 +219,13 @@ def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
     if spec.kind == "gemm":
         # grouped expert GEMM: the engine's streaming share for its weight type
         scale = _expert_stream(hw, quant, spec.group) if p.get("experts") else 1.0
+        tiles = _expert_tiles(hw, quant, spec.group, p) if p.get("experts") else None
 
         def run(home):
-            return gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
+            cost = gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
                              weight_home=home, out_bits=p.get("out_bits"),
                              fused_dequant=fused_dequant, stream_scale=scale)
+            return cost if tiles is None else cost + tiles
         if spec.per_layer:
             stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
             first = run(state_home).scaled(stored)
@@ -257,6 +259,26 @@ def _expert_stream(hw: Hardware, quant, group: str):
     w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
     return np.vectorize(lambda prof, dt: prof.overheads.expert_stream_value(dt),
                         otypes=[float])(hw.profiles, w_dtype)
+
+
+def _expert_tiles(hw: Hardware, quant, group: str, p: dict) -> KernelCost | None:
+    """The engine's per-expert tile work (`overheads.expert_tile_rows` R for the experts'
+    weight type; None where no profile sets it): every stored expert runs at least R rows
+    per pass, so 2 k max(0, R n_stored - m n) matrix ops beyond the routed rows (m n: the
+    routed rows times the touched experts' width; n_stored: all stored experts' width),
+    taking their time at the execution type's matrix rate, in series with the GEMM (tile
+    work the weight stream does not hide). The SMs are busy issuing during it, not
+    streaming: it is priced as element-wise work of that duration (time x vector rate
+    ops at the vector energy per op; no bytes)."""
+    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
+    rows = np.vectorize(lambda prof, dt: prof.overheads.expert_tile_rows_value(dt),
+                        otypes=[float])(hw.profiles, w_dtype)
+    if not np.any(rows > 0):
+        return None
+    ops = 2.0 * p["k"] * np.maximum(0.0, rows * p["stored_n"] - p["m"] * p["n"])
+    busy_s = ops / matrix_rate(hw, quant, group=group)
+    zero = 0.0 * busy_s
+    return elementwise_cost(hw, zero, zero, busy_s * hw.vector_ops_per_s, n_kernels=0.0)
 
 
 def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:

@@ -111,6 +111,16 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     return cheapest(costs)
 
 
+def matrix_rate(profile, quant="W16A16", *, group: str = "mlp"):
+    """Achievable matrix ops/s of the group's fastest execution option (the plan's rate
+    before any shape efficiency)."""
+    hw = as_hardware(profile)
+    fmt = group_format(quant, group)
+    options = plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
+                           quant_attr(fmt, lambda q: q.act_dtype))
+    return np.maximum.reduce([np.asarray(p["ops_per_s"], dtype=float) for p in options])
+
+
 def _shaped(hw: Hardware, plan: dict, levels: list, m, n, k, s_a, s_w):
     """The plan's rate times the shape efficiency of the chosen tile and split and the
     split-K reduction bytes added where they are homed (simulator.gemm_shape); as they

@@ -278,20 +278,23 @@ def _moe_ops(add, model: TransformerConfig, m, sb, a_mlp, act_ops, gate) -> None
     r = imbalance * m k / distinct_experts(m) rows (so E_dev * r = imbalance * m k /
     shards rows in all), priced as one GEMM of r rows against the E_dev experts'
     concatenated weights (weights read once per touched expert, one launch), the
-    weighted combine of the k expert outputs per token, and the shared experts."""
+    weighted combine of the k expert outputs per token, and the shared experts.
+    `stored_n`: the output width of all the experts the device stores (an engine's
+    per-expert tile work, `cost._expert_tiles`)."""
     d, f = model.d_model, model.expert_d_ff
     share = model.n_moe_layers / model.n_layers
     touched = model.distinct_experts(m)
     e_dev = touched / model.expert_shards
+    stored = model.n_experts / model.expert_shards
     rows = model.moe_imbalance * m * model.experts_per_token / touched
     add("router", "mlp", "gemm", count=share, m=m, n=model.n_experts, k=d, out_bits=32.0)
     add("expert_gate_up", "mlp", "gemm", count=share, m=rows, n=e_dev * gate * f, k=d,
-        experts=True)
+        experts=True, stored_n=stored * gate * f)
     add("expert_act", "mlp", "elementwise", count=share,
         read_bytes=rows * e_dev * gate * f * sb / 8.0,
         write_bytes=rows * e_dev * f * a_mlp / 8.0, vector_ops=rows * e_dev * f * act_ops)
     add("expert_down", "mlp", "gemm", count=share, m=rows, n=e_dev * d, k=f,
-        experts=True)
+        experts=True, stored_n=stored * d)
     add("moe_combine", "mlp", "elementwise", count=share,
         read_bytes=rows * e_dev * d * sb / 8.0, write_bytes=m * d * sb / 8.0,
         vector_ops=2.0 * rows * e_dev * d)

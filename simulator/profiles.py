@@ -206,16 +206,23 @@ class Overheads(_Strict):
     before its FMA loop overlaps little). `expert_stream`: an engine property (set by a
     serving runtime, absent on bare hardware: 1) per expert weight type: the share of
     the GEMM weight-streaming rate its grouped expert GEMM kernel reaches (an MoE kernel
-    slower than the dense GEMMs)."""
+    slower than the dense GEMMs). `expert_tile_rows`: also an engine property (absent:
+    0) per expert weight type: the rows of matrix work every stored expert runs per
+    pass whatever the routing sends it (padded tiles of the grouped expert kernel)."""
 
     kernel_launch: Time
     matmul_overlap: Share | None = None
     runtime_memory: Share | None = None  # main memory the serving runtime keeps back
     expert_stream: dict[DType, Fraction] = Field(default_factory=dict)
+    expert_tile_rows: dict[DType, Count] = Field(default_factory=dict)
 
     def expert_stream_value(self, dtype: str) -> float:
         item = self.expert_stream.get(dtype)
         return item.value if item else 1.0
+
+    def expert_tile_rows_value(self, dtype: str) -> float:
+        item = self.expert_tile_rows.get(dtype)
+        return item.value if item else 0.0
 
     @property
     def matmul_overlap_value(self) -> float:

@@ -122,11 +122,14 @@ class Efficiency(_Strict):
     `memory_bandwidth` on main memory's `achievable_fraction`. A product above 1 is
     refused (the hardware figure is the ceiling). `expert_stream`, per expert weight
     type: the share of the GEMM weight-streaming rate the runtime's grouped expert GEMM
-    (MoE) kernel reaches (the profile's `overheads.expert_stream`)."""
+    (MoE) kernel reaches (the profile's `overheads.expert_stream`); `expert_tile_rows`,
+    per expert weight type: rows of matrix work every stored expert runs per pass,
+    routed to or not (the profile's `overheads.expert_tile_rows`)."""
 
     gemm: Count | None = None
     memory_bandwidth: Count | None = None
     expert_stream: dict[KernelDType, Fraction] | None = None
+    expert_tile_rows: dict[KernelDType, Count] | None = None
 
 
 class RuntimeProfile(_Strict):
@@ -370,11 +373,12 @@ def _efficiency_overrides(rt: RuntimeProfile, profile: HardwareProfile, doc: dic
                              f"{profile.name} ({cited['value']}) above 1")
         out[path] = _scaled(cited, mult.value,
                             f"runtime {rt.name} {field} {mult.value:g} ({mult.provenance})")
-    if eff.expert_stream:
-        out["overheads.expert_stream"] = {
-            dtype: {"value": share.value, "derived": f"runtime {rt.name} "
-                    f"efficiency.expert_stream ({share.provenance})"}
-            for dtype, share in eff.expert_stream.items()}
+    for field in ("expert_stream", "expert_tile_rows"):
+        if getattr(eff, field):
+            out[f"overheads.{field}"] = {
+                dtype: {"value": item.value, "derived": f"runtime {rt.name} "
+                        f"efficiency.{field} ({item.provenance})"}
+                for dtype, item in getattr(eff, field).items()}
     return out
 
 

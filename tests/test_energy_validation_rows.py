@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from energy_validation import ALL_MODELS, matched_pairs  # noqa: E402
+from energy_validation import ALL_MODELS, matched_pairs, sign_by_bin  # noqa: E402
 from mlenergy_rows import expressible, layout_of, quant_of  # noqa: E402
 
 
@@ -66,4 +66,19 @@ def test_matched_pairs_ratio_and_sign():
     assert len(out) == 1   # the 4-GPU BF16 row has no FP8 twin
     r = out.iloc[0]
     assert (r.power_meas, r.power_pred, r.jpt_meas, r.jpt_pred) == (1.25, 0.75, 1.5, 0.5)
+    assert (r.sign_meas, r.sign_pred) == ("+", "-")
     assert not r.jpt_sign_right
+
+
+def test_sign_by_bin_takes_medians_per_blog_bin():
+    pairs = pd.DataFrame({"batch_fp8": [8, 16, 32, 128, 300],
+                          "jpt_meas": [1.5, 1.1, 0.9, 0.8, 2.0],
+                          "jpt_pred": [1.2, 0.9, 0.95, 0.7, 2.0]})
+    pairs["jpt_sign_right"] = (pairs["jpt_meas"] > 1) == (pairs["jpt_pred"] > 1)
+    out = sign_by_bin(pairs).set_index("batch")
+    assert out.loc["8-16", "pairs"] == 2 and out.loc["8-16", "signs_right"] == "1/2"
+    assert out.loc["8-16", "meas_median_change"] == pytest.approx(0.3)
+    assert out.loc["8-16", "pred_median_change"] == pytest.approx(0.05)
+    assert out.loc["17-64", "pred_median_change"] == pytest.approx(-0.05)
+    assert out.loc["65-256", "signs_right"] == "1/1"   # batch 300 is in no bin
+    assert out.loc["8-16", "blog_median_change"] == 0.30

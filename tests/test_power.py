@@ -5,9 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from precsim.simulator.cost import simulate
+from precsim.simulator.cost import decode_step_cost, simulate
 from precsim.simulator.errors import InputError
-from precsim.simulator.power import power_and_energy, power_params
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.power import dynamic_split, power_and_energy, power_params
 from precsim.simulator.profile_loader import list_profiles, load_profile
 from precsim.simulator.profiles import profile_from_mapping
 
@@ -160,3 +161,20 @@ def test_schema_orders_the_envelope():
         tdp="700 W", static="72 W", active="331 W", sustained="500 W")
     assert "need active < sustained <= tdp" in _power_error(
         tdp="700 W", static="72 W", active="331 W", sustained="300 W", burst="10 s")
+
+
+def test_engine_tile_work_draws_the_vector_engines_power_by_hand():
+    # the engine's per-expert tile time (overheads.expert_tile_rows) on its own: board
+    # power = active 331 W + 66.9 T x 0.8 ops/s x 2.26 pJ = 331 + 120.9552 W, below the cap
+    tiled = H100.with_overrides({"overheads.expert_tile_rows": {
+        "fp8_e4m3": {"value": 100, "assumed": "test"}}})
+    base, more = (decode_step_cost(p, "qwen3-235b-a22b", "FP8", 8, 600)
+                  for p in (H100, tiled))
+    t = more.time_s - base.time_s
+    dyn = {k: v - dynamic_split(as_hardware(H100), base)[k]
+           for k, v in dynamic_split(as_hardware(tiled), more).items()}
+    r = power_and_energy(H100, t, dyn)
+    assert r.average_power_w == pytest.approx(331.0 + 120.9552, rel=1e-9)
+    assert r.energy_j == pytest.approx(r.average_power_w * r.time_s, rel=1e-12)
+    assert not r.throttled
+    assert dyn["memory_hbm"] == pytest.approx(0.0, abs=1e-9)
