@@ -132,6 +132,22 @@ def test_attention_rule_recovered(template):
     assert fitted.convert_ops_per_element.value == pytest.approx(11.0, rel=0.01)
 
 
+def test_a_bf16_attention_faster_than_without_conversion_gets_the_smallest_value(template):
+    """A measured bf16 decode below the simulator's time without any conversion means
+    the kernel hides it: the smallest allowed value, said so, not the template's 2 ops."""
+    truth = copy.deepcopy(template)
+    truth["attention"]["convert_ops_per_element"] = {"value": 0.01, "assumed": "truth"}
+    rows = pd.DataFrame([{"phase": c[0], "dtype": c[1],
+                          "best_s": _time(truth, attention_case(*c)) * (0.8 if c[1] == "bf16"
+                                                                        else 1.0)}
+                         for c in microbench.ATTENTION_CASES])
+    notes = []
+    fits.fit_attention(template, rows, "now", notes)
+    entry = template["attention"]["convert_ops_per_element"]
+    assert entry["value"] == 0.01 and "hides its conversion" in entry["measured"]
+    assert not any("conversion" in n for n in notes)
+
+
 def test_gemm_stream_fraction_recovered_from_few_row_matmuls(template):
     truth = copy.deepcopy(template)
     truth["compute"]["fp32"]["gemm_stream_fraction"] = {"value": 0.23, "assumed": "truth"}

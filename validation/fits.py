@@ -372,9 +372,13 @@ def fit_attention(doc: dict, attention: pd.DataFrame, stamp: str, notes: list[st
             x = solve_linear(doc, set_ops, case, float(row.best_s), 1.0, 2.0)
             if x == x and x > 0:
                 rule["convert_ops_per_element"] = {"value": round(x, 3), "measured": how}
+            elif x == x:  # faster than without conversion: hidden, as fit_convert_ops
+                rule["convert_ops_per_element"] = {
+                    "value": 0.01, "measured": f"{how} (solution {x:.3g}: the kernel hides "
+                                               "its conversion; the smallest allowed value)"}
             else:
-                notes.append(f"attention conversion not solvable from {case.name} "
-                             f"(solution {x:.3g}); template value kept")
+                notes.append(f"attention conversion not solvable from {case.name}; "
+                             "template value kept")
 
 
 def fit_vector_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[str]) -> None:
