@@ -19,7 +19,8 @@
    a loaded machine wait ~15 ms per call for a descheduled partner), against gemm_cost
    on the host profile with a `gemm` block of one unit, the 6x16 fp32 micro-kernel tile
    (assumed: the BLIS Haswell sgemm micro-kernel, AVX2 + FMA) and the fp32 peak of one
-   of its two cores (half the profile's); memory bandwidths as the profile gives them.
+   thread (the profile's over the threads it describes: 2 for the template, the
+   "N torch threads" a calibration ran on); memory bandwidths as the profile gives them.
    The host profile is the one calibrated on this machine when given: `--host-profile
    FILE` (what `precsim calibrate --out FILE` writes, or a `precsim validate --out DIR`
    run's DIR/profile.yaml), else `host` on the profile search path ($PRECSIM_PROFILE_PATH
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -108,6 +110,17 @@ def host_profile(ref: str | Path = "host") -> tuple[HardwareProfile, str]:
                      else "host torch fp32 (uncalibrated template)")
 
 
+#: CPU threads the host template's rates are for ("2-core CI-class slice", host.yaml)
+TEMPLATE_THREADS = 2
+
+
+def profile_threads(profile: HardwareProfile) -> int:
+    """Threads a host profile's rates are for: the "N torch threads" a calibration
+    stamped into its description, else the template's TEMPLATE_THREADS."""
+    found = re.search(r"(\d+) torch threads", profile.description or "")
+    return int(found.group(1)) if found else TEMPLATE_THREADS
+
+
 def host_rows(repeats: int = 21, budget_s: float = 20.0, ref: str | Path = "host"
               ) -> list[dict]:
     """torch.matmul fp32 at HOST_SHAPES (fastest of `repeats` calls, the calibration's
@@ -117,13 +130,13 @@ def host_rows(repeats: int = 21, budget_s: float = 20.0, ref: str | Path = "host
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two threads on a loaded machine wait ~15 ms per call
     base, group = host_profile(ref)
-    fp32 = base.compute["fp32"].peak.value
+    fp32 = base.compute["fp32"].peak.value / profile_threads(base)
     profile = base.with_overrides({
         "gemm.units": {"value": 1, "measured": "torch.set_num_threads(1)"},
         "gemm.tiles": HOST_TILE,
         "gemm.k_step": {"value": 1, "assumed": "a CPU micro-kernel steps K one rank-1 "
                                                "update at a time"},
-        "compute.fp32.peak": f"{fp32 / 2e9:.6g} GFLOP/s"})
+        "compute.fp32.peak": f"{fp32 / 1e9:.6g} GFLOP/s"})
     torch.manual_seed(0)
     start, out = time.perf_counter(), []
     for m, n, k in HOST_SHAPES:

@@ -520,3 +520,12 @@ def test_free_cpus_from_proc_stat_deltas(tmp_path, monkeypatch):
     monkeypatch.setattr(torchenv.os, "cpu_count", lambda: 2)
     assert torchenv.free_cpus(0.0, stat) == pytest.approx(2 * 300 / 400)
     assert torchenv.free_cpus(0.0, tmp_path / "missing") is None
+
+
+def test_cold_rotation_and_drift_reference_clear_the_reported_llc():
+    from precsim.validation.kernels import reference_stream_bytes, rotation_bytes
+    assert rotation_bytes(32 * 2**20) == 96 * 2**20  # 3x a 32 MiB L3
+    assert rotation_bytes(480 * 2**20) == 512 * 2**20  # bounded on a VM's 480 MiB report
+    assert rotation_bytes(None) == 96 * 2**20
+    assert reference_stream_bytes(480 * 2**20) == 256 * 2**20  # past its 33-63 MB share
+    assert reference_stream_bytes(32 * 2**20) == 64 * 2**20  # as before the rounds

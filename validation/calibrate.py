@@ -57,7 +57,8 @@ from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 from precsim.validation import fits, memory_fits, microbench
 from precsim.validation.bench import BenchSettings
 from precsim.validation.kernels import (attention_case, case_job, matmul_case,
-                                        rotation_bytes, rows_cols_case)
+                                        reference_stream_bytes, rotation_bytes,
+                                        rows_cols_case)
 from precsim.validation.rounds import (CALIBRATION, Job, RoundsResult, reference_kernels,
                                        run_rounds, time_job)
 from precsim.validation.simulate import case_bounds
@@ -266,7 +267,9 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     """Measure this machine (CALIBRATION_SLICES rounds per pass, ROUNDS passes, a drift
     reference per round) and return the calibrated profile document and tables."""
     plan = plan_calibration(device, settings, quick, template, name, now)
-    results = run_rounds(plan.jobs, reference_kernels(device),
+    caches = [p.capacity_bytes for p in plan.plans if p.kind != "dram"]
+    results = run_rounds(plan.jobs, reference_kernels(device, reference_stream_bytes(
+                             caches[-1] if caches else None)),
                          lambda job: time_job(job, device), passes=ROUNDS,
                          slices=CALIBRATION_SLICES, on_progress=on_progress)
     return finish_calibration(plan, results)

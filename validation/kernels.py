@@ -94,6 +94,15 @@ def rotation_bytes(last_cache_bytes: float | None) -> float:
     return float(min(max(3.0 * (last_cache_bytes or 0.0), ROTATION_FLOOR), ROTATION_BOUND))
 
 
+def reference_stream_bytes(last_cache_bytes: float | None) -> int:
+    """Bytes of the rounds' main-memory drift reference (rounds.reference_kernels): half
+    the cold rotation, at least 64 MiB. A fixed 64 MiB sat at the edge of the Xeon VM's
+    cache share (33 MB streamed at the cache rate, 65 MB at the main-memory rate): with a
+    busy loop on the other core its time flipped between the two, 15 of 16 rounds lay
+    beyond 20% of the median, and the correction doubled or halved memory-bound cases."""
+    return int(max(64 * 2**20, rotation_bytes(last_cache_bytes) / 2)) // 4096 * 4096
+
+
 def _copies(bytes_each: float, cold_bytes: float | None) -> int:
     if not cold_bytes:
         return 1

@@ -26,7 +26,7 @@ from precsim.validation.calibrate import (dump_profile, finish_calibration, plan
                                          template_path)
 from precsim.validation.measure import Skip, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, assert_held_out, torch_shape
-from precsim.validation.kernels import rotation_bytes
+from precsim.validation.kernels import reference_stream_bytes, rotation_bytes
 from precsim.validation.rounds import reference_kernels, run_rounds, time_job
 from precsim.validation.simulate import case_bounds, simulate_cases
 from precsim.validation.torchenv import (TorchUnavailable, busy_note, cpu_caches, free_cpus,
@@ -143,13 +143,17 @@ def _load_average() -> float | None:
         return None
 
 
+def _last_cache_bytes(device: str) -> float | None:
+    caches = cpu_caches() if device == "cpu" else []
+    return caches[-1].total_bytes if caches else None
+
+
 def _rotation(plan, device: str) -> float | None:
     """Bytes the held-out cases' weights rotate over: the plan's, or more where the last
     cache level the OS reports needs it (kernels.rotation_bytes, as calibration)."""
     if not plan.cold_bytes:
         return None
-    caches = cpu_caches() if device == "cpu" else []
-    return max(plan.cold_bytes, rotation_bytes(caches[-1].total_bytes if caches else None))
+    return max(plan.cold_bytes, rotation_bytes(_last_cache_bytes(device)))
 
 
 def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = False,
@@ -194,7 +198,8 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
         cal_plan = (plan_calibration(dev, plan.settings, quick=plan.calibration_quick)
                     if prof is None else None)
         rounds = run_rounds((cal_plan.jobs if cal_plan else []) + held,
-                            reference_kernels(dev), lambda job: time_job(job, dev),
+                            reference_kernels(dev, reference_stream_bytes(
+                                _last_cache_bytes(dev))), lambda job: time_job(job, dev),
                             passes=plan.rounds, slices=plan.slices,
                             on_progress=report_progress)
         if cal_plan is not None:
