@@ -131,12 +131,12 @@ def host_rows(repeats: int = 21, budget_s: float = 20.0, ref: str | Path = "host
     torch.set_num_threads(1)  # two threads on a loaded machine wait ~15 ms per call
     base, group = host_profile(ref)
     fp32 = base.compute["fp32"].peak.value / profile_threads(base)
-    profile = base.with_overrides({
+    flat = base.with_overrides({"compute.fp32.peak": f"{fp32 / 1e9:.6g} GFLOP/s"})
+    profile = flat.with_overrides({
         "gemm.units": {"value": 1, "measured": "torch.set_num_threads(1)"},
         "gemm.tiles": HOST_TILE,
         "gemm.k_step": {"value": 1, "assumed": "a CPU micro-kernel steps K one rank-1 "
-                                               "update at a time"},
-        "compute.fp32.peak": f"{fp32 / 1e9:.6g} GFLOP/s"})
+                                               "update at a time"}})
     torch.manual_seed(0)
     start, out = time.perf_counter(), []
     for m, n, k in HOST_SHAPES:
@@ -150,7 +150,11 @@ def host_rows(repeats: int = 21, budget_s: float = 20.0, ref: str | Path = "host
         pred = float(gemm_cost(profile, m, n, k, "FP32").time_s)
         out.append({"group": group, "case": f"m={m} n={n} k={k}",
                     "measured_ms": min(times) * 1e3, "median_ms": statistics.median(times)
-                    * 1e3, "pred_ms": pred * 1e3})
+                    * 1e3, "pred_ms": pred * 1e3,
+                    # sensitivity: the profile alone (a calibrated one already averages
+                    # the shapes in its peak and fractions: docs/prefill.md)
+                    "pred_ms[no gemm block]": float(gemm_cost(flat, m, n, k, "FP32").time_s)
+                    * 1e3})
         if time.perf_counter() - start > budget_s:
             break
     torch.set_num_threads(threads)

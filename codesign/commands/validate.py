@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_val.add_argument("--out", required=True, metavar="DIR",
                        help="output folder (replaced atomically)")
     p_val.add_argument("--quick", action="store_true",
-                       help="the short plan (222 timed jobs in 16 rounds: 14 minutes on "
-                            "the 2-core VM at load average 8-10, docs/validation.md)")
+                       help="the short plan (about 240 timed jobs in 16 rounds: 2-4 "
+                            "minutes on the 2-core VM measuring one core, docs/validation.md)")
     p_val.add_argument("--profile", metavar="FILE",
                        help="use this host profile instead of calibrating first")
     p_val.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
