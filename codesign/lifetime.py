@@ -3,7 +3,9 @@
 Serving time and energy are linear in `tokens_served` (`planner.serving_costs`: tokens x
 device time and energy per generated token), so the hardware half of a plan
 (`planner.hardware_costs`) is computed once per deployment and its serving columns are
-scaled for each lifetime T; only the law-side search is re-run.
+scaled for each lifetime T; the law half (`law_search.solve_law`: the smallest D per format
+pair and N) does not depend on T either and is solved once. Per T only the candidates are
+re-priced and the cheapest taken (`planner.price`).
 """
 from __future__ import annotations
 
@@ -12,26 +14,32 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.planner import PlanResult, hardware_costs, plan
+from precsim.codesign.law_search import solve_law
+from precsim.codesign.planner import PlanResult, hardware_costs, price
 
 #: Lifetime tokens served the figure spans (1e9 to 1e13, two points per decade).
 LIFETIME_TOKENS = np.geomspace(1e9, 1e13, 9)
 
 
-def lifetime_sweep(name: str, result: PlanResult,
-                   tokens: np.ndarray = LIFETIME_TOKENS) -> pd.DataFrame:
-    """The optimum (N, D, format pair, training/serving cost) of one deployment per T."""
+def lifetime_sweep(name: str, result: PlanResult, tokens: np.ndarray = LIFETIME_TOKENS,
+                   hardware: tuple | None = None, solve=solve_law) -> pd.DataFrame:
+    """The optimum (N, D, format pair, training/serving cost) of one deployment per T.
+
+    `hardware`: the plan's `hardware_costs`, when the caller kept it; `solve`: the law
+    half's solver (a report's `law_search.LawSolver` shares it with the plan)."""
     problem = result.problem
     if problem.deploy_profile is None or problem.workload is None:
         return pd.DataFrame()
-    rates, serve = hardware_costs(problem)
+    rates, serve, train = hardware or hardware_costs(problem)
+    solution = solve(problem)
     rows = []
     for T in np.asarray(tokens, float):
         scale = T / problem.workload.tokens_served
         scaled = {**serve, "serve_time_s": serve["serve_time_s"] * scale,
                   "serve_energy_j": serve["serve_energy_j"] * scale}
         workload = problem.workload.model_copy(update={"tokens_served": float(T)})
-        best = plan(dataclasses.replace(problem, workload=workload), (rates, scaled)).optimum
+        best = price(dataclasses.replace(problem, workload=workload), (rates, scaled, train),
+                     solution).optimum()
         rows.append({"deployment": name, "tokens_served": float(T),
                      "feasible": best is not None,
                      "train_format": None if best is None else best.train_format,

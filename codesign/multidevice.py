@@ -50,13 +50,15 @@ def splits_heads(model, tp: int) -> np.ndarray:
     return (h % tp == 0) & ((kv % tp == 0) | (tp % kv == 0))
 
 
-def serving_totals(profile, model, fmt, workload, max_devices: int = 1,
+def serving_totals(profile, model, fmt, workload, max_devices: int = 1, batch=None,
                    **kwargs) -> dict[str, np.ndarray]:
     """`KEYS` of one request batch of `workload` on one device where the model fits,
     else on the smallest fitting tensor-parallel replica, plus `devices_per_replica`
-    (1 on one device; where nothing fits, 1 and `fits` False). `kwargs` pass to
-    `cost.simulate`."""
-    args = (workload.batch, workload.prompt_len, workload.output_len)
+    (1 on one device; where nothing fits, 1 and `fits` False). `batch`: instead of
+    `workload.batch`, e.g. an array broadcast against the model's shapes. `kwargs` pass
+    to `cost.simulate`."""
+    args = (workload.batch if batch is None else batch, workload.prompt_len,
+            workload.output_len)
     one = simulate(profile, model, fmt, *args, **kwargs).totals
     shape = np.broadcast(*(np.asarray(one[k]) for k in KEYS)).shape
     out = {k: np.array(np.broadcast_to(one[k], shape), dtype=bool if k == "fits" else float)

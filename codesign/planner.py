@@ -49,9 +49,8 @@ import pandas as pd
 from precsim import lawcore
 from precsim.codesign.candidate import Candidate, PhaseCost
 from precsim.codesign.multidevice import serving_totals
-from precsim.codesign.problem import (SERVING_QUANT_PROXY, CostWeights, PlanProblem,
-                                      law_gamma_post, post_training_bits,
-                                      serving_act_kv_bits)
+from precsim.codesign.law_search import LawSolution, solve_law
+from precsim.codesign.problem import SERVING_QUANT_PROXY, CostWeights, PlanProblem
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.matmul import matmul_cost
@@ -64,7 +63,6 @@ TRAIN_FLOPS_PER_PARAM_TOKEN = 6.0   # 6·N·D training FLOPs
 TRAIN_FLOPS_UNIT = 1e18             # FLOPs priced once per pair (time and energy are linear)
 #: Element types training operands may run in (any type at least as wide as the bits).
 TRAIN_DTYPES = ("ternary", "int4", "fp4_e2m1", "int8", "fp8_e4m3", "bf16", "fp16", "fp32")
-_LOSS_BLOCK = 1 << 18               # loss evaluations per lawcore call (bounds memory)
 #: Decode contexts sampled per request by simulator.cost.simulate (midpoint rule; exact
 #: where the step cost is linear in context).
 DECODE_NODES = 8
@@ -154,7 +152,7 @@ def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
     """Per (serving format, N): lifetime serving time/energy, TPOT, TTFT, memory, fits.
 
     One `simulator.cost.simulate` call per format prices a batch of requests (prefill +
-    every decode step) for all N at once; the device time per generated token is the
+    every decode step) for all N and every candidate batch at once; the device time per generated token is the
     batch's end-to-end latency / (batch x output_len). Arrays of shape
     (len(serve_axis), N.size); without a deployment: zeros, all feasible. The batch is
     searched (`Workload.batch_candidates`): per (format, N) the batch with the lowest
@@ -172,19 +170,22 @@ def serving_costs(problem: PlanProblem, N: np.ndarray) -> dict[str, np.ndarray]:
                 "slo_ok": np.ones(shape, bool), "devices_per_replica": np.ones(shape),
                 "serve_batch": np.zeros(shape)}
     wl = problem.workload
-    per_batch = [serving_at_batch(problem, N, wl.model_copy(update={"batch": b}))
-                 for b in wl.batch_candidates()]
+    each = serving_at_batch(problem, N, wl, np.array(wl.batch_candidates(), float))
     # the cheapest batch that fits and meets the SLO; where none does, the smallest
-    cost = np.stack([np.where(r["fits"] & r["slo_ok"], problem.weights.cost(
-        "deploy", r["serve_time_s"], r["serve_energy_j"]), np.inf) for r in per_batch])
+    cost = np.where(each["fits"] & each["slo_ok"], problem.weights.cost(
+        "deploy", each["serve_time_s"], each["serve_energy_j"]), np.inf)
     pick = np.where(np.isfinite(cost).any(axis=0), np.argmin(cost, axis=0), 0)
-    return {k: np.take_along_axis(np.stack([r[k] for r in per_batch]), pick[None], 0)[0]
-            for k in per_batch[0]}
+    return {k: np.take_along_axis(v, pick[None], 0)[0] for k, v in each.items()}
 
 
-def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.ndarray]:
-    """serving_costs at one request batch `wl.batch` (arrays (len(serve_axis), N.size))."""
-    shape = (len(problem.serve_axis), N.size)
+def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl,
+                     batches: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """serving_costs at one request batch `wl.batch`: arrays (len(serve_axis), N.size);
+    `batches` (B,) prices each of them instead, in the same one `simulate` call per
+    format: arrays (B, len(serve_axis), N.size)."""
+    lead = () if batches is None else (len(batches),)
+    shape = (*lead, len(problem.serve_axis), N.size)
+    batch = wl.batch if batches is None else np.asarray(batches, float)[:, None]
     prof = problem.deploy_profile
     model = model_for_params(N, **problem.model_options)
     cols: dict[str, list] = {k: [] for k in ("serve_time_s", "serve_energy_j", "tpot_s",
@@ -192,8 +193,8 @@ def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.nd
                                              "devices_per_replica")}
     for fmt in problem.serve_axis:
         tot = serving_totals(prof, model, fmt, wl, problem.max_devices_per_replica,
-                             decode_nodes=DECODE_NODES)
-        tokens = wl.batch * wl.output_len
+                             batch=batch, decode_nodes=DECODE_NODES)
+        tokens = batch * wl.output_len
         cols["devices_per_replica"].append(tot["devices_per_replica"])
         cols["serve_time_s"].append(wl.tokens_served * tot["e2e_latency_s"]
                                     * tot["devices_per_replica"] / tokens)
@@ -202,8 +203,10 @@ def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.nd
         cols["ttft_s"].append(tot["ttft_s"])
         cols["memory_bytes"].append(tot["memory_bytes"])
         cols["fits"].append(tot["fits"])
-    res = {k: np.broadcast_to(np.asarray(v, dtype=bool if k == "fits" else float),
-                              shape).copy() for k, v in cols.items()}
+    # per format (…, N) -> (…, format, N)
+    res = {k: np.broadcast_to(np.stack([np.broadcast_to(
+        np.asarray(x, dtype=bool if k == "fits" else float), (*lead, N.size)) for x in v],
+        axis=-2), shape).copy() for k, v in cols.items()}
     slo = np.ones(shape, bool)
     with np.errstate(invalid="ignore"):
         if wl.slo.tpot is not None:
@@ -211,78 +214,9 @@ def serving_at_batch(problem: PlanProblem, N: np.ndarray, wl) -> dict[str, np.nd
         if wl.slo.ttft is not None:
             slo &= res["ttft_s"] <= wl.slo.ttft
     res["slo_ok"] = slo
-    res["serve_batch"] = np.full(shape, float(wl.batch))
+    res["serve_batch"] = np.broadcast_to(np.reshape(np.asarray(batch, float),
+                                                    (*lead, 1, 1)), shape).copy()
     return res
-
-
-# ---- loss and the smallest D -----------------------------------------------------------------
-
-def _loss(law, N, D, bits: np.ndarray) -> np.ndarray:
-    """Loss for combos `bits` (C, 4: P_w, P_a, P_kv, P_post) broadcast against N and D.
-
-    N and D carry the trailing axes; the combo axis leads. Evaluated in blocks of combos
-    so that one lawcore call never holds more than _LOSS_BLOCK values.
-    """
-    N, D = np.asarray(N, float), np.asarray(D, float)
-    tail = np.broadcast_shapes(N.shape[1:] if N.ndim else (), D.shape[1:] if D.ndim else ())
-    per = max(1, int(np.prod(tail)) if tail else 1)
-    step = max(1, _LOSS_BLOCK // per)
-    out = []
-    for start in range(0, len(bits), step):
-        b = bits[start:start + step]
-        expand = (slice(None),) + (None,) * len(tail)
-        n = N[start:start + step] if N.ndim and N.shape[0] == len(bits) else N
-        d = D[start:start + step] if D.ndim and D.shape[0] == len(bits) else D
-        out.append(np.asarray(law.predict(n, d, b[:, 0][expand], b[:, 1][expand],
-                                          b[:, 2][expand], b[:, 3][expand]), float))
-    return np.concatenate(out, axis=0) if out else np.empty((0, *tail))
-
-
-@dataclass(frozen=True)
-class DSolution:
-    """Smallest D reaching the target per (combo, N); the grid losses for the frontier."""
-
-    D_min: np.ndarray          # (C, n), nan where unreachable
-    loss_at: np.ndarray        # (C, n)
-    at_edge: np.ndarray        # (C, n) D_min is the grid's lowest D
-    grid_loss: np.ndarray      # (C, n, m)
-
-
-def smallest_D(law, target: float, bits: np.ndarray, N: np.ndarray, D_grid: np.ndarray,
-               steps: int) -> DSolution:
-    """First crossing of loss <= target along log D, refined by `steps` bisections.
-
-    With the grid and step count fixed, the result is the smallest point of a fixed
-    dyadic refinement of the grid where the loss is under the target, so it never grows
-    when the target is raised.
-    """
-    grid = _loss(law, N[None, :, None], D_grid[None, None, :], bits)
-    ok = grid <= target
-    reach = ok.any(axis=2)
-    j = np.argmax(ok, axis=2)
-    log_d = np.log(D_grid)
-    hi = log_d[j]
-    lo = log_d[np.maximum(j - 1, 0)]
-    at_edge = reach & (j == 0)
-    need = reach & (j > 0)
-    n_full = np.broadcast_to(N[None, :], hi.shape)
-    idx = np.nonzero(need)
-    if idx[0].size:
-        lo_v, hi_v = lo[idx], hi[idx]
-        sub_bits, n_v = bits[idx[0]], n_full[idx]
-        for _ in range(steps):
-            mid = 0.5 * (lo_v + hi_v)
-            good = _loss(law, n_v, np.exp(mid), sub_bits) <= target
-            hi_v = np.where(good, mid, hi_v)
-            lo_v = np.where(good, lo_v, mid)
-        hi = hi.copy()
-        hi[idx] = hi_v
-    D_min = np.where(reach, np.exp(hi), np.nan)
-    loss_at = np.full(D_min.shape, np.nan)
-    if reach.any():
-        r = np.nonzero(reach)
-        loss_at[r] = _loss(law, n_full[r], D_min[r], bits[r[0]])
-    return DSolution(D_min, loss_at, at_edge, grid)
 
 
 # ---- the plan --------------------------------------------------------------------------------
@@ -318,17 +252,6 @@ class PlanResult:
                 "candidates_evaluated": self.candidates, "elapsed_s": self.elapsed_s}
 
 
-def _combos(problem: PlanProblem) -> tuple[list[tuple[int, int]], np.ndarray]:
-    pairs, bits = [], []
-    gamma = law_gamma_post(problem.law)
-    for ti, t in enumerate(problem.train_formats):
-        for si, s in enumerate(problem.serve_axis):
-            pairs.append((ti, si))
-            p_post = post_training_bits(s, gamma, problem.model_options)
-            bits.append((t.weight_bits, *serving_act_kv_bits(t, s), p_post))
-    return pairs, np.array(bits, dtype=float)
-
-
 def _reasons(reach, fits, slo_ok, runnable) -> str:
     """Why a (training, serving) pair has no feasible plan; `runnable`: per N, the
     training recipe runs and fits the training devices."""
@@ -342,36 +265,110 @@ def _reasons(reach, fits, slo_ok, runnable) -> str:
     return "no model reaching the target and fitting memory meets the SLO"
 
 
-def hardware_costs(problem: PlanProblem) -> tuple[pd.DataFrame, dict]:
-    """The law-free half of a plan: training rates and serving costs over the N grid."""
-    return training_rates(problem), serving_costs(problem, np.asarray(problem.N_grid, float))
+def hardware_costs(problem: PlanProblem, train: tuple | None = None,
+                   serve: dict | None = None) -> tuple[pd.DataFrame, dict, dict]:
+    """The law-free half of a plan: training rates, serving costs and training costs per
+    token over the N grid. `train` (rates, training costs) or `serve`: a part already
+    priced for the same profile in that role (what-if variants of the other role)."""
+    N = np.asarray(problem.N_grid, float)
+    rates, tok = train or (training_rates(problem), training_token_costs(problem, N))
+    return rates, serving_costs(problem, N) if serve is None else serve, tok
 
 
-def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
-    """The cheapest (N, D, training format, serving format) reaching the target loss.
+@dataclass(frozen=True)
+class Priced:
+    """Every (format pair, N) of a plan priced at its smallest D: arrays (pairs, N)."""
 
-    `hardware`: `hardware_costs(problem)` computed once and reused (robustness ensemble).
-    """
-    start = time.perf_counter()
-    N, D_grid = np.asarray(problem.N_grid, float), np.asarray(problem.D_grid, float)
-    pairs, bits = _combos(problem)
-    t_idx = np.array([p[0] for p in pairs])
-    s_idx = np.array([p[1] for p in pairs])
-    # combos that share (P_w, P_a, P_kv, P_post) share their loss: solve each once; the
-    # tied precisions without PTQ (the paper's setting) are always solved
-    tied = np.array([(t.weight_bits,) * 3 + (np.inf,) for t in problem.train_formats
-                     if t.tied]).reshape(-1, 4)
-    uniq, inverse = np.unique(np.vstack([bits, tied]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)[:len(bits)]
-    sol = smallest_D(problem.law, problem.target_loss, uniq, N, D_grid,
-                     problem.bisection_steps)
-    rates, serve = hardware or hardware_costs(problem)
+    problem: PlanProblem
+    law: LawSolution
+    rates: pd.DataFrame
+    serve: dict
+    tok: dict
+    cost: dict          # train_s, train_j, serve_s, serve_j, train_cost, serve_cost, total
+    D_min: np.ndarray
+    runnable: np.ndarray
+    hw_ok: np.ndarray
+    feasible: np.ndarray
+    masked: np.ndarray  # total cost where feasible, else inf
+
+    @property
+    def t_idx(self) -> np.ndarray:
+        return np.array([p[0] for p in self.law.pairs])
+
+    @property
+    def s_idx(self) -> np.ndarray:
+        return np.array([p[1] for p in self.law.pairs])
+
+    def candidate(self, c: int, i: int) -> Candidate:
+        """Pair c at the i-th N of the grid."""
+        problem, w, serve, k = self.problem, self.problem.weights, self.serve, self.cost
+        ti, si = self.law.pairs[c]
+        t, s, r = problem.train_formats[ti], problem.serve_axis[si], self.rates.iloc[ti]
+        N, bits = np.asarray(problem.N_grid, float), self.law.bits
+        return Candidate(
+            train_format=t.name, weight_bits=t.weight_bits, act_bits=t.act_bits,
+            kv_bits=t.kv_bits, train_dtype=r["exec_dtype"],
+            train_native=None if r["native"] is None else bool(r["native"]),
+            train_recipe=r["recipe"],
+            train_mfu=None if problem.train_profile is None
+            else float(self.tok["mfu"][ti, i]),
+            serve_format=s.name if s is not None else None,
+            P_post=None if not np.isfinite(bits[c, 3]) else float(bits[c, 3]),
+            N=float(N[i]), D=float(self.D_min[c, i]),
+            loss=float(self.law.sol.loss_at[self.law.inverse[c], i]),
+            train_flops=float(TRAIN_FLOPS_PER_PARAM_TOKEN * N[i] * self.D_min[c, i]),
+            training=PhaseCost(float(k["train_s"][c, i]), float(k["train_j"][c, i]),
+                               float(k["train_cost"][c, i]), float(w.cost(
+                                   "train", k["train_s"][c, i], k["train_j"][c, i],
+                                   "dollars"))),
+            serving=PhaseCost(float(k["serve_s"][c, i]), float(k["serve_j"][c, i]),
+                              float(k["serve_cost"][c, i]), float(w.cost(
+                                  "deploy", k["serve_s"][c, i], k["serve_j"][c, i],
+                                  "dollars"))),
+            tpot_s=float(serve["tpot_s"][si, i]), ttft_s=float(serve["ttft_s"][si, i]),
+            memory_bytes=float(serve["memory_bytes"][si, i]),
+            serve_devices=int(serve["devices_per_replica"][si, i]),
+            serve_batch=int(serve["serve_batch"][si, i]) if s is not None else None,
+            N_at_grid_edge=bool(i in (0, N.size - 1)),
+            D_at_grid_edge=bool(self.law.sol.at_edge[self.law.inverse[c], i]))
+
+    def optimum(self) -> Candidate | None:
+        """The cheapest feasible candidate (None: none is feasible)."""
+        flat = int(np.argmin(self.masked))
+        if not np.isfinite(self.masked.flat[flat]):
+            return None
+        return self.candidate(*np.unravel_index(flat, self.masked.shape))
+
+    def by_format(self) -> pd.DataFrame:
+        """The best candidate per format pair, or why the pair has none."""
+        rows = []
+        for c, (ti, si) in enumerate(self.law.pairs):
+            i = int(np.argmin(self.masked[c]))
+            if np.isfinite(self.masked[c, i]):
+                rows.append({**self.candidate(c, i).to_dict(), "feasible": True, "reason": ""})
+                continue
+            t, s = self.problem.train_formats[ti], self.problem.serve_axis[si]
+            rows.append({"train_format": t.name, "weight_bits": t.weight_bits,
+                         "act_bits": t.act_bits, "kv_bits": t.kv_bits,
+                         "serve_format": s.name if s is not None else None,
+                         "feasible": False,
+                         "reason": _reasons(np.isfinite(self.D_min[c]),
+                                            self.serve["fits"][si], self.serve["slo_ok"][si],
+                                            self.runnable[c])})
+        return pd.DataFrame(rows)
+
+
+def price(problem: PlanProblem, hardware: tuple | None = None,
+          solution: LawSolution | None = None) -> Priced:
+    """Every candidate of a plan priced: the law half (`solve_law`) joined with the
+    hardware half (`hardware_costs`); either may be given, computed once and reused."""
+    law = solution or solve_law(problem)
+    rates, serve, tok = hardware or hardware_costs(problem)
     w = problem.weights
-
-    tok = training_token_costs(problem, N)
+    t_idx = np.array([p[0] for p in law.pairs])
+    s_idx = np.array([p[1] for p in law.pairs])
     per_tok_s, per_tok_j = tok["device_s_per_token"][t_idx], tok["j_per_token"][t_idx]
-    D_min = sol.D_min[inverse]
-    flops = TRAIN_FLOPS_PER_PARAM_TOKEN * N[None, :] * D_min
+    D_min = law.sol.D_min[law.inverse]
     train_s, train_j = D_min * per_tok_s, D_min * per_tok_j
     serve_s, serve_j = serve["serve_time_s"][s_idx], serve["serve_energy_j"][s_idx]
     train_cost, serve_cost = w.cost("train", train_s, train_j), w.cost("deploy", serve_s, serve_j)
@@ -379,90 +376,59 @@ def plan(problem: PlanProblem, hardware: tuple | None = None) -> PlanResult:
     runnable = np.isfinite(per_tok_s) & tok["fits"][t_idx]
     hw_ok = serve["fits"][s_idx] & serve["slo_ok"][s_idx] & runnable
     feasible = np.isfinite(D_min) & hw_ok
-    masked = np.where(feasible, cost, np.inf)
+    return Priced(problem, law, rates, serve, tok,
+                  {"train_s": train_s, "train_j": train_j, "serve_s": serve_s,
+                   "serve_j": serve_j, "train_cost": train_cost, "serve_cost": serve_cost,
+                   "total": cost},
+                  D_min, runnable, hw_ok, feasible, np.where(feasible, cost, np.inf))
 
-    def candidate(c: int, i: int) -> Candidate:
-        t = problem.train_formats[t_idx[c]]
-        s = problem.serve_axis[s_idx[c]]
-        r = rates.iloc[t_idx[c]]
-        si = s_idx[c]
-        return Candidate(
-            train_format=t.name, weight_bits=t.weight_bits, act_bits=t.act_bits,
-            kv_bits=t.kv_bits, train_dtype=r["exec_dtype"],
-            train_native=None if r["native"] is None else bool(r["native"]),
-            train_recipe=r["recipe"],
-            train_mfu=None if problem.train_profile is None
-            else float(tok["mfu"][t_idx[c], i]),
-            serve_format=s.name if s is not None else None,
-            P_post=None if not np.isfinite(bits[c, 3]) else float(bits[c, 3]),
-            N=float(N[i]), D=float(D_min[c, i]), loss=float(sol.loss_at[inverse[c], i]),
-            train_flops=float(flops[c, i]),
-            training=PhaseCost(float(train_s[c, i]), float(train_j[c, i]),
-                               float(train_cost[c, i]), float(w.cost(
-                                   "train", train_s[c, i], train_j[c, i], "dollars"))),
-            serving=PhaseCost(float(serve_s[c, i]), float(serve_j[c, i]),
-                              float(serve_cost[c, i]), float(w.cost(
-                                  "deploy", serve_s[c, i], serve_j[c, i], "dollars"))),
-            tpot_s=float(serve["tpot_s"][si, i]), ttft_s=float(serve["ttft_s"][si, i]),
-            memory_bytes=float(serve["memory_bytes"][si, i]),
-            serve_devices=int(serve["devices_per_replica"][si, i]),
-            serve_batch=int(serve["serve_batch"][si, i]) if s is not None else None,
-            N_at_grid_edge=bool(i in (0, N.size - 1)),
-            D_at_grid_edge=bool(sol.at_edge[inverse[c], i]))
 
-    rows = []
-    for c in range(len(pairs)):
-        i = int(np.argmin(masked[c]))
-        if np.isfinite(masked[c, i]):
-            rows.append({**candidate(c, i).to_dict(), "feasible": True, "reason": ""})
-        else:
-            t = problem.train_formats[t_idx[c]]
-            s = problem.serve_axis[s_idx[c]]
-            reach = np.isfinite(D_min[c])
-            rows.append({"train_format": t.name, "weight_bits": t.weight_bits,
-                         "act_bits": t.act_bits, "kv_bits": t.kv_bits,
-                         "serve_format": s.name if s is not None else None,
-                         "feasible": False,
-                         "reason": _reasons(reach, serve["fits"][s_idx[c]],
-                                            serve["slo_ok"][s_idx[c]],
-                                            runnable[c])})
-    by_format = pd.DataFrame(rows)
-    flat = int(np.argmin(masked))
-    optimum = None
-    if np.isfinite(masked.flat[flat]):
-        optimum = candidate(*np.unravel_index(flat, masked.shape))
+def plan(problem: PlanProblem, hardware: tuple | None = None,
+         solution: LawSolution | None = None) -> PlanResult:
+    """The cheapest (N, D, training format, serving format) reaching the target loss.
 
+    `hardware`: `hardware_costs(problem)`, `solution`: `solve_law(problem)`, computed once
+    and reused (robustness ensemble, lifetime sweep). A caller that needs only the optimum
+    and the best candidate per pair prices them (`price`) without the frontier.
+    """
+    start = time.perf_counter()
+    p = price(problem, hardware, solution)
+    N, D_grid = np.asarray(problem.N_grid, float), np.asarray(problem.D_grid, float)
+    sol, t_idx, s_idx, w = p.law.sol, p.t_idx, p.s_idx, problem.weights
     # Pareto frontier (loss vs cost) over the grid candidates and the refined smallest-D
     # points that run on the hardware
-    C, n, m = len(pairs), N.size, D_grid.size
+    C, n, m = len(p.law.pairs), N.size, D_grid.size
+    per_tok_s, per_tok_j = p.tok["device_s_per_token"][t_idx], p.tok["j_per_token"][t_idx]
     grid_cost = (D_grid[None, None, :] * w.cost("train", per_tok_s, per_tok_j)[:, :, None]
-                 + serve_cost[:, :, None])
+                 + p.cost["serve_cost"][:, :, None])
     cloud = {
-        "cost": np.concatenate([grid_cost.ravel(), cost.ravel()]),
-        "loss": np.concatenate([sol.grid_loss[inverse].ravel(),
-                                sol.loss_at[inverse].ravel()]),
-        "ok": np.concatenate([np.broadcast_to(hw_ok[:, :, None], (C, n, m)).ravel(),
-                              feasible.ravel()]),
+        "cost": np.concatenate([grid_cost.ravel(), p.cost["total"].ravel()]),
+        "loss": np.concatenate([sol.grid_loss[p.law.inverse].ravel(),
+                                sol.loss_at[p.law.inverse].ravel()]),
+        "ok": np.concatenate([np.broadcast_to(p.hw_ok[:, :, None], (C, n, m)).ravel(),
+                              p.feasible.ravel()]),
         "combo": np.concatenate([np.repeat(np.arange(C), n * m), np.repeat(np.arange(C), n)]),
         "N": np.concatenate([np.tile(np.repeat(N, m), C), np.tile(N, C)]),
-        "D": np.concatenate([np.tile(D_grid, C * n), D_min.ravel()])}
+        "D": np.concatenate([np.tile(D_grid, C * n), p.D_min.ravel()])}
     frontier = _frontier(cloud, problem, t_idx, s_idx)
-    abstract = _abstract_optimum(problem, sol, uniq, bits, pairs, N, rates, masked)
+    uniq = p.law.uniq
+    abstract = _abstract_optimum(problem, sol, uniq, p.law.bits, p.law.pairs, N, p.rates,
+                                 p.masked)
     # candidates: every (training, serving, N, D) costed: the grid plus the bisection points
-    candidates = len(pairs) * N.size * (D_grid.size + problem.bisection_steps)
+    candidates = C * N.size * (D_grid.size + problem.bisection_steps)
     rep = np.repeat(uniq, N.size, axis=0)
     iso = pd.DataFrame({"weight_bits": rep[:, 0], "act_bits": rep[:, 1], "kv_bits": rep[:, 2],
                         "P_post": np.where(np.isfinite(rep[:, 3]), rep[:, 3], np.nan),
                         "N": np.tile(N, len(uniq)), "D": sol.D_min.ravel()})
-    return PlanResult(problem, optimum, by_format, frontier, abstract, rates, iso, candidates,
-                      time.perf_counter() - start)
+    return PlanResult(problem, p.optimum(), p.by_format(), frontier, abstract, p.rates, iso,
+                      candidates, time.perf_counter() - start)
 
 
 def _frontier(cloud: dict, problem: PlanProblem, t_idx, s_idx) -> pd.DataFrame:
     """Points no other candidate beats on both loss and cost (lower-left envelope)."""
     c = np.where(cloud["ok"], cloud["cost"], np.inf)
-    order = np.argsort(c, kind="stable")
-    order = order[np.isfinite(c[order])]
+    finite = np.flatnonzero(np.isfinite(c))       # sorted alone: same order, fewer to sort
+    order = finite[np.argsort(c[finite], kind="stable")]
     loss = cloud["loss"][order]
     keep = np.ones(order.size, bool)
     keep[1:] = loss[1:] < np.minimum.accumulate(loss)[:-1]

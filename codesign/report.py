@@ -22,6 +22,7 @@ import pandas as pd
 from precsim.codesign.candidate import Candidate
 from precsim.codesign.document import Document
 from precsim.codesign.lifetime import fig_lifetime, lifetime_sweep
+from precsim.codesign.law_search import LawSolver
 from precsim.codesign.planner import PlanResult, hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, SECONDS_PER_HOUR, cost_text
 from precsim.codesign.progress import iterate
@@ -57,24 +58,37 @@ class StudyResults:
     validation: tuple | None        # (path, markdown text, scatter PNG bytes or None)
     robustness: dict = field(default_factory=dict)   # deployment -> codesign.robustness
     answers: dict = field(default_factory=dict)      # deployment -> answers_by_law rows
+    lifetime: pd.DataFrame = field(default_factory=pd.DataFrame)  # codesign.lifetime rows
 
 
 def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyResults:
-    """Every plan and what-if of a study (progress on stderr)."""
+    """Every plan and what-if of a study (progress on stderr).
+
+    Per deployment the hardware half of its plans (`planner.hardware_costs`; its training
+    part once for all deployments) is priced once and shared by the plan, the law
+    ensemble, the answers per law, the lifetime sweep and the as-is what-if; the law half (`law_search.solve_law`) is solved once per distinct law question
+    of the whole report (`law_search.LawSolver`: the deployments share the study's law,
+    target, formats and grids)."""
     study = resolved.study
     summary = load_validation(validation or study.validation_summary, resolved.source)
     plans: dict[str, PlanResult] = {}
-    sections, answers = {}, {}
+    sections, answers, life, hardware_of = {}, {}, [], {}
+    solve = LawSolver()
     targets = list(range(len(study.deployments))) or [None]
     for index in iterate(targets, "report: plans", label=lambda i: "training only" if i is None
                          else resolved.deploy_profiles[i].name):
         name = resolved.deploy_profiles[index].name if index is not None else \
             "(training only)"
         problem = problem_from_study(resolved, index)
-        hardware = hardware_costs(problem)
-        plans[name] = plan(problem, hardware)
-        sections[name] = robustness(problem, hardware)
-        answers[name] = answers_by_law(problem, hardware)
+        # the training half comes from the study's training and search sections alone
+        # (problem_from_study): the same for every deployment, priced once
+        first = next(iter(hardware_of.values()), None)
+        hardware = hardware_of[index] = hardware_costs(
+            problem, train=first and (first[0], first[2]))
+        plans[name] = plan(problem, hardware, solve(problem))
+        sections[name] = robustness(problem, hardware, solve=solve)
+        answers[name] = answers_by_law(problem, hardware, solve=solve)
+        life.append(lifetime_sweep(name, plans[name], hardware=hardware, solve=solve))
     whatifs = []
     for spec in iterate(study.whatif, "report: what-ifs", label=lambda w: w.profile):
         names = [d.profile for d in study.deployments]
@@ -83,8 +97,10 @@ def run_study(resolved: ResolvedStudy, validation: str | None = None) -> StudyRe
             profile = resolved.deploy_profiles[index]
         else:                           # the training profile, with the first deployment
             index, profile = (0 if names else None), resolved.train_profile
-        whatifs.append((spec, profile.name, run_whatif(resolved, index, profile, spec.vary)))
-    return StudyResults(resolved, plans, whatifs, summary, sections, answers)
+        whatifs.append((spec, profile.name, run_whatif(
+            resolved, index, profile, spec.vary, solve=solve, hardware=hardware_of[index])))
+    return StudyResults(resolved, plans, whatifs, summary, sections, answers,
+                        pd.concat(life, ignore_index=True))
 
 
 def load_validation(path: str | None, source: str) -> tuple | None:
@@ -420,8 +436,7 @@ def build_document(results: StudyResults) -> tuple[Document, dict]:
     doc.figure("pareto.png", fig_pareto(results, obj, rs.target_loss),
                "Lowest predicted loss reachable at each cost (grid candidates that fit memory "
                "and meet the SLO).")
-    life = pd.concat([lifetime_sweep(n, r) for n, r in results.plans.items()],
-                     ignore_index=True)
+    life = results.lifetime
     if not life.empty:
         doc.h(2, "The optimum over the model's lifetime")
         doc.figure("lifetime.png", fig_lifetime(life, _UNITS[obj], _cost_scale(obj)),

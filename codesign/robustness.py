@@ -11,7 +11,9 @@ laws do not model quantized training with PTQ and are listed as not applicable.
 Per member: the optimal (training format, serving format), its cost, the runner-up pair
 and its relative gap. Over the ensemble: how often each pair wins, the spread of the
 optimal cost, and ties — a runner-up within `margin` (relative cost) of the optimum.
-The hardware half of the plan (training rates, serving costs) is computed once.
+The hardware half of the plan (training rates, serving and training costs) is computed
+once; each member prices the candidates (`planner.price`) without the plan's frontier, and
+`solve` (a `law_search.LawSolver` in the report) may share a law's half between plans.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from precsim import lawcore
-from precsim.codesign.planner import hardware_costs, plan
+from precsim.codesign.law_search import solve_law
+from precsim.codesign.planner import hardware_costs, price
 from precsim.codesign.problem import PlanProblem, cost_text
 from precsim.codesign.study import USER_OWNED_KINDS
 from precsim.lawcore.lowbit import bootstrap_laws
@@ -58,7 +61,8 @@ def _pair(row: dict) -> tuple[str, str | None]:
 
 
 def robustness(problem: PlanProblem, hardware: tuple | None = None,
-               draws: int = DEFAULT_DRAWS, margin: float = TIE_MARGIN) -> dict[str, Any]:
+               draws: int = DEFAULT_DRAWS, margin: float = TIE_MARGIN,
+               solve=solve_law) -> dict[str, Any]:
     """The robustness section of a plan (JSON-ready); see the module docstring."""
     hardware = hardware or hardware_costs(problem)
     members, failed = [], []
@@ -67,14 +71,15 @@ def robustness(problem: PlanProblem, hardware: tuple | None = None,
         # the draws share the preset's domain (same runs)
         judge = preset_of_draws if name.startswith("lowbit-qat bootstrap") else law
         try:
-            result = plan(dataclasses.replace(problem, law=law), hardware)
+            member = dataclasses.replace(problem, law=law)
+            priced = price(member, hardware, solve(member))
         except lawcore.LawInputError as exc:
             failed.append({"law": name, "reason": str(exc)})
             continue
-        table = result.by_format
+        table = priced.by_format()
         feasible = table[table["feasible"]].sort_values("cost", kind="stable") \
             if "cost" in table else table.iloc[:0]
-        if result.optimum is None or feasible.empty:
+        if feasible.empty:
             members.append({"law": name, "feasible": False})
             continue
         best = feasible.iloc[0]
@@ -143,13 +148,15 @@ LOW_BIT = 3.0  # training weight bits below Kumar et al.'s swept range (ternary,
 
 
 def answers_by_law(problem: PlanProblem, hardware: tuple,
-                   names: tuple[str, ...] = ("kumar2024", "lowbit-qat")) -> list[dict]:
+                   names: tuple[str, ...] = ("kumar2024", "lowbit-qat"),
+                   solve=solve_law) -> list[dict]:
     """Per law: the optimum, the best pair trained below LOW_BIT weight bits and its gap,
     and the law's domain flags at each (JSON-ready rows)."""
     rows = []
     for name in names:
         law = lawcore.get_law(name)
-        table = plan(dataclasses.replace(problem, law=law), hardware).by_format
+        member = dataclasses.replace(problem, law=law)
+        table = price(member, hardware, solve(member)).by_format()
         ok = table[table["feasible"]].sort_values("cost", kind="stable") \
             if "cost" in table else table.iloc[:0]
         row: dict[str, Any] = {"law": name, "feasible": not ok.empty}

@@ -1,7 +1,8 @@
 """What-if studies: vary fields of a hardware profile and see how the optimal plan moves.
 
-`run_whatif` plans once per profile variant (`codesign.variants.profile_variants`, the
-`--vary` grammar VARY_HELP shown by `precsim whatif --help`); `whatif_figure` draws the
+`run_whatif` finds the optimum once per profile variant (`codesign.variants.
+profile_variants`, the `--vary` grammar VARY_HELP shown by `precsim whatif --help`;
+`planner.price`: a plan without its frontier); `whatif_figure` draws the
 optimal cost per variant. A variant whose plan is the same as the profile's (same
 optimum, same cost) gets `unchanged_because`: why the edit does not reach the answer
 (`why_unchanged`).
@@ -11,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from precsim.codesign.planner import plan, training_rates
+from precsim.codesign.law_search import LawSolver
+from precsim.codesign.planner import hardware_costs, price, training_rates
 from precsim.codesign.problem import PlanProblem
 from precsim.codesign.study import ResolvedStudy, problem_from_study
 from precsim.codesign.variants import profile_variants
@@ -25,8 +27,14 @@ _ANSWER = ("feasible", "train_format", "train_dtype", "serve_format", "N", "D", 
 
 
 def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: HardwareProfile,
-               specs: list[str], progress=None) -> pd.DataFrame:
-    """One plan per profile variant; the profile is varied in every role it plays.
+               specs: list[str], progress=None, solve: LawSolver | None = None,
+               hardware: tuple | None = None) -> pd.DataFrame:
+    """One plan per profile variant; the profile is varied in every role it plays. The
+    law half of the plans does not depend on the profile: it is solved once for all
+    variants (`solve`: the caller's `law_search.LawSolver`, e.g. the report's); of the
+    hardware half, the role the profile does not play (training or serving) is priced
+    once, and `hardware` (the caller's `hardware_costs` of the unmodified plan) serves
+    the as-is variant.
 
     Rows: variant label, the optimum (formats, N, D, loss, cost parts) and the change of
     the objective cost against the unmodified profile (`delta_pct`).
@@ -37,18 +45,22 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
     if profile.name not in (train_name, deploy_name):
         raise InputError(f"what-if profile {profile.name} plays no role in the plan "
                          f"(training: {train_name}, deployment: {deploy_name})")
-    rows, problems, results = [], [], []
+    rows, problems, optima = [], [], []
+    solve, fixed = solve or LawSolver(), {}
     variants = profile_variants(profile, specs)
     for label, variant in (progress(variants) if progress else variants):
         problem = problem_from_study(
             resolved, deployment, with_training=resolved.train_profile is not None,
             train_profile=variant if train_name == profile.name else None,
             deploy_profile=variant if deploy_name == profile.name else None)
-        result = plan(problem)
+        hw = hardware if hardware and variant is profile else hardware_costs(problem, **fixed)
+        if not fixed:
+            fixed = ({} if train_name == profile.name else {"train": (hw[0], hw[2])}) | (
+                {} if deploy_name == profile.name else {"serve": hw[1]})
+        o = price(problem, hw, solve(problem)).optimum()   # no frontier needed
         problems.append(problem)
-        results.append(result)
+        optima.append(o)
         row = {"variant": label}
-        o = result.optimum
         if o is None:
             row.update(feasible=False, cost=np.inf)
         else:
@@ -63,7 +75,7 @@ def run_whatif(resolved: ResolvedStudy, deployment: int | None, profile: Hardwar
     base = table["cost"].iloc[0]
     table["delta_pct"] = 100.0 * (table["cost"] / base - 1.0) if np.isfinite(base) else np.nan
     table["unchanged_because"] = [
-        why_unchanged(label, problems[i], results[i].optimum, profile.name)
+        why_unchanged(label, problems[i], optima[i], profile.name)
         if i and table["feasible"].iloc[0] and _same_answer(table.iloc[0], table.iloc[i])
         else None
         for i, label in enumerate(table["variant"])]

@@ -108,9 +108,12 @@ def simulate_grid(profile: str | HardwareProfile, model: str | TransformerConfig
             raise InputError(f"simulate_grid: {name} must be a number or a non-empty 1-D "
                              f"sequence, got shape {arr.shape}")
         axes[name] = arr.reshape(-1)
-    b, p, g = np.meshgrid(axes["batch"], axes["prompt"], axes["gen"], indexing="ij")
+    # broadcast axes, not a meshgrid: what depends on batch alone is priced per batch
+    b, p, g = (axes["batch"][:, None, None], axes["prompt"][None, :, None],
+               axes["gen"][None, None, :])
     result = simulate(profile, model, quant, batch=b, prompt=p, gen=g, flash=flash,
                       fused_dequant=fused_dequant, runtime=runtime)
+    b, p, g = np.broadcast_arrays(b, p, g)
     columns = {"batch": b.reshape(-1), "prompt": p.reshape(-1), "gen": g.reshape(-1)}
     approximations = result.totals.get("approximations", [])
     for key, value in result.totals.items():

@@ -33,14 +33,13 @@ import numpy as np
 
 from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import Hardware, as_hardware
-from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost, gemm_cost,
-                                       matrix_rate, norm_cost)
+from precsim.simulator.hardware import as_hardware
 from precsim.simulator.models import TransformerConfig, get_model
-from precsim.simulator.ops import OpSpec, add_axis, build_mixed_ops, build_ops, model_add_axis
+from precsim.simulator.op_eval import PassOps, evaluate_passes
+from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
-from precsim.simulator.quant import as_quant, group_format, quant_attr, stream_bits
-from precsim.simulator.roofline import KernelCost, home_level, reduce_costs
+from precsim.simulator.quant import as_quant, quant_attr, stream_bits
+from precsim.simulator.roofline import home_level, reduce_costs
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
            "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
@@ -213,121 +212,34 @@ class PhaseCost:
         return rows
 
 
-def _evaluate(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,
-              block_home, fused_dequant: bool) -> KernelCost:
-    p = spec.params
-    if spec.kind == "gemm":
-        # grouped expert GEMM: the engine's streaming share for its weight type
-        scale = _expert_stream(hw, quant, spec.group) if p.get("experts") else 1.0
-        tiles = _expert_tiles(hw, quant, spec.group, p) if p.get("experts") else None
-
-        def run(home):
-            cost = gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
-                             weight_home=home, out_bits=p.get("out_bits"),
-                             fused_dequant=fused_dequant, stream_scale=scale)
-            return cost if tiles is None else cost + tiles
-        if spec.per_layer:
-            stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
-            first = run(state_home).scaled(stored)
-            if model.block_repeat == 1:
-                return first
-            return first + run(block_home).scaled(stored * (model.block_repeat - 1))
-        cost = run(state_home)
-    elif spec.kind == "attention":
-        cost = _attention(p, hw, quant, state_home)
-    elif spec.kind == "norm":
-        cost = norm_cost(hw, p["rows"], p["width"], in_bits=p["in_bits"],
-                         out_bits=p["out_bits"], kind=p["kind_norm"],
-                         fused_residual=p.get("fused_residual", True),
-                         quantize_out=p["quantize_out"])
-    elif spec.kind == "embedding":
-        cost = embedding_cost(hw, p["tokens"], p["d_model"], quant, weight_home=state_home)
-    else:
-        cost = elementwise_cost(hw, p["read_bytes"], p["write_bytes"], p["vector_ops"])
-        if (np.asarray(spec.kv_write_bytes) > 0).any():
-            cost = cost + elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
-                                           0.0 * spec.kv_write_bytes, write_home=state_home,
-                                           n_kernels=0.0)
-    if spec.per_layer or (np.asarray(spec.count) != 1.0).any():
-        return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
-    return cost
-
-
-def _expert_stream(hw: Hardware, quant, group: str):
-    """The profile's `overheads.expert_stream` share for the experts' weight type (an
-    engine property; 1 on bare hardware)."""
-    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
-    return np.vectorize(lambda prof, dt: prof.overheads.expert_stream_value(dt),
-                        otypes=[float])(hw.profiles, w_dtype)
-
-
-def _expert_tiles(hw: Hardware, quant, group: str, p: dict) -> KernelCost | None:
-    """The engine's per-expert tile work (`overheads.expert_tile_rows` R for the experts'
-    weight type; None where no profile sets it): every stored expert runs at least R rows
-    per pass, so 2 k max(0, R n_stored - m n) matrix ops beyond the routed rows (m n: the
-    routed rows times the touched experts' width; n_stored: all stored experts' width),
-    taking their time at the execution type's matrix rate, in series with the GEMM (tile
-    work the weight stream does not hide). The SMs are busy issuing during it, not
-    streaming: it is priced as element-wise work of that duration (time x vector rate
-    ops at the vector energy per op; no bytes)."""
-    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
-    rows = np.vectorize(lambda prof, dt: prof.overheads.expert_tile_rows_value(dt),
-                        otypes=[float])(hw.profiles, w_dtype)
-    if not np.any(rows > 0):
-        return None
-    ops = 2.0 * p["k"] * np.maximum(0.0, rows * p["stored_n"] - p["m"] * p["n"])
-    busy_s = ops / matrix_rate(hw, quant, group=group)
-    zero = 0.0 * busy_s
-    return elementwise_cost(hw, zero, zero, busy_s * hw.vector_ops_per_s, n_kernels=0.0)
-
-
-def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:
-    """An attention part: cached K/V where the KV cache lives; a part of a pass with
-    several places Q, the output and fresh K/V by the pass's totals; a ragged part is
-    priced per sequence along the trailing axis and summed (weights `present`)."""
-    homes = {}
-    if "pass_q_bytes" in p:
-        homes = {"q_home": home_level(hw, p["pass_q_bytes"], True),
-                 "out_home": home_level(hw, p["pass_out_bytes"], True),
-                 "fresh_kv_home": home_level(hw, p["pass_fresh_kv_bytes"], True)}
-    ragged = p.get("ragged", False)
-    if ragged:
-        hw = hw.expand()
-        quant = quant[..., None] if isinstance(quant, np.ndarray) else quant
-        state_home = add_axis(state_home)
-        homes = {k: add_axis(v) for k, v in homes.items()}
-    cost = attention_cost(hw, p["batch"], p["q_len"], p["kv_len"], p["n_heads"],
-                          p["n_kv_heads"], p["head_dim"], quant, window=p["window"],
-                          cache_len=p["cache_len"], flash=p["flash"], kv_home=state_home,
-                          out_bits=p["out_bits"], epilogue_ops=p["epilogue_ops"],
-                          n_kernels=p.get("n_kernels"), **homes)
-    return cost.reduce(p["present"]) if ragged else cost
-
-
-def _price(hw: Hardware, model: TransformerConfig, quant, phase: str, specs, kv_bytes,
-           fused_dequant: bool) -> PhaseCost:
-    """Evaluate a pass's ops; weights (and the KV cache, `kv_bytes`) placed as in the
-    module docstring."""
-    wb = weight_bytes(model, quant)
-    total_w = sum(np.asarray(v) for v in wb.values())
-    state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
-    block = (wb["attn"] + wb["mlp"]) / model.n_layers
-    block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
-    costs = tuple(_evaluate(s, hw, quant, model, state_home, block_home, fused_dequant)
-                  for s in specs)
-    return PhaseCost(phase=phase, specs=tuple(specs), costs=costs,
-                     level_names=hw.level_names, weights_home=state_home, weight_bytes=wb)
+def _price(passes, fused_dequant: bool) -> tuple:
+    """Price passes, each (hw, model, quant, phase, specs, kv_bytes): its ops evaluated
+    along an ops axis, shared by the passes on the same hardware and format
+    (simulator.op_eval); weights (and the KV cache, kv_bytes) placed as in the module
+    docstring."""
+    placed = []
+    for hw, model, quant, _, specs, kv_bytes in passes:
+        wb = weight_bytes(model, quant)
+        total_w = sum(np.asarray(v) for v in wb.values())
+        state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
+        block = (wb["attn"] + wb["mlp"]) / model.n_layers
+        block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
+        placed.append((wb, PassOps(specs, hw, quant, model, state_home, block_home)))
+    costs = evaluate_passes([ops for _, ops in placed], fused_dequant)
+    return tuple(PhaseCost(phase=p[3], specs=tuple(p[4]), costs=c,
+                           level_names=p[0].level_names, weights_home=ops.state_home,
+                           weight_bytes=wb) for p, (wb, ops), c in zip(passes, placed, costs))
 
 
 def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
-           fused_dequant: bool, cache_len=None, logit_rows=None) -> PhaseCost:
+           cache_len=None, logit_rows=None) -> tuple:
+    """The pass to `_price`: (hw, model, quant, phase, ops, KV-cache bytes)."""
     model = get_model(model)
     quant = as_quant(quant)
     hw = as_hardware(phase_profiles(profile, quant, phase))  # a SoC: the phase's unit
     specs = build_ops(model, quant, batch, q_len, kv_len, phase, flash, cache_len=cache_len,
                       logit_rows=logit_rows)
-    return _price(hw, model, quant, phase, specs, kv_cache_bytes(model, quant, batch, kv_len),
-                  fused_dequant)
+    return hw, model, quant, phase, specs, kv_cache_bytes(model, quant, batch, kv_len)
 
 
 def _check_counts(**values) -> None:
@@ -357,12 +269,18 @@ def prefill_cost(profile, model, quant, batch, prompt_len, *, flash: bool = True
     K/V are written to the cache. `last_chunk=False` (or an array of flags): the chunk
     is not the prompt's last, so it produces no token (no lm_head, no sampling).
     """
+    return _price([_prefill_pass(profile, model, quant, batch, prompt_len, flash, past_len,
+                                 last_chunk)], fused_dequant)[0]
+
+
+def _prefill_pass(profile, model, quant, batch, prompt_len, flash: bool, past_len=0.0,
+                  last_chunk=True) -> tuple:
+    """`prefill_cost`'s pass, checked, to `_price`."""
     _check_lengths(batch=batch, prompt_len=prompt_len)
     _check_counts(past_len=past_len)
     emits = _emitting(last_chunk)
     return _phase(profile, model, quant, batch, prompt_len, prompt_len + past_len, "prefill",
-                  flash, fused_dequant, cache_len=past_len,
-                  logit_rows=None if emits is None else batch * emits)
+                  flash, cache_len=past_len, logit_rows=None if emits is None else batch * emits)
 
 
 def mixed_step_cost(profile, model, quant, decode_batch, decode_context_len, prefill_tokens,
@@ -431,16 +349,21 @@ def _mixed(profile, model, quant, decode_batch, decode_context_len, prefill_toke
     chunk_kv = np.where(tokens > 0, kv_cache_bytes(x_model, x_quant, 1.0,
                                                    prefill_past_len + tokens), 0.0)
     kv = dec_kv + (np.sum(chunk_kv, axis=-1) if ragged else chunk_kv)
-    return _price(hw, model, quant, phase, specs, kv, fused_dequant)
+    return _price([(hw, model, quant, phase, specs, kv)], fused_dequant)[0]
 
 
 def decode_step_cost(profile, model, quant, batch, context_len, *, flash: bool = True,
                      fused_dequant: bool = True) -> PhaseCost:
     """One decode step: one new token per sequence attending to `context_len` positions
     (the new one included)."""
+    return _price([_decode_pass(profile, model, quant, batch, context_len, flash)],
+                  fused_dequant)[0]
+
+
+def _decode_pass(profile, model, quant, batch, context_len, flash: bool) -> tuple:
+    """`decode_step_cost`'s pass, checked, to `_price`."""
     _check_lengths(batch=batch, context_len=context_len)
-    return _phase(profile, model, quant, batch, 1.0, context_len, "decode", flash,
-                  fused_dequant)
+    return _phase(profile, model, quant, batch, 1.0, context_len, "decode", flash)
 
 
 # ---- whole request -------------------------------------------------------------------------
@@ -485,14 +408,13 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     quant = as_quant(quant)
     hw = as_hardware(phase_profiles(profile, quant, "prefill"))
     dec_hw = as_hardware(phase_profiles(profile, quant, "decode"))
-    prefill = prefill_cost(hw, model, quant, batch, prompt_len, flash=flash,
-                           fused_dequant=fused_dequant)
     steps = np.asarray(gen_len, dtype=float) - 1.0
     offsets, weights = decode_nodes_for(steps, decode_nodes)
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
-    nodes = decode_step_cost(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
-                             add_axis(prompt_len) + offsets, flash=flash,
-                             fused_dequant=fused_dequant)
+    prefill, nodes = _price([  # one evaluation of both passes' ops (simulator.op_eval)
+        _prefill_pass(hw, model, quant, batch, prompt_len, flash),
+        _decode_pass(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
+                     add_axis(prompt_len) + offsets, flash)], fused_dequant)
     decode = nodes.reduce(weights)
     totals = _totals((hw, dec_hw), model, quant, batch, prompt_len, gen_len, steps,
                      prefill, decode, flash)

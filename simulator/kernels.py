@@ -71,15 +71,19 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     o_home = home_level(hw, m * n * s_o, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
-        levels = []
+        levels, staged = [], {}  # re-reads per staging level (levels 0 and 1 share one)
+        out_bytes = m * n * s_o
         for j in range(hw.n_levels):
-            tm, tn = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
-            w_t = (k * n * s_w + channel) * np.maximum(1.0, m / tm)
-            a_t = m * k * s_a * np.maximum(1.0, n / tn)
-            levels.append(bytes_through(hw, w_home, j, w_t) + bytes_through(hw, a_home, j, a_t)
-                          + bytes_through(hw, o_home, j, m * n * s_o))
-        tm0, tn0 = output_tile(m, n, s_a, s_w, staging_bytes(hw, 0))
-        return levels, k * n * np.maximum(1.0, m / tm0), m * k * np.maximum(1.0, n / tn0)
+            at = max(j - 1, 0)  # the level staging_bytes(hw, j) reads
+            if at not in staged:
+                tm, tn = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
+                staged[at] = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
+            w_reads, a_reads = staged[at]
+            levels.append(bytes_through(hw, w_home, j, (k * n * s_w + channel) * w_reads)
+                          + bytes_through(hw, a_home, j, m * k * s_a * a_reads)
+                          + bytes_through(hw, o_home, j, out_bytes))
+        w_reads, a_reads = staged[0]
+        return levels, k * n * w_reads, m * k * a_reads
 
     def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
         # more than one activation row: the library's GEMM path streams at its own share
@@ -313,6 +317,8 @@ def _flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool,
     if st is None or np.all(np.isnan(st.br)):
         return pairs, 1.0
     has = ~np.isnan(st.br) & (np.asarray(q_len) > 1)
+    if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
+        return pairs, 1.0
     br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
     visited = flash_blocks(np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0), br, bc,
                            causal) * br * bc

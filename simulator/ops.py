@@ -280,7 +280,7 @@ def _moe_ops(add, model: TransformerConfig, m, sb, a_mlp, act_ops, gate) -> None
     concatenated weights (weights read once per touched expert, one launch), the
     weighted combine of the k expert outputs per token, and the shared experts.
     `stored_n`: the output width of all the experts the device stores (an engine's
-    per-expert tile work, `cost._expert_tiles`)."""
+    per-expert tile work, `op_eval._expert_tiles`)."""
     d, f = model.d_model, model.expert_d_ff
     share = model.n_moe_layers / model.n_layers
     touched = model.distinct_experts(m)

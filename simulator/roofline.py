@@ -46,6 +46,8 @@ ACC_BYTES = 4.0
 EXTENSIVE_FIELDS = ("flops", "vector_ops", "convert_ops", "time_s", "energy_j",
                     "compute_time_s", "memory_time_s", "overhead_time_s", "n_kernels",
                     "convert_time_s")
+#: Elements per value below which `reduce_costs` stacks a group of values in one copy.
+SMALL_STACK = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,21 +119,43 @@ class KernelCost:
 
 def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
     """`KernelCost.reduce` of each of `costs`: every extensive field and level of every
-    cost broadcast against `weights`, stacked and reduced in one weighted sum (one numpy
-    call for a whole pass instead of one per field and op); labels keep their first
-    element along `axis`."""
+    cost multiplied by `weights`, stacked by shape and reduced in one weighted sum per
+    shape (one numpy call for a whole pass instead of one per field and op); each sum
+    has the shape common to the pass (a broadcast view where the value had fewer
+    axes); labels keep their first element along `axis`."""
     per = len(EXTENSIVE_FIELDS) + len(costs[0].bytes_moved)
     values = []
     for c in costs:
         d = c.__dict__
         values.extend(d[f] for f in EXTENSIVE_FIELDS)
         values.extend(c.bytes_moved.values())
-    shape = np.broadcast_shapes(np.shape(weights), *{getattr(v, "shape", ()) for v in values})
-    stacked = np.empty((len(values),) + shape)
+    w_shape = np.shape(weights)
+    by_shape: dict = {}  # values stacked by their own shape
     for i, v in enumerate(values):
-        stacked[i] = v  # broadcast to the common shape
+        by_shape.setdefault(getattr(v, "shape", ()), []).append(i)
     at = axis if axis < 0 else axis + 1  # the stacked axis comes first
-    summed = np.add.reduce(np.multiply(stacked, weights), axis=at)
+    summed = [None] * len(values)
+    common = np.broadcast_shapes(w_shape, *by_shape)  # every value has it reduced
+    common = common[:axis % len(common)] + common[axis % len(common) + 1:]
+    for shape, rows in by_shape.items():
+        full = np.broadcast_shapes(w_shape, shape)
+        if math.prod(full) <= SMALL_STACK:  # one copy and one product for the group
+            stacked = np.array([values[i] for i in rows], dtype=float)
+            stacked = np.multiply(stacked.reshape((len(rows),) + (1,) * (len(full)
+                                                                          - len(shape))
+                                                  + shape), weights)
+        else:  # each product written straight into the stack (no broadcast copy)
+            stacked = np.empty((len(rows),) + full)
+            for r, i in enumerate(rows):
+                np.multiply(values[i], weights, out=stacked[r])
+        reduced = np.add.reduce(stacked, axis=at)
+        if reduced.shape[1:] != common:  # the common shape, as a read-only view
+            pad = (1,) * (len(common) - reduced.ndim + 1)
+            reduced = np.broadcast_to(reduced.reshape(reduced.shape[:1] + pad
+                                                      + reduced.shape[1:]),
+                                      (len(rows),) + common)
+        for r, s in zip(rows, reduced):
+            summed[r] = s
     out = []
     for i, c in enumerate(costs):
         row = summed[i * per:(i + 1) * per]

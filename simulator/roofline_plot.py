@@ -130,8 +130,7 @@ def roofline_figure(profile: HardwareProfile, ops: pd.DataFrame, title: str | No
     ax.set_ylabel("achieved ops/s (launch gaps included)")
     ax.set_title(title or f"{profile.name}: hierarchical roofline")
     ax.grid(True, which="both", alpha=0.2)
-    fig.tight_layout(rect=(0, 0, 0.84, 1))
-    fig.canvas.draw()
+    fig.tight_layout(rect=(0, 0, 0.84, 1))   # fixes the transforms used below (no draw)
     # compute-ceiling labels at the right edge, at least one text height apart
     to_px = ax.transData.transform
     ys_px = [to_px((x_hi, rate))[1] for rate in compute.values()]

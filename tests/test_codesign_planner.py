@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from precsim import lawcore
-from precsim.codesign.planner import plan, serving_at_batch, serving_costs, smallest_D
+from precsim.codesign.law_search import smallest_D
+from precsim.codesign.planner import plan, serving_at_batch, serving_costs
 from precsim.codesign.study import (Grid, Target, TrainFormat, Training, load_study,
                                     problem_from_study, resolve_study, updated)
 from precsim.codesign.variants import profile_variants

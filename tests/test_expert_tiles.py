@@ -1,4 +1,4 @@
-"""An engine's per-expert tile work (overheads.expert_tile_rows, cost._expert_tiles):
+"""An engine's per-expert tile work (overheads.expert_tile_rows, op_eval._expert_tiles):
 a hand-computed case, no work once the routed rows fill the tiles, and board power
 with it: energy = power x time, under the cap, time and energy monotone in the tile rows."""
 import pytest

@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "interrupted here resumes from DIR/runs.csv")
     p.add_argument("--quick", action="store_true",
                    help="the short sweep (14 runs instead of the default's 98; measured "
-                        "2026-12-06 on the shared 2-core VM at load average ~9: 885 s wall, "
-                        "269 s of CPU time; README 'The laws')")
+                        "2026-12-06 on the shared 2-core VM: 266 s wall, 156 s of CPU time "
+                        "at load average ~5; 885 s wall at ~9; README 'The laws')")
     p.add_argument("--grid", metavar="NAME|FILE.yaml", default=None,
                    help="sweep grid: default, quick, tiny, or a YAML file (see "
                         "validation/training/sweep.py)")

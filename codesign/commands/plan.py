@@ -14,6 +14,7 @@ from precsim.codesign.commands.common import (MAX_ITERATIONS, MAX_SEQUENCES, MAX
                                               add_json_arg, add_profile_dir_arg, exit_code,
                                               int_arg, print_json, quantity_arg, verdict)
 from precsim.codesign.commands.law import warn_validity
+from precsim.codesign.law_search import LawSolver
 from precsim.codesign.planner import hardware_costs, plan
 from precsim.codesign.problem import JOULES_PER_KWH, cost_text
 from precsim.codesign.robustness import DEFAULT_DRAWS, robustness
@@ -227,9 +228,11 @@ def plan_reason(result) -> str | None:
 
 def plan_with_robustness(problem, draws: int = DEFAULT_DRAWS):
     """(the plan, its robustness section): the hardware costs are priced once and
-    reused by every law of the ensemble (`codesign.robustness`)."""
-    hardware = hardware_costs(problem)
-    return plan(problem, hardware), robustness(problem, hardware, draws=draws)
+    reused by every law of the ensemble (`codesign.robustness`), and the plan's law half
+    by the ensemble's member that is the same law."""
+    hardware, solve = hardware_costs(problem), LawSolver()
+    return (plan(problem, hardware, solve(problem)),
+            robustness(problem, hardware, draws=draws, solve=solve))
 
 
 def plan_json(resolved, result, section: dict) -> dict:

@@ -1,0 +1,301 @@
+"""The kernels of one or more passes priced along an ops axis: the ops of one kind that
+share a kernel formula and its non-shape arguments (GEMMs of one format, norms of one
+kind, element-wise ops, embeddings) are stacked along a new leading axis and priced by
+ONE call of their formula in simulator.kernels (every formula broadcasts), then split
+back into one KernelCost per op. Passes on the same hardware and format (a request's
+prefill and decode) share the calls; each op keeps its pass's weight home. Element for
+element this is the per-op evaluation (`evaluate_op`, which prices what is not stacked:
+attention, MobileLLM's repeated blocks); stacking only saves per-call overhead.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from precsim.simulator.hardware import Hardware
+from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
+                                       gemm_cost, matrix_rate, norm_cost)
+from precsim.simulator.models import TransformerConfig
+from precsim.simulator.ops import OpSpec, add_axis
+from precsim.simulator.quant import group_format, quant_attr, stream_bits
+from precsim.simulator.roofline import EXTENSIVE_FIELDS, KernelCost, home_level
+
+
+@dataclass(frozen=True, eq=False)
+class PassOps:
+    """A pass to price: its ops on `hw` in format `quant`, the weights and KV cache at
+    `state_home`, a repeated block's weights at `block_home` (simulator.cost)."""
+
+    specs: Sequence[OpSpec]
+    hw: Hardware
+    quant: object
+    model: TransformerConfig
+    state_home: object
+    block_home: object
+
+
+def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tuple]:
+    """One KernelCost per op of each pass (multiplied by its count), equal to
+    `evaluate_op` of each: stackable ops priced per batch (`_batch_key`), the others one
+    by one. Passes sharing hardware and format share a batch's call where the op's
+    inputs are scalars (arrays of different passes need not align: a decode pass has a
+    trailing axis of steps)."""
+    costs = [[None] * len(p.specs) for p in passes]
+    shared: dict = {}
+    for pi, p in enumerate(passes):
+        shared.setdefault((id(p.hw), id(p.quant)), []).append(pi)
+    for members in shared.values():
+        hw, quant = passes[members[0]].hw, passes[members[0]].quant
+        batches: dict = {}
+        dims: dict = {}  # (pass, op) -> dimensions of the op's stacked inputs
+        for pi in members:
+            p = passes[pi]
+            for i, spec in enumerate(p.specs):
+                key = _batch_key(spec, quant, p.model)
+                if key:
+                    dims[pi, i] = max(max(getattr(v, "ndim", 0) for v in _stacked_values(spec)),
+                                      np.ndim(p.state_home))
+                    if dims[pi, i]:  # arrays align with their own pass only
+                        key = key + (pi,)
+                batches.setdefault(key or ("single", pi, i), []).append((pi, i))
+        for key, ops in batches.items():
+            if key[0] == "single" or len(ops) == 1:
+                for pi, i in ops:
+                    p = passes[pi]
+                    costs[pi][i] = evaluate_op(p.specs[i], hw, quant, p.model, p.state_home,
+                                               p.block_home, fused_dequant)
+                continue
+            group = [passes[pi].specs[i] for pi, i in ops]
+            homes = [passes[pi].state_home for pi, _ in ops]
+            nd = max(hw.profiles.ndim, np.ndim(quant), *(dims[op] for op in ops))
+            stacked = _STACKED[key[0]](group, hw, quant, _home(homes, nd), fused_dequant, nd)
+            for (pi, i), cost in zip(ops, _split(stacked, len(ops), nd)):
+                costs[pi][i] = cost
+    return [tuple(c) for c in costs]
+
+
+def _batch_key(spec: OpSpec, quant, model: TransformerConfig):
+    """What ops priced by one stacked call share (None: priced alone)."""
+    p = spec.params
+    if spec.kind == "gemm":
+        if np.any(np.asarray(model.block_repeat) != 1):
+            return None
+        fmt = spec.group if isinstance(quant, np.ndarray) else quant.for_group(spec.group)
+        return ("gemm", fmt)
+    if spec.kind == "norm":
+        return ("norm", p["kind_norm"], bool(p.get("fused_residual", True)))
+    if spec.kind in ("elementwise", "embedding"):
+        return (spec.kind,)
+    return None
+
+
+def _home(homes: list, nd: int):
+    """The ops' weight homes: one level when they agree, else stacked."""
+    first = homes[0]
+    if np.ndim(first) == 0 and all(np.ndim(h) == 0 and h == first for h in homes):
+        return first
+    return _stack(homes, nd)
+
+
+def _stacked_values(spec: OpSpec) -> list:
+    """The arrays of `spec` that are stacked (their dimensions set the stack's)."""
+    return [spec.count, spec.kv_write_bytes] + [
+        v for v in spec.params.values() if not isinstance(v, (str, bool, type(None)))]
+
+
+def _stack(values, nd: int, dtype=float) -> np.ndarray:
+    """`values` (one per op) along a new leading axis, each broadcast to their common
+    shape padded to `nd` dimensions."""
+    shapes = {getattr(v, "shape", ()) for v in values}
+    shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+    out = np.empty((len(values),) + (1,) * (nd - len(shape)) + shape, dtype=dtype)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def _split(cost: KernelCost, n: int, nd: int) -> list:
+    """The `n` ops of a stacked KernelCost (fields without the ops axis are shared; a
+    label the same for every element is kept as one label)."""
+    d = cost.__dict__
+    shared = dict(d)
+    stacked = {}
+    for name in EXTENSIVE_FIELDS + ("exec_dtype", "exec_path"):
+        v = d[name]
+        if getattr(v, "ndim", 0) == nd + 1:
+            if v.dtype == object and all(x == v.flat[0] for x in v.flat):
+                shared[name] = v.flat[0]
+            else:
+                stacked[name] = v if v.shape[0] > 1 else np.broadcast_to(v, (n,) + v.shape[1:])
+    levels = {k: (v if getattr(v, "ndim", 0) != nd + 1 else
+                  v if v.shape[0] > 1 else np.broadcast_to(v, (n,) + v.shape[1:]))
+              for k, v in cost.bytes_moved.items()}
+    split = [k for k, v in levels.items() if getattr(v, "ndim", 0) == nd + 1]
+    out = []
+    for j in range(n):
+        new = object.__new__(KernelCost)
+        new.__dict__.update(shared)
+        for name, v in stacked.items():
+            new.__dict__[name] = v[j]
+        moved = dict(levels)
+        for k in split:
+            moved[k] = levels[k][j]
+        new.__dict__["bytes_moved"] = moved
+        out.append(new)
+    return out
+
+
+def _gemms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
+    """GEMMs of one format: m, n, k, output bits, streaming scale and count stacked."""
+    first = group[0]
+    fmt = group_format(quant, first.group)
+
+    def column(name, default=None):
+        return _stack([s.params.get(name, default) for s in group], nd)
+    out_bits = _stack([stream_bits(fmt) if s.params.get("out_bits") is None
+                       else s.params["out_bits"] for s in group], nd)
+    scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
+                    for s in group], nd)
+    m, n, k = column("m"), column("n"), column("k")
+    cost = gemm_cost(hw, m, n, k, quant, group=first.group, weight_home=home,
+                     out_bits=out_bits, fused_dequant=fused_dequant, stream_scale=scale)
+    if any(s.params.get("experts") for s in group):  # no tile work elsewhere: stored_n 0
+        tiles = _expert_tiles(hw, quant, first.group, dict(m=m, n=n, k=k, stored_n=_stack(
+            [s.params["stored_n"] if s.params.get("experts") else 0.0 for s in group], nd)))
+        cost = cost if tiles is None else cost + tiles
+    return cost.scaled(_stack([s.count for s in group], nd))
+
+
+def _norms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
+    """Norms of one kind and residual fusion: shapes, bits and quantised output stacked."""
+    p = group[0].params
+
+    def column(name, dtype=float):
+        return _stack([s.params[name] for s in group], nd, dtype)
+    cost = norm_cost(hw, column("rows"), column("width"), in_bits=column("in_bits"),
+                     out_bits=column("out_bits"), kind=p["kind_norm"],
+                     fused_residual=p.get("fused_residual", True),
+                     quantize_out=column("quantize_out", bool))
+    return cost.scaled(_stack([s.count for s in group], nd))
+
+
+def _elementwise(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
+    """Streaming ops: bytes and vector ops stacked, plus the KV-cache appends (zero for
+    the ops without one: adding a zero cost is exact)."""
+    def column(name):
+        return _stack([s.params[name] for s in group], nd)
+    cost = elementwise_cost(hw, column("read_bytes"), column("write_bytes"),
+                            column("vector_ops"))
+    kv = _stack([s.kv_write_bytes for s in group], nd)
+    if (kv > 0).any():
+        cost = cost + elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=home,
+                                       n_kernels=0.0)
+    return cost.scaled(_stack([s.count for s in group], nd))
+
+
+def _embeddings(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
+    """Embedding gathers (one per pass): tokens and width stacked."""
+    cost = embedding_cost(hw, _stack([s.params["tokens"] for s in group], nd),
+                          _stack([s.params["d_model"] for s in group], nd), quant,
+                          weight_home=home)
+    return cost.scaled(_stack([s.count for s in group], nd))
+
+
+_STACKED = {"gemm": _gemms, "norm": _norms, "elementwise": _elementwise,
+            "embedding": _embeddings}
+
+
+def evaluate_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,
+                block_home, fused_dequant: bool) -> KernelCost:
+    """One op's KernelCost (times its count): weights and the KV cache at `state_home`,
+    a MobileLLM block's repeated runs reading its weights from `block_home`."""
+    p = spec.params
+    if spec.kind == "gemm":
+        # grouped expert GEMM: the engine's streaming share for its weight type
+        scale = _expert_stream(hw, quant, spec.group) if p.get("experts") else 1.0
+        tiles = _expert_tiles(hw, quant, spec.group, p) if p.get("experts") else None
+
+        def run(home):
+            cost = gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
+                             weight_home=home, out_bits=p.get("out_bits"),
+                             fused_dequant=fused_dequant, stream_scale=scale)
+            return cost if tiles is None else cost + tiles
+        if spec.per_layer:
+            stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
+            first = run(state_home).scaled(stored)
+            if model.block_repeat == 1:
+                return first
+            return first + run(block_home).scaled(stored * (model.block_repeat - 1))
+        cost = run(state_home)
+    elif spec.kind == "attention":
+        cost = _attention(p, hw, quant, state_home)
+    elif spec.kind == "norm":
+        cost = norm_cost(hw, p["rows"], p["width"], in_bits=p["in_bits"],
+                         out_bits=p["out_bits"], kind=p["kind_norm"],
+                         fused_residual=p.get("fused_residual", True),
+                         quantize_out=p["quantize_out"])
+    elif spec.kind == "embedding":
+        cost = embedding_cost(hw, p["tokens"], p["d_model"], quant, weight_home=state_home)
+    else:
+        cost = elementwise_cost(hw, p["read_bytes"], p["write_bytes"], p["vector_ops"])
+        if (np.asarray(spec.kv_write_bytes) > 0).any():
+            cost = cost + elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
+                                           0.0 * spec.kv_write_bytes, write_home=state_home,
+                                           n_kernels=0.0)
+    if spec.per_layer or (np.asarray(spec.count) != 1.0).any():
+        return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
+    return cost
+
+
+def _expert_stream(hw: Hardware, quant, group: str):
+    """The profile's `overheads.expert_stream` share for the experts' weight type (an
+    engine property; 1 on bare hardware)."""
+    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
+    return np.vectorize(lambda prof, dt: prof.overheads.expert_stream_value(dt),
+                        otypes=[float])(hw.profiles, w_dtype)
+
+
+def _expert_tiles(hw: Hardware, quant, group: str, p: dict) -> KernelCost | None:
+    """The engine's per-expert tile work (`overheads.expert_tile_rows` R for the experts'
+    weight type; None where no profile sets it): every stored expert runs at least R rows
+    per pass, so 2 k max(0, R n_stored - m n) matrix ops beyond the routed rows (m n: the
+    routed rows times the touched experts' width; n_stored: all stored experts' width),
+    taking their time at the execution type's matrix rate, in series with the GEMM (tile
+    work the weight stream does not hide). The SMs are busy issuing during it, not
+    streaming: it is priced as element-wise work of that duration (time x vector rate
+    ops at the vector energy per op; no bytes)."""
+    w_dtype = quant_attr(group_format(quant, group), lambda q: q.weight_dtype)
+    rows = np.vectorize(lambda prof, dt: prof.overheads.expert_tile_rows_value(dt),
+                        otypes=[float])(hw.profiles, w_dtype)
+    if not np.any(rows > 0):
+        return None
+    ops = 2.0 * p["k"] * np.maximum(0.0, rows * p["stored_n"] - p["m"] * p["n"])
+    busy_s = ops / matrix_rate(hw, quant, group=group)
+    zero = 0.0 * busy_s
+    return elementwise_cost(hw, zero, zero, busy_s * hw.vector_ops_per_s, n_kernels=0.0)
+
+
+def _attention(p: dict, hw: Hardware, quant, state_home) -> KernelCost:
+    """An attention part: cached K/V where the KV cache lives; a part of a pass with
+    several places Q, the output and fresh K/V by the pass's totals; a ragged part is
+    priced per sequence along the trailing axis and summed (weights `present`)."""
+    homes = {}
+    if "pass_q_bytes" in p:
+        homes = {"q_home": home_level(hw, p["pass_q_bytes"], True),
+                 "out_home": home_level(hw, p["pass_out_bytes"], True),
+                 "fresh_kv_home": home_level(hw, p["pass_fresh_kv_bytes"], True)}
+    ragged = p.get("ragged", False)
+    if ragged:
+        hw = hw.expand()
+        quant = quant[..., None] if isinstance(quant, np.ndarray) else quant
+        state_home = add_axis(state_home)
+        homes = {k: add_axis(v) for k, v in homes.items()}
+    cost = attention_cost(hw, p["batch"], p["q_len"], p["kv_len"], p["n_heads"],
+                          p["n_kv_heads"], p["head_dim"], quant, window=p["window"],
+                          cache_len=p["cache_len"], flash=p["flash"], kv_home=state_home,
+                          out_bits=p["out_bits"], epilogue_ops=p["epilogue_ops"],
+                          n_kernels=p.get("n_kernels"), **homes)
+    return cost.reduce(p["present"]) if ragged else cost
+

@@ -1,0 +1,134 @@
+"""The ops-axis evaluation of passes (simulator.op_eval.evaluate_passes: the GEMMs,
+norms, element-wise ops and embeddings of a pass, or of a request's prefill and decode
+together, stacked and priced by one call of their formula) equals the per-op evaluation
+element for element, on random configurations (hypothesis)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from precsim.simulator.hardware import as_hardware, cached_profile
+from precsim.simulator.models import get_model
+from precsim.simulator.op_eval import PassOps, evaluate_op, evaluate_passes
+from precsim.simulator.ops import build_mixed_ops, build_ops
+from precsim.simulator.quant import parse_quant
+from precsim.simulator.roofline import EXTENSIVE_FIELDS
+
+PROFILES = ("a100-sxm-80gb", "h100-sxm", "host", "snapdragon-8-gen3", "ternary-accel",
+            "h100-tiles")
+#: an engine with per-expert tile work (`overheads.expert_tile_rows`) on FP8 experts
+TILED = cached_profile("h100-sxm").with_overrides({"overheads.expert_tile_rows": {
+    "fp8_e4m3": {"value": 239, "assumed": "test"}}})
+MODELS = ("llama-3.2-1b", "mistral-7b", "bitnet-b1.58-2b4t", "mixtral-8x7b",
+          "qwen3-30b-a3b", "gpt-oss-20b")
+QUANTS = ("W16A16", "W4A16-g128", "W8A8", "W4A8-KV4", "NVFP4", "FP8",
+          "W4A16-g128@lm_head=W8A16")
+
+
+def _equal(a, b) -> bool:
+    """Same values (an array may carry extra leading length-1 axes), NaN equal to NaN."""
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    if a.dtype == object or b.dtype == object or a.dtype.kind in "US":
+        return bool(np.all(a == b))
+    return bool(np.array_equal(a, b, equal_nan=True))
+
+
+def _dims(value) -> int:
+    """Dimensions of a value, leading length-1 axes aside."""
+    shape = list(np.shape(value))
+    while shape and shape[0] == 1:
+        shape.pop(0)
+    return len(shape)
+
+
+def _same_cost(x, y, dims: int) -> None:
+    """Equal fields, none with more dimensions than the pass's inputs (`dims`: an op
+    stacked with another pass's must not gain that pass's axes)."""
+    for name in EXTENSIVE_FIELDS + ("exec_dtype", "exec_path"):
+        assert _equal(getattr(x, name), getattr(y, name)), name
+        assert _dims(getattr(x, name)) <= dims, name
+    assert list(x.bytes_moved) == list(y.bytes_moved)
+    for level, moved in x.bytes_moved.items():
+        assert _equal(moved, y.bytes_moved[level]), level
+        assert _dims(moved) <= dims, level
+
+
+def _hardware(profile: str):
+    return as_hardware(TILED if profile == "h100-tiles" else cached_profile(profile))
+
+
+def _check(specs, hw, quant, model, home, fused, *more) -> None:
+    """`specs` (and the passes `more`: (specs, home) each) evaluated together equal each
+    op evaluated alone."""
+    passes = [PassOps(s, hw, quant, model, h, h) for s, h in ((specs, home), *more)]
+    stacked = evaluate_passes(passes, fused)
+    assert [len(c) for c in stacked] == [len(p.specs) for p in passes]
+    for p, costs in zip(passes, stacked):
+        dims = max(_dims(v) for spec in p.specs for v in (spec.count, *spec.params.values())
+                   if not isinstance(v, (str, type(None))))
+        for spec, cost in zip(p.specs, costs):
+            _same_cost(cost, evaluate_op(spec, hw, quant, model, p.state_home, p.block_home,
+                                         fused), dims)
+
+
+@settings(max_examples=30, deadline=None)
+@given(profile=st.sampled_from(PROFILES), model=st.sampled_from(MODELS),
+       quant=st.sampled_from(QUANTS), batch=st.integers(1, 256),
+       q_len=st.integers(1, 4096), past=st.integers(0, 8192),
+       phase=st.sampled_from(("prefill", "decode")), fused=st.booleans(),
+       home=st.integers(0, 3))
+def test_stacked_pass_equals_per_op(profile, model, quant, batch, q_len, past, phase,
+                                    fused, home):
+    hw = _hardware(profile)
+    q_len = 1 if phase == "decode" else q_len
+    fmt, cfg = parse_quant(quant), get_model(model)
+    specs = build_ops(cfg, fmt, float(batch), float(q_len), float(q_len + past), phase)
+    _check(specs, hw, fmt, cfg, min(home, hw.main), fused)
+    # a request's two passes share the calls (each op keeping its pass's weight home)
+    decode = build_ops(cfg, fmt, float(batch), 1.0, float(q_len + past + 1), "decode")
+    _check(specs, hw, fmt, cfg, min(home, hw.main), fused, (decode, hw.main))
+
+
+@settings(max_examples=15, deadline=None)
+@given(profile=st.sampled_from(PROFILES), model=st.sampled_from(MODELS),
+       quant=st.sampled_from(QUANTS), seed=st.integers(0, 2**16))
+def test_stacked_grid_and_mixed_pass_equal_per_op(profile, model, quant, seed):
+    """Swept batch / lengths (arrays of different shapes) and a chunked-prefill pass."""
+    rng = np.random.default_rng(seed)
+    hw = _hardware(profile)
+    fmt, cfg = parse_quant(quant), get_model(model)
+    batch = rng.integers(1, 128, size=(3, 1)).astype(float)
+    q_len = rng.integers(1, 2048, size=(1, 4)).astype(float)
+    specs = build_ops(cfg, fmt, batch, q_len, q_len + 7.0, "prefill")
+    steps = build_ops(cfg, fmt, batch[..., None], 1.0, q_len[..., None] + np.arange(1.0, 5.0),
+                      "decode")  # a trailing axis of steps: priced apart from the prefill
+    _check(specs, hw, fmt, cfg, hw.main, True, (steps, hw.main))
+    mixed = build_mixed_ops(cfg, fmt, rng.integers(0, 32, size=2).astype(float), 300.0,
+                            rng.integers(0, 512, size=2).astype(float), 64.0)
+    _check(mixed, hw, fmt, cfg, hw.main, True)
+
+
+def test_a_mobilellm_style_repeated_block_is_priced_per_op():
+    """block_repeat > 1 (weights re-read from the block's home) keeps the per-op path."""
+    cfg = dataclasses.replace(get_model("llama-3.2-1b"), block_repeat=2)
+    hw = as_hardware(cached_profile("a100-sxm-80gb"))
+    fmt = parse_quant("W8A8")
+    _check(build_ops(cfg, fmt, 4.0, 1.0, 100.0, "decode"), hw, fmt, cfg, hw.main, True)
+
+
+def test_a_swept_request_keeps_the_grid_shape_in_its_decode_totals():
+    """The decode steps are reduced per shape of value (roofline.reduce_costs), yet every
+    op's sum has the pass's common shape: a total built from ops that depend on no swept
+    input (kernels per decode step) still spans the grid."""
+    from precsim.simulator.cost import simulate
+    batch = np.array([1.0, 8.0])[:, None, None]
+    prompt = np.array([64.0, 512.0, 4096.0])[None, :, None]
+    gen = np.array([1.0, 33.0, 65.0, 500.0])[None, None, :]
+    totals = simulate("a100-sxm-80gb", "llama-3.2-1b", "W16A16", batch, prompt, gen).totals
+    for name in ("kernels_per_decode_step", "tpot_s", "e2e_latency_s", "energy_j"):
+        assert np.shape(totals[name]) == (2, 3, 4), name
+    one = simulate("a100-sxm-80gb", "llama-3.2-1b", "W16A16", 8, 512, 33).totals
+    assert totals["kernels_per_decode_step"][1, 1, 1] == one["kernels_per_decode_step"]
