@@ -59,9 +59,6 @@ KNOWN_CAUSES = {
     "MKL's sgemm streams 8 rows slower on one core of the Xeon VM (-15 to -27%), and at "
     "256 rows packs the panel once at ~24 GB/s where the model charges the 4-row rate "
     "in series with the math (+15 to +17%)",
-    ("gemm", "", ""): "at 256 rows the library packs the weight panel once, faster than "
-    "the 4-row GEMM-path stream fraction the model charges in series with the math "
-    "(+15 to +28% in every type on the Xeon VM)",
     ("gemv", "w8a16-deq", ""): "on one core the dequantisation chain's passes run between "
     "the cache and the main-memory rate although its temporaries (3 bytes per weight) "
     "fit the measured cache share: -10 to -37% (all from main memory would give -5 to +13%)",
