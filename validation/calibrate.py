@@ -154,6 +154,8 @@ class Calibration:
                                 for dt, spec in p.compute.items()},
             "gemm_stream_fraction": {dt: spec.gemm_stream_fraction_value
                                      for dt, spec in p.compute.items()},
+            "gemm_stream_wide": {dt: [spec.gemm_stream_wide.rows, spec.gemm_stream_wide.value]
+                                 for dt, spec in p.compute.items() if spec.gemm_stream_wide},
             "matmul_overlap": p.overheads.matmul_overlap_value,
             "weight_only": {dt: {"achievable_ops_per_s": k.achievable_ops_per_s,
                                  "stream_fraction": k.stream_fraction_value}
@@ -382,7 +384,8 @@ def _matmul_specs(n: int, k: int) -> list[tuple[str, str, tuple[int, int, int]]]
     (weights rotating over main-memory-sized copies, as the held-out cases)."""
     specs = [(purpose, fmt, (m, nn, kk)) for fmt in microbench.STREAM_FORMATS.values()
              for nn, kk in microbench.STREAM_SHAPES
-             for purpose, m in (("stream", 1), ("gemm_stream", microbench.GEMM_STREAM_ROWS))]
+             for purpose, m in (("stream", 1), ("gemm_stream", microbench.GEMM_STREAM_ROWS),
+                                ("gemm_stream_wide", microbench.GEMM_STREAM_WIDE_ROWS))]
     specs += [("overlap", "bf16", microbench.OVERLAP_SHAPE)]
     for fmt in microbench.WEIGHT_ONLY_FORMATS:
         specs += [("stream", fmt, (1, nn, kk)) for nn, kk in ((n, k), *microbench.STREAM_SHAPES)]
