@@ -39,7 +39,7 @@ from precsim.simulator.op_eval import PassOps, evaluate_passes
 from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
-from precsim.simulator.roofline import home_level, reduce_costs
+from precsim.simulator.roofline import add_all, home_level, reduce_costs
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
            "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
@@ -123,7 +123,7 @@ class PhaseCost:
     weight_bytes: dict
 
     def _sum(self, name):
-        return sum(np.asarray(getattr(c, name)) for c in self.costs)
+        return add_all(getattr(c, name) for c in self.costs)
 
     @cached_property
     def time_s(self):
@@ -159,7 +159,7 @@ class PhaseCost:
 
     @cached_property
     def bytes_moved(self) -> dict:
-        return {name: sum(np.asarray(c.bytes_moved[name]) for c in self.costs)
+        return {name: add_all(c.bytes_moved[name] for c in self.costs)
                 for name in self.level_names}
 
     @property
@@ -220,7 +220,7 @@ def _price(passes, fused_dequant: bool) -> tuple:
     placed = []
     for hw, model, quant, _, specs, kv_bytes in passes:
         wb = weight_bytes(model, quant)
-        total_w = sum(np.asarray(v) for v in wb.values())
+        total_w = add_all(wb.values())
         state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
         block = (wb["attn"] + wb["mlp"]) / model.n_layers
         block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
@@ -455,7 +455,7 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
         energy = pre_p.energy_j + dec_p.energy_j
         e2e = ttft + dec_p.time_s
         wb = weight_bytes(model, quant)
-        weights = sum(np.asarray(v) for v in wb.values())
+        weights = add_all(wb.values())
         kv = kv_cache_bytes(model, quant, batch, np.asarray(prompt_len) + np.asarray(gen_len))
         acts = activation_bytes(model, quant, batch, prompt_len, flash)
         need = weights + kv + acts

@@ -117,6 +117,19 @@ class KernelCost:
         return list(self.bytes_moved.values())[-1]
 
 
+def add_all(values):
+    """sum(np.asarray(v) for v in values): the same additions in the same order, without
+    a 0-d array per numpy scalar (scalars add exactly as 0-d arrays do); Python numbers
+    alone still give a numpy scalar."""
+    values = tuple(values)
+    total = 0
+    for v in values:
+        total = total + v
+    if type(total) in (int, float, bool):
+        return sum(np.asarray(v) for v in values)
+    return total
+
+
 def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
     """`KernelCost.reduce` of each of `costs`: every extensive field and level of every
     cost multiplied by `weights`, stacked by shape and reduced in one weighted sum per
