@@ -59,13 +59,32 @@ def _check_lengths(**values) -> None:
 
 # ---- weights and footprint -----------------------------------------------------------------
 
+#: weight_bytes of a (model, format) object pair with scalar entries: (model, format,
+#: entries), keyed on their ids (the 64 most recent; both frozen).
+_WEIGHT_BYTES: dict = {}
+
+
 def weight_bytes(model: TransformerConfig, quant) -> dict:
     """Stored weight bytes per layer group (with group / per-channel scales).
 
     A tied LM head shares the embedding table when both use the same format; with
-    different formats both copies are stored.
+    different formats both copies are stored. Memoised per (model, format) object pair
+    where every entry is a scalar (a new dict each call).
     """
     quant = as_quant(quant)
+    hit = _WEIGHT_BYTES.get((id(model), id(quant)))
+    if hit is not None and hit[0] is model and hit[1] is quant:
+        return dict(hit[2])
+    out = _weight_bytes(model, quant)
+    if all(np.ndim(v) == 0 for v in out.values()):
+        while len(_WEIGHT_BYTES) >= 64:  # the oldest entry goes first
+            _WEIGHT_BYTES.pop(next(iter(_WEIGHT_BYTES)), None)
+        _WEIGHT_BYTES[id(model), id(quant)] = (model, quant, dict(out))
+    return out
+
+
+def _weight_bytes(model: TransformerConfig, quant) -> dict:
+    """`weight_bytes` of a parsed format, computed."""
 
     def per(group, attr):
         return quant_attr(quant, lambda q: getattr(q.for_group(group), attr))
