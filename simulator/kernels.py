@@ -38,7 +38,7 @@ def check_positive(**values):
         if isinstance(value, (int, float)) and 0.0 < value < math.inf:
             continue  # the common scalar case, without numpy
         arr = np.asarray(value, dtype=float)
-        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        if arr.size and not (arr.min() > 0.0 and arr.max() < math.inf):  # NaN fails too
             raise InputError(f"{name} must be positive and finite, got {value!r}")
 
 
