@@ -52,11 +52,14 @@ def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tupl
         dims: dict = {}  # (pass, op) -> dimensions of the op's stacked inputs
         for pi in members:
             p = passes[pi]
+            home_nd = np.ndim(p.state_home)
+            repeated = bool(np.any(np.asarray(p.model.block_repeat) != 1))
             for i, spec in enumerate(p.specs):
-                key = _batch_key(spec, quant, p.model)
+                key = _batch_key(spec, quant, repeated)
                 if key:
-                    dims[pi, i] = max(max(getattr(v, "ndim", 0) for v in _stacked_values(spec)),
-                                      np.ndim(p.state_home))
+                    dims[pi, i] = max(home_nd, getattr(spec.count, "ndim", 0),
+                                      getattr(spec.kv_write_bytes, "ndim", 0),
+                                      *(getattr(v, "ndim", 0) for v in spec.params.values()))
                     if dims[pi, i]:  # arrays align with their own pass only
                         key = key + (pi,)
                 batches.setdefault(key or ("single", pi, i), []).append((pi, i))
@@ -76,11 +79,12 @@ def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tupl
     return [tuple(c) for c in costs]
 
 
-def _batch_key(spec: OpSpec, quant, model: TransformerConfig):
-    """What ops priced by one stacked call share (None: priced alone)."""
+def _batch_key(spec: OpSpec, quant, repeated: bool):
+    """What ops priced by one stacked call share (None: priced alone; `repeated`: the
+    model repeats blocks, its GEMMs read weights from two homes)."""
     p = spec.params
     if spec.kind == "gemm":
-        if np.any(np.asarray(model.block_repeat) != 1):
+        if repeated:
             return None
         fmt = spec.group if isinstance(quant, np.ndarray) else quant.for_group(spec.group)
         return ("gemm", fmt)
@@ -99,17 +103,13 @@ def _home(homes: list, nd: int):
     return _stack(homes, nd)
 
 
-def _stacked_values(spec: OpSpec) -> list:
-    """The arrays of `spec` that are stacked (their dimensions set the stack's)."""
-    return [spec.count, spec.kv_write_bytes] + [
-        v for v in spec.params.values() if not isinstance(v, (str, bool, type(None)))]
-
-
 def _stack(values, nd: int, dtype=float) -> np.ndarray:
     """`values` (one per op) along a new leading axis, each broadcast to their common
     shape padded to `nd` dimensions."""
     shapes = {getattr(v, "shape", ()) for v in values}
     shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+    if shape == ():  # scalars: one conversion
+        return np.array(values, dtype=dtype).reshape((len(values),) + (1,) * nd)
     out = np.empty((len(values),) + (1,) * (nd - len(shape)) + shape, dtype=dtype)
     for i, v in enumerate(values):
         out[i] = v
