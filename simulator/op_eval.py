@@ -98,6 +98,8 @@ def _batch_key(spec: OpSpec, quant, repeated: bool):
 def _home(homes: list, nd: int):
     """The ops' weight homes: one level when they agree, else stacked."""
     first = homes[0]
+    if type(first) is int and all(type(h) is int and h == first for h in homes):
+        return first  # the common case: one level, as Python ints
     if np.ndim(first) == 0 and all(np.ndim(h) == 0 and h == first for h in homes):
         return first
     return _stack(homes, nd)
