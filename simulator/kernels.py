@@ -67,20 +67,21 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     s_o = (stream_bits(fmt) if out_bits is None else out_bits) / 8.0
     channel = n * quant_attr(fmt, lambda q: q.channel_scale_bits) / 8.0
     w_home = hw.main if weight_home is None else weight_home
-    a_home = home_level(hw, m * k * s_a, True) if act_home is None else act_home
-    o_home = home_level(hw, m * n * s_o, True) if out_home is None else out_home
+    a_bytes, out_bytes = m * k * s_a, m * n * s_o
+    a_home = home_level(hw, a_bytes, True) if act_home is None else act_home
+    o_home = home_level(hw, out_bytes, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
         levels, staged = [], {}  # re-reads per staging level (levels 0 and 1 share one)
-        out_bytes = m * n * s_o
+        w_bytes = k * n * s_w + channel
         for j in range(hw.n_levels):
             at = max(j - 1, 0)  # the level staging_bytes(hw, j) reads
             if at not in staged:
                 tm, tn = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
                 staged[at] = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
             w_reads, a_reads = staged[at]
-            levels.append(bytes_through(hw, w_home, j, (k * n * s_w + channel) * w_reads)
-                          + bytes_through(hw, a_home, j, m * k * s_a * a_reads)
+            levels.append(bytes_through(hw, w_home, j, w_bytes * w_reads)
+                          + bytes_through(hw, a_home, j, a_bytes * a_reads)
                           + bytes_through(hw, o_home, j, out_bytes))
         w_reads, a_reads = staged[0]
         return levels, k * n * w_reads, m * k * a_reads
