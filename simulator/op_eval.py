@@ -156,14 +156,16 @@ def _gemms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
 
     def column(name, default=None):
         return _stack([s.params.get(name, default) for s in group], nd)
-    out_bits = _stack([stream_bits(fmt) if s.params.get("out_bits") is None
+    default_bits = stream_bits(fmt)
+    out_bits = _stack([default_bits if s.params.get("out_bits") is None
                        else s.params["out_bits"] for s in group], nd)
+    experts = any(s.params.get("experts") for s in group)
     scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
-                    for s in group], nd)
+                    for s in group], nd) if experts else 1.0  # x 1.0: exact
     m, n, k = column("m"), column("n"), column("k")
     cost = gemm_cost(hw, m, n, k, quant, group=first.group, weight_home=home,
                      out_bits=out_bits, fused_dequant=fused_dequant, stream_scale=scale)
-    if any(s.params.get("experts") for s in group):  # no tile work elsewhere: stored_n 0
+    if experts:  # no tile work elsewhere: stored_n 0
         tiles = _expert_tiles(hw, quant, first.group, dict(m=m, n=n, k=k, stored_n=_stack(
             [s.params["stored_n"] if s.params.get("experts") else 0.0 for s in group], nd)))
         cost = cost if tiles is None else cost + tiles
