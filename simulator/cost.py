@@ -26,6 +26,7 @@ nodes, so that a request's result never depends on the others in the same call
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -47,9 +48,13 @@ _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_
 
 def _check_lengths(**values) -> None:
     for name, value in values.items():
+        if isinstance(value, (int, float)) and 1 <= value < math.inf:
+            continue  # the common scalar case, without numpy
         arr = np.asarray(value, dtype=float)
         if arr.size == 0:
             raise InputError(f"{name} is empty")
+        if arr.min() >= 1 and arr.max() < math.inf:  # NaN fails
+            continue
         bad = ~np.isfinite(arr) | (arr < 1)
         if bad.any():
             shown = arr[bad].reshape(-1)[0]
