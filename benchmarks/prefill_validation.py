@@ -19,7 +19,14 @@
    a loaded machine wait ~15 ms per call for a descheduled partner), against gemm_cost
    on the host profile with a `gemm` block of one unit, the 6x16 fp32 micro-kernel tile
    (assumed: the BLIS Haswell sgemm micro-kernel, AVX2 + FMA) and the fp32 peak of one
-   of its two cores (half the profile's); memory bandwidths as the profile gives them.
+   thread (the profile's over the threads it describes: 2 for the template, the
+   "N torch threads" a calibration ran on); memory bandwidths as the profile gives them.
+   The host profile is the one calibrated on this machine when given: `--host-profile
+   FILE` (what `precsim calibrate --out FILE` writes, or a `precsim validate --out DIR`
+   run's DIR/profile.yaml), else `host` on the profile search path ($PRECSIM_PROFILE_PATH
+   first, as every other command finds it). Calibrating takes minutes, so this script
+   does not; without a calibrated profile the shipped template is used and the group
+   says "uncalibrated template".
 Prints predicted vs measured per row, the median and worst |error| per group, and
 writes the predicted-vs-measured plot.
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -37,7 +45,8 @@ from precsim.api import simulate as api_simulate
 from precsim.simulator.cost import prefill_cost
 from precsim.simulator.kernels import gemm_cost
 from precsim.simulator.models import get_model
-from precsim.simulator.profile_loader import cached_profile
+from precsim.simulator.profile_loader import cached_profile, load_profile
+from precsim.simulator.profiles import HardwareProfile
 
 TRT_SOURCE = "TensorRT-LLM performance data, A100, LLaMA-7B fp16, as quoted in issue 21"
 #: (prompt tokens, measured TTFT in ms) [TRT_SOURCE]
@@ -91,18 +100,43 @@ def sweep() -> list[dict]:
     return out
 
 
-def host_rows(repeats: int = 21, budget_s: float = 20.0) -> list[dict]:
+def host_profile(ref: str | Path = "host") -> tuple[HardwareProfile, str]:
+    """The host profile `ref` (a file, or a name on the profile search path) and the
+    host rows' group name: it says whether the profile was calibrated on a machine
+    (its fp32 peak `measured:`) or is the uncalibrated template."""
+    profile = load_profile(ref)
+    calibrated = bool(profile.raw()["compute"]["fp32"]["peak"].get("measured"))
+    return profile, (f"host torch fp32 (calibrated: {profile.path})" if calibrated
+                     else "host torch fp32 (uncalibrated template)")
+
+
+#: CPU threads the host template's rates are for ("2-core CI-class slice", host.yaml)
+TEMPLATE_THREADS = 2
+
+
+def profile_threads(profile: HardwareProfile) -> int:
+    """Threads a host profile's rates are for: the "N torch threads" a calibration
+    stamped into its description, else the template's TEMPLATE_THREADS."""
+    found = re.search(r"(\d+) torch threads", profile.description or "")
+    return int(found.group(1)) if found else TEMPLATE_THREADS
+
+
+def host_rows(repeats: int = 21, budget_s: float = 20.0, ref: str | Path = "host"
+              ) -> list[dict]:
     """torch.matmul fp32 at HOST_SHAPES (fastest of `repeats` calls, the calibration's
     rule on a shared machine; the median is kept beside it) vs gemm_cost on the host
-    profile with a `gemm` block."""
+    profile `ref` (host_profile) with a `gemm` block."""
     import torch
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two threads on a loaded machine wait ~15 ms per call
-    fp32 = cached_profile("host").compute["fp32"].peak.value
-    profile = _variant("host", units={"value": 1, "measured": "torch.set_num_threads(1)"},
-                       tiles=HOST_TILE, k_step={"value": 1, "assumed": "a CPU micro-kernel "
-                                                "steps K one rank-1 update at a time"}
-                       ).with_overrides({"compute.fp32.peak": f"{fp32 / 2e9:.6g} GFLOP/s"})
+    base, group = host_profile(ref)
+    fp32 = base.compute["fp32"].peak.value / profile_threads(base)
+    flat = base.with_overrides({"compute.fp32.peak": f"{fp32 / 1e9:.6g} GFLOP/s"})
+    profile = flat.with_overrides({
+        "gemm.units": {"value": 1, "measured": "torch.set_num_threads(1)"},
+        "gemm.tiles": HOST_TILE,
+        "gemm.k_step": {"value": 1, "assumed": "a CPU micro-kernel steps K one rank-1 "
+                                               "update at a time"}})
     torch.manual_seed(0)
     start, out = time.perf_counter(), []
     for m, n, k in HOST_SHAPES:
@@ -114,9 +148,13 @@ def host_rows(repeats: int = 21, budget_s: float = 20.0) -> list[dict]:
             torch.matmul(a, w)
             times.append(time.perf_counter() - t0)
         pred = float(gemm_cost(profile, m, n, k, "FP32").time_s)
-        out.append({"group": "host torch fp32", "case": f"m={m} n={n} k={k}",
+        out.append({"group": group, "case": f"m={m} n={n} k={k}",
                     "measured_ms": min(times) * 1e3, "median_ms": statistics.median(times)
-                    * 1e3, "pred_ms": pred * 1e3})
+                    * 1e3, "pred_ms": pred * 1e3,
+                    # sensitivity: the profile alone (a calibrated one already averages
+                    # the shapes in its peak and fractions: docs/prefill.md)
+                    "pred_ms[no gemm block]": float(gemm_cost(flat, m, n, k, "FP32").time_s)
+                    * 1e3})
         if time.perf_counter() - start > budget_s:
             break
     torch.set_num_threads(threads)
@@ -154,10 +192,14 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-host", action="store_true", help="skip the host measurement")
+    ap.add_argument("--host-profile", metavar="FILE", default="host",
+                    help="host profile calibrated on this machine (`precsim calibrate --out "
+                         "FILE`, or a validate run's profile.yaml); default: `host` on the "
+                         "profile search path ($PRECSIM_PROFILE_PATH, else the template)")
     ap.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = trt_rows() + ([] if args.no_host else host_rows())
+    rows = trt_rows() + ([] if args.no_host else host_rows(ref=args.host_profile))
     result = {"rows": rows, "summary": summary(rows), "sweep": sweep()}
     if args.json:
         print(json.dumps(result, indent=1))

@@ -8,6 +8,7 @@ ensemble's shared hardware, the lifetime sweep, what-if variants) can share it
 """
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,10 +132,11 @@ class LawSolver:
     the same class and constants, the same target, format bits, grids and steps: the
     deployments of a study share them, the lifetime sweep and the what-ifs re-ask their
     deployment's) is answered from the first solution. It lives as long as the caller
-    keeps it (one report); nothing is kept between commands."""
+    keeps it (one report); nothing is kept between commands. `store`: where the solutions
+    are kept (default a dict; the explorer passes a bounded one)."""
 
-    def __init__(self) -> None:
-        self._solved: dict[tuple, LawSolution] = {}
+    def __init__(self, store: MutableMapping | None = None) -> None:
+        self._solved: MutableMapping[tuple, LawSolution] = {} if store is None else store
 
     def __call__(self, problem: PlanProblem) -> LawSolution:
         law = problem.law

@@ -11,6 +11,7 @@ attributes with a trailing underscore and from then on `predict` uses `constants
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -192,20 +193,28 @@ class Law:
 
     # ----- evaluation --------------------------------------------------------------------
     def _evaluate(self, X: Inputs) -> list[np.ndarray]:
+        """The terms exp(t_k), each on the axes of the inputs it depends on (X from
+        `make_inputs(..., broadcast=False)`: a precision term is computed per bits, a
+        data term per D) — broadcast to the full shape only when summed (`_loss`)."""
         c = self.constants
         self._check_domain(X, c, locate_index(X))
         terms, _ = self._log_terms(self._to_coords(c), X, grad=False)
         return [np.exp(t) for t in terms]
 
+    @staticmethod
+    def _loss(X: Inputs, parts: list[np.ndarray]) -> np.ndarray:
+        """Σ_k terms, added in order (as a sum over the stacked terms), on `X.shape`."""
+        return X.full(functools.reduce(np.add, parts))
+
     def components(self, N: Any, D: Any, P_w: Any = HIGH_PRECISION_BITS,
                    P_a: Any = HIGH_PRECISION_BITS, P_kv: Any = HIGH_PRECISION_BITS,
                    P_post: Any = None) -> dict[str, Any]:
         """The law's terms (params_term, data_term, irreducible, ptq_degradation) and loss."""
-        X = make_inputs(N, D, P_w, P_a, P_kv, P_post)
+        X = make_inputs(N, D, P_w, P_a, P_kv, P_post, broadcast=False)
         parts = self._evaluate(X)
-        out = {name: as_output(value) for name, value in zip(TERM_NAMES, parts)}
+        out = {name: as_output(X.full(value)) for name, value in zip(TERM_NAMES, parts)}
         out.setdefault("ptq_degradation", as_output(np.zeros(X.shape)))
-        out["loss"] = as_output(np.sum(parts, axis=0))
+        out["loss"] = as_output(self._loss(X, parts))
         return out
 
     def predict(self, N: Any, D: Any, P_w: Any = HIGH_PRECISION_BITS,
@@ -215,7 +224,8 @@ class Law:
 
         Arrays broadcast; P_post None or inf = no post-training quantization.
         """
-        return as_output(np.sum(self._evaluate(make_inputs(N, D, P_w, P_a, P_kv, P_post)), axis=0))
+        X = make_inputs(N, D, P_w, P_a, P_kv, P_post, broadcast=False)
+        return as_output(self._loss(X, self._evaluate(X)))
 
     def ptq_degradation(self, N: Any, D: Any, P_post: Any, P_w: Any = HIGH_PRECISION_BITS,
                         P_a: Any = HIGH_PRECISION_BITS, P_kv: Any = HIGH_PRECISION_BITS) -> Any:
@@ -241,7 +251,7 @@ class Law:
             raise LawInputError(f"law {self.name!r}: N_eff/N depends on the model size N "
                                 "here; pass N (compute-optimal search at a size-free "
                                 "factor does not apply to this law)")
-        X = make_inputs(1.0 if N is None else N, 1.0, P_w, P_a, P_kv)
+        X = make_inputs(1.0 if N is None else N, 1.0, P_w, P_a, P_kv, broadcast=False)
         c = self.constants
         self._check_domain(X, c, locate_index(X))
         log_factor, _ = self._log_training_factor(self._to_coords(c), X, grad=False)
@@ -267,7 +277,7 @@ class Law:
         if not self.models_ptq:
             raise LawInputError(f"law {self.name!r} ({type(self).__name__}) has no "
                                 "post-training-quantization term, hence no critical data size")
-        X = make_inputs(N, 1.0, P_w, P_a, P_kv, P_post)
+        X = make_inputs(N, 1.0, P_w, P_a, P_kv, P_post, broadcast=False)
         bad = ~np.isfinite(X.P_post)
         if bad.any():
             raise LawInputError(f"P_post must be a finite number of bits for a critical data "
@@ -278,7 +288,7 @@ class Law:
         exponent = c[self.PTQ_DATA_EXPONENT]
         with np.errstate(over="ignore"):
             log_d = (math.log(c["beta"] * c["B"] / exponent) - terms[3]) / (exponent + c["beta"])
-            return as_output(np.exp(log_d))
+            return as_output(X.full(np.exp(log_d)))
 
     # ----- validity domain -----------------------------------------------------------------
     @property

@@ -68,11 +68,14 @@ def as_output(value: np.ndarray) -> Any:
 
 
 def locate_index(X: Inputs) -> Locate:
-    """Error-location text for `predict` arguments: ' (at index i)' for arrays."""
+    """Error-location text for `predict` arguments: ' (at index i)' for arrays (the
+    first bad element of the broadcast arguments; `mask` broadcasts to `X.shape`)."""
+    shape = X.shape
+
     def locate(mask: np.ndarray) -> str:
-        if X.N.ndim == 0:
+        if not shape:
             return ""
-        index = tuple(int(i) for i in np.argwhere(mask)[0])
+        index = tuple(int(i) for i in np.argwhere(np.broadcast_to(mask, shape))[0])
         return f" (at index {index[0] if len(index) == 1 else index})"
     return locate
 

@@ -22,7 +22,9 @@ RUN_COLUMNS = ("N", "D", "P_w", "P_a", "P_kv", "P_post", "loss")
 
 @dataclass(frozen=True)
 class Inputs:
-    """Broadcast float arrays (all of one shape) on which the law terms are evaluated."""
+    """Float arrays on which the law terms are evaluated: all of one shape, or (from
+    `make_inputs(..., broadcast=False)`) each on its own axes, broadcasting together to
+    `shape`, so that a term is computed on the axes it depends on."""
 
     N: np.ndarray
     D: np.ndarray
@@ -33,15 +35,21 @@ class Inputs:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.N.shape
+        return np.broadcast_shapes(*(getattr(self, f).shape for f in _FIELDS))
+
+    def full(self, value: object) -> np.ndarray:
+        """`value` (a term, broadcasting to `shape`) as an array of `shape`."""
+        return np.array(np.broadcast_to(value, self.shape), dtype=float)
 
     def bits(self, part: str) -> np.ndarray:
         """Training bits of part 'w', 'a' or 'kv'."""
         return getattr(self, f"P_{part}")
 
     def subset(self, mask: np.ndarray) -> Inputs:
-        return Inputs(*(getattr(self, f)[mask] for f in ("N", "D", "P_w", "P_a", "P_kv",
-                                                        "P_post")))
+        return Inputs(*(getattr(self, f)[mask] for f in _FIELDS))
+
+
+_FIELDS = ("N", "D", "P_w", "P_a", "P_kv", "P_post")
 
 
 def _where(values: np.ndarray, bad: np.ndarray) -> str:
@@ -85,18 +93,23 @@ def bits(name: str, value: object) -> np.ndarray:
 
 def make_inputs(N: object, D: object, P_w: object = HIGH_PRECISION_BITS,
                 P_a: object = HIGH_PRECISION_BITS, P_kv: object = HIGH_PRECISION_BITS,
-                P_post: object = None) -> Inputs:
-    """Check and broadcast the arguments of `Law.predict`. P_post=None means no PTQ."""
+                P_post: object = None, broadcast: bool = True) -> Inputs:
+    """Check and broadcast the arguments of `Law.predict`. P_post=None means no PTQ.
+
+    `broadcast=False` checks that they broadcast together but keeps each on its own axes.
+    """
     arrays = [positive_finite("N", N, " of parameters"),
               positive_finite("D", D, " of training tokens"),
               bits("P_w", P_w), bits("P_a", P_a), bits("P_kv", P_kv),
               np.asarray(np.inf) if P_post is None else bits("P_post", P_post)]
     try:
-        arrays = np.broadcast_arrays(*arrays)
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
         shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(
             ("N", "D", *BIT_NAMES, "P_post"), arrays))
         raise LawInputError(f"array arguments do not broadcast together: {shapes}") from None
+    if broadcast:
+        arrays = [np.broadcast_to(a, shape) for a in arrays]
     return Inputs(*(np.array(a, dtype=float) for a in arrays))
 
 

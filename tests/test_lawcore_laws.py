@@ -291,3 +291,34 @@ def test_json_errors(text, message):
 def test_from_json_checks_the_class():
     with pytest.raises(LawInputError, match="describes a ChinchillaLaw, not a PrecisionLaw"):
         PrecisionLaw.from_json(ChinchillaLaw().to_json())
+
+
+# ----- terms on their own axes ------------------------------------------------------------
+_AXES_BITS = np.array([[16.0, 16.0, 16.0, np.inf], [8.0, 8.0, 8.0, np.inf], [6.0, 7.0, 8.0, 4.0],
+                       [4.5, 16.0, 16.0, 4.0], [np.inf, np.inf, np.inf, 5.0]])
+
+
+@pytest.mark.parametrize("name", sorted(LAWS))
+def test_terms_on_their_own_axes_equal_the_broadcast_evaluation(name):
+    """Bits on one axis, N and D on two others: the same numbers, bit for bit, as the
+    arguments broadcast to the full grid first (each term is computed on its own axes),
+    and a refusal names the same first bad element."""
+    law = get_law(name)
+    N = np.geomspace(3e7, 1e11, 7)[None, :, None]
+    D = np.geomspace(1e9, 1e13, 5)[None, None, :]
+    for rows in (_AXES_BITS[[0]], _AXES_BITS):
+        bits = [rows[:, j, None, None] for j in range(4)]
+        full = np.broadcast_arrays(N, D, *bits)
+        try:
+            expected = law.components(*[a.copy() for a in full])
+        except LawInputError as exc:
+            with pytest.raises(LawInputError) as got:
+                law.components(N, D, *bits)
+            assert str(got.value) == str(exc)
+            continue
+        got = law.components(N, D, *bits)
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            assert got[key].shape == value.shape == (len(rows), 7, 5)
+            np.testing.assert_array_equal(got[key], value)
+        np.testing.assert_array_equal(law.predict(N, D, *bits), expected["loss"])

@@ -14,6 +14,7 @@ import pytest
 
 from precsim.codesign.cli import main
 from precsim.simulator.io import json_text
+from precsim.codesign import law_search
 from precsim.codesign.ui import compute
 from precsim.lawcore.errors import LawInputError
 from precsim.simulator.errors import InputError
@@ -85,6 +86,28 @@ def test_plan_view_equals_cli_plan():
     drop = ("elapsed_s",)  # wall time of the search
     assert {k: v for k, v in json.loads(json_text(view["json"])).items() if k not in drop} \
         == {k: v for k, v in cli.items() if k not in drop}
+
+
+def _without_elapsed(doc: dict) -> dict:
+    return {k: v for k, v in json.loads(json_text(doc)).items() if k != "elapsed_s"}
+
+
+def test_plan_view_shares_the_law_half_and_reprices_what_changed(monkeypatch):
+    """A second deployment at the same target solves no law again; a changed control
+    (lifetime tokens) re-prices serving: both still equal the CLI's plan."""
+    compute.clear_caches()
+    solved = []
+    solve = law_search.solve_law
+    monkeypatch.setattr(law_search, "solve_law", lambda p: solved.append(p) or solve(p))
+    compute.plan_view(None, (), "ternary-accel", 3.0)
+    assert solved
+    first = len(solved)
+    view = compute.plan_view(None, (), "apple-m2", 3.0)
+    more = compute.plan_view(None, (), "ternary-accel", 3.0, tokens=1e13)
+    assert len(solved) == first and "--tokens-served" in more["argv"]
+    for v in (view, more):
+        assert _without_elapsed(v["json"]) == _without_elapsed(cli_json(v["argv"]))
+    compute.clear_caches()
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -4,6 +4,7 @@ No timing is asserted anywhere: only structure, provenance, skip reporting and e
 Measurements use the hidden smallest setting (TINY timings, the smoke plan).
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,12 +15,14 @@ from precsim.codesign.cli import main
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.kernels import gemm_cost
 from precsim.simulator.profile_loader import load_profile_file
+from precsim.simulator.profiles import profile_from_mapping
 from precsim.validation import compare, formats, microbench, torchenv
 from precsim.simulator.io import load_yaml_mapping
 from precsim.validation.bench import TINY, time_best_of_threads, time_callable
 from precsim.validation.calibrate import run_calibration, template_path, write_profile
-from precsim.validation.fits import PLAUSIBLE_FACTOR, enforce_level_order, implausible, \
-    net_bandwidth, template_kept
+from precsim.validation.fits import PLAUSIBLE_FACTOR, implausible, template_kept
+from precsim.validation.memory_fits import enforce_level_order, fit_memory_levels, \
+    net_bandwidth
 from precsim.validation.kernels import build_case, matmul_case, rows_cols_case
 from precsim.validation.measure import ModelCase, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
@@ -157,6 +160,57 @@ def test_ordered_levels_are_left_alone():
     assert notes == []
 
 
+def _stream_rows(points):
+    """(op, buffer MiB, level, GB/s) -> a calibration stream table (no per-call overhead)."""
+    rows = []
+    for op, mib, level, gbs in points:
+        size = mib * 2**20
+        moved = {"read": 1, "copy": 2, "add": 3}[op] * size
+        rows.append({"op": op, "buffer_bytes": size, "bytes_moved": moved,
+                     "best_s": moved / (gbs * 1e9), "best_threads": 2, "level": level})
+    return pd.DataFrame(rows)
+
+
+def _l3_and_dram_plans():
+    from precsim.validation.calibrate import MemoryPlan
+    return [MemoryPlan("l3", "cache", 480 * 2**20, "sysfs: L3", "2 threads"),
+            MemoryPlan("dram", "dram", 24 * 2**30, "sysconf", "2 threads")]
+
+
+def test_a_cache_level_that_holds_less_than_the_os_reports_gets_its_measured_capacity():
+    """A VM reports its host's 480 MiB LLC; the 240 MiB streams run at the main-memory
+    rate: the L3 rate comes from the 60 MiB points alone and the capacity is twice the
+    largest buffer that streamed at it."""
+    doc = load_yaml_mapping(template_path(), what="template")
+    doc["memory"] = [lv for lv in doc["memory"] if lv["name"] in ("l3", "dram")]
+    streams = _stream_rows([("read", 60, "l3", 57.0), ("copy", 60, "l3", 40.0),
+                            ("read", 240, "l3", 23.0), ("copy", 240, "l3", 25.0),
+                            ("read", 720, "dram", 22.0), ("copy", 720, "dram", 25.0)])
+    notes = []
+    fit_memory_levels(doc, _l3_and_dram_plans(), streams,
+                      profile_from_mapping(doc, "template"), 0.0, "cpu", "now", notes)
+    l3 = profile_from_mapping(doc, "fitted").memory_level("l3")
+    assert l3.capacity_bytes == pytest.approx(120 * 2**20, rel=1e-3)
+    # harmonic mean of the 60 MiB points only: 3 x 60 MiB over their times
+    assert l3.achievable_bandwidth_bytes_per_s == pytest.approx(
+        3 / (1 / 57e9 + 2 / 40e9), rel=1e-3)
+    assert "ran at the main-memory rate" in doc["memory"][0]["capacity"]["measured"]
+    assert any("capacity set to" in n for n in notes)
+
+
+def test_a_cache_level_without_a_fall_off_keeps_the_reported_capacity():
+    doc = load_yaml_mapping(template_path(), what="template")
+    doc["memory"] = [lv for lv in doc["memory"] if lv["name"] in ("l3", "dram")]
+    streams = _stream_rows([("read", 60, "l3", 57.0), ("read", 240, "l3", 50.0),
+                            ("read", 720, "dram", 22.0)])
+    fit_memory_levels(doc, _l3_and_dram_plans(), streams,
+                      profile_from_mapping(doc, "template"), 0.0, "cpu", "now", [])
+    l3 = profile_from_mapping(doc, "fitted").memory_level("l3")
+    assert l3.capacity_bytes == pytest.approx(480 * 2**20, rel=1e-3)
+    assert l3.achievable_bandwidth_bytes_per_s == pytest.approx(
+        300 / (60 / 57e9 + 240 / 50e9), rel=1e-3)
+
+
 # ---- plans ---------------------------------------------------------------------------------
 
 def test_plans_are_held_out_from_calibration():
@@ -223,6 +277,9 @@ def test_stream_sizes_stay_bounded_when_the_os_reports_a_huge_llc():
     sizes = microbench.stream_sizes(caches, per_level=2)
     past = [s for s in sizes if s > caches[-1]]
     assert len(past) == 2
+    # the reported LLC is sampled from 4x the L2 on, one point per doubling at least
+    inside = [s for s in sizes if 4 * caches[1] <= s <= caches[-1] / 2]
+    assert len(inside) >= 5 and all(b / a <= 2.0 + 1e-9 for a, b in zip(inside, inside[1:]))
     assert max(sizes) <= max(2 * caches[-1], microbench.MAX_STREAM_BYTES)
     assert microbench.main_memory_sizes(32 * 2**20) == (128 * 2**20, 256 * 2**20)
 
@@ -437,3 +494,38 @@ def test_known_causes_name_each_off_case_once():
     assert notes[0].startswith("norm-rms_norm/fp32/64x4096 (-20%)")
     assert "chain_hit_share" in notes[1]
     assert known_causes(table.assign(abs_pct_error=5.0)) == []
+
+
+def test_a_core_held_by_another_process_means_measuring_on_one_thread(monkeypatch):
+    monkeypatch.setattr(torchenv.os, "cpu_count", lambda: 2)
+    pick = torchenv.threads_for_free_cpus
+    assert pick(2, 1.95, 0.1) == (2, None)  # idle: both cores
+    threads, note = pick(2, 1.0, 0.2)  # a busy loop on one core, just started
+    assert threads == 1 and "1.0 of 2 CPUs free" in note and "one core" in note
+    threads, note = pick(2, 1.9, 1.4)  # a momentary gap in a busy minute
+    assert threads == 1 and "load average 1.4" in note
+    assert pick(2, None, None) == (2, None)  # nothing known: as planned
+    assert pick(1, 0.2, 5.0) == (1, None)  # one thread asked for already
+    monkeypatch.setattr(torchenv.os, "cpu_count", lambda: 8)
+    assert pick(2, 6.5, 3.0) == (2, None)  # six other cores take the load
+
+
+def test_free_cpus_from_proc_stat_deltas(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    samples = iter(["cpu  100 0 100 700 100 0 0 0 0 0\n",  # 1000 jiffies, 800 idle
+                    "cpu  150 0 150 1000 100 0 0 0 0 0\n"])  # +400, +300 idle
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: next(samples)
+                        if self == stat else real_read(self, *a, **k))
+    monkeypatch.setattr(torchenv.os, "cpu_count", lambda: 2)
+    assert torchenv.free_cpus(0.0, stat) == pytest.approx(2 * 300 / 400)
+    assert torchenv.free_cpus(0.0, tmp_path / "missing") is None
+
+
+def test_cold_rotation_and_drift_reference_clear_the_reported_llc():
+    from precsim.validation.kernels import reference_stream_bytes, rotation_bytes
+    assert rotation_bytes(32 * 2**20) == 96 * 2**20  # 3x a 32 MiB L3
+    assert rotation_bytes(480 * 2**20) == 512 * 2**20  # bounded on a VM's 480 MiB report
+    assert rotation_bytes(None) == 96 * 2**20
+    assert reference_stream_bytes(480 * 2**20) == 256 * 2**20  # past its 33-63 MB share
+    assert reference_stream_bytes(32 * 2**20) == 64 * 2**20  # as before the rounds

@@ -54,9 +54,11 @@ from precsim.simulator.io import atomic_write_text, load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profile_loader import builtin_profile_dir
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
-from precsim.validation import fits, microbench
+from precsim.validation import fits, memory_fits, microbench
 from precsim.validation.bench import BenchSettings
-from precsim.validation.kernels import attention_case, case_job, matmul_case, rows_cols_case
+from precsim.validation.kernels import (attention_case, case_job, matmul_case,
+                                        reference_stream_bytes, rotation_bytes,
+                                        rows_cols_case)
 from precsim.validation.rounds import (CALIBRATION, Job, RoundsResult, reference_kernels,
                                        run_rounds, time_job)
 from precsim.validation.simulate import case_bounds
@@ -82,7 +84,7 @@ class MemoryPlan:
     threads: str  # how many threads the in-level streams run on, for the provenance
 
 
-def _host_levels(template: dict, threads: int) -> list[MemoryPlan]:
+def host_levels(template: dict, threads: int) -> list[MemoryPlan]:
     caches = cpu_caches()
     names = [lv["name"] for lv in template["memory"] if lv["kind"] != "dram"]
     plans = []
@@ -167,13 +169,6 @@ def _level_of(size: float, plans: list[MemoryPlan]) -> str:
     return plans[-1].name
 
 
-#: Upper bound of the bytes each calibration matmul rotates its weights over (3x the
-#: last cache level otherwise). Every case keeps its copies alive through the rounds, so
-#: a VM that reports its host's whole LLC (480 MiB seen here) made ~30 cases hold 1.4 GB
-#: each and exhausted a 24 GiB machine; 128 MiB is what `validate` rotates over too
-#: (validation/plan.py cold_bytes).
-COLD_BYTES_BOUND = 128 * 2**20
-
 #: repeats (at least) of the GEMM-peak and matmul weight-streaming microbenchmarks
 RATE_REPEATS = 5
 
@@ -213,7 +208,7 @@ def plan_calibration(device: str, settings: BenchSettings, quick: bool = True,
     stamp = f"on {machine}, {when}"
     notes: list[str] = [n for n in (busy_note(),) if n]
 
-    plans = _cuda_levels(torch) if device == "cuda" else _host_levels(doc, threads)
+    plans = _cuda_levels(torch) if device == "cuda" else host_levels(doc, threads)
     caches = [p.capacity_bytes for p in plans if p.kind != "dram"]
     if device == "cpu" and len(caches) != len(doc["memory"]) - 1:
         notes.append(f"the OS reports {len(caches)} cache levels, the template has "
@@ -228,7 +223,7 @@ def plan_calibration(device: str, settings: BenchSettings, quick: bool = True,
     rate_settings = replace(settings, repeats=max(settings.repeats, RATE_REPEATS))
     gemm_shapes = microbench.GEMM_SHAPES_QUICK if quick else microbench.GEMM_SHAPES_FULL
     n_wo, k_wo = microbench.weight_only_shape(quick)
-    cold = min(3 * caches[-1], COLD_BYTES_BOUND) if caches else 96 * 2**20
+    cold = rotation_bytes(caches[-1] if caches else None)  # as the held-out cases
     template_profile = profile_from_mapping(doc, source="host profile template")
 
     def cases(group: str, specs: list, settings_: BenchSettings, cold_: float | None
@@ -272,7 +267,9 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
     """Measure this machine (CALIBRATION_SLICES rounds per pass, ROUNDS passes, a drift
     reference per round) and return the calibrated profile document and tables."""
     plan = plan_calibration(device, settings, quick, template, name, now)
-    results = run_rounds(plan.jobs, reference_kernels(device),
+    caches = [p.capacity_bytes for p in plan.plans if p.kind != "dram"]
+    results = run_rounds(plan.jobs, reference_kernels(device, reference_stream_bytes(
+                             caches[-1] if caches else None)),
                          lambda job: time_job(job, device), passes=ROUNDS,
                          slices=CALIBRATION_SLICES, on_progress=on_progress)
     return finish_calibration(plan, results)
@@ -280,26 +277,49 @@ def run_calibration(device: str, settings: BenchSettings, quick: bool = True,
 
 def finish_calibration(plan: CalibrationPlan, results: RoundsResult) -> Calibration:
     """Fit the profile to the drift-corrected timings of the plan's jobs."""
-    doc, plans, stamp, notes, device = (plan.doc, plan.plans, plan.stamp, plan.notes,
-                                        plan.device)
-    settings = plan.settings
+    return fit_tables(plan.doc, calibration_tables(plan, results), plan.plans, plan.stamp,
+                      plan.notes, plan.device, plan.settings.repeats)
+
+
+def calibration_tables(plan: CalibrationPlan, results: RoundsResult) -> dict[str, pd.DataFrame]:
+    """The measured tables the fits use (`TABLES`), one row per timed job."""
     g = plan.groups
-    tiny = microbench.job_table(g["tiny"], results)
+    return {"tiny_ops": microbench.job_table(g["tiny"], results),
+            "streams": microbench.stream_table(g["streams"], results),
+            "gemms": microbench.gemm_peak_table(g["gemms"], results),
+            "vector": microbench.job_table(g["vector"], results),
+            "matmuls": microbench.job_table(g["matmuls"], results),
+            "launches": microbench.job_table(g["launches"], results),
+            "attention": microbench.job_table(g["attention"], results)}
+
+
+#: the measured tables calibration fits (`calibration_tables`); `validate` writes
+#: them as calibration_<name>.csv (matmuls, launches and attention together, as
+#: calibration_matmuls.csv) and `validation.refit` reads them back
+TABLES = ("tiny_ops", "streams", "gemms", "vector", "matmuls", "launches", "attention")
+
+
+def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPlan],
+               stamp: str, notes: list[str], device: str, repeats: int,
+               flags: frozenset[str] | None = None) -> Calibration:
+    """Fit the profile document `doc` (the template, edited in place) to the measured
+    `tables` (`TABLES`); `flags`: the CPU's (default: this machine's, on a CPU)."""
+    tiny = tables["tiny_ops"]
     launch_s = float(tiny["time_s"].median())
     overhead_s = float(tiny["best_s"].min())  # subtracted from the fastest calls
-    streams = microbench.stream_table(g["streams"], results)
+    streams = tables["streams"].copy()
     streams["level"] = [_level_of(s, plans) for s in streams["buffer_bytes"]]
-    gemms = microbench.gemm_peak_table(g["gemms"], results)
-    vector = microbench.job_table(g["vector"], results)
-    matmuls = microbench.job_table(g["matmuls"], results)
+    gemms, vector = tables["gemms"], tables["vector"].copy()
+    matmuls, launches, attention = (tables["matmuls"], tables["launches"],
+                                    tables["attention"])
     dequant = pd.DataFrame([
         {"format": row["format"], "n": row["n"], "k": row["k"], "time_s": row["time_s"],
          "best_s": row["best_s"], "best_threads": row["best_threads"],
          "spread": row["spread"], "s_per_weight": row["best_s"] / (row["n"] * row["k"]),
          "error": row.get("error", "")}
         for _, row in matmuls[matmuls["purpose"] == "dequant"].iterrows()])
-    launches = microbench.job_table(g["launches"], results)
-    attention = microbench.job_table(g["attention"], results)
+    if flags is None:
+        flags = cpu_flags() if device == "cpu" else frozenset()
 
     # ---- assemble the profile document --------------------------------------------
     if device == "cuda":
@@ -309,13 +329,12 @@ def finish_calibration(plan: CalibrationPlan, results: RoundsResult) -> Calibrat
     doc["overheads"]["kernel_launch"] = {
         "value": f"{launch_s * 1e6:.4g} us",
         "measured": f"median over {len(tiny)} one-element ops ({', '.join(tiny['op'])}) "
-                    f"of torch.utils.benchmark medians, {settings.repeats} repeats, {stamp}"}
+                    f"of torch.utils.benchmark medians, {repeats} repeats, {stamp}"}
 
     template_profile = profile_from_mapping(doc, source="host profile template")
-    fits.fit_memory_levels(doc, plans, streams, template_profile, overhead_s, device, stamp,
-                           notes)
-    fits.fit_gemm_peaks(doc, gemms, template_profile, device, stamp, notes,
-                        cpu_flags() if device == "cpu" else frozenset())
+    memory_fits.fit_memory_levels(doc, plans, streams, template_profile, overhead_s, device,
+                                  stamp, notes)
+    fits.fit_gemm_peaks(doc, gemms, template_profile, device, stamp, notes, flags)
 
     # per-call overheads first (every other case includes one); the weight-only kernels'
     # stream fraction and peak are solved twice in turn, as each case depends on both
@@ -366,8 +385,8 @@ def _matmul_specs(n: int, k: int) -> list[tuple[str, str, tuple[int, int, int]]]
              for purpose, m in (("stream", 1), ("gemm_stream", microbench.GEMM_STREAM_ROWS))]
     specs += [("overlap", "bf16", microbench.OVERLAP_SHAPE)]
     for fmt in microbench.WEIGHT_ONLY_FORMATS:
-        specs += [("stream", fmt, (1, n, k)),
-                  ("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
+        specs += [("stream", fmt, (1, nn, kk)) for nn, kk in ((n, k), *microbench.STREAM_SHAPES)]
+        specs += [("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
     specs += [("dequant", fmt, (1, nn, kk)) for fmt in microbench.DEQUANT_FORMATS
               for nn, kk in microbench.STREAM_SHAPES]
     return specs

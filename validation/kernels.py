@@ -12,9 +12,9 @@ CPU allocator maps a fresh output above 32 MiB on every call, paying a page faul
 4 KiB page — ~8 ms per 32 MiB on the 2-core host — which an engine reusing its buffers
 does not pay and the simulator does not model).
 
-Weights are cycled through enough copies to exceed the last-level cache when
-`cold=True`, so each call streams them from main memory as a decode step does with a
-model larger than the caches.
+Weights (and KV caches) are cycled through copies totalling `cold_bytes`
+(`rotation_bytes`: past the last-level cache), so each call streams them from main
+memory as a decode step does with a model larger than the caches.
 """
 from __future__ import annotations
 
@@ -76,10 +76,37 @@ def _cycle(items: list) -> Callable[[], object]:
     return lambda: next(it)
 
 
+#: Bytes the weights of a cold case rotate over: 3x the last cache level the OS reports,
+#: at least ROTATION_FLOOR and at most ROTATION_BOUND. A VM can report its host's whole
+#: LLC (480 MiB on the 2-core VM) while its streams fall to the main-memory rate from
+#: 240 MiB on (docs/validation.md), and 96-128 MiB rotations there were partly served
+#: from the cache: fp32 one-token matmuls streamed at 37-49 GB/s against 23 GB/s from
+#: main memory. The copies exist only while their case is timed.
+ROTATION_FLOOR = 96 * 2**20
+ROTATION_BOUND = 512 * 2**20
+#: most copies of one case's weights (small packed weights need hundreds to fill a
+#: rotation; their workspace is shared, validation.formats.Linear.copy)
+MAX_COPIES = 1024
+
+
+def rotation_bytes(last_cache_bytes: float | None) -> float:
+    """Bytes a cold case's weights rotate over (ROTATION_FLOOR..ROTATION_BOUND)."""
+    return float(min(max(3.0 * (last_cache_bytes or 0.0), ROTATION_FLOOR), ROTATION_BOUND))
+
+
+def reference_stream_bytes(last_cache_bytes: float | None) -> int:
+    """Bytes of the rounds' main-memory drift reference (rounds.reference_kernels): half
+    the cold rotation, at least 64 MiB. A fixed 64 MiB sat at the edge of the Xeon VM's
+    cache share (33 MB streamed at the cache rate, 65 MB at the main-memory rate): with a
+    busy loop on the other core its time flipped between the two, 15 of 16 rounds lay
+    beyond 20% of the median, and the correction doubled or halved memory-bound cases."""
+    return int(max(64 * 2**20, rotation_bytes(last_cache_bytes) / 2)) // 4096 * 4096
+
+
 def _copies(bytes_each: float, cold_bytes: float | None) -> int:
     if not cold_bytes:
         return 1
-    return int(min(64, max(1, math.ceil(cold_bytes / max(bytes_each, 1.0)))))
+    return int(min(MAX_COPIES, max(1, math.ceil(cold_bytes / max(bytes_each, 1.0)))))
 
 
 def build_case(case: KernelCase, device: str, cold_bytes: float | None = None,

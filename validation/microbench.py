@@ -21,6 +21,7 @@ the median for reference.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -57,18 +58,22 @@ def stream_sizes(cache_bytes: Sequence[float], per_level: int = 2) -> list[int]:
     """Buffer sizes (bytes) spanning every cache level and main memory.
 
     For each cache level of aggregate capacity C (previous level P): `per_level`
-    geometric points between max(4P, C/8) and C/2; then main memory at
-    `main_memory_sizes` of the last level (4x and 8x it, bounded). Sizes are
+    geometric points between max(4P, C/8) and C/2; the last level from 4P on, one point
+    per doubling at least (a VM's share of its host's LLC can be far smaller than the
+    C the OS reports: memory_fits.CACHE_RATE_MARGIN finds where its rate falls off); then main
+    memory at `main_memory_sizes` of the last level (4x and 8x it, bounded). Sizes are
     multiples of 4 KiB.
     """
     sizes: list[float] = []
     prev = 4096.0
-    for cap in cache_bytes:
-        lo, hi = max(4 * prev, cap / 8), cap / 2
+    for i_level, cap in enumerate(cache_bytes):
+        last = i_level == len(cache_bytes) - 1
+        lo, hi = (4 * prev if last else max(4 * prev, cap / 8)), cap / 2
         if lo > hi:
             lo = hi
-        for i in range(per_level):
-            frac = i / (per_level - 1) if per_level > 1 else 1.0
+        points = max(per_level, math.ceil(math.log2(hi / lo)) + 1) if last else per_level
+        for i in range(points):
+            frac = i / (points - 1) if points > 1 else 1.0
             sizes.append(lo * (hi / lo) ** frac)
         prev = cap
     sizes += list(main_memory_sizes(prev))

@@ -45,7 +45,8 @@ class ValidationPlan:
     kernels: tuple[KernelCase, ...]
     model: TransformerConfig
     model_cases: tuple[ModelCase, ...]
-    #: weights and KV caches rotate over copies totalling this many bytes (main memory)
+    #: weights and KV caches rotate over copies totalling at least this many bytes (more
+    #: where the OS reports a larger last-level cache: kernels.rotation_bytes)
     cold_bytes: float
     #: passes over the calibration and held-out cases (validation.rounds)
     rounds: int = 2

@@ -207,7 +207,7 @@ def time_job(job: Job, device: str) -> tuple[Timing, int]:
 def reference_kernels(device: str, stream_bytes: int = 64 * 2**20, gemm_n: int = 384
                       ) -> Callable[[], dict[str, float]]:
     """A measurer of the two reference kernels, tensors allocated once: `x.sum()` over
-    `stream_bytes` of fp32 (twice a 32 MiB L3: streams from main memory) and an fp32
+    `stream_bytes` of fp32 (main memory: kernels.reference_stream_bytes) and an fp32
     gemm_n^3 matmul (in cache: compute-bound). Returns {"stream": s, "gemm": s}, each
     the fastest call (bench.time_best_of_threads)."""
     torch = load_torch()

@@ -26,10 +26,12 @@ from precsim.validation.calibrate import (dump_profile, finish_calibration, plan
                                          template_path)
 from precsim.validation.measure import Skip, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, assert_held_out, torch_shape
+from precsim.validation.kernels import reference_stream_bytes, rotation_bytes
 from precsim.validation.rounds import reference_kernels, run_rounds, time_job
 from precsim.validation.simulate import case_bounds, simulate_cases
-from precsim.validation.torchenv import (TorchUnavailable, load_torch, machine_description,
-                                 resolve_device, set_threads, busy_note)
+from precsim.validation.torchenv import (TorchUnavailable, busy_note, cpu_caches, free_cpus,
+                                         load_torch, machine_description, resolve_device,
+                                         set_threads, threads_for_free_cpus)
 from precsim.validation.transformer import TinyTransformer
 
 
@@ -53,8 +55,18 @@ KNOWN_CAUSES = {
     "part of the drift it shares",
     ("gemm", "w8a8", ""): "few-row torch._int_mm streams at 14-20 GB/s depending on the "
     "shape; the GEMM-path fraction is pooled over three",
-    ("gemm", "fp32", ""): "MKL's sgemm at 8 rows streams a little faster than at the 4 "
-    "rows the fp32 GEMM-path fraction is fitted on",
+    ("gemm", "fp32", ""): "the GEMM-path stream fraction is fitted on 4-row matmuls: "
+    "MKL's sgemm streams 8 rows slower on one core of the Xeon VM (-15 to -27%), and at "
+    "256 rows packs the panel once at ~24 GB/s where the model charges the 4-row rate "
+    "in series with the math (+15 to +17%)",
+    ("gemv", "w8a16-deq", ""): "on one core the dequantisation chain's passes run between "
+    "the cache and the main-memory rate although its temporaries (3 bytes per weight) "
+    "fit the measured cache share: -10 to -37% (all from main memory would give -5 to +13%)",
+    ("gemm", "w8a16-deq", ""): "as its GEMV: the chain's passes run slower than from the "
+    "cache its temporaries fit",
+    ("transformer_decode", "ternary", ""): "the 32000x1024 LM head's unpack writes a 65 MB "
+    "workspace that spills the cache share, while the calibrated unpack is priced as "
+    "compute only (-30 to -40%)",
     ("elementwise", "bf16", "add"): "PyTorch's bf16 add widens and narrows cheaper than "
     "the model's per-element charge (bf16 add 1.2x the fp32 time, not the 3 ops)",
     ("elementwise", "bf16", "mul"): "as bf16 add: cheaper widening than the model charges",
@@ -70,6 +82,10 @@ KNOWN_CAUSES = {
     "against 0.8 ms modelled), and the VM's bandwidth drift moves the projections",
     ("transformer_decode", "bf16", ""): "its time is mostly bf16 GEMVs, whose speed "
     "differs by up to 1.4x between processes and allocations on this VM",
+    ("attention_prefill", "bf16", ""): "on a CPU with AMX (amx_bf16) PyTorch's flash "
+    "attention runs bf16 blocks on the bf16 tiles, 2.6x faster than in fp32 (233 against "
+    "607 us at 1x8x256x256x64), while the profile's attention rule executes every type "
+    "in fp32 (`attention.execute_as`, one rule for all types): not modelled",
 }
 
 
@@ -130,6 +146,26 @@ def calibration_findings(cal) -> list[str]:
     return notes
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _last_cache_bytes(device: str) -> float | None:
+    caches = cpu_caches() if device == "cpu" else []
+    return caches[-1].total_bytes if caches else None
+
+
+def _rotation(plan, device: str) -> float | None:
+    """Bytes the held-out cases' weights rotate over: the plan's, or more where the last
+    cache level the OS reports needs it (kernels.rotation_bytes, as calibration)."""
+    if not plan.cold_bytes:
+        return None
+    return max(plan.cold_bytes, rotation_bytes(_last_cache_bytes(device)))
+
+
 def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = False,
                    profile: str | os.PathLike | None = None, device: str = "auto",
                    threads: int | None = None,
@@ -150,6 +186,11 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
         torch = load_torch()
         dev = resolve_device(device)
         set_threads(threads)
+        if threads is None and dev == "cpu":  # a core held by other processes: use one
+            chosen, note = threads_for_free_cpus(torch.get_num_threads(), free_cpus(),
+                                                 _load_average())
+            set_threads(chosen)
+            warnings += [note] if note else []
         machine = machine_description(dev)
     except TorchUnavailable as exc:
         torch, dev, machine = None, "none", "PyTorch not installed"
@@ -161,13 +202,14 @@ def run_validation(out: str | os.PathLike, quick: bool = True, smoke: bool = Fal
         torch.manual_seed(0)
         bounds = case_bounds(cases, prof or load_profile_file(template_path()))
         held, more = held_out_jobs(
-            cases, dev, plan.settings, bounds, cold_bytes=plan.cold_bytes or None,
+            cases, dev, plan.settings, bounds, cold_bytes=_rotation(plan, dev),
             model_factory=lambda fmt: TinyTransformer(torch_shape(plan.model), fmt, dev))
         skips += more
         cal_plan = (plan_calibration(dev, plan.settings, quick=plan.calibration_quick)
                     if prof is None else None)
         rounds = run_rounds((cal_plan.jobs if cal_plan else []) + held,
-                            reference_kernels(dev), lambda job: time_job(job, dev),
+                            reference_kernels(dev, reference_stream_bytes(
+                                _last_cache_bytes(dev))), lambda job: time_job(job, dev),
                             passes=plan.rounds, slices=plan.slices,
                             on_progress=report_progress)
         if cal_plan is not None:

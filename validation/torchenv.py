@@ -114,6 +114,51 @@ def busy_note(threshold: float = 0.5) -> str | None:
             "noisier than on an idle machine; re-run when it is idle")
 
 
+def _idle_jiffies(stat: Path) -> tuple[int, int]:
+    """(idle + iowait, total) jiffies of /proc/stat's aggregate `cpu` line."""
+    fields = [int(v) for v in stat.read_text().splitlines()[0].split()[1:]]
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+
+def free_cpus(sample_s: float = 1.0, stat: str | os.PathLike = "/proc/stat") -> float | None:
+    """CPUs other processes left idle over the next `sample_s` seconds (the idle share
+    of /proc/stat's jiffies x the CPU count); None where /proc/stat is missing."""
+    import time
+    path = Path(stat)
+    try:
+        idle0, total0 = _idle_jiffies(path)
+        time.sleep(sample_s)
+        idle1, total1 = _idle_jiffies(path)
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (idle1 - idle0) / (total1 - total0)
+
+
+def threads_for_free_cpus(threads: int, free: float | None, load: float | None
+                          ) -> tuple[int, str | None]:
+    """The CPU threads to measure with when `threads` were planned: 1 (and the note
+    saying why) when other processes hold a core — fewer than `threads` - 0.5 CPUs
+    `free` right now, or a 1-minute `load` average above 0.75 + the CPUs beyond
+    `threads`. On a core shared with another process a parallel kernel waits for its
+    descheduled partner at every barrier, so the fastest of one and `threads` threads
+    mixed one-core and all-core rates between a fit and the cases it predicts (a
+    one-token fp32 matmul streamed at 11 GB/s on one thread and 21 GB/s on two in one
+    run); one thread, timed in its CPU time, measures one core consistently."""
+    cpus = os.cpu_count() or 1
+    busy = (free is not None and free < threads - 0.5) or \
+        (load is not None and load > 0.75 + cpus - threads)
+    if threads <= 1 or not busy:
+        return threads, None
+    seen = ", ".join(part for part in (
+        f"{free:.1f} of {cpus} CPUs free" if free is not None else "",
+        f"1-minute load average {load:.1f}" if load is not None else "") if part)
+    return 1, (f"measured on 1 thread instead of {threads}: other processes hold a core "
+               f"({seen}); the calibrated profile describes one core (--threads N to "
+               "insist on N)")
+
+
 def cpu_flags() -> frozenset[str]:
     """The CPU feature flags of /proc/cpuinfo's first `flags` line (empty where the file
     is missing, e.g. macOS): which matrix extensions (amx_bf16, amx_int8) the host has."""

@@ -226,11 +226,13 @@ def plan_reason(result) -> str | None:
             "under the constraints")
 
 
-def plan_with_robustness(problem, draws: int = DEFAULT_DRAWS):
+def plan_with_robustness(problem, draws: int = DEFAULT_DRAWS, hardware: tuple | None = None,
+                         solve: LawSolver | None = None):
     """(the plan, its robustness section): the hardware costs are priced once and
     reused by every law of the ensemble (`codesign.robustness`), and the plan's law half
-    by the ensemble's member that is the same law."""
-    hardware, solve = hardware_costs(problem), LawSolver()
+    by the ensemble's member that is the same law. `hardware` (`planner.hardware_costs`
+    of `problem`) and `solve` (a `LawSolver`): the caller's, kept between plans."""
+    hardware, solve = hardware or hardware_costs(problem), solve or LawSolver()
     return (plan(problem, hardware, solve(problem)),
             robustness(problem, hardware, draws=draws, solve=solve))
 

@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_val.add_argument("--out", required=True, metavar="DIR",
                        help="output folder (replaced atomically)")
     p_val.add_argument("--quick", action="store_true",
-                       help="the short plan (222 timed jobs in 16 rounds: 14 minutes on "
-                            "the 2-core VM at load average 8-10, docs/validation.md)")
+                       help="the short plan (about 240 timed jobs in 16 rounds: 2-4 "
+                            "minutes on the 2-core VM measuring one core, docs/validation.md)")
     p_val.add_argument("--profile", metavar="FILE",
                        help="use this host profile instead of calibrating first")
     p_val.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
@@ -52,7 +52,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="where to measure (auto: cuda when a GPU is present)")
     parser.add_argument("--threads", type=int_arg(MAX_DEGREE), metavar="N",
                         help="CPU threads for PyTorch (default: its own choice, one per "
-                             "core); the profile then describes N threads")
+                             "core; validate uses 1 when other processes hold a core); the "
+                             "profile then describes N threads")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress on stderr (default: a bar with count and ETA on "
                              "a terminal, one line per measurement round otherwise)")

@@ -12,6 +12,7 @@ import base64
 import binascii
 import functools
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from precsim.codesign.commands.plan import (add_study_args, plan_json, plan_with
                                              study_from_args)
 from precsim.codesign.commands.profiles import check_file, profile_rows
 from precsim.codesign.commands.simulate import run_request, simulate_json
+from precsim.codesign.law_search import LawSolver
+from precsim.codesign.planner import (hardware_costs, serving_costs, training_rates,
+                                      training_token_costs)
 from precsim.codesign.study import problem_from_study
 from precsim.codesign.variants import profile_variants
 from precsim.lawcore import compute_optimal, get_law
@@ -228,13 +232,53 @@ def study_deployments(study=None, profile_dirs=()) -> dict:
                             for d, p in zip(s.deployments, resolved.deploy_profiles)]}
 
 
+class _Recent(OrderedDict):
+    """A dict keeping its `size` latest entries: the page's parts of plans stay bounded."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+#: Parts of plans already computed, shared by the deployments and controls that ask them
+#: again: the law half per law question (`law_search.LawSolver`: a target, the study's law,
+#: formats and grids; every deployment shares it; ~6 MB each, the 13 laws of a plan's
+#: robustness ensemble fit), the training and serving halves of `planner.hardware_costs`
+#: per the controls they depend on (not the target loss).
+_LAW = _Recent(16)
+_SOLVE = LawSolver(_LAW)
+_TRAINING = _Recent(16)
+_SERVING = _Recent(64)
+
+
+def clear_caches() -> None:
+    """Forget every plan and part of a plan the page computed (benchmarks/ui_speed.py)."""
+    plan_view.cache_clear()
+    for store in (_LAW, _TRAINING, _SERVING):
+        store.clear()
+
+
+def _kept(store: _Recent, key: tuple, make):
+    if key not in store:
+        store[key] = make()
+    return store[key]
+
+
 @functools.lru_cache(maxsize=256)
 def plan_view(study, profile_dirs: tuple, deploy: str, target_loss=None, dollars_per_hour=None,
               tokens=None, whatif: WhatIf = WhatIf()) -> dict:
     """`precsim plan --json` of one deployment (cached: the page re-asks often).
 
     Without what-ifs it equals `precsim plan ARGV --json`; with them, the optimum equals
-    the last row of `precsim whatif --profile DEPLOY --vary SPEC ... --json`.
+    the last row of `precsim whatif --profile DEPLOY --vary SPEC ... --json`. The law
+    half and the hardware halves are reused where the controls they depend on did not
+    change (the training half: the study and, varied as the deployment, the what-ifs;
+    the serving half: also the deployment, its $/device-hour and lifetime tokens).
     """
     argv = _plan_argv(study, profile_dirs, deploy, target_loss, dollars_per_hour, tokens)
     resolved, index = study_from_args(_STUDY_PARSER.parse_args(argv))
@@ -245,9 +289,16 @@ def plan_view(study, profile_dirs: tuple, deploy: str, target_loss=None, dollars
         dep = profile_variants(profile, specs)[-1][1]
         if getattr(resolved.train_profile, "name", None) == profile.name:
             train = dep
-    result, section = plan_with_robustness(problem_from_study(
-        resolved, index, with_training=resolved.train_profile is not None,
-        train_profile=train, deploy_profile=dep))
+    problem = problem_from_study(resolved, index, with_training=resolved.train_profile
+                                 is not None, train_profile=train, deploy_profile=dep)
+    N = np.asarray(problem.N_grid, float)
+    varied = None if train is None else (deploy, *specs)   # trains on the varied profile
+    training = _kept(_TRAINING, (study, profile_dirs, varied),
+                     lambda: (training_rates(problem), training_token_costs(problem, N)))
+    serving = _kept(_SERVING, (study, profile_dirs, deploy, dollars_per_hour, tokens, *specs),
+                    lambda: serving_costs(problem, N))
+    result, section = plan_with_robustness(
+        problem, hardware=hardware_costs(problem, training, serving), solve=_SOLVE)
     if specs:
         cli = ["whatif", "--profile", deploy, *[f for s in specs for f in ("--vary", s)],
                *[a for a in argv if a not in ("--deploy-profile", deploy)], "--json"]
