@@ -118,7 +118,9 @@ def structure(hw: Hardware) -> _Structure | None:
 
 def _bandwidth_at(hw: Hardware, home):
     """Achievable bandwidth of level `home` (element-wise)."""
-    bw = np.broadcast_arrays(*hw.bandwidth_bytes_per_s)
+    bw = hw.exec_cache.get("bandwidths")
+    if bw is None:
+        bw = hw.exec_cache["bandwidths"] = np.broadcast_arrays(*hw.bandwidth_bytes_per_s)
     return np.choose(np.asarray(home, dtype=int), bw) if np.ndim(home) \
         else bw[int(home)]
 
