@@ -462,6 +462,8 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
 
 
 def _scalar(x):
+    if isinstance(x, np.generic):
+        return x  # a numpy scalar already (np.asarray(x)[()] is x's value and type)
     arr = np.asarray(x)
     return arr[()] if arr.ndim == 0 else arr
 

@@ -113,6 +113,8 @@ def _num(x):
 
 
 def _scalar(x):
+    if type(x) is np.float64:
+        return x  # np.asarray(x, dtype=float)[()] is x's value and type
     arr = np.asarray(x, dtype=float)
     return arr[()] if arr.ndim == 0 else arr
 
