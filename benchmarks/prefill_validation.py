@@ -47,6 +47,8 @@ from precsim.simulator.kernels import gemm_cost
 from precsim.simulator.models import get_model
 from precsim.simulator.profile_loader import cached_profile, load_profile
 from precsim.simulator.profiles import HardwareProfile
+from precsim.validation.kernels import _copies, rotation_bytes
+from precsim.validation.run import _last_cache_bytes
 
 TRT_SOURCE = "TensorRT-LLM performance data, A100, LLaMA-7B fp16, as quoted in issue 21"
 #: (prompt tokens, measured TTFT in ms) [TRT_SOURCE]
@@ -138,15 +140,23 @@ def host_rows(repeats: int = 21, budget_s: float = 20.0, ref: str | Path = "host
         "gemm.k_step": {"value": 1, "assumed": "a CPU micro-kernel steps K one rank-1 "
                                                "update at a time"}})
     torch.manual_seed(0)
+    cold = rotation_bytes(_last_cache_bytes("cpu"))
     start, out = time.perf_counter(), []
     for m, n, k in HOST_SHAPES:
-        a, w = torch.randn(m, k), torch.randn(k, n)
-        torch.matmul(a, w)  # warm-up
+        # cold weights, as the simulator prices them and as `validate` measures: the
+        # calls rotate over copies filling `cold` bytes (kernels.rotation_bytes, past
+        # the last-level cache) so each call streams its weight from main memory
+        a = torch.randn(m, k)
+        ws = [torch.randn(k, n) for _ in range(_copies(4.0 * k * n, cold))]
+        for w in ws:
+            torch.matmul(a, w)  # warm-up (and first touch of every page)
         times = []
-        for _ in range(repeats):
+        for i in range(repeats):
+            w = ws[i % len(ws)]
             t0 = time.perf_counter()
             torch.matmul(a, w)
             times.append(time.perf_counter() - t0)
+        del ws
         pred = float(gemm_cost(profile, m, n, k, "FP32").time_s)
         out.append({"group": group, "case": f"m={m} n={n} k={k}",
                     "measured_ms": min(times) * 1e3, "median_ms": statistics.median(times)
