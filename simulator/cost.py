@@ -26,6 +26,7 @@ nodes, so that a request's result never depends on the others in the same call
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -39,7 +40,7 @@ from precsim.simulator.op_eval import PassOps, evaluate_passes
 from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
-from precsim.simulator.roofline import home_level, reduce_costs
+from precsim.simulator.roofline import add_all, home_level, reduce_costs
 
 _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
            "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
@@ -47,9 +48,13 @@ _SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_
 
 def _check_lengths(**values) -> None:
     for name, value in values.items():
+        if isinstance(value, (int, float)) and 1 <= value < math.inf:
+            continue  # the common scalar case, without numpy
         arr = np.asarray(value, dtype=float)
         if arr.size == 0:
             raise InputError(f"{name} is empty")
+        if arr.min() >= 1 and arr.max() < math.inf:  # NaN fails
+            continue
         bad = ~np.isfinite(arr) | (arr < 1)
         if bad.any():
             shown = arr[bad].reshape(-1)[0]
@@ -59,13 +64,32 @@ def _check_lengths(**values) -> None:
 
 # ---- weights and footprint -----------------------------------------------------------------
 
+#: weight_bytes of a (model, format) object pair with scalar entries: (model, format,
+#: entries), keyed on their ids (the 64 most recent; both frozen).
+_WEIGHT_BYTES: dict = {}
+
+
 def weight_bytes(model: TransformerConfig, quant) -> dict:
     """Stored weight bytes per layer group (with group / per-channel scales).
 
     A tied LM head shares the embedding table when both use the same format; with
-    different formats both copies are stored.
+    different formats both copies are stored. Memoised per (model, format) object pair
+    where every entry is a scalar (a new dict each call).
     """
     quant = as_quant(quant)
+    hit = _WEIGHT_BYTES.get((id(model), id(quant)))
+    if hit is not None and hit[0] is model and hit[1] is quant:
+        return dict(hit[2])
+    out = _weight_bytes(model, quant)
+    if all(np.ndim(v) == 0 for v in out.values()):
+        while len(_WEIGHT_BYTES) >= 64:  # the oldest entry goes first
+            _WEIGHT_BYTES.pop(next(iter(_WEIGHT_BYTES)), None)
+        _WEIGHT_BYTES[id(model), id(quant)] = (model, quant, dict(out))
+    return out
+
+
+def _weight_bytes(model: TransformerConfig, quant) -> dict:
+    """`weight_bytes` of a parsed format, computed."""
 
     def per(group, attr):
         return quant_attr(quant, lambda q: getattr(q.for_group(group), attr))
@@ -123,7 +147,7 @@ class PhaseCost:
     weight_bytes: dict
 
     def _sum(self, name):
-        return sum(np.asarray(getattr(c, name)) for c in self.costs)
+        return add_all(getattr(c, name) for c in self.costs)
 
     @cached_property
     def time_s(self):
@@ -159,7 +183,7 @@ class PhaseCost:
 
     @cached_property
     def bytes_moved(self) -> dict:
-        return {name: sum(np.asarray(c.bytes_moved[name]) for c in self.costs)
+        return {name: add_all(c.bytes_moved[name] for c in self.costs)
                 for name in self.level_names}
 
     @property
@@ -220,7 +244,7 @@ def _price(passes, fused_dequant: bool) -> tuple:
     placed = []
     for hw, model, quant, _, specs, kv_bytes in passes:
         wb = weight_bytes(model, quant)
-        total_w = sum(np.asarray(v) for v in wb.values())
+        total_w = add_all(wb.values())
         state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
         block = (wb["attn"] + wb["mlp"]) / model.n_layers
         block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
@@ -438,6 +462,8 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
 
 
 def _scalar(x):
+    if isinstance(x, np.generic):
+        return x  # a numpy scalar already (np.asarray(x)[()] is x's value and type)
     arr = np.asarray(x)
     return arr[()] if arr.ndim == 0 else arr
 
@@ -455,7 +481,7 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
         energy = pre_p.energy_j + dec_p.energy_j
         e2e = ttft + dec_p.time_s
         wb = weight_bytes(model, quant)
-        weights = sum(np.asarray(v) for v in wb.values())
+        weights = add_all(wb.values())
         kv = kv_cache_bytes(model, quant, batch, np.asarray(prompt_len) + np.asarray(gen_len))
         acts = activation_bytes(model, quant, batch, prompt_len, flash)
         need = weights + kv + acts

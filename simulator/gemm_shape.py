@@ -118,7 +118,9 @@ def structure(hw: Hardware) -> _Structure | None:
 
 def _bandwidth_at(hw: Hardware, home):
     """Achievable bandwidth of level `home` (element-wise)."""
-    bw = np.broadcast_arrays(*hw.bandwidth_bytes_per_s)
+    bw = hw.exec_cache.get("bandwidths")
+    if bw is None:
+        bw = hw.exec_cache["bandwidths"] = np.broadcast_arrays(*hw.bandwidth_bytes_per_s)
     return np.choose(np.asarray(home, dtype=int), bw) if np.ndim(home) \
         else bw[int(home)]
 
@@ -158,8 +160,9 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
 
 def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     """The profiles' arrays with the two candidate axes (tiles, SPLITS) in front of `nd`
-    element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split;
-    memoised per `nd` in `hw.exec_cache`."""
+    element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
+    the terms of `_choose` made of them alone (tm tn, split == 1, split <= max_split,
+    has & split > 1, 2 split); memoised per `nd` in `hw.exec_cache`."""
     key = ("gemm_candidate_axes", nd)
     if key in hw.exec_cache:
         return hw.exec_cache[key]
@@ -171,12 +174,34 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
             else a.reshape((1,) + a.shape[:1] + pad + a.shape[1:]) if axis == 1 \
             else a.reshape((1, 1) + pad + a.shape)
     has = lead(~np.isnan(st.units), None) > 0
-    out = (has, np.where(has, lead(st.units, None), 1.0), lead(st.tm, 0), lead(st.tn, 0),
-           lead(np.array(SPLITS, dtype=float), 1), lead(st.k_step, None),
-           lead(st.feed, None), lead(st.max_split, None))
+    tm, tn, split, max_split = (lead(st.tm, 0), lead(st.tn, 0),
+                                lead(np.array(SPLITS, dtype=float), 1),
+                                lead(st.max_split, None))
+    out = (has, np.where(has, lead(st.units, None), 1.0), tm, tn, split,
+           lead(st.k_step, None), lead(st.feed, None), max_split, tm * tn, split == 1,
+           split <= max_split, has & (split > 1), 2.0 * split)
     for a in out:
         a.flags.writeable = False  # shared by every call on this hardware
     hw.exec_cache[key] = out
+    return out
+
+
+def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
+    """min(1, (2 tm tn / (rate / units)) / ((tm s_a + tn s_w) / feed)) of every candidate:
+    no element's shape enters it, so it is memoised in `hw.exec_cache` for scalar rate
+    and operand bytes."""
+    key = None
+    if np.ndim(rate) == 0 and np.ndim(s_a) == 0 and np.ndim(s_w) == 0:
+        key = ("gemm_feed", nd, float(rate), float(s_a), float(s_w))
+        if not all(x == x for x in key[2:]):  # NaN: not a usable key
+            key = None
+        elif key in hw.exec_cache:
+            return hw.exec_cache[key]
+    _, units, tm, tn, _, _, feed = axes[:7]
+    out = np.minimum(1.0, (2.0 * tm * tn / (rate / units)) / ((tm * s_a + tn * s_w) / feed))
+    if key is not None:
+        out.flags.writeable = False
+        hw.exec_cache[key] = out
     return out
 
 
@@ -185,18 +210,20 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
     """`gemm_efficiency` of one block of elements."""
     m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
     nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
-    has, units, tm, tn, split, k_step, feed, max_split = _candidate_axes(hw, st, nd)
+    axes = _candidate_axes(hw, st, nd)
+    has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
+    tile_area, unsplit, split_ok, reduces, two_split = axes[8:]
     flops = 2.0 * m * n * k
     rows, cols = np.ceil(m / tm), np.ceil(n / tn)
     tiles = rows * cols
-    e_tile = (m / rows) * (n / cols) / (tm * tn)
-    e_feed = np.minimum(1.0, (2.0 * tm * tn / (rate / units)) / ((tm * s_a + tn * s_w) / feed))
-    allowed = (split == 1) | ((tiles < units) & (split <= max_split))
+    e_tile = (m / rows) * (n / cols) / tile_area
+    e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
+    allowed = unsplit | ((tiles < units) & split_ok)
     waves = np.ceil(tiles * split / units)
     e_wave = tiles * split / (waves * units)
     e_k = k / (split * np.ceil(k / (split * k_step)) * k_step)
     eff = np.where(has, e_tile * e_wave * e_k * e_feed, 1.0)
-    red = np.where(has & (split > 1), 2.0 * split * m * n * ACC_BYTES, 0.0)
+    red = np.where(reduces, two_split * m * n * ACC_BYTES, 0.0)
     home = home_level(hw, red, True)
     t_red = red / _bandwidth_at(hw, home)
     t_mem = np.where(home == hw.main, memory_time + t_red, np.maximum(memory_time, t_red))

@@ -39,7 +39,7 @@ def check_positive(**values):
         if isinstance(value, (int, float)) and 0.0 < value < math.inf:
             continue  # the common scalar case, without numpy
         arr = np.asarray(value, dtype=float)
-        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        if arr.size and not (arr.min() > 0.0 and arr.max() < math.inf):  # NaN fails too
             raise InputError(f"{name} must be positive and finite, got {value!r}")
 
 
@@ -68,20 +68,21 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     s_o = (stream_bits(fmt) if out_bits is None else out_bits) / 8.0
     channel = n * quant_attr(fmt, lambda q: q.channel_scale_bits) / 8.0
     w_home = hw.main if weight_home is None else weight_home
-    a_home = home_level(hw, m * k * s_a, True) if act_home is None else act_home
-    o_home = home_level(hw, m * n * s_o, True) if out_home is None else out_home
+    a_bytes, out_bytes = m * k * s_a, m * n * s_o
+    a_home = home_level(hw, a_bytes, True) if act_home is None else act_home
+    o_home = home_level(hw, out_bytes, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
         levels, staged = [], {}  # re-reads per staging level (levels 0 and 1 share one)
-        out_bytes = m * n * s_o
+        w_bytes = k * n * s_w + channel
         for j in range(hw.n_levels):
             at = max(j - 1, 0)  # the level staging_bytes(hw, j) reads
             if at not in staged:
                 tm, tn = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
                 staged[at] = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
             w_reads, a_reads = staged[at]
-            levels.append(bytes_through(hw, w_home, j, (k * n * s_w + channel) * w_reads)
-                          + bytes_through(hw, a_home, j, m * k * s_a * a_reads)
+            levels.append(bytes_through(hw, w_home, j, w_bytes * w_reads)
+                          + bytes_through(hw, a_home, j, a_bytes * a_reads)
                           + bytes_through(hw, o_home, j, out_bytes))
         w_reads, a_reads = staged[0]
         return levels, k * n * w_reads, m * k * a_reads
@@ -260,7 +261,7 @@ def _cache_split(q_len, kv_len, cache_len, kv_from_cache, kv_home, fresh_kv_home
     every key is cached when `kv_from_cache` (default: q_len == 1) and none otherwise,
     the fresh K/V then placed by `kv_home`; checks kv_len >= q_len, 0 <= cache_len <=
     kv_len."""
-    if np.any(np.asarray(kv_len) < np.asarray(q_len)):
+    if _any(kv_len, q_len, lambda kv, q: kv < q):
         raise InputError("attention: kv_len must be at least q_len")
     if cache_len is None:
         if kv_from_cache is None:
@@ -268,9 +269,17 @@ def _cache_split(q_len, kv_len, cache_len, kv_from_cache, kv_home, fresh_kv_home
         cache_len = kv_len if kv_from_cache else 0.0
         if not kv_from_cache and fresh_kv_home is None:
             fresh_kv_home = kv_home  # kv_home placed the (fresh) K/V before cache_len
-    elif np.any((np.asarray(cache_len) < 0) | (np.asarray(cache_len) > np.asarray(kv_len))):
+    elif _any(cache_len, kv_len, lambda c, kv: (c < 0) | (c > kv)):
         raise InputError("attention: cache_len must be between 0 and kv_len")
     return cache_len, fresh_kv_home
+
+
+def _any(a, b, test) -> bool:
+    """Whether `test(a, b)` holds anywhere: Python numbers compared directly, anything
+    else as arrays."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return bool(test(a, b))
+    return bool(np.any(test(np.asarray(a), np.asarray(b))))
 
 
 def _attention_plans(hw: Hardware, fmt, cache_len):
@@ -280,8 +289,8 @@ def _attention_plans(hw: Hardware, fmt, cache_len):
     sdt = stream_dtype(fmt)
     kv_dtype = quant_attr(fmt, lambda q: q.kv_dtype)
     cached = np.asarray(cache_len) > 0
-    options_c = plan_options(hw, kv_dtype, sdt) if np.any(cached) else None
-    options_f = plan_options(hw, sdt, sdt) if not np.all(cached) else None
+    options_c = plan_options(hw, kv_dtype, sdt) if cached.any() else None
+    options_f = plan_options(hw, sdt, sdt) if not cached.all() else None
     if options_c is None or options_f is None:
         options = options_c or options_f
     else:
@@ -315,16 +324,22 @@ def _flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool,
     prompts). Elsewhere (no tile, decode, sliding window, an `attention` rule):
     (`pairs`, 1)."""
     st = structure(hw) if tiled else None
-    if st is None or np.all(np.isnan(st.br)):
+    if st is None:
         return pairs, 1.0
-    has = ~np.isnan(st.br) & (np.asarray(q_len) > 1)
+    tiles = hw.exec_cache.get("flash_tiles")  # (profiles with a tile, units or 1)
+    if tiles is None:
+        tiles = hw.exec_cache["flash_tiles"] = (~np.isnan(st.br),
+                                                np.where(np.isnan(st.units), 1.0, st.units))
+    if not tiles[0].any():
+        return pairs, 1.0
+    has = tiles[0] & (np.asarray(q_len) > 1)
     if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
         return pairs, 1.0
     br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
     visited = flash_blocks(np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0), br, bc,
                            causal) * br * bc
     ctas = n_heads * np.ceil(q_len / br)
-    rate = st.flash_eff * flash_waves(ctas, np.where(np.isnan(st.units), 1.0, st.units))
+    rate = st.flash_eff * flash_waves(ctas, tiles[1])
     return np.where(has, visited, pairs), np.where(has, rate, 1.0)
 
 
@@ -430,7 +445,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     # the cached and the fresh K/V that exist
     kv = [part for part, length in ((_KV(c_home, c_bytes, s_c, "w"), cache_len),
                                     (_KV(f_home, f_bytes, s_q, "a"), fresh_len))
-          if np.any(np.asarray(length) > 0)]
+          if _any(length, 0.0, lambda n, zero: n > zero)]
     if flash:
         rows = q_len * (n_heads / n_kv_heads)  # query rows sharing one K/V head
         frac = pairs / (q_len * kv_len)

@@ -324,7 +324,11 @@ def plan_options(hw: Hardware, w_dtype, a_dtype) -> list[dict]:
     a_dtype): option i of every element (an element with fewer options repeats its
     first, which changes no minimum)."""
     if hw.is_single and isinstance(w_dtype, str) and isinstance(a_dtype, str):
-        return [_plan_dict(p) for p in _options(hw, hw.profiles[()], w_dtype, a_dtype)]
+        key = ("plan_dicts", w_dtype, a_dtype)  # memoised; each call gets its own dicts
+        if key not in hw.exec_cache:
+            hw.exec_cache[key] = [_plan_dict(p) for p in _options(hw, hw.profiles[()],
+                                                                  w_dtype, a_dtype)]
+        return [dict(d) for d in hw.exec_cache[key]]
     profiles, wd, ad = np.broadcast_arrays(hw.profiles, np.asarray(w_dtype, dtype=object),
                                            np.asarray(a_dtype, dtype=object))
     per = {idx: _options(hw, profiles[idx], wd[idx], ad[idx])

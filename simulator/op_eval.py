@@ -52,11 +52,14 @@ def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tupl
         dims: dict = {}  # (pass, op) -> dimensions of the op's stacked inputs
         for pi in members:
             p = passes[pi]
+            home_nd = np.ndim(p.state_home)
+            repeated = bool(np.any(np.asarray(p.model.block_repeat) != 1))
             for i, spec in enumerate(p.specs):
-                key = _batch_key(spec, quant, p.model)
+                key = _batch_key(spec, quant, repeated)
                 if key:
-                    dims[pi, i] = max(max(getattr(v, "ndim", 0) for v in _stacked_values(spec)),
-                                      np.ndim(p.state_home))
+                    dims[pi, i] = max(home_nd, getattr(spec.count, "ndim", 0),
+                                      getattr(spec.kv_write_bytes, "ndim", 0),
+                                      *(getattr(v, "ndim", 0) for v in spec.params.values()))
                     if dims[pi, i]:  # arrays align with their own pass only
                         key = key + (pi,)
                 batches.setdefault(key or ("single", pi, i), []).append((pi, i))
@@ -76,11 +79,12 @@ def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tupl
     return [tuple(c) for c in costs]
 
 
-def _batch_key(spec: OpSpec, quant, model: TransformerConfig):
-    """What ops priced by one stacked call share (None: priced alone)."""
+def _batch_key(spec: OpSpec, quant, repeated: bool):
+    """What ops priced by one stacked call share (None: priced alone; `repeated`: the
+    model repeats blocks, its GEMMs read weights from two homes)."""
     p = spec.params
     if spec.kind == "gemm":
-        if np.any(np.asarray(model.block_repeat) != 1):
+        if repeated:
             return None
         fmt = spec.group if isinstance(quant, np.ndarray) else quant.for_group(spec.group)
         return ("gemm", fmt)
@@ -94,15 +98,11 @@ def _batch_key(spec: OpSpec, quant, model: TransformerConfig):
 def _home(homes: list, nd: int):
     """The ops' weight homes: one level when they agree, else stacked."""
     first = homes[0]
+    if type(first) is int and all(type(h) is int and h == first for h in homes):
+        return first  # the common case: one level, as Python ints
     if np.ndim(first) == 0 and all(np.ndim(h) == 0 and h == first for h in homes):
         return first
     return _stack(homes, nd)
-
-
-def _stacked_values(spec: OpSpec) -> list:
-    """The arrays of `spec` that are stacked (their dimensions set the stack's)."""
-    return [spec.count, spec.kv_write_bytes] + [
-        v for v in spec.params.values() if not isinstance(v, (str, bool, type(None)))]
 
 
 def _stack(values, nd: int, dtype=float) -> np.ndarray:
@@ -110,6 +110,8 @@ def _stack(values, nd: int, dtype=float) -> np.ndarray:
     shape padded to `nd` dimensions."""
     shapes = {getattr(v, "shape", ()) for v in values}
     shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+    if shape == ():  # scalars: one conversion
+        return np.array(values, dtype=dtype).reshape((len(values),) + (1,) * nd)
     out = np.empty((len(values),) + (1,) * (nd - len(shape)) + shape, dtype=dtype)
     for i, v in enumerate(values):
         out[i] = v
@@ -154,14 +156,16 @@ def _gemms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
 
     def column(name, default=None):
         return _stack([s.params.get(name, default) for s in group], nd)
-    out_bits = _stack([stream_bits(fmt) if s.params.get("out_bits") is None
+    default_bits = stream_bits(fmt)
+    out_bits = _stack([default_bits if s.params.get("out_bits") is None
                        else s.params["out_bits"] for s in group], nd)
+    experts = any(s.params.get("experts") for s in group)
     scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
-                    for s in group], nd)
+                    for s in group], nd) if experts else 1.0  # x 1.0: exact
     m, n, k = column("m"), column("n"), column("k")
     cost = gemm_cost(hw, m, n, k, quant, group=first.group, weight_home=home,
                      out_bits=out_bits, fused_dequant=fused_dequant, stream_scale=scale)
-    if any(s.params.get("experts") for s in group):  # no tile work elsewhere: stored_n 0
+    if experts:  # no tile work elsewhere: stored_n 0
         tiles = _expert_tiles(hw, quant, first.group, dict(m=m, n=n, k=k, stored_n=_stack(
             [s.params["stored_n"] if s.params.get("experts") else 0.0 for s in group], nd)))
         cost = cost if tiles is None else cost + tiles

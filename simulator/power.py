@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
+from precsim.simulator.roofline import add_all
 
 #: Components of `PowerEnergy.split` that do not scale with work (the static share).
 STATIC_KEYS = ("idle", "active")
@@ -98,14 +99,22 @@ class PowerEnergy:
     @property
     def static_j(self):
         """Energy that does not scale with work: idle floor + active baseline."""
-        return sum(np.asarray(self.split[k]) for k in STATIC_KEYS)
+        return add_all(self.split[k] for k in STATIC_KEYS)
 
     @property
     def dynamic_j(self):
         return np.asarray(self.energy_j) - self.static_j
 
 
+def _num(x):
+    """`x` as numpy: arrays and numpy scalars as they are (their arithmetic is a 0-d
+    array's), anything else through np.asarray."""
+    return x if isinstance(x, (np.ndarray, np.generic)) else np.asarray(x)
+
+
 def _scalar(x):
+    if type(x) is np.float64:
+        return x  # np.asarray(x, dtype=float)[()] is x's value and type
     arr = np.asarray(x, dtype=float)
     return arr[()] if arr.ndim == 0 else arr
 
@@ -155,7 +164,7 @@ def dynamic_split(hw, cost) -> dict:
     """Dynamic energy of a KernelCost by component: "memory_<level>" = bytes moved at
     the level x its energy per byte; "compute" = the rest (matrix, vector and
     conversion ops x their energy per op)."""
-    memory = {f"memory_{name}": np.asarray(cost.bytes_moved[name]) * e
+    memory = {f"memory_{name}": _num(cost.bytes_moved[name]) * e
               for name, e in zip(hw.level_names, hw.energy_per_byte_j)}
-    compute = np.asarray(cost.energy_j) - sum(memory.values())
+    compute = _num(cost.energy_j) - add_all(memory.values())
     return {"compute": np.maximum(compute, 0.0), **memory}

@@ -117,6 +117,19 @@ class KernelCost:
         return list(self.bytes_moved.values())[-1]
 
 
+def add_all(values):
+    """sum(np.asarray(v) for v in values): the same additions in the same order, without
+    a 0-d array per numpy scalar (scalars add exactly as 0-d arrays do); Python numbers
+    alone still give a numpy scalar."""
+    values = tuple(values)
+    total = 0
+    for v in values:
+        total = total + v
+    if type(total) in (int, float, bool):
+        return sum(np.asarray(v) for v in values)
+    return total
+
+
 def reduce_costs(costs: Sequence[KernelCost], weights, axis: int = -1) -> tuple:
     """`KernelCost.reduce` of each of `costs`: every extensive field and level of every
     cost multiplied by `weights`, stacked by shape and reduced in one weighted sum per
@@ -202,12 +215,14 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     t_compute = t_math + convert_s
     energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
               + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)))
-    return KernelCost(
+    cost = object.__new__(KernelCost)  # every field set: the dataclass __init__'s result
+    cost.__dict__.update(
         flops=flops, vector_ops=vector_ops, convert_ops=convert_ops,
         bytes_moved=dict(zip(hw.level_names, bytes_by_level)), exec_dtype=plan["exec_dtype"],
         exec_path=plan.get("exec_path", "native"),
         time_s=time_s, energy_j=energy, compute_time_s=t_compute, memory_time_s=t_memory,
         overhead_time_s=overhead, n_kernels=n_kernels, convert_time_s=convert_s)
+    return cost
 
 
 # ---- placement helpers ---------------------------------------------------------------------

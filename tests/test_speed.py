@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import precsim
 from precsim.codesign.commands.simulate import _text_table
@@ -229,3 +231,43 @@ def test_gemm_shape_choice_in_blocks_equals_the_whole_sweep(monkeypatch):
         assert np.array_equal(np.broadcast_to(a, (4, 5)), np.broadcast_to(b, (4, 5))), name
     assert np.shape(blocks.efficiency) == (4, 5)
     assert np.any(np.asarray(whole.split) > 1) and np.any(np.asarray(whole.efficiency) < 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.floats(-1e12, 1e12), st.integers(-10**6, 10**6),
+                          st.floats(-1e12, 1e12).map(np.float64),
+                          st.lists(st.floats(-1e6, 1e6), min_size=3, max_size=3)
+                          .map(np.array)), min_size=1, max_size=12))
+def test_add_all_is_the_asarray_sum_bit_for_bit(values):
+    from precsim.simulator.roofline import add_all
+    expected = sum(np.asarray(v) for v in values)
+    got = add_all(iter(values))
+    assert type(got) is type(expected)
+    assert np.array_equal(got, expected)
+
+
+def test_memoised_weight_bytes_are_a_new_equal_dict_each_call():
+    from precsim.simulator.cost import _weight_bytes, weight_bytes
+    model, quant = precsim.get_model("llama-3-8b"), precsim.parse_quant("W4A16-g128")
+    first = weight_bytes(model, quant)
+    first["mlp"] = -1.0
+    again = weight_bytes(model, quant)
+    assert again is not first and again == _weight_bytes(model, quant)
+    assert again["mlp"] > 0
+
+
+def test_memoised_plan_options_are_copies():
+    from precsim.simulator.mapping import plan_options
+    hw = as_hardware(precsim.load_profile(A100))
+    first = plan_options(hw, "bf16", "bf16")
+    rate = first[0]["ops_per_s"]
+    first[0]["ops_per_s"] = -1.0
+    assert plan_options(hw, "bf16", "bf16")[0]["ops_per_s"] == rate > 0
+
+
+@pytest.mark.parametrize("value, shown", [(np.array([2.0, np.nan]), "nan"),
+                                          (np.array([[3.0, 0.5]]), "0.5"), (np.inf, "inf")])
+def test_length_checks_name_the_bad_value(value, shown):
+    from precsim.simulator.cost import simulate
+    with pytest.raises(precsim.InputError, match=f"prompt_len must be at least 1, got {shown}"):
+        simulate(precsim.load_profile(A100), "llama-2-7b", "W16A16", 1, value, 8)
