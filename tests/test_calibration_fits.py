@@ -173,7 +173,10 @@ def test_gemm_stream_fractions_recovered_at_two_row_counts(template):
              "best_s": _time(truth, matmul_case("fp32", m, n, k))}
             for purpose, m in (("gemm_stream", few), ("gemm_stream_wide", wide))
             for n, k in microbench.STREAM_SHAPES]
+    fits.fit_gemm_stream_wide(template, pd.DataFrame(rows), "now")
+    assert "gemm_stream_wide" not in template["compute"]["fp32"]  # no 4-row share yet
     fits.fit_gemm_stream_fractions(template, pd.DataFrame(rows), "now")
+    fits.fit_gemm_stream_wide(template, pd.DataFrame(rows), "now")
     fp32 = template["compute"]["fp32"]
     assert fp32["gemm_stream_fraction"]["value"] == pytest.approx(0.23, abs=2e-4)
     assert fp32["gemm_stream_wide"]["value"] == pytest.approx(0.61, abs=2e-4)

@@ -159,11 +159,15 @@ def fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
 
 def fit_gemm_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
     """compute.<dtype>.gemm_stream_fraction: as `fit_stream_fractions`, from the same
-    shapes with GEMM_STREAM_ROWS activation rows (the library's GEMM path); and
-    .gemm_stream_wide from them with GEMM_STREAM_WIDE_ROWS rows where measured (the
-    simulator interpolates in log(rows) between the two: mapping.gemm_stream_share)."""
+    shapes with GEMM_STREAM_ROWS activation rows (the library's GEMM path)."""
     _fit_fractions(doc, matmuls, stamp, "gemm_stream", "gemm_stream_fraction",
                    with_rows=False, at_rows=microbench.GEMM_STREAM_ROWS)
+
+
+def fit_gemm_stream_wide(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
+    """compute.<dtype>.gemm_stream_wide: the same with GEMM_STREAM_WIDE_ROWS rows, where
+    measured (the simulator interpolates in log(rows) between the two shares:
+    mapping.gemm_stream_share)."""
     _fit_fractions(doc, matmuls, stamp, "gemm_stream_wide", "gemm_stream_wide",
                    with_rows=False, at_rows=microbench.GEMM_STREAM_WIDE_ROWS)
 
