@@ -4,6 +4,7 @@ No timing is asserted anywhere: only structure, provenance, skip reporting and e
 Measurements use the hidden smallest setting (TINY timings, the smoke plan).
 """
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ from precsim.simulator.profile_loader import load_profile_file
 from precsim.simulator.profiles import profile_from_mapping
 from precsim.validation import compare, formats, microbench, torchenv
 from precsim.simulator.io import load_yaml_mapping
-from precsim.validation.bench import TINY, time_best_of_threads, time_callable
-from precsim.validation.calibrate import run_calibration, template_path, write_profile
+from precsim.validation import bench
+from precsim.validation.bench import TINY, Timing, time_callable
+from precsim.validation.calibrate import plan_calibration, run_calibration, template_path, \
+    write_profile
 from precsim.validation.fits import PLAUSIBLE_FACTOR, implausible, template_kept
 from precsim.validation.memory_fits import enforce_level_order, fit_memory_levels, \
     net_bandwidth
@@ -27,7 +30,8 @@ from precsim.validation.kernels import build_case, matmul_case, rows_cols_case
 from precsim.validation.measure import ModelCase, held_out_jobs, held_out_table
 from precsim.validation.plan import PLANS, SMALL_MODEL, assert_held_out, calibration_shapes, \
     quick_plan
-from precsim.validation.rounds import run_rounds, time_job
+from precsim.validation.rounds import CALIBRATION, HELD_OUT, reference_kernels, run_rounds, \
+    time_job
 from precsim.validation.simulate import simulate_kernel
 
 
@@ -104,9 +108,35 @@ def test_time_callable_reports_median_and_spread():
     assert 0 < t.best_s <= t.median_s  # the fastest call is never slower than a median
 
 
-def test_best_of_threads_reports_the_faster_thread_count():
-    t, threads = time_best_of_threads(lambda: torch.ones(8).sum(), TINY, "cpu")
-    assert t.best_s > 0 and threads in (1, torch.get_num_threads())
+@pytest.mark.parametrize("threads", [1, 2])
+def test_calibration_and_held_out_jobs_share_one_thread_rule(monkeypatch, threads):
+    """Every job of a quick validate (calibration and held-out) and the drift references
+    are timed once each, at the run's thread count, in CPU time exactly on one thread:
+    no job picks the faster of two thread counts (fake timings, no tensors built)."""
+    seen = []
+
+    def fake_time(fn, settings, cpu_time=False):
+        seen.append((settings.threads or torch.get_num_threads(), cpu_time))
+        return Timing(1e-3, 0.0, 0.0, 1, 1, 1e-3, (1e-3,))
+    monkeypatch.setattr(bench, "time_callable", fake_time)
+    plan = PLANS["quick"]()
+    cases = list(plan.kernels) + list(plan.model_cases)
+    held, _ = held_out_jobs(cases, "cpu", plan.settings, {c.name: "memory" for c in cases},
+                            model_factory=lambda fmt: None)
+    cal = plan_calibration("cpu", plan.settings, quick=True).jobs
+    jobs = [replace(j, build=lambda: (lambda: None)) for j in cal + held]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        results = run_rounds(jobs, reference_kernels("cpu", stream_bytes=4096, gemm_n=8),
+                             lambda job: time_job(job, "cpu"), passes=1)
+    finally:
+        torch.set_num_threads(before)
+    assert set(seen) == {(threads, threads == 1)}
+    assert len(seen) == len(jobs) + 2  # one timing per job and per reference kernel
+    used = {g: {results.result(j.key)["best_threads"] for j in jobs if j.group == g}
+            for g in (CALIBRATION, HELD_OUT)}
+    assert cal and held and used == {CALIBRATION: {threads}, HELD_OUT: {threads}}
 
 
 # ---- calibration robustness ----------------------------------------------------------------

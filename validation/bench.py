@@ -6,14 +6,14 @@ median over repeats of each repeat's median (`samples` keeps them); `spread` is
 (max - min) / median of the repeat medians (run-to-run), `iqr_rel` the within-run interquartile range / median.
 `best_s` is the fastest per-call time of any block over all repeats: interference from
 other processes only ever slows a call down, so calibration takes rates from it. On one
-CPU thread the clock is the thread's CPU time (`time_best_of_threads`).
+CPU thread the clock is the thread's CPU time (`time_at_threads`).
 """
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from precsim.validation.torchenv import load_torch
 
@@ -69,23 +69,15 @@ def time_callable(fn: Callable[[], object], settings: BenchSettings,
                   samples=tuple(medians))
 
 
-def time_best_of_threads(fn: Callable[[], object], settings: BenchSettings, device: str
-                         ) -> tuple[Timing, int]:
-    """`time_callable` at the configured threads and, on a multi-threaded CPU, also on
-    one thread; `best_s` is the faster of the two and the thread count that reached it
-    is returned. On a loaded machine every parallel call waits at the OpenMP barrier for
-    a descheduled worker (milliseconds per call whatever its size), while one thread
-    keeps running: the best of both is the rate the hardware can deliver. The one-thread
-    timing counts the thread's CPU time (time.thread_time), so the time slices the
-    scheduler gives other processes are not counted; memory contention still is (a 64
-    MiB fp32 sum with load average 5 on 2 cores: 18-31 ms wall-clock, 5.9-6.1 ms CPU
-    time, in five 20 ms blocks each)."""
-    torch = load_torch()
-    threads = settings.threads or torch.get_num_threads()
-    timing = time_callable(fn, settings, cpu_time=device == "cpu" and threads == 1)
-    if device != "cpu" or threads == 1:
-        return timing, threads
-    single = time_callable(fn, replace(settings, threads=1), cpu_time=True)
-    if single.best_s < timing.best_s:
-        return replace(timing, best_s=single.best_s), 1
-    return timing, threads
+def time_at_threads(fn: Callable[[], object], settings: BenchSettings, device: str
+                    ) -> tuple[Timing, int]:
+    """`time_callable` at the run's thread count (settings.threads, else torch's) and
+    that count: the one thread rule every calibration and held-out job is timed under,
+    so a fit and the cases it predicts see the same threads (a fastest-of-one-and-two
+    rule let each job pick its own: an idle run pooled one-thread DRAM copies at 13.5
+    GB/s with two-thread ones at 27 GB/s, docs/validation.md). On one CPU thread the
+    clock is the thread's CPU time (time.thread_time), so the time slices the scheduler
+    gives other processes are not counted; memory contention still is (a 64 MiB fp32
+    sum with load average 5 on 2 cores: 18-31 ms wall-clock, 5.9-6.1 ms CPU time)."""
+    threads = settings.threads or load_torch().get_num_threads()
+    return time_callable(fn, settings, cpu_time=device == "cpu" and threads == 1), threads

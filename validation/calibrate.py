@@ -26,7 +26,8 @@ template's and carries `measured:` provenance saying how, when and on what machi
   cache) timed and one rate fitted (least relative squares) to the simulator's op
   counts for them (bf16 widening at the template's ops per element);
 - interference from other processes only slows calls down, so rates come from the
-  fastest call, at the configured threads or on one thread (bench.time_best_of_threads);
+  fastest call, every job at the run's thread count (bench.time_at_threads: the held-out
+  cases of `validate` too, so fits and predictions share one thread rule);
   a measurement outside [template / PLAUSIBLE_FACTOR, template x PLAUSIBLE_FACTOR] is
   rejected with a note and the template value kept (provenance says so); a nearer memory
   level is never slower than a farther one (raised to it, with a note);
@@ -98,7 +99,8 @@ def host_levels(template: dict, threads: int) -> list[MemoryPlan]:
         plans.append(MemoryPlan(
             name, "cache", total,
             f"sysfs: L{cache.level} {cache.size_bytes // 1024} KiB x {cache.instances} "
-            "instance(s)", "1 thread" if single else f"{threads} threads"))
+            "instance(s)", "1 thread (PyTorch's below 32768 elements)" if single
+            else f"{threads} threads"))
     try:
         dram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         how = "os.sysconf: physical pages x page size"
@@ -327,8 +329,11 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
     # ---- assemble the profile document --------------------------------------------
     if device == "cuda":
         doc["kind"] = "gpu"
-    doc["description"] = (f"Calibrated with `precsim calibrate` {stamp}. Measured numbers "
-                          "say how; energy and power keep the template's assumptions.")
+    doc["description"] = (f"Calibrated with `precsim calibrate` {stamp}. Every "
+                          "microbenchmark (and every held-out case of `validate`) was timed "
+                          "at that thread count, in CPU time on one thread. Measured "
+                          "numbers say how; energy and power keep the template's "
+                          "assumptions.")
     doc["overheads"]["kernel_launch"] = {
         "value": f"{launch_s * 1e6:.4g} us",
         "measured": f"median over {len(tiny)} one-element ops ({', '.join(tiny['op'])}) "

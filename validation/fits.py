@@ -83,8 +83,7 @@ def fit_gemm_peaks(doc: dict, gemms: pd.DataFrame, template_profile: HardwarePro
         kernel = "torch._int_mm" if dtype == "int8" else "torch.mm"
         spec["peak"] = {"value": f"{best / 1e9:.4g} {unit}",
                         "measured": f"best of {kernel} {dtype} GEMMs (m x n x k) {shapes}; "
-                                    f"2mnk / fastest call (at the configured threads or "
-                                    f"1 thread, whichever was faster); {stamp}"}
+                                    f"2mnk / fastest call (at the run's threads); {stamp}"}
         spec["achievable_fraction"] = {
             "value": round(min(1.0, med / best), 4),
             "measured": f"median / best rate over the same GEMMs ({med / 1e9:.4g} / "

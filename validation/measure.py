@@ -6,9 +6,8 @@ each kernel case every time it is timed, one model per format for every round of
 transformer's); `validation.run` times them interleaved with the calibration jobs
 (`validation.rounds`: a drift reference per round, drift-corrected times).
 `held_out_table` gives one row per measured case (name, kind, op, format, shape):
-`measured_s` is the corrected fastest call at the configured threads or on one thread
-(`bench.time_best_of_threads`: other processes only slow calls down, on a loaded
-machine every parallel call waits milliseconds at the OpenMP barrier, and the simulator
+`measured_s` is the corrected fastest call at the run's thread count, the calibration's
+(`bench.time_at_threads`: other processes only slow calls down, and the simulator
 models the machine without them), the median over its rounds; `median_s` keeps the
 corrected median call; `spread` is the larger of the repeats' spread and the rounds'
 disagreement; `noise_pct` the IQR / median of its repeat timings; and a list of `Skip`s

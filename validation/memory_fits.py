@@ -83,8 +83,7 @@ def fit_memory_levels(doc: dict, plans: list, streams: pd.DataFrame,
                 "value": f"{bw / 1e9:.4g} GB/s",
                 "measured": f"fp32 streams ({'/'.join(dict.fromkeys(rows['op']))}) over "
                             f"buffers of {sizes_txt} on "
-                            f"{plan.threads} (or 1 thread where faster: "
-                            f"{len(rows[rows['best_threads'] == 1])} of {len(rows)} points); "
+                            f"{plan.threads} (timed at the run's thread count, as the held-out cases); "
                             f"bytes moved / (fastest call - fastest per-call overhead "
                             f"{overhead_s * 1e6:.3g} us), all ops pooled ({per_op}); {stamp}"}
             level["achievable_fraction"] = {

@@ -147,10 +147,9 @@ TINY_OPS = ("add_", "sum", "mm_1x1", "linear_1x1")
 
 
 def tiny_op_jobs(device: str, settings: BenchSettings) -> list[Job]:
-    """Per-call overhead: ops on one element (add, sum, 1x1 matmul, 1x1 linear), timed
-    at the configured threads only."""
+    """Per-call overhead: ops on one element (add, sum, 1x1 matmul, 1x1 linear)."""
     return [Job(f"tiny/{name}", CALIBRATION, "overhead", partial(_tiny_call, device, name),
-                settings, both_threads=False, meta={"op": name}, passes=1)
+                settings, meta={"op": name}, passes=1)
             for name in TINY_OPS]
 
 

@@ -83,7 +83,7 @@ def summary_markdown(*, title: str, machine: str, profile_note: str, overall: di
     parts += [f"> **Warning:** {w}\n" for w in warnings]
     parts += [head, "", "error = (simulated - measured) / measured; positive means the "
              "simulator predicts a slower kernel than PyTorch ran. measured = the fastest "
-             "call, at the configured threads or on one thread (other processes only slow "
+             "call, at the run's thread count as calibration (other processes only slow "
              "calls down), drift-corrected by its round's reference kernel and the median over "
              "its rounds; median_s keeps the median call. Spread = (max - min) / median of "
              "the repeat medians, or the rounds' disagreement if larger; noise = IQR / "

@@ -10,8 +10,10 @@ a minute later made them inherit the drift. Here every timed case is a `Job` and
   alternating (`interleave`), so both see the same machine state;
 - every round first times the reference kernels (`reference_kernels`: a main-memory
   stream and an in-cache fp32 GEMM, ~0.3 s together);
-- within a round a case keeps its fastest call (min of k, `bench.time_best_of_threads`):
-  other processes only ever slow a call down;
+- every job, calibration or held-out, and the references are timed under one thread
+  rule: at the run's thread count (`bench.time_at_threads`; CPU time on one thread), so
+  a fit and the cases it predicts share it; within a round a case keeps its fastest
+  call (min of k): other processes only ever slow a call down;
 - drift correction: t_corrected = t x ref_median / ref_round, with the stream
   reference for memory-bound jobs and the GEMM reference for the others (compute- and
   overhead-bound), ref_median the median over the planned rounds (not their retries);
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from precsim.validation.bench import BenchSettings, Timing, time_best_of_threads, time_callable
+from precsim.validation.bench import BenchSettings, Timing, time_at_threads
 from precsim.validation.torchenv import load_torch
 
 CALIBRATION = "calibration"
@@ -61,7 +63,6 @@ class Job:
     bound: str  # "memory", "compute" or "overhead": which reference corrects it
     build: Callable[[], Callable[[], object]]
     settings: BenchSettings
-    both_threads: bool = True  # best of the configured threads and one thread
     meta: Mapping = field(default_factory=dict)
     passes: int = 0  # timed in the first `passes` passes only (0: every pass)
 
@@ -194,14 +195,11 @@ class RoundsResult:
 
 
 def time_job(job: Job, device: str) -> tuple[Timing, int]:
-    """Build the job's tensors and time it (fastest call over the threads tried)."""
-    torch = load_torch()
+    """Build the job's tensors and time it at the run's threads (bench.time_at_threads,
+    the rule every job shares); returns the timing and the thread count."""
     fn = job.build()
-    with torch.inference_mode():
-        if job.both_threads:
-            return time_best_of_threads(fn, job.settings, device)
-        return time_callable(fn, job.settings), job.settings.threads or \
-            torch.get_num_threads()
+    with load_torch().inference_mode():
+        return time_at_threads(fn, job.settings, device)
 
 
 def reference_kernels(device: str, stream_bytes: int = 64 * 2**20, gemm_n: int = 384
@@ -209,7 +207,7 @@ def reference_kernels(device: str, stream_bytes: int = 64 * 2**20, gemm_n: int =
     """A measurer of the two reference kernels, tensors allocated once: `x.sum()` over
     `stream_bytes` of fp32 (main memory: kernels.reference_stream_bytes) and an fp32
     gemm_n^3 matmul (in cache: compute-bound). Returns {"stream": s, "gemm": s}, each
-    the fastest call (bench.time_best_of_threads)."""
+    the fastest call at the run's threads (bench.time_at_threads, as the jobs)."""
     torch = load_torch()
     x = torch.rand(stream_bytes // 4, device=device)
     a = torch.randn(gemm_n, gemm_n, device=device)
@@ -217,7 +215,7 @@ def reference_kernels(device: str, stream_bytes: int = 64 * 2**20, gemm_n: int =
 
     def measure() -> dict[str, float]:
         with torch.inference_mode():
-            return {name: time_best_of_threads(fn, REFERENCE_SETTINGS, device)[0].best_s
+            return {name: time_at_threads(fn, REFERENCE_SETTINGS, device)[0].best_s
                     for name, fn in kernels.items()}
     return measure
 
