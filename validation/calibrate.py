@@ -331,7 +331,7 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
         doc["kind"] = "gpu"
     doc["description"] = (f"Calibrated with `precsim calibrate` {stamp}. Every "
                           "microbenchmark (and every held-out case of `validate`) was timed "
-                          "at that thread count, in CPU time on one thread. Measured "
+                          "at that thread count (in CPU time when it is one). Measured "
                           "numbers say how; energy and power keep the template's "
                           "assumptions.")
     doc["overheads"]["kernel_launch"] = {

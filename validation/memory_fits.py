@@ -82,8 +82,8 @@ def fit_memory_levels(doc: dict, plans: list, streams: pd.DataFrame,
             level["bandwidth"] = {
                 "value": f"{bw / 1e9:.4g} GB/s",
                 "measured": f"fp32 streams ({'/'.join(dict.fromkeys(rows['op']))}) over "
-                            f"buffers of {sizes_txt} on "
-                            f"{plan.threads} (timed at the run's thread count, as the held-out cases); "
+                            f"buffers of {sizes_txt} on {plan.threads} (timed at the "
+                            "run's thread count, as the held-out cases); "
                             f"bytes moved / (fastest call - fastest per-call overhead "
                             f"{overhead_s * 1e6:.3g} us), all ops pooled ({per_op}); {stamp}"}
             level["achievable_fraction"] = {
