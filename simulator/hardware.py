@@ -43,8 +43,13 @@ class ExecPlan:
     a_convert_j: float
     #: share of each level's achievable bandwidth the kernel streams operands at
     stream_fraction: float = 1.0
-    #: the same for matrix kernels with more than one activation row
+    #: the same for matrix kernels with more than one activation row, measured with
+    #: `gemm_stream_rows` rows; `gemm_stream_wide` at `gemm_stream_wide_rows` (equal
+    #: rows: no row effect; mapping.gemm_stream_share)
     gemm_stream_fraction: float = 1.0
+    gemm_stream_rows: float = 2.0
+    gemm_stream_wide: float = 1.0
+    gemm_stream_wide_rows: float = 2.0
     #: per-call overhead of the kernel (the type's `launch`, else the profile's)
     launch_s: float = 0.0
     #: time per weight row (output feature) per one-row call (the type's `row_time`)

@@ -20,7 +20,8 @@ import numpy as np
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficiency, structure
 from precsim.simulator.hardware import Hardware, as_hardware
-from precsim.simulator.mapping import attention_rule, cheapest, pick_plan, plan_options
+from precsim.simulator.mapping import (attention_rule, cheapest, gemm_stream_share, pick_plan,
+                                       plan_options)
 from precsim.simulator.quant import (as_quant, dtype_bits, group_format, quant_attr,
                                      stream_bits, stream_dtype)
 from precsim.simulator.roofline import (ACC_BYTES, KernelCost, bytes_through, home_level,
@@ -89,7 +90,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
         # more than one activation row: the library's GEMM path streams at its own share
         plan = dict(plan, stream_fraction=stream_scale * np.where(
-            np.asarray(m) > 1, plan["gemm_stream_fraction"], plan["stream_fraction"]))
+            np.asarray(m) > 1, gemm_stream_share(plan, m), plan["stream_fraction"]))
         plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
         conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
         conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]

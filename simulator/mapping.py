@@ -195,13 +195,15 @@ def _native_candidates(profile: HardwareProfile, w_dtype: str, a_dtype: str,
         if wc is None or ac is None:
             continue
         reader = weight_spec or spec
+        rows, few, wide_rows, wide = reader.gemm_stream_points
         plan = ExecPlan(exec_dtype=y, path=_path(profile, w_dtype, a_dtype, wc, ac),
                         ops_per_s=spec.achievable_ops_per_s,
                         energy_per_op_j=spec.energy_per_op_j, w_convert_ops=wc.ops,
                         w_convert_s=wc.s, w_convert_j=wc.j, a_convert_ops=ac.ops,
                         a_convert_s=ac.s, a_convert_j=ac.j,
                         stream_fraction=reader.stream_fraction_value,
-                        gemm_stream_fraction=reader.gemm_stream_fraction_value,
+                        gemm_stream_fraction=few, gemm_stream_rows=rows,
+                        gemm_stream_wide=wide, gemm_stream_wide_rows=wide_rows,
                         launch_s=reader.launch_s or profile.kernel_launch_s,
                         row_s=reader.row_time_s)
         candidates.append((plan, wc.steps + ac.steps))
@@ -221,6 +223,7 @@ def _weight_only_plan(profile: HardwareProfile, a_dtype: str, kernel) -> ExecPla
                     a_convert_s=0.0, a_convert_j=0.0,
                     stream_fraction=kernel.stream_fraction_value,
                     gemm_stream_fraction=kernel.stream_fraction_value,
+                    gemm_stream_wide=kernel.stream_fraction_value,
                     launch_s=kernel.launch.value if kernel.launch
                     else profile.kernel_launch_s)
 
@@ -232,7 +235,8 @@ def _undominated(candidates: list[tuple[ExecPlan, int]]) -> tuple[ExecPlan, ...]
     dropped (a kernel's time never falls by choosing it)."""
     def speed(p: ExecPlan) -> tuple:
         return (1.0 / p.ops_per_s, p.w_convert_s, p.a_convert_s, DTYPE_BITS[p.exec_dtype],
-                1.0 / p.stream_fraction, 1.0 / p.gemm_stream_fraction)
+                1.0 / p.stream_fraction, 1.0 / p.gemm_stream_fraction,
+                1.0 / p.gemm_stream_wide)
 
     ordered = sorted(candidates, key=lambda c: (c[0].w_convert_s + c[0].a_convert_s,
                                                 1.0 / c[0].ops_per_s,
@@ -281,7 +285,23 @@ def resolve_exec(profile: HardwareProfile, w_dtype: str, a_dtype: str) -> ExecPl
 #: Numeric ExecPlan fields of a plan dict (`plan_options`; with exec_dtype, exec_path).
 _PLAN_FIELDS = ("ops_per_s", "energy_per_op_j", "w_convert_ops", "w_convert_s",
                "w_convert_j", "a_convert_ops", "a_convert_s", "a_convert_j",
-               "stream_fraction", "gemm_stream_fraction", "launch_s", "row_s")
+               "stream_fraction", "gemm_stream_fraction", "gemm_stream_rows",
+               "gemm_stream_wide", "gemm_stream_wide_rows", "launch_s", "row_s")
+
+
+def gemm_stream_share(plan: dict, m):
+    """Stream fraction of a matrix kernel with m > 1 activation rows: f0 =
+    `gemm_stream_fraction` measured with r0 rows, f1 = `gemm_stream_wide` with r1 > r0
+    rows, f0 + (f1 - f0) clip(ln(m / r0) / ln(r1 / r0), 0, 1): linear in log(rows)
+    between the two calibrated row counts, flat outside them; f0 where r1 = r0 (no
+    `gemm_stream_wide` in the profile)."""
+    r0, r1, f0 = plan["gemm_stream_rows"], plan["gemm_stream_wide_rows"], \
+        plan["gemm_stream_fraction"]
+    if r1 == r0 if isinstance(r0, float) else np.all(np.asarray(r1) == r0):
+        return f0
+    span = np.where(np.asarray(r1) > r0, np.log(np.maximum(r1, r0) / r0), 1.0)
+    t = np.clip(np.log(np.maximum(np.asarray(m, dtype=float), 1.0) / r0) / span, 0.0, 1.0)
+    return f0 + np.where(np.asarray(r1) > r0, t, 0.0) * (plan["gemm_stream_wide"] - f0)
 
 
 def _plan_dict(plan: ExecPlan) -> dict:

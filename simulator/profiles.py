@@ -13,9 +13,10 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, StrictBool, ValidationError, model_validator
+from pydantic import (Field, PrivateAttr, StrictBool, StrictInt, ValidationError,
+                      model_validator)
 
 from precsim.simulator.dtypes import (DTYPE_BITS, DTYPES, FLOAT_DTYPES, DType,  # noqa: F401
                                       rate_unit)  # FLOAT_DTYPES, rate_unit re-exported
@@ -32,6 +33,12 @@ from precsim.simulator.schema_errors import format_validation_error
 Engine = Literal["matrix", "vector"]
 
 
+class RowsFraction(Fraction):
+    """A share measured with `rows` activation rows (a few-row GEMM stream fraction)."""
+
+    rows: Annotated[StrictInt, Field(ge=2)] | None = None
+
+
 class ComputeSpec(_Strict):
     """Dense peak of one data type on one engine, its achievable share and energy/op."""
 
@@ -40,9 +47,21 @@ class ComputeSpec(_Strict):
     achievable_fraction: Fraction
     energy_per_op: Energy
     stream_fraction: Fraction | None = None
-    gemm_stream_fraction: Fraction | None = None
+    gemm_stream_fraction: RowsFraction | None = None
+    gemm_stream_wide: RowsFraction | None = None
     launch: Time | None = None
     row_time: Time | None = None
+
+    @model_validator(mode="after")
+    def _wide_has_rows(self):
+        wide, few = self.gemm_stream_wide, self.gemm_stream_fraction
+        if wide is not None and (few is None or few.rows is None or wide.rows is None
+                                 or wide.rows <= few.rows):
+            raise ValueError("gemm_stream_wide needs `rows` above the `rows` of "
+                             "gemm_stream_fraction (the two row counts the shares were "
+                             f"measured at), got {few.rows if few else None} and "
+                             f"{wide.rows}")
+        return self
 
     @property
     def row_time_s(self) -> float:
@@ -75,6 +94,16 @@ class ComputeSpec(_Strict):
         its sgemv streams as is): `gemm_stream_fraction`, else `stream_fraction`."""
         return (self.gemm_stream_fraction.value if self.gemm_stream_fraction
                 else self.stream_fraction_value)
+
+    @property
+    def gemm_stream_points(self) -> tuple[float, float, float, float]:
+        """(rows, share, wide rows, wide share) of the few-row GEMM stream fraction
+        (simulator.mapping.gemm_stream_share interpolates between them); without
+        `gemm_stream_wide` both points are `gemm_stream_fraction_value` (no row effect)."""
+        few, wide = self.gemm_stream_fraction_value, self.gemm_stream_wide
+        if wide is None:
+            return 2.0, few, 2.0, few
+        return float(self.gemm_stream_fraction.rows), few, float(wide.rows), wide.value
 
     @property
     def achievable_ops_per_s(self) -> float:

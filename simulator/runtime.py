@@ -390,17 +390,20 @@ def _stream_overrides(rt: RuntimeProfile, profile: HardwareProfile, dtype: str,
     why = (f"runtime {rt.name} kernels.{dtype}.stream_efficiency {eff.value:g} "
            f"({eff.provenance})")
 
-    def scaled(fraction: float) -> dict:
+    def scaled(fraction: float, rows: int | None = None) -> dict:
         return {"value": round(fraction * eff.value, 12),
-                "derived": f"{fraction:g} x {why}"}
+                "derived": f"{fraction:g} x {why}"} | ({"rows": rows} if rows else {})
     if dtype in profile.weight_only:
         return {f"weight_only.{dtype}.stream_fraction":
                 scaled(profile.weight_only[dtype].stream_fraction_value)}
     if profile.native(dtype):
-        spec = profile.compute[dtype]
+        spec, wide = profile.compute[dtype], profile.compute[dtype].gemm_stream_wide
+        few_rows = spec.gemm_stream_fraction.rows if spec.gemm_stream_fraction else None
         return {f"compute.{dtype}.stream_fraction": scaled(spec.stream_fraction_value),
                 f"compute.{dtype}.gemm_stream_fraction":
-                    scaled(spec.gemm_stream_fraction_value)}
+                    scaled(spec.gemm_stream_fraction_value, few_rows)} | (
+            {f"compute.{dtype}.gemm_stream_wide": scaled(wide.value, wide.rows)}
+            if wide else {})
     rule = profile.fallbacks.get(dtype)
     if rule is None:
         raise InputError(f"runtime {rt.name}: kernels.{dtype}.stream_efficiency: profile "

@@ -163,6 +163,30 @@ def test_gemm_stream_fraction_recovered_from_few_row_matmuls(template):
     assert "4x4096x1024" in fp32["gemm_stream_fraction"]["measured"]
 
 
+def test_gemm_stream_fractions_recovered_at_two_row_counts(template):
+    truth = copy.deepcopy(template)
+    few, wide = microbench.GEMM_STREAM_ROWS, microbench.GEMM_STREAM_WIDE_ROWS
+    spec = truth["compute"]["fp32"]
+    spec["gemm_stream_fraction"] = {"value": 0.23, "rows": few, "assumed": "truth"}
+    spec["gemm_stream_wide"] = {"value": 0.61, "rows": wide, "assumed": "truth"}
+    rows = [{"purpose": purpose, "format": "fp32", "m": m, "n": n, "k": k,
+             "best_s": _time(truth, matmul_case("fp32", m, n, k))}
+            for purpose, m in (("gemm_stream", few), ("gemm_stream_wide", wide))
+            for n, k in microbench.STREAM_SHAPES]
+    fits.fit_gemm_stream_wide(template, pd.DataFrame(rows), "now")
+    assert "gemm_stream_wide" not in template["compute"]["fp32"]  # no 4-row share yet
+    fits.fit_gemm_stream_fractions(template, pd.DataFrame(rows), "now")
+    fits.fit_gemm_stream_wide(template, pd.DataFrame(rows), "now")
+    fp32 = template["compute"]["fp32"]
+    assert fp32["gemm_stream_fraction"]["value"] == pytest.approx(0.23, abs=2e-4)
+    assert fp32["gemm_stream_wide"]["value"] == pytest.approx(0.61, abs=2e-4)
+    assert (fp32["gemm_stream_fraction"]["rows"], fp32["gemm_stream_wide"]["rows"]) == \
+        (few, wide)
+    assert f"{wide}x4096x1024" in fp32["gemm_stream_wide"]["measured"]
+    assert "gemm_stream_wide" not in template["compute"]["bf16"]  # not measured: none
+    profile_from_mapping(template, "fitted")  # a valid profile
+
+
 def test_ternary_unpack_ops_recovered_over_shapes(template):
     truth = copy.deepcopy(template)
     truth["fallbacks"]["ternary"]["convert_ops_per_element"] = {"value": 37.0,

@@ -4,6 +4,7 @@
 profiles without them keep the roofline's behaviour."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from precsim.simulator.errors import InputError
@@ -157,3 +158,37 @@ def test_gemm_stream_fraction_prices_few_row_matmuls_and_row_time_only_gemvs():
         gemm_cost(no_rows, 1, 4096, 1024, "FP32").time_s + 4096 * 50e-9)
     assert gemm_cost(rows, 4, 4096, 1024, "FP32").time_s == pytest.approx(
         gemm_cost(no_rows, 4, 4096, 1024, "FP32").time_s)
+
+
+def _few_rows(f0, f1=None, r0=4, r1=64):
+    """HOST with fp32 gemm_stream_fraction f0 at r0 rows and, given f1, the wide share."""
+    over = {"compute.fp32.gemm_stream_fraction": {"value": f0, "rows": r0, "assumed": "test"}}
+    if f1 is not None:
+        over["compute.fp32.gemm_stream_wide"] = {"value": f1, "rows": r1, "assumed": "test"}
+    return HOST.with_overrides(over)
+
+
+def test_gemm_stream_wide_interpolates_in_log_rows_and_is_flat_outside():
+    curve = _few_rows(0.4, 0.8)
+
+    def t(profile, m):
+        return float(gemm_cost(profile, m, 2048, 1024, "FP32").time_s)
+    # at the calibrated rows exactly the calibrated shares; 16 rows is halfway in log
+    # between 4 and 64: share 0.6; below 4 and above 64 the end shares; one row untouched
+    for m, f in ((2, 0.4), (4, 0.4), (16, 0.6), (64, 0.8), (256, 0.8)):
+        assert t(curve, m) == pytest.approx(t(_few_rows(f), m), rel=1e-12)
+    assert t(curve, 1) == t(_few_rows(0.4), 1)
+    # vectorised over rows: the same numbers in one call
+    arr = gemm_cost(curve, np.array([2, 16, 256]), 2048, 1024, "FP32").time_s
+    assert list(arr) == pytest.approx([t(curve, 2), t(curve, 16), t(curve, 256)], rel=1e-12)
+
+
+def test_gemm_stream_wide_needs_both_row_counts():
+    with pytest.raises(InputError, match="gemm_stream_wide needs `rows`"):
+        HOST.with_overrides({"compute.fp32.gemm_stream_fraction": 0.5,
+                             "compute.fp32.gemm_stream_wide":
+                                 {"value": 0.8, "rows": 64, "assumed": "test"}})
+    with pytest.raises(InputError, match="got 64 and 16"):
+        _few_rows(0.5, 0.8, r0=64, r1=16)
+    with pytest.raises(InputError, match="rows"):
+        _few_rows(0.5, 0.8, r0=1)

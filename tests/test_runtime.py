@@ -350,3 +350,11 @@ def test_a_runtime_without_measured_efficiencies_says_so():
     fitted = precsim.simulate("h100-sxm", "llama-3-8b", runtime="torch-compile")
     assert not any("no measured efficiencies" in note
                    for note in fitted.totals.get("approximations", []))
+
+
+def test_stream_efficiency_scales_both_few_row_gemm_shares_and_keeps_their_rows(h100):
+    prof = h100.with_overrides({
+        "compute.int8.gemm_stream_fraction": {"value": 0.5, "rows": 4, "assumed": "test"},
+        "compute.int8.gemm_stream_wide": {"value": 0.8, "rows": 64, "assumed": "test"}})
+    spec = apply_runtime("torch-compile", prof, "W8A16").profile.compute["int8"]
+    assert spec.gemm_stream_points == pytest.approx((4.0, 0.5 * 0.844, 64.0, 0.8 * 0.844))

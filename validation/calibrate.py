@@ -16,6 +16,7 @@ template's and carries `measured:` provenance saying how, when and on what machi
   main memory's stream bandwidth that makes the simulator's total time match;
 - per-dtype `gemm_stream_fraction`: the same shapes with GEMM_STREAM_ROWS activation
   rows (the library's GEMM path: MKL's sgemm packs the weight panel), fitted the same way;
+  `gemm_stream_wide` with GEMM_STREAM_WIDE_ROWS rows, after the overlap below;
 - `overheads.matmul_overlap`: a bf16 matmul with a few rows (OVERLAP_SHAPE, weights
   streamed from main memory) timed, the overlap solved so the simulator matches it
   (solved twice in turn with the GEMM-path fractions, as each case depends on both);
@@ -154,6 +155,8 @@ class Calibration:
                                 for dt, spec in p.compute.items()},
             "gemm_stream_fraction": {dt: spec.gemm_stream_fraction_value
                                      for dt, spec in p.compute.items()},
+            "gemm_stream_wide": {dt: [spec.gemm_stream_wide.rows, spec.gemm_stream_wide.value]
+                                 for dt, spec in p.compute.items() if spec.gemm_stream_wide},
             "matmul_overlap": p.overheads.matmul_overlap_value,
             "weight_only": {dt: {"achievable_ops_per_s": k.achievable_ops_per_s,
                                  "stream_fraction": k.stream_fraction_value}
@@ -343,6 +346,9 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
     for _ in range(2):  # the few-row GEMMs and the overlap case depend on both
         fits.fit_gemm_stream_fractions(doc, matmuls, stamp)
         fits.fit_overlap(doc, matmuls, stamp, notes)
+    # the 64-row share after the overlap, on it: the two explain the same 64-row times,
+    # and fitted in turn they trade against each other from run to run (docs/validation.md)
+    fits.fit_gemm_stream_wide(doc, matmuls, stamp)
     for _ in range(2):
         fits.fit_weight_only(doc, matmuls, stamp, notes)
     fits.fit_vector_rate(doc, vector, stamp, notes)
@@ -382,7 +388,8 @@ def _matmul_specs(n: int, k: int) -> list[tuple[str, str, tuple[int, int, int]]]
     (weights rotating over main-memory-sized copies, as the held-out cases)."""
     specs = [(purpose, fmt, (m, nn, kk)) for fmt in microbench.STREAM_FORMATS.values()
              for nn, kk in microbench.STREAM_SHAPES
-             for purpose, m in (("stream", 1), ("gemm_stream", microbench.GEMM_STREAM_ROWS))]
+             for purpose, m in (("stream", 1), ("gemm_stream", microbench.GEMM_STREAM_ROWS),
+                                ("gemm_stream_wide", microbench.GEMM_STREAM_WIDE_ROWS))]
     specs += [("overlap", "bf16", microbench.OVERLAP_SHAPE)]
     for fmt in microbench.WEIGHT_ONLY_FORMATS:
         specs += [("stream", fmt, (1, nn, kk)) for nn, kk in ((n, k), *microbench.STREAM_SHAPES)]

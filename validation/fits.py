@@ -161,25 +161,38 @@ def fit_gemm_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> N
     """compute.<dtype>.gemm_stream_fraction: as `fit_stream_fractions`, from the same
     shapes with GEMM_STREAM_ROWS activation rows (the library's GEMM path)."""
     _fit_fractions(doc, matmuls, stamp, "gemm_stream", "gemm_stream_fraction",
-                   with_rows=False)
+                   with_rows=False, at_rows=microbench.GEMM_STREAM_ROWS)
+
+
+def fit_gemm_stream_wide(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
+    """compute.<dtype>.gemm_stream_wide: the same with GEMM_STREAM_WIDE_ROWS rows, where
+    measured (the simulator interpolates in log(rows) between the two shares:
+    mapping.gemm_stream_share)."""
+    _fit_fractions(doc, matmuls, stamp, "gemm_stream_wide", "gemm_stream_wide",
+                   with_rows=False, at_rows=microbench.GEMM_STREAM_WIDE_ROWS)
 
 
 def _fit_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str, purpose: str,
-                   field: str, with_rows: bool) -> None:
+                   field: str, with_rows: bool, at_rows: int | None = None) -> None:
     """Least squares of the relative error over the `purpose` matmuls of each
-    STREAM_FORMATS type for compute.<dtype>.<field> (and, `with_rows`, .row_time)."""
+    STREAM_FORMATS type for compute.<dtype>.<field> (and, `with_rows`, .row_time);
+    `at_rows`: the row count the field records (`rows:`) with the share."""
     dram = profile_from_mapping(doc, "calibration").main_memory
+    at = {"rows": at_rows} if at_rows else {}
     for dtype, fmt in microbench.STREAM_FORMATS.items():
         rows = matmuls[(matmuls["purpose"] == purpose) & (matmuls["format"] == fmt)]
         rows = rows.dropna(subset=["best_s"])
         if dtype not in doc["compute"] or rows.empty:
             continue
+        if field == "gemm_stream_wide" and "rows" not in \
+                doc["compute"][dtype].get("gemm_stream_fraction", {}):
+            continue  # the few-row share was not measured: no second point to pair with
         cases = [matmul_case(fmt, int(r.m), int(r.n), int(r.k)) for r in rows.itertuples()]
 
         def hw_at(x: float, y: float, dtype=dtype):
             trial = copy.deepcopy(doc)
             spec = trial["compute"][dtype]
-            spec[field] = {"value": min(1.0, 1.0 / x), "assumed": "trial"}
+            spec[field] = {"value": min(1.0, 1.0 / x), "assumed": "trial", **at}
             if with_rows and y > 0:
                 spec["row_time"] = {"value": f"{y * 1e9:.8g} ns", "assumed": "trial"}
             elif with_rows:
@@ -210,7 +223,7 @@ def _fit_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str, purpose: str,
                f"simulator's times of the {kernel} matmuls {each} (weights streamed from "
                f"{dram.name}) match; {stamp}")
         spec = doc["compute"][dtype]
-        spec[field] = {"value": round(min(1.0, 1.0 / x), 4), "measured": how}
+        spec[field] = {"value": round(min(1.0, 1.0 / x), 4), "measured": how, **at}
         if with_rows and y > 0:
             spec["row_time"] = {"value": f"{y * 1e9:.4g} ns", "measured": how}
         elif with_rows:

@@ -205,6 +205,9 @@ STREAM_FORMATS = {"fp32": "fp32", "bf16": "bf16", "int8": "w8a8"}
 #: activation rows of the few-row GEMMs on STREAM_SHAPES that give gemm_stream_fraction
 #: (a batch-4 decode step's projections)
 GEMM_STREAM_ROWS = 4
+#: and the larger row count on the same shapes that gives gemm_stream_wide (a 64-token
+#: prefill chunk; the simulator interpolates in log(rows) between the two)
+GEMM_STREAM_WIDE_ROWS = 64
 
 
 #: packed weight formats whose run-time dequantisation is calibrated, and the profile

@@ -124,7 +124,7 @@ def calibration_shapes(quick: bool) -> set[tuple[int, int, int]]:
     n, k = microbench.weight_only_shape(quick)
     rows = microbench.WEIGHT_ONLY_PEAK_ROWS
     others = {(m, nn, kk) for nn, kk in microbench.STREAM_SHAPES
-              for m in (1, microbench.GEMM_STREAM_ROWS)} | {
+              for m in (1, microbench.GEMM_STREAM_ROWS, microbench.GEMM_STREAM_WIDE_ROWS)} | {
         microbench.OVERLAP_SHAPE, (rows, n, k)}
     return shapes | {(1, n, k)} | others
 

@@ -55,10 +55,10 @@ KNOWN_CAUSES = {
     "part of the drift it shares",
     ("gemm", "w8a8", ""): "few-row torch._int_mm streams at 14-20 GB/s depending on the "
     "shape; the GEMM-path fraction is pooled over three",
-    ("gemm", "fp32", ""): "the GEMM-path stream fraction is fitted on 4-row matmuls: "
-    "MKL's sgemm streams 8 rows slower on one core of the Xeon VM (-15 to -27%), and at "
-    "256 rows packs the panel once at ~24 GB/s where the model charges the 4-row rate "
-    "in series with the math (+15 to +17%)",
+    ("gemm", "fp32", ""): "the GEMM-path stream fraction is fitted at 4 and 64 rows and "
+    "interpolated in log(rows): MKL's sgemm on 8 rows runs slower than either on one core "
+    "of the Xeon VM (-17 to -21%: its few-row math, not its stream, which no share "
+    "between the two calibrated ones expresses)",
     ("gemv", "w8a16-deq", ""): "on one core the dequantisation chain's passes run between "
     "the cache and the main-memory rate although its temporaries (3 bytes per weight) "
     "fit the measured cache share: -10 to -37% (all from main memory would give -5 to +13%)",
