@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -36,14 +35,11 @@ from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.models import TransformerConfig, get_model
-from precsim.simulator.op_eval import PassOps, evaluate_passes
+from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
 from precsim.simulator.power import dynamic_split, power_and_energy
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
-from precsim.simulator.roofline import add_all, home_level, reduce_costs
-
-_SUMMED = ("time_s", "energy_j", "flops", "vector_ops", "convert_ops", "compute_time_s",
-           "memory_time_s", "overhead_time_s", "n_kernels", "convert_time_s")
+from precsim.simulator.roofline import add_all, home_level
 
 
 def _check_lengths(**values) -> None:
@@ -136,55 +132,57 @@ def activation_bytes(model: TransformerConfig, quant, batch, prompt_len, flash: 
 
 @dataclass(frozen=True, eq=False)
 class PhaseCost:
-    """Cost of one phase: per-op KernelCosts (already multiplied by their counts) and
-    their sums. Arrays broadcast over the inputs."""
+    """Cost of one phase: its ops priced (simulator.op_eval.EvaluatedPass: `costs`, one
+    KernelCost per op multiplied by its count, and their sums, every sum in the pass's
+    common shape). Arrays broadcast over the inputs."""
 
     phase: str
     specs: tuple
-    costs: tuple
+    evaluated: EvaluatedPass
     level_names: tuple
     weights_home: object
     weight_bytes: dict
 
-    def _sum(self, name):
-        return add_all(getattr(c, name) for c in self.costs)
+    @property
+    def costs(self) -> tuple:
+        """One KernelCost per op (split off the stacked evaluation on first access)."""
+        return self.evaluated.costs
 
-    @cached_property
+    @property
     def time_s(self):
-        return self._sum("time_s")
+        return self.evaluated.sums["time_s"]
 
-    @cached_property
+    @property
     def energy_j(self):
-        return self._sum("energy_j")
+        return self.evaluated.sums["energy_j"]
 
-    @cached_property
+    @property
     def flops(self):
-        return self._sum("flops")
+        return self.evaluated.sums["flops"]
 
-    @cached_property
+    @property
     def vector_ops(self):
-        return self._sum("vector_ops")
+        return self.evaluated.sums["vector_ops"]
 
-    @cached_property
+    @property
     def convert_ops(self):
-        return self._sum("convert_ops")
+        return self.evaluated.sums["convert_ops"]
 
-    @cached_property
+    @property
     def convert_time_s(self):
-        return self._sum("convert_time_s")
+        return self.evaluated.sums["convert_time_s"]
 
-    @cached_property
+    @property
     def overhead_time_s(self):
-        return self._sum("overhead_time_s")
+        return self.evaluated.sums["overhead_time_s"]
 
-    @cached_property
+    @property
     def n_kernels(self):
-        return self._sum("n_kernels")
+        return self.evaluated.sums["n_kernels"]
 
-    @cached_property
+    @property
     def bytes_moved(self) -> dict:
-        return {name: add_all(c.bytes_moved[name] for c in self.costs)
-                for name in self.level_names}
+        return dict(self.evaluated.sums["bytes_moved"])
 
     @property
     def main_memory_bytes(self):
@@ -196,7 +194,7 @@ class PhaseCost:
         if np.ndim(home):
             home = np.take(np.broadcast_to(home, np.broadcast(home, weights).shape), 0,
                            axis=axis)
-        return dataclasses.replace(self, costs=reduce_costs(self.costs, weights, axis),
+        return dataclasses.replace(self, evaluated=self.evaluated.reduce(weights, axis),
                                    weights_home=home)
 
     @property
@@ -249,8 +247,8 @@ def _price(passes, fused_dequant: bool) -> tuple:
         block = (wb["attn"] + wb["mlp"]) / model.n_layers
         block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
         placed.append((wb, PassOps(specs, hw, quant, model, state_home, block_home)))
-    costs = evaluate_passes([ops for _, ops in placed], fused_dequant)
-    return tuple(PhaseCost(phase=p[3], specs=tuple(p[4]), costs=c,
+    costs = price_passes([ops for _, ops in placed], fused_dequant)
+    return tuple(PhaseCost(phase=p[3], specs=tuple(p[4]), evaluated=c,
                            level_names=p[0].level_names, weights_home=ops.state_home,
                            weight_bytes=wb) for p, (wb, ops), c in zip(passes, placed, costs))
 

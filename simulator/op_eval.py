@@ -1,9 +1,11 @@
 """The kernels of one or more passes priced along an ops axis: the ops of one kind that
 share a kernel formula and its non-shape arguments (GEMMs of one format, norms of one
 kind, element-wise ops, embeddings) are stacked along a new leading axis and priced by
-ONE call of their formula in simulator.kernels (every formula broadcasts), then split
-back into one KernelCost per op. Passes on the same hardware and format (a request's
-prefill and decode) share the calls; each op keeps its pass's weight home. Element for
+ONE call of their formula in simulator.kernels (every formula broadcasts) and kept
+stacked: a pass's sums are taken on the stacked arrays (`EvaluatedPass`), one
+KernelCost per op split off only when the per-op costs are asked for. Passes on the
+same hardware and format (a request's prefill and decode) share the calls; each op keeps
+its pass's weight home. Element for
 element this is the per-op evaluation (`evaluate_op`, which prices what is not stacked:
 attention, MobileLLM's repeated blocks); stacking only saves per-call overhead.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -20,7 +23,8 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
 from precsim.simulator.models import TransformerConfig
 from precsim.simulator.ops import OpSpec, add_axis
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
-from precsim.simulator.roofline import EXTENSIVE_FIELDS, KernelCost, home_level
+from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
+                                        reduce_costs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,12 +41,18 @@ class PassOps:
 
 
 def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tuple]:
-    """One KernelCost per op of each pass (multiplied by its count), equal to
-    `evaluate_op` of each: stackable ops priced per batch (`_batch_key`), the others one
-    by one. Passes sharing hardware and format share a batch's call where the op's
-    inputs are scalars (arrays of different passes need not align: a decode pass has a
-    trailing axis of steps)."""
-    costs = [[None] * len(p.specs) for p in passes]
+    """One KernelCost per op of each pass (`price_passes`, split per op)."""
+    return [e.costs for e in price_passes(passes, fused_dequant)]
+
+
+def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[EvaluatedPass]:
+    """Each pass's ops priced (times their counts), equal to `evaluate_op` of each:
+    stackable ops priced per batch (`_batch_key`) and kept stacked, the others one by
+    one. Passes sharing hardware and format share a batch's call where the op's inputs
+    are scalars (arrays of different passes need not align: a decode pass has a trailing
+    axis of steps); each pass keeps its rows of such a batch."""
+    parts = [[] for _ in passes]
+    singles = [[] for _ in passes]
     shared: dict = {}
     for pi, p in enumerate(passes):
         shared.setdefault((id(p.hw), id(p.quant)), []).append(pi)
@@ -67,16 +77,106 @@ def evaluate_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[tupl
             if key[0] == "single" or len(ops) == 1:
                 for pi, i in ops:
                     p = passes[pi]
-                    costs[pi][i] = evaluate_op(p.specs[i], hw, quant, p.model, p.state_home,
-                                               p.block_home, fused_dequant)
+                    singles[pi].append((i, evaluate_op(p.specs[i], hw, quant, p.model,
+                                                       p.state_home, p.block_home,
+                                                       fused_dequant)))
                 continue
             group = [passes[pi].specs[i] for pi, i in ops]
             homes = [passes[pi].state_home for pi, _ in ops]
             nd = max(hw.profiles.ndim, np.ndim(quant), *(dims[op] for op in ops))
             stacked = _STACKED[key[0]](group, hw, quant, _home(homes, nd), fused_dequant, nd)
-            for (pi, i), cost in zip(ops, _split(stacked, len(ops), nd)):
-                costs[pi][i] = cost
-    return [tuple(c) for c in costs]
+            start = 0
+            for pi in dict.fromkeys(pi for pi, _ in ops):  # each pass's rows, in order
+                idx = tuple(i for qi, i in ops if qi == pi)
+                parts[pi].append((idx, stacked, nd, slice(start, start + len(idx)),
+                                  len(ops)))
+                start += len(idx)
+    return [EvaluatedPass(len(p.specs), tuple(a), tuple(b))
+            for p, a, b in zip(passes, parts, singles)]
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluatedPass:
+    """A priced pass: `parts` (op indices, the stacked KernelCost of their batch, its
+    input dimensions, the pass's rows of the batch, the batch's size) and `singles` (op
+    index, KernelCost); `reduced`: (the pass, weights, axis) this is the weighted sum
+    of. Its sums are taken on the stacked arrays; the per-op costs are split off only
+    when asked for (`costs`)."""
+
+    n: int
+    parts: tuple
+    singles: tuple
+    reduced: tuple | None = None
+
+    @cached_property
+    def costs(self) -> tuple:
+        """One KernelCost per op, in op order (each as `evaluate_op`; reduced: as
+        `reduce_costs` of the pass's ops)."""
+        if self.reduced is not None:
+            source, weights, axis = self.reduced
+            return reduce_costs(source.costs, weights, axis)
+        out = [None] * self.n
+        for idx, cost, nd, rows, n_all in self.parts:
+            for i, c in zip(idx, _split(cost, n_all, nd)[rows]):
+                out[i] = c
+        for i, c in self.singles:
+            out[i] = c
+        return tuple(out)
+
+    @cached_property
+    def _stacked_sums(self) -> np.ndarray:
+        """Every extensive field, then every level's bytes, summed over the ops: (fields,
+        *shape). A stacked part is summed down its ops axis, the parts and single ops
+        added (numpy's order: within ~1e-15 relative of a sequential sum over the ops);
+        a reduced pass weights the sums of its source over `axis` (the same sum of
+        products, regrouped)."""
+        if self.reduced is not None:
+            source, weights, axis = self.reduced
+            sums = source._stacked_sums  # the fields' axis clear of the weights' axes
+            pad = (1,) * max(np.ndim(weights) - sums.ndim + 1, 0)
+            sums = sums.reshape(sums.shape[:1] + pad + sums.shape[1:])
+            return np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
+        blocks = [_block(_fields(cost), nd, n_all)[:, rows].sum(axis=1)
+                  for _, cost, nd, rows, n_all in self.parts]
+        blocks.extend(_block(_fields(cost), None, 1) for _, cost in self.singles)
+        dims = max(b.ndim for b in blocks)
+        return add_all(b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
+                       for b in blocks)
+
+    @cached_property
+    def sums(self) -> dict:
+        """The extensive fields summed over the ops (`_stacked_sums`), "bytes_moved" a
+        dict per level."""
+        first = self.parts[0][1] if self.parts else self.singles[0][1]
+        rows = list(self._stacked_sums)
+        out = dict(zip(EXTENSIVE_FIELDS, rows))
+        out["bytes_moved"] = dict(zip(first.bytes_moved, rows[len(EXTENSIVE_FIELDS):]))
+        return out
+
+    def reduce(self, weights, axis: int = -1) -> EvaluatedPass:
+        """The weighted sum over `axis` of every op (per op: `reduce_costs`)."""
+        return EvaluatedPass(self.n, self.parts, self.singles, (self, weights, axis))
+
+
+def _fields(cost: KernelCost) -> list:
+    d = cost.__dict__
+    return [d[f] for f in EXTENSIVE_FIELDS] + list(cost.bytes_moved.values())
+
+
+def _block(values: list, nd, n: int) -> np.ndarray:
+    """`values` in one float array (values, *shape) broadcast to their common shape; with
+    `nd` (a stacked part's input dimensions) the shape starts with the `n` ops."""
+    try:
+        out = np.array(values, dtype=float)  # one shape (the common case)
+    except ValueError:
+        out = None
+    if out is None or (nd is not None and (out.ndim != nd + 2 or out.shape[1] != n)):
+        shapes = [np.shape(v) for v in values]
+        shape = np.broadcast_shapes(*shapes, *([(n,) + (1,) * nd] if nd is not None else []))
+        out = np.empty((len(values),) + shape)
+        for i, v in enumerate(values):
+            out[i] = v
+    return out
 
 
 def _batch_key(spec: OpSpec, quant, repeated: bool):

@@ -244,8 +244,11 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         if np.ndim(nbytes) == 0:
             return min([j for j, room in rooms if nbytes <= room], default=hw.main)
         nbytes = np.asarray(nbytes)
-        if not rooms or (nbytes.size and nbytes.min() > max(r for _, r in rooms)):
-            return hw.main  # nothing fits below main memory anywhere in the sweep
+        least, most = (nbytes.min(), nbytes.max()) if nbytes.size else (np.nan, np.nan)
+        if least <= most:  # no NaN; the home never falls as bytes grow: the ends decide
+            lo = min([j for j, room in rooms if least <= room], default=hw.main)
+            if lo == min([j for j, room in rooms if most <= room], default=hw.main):
+                return lo
         home = np.full(nbytes.shape, hw.main)
         for j, room in rooms:
             home = np.where(nbytes <= room, j, home)

@@ -132,3 +132,35 @@ def test_a_swept_request_keeps_the_grid_shape_in_its_decode_totals():
         assert np.shape(totals[name]) == (2, 3, 4), name
     one = simulate("a100-sxm-80gb", "llama-3.2-1b", "W16A16", 8, 512, 33).totals
     assert totals["kernels_per_decode_step"][1, 1, 1] == one["kernels_per_decode_step"]
+
+
+@settings(max_examples=10, deadline=None)
+@given(profile=st.sampled_from(PROFILES), model=st.sampled_from(MODELS),
+       quant=st.sampled_from(QUANTS), seed=st.integers(0, 2**16))
+def test_phase_sums_on_the_stacked_arrays_equal_the_per_op_sums(profile, model, quant, seed):
+    """A phase's totals are summed on the stacked arrays (and a decode's weighted over
+    its steps after the ops sum): equal, to summation order (rel 1e-12), to the sequential
+    sum of the per-op costs; every sum of a phase has the pass's common shape (a swept
+    request too)."""
+    from precsim.simulator.cost import simulate
+    from precsim.simulator.roofline import add_all
+    rng = np.random.default_rng(seed)
+    hw = TILED if profile == "h100-tiles" else cached_profile(profile)
+    swept = rng.integers(0, 2)
+    batch = rng.integers(1, 64, size=(2, 1)).astype(float) if swept else 4.0
+    gen = rng.integers(1, 300, size=3).astype(float) if swept else 100.0
+    result = simulate(hw, model, quant, batch, 700.0, gen)
+    for phase in (result.prefill, result.decode):
+        for name in EXTENSIVE_FIELDS:
+            if name in ("compute_time_s", "memory_time_s"):
+                continue  # not phase totals
+            expected = add_all(getattr(c, name) for c in phase.costs)
+            got = getattr(phase, name)
+            assert np.shape(got) == np.broadcast_shapes(np.shape(got), np.shape(expected))
+            assert np.shape(got) == np.shape(phase.time_s), name
+            np.testing.assert_allclose(got, np.broadcast_to(expected, np.shape(got)),
+                                       rtol=1e-12, atol=0, err_msg=name)
+        for level, moved in phase.bytes_moved.items():
+            expected = add_all(c.bytes_moved[level] for c in phase.costs)
+            np.testing.assert_allclose(moved, np.broadcast_to(expected, np.shape(moved)),
+                                       rtol=1e-12, atol=0, err_msg=level)

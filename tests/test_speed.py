@@ -271,3 +271,21 @@ def test_length_checks_name_the_bad_value(value, shown):
     from precsim.simulator.cost import simulate
     with pytest.raises(precsim.InputError, match=f"prompt_len must be at least 1, got {shown}"):
         simulate(precsim.load_profile(A100), "llama-2-7b", "W16A16", 1, value, 8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(profile=st.sampled_from(("a100-sxm-80gb", "h100-sxm", "host", "snapdragon-8-gen3")),
+       exponents=st.lists(st.floats(0.0, 12.0), min_size=1, max_size=6),
+       persistent=st.booleans(), nan=st.booleans())
+def test_home_level_of_an_array_is_each_elements_home(profile, exponents, persistent, nan):
+    """The array path (one level when the smallest and the largest element share it)
+    gives every element the level its scalar call gives (NaN fits nowhere: main)."""
+    from precsim.simulator.hardware import as_hardware, cached_profile
+    from precsim.simulator.roofline import home_level
+    hw = as_hardware(cached_profile(profile))
+    nbytes = 10.0 ** np.array(exponents)
+    if nan:
+        nbytes[0] = np.nan
+    got = np.broadcast_to(home_level(hw, nbytes, persistent), nbytes.shape)
+    expected = [home_level(hw, float(x), persistent) for x in nbytes]
+    assert got.tolist() == expected
