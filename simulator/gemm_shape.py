@@ -33,6 +33,7 @@ GEMM already moves. Profiles without a `gemm` block: e = 1, no split (unchanged)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,9 +121,12 @@ def _bandwidth_at(hw: Hardware, home):
     """Achievable bandwidth of level `home` (element-wise)."""
     bw = hw.exec_cache.get("bandwidths")
     if bw is None:
-        bw = hw.exec_cache["bandwidths"] = np.broadcast_arrays(*hw.bandwidth_bytes_per_s)
-    return np.choose(np.asarray(home, dtype=int), bw) if np.ndim(home) \
-        else bw[int(home)]
+        bw = hw.exec_cache["bandwidths"] = (np.array(hw.bandwidth_bytes_per_s, dtype=float)
+                                            if hw.is_single else
+                                            np.broadcast_arrays(*hw.bandwidth_bytes_per_s))
+    if not np.ndim(home):
+        return bw[int(home)]
+    return bw[home] if hw.is_single else np.choose(np.asarray(home, dtype=int), bw)
 
 
 def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> ShapeChoice | None:
@@ -162,7 +166,8 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     """The profiles' arrays with the two candidate axes (tiles, SPLITS) in front of `nd`
     element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
     the terms of `_choose` made of them alone (tm tn, split == 1, split <= max_split,
-    has & split > 1, 2 split); memoised per `nd` in `hw.exec_cache`."""
+    has & split > 1, 2 split, split k_step) and whether every profile has a gemm block;
+    memoised per `nd` in `hw.exec_cache`."""
     key = ("gemm_candidate_axes", nd)
     if key in hw.exec_cache:
         return hw.exec_cache[key]
@@ -174,14 +179,15 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
             else a.reshape((1,) + a.shape[:1] + pad + a.shape[1:]) if axis == 1 \
             else a.reshape((1, 1) + pad + a.shape)
     has = lead(~np.isnan(st.units), None) > 0
-    tm, tn, split, max_split = (lead(st.tm, 0), lead(st.tn, 0),
-                                lead(np.array(SPLITS, dtype=float), 1),
-                                lead(st.max_split, None))
-    out = (has, np.where(has, lead(st.units, None), 1.0), tm, tn, split,
-           lead(st.k_step, None), lead(st.feed, None), max_split, tm * tn, split == 1,
-           split <= max_split, has & (split > 1), 2.0 * split)
+    tm, tn, split, max_split, k_step = (lead(st.tm, 0), lead(st.tn, 0),
+                                        lead(np.array(SPLITS, dtype=float), 1),
+                                        lead(st.max_split, None), lead(st.k_step, None))
+    out = (has, np.where(has, lead(st.units, None), 1.0), tm, tn, split, k_step,
+           lead(st.feed, None), max_split, tm * tn, split == 1, split <= max_split,
+           has & (split > 1), 2.0 * split, split * k_step)
     for a in out:
         a.flags.writeable = False  # shared by every call on this hardware
+    out += (bool(has.all()),)
     hw.exec_cache[key] = out
     return out
 
@@ -212,17 +218,19 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
     nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
     axes = _candidate_axes(hw, st, nd)
     has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
-    tile_area, unsplit, split_ok, reduces, two_split = axes[8:]
+    tile_area, unsplit, split_ok, reduces, two_split, split_step, every = axes[8:]
     flops = 2.0 * m * n * k
     rows, cols = np.ceil(m / tm), np.ceil(n / tn)
     tiles = rows * cols
     e_tile = (m / rows) * (n / cols) / tile_area
     e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
     allowed = unsplit | ((tiles < units) & split_ok)
-    waves = np.ceil(tiles * split / units)
-    e_wave = tiles * split / (waves * units)
-    e_k = k / (split * np.ceil(k / (split * k_step)) * k_step)
-    eff = np.where(has, e_tile * e_wave * e_k * e_feed, 1.0)
+    work = tiles * split
+    e_wave = work / (np.ceil(work / units) * units)
+    e_k = k / (split * np.ceil(k / split_step) * k_step)
+    eff = e_tile * e_wave * e_k * e_feed
+    if not every:
+        eff = np.where(has, eff, 1.0)
     red = np.where(reduces, two_split * m * n * ACC_BYTES, 0.0)
     home = home_level(hw, red, True)
     t_red = red / _bandwidth_at(hw, home)
@@ -233,12 +241,14 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
     fields = np.empty((7,) + shape)
     for i, a in enumerate((t, red, eff, tm, tn, split, home)):
         fields[i] = a
-    fields = fields.reshape((7, shape[0] * shape[1]) + shape[2:])  # tiles, then SPLITS
+    n_cands, size = shape[0] * shape[1], math.prod(shape[2:])
+    fields = fields.reshape((7, n_cands, size))  # tiles, then SPLITS; elements flat
     t, red_c = fields[0], fields[1]
     tied = t <= t.min(axis=0) * (1.0 + 1e-9)
     fewest = np.where(tied, red_c, np.inf)
     pick = np.argmax(tied & (fewest == fewest.min(axis=0)), axis=0)
-    _, red, eff, tm, tn, split, home = np.take_along_axis(fields, pick[None, None], axis=1)[:, 0]
+    chosen = fields[:, pick, np.arange(size)].reshape((7,) + shape[2:])
+    _, red, eff, tm, tn, split, home = chosen
     home = home.astype(int)
     if home.ndim == 0 or np.all(home == home.flat[0]):
         home = int(home.flat[0])

@@ -238,19 +238,17 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     if hw.is_single:  # one profile: its candidate levels and their room as floats
         rooms = hw.exec_cache.get(("rooms", persistent_only))
         if rooms is None:
-            rooms = hw.exec_cache[("rooms", persistent_only)] = tuple(
-                (j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
-                for j in range(hw.main - 1, -1, -1) if hw.persistent[j] or not persistent_only)
+            rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
         if np.ndim(nbytes) == 0:
-            return min([j for j, room in rooms if nbytes <= room], default=hw.main)
+            return min([j for j, room in rooms[0] if nbytes <= room], default=hw.main)
+        if rooms[1] is not None:  # rooms growing with the level: the first that holds it
+            at = np.searchsorted(rooms[1], nbytes)  # NaN sorts last: main memory
+            if at.size and (at == at.flat[0]).all():
+                return int(rooms[2][at.flat[0]])
+            return rooms[2][at]
         nbytes = np.asarray(nbytes)
-        least, most = (nbytes.min(), nbytes.max()) if nbytes.size else (np.nan, np.nan)
-        if least <= most:  # no NaN; the home never falls as bytes grow: the ends decide
-            lo = min([j for j, room in rooms if least <= room], default=hw.main)
-            if lo == min([j for j, room in rooms if most <= room], default=hw.main):
-                return lo
         home = np.full(nbytes.shape, hw.main)
-        for j, room in rooms:
+        for j, room in rooms[0]:
             home = np.where(nbytes <= room, j, home)
         return int(home.flat[0]) if np.all(home == home.flat[0]) else home
     home = np.full(np.broadcast(nbytes, hw.capacity_bytes[0]).shape, hw.main)
@@ -263,6 +261,20 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     if home.ndim == 0 or np.all(home == home.flat[0]):
         return int(home.flat[0])  # one level for the whole sweep: keep it scalar
     return home
+
+
+def _rooms(hw: Hardware, persistent_only: bool) -> tuple:
+    """One profile's candidate levels for `home_level`: ((level, room), ...) nearest
+    last, and where the rooms grow with the level, the rooms nearest first with main
+    memory's (infinite) last and the levels a `searchsorted` index into them means
+    (else None, None)."""
+    rooms = tuple((j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
+                  for j in range(hw.main - 1, -1, -1) if hw.persistent[j] or not persistent_only)
+    ascending = rooms[::-1]
+    if any(a[1] > b[1] for a, b in zip(ascending, ascending[1:])):
+        return rooms, None, None
+    return (rooms, np.array([room for _, room in ascending] + [np.inf]),
+            np.array([j for j, _ in ascending] + [hw.main, hw.main]))  # NaN: past inf
 
 
 def chain_hit_share(profile, footprint_bytes, tensor_bytes):
