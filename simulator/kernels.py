@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -22,7 +23,8 @@ from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficie
 from precsim.simulator.hardware import Hardware, as_hardware
 from precsim.simulator.mapping import (attention_rule, cheapest, gemm_stream_share, pick_plan,
                                        plan_options)
-from precsim.simulator.quant import (as_quant, dtype_bits, group_format, quant_attr,
+from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
+                                     quant_attr,
                                      stream_bits, stream_dtype)
 from precsim.simulator.roofline import (ACC_BYTES, KernelCost, bytes_through, home_level,
                                         output_tile, roofline_cost, staging_bytes)
@@ -45,6 +47,47 @@ def check_positive(**values):
 
 # ---- kernels -------------------------------------------------------------------------------
 
+@dataclass(frozen=True, eq=False)
+class _GroupTerms:
+    """What no shape enters of a layer group's format on a profile: the group's format,
+    its weight and activation types, bytes per weight and activation element, bytes per
+    element of the activation stream, the per-channel scale bits and the execution
+    options of the (weight, activation) pair (read-only plan mappings)."""
+
+    source: object
+    fmt: object
+    w_dtype: object
+    a_dtype: object
+    s_w: object
+    s_a: object
+    s_stream: object
+    channel_bits: object
+    options: tuple
+
+
+def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
+    """`_GroupTerms` of `quant`'s layer group `group` on `hw`, memoised in `hw.exec_cache`
+    for one format object (kept in the entry, so that its id is not reused)."""
+    single = isinstance(quant, QuantFormat)
+    key = ("group_terms", id(quant), group) if single else None
+    hit = hw.exec_cache.get(key) if single else None
+    if hit is not None and hit.source is quant:
+        return hit
+    fmt = group_format(quant, group)
+    w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
+    a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
+    terms = _GroupTerms(
+        source=quant, fmt=fmt, w_dtype=w_dtype, a_dtype=a_dtype,
+        s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+        s_a=quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0,
+        s_stream=stream_bits(fmt) / 8.0,
+        channel_bits=quant_attr(fmt, lambda q: q.channel_scale_bits),
+        options=tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype)))
+    if single:
+        hw.exec_cache[key] = terms
+    return terms
+
+
 def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_home=None,
               act_home=None, out_home=None, out_bits=None,
               fused_dequant: bool = True, stream_scale=1.0) -> KernelCost:
@@ -60,13 +103,10 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     """
     check_positive(m=m, n=n, k=k)
     hw = as_hardware(profile)
-    fmt = group_format(quant, group)
-    w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
-    a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
-    s_w = quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0
-    s_a = quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0
-    s_o = (stream_bits(fmt) if out_bits is None else out_bits) / 8.0
-    channel = n * quant_attr(fmt, lambda q: q.channel_scale_bits) / 8.0
+    terms = _group_terms(hw, quant, group)
+    fmt, s_w, s_a = terms.fmt, terms.s_w, terms.s_a
+    s_o = terms.s_stream if out_bits is None else out_bits / 8.0
+    channel = n * terms.channel_bits / 8.0
     w_home = hw.main if weight_home is None else weight_home
     a_bytes, out_bytes = m * k * s_a, m * n * s_o
     a_home = home_level(hw, a_bytes, True) if act_home is None else act_home
@@ -100,7 +140,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
                        fixed_s=np.where(np.asarray(m) > 1, 0.0, n * plan["row_s"]),
                        stream_bytes=k * n * s_weight + channel)
 
-    options = plan_options(hw, w_dtype, a_dtype)
+    options = terms.options
     if fused_dequant:
         fused = traffic(s_w, channel)
         return cheapest([priced(plan, *fused) for plan in options])

@@ -209,12 +209,18 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         t_memory = t_memory + stream_bytes * (1.0 - fraction) \
             / (fraction * hw.bandwidth_bytes_per_s[-1])
     overhead = n_kernels * plan.get("launch_s", hw.launch_s) + fixed_s
-    overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
-    time_s = np.maximum(t_math, t_memory) + (1.0 - overlap) * np.minimum(t_math, t_memory) \
-        + convert_s + overhead
+    time_s = np.maximum(t_math, t_memory)
+    if not (type(hw.matmul_overlap) is float and hw.matmul_overlap == 1.0):  # else none
+        overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
+        time_s = time_s + (1.0 - overlap) * np.minimum(t_math, t_memory)
+    time_s = time_s + convert_s + overhead
     t_compute = t_math + convert_s
+    per_level = [b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)]
+    moved = per_level[0]
+    for value in per_level[1:]:
+        moved = moved + value
     energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
-              + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)))
+              + convert_j + moved)
     cost = object.__new__(KernelCost)  # every field set: the dataclass __init__'s result
     cost.__dict__.update(
         flops=flops, vector_ops=vector_ops, convert_ops=convert_ops,
@@ -322,8 +328,8 @@ def output_tile(m, n, s_a, s_w, capacity):
         tm = min(max(math.sqrt(t * s_w / s_a), 1.0), m)
         tn = min(max(t / tm, 1.0), n)
         return min(max(t / tn, 1.0), m), tn
-    t = np.maximum(capacity / ACC_BYTES, 1.0)
-    tm = np.clip(np.sqrt(t * s_w / s_a), 1.0, m)
-    tn = np.clip(t / tm, 1.0, n)
-    tm = np.clip(t / tn, 1.0, m)
+    t = np.maximum(capacity / ACC_BYTES, 1.0)  # np.clip(x, 1, m) as its two ufuncs
+    tm = np.minimum(np.maximum(np.sqrt(t * s_w / s_a), 1.0), m)
+    tn = np.minimum(np.maximum(t / tm, 1.0), n)
+    tm = np.minimum(np.maximum(t / tn, 1.0), m)
     return tm, tn
