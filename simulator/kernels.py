@@ -33,6 +33,8 @@ from precsim.simulator.roofline import (ACC_BYTES, KernelCost, bytes_through, ho
 QUANTIZE_OPS = 3.0
 #: Vector ops per attention score: scale, running max, exp, running sum, rescale.
 SOFTMAX_OPS = 5.0
+#: Format objects whose shape-free terms are kept per packed profile (`_memo`).
+FORMAT_MEMO_MAX = 64
 
 
 def check_positive(**values):
@@ -54,7 +56,6 @@ class _GroupTerms:
     element of the activation stream, the per-channel scale bits and the execution
     options of the (weight, activation) pair (read-only plan mappings)."""
 
-    source: object
     fmt: object
     w_dtype: object
     a_dtype: object
@@ -65,27 +66,40 @@ class _GroupTerms:
     options: tuple
 
 
+def _memo(hw: Hardware, kind: str, source, key: tuple, build):
+    """build(), memoised in `hw.exec_cache[kind]` per (id(source), *key) for a single
+    format object `source` (kept in the entry, so that its id is not reused; the
+    FORMAT_MEMO_MAX most recent), built anew for an array of formats."""
+    if not isinstance(source, QuantFormat):
+        return build()
+    memo = hw.exec_cache.get(kind)
+    if memo is None:
+        memo = hw.exec_cache[kind] = {}
+    hit = memo.get((id(source),) + key)
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    value = build()
+    while len(memo) >= FORMAT_MEMO_MAX:  # the oldest entry goes first
+        memo.pop(next(iter(memo)))
+    memo[(id(source),) + key] = (source, value)
+    return value
+
+
 def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
-    """`_GroupTerms` of `quant`'s layer group `group` on `hw`, memoised in `hw.exec_cache`
-    for one format object (kept in the entry, so that its id is not reused)."""
-    single = isinstance(quant, QuantFormat)
-    key = ("group_terms", id(quant), group) if single else None
-    hit = hw.exec_cache.get(key) if single else None
-    if hit is not None and hit.source is quant:
-        return hit
-    fmt = group_format(quant, group)
-    w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
-    a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
-    terms = _GroupTerms(
-        source=quant, fmt=fmt, w_dtype=w_dtype, a_dtype=a_dtype,
-        s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
-        s_a=quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0,
-        s_stream=stream_bits(fmt) / 8.0,
-        channel_bits=quant_attr(fmt, lambda q: q.channel_scale_bits),
-        options=tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype)))
-    if single:
-        hw.exec_cache[key] = terms
-    return terms
+    """`_GroupTerms` of `quant`'s layer group `group` on `hw` (memoised per format
+    object: `_memo`)."""
+    def build():
+        fmt = group_format(quant, group)
+        w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
+        a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
+        return _GroupTerms(
+            fmt=fmt, w_dtype=w_dtype, a_dtype=a_dtype,
+            s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+            s_a=quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0,
+            s_stream=stream_bits(fmt) / 8.0,
+            channel_bits=quant_attr(fmt, lambda q: q.channel_scale_bits),
+            options=tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype)))
+    return _memo(hw, "group_terms", quant, (group,), build)
 
 
 def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_home=None,
@@ -322,15 +336,50 @@ def _any(a, b, test) -> bool:
     return bool(np.any(test(np.asarray(a), np.asarray(b))))
 
 
-def _attention_plans(hw: Hardware, fmt, cache_len):
+@dataclass(frozen=True, eq=False)
+class _AttentionTerms:
+    """What no shape enters of attention in a format on a profile: the format, its
+    stream and KV types, stream bits, bytes per Q and per cached K/V element, and the
+    plans of a kernel reading the cache everywhere (True) or nowhere (False), filled on
+    first use (`_attention_plans`)."""
+
+    fmt: object
+    sdt: object
+    kv_dtype: object
+    sb: object
+    s_q: object
+    s_c: object
+    plans: dict
+
+
+def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
+    """`_AttentionTerms` of `quant` on `hw` (memoised per format object: `_memo`)."""
+    def build():
+        fmt = as_quant(quant)
+        sb = stream_bits(fmt)
+        return _AttentionTerms(fmt=fmt, sdt=stream_dtype(fmt),
+                               kv_dtype=quant_attr(fmt, lambda q: q.kv_dtype), sb=sb,
+                               s_q=sb / 8.0,
+                               s_c=quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0,
+                               plans={})
+    return _memo(hw, "attention_terms", quant, (), build)
+
+
+def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len):
     """(options, skips masked, shares K/V or None without a rule): the KV cache's
     execution options where the kernel reads the cache, the stream type's elsewhere,
-    replaced by the profiles' `attention` rule where they have one (`attention_rule`)."""
-    sdt = stream_dtype(fmt)
-    kv_dtype = quant_attr(fmt, lambda q: q.kv_dtype)
-    cached = np.asarray(cache_len) > 0
-    options_c = plan_options(hw, kv_dtype, sdt) if cached.any() else None
-    options_f = plan_options(hw, sdt, sdt) if not cached.all() else None
+    replaced by the profiles' `attention` rule where they have one (`attention_rule`);
+    kept in `terms` where the kernel reads the cache everywhere or nowhere."""
+    if isinstance(cache_len, (int, float)):
+        cached = some = every = cache_len > 0
+    else:
+        cached = np.asarray(cache_len) > 0
+        some, every = bool(cached.any()), bool(cached.all())
+    if some == every and some in terms.plans:
+        return terms.plans[some]
+    sdt, kv_dtype = terms.sdt, terms.kv_dtype
+    options_c = plan_options(hw, kv_dtype, sdt) if some else None
+    options_f = plan_options(hw, sdt, sdt) if not every else None
     if options_c is None or options_f is None:
         options = options_c or options_f
     else:
@@ -339,9 +388,14 @@ def _attention_plans(hw: Hardware, fmt, cache_len):
                    for i in range(max(len(options_c), len(options_f)))]
     rule = attention_rule(hw, kv_dtype, sdt)
     if rule is None:
-        return options, True, None
-    has_rule, skips, shares, rule_plan = rule
-    return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares
+        out = options, True, None
+    else:
+        has_rule, skips, shares, rule_plan = rule
+        out = [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares
+    if some == every:
+        out = tuple(MappingProxyType(p) for p in out[0]), out[1], out[2]
+        terms.plans[some] = out
+    return out
 
 
 def _scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):
@@ -375,11 +429,16 @@ def _flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool,
     has = tiles[0] & (np.asarray(q_len) > 1)
     if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
         return pairs, 1.0
-    br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
-    visited = flash_blocks(np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0), br, bc,
-                           causal) * br * bc
+    if has.ndim == 0:  # one profile, one query length: with a tile (above)
+        br, bc, q, kv = st.br, st.bc, q_len, kv_len
+    else:
+        br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
+        q, kv = np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0)
+    visited = flash_blocks(q, kv, br, bc, causal) * br * bc
     ctas = n_heads * np.ceil(q_len / br)
     rate = st.flash_eff * flash_waves(ctas, tiles[1])
+    if has.ndim == 0:
+        return visited, rate
     return np.where(has, visited, pairs), np.where(has, rate, 1.0)
 
 
@@ -395,12 +454,19 @@ class _KV:
     operand: str
 
 
-def _kv_reads(hw: Hardware, level: int, head_dim, s_q, rows, frac):
-    """Times a flash kernel reads K/V across the boundary below `level`: once per tile of
-    query rows (sharing one K/V head) whose Q and fp32 accumulators fill the staging
-    level, scaled by the share of pairs computed; at least once."""
-    tq = staging_bytes(hw, level) / (head_dim * (s_q + ACC_BYTES))
-    return np.maximum(1.0, rows / np.maximum(tq, 1.0) * frac)
+def _kv_reads(hw: Hardware, head_dim, s_q, rows, frac) -> list:
+    """Per level, the times a flash kernel reads K/V across the boundary below it: once
+    per tile of query rows (sharing one K/V head) whose Q and fp32 accumulators fill the
+    staging level (`staging_bytes`: levels 0 and 1 share level 0), scaled by the share
+    of pairs computed; at least once."""
+    per_row = head_dim * (s_q + ACC_BYTES)
+    staged: dict = {}
+    for j in range(hw.n_levels):
+        at = max(j - 1, 0)
+        if at not in staged:
+            tq = staging_bytes(hw, j) / per_row
+            staged[at] = np.maximum(1.0, rows / np.maximum(tq, 1.0) * frac)
+    return [staged[max(j - 1, 0)] for j in range(hw.n_levels)]
 
 
 def _attention_levels(hw: Hardware, once: Sequence, kv: Sequence[_KV], reads: Sequence,
@@ -409,21 +475,32 @@ def _attention_levels(hw: Hardware, once: Sequence, kv: Sequence[_KV], reads: Se
     `reads[level]` times and an unfused kernel's score matrix written and read twice
     (4 x `score_bytes` from the nearest persistent level holding it)."""
     levels = []
+    score_home = None if score_bytes is None else home_level(hw, score_bytes, True)
     for j in range(hw.n_levels):
-        b = sum(bytes_through(hw, home, j, nbytes) for home, nbytes in once)
-        for part in kv:
-            b = b + bytes_through(hw, part.home, j, part.nbytes * reads[j])
+        b = [bytes_through(hw, home, j, nbytes) for home, nbytes in once]
+        b += [bytes_through(hw, part.home, j, part.nbytes * reads[j]) for part in kv]
         if score_bytes is not None:
-            b = b + bytes_through(hw, home_level(hw, score_bytes, True), j, 4.0 * score_bytes)
-        levels.append(b)
+            b.append(bytes_through(hw, score_home, j, 4.0 * score_bytes))
+        levels.append(_add_up(b))
     return levels
 
 
-def _kv_conversion(plan: dict, kv: Sequence[_KV], reads, field: str):
-    """K/V conversion `field` (ops, s or j) of the elements read into the engine
-    (`reads` times each), each part at its operand's rate in `plan`."""
-    return sum(part.nbytes / part.elem_bytes * reads * plan[f"{part.operand}_convert_{field}"]
-               for part in kv)
+def _kv_conversion(plan: dict, elements: Sequence, kv: Sequence[_KV], field: str):
+    """K/V conversion `field` (ops, s or j) of the `elements` of each part read into the
+    engine, each part at its operand's rate in `plan`."""
+    return _add_up([n * plan[f"{part.operand}_convert_{field}"]
+                    for n, part in zip(elements, kv)])
+
+
+def _add_up(values: Sequence):
+    """values[0] + values[1] + ... in order (sum() without its leading 0 + values[0]:
+    the same value, one operation fewer on arrays); 0 for none."""
+    if not values:
+        return 0
+    total = values[0]
+    for v in values[1:]:
+        total = total + v
+    return total
 
 
 def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
@@ -457,12 +534,10 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     cache_len, fresh_kv_home = _cache_split(q_len, kv_len, cache_len, kv_from_cache,
                                             kv_home, fresh_kv_home)
     hw = as_hardware(profile)
-    fmt = as_quant(quant)
-    sb = stream_bits(fmt)
-    s_q = sb / 8.0
+    terms = _attention_terms(hw, quant)
+    sb, s_q, s_c = terms.sb, terms.s_q, terms.s_c
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    s_c = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
-    options, skips, shares = _attention_plans(hw, fmt, cache_len)
+    options, skips, shares = _attention_plans(hw, terms, cache_len)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = _scored_pairs(q_len, kv_len, window, causal, flash, skips)
@@ -473,8 +548,8 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
                                    flash and window is None and shares is None, causal)
     flops = 4.0 * batch * n_heads * head_dim * computed
     vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops
-    q_bytes = batch * q_len * n_heads * head_dim * s_q
-    o_bytes = batch * q_len * n_heads * head_dim * s_o
+    q_elems = batch * q_len * n_heads * head_dim
+    q_bytes, o_bytes = q_elems * s_q, q_elems * s_o
     c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim * s_c
     f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
     c_home = hw.main if kv_home is None else kv_home
@@ -489,7 +564,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     if flash:
         rows = q_len * (n_heads / n_kv_heads)  # query rows sharing one K/V head
         frac = pairs / (q_len * kv_len)
-        reads = [_kv_reads(hw, j, head_dim, s_q, rows, frac) for j in range(hw.n_levels)]
+        reads = _kv_reads(hw, head_dim, s_q, rows, frac)
         score = None
     else:
         reads = [1.0] * hw.n_levels
@@ -497,8 +572,9 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     levels = _attention_levels(hw, ((q_home, q_bytes), (o_home, o_bytes)), kv, reads, score)
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
+    elements = [part.nbytes / part.elem_bytes * reads[0] for part in kv]  # into the engine
     return cheapest([roofline_cost(hw, dict(plan, ops_per_s=plan["ops_per_s"] * rate),
-                                   flops, vec, _kv_conversion(plan, kv, reads[0], "s"),
-                                   _kv_conversion(plan, kv, reads[0], "j"),
-                                   _kv_conversion(plan, kv, reads[0], "ops"), levels,
+                                   flops, vec, _kv_conversion(plan, elements, kv, "s"),
+                                   _kv_conversion(plan, elements, kv, "j"),
+                                   _kv_conversion(plan, elements, kv, "ops"), levels,
                                    n_kernels) for plan in options])
