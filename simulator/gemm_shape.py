@@ -266,10 +266,11 @@ def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
     rows = np.ceil(q / br)
     if not causal:
         return rows * np.ceil(kv / bc)
-    i = np.arange(int(np.nanmax(rows)) if np.size(rows) else 0, dtype=float)
-    i = i.reshape((-1,) + (1,) * np.ndim(rows + kv + bc))
+    # the most row blocks, NaN ignored (np.nanmax); one axis per axis of the blocks
+    i = np.arange(int(np.fmax.reduce(rows, axis=None)) if rows.size else 0, dtype=float)
+    i = i.reshape((-1,) + (1,) * max(rows.ndim, kv.ndim, np.ndim(bc)))
     reach = np.minimum(kv, kv - q + (i + 1.0) * br)
-    return np.sum(np.where(i < rows, np.ceil(reach / bc), 0.0), axis=0)
+    return np.add.reduce(np.where(i < rows, np.ceil(reach / bc), 0.0), axis=0)
 
 
 def flash_waves(ctas, units):

@@ -141,17 +141,17 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         w_reads, a_reads = staged[0]
         return levels, k * n * w_reads, m * k * a_reads
 
+    many = np.asarray(m) > 1  # more than one activation row
+
     def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
         # more than one activation row: the library's GEMM path streams at its own share
         plan = dict(plan, stream_fraction=stream_scale * np.where(
-            np.asarray(m) > 1, gemm_stream_share(plan, m), plan["stream_fraction"]))
+            many, gemm_stream_share(plan, m), plan["stream_fraction"]))
         plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
-        conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
-        conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]
-        conv_j = w_elems * plan["w_convert_j"] + a_elems * plan["a_convert_j"]
+        conv_ops, conv_s, conv_j = (_conversion(plan, (w_elems, "w"), (a_elems, "a"),
+                                                field=field) for field in ("ops", "s", "j"))
         return roofline_cost(hw, plan, 2.0 * m * n * k, 0.0 * m * n, conv_s, conv_j, conv_ops,
-                       levels, 1.0,
-                       fixed_s=np.where(np.asarray(m) > 1, 0.0, n * plan["row_s"]),
+                       levels, 1.0, fixed_s=np.where(many, 0.0, n * plan["row_s"]),
                        stream_bytes=k * n * s_weight + channel)
 
     options = terms.options
@@ -249,8 +249,11 @@ def widen_ops(profile, half_elements):
     unit's type: the profile's `vector.widen_ops_per_element` (default DEFAULT_HALF_OPS)
     each where that type is wider than 16 bits, else 0."""
     hw = as_hardware(profile)
-    return np.where(np.asarray(hw.vector_bits) > 16, hw.widen_ops, 0.0) \
-        * np.asarray(half_elements, dtype=float)
+    factor = hw.exec_cache.get("widen_factor")  # no shape enters it
+    if factor is None:
+        factor = hw.exec_cache["widen_factor"] = np.where(np.asarray(hw.vector_bits) > 16,
+                                                          hw.widen_ops, 0.0)
+    return factor * np.asarray(half_elements, dtype=float)
 
 
 def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = "rmsnorm",
@@ -485,11 +488,11 @@ def _attention_levels(hw: Hardware, once: Sequence, kv: Sequence[_KV], reads: Se
     return levels
 
 
-def _kv_conversion(plan: dict, elements: Sequence, kv: Sequence[_KV], field: str):
-    """K/V conversion `field` (ops, s or j) of the `elements` of each part read into the
-    engine, each part at its operand's rate in `plan`."""
-    return _add_up([n * plan[f"{part.operand}_convert_{field}"]
-                    for n, part in zip(elements, kv)])
+def _conversion(plan, *parts, field: str):
+    """Conversion `field` (ops, s or j) of each (elements, operand) part at its operand's
+    rate in `plan` ("w" weights / the KV cache, "a" activations / fresh K/V), summed in
+    order."""
+    return _add_up([n * plan[f"{operand}_convert_{field}"] for n, operand in parts])
 
 
 def _add_up(values: Sequence):
@@ -572,9 +575,10 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     levels = _attention_levels(hw, ((q_home, q_bytes), (o_home, o_bytes)), kv, reads, score)
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
-    elements = [part.nbytes / part.elem_bytes * reads[0] for part in kv]  # into the engine
+    # the elements of each K/V part read into the engine, converted as its operand
+    parts = [(part.nbytes / part.elem_bytes * reads[0], part.operand) for part in kv]
     return cheapest([roofline_cost(hw, dict(plan, ops_per_s=plan["ops_per_s"] * rate),
-                                   flops, vec, _kv_conversion(plan, elements, kv, "s"),
-                                   _kv_conversion(plan, elements, kv, "j"),
-                                   _kv_conversion(plan, elements, kv, "ops"), levels,
+                                   flops, vec, _conversion(plan, *parts, field="s"),
+                                   _conversion(plan, *parts, field="j"),
+                                   _conversion(plan, *parts, field="ops"), levels,
                                    n_kernels) for plan in options])

@@ -195,7 +195,9 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     further per-call time outside the roofline (a GEMV's per-row reductions)."""
     t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
     t_memory = 0.0
-    fraction = np.asarray(plan.get("stream_fraction", 1.0), dtype=float)
+    fraction = plan.get("stream_fraction", 1.0)
+    if type(fraction) is not float:  # a Python float stays one: the same products
+        fraction = np.asarray(fraction, dtype=float)
     if stream_bytes is None:  # every byte at the plan's share of each level's bandwidth
         for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
             t_memory = np.maximum(t_memory, b / (bw * fraction))
