@@ -197,12 +197,17 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
     no element's shape enters it, so it is memoised in `hw.exec_cache` for scalar rate
     and operand bytes."""
     key = None
-    if np.ndim(rate) == 0 and np.ndim(s_a) == 0 and np.ndim(s_w) == 0:
+    if type(rate) is float and type(s_a) is float and type(s_w) is float:
+        key = ("gemm_feed", nd, rate, s_a, s_w)  # the common case, without conversions
+    elif np.ndim(rate) == 0 and np.ndim(s_a) == 0 and np.ndim(s_w) == 0:
         key = ("gemm_feed", nd, float(rate), float(s_a), float(s_w))
-        if not all(x == x for x in key[2:]):  # NaN: not a usable key
-            key = None
-        elif key in hw.exec_cache:
-            return hw.exec_cache[key]
+    if key is not None:
+        if not (key[2] == key[2] and key[3] == key[3] and key[4] == key[4]):
+            key = None  # NaN: not a usable key
+        else:
+            hit = hw.exec_cache.get(key)
+            if hit is not None:
+                return hit
     _, units, tm, tn, _, _, feed = axes[:7]
     out = np.minimum(1.0, (2.0 * tm * tn / (rate / units)) / ((tm * s_a + tn * s_w) / feed))
     if key is not None:
@@ -214,7 +219,7 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
 def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
             ) -> ShapeChoice:
     """`gemm_efficiency` of one block of elements."""
-    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
+    m, n, k = np.asarray(m, dtype=float), np.asarray(n, dtype=float), np.asarray(k, dtype=float)
     nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
     axes = _candidate_axes(hw, st, nd)
     has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
@@ -250,7 +255,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
     chosen = fields[:, pick, np.arange(size)].reshape((7,) + shape[2:])
     _, red, eff, tm, tn, split, home = chosen
     home = home.astype(int)
-    if home.ndim == 0 or np.all(home == home.flat[0]):
+    if home.ndim == 0 or (home == home.flat[0]).all():
         home = int(home.flat[0])
     return ShapeChoice(efficiency=eff, tile_m=tm, tile_n=tn, split=split,
                        reduction_bytes=red, reduction_home=home)

@@ -283,22 +283,26 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     to the activation stream; quantised rows are converted on the way."""
     check_positive(tokens=tokens, d_model=d_model)
     hw = as_hardware(profile)
-    fmt = group_format(quant, group)
+
+    def build():  # bits per table and stream element, the gather's plans: no shape
+        fmt = group_format(quant, group)
+        return (quant_attr(fmt, lambda q: q.effective_weight_bits), stream_bits(fmt),
+                tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
+                                            launch_s=hw.launch_s))
+                      for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
+                                               stream_dtype(fmt))))
+    w_bits, s_bits, plans = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
-    read = elems * quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0
-    write = elems * (stream_bits(fmt) if out_bits is None else out_bits) / 8.0
+    read = elems * w_bits / 8.0
+    write = elems * (s_bits if out_bits is None else out_bits) / 8.0
     r_home = hw.main if weight_home is None else weight_home
     w_home = home_level(hw, write, True)
     levels = [bytes_through(hw, r_home, j, read) + bytes_through(hw, w_home, j, write)
               for j in range(hw.n_levels)]
-    return cheapest([
-        roofline_cost(hw, dict(plan, exec_dtype="gather", stream_fraction=1.0,
-                         launch_s=hw.launch_s), 0.0 * elems,
-                0.0 * elems,
-                elems * plan["w_convert_s"], elems * plan["w_convert_j"],
-                elems * plan["w_convert_ops"], levels, 1.0)
-        for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                                  stream_dtype(fmt))])
+    zero = 0.0 * elems
+    return cheapest([roofline_cost(hw, plan, zero, zero, elems * plan["w_convert_s"],
+                                   elems * plan["w_convert_j"], elems * plan["w_convert_ops"],
+                                   levels, 1.0) for plan in plans])
 
 
 def _causal_pairs(q_len, kv_len, window=None):

@@ -247,10 +247,10 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         rooms = hw.exec_cache.get(("rooms", persistent_only))
         if rooms is None:
             rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
-        if np.ndim(nbytes) == 0:
+        if type(nbytes) in (int, float) or np.ndim(nbytes) == 0:
             return min([j for j, room in rooms[0] if nbytes <= room], default=hw.main)
         if rooms[1] is not None:  # rooms growing with the level: the first that holds it
-            at = np.searchsorted(rooms[1], nbytes)  # NaN sorts last: main memory
+            at = rooms[1].searchsorted(nbytes)  # NaN sorts last: main memory
             if at.size and (at == at.flat[0]).all():
                 return int(rooms[2][at.flat[0]])
             return rooms[2][at]
