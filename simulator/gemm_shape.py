@@ -250,8 +250,9 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
     fields = fields.reshape((7, n_cands, size))  # tiles, then SPLITS; elements flat
     t, red_c = fields[0], fields[1]
     tied = t <= t.min(axis=0) * (1.0 + 1e-9)
-    fewest = np.where(tied, red_c, np.inf)
-    pick = np.argmax(tied & (fewest == fewest.min(axis=0)), axis=0)
+    # the first of the tied with the fewest reduction bytes (the least t is tied: its
+    # bytes are finite; with none tied, a NaN time, every entry is inf: the first)
+    pick = np.where(tied, red_c, np.inf).argmin(axis=0)
     chosen = fields[:, pick, np.arange(size)].reshape((7,) + shape[2:])
     _, red, eff, tm, tn, split, home = chosen
     home = home.astype(int)

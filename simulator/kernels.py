@@ -340,7 +340,7 @@ def _any(a, b, test) -> bool:
     else as arrays."""
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return bool(test(a, b))
-    return bool(np.any(test(np.asarray(a), np.asarray(b))))
+    return bool(test(np.asarray(a), np.asarray(b)).any())
 
 
 @dataclass(frozen=True, eq=False)
@@ -409,6 +409,8 @@ def _scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):
     """(query, key) pairs computed: the causal (windowed) ones (`_causal_pairs`) in a
     flash kernel that skips masked blocks, else all q_len x kv_len."""
     pairs = _causal_pairs(q_len, kv_len, window) if (causal and flash) else q_len * kv_len
+    if skips is True and isinstance(pairs, np.ndarray):  # already q_len x kv_len's shape
+        return pairs
     return np.where(skips, pairs, q_len * kv_len)
 
 
