@@ -141,14 +141,16 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
     if st is None:
         return None
     n_cands = st.tm.shape[0] * len(SPLITS)
-    size = np.broadcast(m, n, k, rate, s_a, s_w, memory_time).size
+    elements = np.broadcast(m, n, k, rate, s_a, s_w, memory_time)
     step = max(1, MAX_CANDIDATE_ELEMENTS // n_cands)
-    if size <= step or not hw.is_single:
-        return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time)
+    if elements.size <= step or not hw.is_single:
+        return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time,
+                       max(elements.ndim, np.ndim(st.units)))
+    size = elements.size
     args = [np.asarray(a, dtype=float) for a in
             np.broadcast_arrays(m, n, k, rate, s_a, s_w, memory_time)]
     shape = args[0].shape
-    parts = [_choose(hw, st, *(a.reshape(-1)[i:i + step] for a in args))
+    parts = [_choose(hw, st, *(a.reshape(-1)[i:i + step] for a in args), 1)
              for i in range(0, size, step)]
 
     def joined(name):
@@ -216,11 +218,10 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
     return out
 
 
-def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
-            ) -> ShapeChoice:
-    """`gemm_efficiency` of one block of elements."""
+def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
+            nd: int) -> ShapeChoice:
+    """`gemm_efficiency` of one block of elements (`nd` dimensions with the profiles')."""
     m, n, k = np.asarray(m, dtype=float), np.asarray(n, dtype=float), np.asarray(k, dtype=float)
-    nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
     axes = _candidate_axes(hw, st, nd)
     has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
     tile_area, unsplit, split_ok, reduces, two_split, split_step, every = axes[8:]

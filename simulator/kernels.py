@@ -127,18 +127,20 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     o_home = home_level(hw, out_bytes, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
-        levels, staged = [], {}  # re-reads per staging level (levels 0 and 1 share one)
+        # re-reads and the bytes re-read per staging level (levels 0 and 1 share one)
+        levels, staged = [], {}
         w_bytes = k * n * s_w + channel
         for j in range(hw.n_levels):
             at = max(j - 1, 0)  # the level staging_bytes(hw, j) reads
             if at not in staged:
                 tm, tn = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
-                staged[at] = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
-            w_reads, a_reads = staged[at]
-            levels.append(bytes_through(hw, w_home, j, w_bytes * w_reads)
-                          + bytes_through(hw, a_home, j, a_bytes * a_reads)
+                w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
+                staged[at] = w_reads, a_reads, w_bytes * w_reads, a_bytes * a_reads
+            w_moved, a_moved = staged[at][2:]
+            levels.append(bytes_through(hw, w_home, j, w_moved)
+                          + bytes_through(hw, a_home, j, a_moved)
                           + bytes_through(hw, o_home, j, out_bytes))
-        w_reads, a_reads = staged[0]
+        w_reads, a_reads = staged[0][:2]
         return levels, k * n * w_reads, m * k * a_reads
 
     many = np.asarray(m) > 1  # more than one activation row
@@ -269,8 +271,9 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
     ops = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0) \
         + np.where(quantize_out, QUANTIZE_OPS, 0.0)
     n_in = 2 if fused_residual else 1
-    reads = elems * in_bits / 8.0 * n_in
-    writes = elems * out_bits / 8.0 + (elems * in_bits / 8.0 if fused_residual else 0.0)
+    in_bytes = elems * in_bits / 8.0  # one input (the residual)
+    reads = in_bytes * n_in
+    writes = elems * out_bits / 8.0 + (in_bytes if fused_residual else 0.0)
     half = elems * (np.where(np.asarray(in_bits) <= 16, n_in + (1 if fused_residual else 0),
                              0) + np.where(np.asarray(out_bits) == 16, 1, 0))
     return elementwise_cost(profile, reads, writes, elems * ops, half_elements=half,
