@@ -242,8 +242,7 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     levels = [bytes_through(hw, r_home, j, read_bytes) + bytes_through(hw, w_home, j, write_bytes)
               for j in range(hw.n_levels)]
     plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
-    zero = 0.0 * np.asarray(vector_ops, dtype=float)
-    return roofline_cost(hw, plan, zero, vector_ops, zero, zero, zero, levels, n_kernels)
+    return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
 
 
 def widen_ops(profile, half_elements):

@@ -192,8 +192,15 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     ops (1 for element-wise ones) and t_memory uses each level's achievable bandwidth
     times the plan's `stream_fraction` (1 for streaming kernels); launches cost the
     plan's `launch_s` (the profile's kernel_launch for streaming kernels); `fixed_s` is
-    further per-call time outside the roofline (a GEMV's per-row reductions)."""
-    t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
+    further per-call time outside the roofline (a GEMV's per-row reductions).
+    `flops=None`: a streaming kernel, no matrix ops and no conversion (those fields are
+    zeros of the vector ops' shape; the terms they would add, all 0, are left out)."""
+    streaming = flops is None
+    if streaming:
+        flops = convert_s = convert_j = convert_ops = 0.0 * np.asarray(vector_ops, dtype=float)
+        t_math = vector_ops / hw.vector_ops_per_s
+    else:
+        t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
     t_memory = 0.0
     fraction = plan.get("stream_fraction", 1.0)
     if type(fraction) is not float:  # a Python float stays one: the same products
@@ -212,17 +219,23 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
             / (fraction * hw.bandwidth_bytes_per_s[-1])
     overhead = n_kernels * plan.get("launch_s", hw.launch_s) + fixed_s
     time_s = np.maximum(t_math, t_memory)
-    if not (type(hw.matmul_overlap) is float and hw.matmul_overlap == 1.0):  # else none
+    if not (streaming or type(hw.matmul_overlap) is float and hw.matmul_overlap == 1.0):
+        # kernels with matrix ops overlap memory by `matmul_overlap` (else fully: + 0)
         overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
         time_s = time_s + (1.0 - overlap) * np.minimum(t_math, t_memory)
-    time_s = time_s + convert_s + overhead
-    t_compute = t_math + convert_s
     per_level = [b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)]
     moved = per_level[0]
     for value in per_level[1:]:
         moved = moved + value
-    energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
-              + convert_j + moved)
+    if streaming:
+        time_s = time_s + overhead
+        t_compute = t_math
+        energy = vector_ops * hw.vector_energy_per_op_j + moved
+    else:
+        time_s = time_s + convert_s + overhead
+        t_compute = t_math + convert_s
+        energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
+                  + convert_j + moved)
     cost = object.__new__(KernelCost)  # every field set: the dataclass __init__'s result
     cost.__dict__.update(
         flops=flops, vector_ops=vector_ops, convert_ops=convert_ops,
