@@ -183,11 +183,14 @@ class VectorSpec(_Strict):
     are not memory-bound (a CPU's vector units run them far below its GEMM FMA rate);
     when the block is absent the vector data type's achievable GEMM rate is used.
     `widen_ops_per_element`: vector ops to widen a 16-bit float element into a wider
-    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS)."""
+    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS).
+    `dequant_overlap`: share of the shorter of a dequantisation pass's memory and math
+    times hidden under the longer (simulator.dequant; absent: 1, the roofline's)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
     widen_ops_per_element: Count | None = None
+    dequant_overlap: Share | None = None
 
 
 class MemoryLevel(_Strict):

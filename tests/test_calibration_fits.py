@@ -248,3 +248,30 @@ def test_a_gemm_peak_above_the_simd_window_is_believed_only_with_a_matrix_extens
         assert any("amx_bf16" in n and "measurement is used" in n for n in notes)
     else:
         assert peak == simd and any("implausible" in n for n in notes)
+
+
+def test_dequant_overlap_recovered_from_the_dequantise_chains(template):
+    truth = copy.deepcopy(template)
+    truth["vector"]["dequant_overlap"] = {"value": 0.35, "assumed": "truth"}
+    rows = [{"purpose": "chain", "format": fmt, "m": 1, "n": n, "k": k, "best_threads": 1,
+             "best_s": _time(truth, matmul_case(fmt, 1, n, k))}
+            for fmt in microbench.CHAIN_FORMATS for n, k in microbench.STREAM_SHAPES]
+    notes: list[str] = []
+    fits.fit_dequant_overlap(template, pd.DataFrame(rows), "now", notes)
+    assert template["vector"]["dequant_overlap"]["value"] == pytest.approx(0.35, abs=1e-3)
+    assert "dequantise-then-matmul" in template["vector"]["dequant_overlap"]["measured"]
+    assert notes == []
+
+
+def test_dequant_overlap_is_clipped_and_absent_without_chain_rows(template):
+    fast = copy.deepcopy(template)  # chains faster than full overlap: clipped to 1
+    rows = [{"purpose": "chain", "format": "w8a16-deq", "m": 1, "n": n, "k": k,
+             "best_threads": 2, "best_s": 0.5 * _time(fast, matmul_case("w8a16-deq", 1, n, k))}
+            for n, k in microbench.STREAM_SHAPES]
+    fits.fit_dequant_overlap(fast, pd.DataFrame(rows), "now", [])
+    assert fast["vector"]["dequant_overlap"]["value"] == 1.0
+    assert "unclipped" in fast["vector"]["dequant_overlap"]["measured"]
+    notes: list[str] = []
+    fits.fit_dequant_overlap(template, pd.DataFrame(rows[:0]), "now", notes)
+    assert "dequant_overlap" not in template["vector"]
+    assert "not measured" in notes[0]

@@ -112,6 +112,36 @@ def fit_dequant(doc: dict, dequant: pd.DataFrame, stamp: str, notes: list[str]) 
                         f"weights streamed from main memory): {each}; {how}; {stamp}"}
 
 
+def fit_dequant_overlap(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[str]
+                        ) -> None:
+    """vector.dequant_overlap: least squares of the relative error of the simulator's
+    times (`simulator.dequant.dequant_chain_cost`, linear in the overlap) of the
+    CHAIN_FORMATS one-token matmuls against the measured ones, clipped to [0, 1]."""
+    rows = matmuls[matmuls["purpose"] == "chain"].dropna(subset=["best_s"]) \
+        if not matmuls.empty else matmuls
+    if rows.empty or "vector" not in doc:
+        notes.append("dequantise-then-matmul chains not measured; their passes keep the "
+                     "roofline's overlap")
+        return
+    cases = [matmul_case(r.format, int(r.m), int(r.n), int(r.k)) for r in rows.itertuples()]
+
+    def set_overlap(trial, x):
+        trial["vector"]["dequant_overlap"] = {"value": x, "assumed": "calibration trial"}
+    x = solve_relative(doc, set_overlap, cases, rows["best_s"], 0.0, 1.0)
+    if x != x:
+        notes.append("dequantise-then-matmul chains: no overlap to fit (their passes are "
+                     "all math or all memory in the simulator); roofline overlap kept")
+        return
+    each = ", ".join(f"{c.name} {t * 1e6:.4g} us ({int(r.best_threads)} thr)"
+                     for c, t, r in zip(cases, rows["best_s"], rows.itertuples()))
+    doc["vector"]["dequant_overlap"] = {
+        "value": round(min(1.0, max(0.0, x)), 4),
+        "measured": f"least squares of the relative error of the simulator's times "
+                    f"(simulator.dequant.dequant_chain_cost) of the plain-PyTorch "
+                    f"dequantise-then-matmul chains {each} (packed weights streamed from "
+                    f"main memory; unclipped {x:.3g}); {stamp}"}
+
+
 def solve_linear(doc: dict, setter, case, measured_s: float, x1: float, x2: float,
            hot: bool = False) -> float:
     """x with simulate(case) = measured_s on `doc` (a case or a list of cases, summed)
