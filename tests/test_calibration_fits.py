@@ -275,3 +275,21 @@ def test_dequant_overlap_is_clipped_and_absent_without_chain_rows(template):
     fits.fit_dequant_overlap(template, pd.DataFrame(rows[:0]), "now", notes)
     assert "dequant_overlap" not in template["vector"]
     assert "not measured" in notes[0]
+
+
+def test_refit_appends_calibration_rows_timed_after_the_run(tmp_path):
+    from precsim.validation.refit import saved_tables
+    for name in ("tiny_ops", "streams", "gemms", "vector"):
+        pd.DataFrame({"best_s": [1e-6]}).to_csv(tmp_path / f"calibration_{name}.csv",
+                                                index=False)
+    pd.DataFrame([{"case": "gemv/bf16/1x4096x1024", "purpose": "stream", "format": "bf16",
+                   "best_s": 1e-4},
+                  {"case": "gemv/fp32/1x128x128", "purpose": None, "format": "fp32",
+                   "best_s": 2e-6}]).to_csv(tmp_path / "calibration_matmuls.csv", index=False)
+    extra = tmp_path / "chain.csv"
+    pd.DataFrame([{"case": "gemv/w8a16-deq/1x4096x1024", "purpose": "chain",
+                   "format": "w8a16-deq", "best_s": 3e-3}]).to_csv(extra, index=False)
+    plain, more = saved_tables(tmp_path), saved_tables(tmp_path, [extra])
+    assert list(plain["matmuls"]["purpose"]) == ["stream"]
+    assert list(more["matmuls"]["purpose"]) == ["stream", "chain"]
+    assert list(more["launches"]["case"]) == ["gemv/fp32/1x128x128"]
