@@ -10,7 +10,11 @@ a pass as max(t_math, t_memory) + (1 - o) min(t_math, t_memory), the form of
 int8 -> bf16 `copy_` from a cache-resident source runs at the vector rate alone (62 ps
 per weight on two threads, 130 on one), from a source in main memory at 88-106 (165-266)
 ps, about the arithmetic plus the main-memory read; a bf16 row-scale `mul` 86-93 ps from
-a cached source, 160-190 from main memory.
+a cached source, 160-190 from main memory. The matmul on the just-written workspace
+reads it at the main-memory rate: on one core the bf16 GEMV inside the chains took
+141-215 ps per weight (five shapes, both chains, per-pass CPU time), the rate of the same
+GEMV on weights rotating through main memory (170-192), not that of a weight repeated
+in the cache (114-118).
 """
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ def dequant_chain_cost(hw: Hardware, m, n, k, passes: Sequence[Sequence[float]],
     weight from main memory. The tensors passed between the kernels are read from the
     cache holding them for the share of the chain's footprint (`footprint_per_weight`
     bytes per weight of distinct data per call) that stays cached (`chain_hit_share`),
-    else from main memory; each pass is `serial_pass` at `vector.dequant_overlap`."""
+    else from main memory; each pass is `serial_pass` at `vector.dequant_overlap`; the
+    matmul streams the materialised weight at the main-memory rate (module docstring)."""
     weights = float(n * k)
     overlap = dequant_overlap(hw)
 
@@ -61,7 +66,7 @@ def dequant_chain_cost(hw: Hardware, m, n, k, passes: Sequence[Sequence[float]],
                 hw, elems * read, elems * write, elems * ops, half_elements=elems * half,
                 read_home=hw.main if i == 0 else home, write_home=home), overlap)
             cost = step if cost is None else cost + step
-        return cost + sk.gemm_cost(hw, m, n, k, quant, weight_home=home)
+        return cost + sk.gemm_cost(hw, m, n, k, quant, weight_home=hw.main)
 
     home, share = chain_hit_share(hw, weights * footprint_per_weight, 2.0 * weights)
     cached = chain(home)
