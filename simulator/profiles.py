@@ -137,7 +137,9 @@ class WeightOnlyKernel(_Strict):
     Energy per op: `energy_per_op`, else the activation type's. `exclusive: true`: the
     engine always dispatches these weights to this kernel (PyTorch does); otherwise it
     is one more execution option and each kernel takes the fastest. `launch`: its
-    per-call overhead (default `overheads.kernel_launch`)."""
+    per-call overhead (default `overheads.kernel_launch`). `row_time`: its time per
+    weight row (output feature) of a one-row call beyond streaming it, as
+    `ComputeSpec.row_time` (0 when absent)."""
 
     peak: ComputeRate
     achievable_fraction: Fraction
@@ -145,6 +147,7 @@ class WeightOnlyKernel(_Strict):
     energy_per_op: Energy | None = None
     exclusive: StrictBool = False
     launch: Time | None = None
+    row_time: Time | None = None
     note: str | None = None
 
     @property

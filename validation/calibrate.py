@@ -21,7 +21,8 @@ template's and carries `measured:` provenance saying how, when and on what machi
   streamed from main memory) timed, the overlap solved so the simulator matches it
   (solved twice in turn with the GEMM-path fractions, as each case depends on both);
 - `weight_only` kernels (PyTorch's int8 / int4 packed-weight matmuls): stream fraction
-  solved from a one-token matmul, peak from a 128-row one;
+  and per-row time (`row_time`, kept where the shapes' row lengths show one) fitted on
+  four one-token matmuls, peak from a 128-row one;
 - `vector.rate`: element-wise kernels (activations, layer norm; fp32 and bf16, in
   cache) timed and one rate fitted (least relative squares) to the simulator's op
   counts for them (bf16 widening at the template's ops per element);
