@@ -120,16 +120,18 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     terms = _group_terms(hw, quant, group)
     fmt, s_w, s_a = terms.fmt, terms.s_w, terms.s_a
     s_o = terms.s_stream if out_bits is None else out_bits / 8.0
-    channel = n * terms.channel_bits / 8.0
+    cb = terms.channel_bits  # None below: no per-channel scales (their bytes, 0, not added)
+    channel = None if type(cb) in (int, float) and cb == 0 else n * cb / 8.0
     w_home = hw.main if weight_home is None else weight_home
-    a_bytes, out_bytes = m * k * s_a, m * n * s_o
+    kn, mk, mn = k * n, m * k, m * n
+    a_bytes, out_bytes = mk * s_a, mn * s_o
     a_home = home_level(hw, a_bytes, True) if act_home is None else act_home
     o_home = home_level(hw, out_bytes, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
         # re-reads and the bytes re-read per staging level (levels 0 and 1 share one)
         levels, staged = [], {}
-        w_bytes = k * n * s_w + channel
+        w_bytes = kn * s_w if channel is None else kn * s_w + channel
         for j in range(hw.n_levels):
             at = max(j - 1, 0)  # the level staging_bytes(hw, j) reads
             if at not in staged:
@@ -141,20 +143,25 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
                           + bytes_through(hw, a_home, j, a_moved)
                           + bytes_through(hw, o_home, j, out_bytes))
         w_reads, a_reads = staged[0][:2]
-        return levels, k * n * w_reads, m * k * a_reads
+        return levels, kn * w_reads, mk * a_reads
 
     many = np.asarray(m) > 1  # more than one activation row
+    zero = 0.0 * mn
+    unscaled = type(stream_scale) is float and stream_scale == 1.0
 
     def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
         # more than one activation row: the library's GEMM path streams at its own share
-        plan = dict(plan, stream_fraction=stream_scale * np.where(
-            many, gemm_stream_share(plan, m), plan["stream_fraction"]))
+        share = np.where(many, gemm_stream_share(plan, m), plan["stream_fraction"])
+        plan = dict(plan, stream_fraction=share if unscaled else stream_scale * share)
         plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
         conv_ops, conv_s, conv_j = (_conversion(plan, (w_elems, "w"), (a_elems, "a"),
                                                 field=field) for field in ("ops", "s", "j"))
-        return roofline_cost(hw, plan, 2.0 * m * n * k, 0.0 * m * n, conv_s, conv_j, conv_ops,
-                       levels, 1.0, fixed_s=np.where(many, 0.0, n * plan["row_s"]),
-                       stream_bytes=k * n * s_weight + channel)
+        row_s = plan["row_s"]  # a GEMV's per-row time (none: zeros, as n x 0)
+        fixed = zero if type(row_s) is float and row_s == 0.0 else \
+            np.where(many, 0.0, n * row_s)
+        stream = kn * s_weight if channel is None else kn * s_weight + channel
+        return roofline_cost(hw, plan, 2.0 * mn * k, zero, conv_s, conv_j, conv_ops, levels,
+                             1.0, fixed_s=fixed, stream_bytes=stream)
 
     options = terms.options
     if fused_dequant:
@@ -163,12 +170,12 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     costs = []
     for plan in options:
         needs = np.asarray(plan["w_convert_ops"]) > 0
-        pre = _dequant(hw, k * n, fmt, plan, weight_home).scaled(needs)
+        pre = _dequant(hw, kn, fmt, plan, weight_home).scaled(needs)
         plan = dict(plan, w_convert_ops=np.where(needs, 0.0, plan["w_convert_ops"]),
                     w_convert_s=np.where(needs, 0.0, plan["w_convert_s"]),
                     w_convert_j=np.where(needs, 0.0, plan["w_convert_j"]))
         s_exec = np.where(needs, dtype_bits(plan["exec_dtype"]) / 8.0, s_w)
-        split = traffic(s_exec, np.where(needs, 0.0, channel))
+        split = traffic(s_exec, None if channel is None else np.where(needs, 0.0, channel))
         costs.append(pre + priced(plan, *split, s_weight=s_exec))
     return cheapest(costs)
 
