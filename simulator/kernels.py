@@ -349,6 +349,8 @@ def _any(a, b, test) -> bool:
     else as arrays."""
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return bool(test(a, b))
+    if isinstance(b, (int, float)):  # an array against a number
+        return bool(test(np.asarray(a), b).any())
     return bool(test(np.asarray(a), np.asarray(b)).any())
 
 
@@ -483,7 +485,8 @@ def _kv_reads(hw: Hardware, head_dim, s_q, rows, frac) -> list:
         at = max(j - 1, 0)
         if at not in staged:
             tq = staging_bytes(hw, j) / per_row
-            staged[at] = np.maximum(1.0, rows / np.maximum(tq, 1.0) * frac)
+            tq = max(tq, 1.0) if type(tq) is float else np.maximum(tq, 1.0)  # NaN stays
+            staged[at] = np.maximum(1.0, rows / tq * frac)
     return [staged[max(j - 1, 0)] for j in range(hw.n_levels)]
 
 
