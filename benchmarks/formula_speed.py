@@ -1,10 +1,9 @@
 """CPU time of each kernel-formula call a scalar `precsim.simulate` request makes (issue
 19: the formulas' share of the scalar call). One request is run with the formulas (the
 `*_cost` functions of simulator.kernels) that simulator.op_eval calls recorded; each
-recorded call is then repeated alone and its
-least CPU time over `--repeats` rounds of `--calls` calls printed, with the sum and the
-whole request's time. `--baseline DIR` measures another checkout the same way, in its
-own process, so that the two compare on this machine.
+recorded call is then repeated alone and its least CPU time over `--repeats` rounds of
+`--calls` calls printed, with their sum and the whole request's time. `--baseline DIR`
+measures another checkout the same way, in its own process, to compare on this machine.
 
     python benchmarks/formula_speed.py [--profile P] [--model M] [--quant Q]
                                        [--baseline DIR] [--calls N] [--repeats N]
