@@ -51,14 +51,11 @@ def check_positive(**values):
 
 @dataclass(frozen=True, eq=False)
 class _GroupTerms:
-    """What no shape enters of a layer group's format on a profile: the group's format,
-    its weight and activation types, bytes per weight and activation element, bytes per
-    element of the activation stream, the per-channel scale bits and the execution
-    options of the (weight, activation) pair (read-only plan mappings)."""
+    """What no shape enters of a layer group's format on a profile: the format, its bytes
+    per weight and activation element, the activation stream's bytes, per-channel scale
+    bits and its (weight, activation) types' execution options (read-only mappings)."""
 
     fmt: object
-    w_dtype: object
-    a_dtype: object
     s_w: object
     s_a: object
     s_stream: object
@@ -72,29 +69,25 @@ def _memo(hw: Hardware, kind: str, source, key: tuple, build):
     FORMAT_MEMO_MAX most recent), built anew for an array of formats."""
     if not isinstance(source, QuantFormat):
         return build()
-    memo = hw.exec_cache.get(kind)
-    if memo is None:
-        memo = hw.exec_cache[kind] = {}
-    hit = memo.get((id(source),) + key)
+    memo, key = hw.exec_cache.setdefault(kind, {}), (id(source),) + key
+    hit = memo.get(key)
     if hit is not None and hit[0] is source:
         return hit[1]
     value = build()
     while len(memo) >= FORMAT_MEMO_MAX:  # the oldest entry goes first
         memo.pop(next(iter(memo)))
-    memo[(id(source),) + key] = (source, value)
+    memo[key] = (source, value)
     return value
 
 
 def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
-    """`_GroupTerms` of `quant`'s layer group `group` on `hw` (memoised per format
-    object: `_memo`)."""
+    """`_GroupTerms` of `quant`'s layer group `group` on `hw` (memoised: `_memo`)."""
     def build():
         fmt = group_format(quant, group)
         w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
         a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
         return _GroupTerms(
-            fmt=fmt, w_dtype=w_dtype, a_dtype=a_dtype,
-            s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+            fmt=fmt, s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
             s_a=quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0,
             s_stream=stream_bits(fmt) / 8.0,
             channel_bits=quant_attr(fmt, lambda q: q.channel_scale_bits),
@@ -183,10 +176,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
 def matrix_rate(profile, quant="W16A16", *, group: str = "mlp"):
     """Achievable matrix ops/s of the group's fastest execution option (the plan's rate
     before any shape efficiency)."""
-    hw = as_hardware(profile)
-    fmt = group_format(quant, group)
-    options = plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                           quant_attr(fmt, lambda q: q.act_dtype))
+    options = _group_terms(as_hardware(profile), quant, group).options
     return np.maximum.reduce([np.asarray(p["ops_per_s"], dtype=float) for p in options])
 
 
@@ -211,10 +201,8 @@ def dequant_cost(profile, n_elements, quant, *, group: str = "mlp", home=None) -
     execution option)."""
     check_positive(n_elements=n_elements)
     hw = as_hardware(profile)
-    fmt = group_format(quant, group)
-    options = plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                            quant_attr(fmt, lambda q: q.act_dtype))
-    return cheapest([_dequant(hw, n_elements, fmt, plan, home) for plan in options])
+    terms = _group_terms(hw, quant, group)
+    return cheapest([_dequant(hw, n_elements, terms.fmt, plan, home) for plan in terms.options])
 
 
 def _dequant(hw: Hardware, n_elements, fmt, plan: dict, home) -> KernelCost:
@@ -356,12 +344,11 @@ def _any(a, b, test) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class _AttentionTerms:
-    """What no shape enters of attention in a format on a profile: the format, its
-    stream and KV types, stream bits, bytes per Q and per cached K/V element, and the
-    plans of a kernel reading the cache everywhere (True) or nowhere (False), filled on
-    first use (`_attention_plans`)."""
+    """What no shape enters of attention in a format on a profile: its stream and KV
+    types, stream bits, bytes per Q and per cached K/V element, and the plans of a kernel
+    reading the cache everywhere (True) or nowhere (False), filled on first use
+    (`_attention_plans`)."""
 
-    fmt: object
     sdt: object
     kv_dtype: object
     sb: object
@@ -375,7 +362,7 @@ def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
     def build():
         fmt = as_quant(quant)
         sb = stream_bits(fmt)
-        return _AttentionTerms(fmt=fmt, sdt=stream_dtype(fmt),
+        return _AttentionTerms(sdt=stream_dtype(fmt),
                                kv_dtype=quant_attr(fmt, lambda q: q.kv_dtype), sb=sb,
                                s_q=sb / 8.0,
                                s_c=quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0,
@@ -386,8 +373,9 @@ def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
 def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len):
     """(options, skips masked, shares K/V or None without a rule): the KV cache's
     execution options where the kernel reads the cache, the stream type's elsewhere,
-    replaced by the profiles' `attention` rule where they have one (`attention_rule`);
-    kept in `terms` where the kernel reads the cache everywhere or nowhere."""
+    replaced by the profiles' `attention` rule where they have one (`attention_rule`).
+    Kept in `terms` where the kernel reads the cache everywhere or nowhere and no profile
+    has a rule (the plans then depend on nothing else; a rule's may depend on shapes)."""
     if isinstance(cache_len, (int, float)):
         cached = some = every = cache_len > 0
     else:
@@ -405,13 +393,12 @@ def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len):
                               options_f[min(i, len(options_f) - 1)])
                    for i in range(max(len(options_c), len(options_f)))]
     rule = attention_rule(hw, kv_dtype, sdt)
-    if rule is None:
-        out = options, True, None
-    else:
+    if rule is not None:
         has_rule, skips, shares, rule_plan = rule
-        out = [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares
+        return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares
+    out = options, True, None
     if some == every:
-        out = tuple(MappingProxyType(p) for p in out[0]), out[1], out[2]
+        out = tuple(MappingProxyType(p) for p in options), True, None
         terms.plans[some] = out
     return out
 
