@@ -37,7 +37,7 @@ from precsim.simulator.hardware import as_hardware
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
-from precsim.simulator.power import dynamic_split, power_and_energy
+from precsim.simulator.power import dynamic_split, power_per_phase
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
 from precsim.simulator.roofline import add_all, home_level
 
@@ -470,8 +470,8 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
     # board power per phase (simulator.power): baseline, cap, throttled time; a SoC's
     # phases may run on different units (same envelope, each unit's dynamic energy)
     hw, dec_hw = hws
-    pre_p = power_and_energy(hw, prefill.time_s, dynamic_split(hw, prefill))
-    dec_p = power_and_energy(dec_hw, decode.time_s, dynamic_split(dec_hw, decode))
+    pre_p, dec_p = power_per_phase(hws, (prefill.time_s, decode.time_s),
+                                   (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
     split = {k: np.asarray(pre_p.split[k]) + np.asarray(dec_p.split[k]) for k in pre_p.split}
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = np.where(steps > 0, dec_p.time_s / np.where(steps > 0, steps, 1), np.nan)

@@ -84,24 +84,44 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
             group = [passes[pi].specs[i] for pi, i in ops]
             homes = [passes[pi].state_home for pi, _ in ops]
             nd = max(hw.profiles.ndim, np.ndim(quant), *(dims[op] for op in ops))
-            stacked = _STACKED[key[0]](group, hw, quant, _home(homes, nd), fused_dequant, nd)
+            stacked = StackedCall(_STACKED[key[0]](group, hw, quant, _home(homes, nd),
+                                                   fused_dequant, nd), nd, len(ops))
             start = 0
             for pi in dict.fromkeys(pi for pi, _ in ops):  # each pass's rows, in order
                 idx = tuple(i for qi, i in ops if qi == pi)
-                parts[pi].append((idx, stacked, nd, slice(start, start + len(idx)),
-                                  len(ops)))
+                parts[pi].append((idx, stacked, slice(start, start + len(idx))))
                 start += len(idx)
     return [EvaluatedPass(len(p.specs), tuple(a), tuple(b))
             for p, a, b in zip(passes, parts, singles)]
 
 
 @dataclass(frozen=True, eq=False)
+class StackedCall:
+    """One formula call's stacked KernelCost (`n` ops along a leading axis, `nd` input
+    dimensions after it), shared by the passes whose ops it priced: its fields in one
+    array and its per-op split are made once, on first use."""
+
+    cost: KernelCost
+    nd: int
+    n: int
+
+    @cached_property
+    def block(self) -> np.ndarray:
+        """Every extensive field, then every level's bytes: (fields, n, *shape)."""
+        return _block(_fields(self.cost), self.nd, self.n)
+
+    @cached_property
+    def ops(self) -> list:
+        """One KernelCost per op (`_split`)."""
+        return _split(self.cost, self.n, self.nd)
+
+
+@dataclass(frozen=True, eq=False)
 class EvaluatedPass:
-    """A priced pass: `parts` (op indices, the stacked KernelCost of their batch, its
-    input dimensions, the pass's rows of the batch, the batch's size) and `singles` (op
-    index, KernelCost); `reduced`: (the pass, weights, axis) this is the weighted sum
-    of. Its sums are taken on the stacked arrays; the per-op costs are split off only
-    when asked for (`costs`)."""
+    """A priced pass: `parts` (op indices, the StackedCall of their batch, the pass's
+    rows of the batch) and `singles` (op index, KernelCost); `reduced`: (the pass,
+    weights, axis) this is the weighted sum of. Its sums are taken on the stacked
+    arrays; the per-op costs are split off only when asked for (`costs`)."""
 
     n: int
     parts: tuple
@@ -116,8 +136,8 @@ class EvaluatedPass:
             source, weights, axis = self.reduced
             return reduce_costs(source.costs, weights, axis)
         out = [None] * self.n
-        for idx, cost, nd, rows, n_all in self.parts:
-            for i, c in zip(idx, _split(cost, n_all, nd)[rows]):
+        for idx, call, rows in self.parts:
+            for i, c in zip(idx, call.ops[rows]):
                 out[i] = c
         for i, c in self.singles:
             out[i] = c
@@ -136,8 +156,7 @@ class EvaluatedPass:
             pad = (1,) * max(np.ndim(weights) - sums.ndim + 1, 0)
             sums = sums.reshape(sums.shape[:1] + pad + sums.shape[1:])
             return np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
-        blocks = [_block(_fields(cost), nd, n_all)[:, rows].sum(axis=1)
-                  for _, cost, nd, rows, n_all in self.parts]
+        blocks = [call.block[:, rows].sum(axis=1) for _, call, rows in self.parts]
         blocks.extend(_block(_fields(cost), None, 1) for _, cost in self.singles)
         dims = max(b.ndim for b in blocks)
         return add_all(b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
@@ -147,7 +166,7 @@ class EvaluatedPass:
     def sums(self) -> dict:
         """The extensive fields summed over the ops (`_stacked_sums`), "bytes_moved" a
         dict per level."""
-        first = self.parts[0][1] if self.parts else self.singles[0][1]
+        first = self.parts[0][1].cost if self.parts else self.singles[0][1]
         rows = list(self._stacked_sums)
         out = dict(zip(EXTENSIVE_FIELDS, rows))
         out["bytes_moved"] = dict(zip(first.bytes_moved, rows[len(EXTENSIVE_FIELDS):]))
