@@ -36,7 +36,8 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
-from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
+from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
+                                   object_memo)
 from precsim.simulator.power import dynamic_split, power_per_phase
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
 from precsim.simulator.roofline import add_all, home_level
@@ -60,8 +61,7 @@ def _check_lengths(**values) -> None:
 
 # ---- weights and footprint -----------------------------------------------------------------
 
-#: weight_bytes of a (model, format) object pair with scalar entries: (model, format,
-#: entries), keyed on their ids (the 64 most recent; both frozen).
+#: weight_bytes per (model, format) object pair with scalar entries (`ops.object_memo`).
 _WEIGHT_BYTES: dict = {}
 
 
@@ -73,15 +73,7 @@ def weight_bytes(model: TransformerConfig, quant) -> dict:
     where every entry is a scalar (a new dict each call).
     """
     quant = as_quant(quant)
-    hit = _WEIGHT_BYTES.get((id(model), id(quant)))
-    if hit is not None and hit[0] is model and hit[1] is quant:
-        return dict(hit[2])
-    out = _weight_bytes(model, quant)
-    if all(np.ndim(v) == 0 for v in out.values()):
-        while len(_WEIGHT_BYTES) >= 64:  # the oldest entry goes first
-            _WEIGHT_BYTES.pop(next(iter(_WEIGHT_BYTES)), None)
-        _WEIGHT_BYTES[id(model), id(quant)] = (model, quant, dict(out))
-    return out
+    return dict(object_memo(_WEIGHT_BYTES, (model, quant), lambda: _weight_bytes(model, quant)))
 
 
 def _weight_bytes(model: TransformerConfig, quant) -> dict:
