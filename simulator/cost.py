@@ -236,8 +236,10 @@ def _price(passes, fused_dequant: bool) -> tuple:
         wb = weight_bytes(model, quant)
         total_w = add_all(wb.values())
         state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
-        block = (wb["attn"] + wb["mlp"]) / model.n_layers
-        block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
+        block_home = state_home  # read only where blocks repeat (op_eval.evaluate_op)
+        if model.block_repeat != 1:
+            block = (wb["attn"] + wb["mlp"]) / model.n_layers
+            block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
         placed.append((wb, PassOps(specs, hw, quant, model, state_home, block_home)))
     costs = price_passes([ops for _, ops in placed], fused_dequant)
     return tuple(PhaseCost(phase=p[3], specs=tuple(p[4]), evaluated=c,
@@ -258,6 +260,8 @@ def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
 
 def _check_counts(**values) -> None:
     for name, value in values.items():
+        if isinstance(value, (int, float)) and 0 <= value < math.inf:
+            continue  # the common scalar case, without numpy
         arr = np.asarray(value, dtype=float)
         if arr.size == 0:
             raise InputError(f"{name} is empty")
