@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -21,10 +20,25 @@ from precsim.simulator.hardware import Hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
-from precsim.simulator.ops import OpSpec, add_axis
+from precsim.simulator.ops import OpSpec, add_axis, object_memo
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
                                         reduce_costs)
+
+
+class _once:
+    """A cached property without `functools.cached_property`'s lock (taken on every
+    first access in Python 3.11): computed on first access and stored in the instance's
+    `__dict__` (frozen dataclasses included), which later lookups read first."""
+
+    def __init__(self, fn):
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,14 +64,59 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     stackable ops priced per batch (`_batch_key`) and kept stacked, the others one by
     one. Passes sharing hardware and format share a batch's call where the op's inputs
     are scalars (arrays of different passes need not align: a decode pass has a trailing
-    axis of steps); each pass keeps its rows of such a batch."""
+    axis of steps); each pass keeps its rows of such a batch. How (`_plan`) is kept
+    for passes built alike (`ops.OpList.signature`)."""
     parts = [[] for _ in passes]
     singles = [[] for _ in passes]
+    for lead, kind, ops, nd, rows in _cached_plan(passes):
+        hw, quant = passes[lead].hw, passes[lead].quant
+        if kind is None:
+            for pi, i in ops:
+                p = passes[pi]
+                singles[pi].append((i, _price_op(p.specs[i], hw, quant, p.model,
+                                                 p.state_home, p.block_home, fused_dequant)))
+            continue
+        group = [passes[pi].specs[i] for pi, i in ops]
+        homes = [passes[pi].state_home for pi, _ in ops]
+        costs, counts = _STACKED[kind](group, hw, quant, _home(homes, nd), fused_dequant, nd)
+        call = PricedCall(costs, counts, nd, len(ops))
+        for pi, idx, pass_rows in rows:
+            parts[pi].append((idx, call, pass_rows))
+    return [EvaluatedPass(len(p.specs), tuple(a), tuple(b))
+            for p, a, b in zip(passes, parts, singles)]
+
+
+#: `_plan` per signature of the passes (`ops.object_memo`).
+_PLANS: dict = {}
+
+
+def _cached_plan(passes: Sequence[PassOps]) -> tuple:
+    """`_plan(passes)`, kept per the passes' signatures (their ops' kinds, groups and
+    input dimensions), hardware and format objects, weight homes' and profiles'
+    dimensions and which passes share hardware and format."""
+    signatures = tuple(getattr(p.specs, "signature", None) for p in passes)
+    if not all(signatures):
+        return _plan(passes)
+    firsts: dict = {}
+    extra = (signatures, tuple((np.ndim(p.state_home), p.hw.profiles.ndim,
+                                firsts.setdefault((id(p.hw), id(p.quant)), pi))
+                               for pi, p in enumerate(passes)))
+    objects = tuple(o for p in passes for o in (p.model, p.quant, *p.specs.objects))
+    return object_memo(_PLANS, objects, lambda: _plan(passes), extra)
+
+
+def _plan(passes: Sequence[PassOps]) -> tuple:
+    """How `price_passes` prices `passes`: one step per formula call, (the first pass
+    of the hardware and format it runs on, the formula's kind (None: ops priced one by
+    one), its ops as (pass, op index), their inputs' dimensions, each pass's (op
+    indices, rows of the call))."""
+    steps = []
     shared: dict = {}
     for pi, p in enumerate(passes):
         shared.setdefault((id(p.hw), id(p.quant)), []).append(pi)
     for members in shared.values():
-        hw, quant = passes[members[0]].hw, passes[members[0]].quant
+        lead = members[0]
+        hw, quant = passes[lead].hw, passes[lead].quant
         batches: dict = {}  # key -> [(pass, op, dimensions of the op's stacked inputs)]
         for pi in members:
             p = passes[pi]
@@ -74,25 +133,16 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
                 # arrays align with their own pass only
         for key, ops in batches.items():
             if key[0] == "single" or len(ops) == 1:
-                for pi, i, _ in ops:
-                    p = passes[pi]
-                    singles[pi].append((i, _price_op(p.specs[i], hw, quant, p.model,
-                                                     p.state_home, p.block_home,
-                                                     fused_dequant)))
+                steps.append((lead, None, tuple((pi, i) for pi, i, _ in ops), 0, ()))
                 continue
-            group = [passes[pi].specs[i] for pi, i, _ in ops]
-            homes = [passes[pi].state_home for pi, _, _ in ops]
             nd = max(hw.profiles.ndim, np.ndim(quant), *(d for _, _, d in ops))
-            costs, counts = _STACKED[key[0]](group, hw, quant, _home(homes, nd),
-                                             fused_dequant, nd)
-            stacked = PricedCall(costs, counts, nd, len(ops))
-            start = 0
+            rows, start = [], 0
             for pi in dict.fromkeys(pi for pi, _, _ in ops):  # each pass's rows, in order
                 idx = tuple(i for qi, i, _ in ops if qi == pi)
-                parts[pi].append((idx, stacked, slice(start, start + len(idx))))
+                rows.append((pi, idx, slice(start, start + len(idx))))
                 start += len(idx)
-    return [EvaluatedPass(len(p.specs), tuple(a), tuple(b))
-            for p, a, b in zip(passes, parts, singles)]
+            steps.append((lead, key[0], tuple((pi, i) for pi, i, _ in ops), nd, tuple(rows)))
+    return tuple(steps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +159,7 @@ class PricedCall:
     nd: int | None
     n: int
 
-    @cached_property
+    @_once
     def cost(self) -> KernelCost:
         """The KernelCost of the call (the costs added, then scaled by the count)."""
         total = self.costs[0]
@@ -117,7 +167,7 @@ class PricedCall:
             total = total + extra
         return total if self.count is None else total.scaled(self.count)
 
-    @cached_property
+    @_once
     def block(self) -> np.ndarray:
         """Every extensive field, then every level's bytes, of `cost`: (fields, n,
         *shape), or (fields, *shape) for one op (each element the same sum and product
@@ -129,7 +179,7 @@ class PricedCall:
             out = out + _block(_fields(more, levels), self.nd, self.n, extra)
         return out if self.count is None else out * self.count
 
-    @cached_property
+    @_once
     def ops(self) -> list:
         """One KernelCost per op (`_split`; one op: `cost`)."""
         return [self.cost] if self.nd is None else _split(self.cost, self.n, self.nd)
@@ -147,7 +197,7 @@ class EvaluatedPass:
     singles: tuple
     reduced: tuple | None = None
 
-    @cached_property
+    @_once
     def costs(self) -> tuple:
         """One KernelCost per op, in op order (each as `evaluate_op`; reduced: as
         `reduce_costs` of the pass's ops)."""
@@ -162,7 +212,7 @@ class EvaluatedPass:
             out[i] = call.cost
         return tuple(out)
 
-    @cached_property
+    @_once
     def _stacked_sums(self) -> np.ndarray:
         """Every extensive field, then every level's bytes, summed over the ops: (fields,
         *shape). A stacked part is summed down its ops axis, the parts and single ops
@@ -181,7 +231,7 @@ class EvaluatedPass:
         return add_all(b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
                        for b in blocks)
 
-    @cached_property
+    @_once
     def sums(self) -> dict:
         """The extensive fields summed over the ops (`_stacked_sums`), "bytes_moved" a
         dict per level."""
@@ -206,13 +256,13 @@ def _block(values: list, nd, n: int, extra=()) -> np.ndarray:
     """`values` in one float array (values, *shape) broadcast to their common shape (and
     `extra`); with `nd` (a stacked part's input dimensions) the shape starts with the
     `n` ops."""
-    shapes = {v.shape for v in values if isinstance(v, np.ndarray) and v.ndim}
+    shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}
     lead = () if nd is None else (n,) + (1,) * nd
     shape = shapes.pop() if len(shapes) == 1 else ()
     if shapes or extra or len(shape) != len(lead) or (lead and shape[0] != n):
         shape = np.broadcast_shapes(shape, *shapes, lead, extra)
-    if not shape or all(isinstance(v, np.ndarray) and v.shape == shape for v in values):
-        return np.array(values, dtype=float)  # one shape (the common case)
+    if not shape:
+        return np.array(values, dtype=float)  # numbers: one conversion
     out = np.empty((len(values),) + shape)
     for i, v in enumerate(values):
         out[i] = v

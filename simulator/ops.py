@@ -26,6 +26,10 @@ from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
 from precsim.simulator.quant import QuantFormat, quant_attr, stream_bits
 
 PHASES = ("prefill", "decode")
+#: The model fields a sweep may make arrays (`model_add_axis`).
+SWEPT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
+                "head_dim", "n_experts", "moe_d_ff", "shared_d_ff", "n_moe_layers",
+                "expert_shards")
 #: Vector ops per rotated element of RoPE (two multiplies and an add).
 ROPE_OPS = 3.0
 
@@ -77,17 +81,17 @@ def _bits(quant, group: str, attr: str):
     return quant_attr(quant, lambda q: getattr(q.for_group(group), attr))
 
 
-def object_memo(store: dict, objects: tuple, compute, size: int = 64):
-    """`compute()` memoised in `store` per tuple of (frozen) `objects`, keyed on their
-    ids (the `size` most recent, the oldest evicted first); kept only where every value
-    of the dict it returns is a scalar (arrays could be edited in place). The dict is
-    the caller's to read, not to change."""
-    key = tuple(map(id, objects))
+def object_memo(store: dict, objects: tuple, compute, extra: tuple = (), size: int = 64):
+    """`compute()` memoised in `store` per tuple of (frozen) `objects` and the hashable
+    `extra`, keyed on the objects' ids (the `size` most recent, the oldest evicted
+    first); a dict is kept only where every value is a scalar (arrays could be edited
+    in place). What it returns is the caller's to read, not to change."""
+    key = tuple(map(id, objects)) + extra
     hit = store.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], objects)):
         return hit[1]
     out = compute()
-    if all(np.ndim(v) == 0 for v in out.values()):
+    if not isinstance(out, dict) or all(np.ndim(v) == 0 for v in out.values()):
         while len(store) >= size:
             store.pop(next(iter(store)), None)
         store[key] = (objects, out)
@@ -112,6 +116,8 @@ def _compute_constants(model: TransformerConfig, quant) -> dict:
     is_moe = model.is_moe
     dense = model.n_dense_layers / model.n_layers if is_moe else None
     return dict(
+        plain=isinstance(quant, QuantFormat) and not any(
+            isinstance(v, np.ndarray) and v.ndim for v in vars(model).values()),
         sb=sb, out_bits=out_bits, epilogue=epilogue,
         a_attn=_bits(quant, "attn", "effective_act_bits"),
         a_mlp=_bits(quant, "mlp", "effective_act_bits"),
@@ -126,6 +132,17 @@ def _compute_constants(model: TransformerConfig, quant) -> dict:
         gate=model.ffn_in_width / model.d_ff, is_moe=is_moe, dense=dense,
         with_dense=not is_moe or bool(np.any(np.asarray(dense) > 0)),
         with_shared=is_moe and bool(np.any(np.asarray(model.shared_d_ff) > 0)))
+
+
+class OpList(list):
+    """The OpSpecs of one pass, and `signature`: what decides the ops' kinds, groups and
+    their inputs' dimensions (the model and format, by id, kept in `objects`; the
+    phase, the attention flag and the dimensions of the request's inputs), the same
+    for every pass built alike (op_eval keeps how it batches such a pass); None where
+    the model or format holds arrays."""
+
+    signature: tuple | None = None
+    objects: tuple = ()
 
 
 def _spec(**fields) -> OpSpec:
@@ -151,8 +168,13 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
     c = _constants(model, quant)
     part = _attention_part("attention", model, batch, q_len, kv_len, cache_len, flash,
                            c["out_bits"], c["epilogue"])
-    return _pass_ops(model, quant, phase, batch * q_len, logit_rows, [part],
-                     batch_rows=batch)
+    ops = OpList(_pass_ops(model, quant, phase, batch * q_len, logit_rows, [part],
+                           batch_rows=batch))
+    if c["plain"]:  # every input enters its ops elementwise: their dimensions decide
+        ops.signature = (id(model), id(quant), phase, bool(flash), logit_rows is None,
+                         *map(np.ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
+        ops.objects = (model, quant)
+    return ops
 
 
 def build_mixed_ops(model: TransformerConfig, quant, decode_batch, decode_context_len,
@@ -220,10 +242,7 @@ def add_axis(x):
 def model_add_axis(model: TransformerConfig) -> TransformerConfig:
     """The model with a trailing length-1 axis on every swept field (to broadcast
     against a trailing axis of lengths)."""
-    fields = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
-              "head_dim", "n_experts", "moe_d_ff", "shared_d_ff", "n_moe_layers",
-              "expert_shards")
-    changes = {f: add_axis(getattr(model, f)) for f in fields
+    changes = {f: add_axis(getattr(model, f)) for f in SWEPT_FIELDS
                if getattr(model, f) is not None and np.ndim(getattr(model, f))}
     return replace(model, **changes) if changes else model
 
