@@ -468,9 +468,11 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
     hw, dec_hw = hws
     pre_p, dec_p = power_per_phase(hws, (prefill.time_s, decode.time_s),
                                    (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
-    split = {k: np.asarray(pre_p.split[k]) + np.asarray(dec_p.split[k]) for k in pre_p.split}
+    split = {k: pre_p.split[k] + dec_p.split[k] for k in pre_p.split}
     with np.errstate(divide="ignore", invalid="ignore"):
-        tpot = np.where(steps > 0, dec_p.time_s / np.where(steps > 0, steps, 1), np.nan)
+        decoding = steps > 0
+        per_step = np.where(decoding, steps, 1)
+        tpot = np.where(decoding, dec_p.time_s / per_step, np.nan)
         ttft = pre_p.time_s
         energy = pre_p.energy_j + dec_p.energy_j
         e2e = ttft + dec_p.time_s
@@ -484,23 +486,22 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
             "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
             "energy_j": energy, "energy_per_token_j": energy / (batch * gen_len),
-            "decode_energy_per_token_j": np.where(steps > 0, dec_p.energy_j
-                                                  / (batch * np.where(steps > 0, steps, 1)),
+            "decode_energy_per_token_j": np.where(decoding, dec_p.energy_j / (batch * per_step),
                                                   np.nan),
             "average_power_w": energy / e2e, "energy_per_request_j": energy / batch,
             "energy_static_j": pre_p.static_j + dec_p.static_j,
             "energy_compute_j": split["compute"],
             "energy_memory_j": {k[len("memory_"):]: v for k, v in split.items()
                                 if k.startswith("memory_")},
-            "throttled": np.asarray(pre_p.throttled) | np.asarray(dec_p.throttled),
+            "throttled": pre_p.throttled | dec_p.throttled,
             "weight_bytes": weights, "weight_bytes_by_group": wb, "kv_cache_bytes": kv,
             "activation_bytes": acts, "memory_bytes": need, "capacity_bytes": cap,
             "fits": need <= cap,
             "bytes_moved": {k: prefill.bytes_moved[k] + decode.bytes_moved[k]
                             for k in prefill.level_names},
             "launch_overhead_s": prefill.overhead_time_s + decode.overhead_time_s,
-            "kernels_per_decode_step": np.where(steps > 0, decode.n_kernels
-                                                / np.where(steps > 0, steps, 1), np.nan),
+            "kernels_per_decode_step": np.where(decoding, decode.n_kernels / per_step,
+                                                np.nan),
         }
     return {k: ({kk: _scalar(vv) for kk, vv in v.items()} if isinstance(v, dict)
                 else _scalar(v)) for k, v in totals.items()}

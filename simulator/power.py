@@ -182,9 +182,10 @@ def power_per_phase(hws, busy_times, dynamics) -> tuple:
 
 def _phases(values) -> np.ndarray:
     """`values` (one per phase) along a new leading axis, broadcast to one shape."""
-    if all(np.ndim(v) == 0 for v in values):
-        return np.array(values, dtype=float)
-    return np.stack(np.broadcast_arrays(*values)).astype(float, copy=False)
+    try:
+        return np.array(values, dtype=float)  # one shape (the common case)
+    except ValueError:
+        return np.stack(np.broadcast_arrays(*values)).astype(float, copy=False)
 
 
 def dynamic_split(hw, cost) -> dict:
