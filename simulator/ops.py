@@ -172,7 +172,7 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
                            batch_rows=batch))
     if c["plain"]:  # every input enters its ops elementwise: their dimensions decide
         ops.signature = (id(model), id(quant), phase, bool(flash), logit_rows is None,
-                         *map(np.ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
+                         *map(ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
         ops.objects = (model, quant)
     return ops
 
@@ -234,16 +234,25 @@ def _check_quant(quant) -> None:
         raise TypeError("build_ops needs a parsed QuantFormat (or an object array of them)")
 
 
+def ndim(x) -> int:
+    """`np.ndim(x)`, without converting numbers, None and arrays (0, 0, their ndim)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim
+    if x is None or isinstance(x, (int, float, np.generic)):
+        return 0
+    return np.ndim(x)
+
+
 def add_axis(x):
     """`x` with a trailing length-1 axis when it is an array (scalars unchanged)."""
-    return np.asarray(x)[..., None] if np.ndim(x) else x
+    return np.asarray(x)[..., None] if ndim(x) else x
 
 
 def model_add_axis(model: TransformerConfig) -> TransformerConfig:
     """The model with a trailing length-1 axis on every swept field (to broadcast
     against a trailing axis of lengths)."""
     changes = {f: add_axis(getattr(model, f)) for f in SWEPT_FIELDS
-               if getattr(model, f) is not None and np.ndim(getattr(model, f))}
+               if ndim(getattr(model, f))}
     return replace(model, **changes) if changes else model
 
 
