@@ -225,10 +225,11 @@ class EvaluatedPass:
             pad = (1,) * max(np.ndim(weights) - sums.ndim + 1, 0)
             sums = sums.reshape(sums.shape[:1] + pad + sums.shape[1:])
             return np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
-        blocks = [call.block[:, rows].sum(axis=1) for _, call, rows in self.parts]
+        blocks = [np.add.reduce(call.block[:, rows], axis=1) for _, call, rows in self.parts]
         blocks.extend(call.block for _, call in self.singles)
         dims = max(b.ndim for b in blocks)
-        return add_all(b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
+        return add_all(b if b.ndim == dims else
+                       b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
                        for b in blocks)
 
     @_once
