@@ -310,10 +310,14 @@ def _home(homes: list, nd: int):
 def _stack(values, nd: int, dtype=float) -> np.ndarray:
     """`values` (one per op) along a new leading axis, each broadcast to their common
     shape padded to `nd` dimensions."""
-    shapes = {getattr(v, "shape", ()) for v in values}
-    shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
-    if shape == ():  # scalars: one conversion
-        return np.array(values, dtype=dtype).reshape((len(values),) + (1,) * nd)
+    try:  # numbers, or arrays of one shape: one conversion
+        out = np.array(values, dtype=dtype)
+    except ValueError:
+        out = None
+    if out is not None:
+        shape = out.shape[1:]
+        return out.reshape((len(values),) + (1,) * (nd - len(shape)) + shape)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in values))
     out = np.empty((len(values),) + (1,) * (nd - len(shape)) + shape, dtype=dtype)
     for i, v in enumerate(values):
         out[i] = v
