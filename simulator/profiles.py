@@ -137,7 +137,9 @@ class WeightOnlyKernel(_Strict):
     Energy per op: `energy_per_op`, else the activation type's. `exclusive: true`: the
     engine always dispatches these weights to this kernel (PyTorch does); otherwise it
     is one more execution option and each kernel takes the fastest. `launch`: its
-    per-call overhead (default `overheads.kernel_launch`)."""
+    per-call overhead (default `overheads.kernel_launch`). `row_time`: its time per
+    weight row (output feature) of a one-row call beyond streaming it, as
+    `ComputeSpec.row_time` (0 when absent)."""
 
     peak: ComputeRate
     achievable_fraction: Fraction
@@ -145,6 +147,7 @@ class WeightOnlyKernel(_Strict):
     energy_per_op: Energy | None = None
     exclusive: StrictBool = False
     launch: Time | None = None
+    row_time: Time | None = None
     note: str | None = None
 
     @property
@@ -183,11 +186,14 @@ class VectorSpec(_Strict):
     are not memory-bound (a CPU's vector units run them far below its GEMM FMA rate);
     when the block is absent the vector data type's achievable GEMM rate is used.
     `widen_ops_per_element`: vector ops to widen a 16-bit float element into a wider
-    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS)."""
+    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS).
+    `dequant_overlap`: share of the shorter of a dequantisation pass's memory and math
+    times hidden under the longer (simulator.dequant; absent: 1, the roofline's)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
     widen_ops_per_element: Count | None = None
+    dequant_overlap: Share | None = None
 
 
 class MemoryLevel(_Strict):
