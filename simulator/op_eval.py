@@ -150,9 +150,9 @@ class PricedCall:
     """What one formula call priced: the sum of `costs` (KernelCosts: a kernel and the
     work added to it, e.g. its KV-cache append) times `count` (None: counted already),
     for `n` ops stacked along a leading axis with `nd` input dimensions after it (`nd`
-    None: one op, no ops axis). Shared by the passes whose ops it priced; its fields in
-    one array (the counts applied there: one multiply, not one per field) and its
-    per-op KernelCosts are made once, on first use."""
+    None: one op, no ops axis). Shared by the passes whose ops it priced: its fields in
+    one array (`block`: the counts applied there, one multiply, not one per field) and
+    its per-op KernelCosts, made on first use."""
 
     costs: tuple
     count: object
@@ -167,17 +167,29 @@ class PricedCall:
             total = total + extra
         return total if self.count is None else total.scaled(self.count)
 
-    @_once
     def block(self) -> np.ndarray:
         """Every extensive field, then every level's bytes, of `cost`: (fields, n,
         *shape), or (fields, *shape) for one op (each element the same sum and product
-        as `cost`'s)."""
+        as `cost`'s). Kept for the next pass where the inputs are scalars (the passes
+        share such calls; the block is small); an array input's block (one pass's) is
+        made for its sums and let go."""
+        kept = self.__dict__.get("_fields_block")
+        if kept is not None:
+            return kept
         levels = tuple(self.costs[0].bytes_moved)
-        extra = np.shape(self.count) if self.nd is None else ()
+        extra = np.shape(self.count)  # counts may vary where the fields do not
         out = _block(_fields(self.costs[0], levels), self.nd, self.n, extra)
         for more in self.costs[1:]:
-            out = out + _block(_fields(more, levels), self.nd, self.n, extra)
-        return out if self.count is None else out * self.count
+            add = _block(_fields(more, levels), self.nd, self.n, extra)
+            if add.shape == out.shape:
+                out += add  # in place: the block is this call's own array
+            else:
+                out = out + add
+        if self.count is not None:  # `extra`: the block has the counts' shape
+            out *= self.count
+        if self.nd == 0:
+            self.__dict__["_fields_block"] = out
+        return out
 
     @_once
     def ops(self) -> list:
@@ -225,8 +237,9 @@ class EvaluatedPass:
             pad = (1,) * max(np.ndim(weights) - sums.ndim + 1, 0)
             sums = sums.reshape(sums.shape[:1] + pad + sums.shape[1:])
             return np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
-        blocks = [np.add.reduce(call.block[:, rows], axis=1) for _, call, rows in self.parts]
-        blocks.extend(call.block for _, call in self.singles)
+        blocks = [np.add.reduce(call.block()[:, rows], axis=1)
+                  for _, call, rows in self.parts]
+        blocks.extend(call.block() for _, call in self.singles)
         dims = max(b.ndim for b in blocks)
         return add_all(b if b.ndim == dims else
                        b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
@@ -260,7 +273,8 @@ def _block(values: list, nd, n: int, extra=()) -> np.ndarray:
     shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}
     lead = () if nd is None else (n,) + (1,) * nd
     shape = shapes.pop() if len(shapes) == 1 else ()
-    if shapes or extra or len(shape) != len(lead) or (lead and shape[0] != n):
+    if shapes or (extra and extra != shape) or len(shape) != len(lead) \
+            or (lead and shape[0] != n):
         shape = np.broadcast_shapes(shape, *shapes, lead, extra)
     if not shape:
         return np.array(values, dtype=float)  # numbers: one conversion
