@@ -76,6 +76,18 @@ def weight_bytes(model: TransformerConfig, quant) -> dict:
     return dict(object_memo(_WEIGHT_BYTES, (model, quant), lambda: _weight_bytes(model, quant)))
 
 
+#: weight_total per (model, format) object pair with a scalar total (`ops.object_memo`).
+_WEIGHT_TOTALS: dict = {}
+
+
+def weight_total(model: TransformerConfig, quant):
+    """All stored weight bytes: the entries of `weight_bytes` added in order (memoised
+    as `weight_bytes` is)."""
+    quant = as_quant(quant)
+    return object_memo(_WEIGHT_TOTALS, (model, quant), lambda: {
+        "total": _scalar(add_all(weight_bytes(model, quant).values()))})["total"]
+
+
 def _weight_bytes(model: TransformerConfig, quant) -> dict:
     """`weight_bytes` of a parsed format, computed."""
 
@@ -234,8 +246,8 @@ def _price(passes, fused_dequant: bool) -> tuple:
     placed = []
     for hw, model, quant, _, specs, kv_bytes in passes:
         wb = weight_bytes(model, quant)
-        total_w = add_all(wb.values())
-        state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
+        state_home = home_level(hw, weight_total(model, quant) + kv_bytes,
+                                persistent_only=True)
         block_home = state_home  # read only where blocks repeat (op_eval.evaluate_op)
         if model.block_repeat != 1:
             block = (wb["attn"] + wb["mlp"]) / model.n_layers
@@ -477,11 +489,12 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
         energy = pre_p.energy_j + dec_p.energy_j
         e2e = ttft + dec_p.time_s
         wb = weight_bytes(model, quant)
-        weights = add_all(wb.values())
+        weights = weight_total(model, quant)
         kv = kv_cache_bytes(model, quant, batch, np.asarray(prompt_len) + np.asarray(gen_len))
         acts = activation_bytes(model, quant, batch, prompt_len, flash)
         need = weights + kv + acts
         cap = hw.main_capacity_bytes
+        pre_moved, dec_moved = prefill.bytes_moved, decode.bytes_moved
         totals = {
             "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
             "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
@@ -497,8 +510,7 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "weight_bytes": weights, "weight_bytes_by_group": wb, "kv_cache_bytes": kv,
             "activation_bytes": acts, "memory_bytes": need, "capacity_bytes": cap,
             "fits": need <= cap,
-            "bytes_moved": {k: prefill.bytes_moved[k] + decode.bytes_moved[k]
-                            for k in prefill.level_names},
+            "bytes_moved": {k: pre_moved[k] + dec_moved[k] for k in prefill.level_names},
             "launch_overhead_s": prefill.overhead_time_s + decode.overhead_time_s,
             "kernels_per_decode_step": np.where(decoding, decode.n_kernels / per_step,
                                                 np.nan),
