@@ -270,12 +270,15 @@ def _block(values: list, nd, n: int, extra=()) -> np.ndarray:
     """`values` in one float array (values, *shape) broadcast to their common shape (and
     `extra`); with `nd` (a stacked part's input dimensions) the shape starts with the
     `n` ops."""
-    shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}
-    lead = () if nd is None else (n,) + (1,) * nd
-    shape = shapes.pop() if len(shapes) == 1 else ()
-    if shapes or (extra and extra != shape) or len(shape) != len(lead) \
-            or (lead and shape[0] != n):
-        shape = np.broadcast_shapes(shape, *shapes, lead, extra)
+    if nd == 0 and extra in ((), (n,)):
+        shape = (n,)  # scalar inputs: every field is one number per op, or one for all
+    else:
+        shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}
+        lead = () if nd is None else (n,) + (1,) * nd
+        shape = shapes.pop() if len(shapes) == 1 else ()
+        if shapes or (extra and extra != shape) or len(shape) != len(lead) \
+                or (lead and shape[0] != n):
+            shape = np.broadcast_shapes(shape, *shapes, lead, extra)
     if not shape:
         return np.array(values, dtype=float)  # numbers: one conversion
     out = np.empty((len(values),) + shape)
