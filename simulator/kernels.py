@@ -11,13 +11,13 @@ bytes) and takes the option with the least time element-wise (`cheapest`).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
 
+from precsim.simulator.checks import check_positive, checks_positive
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficiency, structure
 from precsim.simulator.hardware import Hardware, as_hardware
@@ -35,16 +35,6 @@ QUANTIZE_OPS = 3.0
 SOFTMAX_OPS = 5.0
 #: Format objects whose shape-free terms are kept per packed profile (`_memo`).
 FORMAT_MEMO_MAX = 64
-
-
-def check_positive(**values):
-    """InputError unless every named value is positive and finite."""
-    for name, value in values.items():
-        if isinstance(value, (int, float)) and 0.0 < value < math.inf:
-            continue  # the common scalar case, without numpy
-        arr = np.asarray(value, dtype=float)
-        if arr.size and not (arr.min() > 0.0 and arr.max() < math.inf):  # NaN fails too
-            raise InputError(f"{name} must be positive and finite, got {value!r}")
 
 
 # ---- kernels -------------------------------------------------------------------------------
@@ -95,6 +85,7 @@ def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
     return _memo(hw, "group_terms", quant, (group,), build)
 
 
+@checks_positive("m", "n", "k")
 def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_home=None,
               act_home=None, out_home=None, out_bits=None,
               fused_dequant: bool = True, stream_scale=1.0) -> KernelCost:
@@ -108,7 +99,6 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     `stream_scale` scales the streaming share (an engine's slower kernel, e.g. the
     profile's `overheads.expert_stream` for grouped expert GEMMs).
     """
-    check_positive(m=m, n=n, k=k)
     hw = as_hardware(profile)
     terms = _group_terms(hw, quant, group)
     fmt, s_w, s_a = terms.fmt, terms.s_w, terms.s_a
@@ -252,6 +242,7 @@ def widen_ops(profile, half_elements):
     return factor * np.asarray(half_elements, dtype=float)
 
 
+@checks_positive("rows", "width")
 def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = "rmsnorm",
               fused_residual: bool = True, quantize_out: bool = False, **homes) -> KernelCost:
     """RMSNorm / LayerNorm over `rows` x `width`, optionally fused with the residual add
@@ -260,7 +251,6 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
     (sum and sum of squares in one pass, then subtract, scale, affine), +1 for the
     residual add, +QUANTIZE_OPS when the output is quantised; 16-bit inputs / outputs
     are widened / narrowed on a wider vector unit (`widen_ops`)."""
-    check_positive(rows=rows, width=width)
     elems = rows * width
     ops = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0) \
         + np.where(quantize_out, QUANTIZE_OPS, 0.0)
@@ -274,11 +264,11 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
                             **homes)
 
 
+@checks_positive("tokens", "d_model")
 def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "embedding",
                    weight_home=None, out_bits=None) -> KernelCost:
     """Gather `tokens` rows of d_model from the (possibly quantised) table and write them
     to the activation stream; quantised rows are converted on the way."""
-    check_positive(tokens=tokens, d_model=d_model)
     hw = as_hardware(profile)
 
     def build():  # bits per table and stream element, the gather's plans: no shape
@@ -511,6 +501,7 @@ def _add_up(values: Sequence):
     return total
 
 
+@checks_positive("batch", "q_len", "kv_len", "n_heads", "n_kv_heads", "head_dim")
 def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
                    quant="W16A16", *, kv_from_cache: bool | None = None, flash: bool = True,
                    causal: bool = True, window=None, kv_home=None, q_home=None,
@@ -537,8 +528,6 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     `n_kernels` overrides the launches (1 flash, 3 unfused), e.g. 0 for a part of a
     kernel that is launched with another; `q_home` / `out_home` place Q and the output.
     """
-    check_positive(batch=batch, q_len=q_len, kv_len=kv_len, n_heads=n_heads,
-                   n_kv_heads=n_kv_heads, head_dim=head_dim)
     cache_len, fresh_kv_home = _cache_split(q_len, kv_len, cache_len, kv_from_cache,
                                             kv_home, fresh_kv_home)
     hw = as_hardware(profile)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.hardware import as_hardware
-from precsim.simulator.kernels import check_positive
+from precsim.simulator.checks import check_positive
 from precsim.simulator.mapping import cheapest, plan_options
 from precsim.simulator.quant import dtype_bits
 from precsim.simulator.roofline import ACC_BYTES, output_tile, roofline_cost, staging_bytes

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from precsim.simulator import kernels
+from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.kernels import attention_cost, elementwise_cost, gemm_cost
 from precsim.simulator.quant import QuantFormat, parse_quant
@@ -138,3 +139,32 @@ def test_an_elementwise_kernel_keeps_its_zero_fields():
         assert value.shape == (2,) and not value.any()
     assert np.array_equal(cost.compute_time_s, cost.vector_ops / as_hardware(
         "a100-sxm-80gb").vector_ops_per_s)
+
+
+_CHECKED = [  # (formula, its positional arguments after the profile, the checked ones)
+    (gemm_cost, (64.0, 4096.0, 4096.0), ("m", "n", "k")),
+    (kernels.norm_cost, (64.0, 4096.0), ("rows", "width")),
+    (kernels.embedding_cost, (64.0, 4096.0), ("tokens", "d_model")),
+    (attention_cost, (2.0, 1.0, 300.0, 32.0, 8.0, 128.0),
+     ("batch", "q_len", "kv_len", "n_heads", "n_kv_heads", "head_dim")),
+]
+
+
+@pytest.mark.parametrize("formula, args, names", _CHECKED)
+@pytest.mark.parametrize("bad", (0.0, -1.0, float("nan"), float("inf")))
+def test_the_public_formulas_refuse_bad_sizes_the_unchecked_entry_prices_alike(
+        formula, args, names, bad):
+    """Each checked size refused (InputError naming it), given by position or by name,
+    as a number or inside an array; `unchecked` (op_eval's entry, its inputs validated
+    upstream) prices valid sizes bit for bit as the public formula."""
+    hw = as_hardware("a100-sxm-80gb")
+    assert _identical(formula(hw, *args), formula.unchecked(hw, *args))
+    for i, name in enumerate(names):
+        positional = list(args)
+        positional[i] = bad
+        with pytest.raises(InputError, match=f"{name} must be positive and finite"):
+            formula(hw, *positional)
+        keywords = dict(zip(names, args))
+        keywords[name] = np.array([args[i], bad])
+        with pytest.raises(InputError, match=f"{name} must be positive and finite"):
+            formula(hw, **keywords)
