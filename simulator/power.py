@@ -36,6 +36,7 @@ busy) and each dynamic component after throttling; their sum is `energy_j`.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,47 +114,67 @@ def _num(x):
 
 
 def _scalar(x):
-    if type(x) is np.float64:
-        return x  # np.asarray(x, dtype=float)[()] is x's value and type
+    if type(x) is np.float64 or type(x) is float:
+        return x  # a number (np.asarray(x, dtype=float)[()] is an np.float64's value)
     arr = np.asarray(x, dtype=float)
     return arr[()] if arr.ndim == 0 else arr
+
+
+#: Numbers `power_and_energy` computes with as Python floats (the same IEEE doubles).
+_NUMBERS = (float, int, np.float64)
+
+
+def _where(cond, a, b):
+    """np.where; for a Python bool (numbers) the chosen value as it is."""
+    return (a if cond else b) if type(cond) is bool else np.where(cond, a, b)
+
+
+def _any(test) -> bool:
+    return test if type(test) is bool else test.any()
 
 
 def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
                      wall_time_s=None, run_time_s=None) -> PowerEnergy:
     """Throttled busy time, energy, average power and split (module docstring).
     `run_time_s`: length of the run that picks the envelope (peak `tdp` up to `burst`,
-    then `sustained`); default the busy time itself (one call = one run)."""
+    then `sustained`); default the busy time itself (one call = one run). Where every
+    input and the envelope are numbers the arithmetic runs on Python floats (the same
+    operations in the same order: the same doubles as numpy's), else on arrays."""
     params = profile_or_hw if isinstance(profile_or_hw, PowerParams) \
         else power_params(profile_or_hw)
     parts = dynamic_energy_j if isinstance(dynamic_energy_j, dict) \
         else {"dynamic": dynamic_energy_j}
-    t = np.asarray(busy_time_s, dtype=float)
-    n = np.asarray(devices, dtype=float)
-    if (t < 0).any() or (n < 1).any():
+    envelope = (params.static_w, params.active_w, params.cap_w, params.sustained_w,
+                params.burst_s)
+    inputs = (busy_time_s, devices, run_time_s, *parts.values(), *envelope)
+    numbers = all(v is None or type(v) in _NUMBERS for v in inputs)
+    as_float = float if numbers else lambda v: np.asarray(v, dtype=float)
+    static_w, active_w, cap_w, sustained_w, burst_s = map(as_float, envelope)
+    t, n = as_float(busy_time_s), as_float(devices)
+    if _any(t < 0) or _any(n < 1):
         raise InputError(f"power model: busy time must be >= 0 s and devices >= 1, got "
                          f"{busy_time_s!r} s on {devices!r} devices")
-    dyn = sum(np.asarray(v, dtype=float) for v in parts.values())
-    if (np.asarray(dyn) < 0).any():
+    parts = {k: as_float(v) for k, v in parts.items()}
+    dyn = sum(parts.values())
+    if _any(dyn < 0):
         raise InputError("power model: dynamic energy must be >= 0 J")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        busy_w = np.where(t > 0, params.active_w + dyn / (n * np.where(t > 0, t, 1.0)),
-                          params.static_w)
-        run = t if run_time_s is None else np.asarray(run_time_s, dtype=float)
-        cap = np.where(run > params.burst_s, params.sustained_w, params.cap_w)
-        s = np.where(busy_w > cap, np.cbrt((cap - params.static_w)
-                                           / (busy_w - params.static_w)), 1.0)
-    time_s = t / s
-    s2 = s * s
-    split = {"idle": n * params.static_w * time_s,
-             "active": n * (params.active_w - params.static_w) * t * s2}
-    split |= {k: np.asarray(v, dtype=float) * s2 for k, v in parts.items()}
-    wall = time_s if wall_time_s is None else np.maximum(wall_time_s, time_s)
-    split["idle"] = split["idle"] + n * params.static_w * (wall - time_s)
-    energy = sum(split.values())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        average = np.where(wall > 0, energy / np.where(wall > 0, wall, 1.0),
-                           n * params.static_w)
+    # numbers: no numpy warnings to silence (no division below divides by zero)
+    with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
+        busy_w = _where(t > 0, active_w + dyn / (n * _where(t > 0, t, 1.0)), static_w)
+        run = t if run_time_s is None else as_float(run_time_s)
+        cap = _where(run > burst_s, sustained_w, cap_w)
+        over = busy_w > cap  # then busy_w > cap > static_w (profiles.PowerSpec)
+        s = _where(over, np.cbrt((cap - static_w) / _where(over, busy_w - static_w, 1.0)),
+                   1.0)
+        time_s = t / s
+        s2 = s * s
+        split = {"idle": n * static_w * time_s,
+                 "active": n * (active_w - static_w) * t * s2}
+        split |= {k: v * s2 for k, v in parts.items()}
+        wall = time_s if wall_time_s is None else np.maximum(wall_time_s, time_s)
+        split["idle"] = split["idle"] + n * static_w * (wall - time_s)
+        energy = sum(split.values())
+        average = _where(wall > 0, energy / _where(wall > 0, wall, 1.0), n * static_w)
     return PowerEnergy(time_s=_scalar(time_s), energy_j=_scalar(energy),
                        average_power_w=_scalar(average),
                        split={k: _scalar(v) for k, v in split.items()},
@@ -163,13 +184,15 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
 def power_per_phase(hws, busy_times, dynamics) -> tuple:
     """`power_and_energy(hw, t, dynamic)` of each phase (one run each), as one call along
     a leading phase axis where the phases share an envelope (one PowerParams, or equal
-    scalar ones) and their busy times one shape (element for element the same
-    arithmetic), else one call per phase. `dynamics`: dicts with the same keys."""
+    scalar ones) and their busy times one shape that is not a number's (element for
+    element the same arithmetic), else one call per phase (numbers: on Python floats).
+    `dynamics`: dicts with the same keys."""
     params = [power_params(hw) for hw in hws]
     first = params[0]
     shared = all(p is first or (all(np.ndim(v) == 0 for v in vars(p).values()) and p == first)
                  for p in params)
-    if not shared or len({np.shape(t) for t in busy_times}) > 1:
+    numbers = all(type(v) in _NUMBERS for d in dynamics for v in (*busy_times, *d.values()))
+    if numbers or not shared or len({np.shape(t) for t in busy_times}) > 1:
         return tuple(power_and_energy(p, t, d) for p, t, d in zip(params, busy_times, dynamics))
     pe = power_and_energy(first, _phases(busy_times),
                           {k: _phases([d[k] for d in dynamics]) for k in dynamics[0]})

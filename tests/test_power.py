@@ -208,3 +208,27 @@ def test_phases_of_different_shapes_are_priced_apart():
     pre, dec = power_per_phase((hw, hw), t, dyn)
     assert np.shape(pre.time_s) == (2, 1) and np.shape(dec.time_s) == (2, 2)
     assert np.array_equal(dec.energy_j, power_and_energy(hw, t[1], dyn[1]).energy_j)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(st.just(0.0), times), energies, energies, st.integers(1, 8),
+       st.one_of(st.none(), times), st.one_of(st.none(), times),
+       st.sampled_from(["h100-sxm", "snapdragon-8-gen3", "a100-sxm-80gb"]),
+       st.sampled_from([float, np.float64]))
+def test_numbers_price_as_arrays(t, e0, e1, devices, wall, run, name, kind):
+    """Numbers (Python floats, numpy scalars; scalar simulate's power) are priced on
+    Python floats: bit for bit each element of the same inputs as arrays, throttled
+    (h100 at high energy, the phone past its burst) or not, with a wall or run time."""
+    hw = as_hardware(load_profile(name))
+    got = power_and_energy(hw, kind(t), {"compute": kind(e0), "memory_hbm": kind(e1)},
+                           devices, wall_time_s=wall, run_time_s=run)
+    arrays = power_and_energy(hw, np.array([t, 1.0]), {"compute": np.array([e0, 0.0]),
+                                                       "memory_hbm": np.array([e1, 0.0])},
+                              np.array([devices, 1]),
+                              wall_time_s=None if wall is None else np.array([wall, 1.0]),
+                              run_time_s=None if run is None else np.array([run, 1.0]))
+    for field in ("time_s", "energy_j", "average_power_w", "clock_fraction", "throttled"):
+        a, b = getattr(got, field), getattr(arrays, field)[0]
+        assert np.ndim(a) == 0 and (a == b or (np.isnan(a) and np.isnan(b))), field
+    assert list(got.split) == list(arrays.split)
+    assert all(got.split[k] == arrays.split[k][0] for k in got.split)
