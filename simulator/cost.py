@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
                                    object_memo)
-from precsim.simulator.power import dynamic_split, power_per_phase
+from precsim.simulator.power import dynamic_split, power_per_phase, where
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
 from precsim.simulator.roofline import add_all, home_level
 
@@ -470,21 +471,32 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
 def _scalar(x):
     if isinstance(x, np.generic):
         return x  # a numpy scalar already (np.asarray(x)[()] is x's value and type)
+    if type(x) is float:
+        return np.float64(x)  # np.asarray(x)[()]
     arr = np.asarray(x)
     return arr[()] if arr.ndim == 0 else arr
+
+
+def _as_is(x):
+    return x
 
 
 def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
     # board power per phase (simulator.power): baseline, cap, throttled time; a SoC's
     # phases may run on different units (same envelope, each unit's dynamic energy)
+    # a scalar request's sums and steps as Python floats (the same doubles, the same
+    # operations: numpy's results; `where` picks as np.where does), arrays as they are
     hw, dec_hw = hws
+    numbers = all(type(v) is np.float64 for v in (steps, prefill.time_s, decode.time_s))
+    num = float if numbers else _as_is
     pre_p, dec_p = power_per_phase(hws, (prefill.time_s, decode.time_s),
                                    (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
     split = {k: pre_p.split[k] + dec_p.split[k] for k in pre_p.split}
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
+        steps = num(steps)
         decoding = steps > 0
-        per_step = np.where(decoding, steps, 1)
-        tpot = np.where(decoding, dec_p.time_s / per_step, np.nan)
+        per_step = where(decoding, steps, 1)
+        tpot = where(decoding, dec_p.time_s / per_step, np.nan)
         ttft = pre_p.time_s
         energy = pre_p.energy_j + dec_p.energy_j
         e2e = ttft + dec_p.time_s
@@ -499,8 +511,8 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
             "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
             "energy_j": energy, "energy_per_token_j": energy / (batch * gen_len),
-            "decode_energy_per_token_j": np.where(decoding, dec_p.energy_j / (batch * per_step),
-                                                  np.nan),
+            "decode_energy_per_token_j": where(decoding, dec_p.energy_j / (batch * per_step),
+                                                np.nan),
             "average_power_w": energy / e2e, "energy_per_request_j": energy / batch,
             "energy_static_j": pre_p.static_j + dec_p.static_j,
             "energy_compute_j": split["compute"],
@@ -511,9 +523,9 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "activation_bytes": acts, "memory_bytes": need, "capacity_bytes": cap,
             "fits": need <= cap,
             "bytes_moved": {k: pre_moved[k] + dec_moved[k] for k in prefill.level_names},
-            "launch_overhead_s": prefill.overhead_time_s + decode.overhead_time_s,
-            "kernels_per_decode_step": np.where(decoding, decode.n_kernels / per_step,
-                                                np.nan),
+            "launch_overhead_s": num(prefill.overhead_time_s) + num(decode.overhead_time_s),
+            "kernels_per_decode_step": where(decoding, num(decode.n_kernels) / per_step,
+                                              np.nan),
         }
     return {k: ({kk: _scalar(vv) for kk, vv in v.items()} if isinstance(v, dict)
                 else _scalar(v)) for k, v in totals.items()}

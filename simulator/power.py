@@ -124,7 +124,7 @@ def _scalar(x):
 _NUMBERS = (float, int, np.float64)
 
 
-def _where(cond, a, b):
+def where(cond, a, b):
     """np.where; for a Python bool (numbers) the chosen value as it is."""
     return (a if cond else b) if type(cond) is bool else np.where(cond, a, b)
 
@@ -160,11 +160,11 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         raise InputError("power model: dynamic energy must be >= 0 J")
     # numbers: no numpy warnings to silence (no division below divides by zero)
     with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
-        busy_w = _where(t > 0, active_w + dyn / (n * _where(t > 0, t, 1.0)), static_w)
+        busy_w = where(t > 0, active_w + dyn / (n * where(t > 0, t, 1.0)), static_w)
         run = t if run_time_s is None else as_float(run_time_s)
-        cap = _where(run > burst_s, sustained_w, cap_w)
+        cap = where(run > burst_s, sustained_w, cap_w)
         over = busy_w > cap  # then busy_w > cap > static_w (profiles.PowerSpec)
-        s = _where(over, np.cbrt((cap - static_w) / _where(over, busy_w - static_w, 1.0)),
+        s = where(over, np.cbrt((cap - static_w) / where(over, busy_w - static_w, 1.0)),
                    1.0)
         time_s = t / s
         s2 = s * s
@@ -174,7 +174,7 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         wall = time_s if wall_time_s is None else np.maximum(wall_time_s, time_s)
         split["idle"] = split["idle"] + n * static_w * (wall - time_s)
         energy = sum(split.values())
-        average = _where(wall > 0, energy / _where(wall > 0, wall, 1.0), n * static_w)
+        average = where(wall > 0, energy / where(wall > 0, wall, 1.0), n * static_w)
     return PowerEnergy(time_s=_scalar(time_s), energy_j=_scalar(energy),
                        average_power_w=_scalar(average),
                        split={k: _scalar(v) for k, v in split.items()},
