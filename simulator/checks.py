@@ -21,19 +21,20 @@ def check_positive(**values):
             raise InputError(f"{name} must be positive and finite, got {value!r}")
 
 
-def checks_positive(*names):
-    """The formula with `check_positive` of its arguments `names` in front; the formula
-    without the check, for callers whose inputs were validated upstream (simulator.op_eval,
-    behind simulator.cost's length checks), as its `unchecked` attribute."""
+def checked(check, *names):
+    """The formula with `check(**its arguments `names` given)` in front (e.g.
+    `check_positive`); the formula without the check, for callers whose inputs were
+    validated upstream (simulator.op_eval, behind simulator.cost's length checks), as its
+    `unchecked` attribute."""
     def wrap(fn):
         at = {name: i for i, name in enumerate(inspect.signature(fn).parameters)
               if name in names}
 
         @functools.wraps(fn)
-        def checked(*args, **kwargs):
-            check_positive(**{name: args[i] if i < len(args) else kwargs[name]
-                              for name, i in at.items() if i < len(args) or name in kwargs})
+        def run(*args, **kwargs):
+            check(**{name: args[i] if i < len(args) else kwargs[name]
+                     for name, i in at.items() if i < len(args) or name in kwargs})
             return fn(*args, **kwargs)
-        checked.unchecked = fn
-        return checked
+        run.unchecked = fn
+        return run
     return wrap

@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from precsim.simulator.checks import check_positive, checks_positive
+from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficiency, structure
 from precsim.simulator.hardware import Hardware, as_hardware
@@ -85,7 +85,7 @@ def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
     return _memo(hw, "group_terms", quant, (group,), build)
 
 
-@checks_positive("m", "n", "k")
+@checked(check_positive, "m", "n", "k")
 def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_home=None,
               act_home=None, out_home=None, out_bits=None,
               fused_dequant: bool = True, stream_scale=1.0) -> KernelCost:
@@ -242,7 +242,7 @@ def widen_ops(profile, half_elements):
     return factor * np.asarray(half_elements, dtype=float)
 
 
-@checks_positive("rows", "width")
+@checked(check_positive, "rows", "width")
 def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = "rmsnorm",
               fused_residual: bool = True, quantize_out: bool = False, **homes) -> KernelCost:
     """RMSNorm / LayerNorm over `rows` x `width`, optionally fused with the residual add
@@ -264,7 +264,7 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
                             **homes)
 
 
-@checks_positive("tokens", "d_model")
+@checked(check_positive, "tokens", "d_model")
 def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "embedding",
                    weight_home=None, out_bits=None) -> KernelCost:
     """Gather `tokens` rows of d_model from the (possibly quantised) table and write them
@@ -304,21 +304,27 @@ def _causal_pairs(q_len, kv_len, window=None):
     return prefix(kv_len) - prefix(kv_len - q_len)
 
 
+def _check_attention(batch, q_len, kv_len, n_heads, n_kv_heads, head_dim, cache_len=None):
+    """`attention_cost`'s input checks: sizes positive and finite, kv_len >= q_len,
+    0 <= cache_len <= kv_len."""
+    check_positive(batch=batch, q_len=q_len, kv_len=kv_len, n_heads=n_heads,
+                   n_kv_heads=n_kv_heads, head_dim=head_dim)
+    if _any(kv_len, q_len, lambda kv, q: kv < q):
+        raise InputError("attention: kv_len must be at least q_len")
+    if cache_len is not None and _any(cache_len, kv_len, lambda c, kv: (c < 0) | (c > kv)):
+        raise InputError("attention: cache_len must be between 0 and kv_len")
+
+
 def _cache_split(q_len, kv_len, cache_len, kv_from_cache, kv_home, fresh_kv_home):
     """(cache_len, fresh_kv_home) with `attention_cost`'s defaults: without `cache_len`,
     every key is cached when `kv_from_cache` (default: q_len == 1) and none otherwise,
-    the fresh K/V then placed by `kv_home`; checks kv_len >= q_len, 0 <= cache_len <=
-    kv_len."""
-    if _any(kv_len, q_len, lambda kv, q: kv < q):
-        raise InputError("attention: kv_len must be at least q_len")
+    the fresh K/V then placed by `kv_home`."""
     if cache_len is None:
         if kv_from_cache is None:
             kv_from_cache = bool(np.all(np.asarray(q_len) == 1))
         cache_len = kv_len if kv_from_cache else 0.0
         if not kv_from_cache and fresh_kv_home is None:
             fresh_kv_home = kv_home  # kv_home placed the (fresh) K/V before cache_len
-    elif _any(cache_len, kv_len, lambda c, kv: (c < 0) | (c > kv)):
-        raise InputError("attention: cache_len must be between 0 and kv_len")
     return cache_len, fresh_kv_home
 
 
@@ -501,7 +507,8 @@ def _add_up(values: Sequence):
     return total
 
 
-@checks_positive("batch", "q_len", "kv_len", "n_heads", "n_kv_heads", "head_dim")
+@checked(_check_attention, "batch", "q_len", "kv_len", "n_heads", "n_kv_heads",
+         "head_dim", "cache_len")
 def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
                    quant="W16A16", *, kv_from_cache: bool | None = None, flash: bool = True,
                    causal: bool = True, window=None, kv_home=None, q_home=None,

@@ -25,8 +25,9 @@ from precsim.simulator.quant import group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
                                         reduce_costs)
 
-# The formulas without their positive-input checks: an op's sizes come from a validated
-# model and the lengths simulator.cost checked (the public formulas still check).
+# The formulas without their input checks (sizes positive, attention's lengths ordered):
+# an op's sizes come from a validated model and the lengths simulator.cost checked (the
+# public formulas still check).
 gemm_cost, norm_cost = gemm_cost.unchecked, norm_cost.unchecked
 embedding_cost, attention_cost = embedding_cost.unchecked, attention_cost.unchecked
 

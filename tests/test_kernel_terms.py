@@ -168,3 +168,19 @@ def test_the_public_formulas_refuse_bad_sizes_the_unchecked_entry_prices_alike(
         keywords[name] = np.array([args[i], bad])
         with pytest.raises(InputError, match=f"{name} must be positive and finite"):
             formula(hw, **keywords)
+
+
+@pytest.mark.parametrize("q_len, kv_len, cache_len, message", [
+    (8.0, 4.0, None, "kv_len must be at least q_len"),
+    (np.array([1.0, 8.0]), np.array([4.0, 4.0]), None, "kv_len must be at least q_len"),
+    (1.0, 4.0, 5.0, "cache_len must be between 0 and kv_len"),
+    (1.0, 4.0, np.array([2.0, -1.0]), "cache_len must be between 0 and kv_len")])
+def test_attention_refuses_disordered_lengths(q_len, kv_len, cache_len, message):
+    """attention_cost checks kv_len >= q_len and 0 <= cache_len <= kv_len (its
+    `unchecked` entry, op_eval's, leaves that to simulator.cost)."""
+    with pytest.raises(InputError, match=message):
+        attention_cost("a100-sxm-80gb", 1.0, q_len, kv_len, 32.0, 8.0, 128.0,
+                       cache_len=cache_len)
+    ok = attention_cost("a100-sxm-80gb", 1.0, 1.0, 4.0, 32.0, 8.0, 128.0, cache_len=2.0)
+    assert _identical(ok, attention_cost.unchecked("a100-sxm-80gb", 1.0, 1.0, 4.0, 32.0, 8.0,
+                                                   128.0, cache_len=2.0))
