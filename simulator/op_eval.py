@@ -347,6 +347,18 @@ def _stack(values, nd: int, dtype=float) -> np.ndarray:
     return out
 
 
+def _columns(rows: list, nd: int) -> list:
+    """The columns of `rows` (one tuple of values per op), each as `_stack` gives it: one
+    conversion of the whole table where the inputs are numbers (`nd` 0), else one
+    `_stack` per column."""
+    if nd == 0:
+        try:
+            return list(np.array(rows, dtype=float).T)
+        except ValueError:
+            pass
+    return [_stack(column, nd) for column in zip(*rows)]
+
+
 def _split(cost: KernelCost, n: int, nd: int) -> list:
     """The `n` ops of a stacked KernelCost (fields without the ops axis are shared; a
     label the same for every element is kept as one label)."""
@@ -384,47 +396,42 @@ def _gemms(group, hw, quant, home, fused_dequant, nd) -> tuple:
     first = group[0]
     fmt = group_format(quant, first.group)
 
-    def column(name, default=None):
-        return _stack([s.params.get(name, default) for s in group], nd)
     default_bits = stream_bits(fmt)
-    out_bits = _stack([default_bits if s.params.get("out_bits") is None
-                       else s.params["out_bits"] for s in group], nd)
+    m, n, k, out_bits, counts = _columns([
+        (p["m"], p["n"], p["k"], default_bits if p.get("out_bits") is None else p["out_bits"],
+         s.count) for s in group for p in (s.params,)], nd)
     experts = any(s.params.get("experts") for s in group)
     scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
                     for s in group], nd) if experts else 1.0  # x 1.0: exact
-    m, n, k = column("m"), column("n"), column("k")
     cost = gemm_cost(hw, m, n, k, quant, group=first.group, weight_home=home,
                      out_bits=out_bits, fused_dequant=fused_dequant, stream_scale=scale)
     if experts:  # no tile work elsewhere: stored_n 0
         tiles = _expert_tiles(hw, quant, first.group, dict(m=m, n=n, k=k, stored_n=_stack(
             [s.params["stored_n"] if s.params.get("experts") else 0.0 for s in group], nd)))
         if tiles is not None:
-            return (cost, tiles), _stack([s.count for s in group], nd)
-    return (cost,), _stack([s.count for s in group], nd)
+            return (cost, tiles), counts
+    return (cost,), counts
 
 
 def _norms(group, hw, quant, home, fused_dequant, nd) -> tuple:
     """Norms of one kind and residual fusion: shapes, bits and quantised output stacked."""
     p = group[0].params
-
-    def column(name, dtype=float):
-        return _stack([s.params[name] for s in group], nd, dtype)
-    cost = norm_cost(hw, column("rows"), column("width"), in_bits=column("in_bits"),
-                     out_bits=column("out_bits"), kind=p["kind_norm"],
+    rows, width, in_bits, out_bits, counts = _columns([
+        (q["rows"], q["width"], q["in_bits"], q["out_bits"], s.count)
+        for s in group for q in (s.params,)], nd)
+    cost = norm_cost(hw, rows, width, in_bits=in_bits, out_bits=out_bits, kind=p["kind_norm"],
                      fused_residual=p.get("fused_residual", True),
-                     quantize_out=column("quantize_out", bool))
-    return (cost,), _stack([s.count for s in group], nd)
+                     quantize_out=_stack([s.params["quantize_out"] for s in group], nd, bool))
+    return (cost,), counts
 
 
 def _elementwise(group, hw, quant, home, fused_dequant, nd) -> tuple:
     """Streaming ops: bytes and vector ops stacked, plus the KV-cache appends (zero for
     the ops without one: adding a zero cost is exact)."""
-    def column(name):
-        return _stack([s.params[name] for s in group], nd)
-    cost = elementwise_cost(hw, column("read_bytes"), column("write_bytes"),
-                            column("vector_ops"))
-    kv = _stack([s.kv_write_bytes for s in group], nd)
-    counts = _stack([s.count for s in group], nd)
+    read, write, vector_ops, kv, counts = _columns([
+        (p["read_bytes"], p["write_bytes"], p["vector_ops"], s.kv_write_bytes, s.count)
+        for s in group for p in (s.params,)], nd)
+    cost = elementwise_cost(hw, read, write, vector_ops)
     if (kv > 0).any():
         return (cost, elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=home,
                                        n_kernels=0.0)), counts
@@ -433,10 +440,10 @@ def _elementwise(group, hw, quant, home, fused_dequant, nd) -> tuple:
 
 def _embeddings(group, hw, quant, home, fused_dequant, nd) -> tuple:
     """Embedding gathers (one per pass): tokens and width stacked."""
-    cost = embedding_cost(hw, _stack([s.params["tokens"] for s in group], nd),
-                          _stack([s.params["d_model"] for s in group], nd), quant,
-                          weight_home=home)
-    return (cost,), _stack([s.count for s in group], nd)
+    tokens, d_model, counts = _columns([(s.params["tokens"], s.params["d_model"], s.count)
+                                        for s in group], nd)
+    cost = embedding_cost(hw, tokens, d_model, quant, weight_home=home)
+    return (cost,), counts
 
 
 _STACKED = {"gemm": _gemms, "norm": _norms, "elementwise": _elementwise,
