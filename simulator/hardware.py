@@ -26,6 +26,24 @@ STAGING_FRACTION = 0.5
 DEFAULT_HALF_OPS = 1.0
 
 
+def kernel_widen_ops(hw: Hardware, kernel: str):
+    """Per profile: vector ops per 16-bit element widened / narrowed by the element-wise
+    `kernel` (`vector.widen_by_kernel`, else the profile's widen_ops)."""
+    key = ("widen_by_kernel", kernel)
+    if key not in hw.exec_cache:
+        flat = hw.profiles.reshape(-1) if hw.profiles.ndim else [hw.profiles[()]]
+        own = [(p.vector.widen_by_kernel or {}).get(kernel) if p.vector else None
+               for p in flat]
+        if all(c is None for c in own):
+            hw.exec_cache[key] = hw.widen_ops
+        else:
+            default = np.broadcast_to(hw.widen_ops, np.shape(hw.profiles)).reshape(-1)
+            vals = np.array([d if c is None else c.value for c, d in zip(own, default)])
+            hw.exec_cache[key] = vals.reshape(hw.profiles.shape) if hw.profiles.ndim \
+                else float(vals[0])
+    return hw.exec_cache[key]
+
+
 @dataclass(frozen=True)
 class ExecPlan:
     """One way a (weight dtype, activation dtype) pair runs on one profile: the native

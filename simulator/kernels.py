@@ -19,7 +19,7 @@ import numpy as np
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficiency, structure
-from precsim.simulator.hardware import Hardware, as_hardware
+from precsim.simulator.hardware import Hardware, as_hardware, kernel_widen_ops
 from precsim.simulator.mapping import (attention_rule, cheapest, gemm_stream_share, pick_plan,
                                        plan_options)
 from precsim.simulator.quant import (as_quant, dtype_bits, group_format, quant_attr,
@@ -173,14 +173,15 @@ def _dequant(hw: Hardware, n_elements, fmt, plan: dict, home) -> KernelCost:
 
 def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=None,
                      write_home=None, n_kernels: float = 1.0, exec_dtype: str = "vector",
-                     half_elements=0.0) -> KernelCost:
+                     half_elements=0.0, kernel: str | None = None) -> KernelCost:
     """A streaming kernel (norm, activation, residual add, RoPE, softmax, sampling):
     no re-use, every byte crosses each level between its home and the engine.
     `half_elements`: elements read or written in a 16-bit float type; a vector unit
     computing in a wider type widens / narrows each at DEFAULT_HALF_OPS vector ops
-    (`widen_ops`), as PyTorch's CPU kernels compute bf16 in fp32."""
+    (`widen_ops`; the `kernel`'s own where the profile names it), as PyTorch's CPU
+    kernels compute bf16 in fp32."""
     hw = as_hardware(profile)
-    vector_ops = vector_ops + widen_ops(hw, half_elements)
+    vector_ops = vector_ops + widen_ops(hw, half_elements, kernel)
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = [bytes_through(hw, r_home, j, read_bytes) + bytes_through(hw, w_home, j, write_bytes)
@@ -190,12 +191,14 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     return roofline_cost(hw, plan, zero, vector_ops, zero, zero, zero, levels, n_kernels)
 
 
-def widen_ops(profile, half_elements):
+def widen_ops(profile, half_elements, kernel: str | None = None):
     """Vector ops to move `half_elements` 16-bit float elements into or out of the vector
-    unit's type: the profile's `vector.widen_ops_per_element` (default DEFAULT_HALF_OPS)
-    each where that type is wider than 16 bits, else 0."""
+    unit's type: the profile's `vector.widen_ops_per_element` (default DEFAULT_HALF_OPS;
+    `vector.widen_by_kernel` of `kernel` where given) each where that type is wider than
+    16 bits, else 0."""
     hw = as_hardware(profile)
-    return np.where(np.asarray(hw.vector_bits) > 16, hw.widen_ops, 0.0) \
+    per = hw.widen_ops if kernel is None else kernel_widen_ops(hw, kernel)
+    return np.where(np.asarray(hw.vector_bits) > 16, per, 0.0) \
         * np.asarray(half_elements, dtype=float)
 
 
@@ -217,7 +220,7 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
     half = elems * (np.where(np.asarray(in_bits) <= 16, n_in + (1 if fused_residual else 0),
                              0) + np.where(np.asarray(out_bits) == 16, 1, 0))
     return elementwise_cost(profile, reads, writes, elems * ops, half_elements=half,
-                            **homes)
+                            kernel=kind, **homes)
 
 
 def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "embedding",
@@ -282,10 +285,11 @@ def _any(a, b, test) -> bool:
     return bool(np.any(test(np.asarray(a), np.asarray(b))))
 
 
-def _attention_plans(hw: Hardware, fmt, cache_len):
+def _attention_plans(hw: Hardware, fmt, cache_len, q_len=1.0):
     """(options, skips masked, shares K/V or None without a rule): the KV cache's
     execution options where the kernel reads the cache, the stream type's elsewhere,
-    replaced by the profiles' `attention` rule where they have one (`attention_rule`)."""
+    replaced by the profiles' `attention` rule where they have one (`attention_rule`,
+    whose matrix tiles depend on the q_len query rows)."""
     sdt = stream_dtype(fmt)
     kv_dtype = quant_attr(fmt, lambda q: q.kv_dtype)
     cached = np.asarray(cache_len) > 0
@@ -297,7 +301,7 @@ def _attention_plans(hw: Hardware, fmt, cache_len):
         options = [pick_plan(cached, options_c[min(i, len(options_c) - 1)],
                               options_f[min(i, len(options_f) - 1)])
                    for i in range(max(len(options_c), len(options_f)))]
-    rule = attention_rule(hw, kv_dtype, sdt)
+    rule = attention_rule(hw, kv_dtype, sdt, q_len)
     if rule is None:
         return options, True, None
     has_rule, skips, shares, rule_plan = rule
@@ -422,7 +426,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     s_q = sb / 8.0
     s_o = (sb if out_bits is None else out_bits) / 8.0
     s_c = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
-    options, skips, shares = _attention_plans(hw, fmt, cache_len)
+    options, skips, shares = _attention_plans(hw, fmt, cache_len, q_len)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = _scored_pairs(q_len, kv_len, window, causal, flash, skips)

@@ -156,6 +156,23 @@ class WeightOnlyKernel(_Strict):
         return self.stream_fraction.value if self.stream_fraction else 1.0
 
 
+#: element-wise kernels a profile's `vector.widen_by_kernel` can name: the activations
+#: (simulator.models.ACTIVATION_OPS), the norms (kernels.norm_cost kinds), the binary ops
+WidenKernel = Literal["silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "relu2",
+                      "rmsnorm", "layernorm", "add", "mul"]
+
+
+class AttentionTiles(_Strict):
+    """Attention over Q/K/V of one type that runs on that type's matrix tiles instead of
+    the rule's `execute_as` path (PyTorch's CPU flash attention packs bf16 blocks for
+    Intel AMX: no widening of the operands), for prompts of at least `min_queries`
+    query rows (a one-query decode keeps the rule's path), at `peak`."""
+
+    peak: ComputeRate
+    min_queries: Count | None = None
+    note: str | None = None
+
+
 class AttentionRule(_Strict):
     """How this chip's attention kernel runs when it differs from its GEMMs (e.g.
     PyTorch's CPU flash attention): the math in `execute_as` at `peak` (default: that
@@ -165,7 +182,8 @@ class AttentionRule(_Strict):
     `shares_kv: false` when grouped-query heads each read (and convert) the shared K/V
     head on their own instead of once per group; `stream_fraction`: the share of each
     level's bandwidth it streams K/V at (1 when absent); `launch`: its per-call
-    overhead."""
+    overhead. `tiles`: per Q/K/V type, a path on that type's matrix tiles
+    (`AttentionTiles`) that replaces the rule's for prompts."""
 
     execute_as: DType
     peak: ComputeRate | None = None
@@ -174,6 +192,7 @@ class AttentionRule(_Strict):
     shares_kv: StrictBool = True
     stream_fraction: Fraction | None = None
     launch: Time | None = None
+    tiles: dict[DType, AttentionTiles] | None = None
     note: str | None = None
 
 
@@ -183,11 +202,15 @@ class VectorSpec(_Strict):
     are not memory-bound (a CPU's vector units run them far below its GEMM FMA rate);
     when the block is absent the vector data type's achievable GEMM rate is used.
     `widen_ops_per_element`: vector ops to widen a 16-bit float element into a wider
-    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS)."""
+    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS);
+    `widen_by_kernel`: the same for one element-wise kernel where it differs (PyTorch's
+    bf16 kernels differ per op in what widening costs: hidden behind the memory stream
+    in add / mul, behind the math in gelu)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
     widen_ops_per_element: Count | None = None
+    widen_by_kernel: dict[WidenKernel, Count] | None = None
 
 
 class MemoryLevel(_Strict):
@@ -419,6 +442,10 @@ class HardwareProfile(_Strict):
         if self.attention is not None and self.attention.execute_as not in self.compute:
             raise ValueError(f"attention.execute_as: {self.attention.execute_as} is not "
                              f"native on this chip (native: {', '.join(self.compute)})")
+        for dtype in (self.attention.tiles or {}) if self.attention is not None else ():
+            if dtype not in self.compute:
+                raise ValueError(f"attention.tiles.{dtype}: {dtype} is not native on this "
+                                 f"chip (native: {', '.join(self.compute)})")
         return self
 
     # ---- convenience accessors (SI floats) ---------------------------------------------

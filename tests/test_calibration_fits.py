@@ -10,7 +10,7 @@ import pytest
 from precsim.simulator.io import load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profiles import profile_from_mapping
-from precsim.validation import calibrate, fits, microbench
+from precsim.validation import calibrate, fits, microbench, vector_fits
 from precsim.validation.calibrate import template_path
 from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
 from precsim.validation.simulate import simulate_kernel
@@ -90,7 +90,7 @@ def test_vector_rate_recovered_from_element_wise_kernels(template):
     rows = [{"kind": kind, "op": op, "dtype": dt, "rows": r, "cols": c,
              "best_s": _time(truth, rows_cols_case(kind, op, dt, r, c))}
             for kind, op, dt, r, c in calibrate.VECTOR_CASES]
-    fits.fit_vector_rate(template, pd.DataFrame(rows), "now", [])
+    vector_fits.fit_vector_rate(template, pd.DataFrame(rows), "now", [])
     assert profile_from_mapping(template, "fitted").vector.rate.value == \
         pytest.approx(37e9, rel=1e-3)
 
@@ -248,3 +248,50 @@ def test_a_gemm_peak_above_the_simd_window_is_believed_only_with_a_matrix_extens
         assert any("amx_bf16" in n and "measurement is used" in n for n in notes)
     else:
         assert peak == simd and any("implausible" in n for n in notes)
+
+
+def _attention_rows(truth: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"phase": c[0], "dtype": c[1],
+                          "best_s": _time(truth, attention_case(*c))}
+                         for c in microbench.ATTENTION_CASES])
+
+
+def test_attention_tiles_peak_recovered_where_the_cpu_has_the_matrix_extension(template):
+    truth = copy.deepcopy(template)
+    truth["attention"]["tiles"] = {"bf16": {"peak": {"value": "850 GFLOP/s",
+                                                     "assumed": "truth"}}}
+    rows = _attention_rows(truth)
+    with_amx = copy.deepcopy(template)
+    fits.fit_attention(with_amx, rows, "now", [], frozenset({"amx_bf16"}))
+    fitted = profile_from_mapping(with_amx, "fitted").attention
+    assert fitted.tiles["bf16"].peak.value == pytest.approx(850e9, rel=0.01)
+    assert "amx_bf16" in with_amx["attention"]["tiles"]["bf16"]["peak"]["measured"]
+    # without the extension the bf16 prefill is the rule's (converting) path: no tiles
+    fits.fit_attention(template, rows, "now", [], frozenset())
+    assert "tiles" not in template["attention"]
+
+
+def test_widening_per_kernel_recovered_and_a_hidden_one_gets_the_smallest_value(template):
+    """The rate from the fp32 cases, then each kernel's widening from its bf16 case; a
+    bf16 kernel faster than the simulator's time without widening hides it: 0.01 (the
+    smallest allowed value), said so."""
+    truth = copy.deepcopy(template)
+    truth["vector"]["rate"] = {"value": "37 GOP/s", "assumed": "truth"}
+    truth["vector"]["widen_by_kernel"] = {
+        "gelu": {"value": 0.2, "assumed": "truth"}, "silu": {"value": 0.7, "assumed": "t"},
+        "layernorm": {"value": 1.3, "assumed": "truth"}}
+    rows = [{"kind": kind, "op": op, "dtype": dt, "rows": r, "cols": c,
+             "best_s": _time(truth, rows_cols_case(kind, op, dt, r, c))}
+            for kind, op, dt, r, c in calibrate.VECTOR_CASES]
+    add = next(r for r in rows if r["op"] == "add")
+    add_case = rows_cols_case("elementwise", "add", "bf16", add["rows"], add["cols"])
+    hidden = copy.deepcopy(truth)
+    hidden["vector"]["widen_by_kernel"]["add"] = {"value": 0.01, "assumed": "truth"}
+    add["best_s"] = 0.9 * _time(hidden, add_case)
+    vector_fits.fit_vector_rate(template, pd.DataFrame(rows), "now", [])
+    fitted = profile_from_mapping(template, "fitted").vector
+    assert fitted.rate.value == pytest.approx(37e9, rel=1e-3)
+    for kernel, value in (("gelu", 0.2), ("silu", 0.7), ("layernorm", 1.3)):
+        assert fitted.widen_by_kernel[kernel].value == pytest.approx(value, abs=1e-3)
+    entry = template["vector"]["widen_by_kernel"]["add"]
+    assert entry["value"] == 0.01 and "hides its widening" in entry["measured"]

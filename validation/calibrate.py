@@ -56,7 +56,7 @@ from precsim.simulator.io import atomic_write_text, load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profile_loader import builtin_profile_dir
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
-from precsim.validation import fits, memory_fits, microbench
+from precsim.validation import fits, memory_fits, microbench, vector_fits
 from precsim.validation.bench import BenchSettings
 from precsim.validation.kernels import (attention_case, case_job, matmul_case,
                                         reference_stream_bytes, rotation_bytes,
@@ -356,8 +356,8 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
     fits.fit_gemm_stream_wide(doc, matmuls, stamp)
     for _ in range(2):
         fits.fit_weight_only(doc, matmuls, stamp, notes)
-    fits.fit_vector_rate(doc, vector, stamp, notes)
-    fits.fit_attention(doc, attention, stamp, notes)
+    vector_fits.fit_vector_rate(doc, vector, stamp, notes)
+    fits.fit_attention(doc, attention, stamp, notes, flags)
     fits.fit_dequant(doc, dequant, stamp, notes)
     # No host `gemm` block (issue 21's shape model): the fitted peaks and achievable
     # fraction already average the shapes; adding tile/wave efficiency on top counted them
@@ -373,13 +373,17 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
                        notes)
 
 
-#: element-wise kernels (in cache, not among the held-out shapes) the vector rate is
-#: fitted to: (kind, op, dtype, rows, cols)
+#: element-wise kernels (in cache, not among the held-out shapes) the vector rate (fp32)
+#: and each kernel's widening (bf16, `vector.widen_by_kernel`) are fitted to:
+#: (kind, op, dtype, rows, cols)
 VECTOR_CASES = (("elementwise", "silu", "fp32", 768, 1024),
                 ("elementwise", "gelu", "fp32", 768, 1024),
                 ("norm", "layer_norm", "fp32", 768, 1024),
                 ("elementwise", "silu", "bf16", 768, 1024),
-                ("norm", "layer_norm", "bf16", 768, 1024))
+                ("norm", "layer_norm", "bf16", 768, 1024),
+                ("elementwise", "gelu", "bf16", 768, 1024),
+                ("elementwise", "add", "bf16", 768, 1024),
+                ("elementwise", "mul", "bf16", 768, 1024))
 
 
 #: passes over the calibration jobs (validation.rounds): a burst of interference from
