@@ -19,7 +19,7 @@ import numpy as np
 
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficiency, structure
-from precsim.simulator.hardware import Hardware, as_hardware, kernel_widen_ops
+from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
 from precsim.simulator.mapping import (attention_rule, cheapest, gemm_stream_share, pick_plan,
                                        plan_options)
 from precsim.simulator.quant import (as_quant, dtype_bits, group_format, quant_attr,
@@ -178,10 +178,12 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     no re-use, every byte crosses each level between its home and the engine.
     `half_elements`: elements read or written in a 16-bit float type; a vector unit
     computing in a wider type widens / narrows each at DEFAULT_HALF_OPS vector ops
-    (`widen_ops`; the `kernel`'s own where the profile names it), as PyTorch's CPU
-    kernels compute bf16 in fp32."""
+    (`widen_ops`), as PyTorch's CPU kernels compute bf16 in fp32. A `kernel` the
+    profile's `vector` block names runs its ops at its own rate and widens at its own
+    cost (`hardware.kernel_vector_terms`)."""
     hw = as_hardware(profile)
-    vector_ops = vector_ops + widen_ops(hw, half_elements, kernel)
+    scale = 1.0 if kernel is None else kernel_vector_terms(hw, kernel)[0]
+    vector_ops = (vector_ops + widen_ops(hw, half_elements, kernel)) * scale
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = [bytes_through(hw, r_home, j, read_bytes) + bytes_through(hw, w_home, j, write_bytes)
@@ -197,7 +199,7 @@ def widen_ops(profile, half_elements, kernel: str | None = None):
     `vector.widen_by_kernel` of `kernel` where given) each where that type is wider than
     16 bits, else 0."""
     hw = as_hardware(profile)
-    per = hw.widen_ops if kernel is None else kernel_widen_ops(hw, kernel)
+    per = hw.widen_ops if kernel is None else kernel_vector_terms(hw, kernel)[1]
     return np.where(np.asarray(hw.vector_bits) > 16, per, 0.0) \
         * np.asarray(half_elements, dtype=float)
 
@@ -286,10 +288,10 @@ def _any(a, b, test) -> bool:
 
 
 def _attention_plans(hw: Hardware, fmt, cache_len, q_len=1.0):
-    """(options, skips masked, shares K/V or None without a rule): the KV cache's
-    execution options where the kernel reads the cache, the stream type's elsewhere,
-    replaced by the profiles' `attention` rule where they have one (`attention_rule`,
-    whose matrix tiles depend on the q_len query rows)."""
+    """(options, skips masked, shares K/V or None without a rule, vector ops per output
+    element): the KV cache's execution options where the kernel reads the cache, the
+    stream type's elsewhere, replaced by the profiles' `attention` rule where they have
+    one (`attention_rule`, whose matrix tiles depend on the q_len query rows)."""
     sdt = stream_dtype(fmt)
     kv_dtype = quant_attr(fmt, lambda q: q.kv_dtype)
     cached = np.asarray(cache_len) > 0
@@ -303,9 +305,11 @@ def _attention_plans(hw: Hardware, fmt, cache_len, q_len=1.0):
                    for i in range(max(len(options_c), len(options_f)))]
     rule = attention_rule(hw, kv_dtype, sdt, q_len)
     if rule is None:
-        return options, True, None
+        return options, True, None, 0.0
     has_rule, skips, shares, rule_plan = rule
-    return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares
+    rule_plan = dict(rule_plan)
+    out_ops = np.where(has_rule, rule_plan.pop("output_ops"), 0.0)
+    return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares, out_ops
 
 
 def _scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):
@@ -426,7 +430,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     s_q = sb / 8.0
     s_o = (sb if out_bits is None else out_bits) / 8.0
     s_c = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
-    options, skips, shares = _attention_plans(hw, fmt, cache_len, q_len)
+    options, skips, shares, out_ops = _attention_plans(hw, fmt, cache_len, q_len)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = _scored_pairs(q_len, kv_len, window, causal, flash, skips)
@@ -436,7 +440,8 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     computed, rate = _flash_tiling(hw, q_len, kv_len, n_heads, pairs,
                                    flash and window is None and shares is None, causal)
     flops = 4.0 * batch * n_heads * head_dim * computed
-    vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops
+    vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops \
+        + out_ops * batch * q_len * n_heads * head_dim
     q_bytes = batch * q_len * n_heads * head_dim * s_q
     o_bytes = batch * q_len * n_heads * head_dim * s_o
     c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim * s_c

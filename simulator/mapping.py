@@ -409,7 +409,8 @@ def _attention_rule_fields(p: HardwareProfile, kv_dtype: str, sdt: str,
     """Plan fields and (exec dtype, has rule, skips masked, shares K/V) of one profile's
     attention rule for one KV type, stream type and query length (`attention_rule`)."""
     rule = p.attention
-    fields = {"ops_per_s": 1.0, "stream_fraction": 1.0, "launch_s": p.kernel_launch_s}
+    fields = {"ops_per_s": 1.0, "stream_fraction": 1.0, "launch_s": p.kernel_launch_s,
+              "output_ops": 0.0}
     if rule is None:
         return fields, ("none", False, True, True)
     if rule.launch:
@@ -421,6 +422,9 @@ def _attention_rule_fields(p: HardwareProfile, kv_dtype: str, sdt: str,
     spec = p.compute[execute_as]
     peak = rule.peak if tiles is None else tiles.peak
     fields["ops_per_s"] = peak.value if peak else spec.achievable_ops_per_s
+    per_out = rule.output_ops_per_element if tiles is None or not tiles.output_ops_per_element \
+        else tiles.output_ops_per_element
+    fields["output_ops"] = per_out.value if per_out else 0.0
     fields["energy_per_op_j"] = spec.energy_per_op_j
     ops = rule.convert_ops_per_element.value if rule.convert_ops_per_element else 0.0
     rate, energy = vector_rate_energy(p)
@@ -438,7 +442,8 @@ def attention_rule(hw: Hardware, kv_dtype, sdt, q_len=1.0):
     The plan runs at the rule's rate; the cached K/V (plan's weight operand) and the
     fresh Q/K/V (activation operand) convert at the rule's ops per element where their
     type is not `execute_as`, at the element-wise rate; where the rule's `tiles` cover
-    the type and the prompt (`attention_tiles`), in that type at the tiles' peak."""
+    the type and the prompt (`attention_tiles`), in that type at the tiles' peak. The
+    plan's "output_ops": the rule's (or tiles') vector ops per output element."""
     flat = hw.profiles.reshape(-1) if hw.profiles.ndim else [hw.profiles[()]]
     if all(p.attention is None for p in flat):
         return None
@@ -446,7 +451,7 @@ def attention_rule(hw: Hardware, kv_dtype, sdt, q_len=1.0):
                                                np.asarray(sdt, dtype=object),
                                                np.asarray(q_len, dtype=float))
     shape = profiles.shape
-    out = {f: np.zeros(shape) for f in _PLAN_FIELDS}
+    out = {f: np.zeros(shape) for f in (*_PLAN_FIELDS, "output_ops")}
     has, skips = np.zeros(shape, dtype=bool), np.ones(shape, dtype=bool)
     shares = np.ones(shape, dtype=bool)
     exec_dtype = np.empty(shape, dtype=object)

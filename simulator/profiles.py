@@ -156,9 +156,10 @@ class WeightOnlyKernel(_Strict):
         return self.stream_fraction.value if self.stream_fraction else 1.0
 
 
-#: element-wise kernels a profile's `vector.widen_by_kernel` can name: the activations
-#: (simulator.models.ACTIVATION_OPS), the norms (kernels.norm_cost kinds), the binary ops
-WidenKernel = Literal["silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "relu2",
+#: element-wise kernels a profile's `vector.rate_by_kernel` / `widen_by_kernel` can name:
+#: the activations (simulator.models.ACTIVATION_OPS), the norms (kernels.norm_cost
+#: kinds), the binary ops
+VectorKernel = Literal["silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "relu2",
                       "rmsnorm", "layernorm", "add", "mul"]
 
 
@@ -166,10 +167,12 @@ class AttentionTiles(_Strict):
     """Attention over Q/K/V of one type that runs on that type's matrix tiles instead of
     the rule's `execute_as` path (PyTorch's CPU flash attention packs bf16 blocks for
     Intel AMX: no widening of the operands), for prompts of at least `min_queries`
-    query rows (a one-query decode keeps the rule's path), at `peak`."""
+    query rows (a one-query decode keeps the rule's path), at `peak`, with its own
+    `output_ops_per_element` (default: the rule's)."""
 
     peak: ComputeRate
     min_queries: Count | None = None
+    output_ops_per_element: Count | None = None
     note: str | None = None
 
 
@@ -182,8 +185,11 @@ class AttentionRule(_Strict):
     `shares_kv: false` when grouped-query heads each read (and convert) the shared K/V
     head on their own instead of once per group; `stream_fraction`: the share of each
     level's bandwidth it streams K/V at (1 when absent); `launch`: its per-call
-    overhead. `tiles`: per Q/K/V type, a path on that type's matrix tiles
-    (`AttentionTiles`) that replaces the rule's for prompts."""
+    overhead. `output_ops_per_element`: vector ops per output element (query row x
+    head_dim, per head) besides the per-score softmax: the online softmax's rescale,
+    the final normalisation and the copy-out of each output row. `tiles`: per Q/K/V
+    type, a path on that type's matrix tiles (`AttentionTiles`) that replaces the
+    rule's for prompts."""
 
     execute_as: DType
     peak: ComputeRate | None = None
@@ -192,6 +198,7 @@ class AttentionRule(_Strict):
     shares_kv: StrictBool = True
     stream_fraction: Fraction | None = None
     launch: Time | None = None
+    output_ops_per_element: Count | None = None
     tiles: dict[DType, AttentionTiles] | None = None
     note: str | None = None
 
@@ -203,14 +210,16 @@ class VectorSpec(_Strict):
     when the block is absent the vector data type's achievable GEMM rate is used.
     `widen_ops_per_element`: vector ops to widen a 16-bit float element into a wider
     vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS);
-    `widen_by_kernel`: the same for one element-wise kernel where it differs (PyTorch's
-    bf16 kernels differ per op in what widening costs: hidden behind the memory stream
-    in add / mul, behind the math in gelu)."""
+    `rate_by_kernel` / `widen_by_kernel`: the rate and the widening cost of one
+    element-wise kernel where they differ (PyTorch's kernels differ per op: fp32 silu
+    ran 10-15% slower per simulated op than gelu and layer_norm on the AMX Xeon VM; in
+    bf16 gelu widened for free, layer_norm at about one op per element)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
     widen_ops_per_element: Count | None = None
-    widen_by_kernel: dict[WidenKernel, Count] | None = None
+    rate_by_kernel: dict[VectorKernel, ComputeRate] | None = None
+    widen_by_kernel: dict[VectorKernel, Count] | None = None
 
 
 class MemoryLevel(_Strict):

@@ -222,6 +222,17 @@ def test_attention_tiles_run_bf16_prompts_in_bf16_and_leave_decode_and_fp32_alon
             "peak": {"value": "900 GFLOP/s", "assumed": "test"}}}})
 
 
+def test_rate_by_kernel_runs_only_the_named_kernel_at_its_own_rate():
+    own = HOST.with_overrides({"vector.rate_by_kernel": {
+        "silu": {"value": "12 GOP/s", "assumed": "test"}}})
+    ops = 5e8  # far more math than bytes: compute-bound
+    silu = elementwise_cost(own, 64.0, 64.0, ops, kernel="silu")
+    assert silu.compute_time_s == pytest.approx(ops / 12e9)
+    for kernel in ("gelu", None):
+        assert elementwise_cost(own, 64.0, 64.0, ops, kernel=kernel).compute_time_s == \
+            pytest.approx(ops / HOST.vector.rate.value)
+
+
 def test_widen_by_kernel_prices_only_the_named_kernel():
     own = HOST.with_overrides({"vector.widen_by_kernel": {
         "gelu": {"value": 0.25, "assumed": "test"}}})

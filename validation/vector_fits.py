@@ -1,6 +1,7 @@
 """The element-wise calibration fits (validation/calibrate.py measures the cases,
-`calibrate.VECTOR_CASES`): `vector.rate` from the fp32 kernels, then the widening ops
-per 16-bit element of each kernel (`vector.widen_by_kernel`) from its bf16 case.
+`calibrate.VECTOR_CASES`): `vector.rate` from the fp32 kernels together, each kernel's
+own rate (`vector.rate_by_kernel`) from its fp32 case, then the widening ops per 16-bit
+element of each kernel (`vector.widen_by_kernel`) from its bf16 case.
 PyTorch's bf16 kernels differ per op in what widening costs: on the AMX Xeon VM bf16
 gelu ran as fast as fp32 gelu per element, bf16 add and mul at the fp32 ones' bytes per
 second, silu about half and layer_norm about one op per element above fp32 (one widen
@@ -39,7 +40,49 @@ def fit_vector_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[str
     if "vector_ops_per_s" in rate_rows:
         vector.loc[rate_rows.index, "vector_ops_per_s"] = rate_rows["vector_ops_per_s"]
     if wide.any():
+        fit_rate_by_kernel(doc, vector[wide], stamp)
         fit_widen_by_kernel(doc, vector[~wide], stamp)
+
+
+def _kernel_cases(rows: pd.DataFrame) -> list:
+    return [rows_cols_case(r.kind, r.op, r.dtype, int(r.rows), int(r.cols))
+            for r in rows.itertuples()]
+
+
+def _each(doc: dict, cases: list, measured) -> str:
+    hw = as_hardware(profile_from_mapping(doc, "fitted"))
+    return ", ".join(f"{c.name} {t * 1e6:.4g} us (simulated "
+                     f"{float(kernel_cost(c, hw).time_s) * 1e6:.4g} us)"
+                     for c, t in zip(cases, measured))
+
+
+def fit_rate_by_kernel(doc: dict, vector: pd.DataFrame, stamp: str) -> None:
+    """vector.rate_by_kernel.<kernel>: with u = 1 / rate the kernel's own fp32 cases
+    solved as `_fit_rate` (least squares of the relative error; the simulator's op count
+    for it kept), where the simulator calls them compute-bound."""
+    for op, rows in vector.dropna(subset=["best_s"]).groupby("op", sort=False):
+        kernel = WIDEN_KERNEL.get(op, op)
+        cases = _kernel_cases(rows)
+
+        def set_inverse(trial, u, kernel=kernel):
+            trial["vector"].setdefault("rate_by_kernel", {})[kernel] = {
+                "value": f"{1e-9 / u:.8g} GOP/s", "assumed": "calibration trial"}
+        # trials at 2 and 1 G ops/s: every case compute-bound, the time linear in u
+        u = solve_relative(doc, set_inverse, cases, list(rows["best_s"]), 1 / 2e9, 1 / 1e9)
+        if not (u == u and u > 0):
+            continue
+        trial = copy.deepcopy(doc)
+        set_inverse(trial, u)
+        hw = as_hardware(profile_from_mapping(trial, "trial"))
+        if any(float(kernel_cost(c, hw).bound != "compute") for c in cases):
+            continue  # memory-bound there: the kernel's own rate is not measured
+        set_inverse(doc, u)
+        doc["vector"]["rate_by_kernel"][kernel] = {
+            "value": f"{1e-9 / u:.4g} GOP/s",
+            "measured": f"least squares of the relative error of the simulator's times of "
+                        f"{_each(doc, cases, rows['best_s'])} against the fastest measured "
+                        f"calls (its op count: precsim.simulator.models.ACTIVATION_OPS, "
+                        f"kernels.norm_cost); {stamp}"}
 
 
 def fit_widen_by_kernel(doc: dict, vector: pd.DataFrame, stamp: str) -> None:
@@ -50,8 +93,7 @@ def fit_widen_by_kernel(doc: dict, vector: pd.DataFrame, stamp: str) -> None:
     value (0.01), said so."""
     for op, rows in vector.dropna(subset=["best_s"]).groupby("op", sort=False):
         kernel = WIDEN_KERNEL.get(op, op)
-        cases = [rows_cols_case(r.kind, r.op, r.dtype, int(r.rows), int(r.cols))
-                 for r in rows.itertuples()]
+        cases = _kernel_cases(rows)
 
         def set_widen(trial, x, kernel=kernel):
             trial["vector"].setdefault("widen_by_kernel", {})[kernel] = {
@@ -70,18 +112,15 @@ def fit_widen_by_kernel(doc: dict, vector: pd.DataFrame, stamp: str) -> None:
         if x != x:
             continue
         value = max(0.01, x)
-        hw = hw_at(value)
-        each = ", ".join(f"{c.name} {t * 1e6:.4g} us (simulated "
-                         f"{float(kernel_cost(c, hw).time_s) * 1e6:.4g} us)"
-                         for c, t in zip(cases, rows["best_s"]))
+        set_widen(doc, value)
         hidden = "" if x > 0.01 else (" (measured no slower than the simulator without "
                                       "widening: the kernel hides its widening; the "
                                       "smallest allowed value)")
         doc["vector"].setdefault("widen_by_kernel", {})[kernel] = {
             "value": round(value, 3),
             "measured": f"least squares of the relative error of the simulator's times of "
-                        f"{each} against the fastest measured calls, on the fitted "
-                        f"vector.rate{hidden}; {stamp}"}
+                        f"{_each(doc, cases, rows['best_s'])} against the fastest "
+                        f"measured calls, on the fitted rates{hidden}; {stamp}"}
 
 
 def _fit_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[str]) -> None:
@@ -93,7 +132,7 @@ def _fit_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[str]) -> 
         trial.setdefault("vector", {})["rate"] = {"value": f"{1e-9 / u:.8g} GOP/s",
                                                   "assumed": "trial"}
         return as_hardware(profile_from_mapping(trial, "trial"))
-    u0 = 1 / 20e9  # slow trials: every case compute-bound
+    u0 = 1 / 1e9  # slow trials (1 and 0.5 G ops/s): every case compute-bound
     slow, slower = hw_at(u0), hw_at(2 * u0)
     b_rel, y_rel = [], []
     for row in vector.itertuples():
