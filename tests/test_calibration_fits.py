@@ -117,17 +117,22 @@ def test_overlap_and_launches_recovered(template):
     assert fitted.overheads.matmul_overlap_value == pytest.approx(0.3, abs=2e-3)
 
 
+def _attention_rows(truth: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"case": attention_case(*c).name, "phase": c[0], "dtype": c[1],
+                          "best_s": _time(truth, attention_case(*c))}
+                         for c in microbench.ATTENTION_CASES])
+
+
 def test_attention_rule_recovered(template):
     truth = copy.deepcopy(template)
     truth["attention"]["peak"] = {"value": "120 GFLOP/s", "assumed": "truth"}
     truth["attention"]["stream_fraction"] = {"value": 0.45, "assumed": "truth"}
     truth["attention"]["convert_ops_per_element"] = {"value": 11.0, "assumed": "truth"}
-    rows = pd.DataFrame([{"phase": c[0], "dtype": c[1],
-                          "best_s": _time(truth, attention_case(*c))}
-                         for c in microbench.ATTENTION_CASES])
-    fits.fit_attention(template, rows, "now", [])
+    truth["attention"]["output_ops_per_element"] = {"value": 6.0, "assumed": "truth"}
+    fits.fit_attention(template, _attention_rows(truth), "now", [])
     fitted = profile_from_mapping(template, "fitted").attention
     assert fitted.peak.value == pytest.approx(120e9, rel=0.01)
+    assert fitted.output_ops_per_element.value == pytest.approx(6.0, rel=0.01)
     assert fitted.stream_fraction.value == pytest.approx(0.45, rel=0.01)
     assert fitted.convert_ops_per_element.value == pytest.approx(11.0, rel=0.01)
 
@@ -137,10 +142,8 @@ def test_a_bf16_attention_faster_than_without_conversion_gets_the_smallest_value
     the kernel hides it: the smallest allowed value, said so, not the template's 2 ops."""
     truth = copy.deepcopy(template)
     truth["attention"]["convert_ops_per_element"] = {"value": 0.01, "assumed": "truth"}
-    rows = pd.DataFrame([{"phase": c[0], "dtype": c[1],
-                          "best_s": _time(truth, attention_case(*c)) * (0.8 if c[1] == "bf16"
-                                                                        else 1.0)}
-                         for c in microbench.ATTENTION_CASES])
+    rows = _attention_rows(truth)
+    rows.loc[rows["dtype"] == "bf16", "best_s"] *= 0.8
     notes = []
     fits.fit_attention(template, rows, "now", notes)
     entry = template["attention"]["convert_ops_per_element"]
@@ -250,21 +253,20 @@ def test_a_gemm_peak_above_the_simd_window_is_believed_only_with_a_matrix_extens
         assert peak == simd and any("implausible" in n for n in notes)
 
 
-def _attention_rows(truth: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"phase": c[0], "dtype": c[1],
-                          "best_s": _time(truth, attention_case(*c))}
-                         for c in microbench.ATTENTION_CASES])
 
 
 def test_attention_tiles_peak_recovered_where_the_cpu_has_the_matrix_extension(template):
     truth = copy.deepcopy(template)
-    truth["attention"]["tiles"] = {"bf16": {"peak": {"value": "850 GFLOP/s",
-                                                     "assumed": "truth"}}}
+    truth["attention"]["tiles"] = {"bf16": {
+        "peak": {"value": "850 GFLOP/s", "assumed": "truth"},
+        "output_ops_per_element": {"value": 9.0, "assumed": "truth"}}}
     rows = _attention_rows(truth)
     with_amx = copy.deepcopy(template)
     fits.fit_attention(with_amx, rows, "now", [], frozenset({"amx_bf16"}))
     fitted = profile_from_mapping(with_amx, "fitted").attention
     assert fitted.tiles["bf16"].peak.value == pytest.approx(850e9, rel=0.01)
+    assert fitted.tiles["bf16"].output_ops_per_element.value == pytest.approx(9.0, rel=0.01)
+    assert fitted.output_ops_per_element is None  # the truth's rule has none
     assert "amx_bf16" in with_amx["attention"]["tiles"]["bf16"]["peak"]["measured"]
     # without the extension the bf16 prefill is the rule's (converting) path: no tiles
     fits.fit_attention(template, rows, "now", [], frozenset())
