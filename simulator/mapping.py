@@ -225,7 +225,8 @@ def _weight_only_plan(profile: HardwareProfile, a_dtype: str, kernel) -> ExecPla
                     gemm_stream_fraction=kernel.stream_fraction_value,
                     gemm_stream_wide=kernel.stream_fraction_value,
                     launch_s=kernel.launch.value if kernel.launch
-                    else profile.kernel_launch_s)
+                    else profile.kernel_launch_s,
+                    row_s=kernel.row_time.value if kernel.row_time else 0.0)
 
 
 def _undominated(candidates: list[tuple[ExecPlan, int]]) -> tuple[ExecPlan, ...]:

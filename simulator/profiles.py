@@ -137,7 +137,9 @@ class WeightOnlyKernel(_Strict):
     Energy per op: `energy_per_op`, else the activation type's. `exclusive: true`: the
     engine always dispatches these weights to this kernel (PyTorch does); otherwise it
     is one more execution option and each kernel takes the fastest. `launch`: its
-    per-call overhead (default `overheads.kernel_launch`)."""
+    per-call overhead (default `overheads.kernel_launch`). `row_time`: its time per
+    weight row (output feature) of a one-row call beyond streaming it, as
+    `ComputeSpec.row_time` (0 when absent)."""
 
     peak: ComputeRate
     achievable_fraction: Fraction
@@ -145,6 +147,7 @@ class WeightOnlyKernel(_Strict):
     energy_per_op: Energy | None = None
     exclusive: StrictBool = False
     launch: Time | None = None
+    row_time: Time | None = None
     note: str | None = None
 
     @property
@@ -213,13 +216,16 @@ class VectorSpec(_Strict):
     `rate_by_kernel` / `widen_by_kernel`: the rate and the widening cost of one
     element-wise kernel where they differ (PyTorch's kernels differ per op: fp32 silu
     ran 10-15% slower per simulated op than gelu and layer_norm on the AMX Xeon VM; in
-    bf16 gelu widened for free, layer_norm at about one op per element)."""
+    bf16 gelu widened for free, layer_norm at about one op per element).
+    `dequant_overlap`: share of the shorter of a dequantisation pass's memory and math
+    times hidden under the longer (simulator.dequant; absent: 1, the roofline's)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
     widen_ops_per_element: Count | None = None
     rate_by_kernel: dict[VectorKernel, ComputeRate] | None = None
     widen_by_kernel: dict[VectorKernel, Count] | None = None
+    dequant_overlap: Share | None = None
 
 
 class MemoryLevel(_Strict):

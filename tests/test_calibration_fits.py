@@ -59,12 +59,7 @@ def test_weight_only_stream_and_peak_recovered_together(template):
     assert fitted.achievable_ops_per_s == pytest.approx(310e9, rel=0.02)
 
 
-def test_weight_only_stream_fraction_weighs_every_one_token_shape(template):
-    """The one-token shapes each weigh the same: exact times give the true fraction; one
-    shape 1.6x faster than the rest (as 2048 x 4096 int8 on the VM) moves it by about a
-    quarter of its excess instead of setting it alone."""
-    truth = copy.deepcopy(template)
-    truth["weight_only"]["int8"]["stream_fraction"] = {"value": 0.45, "assumed": "truth"}
+def _weight_only_rows(truth: dict) -> list[dict]:
     n, k = microbench.weight_only_shape(True)
     shapes = [(n, k), *microbench.STREAM_SHAPES]
     rows = [{"purpose": "stream", "format": "w8a16", "m": 1, "n": nn, "k": kk,
@@ -72,16 +67,44 @@ def test_weight_only_stream_fraction_weighs_every_one_token_shape(template):
     rows.append({"purpose": "peak", "format": "w8a16", "m": microbench.WEIGHT_ONLY_PEAK_ROWS,
                  "n": n, "k": k, "best_s": _time(truth, matmul_case(
                      "w8a16", microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))})
-    exact = copy.deepcopy(template)
-    fits.fit_weight_only(exact, pd.DataFrame(rows), "now", [])
-    fitted = profile_from_mapping(exact, "fitted").weight_only["int8"]
+    return rows
+
+
+def test_weight_only_stream_fraction_weighs_every_one_token_shape(template):
+    """The one-token shapes each weigh the same: exact times give the true fraction and
+    no per-row time where the data have none."""
+    truth = copy.deepcopy(template)
+    truth["weight_only"]["int8"]["stream_fraction"] = {"value": 0.45, "assumed": "truth"}
+    fits.fit_weight_only(template, pd.DataFrame(_weight_only_rows(truth)), "now", [])
+    fitted = profile_from_mapping(template, "fitted").weight_only["int8"]
     assert fitted.stream_fraction_value == pytest.approx(0.45, rel=0.02)
+    assert "row_time" not in template["weight_only"]["int8"]
     assert "least squares of the relative error" in \
-        exact["weight_only"]["int8"]["stream_fraction"]["measured"]
-    rows[0]["best_s"] /= 1.6
-    fits.fit_weight_only(template, pd.DataFrame(rows), "now", [])
-    skewed = profile_from_mapping(template, "fitted").weight_only["int8"]
-    assert 0.45 * 1.05 < skewed.stream_fraction_value < 0.45 * 1.3
+        template["weight_only"]["int8"]["stream_fraction"]["measured"]
+
+
+def test_weight_only_row_time_recovered_from_shapes_of_different_row_lengths(template):
+    """`_weight_int8pack_mm` one-token calls with short rows (k = 1024) cost more per weight
+    than long ones (k = 4096): a per-row time, fitted with the fraction; it prices GEMVs
+    only."""
+    truth = copy.deepcopy(template)
+    truth["weight_only"]["int8"]["stream_fraction"] = {"value": 0.8, "assumed": "truth"}
+    truth["weight_only"]["int8"]["row_time"] = {"value": "50 ns", "assumed": "truth"}
+    for _ in range(2):
+        fits.fit_weight_only(template, pd.DataFrame(_weight_only_rows(truth)), "now", [])
+    fitted = profile_from_mapping(template, "fitted").weight_only["int8"]
+    assert fitted.stream_fraction_value == pytest.approx(0.8, rel=0.02)
+    assert fitted.row_time.value == pytest.approx(50e-9, rel=0.02)
+    assert "per-row time" in template["weight_only"]["int8"]["row_time"]["measured"]
+    hw = as_hardware(profile_from_mapping(template, "fitted"))
+    with_rows = simulate_kernel(matmul_case("w8a16", 1, 1000, 1024), hw)
+    truth["weight_only"]["int8"].pop("row_time")
+    without = simulate_kernel(matmul_case("w8a16", 1, 1000, 1024),
+                              as_hardware(profile_from_mapping(truth, "x")))
+    assert with_rows - without == pytest.approx(1000 * 50e-9, rel=0.03)
+    eight = matmul_case("w8a16", 8, 1000, 1024)
+    assert simulate_kernel(eight, hw) == pytest.approx(simulate_kernel(
+        eight, as_hardware(profile_from_mapping(truth, "x"))), rel=0.03)
 
 
 def test_vector_rate_recovered_from_element_wise_kernels(template):
@@ -301,3 +324,48 @@ def test_rates_and_widening_per_kernel_recovered_and_a_hidden_one_gets_the_small
         assert fitted.widen_by_kernel[kernel].value == pytest.approx(value, abs=1e-3)
     entry = template["vector"]["widen_by_kernel"]["add"]
     assert entry["value"] == 0.01 and "hides its widening" in entry["measured"]
+
+
+def test_dequant_overlap_recovered_from_the_dequantise_chains(template):
+    truth = copy.deepcopy(template)
+    truth["vector"]["dequant_overlap"] = {"value": 0.35, "assumed": "truth"}
+    rows = [{"purpose": "chain", "format": fmt, "m": 1, "n": n, "k": k, "best_threads": 1,
+             "best_s": _time(truth, matmul_case(fmt, 1, n, k))}
+            for fmt in microbench.CHAIN_FORMATS for n, k in microbench.STREAM_SHAPES]
+    notes: list[str] = []
+    fits.fit_dequant_overlap(template, pd.DataFrame(rows), "now", notes)
+    assert template["vector"]["dequant_overlap"]["value"] == pytest.approx(0.35, abs=1e-3)
+    assert "dequantise-then-matmul" in template["vector"]["dequant_overlap"]["measured"]
+    assert notes == []
+
+
+def test_dequant_overlap_is_clipped_and_absent_without_chain_rows(template):
+    fast = copy.deepcopy(template)  # chains faster than full overlap: clipped to 1
+    rows = [{"purpose": "chain", "format": "w8a16-deq", "m": 1, "n": n, "k": k,
+             "best_threads": 2, "best_s": 0.5 * _time(fast, matmul_case("w8a16-deq", 1, n, k))}
+            for n, k in microbench.STREAM_SHAPES]
+    fits.fit_dequant_overlap(fast, pd.DataFrame(rows), "now", [])
+    assert fast["vector"]["dequant_overlap"]["value"] == 1.0
+    assert "unclipped" in fast["vector"]["dequant_overlap"]["measured"]
+    notes: list[str] = []
+    fits.fit_dequant_overlap(template, pd.DataFrame(rows[:0]), "now", notes)
+    assert "dequant_overlap" not in template["vector"]
+    assert "not measured" in notes[0]
+
+
+def test_refit_appends_calibration_rows_timed_after_the_run(tmp_path):
+    from precsim.validation.refit import saved_tables
+    for name in ("tiny_ops", "streams", "gemms", "vector"):
+        pd.DataFrame({"best_s": [1e-6]}).to_csv(tmp_path / f"calibration_{name}.csv",
+                                                index=False)
+    pd.DataFrame([{"case": "gemv/bf16/1x4096x1024", "purpose": "stream", "format": "bf16",
+                   "best_s": 1e-4},
+                  {"case": "gemv/fp32/1x128x128", "purpose": None, "format": "fp32",
+                   "best_s": 2e-6}]).to_csv(tmp_path / "calibration_matmuls.csv", index=False)
+    extra = tmp_path / "chain.csv"
+    pd.DataFrame([{"case": "gemv/w8a16-deq/1x4096x1024", "purpose": "chain",
+                   "format": "w8a16-deq", "best_s": 3e-3}]).to_csv(extra, index=False)
+    plain, more = saved_tables(tmp_path), saved_tables(tmp_path, [extra])
+    assert list(plain["matmuls"]["purpose"]) == ["stream"]
+    assert list(more["matmuls"]["purpose"]) == ["stream", "chain"]
+    assert list(more["launches"]["case"]) == ["gemv/fp32/1x128x128"]

@@ -255,3 +255,24 @@ def test_widen_by_kernel_prices_only_the_named_kernel():
     with pytest.raises(InputError, match="vector.widen_by_kernel"):
         HOST.with_overrides({"vector.widen_by_kernel": {"softmax": {"value": 1,
                                                                     "assumed": "x"}}})
+
+
+def test_dequant_overlap_adds_the_unhidden_share_of_each_pass():
+    """simulator.dequant: a pass costs max(math, memory) + (1 - o) min(math, memory); at
+    o = 1 (absent) the chain is the roofline's, and the chain's time is linear in o."""
+    from precsim.simulator.dequant import dequant_chain_cost, serial_pass
+    from precsim.simulator.kernels import elementwise_cost
+    from precsim.validation.simulate import FOOTPRINT, PASSES
+    one = elementwise_cost(HOST, 1e6, 2e6, 3e6)
+    t_math, t_mem = float(one.compute_time_s), float(one.memory_time_s)
+    half = serial_pass(one, 0.5)
+    assert float(half.time_s) == pytest.approx(float(one.time_s) + 0.5 * min(t_math, t_mem))
+    assert float(serial_pass(one, 1.0).time_s) == float(one.time_s)
+    times = [float(dequant_chain_cost(
+        as_hardware(HOST.with_overrides({"vector.dequant_overlap": {"value": o, "assumed": "test"}})),
+        1, 2048, 2048, PASSES["w8a16-deq"], FOOTPRINT["w8a16-deq"]).time_s)
+        for o in (0.0, 0.5, 1.0)]
+    assert times[2] == pytest.approx(float(dequant_chain_cost(
+        as_hardware(HOST), 1, 2048, 2048, PASSES["w8a16-deq"], FOOTPRINT["w8a16-deq"]).time_s))
+    assert times[0] > times[1] > times[2]
+    assert times[1] == pytest.approx((times[0] + times[2]) / 2, rel=1e-9)

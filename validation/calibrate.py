@@ -21,7 +21,8 @@ template's and carries `measured:` provenance saying how, when and on what machi
   streamed from main memory) timed, the overlap solved so the simulator matches it
   (solved twice in turn with the GEMM-path fractions, as each case depends on both);
 - `weight_only` kernels (PyTorch's int8 / int4 packed-weight matmuls): stream fraction
-  solved from a one-token matmul, peak from a 128-row one;
+  and per-row time (`row_time`, kept where the shapes' row lengths show one) fitted on
+  four one-token matmuls, peak from a 128-row one;
 - `vector.rate`: element-wise kernels (activations, layer norm; fp32 and bf16, in
   cache) timed and one rate fitted (least relative squares) to the simulator's op
   counts for them (bf16 widening at the template's ops per element);
@@ -34,7 +35,10 @@ template's and carries `measured:` provenance saying how, when and on what machi
 - per-call overhead (`overheads.kernel_launch`): median time of one-element ops;
 - dequantisation (`fallbacks.<type>.convert_ops_per_element`): one-token matmuls with
   packed weights (ternary run-time unpack) on STREAM_SHAPES are timed, and the ops per
-  element are solved so that the simulator's own total gemm_cost of them matches.
+  element are solved so that the simulator's own total gemm_cost of them matches;
+- `vector.dequant_overlap`: the plain-PyTorch dequantise-then-matmul chains
+  (CHAIN_FORMATS) one-token on STREAM_SHAPES, the overlap of their passes' memory and
+  math fitted (least squares of the relative error) to them.
 Every microbenchmark is a `rounds.Job`: they are timed in interleaved rounds, each
 starting with a drift reference, and the fits see drift-corrected times
 (`validation.rounds`; `validate` interleaves them with its held-out cases).
@@ -359,6 +363,9 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
     vector_fits.fit_vector_rate(doc, vector, stamp, notes)
     fits.fit_attention(doc, attention, stamp, notes, flags)
     fits.fit_dequant(doc, dequant, stamp, notes)
+    # on the fitted vector rate, memory levels and bf16 stream fractions: the chains'
+    # passes and matmul are priced with them
+    fits.fit_dequant_overlap(doc, matmuls, stamp, notes)
     # No host `gemm` block (issue 21's shape model): the fitted peaks and achievable
     # fraction already average the shapes; adding tile/wave efficiency on top counted them
     # twice (held-out GEMMs 12.8% -> 40.5% median on the 2-core VM, docs/prefill.md)
@@ -404,6 +411,8 @@ def _matmul_specs(n: int, k: int) -> list[tuple[str, str, tuple[int, int, int]]]
         specs += [("stream", fmt, (1, nn, kk)) for nn, kk in ((n, k), *microbench.STREAM_SHAPES)]
         specs += [("peak", fmt, (microbench.WEIGHT_ONLY_PEAK_ROWS, n, k))]
     specs += [("dequant", fmt, (1, nn, kk)) for fmt in microbench.DEQUANT_FORMATS
+              for nn, kk in microbench.STREAM_SHAPES]
+    specs += [("chain", fmt, (1, nn, kk)) for fmt in microbench.CHAIN_FORMATS
               for nn, kk in microbench.STREAM_SHAPES]
     return specs
 

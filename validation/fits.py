@@ -112,6 +112,36 @@ def fit_dequant(doc: dict, dequant: pd.DataFrame, stamp: str, notes: list[str]) 
                         f"weights streamed from main memory): {each}; {how}; {stamp}"}
 
 
+def fit_dequant_overlap(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[str]
+                        ) -> None:
+    """vector.dequant_overlap: least squares of the relative error of the simulator's
+    times (`simulator.dequant.dequant_chain_cost`, linear in the overlap) of the
+    CHAIN_FORMATS one-token matmuls against the measured ones, clipped to [0, 1]."""
+    rows = matmuls[matmuls["purpose"] == "chain"].dropna(subset=["best_s"]) \
+        if not matmuls.empty else matmuls
+    if rows.empty or "vector" not in doc:
+        notes.append("dequantise-then-matmul chains not measured; their passes keep the "
+                     "roofline's overlap")
+        return
+    cases = [matmul_case(r.format, int(r.m), int(r.n), int(r.k)) for r in rows.itertuples()]
+
+    def set_overlap(trial, x):
+        trial["vector"]["dequant_overlap"] = {"value": x, "assumed": "calibration trial"}
+    x = solve_relative(doc, set_overlap, cases, rows["best_s"], 0.0, 1.0)
+    if x != x:
+        notes.append("dequantise-then-matmul chains: no overlap to fit (their passes are "
+                     "all math or all memory in the simulator); roofline overlap kept")
+        return
+    each = ", ".join(f"{c.name} {t * 1e6:.4g} us ({int(r.best_threads)} thr)"
+                     for c, t, r in zip(cases, rows["best_s"], rows.itertuples()))
+    doc["vector"]["dequant_overlap"] = {
+        "value": round(min(1.0, max(0.0, x)), 4),
+        "measured": f"least squares of the relative error of the simulator's times "
+                    f"(simulator.dequant.dequant_chain_cost) of the plain-PyTorch "
+                    f"dequantise-then-matmul chains {each} (packed weights streamed from "
+                    f"main memory; unclipped {x:.3g}); {stamp}"}
+
+
 def solve_linear(doc: dict, setter, case, measured_s: float, x1: float, x2: float,
            hot: bool = False) -> float:
     """x with simulate(case) = measured_s on `doc` (a case or a list of cases, summed)
@@ -145,6 +175,30 @@ def solve_relative(doc: dict, setter, cases: list, measured_s, x1: float, x2: fl
     if not slope @ slope > 0:
         return float("nan")
     return float(slope @ ((m - t1) / m + slope * x1) / (slope @ slope))
+
+
+def solve_relative_with_rows(doc: dict, setter, cases: list, measured_s, x1: float,
+                             x2: float, y0: float = 50e-9) -> tuple[float, float]:
+    """(x, y) minimising the squared relative errors of the simulated times of `cases`
+    against `measured_s`, where setter(trial_doc, x, y) sets both unknowns and each time
+    is linear in x (trials x1, x2) and in y >= 0 (a per-row time: trials 0, y0); y is
+    dropped (0, x alone by `solve_relative`) where the fit makes it negative or below
+    0.01 ns, or with fewer than two cases. (NaN, 0) without slope."""
+    def simulated(x: float, y: float) -> np.ndarray:
+        trial = copy.deepcopy(doc)
+        setter(trial, x, y)
+        hw = as_hardware(profile_from_mapping(trial, "trial"))
+        return np.array([simulate_kernel(c, hw) for c in cases])
+    m = np.asarray(measured_s, dtype=float)
+    t0, tx, ty = simulated(x1, 0.0), simulated(x2, 0.0), simulated(x1, y0)
+    bx, by = (tx - t0) / (x2 - x1) / m, (ty - t0) / y0 / m
+    target = (m - t0) / m + bx * x1
+    if len(cases) >= 2 and by @ by > 0:
+        (x, y), *_ = np.linalg.lstsq(np.column_stack([bx, by]), target, rcond=None)
+        if y >= 1e-11 and x > 0:
+            return float(x), float(y)
+    return solve_relative(doc, lambda trial, x: setter(trial, x, 0.0), cases, measured_s,
+                          x1, x2), 0.0
 
 
 def fit_stream_fractions(doc: dict, matmuls: pd.DataFrame, stamp: str) -> None:
@@ -257,9 +311,11 @@ def fit_overlap(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[str]) 
 
 
 def fit_weight_only(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[str]) -> None:
-    """weight_only.<dtype>: stream fraction from the one-token matmuls (one shape is not
-    representative: 11.6 GB/s at 2048 x 4096 against 6.7-7.1 at the held-out shapes, int8
-    on one core), then the peak from the many-row one (each solved through the simulator)."""
+    """weight_only.<dtype>: stream fraction and per-row time from the one-token matmuls
+    (`solve_relative_with_rows`: `_weight_int8pack_mm` on one core took 90-95 ps per
+    weight at k = 4096 and 121-136 at k = 1024-2048, a per-row cost; one shape is not
+    representative), then the peak from the many-row one (each solved through the
+    simulator)."""
     for fmt, dtype in microbench.WEIGHT_ONLY_FORMATS.items():
         entry = doc.get("weight_only", {}).get(dtype)
         streams = matmuls[(matmuls["purpose"] == "stream") & (matmuls["format"] == fmt)
@@ -272,17 +328,25 @@ def fit_weight_only(doc: dict, matmuls: pd.DataFrame, stamp: str, notes: list[st
         kernel = FORMATS[fmt].kernel
         ones = [matmul_case(fmt, int(r.m), int(r.n), int(r.k)) for r in streams.itertuples()]
 
-        def set_inverse_fraction(trial, x, dtype=dtype):
+        def set_inverse_fraction(trial, x, row_s, dtype=dtype):
             trial["weight_only"][dtype]["stream_fraction"] = {
                 "value": min(1.0, 1.0 / x), "assumed": "calibration trial"}
-        inv = solve_relative(doc, set_inverse_fraction, ones, streams["best_s"], 1.5, 3.0)
+            trial["weight_only"][dtype].pop("row_time", None)
+            if row_s > 0:
+                trial["weight_only"][dtype]["row_time"] = {
+                    "value": f"{row_s * 1e9:.8g} ns", "assumed": "calibration trial"}
+        inv, row_s = solve_relative_with_rows(doc, set_inverse_fraction, ones,
+                                              streams["best_s"], 1.5, 3.0)
         if inv == inv and inv > 0:
             each = ", ".join(f"{c.name} {t * 1e6:.4g} us" for c, t in zip(ones, streams["best_s"]))
-            entry["stream_fraction"] = {
-                "value": round(min(1.0, 1.0 / inv), 4),
-                "measured": f"least squares of the relative error of the simulator's times of "
-                            f"the {kernel} one-token matmuls {each} (weights streamed from "
-                            f"main memory); {stamp}"}
+            how = (f"least squares of the relative error of the simulator's times of the "
+                   f"{kernel} one-token matmuls {each} (weights streamed from main memory), "
+                   f"with the per-row time; {stamp}")
+            entry["stream_fraction"] = {"value": round(min(1.0, 1.0 / inv), 4),
+                                        "measured": how}
+            entry.pop("row_time", None)
+            if row_s > 0:
+                entry["row_time"] = {"value": f"{row_s * 1e9:.4g} ns", "measured": how}
         many = matmul_case(fmt, int(peak.m), int(peak.n), int(peak.k))
         rate = profile_from_mapping(doc, "calibration").weight_only[dtype].peak.value
 

@@ -213,6 +213,9 @@ GEMM_STREAM_WIDE_ROWS = 64
 #: fallback each one informs (int4 / int8 weights run PyTorch's weight-only kernels,
 #: calibrated as `weight_only` entries instead: WEIGHT_ONLY_FORMATS)
 DEQUANT_FORMATS = {"ternary": "ternary"}
+#: plain-PyTorch dequantise-then-matmul chains (validation.formats) timed one-token on
+#: STREAM_SHAPES for the passes' overlap of memory and math (`vector.dequant_overlap`)
+CHAIN_FORMATS = ("w8a16-deq", "w4a16-deq")
 #: weight-only kernels calibrated: format -> weight dtype (profile `weight_only` key)
 WEIGHT_ONLY_FORMATS = {"w8a16": "int8", "w4a16": "int4"}
 #: rows of the weight-only peak microbenchmark (a compute-bound matmul)

@@ -15,7 +15,7 @@ change against the held-out cases then needs no new measurement on a shared mach
 
 Calibration still only sees calibration cases; the held-out ones only judge the result.
 
-    python -m precsim.validation.refit DIR [DIR ...]
+    python -m precsim.validation.refit DIR [DIR ...] [--extra CSV]
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import argparse
 import copy
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -35,13 +36,17 @@ from precsim.validation.plan import PLANS
 from precsim.validation.simulate import simulate_cases
 
 
-def saved_tables(folder: str | os.PathLike) -> dict[str, pd.DataFrame]:
-    """The calibration tables of a saved validate run (calibrate.TABLES)."""
+def saved_tables(folder: str | os.PathLike, extra: Sequence[str | os.PathLike] = ()
+                 ) -> dict[str, pd.DataFrame]:
+    """The calibration tables of a saved validate run (calibrate.TABLES); `extra`: CSV
+    files of calibration matmul rows (calibration_matmuls.csv columns) timed after the
+    run, e.g. a calibration job the run's plan did not have, appended to its own."""
     folder = Path(folder)
 
     def read(name: str) -> pd.DataFrame:
         return pd.read_csv(folder / f"calibration_{name}.csv")
-    mixed = read("matmuls")
+    mixed = pd.concat([read("matmuls"), *(pd.read_csv(f) for f in extra)],
+                      ignore_index=True)
     phase = mixed["phase"] if "phase" in mixed else pd.Series(float("nan"), mixed.index)
     is_matmul, is_attention = mixed["purpose"].notna(), phase.notna()
     return {"tiny_ops": read("tiny_ops"), "streams": read("streams"), "gemms": read("gemms"),
@@ -52,11 +57,13 @@ def saved_tables(folder: str | os.PathLike) -> dict[str, pd.DataFrame]:
 
 
 def refit(folder: str | os.PathLike, template: str | os.PathLike | None = None,
-          flags: frozenset[str] | None = None) -> Calibration:
-    """The host template fitted to the saved run's calibration tables."""
+          flags: frozenset[str] | None = None, extra: Sequence[str | os.PathLike] = ()
+          ) -> Calibration:
+    """The host template fitted to the saved run's calibration tables (and `extra`
+    calibration matmul rows: `saved_tables`)."""
     doc = load_yaml_mapping(template or template_path(), what="host profile template")
     doc["name"] = "host"
-    return fit_tables(copy.deepcopy(doc), saved_tables(folder), host_levels(doc, 0),
+    return fit_tables(copy.deepcopy(doc), saved_tables(folder, extra), host_levels(doc, 0),
                       f"re-fitted from the tables of {Path(folder).name}", [], "cpu",
                       repeats=0, flags=flags)
 
@@ -84,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", help="folders written by `precsim validate --out`")
     ap.add_argument("--cases", action="store_true", help="print every case's error too")
+    ap.add_argument("--extra", action="append", default=[], metavar="CSV",
+                    help="calibration matmul rows timed after the run (a job its plan "
+                         "lacked; calibration_matmuls.csv columns), added to every folder's")
     args = ap.parse_args(argv)
     for folder in args.folders:
-        table, by_format, overall = resimulate(folder, refit(folder).profile)
+        table, by_format, overall = resimulate(folder, refit(folder, extra=args.extra).profile)
         print(f"{folder}: {overall['kernels']} held-out kernels, median |error| "
               f"{overall['median_abs_pct_error']:.1f}%, p90 "
               f"{overall['p90_abs_pct_error']:.1f}%")

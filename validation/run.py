@@ -46,9 +46,12 @@ KNOWN_CAUSES = {
     ("gemv", "w4a16-deq", ""): "the chain's footprint (6.5 bytes per weight: packed "
     "nibbles, four workspaces) sits between the usable L3 share and twice it, where "
     "the cached share of its temporaries is interpolated (`chain_hit_share`, an "
-    "assumption)",
+    "assumption); and one `vector.dequant_overlap` is fitted for both dequantise chains, "
+    "whose passes differ (w4a16-deq's uint8 and/shift/cat ran 66-142 ps per weight on "
+    "one core against the model's 30-60)",
     ("gemm", "w4a16-deq", ""): "as its GEMV: the cached share of the dequantisation "
-    "chain's temporaries is interpolated between the usable L3 share and twice it",
+    "chain's temporaries is interpolated between the usable L3 share and twice it, and "
+    "one pass overlap is fitted for both dequantise chains",
     ("gemv", "w8a8", ""): "one-token torch._int_mm streams its (N, K) int8 weight near "
     "the DRAM rate, which drifts with the VM's neighbours (41 GB/s, and 68-74 GB/s ten "
     "minutes later, for the same call); the round's stream reference corrects the "
@@ -59,11 +62,15 @@ KNOWN_CAUSES = {
     "interpolated in log(rows): MKL's sgemm on 8 rows runs slower than either on one core "
     "of the Xeon VM (-17 to -21%: its few-row math, not its stream, which no share "
     "between the two calibrated ones expresses)",
-    ("gemv", "w8a16-deq", ""): "on one core the dequantisation chain's passes run between "
-    "the cache and the main-memory rate although its temporaries (3 bytes per weight) "
-    "fit the measured cache share: -10 to -37% (all from main memory would give -5 to +13%)",
-    ("gemm", "w8a16-deq", ""): "as its GEMV: the chain's passes run slower than from the "
-    "cache its temporaries fit",
+    ("gemv", "w8a16-deq", ""): "one `vector.dequant_overlap` is fitted for both "
+    "dequantise chains; inside this one the in-place bf16 row-scale mul ran at 231-312 ps "
+    "per weight on one core against 170-221 standalone from a cached source",
+    ("gemm", "w8a16-deq", ""): "as its GEMV (one pass overlap for both chains); at 256 "
+    "rows the bf16 GEMM on the materialised weight is priced slow, as the plain bf16 "
+    "256-row GEMM",
+    ("gemm", "w8a16", ""): "_weight_int8pack_mm with 8 rows costs 2.5x its one-row call "
+    "per weight; the few-row path has the one-token stream fraction (fitted with the "
+    "per-row time of one-row calls) and the 128-row peak, no few-row term: -15 to -26%",
     ("transformer_decode", "ternary", ""): "the 32000x1024 LM head's unpack writes a 65 MB "
     "workspace that spills the cache share, while the calibrated unpack is priced as "
     "compute only (-30 to -40%)",

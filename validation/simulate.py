@@ -5,10 +5,10 @@ the kernels PyTorch launches for it (checked with torch.profiler), with the same
 and formats:
 - gemm / gemv: `gemm_cost` (weights in main memory, as the harness streams them); the
   bare `torch._int_mm` case with 32-bit output; the plain-PyTorch dequantise-then-matmul
-  formats as their element-wise passes (`elementwise_cost`, the packed weight read from
-  main memory, temporaries where they fit) followed by the bf16 `gemm_cost` on the
-  materialised weight (`PASSES`); ternary with `fused_dequant=False` (the profile's
-  calibrated ternary rule prices its unpack);
+  formats as their element-wise passes (`PASSES`) followed by the bf16 `gemm_cost` on
+  the materialised weight (`simulator.dequant.dequant_chain_cost`: the packed weight
+  read from main memory, temporaries where they fit); ternary with
+  `fused_dequant=False` (the profile's calibrated ternary rule prices its unpack);
 - attention: `attention_cost` (prefill causal, K/V fresh; decode: K/V from the cache);
 - norm: layer_norm is one kernel (`norm_cost` without the fused residual add);
   PyTorch's CPU rms_norm is a composite of pow, sum, div, add, rsqrt and two muls
@@ -27,7 +27,8 @@ from precsim.simulator.cost import decode_step_cost, prefill_cost
 from precsim.simulator.dtypes import DTYPE_BITS
 from precsim.simulator.hardware import Hardware, as_hardware
 from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
-from precsim.simulator.roofline import KernelCost, chain_hit_share
+from precsim.simulator.dequant import dequant_chain_cost
+from precsim.simulator.roofline import KernelCost
 from precsim.validation.formats import FORMATS
 from precsim.validation.kernels import KernelCase
 from precsim.validation.measure import ModelCase
@@ -157,27 +158,9 @@ def _composite_rms_norm(hw: Hardware, rows: int, cols: int, bits: float) -> Kern
 def _dequant_then_matmul(hw: Hardware, fmt: str, m: int, n: int, k: int
                          ) -> KernelCost:
     """The element-wise passes of `PASSES[fmt]` over the n x k weight, then the bf16
-    GEMM on the materialised weight. The tensors passed between the kernels are read
-    from the cache holding them for the share of the chain's footprint that stays
-    cached (`chain_hit_share` of FOOTPRINT[fmt] bytes per weight), else from main memory."""
-    weights = float(n * k)
-
-    def chain(home):
-        cost = None
-        for i, (read, write, ops, half, per_weight) in enumerate(PASSES[fmt]):
-            elems = weights * per_weight
-            step = sk.elementwise_cost(hw, elems * read, elems * write, elems * ops,
-                                       half_elements=elems * half,
-                                       read_home=hw.main if i == 0 else home,
-                                       write_home=home)
-            cost = step if cost is None else cost + step
-        return cost + sk.gemm_cost(hw, m, n, k, "BF16", weight_home=home)
-
-    home, share = chain_hit_share(hw, weights * FOOTPRINT[fmt], 2.0 * weights)
-    cached = chain(home)
-    if home == hw.main or share == 1.0:
-        return cached
-    return cached.scaled(share) + chain(hw.main).scaled(1.0 - share)
+    GEMM on the materialised weight (`simulator.dequant.dequant_chain_cost`, with the
+    chain's footprint FOOTPRINT[fmt] bytes per weight)."""
+    return dequant_chain_cost(hw, m, n, k, PASSES[fmt], FOOTPRINT[fmt])
 
 
 def simulate_model(case: ModelCase, hw: Hardware, model: TransformerConfig) -> float:
