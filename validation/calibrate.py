@@ -17,7 +17,7 @@ template's and carries `measured:` provenance saying how, when and on what machi
 - per-dtype `gemm_stream_fraction`: the same shapes with GEMM_STREAM_ROWS activation
   rows (the library's GEMM path: MKL's sgemm packs the weight panel), fitted the same way;
   `gemm_stream_wide` with GEMM_STREAM_WIDE_ROWS rows, after the overlap below;
-- `overheads.matmul_overlap`: a bf16 matmul with a few rows (OVERLAP_SHAPE, weights
+- `overheads.matmul_overlap`: a bf16 matmul with 256 rows (OVERLAP_SHAPE, weights
   streamed from main memory) timed, the overlap solved so the simulator matches it
   (solved twice in turn with the GEMM-path fractions, as each case depends on both);
 - `weight_only` kernels (PyTorch's int8 / int4 packed-weight matmuls): stream fraction

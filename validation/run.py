@@ -96,10 +96,10 @@ KNOWN_CAUSES = {
     "fitted on 128- and 384-token prefills; the bf16 prefill is bound by its vector work "
     "(softmax, output rows), so its tiles' fitted peak is poorly determined (2.2-4.4 "
     "TFLOP/s over the saved runs, 1.5-1.6x each run's bf16 GEMM peak)",
-    ("gemm", "bf16", ""): "256-row bf16 matmuls run on the AMX tiles faster than the "
-    "calibrated bf16 rate (achievable fraction: median over two square-ish GEMMs, 2.1 of "
-    "2.7 TFLOP/s) plus the 64-row weight stream predict (+13 to +27% in every saved run): "
-    "not modelled",
+    ("gemm", "bf16", ""): "256-row bf16 matmuls on the AMX tiles: +13% (one thread) to "
+    "+21% (two) with the overlap fitted at 256 rows (+23 to +27% before); the bf16 rate's "
+    "achievable fraction is the median over two square-ish GEMMs (2.1 of 2.7 TFLOP/s on "
+    "two threads), which oneDNN beats at this shape",
     ("gemv", "fp32", ""): "on two threads (an idle machine) the fp32 one-token matmuls "
     "stream from 30 to 46 GB/s depending on the shape (the 1x2816x2048 one +39% in the "
     "final tree's idle run, -4 to +3% on one thread); the fitted fraction clips at 1",
