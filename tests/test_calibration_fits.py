@@ -10,7 +10,7 @@ import pytest
 from precsim.simulator.io import load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profiles import profile_from_mapping
-from precsim.validation import calibrate, fits, microbench, vector_fits
+from precsim.validation import attention_fits, calibrate, fits, microbench, vector_fits
 from precsim.validation.calibrate import template_path
 from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
 from precsim.validation.simulate import simulate_kernel
@@ -152,7 +152,7 @@ def test_attention_rule_recovered(template):
     truth["attention"]["stream_fraction"] = {"value": 0.45, "assumed": "truth"}
     truth["attention"]["convert_ops_per_element"] = {"value": 11.0, "assumed": "truth"}
     truth["attention"]["output_ops_per_element"] = {"value": 6.0, "assumed": "truth"}
-    fits.fit_attention(template, _attention_rows(truth), "now", [])
+    attention_fits.fit_attention(template, _attention_rows(truth), "now", [])
     fitted = profile_from_mapping(template, "fitted").attention
     assert fitted.peak.value == pytest.approx(120e9, rel=0.01)
     assert fitted.output_ops_per_element.value == pytest.approx(6.0, rel=0.01)
@@ -168,7 +168,7 @@ def test_a_bf16_attention_faster_than_without_conversion_gets_the_smallest_value
     rows = _attention_rows(truth)
     rows.loc[rows["dtype"] == "bf16", "best_s"] *= 0.8
     notes = []
-    fits.fit_attention(template, rows, "now", notes)
+    attention_fits.fit_attention(template, rows, "now", notes)
     entry = template["attention"]["convert_ops_per_element"]
     assert entry["value"] == 0.01 and "hides its conversion" in entry["measured"]
     assert not any("conversion" in n for n in notes)
@@ -285,14 +285,14 @@ def test_attention_tiles_peak_recovered_where_the_cpu_has_the_matrix_extension(t
         "output_ops_per_element": {"value": 9.0, "assumed": "truth"}}}
     rows = _attention_rows(truth)
     with_amx = copy.deepcopy(template)
-    fits.fit_attention(with_amx, rows, "now", [], frozenset({"amx_bf16"}))
+    attention_fits.fit_attention(with_amx, rows, "now", [], frozenset({"amx_bf16"}))
     fitted = profile_from_mapping(with_amx, "fitted").attention
     assert fitted.tiles["bf16"].peak.value == pytest.approx(850e9, rel=0.01)
     assert fitted.tiles["bf16"].output_ops_per_element.value == pytest.approx(9.0, rel=0.01)
     assert fitted.output_ops_per_element is None  # the truth's rule has none
     assert "amx_bf16" in with_amx["attention"]["tiles"]["bf16"]["peak"]["measured"]
     # without the extension the bf16 prefill is the rule's (converting) path: no tiles
-    fits.fit_attention(template, rows, "now", [], frozenset())
+    attention_fits.fit_attention(template, rows, "now", [], frozenset())
     assert "tiles" not in template["attention"]
 
 

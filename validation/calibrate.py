@@ -60,7 +60,7 @@ from precsim.simulator.io import atomic_write_text, load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profile_loader import builtin_profile_dir
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
-from precsim.validation import fits, memory_fits, microbench, vector_fits
+from precsim.validation import attention_fits, fits, memory_fits, microbench, vector_fits
 from precsim.validation.bench import BenchSettings
 from precsim.validation.kernels import (attention_case, case_job, matmul_case,
                                         reference_stream_bytes, rotation_bytes,
@@ -361,7 +361,7 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
     for _ in range(2):
         fits.fit_weight_only(doc, matmuls, stamp, notes)
     vector_fits.fit_vector_rate(doc, vector, stamp, notes)
-    fits.fit_attention(doc, attention, stamp, notes, flags)
+    attention_fits.fit_attention(doc, attention, stamp, notes, flags)
     fits.fit_dequant(doc, dequant, stamp, notes)
     # on the fitted vector rate, memory levels and bf16 stream fractions: the chains'
     # passes and matmul are priced with them
