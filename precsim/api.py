@@ -78,9 +78,10 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
     from precsim.codesign.commands.simulate import run_request
     from precsim.simulator.parallel import ParallelLayout
 
+    one = all(type(n) is int and n == 1 for n in (tp, pp, ep))  # one device: no layout
     _, _, result = run_request(load_profile(profile), model, quant, batch, prompt, gen,
                                flash=flash, fused_dequant=fused_dequant,
-                               layout=ParallelLayout(tp=tp, pp=pp, ep=ep),
+                               layout=None if one else ParallelLayout(tp=tp, pp=pp, ep=ep),
                                runtime=runtime, unit=unit, prefill_unit=prefill_unit,
                                decode_unit=decode_unit)
     return result

@@ -36,8 +36,9 @@ from precsim.simulator.errors import InputError
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
-from precsim.simulator.ops import add_axis, build_mixed_ops, build_ops, model_add_axis
-from precsim.simulator.power import dynamic_split, power_and_energy
+from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
+                                   object_memo)
+from precsim.simulator.power import dynamic_split, power_per_phase
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
 from precsim.simulator.roofline import add_all, home_level
 
@@ -60,8 +61,7 @@ def _check_lengths(**values) -> None:
 
 # ---- weights and footprint -----------------------------------------------------------------
 
-#: weight_bytes of a (model, format) object pair with scalar entries: (model, format,
-#: entries), keyed on their ids (the 64 most recent; both frozen).
+#: weight_bytes per (model, format) object pair with scalar entries (`ops.object_memo`).
 _WEIGHT_BYTES: dict = {}
 
 
@@ -73,15 +73,19 @@ def weight_bytes(model: TransformerConfig, quant) -> dict:
     where every entry is a scalar (a new dict each call).
     """
     quant = as_quant(quant)
-    hit = _WEIGHT_BYTES.get((id(model), id(quant)))
-    if hit is not None and hit[0] is model and hit[1] is quant:
-        return dict(hit[2])
-    out = _weight_bytes(model, quant)
-    if all(np.ndim(v) == 0 for v in out.values()):
-        while len(_WEIGHT_BYTES) >= 64:  # the oldest entry goes first
-            _WEIGHT_BYTES.pop(next(iter(_WEIGHT_BYTES)), None)
-        _WEIGHT_BYTES[id(model), id(quant)] = (model, quant, dict(out))
-    return out
+    return dict(object_memo(_WEIGHT_BYTES, (model, quant), lambda: _weight_bytes(model, quant)))
+
+
+#: weight_total per (model, format) object pair with a scalar total (`ops.object_memo`).
+_WEIGHT_TOTALS: dict = {}
+
+
+def weight_total(model: TransformerConfig, quant):
+    """All stored weight bytes: the entries of `weight_bytes` added in order (memoised
+    as `weight_bytes` is)."""
+    quant = as_quant(quant)
+    return object_memo(_WEIGHT_TOTALS, (model, quant), lambda: {
+        "total": _scalar(add_all(weight_bytes(model, quant).values()))})["total"]
 
 
 def _weight_bytes(model: TransformerConfig, quant) -> dict:
@@ -242,10 +246,12 @@ def _price(passes, fused_dequant: bool) -> tuple:
     placed = []
     for hw, model, quant, _, specs, kv_bytes in passes:
         wb = weight_bytes(model, quant)
-        total_w = add_all(wb.values())
-        state_home = home_level(hw, total_w + kv_bytes, persistent_only=True)
-        block = (wb["attn"] + wb["mlp"]) / model.n_layers
-        block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
+        state_home = home_level(hw, weight_total(model, quant) + kv_bytes,
+                                persistent_only=True)
+        block_home = state_home  # read only where blocks repeat (op_eval.evaluate_op)
+        if model.block_repeat != 1:
+            block = (wb["attn"] + wb["mlp"]) / model.n_layers
+            block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
         placed.append((wb, PassOps(specs, hw, quant, model, state_home, block_home)))
     costs = price_passes([ops for _, ops in placed], fused_dequant)
     return tuple(PhaseCost(phase=p[3], specs=tuple(p[4]), evaluated=c,
@@ -266,6 +272,8 @@ def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
 
 def _check_counts(**values) -> None:
     for name, value in values.items():
+        if isinstance(value, (int, float)) and 0 <= value < math.inf:
+            continue  # the common scalar case, without numpy
         arr = np.asarray(value, dtype=float)
         if arr.size == 0:
             raise InputError(f"{name} is empty")
@@ -470,41 +478,42 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
     # board power per phase (simulator.power): baseline, cap, throttled time; a SoC's
     # phases may run on different units (same envelope, each unit's dynamic energy)
     hw, dec_hw = hws
-    pre_p = power_and_energy(hw, prefill.time_s, dynamic_split(hw, prefill))
-    dec_p = power_and_energy(dec_hw, decode.time_s, dynamic_split(dec_hw, decode))
-    split = {k: np.asarray(pre_p.split[k]) + np.asarray(dec_p.split[k]) for k in pre_p.split}
+    pre_p, dec_p = power_per_phase(hws, (prefill.time_s, decode.time_s),
+                                   (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
+    split = {k: pre_p.split[k] + dec_p.split[k] for k in pre_p.split}
     with np.errstate(divide="ignore", invalid="ignore"):
-        tpot = np.where(steps > 0, dec_p.time_s / np.where(steps > 0, steps, 1), np.nan)
+        decoding = steps > 0
+        per_step = np.where(decoding, steps, 1)
+        tpot = np.where(decoding, dec_p.time_s / per_step, np.nan)
         ttft = pre_p.time_s
         energy = pre_p.energy_j + dec_p.energy_j
         e2e = ttft + dec_p.time_s
         wb = weight_bytes(model, quant)
-        weights = add_all(wb.values())
+        weights = weight_total(model, quant)
         kv = kv_cache_bytes(model, quant, batch, np.asarray(prompt_len) + np.asarray(gen_len))
         acts = activation_bytes(model, quant, batch, prompt_len, flash)
         need = weights + kv + acts
         cap = hw.main_capacity_bytes
+        pre_moved, dec_moved = prefill.bytes_moved, decode.bytes_moved
         totals = {
             "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
             "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
             "energy_j": energy, "energy_per_token_j": energy / (batch * gen_len),
-            "decode_energy_per_token_j": np.where(steps > 0, dec_p.energy_j
-                                                  / (batch * np.where(steps > 0, steps, 1)),
+            "decode_energy_per_token_j": np.where(decoding, dec_p.energy_j / (batch * per_step),
                                                   np.nan),
             "average_power_w": energy / e2e, "energy_per_request_j": energy / batch,
             "energy_static_j": pre_p.static_j + dec_p.static_j,
             "energy_compute_j": split["compute"],
             "energy_memory_j": {k[len("memory_"):]: v for k, v in split.items()
                                 if k.startswith("memory_")},
-            "throttled": np.asarray(pre_p.throttled) | np.asarray(dec_p.throttled),
+            "throttled": pre_p.throttled | dec_p.throttled,
             "weight_bytes": weights, "weight_bytes_by_group": wb, "kv_cache_bytes": kv,
             "activation_bytes": acts, "memory_bytes": need, "capacity_bytes": cap,
             "fits": need <= cap,
-            "bytes_moved": {k: prefill.bytes_moved[k] + decode.bytes_moved[k]
-                            for k in prefill.level_names},
+            "bytes_moved": {k: pre_moved[k] + dec_moved[k] for k in prefill.level_names},
             "launch_overhead_s": prefill.overhead_time_s + decode.overhead_time_s,
-            "kernels_per_decode_step": np.where(steps > 0, decode.n_kernels
-                                                / np.where(steps > 0, steps, 1), np.nan),
+            "kernels_per_decode_step": np.where(decoding, decode.n_kernels / per_step,
+                                                np.nan),
         }
     return {k: ({kk: _scalar(vv) for kk, vv in v.items()} if isinstance(v, dict)
                 else _scalar(v)) for k, v in totals.items()}

@@ -33,6 +33,7 @@ GEMM already moves. Profiles without a `gemm` block: e = 1, no split (unchanged)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,9 +121,12 @@ def _bandwidth_at(hw: Hardware, home):
     """Achievable bandwidth of level `home` (element-wise)."""
     bw = hw.exec_cache.get("bandwidths")
     if bw is None:
-        bw = hw.exec_cache["bandwidths"] = np.broadcast_arrays(*hw.bandwidth_bytes_per_s)
-    return np.choose(np.asarray(home, dtype=int), bw) if np.ndim(home) \
-        else bw[int(home)]
+        bw = hw.exec_cache["bandwidths"] = (np.array(hw.bandwidth_bytes_per_s, dtype=float)
+                                            if hw.is_single else
+                                            np.broadcast_arrays(*hw.bandwidth_bytes_per_s))
+    if not np.ndim(home):
+        return bw[int(home)]
+    return bw[home] if hw.is_single else np.choose(np.asarray(home, dtype=int), bw)
 
 
 def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> ShapeChoice | None:
@@ -137,14 +141,16 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
     if st is None:
         return None
     n_cands = st.tm.shape[0] * len(SPLITS)
-    size = np.broadcast(m, n, k, rate, s_a, s_w, memory_time).size
+    elements = np.broadcast(m, n, k, rate, s_a, s_w, memory_time)
     step = max(1, MAX_CANDIDATE_ELEMENTS // n_cands)
-    if size <= step or not hw.is_single:
-        return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time)
+    if elements.size <= step or not hw.is_single:
+        return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time,
+                       max(elements.ndim, np.ndim(st.units)))
+    size = elements.size
     args = [np.asarray(a, dtype=float) for a in
             np.broadcast_arrays(m, n, k, rate, s_a, s_w, memory_time)]
     shape = args[0].shape
-    parts = [_choose(hw, st, *(a.reshape(-1)[i:i + step] for a in args))
+    parts = [_choose(hw, st, *(a.reshape(-1)[i:i + step] for a in args), 1)
              for i in range(0, size, step)]
 
     def joined(name):
@@ -162,7 +168,8 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     """The profiles' arrays with the two candidate axes (tiles, SPLITS) in front of `nd`
     element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
     the terms of `_choose` made of them alone (tm tn, split == 1, split <= max_split,
-    has & split > 1, 2 split); memoised per `nd` in `hw.exec_cache`."""
+    has & split > 1, 2 split, split k_step) and whether every profile has a gemm block;
+    memoised per `nd` in `hw.exec_cache`."""
     key = ("gemm_candidate_axes", nd)
     if key in hw.exec_cache:
         return hw.exec_cache[key]
@@ -174,14 +181,15 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
             else a.reshape((1,) + a.shape[:1] + pad + a.shape[1:]) if axis == 1 \
             else a.reshape((1, 1) + pad + a.shape)
     has = lead(~np.isnan(st.units), None) > 0
-    tm, tn, split, max_split = (lead(st.tm, 0), lead(st.tn, 0),
-                                lead(np.array(SPLITS, dtype=float), 1),
-                                lead(st.max_split, None))
-    out = (has, np.where(has, lead(st.units, None), 1.0), tm, tn, split,
-           lead(st.k_step, None), lead(st.feed, None), max_split, tm * tn, split == 1,
-           split <= max_split, has & (split > 1), 2.0 * split)
+    tm, tn, split, max_split, k_step = (lead(st.tm, 0), lead(st.tn, 0),
+                                        lead(np.array(SPLITS, dtype=float), 1),
+                                        lead(st.max_split, None), lead(st.k_step, None))
+    out = (has, np.where(has, lead(st.units, None), 1.0), tm, tn, split, k_step,
+           lead(st.feed, None), max_split, tm * tn, split == 1, split <= max_split,
+           has & (split > 1), 2.0 * split, split * k_step)
     for a in out:
         a.flags.writeable = False  # shared by every call on this hardware
+    out += (bool(has.all()),)
     hw.exec_cache[key] = out
     return out
 
@@ -191,12 +199,17 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
     no element's shape enters it, so it is memoised in `hw.exec_cache` for scalar rate
     and operand bytes."""
     key = None
-    if np.ndim(rate) == 0 and np.ndim(s_a) == 0 and np.ndim(s_w) == 0:
+    if type(rate) is float and type(s_a) is float and type(s_w) is float:
+        key = ("gemm_feed", nd, rate, s_a, s_w)  # the common case, without conversions
+    elif np.ndim(rate) == 0 and np.ndim(s_a) == 0 and np.ndim(s_w) == 0:
         key = ("gemm_feed", nd, float(rate), float(s_a), float(s_w))
-        if not all(x == x for x in key[2:]):  # NaN: not a usable key
-            key = None
-        elif key in hw.exec_cache:
-            return hw.exec_cache[key]
+    if key is not None:
+        if not (key[2] == key[2] and key[3] == key[3] and key[4] == key[4]):
+            key = None  # NaN: not a usable key
+        else:
+            hit = hw.exec_cache.get(key)
+            if hit is not None:
+                return hit
     _, units, tm, tn, _, _, feed = axes[:7]
     out = np.minimum(1.0, (2.0 * tm * tn / (rate / units)) / ((tm * s_a + tn * s_w) / feed))
     if key is not None:
@@ -205,24 +218,25 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
     return out
 
 
-def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
-            ) -> ShapeChoice:
-    """`gemm_efficiency` of one block of elements."""
-    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
-    nd = np.broadcast(m, n, k, rate, s_a, s_w, memory_time, st.units).ndim
+def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
+            nd: int) -> ShapeChoice:
+    """`gemm_efficiency` of one block of elements (`nd` dimensions with the profiles')."""
+    m, n, k = np.asarray(m, dtype=float), np.asarray(n, dtype=float), np.asarray(k, dtype=float)
     axes = _candidate_axes(hw, st, nd)
     has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
-    tile_area, unsplit, split_ok, reduces, two_split = axes[8:]
+    tile_area, unsplit, split_ok, reduces, two_split, split_step, every = axes[8:]
     flops = 2.0 * m * n * k
     rows, cols = np.ceil(m / tm), np.ceil(n / tn)
     tiles = rows * cols
     e_tile = (m / rows) * (n / cols) / tile_area
     e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
     allowed = unsplit | ((tiles < units) & split_ok)
-    waves = np.ceil(tiles * split / units)
-    e_wave = tiles * split / (waves * units)
-    e_k = k / (split * np.ceil(k / (split * k_step)) * k_step)
-    eff = np.where(has, e_tile * e_wave * e_k * e_feed, 1.0)
+    work = tiles * split
+    e_wave = work / (np.ceil(work / units) * units)
+    e_k = k / (split * np.ceil(k / split_step) * k_step)
+    eff = e_tile * e_wave * e_k * e_feed
+    if not every:
+        eff = np.where(has, eff, 1.0)
     red = np.where(reduces, two_split * m * n * ACC_BYTES, 0.0)
     home = home_level(hw, red, True)
     t_red = red / _bandwidth_at(hw, home)
@@ -233,14 +247,17 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time
     fields = np.empty((7,) + shape)
     for i, a in enumerate((t, red, eff, tm, tn, split, home)):
         fields[i] = a
-    fields = fields.reshape((7, shape[0] * shape[1]) + shape[2:])  # tiles, then SPLITS
+    n_cands, size = shape[0] * shape[1], math.prod(shape[2:])
+    fields = fields.reshape((7, n_cands, size))  # tiles, then SPLITS; elements flat
     t, red_c = fields[0], fields[1]
     tied = t <= t.min(axis=0) * (1.0 + 1e-9)
-    fewest = np.where(tied, red_c, np.inf)
-    pick = np.argmax(tied & (fewest == fewest.min(axis=0)), axis=0)
-    _, red, eff, tm, tn, split, home = np.take_along_axis(fields, pick[None, None], axis=1)[:, 0]
+    # the first of the tied with the fewest reduction bytes (the least t is tied: its
+    # bytes are finite; with none tied, a NaN time, every entry is inf: the first)
+    pick = np.where(tied, red_c, np.inf).argmin(axis=0)
+    chosen = fields[:, pick, np.arange(size)].reshape((7,) + shape[2:])
+    _, red, eff, tm, tn, split, home = chosen
     home = home.astype(int)
-    if home.ndim == 0 or np.all(home == home.flat[0]):
+    if home.ndim == 0 or (home == home.flat[0]).all():
         home = int(home.flat[0])
     return ShapeChoice(efficiency=eff, tile_m=tm, tile_n=tn, split=split,
                        reduction_bytes=red, reduction_home=home)
@@ -256,10 +273,11 @@ def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
     rows = np.ceil(q / br)
     if not causal:
         return rows * np.ceil(kv / bc)
-    i = np.arange(int(np.nanmax(rows)) if np.size(rows) else 0, dtype=float)
-    i = i.reshape((-1,) + (1,) * np.ndim(rows + kv + bc))
+    # the most row blocks, NaN ignored (np.nanmax); one axis per axis of the blocks
+    i = np.arange(int(np.fmax.reduce(rows, axis=None)) if rows.size else 0, dtype=float)
+    i = i.reshape((-1,) + (1,) * max(rows.ndim, kv.ndim, np.ndim(bc)))
     reach = np.minimum(kv, kv - q + (i + 1.0) * br)
-    return np.sum(np.where(i < rows, np.ceil(reach / bc), 0.0), axis=0)
+    return np.add.reduce(np.where(i < rows, np.ceil(reach / bc), 0.0), axis=0)
 
 
 def flash_waves(ctas, units):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -22,7 +23,8 @@ from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficie
 from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
 from precsim.simulator.mapping import (attention_rule, cheapest, gemm_stream_share, pick_plan,
                                        plan_options)
-from precsim.simulator.quant import (as_quant, dtype_bits, group_format, quant_attr,
+from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
+                                     quant_attr,
                                      stream_bits, stream_dtype)
 from precsim.simulator.roofline import (ACC_BYTES, KernelCost, bytes_through, home_level,
                                         output_tile, roofline_cost, staging_bytes)
@@ -31,6 +33,8 @@ from precsim.simulator.roofline import (ACC_BYTES, KernelCost, bytes_through, ho
 QUANTIZE_OPS = 3.0
 #: Vector ops per attention score: scale, running max, exp, running sum, rescale.
 SOFTMAX_OPS = 5.0
+#: Format objects whose shape-free terms are kept per packed profile (`_memo`).
+FORMAT_MEMO_MAX = 64
 
 
 def check_positive(**values):
@@ -44,6 +48,52 @@ def check_positive(**values):
 
 
 # ---- kernels -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class _GroupTerms:
+    """What no shape enters of a layer group's format on a profile: the format, its bytes
+    per weight and activation element, the activation stream's bytes, per-channel scale
+    bits and its (weight, activation) types' execution options (read-only mappings)."""
+
+    fmt: object
+    s_w: object
+    s_a: object
+    s_stream: object
+    channel_bits: object
+    options: tuple
+
+
+def _memo(hw: Hardware, kind: str, source, key: tuple, build):
+    """build(), memoised in `hw.exec_cache[kind]` per (id(source), *key) for a single
+    format object `source` (kept in the entry, so that its id is not reused; the
+    FORMAT_MEMO_MAX most recent), built anew for an array of formats."""
+    if not isinstance(source, QuantFormat):
+        return build()
+    memo, key = hw.exec_cache.setdefault(kind, {}), (id(source),) + key
+    hit = memo.get(key)
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    value = build()
+    while len(memo) >= FORMAT_MEMO_MAX:  # the oldest entry goes first
+        memo.pop(next(iter(memo)))
+    memo[key] = (source, value)
+    return value
+
+
+def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
+    """`_GroupTerms` of `quant`'s layer group `group` on `hw` (memoised: `_memo`)."""
+    def build():
+        fmt = group_format(quant, group)
+        w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
+        a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
+        return _GroupTerms(
+            fmt=fmt, s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+            s_a=quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0,
+            s_stream=stream_bits(fmt) / 8.0,
+            channel_bits=quant_attr(fmt, lambda q: q.channel_scale_bits),
+            options=tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype)))
+    return _memo(hw, "group_terms", quant, (group,), build)
+
 
 def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_home=None,
               act_home=None, out_home=None, out_bits=None,
@@ -60,59 +110,65 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     """
     check_positive(m=m, n=n, k=k)
     hw = as_hardware(profile)
-    fmt = group_format(quant, group)
-    w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
-    a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
-    s_w = quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0
-    s_a = quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0
-    s_o = (stream_bits(fmt) if out_bits is None else out_bits) / 8.0
-    channel = n * quant_attr(fmt, lambda q: q.channel_scale_bits) / 8.0
+    terms = _group_terms(hw, quant, group)
+    fmt, s_w, s_a = terms.fmt, terms.s_w, terms.s_a
+    s_o = terms.s_stream if out_bits is None else out_bits / 8.0
+    cb = terms.channel_bits  # None below: no per-channel scales (their bytes, 0, not added)
+    channel = None if type(cb) in (int, float) and cb == 0 else n * cb / 8.0
     w_home = hw.main if weight_home is None else weight_home
-    a_bytes, out_bytes = m * k * s_a, m * n * s_o
+    kn, mk, mn = k * n, m * k, m * n
+    a_bytes, out_bytes = mk * s_a, mn * s_o
     a_home = home_level(hw, a_bytes, True) if act_home is None else act_home
     o_home = home_level(hw, out_bytes, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
-        levels, staged = [], {}  # re-reads per staging level (levels 0 and 1 share one)
-        w_bytes = k * n * s_w + channel
+        # re-reads and the bytes re-read per staging level (levels 0 and 1 share one)
+        levels, staged = [], {}
+        w_bytes = kn * s_w if channel is None else kn * s_w + channel
         for j in range(hw.n_levels):
             at = max(j - 1, 0)  # the level staging_bytes(hw, j) reads
             if at not in staged:
                 tm, tn = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
-                staged[at] = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
-            w_reads, a_reads = staged[at]
-            levels.append(bytes_through(hw, w_home, j, w_bytes * w_reads)
-                          + bytes_through(hw, a_home, j, a_bytes * a_reads)
+                w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
+                staged[at] = w_reads, a_reads, w_bytes * w_reads, a_bytes * a_reads
+            w_moved, a_moved = staged[at][2:]
+            levels.append(bytes_through(hw, w_home, j, w_moved)
+                          + bytes_through(hw, a_home, j, a_moved)
                           + bytes_through(hw, o_home, j, out_bytes))
-        w_reads, a_reads = staged[0]
-        return levels, k * n * w_reads, m * k * a_reads
+        w_reads, a_reads = staged[0][:2]
+        return levels, kn * w_reads, mk * a_reads
+
+    many = np.asarray(m) > 1  # more than one activation row
+    zero = 0.0 * mn
+    unscaled = type(stream_scale) is float and stream_scale == 1.0
 
     def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
         # more than one activation row: the library's GEMM path streams at its own share
-        plan = dict(plan, stream_fraction=stream_scale * np.where(
-            np.asarray(m) > 1, gemm_stream_share(plan, m), plan["stream_fraction"]))
+        share = np.where(many, gemm_stream_share(plan, m), plan["stream_fraction"])
+        plan = dict(plan, stream_fraction=share if unscaled else stream_scale * share)
         plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
-        conv_ops = w_elems * plan["w_convert_ops"] + a_elems * plan["a_convert_ops"]
-        conv_s = w_elems * plan["w_convert_s"] + a_elems * plan["a_convert_s"]
-        conv_j = w_elems * plan["w_convert_j"] + a_elems * plan["a_convert_j"]
-        return roofline_cost(hw, plan, 2.0 * m * n * k, 0.0 * m * n, conv_s, conv_j, conv_ops,
-                       levels, 1.0,
-                       fixed_s=np.where(np.asarray(m) > 1, 0.0, n * plan["row_s"]),
-                       stream_bytes=k * n * s_weight + channel)
+        conv_ops, conv_s, conv_j = (_conversion(plan, (w_elems, "w"), (a_elems, "a"),
+                                                field=field) for field in ("ops", "s", "j"))
+        row_s = plan["row_s"]  # a GEMV's per-row time (none: zeros, as n x 0)
+        fixed = zero if type(row_s) is float and row_s == 0.0 else \
+            np.where(many, 0.0, n * row_s)
+        stream = kn * s_weight if channel is None else kn * s_weight + channel
+        return roofline_cost(hw, plan, 2.0 * mn * k, zero, conv_s, conv_j, conv_ops, levels,
+                             1.0, fixed_s=fixed, stream_bytes=stream)
 
-    options = plan_options(hw, w_dtype, a_dtype)
+    options = terms.options
     if fused_dequant:
         fused = traffic(s_w, channel)
         return cheapest([priced(plan, *fused) for plan in options])
     costs = []
     for plan in options:
         needs = np.asarray(plan["w_convert_ops"]) > 0
-        pre = _dequant(hw, k * n, fmt, plan, weight_home).scaled(needs)
+        pre = _dequant(hw, kn, fmt, plan, weight_home).scaled(needs)
         plan = dict(plan, w_convert_ops=np.where(needs, 0.0, plan["w_convert_ops"]),
                     w_convert_s=np.where(needs, 0.0, plan["w_convert_s"]),
                     w_convert_j=np.where(needs, 0.0, plan["w_convert_j"]))
         s_exec = np.where(needs, dtype_bits(plan["exec_dtype"]) / 8.0, s_w)
-        split = traffic(s_exec, np.where(needs, 0.0, channel))
+        split = traffic(s_exec, None if channel is None else np.where(needs, 0.0, channel))
         costs.append(pre + priced(plan, *split, s_weight=s_exec))
     return cheapest(costs)
 
@@ -120,10 +176,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
 def matrix_rate(profile, quant="W16A16", *, group: str = "mlp"):
     """Achievable matrix ops/s of the group's fastest execution option (the plan's rate
     before any shape efficiency)."""
-    hw = as_hardware(profile)
-    fmt = group_format(quant, group)
-    options = plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                           quant_attr(fmt, lambda q: q.act_dtype))
+    options = _group_terms(as_hardware(profile), quant, group).options
     return np.maximum.reduce([np.asarray(p["ops_per_s"], dtype=float) for p in options])
 
 
@@ -148,10 +201,8 @@ def dequant_cost(profile, n_elements, quant, *, group: str = "mlp", home=None) -
     execution option)."""
     check_positive(n_elements=n_elements)
     hw = as_hardware(profile)
-    fmt = group_format(quant, group)
-    options = plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                            quant_attr(fmt, lambda q: q.act_dtype))
-    return cheapest([_dequant(hw, n_elements, fmt, plan, home) for plan in options])
+    terms = _group_terms(hw, quant, group)
+    return cheapest([_dequant(hw, n_elements, terms.fmt, plan, home) for plan in terms.options])
 
 
 def _dequant(hw: Hardware, n_elements, fmt, plan: dict, home) -> KernelCost:
@@ -189,8 +240,7 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     levels = [bytes_through(hw, r_home, j, read_bytes) + bytes_through(hw, w_home, j, write_bytes)
               for j in range(hw.n_levels)]
     plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
-    zero = 0.0 * np.asarray(vector_ops, dtype=float)
-    return roofline_cost(hw, plan, zero, vector_ops, zero, zero, zero, levels, n_kernels)
+    return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
 
 
 def widen_ops(profile, half_elements, kernel: str | None = None):
@@ -199,9 +249,13 @@ def widen_ops(profile, half_elements, kernel: str | None = None):
     `vector.widen_by_kernel` of `kernel` where given) each where that type is wider than
     16 bits, else 0."""
     hw = as_hardware(profile)
-    per = hw.widen_ops if kernel is None else kernel_vector_terms(hw, kernel)[1]
-    return np.where(np.asarray(hw.vector_bits) > 16, per, 0.0) \
-        * np.asarray(half_elements, dtype=float)
+    factor = hw.exec_cache.get("widen_factor")  # no shape enters it
+    if factor is None:
+        factor = hw.exec_cache["widen_factor"] = np.where(np.asarray(hw.vector_bits) > 16,
+                                                          hw.widen_ops, 0.0)
+    if kernel is not None:  # the kernel's own widening (widen_ops > 0 where it widens)
+        factor = np.where(factor > 0, kernel_vector_terms(hw, kernel)[1], 0.0)
+    return factor * np.asarray(half_elements, dtype=float)
 
 
 def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = "rmsnorm",
@@ -217,8 +271,9 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
     ops = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0) \
         + np.where(quantize_out, QUANTIZE_OPS, 0.0)
     n_in = 2 if fused_residual else 1
-    reads = elems * in_bits / 8.0 * n_in
-    writes = elems * out_bits / 8.0 + (elems * in_bits / 8.0 if fused_residual else 0.0)
+    in_bytes = elems * in_bits / 8.0  # one input (the residual)
+    reads = in_bytes * n_in
+    writes = elems * out_bits / 8.0 + (in_bytes if fused_residual else 0.0)
     half = elems * (np.where(np.asarray(in_bits) <= 16, n_in + (1 if fused_residual else 0),
                              0) + np.where(np.asarray(out_bits) == 16, 1, 0))
     return elementwise_cost(profile, reads, writes, elems * ops, half_elements=half,
@@ -231,22 +286,26 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     to the activation stream; quantised rows are converted on the way."""
     check_positive(tokens=tokens, d_model=d_model)
     hw = as_hardware(profile)
-    fmt = group_format(quant, group)
+
+    def build():  # bits per table and stream element, the gather's plans: no shape
+        fmt = group_format(quant, group)
+        return (quant_attr(fmt, lambda q: q.effective_weight_bits), stream_bits(fmt),
+                tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
+                                            launch_s=hw.launch_s))
+                      for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
+                                               stream_dtype(fmt))))
+    w_bits, s_bits, plans = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
-    read = elems * quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0
-    write = elems * (stream_bits(fmt) if out_bits is None else out_bits) / 8.0
+    read = elems * w_bits / 8.0
+    write = elems * (s_bits if out_bits is None else out_bits) / 8.0
     r_home = hw.main if weight_home is None else weight_home
     w_home = home_level(hw, write, True)
     levels = [bytes_through(hw, r_home, j, read) + bytes_through(hw, w_home, j, write)
               for j in range(hw.n_levels)]
-    return cheapest([
-        roofline_cost(hw, dict(plan, exec_dtype="gather", stream_fraction=1.0,
-                         launch_s=hw.launch_s), 0.0 * elems,
-                0.0 * elems,
-                elems * plan["w_convert_s"], elems * plan["w_convert_j"],
-                elems * plan["w_convert_ops"], levels, 1.0)
-        for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                                  stream_dtype(fmt))])
+    zero = 0.0 * elems
+    return cheapest([roofline_cost(hw, plan, zero, zero, elems * plan["w_convert_s"],
+                                   elems * plan["w_convert_j"], elems * plan["w_convert_ops"],
+                                   levels, 1.0) for plan in plans])
 
 
 def _causal_pairs(q_len, kv_len, window=None):
@@ -284,19 +343,56 @@ def _any(a, b, test) -> bool:
     else as arrays."""
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return bool(test(a, b))
-    return bool(np.any(test(np.asarray(a), np.asarray(b))))
+    if isinstance(b, (int, float)):  # an array against a number
+        return bool(test(np.asarray(a), b).any())
+    return bool(test(np.asarray(a), np.asarray(b)).any())
 
 
-def _attention_plans(hw: Hardware, fmt, cache_len, q_len=1.0):
+@dataclass(frozen=True, eq=False)
+class _AttentionTerms:
+    """What no shape enters of attention in a format on a profile: its stream and KV
+    types, stream bits, bytes per Q and per cached K/V element, and the plans of a kernel
+    reading the cache everywhere (True) or nowhere (False), filled on first use
+    (`_attention_plans`)."""
+
+    sdt: object
+    kv_dtype: object
+    sb: object
+    s_q: object
+    s_c: object
+    plans: dict
+
+
+def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
+    """`_AttentionTerms` of `quant` on `hw` (memoised per format object: `_memo`)."""
+    def build():
+        fmt = as_quant(quant)
+        sb = stream_bits(fmt)
+        return _AttentionTerms(sdt=stream_dtype(fmt),
+                               kv_dtype=quant_attr(fmt, lambda q: q.kv_dtype), sb=sb,
+                               s_q=sb / 8.0,
+                               s_c=quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0,
+                               plans={})
+    return _memo(hw, "attention_terms", quant, (), build)
+
+
+def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len, q_len=1.0):
     """(options, skips masked, shares K/V or None without a rule, vector ops per output
     element): the KV cache's execution options where the kernel reads the cache, the
     stream type's elsewhere, replaced by the profiles' `attention` rule where they have
-    one (`attention_rule`, whose matrix tiles depend on the q_len query rows)."""
-    sdt = stream_dtype(fmt)
-    kv_dtype = quant_attr(fmt, lambda q: q.kv_dtype)
-    cached = np.asarray(cache_len) > 0
-    options_c = plan_options(hw, kv_dtype, sdt) if cached.any() else None
-    options_f = plan_options(hw, sdt, sdt) if not cached.all() else None
+    one (`attention_rule`, whose matrix tiles depend on the q_len query rows).
+    Kept in `terms` where the kernel reads the cache everywhere or nowhere and no profile
+    has a rule (the plans then depend on nothing else; a rule's may depend on shapes)."""
+    if isinstance(cache_len, (int, float)):
+        cached = some = every = cache_len > 0
+    else:
+        cached = np.asarray(cache_len) > 0
+        some, every = bool(cached.any()), bool(cached.all())
+    if some == every and some in terms.plans:
+        return terms.plans[some]
+    sdt, kv_dtype = terms.sdt, terms.kv_dtype
+    options_c = plan_options(hw, kv_dtype, sdt) if some else None
+    options_f = plan_options(hw, sdt, sdt) if not every else None
     if options_c is None or options_f is None:
         options = options_c or options_f
     else:
@@ -304,18 +400,26 @@ def _attention_plans(hw: Hardware, fmt, cache_len, q_len=1.0):
                               options_f[min(i, len(options_f) - 1)])
                    for i in range(max(len(options_c), len(options_f)))]
     rule = attention_rule(hw, kv_dtype, sdt, q_len)
-    if rule is None:
-        return options, True, None, 0.0
-    has_rule, skips, shares, rule_plan = rule
-    rule_plan = dict(rule_plan)
-    out_ops = np.where(has_rule, rule_plan.pop("output_ops"), 0.0)
-    return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares, out_ops
+    if rule is not None:
+        has_rule, skips, shares, rule_plan = rule
+        rule_plan = dict(rule_plan)
+        out_ops = rule_plan.pop("output_ops")
+        if not isinstance(has_rule, bool):
+            out_ops = np.where(has_rule, out_ops, 0.0)
+        return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares, out_ops
+    out = options, True, None, 0.0
+    if some == every:
+        out = tuple(MappingProxyType(p) for p in options), True, None, 0.0
+        terms.plans[some] = out
+    return out
 
 
 def _scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):
     """(query, key) pairs computed: the causal (windowed) ones (`_causal_pairs`) in a
     flash kernel that skips masked blocks, else all q_len x kv_len."""
     pairs = _causal_pairs(q_len, kv_len, window) if (causal and flash) else q_len * kv_len
+    if skips is True and isinstance(pairs, np.ndarray):  # already q_len x kv_len's shape
+        return pairs
     return np.where(skips, pairs, q_len * kv_len)
 
 
@@ -343,11 +447,16 @@ def _flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool,
     has = tiles[0] & (np.asarray(q_len) > 1)
     if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
         return pairs, 1.0
-    br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
-    visited = flash_blocks(np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0), br, bc,
-                           causal) * br * bc
+    if has.ndim == 0:  # one profile, one query length: with a tile (above)
+        br, bc, q, kv = st.br, st.bc, q_len, kv_len
+    else:
+        br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
+        q, kv = np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0)
+    visited = flash_blocks(q, kv, br, bc, causal) * br * bc
     ctas = n_heads * np.ceil(q_len / br)
     rate = st.flash_eff * flash_waves(ctas, tiles[1])
+    if has.ndim == 0:
+        return visited, rate
     return np.where(has, visited, pairs), np.where(has, rate, 1.0)
 
 
@@ -363,12 +472,20 @@ class _KV:
     operand: str
 
 
-def _kv_reads(hw: Hardware, level: int, head_dim, s_q, rows, frac):
-    """Times a flash kernel reads K/V across the boundary below `level`: once per tile of
-    query rows (sharing one K/V head) whose Q and fp32 accumulators fill the staging
-    level, scaled by the share of pairs computed; at least once."""
-    tq = staging_bytes(hw, level) / (head_dim * (s_q + ACC_BYTES))
-    return np.maximum(1.0, rows / np.maximum(tq, 1.0) * frac)
+def _kv_reads(hw: Hardware, head_dim, s_q, rows, frac) -> list:
+    """Per level, the times a flash kernel reads K/V across the boundary below it: once
+    per tile of query rows (sharing one K/V head) whose Q and fp32 accumulators fill the
+    staging level (`staging_bytes`: levels 0 and 1 share level 0), scaled by the share
+    of pairs computed; at least once."""
+    per_row = head_dim * (s_q + ACC_BYTES)
+    staged: dict = {}
+    for j in range(hw.n_levels):
+        at = max(j - 1, 0)
+        if at not in staged:
+            tq = staging_bytes(hw, j) / per_row
+            tq = max(tq, 1.0) if type(tq) is float else np.maximum(tq, 1.0)  # NaN stays
+            staged[at] = np.maximum(1.0, rows / tq * frac)
+    return [staged[max(j - 1, 0)] for j in range(hw.n_levels)]
 
 
 def _attention_levels(hw: Hardware, once: Sequence, kv: Sequence[_KV], reads: Sequence,
@@ -377,21 +494,32 @@ def _attention_levels(hw: Hardware, once: Sequence, kv: Sequence[_KV], reads: Se
     `reads[level]` times and an unfused kernel's score matrix written and read twice
     (4 x `score_bytes` from the nearest persistent level holding it)."""
     levels = []
+    score_home = None if score_bytes is None else home_level(hw, score_bytes, True)
     for j in range(hw.n_levels):
-        b = sum(bytes_through(hw, home, j, nbytes) for home, nbytes in once)
-        for part in kv:
-            b = b + bytes_through(hw, part.home, j, part.nbytes * reads[j])
+        b = [bytes_through(hw, home, j, nbytes) for home, nbytes in once]
+        b += [bytes_through(hw, part.home, j, part.nbytes * reads[j]) for part in kv]
         if score_bytes is not None:
-            b = b + bytes_through(hw, home_level(hw, score_bytes, True), j, 4.0 * score_bytes)
-        levels.append(b)
+            b.append(bytes_through(hw, score_home, j, 4.0 * score_bytes))
+        levels.append(_add_up(b))
     return levels
 
 
-def _kv_conversion(plan: dict, kv: Sequence[_KV], reads, field: str):
-    """K/V conversion `field` (ops, s or j) of the elements read into the engine
-    (`reads` times each), each part at its operand's rate in `plan`."""
-    return sum(part.nbytes / part.elem_bytes * reads * plan[f"{part.operand}_convert_{field}"]
-               for part in kv)
+def _conversion(plan, *parts, field: str):
+    """Conversion `field` (ops, s or j) of each (elements, operand) part at its operand's
+    rate in `plan` ("w" weights / the KV cache, "a" activations / fresh K/V), summed in
+    order."""
+    return _add_up([n * plan[f"{operand}_convert_{field}"] for n, operand in parts])
+
+
+def _add_up(values: Sequence):
+    """values[0] + values[1] + ... in order (sum() without its leading 0 + values[0]:
+    the same value, one operation fewer on arrays); 0 for none."""
+    if not values:
+        return 0
+    total = values[0]
+    for v in values[1:]:
+        total = total + v
+    return total
 
 
 def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
@@ -425,12 +553,10 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     cache_len, fresh_kv_home = _cache_split(q_len, kv_len, cache_len, kv_from_cache,
                                             kv_home, fresh_kv_home)
     hw = as_hardware(profile)
-    fmt = as_quant(quant)
-    sb = stream_bits(fmt)
-    s_q = sb / 8.0
+    terms = _attention_terms(hw, quant)
+    sb, s_q, s_c = terms.sb, terms.s_q, terms.s_c
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    s_c = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
-    options, skips, shares, out_ops = _attention_plans(hw, fmt, cache_len, q_len)
+    options, skips, shares, out_ops = _attention_plans(hw, terms, cache_len, q_len)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = _scored_pairs(q_len, kv_len, window, causal, flash, skips)
@@ -440,10 +566,9 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     computed, rate = _flash_tiling(hw, q_len, kv_len, n_heads, pairs,
                                    flash and window is None and shares is None, causal)
     flops = 4.0 * batch * n_heads * head_dim * computed
-    vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops \
-        + out_ops * batch * q_len * n_heads * head_dim
-    q_bytes = batch * q_len * n_heads * head_dim * s_q
-    o_bytes = batch * q_len * n_heads * head_dim * s_o
+    q_elems = batch * q_len * n_heads * head_dim
+    vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops + out_ops * q_elems
+    q_bytes, o_bytes = q_elems * s_q, q_elems * s_o
     c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim * s_c
     f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
     c_home = hw.main if kv_home is None else kv_home
@@ -458,7 +583,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     if flash:
         rows = q_len * (n_heads / n_kv_heads)  # query rows sharing one K/V head
         frac = pairs / (q_len * kv_len)
-        reads = [_kv_reads(hw, j, head_dim, s_q, rows, frac) for j in range(hw.n_levels)]
+        reads = _kv_reads(hw, head_dim, s_q, rows, frac)
         score = None
     else:
         reads = [1.0] * hw.n_levels
@@ -466,8 +591,10 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     levels = _attention_levels(hw, ((q_home, q_bytes), (o_home, o_bytes)), kv, reads, score)
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
+    # the elements of each K/V part read into the engine, converted as its operand
+    parts = [(part.nbytes / part.elem_bytes * reads[0], part.operand) for part in kv]
     return cheapest([roofline_cost(hw, dict(plan, ops_per_s=plan["ops_per_s"] * rate),
-                                   flops, vec, _kv_conversion(plan, kv, reads[0], "s"),
-                                   _kv_conversion(plan, kv, reads[0], "j"),
-                                   _kv_conversion(plan, kv, reads[0], "ops"), levels,
+                                   flops, vec, _conversion(plan, *parts, field="s"),
+                                   _conversion(plan, *parts, field="j"),
+                                   _conversion(plan, *parts, field="ops"), levels,
                                    n_kernels) for plan in options])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -21,10 +20,25 @@ from precsim.simulator.hardware import Hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
-from precsim.simulator.ops import OpSpec, add_axis
+from precsim.simulator.ops import OpSpec, add_axis, object_memo
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
                                         reduce_costs)
+
+
+class _once:
+    """A cached property without `functools.cached_property`'s lock (taken on every
+    first access in Python 3.11): computed on first access and stored in the instance's
+    `__dict__` (frozen dataclasses included), which later lookups read first."""
+
+    def __init__(self, fn):
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,65 +64,152 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     stackable ops priced per batch (`_batch_key`) and kept stacked, the others one by
     one. Passes sharing hardware and format share a batch's call where the op's inputs
     are scalars (arrays of different passes need not align: a decode pass has a trailing
-    axis of steps); each pass keeps its rows of such a batch."""
+    axis of steps); each pass keeps its rows of such a batch. How (`_plan`) is kept
+    for passes built alike (`ops.OpList.signature`)."""
     parts = [[] for _ in passes]
     singles = [[] for _ in passes]
+    for lead, kind, ops, nd, rows in _cached_plan(passes):
+        hw, quant = passes[lead].hw, passes[lead].quant
+        if kind is None:
+            for pi, i in ops:
+                p = passes[pi]
+                singles[pi].append((i, _price_op(p.specs[i], hw, quant, p.model,
+                                                 p.state_home, p.block_home, fused_dequant)))
+            continue
+        group = [passes[pi].specs[i] for pi, i in ops]
+        homes = [passes[pi].state_home for pi, _ in ops]
+        costs, counts = _STACKED[kind](group, hw, quant, _home(homes, nd), fused_dequant, nd)
+        call = PricedCall(costs, counts, nd, len(ops))
+        for pi, idx, pass_rows in rows:
+            parts[pi].append((idx, call, pass_rows))
+    return [EvaluatedPass(len(p.specs), tuple(a), tuple(b))
+            for p, a, b in zip(passes, parts, singles)]
+
+
+#: `_plan` per signature of the passes (`ops.object_memo`).
+_PLANS: dict = {}
+
+
+def _cached_plan(passes: Sequence[PassOps]) -> tuple:
+    """`_plan(passes)`, kept per the passes' signatures (their ops' kinds, groups and
+    input dimensions), hardware and format objects, weight homes' and profiles'
+    dimensions and which passes share hardware and format."""
+    signatures = tuple(getattr(p.specs, "signature", None) for p in passes)
+    if not all(signatures):
+        return _plan(passes)
+    firsts: dict = {}
+    extra = (signatures, tuple((np.ndim(p.state_home), p.hw.profiles.ndim,
+                                firsts.setdefault((id(p.hw), id(p.quant)), pi))
+                               for pi, p in enumerate(passes)))
+    objects = tuple(o for p in passes for o in (p.model, p.quant, *p.specs.objects))
+    return object_memo(_PLANS, objects, lambda: _plan(passes), extra)
+
+
+def _plan(passes: Sequence[PassOps]) -> tuple:
+    """How `price_passes` prices `passes`: one step per formula call, (the first pass
+    of the hardware and format it runs on, the formula's kind (None: ops priced one by
+    one), its ops as (pass, op index), their inputs' dimensions, each pass's (op
+    indices, rows of the call))."""
+    steps = []
     shared: dict = {}
     for pi, p in enumerate(passes):
         shared.setdefault((id(p.hw), id(p.quant)), []).append(pi)
     for members in shared.values():
-        hw, quant = passes[members[0]].hw, passes[members[0]].quant
-        batches: dict = {}
-        dims: dict = {}  # (pass, op) -> dimensions of the op's stacked inputs
+        lead = members[0]
+        hw, quant = passes[lead].hw, passes[lead].quant
+        batches: dict = {}  # key -> [(pass, op, dimensions of the op's stacked inputs)]
         for pi in members:
             p = passes[pi]
             home_nd = np.ndim(p.state_home)
             repeated = bool(np.any(np.asarray(p.model.block_repeat) != 1))
             for i, spec in enumerate(p.specs):
                 key = _batch_key(spec, quant, repeated)
-                if key:
-                    dims[pi, i] = max(home_nd, getattr(spec.count, "ndim", 0),
-                                      getattr(spec.kv_write_bytes, "ndim", 0),
-                                      *(getattr(v, "ndim", 0) for v in spec.params.values()))
-                    if dims[pi, i]:  # arrays align with their own pass only
-                        key = key + (pi,)
-                batches.setdefault(key or ("single", pi, i), []).append((pi, i))
+                if key is None:
+                    batches["single", pi, i] = [(pi, i, 0)]
+                    continue
+                nd = max(home_nd, _max_ndim(spec.count, spec.kv_write_bytes,
+                                            *spec.params.values()))
+                batches.setdefault(key + (pi,) if nd else key, []).append((pi, i, nd))
+                # arrays align with their own pass only
         for key, ops in batches.items():
             if key[0] == "single" or len(ops) == 1:
-                for pi, i in ops:
-                    p = passes[pi]
-                    singles[pi].append((i, evaluate_op(p.specs[i], hw, quant, p.model,
-                                                       p.state_home, p.block_home,
-                                                       fused_dequant)))
+                steps.append((lead, None, tuple((pi, i) for pi, i, _ in ops), 0, ()))
                 continue
-            group = [passes[pi].specs[i] for pi, i in ops]
-            homes = [passes[pi].state_home for pi, _ in ops]
-            nd = max(hw.profiles.ndim, np.ndim(quant), *(dims[op] for op in ops))
-            stacked = _STACKED[key[0]](group, hw, quant, _home(homes, nd), fused_dequant, nd)
-            start = 0
-            for pi in dict.fromkeys(pi for pi, _ in ops):  # each pass's rows, in order
-                idx = tuple(i for qi, i in ops if qi == pi)
-                parts[pi].append((idx, stacked, nd, slice(start, start + len(idx)),
-                                  len(ops)))
+            nd = max(hw.profiles.ndim, np.ndim(quant), *(d for _, _, d in ops))
+            rows, start = [], 0
+            for pi in dict.fromkeys(pi for pi, _, _ in ops):  # each pass's rows, in order
+                idx = tuple(i for qi, i, _ in ops if qi == pi)
+                rows.append((pi, idx, slice(start, start + len(idx))))
                 start += len(idx)
-    return [EvaluatedPass(len(p.specs), tuple(a), tuple(b))
-            for p, a, b in zip(passes, parts, singles)]
+            steps.append((lead, key[0], tuple((pi, i) for pi, i, _ in ops), nd, tuple(rows)))
+    return tuple(steps)
+
+
+@dataclass(frozen=True, eq=False)
+class PricedCall:
+    """What one formula call priced: the sum of `costs` (KernelCosts: a kernel and the
+    work added to it, e.g. its KV-cache append) times `count` (None: counted already),
+    for `n` ops stacked along a leading axis with `nd` input dimensions after it (`nd`
+    None: one op, no ops axis). Shared by the passes whose ops it priced: its fields in
+    one array (`block`: the counts applied there, one multiply, not one per field) and
+    its per-op KernelCosts, made on first use."""
+
+    costs: tuple
+    count: object
+    nd: int | None
+    n: int
+
+    @_once
+    def cost(self) -> KernelCost:
+        """The KernelCost of the call (the costs added, then scaled by the count)."""
+        total = self.costs[0]
+        for extra in self.costs[1:]:
+            total = total + extra
+        return total if self.count is None else total.scaled(self.count)
+
+    def block(self) -> np.ndarray:
+        """Every extensive field, then every level's bytes, of `cost`: (fields, n,
+        *shape), or (fields, *shape) for one op (each element the same sum and product
+        as `cost`'s). Kept for the next pass where the inputs are scalars (the passes
+        share such calls; the block is small); an array input's block (one pass's) is
+        made for its sums and let go."""
+        kept = self.__dict__.get("_fields_block")
+        if kept is not None:
+            return kept
+        levels = tuple(self.costs[0].bytes_moved)
+        extra = np.shape(self.count)  # counts may vary where the fields do not
+        out = _block(_fields(self.costs[0], levels), self.nd, self.n, extra)
+        for more in self.costs[1:]:
+            add = _block(_fields(more, levels), self.nd, self.n, extra)
+            if add.shape == out.shape:
+                out += add  # in place: the block is this call's own array
+            else:
+                out = out + add
+        if self.count is not None:  # `extra`: the block has the counts' shape
+            out *= self.count
+        if self.nd == 0:
+            self.__dict__["_fields_block"] = out
+        return out
+
+    @_once
+    def ops(self) -> list:
+        """One KernelCost per op (`_split`; one op: `cost`)."""
+        return [self.cost] if self.nd is None else _split(self.cost, self.n, self.nd)
 
 
 @dataclass(frozen=True, eq=False)
 class EvaluatedPass:
-    """A priced pass: `parts` (op indices, the stacked KernelCost of their batch, its
-    input dimensions, the pass's rows of the batch, the batch's size) and `singles` (op
-    index, KernelCost); `reduced`: (the pass, weights, axis) this is the weighted sum
-    of. Its sums are taken on the stacked arrays; the per-op costs are split off only
-    when asked for (`costs`)."""
+    """A priced pass: `parts` (op indices, the PricedCall of their batch, the pass's
+    rows of the batch) and `singles` (op index, its PricedCall); `reduced`: (the pass,
+    weights, axis) this is the weighted sum of. Its sums are taken on the stacked
+    arrays; the per-op costs are split off only when asked for (`costs`)."""
 
     n: int
     parts: tuple
     singles: tuple
     reduced: tuple | None = None
 
-    @cached_property
+    @_once
     def costs(self) -> tuple:
         """One KernelCost per op, in op order (each as `evaluate_op`; reduced: as
         `reduce_costs` of the pass's ops)."""
@@ -116,14 +217,14 @@ class EvaluatedPass:
             source, weights, axis = self.reduced
             return reduce_costs(source.costs, weights, axis)
         out = [None] * self.n
-        for idx, cost, nd, rows, n_all in self.parts:
-            for i, c in zip(idx, _split(cost, n_all, nd)[rows]):
+        for idx, call, rows in self.parts:
+            for i, c in zip(idx, call.ops[rows]):
                 out[i] = c
-        for i, c in self.singles:
-            out[i] = c
+        for i, call in self.singles:
+            out[i] = call.cost
         return tuple(out)
 
-    @cached_property
+    @_once
     def _stacked_sums(self) -> np.ndarray:
         """Every extensive field, then every level's bytes, summed over the ops: (fields,
         *shape). A stacked part is summed down its ops axis, the parts and single ops
@@ -136,18 +237,19 @@ class EvaluatedPass:
             pad = (1,) * max(np.ndim(weights) - sums.ndim + 1, 0)
             sums = sums.reshape(sums.shape[:1] + pad + sums.shape[1:])
             return np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
-        blocks = [_block(_fields(cost), nd, n_all)[:, rows].sum(axis=1)
-                  for _, cost, nd, rows, n_all in self.parts]
-        blocks.extend(_block(_fields(cost), None, 1) for _, cost in self.singles)
+        blocks = [np.add.reduce(call.block()[:, rows], axis=1)
+                  for _, call, rows in self.parts]
+        blocks.extend(call.block() for _, call in self.singles)
         dims = max(b.ndim for b in blocks)
-        return add_all(b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
+        return add_all(b if b.ndim == dims else
+                       b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
                        for b in blocks)
 
-    @cached_property
+    @_once
     def sums(self) -> dict:
         """The extensive fields summed over the ops (`_stacked_sums`), "bytes_moved" a
         dict per level."""
-        first = self.parts[0][1] if self.parts else self.singles[0][1]
+        first = (self.parts[0][1] if self.parts else self.singles[0][1]).costs[0]
         rows = list(self._stacked_sums)
         out = dict(zip(EXTENSIVE_FIELDS, rows))
         out["bytes_moved"] = dict(zip(first.bytes_moved, rows[len(EXTENSIVE_FIELDS):]))
@@ -158,35 +260,52 @@ class EvaluatedPass:
         return EvaluatedPass(self.n, self.parts, self.singles, (self, weights, axis))
 
 
-def _fields(cost: KernelCost) -> list:
+def _fields(cost: KernelCost, levels) -> list:
     d = cost.__dict__
-    return [d[f] for f in EXTENSIVE_FIELDS] + list(cost.bytes_moved.values())
+    moved = cost.bytes_moved
+    return [d[f] for f in EXTENSIVE_FIELDS] + [moved[k] for k in levels]
 
 
-def _block(values: list, nd, n: int) -> np.ndarray:
-    """`values` in one float array (values, *shape) broadcast to their common shape; with
-    `nd` (a stacked part's input dimensions) the shape starts with the `n` ops."""
-    try:
-        out = np.array(values, dtype=float)  # one shape (the common case)
-    except ValueError:
-        out = None
-    if out is None or (nd is not None and (out.ndim != nd + 2 or out.shape[1] != n)):
-        shapes = [np.shape(v) for v in values]
-        shape = np.broadcast_shapes(*shapes, *([(n,) + (1,) * nd] if nd is not None else []))
-        out = np.empty((len(values),) + shape)
-        for i, v in enumerate(values):
-            out[i] = v
+def _block(values: list, nd, n: int, extra=()) -> np.ndarray:
+    """`values` in one float array (values, *shape) broadcast to their common shape (and
+    `extra`); with `nd` (a stacked part's input dimensions) the shape starts with the
+    `n` ops."""
+    if nd == 0 and extra in ((), (n,)):
+        shape = (n,)  # scalar inputs: every field is one number per op, or one for all
+    else:
+        shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}
+        lead = () if nd is None else (n,) + (1,) * nd
+        shape = shapes.pop() if len(shapes) == 1 else ()
+        if shapes or (extra and extra != shape) or len(shape) != len(lead) \
+                or (lead and shape[0] != n):
+            shape = np.broadcast_shapes(shape, *shapes, lead, extra)
+    if not shape:
+        return np.array(values, dtype=float)  # numbers: one conversion
+    out = np.empty((len(values),) + shape)
+    for i, v in enumerate(values):
+        out[i] = v
     return out
+
+
+def _max_ndim(*values) -> int:
+    """The most dimensions of `values` (numbers and numpy scalars: 0)."""
+    nd = 0
+    for v in values:
+        if isinstance(v, np.ndarray) and v.ndim > nd:
+            nd = v.ndim
+    return nd
 
 
 def _batch_key(spec: OpSpec, quant, repeated: bool):
     """What ops priced by one stacked call share (None: priced alone; `repeated`: the
-    model repeats blocks, its GEMMs read weights from two homes)."""
+    model repeats blocks, its GEMMs read weights from two homes). GEMMs: per group
+    format object (its id: hashing a frozen format hashes every field; the objects
+    live in `quant` while the call runs)."""
     p = spec.params
     if spec.kind == "gemm":
         if repeated:
             return None
-        fmt = spec.group if isinstance(quant, np.ndarray) else quant.for_group(spec.group)
+        fmt = spec.group if isinstance(quant, np.ndarray) else id(quant.for_group(spec.group))
         return ("gemm", fmt)
     if spec.kind == "norm":
         return ("norm", p["kind_norm"], bool(p.get("fused_residual", True)))
@@ -208,10 +327,14 @@ def _home(homes: list, nd: int):
 def _stack(values, nd: int, dtype=float) -> np.ndarray:
     """`values` (one per op) along a new leading axis, each broadcast to their common
     shape padded to `nd` dimensions."""
-    shapes = {getattr(v, "shape", ()) for v in values}
-    shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
-    if shape == ():  # scalars: one conversion
-        return np.array(values, dtype=dtype).reshape((len(values),) + (1,) * nd)
+    try:  # numbers, or arrays of one shape: one conversion
+        out = np.array(values, dtype=dtype)
+    except ValueError:
+        out = None
+    if out is not None:
+        shape = out.shape[1:]
+        return out.reshape((len(values),) + (1,) * (nd - len(shape)) + shape)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in values))
     out = np.empty((len(values),) + (1,) * (nd - len(shape)) + shape, dtype=dtype)
     for i, v in enumerate(values):
         out[i] = v
@@ -249,8 +372,9 @@ def _split(cost: KernelCost, n: int, nd: int) -> list:
     return out
 
 
-def _gemms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
-    """GEMMs of one format: m, n, k, output bits, streaming scale and count stacked."""
+def _gemms(group, hw, quant, home, fused_dequant, nd) -> tuple:
+    """GEMMs of one format: m, n, k, output bits and streaming scale stacked; (costs,
+    counts) as `PricedCall` takes them (so are the other stacked calls')."""
     first = group[0]
     fmt = group_format(quant, first.group)
 
@@ -268,11 +392,12 @@ def _gemms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
     if experts:  # no tile work elsewhere: stored_n 0
         tiles = _expert_tiles(hw, quant, first.group, dict(m=m, n=n, k=k, stored_n=_stack(
             [s.params["stored_n"] if s.params.get("experts") else 0.0 for s in group], nd)))
-        cost = cost if tiles is None else cost + tiles
-    return cost.scaled(_stack([s.count for s in group], nd))
+        if tiles is not None:
+            return (cost, tiles), _stack([s.count for s in group], nd)
+    return (cost,), _stack([s.count for s in group], nd)
 
 
-def _norms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
+def _norms(group, hw, quant, home, fused_dequant, nd) -> tuple:
     """Norms of one kind and residual fusion: shapes, bits and quantised output stacked."""
     p = group[0].params
 
@@ -282,10 +407,10 @@ def _norms(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
                      out_bits=column("out_bits"), kind=p["kind_norm"],
                      fused_residual=p.get("fused_residual", True),
                      quantize_out=column("quantize_out", bool))
-    return cost.scaled(_stack([s.count for s in group], nd))
+    return (cost,), _stack([s.count for s in group], nd)
 
 
-def _elementwise(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
+def _elementwise(group, hw, quant, home, fused_dequant, nd) -> tuple:
     """Streaming ops: bytes and vector ops stacked, plus the KV-cache appends (zero for
     the ops without one: adding a zero cost is exact)."""
     def column(name):
@@ -293,18 +418,19 @@ def _elementwise(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
     cost = elementwise_cost(hw, column("read_bytes"), column("write_bytes"),
                             column("vector_ops"))
     kv = _stack([s.kv_write_bytes for s in group], nd)
+    counts = _stack([s.count for s in group], nd)
     if (kv > 0).any():
-        cost = cost + elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=home,
-                                       n_kernels=0.0)
-    return cost.scaled(_stack([s.count for s in group], nd))
+        return (cost, elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=home,
+                                       n_kernels=0.0)), counts
+    return (cost,), counts
 
 
-def _embeddings(group, hw, quant, home, fused_dequant, nd) -> KernelCost:
+def _embeddings(group, hw, quant, home, fused_dequant, nd) -> tuple:
     """Embedding gathers (one per pass): tokens and width stacked."""
     cost = embedding_cost(hw, _stack([s.params["tokens"] for s in group], nd),
                           _stack([s.params["d_model"] for s in group], nd), quant,
                           weight_home=home)
-    return cost.scaled(_stack([s.count for s in group], nd))
+    return (cost,), _stack([s.count for s in group], nd)
 
 
 _STACKED = {"gemm": _gemms, "norm": _norms, "elementwise": _elementwise,
@@ -315,42 +441,51 @@ def evaluate_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, sta
                 block_home, fused_dequant: bool) -> KernelCost:
     """One op's KernelCost (times its count): weights and the KV cache at `state_home`,
     a MobileLLM block's repeated runs reading its weights from `block_home`."""
+    return _price_op(spec, hw, quant, model, state_home, block_home, fused_dequant).cost
+
+
+def _price_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,
+              block_home, fused_dequant: bool) -> PricedCall:
+    """`evaluate_op` as a PricedCall of one op."""
     p = spec.params
     if spec.kind == "gemm":
         # grouped expert GEMM: the engine's streaming share for its weight type
         scale = _expert_stream(hw, quant, spec.group) if p.get("experts") else 1.0
         tiles = _expert_tiles(hw, quant, spec.group, p) if p.get("experts") else None
 
-        def run(home):
+        def run(home) -> tuple:
             cost = gemm_cost(hw, p["m"], p["n"], p["k"], quant, group=spec.group,
                              weight_home=home, out_bits=p.get("out_bits"),
                              fused_dequant=fused_dequant, stream_scale=scale)
-            return cost if tiles is None else cost + tiles
+            return (cost,) if tiles is None else (cost, tiles)
         if spec.per_layer:
             stored = spec.count / model.block_repeat  # n_layers (a share of them for MoE)
-            first = run(state_home).scaled(stored)
+            first = PricedCall(run(state_home), stored, None, 1)
             if model.block_repeat == 1:
                 return first
-            return first + run(block_home).scaled(stored * (model.block_repeat - 1))
-        cost = run(state_home)
+            again = PricedCall(run(block_home), stored * (model.block_repeat - 1), None, 1)
+            return PricedCall((first.cost, again.cost), None, None, 1)
+        costs = run(state_home)
     elif spec.kind == "attention":
-        cost = _attention(p, hw, quant, state_home)
+        costs = (_attention(p, hw, quant, state_home),)
     elif spec.kind == "norm":
-        cost = norm_cost(hw, p["rows"], p["width"], in_bits=p["in_bits"],
-                         out_bits=p["out_bits"], kind=p["kind_norm"],
-                         fused_residual=p.get("fused_residual", True),
-                         quantize_out=p["quantize_out"])
+        costs = (norm_cost(hw, p["rows"], p["width"], in_bits=p["in_bits"],
+                           out_bits=p["out_bits"], kind=p["kind_norm"],
+                           fused_residual=p.get("fused_residual", True),
+                           quantize_out=p["quantize_out"]),)
     elif spec.kind == "embedding":
-        cost = embedding_cost(hw, p["tokens"], p["d_model"], quant, weight_home=state_home)
+        costs = (embedding_cost(hw, p["tokens"], p["d_model"], quant,
+                                weight_home=state_home),)
     else:
-        cost = elementwise_cost(hw, p["read_bytes"], p["write_bytes"], p["vector_ops"])
+        costs = (elementwise_cost(hw, p["read_bytes"], p["write_bytes"], p["vector_ops"]),)
         if (np.asarray(spec.kv_write_bytes) > 0).any():
-            cost = cost + elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
-                                           0.0 * spec.kv_write_bytes, write_home=state_home,
-                                           n_kernels=0.0)
+            costs += (elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
+                                       0.0 * spec.kv_write_bytes, write_home=state_home,
+                                       n_kernels=0.0),)
     if spec.per_layer or (np.asarray(spec.count) != 1.0).any():
-        return cost.scaled(spec.count)  # per layer, or an op the pass leaves out (count 0)
-    return cost
+        # per layer, or an op the pass leaves out (count 0)
+        return PricedCall(costs, spec.count, None, 1)
+    return PricedCall(costs, None, None, 1)
 
 
 def _expert_stream(hw: Hardware, quant, group: str):

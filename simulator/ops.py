@@ -26,6 +26,10 @@ from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
 from precsim.simulator.quant import QuantFormat, quant_attr, stream_bits
 
 PHASES = ("prefill", "decode")
+#: The model fields a sweep may make arrays (`model_add_axis`).
+SWEPT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
+                "head_dim", "n_experts", "moe_d_ff", "shared_d_ff", "n_moe_layers",
+                "expert_shards")
 #: Vector ops per rotated element of RoPE (two multiplies and an add).
 ROPE_OPS = 3.0
 
@@ -77,6 +81,78 @@ def _bits(quant, group: str, attr: str):
     return quant_attr(quant, lambda q: getattr(q.for_group(group), attr))
 
 
+def object_memo(store: dict, objects: tuple, compute, extra: tuple = (), size: int = 64):
+    """`compute()` memoised in `store` per tuple of (frozen) `objects` and the hashable
+    `extra`, keyed on the objects' ids (the `size` most recent, the oldest evicted
+    first); a dict is kept only where every value is a scalar (arrays could be edited
+    in place). What it returns is the caller's to read, not to change."""
+    key = tuple(map(id, objects)) + extra
+    hit = store.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], objects)):
+        return hit[1]
+    out = compute()
+    if not isinstance(out, dict) or all(np.ndim(v) == 0 for v in out.values()):
+        while len(store) >= size:
+            store.pop(next(iter(store)), None)
+        store[key] = (objects, out)
+    return out
+
+
+#: `_constants` per (model, format) object pair (`object_memo`).
+_CONSTANTS: dict = {}
+
+
+def _constants(model: TransformerConfig, quant) -> dict:
+    """What a pass's ops take from the model and format alone (bits per group, the
+    quantising producers' extra ops, layer counts), memoised per object pair."""
+    return object_memo(_CONSTANTS, (model, quant), lambda: _compute_constants(model, quant))
+
+
+def _compute_constants(model: TransformerConfig, quant) -> dict:
+    sb, out_bits, epilogue = _attention_io(model, quant)
+    q_mlp = _bits(quant, "mlp", "act_bits") < 16
+    sub = model.sub_norms
+    kv_quant = quant_attr(quant, lambda f: f.kv_bits) < 16
+    is_moe = model.is_moe
+    dense = model.n_dense_layers / model.n_layers if is_moe else None
+    return dict(
+        plain=isinstance(quant, QuantFormat) and not any(
+            isinstance(v, np.ndarray) and v.ndim for v in vars(model).values()),
+        sb=sb, out_bits=out_bits, epilogue=epilogue,
+        a_attn=_bits(quant, "attn", "effective_act_bits"),
+        a_mlp=_bits(quant, "mlp", "effective_act_bits"),
+        a_head=_bits(quant, "lm_head", "effective_act_bits"),
+        q_attn=_bits(quant, "attn", "act_bits") < 16, q_mlp=q_mlp,
+        q_head=_bits(quant, "lm_head", "act_bits") < 16,
+        kv_bits=quant_attr(quant, lambda f: f.effective_kv_bits),
+        rope_ops=ROPE_OPS * (model.q_dim + model.kv_dim)
+        + np.where(kv_quant, QUANTIZE_OPS, 0.0) * 2 * model.kv_dim,
+        act_ops=ACTIVATION_OPS[model.activation] + (0.0 if sub else
+                                                   np.where(q_mlp, QUANTIZE_OPS, 0.0)),
+        gate=model.ffn_in_width / model.d_ff, is_moe=is_moe, dense=dense,
+        with_dense=not is_moe or bool(np.any(np.asarray(dense) > 0)),
+        with_shared=is_moe and bool(np.any(np.asarray(model.shared_d_ff) > 0)))
+
+
+class OpList(list):
+    """The OpSpecs of one pass, and `signature`: what decides the ops' kinds, groups and
+    their inputs' dimensions (the model and format, by id, kept in `objects`; the
+    phase, the attention flag and the dimensions of the request's inputs), the same
+    for every pass built alike (op_eval keeps how it batches such a pass); None where
+    the model or format holds arrays."""
+
+    signature: tuple | None = None
+    objects: tuple = ()
+
+
+def _spec(**fields) -> OpSpec:
+    """An OpSpec from all its fields (the dataclass `__init__` without its per-field
+    frozen-setattr: built per op and per call)."""
+    new = object.__new__(OpSpec)
+    new.__dict__.update(fields)
+    return new
+
+
 def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
               flash: bool = True, *, cache_len=None, logit_rows=None) -> list[OpSpec]:
     """The ops of one forward pass: `phase` prefill (q_len new tokens per sequence
@@ -89,11 +165,16 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
     _check_quant(quant)
     if cache_len is None:
         cache_len = kv_len if phase == "decode" else kv_len - q_len
-    sb, out_bits, epilogue = _attention_io(model, quant)
+    c = _constants(model, quant)
     part = _attention_part("attention", model, batch, q_len, kv_len, cache_len, flash,
-                           out_bits, epilogue)
-    return _pass_ops(model, quant, phase, batch * q_len, logit_rows, [part],
-                     batch_rows=batch)
+                           c["out_bits"], c["epilogue"])
+    ops = OpList(_pass_ops(model, quant, phase, batch * q_len, logit_rows, [part],
+                           batch_rows=batch))
+    if c["plain"]:  # every input enters its ops elementwise: their dimensions decide
+        ops.signature = (id(model), id(quant), phase, bool(flash), logit_rows is None,
+                         *map(ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
+        ops.objects = (model, quant)
+    return ops
 
 
 def build_mixed_ops(model: TransformerConfig, quant, decode_batch, decode_context_len,
@@ -112,7 +193,8 @@ def build_mixed_ops(model: TransformerConfig, quant, decode_batch, decode_contex
     and fresh K/V by the pass's totals (`pass_*_bytes`). A scalar 0 `decode_batch` (or
     a scalar 0 `prefill_tokens`, not ragged) leaves that part out."""
     _check_quant(quant)
-    sb, out_bits, epilogue = _attention_io(model, quant)
+    c = _constants(model, quant)
+    sb, out_bits, epilogue = c["sb"], c["out_bits"], c["epilogue"]
     b = np.asarray(decode_batch, dtype=float)
     tokens = np.asarray(prefill_tokens, dtype=float)
     past = np.asarray(prefill_past_len, dtype=float)
@@ -152,19 +234,25 @@ def _check_quant(quant) -> None:
         raise TypeError("build_ops needs a parsed QuantFormat (or an object array of them)")
 
 
+def ndim(x) -> int:
+    """`np.ndim(x)`, without converting numbers, None and arrays (0, 0, their ndim)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim
+    if x is None or isinstance(x, (int, float, np.generic)):
+        return 0
+    return np.ndim(x)
+
+
 def add_axis(x):
     """`x` with a trailing length-1 axis when it is an array (scalars unchanged)."""
-    return np.asarray(x)[..., None] if np.ndim(x) else x
+    return np.asarray(x)[..., None] if ndim(x) else x
 
 
 def model_add_axis(model: TransformerConfig) -> TransformerConfig:
     """The model with a trailing length-1 axis on every swept field (to broadcast
     against a trailing axis of lengths)."""
-    fields = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
-              "head_dim", "n_experts", "moe_d_ff", "shared_d_ff", "n_moe_layers",
-              "expert_shards")
-    changes = {f: add_axis(getattr(model, f)) for f in fields
-               if getattr(model, f) is not None and np.ndim(getattr(model, f))}
+    changes = {f: add_axis(getattr(model, f)) for f in SWEPT_FIELDS
+               if ndim(getattr(model, f))}
     return replace(model, **changes) if changes else model
 
 
@@ -195,8 +283,8 @@ def _attention_part(name, model, batch, q_len, kv_len, cache_len, flash, out_bit
     if ragged:
         params.update(ragged=True, present=present)
     count = None if present is None or ragged else present
-    return OpSpec(name=name, phase="", group="attn", kind="attention", count=count,
-                  per_layer=True, params=params)
+    return _spec(name=name, phase="", group="attn", kind="attention", count=count,
+                 per_layer=True, params=params, kv_write_bytes=0.0)
 
 
 def _pass_ops(model: TransformerConfig, quant, phase: str, m, logit_rows,
@@ -204,14 +292,8 @@ def _pass_ops(model: TransformerConfig, quant, phase: str, m, logit_rows,
     """The ops of a pass over `m` token rows with the given attention part(s);
     lm_head and sampling over `logit_rows` (default `batch_rows`)."""
     d, q, kv, ff = model.d_model, model.q_dim, model.kv_dim, model.d_ff
-    sb = stream_bits(quant)
-    a_attn = _bits(quant, "attn", "effective_act_bits")
-    a_mlp = _bits(quant, "mlp", "effective_act_bits")
-    a_head = _bits(quant, "lm_head", "effective_act_bits")
-    q_attn = _bits(quant, "attn", "act_bits") < 16
-    q_mlp = _bits(quant, "mlp", "act_bits") < 16
-    kv_bits = quant_attr(quant, lambda f: f.effective_kv_bits)
-    kv_quant = quant_attr(quant, lambda f: f.kv_bits) < 16
+    c = _constants(model, quant)
+    sb, a_attn, a_mlp, q_attn, q_mlp = c["sb"], c["a_attn"], c["a_mlp"], c["q_attn"], c["q_mlp"]
     layers = model.executed_layers
     sub = model.sub_norms
     if logit_rows is None:
@@ -222,33 +304,30 @@ def _pass_ops(model: TransformerConfig, quant, phase: str, m, logit_rows,
     ops: list[OpSpec] = []
 
     def add(name, group, kind, per_layer=True, kv_write_bytes=0.0, count=None, **params):
-        ops.append(OpSpec(name=name, phase=phase, group=group, kind=kind,
-                          count=(layers if count is None else layers * count) if per_layer
-                          else (1.0 if count is None else count), per_layer=per_layer,
-                          params=params, kv_write_bytes=kv_write_bytes))
+        ops.append(_spec(name=name, phase=phase, group=group, kind=kind,
+                         count=(layers if count is None else layers * count) if per_layer
+                         else (1.0 if count is None else count), per_layer=per_layer,
+                         params=params, kv_write_bytes=kv_write_bytes))
 
     add("embedding", "embedding", "embedding", per_layer=False, tokens=m, d_model=d)
     add("attn_norm", "attn", "norm", rows=m, width=d, in_bits=sb, out_bits=a_attn,
         kind_norm=model.norm, quantize_out=q_attn)
     add("qkv_proj", "attn", "gemm", m=m, n=q + 2 * kv, k=d)
     add("rope_kv", "attn", "elementwise",
-        kv_write_bytes=m * 2 * kv * kv_bits / 8.0,
+        kv_write_bytes=m * 2 * kv * c["kv_bits"] / 8.0,
         read_bytes=m * (q + 2 * kv) * sb / 8.0, write_bytes=m * (q + kv) * sb / 8.0,
-        vector_ops=m * (ROPE_OPS * (q + kv) + np.where(kv_quant, QUANTIZE_OPS, 0.0) * 2 * kv))
+        vector_ops=m * c["rope_ops"])
     for part in attention:
-        ops.append(replace(part, phase=phase,
-                           count=layers if part.count is None else layers * part.count))
+        ops.append(_spec(**{**part.__dict__, "phase": phase, "count": layers if part.count
+                            is None else layers * part.count}))
     if sub:
         add("attn_sub_norm", "attn", "norm", rows=m, width=q, in_bits=sb, out_bits=a_attn,
             kind_norm=model.norm, quantize_out=q_attn, fused_residual=False)
     add("o_proj", "attn", "gemm", m=m, n=d, k=q)
     add("mlp_norm", "mlp", "norm", rows=m, width=d, in_bits=sb, out_bits=a_mlp,
         kind_norm=model.norm, quantize_out=q_mlp)
-    act_ops = ACTIVATION_OPS[model.activation] + (0.0 if sub else
-                                                  np.where(q_mlp, QUANTIZE_OPS, 0.0))
-    gate = model.ffn_in_width / model.d_ff
-    dense = model.n_dense_layers / model.n_layers if model.is_moe else None
-    if not model.is_moe or np.any(np.asarray(dense) > 0):
+    act_ops, gate, dense = c["act_ops"], c["gate"], c["dense"]
+    if c["with_dense"]:
         add("gate_up_proj", "mlp", "gemm", count=dense, m=m, n=model.ffn_in_width, k=d)
         add("act", "mlp", "elementwise", count=dense,
             read_bytes=m * model.ffn_in_width * sb / 8.0,
@@ -258,11 +337,10 @@ def _pass_ops(model: TransformerConfig, quant, phase: str, m, logit_rows,
                 out_bits=a_mlp, kind_norm=model.norm, quantize_out=q_mlp,
                 fused_residual=False)
         add("down_proj", "mlp", "gemm", count=dense, m=m, n=d, k=ff)
-    if model.is_moe:
-        _moe_ops(add, model, m, sb, a_mlp, act_ops, gate)
+    if c["is_moe"]:
+        _moe_ops(add, model, m, sb, a_mlp, act_ops, gate, c["with_shared"])
     add("final_norm", "lm_head", "norm", per_layer=False, rows=m, width=d, in_bits=sb,
-        out_bits=a_head, kind_norm=model.norm,
-        quantize_out=_bits(quant, "lm_head", "act_bits") < 16)
+        out_bits=c["a_head"], kind_norm=model.norm, quantize_out=c["q_head"])
     add("lm_head", "lm_head", "gemm", per_layer=False, count=head_count, m=head_rows,
         n=model.vocab_size, k=d, out_bits=32.0)
     add("sampling", "lm_head", "elementwise", per_layer=False, count=head_count,
@@ -271,7 +349,7 @@ def _pass_ops(model: TransformerConfig, quant, phase: str, m, logit_rows,
     return ops
 
 
-def _moe_ops(add, model: TransformerConfig, m, sb, a_mlp, act_ops, gate) -> None:
+def _moe_ops(add, model: TransformerConfig, m, sb, a_mlp, act_ops, gate, shared) -> None:
     """The MoE half of an MoE block over `m` token rows of one device: router GEMM
     (m x E x d), the grouped expert GEMMs over the experts this device stores that the
     pass touches, E_dev = distinct_experts(m) / expert_shards, each with
@@ -280,7 +358,8 @@ def _moe_ops(add, model: TransformerConfig, m, sb, a_mlp, act_ops, gate) -> None
     concatenated weights (weights read once per touched expert, one launch), the
     weighted combine of the k expert outputs per token, and the shared experts.
     `stored_n`: the output width of all the experts the device stores (an engine's
-    per-expert tile work, `op_eval._expert_tiles`)."""
+    per-expert tile work, `op_eval._expert_tiles`); `shared`: the model has shared
+    experts."""
     d, f = model.d_model, model.expert_d_ff
     share = model.n_moe_layers / model.n_layers
     touched = model.distinct_experts(m)
@@ -298,7 +377,7 @@ def _moe_ops(add, model: TransformerConfig, m, sb, a_mlp, act_ops, gate) -> None
     add("moe_combine", "mlp", "elementwise", count=share,
         read_bytes=rows * e_dev * d * sb / 8.0, write_bytes=m * d * sb / 8.0,
         vector_ops=2.0 * rows * e_dev * d)
-    if np.any(np.asarray(model.shared_d_ff) > 0):
+    if shared:
         s_ff = model.shared_d_ff
         add("shared_gate_up", "mlp", "gemm", count=share, m=m, n=gate * s_ff, k=d)
         add("shared_act", "mlp", "elementwise", count=share,

@@ -160,6 +160,34 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
                        clock_fraction=_scalar(s), throttled=np.asarray(s < 1.0)[()])
 
 
+def power_per_phase(hws, busy_times, dynamics) -> tuple:
+    """`power_and_energy(hw, t, dynamic)` of each phase (one run each), as one call along
+    a leading phase axis where the phases share an envelope (one PowerParams, or equal
+    scalar ones) and their busy times one shape (element for element the same
+    arithmetic), else one call per phase. `dynamics`: dicts with the same keys."""
+    params = [power_params(hw) for hw in hws]
+    first = params[0]
+    shared = all(p is first or (all(np.ndim(v) == 0 for v in vars(p).values()) and p == first)
+                 for p in params)
+    if not shared or len({np.shape(t) for t in busy_times}) > 1:
+        return tuple(power_and_energy(p, t, d) for p, t, d in zip(params, busy_times, dynamics))
+    pe = power_and_energy(first, _phases(busy_times),
+                          {k: _phases([d[k] for d in dynamics]) for k in dynamics[0]})
+    return tuple(PowerEnergy(time_s=pe.time_s[i], energy_j=pe.energy_j[i],
+                             average_power_w=pe.average_power_w[i],
+                             split={k: v[i] for k, v in pe.split.items()},
+                             clock_fraction=pe.clock_fraction[i], throttled=pe.throttled[i])
+                 for i in range(len(busy_times)))
+
+
+def _phases(values) -> np.ndarray:
+    """`values` (one per phase) along a new leading axis, broadcast to one shape."""
+    try:
+        return np.array(values, dtype=float)  # one shape (the common case)
+    except ValueError:
+        return np.stack(np.broadcast_arrays(*values)).astype(float, copy=False)
+
+
 def dynamic_split(hw, cost) -> dict:
     """Dynamic energy of a KernelCost by component: "memory_<level>" = bytes moved at
     the level x its energy per byte; "compute" = the rest (matrix, vector and

@@ -192,10 +192,19 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     ops (1 for element-wise ones) and t_memory uses each level's achievable bandwidth
     times the plan's `stream_fraction` (1 for streaming kernels); launches cost the
     plan's `launch_s` (the profile's kernel_launch for streaming kernels); `fixed_s` is
-    further per-call time outside the roofline (a GEMV's per-row reductions)."""
-    t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
+    further per-call time outside the roofline (a GEMV's per-row reductions).
+    `flops=None`: a streaming kernel, no matrix ops and no conversion (those fields are
+    zeros of the vector ops' shape; the terms they would add, all 0, are left out)."""
+    streaming = flops is None
+    if streaming:
+        flops = convert_s = convert_j = convert_ops = 0.0 * np.asarray(vector_ops, dtype=float)
+        t_math = vector_ops / hw.vector_ops_per_s
+    else:
+        t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
     t_memory = 0.0
-    fraction = np.asarray(plan.get("stream_fraction", 1.0), dtype=float)
+    fraction = plan.get("stream_fraction", 1.0)
+    if type(fraction) is not float:  # a Python float stays one: the same products
+        fraction = np.asarray(fraction, dtype=float)
     if stream_bytes is None:  # every byte at the plan's share of each level's bandwidth
         for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
             t_memory = np.maximum(t_memory, b / (bw * fraction))
@@ -209,12 +218,24 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         t_memory = t_memory + stream_bytes * (1.0 - fraction) \
             / (fraction * hw.bandwidth_bytes_per_s[-1])
     overhead = n_kernels * plan.get("launch_s", hw.launch_s) + fixed_s
-    overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
-    time_s = np.maximum(t_math, t_memory) + (1.0 - overlap) * np.minimum(t_math, t_memory) \
-        + convert_s + overhead
-    t_compute = t_math + convert_s
-    energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
-              + convert_j + sum(b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)))
+    time_s = np.maximum(t_math, t_memory)
+    if not (streaming or type(hw.matmul_overlap) is float and hw.matmul_overlap == 1.0):
+        # kernels with matrix ops overlap memory by `matmul_overlap` (else fully: + 0)
+        overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
+        time_s = time_s + (1.0 - overlap) * np.minimum(t_math, t_memory)
+    per_level = [b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)]
+    moved = per_level[0]
+    for value in per_level[1:]:
+        moved = moved + value
+    if streaming:
+        time_s = time_s + overhead
+        t_compute = t_math
+        energy = vector_ops * hw.vector_energy_per_op_j + moved
+    else:
+        time_s = time_s + convert_s + overhead
+        t_compute = t_math + convert_s
+        energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
+                  + convert_j + moved)
     cost = object.__new__(KernelCost)  # every field set: the dataclass __init__'s result
     cost.__dict__.update(
         flops=flops, vector_ops=vector_ops, convert_ops=convert_ops,
@@ -238,19 +259,17 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     if hw.is_single:  # one profile: its candidate levels and their room as floats
         rooms = hw.exec_cache.get(("rooms", persistent_only))
         if rooms is None:
-            rooms = hw.exec_cache[("rooms", persistent_only)] = tuple(
-                (j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
-                for j in range(hw.main - 1, -1, -1) if hw.persistent[j] or not persistent_only)
-        if np.ndim(nbytes) == 0:
-            return min([j for j, room in rooms if nbytes <= room], default=hw.main)
+            rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
+        if type(nbytes) in (int, float) or np.ndim(nbytes) == 0:
+            return min([j for j, room in rooms[0] if nbytes <= room], default=hw.main)
+        if rooms[1] is not None:  # rooms growing with the level: the first that holds it
+            at = rooms[1].searchsorted(nbytes)  # NaN sorts last: main memory
+            if at.size and (at == at.flat[0]).all():
+                return int(rooms[2][at.flat[0]])
+            return rooms[2][at]
         nbytes = np.asarray(nbytes)
-        least, most = (nbytes.min(), nbytes.max()) if nbytes.size else (np.nan, np.nan)
-        if least <= most:  # no NaN; the home never falls as bytes grow: the ends decide
-            lo = min([j for j, room in rooms if least <= room], default=hw.main)
-            if lo == min([j for j, room in rooms if most <= room], default=hw.main):
-                return lo
         home = np.full(nbytes.shape, hw.main)
-        for j, room in rooms:
+        for j, room in rooms[0]:
             home = np.where(nbytes <= room, j, home)
         return int(home.flat[0]) if np.all(home == home.flat[0]) else home
     home = np.full(np.broadcast(nbytes, hw.capacity_bytes[0]).shape, hw.main)
@@ -263,6 +282,20 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     if home.ndim == 0 or np.all(home == home.flat[0]):
         return int(home.flat[0])  # one level for the whole sweep: keep it scalar
     return home
+
+
+def _rooms(hw: Hardware, persistent_only: bool) -> tuple:
+    """One profile's candidate levels for `home_level`: ((level, room), ...) nearest
+    last, and where the rooms grow with the level, the rooms nearest first with main
+    memory's (infinite) last and the levels a `searchsorted` index into them means
+    (else None, None)."""
+    rooms = tuple((j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
+                  for j in range(hw.main - 1, -1, -1) if hw.persistent[j] or not persistent_only)
+    ascending = rooms[::-1]
+    if any(a[1] > b[1] for a, b in zip(ascending, ascending[1:])):
+        return rooms, None, None
+    return (rooms, np.array([room for _, room in ascending] + [np.inf]),
+            np.array([j for j, _ in ascending] + [hw.main, hw.main]))  # NaN: past inf
 
 
 def chain_hit_share(profile, footprint_bytes, tensor_bytes):
@@ -310,8 +343,8 @@ def output_tile(m, n, s_a, s_w, capacity):
         tm = min(max(math.sqrt(t * s_w / s_a), 1.0), m)
         tn = min(max(t / tm, 1.0), n)
         return min(max(t / tn, 1.0), m), tn
-    t = np.maximum(capacity / ACC_BYTES, 1.0)
-    tm = np.clip(np.sqrt(t * s_w / s_a), 1.0, m)
-    tn = np.clip(t / tm, 1.0, n)
-    tm = np.clip(t / tn, 1.0, m)
+    t = np.maximum(capacity / ACC_BYTES, 1.0)  # np.clip(x, 1, m) as its two ufuncs
+    tm = np.minimum(np.maximum(np.sqrt(t * s_w / s_a), 1.0), m)
+    tn = np.minimum(np.maximum(t / tm, 1.0), n)
+    tm = np.minimum(np.maximum(t / tn, 1.0), m)
     return tm, tn

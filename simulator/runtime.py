@@ -244,6 +244,11 @@ def list_runtimes() -> list[RuntimeProfile]:
     return sorted(found, key=lambda r: (r.name != REFERENCE, r.name))
 
 
+#: shipped runtime name -> the runtime read from runtimes/NAME.yaml (package data, fixed
+#: while the process runs; a user's YAML path is re-checked by its stat stamp instead)
+_SHIPPED: dict = {}
+
+
 def load_runtime(name_or_path: str | os.PathLike | RuntimeProfile | None = None
                  ) -> RuntimeProfile:
     """A runtime by name (runtimes/), by YAML path, or as given; None: `reference`."""
@@ -252,10 +257,14 @@ def load_runtime(name_or_path: str | os.PathLike | RuntimeProfile | None = None
     text = REFERENCE if name_or_path is None else str(name_or_path)
     if is_file_reference(text):
         return load_runtime_file(os.path.expanduser(text))
+    found = _SHIPPED.get(text)
+    if found is not None:
+        return found  # package data: read once per process (no stat per scalar call)
     shipped = builtin_runtime_dir() / f"{text}.yaml"
     if shipped.is_file():
         found = load_runtime_file(shipped)
         if found.name == text:
+            _SHIPPED[text] = found
             return found
     known = {r.name: r for r in list_runtimes()}
     if text in known:

@@ -178,3 +178,33 @@ def test_engine_tile_work_draws_the_vector_engines_power_by_hand():
     assert r.energy_j == pytest.approx(r.average_power_w * r.time_s, rel=1e-12)
     assert not r.throttled
     assert dyn["memory_hbm"] == pytest.approx(0.0, abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(times, min_size=2, max_size=2), st.lists(energies, min_size=4, max_size=4),
+       st.sampled_from(["h100-sxm", "snapdragon-8-gen3", "a100-sxm-80gb"]))
+def test_both_phases_in_one_call_equal_one_call_each(t, e, name):
+    """power_per_phase (simulate's prefill and decode along a phase axis) is each phase's
+    own power_and_energy, bit for bit (values and types), throttled or not."""
+    from precsim.simulator.power import power_per_phase
+    hw = as_hardware(load_profile(name))
+    dyn = ({"compute": e[0], "memory_hbm": e[1]}, {"compute": e[2], "memory_hbm": e[3]})
+    for got, want in zip(power_per_phase((hw, hw), t, dyn),
+                         (power_and_energy(hw, t[i], dyn[i]) for i in range(2))):
+        for field in ("time_s", "energy_j", "average_power_w", "clock_fraction",
+                      "throttled"):
+            a, b = getattr(got, field), getattr(want, field)
+            assert type(a) is type(b) and (a == b or (np.isnan(a) and np.isnan(b))), field
+        assert list(got.split) == list(want.split)
+        assert all(got.split[k] == want.split[k] for k in got.split)
+
+
+def test_phases_of_different_shapes_are_priced_apart():
+    """A vectorised request's prefill (no decode-step axis) and decode keep their shapes."""
+    from precsim.simulator.power import power_per_phase
+    hw = as_hardware(H100)
+    t = (np.array([[0.5], [1.0]]), np.array([[0.5, 2.0], [1.0, 3.0]]))
+    dyn = ({"compute": 400.0 * t[0]}, {"compute": 100.0 * t[1]})
+    pre, dec = power_per_phase((hw, hw), t, dyn)
+    assert np.shape(pre.time_s) == (2, 1) and np.shape(dec.time_s) == (2, 2)
+    assert np.array_equal(dec.energy_j, power_and_energy(hw, t[1], dyn[1]).energy_j)

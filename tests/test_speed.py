@@ -289,3 +289,38 @@ def test_home_level_of_an_array_is_each_elements_home(profile, exponents, persis
     got = np.broadcast_to(home_level(hw, nbytes, persistent), nbytes.shape)
     expected = [home_level(hw, float(x), persistent) for x in nbytes]
     assert got.tolist() == expected
+
+
+def test_batching_plans_are_kept_per_signature_not_per_request(monkeypatch):
+    """op_eval keeps how a request's passes are batched per pass signature (model and
+    format objects, phase, the inputs' dimensions): requests of other sizes reuse it,
+    a vectorised request gets its own, and every result equals the one planned afresh."""
+    from precsim.simulator import op_eval
+    from precsim.simulator.cost import simulate
+    profile, model = precsim.load_profile(A100), precsim.get_model("llama-2-7b")
+    quant = precsim.parse_quant("W4A16-g128")
+    monkeypatch.setattr(op_eval, "_PLANS", {})
+    requests = [(1, 512, 128), (8, 100, 3), (np.array([1.0, 4.0]), 64, 700), (3, 2048, 65)]
+    kept = [simulate(profile, model, quant, *r).totals for r in requests]
+    assert len(op_eval._PLANS) == 2  # the scalar requests' plan, the vectorised one's
+    for request, totals in zip(requests, kept):
+        monkeypatch.setattr(op_eval, "_PLANS", {})
+        fresh = simulate(profile, model, quant, *request).totals
+        for key, value in fresh.items():
+            if isinstance(value, dict):
+                assert all(np.array_equal(value[k], totals[key][k]) for k in value), key
+            else:
+                assert np.array_equal(value, totals[key]), key
+
+
+def test_swept_models_get_no_kept_plan():
+    """A model with array fields (a parametric sweep) could be edited in place: its
+    passes carry no signature and are planned on every call."""
+    from precsim.simulator.models import model_for_params
+    from precsim.simulator.ops import build_ops
+    quant = precsim.parse_quant("W16A16")
+    swept = build_ops(model_for_params(np.array([1e9, 7e9])), quant, 1, 8, 8, "prefill")
+    plain = build_ops(precsim.get_model("llama-2-7b"), quant, 1, 8, 8, "prefill")
+    assert swept.signature is None and plain.signature is not None
+    again = build_ops(precsim.get_model("llama-2-7b"), quant, 4, 100, 100, "prefill")
+    assert again.signature == plain.signature

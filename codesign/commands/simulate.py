@@ -87,6 +87,8 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
     """
     for name, value, top in (("batch", batch, MAX_SEQUENCES), ("prompt", prompt, MAX_TOKENS),
                              ("gen", gen, MAX_TOKENS)):
+        if type(value) is int and 1 <= value <= top:
+            continue  # the common scalar case, without numpy
         values = np.asarray(value, dtype=object).ravel()
         bad = [v for v in values if not 1 <= v <= top]
         if bad:
