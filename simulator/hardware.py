@@ -29,7 +29,8 @@ DEFAULT_HALF_OPS = 1.0
 def kernel_vector_terms(hw: Hardware, kernel: str):
     """Per profile, (vector-op scale, widen ops per 16-bit element) of the element-wise
     `kernel`: vector.rate / its `vector.rate_by_kernel` (1 where absent: its ops run at
-    the common rate) and its `vector.widen_by_kernel` (else the profile's widen_ops)."""
+    the common rate) and its `vector.widen_by_kernel` (else the profile's widen_ops);
+    None where no profile names the kernel."""
     key = ("vector_kernel", kernel)
     if key not in hw.exec_cache:
         flat = hw.profiles.reshape(-1) if hw.profiles.ndim else [hw.profiles[()]]
@@ -37,7 +38,7 @@ def kernel_vector_terms(hw: Hardware, kernel: str):
                 (p.vector.widen_by_kernel or {}).get(kernel)) if p.vector else (None, None)
                for p in flat]
         if all(r is None and w is None for r, w in own):
-            hw.exec_cache[key] = (1.0, hw.widen_ops)
+            hw.exec_cache[key] = None
         else:
             shape = np.shape(hw.profiles)
             rate = np.broadcast_to(hw.vector_ops_per_s, shape).reshape(-1)

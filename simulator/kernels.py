@@ -233,8 +233,9 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     profile's `vector` block names runs its ops at its own rate and widens at its own
     cost (`hardware.kernel_vector_terms`)."""
     hw = as_hardware(profile)
-    scale = 1.0 if kernel is None else kernel_vector_terms(hw, kernel)[0]
-    vector_ops = (vector_ops + widen_ops(hw, half_elements, kernel)) * scale
+    vector_ops = vector_ops + widen_ops(hw, half_elements, kernel)
+    if kernel and (terms := kernel_vector_terms(hw, kernel)):  # a profile names it
+        vector_ops = vector_ops * terms[0]
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = [bytes_through(hw, r_home, j, read_bytes) + bytes_through(hw, w_home, j, write_bytes)
@@ -253,8 +254,8 @@ def widen_ops(profile, half_elements, kernel: str | None = None):
     if factor is None:
         factor = hw.exec_cache["widen_factor"] = np.where(np.asarray(hw.vector_bits) > 16,
                                                           hw.widen_ops, 0.0)
-    if kernel is not None:  # the kernel's own widening (widen_ops > 0 where it widens)
-        factor = np.where(factor > 0, kernel_vector_terms(hw, kernel)[1], 0.0)
+    if kernel and (terms := kernel_vector_terms(hw, kernel)):  # its own (> 0 if widening)
+        factor = np.where(factor > 0, terms[1], 0.0)
     return factor * np.asarray(half_elements, dtype=float)
 
 
@@ -377,10 +378,9 @@ def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
 
 
 def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len, q_len=1.0):
-    """(options, skips masked, shares K/V or None without a rule, vector ops per output
-    element): the KV cache's execution options where the kernel reads the cache, the
-    stream type's elsewhere, replaced by the profiles' `attention` rule where they have
-    one (`attention_rule`, whose matrix tiles depend on the q_len query rows).
+    """(options, skips masked, shares K/V or None without a rule, output ops): the KV
+    cache's execution options where the kernel reads the cache, the stream type's
+    elsewhere, replaced by the profiles' `attention` rule (`attention_rule`: tiles by q_len).
     Kept in `terms` where the kernel reads the cache everywhere or nowhere and no profile
     has a rule (the plans then depend on nothing else; a rule's may depend on shapes)."""
     if isinstance(cache_len, (int, float)):
