@@ -13,6 +13,10 @@
    block (the flat roofline before issue 21), with split-K switched off
    (gemm.max_split = 1), and through the `tensorrt-llm` runtime profile (its fusion and
    launch behaviour, docs/runtimes.md).
+   Beside them, every published prompt-processing measurement PrecSim can express, as
+   one set: these two TTFTs and llama.cpp's pp512 on an Apple M2 (benchmarks/
+   runtime_validation.py's rows: 512 prompt tokens / TTFT), under the reference runtime
+   and under each row's own runtime (tensorrt-llm, llama-cpp): median and worst |error|.
 2. TTFT sweep 128..8,192 tokens on the A100 and H100 profiles: predicted only.
 3. The host: torch.matmul in fp32 at small-M shapes (M 1..64, odd N), best of
    repeats (fastest call; the machine is shared: noisy), on one thread (two threads on
@@ -89,6 +93,24 @@ def trt_rows() -> list[dict]:
              **{f"pred_ms[{k}]": float(v[i]) for k, v in preds.items()},
              "pred_ms": float(preds["model"][i])}
             for i, (p, m) in enumerate(TRT_ROWS)]
+
+
+def published_prefill(trt: list[dict]) -> dict:
+    """|error| of every published prompt-processing case (the TRT-LLM TTFTs and the
+    llama.cpp pp512 rows of runtime_validation.py), per runtime choice."""
+    from runtime_validation import ROWS, tokens_per_s  # the sibling script's rows
+    pp = [r for r in ROWS if r[6] == "pp512"]
+    out = {}
+    for label, trt_key, own in (("reference runtime", "model", False),
+                                ("each row's own runtime", "runtime tensorrt-llm", True)):
+        cases = [(f"TRT-LLM A100 {r['case']}", r[f"pred_ms[{trt_key}]"] / r["measured_ms"] - 1)
+                 for r in trt]
+        cases += [(f"llama.cpp M2 {r[2]} pp512",
+                   r[3] / tokens_per_s(r, r[7] if own else "reference") - 1) for r in pp]
+        err = [abs(e) for _, e in cases]
+        out[label] = {"cases": dict(cases), "median_abs_error": float(np.median(err)),
+                      "worst_abs_error": float(np.max(err))}
+    return out
 
 
 def sweep() -> list[dict]:
@@ -209,8 +231,10 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = trt_rows() + ([] if args.no_host else host_rows(ref=args.host_profile))
-    result = {"rows": rows, "summary": summary(rows), "sweep": sweep()}
+    trt = trt_rows()
+    rows = trt + ([] if args.no_host else host_rows(ref=args.host_profile))
+    result = {"rows": rows, "summary": summary(rows), "published": published_prefill(trt),
+              "sweep": sweep()}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -227,6 +251,11 @@ def main(argv=None) -> int:
         for group, s in result["summary"].items():
             print(f"{group}: {s['rows']} rows, median |error| {s['median_abs_error']:.1%}, "
                   f"worst {s['worst_abs_error']:.1%}")
+        for label, s in result["published"].items():
+            print(f"published prompt-processing cases, {label}: {len(s['cases'])} cases, "
+                  f"median |error| {s['median_abs_error']:.1%}, worst "
+                  f"{s['worst_abs_error']:.1%} ("
+                  + ", ".join(f"{k} {e:+.0%}" for k, e in s["cases"].items()) + ")")
         print("TTFT sweep (predicted only, llama-2-7b fp16, batch 1):")
         for r in result["sweep"]:
             print(f"  {r['profile']:14s} {r['prompt']:5d} tokens {r['pred_ttft_ms']:9.2f} ms")

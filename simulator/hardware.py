@@ -26,6 +26,31 @@ STAGING_FRACTION = 0.5
 DEFAULT_HALF_OPS = 1.0
 
 
+def kernel_vector_terms(hw: Hardware, kernel: str):
+    """Per profile, (vector-op scale, widen ops per 16-bit element) of the element-wise
+    `kernel`: vector.rate / its `vector.rate_by_kernel` (1 where absent: its ops run at
+    the common rate) and its `vector.widen_by_kernel` (else the profile's widen_ops);
+    None where no profile names the kernel."""
+    key = ("vector_kernel", kernel)
+    if key not in hw.exec_cache:
+        flat = hw.profiles.reshape(-1) if hw.profiles.ndim else [hw.profiles[()]]
+        own = [((p.vector.rate_by_kernel or {}).get(kernel),
+                (p.vector.widen_by_kernel or {}).get(kernel)) if p.vector else (None, None)
+               for p in flat]
+        if all(r is None and w is None for r, w in own):
+            hw.exec_cache[key] = None
+        else:
+            shape = np.shape(hw.profiles)
+            rate = np.broadcast_to(hw.vector_ops_per_s, shape).reshape(-1)
+            widen = np.broadcast_to(hw.widen_ops, shape).reshape(-1)
+            scale = np.array([1.0 if r is None else v / r.value
+                              for (r, _), v in zip(own, rate)])
+            per = np.array([d if w is None else w.value for (_, w), d in zip(own, widen)])
+            hw.exec_cache[key] = tuple(a.reshape(shape) if shape else float(a[0])
+                                       for a in (scale, per))
+    return hw.exec_cache[key]
+
+
 @dataclass(frozen=True)
 class ExecPlan:
     """One way a (weight dtype, activation dtype) pair runs on one profile: the native

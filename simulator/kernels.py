@@ -20,7 +20,7 @@ import numpy as np
 from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficiency, structure
-from precsim.simulator.hardware import Hardware, as_hardware
+from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
 from precsim.simulator.mapping import (attention_rule, cheapest, gemm_stream_share, pick_plan,
                                        plan_options)
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
@@ -214,14 +214,18 @@ def _dequant(hw: Hardware, n_elements, fmt, plan: dict, home) -> KernelCost:
 
 def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=None,
                      write_home=None, n_kernels: float = 1.0, exec_dtype: str = "vector",
-                     half_elements=0.0) -> KernelCost:
+                     half_elements=0.0, kernel: str | None = None) -> KernelCost:
     """A streaming kernel (norm, activation, residual add, RoPE, softmax, sampling):
     no re-use, every byte crosses each level between its home and the engine.
     `half_elements`: elements read or written in a 16-bit float type; a vector unit
     computing in a wider type widens / narrows each at DEFAULT_HALF_OPS vector ops
-    (`widen_ops`), as PyTorch's CPU kernels compute bf16 in fp32."""
+    (`widen_ops`), as PyTorch's CPU kernels compute bf16 in fp32. A `kernel` the
+    profile's `vector` block names runs its ops at its own rate and widens at its own
+    cost (`hardware.kernel_vector_terms`)."""
     hw = as_hardware(profile)
-    vector_ops = vector_ops + widen_ops(hw, half_elements)
+    vector_ops = vector_ops + widen_ops(hw, half_elements, kernel)
+    if kernel and (terms := kernel_vector_terms(hw, kernel)):  # a profile names it
+        vector_ops = vector_ops * terms[0]
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = [bytes_through(hw, r_home, j, read_bytes) + bytes_through(hw, w_home, j, write_bytes)
@@ -230,15 +234,18 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
 
 
-def widen_ops(profile, half_elements):
+def widen_ops(profile, half_elements, kernel: str | None = None):
     """Vector ops to move `half_elements` 16-bit float elements into or out of the vector
-    unit's type: the profile's `vector.widen_ops_per_element` (default DEFAULT_HALF_OPS)
-    each where that type is wider than 16 bits, else 0."""
+    unit's type: the profile's `vector.widen_ops_per_element` (default DEFAULT_HALF_OPS;
+    `vector.widen_by_kernel` of `kernel` where given) each where that type is wider than
+    16 bits, else 0."""
     hw = as_hardware(profile)
     factor = hw.exec_cache.get("widen_factor")  # no shape enters it
     if factor is None:
         factor = hw.exec_cache["widen_factor"] = np.where(np.asarray(hw.vector_bits) > 16,
                                                           hw.widen_ops, 0.0)
+    if kernel and (terms := kernel_vector_terms(hw, kernel)):  # its own (> 0 if widening)
+        factor = np.where(factor > 0, terms[1], 0.0)
     return factor * np.asarray(half_elements, dtype=float)
 
 
@@ -261,7 +268,7 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
     half = elems * (np.where(np.asarray(in_bits) <= 16, n_in + (1 if fused_residual else 0),
                              0) + np.where(np.asarray(out_bits) == 16, 1, 0))
     return elementwise_cost(profile, reads, writes, elems * ops, half_elements=half,
-                            **homes)
+                            kernel=kind, **homes)
 
 
 @checked(check_positive, "tokens", "d_model")
@@ -366,10 +373,10 @@ def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
     return _memo(hw, "attention_terms", quant, (), build)
 
 
-def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len):
-    """(options, skips masked, shares K/V or None without a rule): the KV cache's
-    execution options where the kernel reads the cache, the stream type's elsewhere,
-    replaced by the profiles' `attention` rule where they have one (`attention_rule`).
+def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len, q_len=1.0):
+    """(options, skips masked, shares K/V or None without a rule, output ops): the KV
+    cache's execution options where the kernel reads the cache, the stream type's
+    elsewhere, replaced by the profiles' `attention` rule (`attention_rule`: tiles by q_len).
     Kept in `terms` where the kernel reads the cache everywhere or nowhere and no profile
     has a rule (the plans then depend on nothing else; a rule's may depend on shapes)."""
     if isinstance(cache_len, (int, float)):
@@ -388,13 +395,17 @@ def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len):
         options = [pick_plan(cached, options_c[min(i, len(options_c) - 1)],
                               options_f[min(i, len(options_f) - 1)])
                    for i in range(max(len(options_c), len(options_f)))]
-    rule = attention_rule(hw, kv_dtype, sdt)
+    rule = attention_rule(hw, kv_dtype, sdt, q_len)
     if rule is not None:
         has_rule, skips, shares, rule_plan = rule
-        return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares
-    out = options, True, None
+        rule_plan = dict(rule_plan)
+        out_ops = rule_plan.pop("output_ops")
+        if not isinstance(has_rule, bool):
+            out_ops = np.where(has_rule, out_ops, 0.0)
+        return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares, out_ops
+    out = options, True, None, 0.0
     if some == every:
-        out = tuple(MappingProxyType(p) for p in options), True, None
+        out = tuple(MappingProxyType(p) for p in options), True, None, 0.0
         terms.plans[some] = out
     return out
 
@@ -541,7 +552,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     terms = _attention_terms(hw, quant)
     sb, s_q, s_c = terms.sb, terms.s_q, terms.s_c
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    options, skips, shares = _attention_plans(hw, terms, cache_len)
+    options, skips, shares, out_ops = _attention_plans(hw, terms, cache_len, q_len)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = _scored_pairs(q_len, kv_len, window, causal, flash, skips)
@@ -551,8 +562,8 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     computed, rate = _flash_tiling(hw, q_len, kv_len, n_heads, pairs,
                                    flash and window is None and shares is None, causal)
     flops = 4.0 * batch * n_heads * head_dim * computed
-    vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops
     q_elems = batch * q_len * n_heads * head_dim
+    vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops + out_ops * q_elems
     q_bytes, o_bytes = q_elems * s_q, q_elems * s_o
     c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim * s_c
     f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q

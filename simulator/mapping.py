@@ -396,52 +396,71 @@ def pick_plan(cond, if_true: dict, if_false: dict) -> dict:
     return out
 
 
-def _attention_rule_fields(p: HardwareProfile, kv_dtype: str, sdt: str
-                           ) -> tuple[dict, tuple]:
+def attention_tiles(p: HardwareProfile, kv_dtype: str, sdt: str, q_len: float):
+    """The profile's `attention.tiles` entry that runs this attention (K/V and stream of
+    its type, at least its `min_queries` query rows, default 2), else None."""
+    tiles = (p.attention.tiles or {}).get(sdt) if p.attention is not None else None
+    if tiles is None or kv_dtype != sdt:
+        return None
+    return tiles if q_len >= (tiles.min_queries.value if tiles.min_queries else 2.0) else None
+
+
+def _attention_rule_fields(p: HardwareProfile, kv_dtype: str, sdt: str,
+                           q_len: float = 1.0) -> tuple[dict, tuple]:
     """Plan fields and (exec dtype, has rule, skips masked, shares K/V) of one profile's
-    attention rule for one KV type and stream type (`attention_rule`)."""
+    attention rule for one KV type, stream type and query length (`attention_rule`)."""
     rule = p.attention
-    fields = {"ops_per_s": 1.0, "stream_fraction": 1.0, "launch_s": p.kernel_launch_s}
+    fields = {"ops_per_s": 1.0, "stream_fraction": 1.0, "launch_s": p.kernel_launch_s,
+              "output_ops": 0.0}
     if rule is None:
         return fields, ("none", False, True, True)
     if rule.launch:
         fields["launch_s"] = rule.launch.value
     if rule.stream_fraction:
         fields["stream_fraction"] = rule.stream_fraction.value
-    spec = p.compute[rule.execute_as]
-    fields["ops_per_s"] = rule.peak.value if rule.peak else spec.achievable_ops_per_s
+    tiles = attention_tiles(p, kv_dtype, sdt, q_len)
+    execute_as = rule.execute_as if tiles is None else sdt
+    spec = p.compute[execute_as]
+    peak = rule.peak if tiles is None else tiles.peak
+    fields["ops_per_s"] = peak.value if peak else spec.achievable_ops_per_s
+    per_out = rule.output_ops_per_element if tiles is None or not tiles.output_ops_per_element \
+        else tiles.output_ops_per_element
+    fields["output_ops"] = per_out.value if per_out else 0.0
     fields["energy_per_op_j"] = spec.energy_per_op_j
     ops = rule.convert_ops_per_element.value if rule.convert_ops_per_element else 0.0
     rate, energy = vector_rate_energy(p)
     for operand, dtype in (("w", kv_dtype), ("a", sdt)):
-        n = 0.0 if dtype == rule.execute_as else ops
+        n = 0.0 if dtype == execute_as else ops
         fields.update({f"{operand}_convert_ops": n, f"{operand}_convert_s": n / rate,
                        f"{operand}_convert_j": n * energy})
-    return fields, (rule.execute_as, True, rule.skips_masked, rule.shares_kv)
+    return fields, (execute_as, True, rule.skips_masked, rule.shares_kv)
 
 
-def attention_rule(hw: Hardware, kv_dtype, sdt):
+def attention_rule(hw: Hardware, kv_dtype, sdt, q_len=1.0):
     """(has_rule, skips_masked, shares_kv, plan) from the profiles' `attention` rules,
-    element-wise over broadcast(profiles, KV dtype, stream dtype); None when no profile
-    has one.
+    element-wise over broadcast(profiles, KV dtype, stream dtype, q_len); None when no
+    profile has one.
     The plan runs at the rule's rate; the cached K/V (plan's weight operand) and the
     fresh Q/K/V (activation operand) convert at the rule's ops per element where their
-    type is not `execute_as`, at the element-wise rate."""
+    type is not `execute_as`, at the element-wise rate; where the rule's `tiles` cover
+    the type and the prompt (`attention_tiles`), in that type at the tiles' peak. The
+    plan's "output_ops": the rule's (or tiles') vector ops per output element."""
     flat = hw.profiles.reshape(-1) if hw.profiles.ndim else [hw.profiles[()]]
     if all(p.attention is None for p in flat):
         return None
-    profiles, kd, ad = np.broadcast_arrays(hw.profiles, np.asarray(kv_dtype, dtype=object),
-                                           np.asarray(sdt, dtype=object))
+    profiles, kd, ad, ql = np.broadcast_arrays(hw.profiles, np.asarray(kv_dtype, dtype=object),
+                                               np.asarray(sdt, dtype=object),
+                                               np.asarray(q_len, dtype=float))
     shape = profiles.shape
-    out = {f: np.zeros(shape) for f in _PLAN_FIELDS}
+    out = {f: np.zeros(shape) for f in (*_PLAN_FIELDS, "output_ops")}
     has, skips = np.zeros(shape, dtype=bool), np.ones(shape, dtype=bool)
     shares = np.ones(shape, dtype=bool)
     exec_dtype = np.empty(shape, dtype=object)
     memo: dict = {}  # one evaluation per distinct (profile, KV type, stream type)
     for idx in np.ndindex(shape):
-        p, key = profiles[idx], (id(profiles[idx]), kd[idx], ad[idx])
+        p, key = profiles[idx], (id(profiles[idx]), kd[idx], ad[idx], ql[idx])
         if key not in memo:
-            memo[key] = _attention_rule_fields(p, kd[idx], ad[idx])
+            memo[key] = _attention_rule_fields(p, kd[idx], ad[idx], ql[idx])
         fields, flags = memo[key]
         for name, value in fields.items():
             out[name][idx] = value

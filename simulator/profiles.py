@@ -159,6 +159,26 @@ class WeightOnlyKernel(_Strict):
         return self.stream_fraction.value if self.stream_fraction else 1.0
 
 
+#: element-wise kernels a profile's `vector.rate_by_kernel` / `widen_by_kernel` can name:
+#: the activations (simulator.models.ACTIVATION_OPS), the norms (kernels.norm_cost
+#: kinds), the binary ops
+VectorKernel = Literal["silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "relu2",
+                      "rmsnorm", "layernorm", "add", "mul"]
+
+
+class AttentionTiles(_Strict):
+    """Attention over Q/K/V of one type that runs on that type's matrix tiles instead of
+    the rule's `execute_as` path (PyTorch's CPU flash attention packs bf16 blocks for
+    Intel AMX: no widening of the operands), for prompts of at least `min_queries`
+    query rows (a one-query decode keeps the rule's path), at `peak`, with its own
+    `output_ops_per_element` (default: the rule's)."""
+
+    peak: ComputeRate
+    min_queries: Count | None = None
+    output_ops_per_element: Count | None = None
+    note: str | None = None
+
+
 class AttentionRule(_Strict):
     """How this chip's attention kernel runs when it differs from its GEMMs (e.g.
     PyTorch's CPU flash attention): the math in `execute_as` at `peak` (default: that
@@ -168,7 +188,11 @@ class AttentionRule(_Strict):
     `shares_kv: false` when grouped-query heads each read (and convert) the shared K/V
     head on their own instead of once per group; `stream_fraction`: the share of each
     level's bandwidth it streams K/V at (1 when absent); `launch`: its per-call
-    overhead."""
+    overhead. `output_ops_per_element`: vector ops per output element (query row x
+    head_dim, per head) besides the per-score softmax: the online softmax's rescale,
+    the final normalisation and the copy-out of each output row. `tiles`: per Q/K/V
+    type, a path on that type's matrix tiles (`AttentionTiles`) that replaces the
+    rule's for prompts."""
 
     execute_as: DType
     peak: ComputeRate | None = None
@@ -177,6 +201,8 @@ class AttentionRule(_Strict):
     shares_kv: StrictBool = True
     stream_fraction: Fraction | None = None
     launch: Time | None = None
+    output_ops_per_element: Count | None = None
+    tiles: dict[DType, AttentionTiles] | None = None
     note: str | None = None
 
 
@@ -186,13 +212,19 @@ class VectorSpec(_Strict):
     are not memory-bound (a CPU's vector units run them far below its GEMM FMA rate);
     when the block is absent the vector data type's achievable GEMM rate is used.
     `widen_ops_per_element`: vector ops to widen a 16-bit float element into a wider
-    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS).
+    vector type or narrow it back (default: simulator.hardware.DEFAULT_HALF_OPS);
+    `rate_by_kernel` / `widen_by_kernel`: the rate and the widening cost of one
+    element-wise kernel where they differ (PyTorch's kernels differ per op: fp32 silu
+    ran 10-15% slower per simulated op than gelu and layer_norm on the AMX Xeon VM; in
+    bf16 gelu widened for free, layer_norm at about one op per element).
     `dequant_overlap`: share of the shorter of a dequantisation pass's memory and math
     times hidden under the longer (simulator.dequant; absent: 1, the roofline's)."""
 
     rate: ComputeRate
     energy_per_op: Energy | None = None
     widen_ops_per_element: Count | None = None
+    rate_by_kernel: dict[VectorKernel, ComputeRate] | None = None
+    widen_by_kernel: dict[VectorKernel, Count] | None = None
     dequant_overlap: Share | None = None
 
 
@@ -425,6 +457,10 @@ class HardwareProfile(_Strict):
         if self.attention is not None and self.attention.execute_as not in self.compute:
             raise ValueError(f"attention.execute_as: {self.attention.execute_as} is not "
                              f"native on this chip (native: {', '.join(self.compute)})")
+        for dtype in (self.attention.tiles or {}) if self.attention is not None else ():
+            if dtype not in self.compute:
+                raise ValueError(f"attention.tiles.{dtype}: {dtype} is not native on this "
+                                 f"chip (native: {', '.join(self.compute)})")
         return self
 
     # ---- convenience accessors (SI floats) ---------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from precsim.simulator.io import load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profiles import profile_from_mapping
-from precsim.validation import calibrate, fits, microbench
+from precsim.validation import attention_fits, calibrate, fits, microbench, vector_fits
 from precsim.validation.calibrate import template_path
 from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
 from precsim.validation.simulate import simulate_kernel
@@ -113,7 +113,7 @@ def test_vector_rate_recovered_from_element_wise_kernels(template):
     rows = [{"kind": kind, "op": op, "dtype": dt, "rows": r, "cols": c,
              "best_s": _time(truth, rows_cols_case(kind, op, dt, r, c))}
             for kind, op, dt, r, c in calibrate.VECTOR_CASES]
-    fits.fit_vector_rate(template, pd.DataFrame(rows), "now", [])
+    vector_fits.fit_vector_rate(template, pd.DataFrame(rows), "now", [])
     assert profile_from_mapping(template, "fitted").vector.rate.value == \
         pytest.approx(37e9, rel=1e-3)
 
@@ -140,17 +140,22 @@ def test_overlap_and_launches_recovered(template):
     assert fitted.overheads.matmul_overlap_value == pytest.approx(0.3, abs=2e-3)
 
 
+def _attention_rows(truth: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"case": attention_case(*c).name, "phase": c[0], "dtype": c[1],
+                          "best_s": _time(truth, attention_case(*c))}
+                         for c in microbench.ATTENTION_CASES])
+
+
 def test_attention_rule_recovered(template):
     truth = copy.deepcopy(template)
     truth["attention"]["peak"] = {"value": "120 GFLOP/s", "assumed": "truth"}
     truth["attention"]["stream_fraction"] = {"value": 0.45, "assumed": "truth"}
     truth["attention"]["convert_ops_per_element"] = {"value": 11.0, "assumed": "truth"}
-    rows = pd.DataFrame([{"phase": c[0], "dtype": c[1],
-                          "best_s": _time(truth, attention_case(*c))}
-                         for c in microbench.ATTENTION_CASES])
-    fits.fit_attention(template, rows, "now", [])
+    truth["attention"]["output_ops_per_element"] = {"value": 6.0, "assumed": "truth"}
+    attention_fits.fit_attention(template, _attention_rows(truth), "now", [])
     fitted = profile_from_mapping(template, "fitted").attention
     assert fitted.peak.value == pytest.approx(120e9, rel=0.01)
+    assert fitted.output_ops_per_element.value == pytest.approx(6.0, rel=0.01)
     assert fitted.stream_fraction.value == pytest.approx(0.45, rel=0.01)
     assert fitted.convert_ops_per_element.value == pytest.approx(11.0, rel=0.01)
 
@@ -160,12 +165,10 @@ def test_a_bf16_attention_faster_than_without_conversion_gets_the_smallest_value
     the kernel hides it: the smallest allowed value, said so, not the template's 2 ops."""
     truth = copy.deepcopy(template)
     truth["attention"]["convert_ops_per_element"] = {"value": 0.01, "assumed": "truth"}
-    rows = pd.DataFrame([{"phase": c[0], "dtype": c[1],
-                          "best_s": _time(truth, attention_case(*c)) * (0.8 if c[1] == "bf16"
-                                                                        else 1.0)}
-                         for c in microbench.ATTENTION_CASES])
+    rows = _attention_rows(truth)
+    rows.loc[rows["dtype"] == "bf16", "best_s"] *= 0.8
     notes = []
-    fits.fit_attention(template, rows, "now", notes)
+    attention_fits.fit_attention(template, rows, "now", notes)
     entry = template["attention"]["convert_ops_per_element"]
     assert entry["value"] == 0.01 and "hides its conversion" in entry["measured"]
     assert not any("conversion" in n for n in notes)
@@ -271,6 +274,56 @@ def test_a_gemm_peak_above_the_simd_window_is_believed_only_with_a_matrix_extens
         assert any("amx_bf16" in n and "measurement is used" in n for n in notes)
     else:
         assert peak == simd and any("implausible" in n for n in notes)
+
+
+
+
+def test_attention_tiles_peak_recovered_where_the_cpu_has_the_matrix_extension(template):
+    truth = copy.deepcopy(template)
+    truth["attention"]["tiles"] = {"bf16": {
+        "peak": {"value": "850 GFLOP/s", "assumed": "truth"},
+        "output_ops_per_element": {"value": 9.0, "assumed": "truth"}}}
+    rows = _attention_rows(truth)
+    with_amx = copy.deepcopy(template)
+    attention_fits.fit_attention(with_amx, rows, "now", [], frozenset({"amx_bf16"}))
+    fitted = profile_from_mapping(with_amx, "fitted").attention
+    assert fitted.tiles["bf16"].peak.value == pytest.approx(850e9, rel=0.01)
+    assert fitted.tiles["bf16"].output_ops_per_element.value == pytest.approx(9.0, rel=0.01)
+    assert fitted.output_ops_per_element is None  # the truth's rule has none
+    assert "amx_bf16" in with_amx["attention"]["tiles"]["bf16"]["peak"]["measured"]
+    # without the extension the bf16 prefill is the rule's (converting) path: no tiles
+    attention_fits.fit_attention(template, rows, "now", [], frozenset())
+    assert "tiles" not in template["attention"]
+
+
+def test_rates_and_widening_per_kernel_recovered_and_a_hidden_one_gets_the_smallest_value(
+        template):
+    """The rate from the fp32 cases, each kernel's own rate from its fp32 case, then its
+    widening from its bf16 case; a bf16 kernel faster than the simulator's time without
+    widening hides it: 0.01 (the smallest allowed value), said so."""
+    truth = copy.deepcopy(template)
+    truth["vector"]["rate"] = {"value": "37 GOP/s", "assumed": "truth"}
+    truth["vector"]["rate_by_kernel"] = {"silu": {"value": "29 GOP/s", "assumed": "truth"}}
+    truth["vector"]["widen_by_kernel"] = {
+        "gelu": {"value": 0.2, "assumed": "truth"}, "silu": {"value": 0.7, "assumed": "t"},
+        "layernorm": {"value": 1.3, "assumed": "truth"}}
+    rows = [{"kind": kind, "op": op, "dtype": dt, "rows": r, "cols": c,
+             "best_s": _time(truth, rows_cols_case(kind, op, dt, r, c))}
+            for kind, op, dt, r, c in calibrate.VECTOR_CASES]
+    add = next(r for r in rows if r["op"] == "add")
+    add_case = rows_cols_case("elementwise", "add", "bf16", add["rows"], add["cols"])
+    hidden = copy.deepcopy(truth)
+    hidden["vector"]["widen_by_kernel"]["add"] = {"value": 0.01, "assumed": "truth"}
+    add["best_s"] = 0.9 * _time(hidden, add_case)
+    vector_fits.fit_vector_rate(template, pd.DataFrame(rows), "now", [])
+    fitted = profile_from_mapping(template, "fitted").vector
+    assert fitted.rate_by_kernel["silu"].value == pytest.approx(29e9, rel=1e-3)
+    for kernel in ("gelu", "layernorm"):  # their own rate is the common one
+        assert fitted.rate_by_kernel[kernel].value == pytest.approx(37e9, rel=1e-3)
+    for kernel, value in (("gelu", 0.2), ("silu", 0.7), ("layernorm", 1.3)):
+        assert fitted.widen_by_kernel[kernel].value == pytest.approx(value, abs=1e-3)
+    entry = template["vector"]["widen_by_kernel"]["add"]
+    assert entry["value"] == 0.01 and "hides its widening" in entry["measured"]
 
 
 def test_dequant_overlap_recovered_from_the_dequantise_chains(template):

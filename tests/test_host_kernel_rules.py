@@ -194,6 +194,69 @@ def test_gemm_stream_wide_needs_both_row_counts():
         _few_rows(0.5, 0.8, r0=1)
 
 
+def test_attention_tiles_run_bf16_prompts_in_bf16_and_leave_decode_and_fp32_alone():
+    """`attention.tiles.bf16` (AMX): a bf16 prompt runs at the tiles' peak without
+    converting Q/K/V; a one-query decode and fp32 keep the rule's path."""
+    tiled = HOST.with_overrides({"attention.tiles": {"bf16": {
+        "peak": {"value": "900 GFLOP/s", "assumed": "test"}}}})
+    b, q, h, hd = 1, 256, 8, 64
+    on = attention_cost(tiled, b, q, q, h, h, hd, "BF16", causal=True)
+    off = attention_cost(HOST, b, q, q, h, h, hd, "BF16", causal=True)
+    assert on.exec_dtype == "bf16" and off.exec_dtype == "fp32"
+    assert on.convert_ops == 0 and off.convert_ops > 0
+    assert on.flops == off.flops == 4 * b * h * hd * q * q  # same blocks computed
+    assert on.compute_time_s == pytest.approx(
+        on.flops / 900e9 + on.vector_ops / HOST.vector.rate.value)
+    for quant, q_len, kv in (("BF16", 1, 1024), ("FP32", 256, 256)):
+        args = (b, q_len, kv, h, h, hd, quant)
+        assert attention_cost(tiled, *args, causal=q_len > 1).time_s == pytest.approx(
+            attention_cost(HOST, *args, causal=q_len > 1).time_s)
+    # min_queries: prompts shorter than it keep the rule's path (vectorised over q_len)
+    short = tiled.with_overrides({"attention.tiles.bf16.min_queries":
+                                  {"value": 300, "assumed": "test"}})
+    both = attention_cost(short, 1, np.array([256, 512]), np.array([256, 512]), h, h, hd,
+                          "BF16", causal=True)
+    assert list(both.exec_dtype) == ["fp32", "bf16"]
+    with pytest.raises(InputError, match="attention.tiles.fp16: fp16 is not native"):
+        HOST.with_overrides({"attention.tiles": {"fp16": {
+            "peak": {"value": "900 GFLOP/s", "assumed": "test"}}}})
+
+
+def test_rate_by_kernel_runs_only_the_named_kernel_at_its_own_rate():
+    own = HOST.with_overrides({"vector.rate_by_kernel": {
+        "silu": {"value": "12 GOP/s", "assumed": "test"}}})
+    ops = 5e8  # far more math than bytes: compute-bound
+    silu = elementwise_cost(own, 64.0, 64.0, ops, kernel="silu")
+    assert silu.compute_time_s == pytest.approx(ops / 12e9)
+    for kernel in ("gelu", None):
+        assert elementwise_cost(own, 64.0, 64.0, ops, kernel=kernel).compute_time_s == \
+            pytest.approx(ops / HOST.vector.rate.value)
+
+
+def test_widen_by_kernel_prices_only_the_named_kernel():
+    own = HOST.with_overrides({"vector.widen_by_kernel": {
+        "gelu": {"value": 0.25, "assumed": "test"}}})
+    half = 3000.0
+    assert float(widen_ops(own, half, "gelu")) == pytest.approx(750.0)
+    assert float(widen_ops(own, half, "silu")) == float(widen_ops(own, half)) == 3000.0
+    args = (4e6, 2e6, 5e6)
+    gelu = elementwise_cost(own, *args, half_elements=2e6, kernel="gelu")
+    assert gelu.vector_ops == pytest.approx(5e6 + 0.5e6)
+    assert elementwise_cost(own, *args, half_elements=2e6).vector_ops == \
+        pytest.approx(7e6)
+    # norms name their kind: layernorm's entry applies to layer norms only
+    ln = HOST.with_overrides({"vector.widen_by_kernel": {
+        "layernorm": {"value": 0.5, "assumed": "test"}}})
+    n = 8 * 1024
+    assert norm_cost(ln, 8, 1024, kind="layernorm", fused_residual=False).vector_ops == \
+        pytest.approx(n * (5 + 2 * 0.5))
+    assert norm_cost(ln, 8, 1024, kind="rmsnorm", fused_residual=False).vector_ops == \
+        pytest.approx(n * (4 + 2))
+    with pytest.raises(InputError, match="vector.widen_by_kernel"):
+        HOST.with_overrides({"vector.widen_by_kernel": {"softmax": {"value": 1,
+                                                                    "assumed": "x"}}})
+
+
 def test_dequant_overlap_adds_the_unhidden_share_of_each_pass():
     """simulator.dequant: a pass costs max(math, memory) + (1 - o) min(math, memory); at
     o = 1 (absent) the chain is the roofline's, and the chain's time is linear in o."""

@@ -515,12 +515,13 @@ def test_known_causes_name_each_off_case_once():
     from precsim.validation.run import known_causes
     table = pd.DataFrame({
         "name": ["norm-rms_norm/fp32/64x4096", "norm-rms_norm/bf16/64x4096",
-                 "gemv/w4a16-deq/1x256x256", "gemv/fp32/1x256x256"],
-        "kind": ["norm", "norm", "gemv", "gemv"], "format": ["fp32", "bf16", "w4a16-deq", "fp32"],
-        "op": ["rms_norm", "rms_norm", "", ""], "pct_error": [-20.0, -25.0, -30.0, -40.0],
+                 "gemv/w4a16-deq/1x256x256", "elementwise-silu/fp32/256x256"],
+        "kind": ["norm", "norm", "gemv", "elementwise"],
+        "format": ["fp32", "bf16", "w4a16-deq", "fp32"],
+        "op": ["rms_norm", "rms_norm", "", "silu"], "pct_error": [-20.0, -25.0, -30.0, -40.0],
         "abs_pct_error": [20.0, 25.0, 30.0, 40.0]})
     notes = known_causes(table)
-    assert len(notes) == 2  # rms_norm once (first case), the deq chain; fp32 gemv unknown
+    assert len(notes) == 2  # rms_norm once (first case), the deq chain; fp32 silu unknown
     assert notes[0].startswith("norm-rms_norm/fp32/64x4096 (-20%)")
     assert "chain_hit_share" in notes[1]
     assert known_causes(table.assign(abs_pct_error=5.0)) == []

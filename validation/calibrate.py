@@ -17,7 +17,7 @@ template's and carries `measured:` provenance saying how, when and on what machi
 - per-dtype `gemm_stream_fraction`: the same shapes with GEMM_STREAM_ROWS activation
   rows (the library's GEMM path: MKL's sgemm packs the weight panel), fitted the same way;
   `gemm_stream_wide` with GEMM_STREAM_WIDE_ROWS rows, after the overlap below;
-- `overheads.matmul_overlap`: a bf16 matmul with a few rows (OVERLAP_SHAPE, weights
+- `overheads.matmul_overlap`: a bf16 matmul with 256 rows (OVERLAP_SHAPE, weights
   streamed from main memory) timed, the overlap solved so the simulator matches it
   (solved twice in turn with the GEMM-path fractions, as each case depends on both);
 - `weight_only` kernels (PyTorch's int8 / int4 packed-weight matmuls): stream fraction
@@ -60,7 +60,7 @@ from precsim.simulator.io import atomic_write_text, load_yaml_mapping
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profile_loader import builtin_profile_dir
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
-from precsim.validation import fits, memory_fits, microbench
+from precsim.validation import attention_fits, fits, memory_fits, microbench, vector_fits
 from precsim.validation.bench import BenchSettings
 from precsim.validation.kernels import (attention_case, case_job, matmul_case,
                                         reference_stream_bytes, rotation_bytes,
@@ -360,8 +360,8 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
     fits.fit_gemm_stream_wide(doc, matmuls, stamp)
     for _ in range(2):
         fits.fit_weight_only(doc, matmuls, stamp, notes)
-    fits.fit_vector_rate(doc, vector, stamp, notes)
-    fits.fit_attention(doc, attention, stamp, notes)
+    vector_fits.fit_vector_rate(doc, vector, stamp, notes)
+    attention_fits.fit_attention(doc, attention, stamp, notes, flags)
     fits.fit_dequant(doc, dequant, stamp, notes)
     # on the fitted vector rate, memory levels and bf16 stream fractions: the chains'
     # passes and matmul are priced with them
@@ -380,13 +380,17 @@ def fit_tables(doc: dict, tables: dict[str, pd.DataFrame], plans: list[MemoryPla
                        notes)
 
 
-#: element-wise kernels (in cache, not among the held-out shapes) the vector rate is
-#: fitted to: (kind, op, dtype, rows, cols)
+#: element-wise kernels (in cache, not among the held-out shapes) the vector rate (fp32)
+#: and each kernel's widening (bf16, `vector.widen_by_kernel`) are fitted to:
+#: (kind, op, dtype, rows, cols)
 VECTOR_CASES = (("elementwise", "silu", "fp32", 768, 1024),
                 ("elementwise", "gelu", "fp32", 768, 1024),
                 ("norm", "layer_norm", "fp32", 768, 1024),
                 ("elementwise", "silu", "bf16", 768, 1024),
-                ("norm", "layer_norm", "bf16", 768, 1024))
+                ("norm", "layer_norm", "bf16", 768, 1024),
+                ("elementwise", "gelu", "bf16", 768, 1024),
+                ("elementwise", "add", "bf16", 768, 1024),
+                ("elementwise", "mul", "bf16", 768, 1024))
 
 
 #: passes over the calibration jobs (validation.rounds): a burst of interference from

@@ -19,7 +19,7 @@ from precsim.simulator.hardware import as_hardware
 from precsim.simulator.profiles import HardwareProfile, profile_from_mapping
 from precsim.validation import microbench
 from precsim.validation.formats import FORMATS
-from precsim.validation.kernels import attention_case, matmul_case, rows_cols_case
+from precsim.validation.kernels import attention_case, matmul_case
 from precsim.validation.simulate import simulate_kernel
 
 
@@ -404,100 +404,6 @@ def fit_launches(doc: dict, launches: pd.DataFrame, stamp: str, notes: list[str]
                            "measured": f"solved so that the simulator's time of the tiny "
                                        f"call {case.name} equals its fastest measured "
                                        f"{row.best_s * 1e6:.4g} us; {stamp}"}
-
-
-def fit_attention(doc: dict, attention: pd.DataFrame, stamp: str, notes: list[str]) -> None:
-    """attention.peak from the fp32 prefill, attention.stream_fraction from the fp32
-    decode, then attention.convert_ops_per_element from the bf16 decode
-    (ATTENTION_CASES, in that order), each solved through the simulator."""
-    rule = doc.get("attention")
-    if rule is None:
-        return
-    for row in attention.itertuples():
-        case = attention_case(*next(c for c in microbench.ATTENTION_CASES
-                                    if c[0] == row.phase and c[1] == row.dtype))
-        how = (f"solved so that the simulator's attention_cost of {case.name} (PyTorch "
-               f"scaled_dot_product_attention) equals the measured {row.best_s * 1e6:.4g} us;"
-               f" {stamp}")
-        if row.phase == "decode" and row.dtype == rule["execute_as"]:
-            def set_inverse(trial, x):
-                trial["attention"]["stream_fraction"] = {"value": min(1.0, 1.0 / x),
-                                                         "assumed": "calibration trial"}
-            x = solve_linear(doc, set_inverse, case, float(row.best_s), 1.5, 3.0)
-            if x == x and x > 0:
-                rule["stream_fraction"] = {"value": round(min(1.0, 1.0 / x), 4),
-                                           "measured": how}
-            else:
-                notes.append(f"attention stream fraction not solvable from {case.name}")
-        elif row.phase == "prefill":
-            rate = profile_from_mapping(doc, "calibration").achievable_ops_per_s(
-                rule["execute_as"])
-
-            def set_spo(trial, x):
-                trial["attention"]["peak"] = {"value": f"{1e-9 / x:.6g} GFLOP/s",
-                                              "assumed": "calibration trial"}
-            x = solve_linear(doc, set_spo, case, float(row.best_s), 1.0 / rate, 2.0 / rate)
-            if x == x and x > 0:
-                rule["peak"] = {"value": f"{1e-9 / x:.4g} GFLOP/s", "measured": how}
-            else:
-                notes.append(f"attention peak not solvable from {case.name}; kept")
-        else:
-            def set_ops(trial, x):
-                trial["attention"]["convert_ops_per_element"] = {
-                    "value": x, "assumed": "calibration trial"}
-            x = solve_linear(doc, set_ops, case, float(row.best_s), 1.0, 2.0)
-            if x == x and x > 0:
-                rule["convert_ops_per_element"] = {"value": round(x, 3), "measured": how}
-            elif x == x:  # faster than without conversion: hidden, as fit_convert_ops
-                rule["convert_ops_per_element"] = {
-                    "value": 0.01, "measured": f"{how} (solution {x:.3g}: the kernel hides "
-                                               "its conversion; the smallest allowed value)"}
-            else:
-                notes.append(f"attention conversion not solvable from {case.name}; "
-                             "template value kept")
-
-
-def fit_vector_rate(doc: dict, vector: pd.DataFrame, stamp: str, notes: list[str]) -> None:
-    """vector.rate: with u = 1 / rate the simulated time of each VECTOR_CASE is linear,
-    t_i = a_i + b_i u, while compute-bound (a, b from two trial rates); u minimises the
-    sum of squared relative errors. The widening cost per 16-bit element keeps the
-    profile's value (one convert instruction each way on x86)."""
-    from precsim.validation.simulate import kernel_cost
-    if vector.empty:
-        notes.append("element-wise kernels not measured; template vector rate kept")
-        return
-
-    def hw_at(u: float):
-        trial = copy.deepcopy(doc)
-        trial.setdefault("vector", {})["rate"] = {"value": f"{1e-9 / u:.8g} GOP/s",
-                                                  "assumed": "trial"}
-        return as_hardware(profile_from_mapping(trial, "trial"))
-    u0 = 1 / 20e9  # slow trials: every case compute-bound
-    slow, slower = hw_at(u0), hw_at(2 * u0)
-    b_rel, y_rel = [], []
-    for row in vector.itertuples():
-        case = rows_cols_case(row.kind, row.op, row.dtype, int(row.rows), int(row.cols))
-        t0, t1 = float(kernel_cost(case, slow).time_s), float(kernel_cost(case, slower).time_s)
-        b = (t1 - t0) / u0
-        m = float(row.best_s)
-        b_rel.append(b / m)
-        y_rel.append((m - (t0 - b * u0)) / m)
-    b_arr, y_arr = np.array(b_rel), np.array(y_rel)
-    u = float(b_arr @ y_arr / (b_arr @ b_arr)) if b_arr @ b_arr > 0 else 0.0
-    if u <= 0:
-        notes.append("element-wise kernels are not compute-bound in the simulator; "
-                     "template vector rate kept")
-        return
-    # each case's own rate (the one that alone would match it), to show the spread
-    vector["vector_ops_per_s"] = [b / y if y > 0 else float("nan")
-                                  for b, y in zip(b_rel, y_rel)]
-    cases = ", ".join(f"{r.op} {r.dtype} {r.rows}x{r.cols}" for r in vector.itertuples())
-    doc["vector"]["rate"] = {
-        "value": f"{1e-9 / u:.4g} GOP/s",
-        "measured": f"fitted (least squares of the relative error) so that the simulator's "
-                    f"times of the element-wise kernels {cases} (their vector op counts: "
-                    f"precsim.simulator.models.ACTIVATION_OPS, kernels.norm_cost, kernels.widen_ops) "
-                    f"match the fastest measured calls; {stamp}"}
 
 
 def fit_convert_ops(doc: dict, dtype: str, cases: list, measured_s: list[float]

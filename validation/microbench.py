@@ -220,8 +220,10 @@ CHAIN_FORMATS = ("w8a16-deq", "w4a16-deq")
 WEIGHT_ONLY_FORMATS = {"w8a16": "int8", "w4a16": "int4"}
 #: rows of the weight-only peak microbenchmark (a compute-bound matmul)
 WEIGHT_ONLY_PEAK_ROWS = 128
-#: the bf16 matmul whose streaming / math overlap is calibrated (m, n, k)
-OVERLAP_SHAPE = (64, 4096, 2048)
+#: the bf16 matmul whose streaming / math overlap is calibrated (m, n, k): 256 rows, where
+#: its math and its weight stream take comparable times (at 64 rows the stream dominates
+#: and the overlap traded against the 64-row share, docs/validation.md)
+OVERLAP_SHAPE = (256, 4096, 1024)
 #: the one-token matmul whose time is each matrix kernel's per-call overhead (n, k),
 #: per format, and the profile entry it sets; and the attention case for the rule's
 LAUNCH_SHAPE = (128, 128)
@@ -230,11 +232,16 @@ LAUNCH_FORMATS = {"fp32": ("compute", "fp32"), "bf16": ("compute", "bf16"),
                   "w4a16": ("weight_only", "int4")}
 LAUNCH_ATTENTION = ("decode", "fp32", 1, 4, 1, 16, 64)
 #: attention calibration cases (phase, dtype, batch, heads, q_len, kv_len, head_dim):
-#: the fp32 prefill gives the rule's peak, the fp32 decode (K/V streamed from main
-#: memory) its stream fraction, the bf16 decode its conversion ops
+#: the fp32 prefills (two lengths) give the rule's peak and output ops, the fp32 decode
+#: (K/V streamed from main memory) its stream fraction, the bf16 decode its conversion
+#: ops, the bf16 prefills the peak and output ops of the bf16 matrix tiles where the
+#: CPU has them (AMX: `attention.tiles`)
 ATTENTION_CASES = (("prefill", "fp32", 1, 8, 384, 384, 64),
+                   ("prefill", "fp32", 1, 8, 128, 128, 64),
                    ("decode", "fp32", 2, 8, 1, 4096, 64),
-                   ("decode", "bf16", 2, 8, 1, 2048, 64))
+                   ("decode", "bf16", 2, 8, 1, 2048, 64),
+                   ("prefill", "bf16", 1, 8, 384, 384, 64),
+                   ("prefill", "bf16", 1, 8, 128, 128, 64))
 
 
 def weight_only_shape(quick: bool) -> tuple[int, int]:

@@ -74,25 +74,35 @@ KNOWN_CAUSES = {
     ("transformer_decode", "ternary", ""): "the 32000x1024 LM head's unpack writes a 65 MB "
     "workspace that spills the cache share, while the calibrated unpack is priced as "
     "compute only (-30 to -40%)",
-    ("elementwise", "bf16", "add"): "PyTorch's bf16 add widens and narrows cheaper than "
-    "the model's per-element charge (bf16 add 1.2x the fp32 time, not the 3 ops)",
-    ("elementwise", "bf16", "mul"): "as bf16 add: cheaper widening than the model charges",
+    ("elementwise", "bf16", ""): "each kernel's bf16 widening is fitted on its own "
+    "768x1024 case in cache (`vector.widen_by_kernel`: gelu 0.01-0.25 ops per element, "
+    "silu 0.6-1.0, add / mul 0.7-0.9 on the Xeon VM); a held-out shape whose tensors "
+    "straddle the cache share runs at another rate per element",
     ("gemv", "bf16", ""): "oneDNN's bf16 GEMV speed differs by up to 1.4x between "
     "processes and allocations on this VM (measured: 213-317 us for the same call)",
     ("norm", "", "rms_norm"): "PyTorch's CPU rms_norm is 7 small kernels (9 in bf16); "
     "each pays more than the 1-element-op overhead the profile calibrates",
-    ("elementwise", "bf16", "gelu"): "PyTorch's bf16 gelu runs as fast as its fp32 gelu, "
-    "without the widening / narrowing the model charges every bf16 element-wise op",
+    ("norm", "fp32", "layer_norm"): "its own rate (`vector.rate_by_kernel.layernorm`) is "
+    "fitted on a 768x1024 layer_norm; on two threads the 256x2048 one runs ~10% faster "
+    "per element than it",
     ("transformer_decode", "", ""): "the eager step's glue (views, transposes, casts, "
     "KV-cache writes: about 100 small ops per step) costs more than the modelled "
     "kernels' launches (measured in the ternary step: 3.1 ms outside its projections "
     "against 0.8 ms modelled), and the VM's bandwidth drift moves the projections",
     ("transformer_decode", "bf16", ""): "its time is mostly bf16 GEMVs, whose speed "
     "differs by up to 1.4x between processes and allocations on this VM",
-    ("attention_prefill", "bf16", ""): "on a CPU with AMX (amx_bf16) PyTorch's flash "
-    "attention runs bf16 blocks on the bf16 tiles, 2.6x faster than in fp32 (233 against "
-    "607 us at 1x8x256x256x64), while the profile's attention rule executes every type "
-    "in fp32 (`attention.execute_as`, one rule for all types): not modelled",
+    ("attention_prefill", "", ""): "the peak and the per-output-element work "
+    "(`attention.output_ops_per_element`; bf16 on AMX: `attention.tiles.bf16`) are "
+    "fitted on 128- and 384-token prefills; the bf16 prefill is bound by its vector work "
+    "(softmax, output rows), so its tiles' fitted peak is poorly determined (2.2-4.4 "
+    "TFLOP/s over the saved runs, 1.5-1.6x each run's bf16 GEMM peak)",
+    ("gemm", "bf16", ""): "256-row bf16 matmuls on the AMX tiles: +13% (one thread) to "
+    "+21% (two) with the overlap fitted at 256 rows (+23 to +27% before); the bf16 rate's "
+    "achievable fraction is the median over two square-ish GEMMs (2.1 of 2.7 TFLOP/s on "
+    "two threads), which oneDNN beats at this shape",
+    ("gemv", "fp32", ""): "on two threads (an idle machine) the fp32 one-token matmuls "
+    "stream from 30 to 46 GB/s depending on the shape (the 1x2816x2048 one +39% in the "
+    "final tree's idle run, -4 to +3% on one thread); the fitted fraction clips at 1",
 }
 
 

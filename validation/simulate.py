@@ -130,11 +130,11 @@ def kernel_cost(case: KernelCase, hw: Hardware, hot: bool = False) -> KernelCost
         return _composite_rms_norm(hw, rows, cols, bits)
     if case.op in ("add", "mul"):
         return sk.elementwise_cost(hw, 2 * elems * bits / 8.0, elems * bits / 8.0,
-                                   1.0 * elems, half_elements=3 * half)
+                                   1.0 * elems, half_elements=3 * half, kernel=case.op)
     # activations alone: the gated form's count minus the gating multiply
     return sk.elementwise_cost(hw, elems * bits / 8.0, elems * bits / 8.0,
                                (ACTIVATION_OPS[case.op] - 1.0) * elems,
-                               half_elements=2 * half)
+                               half_elements=2 * half, kernel=case.op)
 
 
 def _composite_rms_norm(hw: Hardware, rows: int, cols: int, bits: float) -> KernelCost:
