@@ -164,8 +164,8 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         run = t if run_time_s is None else as_float(run_time_s)
         cap = where(run > burst_s, sustained_w, cap_w)
         over = busy_w > cap  # then busy_w > cap > static_w (profiles.PowerSpec)
-        s = where(over, np.cbrt((cap - static_w) / where(over, busy_w - static_w, 1.0)),
-                   1.0)
+        s = 1.0 if over is False else \
+            where(over, np.cbrt((cap - static_w) / where(over, busy_w - static_w, 1.0)), 1.0)
         time_s = t / s
         s2 = s * s
         split = {"idle": n * static_w * time_s,
@@ -189,10 +189,11 @@ def power_per_phase(hws, busy_times, dynamics) -> tuple:
     `dynamics`: dicts with the same keys."""
     params = [power_params(hw) for hw in hws]
     first = params[0]
-    shared = all(p is first or (all(np.ndim(v) == 0 for v in vars(p).values()) and p == first)
-                 for p in params)
-    numbers = all(type(v) in _NUMBERS for d in dynamics for v in (*busy_times, *d.values()))
-    if numbers or not shared or len({np.shape(t) for t in busy_times}) > 1:
+    numbers = all(type(v) in _NUMBERS for v in busy_times) and \
+        all(type(v) in _NUMBERS for d in dynamics for v in d.values())
+    if numbers or len({np.shape(t) for t in busy_times}) > 1 or not all(
+            p is first or (all(np.ndim(v) == 0 for v in vars(p).values()) and p == first)
+            for p in params):
         return tuple(power_and_energy(p, t, d) for p, t, d in zip(params, busy_times, dynamics))
     pe = power_and_energy(first, _phases(busy_times),
                           {k: _phases([d[k] for d in dynamics]) for k in dynamics[0]})
