@@ -11,6 +11,7 @@ bytes) and takes the option with the least time element-wise (`cheapest`).
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -565,17 +566,17 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     q_elems = batch * q_len * n_heads * head_dim
     vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops + out_ops * q_elems
     q_bytes, o_bytes = q_elems * s_q, q_elems * s_o
-    c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim * s_c
-    f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
-    c_home = hw.main if kv_home is None else kv_home
-    f_home = home_level(hw, f_bytes, True) if fresh_kv_home is None else fresh_kv_home
+    kv = []  # the cached and the fresh K/V that exist (their bytes and homes only then)
+    if _any(cache_len, 0.0, operator.gt):
+        kv.append(_KV(hw.main if kv_home is None else kv_home,
+                      2.0 * batch * n_kv_heads * cache_len * head_dim * s_c, s_c, "w"))
+    if _any(fresh_len, 0.0, operator.gt):
+        f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
+        kv.append(_KV(home_level(hw, f_bytes, True) if fresh_kv_home is None
+                      else fresh_kv_home, f_bytes, s_q, "a"))
     if q_home is None:
         q_home = home_level(hw, q_bytes, True)
     o_home = home_level(hw, o_bytes, True) if out_home is None else out_home
-    # the cached and the fresh K/V that exist
-    kv = [part for part, length in ((_KV(c_home, c_bytes, s_c, "w"), cache_len),
-                                    (_KV(f_home, f_bytes, s_q, "a"), fresh_len))
-          if _any(length, 0.0, lambda n, zero: n > zero)]
     if flash:
         rows = q_len * (n_heads / n_kv_heads)  # query rows sharing one K/V head
         frac = pairs / (q_len * kv_len)
