@@ -255,7 +255,7 @@ def _price(passes, fused_dequant: bool) -> tuple:
             block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
         placed.append((wb, PassOps(specs, hw, quant, model, state_home, block_home)))
     costs = price_passes([ops for _, ops in placed], fused_dequant)
-    return tuple(PhaseCost(phase=p[3], specs=tuple(p[4]), evaluated=c,
+    return tuple(PhaseCost(phase=p[3], specs=p[4], evaluated=c,
                            level_names=p[0].level_names, weights_home=ops.state_home,
                            weight_bytes=wb) for p, (wb, ops), c in zip(passes, placed, costs))
 

@@ -20,6 +20,7 @@ from precsim.simulator.hardware import Hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
+from precsim.simulator.op_template import compile_values
 from precsim.simulator.ops import OpSpec, add_axis, object_memo
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
@@ -74,7 +75,8 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     for passes built alike (`ops.OpList.signature`)."""
     parts = [[] for _ in passes]
     singles = [[] for _ in passes]
-    for lead, kind, ops, nd, rows in _cached_plan(passes):
+    values = None
+    for lead, kind, ops, nd, rows, fill in _cached_plan(passes):
         hw, quant = passes[lead].hw, passes[lead].quant
         if kind is None:
             for pi, i in ops:
@@ -82,9 +84,16 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
                 singles[pi].append((i, _price_op(p.specs[i], hw, quant, p.model,
                                                  p.state_home, p.block_home, fused_dequant)))
             continue
-        group = [passes[pi].specs[i] for pi, i in ops]
         homes = [passes[pi].state_home for pi, _ in ops]
-        costs, counts = _STACKED[kind](group, hw, quant, _home(homes, nd), fused_dequant, nd)
+        if fill is None:
+            group = [passes[pi].specs[i] for pi, i in ops]
+            table = _inputs(kind, group, quant)
+        else:  # the ops' templates (their constant fields) and their inputs' table
+            group, fill = fill
+            values = values or tuple(getattr(p.specs, "values", None) for p in passes)
+            table = fill(values)
+        costs, counts = _STACKED[kind](group, _columns(table, nd), hw, quant,
+                                       _home(homes, nd), fused_dequant, nd)
         call = PricedCall(costs, counts, nd, len(ops))
         for pi, idx, pass_rows in rows:
             parts[pi].append((idx, call, pass_rows))
@@ -115,7 +124,9 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
     """How `price_passes` prices `passes`: one step per formula call, (the first pass
     of the hardware and format it runs on, the formula's kind (None: ops priced one by
     one), its ops as (pass, op index), their inputs' dimensions, each pass's (op
-    indices, rows of the call))."""
+    indices, rows of the call), and where every pass of the call has a template
+    (`ops.OpList.template`): the ops' templates and the compiled function giving the
+    call's input table (`_inputs`) from the passes' request values, else None)."""
     steps = []
     shared: dict = {}
     for pi, p in enumerate(passes):
@@ -139,7 +150,7 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
                 # arrays align with their own pass only
         for key, ops in batches.items():
             if key[0] == "single" or len(ops) == 1:
-                steps.append((lead, None, tuple((pi, i) for pi, i, _ in ops), 0, ()))
+                steps.append((lead, None, tuple((pi, i) for pi, i, _ in ops), 0, (), None))
                 continue
             nd = max(hw.profiles.ndim, np.ndim(quant), *(d for _, _, d in ops))
             rows, start = [], 0
@@ -147,7 +158,14 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
                 idx = tuple(i for qi, i, _ in ops if qi == pi)
                 rows.append((pi, idx, slice(start, start + len(idx))))
                 start += len(idx)
-            steps.append((lead, key[0], tuple((pi, i) for pi, i, _ in ops), nd, tuple(rows)))
+            templates = [getattr(passes[pi].specs, "template", None) for pi, _, _ in ops]
+            fill = None
+            if all(templates):
+                group = [t.specs[i] for t, (_, i, _) in zip(templates, ops)]
+                fill = (group, compile_values(_inputs(key[0], group, quant),
+                                              [pi for pi, _, _ in ops]))
+            steps.append((lead, key[0], tuple((pi, i) for pi, i, _ in ops), nd, tuple(rows),
+                          fill))
     return tuple(steps)
 
 
@@ -390,16 +408,27 @@ def _split(cost: KernelCost, n: int, nd: int) -> list:
     return out
 
 
-def _gemms(group, hw, quant, home, fused_dequant, nd) -> tuple:
+def _inputs(kind: str, group: list, quant) -> list:
+    """The numeric inputs of a stacked call, one tuple per op (the columns its adapter
+    takes: `_gemms`, `_norms`, `_elementwise`, `_embeddings`)."""
+    if kind == "gemm":
+        default_bits = stream_bits(group_format(quant, group[0].group))
+        return [(p["m"], p["n"], p["k"], default_bits if p.get("out_bits") is None
+                 else p["out_bits"], s.count) for s in group for p in (s.params,)]
+    if kind == "norm":
+        return [(p["rows"], p["width"], p["in_bits"], p["out_bits"], s.count,
+                 p["quantize_out"]) for s in group for p in (s.params,)]
+    if kind == "elementwise":
+        return [(p["read_bytes"], p["write_bytes"], p["vector_ops"], s.kv_write_bytes,
+                 s.count) for s in group for p in (s.params,)]
+    return [(s.params["tokens"], s.params["d_model"], s.count) for s in group]
+
+
+def _gemms(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     """GEMMs of one format: m, n, k, output bits and streaming scale stacked; (costs,
     counts) as `PricedCall` takes them (so are the other stacked calls')."""
     first = group[0]
-    fmt = group_format(quant, first.group)
-
-    default_bits = stream_bits(fmt)
-    m, n, k, out_bits, counts = _columns([
-        (p["m"], p["n"], p["k"], default_bits if p.get("out_bits") is None else p["out_bits"],
-         s.count) for s in group for p in (s.params,)], nd)
+    m, n, k, out_bits, counts = columns
     experts = any(s.params.get("experts") for s in group)
     scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
                     for s in group], nd) if experts else 1.0  # x 1.0: exact
@@ -413,24 +442,20 @@ def _gemms(group, hw, quant, home, fused_dequant, nd) -> tuple:
     return (cost,), counts
 
 
-def _norms(group, hw, quant, home, fused_dequant, nd) -> tuple:
+def _norms(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     """Norms of one kind and residual fusion: shapes, bits and quantised output stacked."""
     p = group[0].params
-    rows, width, in_bits, out_bits, counts = _columns([
-        (q["rows"], q["width"], q["in_bits"], q["out_bits"], s.count)
-        for s in group for q in (s.params,)], nd)
+    rows, width, in_bits, out_bits, counts, quantize_out = columns
     cost = norm_cost(hw, rows, width, in_bits=in_bits, out_bits=out_bits, kind=p["kind_norm"],
                      fused_residual=p.get("fused_residual", True),
-                     quantize_out=_stack([s.params["quantize_out"] for s in group], nd, bool))
+                     quantize_out=quantize_out != 0.0)
     return (cost,), counts
 
 
-def _elementwise(group, hw, quant, home, fused_dequant, nd) -> tuple:
+def _elementwise(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     """Streaming ops: bytes and vector ops stacked, plus the KV-cache appends (zero for
     the ops without one: adding a zero cost is exact)."""
-    read, write, vector_ops, kv, counts = _columns([
-        (p["read_bytes"], p["write_bytes"], p["vector_ops"], s.kv_write_bytes, s.count)
-        for s in group for p in (s.params,)], nd)
+    read, write, vector_ops, kv, counts = columns
     cost = elementwise_cost(hw, read, write, vector_ops)
     if (kv > 0).any():
         return (cost, elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=home,
@@ -438,10 +463,9 @@ def _elementwise(group, hw, quant, home, fused_dequant, nd) -> tuple:
     return (cost,), counts
 
 
-def _embeddings(group, hw, quant, home, fused_dequant, nd) -> tuple:
+def _embeddings(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     """Embedding gathers (one per pass): tokens and width stacked."""
-    tokens, d_model, counts = _columns([(s.params["tokens"], s.params["d_model"], s.count)
-                                        for s in group], nd)
+    tokens, d_model, counts = columns
     cost = embedding_cost(hw, tokens, d_model, quant, weight_home=home)
     return (cost,), counts
 

@@ -16,6 +16,7 @@ forward pass: blocks run n_layers * block_repeat times.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from precsim.simulator.errors import InputError
 from precsim.simulator.kernels import QUANTIZE_OPS, SOFTMAX_OPS
 from precsim.simulator.models import ACTIVATION_OPS, TransformerConfig
+from precsim.simulator.op_template import compile_values, placeholders
 from precsim.simulator.quant import QuantFormat, quant_attr, stream_bits
 
 PHASES = ("prefill", "decode")
@@ -134,15 +136,54 @@ def _compute_constants(model: TransformerConfig, quant) -> dict:
         with_shared=is_moe and bool(np.any(np.asarray(model.shared_d_ff) > 0)))
 
 
-class OpList(list):
+class OpList(Sequence):
     """The OpSpecs of one pass, and `signature`: what decides the ops' kinds, groups and
     their inputs' dimensions (the model and format, by id, kept in `objects`; the
     phase, the attention flag and the dimensions of the request's inputs), the same
     for every pass built alike (op_eval keeps how it batches such a pass); None where
-    the model or format holds arrays."""
+    the model or format holds arrays. Built from a `template` (the pass's ops with
+    placeholders, simulator.op_template) and the request's `values`, an op is made only
+    when read (op_eval fills its stacked calls' inputs from the template instead)."""
 
     signature: tuple | None = None
     objects: tuple = ()
+
+    def __init__(self, specs=(), template: _Template | None = None, values: tuple = ()):
+        self.template, self.values = template, values
+        self._specs = list(specs) if template is None else [None] * len(template.specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        spec = self._specs[i]
+        if spec is None:
+            spec = self._specs[i] = self.template.op(i % len(self), self.values)
+        return spec
+
+    def __repr__(self) -> str:
+        return f"OpList({list(self)!r})"
+
+
+class _Template:
+    """The ops of a pass with placeholders for the request's (batch, q_len, kv_len,
+    cache_len) (`specs`), and per op a compiled function giving its params and KV-cache
+    append for a request's values (simulator.op_template)."""
+
+    def __init__(self, specs: list):
+        self.specs = specs
+        self._fills = [compile_values([(s.params, s.kv_write_bytes)], [0]) for s in specs]
+
+    def op(self, i: int, values: tuple) -> OpSpec:
+        """Op `i` of the request with these values (the op `_graph` builds for them)."""
+        (params, kv), = self._fills[i]((values,))
+        return _spec(**{**self.specs[i].__dict__, "params": params, "kv_write_bytes": kv})
+
+
+#: `_Template`s per (model, format) object pair, phase and attention flag (`object_memo`).
+_TEMPLATES: dict = {}
 
 
 def _spec(**fields) -> OpSpec:
@@ -166,15 +207,31 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
     if cache_len is None:
         cache_len = kv_len if phase == "decode" else kv_len - q_len
     c = _constants(model, quant)
+    if not c["plain"]:
+        return OpList(_graph(model, quant, batch, q_len, kv_len, cache_len, phase, flash,
+                             logit_rows))
+    if logit_rows is None and not c["is_moe"]:  # the graph does arithmetic on the request
+        template = object_memo(_TEMPLATES, (model, quant), lambda: _Template(_graph(
+            model, quant, *placeholders(4), phase, flash, None)), (phase, bool(flash)))
+        ops = OpList(template=template, values=(batch, q_len, kv_len, cache_len))
+    else:
+        ops = OpList(_graph(model, quant, batch, q_len, kv_len, cache_len, phase, flash,
+                            logit_rows))
+    # every input enters its ops elementwise: their dimensions decide
+    ops.signature = (id(model), id(quant), phase, bool(flash), logit_rows is None,
+                     *map(ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
+    ops.objects = (model, quant)
+    return ops
+
+
+def _graph(model: TransformerConfig, quant, batch, q_len, kv_len, cache_len, phase: str,
+           flash: bool, logit_rows) -> list[OpSpec]:
+    """`build_ops`'s ops, built."""
+    c = _constants(model, quant)
     part = _attention_part("attention", model, batch, q_len, kv_len, cache_len, flash,
                            c["out_bits"], c["epilogue"])
-    ops = OpList(_pass_ops(model, quant, phase, batch * q_len, logit_rows, [part],
-                           batch_rows=batch))
-    if c["plain"]:  # every input enters its ops elementwise: their dimensions decide
-        ops.signature = (id(model), id(quant), phase, bool(flash), logit_rows is None,
-                         *map(ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
-        ops.objects = (model, quant)
-    return ops
+    return _pass_ops(model, quant, phase, batch * q_len, logit_rows, [part],
+                     batch_rows=batch)
 
 
 def build_mixed_ops(model: TransformerConfig, quant, decode_batch, decode_context_len,

@@ -1,0 +1,81 @@
+"""Request-free op graphs: a pass's ops built once per (model, format, phase, ...) with the
+request's values (batch, lengths) as `Expr` placeholders (simulator.ops `build_ops`).
+
+An `Expr` records the arithmetic the graph does on a request value (`m * (q + 2 kv) * sb
+/ 8`: the same operations, operands and order, as a tree); `compile_values` turns a
+structure of such values and constants into one Python function of the request's values
+that redoes exactly that arithmetic. A request then gets its op parameters (or a stacked
+call's input table, simulator.op_eval) from one call instead of building the graph again,
+with the same doubles and types as building it (the same operations on the same values).
+Nothing here is keyed on request values: the templates hold placeholders only.
+"""
+from __future__ import annotations
+
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/"}
+
+
+class Expr:
+    """A request value (`Expr(None, i)`: the i-th of a pass's request values) or `a op b`
+    with op one of + - * / and a, b an Expr or a constant. Anything else on it
+    (comparison, truth value, a numpy function) is refused, so a graph that does more
+    than arithmetic on the request cannot be templated silently."""
+
+    __slots__ = ("op", "a", "b")
+    __array_ufunc__ = None  # numpy operands defer to the reflected methods below
+    __hash__ = None
+
+    def __init__(self, op, a, b=None):
+        self.op, self.a, self.b = op, a, b
+
+    def _refuse(self, *_):
+        raise TypeError("a request placeholder supports + - * / only (op_template)")
+
+    __bool__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __float__ = _refuse
+    __int__ = __index__ = __array__ = _refuse
+
+
+def _binary(op: str):
+    def forward(self, other):
+        return Expr(op, self, other)
+
+    def reflected(self, other):
+        return Expr(op, other, self)
+    return forward, reflected
+
+
+for _name in _SYMBOLS:
+    _f, _r = _binary(_name)
+    setattr(Expr, f"__{_name}__", _f)
+    setattr(Expr, f"__r{_name}__", _r)
+
+
+def placeholders(n: int) -> tuple:
+    """The `n` request values of a pass as placeholders."""
+    return tuple(Expr(None, i) for i in range(n))
+
+
+def _source(value, owner: int, consts: list) -> str:
+    """Python source computing `value` (a placeholder, parenthesised as recorded: the same
+    order; a dict or tuple of values; else a constant) from `v`, the request values of
+    each pass (`owner`: the pass whose placeholders these are), and `c`, the constants."""
+    if isinstance(value, Expr):
+        if value.op is None:
+            return f"v[{owner}][{value.a}]"
+        return (f"({_source(value.a, owner, consts)} {_SYMBOLS[value.op]} "
+                f"{_source(value.b, owner, consts)})")
+    if type(value) is dict:
+        return "{" + ", ".join(f"{k!r}: {_source(x, owner, consts)}"
+                               for k, x in value.items()) + "}"
+    if type(value) is tuple:
+        return "(" + "".join(_source(x, owner, consts) + ", " for x in value) + ")"
+    consts.append(value)
+    return f"c[{len(consts) - 1}]"
+
+
+def compile_values(items: list, owners: list):
+    """A function of `v` (one tuple of request values per pass) returning the list
+    `items` (placeholders, constants, dicts and tuples of them; item i holding pass
+    `owners[i]`'s placeholders) with every placeholder computed: one call per request."""
+    consts: list = []
+    body = ", ".join(_source(x, o, consts) for x, o in zip(items, owners))
+    return eval(f"lambda v, c=c: [{body}]", {"c": consts})  # noqa: S307 - our own source
