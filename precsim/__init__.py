@@ -44,9 +44,12 @@ __all__ = sorted(_API)
 
 
 def __getattr__(name: str):
+    """A public name, imported on first access and kept in this module's namespace (later
+    accesses find it there, without this hook)."""
     if name in _API:
         import importlib
-        return getattr(importlib.import_module(_API[name]), name)
+        value = globals()[name] = getattr(importlib.import_module(_API[name]), name)
+        return value
     raise AttributeError(f"module 'precsim' has no attribute {name!r}")
 
 

@@ -76,12 +76,13 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
     profile's default for the format; docs/soc.md).
     """
     from precsim.codesign.commands.simulate import run_request
-    from precsim.simulator.parallel import ParallelLayout
 
-    one = all(type(n) is int and n == 1 for n in (tp, pp, ep))  # one device: no layout
+    layout = None  # one device: no layout
+    if not (type(tp) is int and type(pp) is int and type(ep) is int and tp == pp == ep == 1):
+        from precsim.simulator.parallel import ParallelLayout
+        layout = ParallelLayout(tp=tp, pp=pp, ep=ep)
     _, _, result = run_request(load_profile(profile), model, quant, batch, prompt, gen,
-                               flash=flash, fused_dequant=fused_dequant,
-                               layout=None if one else ParallelLayout(tp=tp, pp=pp, ep=ep),
+                               flash=flash, fused_dequant=fused_dequant, layout=layout,
                                runtime=runtime, unit=unit, prefill_unit=prefill_unit,
                                decode_unit=decode_unit)
     return result

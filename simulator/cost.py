@@ -444,8 +444,9 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
     prefill, nodes = _price([  # one evaluation of both passes' ops (simulator.op_eval)
         _prefill_pass(hw, model, quant, batch, prompt_len, flash),
-        _decode_pass(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch),
-                     add_axis(prompt_len) + offsets, flash)], fused_dequant)
+        # `_decode_pass` without its check: the contexts are prompt_len (checked) + offsets >= 1
+        _phase(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch), 1.0,
+               add_axis(prompt_len) + offsets, "decode", flash)], fused_dequant)
     decode = nodes.reduce(weights)
     totals = _totals((hw, dec_hw), model, quant, batch, prompt_len, gen_len, steps,
                      prefill, decode, flash)

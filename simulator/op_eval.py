@@ -21,7 +21,7 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
 from precsim.simulator.op_template import compile_values
-from precsim.simulator.ops import OpSpec, add_axis, object_memo
+from precsim.simulator.ops import OpSpec, add_axis, ndim, object_memo
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
                                         reduce_costs)
@@ -84,7 +84,6 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
                 singles[pi].append((i, _price_op(p.specs[i], hw, quant, p.model,
                                                  p.state_home, p.block_home, fused_dequant)))
             continue
-        homes = [passes[pi].state_home for pi, _ in ops]
         if fill is None:
             group = [passes[pi].specs[i] for pi, i in ops]
             table = _inputs(kind, group, quant)
@@ -93,7 +92,7 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
             values = values or tuple(getattr(p.specs, "values", None) for p in passes)
             table = fill(values)
         costs, counts = _STACKED[kind](group, _columns(table, nd), hw, quant,
-                                       _home(homes, nd), fused_dequant, nd)
+                                       _home(passes, ops, rows, nd), fused_dequant, nd)
         call = PricedCall(costs, counts, nd, len(ops))
         for pi, idx, pass_rows in rows:
             parts[pi].append((idx, call, pass_rows))
@@ -109,15 +108,16 @@ def _cached_plan(passes: Sequence[PassOps]) -> tuple:
     """`_plan(passes)`, kept per the passes' signatures (their ops' kinds, groups and
     input dimensions), hardware and format objects, weight homes' and profiles'
     dimensions and which passes share hardware and format."""
-    signatures = tuple(getattr(p.specs, "signature", None) for p in passes)
-    if not all(signatures):
-        return _plan(passes)
     firsts: dict = {}
-    extra = (signatures, tuple((np.ndim(p.state_home), p.hw.profiles.ndim,
-                                firsts.setdefault((id(p.hw), id(p.quant)), pi))
-                               for pi, p in enumerate(passes)))
-    objects = tuple(o for p in passes for o in (p.model, p.quant, *p.specs.objects))
-    return object_memo(_PLANS, objects, lambda: _plan(passes), extra)
+    extra, objects = [], []
+    for pi, p in enumerate(passes):
+        signature = getattr(p.specs, "signature", None)
+        if signature is None:
+            return _plan(passes)
+        extra.append((signature, ndim(p.state_home), p.hw.profiles.ndim,
+                      firsts.setdefault((id(p.hw), id(p.quant)), pi)))
+        objects += (p.model, p.quant, *p.specs.objects)
+    return object_memo(_PLANS, tuple(objects), lambda: _plan(passes), tuple(extra))
 
 
 def _plan(passes: Sequence[PassOps]) -> tuple:
@@ -338,14 +338,16 @@ def _batch_key(spec: OpSpec, quant, repeated: bool):
     return None
 
 
-def _home(homes: list, nd: int):
-    """The ops' weight homes: one level when they agree, else stacked."""
-    first = homes[0]
+def _home(passes: Sequence[PassOps], ops: tuple, rows: tuple, nd: int):
+    """The weight homes of a call's `ops` (their passes': one per pass of `rows`): one
+    level when the passes agree, else one per op, stacked."""
+    first = passes[rows[0][0]].state_home
+    homes = [passes[pi].state_home for pi, _, _ in rows[1:]]
     if type(first) is int and all(type(h) is int and h == first for h in homes):
         return first  # the common case: one level, as Python ints
     if np.ndim(first) == 0 and all(np.ndim(h) == 0 and h == first for h in homes):
         return first
-    return _stack(homes, nd)
+    return _stack([passes[pi].state_home for pi, _ in ops], nd)
 
 
 def _stack(values, nd: int, dtype=float) -> np.ndarray:

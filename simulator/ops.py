@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from operator import is_
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def object_memo(store: dict, objects: tuple, compute, extra: tuple = (), size: i
     in place). What it returns is the caller's to read, not to change."""
     key = tuple(map(id, objects)) + extra
     hit = store.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], objects)):
+    if hit is not None and all(map(is_, hit[0], objects)):
         return hit[1]
     out = compute()
     if not isinstance(out, dict) or all(np.ndim(v) == 0 for v in out.values()):
@@ -305,9 +306,17 @@ def add_axis(x):
     return np.asarray(x)[..., None] if ndim(x) else x
 
 
+#: Whether a model object's swept fields are all scalars, per model (`object_memo`).
+_SCALAR_MODELS: dict = {}
+
+
 def model_add_axis(model: TransformerConfig) -> TransformerConfig:
     """The model with a trailing length-1 axis on every swept field (to broadcast
-    against a trailing axis of lengths)."""
+    against a trailing axis of lengths); the model itself where they are scalars (known
+    per model object: its fields are frozen)."""
+    if object_memo(_SCALAR_MODELS, (model,), lambda: {"scalar": not any(
+            ndim(getattr(model, f)) for f in SWEPT_FIELDS)})["scalar"]:
+        return model
     changes = {f: add_axis(getattr(model, f)) for f in SWEPT_FIELDS
                if ndim(getattr(model, f))}
     return replace(model, **changes) if changes else model

@@ -255,11 +255,11 @@ def load_runtime(name_or_path: str | os.PathLike | RuntimeProfile | None = None
     if isinstance(name_or_path, RuntimeProfile):
         return name_or_path
     text = REFERENCE if name_or_path is None else str(name_or_path)
-    if is_file_reference(text):
-        return load_runtime_file(os.path.expanduser(text))
-    found = _SHIPPED.get(text)
+    found = _SHIPPED.get(text)  # only names that are no file reference are kept
     if found is not None:
         return found  # package data: read once per process (no stat per scalar call)
+    if is_file_reference(text):
+        return load_runtime_file(os.path.expanduser(text))
     shipped = builtin_runtime_dir() / f"{text}.yaml"
     if shipped.is_file():
         found = load_runtime_file(shipped)

@@ -122,7 +122,8 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
                                           else []), *run.approximations]
         if notes:
             stated["approximations"] = notes
-        return model, quant, dataclasses.replace(result, totals={**result.totals, **stated})
+        return model, quant, SimulationResult(result.prefill, result.decode,
+                                              {**result.totals, **stated})
     par = simulate_parallel(run.profile, model, quant, batch, prompt, gen, layout, **options)
     if run.approximations:
         stated["approximations"] = [*par.totals.get("approximations", []),
