@@ -20,7 +20,7 @@ from precsim.simulator.hardware import Hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
-from precsim.simulator.op_template import compile_values
+from precsim.simulator.op_template import Inputs
 from precsim.simulator.ops import OpSpec, add_axis, ndim, object_memo
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
@@ -86,12 +86,12 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
             continue
         if fill is None:
             group = [passes[pi].specs[i] for pi, i in ops]
-            table = _inputs(kind, group, quant)
-        else:  # the ops' templates (their constant fields) and their inputs' table
-            group, fill = fill
+            columns = _columns(_inputs(kind, group, quant), nd)
+        else:  # the ops' templates (their constant fields) and their inputs' columns
+            group, inputs = fill
             values = values or tuple(getattr(p.specs, "values", None) for p in passes)
-            table = fill(values)
-        costs, counts = _STACKED[kind](group, _columns(table, nd), hw, quant,
+            columns = inputs.columns(values)
+        costs, counts = _STACKED[kind](group, columns, hw, quant,
                                        _home(passes, ops, rows, nd), fused_dequant, nd)
         call = PricedCall(costs, counts, nd, len(ops))
         for pi, idx, pass_rows in rows:
@@ -126,7 +126,7 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
     one), its ops as (pass, op index), their inputs' dimensions, each pass's (op
     indices, rows of the call), and where every pass of the call has a template
     (`ops.OpList.template`): the ops' templates and the compiled function giving the
-    call's input table (`_inputs`) from the passes' request values, else None)."""
+    call's input columns (`_inputs`) from the passes' request values, else None)."""
     steps = []
     shared: dict = {}
     for pi, p in enumerate(passes):
@@ -162,8 +162,8 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
             fill = None
             if all(templates):
                 group = [t.specs[i] for t, (_, i, _) in zip(templates, ops)]
-                fill = (group, compile_values(_inputs(key[0], group, quant),
-                                              [pi for pi, _, _ in ops]))
+                fill = (group, Inputs(_inputs(key[0], group, quant), [pi for pi, _, _ in ops],
+                                      lambda column, nd=nd: _stack(column, nd), nd))
             steps.append((lead, key[0], tuple((pi, i) for pi, i, _ in ops), nd, tuple(rows),
                           fill))
     return tuple(steps)

@@ -11,6 +11,8 @@ Nothing here is keyed on request values: the templates hold placeholders only.
 """
 from __future__ import annotations
 
+import numpy as np
+
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/"}
 
 
@@ -72,10 +74,39 @@ def _source(value, owner: int, consts: list) -> str:
     return f"c[{len(consts) - 1}]"
 
 
-def compile_values(items: list, owners: list):
-    """A function of `v` (one tuple of request values per pass) returning the list
-    `items` (placeholders, constants, dicts and tuples of them; item i holding pass
-    `owners[i]`'s placeholders) with every placeholder computed: one call per request."""
+def compile_values(groups: list):
+    """A function of `v` (one tuple of request values per pass) returning `groups` (lists
+    of (pass, value) pairs; a value holds that pass's placeholders) as lists of the values
+    with every placeholder computed: one call per request."""
     consts: list = []
-    body = ", ".join(_source(x, o, consts) for x, o in zip(items, owners))
+    body = ", ".join("[" + ", ".join(_source(x, o, consts) for o, x in group) + "]"
+                     for group in groups)
     return eval(f"lambda v, c=c: [{body}]", {"c": consts})  # noqa: S307 - our own source
+
+
+class Inputs:
+    """The input columns of a stacked formula call from its ops' templates (`rows`: one
+    tuple per op, from pass `owners[i]`): a column without placeholders is stacked once
+    (`stack`, read-only), the others per request (`columns`: one compiled call, each
+    column converted as `stack` converts it; where the inputs are scalars, `nd` 0, all
+    of them by one `np.array`)."""
+
+    def __init__(self, rows: list, owners: list, stack, nd: int):
+        self._stack, self._nd = stack, nd
+        columns = list(zip(*rows))
+        self._constant = [None if any(isinstance(x, Expr) for x in column)
+                          else _read_only(stack(column)) for column in columns]
+        self._fill = compile_values([list(zip(owners, column)) for column, kept
+                                     in zip(columns, self._constant) if kept is None])
+
+    def columns(self, values: tuple) -> list:
+        """The call's columns for the passes' request `values`."""
+        filled = self._fill(values)
+        filled = iter(np.array(filled, dtype=float) if self._nd == 0
+                      else map(self._stack, filled))
+        return [next(filled) if kept is None else kept for kept in self._constant]
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # kept for every request: never edited in place
+    return array

@@ -175,11 +175,11 @@ class _Template:
 
     def __init__(self, specs: list):
         self.specs = specs
-        self._fills = [compile_values([(s.params, s.kv_write_bytes)], [0]) for s in specs]
+        self._fills = [compile_values([[(0, (s.params, s.kv_write_bytes))]]) for s in specs]
 
     def op(self, i: int, values: tuple) -> OpSpec:
         """Op `i` of the request with these values (the op `_graph` builds for them)."""
-        (params, kv), = self._fills[i]((values,))
+        [[(params, kv)]] = self._fills[i]((values,))
         return _spec(**{**self.specs[i].__dict__, "params": params, "kv_write_bytes": kv})
 
 
