@@ -20,9 +20,9 @@ from precsim.simulator.hardware import Hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
-from precsim.simulator.op_template import Inputs
+from precsim.simulator.op_template import Inputs, call_inputs
 from precsim.simulator.ops import OpSpec, add_axis, ndim, object_memo
-from precsim.simulator.quant import group_format, quant_attr, stream_bits
+from precsim.simulator.quant import group_format, quant_attr
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
                                         reduce_costs)
 
@@ -76,6 +76,7 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     parts = [[] for _ in passes]
     singles = [[] for _ in passes]
     values = None
+    home = _one_home(passes)
     for lead, kind, ops, nd, rows, fill in _cached_plan(passes):
         hw, quant = passes[lead].hw, passes[lead].quant
         if kind is None:
@@ -86,13 +87,14 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
             continue
         if fill is None:
             group = [passes[pi].specs[i] for pi, i in ops]
-            columns = _columns(_inputs(kind, group, quant), nd)
+            columns = _columns(call_inputs(kind, group, quant), nd)
         else:  # the ops' templates (their constant fields) and their inputs' columns
             group, inputs = fill
             values = values or tuple(getattr(p.specs, "values", None) for p in passes)
             columns = inputs.columns(values)
         costs, counts = _STACKED[kind](group, columns, hw, quant,
-                                       _home(passes, ops, rows, nd), fused_dequant, nd)
+                                       _home(passes, ops, rows, nd) if home is None else home,
+                                       fused_dequant, nd)
         call = PricedCall(costs, counts, nd, len(ops))
         for pi, idx, pass_rows in rows:
             parts[pi].append((idx, call, pass_rows))
@@ -126,7 +128,8 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
     one), its ops as (pass, op index), their inputs' dimensions, each pass's (op
     indices, rows of the call), and where every pass of the call has a template
     (`ops.OpList.template`): the ops' templates and the compiled function giving the
-    call's input columns (`_inputs`) from the passes' request values, else None)."""
+    call's input columns (`op_template.call_inputs`) from the passes' request values,
+    else None)."""
     steps = []
     shared: dict = {}
     for pi, p in enumerate(passes):
@@ -162,7 +165,8 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
             fill = None
             if all(templates):
                 group = [t.specs[i] for t, (_, i, _) in zip(templates, ops)]
-                fill = (group, Inputs(_inputs(key[0], group, quant), [pi for pi, _, _ in ops],
+                fill = (group, Inputs(call_inputs(key[0], group, quant),
+                                      [pi for pi, _, _ in ops],
                                       lambda column, nd=nd: _stack(column, nd), nd))
             steps.append((lead, key[0], tuple((pi, i) for pi, i, _ in ops), nd, tuple(rows),
                           fill))
@@ -338,6 +342,16 @@ def _batch_key(spec: OpSpec, quant, repeated: bool):
     return None
 
 
+def _one_home(passes: Sequence[PassOps]) -> int | None:
+    """The passes' weight home where all of them have the same one, a Python int (every
+    call's ops then share it: `_home`), else None."""
+    first = passes[0].state_home
+    if type(first) is int and all(type(p.state_home) is int and p.state_home == first
+                                  for p in passes):
+        return first
+    return None
+
+
 def _home(passes: Sequence[PassOps], ops: tuple, rows: tuple, nd: int):
     """The weight homes of a call's `ops` (their passes': one per pass of `rows`): one
     level when the passes agree, else one per op, stacked."""
@@ -408,22 +422,6 @@ def _split(cost: KernelCost, n: int, nd: int) -> list:
         new.__dict__["bytes_moved"] = moved
         out.append(new)
     return out
-
-
-def _inputs(kind: str, group: list, quant) -> list:
-    """The numeric inputs of a stacked call, one tuple per op (the columns its adapter
-    takes: `_gemms`, `_norms`, `_elementwise`, `_embeddings`)."""
-    if kind == "gemm":
-        default_bits = stream_bits(group_format(quant, group[0].group))
-        return [(p["m"], p["n"], p["k"], default_bits if p.get("out_bits") is None
-                 else p["out_bits"], s.count) for s in group for p in (s.params,)]
-    if kind == "norm":
-        return [(p["rows"], p["width"], p["in_bits"], p["out_bits"], s.count,
-                 p["quantize_out"]) for s in group for p in (s.params,)]
-    if kind == "elementwise":
-        return [(p["read_bytes"], p["write_bytes"], p["vector_ops"], s.kv_write_bytes,
-                 s.count) for s in group for p in (s.params,)]
-    return [(s.params["tokens"], s.params["d_model"], s.count) for s in group]
 
 
 def _gemms(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from precsim.simulator.quant import group_format, stream_bits
+
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/"}
 
 
@@ -82,6 +84,22 @@ def compile_values(groups: list):
     body = ", ".join("[" + ", ".join(_source(x, o, consts) for o, x in group) + "]"
                      for group in groups)
     return eval(f"lambda v, c=c: [{body}]", {"c": consts})  # noqa: S307 - our own source
+
+
+def call_inputs(kind: str, group: list, quant) -> list:
+    """The numeric inputs of a stacked call of `kind` over the OpSpecs `group` (made, or
+    templates), one tuple per op: the columns its adapter in simulator.op_eval takes."""
+    if kind == "gemm":
+        default_bits = stream_bits(group_format(quant, group[0].group))
+        return [(p["m"], p["n"], p["k"], default_bits if p.get("out_bits") is None
+                 else p["out_bits"], s.count) for s in group for p in (s.params,)]
+    if kind == "norm":
+        return [(p["rows"], p["width"], p["in_bits"], p["out_bits"], s.count,
+                 p["quantize_out"]) for s in group for p in (s.params,)]
+    if kind == "elementwise":
+        return [(p["read_bytes"], p["write_bytes"], p["vector_ops"], s.kv_write_bytes,
+                 s.count) for s in group for p in (s.params,)]
+    return [(s.params["tokens"], s.params["d_model"], s.count) for s in group]
 
 
 class Inputs:
