@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 import precsim
 from precsim.simulator import ops
 from precsim.simulator.op_eval import _columns, _stack
-from precsim.simulator.op_template import Expr, Inputs, call_inputs, compile_values, placeholders
+from precsim.simulator.op_template import (Expr, Inputs, call_inputs, compile_values,
+                                           placeholders)
 
 #: Arithmetic of the kinds the op graph does on a request value (operands on either side,
 #: Python and numpy numbers, chains left to right, two request values combined).
