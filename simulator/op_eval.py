@@ -127,9 +127,8 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
     of the hardware and format it runs on, the formula's kind (None: ops priced one by
     one), its ops as (pass, op index), their inputs' dimensions, each pass's (op
     indices, rows of the call), and where every pass of the call has a template
-    (`ops.OpList.template`): the ops' templates and the compiled function giving the
-    call's input columns (`op_template.call_inputs`) from the passes' request values,
-    else None)."""
+    (`ops.OpList.template`): the ops' templates and the `op_template.Inputs` giving the
+    call's input columns from the passes' request values, else None)."""
     steps = []
     shared: dict = {}
     for pi, p in enumerate(passes):

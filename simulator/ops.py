@@ -208,20 +208,18 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
     if cache_len is None:
         cache_len = kv_len if phase == "decode" else kv_len - q_len
     c = _constants(model, quant)
-    if not c["plain"]:
-        return OpList(_graph(model, quant, batch, q_len, kv_len, cache_len, phase, flash,
-                             logit_rows))
-    if logit_rows is None and not c["is_moe"]:  # the graph does arithmetic on the request
+    if c["plain"] and logit_rows is None and not c["is_moe"]:
+        # the graph does arithmetic only on the request's values (MoE routing does more)
         template = object_memo(_TEMPLATES, (model, quant), lambda: _Template(_graph(
             model, quant, *placeholders(4), phase, flash, None)), (phase, bool(flash)))
         ops = OpList(template=template, values=(batch, q_len, kv_len, cache_len))
     else:
         ops = OpList(_graph(model, quant, batch, q_len, kv_len, cache_len, phase, flash,
                             logit_rows))
-    # every input enters its ops elementwise: their dimensions decide
-    ops.signature = (id(model), id(quant), phase, bool(flash), logit_rows is None,
-                     *map(ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
-    ops.objects = (model, quant)
+    if c["plain"]:  # every input enters its ops elementwise: their dimensions decide
+        ops.signature = (id(model), id(quant), phase, bool(flash), logit_rows is None,
+                         *map(ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
+        ops.objects = (model, quant)
     return ops
 
 
