@@ -155,29 +155,49 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
     return np.where(has, visited, pairs), np.where(has, rate, 1.0)
 
 
-def kv_reads(hw: Hardware, head_dim, s_q, rows, frac) -> list:
+def kv_reads(hw: Hardware, head_dim, s_q, rows, frac, shape=None) -> list:
     """Per level, the times a flash kernel reads K/V across the boundary below it: once
     per tile of query rows (sharing one K/V head) whose Q and fp32 accumulators fill the
     staging level (`staging_bytes`: levels 0 and 1 share level 0, and one array), scaled
-    by the share of pairs computed; at least once."""
-    per_row = head_dim * (s_q + ACC_BYTES)
-    staged: dict = {}
-    for j in range(hw.n_levels):
-        at = max(j - 1, 0)
-        if at not in staged:
-            tq = staging_bytes(hw, j) / per_row
-            tq = max(tq, 1.0) if type(tq) is float else np.maximum(tq, 1.0)  # NaN stays
-            staged[at] = np.maximum(1.0, rows / tq * frac)
-    return [staged[max(j - 1, 0)] for j in range(hw.n_levels)]
+    by the share of pairs computed (at most 1); at least once: max(1, rows / tile x
+    share), exactly 1 where rows <= tile / 2 (given as 1.0 where `frac` has the K/V
+    bytes' `shape`: x 1 changes neither their values nor their shape)."""
+    tiles = _query_tiles(hw, head_dim, s_q)
+    once = type(rows) in (int, float) and np.shape(frac) == shape
+    staged = [1.0 if once and type(tq) is float and rows <= tq / 2.0
+              else np.maximum(1.0, rows / tq * frac) for tq in tiles[0]]
+    return [staged[i] for i in tiles[1]]
+
+
+def _query_tiles(hw: Hardware, head_dim, s_q) -> tuple:
+    """(query rows per tile of each staging level, at least 1 (NaN stays); the index of
+    each level's staging level in them), kept per profile for number sizes."""
+    try:
+        key = ("query_tiles", head_dim, s_q)
+        tiles = hw.exec_cache.get(key)
+    except TypeError:  # array sizes: not kept
+        key = tiles = None
+    if tiles is None:
+        per_row = head_dim * (s_q + ACC_BYTES)
+        first: dict = {}  # staging level: the first level it stages
+        for j in range(hw.n_levels):
+            first.setdefault(max(j - 1, 0), j)
+        tq = [staging_bytes(hw, j) / per_row for j in first.values()]
+        tiles = ([max(t, 1.0) if type(t) is float else np.maximum(t, 1.0) for t in tq],
+                 [list(first).index(max(j - 1, 0)) for j in range(hw.n_levels)])
+        if key is not None:
+            hw.exec_cache[key] = tiles
+    return tiles
 
 
 def reread(nbytes, reads: Sequence) -> tuple:
-    """`nbytes` x reads[level] per level (one product per distinct reads value)."""
+    """`nbytes` x reads[level] per level (one product per distinct reads value; x 1.0
+    left out)."""
     out, done = [], {}
     for r in reads:
         moved = done.get(id(r))
         if moved is None:
-            moved = done[id(r)] = nbytes * r
+            moved = done[id(r)] = nbytes if type(r) is float and r == 1.0 else nbytes * r
         out.append(moved)
     return tuple(out)
 
@@ -189,9 +209,13 @@ def conversions(plan, parts: Sequence, reads0) -> list:
     (bytes / bytes per element x reads0) x rate; a zero rate's term as the bytes read
     x 0 (the same zeros, NaN where they are); fields with the same rates share a sum."""
     out, done, elements = [], {}, {}
-    for field in ("s", "j", "ops"):
-        rates = tuple(plan[f"{part[2]}_convert_{field}"] for part in parts)
-        key = rates if all(type(r) is float for r in rates) else field
+    for field in _CONVERT:
+        rates = [plan[part[2] + field] for part in parts]
+        key = tuple([(type(r), r) for r in rates])  # equal numbers: equal sums
+        try:
+            hash(key)
+        except TypeError:  # arrays of rates (several profiles): a sum of their own
+            key = field
         if key not in done:
             total = 0
             for i, ((nbytes, elem_bytes, _, moved), r) in enumerate(zip(parts, rates)):
@@ -205,3 +229,6 @@ def conversions(plan, parts: Sequence, reads0) -> list:
             done[key] = total
         out.append(done[key])
     return out
+
+
+_CONVERT = ("_convert_s", "_convert_j", "_convert_ops")

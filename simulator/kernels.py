@@ -226,7 +226,9 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     profile's `vector` block names runs its ops at its own rate and widens at its own
     cost (`hardware.kernel_vector_terms`)."""
     hw = as_hardware(profile)
-    vector_ops = vector_ops + widen_ops(hw, half_elements, kernel)
+    if not (type(half_elements) in (int, float) and half_elements == 0
+            and _float_values(vector_ops)):  # else + 0 widening ops: the same values
+        vector_ops = vector_ops + widen_ops(hw, half_elements, kernel)
     if kernel and (terms := kernel_vector_terms(hw, kernel)):  # a profile names it
         vector_ops = vector_ops * terms[0]
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
@@ -234,6 +236,13 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     levels = level_bytes(hw, ((r_home, read_bytes), (w_home, write_bytes)))
     plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
     return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
+
+
+def _float_values(x) -> bool:
+    """Whether `x` is a float64 numpy scalar or array with axes (x + a numpy 0.0 keeps
+    its type)."""
+    return type(x) is np.float64 or (type(x) is np.ndarray and x.ndim > 0
+                                     and x.dtype == np.float64)
 
 
 def widen_ops(profile, half_elements, kernel: str | None = None):
@@ -261,14 +270,15 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
     residual add, +QUANTIZE_OPS when the output is quantised; 16-bit inputs / outputs
     are widened / narrowed on a wider vector unit (`widen_ops`)."""
     elems = rows * width
-    ops = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0) \
-        + np.where(quantize_out, QUANTIZE_OPS, 0.0)
+    base = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0)
+    ops = np.where(quantize_out, base + QUANTIZE_OPS, base)  # small integers: exact
     n_in = 2 if fused_residual else 1
     in_bytes = elems * in_bits / 8.0  # one input (the residual)
     reads = in_bytes * n_in
-    writes = elems * out_bits / 8.0 + (in_bytes if fused_residual else 0.0)
+    writes = _plus(elems * out_bits / 8.0, in_bytes if fused_residual else 0.0)
+    # 16-bit elements: the inputs and the new residual if 16-bit, the output if 16-bit
     half = elems * (np.where(np.asarray(in_bits) <= 16, n_in + (1 if fused_residual else 0),
-                             0) + np.where(np.asarray(out_bits) == 16, 1, 0))
+                             0) + (np.asarray(out_bits) == 16))
     return elementwise_cost(profile, reads, writes, elems * ops, half_elements=half,
                             kernel=kind, **homes)
 
@@ -282,22 +292,28 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
 
     def build():  # bits per table and stream element, the gather's plans: no shape
         fmt = group_format(quant, group)
-        return (quant_attr(fmt, lambda q: q.effective_weight_bits), stream_bits(fmt),
+        # bytes per element: bits / 8 (x bits / 8 is x (bits / 8): a power of 2 scales)
+        return (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+                stream_bits(fmt) / 8.0,
                 tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
                                             launch_s=hw.launch_s))
                       for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
                                                stream_dtype(fmt))))
-    w_bits, s_bits, plans = _memo(hw, "embedding_terms", quant, (group,), build)
+    w_bytes, s_bytes, plans = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
-    read = elems * w_bits / 8.0
-    write = elems * (s_bits if out_bits is None else out_bits) / 8.0
+    read = elems * w_bytes
+    write = elems * (s_bytes if out_bits is None else out_bits / 8.0)
     r_home = hw.main if weight_home is None else weight_home
     w_home = home_level(hw, write, True)
     levels = level_bytes(hw, ((r_home, read), (w_home, write)))
     zero = 0.0 * elems
-    return cheapest([roofline_cost(hw, plan, zero, zero, elems * plan["w_convert_s"],
-                                   elems * plan["w_convert_j"], elems * plan["w_convert_ops"],
-                                   levels, 1.0) for plan in plans])
+
+    def converted(rate):  # elements x rate (0 x elements: the zeros already made)
+        return zero if type(rate) is float and rate == 0.0 else elems * rate
+    return cheapest([roofline_cost(hw, plan, zero, zero, converted(plan["w_convert_s"]),
+                                   converted(plan["w_convert_j"]),
+                                   converted(plan["w_convert_ops"]), levels, 1.0)
+                     for plan in plans])
 
 
 @dataclass(frozen=True, eq=False)
@@ -413,7 +429,9 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
         # 1 x kv_len is kv_len: one product fewer for a decode step
         frac = pairs / (kv_len if type(q_len) in (int, float) and q_len == 1
                         else q_len * kv_len)
-        reads = kv_reads(hw, head_dim, s_q, rows, frac)
+        shapes = {np.shape(nbytes) for _, nbytes, _, _ in kv}
+        reads = kv_reads(hw, head_dim, s_q, rows, frac, shapes.pop() if len(shapes) == 1
+                         else None)
     else:
         reads = [1.0] * hw.n_levels
     moved = [reread(nbytes, reads) for _, nbytes, _, _ in kv]
