@@ -65,16 +65,18 @@ def any_of(a, b, test) -> bool:
     return bool(test(np.asarray(a), np.asarray(b)).any())
 
 
-def attention_plans(hw: Hardware, terms, cache_len, q_len=1.0):
-    """((options, skips masked, shares K/V or None without a rule, output ops), whether
-    the kernel reads the cache anywhere): the KV cache's execution options where the
+def attention_plans(hw: Hardware, terms, cache_len, q_len=1.0, every_cached=False):
+    """((options, skips masked, shares K/V or None without a rule, output ops, whether
+    each option converts nothing: `plain`), whether the kernel reads the cache anywhere
+    (everywhere if `every_cached`, else where cache_len > 0): the KV cache's execution
+    options where the
     kernel reads the cache, the stream type's elsewhere, replaced by the profiles'
     `attention` rule (`attention_rule`: tiles by q_len). Kept in `terms.plans` (a
     kernels._AttentionTerms) where the kernel reads the cache everywhere or nowhere and
     no profile has a rule (the plans then depend on nothing else; a rule's may depend
     on shapes)."""
-    if isinstance(cache_len, (int, float)):
-        cached = some = every = cache_len > 0
+    if every_cached or isinstance(cache_len, (int, float)):
+        cached = some = every = every_cached or cache_len > 0
     else:
         cached = np.asarray(cache_len) > 0
         some, every = bool(cached.any()), bool(cached.all())
@@ -96,13 +98,20 @@ def attention_plans(hw: Hardware, terms, cache_len, q_len=1.0):
         out_ops = rule_plan.pop("output_ops")
         if not isinstance(has_rule, bool):
             out_ops = np.where(has_rule, out_ops, 0.0)
-        return ([pick_plan(has_rule, rule_plan, o) for o in options], skips, shares,
-                out_ops), some
-    out = options, True, None, 0.0
+        options = [pick_plan(has_rule, rule_plan, o) for o in options]
+        return (options, skips, shares, out_ops, [plain(o) for o in options]), some
+    out = options, True, None, 0.0, [plain(o) for o in options]
     if some == every:
-        out = tuple(MappingProxyType(p) for p in options), True, None, 0.0
+        out = (tuple(MappingProxyType(p) for p in options), True, None, 0.0,
+               tuple(out[4]))
         terms.plans[some] = out
     return out, some
+
+
+def plain(plan) -> bool:
+    """Whether `plan` converts neither operand (every conversion rate a number 0)."""
+    return all(type(plan[o + f]) is float and plan[o + f] == 0.0
+               for o in ("w", "a") for f in _CONVERT)
 
 
 def scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):
@@ -202,12 +211,18 @@ def reread(nbytes, reads: Sequence) -> tuple:
     return tuple(out)
 
 
-def conversions(plan, parts: Sequence, reads0) -> list:
+def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
     """[time, energy, ops] converting each K/V part (bytes, bytes per element, operand,
     its bytes read into the engine: bytes x reads0) at its operand's rate in `plan`
     ("w" the KV cache, "a" fresh K/V), summed over the parts in order: elements
     (bytes / bytes per element x reads0) x rate; a zero rate's term as the bytes read
-    x 0 (the same zeros, NaN where they are); fields with the same rates share a sum."""
+    x 0 (the same zeros, NaN where they are); fields with the same rates share a sum
+    (all three for a plan converting nothing, `is_plain`)."""
+    if is_plain:
+        total = 0
+        for i, part in enumerate(parts):
+            total = part[3] * 0.0 if i == 0 else total + part[3] * 0.0
+        return [total, total, total]
     out, done, elements = [], {}, {}
     for field in _CONVERT:
         rates = [plan[part[2] + field] for part in parts]

@@ -226,10 +226,12 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     profile's `vector` block names runs its ops at its own rate and widens at its own
     cost (`hardware.kernel_vector_terms`)."""
     hw = as_hardware(profile)
+    terms = kernel_vector_terms(hw, kernel) if kernel else None
     if not (type(half_elements) in (int, float) and half_elements == 0
             and _float_values(vector_ops)):  # else + 0 widening ops: the same values
-        vector_ops = vector_ops + widen_ops(hw, half_elements, kernel)
-    if kernel and (terms := kernel_vector_terms(hw, kernel)):  # a profile names it
+        vector_ops = vector_ops + _widen_factor(hw, kernel, terms) \
+            * np.asarray(half_elements, dtype=float)
+    if terms:  # a profile names the kernel
         vector_ops = vector_ops * terms[0]
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
@@ -251,13 +253,21 @@ def widen_ops(profile, half_elements, kernel: str | None = None):
     `vector.widen_by_kernel` of `kernel` where given) each where that type is wider than
     16 bits, else 0."""
     hw = as_hardware(profile)
-    factor = hw.exec_cache.get("widen_factor")  # no shape enters it
+    terms = kernel_vector_terms(hw, kernel) if kernel else None
+    return _widen_factor(hw, kernel, terms) * np.asarray(half_elements, dtype=float)
+
+
+def _widen_factor(hw: Hardware, kernel, terms):
+    """`widen_ops`' ops per element, kept per profile (and kernel named by a profile:
+    its `terms`, `kernel_vector_terms`): no shape enters it."""
+    key = "widen_factor" if not terms else ("widen_factor", kernel)
+    factor = hw.exec_cache.get(key)
     if factor is None:
-        factor = hw.exec_cache["widen_factor"] = np.where(np.asarray(hw.vector_bits) > 16,
-                                                          hw.widen_ops, 0.0)
-    if kernel and (terms := kernel_vector_terms(hw, kernel)):  # its own (> 0 if widening)
-        factor = np.where(factor > 0, terms[1], 0.0)
-    return factor * np.asarray(half_elements, dtype=float)
+        factor = np.where(np.asarray(hw.vector_bits) > 16, hw.widen_ops, 0.0)
+        if terms:  # its own (> 0 if widening)
+            factor = np.where(factor > 0, terms[1], 0.0)
+        hw.exec_cache[key] = factor
+    return factor
 
 
 @checked(check_positive, "rows", "width")
@@ -321,7 +331,7 @@ class _AttentionTerms:
     """What no shape enters of attention in a format on a profile: its stream and KV
     types, stream bits, bytes per Q and per cached K/V element, and the plans of a kernel
     reading the cache everywhere (True) or nowhere (False), filled on first use
-    (`_attention_plans`)."""
+    (`attention.attention_plans`)."""
 
     sdt: object
     kv_dtype: object
@@ -396,7 +406,9 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     terms = _attention_terms(hw, quant)
     sb, s_q, s_c = terms.sb, terms.s_q, terms.s_c
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    (options, skips, shares, out_ops), cached = attention_plans(hw, terms, cache_len, q_len)
+    # every key cached: cache_len is kv_len (> 0)
+    (options, skips, shares, out_ops, plain), cached = attention_plans(
+        hw, terms, cache_len, q_len, cache_len is kv_len)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = scored_pairs(q_len, kv_len, window, causal, flash, skips)
@@ -420,18 +432,22 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
         f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
         kv.append((home_level(hw, f_bytes, True) if fresh_kv_home is None
                    else fresh_kv_home, f_bytes, s_q, "a"))
-    if q_home is None:
+    q_placed = q_home is None
+    if q_placed:
         q_home = home_level(hw, q_bytes, True)
-    o_home = home_level(hw, o_bytes, True) if out_home is None else out_home
+    if out_home is not None:
+        o_home = out_home
+    else:  # the output's bytes: Q's where the stream and output bits agree (numbers)
+        o_home = q_home if type(o_bytes) is float and o_bytes == q_bytes and q_placed \
+            else home_level(hw, o_bytes, True)
     tensors = [(q_home, q_bytes), (o_home, o_bytes)]
     if flash:
         rows = q_len * (n_heads / n_kv_heads)  # query rows sharing one K/V head
         # 1 x kv_len is kv_len: one product fewer for a decode step
         frac = pairs / (kv_len if type(q_len) in (int, float) and q_len == 1
                         else q_len * kv_len)
-        shapes = {np.shape(nbytes) for _, nbytes, _, _ in kv}
-        reads = kv_reads(hw, head_dim, s_q, rows, frac, shapes.pop() if len(shapes) == 1
-                         else None)
+        reads = kv_reads(hw, head_dim, s_q, rows, frac,
+                         np.shape(kv[0][1]) if len(kv) == 1 else None)
     else:
         reads = [1.0] * hw.n_levels
     moved = [reread(nbytes, reads) for _, nbytes, _, _ in kv]
@@ -448,8 +464,9 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     unscaled = type(rate) is float and rate == 1.0  # the plans' own rates
     return cheapest([roofline_cost(hw, plan if unscaled
                                    else dict(plan, ops_per_s=plan["ops_per_s"] * rate),
-                                   flops, vec, *conversions(plan, parts, reads[0]), levels,
-                                   n_kernels) for plan in options])
+                                   flops, vec, *conversions(plan, parts, reads[0], is_plain),
+                                   levels, n_kernels)
+                     for plan, is_plain in zip(options, plain)])
 
 
 def _plus(total, term):

@@ -3,6 +3,7 @@ kernels, embeddings and attention)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import is_
 
 import numpy as np
 
@@ -18,22 +19,24 @@ def level_bytes(hw: Hardware, tensors: Sequence) -> list:
     The same sums as adding every tensor at every level: a tensor that does not cross a
     level (its 0.0) is left out (x + 0.0 is x for the non-negative bytes), and a level
     crossed by the same tensors as the level before shares its sum."""
+    n = hw.n_levels
+    # per tensor its bytes at each level it crosses, None elsewhere
+    per = []
+    for home, nbytes in tensors:
+        by_level = nbytes if type(nbytes) is tuple else (nbytes,) * n
+        if isinstance(home, np.ndarray) and home.ndim:  # homes differ element-wise
+            per.append([bytes_through(hw, home, j, b) for j, b in enumerate(by_level)])
+        else:
+            per.append([b if home >= j and not (type(b) is float and b == 0.0) else None
+                        for j, b in enumerate(by_level)])
     levels: list = []
-    last_key = None
-    for j in range(hw.n_levels):
-        terms = []
-        for home, nbytes in tensors:
-            if type(nbytes) is tuple:
-                nbytes = nbytes[j]
-            if isinstance(home, np.ndarray) and home.ndim:  # homes differ element-wise
-                terms.append(bytes_through(hw, home, j, nbytes))
-            elif home >= j and not (type(nbytes) is float and nbytes == 0.0):
-                terms.append(nbytes)  # it crosses every level up to its home
-        key = tuple(map(id, terms))
-        if key == last_key:
+    last = None
+    for j in range(n):
+        terms = [p[j] for p in per if p[j] is not None]
+        if last is not None and len(terms) == len(last) and all(map(is_, terms, last)):
             levels.append(levels[-1])
             continue
-        last_key = key
+        last = terms
         if not terms:
             levels.append(0.0)
             continue
