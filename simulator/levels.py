@@ -16,24 +16,23 @@ def level_bytes(hw: Hardware, tensors: Sequence) -> list:
     (`bytes_through`: every level up to its home), added in the order given; a tuple of
     bytes gives a tensor's bytes at each level (e.g. K/V re-read per level).
 
-    The same sums as adding every tensor at every level: a tensor that does not cross a
-    level (its 0.0) is left out (x + 0.0 is x for the non-negative bytes), and a level
-    crossed by the same tensors as the level before shares its sum."""
+    The same sums as adding every tensor's bytes at every level (0.0 where it does not
+    cross it): a tensor that does not cross a level is left out (x + 0.0 is x for the
+    non-negative bytes), and a level crossed by the same tensors as the level before
+    shares its sum."""
     n = hw.n_levels
-    # per tensor its bytes at each level it crosses, None elsewhere
-    per = []
+    items = []  # (the last level crossed, bytes): homes differing element-wise masked
     for home, nbytes in tensors:
-        by_level = nbytes if type(nbytes) is tuple else (nbytes,) * n
-        if isinstance(home, np.ndarray) and home.ndim:  # homes differ element-wise
-            per.append([bytes_through(hw, home, j, b) for j, b in enumerate(by_level)])
-        else:
-            per.append([b if home >= j and not (type(b) is float and b == 0.0) else None
-                        for j, b in enumerate(by_level)])
+        if isinstance(home, np.ndarray) and home.ndim:
+            nbytes = tuple([bytes_through(hw, home, j, nbytes[j] if type(nbytes) is tuple
+                                          else nbytes) for j in range(n)])
+            home = n
+        items.append((home, nbytes))
     levels: list = []
-    last = None
+    last: list = []
     for j in range(n):
-        terms = [p[j] for p in per if p[j] is not None]
-        if last is not None and len(terms) == len(last) and all(map(is_, terms, last)):
+        terms = [b[j] if type(b) is tuple else b for home, b in items if home >= j]
+        if levels and len(terms) == len(last) and all(map(is_, terms, last)):
             levels.append(levels[-1])
             continue
         last = terms
@@ -43,7 +42,7 @@ def level_bytes(hw: Hardware, tensors: Sequence) -> list:
         total = terms[0]
         for b in terms[1:]:
             total = total + b
-        if type(total) is int and len(terms) < len(tensors):
+        if type(total) is int and len(terms) < len(items):
             total = float(total)  # as 0.0 + ints
         levels.append(total)
     return levels
