@@ -169,11 +169,13 @@ def kv_reads(hw: Hardware, head_dim, s_q, rows, frac, shape=None) -> list:
     per tile of query rows (sharing one K/V head) whose Q and fp32 accumulators fill the
     staging level (`staging_bytes`: levels 0 and 1 share level 0, and one array), scaled
     by the share of pairs computed (at most 1); at least once: max(1, rows / tile x
-    share), exactly 1 where rows <= tile / 2 (given as 1.0 where `frac` has the K/V
-    bytes' `shape`: x 1 changes neither their values nor their shape)."""
+    share), exactly 1 where rows <= tile / 2 (given as 1.0 where `frac` is an array of
+    the K/V bytes' `shape`: x 1 changes neither their values, shape nor type; as a
+    numpy 1 for a number `frac`, as max(1, ...) gives)."""
     tiles = _query_tiles(hw, head_dim, s_q)
     once = type(rows) in (int, float) and np.shape(frac) == shape
-    staged = [1.0 if once and type(tq) is float and rows <= tq / 2.0
+    one = 1.0 if isinstance(frac, np.ndarray) and frac.ndim else np.float64(1.0)
+    staged = [one if once and type(tq) is float and rows <= tq / 2.0
               else np.maximum(1.0, rows / tq * frac) for tq in tiles[0]]
     return [staged[i] for i in tiles[1]]
 

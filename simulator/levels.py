@@ -42,7 +42,8 @@ def level_bytes(hw: Hardware, tensors: Sequence) -> list:
         total = terms[0]
         for b in terms[1:]:
             total = total + b
-        if type(total) is int and len(terms) < len(items):
-            total = float(total)  # as 0.0 + ints
+        if len(terms) < len(items) and (type(total) is int or type(total) is np.ndarray
+                                        and not total.ndim):
+            total = total + 0.0  # a float as 0.0 + ints, a numpy one as 0.0 + a 0-d array
         levels.append(total)
     return levels
