@@ -24,8 +24,15 @@ def level_bytes(hw: Hardware, tensors: Sequence) -> list:
     items = []  # (the last level crossed, bytes): homes differing element-wise masked
     for home, nbytes in tensors:
         if isinstance(home, np.ndarray) and home.ndim:
-            nbytes = tuple([bytes_through(hw, home, j, nbytes[j] if type(nbytes) is tuple
-                                          else nbytes) for j in range(n)])
+            if type(nbytes) is tuple:
+                nbytes = tuple([bytes_through(hw, home, j, nbytes[j]) for j in range(n)])
+            else:  # bytes_through at every level at once: the rows of one mask
+                axis = hw.exec_cache.get(("levels_axis", home.ndim))  # the levels 0..n-1
+                if axis is None:
+                    axis = np.arange(n).reshape((n,) + (1,) * home.ndim)
+                    axis.flags.writeable = False
+                    hw.exec_cache[("levels_axis", home.ndim)] = axis
+                nbytes = tuple(np.where(home >= axis, nbytes, 0.0))
             home = n
         items.append((home, nbytes))
     levels: list = []
