@@ -164,19 +164,26 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
     return np.where(has, visited, pairs), np.where(has, rate, 1.0)
 
 
-def kv_reads(hw: Hardware, head_dim, s_q, rows, frac, shape=None) -> list:
+def kv_reads(hw: Hardware, head_dim, s_q, rows, pairs, all_pairs, shape=None) -> list:
     """Per level, the times a flash kernel reads K/V across the boundary below it: once
     per tile of query rows (sharing one K/V head) whose Q and fp32 accumulators fill the
     staging level (`staging_bytes`: levels 0 and 1 share level 0, and one array), scaled
-    by the share of pairs computed (at most 1); at least once: max(1, rows / tile x
-    share), exactly 1 where rows <= tile / 2 (given as 1.0 where `frac` is an array of
-    the K/V bytes' `shape`: x 1 changes neither their values, shape nor type; as a
-    numpy 1 for a number `frac`, as max(1, ...) gives)."""
+    by the share of pairs computed (pairs / all_pairs, at most 1; `pairs` has its
+    shape); at least once: max(1, rows / tile x share), exactly 1 where rows <= tile / 2
+    (then given as 1.0 where `pairs` is an array of the K/V bytes' `shape`: x 1 changes
+    neither their values, shape nor type; as a numpy 1 for a number share, as max(1,
+    ...) gives; the share is then not needed)."""
     tiles = _query_tiles(hw, head_dim, s_q)
-    once = type(rows) in (int, float) and np.shape(frac) == shape
-    one = 1.0 if isinstance(frac, np.ndarray) and frac.ndim else np.float64(1.0)
-    staged = [one if once and type(tq) is float and rows <= tq / 2.0
-              else np.maximum(1.0, rows / tq * frac) for tq in tiles[0]]
+    once = type(rows) in (int, float) and np.shape(pairs) == shape
+    one = 1.0 if isinstance(pairs, np.ndarray) and pairs.ndim else np.float64(1.0)
+    staged, frac = [], None
+    for tq in tiles[0]:
+        if once and type(tq) is float and rows <= tq / 2.0:
+            staged.append(one)
+            continue
+        if frac is None:
+            frac = pairs / all_pairs
+        staged.append(np.maximum(1.0, rows / tq * frac))
     return [staged[i] for i in tiles[1]]
 
 

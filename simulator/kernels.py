@@ -444,10 +444,9 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     if flash:
         rows = q_len * (n_heads / n_kv_heads)  # query rows sharing one K/V head
         # 1 x kv_len is kv_len: one product fewer for a decode step
-        frac = pairs / (kv_len if type(q_len) in (int, float) and q_len == 1
-                        else q_len * kv_len)
-        reads = kv_reads(hw, head_dim, s_q, rows, frac,
-                         np.shape(kv[0][1]) if len(kv) == 1 else None)
+        reads = kv_reads(hw, head_dim, s_q, rows, pairs,
+                         kv_len if type(q_len) in (int, float) and q_len == 1
+                         else q_len * kv_len, np.shape(kv[0][1]) if len(kv) == 1 else None)
     else:
         reads = [1.0] * hw.n_levels
     moved = [reread(nbytes, reads) for _, nbytes, _, _ in kv]

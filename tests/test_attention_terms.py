@@ -61,11 +61,11 @@ def test_level_bytes_equal_every_tensor_added_at_every_level(profile, data, n, p
 def test_kv_reads_once_where_a_tile_holds_the_rows_equal_the_maximum(profile, rows, frac,
                                                                       head_dim):
     hw = as_hardware(profile)
-    reads = kv_reads(hw, head_dim, 2.0, rows, frac, np.shape(frac))
+    reads = kv_reads(hw, head_dim, 2.0, rows, frac * 1000.0, 1000.0, np.shape(frac))
     nbytes = np.full(np.shape(frac), 3.0e6) if np.ndim(frac) else 3.0e6
     for j, r in enumerate(reads):
         tq = staging_bytes(hw, j) / (head_dim * (2.0 + ACC_BYTES))
-        want = np.maximum(1.0, rows / max(tq, 1.0) * frac)
+        want = np.maximum(1.0, rows / max(tq, 1.0) * (frac * 1000.0 / 1000.0))
         assert _same(reread(nbytes, reads)[j], nbytes * want)
         assert np.array_equal(np.broadcast_to(r, np.shape(want)), want)
 
