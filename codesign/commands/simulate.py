@@ -21,6 +21,7 @@ from precsim.simulator.cost import SimulationResult, simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model, list_models
+from precsim.simulator.ops import object_memo
 from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
 from precsim.simulator.runtime import apply_runtime, load_runtime
@@ -68,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_request_args(p_roof)
     p_roof.add_argument("--out", required=True, metavar="FIG.png", help="output PNG")
     p_roof.set_defaults(func=cmd_roofline)
+
+
+#: Whether a model object has experts, per model (`ops.object_memo`: models are frozen).
+_MOE: dict = {}
 
 
 def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen: int,
@@ -118,8 +123,9 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
     if layout is None or (layout.is_single and layout.devices_per_node is None):
         result = simulate(run.profile, model, quant, batch, prompt, gen, **options)
         notes = [*model.approximations, *(["MoE: uniform top-k routing (expected distinct "
-                                           "experts E(1-(1-k/E)^B))"] if model.is_moe
-                                          else []), *run.approximations]
+                                           "experts E(1-(1-k/E)^B))"] if object_memo(
+            _MOE, (model,), lambda: {"moe": model.is_moe})["moe"] else []),
+            *run.approximations]
         if notes:
             stated["approximations"] = notes
         return model, quant, SimulationResult(result.prefill, result.decode,
