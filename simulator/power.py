@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -46,6 +47,8 @@ from precsim.simulator.roofline import add_all
 
 #: Components of `PowerEnergy.split` that do not scale with work (the static share).
 STATIC_KEYS = ("idle", "active")
+#: Numbers `power_and_energy` computes with as Python floats (the same IEEE doubles).
+_NUMBERS = (float, int, np.float64)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,14 @@ class PowerParams:
     cap_w: object
     sustained_w: object
     burst_s: object
+
+    @cached_property
+    def _numbers(self) -> tuple | None:
+        """The envelope as Python floats where every entry is a number, else None (what
+        `power_and_energy` computes with on numbers)."""
+        values = (self.static_w, self.active_w, self.cap_w, self.sustained_w, self.burst_s)
+        return tuple(map(float, values)) if all(type(v) in _NUMBERS for v in values) \
+            else None
 
 
 def power_params(profile_or_hw) -> PowerParams:
@@ -120,10 +131,6 @@ def _scalar(x):
     return arr[()] if arr.ndim == 0 else arr
 
 
-#: Numbers `power_and_energy` computes with as Python floats (the same IEEE doubles).
-_NUMBERS = (float, int, np.float64)
-
-
 def where(cond, a, b):
     """np.where; for a Python bool (numbers) the chosen value as it is."""
     return (a if cond else b) if type(cond) is bool else np.where(cond, a, b)
@@ -144,12 +151,14 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         else power_params(profile_or_hw)
     parts = dynamic_energy_j if isinstance(dynamic_energy_j, dict) \
         else {"dynamic": dynamic_energy_j}
-    envelope = (params.static_w, params.active_w, params.cap_w, params.sustained_w,
-                params.burst_s)
-    inputs = (busy_time_s, devices, run_time_s, *parts.values(), *envelope)
-    numbers = all(v is None or type(v) in _NUMBERS for v in inputs)
-    as_float = float if numbers else lambda v: np.asarray(v, dtype=float)
-    static_w, active_w, cap_w, sustained_w, burst_s = map(as_float, envelope)
+    envelope = params._numbers
+    numbers = envelope is not None and type(busy_time_s) in _NUMBERS \
+        and type(devices) in _NUMBERS and (run_time_s is None or type(run_time_s) in _NUMBERS) \
+        and all(type(v) in _NUMBERS for v in parts.values())
+    as_float = float if numbers else _floats
+    static_w, active_w, cap_w, sustained_w, burst_s = envelope if numbers else map(
+        as_float, (params.static_w, params.active_w, params.cap_w, params.sustained_w,
+                   params.burst_s))
     t, n = as_float(busy_time_s), as_float(devices)
     if _any(t < 0) or _any(n < 1):
         raise InputError(f"power model: busy time must be >= 0 s and devices >= 1, got "
@@ -170,15 +179,23 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         s2 = s * s
         split = {"idle": n * static_w * time_s,
                  "active": n * (active_w - static_w) * t * s2}
-        split |= {k: v * s2 for k, v in parts.items()}
+        for k, v in parts.items():
+            split[k] = v * s2
         wall = time_s if wall_time_s is None else np.maximum(wall_time_s, time_s)
         split["idle"] = split["idle"] + n * static_w * (wall - time_s)
         energy = sum(split.values())
         average = where(wall > 0, energy / where(wall > 0, wall, 1.0), n * static_w)
+    if numbers:  # every result a float or a numpy double already (`_scalar` keeps them)
+        return PowerEnergy(time_s=time_s, energy_j=energy, average_power_w=average,
+                           split=split, clock_fraction=s, throttled=np.bool_(s < 1.0))
     return PowerEnergy(time_s=_scalar(time_s), energy_j=_scalar(energy),
                        average_power_w=_scalar(average),
                        split={k: _scalar(v) for k, v in split.items()},
                        clock_fraction=_scalar(s), throttled=np.asarray(s < 1.0)[()])
+
+
+def _floats(v):
+    return np.asarray(v, dtype=float)
 
 
 def power_per_phase(hws, busy_times, dynamics) -> tuple:
