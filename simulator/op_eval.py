@@ -22,7 +22,7 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
 from precsim.simulator.models import TransformerConfig
 from precsim.simulator.ops import OpSpec, add_axis, object_memo
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
-from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
+from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, home_level,
                                         reduce_costs)
 
 # The formulas without their input checks (sizes positive, attention's lengths ordered):
@@ -182,17 +182,18 @@ class PricedCall:
         kept = self.__dict__.get("_fields_block")
         if kept is not None:
             return kept
-        levels = tuple(self.costs[0].bytes_moved)
-        extra = np.shape(self.count)  # counts may vary where the fields do not
-        out = _block(_fields(self.costs[0], levels), self.nd, self.n, extra)
-        for more in self.costs[1:]:
-            add = _block(_fields(more, levels), self.nd, self.n, extra)
+        costs, count = self.costs, self.count
+        levels = tuple(costs[0].bytes_moved)
+        extra = () if count is None else np.shape(count)  # counts may vary where fields do not
+        out = _block(costs[0], levels, self.nd, self.n, extra)
+        for more in costs[1:]:
+            add = _block(more, levels, self.nd, self.n, extra)
             if add.shape == out.shape:
                 out += add  # in place: the block is this call's own array
             else:
                 out = out + add
-        if self.count is not None:  # `extra`: the block has the counts' shape
-            out *= self.count
+        if count is not None:  # `extra`: the block has the counts' shape
+            out *= count
         if self.nd == 0:
             self.__dict__["_fields_block"] = out
         return out
@@ -234,22 +235,30 @@ class EvaluatedPass:
     def _stacked_sums(self) -> np.ndarray:
         """Every extensive field, then every level's bytes, summed over the ops: (fields,
         *shape). A stacked part is summed down its ops axis, the parts and single ops
-        added (numpy's order: within ~1e-15 relative of a sequential sum over the ops);
-        a reduced pass weights the sums of its source over `axis` (the same sum of
-        products, regrouped)."""
+        added in order (numpy's order: within ~1e-15 relative of a sequential sum over
+        the ops); a reduced pass weights the sums of its source over `axis` (the same
+        sum of products, regrouped)."""
         if self.reduced is not None:
             source, weights, axis = self.reduced
             sums = source._stacked_sums  # the fields' axis clear of the weights' axes
-            pad = (1,) * max(np.ndim(weights) - sums.ndim + 1, 0)
-            sums = sums.reshape(sums.shape[:1] + pad + sums.shape[1:])
+            if np.ndim(weights) >= sums.ndim:
+                sums = sums.reshape(sums.shape[:1] + (1,) * (np.ndim(weights) - sums.ndim + 1)
+                                    + sums.shape[1:])
             return np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
-        blocks = [np.add.reduce(call.block()[:, rows], axis=1)
-                  for _, call, rows in self.parts]
-        blocks.extend(call.block() for _, call in self.singles)
-        dims = max(b.ndim for b in blocks)
-        return add_all(b if b.ndim == dims else
-                       b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
-                       for b in blocks)
+        total = None
+        for block in [np.add.reduce(call.block()[:, rows], axis=1)
+                      for _, call, rows in self.parts] + [call.block()
+                                                          for _, call in self.singles]:
+            if total is None:
+                total = block
+            elif total.ndim == block.ndim:
+                total = total + block
+            else:  # the fewer dimensions padded after the fields' axis
+                dims = max(total.ndim, block.ndim)
+                total, block = (b if b.ndim == dims else b.reshape(
+                    b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
+                total = total + block
+        return total
 
     @_once
     def sums(self) -> dict:
@@ -263,20 +272,20 @@ class EvaluatedPass:
 
     def reduce(self, weights, axis: int = -1) -> EvaluatedPass:
         """The weighted sum over `axis` of every op (per op: `reduce_costs`)."""
-        return EvaluatedPass(self.n, self.parts, self.singles, (self, weights, axis))
+        new = object.__new__(EvaluatedPass)  # the dataclass __init__'s result
+        new.__dict__.update(n=self.n, parts=self.parts, singles=self.singles,
+                            reduced=(self, weights, axis))
+        return new
 
 
-def _fields(cost: KernelCost, levels) -> list:
-    d = cost.__dict__
-    moved = cost.bytes_moved
-    return [d[f] for f in EXTENSIVE_FIELDS] + [moved[k] for k in levels]
-
-
-def _block(values: list, nd, n: int, extra=()) -> np.ndarray:
-    """`values` in one float array (values, *shape) broadcast to their common shape (and
-    `extra`); with `nd` (a stacked part's input dimensions) the shape starts with the
-    `n` ops."""
-    if nd == 0 and extra in ((), (n,)):
+def _block(cost: KernelCost, levels: tuple, nd, n: int, extra=()) -> np.ndarray:
+    """The extensive fields, then the bytes at `levels`, of `cost` in one float array
+    (values, *shape) broadcast to their common shape (and `extra`); with `nd` (a stacked
+    part's input dimensions) the shape starts with the `n` ops."""
+    d, moved = cost.__dict__, cost.bytes_moved
+    values = [d[f] for f in EXTENSIVE_FIELDS]
+    values += [moved[k] for k in levels]
+    if nd == 0 and (not extra or extra == (n,)):
         shape = (n,)  # scalar inputs: every field is one number per op, or one for all
     else:
         shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}

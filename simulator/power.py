@@ -233,7 +233,13 @@ def dynamic_split(hw, cost) -> dict:
     """Dynamic energy of a KernelCost by component: "memory_<level>" = bytes moved at
     the level x its energy per byte; "compute" = the rest (matrix, vector and
     conversion ops x their energy per op)."""
-    memory = {f"memory_{name}": _num(cost.bytes_moved[name]) * e
-              for name, e in zip(hw.level_names, hw.energy_per_byte_j)}
+    energies = hw.energy_per_byte_j
+    kept = hw.exec_cache.get("memory_keys")
+    if kept is None or kept[0] is not energies:  # per packed hardware: keys and energies
+        kept = hw.exec_cache["memory_keys"] = (energies, tuple(
+            (f"memory_{name}", name, e) for name, e in zip(hw.level_names, energies)))
+    keys = kept[1]
+    moved = cost.bytes_moved
+    memory = {key: _num(moved[name]) * e for key, name, e in keys}
     compute = _num(cost.energy_j) - add_all(memory.values())
     return {"compute": np.maximum(compute, 0.0), **memory}
