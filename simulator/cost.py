@@ -180,19 +180,19 @@ class PhaseCost:
 
     @property
     def flops(self):
-        return self.evaluated.sums["flops"]
+        return self.evaluated.other_sums["flops"]
 
     @property
     def vector_ops(self):
-        return self.evaluated.sums["vector_ops"]
+        return self.evaluated.other_sums["vector_ops"]
 
     @property
     def convert_ops(self):
-        return self.evaluated.sums["convert_ops"]
+        return self.evaluated.other_sums["convert_ops"]
 
     @property
     def convert_time_s(self):
-        return self.evaluated.sums["convert_time_s"]
+        return self.evaluated.other_sums["convert_time_s"]
 
     @property
     def overhead_time_s(self):
