@@ -545,12 +545,7 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "launch_overhead_s": pre["overhead_time_s"] + dec["overhead_time_s"],
             "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, np.nan),
         }
-    return {k: ({kk: _as_scalar(vv) for kk, vv in v.items()} if type(v) is dict
-                else _as_scalar(v)) for k, v in totals.items()}
-
-
-def _as_scalar(x):
-    """`_scalar(x)`, with the common cases (a number, a numpy double) first."""
-    if type(x) is np.float64:
-        return x
-    return np.float64(x) if type(x) is float else _scalar(x)
+    f64 = np.float64  # numpy doubles as they are (the common case), the rest `_scalar`
+    return {k: ({kk: vv if type(vv) is f64 else _scalar(vv) for kk, vv in v.items()}
+                if type(v) is dict else v if type(v) is f64 else _scalar(v))
+            for k, v in totals.items()}

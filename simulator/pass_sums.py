@@ -33,8 +33,8 @@ def field_block(cost: KernelCost, names: tuple, levels: tuple, nd, n: int,
         shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}
         lead = () if nd is None else (n,) + (1,) * nd
         shape = shapes.pop() if len(shapes) == 1 else ()
-        if shapes or (extra and extra != shape) or len(shape) != len(lead) \
-                or (lead and shape[0] != n):
+        if shapes or (extra and extra != shape) \
+                or (lead and (len(shape) != len(lead) or shape[0] != n)):
             shape = np.broadcast_shapes(shape, *shapes, lead, extra)
     if not shape:
         return np.array(values, dtype=float)  # numbers: one conversion
