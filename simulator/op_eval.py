@@ -185,7 +185,8 @@ class PricedCall:
             return kept
         costs, count = self.costs, self.count
         levels = tuple(costs[0].bytes_moved) if group == 0 else ()
-        extra = () if count is None else np.shape(count)  # counts may vary where fields do not
+        extra = () if count is None else count.shape if type(count) is np.ndarray \
+            else np.shape(count)  # counts may vary where the fields do not
         out = field_block(costs[0], SUM_GROUPS[group], levels, self.nd, self.n, extra)
         for more in costs[1:]:
             add = field_block(more, SUM_GROUPS[group], levels, self.nd, self.n, extra)
