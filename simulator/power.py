@@ -62,11 +62,16 @@ class PowerParams:
     sustained_w: object
     burst_s: object
 
+    @property
+    def envelope(self) -> tuple:
+        """(static_w, active_w, cap_w, sustained_w, burst_s)."""
+        return self.static_w, self.active_w, self.cap_w, self.sustained_w, self.burst_s
+
     @cached_property
     def _numbers(self) -> tuple | None:
         """The envelope as Python floats where every entry is a number, else None (what
         `power_and_energy` computes with on numbers)."""
-        values = (self.static_w, self.active_w, self.cap_w, self.sustained_w, self.burst_s)
+        values = self.envelope
         return tuple(map(float, values)) if all(type(v) in _NUMBERS for v in values) \
             else None
 
@@ -157,8 +162,7 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         and all(type(v) in _NUMBERS for v in parts.values())
     as_float = float if numbers else _floats
     static_w, active_w, cap_w, sustained_w, burst_s = envelope if numbers else map(
-        as_float, (params.static_w, params.active_w, params.cap_w, params.sustained_w,
-                   params.burst_s))
+        as_float, params.envelope)
     t, n = as_float(busy_time_s), as_float(devices)
     if _any(t < 0) or _any(n < 1):
         raise InputError(f"power model: busy time must be >= 0 s and devices >= 1, got "
@@ -209,7 +213,7 @@ def power_per_phase(hws, busy_times, dynamics) -> tuple:
     numbers = all(type(v) in _NUMBERS for v in busy_times) and \
         all(type(v) in _NUMBERS for d in dynamics for v in d.values())
     if numbers or len({np.shape(t) for t in busy_times}) > 1 or not all(
-            p is first or (all(np.ndim(v) == 0 for v in vars(p).values()) and p == first)
+            p is first or (all(np.ndim(v) == 0 for v in p.envelope) and p == first)
             for p in params):
         return tuple(power_and_energy(p, t, d) for p, t, d in zip(params, busy_times, dynamics))
     pe = power_and_energy(first, _phases(busy_times),
