@@ -21,7 +21,7 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
 from precsim.simulator.ops import OpSpec, add_axis, object_memo
-from precsim.simulator.pass_sums import KEPT_KEYS, SUM_GROUPS, field_block
+from precsim.simulator.pass_sums import BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, field_block
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, home_level,
                                         reduce_costs)
@@ -180,7 +180,7 @@ class PricedCall:
         same sum and product as `cost`'s). Kept for the next pass where the inputs are
         scalars (the passes share such calls; the block is small); an array input's
         block (one pass's) is made for its sums and let go."""
-        kept = self.__dict__.get(KEPT_KEYS[group])
+        kept = self.__dict__.get(BLOCK_KEYS[group])
         if kept is not None:
             return kept
         costs, count = self.costs, self.count
@@ -197,7 +197,7 @@ class PricedCall:
         if count is not None:  # `extra`: the block has the counts' shape
             out *= count
         if self.nd == 0:
-            self.__dict__[KEPT_KEYS[group]] = out
+            self.__dict__[BLOCK_KEYS[group]] = out
         return out
 
     @_once
@@ -239,7 +239,7 @@ class EvaluatedPass:
         ops axis, the parts and single ops added in order (numpy's order: within ~1e-15
         relative of a sequential sum over the ops); a reduced pass weights the sums of
         its source over `axis` (the same sum of products, regrouped)."""
-        kept = self.__dict__.get(KEPT_KEYS[group])
+        kept = self.__dict__.get(SUM_KEYS[group])
         if kept is not None:
             return kept
         if self.reduced is not None:
@@ -249,7 +249,7 @@ class EvaluatedPass:
                 sums = sums.reshape(sums.shape[:1] + (1,) * (np.ndim(weights) - sums.ndim + 1)
                                     + sums.shape[1:])
             total = np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
-            self.__dict__[KEPT_KEYS[group]] = total
+            self.__dict__[SUM_KEYS[group]] = total
             return total
         total = None
         for block in [np.add.reduce(call.block(group)[:, rows], axis=1)
@@ -264,7 +264,7 @@ class EvaluatedPass:
                 total, block = (b if b.ndim == dims else b.reshape(
                     b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
                 total = total + block
-        self.__dict__[KEPT_KEYS[group]] = total
+        self.__dict__[SUM_KEYS[group]] = total
         return total
 
     @_once

@@ -15,8 +15,10 @@ from precsim.simulator.roofline import KernelCost
 SUM_GROUPS = (("time_s", "energy_j", "overhead_time_s", "n_kernels"),
               ("flops", "vector_ops", "convert_ops", "compute_time_s", "memory_time_s",
                "convert_time_s"))
-#: The `__dict__` keys a group's block or sums are kept under.
-KEPT_KEYS = ("_sums_group0", "_sums_group1")
+#: The `__dict__` keys a formula call's block (`PricedCall.block`) and a pass's sums
+#: (`EvaluatedPass._stacked_sums`) of each group are kept under.
+BLOCK_KEYS = ("_block_group0", "_block_group1")
+SUM_KEYS = ("_sums_group0", "_sums_group1")
 
 
 def field_block(cost: KernelCost, names: tuple, levels: tuple, nd, n: int,
