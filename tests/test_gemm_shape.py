@@ -109,3 +109,22 @@ def test_prefill_attention_counts_visited_blocks():
     decode = attention_cost(A100, 1, 1, 128, 32, 32, 128)
     assert decode.flops == pytest.approx(4 * 32 * 128 * 128)  # one query: pairs as before
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(q=st.integers(1, 5000), p=st.integers(-300, 5000), bc=st.integers(1, 160),
+       ratio=st.integers(1, 6), odd=st.booleans(), arrays=st.booleans())
+def test_causal_blocks_closed_form_equals_the_sum_by_row_block(q, p, bc, ratio, odd, arrays):
+    """The closed form (integral lengths, Br a multiple of Bc) counts exactly the blocks
+    the sum over row blocks counts; other tiles and fractional lengths take that sum."""
+    from precsim.simulator.gemm_shape import _blocks_by_row
+    br = bc * ratio + (1 if odd else 0)  # odd: Br not a multiple of Bc (the sum itself)
+    kv = max(q + p, 1)
+    qs, kvs = (np.array([q, q + 1]), np.array([kv, kv + 1])) if arrays else (q, kv)
+    rows = np.ceil(np.asarray(qs, dtype=float) / br)
+    got, want = flash_blocks(qs, kvs, br, bc), _blocks_by_row(qs, kvs, br, bc, rows)
+    np.testing.assert_array_equal(got, want)
+    assert np.shape(got) == np.shape(want)
+    half = flash_blocks(np.asarray(qs) - 0.5, kvs, br, bc)  # fractional: by row block
+    np.testing.assert_array_equal(half, _blocks_by_row(np.asarray(qs) - 0.5, kvs, br, bc,
+                                                       np.ceil((np.asarray(qs) - 0.5) / br)))
