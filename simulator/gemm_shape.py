@@ -45,6 +45,9 @@ from precsim.simulator.roofline import ACC_BYTES, home_level
 SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
 #: Elements per candidate array in `gemm_efficiency` (candidates x elements of a block).
 MAX_CANDIDATE_ELEMENTS = 1 << 18
+#: Weight shapes (n, k) of at most this many elements have their terms kept
+#: (`_shape_terms`), the SHAPE_MEMO_MAX most recent per profile.
+SHAPE_MEMO_ELEMENTS, SHAPE_MEMO_MAX = 256, 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,6 +221,30 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
     return out
 
 
+def _shape_terms(hw: Hardware, axes: tuple, nd: int, n, k) -> tuple:
+    """The candidate terms of `_choose` made of the weight shape (n, k) alone: cols =
+    ceil(n / tn), n / cols, cols split (= the tiles x split of a row of tiles, exact in
+    floating point: integers) and e_k; memoised per (n, k) in `hw.exec_cache` for small
+    arrays (weight shapes, fixed by the model: no request value enters them)."""
+    memo = key = None
+    if n.size <= SHAPE_MEMO_ELEMENTS and k.size <= SHAPE_MEMO_ELEMENTS:
+        memo = hw.exec_cache.setdefault(("gemm_nk", nd), {})
+        key = (n.shape, n.tobytes(), k.shape, k.tobytes())
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+    tn, split, k_step, split_step = axes[3], axes[4], axes[5], axes[13]
+    cols = np.ceil(n / tn)
+    out = (cols, n / cols, cols * split, k / (split * np.ceil(k / split_step) * k_step))
+    if memo is not None:
+        for a in out:
+            a.flags.writeable = False  # shared by every call with this weight shape
+        while len(memo) >= SHAPE_MEMO_MAX:  # the oldest entry goes first
+            memo.pop(next(iter(memo)))
+        memo[key] = out
+    return out
+
+
 def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
             nd: int) -> ShapeChoice:
     """`gemm_efficiency` of one block of elements (`nd` dimensions with the profiles')."""
@@ -225,42 +252,53 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     axes = _candidate_axes(hw, st, nd)
     has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
     tile_area, unsplit, split_ok, reduces, two_split, split_step, every = axes[8:]
+    cols, n_cols, cols_split, e_k = _shape_terms(hw, axes, nd, n, k)
     flops = 2.0 * m * n * k
-    rows, cols = np.ceil(m / tm), np.ceil(n / tn)
-    tiles = rows * cols
-    e_tile = (m / rows) * (n / cols) / tile_area
+    rows = np.ceil(m / tm)
+    e_tile = (m / rows) * n_cols / tile_area
     e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
-    allowed = unsplit | ((tiles < units) & split_ok)
-    work = tiles * split
+    allowed = unsplit | ((rows * cols < units) & split_ok)
+    work = rows * cols_split  # tiles x split
     e_wave = work / (np.ceil(work / units) * units)
-    e_k = k / (split * np.ceil(k / split_step) * k_step)
     eff = e_tile * e_wave * e_k * e_feed
     if not every:
         eff = np.where(has, eff, 1.0)
     red = np.where(reduces, two_split * m * n * ACC_BYTES, 0.0)
     home = home_level(hw, red, True)
     t_red = red / _bandwidth_at(hw, home)
-    t_mem = np.where(home == hw.main, memory_time + t_red, np.maximum(memory_time, t_red))
+    if isinstance(home, int):  # one home for every candidate: in series or overlapped
+        t_mem = memory_time + t_red if home == hw.main else np.maximum(memory_time, t_red)
+    else:
+        t_mem = np.where(home == hw.main, memory_time + t_red,
+                         np.maximum(memory_time, t_red))
     t = np.where(allowed, np.maximum(flops / (rate * eff), t_mem), np.inf)
     shape = t.shape
-    # t, reduction bytes and what is returned, stacked: one broadcast, one gather
-    fields = np.empty((7,) + shape)
-    for i, a in enumerate((t, red, eff, tm, tn, split, home)):
-        fields[i] = a
-    n_cands, size = shape[0] * shape[1], math.prod(shape[2:])
-    fields = fields.reshape((7, n_cands, size))  # tiles, then SPLITS; elements flat
-    t, red_c = fields[0], fields[1]
-    tied = t <= t.min(axis=0) * (1.0 + 1e-9)
-    # the first of the tied with the fewest reduction bytes (the least t is tied: its
-    # bytes are finite; with none tied, a NaN time, every entry is inf: the first)
-    pick = np.where(tied, red_c, np.inf).argmin(axis=0)
-    chosen = fields[:, pick, np.arange(size)].reshape((7,) + shape[2:])
-    _, red, eff, tm, tn, split, home = chosen
-    home = home.astype(int)
-    if home.ndim == 0 or (home == home.flat[0]).all():
-        home = int(home.flat[0])
-    return ShapeChoice(efficiency=eff, tile_m=tm, tile_n=tn, split=split,
-                       reduction_bytes=red, reduction_home=home)
+    n_tiles, n_splits, size = shape[0], shape[1], math.prod(shape[2:])
+    # the first of the tied (within 1e-9 of the least time) with the fewest reduction
+    # bytes (the least t is tied: its bytes are finite; with none tied, a NaN time,
+    # every entry is inf: the first); candidates flat, tiles then SPLITS
+    tied = t <= t.min(axis=(0, 1)) * (1.0 + 1e-9)
+    pick = np.where(tied, red, np.inf).reshape((n_tiles * n_splits, size)).argmin(axis=0)
+    tile, at = pick // n_splits, pick % n_splits
+    element = np.arange(size)
+
+    def chosen(a, index):  # a's value per element at its leading axis's `index`
+        if a.size == len(a):  # a candidate constant (one profile)
+            return a.reshape(-1)[index].reshape(shape[2:])
+        if a.shape[1:] != shape[2:]:
+            a = np.broadcast_to(a, a.shape[:1] + shape[2:])
+        return a.reshape((len(a), size))[index, element].reshape(shape[2:])
+    red_c = chosen(red[0], at)
+    if isinstance(home, int):
+        home_c = home
+    else:
+        home_c = chosen(home[0], at)
+        if home_c.ndim == 0 or (home_c == home_c.flat[0]).all():
+            home_c = int(home_c.flat[0])
+    return ShapeChoice(efficiency=chosen(eff.reshape((-1,) + shape[2:]), pick),
+                       tile_m=chosen(tm[:, 0], tile), tile_n=chosen(tn[:, 0], tile),
+                       split=chosen(split[0], at), reduction_bytes=red_c,
+                       reduction_home=home_c)
 
 
 def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):

@@ -28,12 +28,14 @@ from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_fo
                                      quant_attr,
                                      stream_bits, stream_dtype)
 from precsim.simulator.roofline import (ACC_BYTES, KernelCost, bytes_through, home_level,
-                                        output_tile, roofline_cost, staging_bytes)
+                                        level_bytes, roofline_cost, staged_tiles, staging_bytes)
 
 #: Vector ops per element: quantise an activation (abs-max, scale, round+convert).
 QUANTIZE_OPS = 3.0
 #: Vector ops per attention score: scale, running max, exp, running sum, rescale.
 SOFTMAX_OPS = 5.0
+#: A plan's conversion rates (weights, activations: ops, seconds, joules per element).
+_CONVERSIONS = tuple(f"{o}_convert_{x}" for o in "wa" for x in ("ops", "s", "j"))
 #: Format objects whose shape-free terms are kept per packed profile (`_memo`).
 FORMAT_MEMO_MAX = 64
 
@@ -113,36 +115,36 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     o_home = home_level(hw, out_bytes, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
-        # re-reads and the bytes re-read per staging level (levels 0 and 1 share one)
-        levels, staged = [], {}
+        # re-reads per staging level (0 and 1 share 0's); each level's bytes (homed beyond)
         w_bytes = kn * s_w if channel is None else kn * s_w + channel
-        for j in range(hw.n_levels):
-            at = max(j - 1, 0)  # the level staging_bytes(hw, j) reads
-            if at not in staged:
-                tm, tn = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
-                w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
-                staged[at] = w_reads, a_reads, w_bytes * w_reads, a_bytes * a_reads
-            w_moved, a_moved = staged[at][2:]
-            levels.append(bytes_through(hw, w_home, j, w_moved)
-                          + bytes_through(hw, a_home, j, a_moved)
-                          + bytes_through(hw, o_home, j, out_bytes))
-        w_reads, a_reads = staged[0][:2]
-        return levels, kn * w_reads, mk * a_reads
+        tm, tn = staged_tiles(hw, m, n, s_a, s_w, max(np.ndim(w_bytes), np.ndim(a_bytes)))
+        w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
+        w_moved, a_moved = w_bytes * w_reads, a_bytes * a_reads
+        levels = [level_bytes(hw, j, ((w_home, w_moved[max(j - 1, 0)]),
+                                      (a_home, a_moved[max(j - 1, 0)]), (o_home, out_bytes)))
+                  for j in range(hw.n_levels)]
+        return levels, w_reads[0], a_reads[0]
 
-    many = np.asarray(m) > 1  # more than one activation row
     zero = 0.0 * mn
     unscaled = type(stream_scale) is float and stream_scale == 1.0
 
-    def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
+    def priced(plan, levels, w_reads, a_reads, s_weight=s_w):
         # more than one activation row: the library's GEMM path streams at its own share
-        share = np.where(many, gemm_stream_share(plan, m), plan["stream_fraction"])
+        share, one = gemm_stream_share(plan, m), plan["stream_fraction"]
+        if not (type(share) is float and type(one) is float and share == one):
+            share = np.where(np.asarray(m) > 1, share, one)  # (else every m streams alike)
         plan = dict(plan, stream_fraction=share if unscaled else stream_scale * share)
         plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
-        conv_ops, conv_s, conv_j = (_conversion(plan, (w_elems, "w"), (a_elems, "a"),
-                                                field=field) for field in ("ops", "s", "j"))
+        if type(zero) is not float and np.shape(zero) == np.shape(w_reads) == np.shape(k) \
+                and all(type(plan[f]) is float and plan[f] == 0.0 for f in _CONVERSIONS):
+            conv_ops = conv_s = conv_j = zero  # no conversion: its products (all 0, shaped)
+        else:
+            parts = ((kn * w_reads, "w"), (mk * a_reads, "a"))  # elements converted
+            conv_ops, conv_s, conv_j = (_conversion(plan, *parts, field=f)
+                                        for f in ("ops", "s", "j"))
         row_s = plan["row_s"]  # a GEMV's per-row time (none: zeros, as n x 0)
         fixed = zero if type(row_s) is float and row_s == 0.0 else \
-            np.where(many, 0.0, n * row_s)
+            np.where(np.asarray(m) > 1, 0.0, n * row_s)
         stream = kn * s_weight if channel is None else kn * s_weight + channel
         return roofline_cost(hw, plan, 2.0 * mn * k, zero, conv_s, conv_j, conv_ops, levels,
                              1.0, fixed_s=fixed, stream_bytes=stream)
@@ -175,9 +177,10 @@ def _shaped(hw: Hardware, plan: dict, levels: list, m, n, k, s_a, s_w):
     """The plan's rate times the shape efficiency of the chosen tile and split and the
     split-K reduction bytes added where they are homed (simulator.gemm_shape); as they
     are where the profile has no `gemm` block."""
-    t_mem = 0.0
+    fraction, t_mem = plan["stream_fraction"], None  # (the max of bytes / bandwidth >= 0)
     for b, bw in zip(levels, hw.bandwidth_bytes_per_s):
-        t_mem = np.maximum(t_mem, b / (bw * plan["stream_fraction"]))
+        t = b / (bw * fraction)
+        t_mem = t if t_mem is None else np.maximum(t_mem, t)
     shape = gemm_efficiency(hw, m, n, k, plan["ops_per_s"], s_a, s_w, t_mem)
     if shape is None:
         return plan, levels

@@ -327,6 +327,22 @@ def bytes_through(hw: Hardware, home, level: int, nbytes):
     return np.where(home >= level, nbytes, 0.0)
 
 
+def level_bytes(hw: Hardware, level: int, parts) -> object:
+    """The sum of `bytes_through(hw, home, level, nbytes)` over the (home, nbytes) parts,
+    in order, without the parts homed nearer than `level` (their 0.0 adds nothing);
+    0.0 where no part reaches the level."""
+    total = None
+    for home, nbytes in parts:
+        if isinstance(home, np.ndarray) and home.ndim:
+            nbytes = np.where(home >= level, nbytes, 0.0)
+        elif home < level:
+            continue
+        total = nbytes if total is None else total + nbytes
+    if total is None:
+        return 0.0
+    return total + 0.0 if type(total) is np.ndarray and total.ndim == 0 else total
+
+
 def staging_bytes(hw: Hardware, level: int):
     """Usable bytes of the level staging the boundary below `level` (level 0 for itself)."""
     return hw.usable(max(level - 1, 0))
@@ -343,8 +359,41 @@ def output_tile(m, n, s_a, s_w, capacity):
         tm = min(max(math.sqrt(t * s_w / s_a), 1.0), m)
         tn = min(max(t / tm, 1.0), n)
         return min(max(t / tn, 1.0), m), tn
-    t = np.maximum(capacity / ACC_BYTES, 1.0)  # np.clip(x, 1, m) as its two ufuncs
-    tm = np.minimum(np.maximum(np.sqrt(t * s_w / s_a), 1.0), m)
+    return _clipped_tile(m, n, *_tile_target(s_a, s_w, capacity))
+
+
+def _tile_target(s_a, s_w, capacity) -> tuple:
+    """`output_tile`'s terms no problem size enters: the tile area T = max(capacity /
+    ACC_BYTES, 1) and the unclipped tm = max(sqrt(T s_w / s_a), 1)."""
+    t = np.maximum(capacity / ACC_BYTES, 1.0)
+    return t, np.maximum(np.sqrt(t * s_w / s_a), 1.0)
+
+
+def _clipped_tile(m, n, t, tm):
+    """`output_tile` clipped to the problem (np.clip(x, 1, m) as its two ufuncs)."""
+    tm = np.minimum(tm, m)
     tn = np.minimum(np.maximum(t / tm, 1.0), n)
     tm = np.minimum(np.maximum(t / tn, 1.0), m)
     return tm, tn
+
+
+def staged_tiles(hw: Hardware, m, n, s_a, s_w, nd: int = 0) -> tuple:
+    """`output_tile` (tm, tn) at every staging level's `staging_bytes` at once, stacked
+    along a leading axis (entry j - 1 for the boundary below level j >= 1, entry 0 also
+    for level 0) in front of at least `nd` axes; the capacities' terms (`_tile_target`)
+    are kept in `hw.exec_cache` for number operand bytes."""
+    nd = max(nd, np.ndim(m), np.ndim(n), np.ndim(s_a), np.ndim(s_w),
+             np.ndim(hw.capacity_bytes[0]))
+    key = ("staged_tiles", nd, s_a, s_w) if type(s_a) is float and type(s_w) is float \
+        and s_a == s_a and s_w == s_w else None  # NaN: not a usable key
+    target = hw.exec_cache.get(key) if key is not None else None
+    if target is None:
+        rooms = np.array(np.broadcast_arrays(*(staging_bytes(hw, j)
+                                               for j in range(1, max(hw.n_levels, 2)))))
+        rooms = rooms.reshape(rooms.shape[:1] + (1,) * (nd - rooms.ndim + 1) + rooms.shape[1:])
+        target = _tile_target(s_a, s_w, rooms)
+        if key is not None:
+            for a in target:
+                a.flags.writeable = False  # shared by every call on this hardware
+            hw.exec_cache[key] = target
+    return _clipped_tile(m, n, *target)
