@@ -34,12 +34,13 @@ GEMM already moves. Profiles without a `gemm` block: e = 1, no split (unchanged)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from precsim.simulator.hardware import Hardware
-from precsim.simulator.roofline import ACC_BYTES, home_level
+from precsim.simulator.roofline import ACC_BYTES, home_level, level_bytes
 
 #: K splits considered (where the tiles do not fill the units).
 SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -53,14 +54,17 @@ SHAPE_MEMO_ELEMENTS, SHAPE_MEMO_MAX = 256, 64
 @dataclass(frozen=True, eq=False)
 class ShapeChoice:
     """The chosen tile and split per element: efficiency multiplying the achievable
-    rate, the split-K reduction's bytes and their home level."""
+    rate, the split-K reduction's bytes and their home level; `candidate()` gives the
+    tile and split (tile_m, tile_n, split: formed when read, no price needs them)."""
 
     efficiency: object
-    tile_m: object
-    tile_n: object
-    split: object
     reduction_bytes: object
     reduction_home: object
+    candidate: Callable[[], tuple]
+
+    tile_m = property(lambda self: self.candidate()[0])
+    tile_n = property(lambda self: self.candidate()[1])
+    split = property(lambda self: self.candidate()[2])
 
 
 @dataclass(frozen=True)
@@ -132,14 +136,16 @@ def _bandwidth_at(hw: Hardware, home):
     return bw[home] if hw.is_single else np.choose(np.asarray(home, dtype=int), bw)
 
 
-def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> ShapeChoice | None:
+def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time,
+                    flops=None) -> ShapeChoice | None:
     """The tile and split with the least modelled time (module docstring) for GEMMs
     (m, n, k) at achievable `rate` (ops/s) with operand bytes s_a, s_w and `memory_time`
     (the unsplit kernel's); None where no profile has a `gemm` block. Every candidate
     (tile, split) is priced at once along two leading axes; the choice is the least
     time, candidates within 1e-9 of it tied: the fewest reduction bytes, then the first
     in the profile's tile order and SPLITS. On one profile a large sweep is priced in
-    blocks of elements (at most MAX_CANDIDATE_ELEMENTS per array)."""
+    blocks of elements (at most MAX_CANDIDATE_ELEMENTS per array). `flops`: the caller's
+    2 m n k, if it has them (else formed here)."""
     st = structure(hw)
     if st is None:
         return None
@@ -148,7 +154,7 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
     step = max(1, MAX_CANDIDATE_ELEMENTS // n_cands)
     if elements.size <= step or not hw.is_single:
         return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time,
-                       max(elements.ndim, np.ndim(st.units)))
+                       max(elements.ndim, np.ndim(st.units)), flops)
     size = elements.size
     args = [np.asarray(a, dtype=float) for a in
             np.broadcast_arrays(m, n, k, rate, s_a, s_w, memory_time)]
@@ -160,18 +166,35 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
         return np.concatenate([np.broadcast_to(getattr(p, name), np.shape(p.efficiency))
                                for p in parts]).reshape(shape)
     home = joined("reduction_home").astype(int)
-    return ShapeChoice(efficiency=joined("efficiency"), tile_m=joined("tile_m"),
-                       tile_n=joined("tile_n"), split=joined("split"),
-                       reduction_bytes=joined("reduction_bytes"),
+    return ShapeChoice(efficiency=joined("efficiency"), reduction_bytes=joined("reduction_bytes"),
                        reduction_home=int(home.flat[0]) if np.all(home == home.flat[0])
-                       else home)
+                       else home,
+                       candidate=lambda: tuple(joined(f) for f in ("tile_m", "tile_n", "split")))
+
+
+def shaped_gemm(hw: Hardware, rate, fraction, levels: list, m, n, k, s_a, s_w, flops):
+    """A GEMM plan's `rate` times the shape efficiency of the chosen tile and split
+    (`gemm_efficiency`) and the bytes per level with the split-K reduction bytes added
+    where they are homed (`fraction`: the plan's stream fraction, `flops` = 2 m n k); as
+    they are where the profile has no `gemm` block."""
+    t_mem = None  # the unsplit kernel's memory time: max_j bytes_j / (bw_j fraction)
+    for b, bw in zip(levels, hw.bandwidth_bytes_per_s):
+        t = b / (bw * fraction)
+        t_mem = t if t_mem is None else np.maximum(t_mem, t)
+    shape = gemm_efficiency(hw, m, n, k, rate, s_a, s_w, t_mem, flops)
+    if shape is None:
+        return rate, levels
+    red = shape.reduction_bytes
+    return (rate * shape.efficiency,
+            [level_bytes(hw, j, ((j, b), (shape.reduction_home, red)))  # b: at level j
+             for j, b in enumerate(levels)])
 
 
 def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     """The profiles' arrays with the two candidate axes (tiles, SPLITS) in front of `nd`
     element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
-    the terms of `_choose` made of them alone (tm tn, split == 1, split <= max_split,
-    has & split > 1, 2 split, split k_step) and whether every profile has a gemm block;
+    the terms of `_choose` made of them alone (tm tn, the tiles' room, has & split > 1,
+    2 split, split k_step) and whether every profile has a gemm block;
     memoised per `nd` in `hw.exec_cache`."""
     key = ("gemm_candidate_axes", nd)
     if key in hw.exec_cache:
@@ -187,9 +210,12 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     tm, tn, split, max_split, k_step = (lead(st.tm, 0), lead(st.tn, 0),
                                         lead(np.array(SPLITS, dtype=float), 1),
                                         lead(st.max_split, None), lead(st.k_step, None))
-    out = (has, np.where(has, lead(st.units, None), 1.0), tm, tn, split, k_step,
-           lead(st.feed, None), max_split, tm * tn, split == 1, split <= max_split,
-           has & (split > 1), 2.0 * split, split * k_step)
+    units = np.where(has, lead(st.units, None), 1.0)
+    # a candidate is allowed where its tiles < room: every unsplit one, a split one where
+    # the tiles do not fill the units (split <= max_split), no other
+    room = np.where(split == 1, np.inf, np.where(split <= max_split, units, -np.inf))
+    out = (has, units, tm, tn, split, k_step, lead(st.feed, None), max_split, tm * tn,
+           room, has & (split > 1), 2.0 * split, split * k_step)
     for a in out:
         a.flags.writeable = False  # shared by every call on this hardware
     out += (bool(has.all()),)
@@ -233,7 +259,7 @@ def _shape_terms(hw: Hardware, axes: tuple, nd: int, n, k) -> tuple:
         hit = memo.get(key)
         if hit is not None:
             return hit
-    tn, split, k_step, split_step = axes[3], axes[4], axes[5], axes[13]
+    tn, split, k_step, split_step = axes[3], axes[4], axes[5], axes[12]
     cols = np.ceil(n / tn)
     out = (cols, n / cols, cols * split, k / (split * np.ceil(k / split_step) * k_step))
     if memo is not None:
@@ -246,18 +272,20 @@ def _shape_terms(hw: Hardware, axes: tuple, nd: int, n, k) -> tuple:
 
 
 def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
-            nd: int) -> ShapeChoice:
-    """`gemm_efficiency` of one block of elements (`nd` dimensions with the profiles')."""
+            nd: int, flops=None) -> ShapeChoice:
+    """`gemm_efficiency` of one block of elements (`nd` dimensions with the profiles');
+    2 m n k (the same doubles whichever pair is multiplied first) formed where not
+    given."""
     m, n, k = np.asarray(m, dtype=float), np.asarray(n, dtype=float), np.asarray(k, dtype=float)
     axes = _candidate_axes(hw, st, nd)
     has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
-    tile_area, unsplit, split_ok, reduces, two_split, split_step, every = axes[8:]
+    tile_area, room, reduces, two_split, split_step, every = axes[8:]
     cols, n_cols, cols_split, e_k = _shape_terms(hw, axes, nd, n, k)
-    flops = 2.0 * m * n * k
+    flops = 2.0 * m * n * k if flops is None else flops
     rows = np.ceil(m / tm)
     e_tile = (m / rows) * n_cols / tile_area
     e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
-    allowed = unsplit | ((rows * cols < units) & split_ok)
+    allowed = rows * cols < room  # (the tiles)
     work = rows * cols_split  # tiles x split
     e_wave = work / (np.ceil(work / units) * units)
     eff = e_tile * e_wave * e_k * e_feed
@@ -279,7 +307,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     # every entry is inf: the first); candidates flat, tiles then SPLITS
     tied = t <= t.min(axis=(0, 1)) * (1.0 + 1e-9)
     pick = np.where(tied, red, np.inf).reshape((n_tiles * n_splits, size)).argmin(axis=0)
-    tile, at = pick // n_splits, pick % n_splits
+    tile, at = np.divmod(pick, n_splits)
     element = np.arange(size)
 
     def chosen(a, index):  # a's value per element at its leading axis's `index`
@@ -296,9 +324,9 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
         if home_c.ndim == 0 or (home_c == home_c.flat[0]).all():
             home_c = int(home_c.flat[0])
     return ShapeChoice(efficiency=chosen(eff.reshape((-1,) + shape[2:]), pick),
-                       tile_m=chosen(tm[:, 0], tile), tile_n=chosen(tn[:, 0], tile),
-                       split=chosen(split[0], at), reduction_bytes=red_c,
-                       reduction_home=home_c)
+                       reduction_bytes=red_c, reduction_home=home_c,
+                       candidate=lambda: (chosen(tm[:, 0], tile), chosen(tn[:, 0], tile),
+                                          chosen(split[0], at)))
 
 
 def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):

@@ -20,7 +20,7 @@ import numpy as np
 
 from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.errors import InputError
-from precsim.simulator.gemm_shape import flash_blocks, flash_waves, gemm_efficiency, structure
+from precsim.simulator.gemm_shape import flash_blocks, flash_waves, shaped_gemm, structure
 from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
 from precsim.simulator.mapping import (attention_rule, cheapest, gemm_stream_share, pick_plan,
                                        plan_options)
@@ -117,7 +117,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     def traffic(s_w, channel):
         # re-reads per staging level (0 and 1 share 0's); each level's bytes (homed beyond)
         w_bytes = kn * s_w if channel is None else kn * s_w + channel
-        tm, tn = staged_tiles(hw, m, n, s_a, s_w, max(np.ndim(w_bytes), np.ndim(a_bytes)))
+        tm, tn = staged_tiles(hw, m, n, s_a, s_w,
+                              max(np.ndim(w_bytes), np.ndim(a_bytes), hw.profiles.ndim))
         w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
         w_moved, a_moved = w_bytes * w_reads, a_bytes * a_reads
         levels = [level_bytes(hw, j, ((w_home, w_moved[max(j - 1, 0)]),
@@ -125,7 +126,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
                   for j in range(hw.n_levels)]
         return levels, w_reads[0], a_reads[0]
 
-    zero = 0.0 * mn
+    zero, flops = 0.0 * mn, 2.0 * mn * k
     unscaled = type(stream_scale) is float and stream_scale == 1.0
 
     def priced(plan, levels, w_reads, a_reads, s_weight=s_w):
@@ -133,8 +134,10 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         share, one = gemm_stream_share(plan, m), plan["stream_fraction"]
         if not (type(share) is float and type(one) is float and share == one):
             share = np.where(np.asarray(m) > 1, share, one)  # (else every m streams alike)
-        plan = dict(plan, stream_fraction=share if unscaled else stream_scale * share)
-        plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
+        share = share if unscaled else stream_scale * share
+        rate, levels = shaped_gemm(hw, plan["ops_per_s"], share, levels, m, n, k, s_a,
+                                   s_weight, flops)
+        plan = dict(plan, stream_fraction=share, ops_per_s=rate)
         if type(zero) is not float and np.shape(zero) == np.shape(w_reads) == np.shape(k) \
                 and all(type(plan[f]) is float and plan[f] == 0.0 for f in _CONVERSIONS):
             conv_ops = conv_s = conv_j = zero  # no conversion: its products (all 0, shaped)
@@ -146,7 +149,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         fixed = zero if type(row_s) is float and row_s == 0.0 else \
             np.where(np.asarray(m) > 1, 0.0, n * row_s)
         stream = kn * s_weight if channel is None else kn * s_weight + channel
-        return roofline_cost(hw, plan, 2.0 * mn * k, zero, conv_s, conv_j, conv_ops, levels,
+        return roofline_cost(hw, plan, flops, zero, conv_s, conv_j, conv_ops, levels,
                              1.0, fixed_s=fixed, stream_bytes=stream)
 
     options = terms.options
@@ -171,22 +174,6 @@ def matrix_rate(profile, quant="W16A16", *, group: str = "mlp"):
     before any shape efficiency)."""
     options = _group_terms(as_hardware(profile), quant, group).options
     return np.maximum.reduce([np.asarray(p["ops_per_s"], dtype=float) for p in options])
-
-
-def _shaped(hw: Hardware, plan: dict, levels: list, m, n, k, s_a, s_w):
-    """The plan's rate times the shape efficiency of the chosen tile and split and the
-    split-K reduction bytes added where they are homed (simulator.gemm_shape); as they
-    are where the profile has no `gemm` block."""
-    fraction, t_mem = plan["stream_fraction"], None  # (the max of bytes / bandwidth >= 0)
-    for b, bw in zip(levels, hw.bandwidth_bytes_per_s):
-        t = b / (bw * fraction)
-        t_mem = t if t_mem is None else np.maximum(t_mem, t)
-    shape = gemm_efficiency(hw, m, n, k, plan["ops_per_s"], s_a, s_w, t_mem)
-    if shape is None:
-        return plan, levels
-    red = shape.reduction_bytes
-    return (dict(plan, ops_per_s=plan["ops_per_s"] * shape.efficiency),
-            [b + bytes_through(hw, shape.reduction_home, j, red) for j, b in enumerate(levels)])
 
 
 def dequant_cost(profile, n_elements, quant, *, group: str = "mlp", home=None) -> KernelCost:

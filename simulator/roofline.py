@@ -264,7 +264,7 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
             return min([j for j, room in rooms[0] if nbytes <= room], default=hw.main)
         if rooms[1] is not None:  # rooms growing with the level: the first that holds it
             at = rooms[1].searchsorted(nbytes)  # NaN sorts last: main memory
-            if at.size and (at == at.flat[0]).all():
+            if at.size and not np.count_nonzero(at - at.flat[0]):  # one home for all
                 return int(rooms[2][at.flat[0]])
             return rooms[2][at]
         nbytes = np.asarray(nbytes)
@@ -334,7 +334,8 @@ def level_bytes(hw: Hardware, level: int, parts) -> object:
     total = None
     for home, nbytes in parts:
         if isinstance(home, np.ndarray) and home.ndim:
-            nbytes = np.where(home >= level, nbytes, 0.0)
+            if level or home.shape != np.shape(nbytes):  # (every home reaches level 0)
+                nbytes = np.where(home >= level, nbytes, 0.0)
         elif home < level:
             continue
         total = nbytes if total is None else total + nbytes
@@ -377,13 +378,12 @@ def _clipped_tile(m, n, t, tm):
     return tm, tn
 
 
-def staged_tiles(hw: Hardware, m, n, s_a, s_w, nd: int = 0) -> tuple:
+def staged_tiles(hw: Hardware, m, n, s_a, s_w, nd: int) -> tuple:
     """`output_tile` (tm, tn) at every staging level's `staging_bytes` at once, stacked
     along a leading axis (entry j - 1 for the boundary below level j >= 1, entry 0 also
-    for level 0) in front of at least `nd` axes; the capacities' terms (`_tile_target`)
-    are kept in `hw.exec_cache` for number operand bytes."""
-    nd = max(nd, np.ndim(m), np.ndim(n), np.ndim(s_a), np.ndim(s_w),
-             np.ndim(hw.capacity_bytes[0]))
+    for level 0) in front of `nd` axes (at least the inputs' and the profiles'); the
+    capacities' terms (`_tile_target`) are kept in `hw.exec_cache` for number operand
+    bytes."""
     key = ("staged_tiles", nd, s_a, s_w) if type(s_a) is float and type(s_w) is float \
         and s_a == s_a and s_w == s_w else None  # NaN: not a usable key
     target = hw.exec_cache.get(key) if key is not None else None
