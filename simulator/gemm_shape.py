@@ -193,8 +193,9 @@ def shaped_gemm(hw: Hardware, rate, fraction, levels: list, m, n, k, s_a, s_w, f
 def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     """The profiles' arrays with the two candidate axes (tiles, SPLITS) in front of `nd`
     element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
-    the terms of `_choose` made of them alone (tm tn, the tiles' room, has & split > 1,
-    2 split, split k_step) and whether every profile has a gemm block;
+    the terms of `_choose` made of them alone (tm tn, the tiles' room, 2 split where a
+    split reduces (has a gemm block, split > 1; else 0), split k_step) and whether every
+    profile has a gemm block;
     memoised per `nd` in `hw.exec_cache`."""
     key = ("gemm_candidate_axes", nd)
     if key in hw.exec_cache:
@@ -215,7 +216,7 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     # the tiles do not fill the units (split <= max_split), no other
     room = np.where(split == 1, np.inf, np.where(split <= max_split, units, -np.inf))
     out = (has, units, tm, tn, split, k_step, lead(st.feed, None), max_split, tm * tn,
-           room, has & (split > 1), 2.0 * split, split * k_step)
+           room, np.where(has & (split > 1), 2.0 * split, 0.0), split * k_step)
     for a in out:
         a.flags.writeable = False  # shared by every call on this hardware
     out += (bool(has.all()),)
@@ -259,7 +260,7 @@ def _shape_terms(hw: Hardware, axes: tuple, nd: int, n, k) -> tuple:
         hit = memo.get(key)
         if hit is not None:
             return hit
-    tn, split, k_step, split_step = axes[3], axes[4], axes[5], axes[12]
+    tn, split, k_step, split_step = axes[3], axes[4], axes[5], axes[11]
     cols = np.ceil(n / tn)
     out = (cols, n / cols, cols * split, k / (split * np.ceil(k / split_step) * k_step))
     if memo is not None:
@@ -279,7 +280,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     m, n, k = np.asarray(m, dtype=float), np.asarray(n, dtype=float), np.asarray(k, dtype=float)
     axes = _candidate_axes(hw, st, nd)
     has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
-    tile_area, room, reduces, two_split, split_step, every = axes[8:]
+    tile_area, room, two_split, split_step, every = axes[8:]
     cols, n_cols, cols_split, e_k = _shape_terms(hw, axes, nd, n, k)
     flops = 2.0 * m * n * k if flops is None else flops
     rows = np.ceil(m / tm)
@@ -291,7 +292,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     eff = e_tile * e_wave * e_k * e_feed
     if not every:
         eff = np.where(has, eff, 1.0)
-    red = np.where(reduces, two_split * m * n * ACC_BYTES, 0.0)
+    red = two_split * m * n * ACC_BYTES  # (0 unsplit: m, n are finite)
     home = home_level(hw, red, True)
     t_red = red / _bandwidth_at(hw, home)
     if isinstance(home, int):  # one home for every candidate: in series or overlapped
@@ -301,14 +302,17 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
                          np.maximum(memory_time, t_red))
     t = np.where(allowed, np.maximum(flops / (rate * eff), t_mem), np.inf)
     shape = t.shape
-    n_tiles, n_splits, size = shape[0], shape[1], math.prod(shape[2:])
+    n_splits, size = shape[1], math.prod(shape[2:])
     # the first of the tied (within 1e-9 of the least time) with the fewest reduction
     # bytes (the least t is tied: its bytes are finite; with none tied, a NaN time,
-    # every entry is inf: the first); candidates flat, tiles then SPLITS
-    tied = t <= t.min(axis=(0, 1)) * (1.0 + 1e-9)
-    pick = np.where(tied, red, np.inf).reshape((n_tiles * n_splits, size)).argmin(axis=0)
+    # every entry is inf: the first); candidates flat, tiles then SPLITS. The least
+    # time is read at its argmin (one gather: cheaper than a min over the leading axis)
+    flat, element = t.reshape((-1, size)), np.arange(size)
+    pick = flat.argmin(axis=0)
+    tied = flat <= flat[pick, element] * (1.0 + 1e-9)
+    if np.count_nonzero(tied) != size:  # (else the least time alone is tied: picked)
+        pick = np.where(tied.reshape(shape), red, np.inf).reshape((-1, size)).argmin(axis=0)
     tile, at = np.divmod(pick, n_splits)
-    element = np.arange(size)
 
     def chosen(a, index):  # a's value per element at its leading axis's `index`
         if a.size == len(a):  # a candidate constant (one profile)
