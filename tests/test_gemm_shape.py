@@ -109,3 +109,59 @@ def test_prefill_attention_counts_visited_blocks():
     decode = attention_cost(A100, 1, 1, 128, 32, 32, 128)
     assert decode.flops == pytest.approx(4 * 32 * 128 * 128)  # one query: pairs as before
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.lists(st.floats(1.0, 1e5), min_size=1, max_size=5),
+       n=st.floats(1.0, 1e5), s_a=st.sampled_from([0.5, 1.0, 2.0]),
+       s_w=st.sampled_from([0.25, 0.515625, 2.0]), nd=st.integers(1, 3),
+       profile=st.sampled_from([A100, "host", "h100-sxm"]))
+def test_staged_tiles_are_the_output_tile_of_each_staging_level(m, n, s_a, s_w, nd, profile):
+    """One stacked evaluation (its shape-free terms kept per profile) equals
+    `output_tile` at each staging level, bit for bit, with `nd` element axes."""
+    from precsim.simulator.roofline import output_tile, staged_tiles, staging_bytes
+    hw = as_hardware(profile)
+    m = np.array(m)
+    for _ in range(2):  # the second call reads the kept terms
+        tm, tn = staged_tiles(hw, m, n, s_a, s_w, nd)
+        assert tm.shape == (max(hw.n_levels - 1, 1),) + (1,) * (nd - 1) + m.shape
+        for j in range(1, max(hw.n_levels, 2)):
+            want = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
+            assert np.array_equal(tm[j - 1].reshape(m.shape), want[0])
+            assert np.array_equal(tn[j - 1].reshape(m.shape), want[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(level=st.integers(0, 2), homes=st.lists(
+    st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2), min_size=3, max_size=3)),
+    min_size=1, max_size=3), scalar=st.booleans())
+def test_level_bytes_is_the_sum_of_bytes_through(level, homes, scalar):
+    """The parts homed nearer than the level are left out of the sum: the same value
+    and type as adding every part's `bytes_through`."""
+    from precsim.simulator.roofline import bytes_through, level_bytes
+    hw = as_hardware(A100)
+    rng = np.random.default_rng(len(homes))
+    parts = [(np.array(h) if isinstance(h, list) else h,
+              np.float64(rng.uniform(1, 1e9)) if scalar else rng.uniform(1, 1e9, 3))
+             for h in homes]
+    got = level_bytes(hw, level, parts)
+    want = sum(bytes_through(hw, h, level, b) for h, b in parts)
+    assert type(got) is type(want) and np.array_equal(got, want)
+
+
+def test_weight_shape_terms_are_kept_per_shape_and_bounded(monkeypatch):
+    """`_shape_terms` keeps the (n, k) terms of small weight shapes (read-only), at most
+    SHAPE_MEMO_MAX of them; a choice with kept terms equals one computed afresh."""
+    from precsim.simulator import gemm_shape
+    hw = as_hardware(_a100())
+    m, n, k = np.array([1.0, 512.0]), np.array([4096.0, 11008.0]), np.array([4096.0, 4096.0])
+    first = gemm_efficiency(hw, m, n, k, RATE, 2.0, 2.0, 1e-5)
+    again = gemm_efficiency(hw, m, n.copy(), k.copy(), RATE, 2.0, 2.0, 1e-5)
+    memo = hw.exec_cache[("gemm_nk", 1)]
+    assert len(memo) == 1 and not any(a.flags.writeable for a in next(iter(memo.values())))
+    for name in ("efficiency", "tile_m", "tile_n", "split", "reduction_bytes"):
+        assert np.array_equal(getattr(first, name), getattr(again, name)), name
+    monkeypatch.setattr(gemm_shape, "SHAPE_MEMO_MAX", 3)
+    for width in range(1, 6):
+        gemm_efficiency(hw, m, n * width, k, RATE, 2.0, 2.0, 1e-5)
+    assert len(memo) == 3
