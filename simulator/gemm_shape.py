@@ -286,7 +286,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     rows = np.ceil(m / tm)
     e_tile = (m / rows) * n_cols / tile_area
     e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
-    allowed = rows * cols < room  # (the tiles)
+    barred = rows * cols >= room  # the tiles (finite) fill the units or the split is out
     work = rows * cols_split  # tiles x split
     e_wave = work / (np.ceil(work / units) * units)
     eff = e_tile * e_wave * e_k * e_feed
@@ -300,7 +300,8 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     else:
         t_mem = np.where(home == hw.main, memory_time + t_red,
                          np.maximum(memory_time, t_red))
-    t = np.where(allowed, np.maximum(flops / (rate * eff), t_mem), np.inf)
+    t = np.maximum(flops / (rate * eff), t_mem)
+    np.putmask(t, barred, np.inf)  # (t is this call's own array)
     shape = t.shape
     n_splits, size = shape[1], math.prod(shape[2:])
     # the first of the tied (within 1e-9 of the least time) with the fewest reduction
