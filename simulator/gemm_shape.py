@@ -301,7 +301,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
         t_mem = np.where(home == hw.main, memory_time + t_red,
                          np.maximum(memory_time, t_red))
     t = np.maximum(flops / (rate * eff), t_mem)
-    np.putmask(t, barred, np.inf)  # (t is this call's own array)
+    np.copyto(t, np.inf, where=barred)  # (t is this call's own array)
     shape = t.shape
     n_splits, size = shape[1], math.prod(shape[2:])
     # the first of the tied (within 1e-9 of the least time) with the fewest reduction
