@@ -46,7 +46,8 @@ FORMAT_MEMO_MAX = 64
 class _GroupTerms:
     """What no shape enters of a layer group's format on a profile: the format, its bytes
     per weight and activation element, the activation stream's bytes, per-channel scale
-    bits and its (weight, activation) types' execution options (read-only mappings)."""
+    bits, its (weight, activation) types' execution options (read-only mappings) and
+    per option whether it converts nothing (every conversion rate the number 0)."""
 
     fmt: object
     s_w: object
@@ -54,6 +55,7 @@ class _GroupTerms:
     s_stream: object
     channel_bits: object
     options: tuple
+    plain: tuple
 
 
 def _memo(hw: Hardware, kind: str, source, key: tuple, build):
@@ -79,12 +81,14 @@ def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
         fmt = group_format(quant, group)
         w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
         a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
+        options = tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype))
         return _GroupTerms(
             fmt=fmt, s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
             s_a=quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0,
             s_stream=stream_bits(fmt) / 8.0,
             channel_bits=quant_attr(fmt, lambda q: q.channel_scale_bits),
-            options=tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype)))
+            options=options, plain=tuple(all(type(p[f]) is float and p[f] == 0.0
+                                             for f in _CONVERSIONS) for p in options))
     return _memo(hw, "group_terms", quant, (group,), build)
 
 
@@ -129,7 +133,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     zero, flops = 0.0 * mn, 2.0 * mn * k
     unscaled = type(stream_scale) is float and stream_scale == 1.0
 
-    def priced(plan, levels, w_reads, a_reads, s_weight=s_w):
+    def priced(plan, levels, w_reads, a_reads, s_weight=s_w, plain=False):
         # more than one activation row: the library's GEMM path streams at its own share
         share, one = gemm_stream_share(plan, m), plan["stream_fraction"]
         if not (type(share) is float and type(one) is float and share == one):
@@ -138,8 +142,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         rate, levels = shaped_gemm(hw, plan["ops_per_s"], share, levels, m, n, k, s_a,
                                    s_weight, flops)
         plan = dict(plan, stream_fraction=share, ops_per_s=rate)
-        if type(zero) is not float and np.shape(zero) == np.shape(w_reads) == np.shape(k) \
-                and all(type(plan[f]) is float and plan[f] == 0.0 for f in _CONVERSIONS):
+        if plain and type(zero) is not float \
+                and np.shape(zero) == np.shape(w_reads) == np.shape(k):
             conv_ops = conv_s = conv_j = zero  # no conversion: its products (all 0, shaped)
         else:
             parts = ((kn * w_reads, "w"), (mk * a_reads, "a"))  # elements converted
@@ -155,7 +159,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     options = terms.options
     if fused_dequant:
         fused = traffic(s_w, channel)
-        return cheapest([priced(plan, *fused) for plan in options])
+        return cheapest([priced(plan, *fused, plain=plain)
+                         for plan, plain in zip(options, terms.plain)])
     costs = []
     for plan in options:
         needs = np.asarray(plan["w_convert_ops"]) > 0
