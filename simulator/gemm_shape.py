@@ -303,17 +303,21 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     t = np.maximum(flops / (rate * eff), t_mem)
     np.copyto(t, np.inf, where=barred)  # (t is this call's own array)
     shape = t.shape
-    n_splits, size = shape[1], math.prod(shape[2:])
+    n_tiles, n_splits, size = shape[0], shape[1], math.prod(shape[2:])
     # the first of the tied (within 1e-9 of the least time) with the fewest reduction
-    # bytes (the least t is tied: its bytes are finite; with none tied, a NaN time,
-    # every entry is inf: the first); candidates flat, tiles then SPLITS. The least
-    # time is read at its argmin (one gather: cheaper than a min over the leading axis)
+    # bytes; candidates flat, tiles then SPLITS. The least time is read at its argmin
+    # (one gather: cheaper than a min over the leading axis); with none tied (a NaN
+    # time) the first
     flat, element = t.reshape((-1, size)), np.arange(size)
     pick = flat.argmin(axis=0)
     tied = flat <= flat[pick, element] * (1.0 + 1e-9)
-    if np.count_nonzero(tied) != size:  # (else the least time alone is tied: picked)
-        pick = np.where(tied.reshape(shape), red, np.inf).reshape((-1, size)).argmin(axis=0)
-    tile, at = np.divmod(pick, n_splits)
+    if np.count_nonzero(tied) == size:  # the least time alone is tied: picked
+        tile, at = np.divmod(pick, n_splits)
+    else:  # the bytes grow with the split (0 unsplit; m n > 0): the least tied split,
+        # then the first tile (the first tied in SPLITS-then-tiles order)
+        at, tile = np.divmod(tied.reshape(shape).swapaxes(0, 1).reshape((-1, size))
+                             .argmax(axis=0), n_tiles)
+        pick = tile * n_splits + at
 
     def chosen(a, index):  # a's value per element at its leading axis's `index`
         if a.size == len(a):  # a candidate constant (one profile)
@@ -326,7 +330,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
         home_c = home
     else:
         home_c = chosen(home[0], at)
-        if home_c.ndim == 0 or (home_c == home_c.flat[0]).all():
+        if home_c.ndim == 0 or not np.count_nonzero(home_c - home_c.flat[0]):
             home_c = int(home_c.flat[0])
     return ShapeChoice(efficiency=chosen(eff.reshape((-1,) + shape[2:]), pick),
                        reduction_bytes=red_c, reduction_home=home_c,

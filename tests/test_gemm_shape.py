@@ -165,3 +165,18 @@ def test_weight_shape_terms_are_kept_per_shape_and_bounded(monkeypatch):
     for width in range(1, 6):
         gemm_efficiency(hw, m, n * width, k, RATE, 2.0, 2.0, 1e-5)
     assert len(memo) == 3
+
+
+def test_tied_candidates_go_to_the_fewest_reduction_bytes_then_the_first_tile():
+    """A memory-bound GEMV (memory time 1 s) ties every allowed candidate at the memory
+    time (split-K bytes fit the L2, overlapped): the unsplit one (no reduction bytes)
+    with the profile's first tile (256x128) is chosen; m = 128 of 4096 x 4096 with
+    128x128 tiles, compute-bound, ties none and takes split 3 (as hand-computed above)."""
+    hw = as_hardware(_a100())
+    shape = gemm_efficiency(hw, np.array([1.0, 1.0]), 4096.0, 4096.0, RATE, 2.0, 2.0, 1.0)
+    assert np.array_equal(shape.split, [1.0, 1.0]) and np.array_equal(shape.tile_m, [256, 256])
+    assert np.array_equal(shape.tile_n, [128, 128])
+    assert np.array_equal(shape.reduction_bytes, [0.0, 0.0])
+    mixed = gemm_efficiency(as_hardware(_a100(tiles="128x128")), np.array([1.0, 128.0]),
+                            4096.0, 4096.0, RATE, 2.0, 2.0, np.array([1.0, 0.0]))
+    assert mixed.split.tolist() == [1.0, 3.0]
