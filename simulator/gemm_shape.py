@@ -332,6 +332,8 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
         home_c = chosen(home[0], at)
         if home_c.ndim == 0 or not np.count_nonzero(home_c - home_c.flat[0]):
             home_c = int(home_c.flat[0])
+    if eff.shape != shape:  # (the memory time may have axes the efficiency has not)
+        eff = np.broadcast_to(eff, shape)
     return ShapeChoice(efficiency=chosen(eff.reshape((-1,) + shape[2:]), pick),
                        reduction_bytes=red_c, reduction_home=home_c,
                        candidate=lambda: (chosen(tm[:, 0], tile), chosen(tn[:, 0], tile),

@@ -180,3 +180,24 @@ def test_tied_candidates_go_to_the_fewest_reduction_bytes_then_the_first_tile():
     mixed = gemm_efficiency(as_hardware(_a100(tiles="128x128")), np.array([1.0, 128.0]),
                             4096.0, 4096.0, RATE, 2.0, 2.0, np.array([1.0, 0.0]))
     assert mixed.split.tolist() == [1.0, 3.0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.lists(st.sampled_from([1.0, 7.0, 128.0, 512.0, 3000.0]), min_size=1, max_size=3),
+       k=st.lists(st.sampled_from([64.0, 4096.0, 11008.0]), min_size=1, max_size=2),
+       bits=st.sampled_from([16.0, 32.0]), fused=st.booleans(),
+       profile=st.sampled_from([A100, "h100-sxm", "host"]),
+       quant=st.sampled_from(["W16A16", "W4A16-g128", "W8A8"]))
+def test_gemm_cost_on_broadcast_axes_equals_each_scalar_call(m, k, bits, fused, profile,
+                                                             quant):
+    """m, k and the output bits on three different axes (the memory time has axes the
+    tile choice's efficiency has not): every element equals its scalar call exactly."""
+    m, k, out = np.array(m), np.array(k)[:, None], np.array([16.0, bits])[:, None, None]
+    cost = gemm_cost(profile, m, 4096.0, k, quant, out_bits=out, fused_dequant=fused)
+    assert np.shape(cost.time_s) == (2, len(k), len(m))
+    for i, j, e in np.ndindex(2, len(k), len(m)):
+        one = gemm_cost(profile, float(m[e]), 4096.0, float(k[j, 0]), quant,
+                        out_bits=float(out[i, 0, 0]), fused_dequant=fused)
+        for field in ("time_s", "energy_j", "memory_time_s", "convert_ops"):
+            assert np.broadcast_to(getattr(cost, field), (2, len(k), len(m)))[i, j, e] \
+                == getattr(one, field), field
