@@ -191,7 +191,7 @@ def shaped_gemm(hw: Hardware, rate, fraction, levels: list, m, n, k, s_a, s_w, f
 
 
 def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
-    """The profiles' arrays with the two candidate axes (tiles, SPLITS) in front of `nd`
+    """The profiles' arrays with the two candidate axes (SPLITS, tiles) in front of `nd`
     element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
     the terms of `_choose` made of them alone (tm tn, the tiles' room, 2 split where a
     split reduces (has a gemm block, split > 1; else 0), split k_step) and whether every
@@ -208,8 +208,8 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
             else a.reshape((1,) + a.shape[:1] + pad + a.shape[1:]) if axis == 1 \
             else a.reshape((1, 1) + pad + a.shape)
     has = lead(~np.isnan(st.units), None) > 0
-    tm, tn, split, max_split, k_step = (lead(st.tm, 0), lead(st.tn, 0),
-                                        lead(np.array(SPLITS, dtype=float), 1),
+    tm, tn, split, max_split, k_step = (lead(st.tm, 1), lead(st.tn, 1),
+                                        lead(np.array(SPLITS, dtype=float), 0),
                                         lead(st.max_split, None), lead(st.k_step, None))
     units = np.where(has, lead(st.units, None), 1.0)
     # a candidate is allowed where its tiles < room: every unsplit one, a split one where
@@ -303,21 +303,15 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     t = np.maximum(flops / (rate * eff), t_mem)
     np.copyto(t, np.inf, where=barred)  # (t is this call's own array)
     shape = t.shape
-    n_tiles, n_splits, size = shape[0], shape[1], math.prod(shape[2:])
-    # the first of the tied (within 1e-9 of the least time) with the fewest reduction
-    # bytes; candidates flat, tiles then SPLITS. The least time is read at its argmin
-    # (one gather: cheaper than a min over the leading axis); with none tied (a NaN
-    # time) the first
+    n_tiles, size = shape[1], math.prod(shape[2:])
+    # of the tied (within 1e-9 of the least time) the fewest reduction bytes, then the
+    # first tile: the bytes grow with the split (0 unsplit; m n > 0), so the first tied
+    # with candidates flat, SPLITS then tiles (with none tied, a NaN time: the first).
+    # The least time is read at its argmin (cheaper than a min over the leading axis)
     flat, element = t.reshape((-1, size)), np.arange(size)
-    pick = flat.argmin(axis=0)
-    tied = flat <= flat[pick, element] * (1.0 + 1e-9)
-    if np.count_nonzero(tied) == size:  # the least time alone is tied: picked
-        tile, at = np.divmod(pick, n_splits)
-    else:  # the bytes grow with the split (0 unsplit; m n > 0): the least tied split,
-        # then the first tile (the first tied in SPLITS-then-tiles order)
-        at, tile = np.divmod(tied.reshape(shape).swapaxes(0, 1).reshape((-1, size))
-                             .argmax(axis=0), n_tiles)
-        pick = tile * n_splits + at
+    least = flat[flat.argmin(axis=0), element]
+    pick = (flat <= least * (1.0 + 1e-9)).argmax(axis=0)
+    at, tile = np.divmod(pick, n_tiles)
 
     def chosen(a, index):  # a's value per element at its leading axis's `index`
         if a.size == len(a):  # a candidate constant (one profile)
@@ -325,19 +319,19 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
         if a.shape[1:] != shape[2:]:
             a = np.broadcast_to(a, a.shape[:1] + shape[2:])
         return a.reshape((len(a), size))[index, element].reshape(shape[2:])
-    red_c = chosen(red[0], at)
+    red_c = chosen(red[:, 0], at)
     if isinstance(home, int):
         home_c = home
     else:
-        home_c = chosen(home[0], at)
+        home_c = chosen(home[:, 0], at)
         if home_c.ndim == 0 or not np.count_nonzero(home_c - home_c.flat[0]):
             home_c = int(home_c.flat[0])
     if eff.shape != shape:  # (the memory time may have axes the efficiency has not)
         eff = np.broadcast_to(eff, shape)
     return ShapeChoice(efficiency=chosen(eff.reshape((-1,) + shape[2:]), pick),
                        reduction_bytes=red_c, reduction_home=home_c,
-                       candidate=lambda: (chosen(tm[:, 0], tile), chosen(tn[:, 0], tile),
-                                          chosen(split[0], at)))
+                       candidate=lambda: (chosen(tm[0], tile), chosen(tn[0], tile),
+                                          chosen(split[:, 0], at)))
 
 
 def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
