@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.hardware import Hardware
-from precsim.simulator.roofline import ACC_BYTES, home_level, level_bytes
+from precsim.simulator.levels import level_bytes
+from precsim.simulator.roofline import ACC_BYTES, home_level
 
 #: K splits considered (where the tiles do not fill the units).
 SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -185,9 +186,8 @@ def shaped_gemm(hw: Hardware, rate, fraction, levels: list, m, n, k, s_a, s_w, f
     if shape is None:
         return rate, levels
     red = shape.reduction_bytes
-    return (rate * shape.efficiency,
-            [level_bytes(hw, j, ((j, b), (shape.reduction_home, red)))  # b: at level j
-             for j, b in enumerate(levels)])
+    return rate * shape.efficiency, level_bytes(  # the levels' bytes cross every level
+        hw, ((hw.main, tuple(levels)), (shape.reduction_home, red)))
 
 
 def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
@@ -339,12 +339,55 @@ def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
     kv_len positions): every block of a query-row block up to its last row's diagonal
     when causal (blocks wholly above the diagonal are skipped, the diagonal ones
     computed in full), else all: sum over row blocks i of ceil(min(kv, p + (i+1) Br) /
-    Bc), p = kv_len - q_len."""
-    q, kv = np.asarray(q_len, dtype=float), np.asarray(kv_len, dtype=float)
-    rows = np.ceil(q / br)
+    Bc), p = kv_len - q_len.
+
+    With integral lengths and tile (1 to CLOSED_MAX) and Br a multiple of Bc, every row
+    block i but the last reaches p + (i+1) Br < kv, so that its term is ceil(p / Bc) +
+    (i+1) Br / Bc and the sum is closed: n ceil(p / Bc) + (Br / Bc) n (n + 1) / 2 +
+    ceil(kv / Bc), n = ceil(q / Br) - 1 (the same integers, every partial sum below
+    2**53; tests/test_gemm_shape.py checks it against the sum by row block)."""
+    if not (type(q_len) in _NUMBERS and type(kv_len) in _NUMBERS):
+        q_len, kv_len = np.asarray(q_len, dtype=float), np.asarray(kv_len, dtype=float)
+    rows = np.ceil(q_len / br)
     if not causal:
-        return rows * np.ceil(kv / bc)
+        return rows * np.ceil(kv_len / bc)
+    if not (_integral(q_len, kv_len, br, bc) and _divides(bc, br)):
+        return _blocks_by_row(q_len, kv_len, br, bc, rows)
+    n = rows - 1.0
+    return n * np.ceil((kv_len - q_len) / bc) + br / bc * (n * rows) / 2.0 \
+        + np.ceil(kv_len / bc)
+
+
+#: Lengths and tile sizes up to which `flash_blocks` counts in closed form.
+CLOSED_MAX = 2.0 ** 26
+#: Number types (`flash_blocks` computes on them as they are).
+_NUMBERS = (int, float, np.float64)
+
+
+def _integral(*values) -> bool:
+    """Whether every value is an integer from 1 to CLOSED_MAX everywhere (NaN is not)."""
+    for v in values:
+        if type(v) in _NUMBERS or np.ndim(v) == 0:
+            v = float(v)
+            if not (1.0 <= v <= CLOSED_MAX and v.is_integer()):
+                return False
+        elif not ((v >= 1.0) & (v <= CLOSED_MAX) & (np.floor(v) == v)).all():
+            return False
+    return True
+
+
+def _divides(bc, br) -> bool:
+    """Whether the integers `bc` divide `br` everywhere."""
+    if type(bc) in _NUMBERS and type(br) in _NUMBERS:
+        return float(br) % float(bc) == 0.0
+    return not np.fmod(br, bc).any()
+
+
+def _blocks_by_row(q_len, kv_len, br, bc, rows):
+    """`flash_blocks` (causal) summed over an axis of row blocks (`rows` of each)."""
+    q, kv = np.asarray(q_len, dtype=float), np.asarray(kv_len, dtype=float)
     # the most row blocks, NaN ignored (np.nanmax); one axis per axis of the blocks
+    rows = np.asarray(rows)
     i = np.arange(int(np.fmax.reduce(rows, axis=None)) if rows.size else 0, dtype=float)
     i = i.reshape((-1,) + (1,) * max(rows.ndim, kv.ndim, np.ndim(bc)))
     reach = np.minimum(kv, kv - q + (i + 1.0) * br)

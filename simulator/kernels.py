@@ -18,17 +18,19 @@ from types import MappingProxyType
 
 import numpy as np
 
+from precsim.simulator.attention import (any_of, attention_plans, cache_split,
+                                         check_attention, conversions, flash_tiling,
+                                         kv_reads, reread, scored_pairs)
 from precsim.simulator.checks import check_positive, checked
-from precsim.simulator.errors import InputError
-from precsim.simulator.gemm_shape import flash_blocks, flash_waves, shaped_gemm, structure
+from precsim.simulator.gemm_shape import shaped_gemm
 from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
-from precsim.simulator.mapping import (attention_rule, cheapest, gemm_stream_share, pick_plan,
-                                       plan_options)
+from precsim.simulator.levels import level_bytes
+from precsim.simulator.mapping import cheapest, gemm_stream_share, plan_options
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
                                      quant_attr,
                                      stream_bits, stream_dtype)
-from precsim.simulator.roofline import (ACC_BYTES, KernelCost, bytes_through, home_level,
-                                        level_bytes, roofline_cost, staged_tiles, staging_bytes)
+from precsim.simulator.roofline import (KernelCost, bytes_through, home_level, roofline_cost,
+                                        staged_tiles)
 
 #: Vector ops per element: quantise an activation (abs-max, scale, round+convert).
 QUANTIZE_OPS = 3.0
@@ -125,9 +127,11 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
                               max(np.ndim(w_bytes), np.ndim(a_bytes), hw.profiles.ndim))
         w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
         w_moved, a_moved = w_bytes * w_reads, a_bytes * a_reads
-        levels = [level_bytes(hw, j, ((w_home, w_moved[max(j - 1, 0)]),
-                                      (a_home, a_moved[max(j - 1, 0)]), (o_home, out_bytes)))
-                  for j in range(hw.n_levels)]
+        staged = range(hw.n_levels)  # the staging entry of each level: j - 1, 0 for 0
+        w_moved, a_moved = list(w_moved), list(a_moved)
+        levels = level_bytes(hw, ((w_home, tuple(w_moved[max(j - 1, 0)] for j in staged)),
+                                  (a_home, tuple(a_moved[max(j - 1, 0)] for j in staged)),
+                                  (o_home, out_bytes)))
         return levels, w_reads[0], a_reads[0]
 
     zero, flops = 0.0 * mn, 2.0 * mn * k
@@ -219,15 +223,25 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     profile's `vector` block names runs its ops at its own rate and widens at its own
     cost (`hardware.kernel_vector_terms`)."""
     hw = as_hardware(profile)
-    vector_ops = vector_ops + widen_ops(hw, half_elements, kernel)
-    if kernel and (terms := kernel_vector_terms(hw, kernel)):  # a profile names it
+    terms = kernel_vector_terms(hw, kernel) if kernel else None
+    if not (type(half_elements) in (int, float) and half_elements == 0
+            and _float_values(vector_ops)):  # else + 0 widening ops: the same values
+        vector_ops = vector_ops + _widen_factor(hw, kernel, terms) \
+            * np.asarray(half_elements, dtype=float)
+    if terms:  # a profile names the kernel
         vector_ops = vector_ops * terms[0]
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
-    levels = [bytes_through(hw, r_home, j, read_bytes) + bytes_through(hw, w_home, j, write_bytes)
-              for j in range(hw.n_levels)]
+    levels = level_bytes(hw, ((r_home, read_bytes), (w_home, write_bytes)))
     plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
     return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
+
+
+def _float_values(x) -> bool:
+    """Whether `x` is a float64 numpy scalar or array with axes (x + a numpy 0.0 keeps
+    its type)."""
+    return type(x) is np.float64 or (type(x) is np.ndarray and x.ndim > 0
+                                     and x.dtype == np.float64)
 
 
 def widen_ops(profile, half_elements, kernel: str | None = None):
@@ -236,13 +250,21 @@ def widen_ops(profile, half_elements, kernel: str | None = None):
     `vector.widen_by_kernel` of `kernel` where given) each where that type is wider than
     16 bits, else 0."""
     hw = as_hardware(profile)
-    factor = hw.exec_cache.get("widen_factor")  # no shape enters it
+    terms = kernel_vector_terms(hw, kernel) if kernel else None
+    return _widen_factor(hw, kernel, terms) * np.asarray(half_elements, dtype=float)
+
+
+def _widen_factor(hw: Hardware, kernel, terms):
+    """`widen_ops`' ops per element, kept per profile (and kernel named by a profile:
+    its `terms`, `kernel_vector_terms`): no shape enters it."""
+    key = "widen_factor" if not terms else ("widen_factor", kernel)
+    factor = hw.exec_cache.get(key)
     if factor is None:
-        factor = hw.exec_cache["widen_factor"] = np.where(np.asarray(hw.vector_bits) > 16,
-                                                          hw.widen_ops, 0.0)
-    if kernel and (terms := kernel_vector_terms(hw, kernel)):  # its own (> 0 if widening)
-        factor = np.where(factor > 0, terms[1], 0.0)
-    return factor * np.asarray(half_elements, dtype=float)
+        factor = np.where(np.asarray(hw.vector_bits) > 16, hw.widen_ops, 0.0)
+        if terms:  # its own (> 0 if widening)
+            factor = np.where(factor > 0, terms[1], 0.0)
+        hw.exec_cache[key] = factor
+    return factor
 
 
 @checked(check_positive, "rows", "width")
@@ -255,14 +277,15 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
     residual add, +QUANTIZE_OPS when the output is quantised; 16-bit inputs / outputs
     are widened / narrowed on a wider vector unit (`widen_ops`)."""
     elems = rows * width
-    ops = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0) \
-        + np.where(quantize_out, QUANTIZE_OPS, 0.0)
+    base = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0)
+    ops = np.where(quantize_out, base + QUANTIZE_OPS, base)  # small integers: exact
     n_in = 2 if fused_residual else 1
     in_bytes = elems * in_bits / 8.0  # one input (the residual)
     reads = in_bytes * n_in
-    writes = elems * out_bits / 8.0 + (in_bytes if fused_residual else 0.0)
+    writes = _plus(elems * out_bits / 8.0, in_bytes if fused_residual else 0.0)
+    # 16-bit elements: the inputs and the new residual if 16-bit, the output if 16-bit
     half = elems * (np.where(np.asarray(in_bits) <= 16, n_in + (1 if fused_residual else 0),
-                             0) + np.where(np.asarray(out_bits) == 16, 1, 0))
+                             0) + (np.asarray(out_bits) == 16))
     return elementwise_cost(profile, reads, writes, elems * ops, half_elements=half,
                             kernel=kind, **homes)
 
@@ -276,69 +299,28 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
 
     def build():  # bits per table and stream element, the gather's plans: no shape
         fmt = group_format(quant, group)
-        return (quant_attr(fmt, lambda q: q.effective_weight_bits), stream_bits(fmt),
+        # bytes per element: bits / 8 (x bits / 8 is x (bits / 8): a power of 2 scales)
+        return (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+                stream_bits(fmt) / 8.0,
                 tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
                                             launch_s=hw.launch_s))
                       for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
                                                stream_dtype(fmt))))
-    w_bits, s_bits, plans = _memo(hw, "embedding_terms", quant, (group,), build)
+    w_bytes, s_bytes, plans = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
-    read = elems * w_bits / 8.0
-    write = elems * (s_bits if out_bits is None else out_bits) / 8.0
+    read = elems * w_bytes
+    write = elems * (s_bytes if out_bits is None else out_bits / 8.0)
     r_home = hw.main if weight_home is None else weight_home
     w_home = home_level(hw, write, True)
-    levels = [bytes_through(hw, r_home, j, read) + bytes_through(hw, w_home, j, write)
-              for j in range(hw.n_levels)]
+    levels = level_bytes(hw, ((r_home, read), (w_home, write)))
     zero = 0.0 * elems
-    return cheapest([roofline_cost(hw, plan, zero, zero, elems * plan["w_convert_s"],
-                                   elems * plan["w_convert_j"], elems * plan["w_convert_ops"],
-                                   levels, 1.0) for plan in plans])
 
-
-def _causal_pairs(q_len, kv_len, window=None):
-    """(query, key) pairs a causal mask keeps when q_len new tokens follow kv_len - q_len
-    cached ones: S(kv) - S(kv - q) with S(n) = sum_{p<n} min(p + 1, window), i.e.
-    n(n+1)/2 without a window (or n <= window), else w(w+1)/2 + (n - w) w."""
-    def prefix(n):
-        if window is None:
-            return n * (n + 1) / 2.0
-        w = window
-        return np.where(n <= w, n * (n + 1) / 2.0, w * (w + 1) / 2.0 + (n - w) * w)
-    return prefix(kv_len) - prefix(kv_len - q_len)
-
-
-def _check_attention(batch, q_len, kv_len, n_heads, n_kv_heads, head_dim, cache_len=None):
-    """`attention_cost`'s input checks: sizes positive and finite, kv_len >= q_len,
-    0 <= cache_len <= kv_len."""
-    check_positive(batch=batch, q_len=q_len, kv_len=kv_len, n_heads=n_heads,
-                   n_kv_heads=n_kv_heads, head_dim=head_dim)
-    if _any(kv_len, q_len, lambda kv, q: kv < q):
-        raise InputError("attention: kv_len must be at least q_len")
-    if cache_len is not None and _any(cache_len, kv_len, lambda c, kv: (c < 0) | (c > kv)):
-        raise InputError("attention: cache_len must be between 0 and kv_len")
-
-
-def _cache_split(q_len, kv_len, cache_len, kv_from_cache, kv_home, fresh_kv_home):
-    """(cache_len, fresh_kv_home) with `attention_cost`'s defaults: without `cache_len`,
-    every key is cached when `kv_from_cache` (default: q_len == 1) and none otherwise,
-    the fresh K/V then placed by `kv_home`."""
-    if cache_len is None:
-        if kv_from_cache is None:
-            kv_from_cache = bool(np.all(np.asarray(q_len) == 1))
-        cache_len = kv_len if kv_from_cache else 0.0
-        if not kv_from_cache and fresh_kv_home is None:
-            fresh_kv_home = kv_home  # kv_home placed the (fresh) K/V before cache_len
-    return cache_len, fresh_kv_home
-
-
-def _any(a, b, test) -> bool:
-    """Whether `test(a, b)` holds anywhere: Python numbers compared directly, anything
-    else as arrays."""
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return bool(test(a, b))
-    if isinstance(b, (int, float)):  # an array against a number
-        return bool(test(np.asarray(a), b).any())
-    return bool(test(np.asarray(a), np.asarray(b)).any())
+    def converted(rate):  # elements x rate (0 x elements: the zeros already made)
+        return zero if type(rate) is float and rate == 0.0 else elems * rate
+    return cheapest([roofline_cost(hw, plan, zero, zero, converted(plan["w_convert_s"]),
+                                   converted(plan["w_convert_j"]),
+                                   converted(plan["w_convert_ops"]), levels, 1.0)
+                     for plan in plans])
 
 
 @dataclass(frozen=True, eq=False)
@@ -346,7 +328,7 @@ class _AttentionTerms:
     """What no shape enters of attention in a format on a profile: its stream and KV
     types, stream bits, bytes per Q and per cached K/V element, and the plans of a kernel
     reading the cache everywhere (True) or nowhere (False), filled on first use
-    (`_attention_plans`)."""
+    (`attention.attention_plans`)."""
 
     sdt: object
     kv_dtype: object
@@ -369,133 +351,6 @@ def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
     return _memo(hw, "attention_terms", quant, (), build)
 
 
-def _attention_plans(hw: Hardware, terms: _AttentionTerms, cache_len, q_len=1.0):
-    """(options, skips masked, shares K/V or None without a rule, output ops): the KV
-    cache's execution options where the kernel reads the cache, the stream type's
-    elsewhere, replaced by the profiles' `attention` rule (`attention_rule`: tiles by q_len).
-    Kept in `terms` where the kernel reads the cache everywhere or nowhere and no profile
-    has a rule (the plans then depend on nothing else; a rule's may depend on shapes)."""
-    if isinstance(cache_len, (int, float)):
-        cached = some = every = cache_len > 0
-    else:
-        cached = np.asarray(cache_len) > 0
-        some, every = bool(cached.any()), bool(cached.all())
-    if some == every and some in terms.plans:
-        return terms.plans[some]
-    sdt, kv_dtype = terms.sdt, terms.kv_dtype
-    options_c = plan_options(hw, kv_dtype, sdt) if some else None
-    options_f = plan_options(hw, sdt, sdt) if not every else None
-    if options_c is None or options_f is None:
-        options = options_c or options_f
-    else:
-        options = [pick_plan(cached, options_c[min(i, len(options_c) - 1)],
-                              options_f[min(i, len(options_f) - 1)])
-                   for i in range(max(len(options_c), len(options_f)))]
-    rule = attention_rule(hw, kv_dtype, sdt, q_len)
-    if rule is not None:
-        has_rule, skips, shares, rule_plan = rule
-        rule_plan = dict(rule_plan)
-        out_ops = rule_plan.pop("output_ops")
-        if not isinstance(has_rule, bool):
-            out_ops = np.where(has_rule, out_ops, 0.0)
-        return [pick_plan(has_rule, rule_plan, o) for o in options], skips, shares, out_ops
-    out = options, True, None, 0.0
-    if some == every:
-        out = tuple(MappingProxyType(p) for p in options), True, None, 0.0
-        terms.plans[some] = out
-    return out
-
-
-def _scored_pairs(q_len, kv_len, window, causal: bool, flash: bool, skips):
-    """(query, key) pairs computed: the causal (windowed) ones (`_causal_pairs`) in a
-    flash kernel that skips masked blocks, else all q_len x kv_len."""
-    pairs = _causal_pairs(q_len, kv_len, window) if (causal and flash) else q_len * kv_len
-    if skips is True and isinstance(pairs, np.ndarray):  # already q_len x kv_len's shape
-        return pairs
-    return np.where(skips, pairs, q_len * kv_len)
-
-
-def _flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool,
-                  causal: bool):
-    """(pairs computed, rate factor) of a flash kernel on profiles with a
-    `gemm.flash_tile` Br x Bc, for prompt queries (q_len > 1): the blocks it visits
-    (`gemm_shape.flash_blocks`: causal blocks above the diagonal skipped, the diagonal
-    ones computed in full) x Br x Bc, at `gemm.flash_efficiency` x the wave efficiency
-    of one sequence's heads x ceil(q_len / Br) thread blocks on `gemm.units`
-    (FlashAttention-2 parallelises over batch, heads and query blocks, [fa2] Sec. 3.2;
-    sequences are priced as if each filled its own waves, so that a batch costs the sum
-    of its sequences, as the serving tables add them: conservative for batches of short
-    prompts). Elsewhere (no tile, decode, sliding window, an `attention` rule):
-    (`pairs`, 1)."""
-    st = structure(hw) if tiled else None
-    if st is None:
-        return pairs, 1.0
-    tiles = hw.exec_cache.get("flash_tiles")  # (profiles with a tile, units or 1)
-    if tiles is None:
-        tiles = hw.exec_cache["flash_tiles"] = (~np.isnan(st.br),
-                                                np.where(np.isnan(st.units), 1.0, st.units))
-    if not tiles[0].any():
-        return pairs, 1.0
-    has = tiles[0] & (np.asarray(q_len) > 1)
-    if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
-        return pairs, 1.0
-    if has.ndim == 0:  # one profile, one query length: with a tile (above)
-        br, bc, q, kv = st.br, st.bc, q_len, kv_len
-    else:
-        br, bc = np.where(has, st.br, 1.0), np.where(has, st.bc, 1.0)
-        q, kv = np.where(has, q_len, 1.0), np.where(has, kv_len, 1.0)
-    visited = flash_blocks(q, kv, br, bc, causal) * br * bc
-    ctas = n_heads * np.ceil(q_len / br)
-    rate = st.flash_eff * flash_waves(ctas, tiles[1])
-    if has.ndim == 0:
-        return visited, rate
-    return np.where(has, visited, pairs), np.where(has, rate, 1.0)
-
-
-@dataclass(frozen=True)
-class _KV:
-    """Cached or fresh K/V read by the kernel: home level, bytes, bytes per element and
-    the plan operand it converts as ("w": the cache, KV dtype; "a": fresh K/V, the stream
-    dtype)."""
-
-    home: object
-    nbytes: object
-    elem_bytes: object
-    operand: str
-
-
-def _kv_reads(hw: Hardware, head_dim, s_q, rows, frac) -> list:
-    """Per level, the times a flash kernel reads K/V across the boundary below it: once
-    per tile of query rows (sharing one K/V head) whose Q and fp32 accumulators fill the
-    staging level (`staging_bytes`: levels 0 and 1 share level 0), scaled by the share
-    of pairs computed; at least once."""
-    per_row = head_dim * (s_q + ACC_BYTES)
-    staged: dict = {}
-    for j in range(hw.n_levels):
-        at = max(j - 1, 0)
-        if at not in staged:
-            tq = staging_bytes(hw, j) / per_row
-            tq = max(tq, 1.0) if type(tq) is float else np.maximum(tq, 1.0)  # NaN stays
-            staged[at] = np.maximum(1.0, rows / tq * frac)
-    return [staged[max(j - 1, 0)] for j in range(hw.n_levels)]
-
-
-def _attention_levels(hw: Hardware, once: Sequence, kv: Sequence[_KV], reads: Sequence,
-                      score_bytes=None) -> list:
-    """Bytes per level: each (home, bytes) of `once` (Q, output) once, each K/V part
-    `reads[level]` times and an unfused kernel's score matrix written and read twice
-    (4 x `score_bytes` from the nearest persistent level holding it)."""
-    levels = []
-    score_home = None if score_bytes is None else home_level(hw, score_bytes, True)
-    for j in range(hw.n_levels):
-        b = [bytes_through(hw, home, j, nbytes) for home, nbytes in once]
-        b += [bytes_through(hw, part.home, j, part.nbytes * reads[j]) for part in kv]
-        if score_bytes is not None:
-            b.append(bytes_through(hw, score_home, j, 4.0 * score_bytes))
-        levels.append(_add_up(b))
-    return levels
-
-
 def _conversion(plan, *parts, field: str):
     """Conversion `field` (ops, s or j) of each (elements, operand) part at its operand's
     rate in `plan` ("w" weights / the KV cache, "a" activations / fresh K/V), summed in
@@ -514,7 +369,7 @@ def _add_up(values: Sequence):
     return total
 
 
-@checked(_check_attention, "batch", "q_len", "kv_len", "n_heads", "n_kv_heads",
+@checked(check_attention, "batch", "q_len", "kv_len", "n_heads", "n_kv_heads",
          "head_dim", "cache_len")
 def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
                    quant="W16A16", *, kv_from_cache: bool | None = None, flash: bool = True,
@@ -542,51 +397,79 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     `n_kernels` overrides the launches (1 flash, 3 unfused), e.g. 0 for a part of a
     kernel that is launched with another; `q_home` / `out_home` place Q and the output.
     """
-    cache_len, fresh_kv_home = _cache_split(q_len, kv_len, cache_len, kv_from_cache,
-                                            kv_home, fresh_kv_home)
+    cache_len, fresh_kv_home = cache_split(q_len, kv_len, cache_len, kv_from_cache,
+                                           kv_home, fresh_kv_home)
     hw = as_hardware(profile)
     terms = _attention_terms(hw, quant)
     sb, s_q, s_c = terms.sb, terms.s_q, terms.s_c
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    options, skips, shares, out_ops = _attention_plans(hw, terms, cache_len, q_len)
+    # every key cached: cache_len is kv_len (> 0)
+    (options, skips, shares, out_ops, plain), cached = attention_plans(
+        hw, terms, cache_len, q_len, cache_len is kv_len)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
-    pairs = _scored_pairs(q_len, kv_len, window, causal, flash, skips)
-    fresh_len = kv_len - cache_len
+    pairs = scored_pairs(q_len, kv_len, window, causal, flash, skips)
+    # fresh keys: none where every key is cached (kv - kv: 0, NaN for NaN: not > 0)
+    fresh_len = 0.0 if cache_len is kv_len else kv_len - cache_len
     if window is not None:
         cache_len = np.minimum(cache_len, window)  # the rolling cache holds `window` positions
-    computed, rate = _flash_tiling(hw, q_len, kv_len, n_heads, pairs,
-                                   flash and window is None and shares is None, causal)
+        cached = any_of(cache_len, 0.0, operator.gt)
+    computed, rate = flash_tiling(hw, q_len, kv_len, n_heads, pairs,
+                                  flash and window is None and shares is None, causal)
     flops = 4.0 * batch * n_heads * head_dim * computed
     q_elems = batch * q_len * n_heads * head_dim
-    vec = SOFTMAX_OPS * batch * n_heads * computed + epilogue_ops + out_ops * q_elems
+    vec = _plus(_plus(SOFTMAX_OPS * batch * n_heads * computed, epilogue_ops),
+                out_ops * q_elems)
     q_bytes, o_bytes = q_elems * s_q, q_elems * s_o
-    kv = []  # the cached and the fresh K/V that exist (their bytes and homes only then)
-    if _any(cache_len, 0.0, operator.gt):
-        kv.append(_KV(hw.main if kv_home is None else kv_home,
-                      2.0 * batch * n_kv_heads * cache_len * head_dim * s_c, s_c, "w"))
-    if _any(fresh_len, 0.0, operator.gt):
+    kv = []  # (home, bytes, bytes per element, operand) of the cached and fresh K/V read
+    if cached:
+        kv.append((hw.main if kv_home is None else kv_home,
+                   2.0 * batch * n_kv_heads * cache_len * head_dim * s_c, s_c, "w"))
+    if any_of(fresh_len, 0.0, operator.gt):
         f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
-        kv.append(_KV(home_level(hw, f_bytes, True) if fresh_kv_home is None
-                      else fresh_kv_home, f_bytes, s_q, "a"))
-    if q_home is None:
+        kv.append((home_level(hw, f_bytes, True) if fresh_kv_home is None
+                   else fresh_kv_home, f_bytes, s_q, "a"))
+    q_placed = q_home is None
+    if q_placed:
         q_home = home_level(hw, q_bytes, True)
-    o_home = home_level(hw, o_bytes, True) if out_home is None else out_home
+    if out_home is not None:
+        o_home = out_home
+    else:  # the output's bytes: Q's where the stream and output bits agree (numbers)
+        o_home = q_home if type(o_bytes) is float and o_bytes == q_bytes and q_placed \
+            else home_level(hw, o_bytes, True)
+    tensors = [(q_home, q_bytes), (o_home, o_bytes)]
     if flash:
         rows = q_len * (n_heads / n_kv_heads)  # query rows sharing one K/V head
-        frac = pairs / (q_len * kv_len)
-        reads = _kv_reads(hw, head_dim, s_q, rows, frac)
-        score = None
+        # 1 x kv_len is kv_len: one product fewer for a decode step
+        reads = kv_reads(hw, head_dim, s_q, rows, pairs,
+                         kv_len if type(q_len) in (int, float) and q_len == 1
+                         else q_len * kv_len, np.shape(kv[0][1]) if len(kv) == 1 else None)
     else:
         reads = [1.0] * hw.n_levels
+    moved = [reread(nbytes, reads) for _, nbytes, _, _ in kv]
+    tensors += [(home, part) for (home, _, _, _), part in zip(kv, moved)]
+    if not flash:  # the score matrix, written and read twice
         score = batch * n_heads * q_len * (cache_len + fresh_len) * sb / 8.0
-    levels = _attention_levels(hw, ((q_home, q_bytes), (o_home, o_bytes)), kv, reads, score)
+        tensors.append((home_level(hw, score, True), 4.0 * score))
+    levels = level_bytes(hw, tensors)
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
     # the elements of each K/V part read into the engine, converted as its operand
-    parts = [(part.nbytes / part.elem_bytes * reads[0], part.operand) for part in kv]
-    return cheapest([roofline_cost(hw, dict(plan, ops_per_s=plan["ops_per_s"] * rate),
-                                   flops, vec, _conversion(plan, *parts, field="s"),
-                                   _conversion(plan, *parts, field="j"),
-                                   _conversion(plan, *parts, field="ops"), levels,
-                                   n_kernels) for plan in options])
+    parts = [(nbytes, elem_bytes, operand, part[0])
+             for (_, nbytes, elem_bytes, operand), part in zip(kv, moved)]
+    unscaled = type(rate) is float and rate == 1.0  # the plans' own rates
+    return cheapest([roofline_cost(hw, plan if unscaled
+                                   else dict(plan, ops_per_s=plan["ops_per_s"] * rate),
+                                   flops, vec, *conversions(plan, parts, reads[0], is_plain),
+                                   levels, n_kernels)
+                     for plan, is_plain in zip(options, plain)])
+
+
+def _plus(total, term):
+    """total + term for a float `total`, a zero term left out where the sum would keep
+    total's type (x + 0 is x for the non-negative totals here)."""
+    if type(term) in (int, float, np.float64) and term == 0 and (
+            type(term) is int or type(total) not in (int, float)
+            or type(term) is float and type(total) is float):
+        return total
+    return total + term

@@ -327,23 +327,6 @@ def bytes_through(hw: Hardware, home, level: int, nbytes):
     return np.where(home >= level, nbytes, 0.0)
 
 
-def level_bytes(hw: Hardware, level: int, parts) -> object:
-    """The sum of `bytes_through(hw, home, level, nbytes)` over the (home, nbytes) parts,
-    in order, without the parts homed nearer than `level` (their 0.0 adds nothing);
-    0.0 where no part reaches the level."""
-    total = None
-    for home, nbytes in parts:
-        if isinstance(home, np.ndarray) and home.ndim:
-            if level or home.shape != np.shape(nbytes):  # (every home reaches level 0)
-                nbytes = np.where(home >= level, nbytes, 0.0)
-        elif home < level:
-            continue
-        total = nbytes if total is None else total + nbytes
-    if total is None:
-        return 0.0
-    return total + 0.0 if type(total) is np.ndarray and total.ndim == 0 else total
-
-
 def staging_bytes(hw: Hardware, level: int):
     """Usable bytes of the level staging the boundary below `level` (level 0 for itself)."""
     return hw.usable(max(level - 1, 0))

@@ -111,6 +111,25 @@ def test_prefill_attention_counts_visited_blocks():
 
 
 
+@settings(max_examples=300, deadline=None)
+@given(q=st.integers(1, 5000), p=st.integers(-300, 5000), bc=st.integers(1, 160),
+       ratio=st.integers(1, 6), odd=st.booleans(), arrays=st.booleans())
+def test_causal_blocks_closed_form_equals_the_sum_by_row_block(q, p, bc, ratio, odd, arrays):
+    """The closed form (integral lengths, Br a multiple of Bc) counts exactly the blocks
+    the sum over row blocks counts; other tiles and fractional lengths take that sum."""
+    from precsim.simulator.gemm_shape import _blocks_by_row
+    br = bc * ratio + (1 if odd else 0)  # odd: Br not a multiple of Bc (the sum itself)
+    kv = max(q + p, 1)
+    qs, kvs = (np.array([q, q + 1]), np.array([kv, kv + 1])) if arrays else (q, kv)
+    rows = np.ceil(np.asarray(qs, dtype=float) / br)
+    got, want = flash_blocks(qs, kvs, br, bc), _blocks_by_row(qs, kvs, br, bc, rows)
+    np.testing.assert_array_equal(got, want)
+    assert np.shape(got) == np.shape(want)
+    half = flash_blocks(np.asarray(qs) - 0.5, kvs, br, bc)  # fractional: by row block
+    np.testing.assert_array_equal(half, _blocks_by_row(np.asarray(qs) - 0.5, kvs, br, bc,
+                                                       np.ceil((np.asarray(qs) - 0.5) / br)))
+
+
 @settings(max_examples=40, deadline=None)
 @given(m=st.lists(st.floats(1.0, 1e5), min_size=1, max_size=5),
        n=st.floats(1.0, 1e5), s_a=st.sampled_from([0.5, 1.0, 2.0]),
@@ -129,24 +148,6 @@ def test_staged_tiles_are_the_output_tile_of_each_staging_level(m, n, s_a, s_w, 
             want = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
             assert np.array_equal(tm[j - 1].reshape(m.shape), want[0])
             assert np.array_equal(tn[j - 1].reshape(m.shape), want[1])
-
-
-@settings(max_examples=60, deadline=None)
-@given(level=st.integers(0, 2), homes=st.lists(
-    st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2), min_size=3, max_size=3)),
-    min_size=1, max_size=3), scalar=st.booleans())
-def test_level_bytes_is_the_sum_of_bytes_through(level, homes, scalar):
-    """The parts homed nearer than the level are left out of the sum: the same value
-    and type as adding every part's `bytes_through`."""
-    from precsim.simulator.roofline import bytes_through, level_bytes
-    hw = as_hardware(A100)
-    rng = np.random.default_rng(len(homes))
-    parts = [(np.array(h) if isinstance(h, list) else h,
-              np.float64(rng.uniform(1, 1e9)) if scalar else rng.uniform(1, 1e9, 3))
-             for h in homes]
-    got = level_bytes(hw, level, parts)
-    want = sum(bytes_through(hw, h, level, b) for h, b in parts)
-    assert type(got) is type(want) and np.array_equal(got, want)
 
 
 def test_weight_shape_terms_are_kept_per_shape_and_bounded(monkeypatch):

@@ -1,0 +1,87 @@
+"""The shortcuts of the attention and streaming kernels' terms (issue 19, fifth round)
+give the values and types the plain formulas give: bytes per level (`level_bytes`)
+against adding every tensor's `bytes_through` at every level, the K/V reads against
+max(1, rows / tile x share), the conversions of a plan converting nothing against the
+products with its zero rates."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from precsim.simulator.attention import conversions, kv_reads, plain, reread
+from precsim.simulator.hardware import as_hardware
+from precsim.simulator.levels import level_bytes
+from precsim.simulator.roofline import ACC_BYTES, bytes_through, staging_bytes
+
+PROFILES = ("a100-sxm-80gb", "host", "ternary-accel")
+
+
+def _same(a, b) -> bool:
+    """Equal values (NaN equal to NaN), types and shapes."""
+    return type(a) is type(b) and np.shape(a) == np.shape(b) and bool(
+        np.all((np.asarray(a) == np.asarray(b)) | (np.isnan(np.asarray(a, dtype=float))
+                                                   & np.isnan(np.asarray(b, dtype=float)))))
+
+
+_BYTES = st.one_of(st.floats(0.0, 1e12), st.integers(0, 10**9),
+                   st.lists(st.floats(0.0, 1e12), min_size=3, max_size=3).map(np.array),
+                   st.floats(0.0, 1e12).map(np.float64), st.floats(0.0, 1e12).map(np.array))
+
+
+@settings(max_examples=200, deadline=None)
+@given(profile=st.sampled_from(PROFILES), data=st.data(),
+       n=st.integers(2, 4), per_level=st.booleans())
+def test_level_bytes_equal_every_tensor_added_at_every_level(profile, data, n, per_level):
+    hw = as_hardware(profile)
+    home = st.one_of(st.integers(0, hw.main),
+                     st.lists(st.integers(0, hw.main), min_size=3, max_size=3).map(np.array))
+    tensors = []
+    for i in range(n):
+        nbytes = data.draw(_BYTES)
+        if per_level and i == n - 1:  # a tensor re-read per level
+            nbytes = tuple(nbytes * float(r) for r in data.draw(
+                st.lists(st.floats(1.0, 8.0), min_size=hw.n_levels, max_size=hw.n_levels)))
+        tensors.append((data.draw(home), nbytes))
+    got = level_bytes(hw, tensors)
+    assert len(got) == hw.n_levels
+    for j, level in enumerate(got):
+        terms = [bytes_through(hw, h, j, b[j] if type(b) is tuple else b) for h, b in tensors]
+        want = terms[0]
+        for t in terms[1:]:
+            want = want + t
+        assert _same(level, want), (j, level, want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(profile=st.sampled_from(PROFILES), rows=st.floats(1.0, 1e5),
+       frac=st.one_of(st.floats(0.0, 1.0).map(np.float64),
+                      st.lists(st.floats(0.0, 1.0), min_size=4, max_size=4).map(np.array)),
+       head_dim=st.sampled_from([64.0, 128.0]))
+def test_kv_reads_once_where_a_tile_holds_the_rows_equal_the_maximum(profile, rows, frac,
+                                                                      head_dim):
+    hw = as_hardware(profile)
+    reads = kv_reads(hw, head_dim, 2.0, rows, frac * 1000.0, 1000.0, np.shape(frac))
+    nbytes = np.full(np.shape(frac), 3.0e6) if np.ndim(frac) else 3.0e6
+    for j, r in enumerate(reads):
+        tq = staging_bytes(hw, j) / (head_dim * (2.0 + ACC_BYTES))
+        want = np.maximum(1.0, rows / max(tq, 1.0) * (frac * 1000.0 / 1000.0))
+        assert _same(reread(nbytes, reads)[j], nbytes * want)
+        assert np.array_equal(np.broadcast_to(r, np.shape(want)), want)
+
+
+def test_a_plan_converting_nothing_gives_the_products_with_its_zero_rates():
+    plan = {f"{o}_convert_{f}": 0.0 for o in "wa" for f in ("s", "j", "ops")}
+    assert plain(plan)
+    nbytes = np.array([4.0e6, 8.0e6])
+    reads0 = np.array([1.0, 2.5])
+    parts = [(nbytes, 2.0, "w", nbytes * reads0), (1.0e6, 1.0, "a", 1.0e6 * reads0)]
+    want = [(nbytes / 2.0 * reads0) * 0.0 + (1.0e6 / 1.0 * reads0) * 0.0] * 3
+    for g, w in zip(conversions(plan, parts, reads0, True), want):
+        assert _same(g, w)
+    for g, w in zip(conversions(plan, parts, reads0), want):
+        assert _same(g, w)
+    plan["a_convert_ops"] = 3.0
+    assert not plain(plan)
+    ops = conversions(plan, parts, reads0)[2]
+    assert _same(ops, (nbytes / 2.0 * reads0) * 0.0 + (1.0e6 / 1.0 * reads0) * 3.0)
