@@ -25,7 +25,6 @@ nodes, so that a request's result never depends on the others in the same call
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -114,20 +113,38 @@ def _weight_bytes(model: TransformerConfig, quant) -> dict:
             for k, val in out.items()}
 
 
+#: What `kv_cache_bytes` and `activation_bytes` take from the model and format alone, per
+#: (model, format) object pair with scalar entries (`ops.object_memo`).
+_FOOTPRINT: dict = {}
+
+
+def _footprint_terms(model: TransformerConfig, quant) -> dict:
+    """K/V elements per token, effective KV bits, stream bytes per element and a block's
+    widest activation row in elements (2 d_model + widest GEMM output) of a parsed format,
+    memoised per object pair: a request only multiplies them by its sizes."""
+    def compute() -> dict:
+        widest = np.maximum(model.q_dim + 2 * model.kv_dim, model.ffn_in_width)
+        return {"kv_elements": model.kv_elements_per_token(),
+                "kv_bits": quant_attr(quant, lambda q: q.effective_kv_bits),
+                "stream_bytes": stream_bits(quant) / 8.0,
+                "row_width": 2 * model.d_model + widest}
+    return object_memo(_FOOTPRINT, (model, quant), compute)
+
+
 def kv_cache_bytes(model: TransformerConfig, quant, batch, tokens):
     """K and V of `tokens` positions (capped by a sliding window) for `batch` sequences at
-    effective KV bits."""
-    bits = quant_attr(as_quant(quant), lambda q: q.effective_kv_bits)
-    return batch * model.cached_positions(tokens) * model.kv_elements_per_token() * bits / 8.0
+    effective KV bits: batch x positions x K/V elements per token x bits / 8."""
+    terms = _footprint_terms(model, as_quant(quant))
+    return batch * model.cached_positions(tokens) * terms["kv_elements"] * terms["kv_bits"] / 8.0
 
 
 def activation_bytes(model: TransformerConfig, quant, batch, prompt_len, flash: bool = True):
     """Peak live activations of a prefill block: residual + normalised input + the widest
     GEMM output, the fp32 logits of the last positions and, unfused, two score matrices."""
-    sb = stream_bits(as_quant(quant)) / 8.0
+    terms = _footprint_terms(model, as_quant(quant))
+    sb = terms["stream_bytes"]
     m = batch * prompt_len
-    widest = np.maximum(model.q_dim + 2 * model.kv_dim, model.ffn_in_width)
-    peak = m * sb * (2 * model.d_model + widest) + batch * model.vocab_size * 4.0
+    peak = m * sb * terms["row_width"] + batch * model.vocab_size * 4.0
     if not flash:
         peak = peak + 2 * batch * model.n_heads * prompt_len ** 2 * sb
     return peak
@@ -163,19 +180,19 @@ class PhaseCost:
 
     @property
     def flops(self):
-        return self.evaluated.sums["flops"]
+        return self.evaluated.other_sums["flops"]
 
     @property
     def vector_ops(self):
-        return self.evaluated.sums["vector_ops"]
+        return self.evaluated.other_sums["vector_ops"]
 
     @property
     def convert_ops(self):
-        return self.evaluated.sums["convert_ops"]
+        return self.evaluated.other_sums["convert_ops"]
 
     @property
     def convert_time_s(self):
-        return self.evaluated.sums["convert_time_s"]
+        return self.evaluated.other_sums["convert_time_s"]
 
     @property
     def overhead_time_s(self):
@@ -199,8 +216,10 @@ class PhaseCost:
         if np.ndim(home):
             home = np.take(np.broadcast_to(home, np.broadcast(home, weights).shape), 0,
                            axis=axis)
-        return dataclasses.replace(self, evaluated=self.evaluated.reduce(weights, axis),
-                                   weights_home=home)
+        new = object.__new__(PhaseCost)  # `dataclasses.replace` without its field checks
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(evaluated=self.evaluated.reduce(weights, axis), weights_home=home)
+        return new
 
     @property
     def ops(self):
@@ -477,36 +496,36 @@ def _scalar(x):
     return arr[()] if arr.ndim == 0 else arr
 
 
-def _as_is(x):
-    return x
-
-
 def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
     # board power per phase (simulator.power): baseline, cap, throttled time; a SoC's
     # phases may run on different units (same envelope, each unit's dynamic energy)
-    # a scalar request's sums and steps as Python floats (the same doubles, the same
-    # operations: numpy's results; `where` picks as np.where does), arrays as they are
+    # a scalar request's sums, sizes and steps as Python floats (the same doubles, the
+    # same operations: numpy's results; `where` picks as np.where does), arrays as they
+    # are; every total as `_scalar` gives it
     hw, dec_hw = hws
-    numbers = all(type(v) is np.float64 for v in (steps, prefill.time_s, decode.time_s))
-    num = float if numbers else _as_is
-    pre_p, dec_p = power_per_phase(hws, (prefill.time_s, decode.time_s),
+    pre, dec = prefill.evaluated.sums, decode.evaluated.sums
+    numbers = all(type(v) is np.float64 for v in (steps, pre["time_s"], dec["time_s"]))
+    pre_p, dec_p = power_per_phase(hws, (pre["time_s"], dec["time_s"]),
                                    (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
     split = {k: pre_p.split[k] + dec_p.split[k] for k in pre_p.split}
     with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
-        steps = num(steps)
+        if numbers:
+            steps = float(steps)
+            tokens = prompt_len + gen_len
+        else:
+            tokens = np.asarray(prompt_len) + np.asarray(gen_len)
         decoding = steps > 0
         per_step = where(decoding, steps, 1)
         tpot = where(decoding, dec_p.time_s / per_step, np.nan)
         ttft = pre_p.time_s
         energy = pre_p.energy_j + dec_p.energy_j
         e2e = ttft + dec_p.time_s
-        wb = weight_bytes(model, quant)
         weights = weight_total(model, quant)
-        kv = kv_cache_bytes(model, quant, batch, np.asarray(prompt_len) + np.asarray(gen_len))
+        kv = kv_cache_bytes(model, quant, batch, tokens)
         acts = activation_bytes(model, quant, batch, prompt_len, flash)
         need = weights + kv + acts
         cap = hw.main_capacity_bytes
-        pre_moved, dec_moved = prefill.bytes_moved, decode.bytes_moved
+        pre_moved, dec_moved = pre["bytes_moved"], dec["bytes_moved"]
         totals = {
             "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
             "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
@@ -519,14 +538,14 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "energy_memory_j": {k[len("memory_"):]: v for k, v in split.items()
                                 if k.startswith("memory_")},
             "throttled": pre_p.throttled | dec_p.throttled,
-            "weight_bytes": weights, "weight_bytes_by_group": wb, "kv_cache_bytes": kv,
-            "activation_bytes": acts, "memory_bytes": need, "capacity_bytes": cap,
-            "fits": need <= cap,
+            "weight_bytes": weights, "weight_bytes_by_group": weight_bytes(model, quant),
+            "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": need,
+            "capacity_bytes": cap, "fits": need <= cap,
             "bytes_moved": {k: pre_moved[k] + dec_moved[k] for k in prefill.level_names},
-            "launch_overhead_s": num(prefill.overhead_time_s) + num(decode.overhead_time_s),
-            "kernels_per_decode_step": where(decoding, num(decode.n_kernels) / per_step,
-                                              np.nan),
+            "launch_overhead_s": pre["overhead_time_s"] + dec["overhead_time_s"],
+            "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, np.nan),
         }
-    return {k: ({kk: _scalar(vv) for kk, vv in v.items()} if isinstance(v, dict)
-                else _scalar(v)) for k, v in totals.items()}
-
+    f64 = np.float64  # numpy doubles as they are (the common case), the rest `_scalar`
+    return {k: ({kk: vv if type(vv) is f64 else _scalar(vv) for kk, vv in v.items()}
+                if type(v) is dict else v if type(v) is f64 else _scalar(v))
+            for k, v in totals.items()}

@@ -21,8 +21,9 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
 from precsim.simulator.ops import OpSpec, add_axis, object_memo
+from precsim.simulator.pass_sums import BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, field_block
 from precsim.simulator.quant import group_format, quant_attr, stream_bits
-from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, add_all, home_level,
+from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, home_level,
                                         reduce_costs)
 
 # The formulas without their input checks (sizes positive, attention's lengths ordered):
@@ -173,28 +174,30 @@ class PricedCall:
             total = total + extra
         return total if self.count is None else total.scaled(self.count)
 
-    def block(self) -> np.ndarray:
-        """Every extensive field, then every level's bytes, of `cost`: (fields, n,
-        *shape), or (fields, *shape) for one op (each element the same sum and product
-        as `cost`'s). Kept for the next pass where the inputs are scalars (the passes
-        share such calls; the block is small); an array input's block (one pass's) is
-        made for its sums and let go."""
-        kept = self.__dict__.get("_fields_block")
+    def block(self, group: int = 0) -> np.ndarray:
+        """The extensive fields of `SUM_GROUPS[group]` (group 0: then every level's bytes)
+        of `cost`: (fields, n, *shape), or (fields, *shape) for one op (each element the
+        same sum and product as `cost`'s). Kept for the next pass where the inputs are
+        scalars (the passes share such calls; the block is small); an array input's
+        block (one pass's) is made for its sums and let go."""
+        kept = self.__dict__.get(BLOCK_KEYS[group])
         if kept is not None:
             return kept
-        levels = tuple(self.costs[0].bytes_moved)
-        extra = np.shape(self.count)  # counts may vary where the fields do not
-        out = _block(_fields(self.costs[0], levels), self.nd, self.n, extra)
-        for more in self.costs[1:]:
-            add = _block(_fields(more, levels), self.nd, self.n, extra)
+        costs, count = self.costs, self.count
+        levels = tuple(costs[0].bytes_moved) if group == 0 else ()
+        extra = () if count is None else count.shape if type(count) is np.ndarray \
+            else np.shape(count)  # counts may vary where the fields do not
+        out = field_block(costs[0], SUM_GROUPS[group], levels, self.nd, self.n, extra)
+        for more in costs[1:]:
+            add = field_block(more, SUM_GROUPS[group], levels, self.nd, self.n, extra)
             if add.shape == out.shape:
                 out += add  # in place: the block is this call's own array
             else:
                 out = out + add
-        if self.count is not None:  # `extra`: the block has the counts' shape
-            out *= self.count
+        if count is not None:  # `extra`: the block has the counts' shape
+            out *= count
         if self.nd == 0:
-            self.__dict__["_fields_block"] = out
+            self.__dict__[BLOCK_KEYS[group]] = out
         return out
 
     @_once
@@ -230,67 +233,61 @@ class EvaluatedPass:
             out[i] = call.cost
         return tuple(out)
 
-    @_once
-    def _stacked_sums(self) -> np.ndarray:
-        """Every extensive field, then every level's bytes, summed over the ops: (fields,
-        *shape). A stacked part is summed down its ops axis, the parts and single ops
-        added (numpy's order: within ~1e-15 relative of a sequential sum over the ops);
-        a reduced pass weights the sums of its source over `axis` (the same sum of
-        products, regrouped)."""
+    def _stacked_sums(self, group: int) -> np.ndarray:
+        """The extensive fields of `SUM_GROUPS[group]` (group 0: then every level's bytes)
+        summed over the ops: (fields, *shape), kept. A stacked part is summed down its
+        ops axis, the parts and single ops added in order (numpy's order: within ~1e-15
+        relative of a sequential sum over the ops); a reduced pass weights the sums of
+        its source over `axis` (the same sum of products, regrouped)."""
+        kept = self.__dict__.get(SUM_KEYS[group])
+        if kept is not None:
+            return kept
         if self.reduced is not None:
             source, weights, axis = self.reduced
-            sums = source._stacked_sums  # the fields' axis clear of the weights' axes
-            pad = (1,) * max(np.ndim(weights) - sums.ndim + 1, 0)
-            sums = sums.reshape(sums.shape[:1] + pad + sums.shape[1:])
-            return np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
-        blocks = [np.add.reduce(call.block()[:, rows], axis=1)
-                  for _, call, rows in self.parts]
-        blocks.extend(call.block() for _, call in self.singles)
-        dims = max(b.ndim for b in blocks)
-        return add_all(b if b.ndim == dims else
-                       b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
-                       for b in blocks)
+            sums = source._stacked_sums(group)  # the fields' axis clear of the weights' axes
+            if np.ndim(weights) >= sums.ndim:
+                sums = sums.reshape(sums.shape[:1] + (1,) * (np.ndim(weights) - sums.ndim + 1)
+                                    + sums.shape[1:])
+            total = np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
+            self.__dict__[SUM_KEYS[group]] = total
+            return total
+        total = None
+        for block in [np.add.reduce(call.block(group)[:, rows], axis=1)
+                      for _, call, rows in self.parts] + [call.block(group)
+                                                          for _, call in self.singles]:
+            if total is None:
+                total = block
+            elif total.ndim == block.ndim:
+                total = total + block
+            else:  # the fewer dimensions padded after the fields' axis
+                dims = max(total.ndim, block.ndim)
+                total, block = (b if b.ndim == dims else b.reshape(
+                    b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
+                total = total + block
+        self.__dict__[SUM_KEYS[group]] = total
+        return total
 
     @_once
     def sums(self) -> dict:
-        """The extensive fields summed over the ops (`_stacked_sums`), "bytes_moved" a
-        dict per level."""
+        """The sums a request's totals read (`SUM_GROUPS[0]`; "bytes_moved" a dict per
+        level), summed on first read (`_stacked_sums`)."""
+        rows = list(self._stacked_sums(0))
+        out = dict(zip(SUM_GROUPS[0], rows))
         first = (self.parts[0][1] if self.parts else self.singles[0][1]).costs[0]
-        rows = list(self._stacked_sums)
-        out = dict(zip(EXTENSIVE_FIELDS, rows))
-        out["bytes_moved"] = dict(zip(first.bytes_moved, rows[len(EXTENSIVE_FIELDS):]))
+        out["bytes_moved"] = dict(zip(first.bytes_moved, rows[len(SUM_GROUPS[0]):]))
         return out
+
+    @_once
+    def other_sums(self) -> dict:
+        """The other extensive fields' sums (`SUM_GROUPS[1]`), summed on first read."""
+        return dict(zip(SUM_GROUPS[1], list(self._stacked_sums(1))))
 
     def reduce(self, weights, axis: int = -1) -> EvaluatedPass:
         """The weighted sum over `axis` of every op (per op: `reduce_costs`)."""
-        return EvaluatedPass(self.n, self.parts, self.singles, (self, weights, axis))
-
-
-def _fields(cost: KernelCost, levels) -> list:
-    d = cost.__dict__
-    moved = cost.bytes_moved
-    return [d[f] for f in EXTENSIVE_FIELDS] + [moved[k] for k in levels]
-
-
-def _block(values: list, nd, n: int, extra=()) -> np.ndarray:
-    """`values` in one float array (values, *shape) broadcast to their common shape (and
-    `extra`); with `nd` (a stacked part's input dimensions) the shape starts with the
-    `n` ops."""
-    if nd == 0 and extra in ((), (n,)):
-        shape = (n,)  # scalar inputs: every field is one number per op, or one for all
-    else:
-        shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}
-        lead = () if nd is None else (n,) + (1,) * nd
-        shape = shapes.pop() if len(shapes) == 1 else ()
-        if shapes or (extra and extra != shape) or len(shape) != len(lead) \
-                or (lead and shape[0] != n):
-            shape = np.broadcast_shapes(shape, *shapes, lead, extra)
-    if not shape:
-        return np.array(values, dtype=float)  # numbers: one conversion
-    out = np.empty((len(values),) + shape)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
+        new = object.__new__(EvaluatedPass)  # the dataclass __init__'s result
+        new.__dict__.update(n=self.n, parts=self.parts, singles=self.singles,
+                            reduced=(self, weights, axis))
+        return new
 
 
 def _max_ndim(*values) -> int:

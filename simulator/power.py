@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -46,6 +47,8 @@ from precsim.simulator.roofline import add_all
 
 #: Components of `PowerEnergy.split` that do not scale with work (the static share).
 STATIC_KEYS = ("idle", "active")
+#: Numbers `power_and_energy` computes with as Python floats (the same IEEE doubles).
+_NUMBERS = (float, int, np.float64)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,19 @@ class PowerParams:
     cap_w: object
     sustained_w: object
     burst_s: object
+
+    @property
+    def envelope(self) -> tuple:
+        """(static_w, active_w, cap_w, sustained_w, burst_s)."""
+        return self.static_w, self.active_w, self.cap_w, self.sustained_w, self.burst_s
+
+    @cached_property
+    def _numbers(self) -> tuple | None:
+        """The envelope as Python floats where every entry is a number, else None (what
+        `power_and_energy` computes with on numbers)."""
+        values = self.envelope
+        return tuple(map(float, values)) if all(type(v) in _NUMBERS for v in values) \
+            else None
 
 
 def power_params(profile_or_hw) -> PowerParams:
@@ -120,10 +136,6 @@ def _scalar(x):
     return arr[()] if arr.ndim == 0 else arr
 
 
-#: Numbers `power_and_energy` computes with as Python floats (the same IEEE doubles).
-_NUMBERS = (float, int, np.float64)
-
-
 def where(cond, a, b):
     """np.where; for a Python bool (numbers) the chosen value as it is."""
     return (a if cond else b) if type(cond) is bool else np.where(cond, a, b)
@@ -144,12 +156,13 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         else power_params(profile_or_hw)
     parts = dynamic_energy_j if isinstance(dynamic_energy_j, dict) \
         else {"dynamic": dynamic_energy_j}
-    envelope = (params.static_w, params.active_w, params.cap_w, params.sustained_w,
-                params.burst_s)
-    inputs = (busy_time_s, devices, run_time_s, *parts.values(), *envelope)
-    numbers = all(v is None or type(v) in _NUMBERS for v in inputs)
-    as_float = float if numbers else lambda v: np.asarray(v, dtype=float)
-    static_w, active_w, cap_w, sustained_w, burst_s = map(as_float, envelope)
+    envelope = params._numbers
+    numbers = envelope is not None and type(busy_time_s) in _NUMBERS \
+        and type(devices) in _NUMBERS and (run_time_s is None or type(run_time_s) in _NUMBERS) \
+        and all(type(v) in _NUMBERS for v in parts.values())
+    as_float = float if numbers else _floats
+    static_w, active_w, cap_w, sustained_w, burst_s = envelope if numbers else map(
+        as_float, params.envelope)
     t, n = as_float(busy_time_s), as_float(devices)
     if _any(t < 0) or _any(n < 1):
         raise InputError(f"power model: busy time must be >= 0 s and devices >= 1, got "
@@ -170,15 +183,23 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         s2 = s * s
         split = {"idle": n * static_w * time_s,
                  "active": n * (active_w - static_w) * t * s2}
-        split |= {k: v * s2 for k, v in parts.items()}
+        for k, v in parts.items():
+            split[k] = v * s2
         wall = time_s if wall_time_s is None else np.maximum(wall_time_s, time_s)
         split["idle"] = split["idle"] + n * static_w * (wall - time_s)
         energy = sum(split.values())
         average = where(wall > 0, energy / where(wall > 0, wall, 1.0), n * static_w)
+    if numbers:  # every result a float or a numpy double already (`_scalar` keeps them)
+        return PowerEnergy(time_s=time_s, energy_j=energy, average_power_w=average,
+                           split=split, clock_fraction=s, throttled=np.bool_(s < 1.0))
     return PowerEnergy(time_s=_scalar(time_s), energy_j=_scalar(energy),
                        average_power_w=_scalar(average),
                        split={k: _scalar(v) for k, v in split.items()},
                        clock_fraction=_scalar(s), throttled=np.asarray(s < 1.0)[()])
+
+
+def _floats(v):
+    return np.asarray(v, dtype=float)
 
 
 def power_per_phase(hws, busy_times, dynamics) -> tuple:
@@ -192,7 +213,7 @@ def power_per_phase(hws, busy_times, dynamics) -> tuple:
     numbers = all(type(v) in _NUMBERS for v in busy_times) and \
         all(type(v) in _NUMBERS for d in dynamics for v in d.values())
     if numbers or len({np.shape(t) for t in busy_times}) > 1 or not all(
-            p is first or (all(np.ndim(v) == 0 for v in vars(p).values()) and p == first)
+            p is first or (all(np.ndim(v) == 0 for v in p.envelope) and p == first)
             for p in params):
         return tuple(power_and_energy(p, t, d) for p, t, d in zip(params, busy_times, dynamics))
     pe = power_and_energy(first, _phases(busy_times),
@@ -216,7 +237,13 @@ def dynamic_split(hw, cost) -> dict:
     """Dynamic energy of a KernelCost by component: "memory_<level>" = bytes moved at
     the level x its energy per byte; "compute" = the rest (matrix, vector and
     conversion ops x their energy per op)."""
-    memory = {f"memory_{name}": _num(cost.bytes_moved[name]) * e
-              for name, e in zip(hw.level_names, hw.energy_per_byte_j)}
+    energies = hw.energy_per_byte_j
+    kept = hw.exec_cache.get("memory_keys")
+    if kept is None or kept[0] is not energies:  # per packed hardware: keys and energies
+        kept = hw.exec_cache["memory_keys"] = (energies, tuple(
+            (f"memory_{name}", name, e) for name, e in zip(hw.level_names, energies)))
+    keys = kept[1]
+    moved = cost.bytes_moved
+    memory = {key: _num(moved[name]) * e for key, name, e in keys}
     compute = _num(cost.energy_j) - add_all(memory.values())
     return {"compute": np.maximum(compute, 0.0), **memory}

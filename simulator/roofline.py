@@ -125,7 +125,9 @@ def add_all(values):
     total = 0
     for v in values:
         total = total + v
-    if type(total) in (int, float, bool):
+    if type(total) is float:  # Python floats (and ints) added as numpy adds them
+        return np.float64(total)
+    if type(total) in (int, bool):
         return sum(np.asarray(v) for v in values)
     return total
 

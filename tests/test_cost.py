@@ -386,3 +386,21 @@ def test_per_op_frame_is_a_dataframe_with_levels():
     assert isinstance(ops, pd.DataFrame)
     assert {"bytes_smem", "bytes_l2", "bytes_hbm"} <= set(ops.columns)
     assert set(ops.exec_dtype[ops.op.str.endswith("proj")]) == {"fp16"}
+
+
+def test_footprint_terms_are_kept_per_model_and_format():
+    """kv_cache_bytes / activation_bytes take the model's and format's part once per
+    object pair (cost._footprint_terms): a request multiplies it by its sizes, by hand:
+    Llama-2-7B at 16 bits keeps 2 x 32 layers x 4096 K/V elements per token, and a
+    prefill block holds m x 2 bytes x (2 x 4096 + 3 x 4096 wide qkv vs 2 x 11008 wide
+    gate+up) plus the fp32 logits of the last positions."""
+    from precsim.simulator.cost import activation_bytes, kv_cache_bytes
+    model, fmt = get_model("llama-2-7b"), as_quant("W16A16")
+    assert kv_cache_bytes(model, fmt, 3, 640) == 3 * 640 * 2 * 32 * 4096 * 2
+    assert kv_cache_bytes(model, fmt, 3, 640) == kv_cache_bytes(model, "W16A16", 3.0, 640.0)
+    m = 2 * 512
+    expected = m * 2.0 * (2 * 4096 + 2 * 11008) + 2 * 32000 * 4.0
+    assert activation_bytes(model, fmt, 2, 512) == expected
+    batch = np.array([1.0, 2.0])
+    np.testing.assert_array_equal(activation_bytes(model, fmt, batch, 512),
+                                  [activation_bytes(model, fmt, b, 512) for b in (1, 2)])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -164,3 +165,19 @@ def test_phase_sums_on_the_stacked_arrays_equal_the_per_op_sums(profile, model, 
             expected = add_all(c.bytes_moved[level] for c in phase.costs)
             np.testing.assert_allclose(moved, np.broadcast_to(expected, np.shape(moved)),
                                        rtol=1e-12, atol=0, err_msg=level)
+
+
+def test_a_request_sums_only_what_its_totals_read():
+    """A pass sums its fields in two groups (simulator.pass_sums.SUM_GROUPS, together every
+    extensive field once): a request's totals read the first group only; the second is
+    summed when first asked for and equals the sum of the per-op costs."""
+    from precsim.simulator.cost import simulate
+    from precsim.simulator.pass_sums import SUM_GROUPS
+    from precsim.simulator.roofline import add_all
+    assert sorted(SUM_GROUPS[0] + SUM_GROUPS[1]) == sorted(EXTENSIVE_FIELDS)
+    result = simulate("a100-sxm-80gb", "llama-3.2-1b", "W16A16", 1, 512, 128)
+    for phase in (result.prefill, result.decode):
+        assert "other_sums" not in phase.evaluated.__dict__
+    flops = add_all(c.flops for c in result.prefill.costs)
+    assert result.prefill.flops == pytest.approx(flops, rel=1e-12)
+    assert "other_sums" in result.prefill.evaluated.__dict__

@@ -232,3 +232,12 @@ def test_numbers_price_as_arrays(t, e0, e1, devices, wall, run, name, kind):
         assert np.ndim(a) == 0 and (a == b or (np.isnan(a) and np.isnan(b))), field
     assert list(got.split) == list(arrays.split)
     assert all(got.split[k] == arrays.split[k][0] for k in got.split)
+
+
+def test_add_all_of_numbers_adds_as_numpy_does():
+    """roofline.add_all of Python numbers (the power split's static share) gives what the
+    numpy sum gives: the same double as a numpy scalar (ints alone: numpy's integer)."""
+    from precsim.simulator.roofline import add_all
+    for values in ([0.1, 0.2, 0.3], [1, 2.5, 1e-17], [3, 4]):
+        got, expected = add_all(values), sum(np.asarray(v) for v in values)
+        assert got == expected and type(got) is type(expected)

@@ -1,0 +1,46 @@
+"""A priced pass's sums (simulator.op_eval.EvaluatedPass): its KernelCosts' extensive fields
+stacked in one array per formula call (`field_block`), in two groups each summed on its
+first read (`EvaluatedPass.sums`, `.other_sums`): what a request's totals read (time,
+energy, launch overhead, kernels and every level's bytes) and the rest (ops, conversion
+and the time components), so a request sums only the first.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from precsim.simulator.roofline import KernelCost
+
+#: The extensive fields in the groups a pass sums together: group 0 (with every level's
+#: bytes) what a request's totals read, group 1 the rest.
+SUM_GROUPS = (("time_s", "energy_j", "overhead_time_s", "n_kernels"),
+              ("flops", "vector_ops", "convert_ops", "compute_time_s", "memory_time_s",
+               "convert_time_s"))
+#: The `__dict__` keys a formula call's block (`PricedCall.block`) and a pass's sums
+#: (`EvaluatedPass._stacked_sums`) of each group are kept under.
+BLOCK_KEYS = ("_block_group0", "_block_group1")
+SUM_KEYS = ("_sums_group0", "_sums_group1")
+
+
+def field_block(cost: KernelCost, names: tuple, levels: tuple, nd, n: int,
+                extra=()) -> np.ndarray:
+    """The fields `names`, then the bytes at `levels`, of `cost` in one float array
+    (values, *shape) broadcast to their common shape (and `extra`); with `nd` (a stacked
+    part's input dimensions) the shape starts with the `n` ops."""
+    d, moved = cost.__dict__, cost.bytes_moved
+    values = [d[f] for f in names]
+    values += [moved[k] for k in levels]
+    if nd == 0 and (not extra or extra == (n,)):
+        shape = (n,)  # scalar inputs: every field is one number per op, or one for all
+    else:
+        shapes = {v.shape for v in values if type(v) is np.ndarray and v.ndim}
+        lead = () if nd is None else (n,) + (1,) * nd
+        shape = shapes.pop() if len(shapes) == 1 else ()
+        if shapes or (extra and extra != shape) \
+                or (lead and (len(shape) != len(lead) or shape[0] != n)):
+            shape = np.broadcast_shapes(shape, *shapes, lead, extra)
+    if not shape:
+        return np.array(values, dtype=float)  # numbers: one conversion
+    out = np.empty((len(values),) + shape)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
