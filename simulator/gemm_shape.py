@@ -34,30 +34,38 @@ GEMM already moves. Profiles without a `gemm` block: e = 1, no split (unchanged)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from precsim.simulator.hardware import Hardware
+from precsim.simulator.levels import level_bytes
 from precsim.simulator.roofline import ACC_BYTES, home_level
 
 #: K splits considered (where the tiles do not fill the units).
 SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
 #: Elements per candidate array in `gemm_efficiency` (candidates x elements of a block).
 MAX_CANDIDATE_ELEMENTS = 1 << 18
+#: Weight shapes (n, k) of at most this many elements have their terms kept
+#: (`_shape_terms`), the SHAPE_MEMO_MAX most recent per profile.
+SHAPE_MEMO_ELEMENTS, SHAPE_MEMO_MAX = 256, 64
 
 
 @dataclass(frozen=True, eq=False)
 class ShapeChoice:
     """The chosen tile and split per element: efficiency multiplying the achievable
-    rate, the split-K reduction's bytes and their home level."""
+    rate, the split-K reduction's bytes and their home level; `candidate()` gives the
+    tile and split (tile_m, tile_n, split: formed when read, no price needs them)."""
 
     efficiency: object
-    tile_m: object
-    tile_n: object
-    split: object
     reduction_bytes: object
     reduction_home: object
+    candidate: Callable[[], tuple]
+
+    tile_m = property(lambda self: self.candidate()[0])
+    tile_n = property(lambda self: self.candidate()[1])
+    split = property(lambda self: self.candidate()[2])
 
 
 @dataclass(frozen=True)
@@ -129,14 +137,16 @@ def _bandwidth_at(hw: Hardware, home):
     return bw[home] if hw.is_single else np.choose(np.asarray(home, dtype=int), bw)
 
 
-def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> ShapeChoice | None:
+def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time,
+                    flops=None) -> ShapeChoice | None:
     """The tile and split with the least modelled time (module docstring) for GEMMs
     (m, n, k) at achievable `rate` (ops/s) with operand bytes s_a, s_w and `memory_time`
     (the unsplit kernel's); None where no profile has a `gemm` block. Every candidate
     (tile, split) is priced at once along two leading axes; the choice is the least
     time, candidates within 1e-9 of it tied: the fewest reduction bytes, then the first
     in the profile's tile order and SPLITS. On one profile a large sweep is priced in
-    blocks of elements (at most MAX_CANDIDATE_ELEMENTS per array)."""
+    blocks of elements (at most MAX_CANDIDATE_ELEMENTS per array). `flops`: the caller's
+    2 m n k, if it has them (else formed here)."""
     st = structure(hw)
     if st is None:
         return None
@@ -145,7 +155,7 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
     step = max(1, MAX_CANDIDATE_ELEMENTS // n_cands)
     if elements.size <= step or not hw.is_single:
         return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time,
-                       max(elements.ndim, np.ndim(st.units)))
+                       max(elements.ndim, np.ndim(st.units)), flops)
     size = elements.size
     args = [np.asarray(a, dtype=float) for a in
             np.broadcast_arrays(m, n, k, rate, s_a, s_w, memory_time)]
@@ -157,18 +167,35 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time) -> Shape
         return np.concatenate([np.broadcast_to(getattr(p, name), np.shape(p.efficiency))
                                for p in parts]).reshape(shape)
     home = joined("reduction_home").astype(int)
-    return ShapeChoice(efficiency=joined("efficiency"), tile_m=joined("tile_m"),
-                       tile_n=joined("tile_n"), split=joined("split"),
-                       reduction_bytes=joined("reduction_bytes"),
+    return ShapeChoice(efficiency=joined("efficiency"), reduction_bytes=joined("reduction_bytes"),
                        reduction_home=int(home.flat[0]) if np.all(home == home.flat[0])
-                       else home)
+                       else home,
+                       candidate=lambda: tuple(joined(f) for f in ("tile_m", "tile_n", "split")))
+
+
+def shaped_gemm(hw: Hardware, rate, fraction, levels: list, m, n, k, s_a, s_w, flops):
+    """A GEMM plan's `rate` times the shape efficiency of the chosen tile and split
+    (`gemm_efficiency`) and the bytes per level with the split-K reduction bytes added
+    where they are homed (`fraction`: the plan's stream fraction, `flops` = 2 m n k); as
+    they are where the profile has no `gemm` block."""
+    t_mem = None  # the unsplit kernel's memory time: max_j bytes_j / (bw_j fraction)
+    for b, bw in zip(levels, hw.bandwidth_bytes_per_s):
+        t = b / (bw * fraction)
+        t_mem = t if t_mem is None else np.maximum(t_mem, t)
+    shape = gemm_efficiency(hw, m, n, k, rate, s_a, s_w, t_mem, flops)
+    if shape is None:
+        return rate, levels
+    red = shape.reduction_bytes
+    return rate * shape.efficiency, level_bytes(  # the levels' bytes cross every level
+        hw, ((hw.main, tuple(levels)), (shape.reduction_home, red)))
 
 
 def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
-    """The profiles' arrays with the two candidate axes (tiles, SPLITS) in front of `nd`
+    """The profiles' arrays with the two candidate axes (SPLITS, tiles) in front of `nd`
     element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
-    the terms of `_choose` made of them alone (tm tn, split == 1, split <= max_split,
-    has & split > 1, 2 split, split k_step) and whether every profile has a gemm block;
+    the terms of `_choose` made of them alone (tm tn, the tiles' room, 2 split where a
+    split reduces (has a gemm block, split > 1; else 0), split k_step) and whether every
+    profile has a gemm block;
     memoised per `nd` in `hw.exec_cache`."""
     key = ("gemm_candidate_axes", nd)
     if key in hw.exec_cache:
@@ -181,12 +208,15 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
             else a.reshape((1,) + a.shape[:1] + pad + a.shape[1:]) if axis == 1 \
             else a.reshape((1, 1) + pad + a.shape)
     has = lead(~np.isnan(st.units), None) > 0
-    tm, tn, split, max_split, k_step = (lead(st.tm, 0), lead(st.tn, 0),
-                                        lead(np.array(SPLITS, dtype=float), 1),
+    tm, tn, split, max_split, k_step = (lead(st.tm, 1), lead(st.tn, 1),
+                                        lead(np.array(SPLITS, dtype=float), 0),
                                         lead(st.max_split, None), lead(st.k_step, None))
-    out = (has, np.where(has, lead(st.units, None), 1.0), tm, tn, split, k_step,
-           lead(st.feed, None), max_split, tm * tn, split == 1, split <= max_split,
-           has & (split > 1), 2.0 * split, split * k_step)
+    units = np.where(has, lead(st.units, None), 1.0)
+    # a candidate is allowed where its tiles < room: every unsplit one, a split one where
+    # the tiles do not fill the units (split <= max_split), no other
+    room = np.where(split == 1, np.inf, np.where(split <= max_split, units, -np.inf))
+    out = (has, units, tm, tn, split, k_step, lead(st.feed, None), max_split, tm * tn,
+           room, np.where(has & (split > 1), 2.0 * split, 0.0), split * k_step)
     for a in out:
         a.flags.writeable = False  # shared by every call on this hardware
     out += (bool(has.all()),)
@@ -218,49 +248,90 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
     return out
 
 
+def _shape_terms(hw: Hardware, axes: tuple, nd: int, n, k) -> tuple:
+    """The candidate terms of `_choose` made of the weight shape (n, k) alone: cols =
+    ceil(n / tn), n / cols, cols split (= the tiles x split of a row of tiles, exact in
+    floating point: integers) and e_k; memoised per (n, k) in `hw.exec_cache` for small
+    arrays (weight shapes, fixed by the model: no request value enters them)."""
+    memo = key = None
+    if n.size <= SHAPE_MEMO_ELEMENTS and k.size <= SHAPE_MEMO_ELEMENTS:
+        memo = hw.exec_cache.setdefault(("gemm_nk", nd), {})
+        key = (n.shape, n.tobytes(), k.shape, k.tobytes())
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+    tn, split, k_step, split_step = axes[3], axes[4], axes[5], axes[11]
+    cols = np.ceil(n / tn)
+    out = (cols, n / cols, cols * split, k / (split * np.ceil(k / split_step) * k_step))
+    if memo is not None:
+        for a in out:
+            a.flags.writeable = False  # shared by every call with this weight shape
+        while len(memo) >= SHAPE_MEMO_MAX:  # the oldest entry goes first
+            memo.pop(next(iter(memo)))
+        memo[key] = out
+    return out
+
+
 def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
-            nd: int) -> ShapeChoice:
-    """`gemm_efficiency` of one block of elements (`nd` dimensions with the profiles')."""
+            nd: int, flops=None) -> ShapeChoice:
+    """`gemm_efficiency` of one block of elements (`nd` dimensions with the profiles');
+    2 m n k (the same doubles whichever pair is multiplied first) formed where not
+    given."""
     m, n, k = np.asarray(m, dtype=float), np.asarray(n, dtype=float), np.asarray(k, dtype=float)
     axes = _candidate_axes(hw, st, nd)
     has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
-    tile_area, unsplit, split_ok, reduces, two_split, split_step, every = axes[8:]
-    flops = 2.0 * m * n * k
-    rows, cols = np.ceil(m / tm), np.ceil(n / tn)
-    tiles = rows * cols
-    e_tile = (m / rows) * (n / cols) / tile_area
+    tile_area, room, two_split, split_step, every = axes[8:]
+    cols, n_cols, cols_split, e_k = _shape_terms(hw, axes, nd, n, k)
+    flops = 2.0 * m * n * k if flops is None else flops
+    rows = np.ceil(m / tm)
+    e_tile = (m / rows) * n_cols / tile_area
     e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
-    allowed = unsplit | ((tiles < units) & split_ok)
-    work = tiles * split
+    barred = rows * cols >= room  # the tiles (finite) fill the units or the split is out
+    work = rows * cols_split  # tiles x split
     e_wave = work / (np.ceil(work / units) * units)
-    e_k = k / (split * np.ceil(k / split_step) * k_step)
     eff = e_tile * e_wave * e_k * e_feed
     if not every:
         eff = np.where(has, eff, 1.0)
-    red = np.where(reduces, two_split * m * n * ACC_BYTES, 0.0)
+    red = two_split * m * n * ACC_BYTES  # (0 unsplit: m, n are finite)
     home = home_level(hw, red, True)
     t_red = red / _bandwidth_at(hw, home)
-    t_mem = np.where(home == hw.main, memory_time + t_red, np.maximum(memory_time, t_red))
-    t = np.where(allowed, np.maximum(flops / (rate * eff), t_mem), np.inf)
+    if isinstance(home, int):  # one home for every candidate: in series or overlapped
+        t_mem = memory_time + t_red if home == hw.main else np.maximum(memory_time, t_red)
+    else:
+        t_mem = np.where(home == hw.main, memory_time + t_red,
+                         np.maximum(memory_time, t_red))
+    t = np.maximum(flops / (rate * eff), t_mem)
+    np.copyto(t, np.inf, where=barred)  # (t is this call's own array)
     shape = t.shape
-    # t, reduction bytes and what is returned, stacked: one broadcast, one gather
-    fields = np.empty((7,) + shape)
-    for i, a in enumerate((t, red, eff, tm, tn, split, home)):
-        fields[i] = a
-    n_cands, size = shape[0] * shape[1], math.prod(shape[2:])
-    fields = fields.reshape((7, n_cands, size))  # tiles, then SPLITS; elements flat
-    t, red_c = fields[0], fields[1]
-    tied = t <= t.min(axis=0) * (1.0 + 1e-9)
-    # the first of the tied with the fewest reduction bytes (the least t is tied: its
-    # bytes are finite; with none tied, a NaN time, every entry is inf: the first)
-    pick = np.where(tied, red_c, np.inf).argmin(axis=0)
-    chosen = fields[:, pick, np.arange(size)].reshape((7,) + shape[2:])
-    _, red, eff, tm, tn, split, home = chosen
-    home = home.astype(int)
-    if home.ndim == 0 or (home == home.flat[0]).all():
-        home = int(home.flat[0])
-    return ShapeChoice(efficiency=eff, tile_m=tm, tile_n=tn, split=split,
-                       reduction_bytes=red, reduction_home=home)
+    n_tiles, size = shape[1], math.prod(shape[2:])
+    # of the tied (within 1e-9 of the least time) the fewest reduction bytes, then the
+    # first tile: the bytes grow with the split (0 unsplit; m n > 0), so the first tied
+    # with candidates flat, SPLITS then tiles (with none tied, a NaN time: the first).
+    # The least time is read at its argmin (cheaper than a min over the leading axis)
+    flat, element = t.reshape((-1, size)), np.arange(size)
+    least = flat[flat.argmin(axis=0), element]
+    pick = (flat <= least * (1.0 + 1e-9)).argmax(axis=0)
+    at, tile = np.divmod(pick, n_tiles)
+
+    def chosen(a, index):  # a's value per element at its leading axis's `index`
+        if a.size == len(a):  # a candidate constant (one profile)
+            return a.reshape(-1)[index].reshape(shape[2:])
+        if a.shape[1:] != shape[2:]:
+            a = np.broadcast_to(a, a.shape[:1] + shape[2:])
+        return a.reshape((len(a), size))[index, element].reshape(shape[2:])
+    red_c = chosen(red[:, 0], at)
+    if isinstance(home, int):
+        home_c = home
+    else:
+        home_c = chosen(home[:, 0], at)
+        if home_c.ndim == 0 or not np.count_nonzero(home_c - home_c.flat[0]):
+            home_c = int(home_c.flat[0])
+    if eff.shape != shape:  # (the memory time may have axes the efficiency has not)
+        eff = np.broadcast_to(eff, shape)
+    return ShapeChoice(efficiency=chosen(eff.reshape((-1,) + shape[2:]), pick),
+                       reduction_bytes=red_c, reduction_home=home_c,
+                       candidate=lambda: (chosen(tm[0], tile), chosen(tn[0], tile),
+                                          chosen(split[:, 0], at)))
 
 
 def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):

@@ -22,20 +22,22 @@ from precsim.simulator.attention import (any_of, attention_plans, cache_split,
                                          check_attention, conversions, flash_tiling,
                                          kv_reads, reread, scored_pairs)
 from precsim.simulator.checks import check_positive, checked
-from precsim.simulator.gemm_shape import gemm_efficiency
+from precsim.simulator.gemm_shape import shaped_gemm
 from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.mapping import cheapest, gemm_stream_share, plan_options
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
                                      quant_attr,
                                      stream_bits, stream_dtype)
-from precsim.simulator.roofline import (KernelCost, bytes_through, home_level,
-                                        output_tile, roofline_cost, staging_bytes)
+from precsim.simulator.roofline import (KernelCost, bytes_through, home_level, roofline_cost,
+                                        staged_tiles)
 
 #: Vector ops per element: quantise an activation (abs-max, scale, round+convert).
 QUANTIZE_OPS = 3.0
 #: Vector ops per attention score: scale, running max, exp, running sum, rescale.
 SOFTMAX_OPS = 5.0
+#: A plan's conversion rates (weights, activations: ops, seconds, joules per element).
+_CONVERSIONS = tuple(f"{o}_convert_{x}" for o in "wa" for x in ("ops", "s", "j"))
 #: Format objects whose shape-free terms are kept per packed profile (`_memo`).
 FORMAT_MEMO_MAX = 64
 
@@ -46,7 +48,8 @@ FORMAT_MEMO_MAX = 64
 class _GroupTerms:
     """What no shape enters of a layer group's format on a profile: the format, its bytes
     per weight and activation element, the activation stream's bytes, per-channel scale
-    bits and its (weight, activation) types' execution options (read-only mappings)."""
+    bits, its (weight, activation) types' execution options (read-only mappings) and
+    per option whether it converts nothing (every conversion rate the number 0)."""
 
     fmt: object
     s_w: object
@@ -54,6 +57,7 @@ class _GroupTerms:
     s_stream: object
     channel_bits: object
     options: tuple
+    plain: tuple
 
 
 def _memo(hw: Hardware, kind: str, source, key: tuple, build):
@@ -79,12 +83,14 @@ def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
         fmt = group_format(quant, group)
         w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
         a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
+        options = tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype))
         return _GroupTerms(
             fmt=fmt, s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
             s_a=quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0,
             s_stream=stream_bits(fmt) / 8.0,
             channel_bits=quant_attr(fmt, lambda q: q.channel_scale_bits),
-            options=tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype)))
+            options=options, plain=tuple(all(type(p[f]) is float and p[f] == 0.0
+                                             for f in _CONVERSIONS) for p in options))
     return _memo(hw, "group_terms", quant, (group,), build)
 
 
@@ -115,44 +121,50 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     o_home = home_level(hw, out_bytes, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
-        # re-reads and the bytes re-read per staging level (levels 0 and 1 share one)
-        levels, staged = [], {}
+        # re-reads per staging level (0 and 1 share 0's); each level's bytes (homed beyond)
         w_bytes = kn * s_w if channel is None else kn * s_w + channel
-        for j in range(hw.n_levels):
-            at = max(j - 1, 0)  # the level staging_bytes(hw, j) reads
-            if at not in staged:
-                tm, tn = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
-                w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
-                staged[at] = w_reads, a_reads, w_bytes * w_reads, a_bytes * a_reads
-            w_moved, a_moved = staged[at][2:]
-            levels.append(bytes_through(hw, w_home, j, w_moved)
-                          + bytes_through(hw, a_home, j, a_moved)
-                          + bytes_through(hw, o_home, j, out_bytes))
-        w_reads, a_reads = staged[0][:2]
-        return levels, kn * w_reads, mk * a_reads
+        tm, tn = staged_tiles(hw, m, n, s_a, s_w,
+                              max(np.ndim(w_bytes), np.ndim(a_bytes), hw.profiles.ndim))
+        w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
+        w_moved, a_moved = w_bytes * w_reads, a_bytes * a_reads
+        staged = range(hw.n_levels)  # the staging entry of each level: j - 1, 0 for 0
+        w_moved, a_moved = list(w_moved), list(a_moved)
+        levels = level_bytes(hw, ((w_home, tuple(w_moved[max(j - 1, 0)] for j in staged)),
+                                  (a_home, tuple(a_moved[max(j - 1, 0)] for j in staged)),
+                                  (o_home, out_bytes)))
+        return levels, w_reads[0], a_reads[0]
 
-    many = np.asarray(m) > 1  # more than one activation row
-    zero = 0.0 * mn
+    zero, flops = 0.0 * mn, 2.0 * mn * k
     unscaled = type(stream_scale) is float and stream_scale == 1.0
 
-    def priced(plan, levels, w_elems, a_elems, s_weight=s_w):
+    def priced(plan, levels, w_reads, a_reads, s_weight=s_w, plain=False):
         # more than one activation row: the library's GEMM path streams at its own share
-        share = np.where(many, gemm_stream_share(plan, m), plan["stream_fraction"])
-        plan = dict(plan, stream_fraction=share if unscaled else stream_scale * share)
-        plan, levels = _shaped(hw, plan, levels, m, n, k, s_a, s_weight)
-        conv_ops, conv_s, conv_j = (_conversion(plan, (w_elems, "w"), (a_elems, "a"),
-                                                field=field) for field in ("ops", "s", "j"))
+        share, one = gemm_stream_share(plan, m), plan["stream_fraction"]
+        if not (type(share) is float and type(one) is float and share == one):
+            share = np.where(np.asarray(m) > 1, share, one)  # (else every m streams alike)
+        share = share if unscaled else stream_scale * share
+        rate, levels = shaped_gemm(hw, plan["ops_per_s"], share, levels, m, n, k, s_a,
+                                   s_weight, flops)
+        plan = dict(plan, stream_fraction=share, ops_per_s=rate)
+        if plain and type(zero) is not float \
+                and np.shape(zero) == np.shape(w_reads) == np.shape(k):
+            conv_ops = conv_s = conv_j = zero  # no conversion: its products (all 0, shaped)
+        else:
+            parts = ((kn * w_reads, "w"), (mk * a_reads, "a"))  # elements converted
+            conv_ops, conv_s, conv_j = (_conversion(plan, *parts, field=f)
+                                        for f in ("ops", "s", "j"))
         row_s = plan["row_s"]  # a GEMV's per-row time (none: zeros, as n x 0)
         fixed = zero if type(row_s) is float and row_s == 0.0 else \
-            np.where(many, 0.0, n * row_s)
+            np.where(np.asarray(m) > 1, 0.0, n * row_s)
         stream = kn * s_weight if channel is None else kn * s_weight + channel
-        return roofline_cost(hw, plan, 2.0 * mn * k, zero, conv_s, conv_j, conv_ops, levels,
+        return roofline_cost(hw, plan, flops, zero, conv_s, conv_j, conv_ops, levels,
                              1.0, fixed_s=fixed, stream_bytes=stream)
 
     options = terms.options
     if fused_dequant:
         fused = traffic(s_w, channel)
-        return cheapest([priced(plan, *fused) for plan in options])
+        return cheapest([priced(plan, *fused, plain=plain)
+                         for plan, plain in zip(options, terms.plain)])
     costs = []
     for plan in options:
         needs = np.asarray(plan["w_convert_ops"]) > 0
@@ -171,21 +183,6 @@ def matrix_rate(profile, quant="W16A16", *, group: str = "mlp"):
     before any shape efficiency)."""
     options = _group_terms(as_hardware(profile), quant, group).options
     return np.maximum.reduce([np.asarray(p["ops_per_s"], dtype=float) for p in options])
-
-
-def _shaped(hw: Hardware, plan: dict, levels: list, m, n, k, s_a, s_w):
-    """The plan's rate times the shape efficiency of the chosen tile and split and the
-    split-K reduction bytes added where they are homed (simulator.gemm_shape); as they
-    are where the profile has no `gemm` block."""
-    t_mem = 0.0
-    for b, bw in zip(levels, hw.bandwidth_bytes_per_s):
-        t_mem = np.maximum(t_mem, b / (bw * plan["stream_fraction"]))
-    shape = gemm_efficiency(hw, m, n, k, plan["ops_per_s"], s_a, s_w, t_mem)
-    if shape is None:
-        return plan, levels
-    red = shape.reduction_bytes
-    return (dict(plan, ops_per_s=plan["ops_per_s"] * shape.efficiency),
-            [b + bytes_through(hw, shape.reduction_home, j, red) for j, b in enumerate(levels)])
 
 
 def dequant_cost(profile, n_elements, quant, *, group: str = "mlp", home=None) -> KernelCost:

@@ -266,7 +266,7 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
             return min([j for j, room in rooms[0] if nbytes <= room], default=hw.main)
         if rooms[1] is not None:  # rooms growing with the level: the first that holds it
             at = rooms[1].searchsorted(nbytes)  # NaN sorts last: main memory
-            if at.size and (at == at.flat[0]).all():
+            if at.size and not np.count_nonzero(at - at.flat[0]):  # one home for all
                 return int(rooms[2][at.flat[0]])
             return rooms[2][at]
         nbytes = np.asarray(nbytes)
@@ -345,8 +345,40 @@ def output_tile(m, n, s_a, s_w, capacity):
         tm = min(max(math.sqrt(t * s_w / s_a), 1.0), m)
         tn = min(max(t / tm, 1.0), n)
         return min(max(t / tn, 1.0), m), tn
-    t = np.maximum(capacity / ACC_BYTES, 1.0)  # np.clip(x, 1, m) as its two ufuncs
-    tm = np.minimum(np.maximum(np.sqrt(t * s_w / s_a), 1.0), m)
+    return _clipped_tile(m, n, *_tile_target(s_a, s_w, capacity))
+
+
+def _tile_target(s_a, s_w, capacity) -> tuple:
+    """`output_tile`'s terms no problem size enters: the tile area T = max(capacity /
+    ACC_BYTES, 1) and the unclipped tm = max(sqrt(T s_w / s_a), 1)."""
+    t = np.maximum(capacity / ACC_BYTES, 1.0)
+    return t, np.maximum(np.sqrt(t * s_w / s_a), 1.0)
+
+
+def _clipped_tile(m, n, t, tm):
+    """`output_tile` clipped to the problem (np.clip(x, 1, m) as its two ufuncs)."""
+    tm = np.minimum(tm, m)
     tn = np.minimum(np.maximum(t / tm, 1.0), n)
     tm = np.minimum(np.maximum(t / tn, 1.0), m)
     return tm, tn
+
+
+def staged_tiles(hw: Hardware, m, n, s_a, s_w, nd: int) -> tuple:
+    """`output_tile` (tm, tn) at every staging level's `staging_bytes` at once, stacked
+    along a leading axis (entry j - 1 for the boundary below level j >= 1, entry 0 also
+    for level 0) in front of `nd` axes (at least the inputs' and the profiles'); the
+    capacities' terms (`_tile_target`) are kept in `hw.exec_cache` for number operand
+    bytes."""
+    key = ("staged_tiles", nd, s_a, s_w) if type(s_a) is float and type(s_w) is float \
+        and s_a == s_a and s_w == s_w else None  # NaN: not a usable key
+    target = hw.exec_cache.get(key) if key is not None else None
+    if target is None:
+        rooms = np.array(np.broadcast_arrays(*(staging_bytes(hw, j)
+                                               for j in range(1, max(hw.n_levels, 2)))))
+        rooms = rooms.reshape(rooms.shape[:1] + (1,) * (nd - rooms.ndim + 1) + rooms.shape[1:])
+        target = _tile_target(s_a, s_w, rooms)
+        if key is not None:
+            for a in target:
+                a.flags.writeable = False  # shared by every call on this hardware
+            hw.exec_cache[key] = target
+    return _clipped_tile(m, n, *target)

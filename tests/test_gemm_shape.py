@@ -128,3 +128,77 @@ def test_causal_blocks_closed_form_equals_the_sum_by_row_block(q, p, bc, ratio, 
     half = flash_blocks(np.asarray(qs) - 0.5, kvs, br, bc)  # fractional: by row block
     np.testing.assert_array_equal(half, _blocks_by_row(np.asarray(qs) - 0.5, kvs, br, bc,
                                                        np.ceil((np.asarray(qs) - 0.5) / br)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.lists(st.floats(1.0, 1e5), min_size=1, max_size=5),
+       n=st.floats(1.0, 1e5), s_a=st.sampled_from([0.5, 1.0, 2.0]),
+       s_w=st.sampled_from([0.25, 0.515625, 2.0]), nd=st.integers(1, 3),
+       profile=st.sampled_from([A100, "host", "h100-sxm"]))
+def test_staged_tiles_are_the_output_tile_of_each_staging_level(m, n, s_a, s_w, nd, profile):
+    """One stacked evaluation (its shape-free terms kept per profile) equals
+    `output_tile` at each staging level, bit for bit, with `nd` element axes."""
+    from precsim.simulator.roofline import output_tile, staged_tiles, staging_bytes
+    hw = as_hardware(profile)
+    m = np.array(m)
+    for _ in range(2):  # the second call reads the kept terms
+        tm, tn = staged_tiles(hw, m, n, s_a, s_w, nd)
+        assert tm.shape == (max(hw.n_levels - 1, 1),) + (1,) * (nd - 1) + m.shape
+        for j in range(1, max(hw.n_levels, 2)):
+            want = output_tile(m, n, s_a, s_w, staging_bytes(hw, j))
+            assert np.array_equal(tm[j - 1].reshape(m.shape), want[0])
+            assert np.array_equal(tn[j - 1].reshape(m.shape), want[1])
+
+
+def test_weight_shape_terms_are_kept_per_shape_and_bounded(monkeypatch):
+    """`_shape_terms` keeps the (n, k) terms of small weight shapes (read-only), at most
+    SHAPE_MEMO_MAX of them; a choice with kept terms equals one computed afresh."""
+    from precsim.simulator import gemm_shape
+    hw = as_hardware(_a100())
+    m, n, k = np.array([1.0, 512.0]), np.array([4096.0, 11008.0]), np.array([4096.0, 4096.0])
+    first = gemm_efficiency(hw, m, n, k, RATE, 2.0, 2.0, 1e-5)
+    again = gemm_efficiency(hw, m, n.copy(), k.copy(), RATE, 2.0, 2.0, 1e-5)
+    memo = hw.exec_cache[("gemm_nk", 1)]
+    assert len(memo) == 1 and not any(a.flags.writeable for a in next(iter(memo.values())))
+    for name in ("efficiency", "tile_m", "tile_n", "split", "reduction_bytes"):
+        assert np.array_equal(getattr(first, name), getattr(again, name)), name
+    monkeypatch.setattr(gemm_shape, "SHAPE_MEMO_MAX", 3)
+    for width in range(1, 6):
+        gemm_efficiency(hw, m, n * width, k, RATE, 2.0, 2.0, 1e-5)
+    assert len(memo) == 3
+
+
+def test_tied_candidates_go_to_the_fewest_reduction_bytes_then_the_first_tile():
+    """A memory-bound GEMV (memory time 1 s) ties every allowed candidate at the memory
+    time (split-K bytes fit the L2, overlapped): the unsplit one (no reduction bytes)
+    with the profile's first tile (256x128) is chosen; m = 128 of 4096 x 4096 with
+    128x128 tiles, compute-bound, ties none and takes split 3 (as hand-computed above)."""
+    hw = as_hardware(_a100())
+    shape = gemm_efficiency(hw, np.array([1.0, 1.0]), 4096.0, 4096.0, RATE, 2.0, 2.0, 1.0)
+    assert np.array_equal(shape.split, [1.0, 1.0]) and np.array_equal(shape.tile_m, [256, 256])
+    assert np.array_equal(shape.tile_n, [128, 128])
+    assert np.array_equal(shape.reduction_bytes, [0.0, 0.0])
+    mixed = gemm_efficiency(as_hardware(_a100(tiles="128x128")), np.array([1.0, 128.0]),
+                            4096.0, 4096.0, RATE, 2.0, 2.0, np.array([1.0, 0.0]))
+    assert mixed.split.tolist() == [1.0, 3.0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.lists(st.sampled_from([1.0, 7.0, 128.0, 512.0, 3000.0]), min_size=1, max_size=3),
+       k=st.lists(st.sampled_from([64.0, 4096.0, 11008.0]), min_size=1, max_size=2),
+       bits=st.sampled_from([16.0, 32.0]), fused=st.booleans(),
+       profile=st.sampled_from([A100, "h100-sxm", "host"]),
+       quant=st.sampled_from(["W16A16", "W4A16-g128", "W8A8"]))
+def test_gemm_cost_on_broadcast_axes_equals_each_scalar_call(m, k, bits, fused, profile,
+                                                             quant):
+    """m, k and the output bits on three different axes (the memory time has axes the
+    tile choice's efficiency has not): every element equals its scalar call exactly."""
+    m, k, out = np.array(m), np.array(k)[:, None], np.array([16.0, bits])[:, None, None]
+    cost = gemm_cost(profile, m, 4096.0, k, quant, out_bits=out, fused_dequant=fused)
+    assert np.shape(cost.time_s) == (2, len(k), len(m))
+    for i, j, e in np.ndindex(2, len(k), len(m)):
+        one = gemm_cost(profile, float(m[e]), 4096.0, float(k[j, 0]), quant,
+                        out_bits=float(out[i, 0, 0]), fused_dequant=fused)
+        for field in ("time_s", "energy_j", "memory_time_s", "convert_ops"):
+            assert np.broadcast_to(getattr(cost, field), (2, len(k), len(m)))[i, j, e] \
+                == getattr(one, field), field
