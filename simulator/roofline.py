@@ -258,20 +258,23 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     compiler places tensors there. For tensors passed between kernels only levels that
     keep data between kernels count (caches; SRAM off GPUs): `persistent_only`.
     """
-    if hw.is_single:  # one profile: its candidate levels and their room as floats
-        rooms = hw.exec_cache.get(("rooms", persistent_only))
-        if rooms is None:
-            rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
-        if type(nbytes) in (int, float) or np.ndim(nbytes) == 0:
-            return min([j for j, room in rooms[0] if nbytes <= room], default=hw.main)
-        if rooms[1] is not None:  # rooms growing with the level: the first that holds it
-            at = rooms[1].searchsorted(nbytes)  # NaN sorts last: main memory
-            if at.size and not np.count_nonzero(at - at.flat[0]):  # one home for all
-                return int(rooms[2][at.flat[0]])
-            return rooms[2][at]
+    rooms = hw.exec_cache.get(("rooms", persistent_only))  # set for one profile only
+    if rooms is None and hw.is_single:  # its candidate levels and their room as floats
+        rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
+    if rooms is not None:
+        nearest, bounds, levels = rooms
+        if isinstance(nbytes, (int, float)) or np.ndim(nbytes) == 0:
+            for j, room in nearest:  # the nearest level that holds it
+                if nbytes <= room:
+                    return j
+            return hw.main
+        if bounds is not None:  # rooms growing with the level: the first that holds it
+            at = bounds.searchsorted(nbytes)  # NaN sorts last: main memory
+            one = _one_value(at)
+            return levels[at] if one is None else int(levels[one])  # one home for all
         nbytes = np.asarray(nbytes)
         home = np.full(nbytes.shape, hw.main)
-        for j, room in rooms[0]:
+        for j, room in reversed(nearest):  # the nearest written last
             home = np.where(nbytes <= room, j, home)
         return int(home.flat[0]) if np.all(home == home.flat[0]) else home
     home = np.full(np.broadcast(nbytes, hw.capacity_bytes[0]).shape, hw.main)
@@ -288,16 +291,30 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
 
 def _rooms(hw: Hardware, persistent_only: bool) -> tuple:
     """One profile's candidate levels for `home_level`: ((level, room), ...) nearest
-    last, and where the rooms grow with the level, the rooms nearest first with main
-    memory's (infinite) last and the levels a `searchsorted` index into them means
-    (else None, None)."""
+    first, and where the rooms grow with the level, the rooms with main memory's
+    (infinite) last and the levels a `searchsorted` index into them means (else None,
+    None)."""
     rooms = tuple((j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
-                  for j in range(hw.main - 1, -1, -1) if hw.persistent[j] or not persistent_only)
-    ascending = rooms[::-1]
-    if any(a[1] > b[1] for a, b in zip(ascending, ascending[1:])):
+                  for j in range(hw.main) if hw.persistent[j] or not persistent_only)
+    if any(a[1] > b[1] for a, b in zip(rooms, rooms[1:])):
         return rooms, None, None
-    return (rooms, np.array([room for _, room in ascending] + [np.inf]),
-            np.array([j for j, _ in ascending] + [hw.main, hw.main]))  # NaN: past inf
+    return (rooms, np.array([room for _, room in rooms] + [np.inf]),
+            np.array([j for j, _ in rooms] + [hw.main, hw.main]))  # NaN: past inf
+
+
+#: Elements up to which `_one_value` compares a list (one numpy pass beyond).
+LIST_COMPARE = 64
+
+
+def _one_value(a):
+    """The value (an int) every element of integer array `a` has, else None (also for an
+    empty array): counted in a list for small arrays (cheaper than a numpy pass)."""
+    if not a.size:
+        return None
+    if a.size <= LIST_COMPARE:
+        values = a.ravel().tolist()
+        return values[0] if values.count(values[0]) == len(values) else None
+    return None if np.count_nonzero(a - a.flat[0]) else int(a.flat[0])
 
 
 def chain_hit_share(profile, footprint_bytes, tensor_bytes):
