@@ -193,9 +193,9 @@ def shaped_gemm(hw: Hardware, rate, fraction, levels: list, m, n, k, s_a, s_w, f
 def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     """The profiles' arrays with the two candidate axes (SPLITS, tiles) in front of `nd`
     element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
-    the terms of `_choose` made of them alone (tm tn, the tiles' room, 2 split where a
-    split reduces (has a gemm block, split > 1; else 0), split k_step) and whether every
-    profile has a gemm block;
+    the terms of `_choose` made of them alone (tm tn, the work's room (the tiles' room x
+    split), 2 split where a split reduces (has a gemm block, split > 1; else 0), split
+    k_step) and whether every profile has a gemm block;
     memoised per `nd` in `hw.exec_cache`."""
     key = ("gemm_candidate_axes", nd)
     if key in hw.exec_cache:
@@ -213,10 +213,11 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
                                         lead(st.max_split, None), lead(st.k_step, None))
     units = np.where(has, lead(st.units, None), 1.0)
     # a candidate is allowed where its tiles < room: every unsplit one, a split one where
-    # the tiles do not fill the units (split <= max_split), no other
+    # the tiles do not fill the units (split <= max_split), no other; compared as tiles x
+    # split < room x split (integers: the same test, `_choose`)
     room = np.where(split == 1, np.inf, np.where(split <= max_split, units, -np.inf))
     out = (has, units, tm, tn, split, k_step, lead(st.feed, None), max_split, tm * tn,
-           room, np.where(has & (split > 1), 2.0 * split, 0.0), split * k_step)
+           room * split, np.where(has & (split > 1), 2.0 * split, 0.0), split * k_step)
     for a in out:
         a.flags.writeable = False  # shared by every call on this hardware
     out += (bool(has.all()),)
@@ -286,8 +287,11 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     rows = np.ceil(m / tm)
     e_tile = (m / rows) * n_cols / tile_area
     e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
-    barred = rows * cols >= room  # the tiles (finite) fill the units or the split is out
     work = rows * cols_split  # tiles x split
+    # the tiles fill the units or the split is out: tiles >= room as work >= room x split,
+    # the same test (integers, exact below 2**53; above it both far past any room; a
+    # product's rounding is monotonic and the rooms x split are exact)
+    barred = work >= room
     e_wave = work / (np.ceil(work / units) * units)
     eff = e_tile * e_wave * e_k * e_feed
     if not every:
@@ -298,8 +302,8 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     if isinstance(home, int):  # one home for every candidate: in series or overlapped
         t_mem = memory_time + t_red if home == hw.main else np.maximum(memory_time, t_red)
     else:
-        t_mem = np.where(home == hw.main, memory_time + t_red,
-                         np.maximum(memory_time, t_red))
+        t_mem = np.maximum(memory_time, t_red)  # in series where homed in main memory
+        np.add(memory_time, t_red, out=t_mem, where=home == hw.main)
     t = np.maximum(flops / (rate * eff), t_mem)
     np.copyto(t, np.inf, where=barred)  # (t is this call's own array)
     shape = t.shape
@@ -320,12 +324,8 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
             a = np.broadcast_to(a, a.shape[:1] + shape[2:])
         return a.reshape((len(a), size))[index, element].reshape(shape[2:])
     red_c = chosen(red[:, 0], at)
-    if isinstance(home, int):
-        home_c = home
-    else:
-        home_c = chosen(home[:, 0], at)
-        if home_c.ndim == 0 or not np.count_nonzero(home_c - home_c.flat[0]):
-            home_c = int(home_c.flat[0])
+    # the chosen bytes' home: `home_level` of them (element-wise; an int where uniform)
+    home_c = home if isinstance(home, int) else home_level(hw, red_c, True)
     if eff.shape != shape:  # (the memory time may have axes the efficiency has not)
         eff = np.broadcast_to(eff, shape)
     return ShapeChoice(efficiency=chosen(eff.reshape((-1,) + shape[2:]), pick),
