@@ -202,3 +202,17 @@ def test_gemm_cost_on_broadcast_axes_equals_each_scalar_call(m, k, bits, fused, 
         for field in ("time_s", "energy_j", "memory_time_s", "convert_ops"):
             assert np.broadcast_to(getattr(cost, field), (2, len(k), len(m)))[i, j, e] \
                 == getattr(one, field), field
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.lists(st.floats(1.0, 1e18), min_size=1, max_size=4),
+       n=st.sampled_from([64.0, 4096.0, 11008.0, 3e16]), memory_time=st.floats(0.0, 1e-2))
+def test_the_chosen_split_leaves_its_tiles_short_of_the_units(m, n, memory_time):
+    """The allowed-candidate test (tiles x split < units x split) is the tiles' own:
+    a chosen split > 1 has ceil(m / tm) ceil(n / tn) < units, also for shapes past
+    2**53 (a100: 108 SMs)."""
+    shape = gemm_efficiency(as_hardware(_a100()), np.array(m), n, 4096.0, RATE, 2.0, 2.0,
+                            memory_time)
+    tiles = np.ceil(np.array(m) / shape.tile_m) * np.ceil(n / shape.tile_n)
+    assert np.all((shape.split == 1.0) | (tiles < 108.0))
+    assert np.all(np.isfinite(shape.efficiency))

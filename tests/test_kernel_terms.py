@@ -184,3 +184,23 @@ def test_attention_refuses_disordered_lengths(q_len, kv_len, cache_len, message)
     ok = attention_cost("a100-sxm-80gb", 1.0, 1.0, 4.0, 32.0, 8.0, 128.0, cache_len=2.0)
     assert _identical(ok, attention_cost.unchecked("a100-sxm-80gb", 1.0, 1.0, 4.0, 32.0, 8.0,
                                                    128.0, cache_len=2.0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(exponents=st.lists(st.floats(0.0, 12.0), min_size=1, max_size=80),
+       persistent=st.booleans(), profile=st.sampled_from(["a100-sxm-80gb", "host"]))
+def test_home_level_of_numbers_and_arrays_agree(exponents, persistent, profile):
+    """One profile: a Python float, a numpy scalar and a 0-d array have the home (an int)
+    of their element in an array; an array whose elements share a home gives that int
+    (a list's count up to roofline.LIST_COMPARE elements, a numpy pass beyond)."""
+    hw = as_hardware(profile)
+    nbytes = 10.0 ** np.array(exponents)
+    got = home_level(hw, nbytes, persistent)
+    homes = [home_level(hw, float(x), persistent) for x in nbytes]
+    assert all(type(h) is int for h in homes)
+    assert [home_level(hw, x, persistent) for x in nbytes] == homes  # numpy scalars
+    assert home_level(hw, np.asarray(nbytes[0]), persistent) == homes[0]
+    if len(set(homes)) == 1:
+        assert type(got) is int and got == homes[0]
+    else:
+        assert np.broadcast_to(got, nbytes.shape).tolist() == homes
