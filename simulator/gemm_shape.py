@@ -315,7 +315,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     flat, element = t.reshape((-1, size)), np.arange(size)
     least = flat[flat.argmin(axis=0), element]
     pick = (flat <= least * (1.0 + 1e-9)).argmax(axis=0)
-    at, tile = np.divmod(pick, n_tiles)
+    at = pick // n_tiles  # the split (the tile, pick % n_tiles, when read)
 
     def chosen(a, index):  # a's value per element at its leading axis's `index`
         if a.size == len(a):  # a candidate constant (one profile)
@@ -330,7 +330,8 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
         eff = np.broadcast_to(eff, shape)
     return ShapeChoice(efficiency=chosen(eff.reshape((-1,) + shape[2:]), pick),
                        reduction_bytes=red_c, reduction_home=home_c,
-                       candidate=lambda: (chosen(tm[0], tile), chosen(tn[0], tile),
+                       candidate=lambda: (chosen(tm[0], pick % n_tiles),
+                                          chosen(tn[0], pick % n_tiles),
                                           chosen(split[:, 0], at)))
 
 
