@@ -1,8 +1,8 @@
 """The kernels of one or more passes priced along an ops axis: the ops of one kind that
-share a kernel formula and its non-shape arguments (GEMMs of one format, norms of one
-kind, element-wise ops, embeddings) are stacked along a new leading axis and priced by
-ONE call of their formula in simulator.kernels (every formula broadcasts) and kept
-stacked: a pass's sums are taken on the stacked arrays (`EvaluatedPass`), one
+share a kernel formula and its non-shape arguments (GEMMs of one format, norms and
+element-wise ops: simulator.op_streams, embeddings) are stacked along a new leading axis
+and priced by ONE call of their formula in simulator.kernels (every formula broadcasts)
+and kept stacked: a pass's sums are taken on the stacked arrays (`EvaluatedPass`), one
 KernelCost per op split off only when the per-op costs are asked for. Passes on the
 same hardware and format (a request's prefill and decode) share the calls; each op keeps
 its pass's weight home. Element for
@@ -19,8 +19,8 @@ import numpy as np
 from precsim.simulator.hardware import Hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
                                        gemm_cost, matrix_rate, norm_cost)
-from precsim.simulator.op_streams import fuse_streams, stream_call
 from precsim.simulator.models import TransformerConfig
+from precsim.simulator.op_streams import fuse_streams, stream_call
 from precsim.simulator.op_template import Inputs, call_inputs
 from precsim.simulator.ops import OpSpec, add_axis, ndim, object_memo
 from precsim.simulator.pass_sums import BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, field_block
@@ -140,8 +140,8 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
     (`ops.OpList.template`): the ops' templates and the `op_template.Inputs` giving the
     call's input columns from the passes' request values, else None), and the (pass, op
     indices, rows) its pass sums take here: norms and element-wise ops share one call
-    (`op_streams.fuse_streams`), each batch keeping its place in the sums (kind "=": the rows of
-    the call before))."""
+    (`op_streams.fuse_streams`), each batch keeping its place in the sums (kind "=":
+    rows of a call before))."""
     steps = []
     shared: dict = {}
     for pi, p in enumerate(passes):

@@ -28,13 +28,13 @@ def stream_call(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
 
 
 def fuse_streams(steps: list, passes: Sequence, quant, start: int, stack) -> list:
-    """`steps` (`_plan`'s, of one hardware and format) with the "stream" batches of
-    scalar inputs (arrays keep each batch's own broadcast shape) and the same passes,
-    templated alike, of one norm kind (its rate:
-    `kernels.elementwise_cost`'s `kernel_rows`) priced by ONE call at the first one's
-    place, each later one a "=" step emitting its rows of that call (its ops: the index
-    of the call's step, `steps` starting at `start`; `stack`: how a column of its inputs
-    is stacked): every pass sum takes the same rows in the same order."""
+    """`steps` (op_eval `_plan`'s, of one hardware and format) with its "stream" batches
+    of scalar inputs (arrays keep each batch's own broadcast shape), the same passes,
+    templated alike and of one norm kind (its rate: `elementwise_cost`'s `kernel_rows`)
+    priced by ONE call at the first batch's place; each later batch a "=" step emitting
+    its rows of that call (its ops: the index of the call's step, `steps` starting at
+    `start`; `stack`: how a column of inputs is stacked). Every pass sum then adds the
+    same rows in the same order as separate calls would."""
     groups: dict = {}
     for j, (_, kind, ops, nd, rows, fill, _) in enumerate(steps):
         if kind == "stream" and nd == 0:

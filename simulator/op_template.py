@@ -96,12 +96,6 @@ def call_inputs(kind: str, group: list, quant) -> list:
         default_bits = stream_bits(group_format(quant, group[0].group))
         return [(p["m"], p["n"], p["k"], default_bits if p.get("out_bits") is None
                  else p["out_bits"], s.count) for s in group for p in (s.params,)]
-    if kind == "norm":
-        return [(p["rows"], p["width"], p["in_bits"], p["out_bits"], s.count,
-                 p["quantize_out"]) for s in group for p in (s.params,)]
-    if kind == "elementwise":
-        return [(p["read_bytes"], p["write_bytes"], p["vector_ops"], s.kv_write_bytes,
-                 s.count) for s in group for p in (s.params,)]
     if kind == "stream":  # norms and element-wise ops: bytes, ops, 16-bit elements
         return [(*norm_terms(p["rows"], p["width"], p["in_bits"], p["out_bits"],
                              p["kind_norm"], p.get("fused_residual", True),
