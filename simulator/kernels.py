@@ -214,14 +214,17 @@ def _dequant(hw: Hardware, n_elements, fmt, plan: dict, home) -> KernelCost:
 
 def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=None,
                      write_home=None, n_kernels: float = 1.0, exec_dtype: str = "vector",
-                     half_elements=0.0, kernel: str | None = None) -> KernelCost:
+                     half_elements=0.0, kernel: str | None = None,
+                     kernel_rows=None) -> KernelCost:
     """A streaming kernel (norm, activation, residual add, RoPE, softmax, sampling):
     no re-use, every byte crosses each level between its home and the engine.
     `half_elements`: elements read or written in a 16-bit float type; a vector unit
     computing in a wider type widens / narrows each at DEFAULT_HALF_OPS vector ops
     (`widen_ops`), as PyTorch's CPU kernels compute bf16 in fp32. A `kernel` the
     profile's `vector` block names runs its ops at its own rate and widens at its own
-    cost (`hardware.kernel_vector_terms`)."""
+    cost (`hardware.kernel_vector_terms`); `kernel_rows` (1.0 / 0.0 along the leading
+    axis, rows of other kernels: no 16-bit elements) where only those rows run it (the
+    others x 1.0: exact)."""
     hw = as_hardware(profile)
     terms = kernel_vector_terms(hw, kernel) if kernel else None
     if not (type(half_elements) in (int, float) and half_elements == 0
@@ -229,7 +232,8 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
         vector_ops = vector_ops + _widen_factor(hw, kernel, terms) \
             * np.asarray(half_elements, dtype=float)
     if terms:  # a profile names the kernel
-        vector_ops = vector_ops * terms[0]
+        vector_ops = vector_ops * (terms[0] if kernel_rows is None else
+                                   np.where(kernel_rows != 0.0, terms[0], 1.0))
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = level_bytes(hw, ((r_home, read_bytes), (w_home, write_bytes)))
@@ -270,12 +274,25 @@ def _widen_factor(hw: Hardware, kernel, terms):
 @checked(check_positive, "rows", "width")
 def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = "rmsnorm",
               fused_residual: bool = True, quantize_out: bool = False, **homes) -> KernelCost:
-    """RMSNorm / LayerNorm over `rows` x `width`, optionally fused with the residual add
-    (reads residual + update, writes the new residual and the normalised output).
-    Vector ops per element: rmsnorm 4 (square, accumulate, scale, weight), layernorm 5
-    (sum and sum of squares in one pass, then subtract, scale, affine), +1 for the
-    residual add, +QUANTIZE_OPS when the output is quantised; 16-bit inputs / outputs
-    are widened / narrowed on a wider vector unit (`widen_ops`)."""
+    """RMSNorm / LayerNorm over `rows` x `width`, optionally fused with the residual add:
+    an element-wise kernel of `norm_terms`' bytes, ops and 16-bit elements, widened on a
+    wider vector unit (`widen_ops`) at the norm kind's own rate where a profile names
+    it."""
+    reads, writes, ops, half = norm_terms(rows, width, in_bits, out_bits, kind,
+                                          fused_residual, quantize_out)
+    return elementwise_cost(profile, reads, writes, ops, half_elements=half, kernel=kind,
+                            **homes)
+
+
+def norm_terms(rows, width, in_bits, out_bits, kind: str, fused_residual: bool,
+               quantize_out) -> tuple:
+    """A norm's (bytes read, bytes written, vector ops, 16-bit elements): fused with the
+    residual add it reads residual + update and writes the new residual and the
+    normalised output. Vector ops per element: rmsnorm 4 (square, accumulate, scale,
+    weight), layernorm 5 (sum and sum of squares in one pass, then subtract, scale,
+    affine), +1 for the residual add, +QUANTIZE_OPS when the output is quantised; the
+    16-bit elements: the inputs and the new residual if 16-bit, the output if 16-bit.
+    Only + - * / on `rows` and `width` (request placeholders pass: simulator.op_template)."""
     elems = rows * width
     base = (4.0 if kind == "rmsnorm" else 5.0) + (1.0 if fused_residual else 0.0)
     ops = np.where(quantize_out, base + QUANTIZE_OPS, base)  # small integers: exact
@@ -283,11 +300,9 @@ def norm_cost(profile, rows, width, *, in_bits=16.0, out_bits=16.0, kind: str = 
     in_bytes = elems * in_bits / 8.0  # one input (the residual)
     reads = in_bytes * n_in
     writes = _plus(elems * out_bits / 8.0, in_bytes if fused_residual else 0.0)
-    # 16-bit elements: the inputs and the new residual if 16-bit, the output if 16-bit
     half = elems * (np.where(np.asarray(in_bits) <= 16, n_in + (1 if fused_residual else 0),
                              0) + (np.asarray(out_bits) == 16))
-    return elementwise_cost(profile, reads, writes, elems * ops, half_elements=half,
-                            kernel=kind, **homes)
+    return reads, writes, elems * ops, half
 
 
 @checked(check_positive, "tokens", "d_model")

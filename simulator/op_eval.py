@@ -1,8 +1,8 @@
 """The kernels of one or more passes priced along an ops axis: the ops of one kind that
-share a kernel formula and its non-shape arguments (GEMMs of one format, norms of one
-kind, element-wise ops, embeddings) are stacked along a new leading axis and priced by
-ONE call of their formula in simulator.kernels (every formula broadcasts) and kept
-stacked: a pass's sums are taken on the stacked arrays (`EvaluatedPass`), one
+share a kernel formula and its non-shape arguments (GEMMs of one format, norms and
+element-wise ops: simulator.op_streams, embeddings) are stacked along a new leading axis
+and priced by ONE call of their formula in simulator.kernels (every formula broadcasts)
+and kept stacked: a pass's sums are taken on the stacked arrays (`EvaluatedPass`), one
 KernelCost per op split off only when the per-op costs are asked for. Passes on the
 same hardware and format (a request's prefill and decode) share the calls; each op keeps
 its pass's weight home. Element for
@@ -20,6 +20,7 @@ from precsim.simulator.hardware import Hardware
 from precsim.simulator.kernels import (attention_cost, elementwise_cost, embedding_cost,
                                        gemm_cost, matrix_rate, norm_cost)
 from precsim.simulator.models import TransformerConfig
+from precsim.simulator.op_streams import fuse_streams, stream_call
 from precsim.simulator.op_template import Inputs, call_inputs
 from precsim.simulator.ops import OpSpec, add_axis, ndim, object_memo
 from precsim.simulator.pass_sums import BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, field_block
@@ -78,13 +79,20 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     singles = [[] for _ in passes]
     values = None
     home = _one_home(passes)
-    for lead, kind, ops, nd, rows, fill in _cached_plan(passes):
+    calls = []
+    for lead, kind, ops, nd, rows, fill, emit in _cached_plan(passes):
         hw, quant = passes[lead].hw, passes[lead].quant
+        if kind == "=":  # more rows of the call of step `ops` (`op_streams.fuse_streams`)
+            for pi, idx, pass_rows in emit:
+                parts[pi].append((idx, calls[ops], pass_rows))
+            calls.append(None)
+            continue
         if kind is None:
             for pi, i in ops:
                 p = passes[pi]
                 singles[pi].append((i, _price_op(p.specs[i], hw, quant, p.model,
                                                  p.state_home, p.block_home, fused_dequant)))
+            calls.append(None)
             continue
         if fill is None:
             group = [passes[pi].specs[i] for pi, i in ops]
@@ -97,7 +105,8 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
                                        _home(passes, ops, rows, nd) if home is None else home,
                                        fused_dequant, nd)
         call = PricedCall(costs, counts, nd, len(ops))
-        for pi, idx, pass_rows in rows:
+        calls.append(call)
+        for pi, idx, pass_rows in emit:
             parts[pi].append((idx, call, pass_rows))
     return [EvaluatedPass(len(p.specs), tuple(a), tuple(b))
             for p, a, b in zip(passes, parts, singles)]
@@ -129,7 +138,10 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
     one), its ops as (pass, op index), their inputs' dimensions, each pass's (op
     indices, rows of the call), and where every pass of the call has a template
     (`ops.OpList.template`): the ops' templates and the `op_template.Inputs` giving the
-    call's input columns from the passes' request values, else None)."""
+    call's input columns from the passes' request values, else None), and the (pass, op
+    indices, rows) its pass sums take here: norms and element-wise ops share one call
+    (`op_streams.fuse_streams`), each batch keeping its place in the sums (kind "=":
+    rows of a call before))."""
     steps = []
     shared: dict = {}
     for pi, p in enumerate(passes):
@@ -137,6 +149,7 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
     for members in shared.values():
         lead = members[0]
         hw, quant = passes[lead].hw, passes[lead].quant
+        own: list = []
         batches: dict = {}  # key -> [(pass, op, dimensions of the op's stacked inputs)]
         for pi in members:
             p = passes[pi]
@@ -153,8 +166,9 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
                 # arrays align with their own pass only
         for key, ops in batches.items():
             if key[0] == "single" or len(ops) == 1:
-                steps.append((lead, None, tuple((pi, i) for pi, i, _ in ops), 0, (), None))
+                own.append((lead, None, tuple((pi, i) for pi, i, _ in ops), 0, (), None, ()))
                 continue
+            kind = "stream" if key[0] in ("norm", "elementwise") else key[0]
             nd = max(hw.profiles.ndim, np.ndim(quant), *(d for _, _, d in ops))
             rows, start = [], 0
             for pi in dict.fromkeys(pi for pi, _, _ in ops):  # each pass's rows, in order
@@ -165,11 +179,12 @@ def _plan(passes: Sequence[PassOps]) -> tuple:
             fill = None
             if all(templates):
                 group = [t.specs[i] for t, (_, i, _) in zip(templates, ops)]
-                fill = (group, Inputs(call_inputs(key[0], group, quant),
+                fill = (group, Inputs(call_inputs(kind, group, quant),
                                       [pi for pi, _, _ in ops],
                                       lambda column, nd=nd: _stack(column, nd), nd))
-            steps.append((lead, key[0], tuple((pi, i) for pi, i, _ in ops), nd, tuple(rows),
-                          fill))
+            own.append((lead, kind, tuple((pi, i) for pi, i, _ in ops), nd, tuple(rows),
+                        fill, tuple(rows)))
+        steps += fuse_streams(own, passes, quant, len(steps), _stack)
     return tuple(steps)
 
 
@@ -438,27 +453,6 @@ def _gemms(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     return (cost,), counts
 
 
-def _norms(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
-    """Norms of one kind and residual fusion: shapes, bits and quantised output stacked."""
-    p = group[0].params
-    rows, width, in_bits, out_bits, counts, quantize_out = columns
-    cost = norm_cost(hw, rows, width, in_bits=in_bits, out_bits=out_bits, kind=p["kind_norm"],
-                     fused_residual=p.get("fused_residual", True),
-                     quantize_out=quantize_out != 0.0)
-    return (cost,), counts
-
-
-def _elementwise(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
-    """Streaming ops: bytes and vector ops stacked, plus the KV-cache appends (zero for
-    the ops without one: adding a zero cost is exact)."""
-    read, write, vector_ops, kv, counts = columns
-    cost = elementwise_cost(hw, read, write, vector_ops)
-    if (kv > 0).any():
-        return (cost, elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=home,
-                                       n_kernels=0.0)), counts
-    return (cost,), counts
-
-
 def _embeddings(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     """Embedding gathers (one per pass): tokens and width stacked."""
     tokens, d_model, counts = columns
@@ -466,8 +460,7 @@ def _embeddings(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     return (cost,), counts
 
 
-_STACKED = {"gemm": _gemms, "norm": _norms, "elementwise": _elementwise,
-            "embedding": _embeddings}
+_STACKED = {"gemm": _gemms, "stream": stream_call, "embedding": _embeddings}
 
 
 def evaluate_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,

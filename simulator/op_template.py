@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from precsim.simulator.kernels import norm_terms
 from precsim.simulator.quant import group_format, stream_bits
 
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/"}
@@ -88,17 +89,19 @@ def compile_values(groups: list):
 
 def call_inputs(kind: str, group: list, quant) -> list:
     """The numeric inputs of a stacked call of `kind` over the OpSpecs `group` (made, or
-    templates), one tuple per op: the columns its adapter in simulator.op_eval takes."""
+    templates), one tuple per op: the columns its adapter in simulator.op_eval takes
+    ("stream": norms, as `kernels.norm_terms` gives them, and element-wise ops in one
+    call, their 16-bit elements and 1.0 for a norm's row)."""
     if kind == "gemm":
         default_bits = stream_bits(group_format(quant, group[0].group))
         return [(p["m"], p["n"], p["k"], default_bits if p.get("out_bits") is None
                  else p["out_bits"], s.count) for s in group for p in (s.params,)]
-    if kind == "norm":
-        return [(p["rows"], p["width"], p["in_bits"], p["out_bits"], s.count,
-                 p["quantize_out"]) for s in group for p in (s.params,)]
-    if kind == "elementwise":
-        return [(p["read_bytes"], p["write_bytes"], p["vector_ops"], s.kv_write_bytes,
-                 s.count) for s in group for p in (s.params,)]
+    if kind == "stream":  # norms and element-wise ops: bytes, ops, 16-bit elements
+        return [(*norm_terms(p["rows"], p["width"], p["in_bits"], p["out_bits"],
+                             p["kind_norm"], p.get("fused_residual", True),
+                             p["quantize_out"]), 0.0, s.count, 1.0) if s.kind == "norm"
+                else (p["read_bytes"], p["write_bytes"], p["vector_ops"], 0.0,
+                      s.kv_write_bytes, s.count, 0.0) for s in group for p in (s.params,)]
     return [(s.params["tokens"], s.params["d_model"], s.count) for s in group]
 
 

@@ -181,3 +181,28 @@ def test_a_request_sums_only_what_its_totals_read():
     flops = add_all(c.flops for c in result.prefill.costs)
     assert result.prefill.flops == pytest.approx(flops, rel=1e-12)
     assert "other_sums" in result.prefill.evaluated.__dict__
+
+
+def test_norms_and_streaming_ops_share_one_call_at_the_norm_kind_rate():
+    """A request's norms, element-wise ops and KV appends (both passes) are priced by one
+    element-wise call (a "stream" step, the later batches "=" steps reusing it), each op
+    equal to its own evaluation, also where the profile runs the norm kind at its own
+    rate and widening (its rows only: the element-wise ops keep the common rate)."""
+    from precsim.simulator.op_eval import _plan
+    own = cached_profile("host").with_overrides({
+        "vector.rate_by_kernel": {"rmsnorm": {"value": "7 GOP/s", "assumed": "test"}},
+        "vector.widen_by_kernel": {"rmsnorm": {"value": 0.75, "assumed": "test"}}})
+    fmt, cfg = parse_quant("W16A16"), get_model("llama-3.2-1b")
+    prefill = build_ops(cfg, fmt, 2.0, 100.0, 100.0, "prefill")
+    decode = build_ops(cfg, fmt, 2.0, 1.0, 101.0, "decode")
+    for hw in (as_hardware(own), _hardware("host")):
+        _check(prefill, hw, fmt, cfg, hw.main, True, (decode, hw.main))
+    hw = as_hardware(own)
+    steps = _plan([PassOps(s, hw, fmt, cfg, hw.main, hw.main) for s in (prefill, decode)])
+    kinds = [step[1] for step in steps]
+    assert kinds.count("stream") == 1 and kinds.count("=") >= 1
+    ops = steps[kinds.index("stream")][2]
+    assert {(prefill, decode)[pi][i].kind for pi, i in ops} == {"norm", "elementwise"}
+    norm = next(s for s in prefill if s.kind == "norm")
+    plain = evaluate_op(norm, _hardware("host"), fmt, cfg, 0, 0, True)
+    assert evaluate_op(norm, hw, fmt, cfg, 0, 0, True).compute_time_s != plain.compute_time_s
