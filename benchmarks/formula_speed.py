@@ -24,29 +24,37 @@ _PROBE = r"""
 import json, sys, time
 import numpy as np
 import precsim
-from precsim.simulator import kernels, op_eval
+import importlib
+from precsim.simulator import kernels
 profile, model = precsim.load_profile(PROFILE), precsim.get_model(MODEL)
-# the formulas op_eval calls: kernels' public ones or (where it skips their input
-# checks) their `unchecked` entries, labelled by the public name
+# the formulas the pricing modules call (op_eval; op_streams where the tree has it):
+# kernels' public ones or (where they skip the input checks) their `unchecked`
+# entries, labelled by the public name
+callers = []
+for module in ("op_eval", "op_streams"):
+    try:
+        callers.append(importlib.import_module("precsim.simulator." + module))
+    except ImportError:
+        pass
 public = {}
 for name, f in vars(kernels).items():
     if name.endswith("_cost") and callable(f):
         public[id(f)] = public[id(getattr(f, "unchecked", f))] = name
-formulas = {name: f for name, f in vars(op_eval).items()
-            if name.endswith("_cost") and id(f) in public}
+formulas = [(m, name, f) for m in callers for name, f in vars(m).items()
+            if name.endswith("_cost") and id(f) in public]
 calls = []
 def recorder(f):
     def record(*args, **kwargs):
         calls.append((public[id(f)], f, args, kwargs))
         return f(*args, **kwargs)
     return record
-for name, f in formulas.items():
-    setattr(op_eval, name, recorder(f))
+for m, name, f in formulas:
+    setattr(m, name, recorder(f))
 try:
     precsim.simulate(profile, model, QUANT)
 finally:
-    for name, f in formulas.items():
-        setattr(op_eval, name, f)
+    for m, name, f in formulas:
+        setattr(m, name, f)
 
 def least(fn, n):
     best = float("inf")
@@ -79,6 +87,20 @@ def measure(tree: Path, args) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _keyed(rows: list) -> dict:
+    """{(formula, its k-th call): row} in call order."""
+    seen: dict = {}
+    out = {}
+    for row in rows:
+        k = seen[row["formula"]] = seen.get(row["formula"], -1) + 1
+        out[(row["formula"], k)] = row
+    return out
+
+
+def _us(row) -> str:
+    return f"{row['cpu_s'] * 1e6:>7.1f} us" if row else f"{'-':>10}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="a100-sxm-80gb")
@@ -94,11 +116,17 @@ def main() -> None:
           f"{args.repeats} rounds of {args.calls}); load average {os.getloadavg()[0]:.2f}")
     head = f"{'formula call':<18} {'inputs':<10} {'this tree':>10}"
     print(head + (f" {'baseline':>10}" if base else ""))
-    rows = zip(ours["rows"], base["rows"] if base else [None] * len(ours["rows"]))
-    for row, other in rows:
-        line = f"{row['formula']:<18} {row['shape']:<10} {row['cpu_s'] * 1e6:>7.1f} us"
-        if other is not None and other["formula"] == row["formula"]:
-            line += f" {other['cpu_s'] * 1e6:>7.1f} us"
+    # rows matched by formula and occurrence (the trees may make different calls: a
+    # formula one tree calls and the other does not shows "-" on the other's side)
+    mine, theirs = _keyed(ours["rows"]), _keyed(base["rows"]) if base else {}
+    for key in list(mine) + [k for k in theirs if k not in mine]:
+        row = mine.get(key) or theirs[key]
+        line = f"{row['formula']:<18} {row['shape']:<10} " + _us(mine.get(key))
+        other = theirs.get(key)
+        if other and row is not other and other["shape"] != row["shape"]:
+            line += f" {_us(other)} {other['shape']}"
+        elif base:
+            line += " " + _us(other)
         print(line)
     for label, key in (("formulas, summed", None), ("whole request", "request_cpu_s")):
         def total(d):
