@@ -37,7 +37,7 @@ from precsim.simulator.hardware import as_hardware
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
-                                   object_memo)
+                                   new_frozen, object_memo)
 from precsim.simulator.power import dynamic_split, power_per_phase, where
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
 from precsim.simulator.roofline import add_all, home_level
@@ -262,21 +262,28 @@ def _price(passes, fused_dequant: bool) -> tuple:
     """Price passes, each (hw, model, quant, phase, specs, kv_bytes): its ops evaluated
     along an ops axis, shared by the passes on the same hardware and format
     (simulator.op_eval); weights (and the KV cache, kv_bytes) placed as in the module
-    docstring."""
+    docstring. Passes of one (model, format) object pair (a request's prefill and decode)
+    look their weight bytes up once (each PhaseCost its own dict)."""
     placed = []
+    weights: dict = {}
     for hw, model, quant, _, specs, kv_bytes in passes:
-        wb = weight_bytes(model, quant)
-        state_home = home_level(hw, weight_total(model, quant) + kv_bytes,
-                                persistent_only=True)
+        key = (id(model), id(quant))
+        if key in weights:
+            wb, total = weights[key]
+            wb = dict(wb)
+        else:
+            wb, total = weights[key] = weight_bytes(model, quant), weight_total(model, quant)
+        state_home = home_level(hw, total + kv_bytes, persistent_only=True)
         block_home = state_home  # read only where blocks repeat (op_eval.evaluate_op)
         if model.block_repeat != 1:
             block = (wb["attn"] + wb["mlp"]) / model.n_layers
             block_home = np.minimum(home_level(hw, block, persistent_only=True), state_home)
-        placed.append((wb, PassOps(specs, hw, quant, model, state_home, block_home)))
+        placed.append((wb, new_frozen(PassOps, specs=specs, hw=hw, quant=quant, model=model,
+                                      state_home=state_home, block_home=block_home)))
     costs = price_passes([ops for _, ops in placed], fused_dequant)
-    return tuple(PhaseCost(phase=p[3], specs=p[4], evaluated=c,
-                           level_names=p[0].level_names, weights_home=ops.state_home,
-                           weight_bytes=wb) for p, (wb, ops), c in zip(passes, placed, costs))
+    return tuple(new_frozen(PhaseCost, phase=p[3], specs=p[4], evaluated=c,
+                            level_names=p[0].level_names, weights_home=ops.state_home,
+                            weight_bytes=wb) for p, (wb, ops), c in zip(passes, placed, costs))
 
 
 def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,

@@ -22,7 +22,7 @@ from precsim.simulator.kernels import (attention_cost, elementwise_cost, embeddi
 from precsim.simulator.models import TransformerConfig
 from precsim.simulator.op_streams import fuse_streams, stream_call
 from precsim.simulator.op_template import Inputs, call_inputs
-from precsim.simulator.ops import OpSpec, add_axis, ndim, object_memo
+from precsim.simulator.ops import OpSpec, add_axis, ndim, new_frozen, object_memo
 from precsim.simulator.pass_sums import BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, field_block
 from precsim.simulator.quant import group_format, quant_attr
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, home_level,
@@ -104,11 +104,12 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
         costs, counts = _STACKED[kind](group, columns, hw, quant,
                                        _home(passes, ops, rows, nd) if home is None else home,
                                        fused_dequant, nd)
-        call = PricedCall(costs, counts, nd, len(ops))
+        call = new_frozen(PricedCall, costs=costs, count=counts, nd=nd, n=len(ops))
         calls.append(call)
         for pi, idx, pass_rows in emit:
             parts[pi].append((idx, call, pass_rows))
-    return [EvaluatedPass(len(p.specs), tuple(a), tuple(b))
+    return [new_frozen(EvaluatedPass, n=len(p.specs), parts=tuple(a), singles=tuple(b),
+                       reduced=None)
             for p, a, b in zip(passes, parts, singles)]
 
 
@@ -510,8 +511,8 @@ def _price_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
                                        n_kernels=0.0),)
     if spec.per_layer or (np.asarray(spec.count) != 1.0).any():
         # per layer, or an op the pass leaves out (count 0)
-        return PricedCall(costs, spec.count, None, 1)
-    return PricedCall(costs, None, None, 1)
+        return new_frozen(PricedCall, costs=costs, count=spec.count, nd=None, n=1)
+    return new_frozen(PricedCall, costs=costs, count=None, nd=None, n=1)
 
 
 def _expert_stream(hw: Hardware, quant, group: str):

@@ -11,6 +11,8 @@ Nothing here is keyed on request values: the templates hold placeholders only.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from precsim.simulator.kernels import norm_terms
@@ -59,32 +61,52 @@ def placeholders(n: int) -> tuple:
     return tuple(Expr(None, i) for i in range(n))
 
 
-def _source(value, owner: int, consts: list) -> str:
+def _source(value, owner: int, consts: list, used: set, floats: bool) -> str:
     """Python source computing `value` (a placeholder, parenthesised as recorded: the same
-    order; a dict or tuple of values; else a constant) from `v`, the request values of
-    each pass (`owner`: the pass whose placeholders these are), and `c`, the constants."""
+    order; a dict or tuple of values; else a constant) from `v<pass>_<i>`, the request
+    values of each pass (`owner`: the pass whose placeholders these are; each one used is
+    added to `used`), and the constants: a finite Python float or int as its literal
+    (`repr` reads back as the same number and type), else `c[j]`. `floats`: the results
+    are converted to doubles, so a nonzero numpy float64 or int64 constant (0-d) enters
+    as the Python number of its value: + - * / on the same doubles (and on integers
+    below 2**53) give the same doubles, without numpy's per-operation cost."""
     if isinstance(value, Expr):
         if value.op is None:
-            return f"v[{owner}][{value.a}]"
-        return (f"({_source(value.a, owner, consts)} {_SYMBOLS[value.op]} "
-                f"{_source(value.b, owner, consts)})")
+            used.add((owner, value.a))
+            return f"v{owner}_{value.a}"
+        return (f"({_source(value.a, owner, consts, used, floats)} {_SYMBOLS[value.op]} "
+                f"{_source(value.b, owner, consts, used, floats)})")
     if type(value) is dict:
-        return "{" + ", ".join(f"{k!r}: {_source(x, owner, consts)}"
+        return "{" + ", ".join(f"{k!r}: {_source(x, owner, consts, used, floats)}"
                                for k, x in value.items()) + "}"
     if type(value) is tuple:
-        return "(" + "".join(_source(x, owner, consts) + ", " for x in value) + ")"
+        return "(" + "".join(_source(x, owner, consts, used, floats) + ", " for x in value) + ")"
+    if (floats and isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0
+            and value.dtype in _AS_NUMBER and value != 0):
+        value = value.item()  # exact below 2**53; nonzero: a divisor cannot raise
+    if type(value) in (float, int) and math.isfinite(value) and abs(value) < 2.0 ** 53:
+        return f"({value!r})"
     consts.append(value)
     return f"c[{len(consts) - 1}]"
 
 
-def compile_values(groups: list):
+#: numpy constants `_source` reads as Python numbers where the results become doubles.
+_AS_NUMBER = (np.dtype(float), np.dtype(np.int64))
+
+
+def compile_values(groups: list, floats: bool = False):
     """A function of `v` (one tuple of request values per pass) returning `groups` (lists
     of (pass, value) pairs; a value holds that pass's placeholders) as lists of the values
-    with every placeholder computed: one call per request."""
+    with every placeholder computed: one call per request, each request value read from
+    `v` once. `floats`: the caller converts every result to a double (`_source`)."""
     consts: list = []
-    body = ", ".join("[" + ", ".join(_source(x, o, consts) for o, x in group) + "]"
-                     for group in groups)
-    return eval(f"lambda v, c=c: [{body}]", {"c": consts})  # noqa: S307 - our own source
+    used: set = set()
+    body = ", ".join("[" + ", ".join(_source(x, o, consts, used, floats) for o, x in group)
+                     + "]" for group in groups)
+    reads = "".join(f"    v{o}_{i} = v[{o}][{i}]\n" for o, i in sorted(used))
+    scope = {"c": consts}
+    exec(f"def fill(v, c=c):\n{reads}    return [{body}]\n", scope)  # noqa: S102 - our source
+    return scope["fill"]
 
 
 def call_inputs(kind: str, group: list, quant) -> list:
@@ -118,7 +140,8 @@ class Inputs:
         self._constant = [None if any(isinstance(x, Expr) for x in column)
                           else _read_only(stack(column)) for column in columns]
         self._fill = compile_values([list(zip(owners, column)) for column, kept
-                                     in zip(columns, self._constant) if kept is None])
+                                     in zip(columns, self._constant) if kept is None],
+                                    floats=nd == 0)
 
     def columns(self, values: tuple) -> list:
         """The call's columns for the passes' request `values`."""

@@ -187,12 +187,18 @@ class _Template:
 _TEMPLATES: dict = {}
 
 
-def _spec(**fields) -> OpSpec:
-    """An OpSpec from all its fields (the dataclass `__init__` without its per-field
-    frozen-setattr: built per op and per call)."""
-    new = object.__new__(OpSpec)
+def new_frozen(cls, **fields):
+    """An instance of the frozen dataclass `cls` (no `__post_init__`, no slots) from ALL
+    its fields, defaults included: what its `__init__` makes, without the per-field
+    frozen setattr (objects built per op or per call of every request)."""
+    new = object.__new__(cls)
     new.__dict__.update(fields)
     return new
+
+
+def _spec(**fields) -> OpSpec:
+    """An OpSpec from all its fields (`new_frozen`)."""
+    return new_frozen(OpSpec, **fields)
 
 
 def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,

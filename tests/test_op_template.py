@@ -51,6 +51,26 @@ def test_replayed_arithmetic_is_the_direct_arithmetic(b, q, formula):
     assert _same(fill(((arr, q),))[0][0], formula(arr, q))
 
 
+FLOAT_FORMULAS = FORMULAS + [
+    lambda b, q: b * q * np.int64(4) / np.array(3.0),
+    lambda b, q: (b * q + np.int64(7)) * np.array(5.0) / np.float64(-0.25),
+    lambda b, q: b * np.float64(0.0) + q * np.float64(np.inf),
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(b=numbers, q=numbers, formula=st.sampled_from(FLOAT_FORMULAS))
+def test_replayed_arithmetic_as_doubles_is_the_direct_arithmetic(b, q, formula):
+    """`floats=True` (numpy constants read as Python numbers where every result becomes
+    a double): the same double as the direct arithmetic, converted."""
+    fill = compile_values([[(0, formula(*placeholders(2)))]], floats=True)
+    got = fill(((b, q),))[0][0]
+    want = np.array(formula(b, q), dtype=float)
+    assert np.array_equal(np.array(got, dtype=float), want, equal_nan=True)
+    assert type(compile_values([[(0, formula(*placeholders(2)))]])(((b, q),))[0][0]) \
+        is type(formula(b, q))  # without it, the types too
+
+
 def test_a_placeholder_refuses_all_but_arithmetic():
     """A graph that compared or rounded a request value could not be replayed: refused,
     not silently taken as constant."""
