@@ -171,8 +171,12 @@ def phase_profiles(profile, quant, phase: str):
     """`profile` (a name, profile, packed Hardware or array of them) with every SoC
     replaced by the view of its unit for `phase` and each format of `quant` (broadcast
     against it); returned as given when no profile lists compute_units."""
-    if isinstance(profile, Hardware):
-        if not any(p.compute_units for p in profile.profiles.reshape(-1)):
+    if isinstance(profile, Hardware):  # whether any has units: kept with the packing
+        units = profile.exec_cache.get("compute_units")
+        if units is None:
+            units = profile.exec_cache["compute_units"] = any(
+                p.compute_units for p in profile.profiles.reshape(-1))
+        if not units:
             return profile
         profile = profile.profiles
     if isinstance(profile, (str, HardwareProfile)):

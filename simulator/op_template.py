@@ -61,51 +61,62 @@ def placeholders(n: int) -> tuple:
     return tuple(Expr(None, i) for i in range(n))
 
 
-def _source(value, owner: int, consts: list, used: set, floats: bool) -> str:
-    """Python source computing `value` (a placeholder, parenthesised as recorded: the same
-    order; a dict or tuple of values; else a constant) from `v<pass>_<i>`, the request
-    values of each pass (`owner`: the pass whose placeholders these are; each one used is
-    added to `used`), and the constants: a finite Python float or int as its literal
-    (`repr` reads back as the same number and type), else `c[j]`. `floats`: the results
-    are converted to doubles, so a nonzero numpy float64 or int64 constant (0-d) enters
-    as the Python number of its value: + - * / on the same doubles (and on integers
-    below 2**53) give the same doubles, without numpy's per-operation cost."""
-    if isinstance(value, Expr):
-        if value.op is None:
-            used.add((owner, value.a))
-            return f"v{owner}_{value.a}"
-        return (f"({_source(value.a, owner, consts, used, floats)} {_SYMBOLS[value.op]} "
-                f"{_source(value.b, owner, consts, used, floats)})")
-    if type(value) is dict:
-        return "{" + ", ".join(f"{k!r}: {_source(x, owner, consts, used, floats)}"
-                               for k, x in value.items()) + "}"
-    if type(value) is tuple:
-        return "(" + "".join(_source(x, owner, consts, used, floats) + ", " for x in value) + ")"
-    if (floats and isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0
-            and value.dtype in _AS_NUMBER and value != 0):
-        value = value.item()  # exact below 2**53; nonzero: a divisor cannot raise
-    if type(value) in (float, int) and math.isfinite(value) and abs(value) < 2.0 ** 53:
-        return f"({value!r})"
-    consts.append(value)
-    return f"c[{len(consts) - 1}]"
+class _Source:
+    """Python source of a fill function (`compile_values`): request values read from `v`
+    once (`v<pass>_<i>`), constants as literals or `c[j]`, and with `floats` each
+    arithmetic node computed once (`t<j>`, the same operations on the same values)."""
+
+    def __init__(self, floats: bool):
+        self.floats, self.consts, self.used, self.temps = floats, [], set(), {}
+
+    def of(self, value, owner: int) -> str:
+        """Source computing `value` (a placeholder, parenthesised as recorded: the same
+        order; a dict or tuple of values; else a constant) from the request values of
+        pass `owner` and the constants: a finite Python float or int as its literal
+        (`repr` reads back as the same number and type), else `c[j]`. `floats`: the
+        results are converted to doubles, so a nonzero numpy float64 or int64 constant
+        (0-d) enters as the Python number of its value: + - * / on the same doubles (and
+        on integers below 2**53) give the same doubles, without numpy's per-operation
+        cost."""
+        if isinstance(value, Expr):
+            if value.op is None:
+                self.used.add((owner, value.a))
+                return f"v{owner}_{value.a}"
+            expr = f"({self.of(value.a, owner)} {_SYMBOLS[value.op]} {self.of(value.b, owner)})"
+            if not self.floats:
+                return expr
+            return self.temps.setdefault(expr, f"t{len(self.temps)}")
+        if type(value) is dict:
+            return "{" + ", ".join(f"{k!r}: {self.of(x, owner)}"
+                                   for k, x in value.items()) + "}"
+        if type(value) is tuple:
+            return "(" + "".join(self.of(x, owner) + ", " for x in value) + ")"
+        if (self.floats and isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0
+                and value.dtype in _AS_NUMBER and value != 0):
+            value = value.item()  # exact below 2**53; nonzero: a divisor cannot raise
+        if type(value) in (float, int) and math.isfinite(value) and abs(value) < 2.0 ** 53:
+            return f"({value!r})"
+        self.consts.append(value)
+        return f"c[{len(self.consts) - 1}]"
 
 
-#: numpy constants `_source` reads as Python numbers where the results become doubles.
+#: numpy constants `_Source` reads as Python numbers where the results become doubles.
 _AS_NUMBER = (np.dtype(float), np.dtype(np.int64))
 
 
 def compile_values(groups: list, floats: bool = False):
     """A function of `v` (one tuple of request values per pass) returning `groups` (lists
     of (pass, value) pairs; a value holds that pass's placeholders) as lists of the values
-    with every placeholder computed: one call per request, each request value read from
-    `v` once. `floats`: the caller converts every result to a double (`_source`)."""
-    consts: list = []
-    used: set = set()
-    body = ", ".join("[" + ", ".join(_source(x, o, consts, used, floats) for o, x in group)
-                     + "]" for group in groups)
-    reads = "".join(f"    v{o}_{i} = v[{o}][{i}]\n" for o, i in sorted(used))
-    scope = {"c": consts}
-    exec(f"def fill(v, c=c):\n{reads}    return [{body}]\n", scope)  # noqa: S102 - our source
+    with every placeholder computed: one call per request. `floats`: the caller converts
+    every result to a double (`_Source`)."""
+    src = _Source(floats)
+    body = ", ".join("[" + ", ".join(src.of(x, o) for o, x in group) + "]"
+                     for group in groups)
+    lines = [f"v{o}_{i} = v[{o}][{i}]" for o, i in sorted(src.used)]
+    lines += [f"{name} = {expr}" for expr, name in src.temps.items()]  # operands first
+    scope = {"c": src.consts}
+    exec("def fill(v, c=c):\n" + "".join(f"    {line}\n" for line in lines)  # noqa: S102
+         + f"    return [{body}]\n", scope)  # our own source
     return scope["fill"]
 
 

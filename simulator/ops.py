@@ -183,7 +183,7 @@ class _Template:
         return _spec(**{**self.specs[i].__dict__, "params": params, "kv_write_bytes": kv})
 
 
-#: `_Template`s per (model, format) object pair, phase and attention flag (`object_memo`).
+#: `_template` per (model, format) object pair, phase and attention flag (`object_memo`).
 _TEMPLATES: dict = {}
 
 
@@ -213,20 +213,29 @@ def build_ops(model: TransformerConfig, quant, batch, q_len, kv_len, phase: str,
     _check_quant(quant)
     if cache_len is None:
         cache_len = kv_len if phase == "decode" else kv_len - q_len
-    c = _constants(model, quant)
-    if c["plain"] and logit_rows is None and not c["is_moe"]:
-        # the graph does arithmetic only on the request's values (MoE routing does more)
-        template = object_memo(_TEMPLATES, (model, quant), lambda: _Template(_graph(
-            model, quant, *placeholders(4), phase, flash, None)), (phase, bool(flash)))
+    template = None if logit_rows is not None else object_memo(
+        _TEMPLATES, (model, quant), lambda: _template(model, quant, phase, flash),
+        (phase, bool(flash)))
+    if template is not None:
         ops = OpList(template=template, values=(batch, q_len, kv_len, cache_len))
     else:
         ops = OpList(_graph(model, quant, batch, q_len, kv_len, cache_len, phase, flash,
                             logit_rows))
-    if c["plain"]:  # every input enters its ops elementwise: their dimensions decide
+    if template is not None or _constants(model, quant)["plain"]:
+        # every input enters its ops elementwise: their dimensions decide
         ops.signature = (id(model), id(quant), phase, bool(flash), logit_rows is None,
                          *map(ndim, (batch, q_len, kv_len, cache_len, logit_rows)))
         ops.objects = (model, quant)
     return ops
+
+
+def _template(model: TransformerConfig, quant, phase: str, flash: bool) -> _Template | None:
+    """The pass's `_Template`, or None where its graph does more than arithmetic on the
+    request's values: a model or format holding arrays (not `plain`), MoE routing."""
+    c = _constants(model, quant)
+    if not c["plain"] or c["is_moe"]:
+        return None
+    return _Template(_graph(model, quant, *placeholders(4), phase, flash, None))
 
 
 def _graph(model: TransformerConfig, quant, batch, q_len, kv_len, cache_len, phase: str,
