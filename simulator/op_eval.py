@@ -509,7 +509,9 @@ def _price_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state
             costs += (elementwise_cost(hw, 0.0 * spec.kv_write_bytes, spec.kv_write_bytes,
                                        0.0 * spec.kv_write_bytes, write_home=state_home,
                                        n_kernels=0.0),)
-    if spec.per_layer or (np.asarray(spec.count) != 1.0).any():
+    count = spec.count
+    if spec.per_layer or (count != 1.0 if isinstance(count, (int, float)) else
+                          (np.asarray(count) != 1.0).any()):
         # per layer, or an op the pass leaves out (count 0)
         return new_frozen(PricedCall, costs=costs, count=spec.count, nd=None, n=1)
     return new_frozen(PricedCall, costs=costs, count=None, nd=None, n=1)
