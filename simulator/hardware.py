@@ -51,6 +51,32 @@ def kernel_vector_terms(hw: Hardware, kernel: str):
     return hw.exec_cache[key]
 
 
+def as_operand(x):
+    """`x` as an operand of array arithmetic: a Python or numpy float as a read-only 0-d
+    float64 array, an array as it is. numpy 2 converts a scalar operand of a ufunc to a
+    temporary array on every call (~130 ns on the 2-core VM, `benchmarks/formula_speed.py`);
+    a 0-d array skips that. With an array operand the result is the same array (the same
+    float64 operation); with a scalar operand a 0-d array gives a numpy scalar where
+    Python floats give a Python float, so use it only against arrays."""
+    if type(x) is np.ndarray:
+        return x
+    out = np.array(x, dtype=float)
+    out.flags.writeable = False
+    return out
+
+
+def array_operands(hw: Hardware) -> tuple:
+    """`hw`'s numbers the roofline applies to arrays, as `as_operand`s (kept per Hardware):
+    (bandwidth per level, energy per byte per level, vector rate, vector energy per op)."""
+    kept = hw.exec_cache.get("array_operands")
+    if kept is None:
+        kept = hw.exec_cache["array_operands"] = (
+            tuple(map(as_operand, hw.bandwidth_bytes_per_s)),
+            tuple(map(as_operand, hw.energy_per_byte_j)),
+            as_operand(hw.vector_ops_per_s), as_operand(hw.vector_energy_per_op_j))
+    return kept
+
+
 @dataclass(frozen=True)
 class ExecPlan:
     """One way a (weight dtype, activation dtype) pair runs on one profile: the native

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import Hardware, as_hardware
+from precsim.simulator.hardware import Hardware, array_operands, as_hardware
 
 #: Bytes per output-tile accumulator (fp32 / int32 accumulate).
 ACC_BYTES = 4.0
@@ -198,18 +198,27 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     `flops=None`: a streaming kernel, no matrix ops and no conversion (those fields are
     zeros of the vector ops' shape; the terms they would add, all 0, are left out)."""
     streaming = flops is None
+    if type(vector_ops) is np.ndarray:  # the profile's numbers as 0-d arrays (`as_operand`)
+        bandwidths, energies, vector_rate, vector_energy = array_operands(hw)
+    else:
+        bandwidths, energies = hw.bandwidth_bytes_per_s, hw.energy_per_byte_j
+        vector_rate, vector_energy = hw.vector_ops_per_s, hw.vector_energy_per_op_j
     if streaming:
         flops = convert_s = convert_j = convert_ops = 0.0 * np.asarray(vector_ops, dtype=float)
-        t_math = vector_ops / hw.vector_ops_per_s
+        t_math = vector_ops / vector_rate
     else:
-        t_math = flops / plan["ops_per_s"] + vector_ops / hw.vector_ops_per_s
+        t_math = flops / plan["ops_per_s"] + vector_ops / vector_rate
     t_memory = 0.0
     fraction = plan.get("stream_fraction", 1.0)
     if type(fraction) is not float:  # a Python float stays one: the same products
         fraction = np.asarray(fraction, dtype=float)
     if stream_bytes is None:  # every byte at the plan's share of each level's bandwidth
-        for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
-            t_memory = np.maximum(t_memory, b / (bw * fraction))
+        if type(fraction) is float and fraction == 1.0:  # b / (bw * 1.0) is b / bw
+            for b, bw in zip(bytes_by_level, bandwidths):
+                t_memory = np.maximum(t_memory, b / bw)
+        else:
+            for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
+                t_memory = np.maximum(t_memory, b / (bw * fraction))
     else:
         # the stream fraction f (measured from main memory) is the kernel's own cost per
         # streamed byte, in series with the memory: + stream_bytes (1 - f) / (f bw_main),
@@ -225,18 +234,18 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         # kernels with matrix ops overlap memory by `matmul_overlap` (else fully: + 0)
         overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
         time_s = time_s + (1.0 - overlap) * np.minimum(t_math, t_memory)
-    per_level = [b * e for b, e in zip(bytes_by_level, hw.energy_per_byte_j)]
+    per_level = [b * e for b, e in zip(bytes_by_level, energies)]
     moved = per_level[0]
     for value in per_level[1:]:
         moved = moved + value
     if streaming:
         time_s = time_s + overhead
         t_compute = t_math
-        energy = vector_ops * hw.vector_energy_per_op_j + moved
+        energy = vector_ops * vector_energy + moved
     else:
         time_s = time_s + convert_s + overhead
         t_compute = t_math + convert_s
-        energy = (flops * plan["energy_per_op_j"] + vector_ops * hw.vector_energy_per_op_j
+        energy = (flops * plan["energy_per_op_j"] + vector_ops * vector_energy
                   + convert_j + moved)
     cost = object.__new__(KernelCost)  # every field set: the dataclass __init__'s result
     cost.__dict__.update(

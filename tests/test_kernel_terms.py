@@ -51,6 +51,32 @@ def test_a_streaming_roofline_is_the_full_one_with_zeros(profile, ops, scale, n_
     assert np.array_equal(streaming.compute_time_s, full.compute_time_s)
 
 
+@settings(max_examples=40, deadline=None)
+@given(profile=st.sampled_from(PROFILES),
+       values=st.lists(st.tuples(st.floats(0.0, 1e12), st.floats(0.0, 1e12),
+                                 st.floats(0.0, 1e10)), min_size=1, max_size=4),
+       fraction=st.sampled_from((1.0, 0.37)), streaming=st.booleans())
+def test_a_roofline_on_arrays_is_the_roofline_of_each_element(profile, values, fraction,
+                                                             streaming):
+    """An array call (the profile's numbers as 0-d operands: hardware.array_operands)
+    prices each element as a call on Python floats does, bit for bit."""
+    hw = as_hardware(profile)
+    plan = {"ops_per_s": 3.1e14, "energy_per_op_j": 2e-13, "exec_dtype": "bf16",
+            "stream_fraction": fraction}
+    flops, vec, nbytes = (np.array(c, dtype=float) for c in zip(*values))
+
+    def price(f, v, b):
+        levels = [b * (j + 1) for j in range(hw.n_levels)]
+        if streaming:
+            return roofline_cost(hw, plan, None, v, None, None, None, levels, 1.0)
+        return roofline_cost(hw, plan, f, v, 0.0 * f, 0.0 * f, 0.0 * f, levels, 1.0)
+    whole = price(flops, vec, nbytes)
+    for i, (f, v, b) in enumerate(values):
+        one = price(f, v, b)
+        for name in ("time_s", "energy_j", "memory_time_s", "compute_time_s"):
+            assert np.asarray(getattr(whole, name))[i] == getattr(one, name)
+
+
 def test_format_terms_are_kept_per_format_object_and_bounded():
     hw = as_hardware("a100-sxm-80gb")
     fmt = parse_quant("W4A16-g128")
