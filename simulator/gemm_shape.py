@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from precsim.simulator.hardware import Hardware
+from precsim.simulator.hardware import Hardware, array_operands, as_operand
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.roofline import ACC_BYTES, home_level
 
@@ -50,6 +50,8 @@ MAX_CANDIDATE_ELEMENTS = 1 << 18
 #: Weight shapes (n, k) of at most this many elements have their terms kept
 #: (`_shape_terms`), the SHAPE_MEMO_MAX most recent per profile.
 SHAPE_MEMO_ELEMENTS, SHAPE_MEMO_MAX = 256, 64
+#: Times within this factor of the least are tied (`_choose`; a 0-d operand).
+_TIED = as_operand(1.0 + 1e-9)
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,23 +181,45 @@ def shaped_gemm(hw: Hardware, rate, fraction, levels: list, m, n, k, s_a, s_w, f
     where they are homed (`fraction`: the plan's stream fraction, `flops` = 2 m n k); as
     they are where the profile has no `gemm` block."""
     t_mem = None  # the unsplit kernel's memory time: max_j bytes_j / (bw_j fraction)
-    for b, bw in zip(levels, hw.bandwidth_bytes_per_s):
-        t = b / (bw * fraction)
+    whole = type(fraction) is float and fraction == 1.0  # bw x 1.0 is bw: 0-d operands
+    for b, bw, bw_0d in zip(levels, hw.bandwidth_bytes_per_s, array_operands(hw)[0]):
+        t = b / (bw * fraction) if not whole else b / bw_0d if type(b) is np.ndarray \
+            else b / bw
         t_mem = t if t_mem is None else np.maximum(t_mem, t)
     shape = gemm_efficiency(hw, m, n, k, rate, s_a, s_w, t_mem, flops)
     if shape is None:
         return rate, levels
-    red = shape.reduction_bytes
+    red, home = shape.reduction_bytes, shape.reduction_home
+    if isinstance(home, int):
+        return rate * shape.efficiency, _with_reduction(levels, home, red)
     return rate * shape.efficiency, level_bytes(  # the levels' bytes cross every level
-        hw, ((hw.main, tuple(levels)), (shape.reduction_home, red)))
+        hw, ((hw.main, tuple(levels)), (home, red)))
+
+
+def _with_reduction(levels: list, home: int, red) -> list:
+    """`level_bytes` of the levels' bytes (crossing every level) and the reduction bytes
+    `red` homed at level `home` (one for all elements): levels up to `home` plus `red`,
+    the rest as they are (a 0-d or int sum alone plus 0.0), a level with the same bytes
+    as the one before sharing its sum; the same additions in the same order."""
+    out: list = []
+    for j, b in enumerate(levels):
+        if j and b is levels[j - 1] and j - 1 != home:
+            out.append(out[-1])  # the same terms as the level before: its sum
+        elif j <= home:
+            out.append(b + red)
+        else:
+            out.append(b + 0.0 if type(b) is int or type(b) is np.ndarray and not b.ndim
+                       else b)
+    return out
 
 
 def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     """The profiles' arrays with the two candidate axes (SPLITS, tiles) in front of `nd`
     element axes: has a gemm block, units, tm, tn, split, k_step, feed, max_split and
     the terms of `_choose` made of them alone (tm tn, the work's room (the tiles' room x
-    split), 2 split where a split reduces (has a gemm block, split > 1; else 0), split
-    k_step) and whether every profile has a gemm block;
+    split), 2 split ACC_BYTES where a split reduces (has a gemm block, split > 1; else 0),
+    split k_step), the units as a 0-d array where one profile has them (an operand
+    without a broadcast) and whether every profile has a gemm block;
     memoised per `nd` in `hw.exec_cache`."""
     key = ("gemm_candidate_axes", nd)
     if key in hw.exec_cache:
@@ -217,7 +241,8 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
     # split < room x split (integers: the same test, `_choose`)
     room = np.where(split == 1, np.inf, np.where(split <= max_split, units, -np.inf))
     out = (has, units, tm, tn, split, k_step, lead(st.feed, None), max_split, tm * tn,
-           room * split, np.where(has & (split > 1), 2.0 * split, 0.0), split * k_step)
+           room * split, np.where(has & (split > 1), 2.0 * split * ACC_BYTES, 0.0),
+           split * k_step, units.reshape(()) if units.size == 1 else units)
     for a in out:
         a.flags.writeable = False  # shared by every call on this hardware
     out += (bool(has.all()),)
@@ -226,9 +251,10 @@ def _candidate_axes(hw: Hardware, st: _Structure, nd: int) -> tuple:
 
 
 def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
-    """min(1, (2 tm tn / (rate / units)) / ((tm s_a + tn s_w) / feed)) of every candidate:
-    no element's shape enters it, so it is memoised in `hw.exec_cache` for scalar rate
-    and operand bytes."""
+    """min(1, (2 tm tn / (rate / units)) / ((tm s_a + tn s_w) / feed)) of every candidate
+    and `rate` as an operand against the candidates (`as_operand`): no element's shape
+    enters them, so they are memoised in `hw.exec_cache` for scalar rate and operand
+    bytes."""
     key = None
     if type(rate) is float and type(s_a) is float and type(s_w) is float:
         key = ("gemm_feed", nd, rate, s_a, s_w)  # the common case, without conversions
@@ -245,15 +271,18 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
     out = np.minimum(1.0, (2.0 * tm * tn / (rate / units)) / ((tm * s_a + tn * s_w) / feed))
     if key is not None:
         out.flags.writeable = False
-        hw.exec_cache[key] = out
-    return out
+        out = hw.exec_cache[key] = (out, as_operand(rate))
+        return out
+    return out, rate
 
 
 def _shape_terms(hw: Hardware, axes: tuple, nd: int, n, k) -> tuple:
     """The candidate terms of `_choose` made of the weight shape (n, k) alone: cols =
     ceil(n / tn), n / cols, cols split (= the tiles x split of a row of tiles, exact in
-    floating point: integers) and e_k; memoised per (n, k) in `hw.exec_cache` for small
-    arrays (weight shapes, fixed by the model: no request value enters them)."""
+    floating point: integers), e_k, tm tn and the work's room; memoised per (n, k) in
+    `hw.exec_cache` for small arrays (weight shapes, fixed by the model: no request value
+    enters them), there with every term shaped as the candidates x the shape's elements
+    (the same values: an operation between arrays of one shape skips a broadcast)."""
     memo = key = None
     if n.size <= SHAPE_MEMO_ELEMENTS and k.size <= SHAPE_MEMO_ELEMENTS:
         memo = hw.exec_cache.setdefault(("gemm_nk", nd), {})
@@ -261,10 +290,16 @@ def _shape_terms(hw: Hardware, axes: tuple, nd: int, n, k) -> tuple:
         hit = memo.get(key)
         if hit is not None:
             return hit
-    tn, split, k_step, split_step = axes[3], axes[4], axes[5], axes[11]
+    tn, split, k_step, tile_area, room, split_step = (axes[3], axes[4], axes[5], axes[8],
+                                                      axes[9], axes[11])
     cols = np.ceil(n / tn)
-    out = (cols, n / cols, cols * split, k / (split * np.ceil(k / split_step) * k_step))
+    out = (cols, n / cols, cols * split, k / (split * np.ceil(k / split_step) * k_step),
+           tile_area, room)
     if memo is not None:
+        full = np.broadcast_shapes(*(np.shape(a) for a in out))
+        rows = (1,) + full[1:]  # the terms of one row of tiles (no split axis)
+        out = tuple(np.ascontiguousarray(np.broadcast_to(a, rows if i < 2 or i == 4 else full))
+                    for i, a in enumerate(out))
         for a in out:
             a.flags.writeable = False  # shared by every call with this weight shape
         while len(memo) >= SHAPE_MEMO_MAX:  # the oldest entry goes first
@@ -280,13 +315,13 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     given."""
     m, n, k = np.asarray(m, dtype=float), np.asarray(n, dtype=float), np.asarray(k, dtype=float)
     axes = _candidate_axes(hw, st, nd)
-    has, units, tm, tn, split, k_step, feed, max_split = axes[:8]
-    tile_area, room, two_split, split_step, every = axes[8:]
-    cols, n_cols, cols_split, e_k = _shape_terms(hw, axes, nd, n, k)
+    has, tm, tn, split, two_split_acc, units, every = (axes[0], axes[2], axes[3], axes[4],
+                                                        axes[10], axes[12], axes[13])
+    cols, n_cols, cols_split, e_k, tile_area, room = _shape_terms(hw, axes, nd, n, k)
     flops = 2.0 * m * n * k if flops is None else flops
     rows = np.ceil(m / tm)
     e_tile = (m / rows) * n_cols / tile_area
-    e_feed = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
+    e_feed, rate = _feed_efficiency(hw, axes, nd, rate, s_a, s_w)
     work = rows * cols_split  # tiles x split
     # the tiles fill the units or the split is out: tiles >= room as work >= room x split,
     # the same test (integers, exact below 2**53; above it both far past any room; a
@@ -296,7 +331,9 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     eff = e_tile * e_wave * e_k * e_feed
     if not every:
         eff = np.where(has, eff, 1.0)
-    red = two_split * m * n * ACC_BYTES  # (0 unsplit: m, n are finite)
+    # 2 s m n ACC_BYTES as (2 s ACC_BYTES) m n: the same doubles (x ACC_BYTES, a power of
+    # two, is exact); 0 unsplit: m, n are finite
+    red = two_split_acc * m * n
     home = home_level(hw, red, True)
     t_red = red / _bandwidth_at(hw, home)
     if isinstance(home, int):  # one home for every candidate: in series or overlapped
@@ -314,7 +351,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
     # The least time is read at its argmin (cheaper than a min over the leading axis)
     flat, element = t.reshape((-1, size)), np.arange(size)
     least = flat[flat.argmin(axis=0), element]
-    pick = (flat <= least * (1.0 + 1e-9)).argmax(axis=0)
+    pick = (flat <= least * _TIED).argmax(axis=0)
     at = pick // n_tiles  # the split (the tile, pick % n_tiles, when read)
 
     def chosen(a, index):  # a's value per element at its leading axis's `index`
