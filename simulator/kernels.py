@@ -23,7 +23,7 @@ from precsim.simulator.attention import (any_of, attention_plans, cache_split,
                                          kv_reads, reread, scored_pairs)
 from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.gemm_shape import shaped_gemm
-from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
+from precsim.simulator.hardware import Hardware, as_hardware, as_operand, kernel_vector_terms
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.mapping import cheapest, gemm_stream_share, plan_options
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
@@ -40,6 +40,8 @@ SOFTMAX_OPS = 5.0
 _CONVERSIONS = tuple(f"{o}_convert_{x}" for o in "wa" for x in ("ops", "s", "j"))
 #: Format objects whose shape-free terms are kept per packed profile (`_memo`).
 FORMAT_MEMO_MAX = 64
+#: Numbers against arrays, as 0-d operands (`as_operand`).
+_ZERO, _ONE, _TWO, _EIGHT = map(as_operand, (0.0, 1.0, 2.0, 8.0))
 
 
 # ---- kernels -------------------------------------------------------------------------------
@@ -48,8 +50,9 @@ FORMAT_MEMO_MAX = 64
 class _GroupTerms:
     """What no shape enters of a layer group's format on a profile: the format, its bytes
     per weight and activation element, the activation stream's bytes, per-channel scale
-    bits, its (weight, activation) types' execution options (read-only mappings) and
-    per option whether it converts nothing (every conversion rate the number 0)."""
+    bits, its (weight, activation) types' execution options (read-only mappings), per
+    option whether it converts nothing (every conversion rate the number 0) and the
+    weight and activation bytes as operands against arrays (`as_operand`)."""
 
     fmt: object
     s_w: object
@@ -58,6 +61,7 @@ class _GroupTerms:
     channel_bits: object
     options: tuple
     plain: tuple
+    operands: tuple
 
 
 def _memo(hw: Hardware, kind: str, source, key: tuple, build):
@@ -84,9 +88,10 @@ def _group_terms(hw: Hardware, quant, group: str) -> _GroupTerms:
         w_dtype = quant_attr(fmt, lambda q: q.weight_dtype)
         a_dtype = quant_attr(fmt, lambda q: q.act_dtype)
         options = tuple(MappingProxyType(p) for p in plan_options(hw, w_dtype, a_dtype))
+        s_w = quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0
+        s_a = quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0
         return _GroupTerms(
-            fmt=fmt, s_w=quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
-            s_a=quant_attr(fmt, lambda q: q.effective_act_bits) / 8.0,
+            fmt=fmt, s_w=s_w, s_a=s_a, operands=(as_operand(s_w), as_operand(s_a)),
             s_stream=stream_bits(fmt) / 8.0,
             channel_bits=quant_attr(fmt, lambda q: q.channel_scale_bits),
             options=options, plain=tuple(all(type(p[f]) is float and p[f] == 0.0
@@ -111,21 +116,25 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
     hw = as_hardware(profile)
     terms = _group_terms(hw, quant, group)
     fmt, s_w, s_a = terms.fmt, terms.s_w, terms.s_a
-    s_o = terms.s_stream if out_bits is None else out_bits / 8.0
+    s_o = terms.s_stream if out_bits is None else \
+        out_bits / (_EIGHT if type(out_bits) is np.ndarray else 8.0)
     cb = terms.channel_bits  # None below: no per-channel scales (their bytes, 0, not added)
     channel = None if type(cb) in (int, float) and cb == 0 else n * cb / 8.0
     w_home = hw.main if weight_home is None else weight_home
     kn, mk, mn = k * n, m * k, m * n
-    a_bytes, out_bytes = mk * s_a, mn * s_o
+    # numbers against arrays as 0-d operands (`as_operand`: the same doubles and types)
+    s_w_0d, s_a_0d = terms.operands
+    a_bytes, out_bytes = mk * (s_a_0d if type(mk) is np.ndarray else s_a), mn * s_o
     a_home = home_level(hw, a_bytes, True) if act_home is None else act_home
     o_home = home_level(hw, out_bytes, True) if out_home is None else out_home
 
     def traffic(s_w, channel):
         # re-reads per staging level (0 and 1 share 0's); each level's bytes (homed beyond)
-        w_bytes = kn * s_w if channel is None else kn * s_w + channel
+        w_bytes = kn * (s_w_0d if s_w is terms.s_w and type(kn) is np.ndarray else s_w)
+        w_bytes = w_bytes if channel is None else w_bytes + channel
         tm, tn = staged_tiles(hw, m, n, s_a, s_w,
                               max(np.ndim(w_bytes), np.ndim(a_bytes), hw.profiles.ndim))
-        w_reads, a_reads = np.maximum(1.0, m / tm), np.maximum(1.0, n / tn)
+        w_reads, a_reads = np.maximum(_ONE, m / tm), np.maximum(_ONE, n / tn)
         w_moved, a_moved = w_bytes * w_reads, a_bytes * a_reads
         staged = range(hw.n_levels)  # the staging entry of each level: j - 1, 0 for 0
         w_moved, a_moved = list(w_moved), list(a_moved)
@@ -134,7 +143,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
                                   (o_home, out_bytes)))
         return levels, w_reads[0], a_reads[0]
 
-    zero, flops = 0.0 * mn, 2.0 * mn * k
+    zero, flops = (_ZERO * mn, _TWO * mn * k) if type(mn) is np.ndarray else \
+        (0.0 * mn, 2.0 * mn * k)
     unscaled = type(stream_scale) is float and stream_scale == 1.0
 
     def priced(plan, levels, w_reads, a_reads, s_weight=s_w, plain=False):

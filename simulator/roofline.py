@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import Hardware, array_operands, as_hardware
+from precsim.simulator.hardware import Hardware, array_operands, as_hardware, as_operand
 
 #: Bytes per output-tile accumulator (fp32 / int32 accumulate).
 ACC_BYTES = 4.0
@@ -381,11 +381,15 @@ def _tile_target(s_a, s_w, capacity) -> tuple:
     return t, np.maximum(np.sqrt(t * s_w / s_a), 1.0)
 
 
+#: 1 as a 0-d operand (`as_operand`) of `_clipped_tile`'s maxima.
+_ONE = as_operand(1.0)
+
+
 def _clipped_tile(m, n, t, tm):
     """`output_tile` clipped to the problem (np.clip(x, 1, m) as its two ufuncs)."""
     tm = np.minimum(tm, m)
-    tn = np.minimum(np.maximum(t / tm, 1.0), n)
-    tm = np.minimum(np.maximum(t / tn, 1.0), m)
+    tn = np.minimum(np.maximum(t / tm, _ONE), n)
+    tm = np.minimum(np.maximum(t / tn, _ONE), m)
     return tm, tn
 
 
