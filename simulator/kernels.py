@@ -130,24 +130,25 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
 
     def traffic(s_w, channel):
         # re-reads per staging level (0 and 1 share 0's); each level's bytes (homed beyond)
+        # and the weight bytes read once
         w_bytes = kn * (s_w_0d if s_w is terms.s_w and type(kn) is np.ndarray else s_w)
         w_bytes = w_bytes if channel is None else w_bytes + channel
         tm, tn = staged_tiles(hw, m, n, s_a, s_w,
                               max(np.ndim(w_bytes), np.ndim(a_bytes), hw.profiles.ndim))
         w_reads, a_reads = np.maximum(_ONE, m / tm), np.maximum(_ONE, n / tn)
         w_moved, a_moved = w_bytes * w_reads, a_bytes * a_reads
-        staged = range(hw.n_levels)  # the staging entry of each level: j - 1, 0 for 0
+        last = hw.n_levels - 1  # the staging entry of each level: j - 1, 0 for 0
         w_moved, a_moved = list(w_moved), list(a_moved)
-        levels = level_bytes(hw, ((w_home, tuple(w_moved[max(j - 1, 0)] for j in staged)),
-                                  (a_home, tuple(a_moved[max(j - 1, 0)] for j in staged)),
+        levels = level_bytes(hw, ((w_home, (w_moved[0], *w_moved[:last])),
+                                  (a_home, (a_moved[0], *a_moved[:last])),
                                   (o_home, out_bytes)))
-        return levels, w_reads[0], a_reads[0]
+        return levels, w_reads[0], a_reads[0], w_bytes
 
     zero, flops = (_ZERO * mn, _TWO * mn * k) if type(mn) is np.ndarray else \
         (0.0 * mn, 2.0 * mn * k)
     unscaled = type(stream_scale) is float and stream_scale == 1.0
 
-    def priced(plan, levels, w_reads, a_reads, s_weight=s_w, plain=False):
+    def priced(plan, levels, w_reads, a_reads, stream=None, s_weight=s_w, plain=False):
         # more than one activation row: the library's GEMM path streams at its own share
         share, one = gemm_stream_share(plan, m), plan["stream_fraction"]
         if not (type(share) is float and type(one) is float and share == one):
@@ -166,7 +167,8 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         row_s = plan["row_s"]  # a GEMV's per-row time (none: zeros, as n x 0)
         fixed = zero if type(row_s) is float and row_s == 0.0 else \
             np.where(np.asarray(m) > 1, 0.0, n * row_s)
-        stream = kn * s_weight if channel is None else kn * s_weight + channel
+        if stream is None:  # (else `traffic`'s weight bytes: the same products)
+            stream = kn * s_weight if channel is None else kn * s_weight + channel
         return roofline_cost(hw, plan, flops, zero, conv_s, conv_j, conv_ops, levels,
                              1.0, fixed_s=fixed, stream_bytes=stream)
 
@@ -184,7 +186,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
                     w_convert_j=np.where(needs, 0.0, plan["w_convert_j"]))
         s_exec = np.where(needs, dtype_bits(plan["exec_dtype"]) / 8.0, s_w)
         split = traffic(s_exec, None if channel is None else np.where(needs, 0.0, channel))
-        costs.append(pre + priced(plan, *split, s_weight=s_exec))
+        costs.append(pre + priced(plan, *split[:3], s_weight=s_exec))
     return cheapest(costs)
 
 
