@@ -216,3 +216,52 @@ def test_the_chosen_split_leaves_its_tiles_short_of_the_units(m, n, memory_time)
     tiles = np.ceil(np.array(m) / shape.tile_m) * np.ceil(n / shape.tile_n)
     assert np.all((shape.split == 1.0) | (tiles < 108.0))
     assert np.all(np.isfinite(shape.efficiency))
+
+
+_LEVEL_BYTES = st.one_of(st.floats(0.0, 1e12), st.integers(0, 10 ** 6),
+                         st.floats(0.0, 1e12).map(np.array),
+                         st.lists(st.floats(0.0, 1e12), min_size=3, max_size=3).map(np.array))
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(_LEVEL_BYTES, min_size=1, max_size=4), same=st.lists(st.booleans(),
+       min_size=4, max_size=4), home=st.integers(0, 3),
+       red=st.one_of(st.floats(0.0, 1e9).map(np.array),
+                     st.lists(st.floats(0.0, 1e9), min_size=3, max_size=3).map(np.array)))
+def test_reduction_bytes_added_directly_are_level_bytes_sums(values, same, home, red):
+    """`_with_reduction` (one home) gives `level_bytes`' sums of the levels (homed in
+    main memory) and the reduction bytes: the same values, types and shared sums."""
+    from precsim.simulator.gemm_shape import _with_reduction
+    from precsim.simulator.levels import level_bytes
+    hw = as_hardware(A100)
+    levels = [values[0]]
+    for j in range(1, hw.n_levels):  # a level may carry the same object as the one before
+        levels.append(levels[-1] if same[j] or j >= len(values) else values[j])
+    home = min(home, hw.main)
+    want = level_bytes(hw, ((hw.main, tuple(levels)), (home, red)))
+    got = _with_reduction(levels, home, red)
+    assert [type(x) for x in got] == [type(x) for x in want]
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert [a is b for a, b in zip(got, got[1:])] == [a is b for a, b in zip(want, want[1:])]
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.lists(st.sampled_from([1.0, 3.0, 128.0, 512.0, 5000.0]), min_size=1, max_size=4),
+       n=st.sampled_from([64.0, 4096.0, 11008.0]), k=st.sampled_from([96.0, 4096.0]),
+       memory_time=st.sampled_from([0.0, 1e-6, 1e-3]), profile=st.sampled_from([A100, "h100-sxm"]))
+def test_kept_weight_shape_terms_choose_as_terms_formed_afresh(m, n, k, memory_time, profile):
+    """`_shape_terms` kept per weight shape (shaped as the candidates x elements) and
+    formed afresh for a shape too large to keep give the same choice, bit for bit."""
+    from precsim.simulator import gemm_shape
+    m = np.array(m)
+    n, k = np.full(m.shape, n), np.full(m.shape, k)
+    hw = as_hardware(profile)
+    kept = gemm_efficiency(hw, m, n, k, RATE, 2.0, 2.0, memory_time)
+    original = gemm_shape.SHAPE_MEMO_ELEMENTS
+    try:
+        gemm_shape.SHAPE_MEMO_ELEMENTS = 0  # (the kept terms are not looked up)
+        fresh = gemm_efficiency(hw, m, n, k, RATE, 2.0, 2.0, memory_time)
+    finally:
+        gemm_shape.SHAPE_MEMO_ELEMENTS = original
+    for name in ("efficiency", "tile_m", "tile_n", "split", "reduction_bytes"):
+        assert np.array_equal(getattr(kept, name), getattr(fresh, name)), name
