@@ -153,12 +153,16 @@ def gemm_efficiency(hw: Hardware, m, n, k, rate, s_a, s_w, memory_time,
     if st is None:
         return None
     n_cands = st.tm.shape[0] * len(SPLITS)
-    elements = np.broadcast(m, n, k, rate, s_a, s_w, memory_time)
+    if type(flops) is np.ndarray and type(memory_time) is np.ndarray and hw.is_single \
+            and flops.shape == memory_time.shape and type(rate) is float \
+            and type(s_a) is float and type(s_w) is float:
+        size, nd = flops.size, flops.ndim  # the elements: 2 m n k's shape (no broadcast)
+    else:
+        elements = np.broadcast(m, n, k, rate, s_a, s_w, memory_time)
+        size, nd = elements.size, max(elements.ndim, np.ndim(st.units))
     step = max(1, MAX_CANDIDATE_ELEMENTS // n_cands)
-    if elements.size <= step or not hw.is_single:
-        return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time,
-                       max(elements.ndim, np.ndim(st.units)), flops)
-    size = elements.size
+    if size <= step or not hw.is_single:
+        return _choose(hw, st, m, n, k, rate, s_a, s_w, memory_time, nd, flops)
     args = [np.asarray(a, dtype=float) for a in
             np.broadcast_arrays(m, n, k, rate, s_a, s_w, memory_time)]
     shape = args[0].shape
