@@ -152,7 +152,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         # more than one activation row: the library's GEMM path streams at its own share
         share, one = gemm_stream_share(plan, m), plan["stream_fraction"]
         if not (type(share) is float and type(one) is float and share == one):
-            share = np.where(np.asarray(m) > 1, share, one)  # (else every m streams alike)
+            share = np.where(np.asarray(m) > _ONE, share, one)  # (else all m stream alike)
         share = share if unscaled else stream_scale * share
         rate, levels = shaped_gemm(hw, plan["ops_per_s"], share, levels, m, n, k, s_a,
                                    s_weight, flops)
@@ -166,7 +166,7 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
                                         for f in ("ops", "s", "j"))
         row_s = plan["row_s"]  # a GEMV's per-row time (none: zeros, as n x 0)
         fixed = zero if type(row_s) is float and row_s == 0.0 else \
-            np.where(np.asarray(m) > 1, 0.0, n * row_s)
+            np.where(np.asarray(m) > _ONE, 0.0, n * row_s)
         if stream is None:  # (else `traffic`'s weight bytes: the same products)
             stream = kn * s_weight if channel is None else kn * s_weight + channel
         return roofline_cost(hw, plan, flops, zero, conv_s, conv_j, conv_ops, levels,
