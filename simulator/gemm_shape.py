@@ -299,11 +299,11 @@ def _shape_terms(hw: Hardware, axes: tuple, nd: int, n, k) -> tuple:
     cols = np.ceil(n / tn)
     out = (cols, n / cols, cols * split, k / (split * np.ceil(k / split_step) * k_step),
            tile_area, room)
-    if memo is not None:
-        full = np.broadcast_shapes(*(np.shape(a) for a in out))
-        rows = (1,) + full[1:]  # the terms of one row of tiles (no split axis)
-        out = tuple(np.ascontiguousarray(np.broadcast_to(a, rows if i < 2 or i == 4 else full))
-                    for i, a in enumerate(out))
+    if memo is not None:  # shaped as the candidates x elements (a term without a split
+        full = np.broadcast_shapes(*(a.shape for a in out))  # axis: as one split's)
+        row = (1,) + full[1:]
+        out = tuple(np.ascontiguousarray(np.broadcast_to(a, row if len(a) == 1 else full))
+                    for a in out)
         for a in out:
             a.flags.writeable = False  # shared by every call with this weight shape
         while len(memo) >= SHAPE_MEMO_MAX:  # the oldest entry goes first
