@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import Hardware, array_operands, as_hardware
+from precsim.simulator.hardware import Hardware, array_operands, as_hardware, as_operand
 
 #: Bytes per output-tile accumulator (fp32 / int32 accumulate).
 ACC_BYTES = 4.0
@@ -46,6 +46,8 @@ ACC_BYTES = 4.0
 EXTENSIVE_FIELDS = ("flops", "vector_ops", "convert_ops", "time_s", "energy_j",
                     "compute_time_s", "memory_time_s", "overhead_time_s", "n_kernels",
                     "convert_time_s")
+#: 0.0 as an operand (`hardware.as_operand`).
+_ZERO = as_operand(0.0)
 #: Elements per value below which `reduce_costs` stacks a group of values in one copy.
 SMALL_STACK = 4096
 
@@ -208,7 +210,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         t_math = vector_ops / vector_rate
     else:
         t_math = flops / plan["ops_per_s"] + vector_ops / vector_rate
-    t_memory = 0.0
+    t_memory = _ZERO  # np.maximum(0-d 0, x): np.maximum(0.0, x)'s values and types
     fraction = plan.get("stream_fraction", 1.0)
     if type(fraction) is not float:  # a Python float stays one: the same products
         fraction = np.asarray(fraction, dtype=float)
