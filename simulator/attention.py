@@ -11,24 +11,37 @@ import numpy as np
 from precsim.simulator.checks import check_positive
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import flash_blocks, flash_waves, structure
-from precsim.simulator.hardware import Hardware
+from precsim.simulator.hardware import Hardware, as_operand
 from precsim.simulator.mapping import attention_rule, pick_plan, plan_options
 from precsim.simulator.roofline import ACC_BYTES, staging_bytes
+
+_F64 = np.dtype(np.float64)
+#: 0-d operands against float64 arrays (`on_floats`).
+_ZERO, _ONE, _TWO = as_operand(0.0), as_operand(1.0), as_operand(2.0)
 
 
 def causal_pairs(q_len, kv_len, window=None):
     """(query, key) pairs a causal mask keeps when q_len new tokens follow kv_len - q_len
     cached ones: S(kv) - S(kv - q) with S(n) = sum_{p<n} min(p + 1, window), i.e.
     n(n+1)/2 without a window (or n <= window), else w(w+1)/2 + (n - w) w. Without a
-    window (kv (kv + 1) - b (b + 1)) / 2, b = kv - q: the same double (halving is exact)."""
+    window (kv (kv + 1) - b (b + 1)) / 2, b = kv - q: the same double (halving is exact;
+    1 and 2 as 0-d operands against float64 arrays, `on_floats`)."""
     if window is None:
         b = kv_len - q_len
-        return (kv_len * (kv_len + 1) - b * (b + 1)) / 2.0
+        one, two = (_ONE, _TWO) if on_floats(kv_len) and on_floats(b) else (1, 2.0)
+        return (kv_len * (kv_len + one) - b * (b + one)) / two
 
     def prefix(n):
         w = window
         return np.where(n <= w, n * (n + 1) / 2.0, w * (w + 1) / 2.0 + (n - w) * w)
     return prefix(kv_len) - prefix(kv_len - q_len)
+
+
+def on_floats(x) -> bool:
+    """Whether `x` is a float64 array: a 0-d float64 operand against it gives the doubles
+    and type a Python number gives, without numpy's temporary array per scalar operand
+    (`hardware.as_operand`)."""
+    return type(x) is np.ndarray and x.dtype is _F64
 
 
 def check_attention(batch, q_len, kv_len, n_heads, n_kv_heads, head_dim, cache_len=None):
@@ -108,6 +121,22 @@ def attention_plans(hw: Hardware, terms, cache_len, q_len=1.0, every_cached=Fals
     return out, some
 
 
+def operand_plans(terms, options):
+    """`options` kept in `terms.plans` (a tuple) with the numbers the roofline applies to
+    a float64 array of flops (ops_per_s, energy_per_op_j) as 0-d operands (`on_floats`),
+    kept with them; other options as they are."""
+    if type(options) is not tuple:
+        return options
+    key = ("operands", id(options))
+    kept = terms.plans.get(key)
+    if kept is None or kept[0] is not options:
+        kept = terms.plans[key] = (options, tuple(
+            MappingProxyType(dict(p, ops_per_s=as_operand(p["ops_per_s"]),
+                                  energy_per_op_j=as_operand(p["energy_per_op_j"])))
+            for p in options))
+    return kept[1]
+
+
 def plain(plan) -> bool:
     """Whether `plan` converts neither operand (every conversion rate a number 0)."""
     return all(type(plan[o + f]) is float and plan[o + f] == 0.0
@@ -174,7 +203,7 @@ def kv_reads(hw: Hardware, head_dim, s_q, rows, pairs, all_pairs, shape=None) ->
     neither their values, shape nor type; as a numpy 1 for a number share, as max(1,
     ...) gives; the share is then not needed)."""
     tiles = _query_tiles(hw, head_dim, s_q)
-    once = type(rows) in (int, float) and np.shape(pairs) == shape
+    once = type(rows) in (int, float) and getattr(pairs, "shape", ()) == shape
     one = 1.0 if isinstance(pairs, np.ndarray) and pairs.ndim else np.float64(1.0)
     staged, frac = [], None
     for tq in tiles[0]:
@@ -230,7 +259,8 @@ def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
     if is_plain:
         total = 0
         for i, part in enumerate(parts):
-            total = part[3] * 0.0 if i == 0 else total + part[3] * 0.0
+            zero = part[3] * (_ZERO if on_floats(part[3]) else 0.0)
+            total = zero if i == 0 else total + zero
         return [total, total, total]
     out, done, elements = [], {}, {}
     for field in _CONVERT:
@@ -244,7 +274,7 @@ def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
             total = 0
             for i, ((nbytes, elem_bytes, _, moved), r) in enumerate(zip(parts, rates)):
                 if type(r) is float and r == 0.0:
-                    term = moved * 0.0
+                    term = moved * (_ZERO if on_floats(moved) else 0.0)
                 else:
                     if i not in elements:
                         elements[i] = nbytes / elem_bytes * reads0
