@@ -10,12 +10,14 @@ import numpy as np
 
 from precsim.simulator.checks import check_positive
 from precsim.simulator.errors import InputError
-from precsim.simulator.gemm_shape import flash_blocks, flash_waves, structure
+from precsim.simulator.gemm_shape import closed_tile, flash_blocks, flash_waves, structure
 from precsim.simulator.hardware import Hardware, as_operand
 from precsim.simulator.mapping import attention_rule, pick_plan, plan_options
 from precsim.simulator.roofline import ACC_BYTES, staging_bytes
 
 _F64 = np.dtype(np.float64)
+#: Number types (a number query length: one decode step or prompt).
+_NUMBERS = (int, float, np.float64)
 #: 0-d operands against float64 arrays (`on_floats`).
 _ZERO, _ONE, _TWO = as_operand(0.0), as_operand(1.0), as_operand(2.0)
 
@@ -163,24 +165,29 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
     of its sequences, as the serving tables add them: conservative for batches of short
     prompts). Elsewhere (no tile, decode, sliding window, an `attention` rule):
     (`pairs`, 1)."""
-    st = structure(hw) if tiled else None
+    if not tiled or hw.is_single and type(q_len) in _NUMBERS and not q_len > 1:
+        return pairs, 1.0  # (one profile's) decode
+    st = structure(hw)
     if st is None:
         return pairs, 1.0
     tiles = hw.exec_cache.get("flash_tiles")
-    if tiles is None:  # (profiles with a tile, units or 1, any tile, one profile's numbers)
+    if tiles is None:  # (profiles with a tile, units or 1, any tile, one profile's numbers
+        # and whether its tile counts in closed form)
         has_tile = ~np.isnan(st.br)
         units = np.where(np.isnan(st.units), 1.0, st.units)
         one = tuple(np.float64(v) for v in (st.br, st.bc, st.flash_eff, units)) \
             if hw.is_single else None
-        tiles = hw.exec_cache["flash_tiles"] = (has_tile, units, bool(has_tile.any()), one)
+        tiles = hw.exec_cache["flash_tiles"] = (
+            has_tile, units, bool(has_tile.any()),
+            one and one + (closed_tile(one[0], one[1]),))
     if not tiles[2]:
         return pairs, 1.0
     if hw.is_single and not (isinstance(q_len, np.ndarray) and q_len.ndim):
         # one profile (with a tile), one query length
         if not q_len > 1:  # decode
             return pairs, 1.0
-        br, bc, eff, units = tiles[3]
-        visited = flash_blocks(q_len, kv_len, br, bc, causal) * br * bc
+        br, bc, eff, units, closed = tiles[3]
+        visited = flash_blocks(q_len, kv_len, br, bc, causal, closed) * br * bc
         return visited, eff * flash_waves(n_heads * np.ceil(q_len / br), units)
     has = tiles[0] & (np.asarray(q_len) > 1)
     if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
@@ -237,16 +244,17 @@ def _query_tiles(hw: Hardware, head_dim, s_q) -> tuple:
     return tiles
 
 
-def reread(nbytes, reads: Sequence) -> tuple:
+def reread(nbytes, reads: Sequence):
     """`nbytes` x reads[level] per level (one product per distinct reads value; x 1.0
-    left out)."""
+    left out): a tuple, or the one product alone where one reads value serves every level
+    (`level_bytes` adds it at every level it crosses: the same sums)."""
     out, done = [], {}
     for r in reads:
         moved = done.get(id(r))
         if moved is None:
             moved = done[id(r)] = nbytes if type(r) is float and r == 1.0 else nbytes * r
         out.append(moved)
-    return tuple(out)
+    return moved if len(done) == 1 else tuple(out)
 
 
 def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:

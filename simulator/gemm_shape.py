@@ -335,7 +335,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
                                           chosen(split[:, 0], at)))
 
 
-def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
+def flash_blocks(q_len, kv_len, br, bc, causal: bool = True, tile_closed=None):
     """Br x Bc blocks a flash-attention kernel visits for q_len queries (the last of
     kv_len positions): every block of a query-row block up to its last row's diagonal
     when causal (blocks wholly above the diagonal are skipped, the diagonal ones
@@ -346,13 +346,16 @@ def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
     block i but the last reaches p + (i+1) Br < kv, so that its term is ceil(p / Bc) +
     (i+1) Br / Bc and the sum is closed: n ceil(p / Bc) + (Br / Bc) n (n + 1) / 2 +
     ceil(kv / Bc), n = ceil(q / Br) - 1 (the same integers, every partial sum below
-    2**53; tests/test_gemm_shape.py checks it against the sum by row block)."""
+    2**53; tests/test_gemm_shape.py checks it against the sum by row block).
+    `tile_closed`: whether the tile is such (`closed_tile`), tested when None."""
     if not (type(q_len) in _NUMBERS and type(kv_len) in _NUMBERS):
         q_len, kv_len = np.asarray(q_len, dtype=float), np.asarray(kv_len, dtype=float)
     rows = np.ceil(q_len / br)
     if not causal:
         return rows * np.ceil(kv_len / bc)
-    if not (_integral(q_len, kv_len, br, bc) and _divides(bc, br)):
+    if tile_closed is None:
+        tile_closed = closed_tile(br, bc)
+    if not (tile_closed and _integral(q_len, kv_len)):
         return _blocks_by_row(q_len, kv_len, br, bc, rows)
     n = rows - 1.0
     return n * np.ceil((kv_len - q_len) / bc) + br / bc * (n * rows) / 2.0 \
@@ -363,6 +366,12 @@ def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
 CLOSED_MAX = 2.0 ** 26
 #: Number types (`flash_blocks` computes on them as they are).
 _NUMBERS = (int, float, np.float64)
+
+
+def closed_tile(br, bc) -> bool:
+    """Whether `flash_blocks` may count in closed form for a Br x Bc tile: integers from 1
+    to CLOSED_MAX, Bc dividing Br."""
+    return _integral(br, bc) and _divides(bc, br)
 
 
 def _integral(*values) -> bool:

@@ -422,14 +422,14 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     terms = _attention_terms(hw, quant)
     sb, s_q, s_c = terms.sb, terms.s_q, terms.s_c
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    # every key cached: cache_len is kv_len (> 0)
+    every_cached = cache_len is kv_len  # (kv_len > 0)
     (options, skips, shares, out_ops, plain), cached = attention_plans(
-        hw, terms, cache_len, q_len, cache_len is kv_len)
+        hw, terms, cache_len, q_len, every_cached)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = scored_pairs(q_len, kv_len, window, causal, flash, skips)
     # fresh keys: none where every key is cached (kv - kv: 0, NaN for NaN: not > 0)
-    fresh_len = 0.0 if cache_len is kv_len else kv_len - cache_len
+    fresh_len = 0.0 if every_cached else kv_len - cache_len
     if window is not None:
         cache_len = np.minimum(cache_len, window)  # the rolling cache holds `window` positions
         cached = any_of(cache_len, 0.0, operator.gt)
@@ -445,7 +445,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
         c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim
         kv.append((hw.main if kv_home is None else kv_home,
                    c_bytes * (terms.s_c_operand if on_floats(c_bytes) else s_c), s_c, "w"))
-    if any_of(fresh_len, 0.0, operator.gt):
+    if not every_cached and any_of(fresh_len, 0.0, operator.gt):
         f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
         kv.append((home_level(hw, f_bytes, True) if fresh_kv_home is None
                    else fresh_kv_home, f_bytes, s_q, "a"))
@@ -476,7 +476,7 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
     # the elements of each K/V part read into the engine, converted as its operand
-    parts = [(nbytes, elem_bytes, operand, part[0])
+    parts = [(nbytes, elem_bytes, operand, part[0] if type(part) is tuple else part)
              for (_, nbytes, elem_bytes, operand), part in zip(kv, moved)]
     unscaled = type(rate) is float and rate == 1.0  # the plans' own rates
     if unscaled and on_floats(flops):
