@@ -20,6 +20,8 @@ _F64 = np.dtype(np.float64)
 _NUMBERS = (int, float, np.float64)
 #: 0-d operands against float64 arrays (`on_floats`).
 _ZERO, _ONE, _TWO = as_operand(0.0), as_operand(1.0), as_operand(2.0)
+#: max(1, ...) of a number share that is 1 (`kv_reads`).
+_NUMPY_ONE = np.float64(1.0)
 
 
 def causal_pairs(q_len, kv_len, window=None):
@@ -211,7 +213,9 @@ def kv_reads(hw: Hardware, head_dim, s_q, rows, pairs, all_pairs, shape=None) ->
     ...) gives; the share is then not needed)."""
     tiles = _query_tiles(hw, head_dim, s_q)
     once = type(rows) in (int, float) and getattr(pairs, "shape", ()) == shape
-    one = 1.0 if isinstance(pairs, np.ndarray) and pairs.ndim else np.float64(1.0)
+    one = 1.0 if isinstance(pairs, np.ndarray) and pairs.ndim else _NUMPY_ONE
+    if once and tiles[2] is not None and rows <= tiles[2]:  # every tile holds the rows
+        return [one] * len(tiles[1])
     staged, frac = [], None
     for tq in tiles[0]:
         if once and type(tq) is float and rows <= tq / 2.0:
@@ -225,7 +229,8 @@ def kv_reads(hw: Hardware, head_dim, s_q, rows, pairs, all_pairs, shape=None) ->
 
 def _query_tiles(hw: Hardware, head_dim, s_q) -> tuple:
     """(query rows per tile of each staging level, at least 1 (NaN stays); the index of
-    each level's staging level in them), kept per profile for number sizes."""
+    each level's staging level in them; half the least tile where every tile is a
+    number, else None), kept per profile for number sizes."""
     try:
         key = ("query_tiles", head_dim, s_q)
         tiles = hw.exec_cache.get(key)
@@ -237,8 +242,10 @@ def _query_tiles(hw: Hardware, head_dim, s_q) -> tuple:
         for j in range(hw.n_levels):
             first.setdefault(max(j - 1, 0), j)
         tq = [staging_bytes(hw, j) / per_row for j in first.values()]
-        tiles = ([max(t, 1.0) if type(t) is float else np.maximum(t, 1.0) for t in tq],
-                 [list(first).index(max(j - 1, 0)) for j in range(hw.n_levels)])
+        tq = [max(t, 1.0) if type(t) is float else np.maximum(t, 1.0) for t in tq]
+        numbers = all(type(t) is float and t == t for t in tq)  # (NaN != NaN)
+        tiles = (tq, [list(first).index(max(j - 1, 0)) for j in range(hw.n_levels)],
+                 min(t / 2.0 for t in tq) if numbers else None)
         if key is not None:
             hw.exec_cache[key] = tiles
     return tiles
