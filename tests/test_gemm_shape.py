@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from precsim.simulator.gemm_shape import flash_blocks, gemm_efficiency
+from precsim.simulator.gemm_shape import closed_tile, flash_blocks, gemm_efficiency
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.kernels import attention_cost, gemm_cost
 from precsim.simulator.profile_loader import cached_profile
@@ -124,6 +124,10 @@ def test_causal_blocks_closed_form_equals_the_sum_by_row_block(q, p, bc, ratio, 
     rows = np.ceil(np.asarray(qs, dtype=float) / br)
     got, want = flash_blocks(qs, kvs, br, bc), _blocks_by_row(qs, kvs, br, bc, rows)
     np.testing.assert_array_equal(got, want)
+    assert closed_tile(br, bc) == (not odd or bc == 1)  # the tile's test, kept per profile
+    kept = flash_blocks(qs, kvs, br, bc, tile_closed=closed_tile(br, bc))
+    np.testing.assert_array_equal(kept, want)
+    assert type(kept) is type(got)
     assert np.shape(got) == np.shape(want)
     half = flash_blocks(np.asarray(qs) - 0.5, kvs, br, bc)  # fractional: by row block
     np.testing.assert_array_equal(half, _blocks_by_row(np.asarray(qs) - 0.5, kvs, br, bc,
