@@ -10,7 +10,8 @@ import numpy as np
 
 from precsim.simulator.checks import check_positive
 from precsim.simulator.errors import InputError
-from precsim.simulator.gemm_shape import closed_tile, flash_blocks, flash_waves, structure
+from precsim.simulator.gemm_shape import (ceil, closed_tile, flash_blocks, flash_waves,
+                                          structure)
 from precsim.simulator.hardware import Hardware, as_operand
 from precsim.simulator.mapping import attention_rule, pick_plan, plan_options
 from precsim.simulator.roofline import ACC_BYTES, staging_bytes
@@ -173,11 +174,12 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
     if st is None:
         return pairs, 1.0
     tiles = hw.exec_cache.get("flash_tiles")
-    if tiles is None:  # (profiles with a tile, units or 1, any tile, one profile's numbers
-        # and whether its tile counts in closed form)
+    if tiles is None:  # (profiles with a tile, units or 1, any tile, one profile's numbers:
+        # Br, Bc and units as Python floats (`ceil`), the efficiency as numpy's, and
+        # whether its tile counts in closed form)
         has_tile = ~np.isnan(st.br)
         units = np.where(np.isnan(st.units), 1.0, st.units)
-        one = tuple(np.float64(v) for v in (st.br, st.bc, st.flash_eff, units)) \
+        one = (float(st.br), float(st.bc), np.float64(st.flash_eff), float(units)) \
             if hw.is_single else None
         tiles = hw.exec_cache["flash_tiles"] = (
             has_tile, units, bool(has_tile.any()),
@@ -190,7 +192,7 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
             return pairs, 1.0
         br, bc, eff, units, closed = tiles[3]
         visited = flash_blocks(q_len, kv_len, br, bc, causal, closed) * br * bc
-        return visited, eff * flash_waves(n_heads * np.ceil(q_len / br), units)
+        return visited, eff * flash_waves(n_heads * ceil(q_len / br), units)
     has = tiles[0] & (np.asarray(q_len) > 1)
     if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
         return pairs, 1.0
