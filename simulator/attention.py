@@ -179,11 +179,11 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
         # whether its tile counts in closed form)
         has_tile = ~np.isnan(st.br)
         units = np.where(np.isnan(st.units), 1.0, st.units)
-        one = (float(st.br), float(st.bc), np.float64(st.flash_eff), float(units)) \
-            if hw.is_single else None
-        tiles = hw.exec_cache["flash_tiles"] = (
-            has_tile, units, bool(has_tile.any()),
-            one and one + (closed_tile(one[0], one[1]),))
+        one = None
+        if hw.is_single:
+            br, bc = float(st.br), float(st.bc)
+            one = (br, bc, np.float64(st.flash_eff), float(units), closed_tile(br, bc))
+        tiles = hw.exec_cache["flash_tiles"] = (has_tile, units, bool(has_tile.any()), one)
     if not tiles[2]:
         return pairs, 1.0
     if hw.is_single and not (isinstance(q_len, np.ndarray) and q_len.ndim):

@@ -365,7 +365,7 @@ def flash_blocks(q_len, kv_len, br, bc, causal: bool = True, tile_closed=None):
 def ceil(x):
     """np.ceil(x); for a positive finite Python float as a Python float (math.ceil: the
     same double, without a ufunc call on a number)."""
-    if type(x) is float and 0.0 < x < _FINITE:
+    if type(x) is float and 0.0 < x < math.inf:
         return float(math.ceil(x))
     return np.ceil(x)
 
@@ -379,8 +379,6 @@ def _numpy(x):
 CLOSED_MAX = 2.0 ** 26
 #: Number types (`flash_blocks` computes on them as they are).
 _NUMBERS = (int, float, np.float64)
-#: Above every finite double (`ceil`).
-_FINITE = float("inf")
 
 
 def closed_tile(br, bc) -> bool:
