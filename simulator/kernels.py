@@ -20,10 +20,12 @@ import numpy as np
 
 from precsim.simulator.attention import (any_of, attention_plans, cache_split,
                                          check_attention, conversions, flash_tiling,
-                                         kv_reads, reread, scored_pairs)
+                                         kv_reads, on_floats, operand_plans, reread,
+                                         scored_pairs)
 from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.gemm_shape import shaped_gemm
-from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
+from precsim.simulator.hardware import (Hardware, as_hardware, as_operand,
+                                        kernel_vector_terms)
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.mapping import cheapest, gemm_stream_share, plan_options
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
@@ -341,8 +343,9 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
 @dataclass(frozen=True, eq=False)
 class _AttentionTerms:
     """What no shape enters of attention in a format on a profile: its stream and KV
-    types, stream bits, bytes per Q and per cached K/V element, and the plans of a kernel
-    reading the cache everywhere (True) or nowhere (False), filled on first use
+    types, stream bits, bytes per Q and per cached K/V element (and the latter as a 0-d
+    operand, `attention.on_floats`), and the plans of a kernel reading the cache
+    everywhere (True) or nowhere (False), filled on first use
     (`attention.attention_plans`)."""
 
     sdt: object
@@ -350,6 +353,7 @@ class _AttentionTerms:
     sb: object
     s_q: object
     s_c: object
+    s_c_operand: object
     plans: dict
 
 
@@ -358,10 +362,10 @@ def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
     def build():
         fmt = as_quant(quant)
         sb = stream_bits(fmt)
+        s_c = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
         return _AttentionTerms(sdt=stream_dtype(fmt),
                                kv_dtype=quant_attr(fmt, lambda q: q.kv_dtype), sb=sb,
-                               s_q=sb / 8.0,
-                               s_c=quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0,
+                               s_q=sb / 8.0, s_c=s_c, s_c_operand=as_operand(s_c),
                                plans={})
     return _memo(hw, "attention_terms", quant, (), build)
 
@@ -418,14 +422,14 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     terms = _attention_terms(hw, quant)
     sb, s_q, s_c = terms.sb, terms.s_q, terms.s_c
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    # every key cached: cache_len is kv_len (> 0)
+    every_cached = cache_len is kv_len  # (kv_len > 0)
     (options, skips, shares, out_ops, plain), cached = attention_plans(
-        hw, terms, cache_len, q_len, cache_len is kv_len)
+        hw, terms, cache_len, q_len, every_cached)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = scored_pairs(q_len, kv_len, window, causal, flash, skips)
     # fresh keys: none where every key is cached (kv - kv: 0, NaN for NaN: not > 0)
-    fresh_len = 0.0 if cache_len is kv_len else kv_len - cache_len
+    fresh_len = 0.0 if every_cached else kv_len - cache_len
     if window is not None:
         cache_len = np.minimum(cache_len, window)  # the rolling cache holds `window` positions
         cached = any_of(cache_len, 0.0, operator.gt)
@@ -438,9 +442,10 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     q_bytes, o_bytes = q_elems * s_q, q_elems * s_o
     kv = []  # (home, bytes, bytes per element, operand) of the cached and fresh K/V read
     if cached:
+        c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim
         kv.append((hw.main if kv_home is None else kv_home,
-                   2.0 * batch * n_kv_heads * cache_len * head_dim * s_c, s_c, "w"))
-    if any_of(fresh_len, 0.0, operator.gt):
+                   c_bytes * (terms.s_c_operand if on_floats(c_bytes) else s_c), s_c, "w"))
+    if not every_cached and any_of(fresh_len, 0.0, operator.gt):
         f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
         kv.append((home_level(hw, f_bytes, True) if fresh_kv_home is None
                    else fresh_kv_home, f_bytes, s_q, "a"))
@@ -458,7 +463,8 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
         # 1 x kv_len is kv_len: one product fewer for a decode step
         reads = kv_reads(hw, head_dim, s_q, rows, pairs,
                          kv_len if type(q_len) in (int, float) and q_len == 1
-                         else q_len * kv_len, np.shape(kv[0][1]) if len(kv) == 1 else None)
+                         else q_len * kv_len,
+                         getattr(kv[0][1], "shape", ()) if len(kv) == 1 else None)
     else:
         reads = [1.0] * hw.n_levels
     moved = [reread(nbytes, reads) for _, nbytes, _, _ in kv]
@@ -470,9 +476,11 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
     # the elements of each K/V part read into the engine, converted as its operand
-    parts = [(nbytes, elem_bytes, operand, part[0])
+    parts = [(nbytes, elem_bytes, operand, part[0] if type(part) is tuple else part)
              for (_, nbytes, elem_bytes, operand), part in zip(kv, moved)]
     unscaled = type(rate) is float and rate == 1.0  # the plans' own rates
+    if unscaled and on_floats(flops):
+        options = operand_plans(terms, options)
     return cheapest([roofline_cost(hw, plan if unscaled
                                    else dict(plan, ops_per_s=plan["ops_per_s"] * rate),
                                    flops, vec, *conversions(plan, parts, reads[0], is_plain),
