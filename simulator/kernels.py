@@ -23,7 +23,7 @@ from precsim.simulator.attention import (any_of, attention_plans, cache_split,
                                          kv_reads, reread, scored_pairs)
 from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.gemm_shape import shaped_gemm
-from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
+from precsim.simulator.hardware import Hardware, as_hardware, as_operand, kernel_vector_terms
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.mapping import cheapest, gemm_stream_share, plan_options
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
@@ -38,6 +38,9 @@ QUANTIZE_OPS = 3.0
 SOFTMAX_OPS = 5.0
 #: A plan's conversion rates (weights, activations: ops, seconds, joules per element).
 _CONVERSIONS = tuple(f"{o}_convert_{x}" for o in "wa" for x in ("ops", "s", "j"))
+#: 0.0 and 1.0 as operands against arrays (`hardware.as_operand`: numpy 2 makes a
+#: temporary array of a scalar operand).
+ZERO, ONE = as_operand(0.0), as_operand(1.0)
 #: Format objects whose shape-free terms are kept per packed profile (`_memo`).
 FORMAT_MEMO_MAX = 64
 
@@ -231,14 +234,24 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
             and _float_values(vector_ops)):  # else + 0 widening ops: the same values
         vector_ops = vector_ops + _widen_factor(hw, kernel, terms) \
             * np.asarray(half_elements, dtype=float)
-    if terms:  # a profile names the kernel
-        vector_ops = vector_ops * (terms[0] if kernel_rows is None else
-                                   np.where(kernel_rows != 0.0, terms[0], 1.0))
+    if terms:  # a profile names the kernel (its scale as an operand against arrays)
+        vector_ops = vector_ops * (terms[0] if kernel_rows is None else np.where(
+            kernel_rows != ZERO, _kernel_scale(hw, kernel, terms), ONE))
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = level_bytes(hw, ((r_home, read_bytes), (w_home, write_bytes)))
     plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
     return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
+
+
+def _kernel_scale(hw: Hardware, kernel: str, terms: tuple):
+    """`kernel`'s vector-op scale (`terms[0]`, `kernel_vector_terms`) as an operand,
+    kept per profile."""
+    key = ("kernel_scale", kernel)
+    scale = hw.exec_cache.get(key)
+    if scale is None:
+        scale = hw.exec_cache[key] = as_operand(terms[0])
+    return scale
 
 
 def _float_values(x) -> bool:

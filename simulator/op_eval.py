@@ -224,13 +224,7 @@ class PricedCall:
         levels = tuple(costs[0].bytes_moved) if group == 0 else ()
         extra = () if count is None else count.shape if type(count) is np.ndarray \
             else np.shape(count)  # counts may vary where the fields do not
-        out = field_block(costs[0], SUM_GROUPS[group], levels, self.nd, self.n, extra)
-        for more in costs[1:]:
-            add = field_block(more, SUM_GROUPS[group], levels, self.nd, self.n, extra)
-            if add.shape == out.shape:
-                out += add  # in place: the block is this call's own array
-            else:
-                out = out + add
+        out = field_block(costs, SUM_GROUPS[group], levels, self.nd, self.n, extra)
         if count is not None:  # `extra`: the block has the counts' shape
             out *= count
         if self.nd == 0:
@@ -288,8 +282,9 @@ class EvaluatedPass:
             total = np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
             self.__dict__[SUM_KEYS[group]] = total
             return total
-        total = None
-        for block in [np.add.reduce(call.block(group)[:, rows], axis=1)
+        total = None  # a part of one row is that row (a sum of one term)
+        for block in [call.block(group)[:, rows.start] if rows.stop - rows.start == 1
+                      else np.add.reduce(call.block(group)[:, rows], axis=1)
                       for _, call, rows in self.parts] + [call.block(group)
                                                           for _, call in self.singles]:
             if total is None:

@@ -272,7 +272,8 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
     if rooms is not None:
         nearest, bounds, levels = rooms
-        if isinstance(nbytes, (int, float)) or np.ndim(nbytes) == 0:
+        if isinstance(nbytes, (int, float)) or (
+                nbytes.ndim == 0 if type(nbytes) is np.ndarray else np.ndim(nbytes) == 0):
             for j, room in nearest:  # the nearest level that holds it
                 if nbytes <= room:
                     return j
