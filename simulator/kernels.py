@@ -325,23 +325,26 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     to the activation stream; quantised rows are converted on the way."""
     hw = as_hardware(profile)
 
-    def build():  # bits per table and stream element, the gather's plans: no shape
+    def build():  # bytes per table and stream element (also as operands), the plans
         fmt = group_format(quant, group)
         # bytes per element: bits / 8 (x bits / 8 is x (bits / 8): a power of 2 scales)
-        return (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
-                stream_bits(fmt) / 8.0,
+        sizes = (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+                 stream_bits(fmt) / 8.0)
+        return (sizes, (*map(as_operand, sizes), ZERO),
                 tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
                                             launch_s=hw.launch_s))
                       for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
                                                stream_dtype(fmt))))
-    w_bytes, s_bytes, plans = _memo(hw, "embedding_terms", quant, (group,), build)
+    numbers, operands, plans = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
+    # against an array the numbers as 0-d operands (the same doubles, no temporary)
+    w_bytes, s_bytes, zero = operands if type(elems) is np.ndarray else (*numbers, 0.0)
     read = elems * w_bytes
     write = elems * (s_bytes if out_bits is None else out_bits / 8.0)
     r_home = hw.main if weight_home is None else weight_home
     w_home = home_level(hw, write, True)
     levels = level_bytes(hw, ((r_home, read), (w_home, write)))
-    zero = 0.0 * elems
+    zero = zero * elems
 
     def converted(rate):  # elements x rate (0 x elements: the zeros already made)
         return zero if type(rate) is float and rate == 0.0 else elems * rate
