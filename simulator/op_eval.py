@@ -222,8 +222,8 @@ class PricedCall:
             return kept
         costs, count = self.costs, self.count
         levels = tuple(costs[0].bytes_moved) if group == 0 else ()
-        extra = () if count is None else count.shape if type(count) is np.ndarray \
-            else np.shape(count)  # counts may vary where the fields do not
+        extra = () if count is None or type(count) is int else count.shape \
+            if type(count) is np.ndarray else np.shape(count)  # counts may vary by element
         out = field_block(costs, SUM_GROUPS[group], levels, self.nd, self.n, extra)
         if count is not None:  # `extra`: the block has the counts' shape
             out *= count

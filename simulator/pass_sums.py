@@ -49,5 +49,4 @@ def field_block(costs: tuple, names: tuple, levels: tuple, nd, n: int,
 
 def _values(cost: KernelCost, names: tuple, levels: tuple) -> list:
     """The fields `names`, then the bytes at `levels`, of `cost`."""
-    d, moved = cost.__dict__, cost.bytes_moved
-    return [d[f] for f in names] + [moved[k] for k in levels]
+    return [*map(cost.__dict__.__getitem__, names), *map(cost.bytes_moved.__getitem__, levels)]
