@@ -276,8 +276,9 @@ class EvaluatedPass:
         if self.reduced is not None:
             source, weights, axis = self.reduced
             sums = source._stacked_sums(group)  # the fields' axis clear of the weights' axes
-            if np.ndim(weights) >= sums.ndim:
-                sums = sums.reshape(sums.shape[:1] + (1,) * (np.ndim(weights) - sums.ndim + 1)
+            w_ndim = weights.ndim if type(weights) is np.ndarray else np.ndim(weights)
+            if w_ndim >= sums.ndim:
+                sums = sums.reshape(sums.shape[:1] + (1,) * (w_ndim - sums.ndim + 1)
                                     + sums.shape[1:])
             total = np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
             self.__dict__[SUM_KEYS[group]] = total
