@@ -283,20 +283,20 @@ class EvaluatedPass:
             total = np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
             self.__dict__[SUM_KEYS[group]] = total
             return total
-        total = None  # a part of one row is that row (a sum of one term)
-        for block in [call.block(group)[:, rows.start] if rows.stop - rows.start == 1
-                      else np.add.reduce(call.block(group)[:, rows], axis=1)
-                      for _, call, rows in self.parts] + [call.block(group)
-                                                          for _, call in self.singles]:
-            if total is None:
-                total = block
-            elif total.ndim == block.ndim:
-                total = total + block
-            else:  # the fewer dimensions padded after the fields' axis
-                dims = max(total.ndim, block.ndim)
-                total, block = (b if b.ndim == dims else b.reshape(
-                    b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
-                total = total + block
+        key = BLOCK_KEYS[group]
+        total = None
+        for _, call, rows in self.parts:
+            block = call.__dict__.get(key)  # a kept block read without the method call
+            if block is None:
+                block = call.block(group)
+            block = block[:, rows.start] if rows.stop - rows.start == 1 \
+                else np.add.reduce(block[:, rows], axis=1)  # one row: itself (one term)
+            total = block if total is None else total + block if total.ndim == block.ndim \
+                else _added(total, block)
+        for _, call in self.singles:
+            block = call.block(group)
+            total = block if total is None else total + block if total.ndim == block.ndim \
+                else _added(total, block)
         self.__dict__[SUM_KEYS[group]] = total
         return total
 
@@ -321,6 +321,14 @@ class EvaluatedPass:
         new.__dict__.update(n=self.n, parts=self.parts, singles=self.singles,
                             reduced=(self, weights, axis))
         return new
+
+
+def _added(total: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """total + block of different dimensions: the fewer padded after the fields' axis."""
+    dims = max(total.ndim, block.ndim)
+    total, block = (b if b.ndim == dims else b.reshape(
+        b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
+    return total + block
 
 
 def _max_ndim(*values) -> int:
