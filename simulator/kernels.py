@@ -40,6 +40,9 @@ QUANTIZE_OPS = 3.0
 SOFTMAX_OPS = 5.0
 #: A plan's conversion rates (weights, activations: ops, seconds, joules per element).
 _CONVERSIONS = tuple(f"{o}_convert_{x}" for o in "wa" for x in ("ops", "s", "j"))
+#: 0.0 and 1.0 as operands against arrays (`hardware.as_operand`: numpy 2 makes a
+#: temporary array of a scalar operand).
+ZERO, ONE = as_operand(0.0), as_operand(1.0)
 #: Format objects whose shape-free terms are kept per packed profile (`_memo`).
 FORMAT_MEMO_MAX = 64
 
@@ -233,14 +236,24 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
             and _float_values(vector_ops)):  # else + 0 widening ops: the same values
         vector_ops = vector_ops + _widen_factor(hw, kernel, terms) \
             * np.asarray(half_elements, dtype=float)
-    if terms:  # a profile names the kernel
-        vector_ops = vector_ops * (terms[0] if kernel_rows is None else
-                                   np.where(kernel_rows != 0.0, terms[0], 1.0))
+    if terms:  # a profile names the kernel (its scale as an operand against arrays)
+        vector_ops = vector_ops * (terms[0] if kernel_rows is None else np.where(
+            kernel_rows != ZERO, _kernel_scale(hw, kernel, terms), ONE))
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = level_bytes(hw, ((r_home, read_bytes), (w_home, write_bytes)))
     plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
     return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
+
+
+def _kernel_scale(hw: Hardware, kernel: str, terms: tuple):
+    """`kernel`'s vector-op scale (`terms[0]`, `kernel_vector_terms`) as an operand,
+    kept per profile."""
+    key = ("kernel_scale", kernel)
+    scale = hw.exec_cache.get(key)
+    if scale is None:
+        scale = hw.exec_cache[key] = as_operand(terms[0])
+    return scale
 
 
 def _float_values(x) -> bool:
@@ -314,23 +327,26 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     to the activation stream; quantised rows are converted on the way."""
     hw = as_hardware(profile)
 
-    def build():  # bits per table and stream element, the gather's plans: no shape
+    def build():  # bytes per table and stream element (also as operands), the plans
         fmt = group_format(quant, group)
         # bytes per element: bits / 8 (x bits / 8 is x (bits / 8): a power of 2 scales)
-        return (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
-                stream_bits(fmt) / 8.0,
+        sizes = (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+                 stream_bits(fmt) / 8.0)
+        return (sizes, (*map(as_operand, sizes), ZERO),
                 tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
                                             launch_s=hw.launch_s))
                       for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
                                                stream_dtype(fmt))))
-    w_bytes, s_bytes, plans = _memo(hw, "embedding_terms", quant, (group,), build)
+    numbers, operands, plans = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
+    # against an array the numbers as 0-d operands (the same doubles, no temporary)
+    w_bytes, s_bytes, zero = operands if type(elems) is np.ndarray else (*numbers, 0.0)
     read = elems * w_bytes
     write = elems * (s_bytes if out_bits is None else out_bits / 8.0)
     r_home = hw.main if weight_home is None else weight_home
     w_home = home_level(hw, write, True)
     levels = level_bytes(hw, ((r_home, read), (w_home, write)))
-    zero = 0.0 * elems
+    zero = zero * elems
 
     def converted(rate):  # elements x rate (0 x elements: the zeros already made)
         return zero if type(rate) is float and rate == 0.0 else elems * rate

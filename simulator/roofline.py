@@ -274,7 +274,8 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
     if rooms is not None:
         nearest, bounds, levels = rooms
-        if isinstance(nbytes, (int, float)) or np.ndim(nbytes) == 0:
+        if isinstance(nbytes, (int, float)) or (
+                nbytes.ndim == 0 if type(nbytes) is np.ndarray else np.ndim(nbytes) == 0):
             for j, room in nearest:  # the nearest level that holds it
                 if nbytes <= room:
                     return j
@@ -282,7 +283,7 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         if bounds is not None:  # rooms growing with the level: the first that holds it
             at = bounds.searchsorted(nbytes)  # NaN sorts last: main memory
             one = _one_value(at)
-            return levels[at] if one is None else int(levels[one])  # one home for all
+            return levels[at] if one is None else levels.item(one)  # one home for all
         nbytes = np.asarray(nbytes)
         home = np.full(nbytes.shape, hw.main)
         for j, room in reversed(nearest):  # the nearest written last
@@ -323,7 +324,7 @@ def _one_value(a):
     if not a.size:
         return None
     if a.size <= LIST_COMPARE:
-        values = a.ravel().tolist()
+        values = (a if a.ndim == 1 else a.ravel()).tolist()
         return values[0] if values.count(values[0]) == len(values) else None
     return None if np.count_nonzero(a - a.flat[0]) else int(a.flat[0])
 
