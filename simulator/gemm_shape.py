@@ -275,7 +275,7 @@ def _feed_efficiency(hw: Hardware, axes: tuple, nd: int, rate, s_a, s_w):
     out = np.minimum(1.0, (2.0 * tm * tn / (rate / units)) / ((tm * s_a + tn * s_w) / feed))
     if key is not None:
         out.flags.writeable = False
-        out = hw.exec_cache[key] = (out, as_operand(rate))
+        out = hw.exec_cache[key] = (out, as_operand(key[2]))  # (the number, not an array)
         return out
     return out, rate
 

@@ -252,7 +252,8 @@ def test_reduction_bytes_added_directly_are_level_bytes_sums(values, same, home,
 @settings(max_examples=30, deadline=None)
 @given(m=st.lists(st.sampled_from([1.0, 3.0, 128.0, 512.0, 5000.0]), min_size=1, max_size=4),
        n=st.sampled_from([64.0, 4096.0, 11008.0]), k=st.sampled_from([96.0, 4096.0]),
-       memory_time=st.sampled_from([0.0, 1e-6, 1e-3]), profile=st.sampled_from([A100, "h100-sxm"]))
+       memory_time=st.sampled_from([0.0, 1e-6, 1e-3]),
+       profile=st.sampled_from([A100, "h100-sxm"]))
 def test_kept_weight_shape_terms_choose_as_terms_formed_afresh(m, n, k, memory_time, profile):
     """`_shape_terms` kept per weight shape (shaped as the candidates x elements) and
     formed afresh for a shape too large to keep give the same choice, bit for bit."""
