@@ -33,7 +33,7 @@ import numpy as np
 
 from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import as_hardware
+from precsim.simulator.hardware import as_hardware, as_operand
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
@@ -479,6 +479,22 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     return SimulationResult(prefill=prefill, decode=decode, totals=totals)
 
 
+#: Per node count n (a fidelity option, not a request value): k + 1.0 and k + 0.5 for
+#: k = 0 .. n - 1 and n, as read-only arrays / 0-d operands (`hardware.as_operand`).
+_NODES: dict = {}
+
+
+def _nodes(decode_nodes: int) -> tuple:
+    """(k + 1.0, k + 0.5, n, 0.5) of `decode_nodes_for`, kept per node count."""
+    kept = _NODES.get(decode_nodes)
+    if kept is None:
+        k = np.arange(decode_nodes, dtype=float)
+        first, mid = k + 1.0, k + 0.5
+        first.flags.writeable = mid.flags.writeable = False
+        kept = _NODES[decode_nodes] = (first, mid, as_operand(decode_nodes), as_operand(0.5))
+    return kept
+
+
 def decode_nodes_for(steps, decode_nodes: int = 64):
     """(context offsets, weights), each with a trailing axis of `decode_nodes`, such that
     the decode time of `steps` steps (contexts P+1 ... P+steps) is the weighted sum of
@@ -486,12 +502,18 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
     to `steps`, else 0) when steps <= decode_nodes, else the composite midpoint rule
     (offsets 0.5 + (k + 0.5) steps / decode_nodes, weight steps / decode_nodes). The rule
     and the node count never depend on other elements, so a vectorised call equals
-    the scalar calls element for element."""
-    steps_x = add_axis(np.asarray(steps, dtype=float))
-    k = np.arange(decode_nodes, dtype=float)
+    the scalar calls element for element (a number computes only its rule: the values
+    `np.where` would pick; offsets may be a shared read-only array)."""
+    first, mid, n, half = _nodes(decode_nodes)
+    steps = np.asarray(steps, dtype=float)
+    if steps.ndim == 0:
+        if float(steps) <= decode_nodes:
+            return first, (first <= steps).astype(float)
+        return half + mid * steps / n, np.full(decode_nodes, float(steps) / decode_nodes)
+    steps_x = steps[..., None]
     exact = steps_x <= decode_nodes
-    offsets = np.where(exact, k + 1.0, 0.5 + (k + 0.5) * steps_x / decode_nodes)
-    weights = np.where(exact, (k + 1.0 <= steps_x).astype(float), steps_x / decode_nodes)
+    offsets = np.where(exact, first, half + mid * steps_x / n)
+    weights = np.where(exact, (first <= steps_x).astype(float), steps_x / decode_nodes)
     return offsets, weights
 
 

@@ -324,3 +324,18 @@ def test_swept_models_get_no_kept_plan():
     assert swept.signature is None and plain.signature is not None
     again = build_ops(precsim.get_model("llama-2-7b"), quant, 4, 100, 100, "prefill")
     assert again.signature == plain.signature
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 400), min_size=1, max_size=6), st.integers(1, 80))
+def test_decode_nodes_of_a_number_equal_its_element_of_an_array(steps, nodes):
+    """`decode_nodes_for` of a number computes only its rule: the same offsets and
+    weights (values, dtype, shape) as its row of an array call (which picks with
+    np.where), exact (steps <= nodes) or midpoint."""
+    from precsim.simulator.cost import decode_nodes_for
+    offsets, weights = decode_nodes_for(np.array(steps, dtype=float), nodes)
+    for i, s in enumerate(steps):
+        for number in (float(s), np.float64(s), np.asarray(float(s))):
+            o, w = decode_nodes_for(number, nodes)
+            assert o.shape == w.shape == (nodes,) and o.dtype == w.dtype == np.float64
+            assert np.array_equal(o, offsets[i]) and np.array_equal(w, weights[i])
