@@ -575,7 +575,9 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "launch_overhead_s": pre["overhead_time_s"] + dec["overhead_time_s"],
             "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, np.nan),
         }
-    f64 = np.float64  # numpy doubles as they are (the common case), the rest `_scalar`
-    return {k: ({kk: vv if type(vv) is f64 else _scalar(vv) for kk, vv in v.items()}
-                if type(v) is dict else v if type(v) is f64 else _scalar(v))
+    f64 = np.float64  # numpy doubles as they are, Python floats as numpy doubles (what
+    # `_scalar` makes of them, without its call), the rest `_scalar`
+    return {k: ({kk: vv if type(vv) is f64 else f64(vv) if type(vv) is float else _scalar(vv)
+                 for kk, vv in v.items()} if type(v) is dict
+                else v if type(v) is f64 else f64(v) if type(v) is float else _scalar(v))
             for k, v in totals.items()}
