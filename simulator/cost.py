@@ -213,7 +213,7 @@ class PhaseCost:
     def reduce(self, weights, axis: int = -1) -> PhaseCost:
         """Weighted sum of every op over `axis` (decode steps along a trailing axis)."""
         home = self.weights_home
-        if np.ndim(home):
+        if type(home) is not int and np.ndim(home):  # a level per element: take one
             home = np.take(np.broadcast_to(home, np.broadcast(home, weights).shape), 0,
                            axis=axis)
         new = object.__new__(PhaseCost)  # `dataclasses.replace` without its field checks
@@ -465,7 +465,9 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     quant = as_quant(quant)
     hw = as_hardware(phase_profiles(profile, quant, "prefill"))
     dec_hw = as_hardware(phase_profiles(profile, quant, "decode"))
-    steps = np.asarray(gen_len, dtype=float) - 1.0
+    # a number as a numpy double (np.asarray(gen_len, dtype=float) - 1.0 gives one too)
+    steps = (np.float64(gen_len) if type(gen_len) in (int, float)
+             else np.asarray(gen_len, dtype=float)) - 1.0
     offsets, weights = decode_nodes_for(steps, decode_nodes)
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
     prefill, nodes = _price([  # one evaluation of both passes' ops (simulator.op_eval)
@@ -476,7 +478,7 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     decode = nodes.reduce(weights)
     totals = _totals((hw, dec_hw), model, quant, batch, prompt_len, gen_len, steps,
                      prefill, decode, flash)
-    return SimulationResult(prefill=prefill, decode=decode, totals=totals)
+    return new_frozen(SimulationResult, prefill=prefill, decode=decode, totals=totals)
 
 
 #: Per node count n (a fidelity option, not a request value): k + 1.0 and k + 0.5 for
