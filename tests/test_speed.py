@@ -339,3 +339,20 @@ def test_decode_nodes_of_a_number_equal_its_element_of_an_array(steps, nodes):
             o, w = decode_nodes_for(number, nodes)
             assert o.shape == w.shape == (nodes,) and o.dtype == w.dtype == np.float64
             assert np.array_equal(o, offsets[i]) and np.array_equal(w, weights[i])
+
+
+def test_object_memo_serves_only_the_objects_it_holds():
+    """`ops.object_memo` keys on ids and holds its objects (no id is reused while kept):
+    an equal but distinct object gets its own entry, and objects made after others were
+    evicted (and freed: their ids free again) never get an old value."""
+    from precsim.simulator.ops import object_memo
+    store: dict = {}
+    a, b = (1.5,) * 2, tuple([1.5, 1.5])
+    assert a == b and a is not b
+    assert object_memo(store, (a,), lambda: "a") == "a"
+    assert object_memo(store, (b,), lambda: "b") == "b"
+    assert object_memo(store, (a,), lambda: "again") == "a"
+    store = {}
+    for i in range(200):
+        assert object_memo(store, (object(),), lambda: i, extra=("x",), size=2) == i
+    assert len(store) == 2
