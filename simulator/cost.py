@@ -536,8 +536,9 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
     # are; every total as `_scalar` gives it
     hw, dec_hw = hws
     pre, dec = prefill.evaluated.sums, decode.evaluated.sums
-    numbers = all(type(v) is np.float64 for v in (steps, pre["time_s"], dec["time_s"]))
-    pre_p, dec_p = power_per_phase(hws, (pre["time_s"], dec["time_s"]),
+    times = pre["time_s"], dec["time_s"]
+    numbers = type(steps) is type(times[0]) is type(times[1]) is np.float64
+    pre_p, dec_p = power_per_phase(hws, times,
                                    (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
     split = {k: pre_p.split[k] + dec_p.split[k] for k in pre_p.split}
     with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
