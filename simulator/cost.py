@@ -38,7 +38,7 @@ from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
                                    new_frozen, object_memo)
-from precsim.simulator.power import dynamic_split, power_per_phase, where
+from precsim.simulator.power import dynamic_split, memory_keys, power_per_phase, where
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
 from precsim.simulator.roofline import add_all, home_level
 
@@ -568,10 +568,9 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "average_power_w": energy / e2e, "energy_per_request_j": energy / batch,
             "energy_static_j": pre_p.static_j + dec_p.static_j,
             "energy_compute_j": split["compute"],
-            "energy_memory_j": {k[len("memory_"):]: v for k, v in split.items()
-                                if k.startswith("memory_")},
+            "energy_memory_j": {level: split[key] for key, level, _ in memory_keys(hw)},
             "throttled": pre_p.throttled | dec_p.throttled,
-            "weight_bytes": weights, "weight_bytes_by_group": weight_bytes(model, quant),
+            "weight_bytes": weights, "weight_bytes_by_group": prefill.weight_bytes,
             "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": need,
             "capacity_bytes": cap, "fits": need <= cap,
             "bytes_moved": {k: pre_moved[k] + dec_moved[k] for k in prefill.level_names},
@@ -579,7 +578,8 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, np.nan),
         }
     f64 = np.float64  # numpy doubles as they are, Python floats as numpy doubles (what
-    # `_scalar` makes of them, without its call), the rest `_scalar`
+    # `_scalar` makes of them, without its call), the rest `_scalar`; every dict a new one
+    # (weight_bytes_by_group: the prefill PhaseCost's entries, not its dict)
     return {k: ({kk: vv if type(vv) is f64 else f64(vv) if type(vv) is float else _scalar(vv)
                  for kk, vv in v.items()} if type(v) is dict
                 else v if type(v) is f64 else f64(v) if type(v) is float else _scalar(v))

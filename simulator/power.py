@@ -239,16 +239,21 @@ def dynamic_split(hw, cost) -> dict:
     """Dynamic energy of a KernelCost by component: "memory_<level>" = bytes moved at
     the level x its energy per byte; "compute" = the rest (matrix, vector and
     conversion ops x their energy per op)."""
-    energies = hw.energy_per_byte_j
-    kept = hw.exec_cache.get("memory_keys")
-    if kept is None or kept[0] is not energies:  # per packed hardware: keys and energies
-        kept = hw.exec_cache["memory_keys"] = (energies, tuple(
-            (f"memory_{name}", name, e) for name, e in zip(hw.level_names, energies)))
-    keys = kept[1]
     moved = cost.bytes_moved
-    memory = {key: _num(moved[name]) * e for key, name, e in keys}
+    memory = {key: _num(moved[name]) * e for key, name, e in memory_keys(hw)}
     compute = _num(cost.energy_j) - add_all(memory.values())
     return {"compute": _clip_negative(compute), **memory}
+
+
+def memory_keys(hw) -> tuple:
+    """(("memory_<level>", level, energy per byte), ...) of `hw`'s levels, nearest first:
+    the memory components of `dynamic_split` (kept per packed hardware)."""
+    energies = hw.energy_per_byte_j
+    kept = hw.exec_cache.get("memory_keys")
+    if kept is None or kept[0] is not energies:
+        kept = hw.exec_cache["memory_keys"] = (energies, tuple(
+            (f"memory_{name}", name, e) for name, e in zip(hw.level_names, energies)))
+    return kept[1]
 
 
 _ZERO = np.float64(0.0)

@@ -356,3 +356,18 @@ def test_object_memo_serves_only_the_objects_it_holds():
     for i in range(200):
         assert object_memo(store, (object(),), lambda: i, extra=("x",), size=2) == i
     assert len(store) == 2
+
+
+@pytest.mark.parametrize("profile", [A100, "snapdragon-8-gen3"])
+def test_totals_memory_energy_per_level_and_dicts_of_their_own(profile):
+    """totals' energy_memory_j lists every level of the profile in order (the memory
+    components of `dynamic_split`, "memory_<level>"); weight_bytes_by_group equals the
+    prefill PhaseCost's entries in a dict of its own."""
+    from precsim.simulator.power import dynamic_split
+    r = precsim.simulate(profile, "llama-2-7b", batch=2, prompt=64, gen=9)
+    t = r.totals
+    assert list(t["energy_memory_j"]) == list(r.prefill.level_names)
+    assert t["weight_bytes_by_group"] == r.prefill.weight_bytes
+    assert t["weight_bytes_by_group"] is not r.prefill.weight_bytes
+    assert list(dynamic_split(as_hardware(profile), r.prefill))[1:] == [
+        f"memory_{name}" for name in r.prefill.level_names]
