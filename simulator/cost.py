@@ -490,6 +490,8 @@ def _nodes(decode_nodes: int) -> tuple:
     """(k + 1.0, k + 0.5, n, 0.5) of `decode_nodes_for`, kept per node count."""
     kept = _NODES.get(decode_nodes)
     if kept is None:
+        if len(_NODES) >= 16:  # a few node counts in use: the oldest goes first
+            _NODES.pop(next(iter(_NODES)))
         k = np.arange(decode_nodes, dtype=float)
         first, mid = k + 1.0, k + 0.5
         first.flags.writeable = mid.flags.writeable = False
