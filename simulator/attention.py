@@ -10,25 +10,43 @@ import numpy as np
 
 from precsim.simulator.checks import check_positive
 from precsim.simulator.errors import InputError
-from precsim.simulator.gemm_shape import flash_blocks, flash_waves, structure
-from precsim.simulator.hardware import Hardware
+from precsim.simulator.gemm_shape import (ceil, closed_tile, flash_blocks, flash_waves,
+                                          structure)
+from precsim.simulator.hardware import Hardware, as_operand
 from precsim.simulator.mapping import attention_rule, pick_plan, plan_options
 from precsim.simulator.roofline import ACC_BYTES, staging_bytes
+
+_F64 = np.dtype(np.float64)
+#: Number types (a number query length: one decode step or prompt).
+_NUMBERS = (int, float, np.float64)
+#: 0-d operands against float64 arrays (`on_floats`).
+_ZERO, _ONE, _TWO = as_operand(0.0), as_operand(1.0), as_operand(2.0)
+#: max(1, ...) of a number share that is 1 (`kv_reads`).
+_NUMPY_ONE = np.float64(1.0)
 
 
 def causal_pairs(q_len, kv_len, window=None):
     """(query, key) pairs a causal mask keeps when q_len new tokens follow kv_len - q_len
     cached ones: S(kv) - S(kv - q) with S(n) = sum_{p<n} min(p + 1, window), i.e.
     n(n+1)/2 without a window (or n <= window), else w(w+1)/2 + (n - w) w. Without a
-    window (kv (kv + 1) - b (b + 1)) / 2, b = kv - q: the same double (halving is exact)."""
+    window (kv (kv + 1) - b (b + 1)) / 2, b = kv - q: the same double (halving is exact;
+    1 and 2 as 0-d operands against float64 arrays, `on_floats`)."""
     if window is None:
         b = kv_len - q_len
-        return (kv_len * (kv_len + 1) - b * (b + 1)) / 2.0
+        one, two = (_ONE, _TWO) if on_floats(kv_len) and on_floats(b) else (1, 2.0)
+        return (kv_len * (kv_len + one) - b * (b + one)) / two
 
     def prefix(n):
         w = window
         return np.where(n <= w, n * (n + 1) / 2.0, w * (w + 1) / 2.0 + (n - w) * w)
     return prefix(kv_len) - prefix(kv_len - q_len)
+
+
+def on_floats(x) -> bool:
+    """Whether `x` is a float64 array: a 0-d float64 operand against it gives the doubles
+    and type a Python number gives, without numpy's temporary array per scalar operand
+    (`hardware.as_operand`)."""
+    return type(x) is np.ndarray and x.dtype is _F64
 
 
 def check_attention(batch, q_len, kv_len, n_heads, n_kv_heads, head_dim, cache_len=None):
@@ -108,6 +126,22 @@ def attention_plans(hw: Hardware, terms, cache_len, q_len=1.0, every_cached=Fals
     return out, some
 
 
+def operand_plans(terms, options):
+    """`options` kept in `terms.plans` (a tuple) with the numbers the roofline applies to
+    a float64 array of flops (ops_per_s, energy_per_op_j) as 0-d operands (`on_floats`),
+    kept with them; other options as they are."""
+    if type(options) is not tuple:
+        return options
+    key = ("operands", id(options))
+    kept = terms.plans.get(key)
+    if kept is None or kept[0] is not options:
+        kept = terms.plans[key] = (options, tuple(
+            MappingProxyType(dict(p, ops_per_s=as_operand(p["ops_per_s"]),
+                                  energy_per_op_j=as_operand(p["energy_per_op_j"])))
+            for p in options))
+    return kept[1]
+
+
 def plain(plan) -> bool:
     """Whether `plan` converts neither operand (every conversion rate a number 0)."""
     return all(type(plan[o + f]) is float and plan[o + f] == 0.0
@@ -134,15 +168,21 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
     of its sequences, as the serving tables add them: conservative for batches of short
     prompts). Elsewhere (no tile, decode, sliding window, an `attention` rule):
     (`pairs`, 1)."""
-    st = structure(hw) if tiled else None
+    if not tiled or hw.is_single and type(q_len) in _NUMBERS and not q_len > 1:
+        return pairs, 1.0  # (one profile's) decode
+    st = structure(hw)
     if st is None:
         return pairs, 1.0
     tiles = hw.exec_cache.get("flash_tiles")
-    if tiles is None:  # (profiles with a tile, units or 1, any tile, one profile's numbers)
+    if tiles is None:  # (profiles with a tile, units or 1, any tile, one profile's numbers:
+        # Br, Bc and units as Python floats (`ceil`), the efficiency as numpy's, and
+        # whether its tile counts in closed form)
         has_tile = ~np.isnan(st.br)
         units = np.where(np.isnan(st.units), 1.0, st.units)
-        one = tuple(np.float64(v) for v in (st.br, st.bc, st.flash_eff, units)) \
-            if hw.is_single else None
+        one = None
+        if hw.is_single:
+            br, bc = float(st.br), float(st.bc)
+            one = (br, bc, np.float64(st.flash_eff), float(units), closed_tile(br, bc))
         tiles = hw.exec_cache["flash_tiles"] = (has_tile, units, bool(has_tile.any()), one)
     if not tiles[2]:
         return pairs, 1.0
@@ -150,9 +190,9 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
         # one profile (with a tile), one query length
         if not q_len > 1:  # decode
             return pairs, 1.0
-        br, bc, eff, units = tiles[3]
-        visited = flash_blocks(q_len, kv_len, br, bc, causal) * br * bc
-        return visited, eff * flash_waves(n_heads * np.ceil(q_len / br), units)
+        br, bc, eff, units, closed = tiles[3]
+        visited = flash_blocks(q_len, kv_len, br, bc, causal, closed) * br * bc
+        return visited, eff * flash_waves(n_heads * ceil(q_len / br), units)
     has = tiles[0] & (np.asarray(q_len) > 1)
     if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
         return pairs, 1.0
@@ -174,8 +214,10 @@ def kv_reads(hw: Hardware, head_dim, s_q, rows, pairs, all_pairs, shape=None) ->
     neither their values, shape nor type; as a numpy 1 for a number share, as max(1,
     ...) gives; the share is then not needed)."""
     tiles = _query_tiles(hw, head_dim, s_q)
-    once = type(rows) in (int, float) and np.shape(pairs) == shape
-    one = 1.0 if isinstance(pairs, np.ndarray) and pairs.ndim else np.float64(1.0)
+    once = type(rows) in (int, float) and getattr(pairs, "shape", ()) == shape
+    one = 1.0 if isinstance(pairs, np.ndarray) and pairs.ndim else _NUMPY_ONE
+    if once and tiles[2] is not None and rows <= tiles[2]:  # every tile holds the rows
+        return [one] * len(tiles[1])
     staged, frac = [], None
     for tq in tiles[0]:
         if once and type(tq) is float and rows <= tq / 2.0:
@@ -189,7 +231,8 @@ def kv_reads(hw: Hardware, head_dim, s_q, rows, pairs, all_pairs, shape=None) ->
 
 def _query_tiles(hw: Hardware, head_dim, s_q) -> tuple:
     """(query rows per tile of each staging level, at least 1 (NaN stays); the index of
-    each level's staging level in them), kept per profile for number sizes."""
+    each level's staging level in them; half the least tile where every tile is a
+    number, else None), kept per profile for number sizes."""
     try:
         key = ("query_tiles", head_dim, s_q)
         tiles = hw.exec_cache.get(key)
@@ -201,23 +244,26 @@ def _query_tiles(hw: Hardware, head_dim, s_q) -> tuple:
         for j in range(hw.n_levels):
             first.setdefault(max(j - 1, 0), j)
         tq = [staging_bytes(hw, j) / per_row for j in first.values()]
-        tiles = ([max(t, 1.0) if type(t) is float else np.maximum(t, 1.0) for t in tq],
-                 [list(first).index(max(j - 1, 0)) for j in range(hw.n_levels)])
+        tq = [max(t, 1.0) if type(t) is float else np.maximum(t, 1.0) for t in tq]
+        numbers = all(type(t) is float and t == t for t in tq)  # (NaN != NaN)
+        tiles = (tq, [list(first).index(max(j - 1, 0)) for j in range(hw.n_levels)],
+                 min(t / 2.0 for t in tq) if numbers else None)
         if key is not None:
             hw.exec_cache[key] = tiles
     return tiles
 
 
-def reread(nbytes, reads: Sequence) -> tuple:
+def reread(nbytes, reads: Sequence):
     """`nbytes` x reads[level] per level (one product per distinct reads value; x 1.0
-    left out)."""
+    left out): a tuple, or the one product alone where one reads value serves every level
+    (`level_bytes` adds it at every level it crosses: the same sums)."""
     out, done = [], {}
     for r in reads:
         moved = done.get(id(r))
         if moved is None:
             moved = done[id(r)] = nbytes if type(r) is float and r == 1.0 else nbytes * r
         out.append(moved)
-    return tuple(out)
+    return moved if len(done) == 1 else tuple(out)
 
 
 def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
@@ -230,7 +276,8 @@ def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
     if is_plain:
         total = 0
         for i, part in enumerate(parts):
-            total = part[3] * 0.0 if i == 0 else total + part[3] * 0.0
+            zero = part[3] * (_ZERO if on_floats(part[3]) else 0.0)
+            total = zero if i == 0 else total + zero
         return [total, total, total]
     out, done, elements = [], {}, {}
     for field in _CONVERT:
@@ -244,7 +291,7 @@ def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
             total = 0
             for i, ((nbytes, elem_bytes, _, moved), r) in enumerate(zip(parts, rates)):
                 if type(r) is float and r == 0.0:
-                    term = moved * 0.0
+                    term = moved * (_ZERO if on_floats(moved) else 0.0)
                 else:
                     if i not in elements:
                         elements[i] = nbytes / elem_bytes * reads0

@@ -335,7 +335,7 @@ def _choose(hw: Hardware, st: _Structure, m, n, k, rate, s_a, s_w, memory_time,
                                           chosen(split[:, 0], at)))
 
 
-def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
+def flash_blocks(q_len, kv_len, br, bc, causal: bool = True, tile_closed=None):
     """Br x Bc blocks a flash-attention kernel visits for q_len queries (the last of
     kv_len positions): every block of a query-row block up to its last row's diagonal
     when causal (blocks wholly above the diagonal are skipped, the diagonal ones
@@ -346,23 +346,45 @@ def flash_blocks(q_len, kv_len, br, bc, causal: bool = True):
     block i but the last reaches p + (i+1) Br < kv, so that its term is ceil(p / Bc) +
     (i+1) Br / Bc and the sum is closed: n ceil(p / Bc) + (Br / Bc) n (n + 1) / 2 +
     ceil(kv / Bc), n = ceil(q / Br) - 1 (the same integers, every partial sum below
-    2**53; tests/test_gemm_shape.py checks it against the sum by row block)."""
+    2**53; tests/test_gemm_shape.py checks it against the sum by row block).
+    `tile_closed`: whether the tile is such (`closed_tile`), tested when None."""
     if not (type(q_len) in _NUMBERS and type(kv_len) in _NUMBERS):
         q_len, kv_len = np.asarray(q_len, dtype=float), np.asarray(kv_len, dtype=float)
-    rows = np.ceil(q_len / br)
+    rows = ceil(q_len / br)
     if not causal:
-        return rows * np.ceil(kv_len / bc)
-    if not (_integral(q_len, kv_len, br, bc) and _divides(bc, br)):
+        return _numpy(rows * ceil(kv_len / bc))
+    if tile_closed is None:
+        tile_closed = closed_tile(br, bc)
+    if not (tile_closed and _integral(q_len, kv_len)):
         return _blocks_by_row(q_len, kv_len, br, bc, rows)
     n = rows - 1.0
-    return n * np.ceil((kv_len - q_len) / bc) + br / bc * (n * rows) / 2.0 \
-        + np.ceil(kv_len / bc)
+    return _numpy(n * ceil((kv_len - q_len) / bc) + br / bc * (n * rows) / 2.0
+                  + ceil(kv_len / bc))
+
+
+def ceil(x):
+    """np.ceil(x); for a positive finite Python float as a Python float (math.ceil: the
+    same double, without a ufunc call on a number)."""
+    if type(x) is float and 0.0 < x < math.inf:
+        return float(math.ceil(x))
+    return np.ceil(x)
+
+
+def _numpy(x):
+    """`x`, a Python float as numpy's (np.ceil's type on numbers)."""
+    return np.float64(x) if type(x) is float else x
 
 
 #: Lengths and tile sizes up to which `flash_blocks` counts in closed form.
 CLOSED_MAX = 2.0 ** 26
 #: Number types (`flash_blocks` computes on them as they are).
 _NUMBERS = (int, float, np.float64)
+
+
+def closed_tile(br, bc) -> bool:
+    """Whether `flash_blocks` may count in closed form for a Br x Bc tile: integers from 1
+    to CLOSED_MAX, Bc dividing Br."""
+    return _integral(br, bc) and _divides(bc, br)
 
 
 def _integral(*values) -> bool:
@@ -397,4 +419,4 @@ def _blocks_by_row(q_len, kv_len, br, bc, rows):
 
 def flash_waves(ctas, units):
     """Wave efficiency of `ctas` thread blocks on `units`: ctas / (ceil(ctas/U) U)."""
-    return ctas / (np.ceil(ctas / units) * units)
+    return ctas / (ceil(ctas / units) * units)

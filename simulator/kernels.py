@@ -20,10 +20,12 @@ import numpy as np
 
 from precsim.simulator.attention import (any_of, attention_plans, cache_split,
                                          check_attention, conversions, flash_tiling,
-                                         kv_reads, reread, scored_pairs)
+                                         kv_reads, on_floats, operand_plans, reread,
+                                         scored_pairs)
 from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.gemm_shape import shaped_gemm
-from precsim.simulator.hardware import Hardware, as_hardware, kernel_vector_terms
+from precsim.simulator.hardware import (Hardware, as_hardware, as_operand,
+                                        kernel_vector_terms)
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.mapping import cheapest, gemm_stream_share, plan_options
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
@@ -38,6 +40,9 @@ QUANTIZE_OPS = 3.0
 SOFTMAX_OPS = 5.0
 #: A plan's conversion rates (weights, activations: ops, seconds, joules per element).
 _CONVERSIONS = tuple(f"{o}_convert_{x}" for o in "wa" for x in ("ops", "s", "j"))
+#: 0.0 and 1.0 as operands against arrays (`hardware.as_operand`: numpy 2 makes a
+#: temporary array of a scalar operand).
+ZERO, ONE = as_operand(0.0), as_operand(1.0)
 #: Format objects whose shape-free terms are kept per packed profile (`_memo`).
 FORMAT_MEMO_MAX = 64
 
@@ -231,14 +236,24 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
             and _float_values(vector_ops)):  # else + 0 widening ops: the same values
         vector_ops = vector_ops + _widen_factor(hw, kernel, terms) \
             * np.asarray(half_elements, dtype=float)
-    if terms:  # a profile names the kernel
-        vector_ops = vector_ops * (terms[0] if kernel_rows is None else
-                                   np.where(kernel_rows != 0.0, terms[0], 1.0))
+    if terms:  # a profile names the kernel (its scale as an operand against arrays)
+        vector_ops = vector_ops * (terms[0] if kernel_rows is None else np.where(
+            kernel_rows != ZERO, _kernel_scale(hw, kernel, terms), ONE))
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = level_bytes(hw, ((r_home, read_bytes), (w_home, write_bytes)))
     plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
     return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
+
+
+def _kernel_scale(hw: Hardware, kernel: str, terms: tuple):
+    """`kernel`'s vector-op scale (`terms[0]`, `kernel_vector_terms`) as an operand,
+    kept per profile."""
+    key = ("kernel_scale", kernel)
+    scale = hw.exec_cache.get(key)
+    if scale is None:
+        scale = hw.exec_cache[key] = as_operand(terms[0])
+    return scale
 
 
 def _float_values(x) -> bool:
@@ -312,23 +327,26 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
     to the activation stream; quantised rows are converted on the way."""
     hw = as_hardware(profile)
 
-    def build():  # bits per table and stream element, the gather's plans: no shape
+    def build():  # bytes per table and stream element (also as operands), the plans
         fmt = group_format(quant, group)
         # bytes per element: bits / 8 (x bits / 8 is x (bits / 8): a power of 2 scales)
-        return (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
-                stream_bits(fmt) / 8.0,
+        sizes = (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
+                 stream_bits(fmt) / 8.0)
+        return (sizes, (*map(as_operand, sizes), ZERO),
                 tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
                                             launch_s=hw.launch_s))
                       for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
                                                stream_dtype(fmt))))
-    w_bytes, s_bytes, plans = _memo(hw, "embedding_terms", quant, (group,), build)
+    numbers, operands, plans = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
+    # against an array the numbers as 0-d operands (the same doubles, no temporary)
+    w_bytes, s_bytes, zero = operands if type(elems) is np.ndarray else (*numbers, 0.0)
     read = elems * w_bytes
     write = elems * (s_bytes if out_bits is None else out_bits / 8.0)
     r_home = hw.main if weight_home is None else weight_home
     w_home = home_level(hw, write, True)
     levels = level_bytes(hw, ((r_home, read), (w_home, write)))
-    zero = 0.0 * elems
+    zero = zero * elems
 
     def converted(rate):  # elements x rate (0 x elements: the zeros already made)
         return zero if type(rate) is float and rate == 0.0 else elems * rate
@@ -341,8 +359,9 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
 @dataclass(frozen=True, eq=False)
 class _AttentionTerms:
     """What no shape enters of attention in a format on a profile: its stream and KV
-    types, stream bits, bytes per Q and per cached K/V element, and the plans of a kernel
-    reading the cache everywhere (True) or nowhere (False), filled on first use
+    types, stream bits, bytes per Q and per cached K/V element (and the latter as a 0-d
+    operand, `attention.on_floats`), and the plans of a kernel reading the cache
+    everywhere (True) or nowhere (False), filled on first use
     (`attention.attention_plans`)."""
 
     sdt: object
@@ -350,6 +369,7 @@ class _AttentionTerms:
     sb: object
     s_q: object
     s_c: object
+    s_c_operand: object
     plans: dict
 
 
@@ -358,10 +378,10 @@ def _attention_terms(hw: Hardware, quant) -> _AttentionTerms:
     def build():
         fmt = as_quant(quant)
         sb = stream_bits(fmt)
+        s_c = quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0
         return _AttentionTerms(sdt=stream_dtype(fmt),
                                kv_dtype=quant_attr(fmt, lambda q: q.kv_dtype), sb=sb,
-                               s_q=sb / 8.0,
-                               s_c=quant_attr(fmt, lambda q: q.effective_kv_bits) / 8.0,
+                               s_q=sb / 8.0, s_c=s_c, s_c_operand=as_operand(s_c),
                                plans={})
     return _memo(hw, "attention_terms", quant, (), build)
 
@@ -418,14 +438,14 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     terms = _attention_terms(hw, quant)
     sb, s_q, s_c = terms.sb, terms.s_q, terms.s_c
     s_o = (sb if out_bits is None else out_bits) / 8.0
-    # every key cached: cache_len is kv_len (> 0)
+    every_cached = cache_len is kv_len  # (kv_len > 0)
     (options, skips, shares, out_ops, plain), cached = attention_plans(
-        hw, terms, cache_len, q_len, cache_len is kv_len)
+        hw, terms, cache_len, q_len, every_cached)
     if shares is not None:
         n_kv_heads = np.where(shares, n_kv_heads, n_heads)  # each head reads its own
     pairs = scored_pairs(q_len, kv_len, window, causal, flash, skips)
     # fresh keys: none where every key is cached (kv - kv: 0, NaN for NaN: not > 0)
-    fresh_len = 0.0 if cache_len is kv_len else kv_len - cache_len
+    fresh_len = 0.0 if every_cached else kv_len - cache_len
     if window is not None:
         cache_len = np.minimum(cache_len, window)  # the rolling cache holds `window` positions
         cached = any_of(cache_len, 0.0, operator.gt)
@@ -438,9 +458,10 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     q_bytes, o_bytes = q_elems * s_q, q_elems * s_o
     kv = []  # (home, bytes, bytes per element, operand) of the cached and fresh K/V read
     if cached:
+        c_bytes = 2.0 * batch * n_kv_heads * cache_len * head_dim
         kv.append((hw.main if kv_home is None else kv_home,
-                   2.0 * batch * n_kv_heads * cache_len * head_dim * s_c, s_c, "w"))
-    if any_of(fresh_len, 0.0, operator.gt):
+                   c_bytes * (terms.s_c_operand if on_floats(c_bytes) else s_c), s_c, "w"))
+    if not every_cached and any_of(fresh_len, 0.0, operator.gt):
         f_bytes = 2.0 * batch * n_kv_heads * fresh_len * head_dim * s_q
         kv.append((home_level(hw, f_bytes, True) if fresh_kv_home is None
                    else fresh_kv_home, f_bytes, s_q, "a"))
@@ -458,7 +479,8 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
         # 1 x kv_len is kv_len: one product fewer for a decode step
         reads = kv_reads(hw, head_dim, s_q, rows, pairs,
                          kv_len if type(q_len) in (int, float) and q_len == 1
-                         else q_len * kv_len, np.shape(kv[0][1]) if len(kv) == 1 else None)
+                         else q_len * kv_len,
+                         getattr(kv[0][1], "shape", ()) if len(kv) == 1 else None)
     else:
         reads = [1.0] * hw.n_levels
     moved = [reread(nbytes, reads) for _, nbytes, _, _ in kv]
@@ -470,9 +492,11 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
     # the elements of each K/V part read into the engine, converted as its operand
-    parts = [(nbytes, elem_bytes, operand, part[0])
+    parts = [(nbytes, elem_bytes, operand, part[0] if type(part) is tuple else part)
              for (_, nbytes, elem_bytes, operand), part in zip(kv, moved)]
     unscaled = type(rate) is float and rate == 1.0  # the plans' own rates
+    if unscaled and on_floats(flops):
+        options = operand_plans(terms, options)
     return cheapest([roofline_cost(hw, plan if unscaled
                                    else dict(plan, ops_per_s=plan["ops_per_s"] * rate),
                                    flops, vec, *conversions(plan, parts, reads[0], is_plain),

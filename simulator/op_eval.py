@@ -222,15 +222,9 @@ class PricedCall:
             return kept
         costs, count = self.costs, self.count
         levels = tuple(costs[0].bytes_moved) if group == 0 else ()
-        extra = () if count is None else count.shape if type(count) is np.ndarray \
-            else np.shape(count)  # counts may vary where the fields do not
-        out = field_block(costs[0], SUM_GROUPS[group], levels, self.nd, self.n, extra)
-        for more in costs[1:]:
-            add = field_block(more, SUM_GROUPS[group], levels, self.nd, self.n, extra)
-            if add.shape == out.shape:
-                out += add  # in place: the block is this call's own array
-            else:
-                out = out + add
+        extra = () if count is None or type(count) is int else count.shape \
+            if type(count) is np.ndarray else np.shape(count)  # counts may vary by element
+        out = field_block(costs, SUM_GROUPS[group], levels, self.nd, self.n, extra)
         if count is not None:  # `extra`: the block has the counts' shape
             out *= count
         if self.nd == 0:
@@ -282,25 +276,27 @@ class EvaluatedPass:
         if self.reduced is not None:
             source, weights, axis = self.reduced
             sums = source._stacked_sums(group)  # the fields' axis clear of the weights' axes
-            if np.ndim(weights) >= sums.ndim:
-                sums = sums.reshape(sums.shape[:1] + (1,) * (np.ndim(weights) - sums.ndim + 1)
+            w_ndim = weights.ndim if type(weights) is np.ndarray else np.ndim(weights)
+            if w_ndim >= sums.ndim:
+                sums = sums.reshape(sums.shape[:1] + (1,) * (w_ndim - sums.ndim + 1)
                                     + sums.shape[1:])
             total = np.add.reduce(sums * weights, axis=axis if axis < 0 else axis + 1)
             self.__dict__[SUM_KEYS[group]] = total
             return total
+        key = BLOCK_KEYS[group]
         total = None
-        for block in [np.add.reduce(call.block(group)[:, rows], axis=1)
-                      for _, call, rows in self.parts] + [call.block(group)
-                                                          for _, call in self.singles]:
-            if total is None:
-                total = block
-            elif total.ndim == block.ndim:
-                total = total + block
-            else:  # the fewer dimensions padded after the fields' axis
-                dims = max(total.ndim, block.ndim)
-                total, block = (b if b.ndim == dims else b.reshape(
-                    b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
-                total = total + block
+        for _, call, rows in self.parts:
+            block = call.__dict__.get(key)  # a kept block read without the method call
+            if block is None:
+                block = call.block(group)
+            block = block[:, rows.start] if rows.stop - rows.start == 1 \
+                else np.add.reduce(block[:, rows], axis=1)  # one row: itself (one term)
+            total = block if total is None else total + block if total.ndim == block.ndim \
+                else _added(total, block)
+        for _, call in self.singles:
+            block = call.block(group)
+            total = block if total is None else total + block if total.ndim == block.ndim \
+                else _added(total, block)
         self.__dict__[SUM_KEYS[group]] = total
         return total
 
@@ -325,6 +321,14 @@ class EvaluatedPass:
         new.__dict__.update(n=self.n, parts=self.parts, singles=self.singles,
                             reduced=(self, weights, axis))
         return new
+
+
+def _added(total: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """total + block of different dimensions: the fewer padded after the fields' axis."""
+    dims = max(total.ndim, block.ndim)
+    total, block = (b if b.ndim == dims else b.reshape(
+        b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
+    return total + block
 
 
 def _max_ndim(*values) -> int:

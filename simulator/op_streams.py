@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from precsim.simulator.kernels import elementwise_cost
+from precsim.simulator.kernels import ZERO, elementwise_cost
 from precsim.simulator.op_template import Inputs, call_inputs
 
 
@@ -21,8 +21,9 @@ def stream_call(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     kind = next((s.params["kind_norm"] for s in group if s.kind == "norm"), None)
     cost = elementwise_cost(hw, read, write, vector_ops, half_elements=half, kernel=kind,
                             kernel_rows=norm_rows)
-    if (kv > 0).any():
-        return (cost, elementwise_cost(hw, 0.0 * kv, kv, 0.0 * kv, write_home=home,
+    if (kv > ZERO).any():  # none read, no vector ops: one array of 0.0 x bytes for both
+        zero = ZERO * kv
+        return (cost, elementwise_cost(hw, zero, kv, zero, write_home=home,
                                        n_kernels=0.0)), counts
     return (cost,), counts
 

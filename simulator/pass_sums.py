@@ -21,14 +21,15 @@ BLOCK_KEYS = ("_block_group0", "_block_group1")
 SUM_KEYS = ("_sums_group0", "_sums_group1")
 
 
-def field_block(cost: KernelCost, names: tuple, levels: tuple, nd, n: int,
+def field_block(costs: tuple, names: tuple, levels: tuple, nd, n: int,
                 extra=()) -> np.ndarray:
-    """The fields `names`, then the bytes at `levels`, of `cost` in one float array
-    (values, *shape) broadcast to their common shape (and `extra`); with `nd` (a stacked
-    part's input dimensions) the shape starts with the `n` ops."""
-    d, moved = cost.__dict__, cost.bytes_moved
-    values = [d[f] for f in names]
-    values += [moved[k] for k in levels]
+    """The fields `names`, then the bytes at `levels`, of the sum of `costs` (KernelCosts
+    added field by field, in order: each element the sum adding their blocks gives) in
+    one float array (values, *shape) broadcast to their common shape (and `extra`); with
+    `nd` (a stacked part's input dimensions) the shape starts with the `n` ops."""
+    values = _values(costs[0], names, levels)
+    for more in costs[1:]:
+        values = [a + b for a, b in zip(values, _values(more, names, levels))]
     if nd == 0 and (not extra or extra == (n,)):
         shape = (n,)  # scalar inputs: every field is one number per op, or one for all
     else:
@@ -44,3 +45,8 @@ def field_block(cost: KernelCost, names: tuple, levels: tuple, nd, n: int,
     for i, v in enumerate(values):
         out[i] = v
     return out
+
+
+def _values(cost: KernelCost, names: tuple, levels: tuple) -> list:
+    """The fields `names`, then the bytes at `levels`, of `cost`."""
+    return [*map(cost.__dict__.__getitem__, names), *map(cost.bytes_moved.__getitem__, levels)]

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import Hardware, array_operands, as_hardware
+from precsim.simulator.hardware import Hardware, array_operands, as_hardware, as_operand
 
 #: Bytes per output-tile accumulator (fp32 / int32 accumulate).
 ACC_BYTES = 4.0
@@ -46,6 +46,8 @@ ACC_BYTES = 4.0
 EXTENSIVE_FIELDS = ("flops", "vector_ops", "convert_ops", "time_s", "energy_j",
                     "compute_time_s", "memory_time_s", "overhead_time_s", "n_kernels",
                     "convert_time_s")
+#: 0.0 as an operand (`hardware.as_operand`).
+_ZERO = as_operand(0.0)
 #: Elements per value below which `reduce_costs` stacks a group of values in one copy.
 SMALL_STACK = 4096
 
@@ -208,7 +210,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         t_math = vector_ops / vector_rate
     else:
         t_math = flops / plan["ops_per_s"] + vector_ops / vector_rate
-    t_memory = 0.0
+    t_memory = _ZERO  # np.maximum(0-d 0, x): np.maximum(0.0, x)'s values and types
     fraction = plan.get("stream_fraction", 1.0)
     if type(fraction) is not float:  # a Python float stays one: the same products
         fraction = np.asarray(fraction, dtype=float)
@@ -272,7 +274,8 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
     if rooms is not None:
         nearest, bounds, levels = rooms
-        if isinstance(nbytes, (int, float)) or np.ndim(nbytes) == 0:
+        if isinstance(nbytes, (int, float)) or (
+                nbytes.ndim == 0 if type(nbytes) is np.ndarray else np.ndim(nbytes) == 0):
             for j, room in nearest:  # the nearest level that holds it
                 if nbytes <= room:
                     return j
@@ -280,7 +283,7 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         if bounds is not None:  # rooms growing with the level: the first that holds it
             at = bounds.searchsorted(nbytes)  # NaN sorts last: main memory
             one = _one_value(at)
-            return levels[at] if one is None else int(levels[one])  # one home for all
+            return levels[at] if one is None else levels.item(one)  # one home for all
         nbytes = np.asarray(nbytes)
         home = np.full(nbytes.shape, hw.main)
         for j, room in reversed(nearest):  # the nearest written last
@@ -321,7 +324,7 @@ def _one_value(a):
     if not a.size:
         return None
     if a.size <= LIST_COMPARE:
-        values = a.ravel().tolist()
+        values = (a if a.ndim == 1 else a.ravel()).tolist()
         return values[0] if values.count(values[0]) == len(values) else None
     return None if np.count_nonzero(a - a.flat[0]) else int(a.flat[0])
 

@@ -9,8 +9,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from precsim.simulator.attention import conversions, kv_reads, plain, reread
+from precsim.simulator.attention import causal_pairs, conversions, kv_reads, plain, reread
 from precsim.simulator.hardware import as_hardware
+from precsim.simulator.kernels import attention_cost
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.roofline import ACC_BYTES, bytes_through, staging_bytes
 
@@ -66,7 +67,8 @@ def test_kv_reads_once_where_a_tile_holds_the_rows_equal_the_maximum(profile, ro
     for j, r in enumerate(reads):
         tq = staging_bytes(hw, j) / (head_dim * (2.0 + ACC_BYTES))
         want = np.maximum(1.0, rows / max(tq, 1.0) * (frac * 1000.0 / 1000.0))
-        assert _same(reread(nbytes, reads)[j], nbytes * want)
+        moved = reread(nbytes, reads)  # one product for every level, or one per level
+        assert _same(moved[j] if type(moved) is tuple else moved, nbytes * want)
         assert np.array_equal(np.broadcast_to(r, np.shape(want)), want)
 
 
@@ -85,3 +87,40 @@ def test_a_plan_converting_nothing_gives_the_products_with_its_zero_rates():
     assert not plain(plan)
     ops = conversions(plan, parts, reads0)[2]
     assert _same(ops, (nbytes / 2.0 * reads0) * 0.0 + (1.0e6 / 1.0 * reads0) * 3.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(q=st.one_of(st.just(1.0), st.integers(1, 64), st.floats(1.0, 64.0)),
+       extra=st.lists(st.integers(0, 100000), min_size=1, max_size=5),
+       dtype=st.sampled_from([float, int]))
+def test_causal_pairs_of_an_array_are_the_plain_formula_of_each_length(q, extra, dtype):
+    """Float64 arrays take 1 and 2 as 0-d operands (`on_floats`): the doubles and type
+    the Python numbers give, element for element."""
+    kv = np.array([q + e for e in extra], dtype=dtype) if dtype is float \
+        else np.array([int(q) + e for e in extra])
+    got = causal_pairs(q, kv)
+    b = kv - q
+    assert _same(got, (kv * (kv + 1) - b * (b + 1)) / 2.0)
+    for i, k in enumerate(kv.tolist()):
+        assert got[i] == causal_pairs(q, k)
+
+
+@settings(max_examples=40, deadline=None)
+@given(profile=st.sampled_from(PROFILES),
+       quant=st.sampled_from(["W16A16", "W8A8", "W4A16-g64-KV8", "FP8"]),
+       kv=st.lists(st.integers(1, 200000), min_size=1, max_size=4),
+       ints=st.booleans(), batch=st.integers(1, 16))
+def test_decode_attention_on_an_array_of_contexts_prices_each_context_alone(
+        profile, quant, kv, ints, batch):
+    """The 0-d operands a decode step's arrays take (cached K/V bytes per element, the
+    plans' rates: `operand_plans`) give each context's own doubles."""
+    kv_len = np.array(kv) if ints else np.array(kv, dtype=float)
+    cost = attention_cost(profile, batch, 1.0, kv_len, 32, 8, 128.0, quant)
+    for i, k in enumerate(kv_len.tolist()):
+        one = attention_cost(profile, batch, 1.0, k, 32, 8, 128.0, quant)
+        for field in ("time_s", "energy_j", "flops", "vector_ops", "convert_ops",
+                      "convert_time_s", "memory_time_s", "compute_time_s"):
+            assert np.shape(getattr(cost, field)) == kv_len.shape, field
+            assert getattr(cost, field)[i] == getattr(one, field), field
+        for level, nbytes in cost.bytes_moved.items():
+            assert np.broadcast_to(nbytes, kv_len.shape)[i] == one.bytes_moved[level]

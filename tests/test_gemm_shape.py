@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from precsim.simulator.gemm_shape import flash_blocks, gemm_efficiency
+from precsim.simulator.gemm_shape import ceil, closed_tile, flash_blocks, gemm_efficiency
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.kernels import attention_cost, gemm_cost
 from precsim.simulator.profile_loader import cached_profile
@@ -124,6 +124,10 @@ def test_causal_blocks_closed_form_equals_the_sum_by_row_block(q, p, bc, ratio, 
     rows = np.ceil(np.asarray(qs, dtype=float) / br)
     got, want = flash_blocks(qs, kvs, br, bc), _blocks_by_row(qs, kvs, br, bc, rows)
     np.testing.assert_array_equal(got, want)
+    assert closed_tile(br, bc) == (not odd or bc == 1)  # the tile's test, kept per profile
+    kept = flash_blocks(qs, kvs, br, bc, tile_closed=closed_tile(br, bc))
+    np.testing.assert_array_equal(kept, want)
+    assert type(kept) is type(got)
     assert np.shape(got) == np.shape(want)
     half = flash_blocks(np.asarray(qs) - 0.5, kvs, br, bc)  # fractional: by row block
     np.testing.assert_array_equal(half, _blocks_by_row(np.asarray(qs) - 0.5, kvs, br, bc,
@@ -216,3 +220,18 @@ def test_the_chosen_split_leaves_its_tiles_short_of_the_units(m, n, memory_time)
     tiles = np.ceil(np.array(m) / shape.tile_m) * np.ceil(n / shape.tile_n)
     assert np.all((shape.split == 1.0) | (tiles < 108.0))
     assert np.all(np.isfinite(shape.efficiency))
+
+
+@given(x=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                   st.floats(-1e6, 1e6).map(np.float64), st.integers(-10**6, 10**6),
+                   st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=3).map(np.array)))
+def test_ceil_is_numpys_ceil_a_positive_finite_float_as_a_python_float(x):
+    """`gemm_shape.ceil` (flash_blocks, flash_waves): np.ceil's doubles; math.ceil's Python
+    float only for a positive finite Python float, np.ceil itself otherwise."""
+    got, want = ceil(x), np.ceil(x)
+    if type(x) is float and 0.0 < x < float("inf"):
+        assert type(got) is float and got == want
+    else:
+        assert type(got) is type(want)
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
