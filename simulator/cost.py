@@ -33,12 +33,12 @@ import numpy as np
 
 from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import as_hardware
+from precsim.simulator.hardware import as_hardware, as_operand
 from precsim.simulator.models import TransformerConfig, get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
                                    new_frozen, object_memo)
-from precsim.simulator.power import dynamic_split, power_per_phase, where
+from precsim.simulator.power import dynamic_split, memory_keys, power_per_phase, where
 from precsim.simulator.quant import as_quant, quant_attr, stream_bits
 from precsim.simulator.roofline import add_all, home_level
 
@@ -213,7 +213,7 @@ class PhaseCost:
     def reduce(self, weights, axis: int = -1) -> PhaseCost:
         """Weighted sum of every op over `axis` (decode steps along a trailing axis)."""
         home = self.weights_home
-        if np.ndim(home):
+        if type(home) is not int and np.ndim(home):  # a level per element: take one
             home = np.take(np.broadcast_to(home, np.broadcast(home, weights).shape), 0,
                            axis=axis)
         new = object.__new__(PhaseCost)  # `dataclasses.replace` without its field checks
@@ -465,7 +465,9 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     quant = as_quant(quant)
     hw = as_hardware(phase_profiles(profile, quant, "prefill"))
     dec_hw = as_hardware(phase_profiles(profile, quant, "decode"))
-    steps = np.asarray(gen_len, dtype=float) - 1.0
+    # a number as a numpy double (np.asarray(gen_len, dtype=float) - 1.0 gives one too)
+    steps = (np.float64(gen_len) if type(gen_len) in (int, float)
+             else np.asarray(gen_len, dtype=float)) - 1.0
     offsets, weights = decode_nodes_for(steps, decode_nodes)
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
     prefill, nodes = _price([  # one evaluation of both passes' ops (simulator.op_eval)
@@ -476,7 +478,25 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     decode = nodes.reduce(weights)
     totals = _totals((hw, dec_hw), model, quant, batch, prompt_len, gen_len, steps,
                      prefill, decode, flash)
-    return SimulationResult(prefill=prefill, decode=decode, totals=totals)
+    return new_frozen(SimulationResult, prefill=prefill, decode=decode, totals=totals)
+
+
+#: Per node count n (a fidelity option, not a request value): k + 1.0 and k + 0.5 for
+#: k = 0 .. n - 1 and n, as read-only arrays / 0-d operands (`hardware.as_operand`).
+_NODES: dict = {}
+
+
+def _nodes(decode_nodes: int) -> tuple:
+    """(k + 1.0, k + 0.5, n, 0.5) of `decode_nodes_for`, kept per node count."""
+    kept = _NODES.get(decode_nodes)
+    if kept is None:
+        if len(_NODES) >= 16:  # a few node counts in use: the oldest goes first
+            _NODES.pop(next(iter(_NODES)))
+        k = np.arange(decode_nodes, dtype=float)
+        first, mid = k + 1.0, k + 0.5
+        first.flags.writeable = mid.flags.writeable = False
+        kept = _NODES[decode_nodes] = (first, mid, as_operand(decode_nodes), as_operand(0.5))
+    return kept
 
 
 def decode_nodes_for(steps, decode_nodes: int = 64):
@@ -486,12 +506,18 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
     to `steps`, else 0) when steps <= decode_nodes, else the composite midpoint rule
     (offsets 0.5 + (k + 0.5) steps / decode_nodes, weight steps / decode_nodes). The rule
     and the node count never depend on other elements, so a vectorised call equals
-    the scalar calls element for element."""
-    steps_x = add_axis(np.asarray(steps, dtype=float))
-    k = np.arange(decode_nodes, dtype=float)
+    the scalar calls element for element (a number computes only its rule: the values
+    `np.where` would pick; offsets may be a shared read-only array)."""
+    first, mid, n, half = _nodes(decode_nodes)
+    steps = np.asarray(steps, dtype=float)
+    if steps.ndim == 0:
+        if float(steps) <= decode_nodes:
+            return first, (first <= steps).astype(float)
+        return half + mid * steps / n, np.full(decode_nodes, float(steps) / decode_nodes)
+    steps_x = steps[..., None]
     exact = steps_x <= decode_nodes
-    offsets = np.where(exact, k + 1.0, 0.5 + (k + 0.5) * steps_x / decode_nodes)
-    weights = np.where(exact, (k + 1.0 <= steps_x).astype(float), steps_x / decode_nodes)
+    offsets = np.where(exact, first, half + mid * steps_x / n)
+    weights = np.where(exact, (first <= steps_x).astype(float), steps_x / decode_nodes)
     return offsets, weights
 
 
@@ -512,8 +538,9 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
     # are; every total as `_scalar` gives it
     hw, dec_hw = hws
     pre, dec = prefill.evaluated.sums, decode.evaluated.sums
-    numbers = all(type(v) is np.float64 for v in (steps, pre["time_s"], dec["time_s"]))
-    pre_p, dec_p = power_per_phase(hws, (pre["time_s"], dec["time_s"]),
+    times = pre["time_s"], dec["time_s"]
+    numbers = type(steps) is type(times[0]) is type(times[1]) is np.float64
+    pre_p, dec_p = power_per_phase(hws, times,
                                    (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
     split = {k: pre_p.split[k] + dec_p.split[k] for k in pre_p.split}
     with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
@@ -543,17 +570,19 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
             "average_power_w": energy / e2e, "energy_per_request_j": energy / batch,
             "energy_static_j": pre_p.static_j + dec_p.static_j,
             "energy_compute_j": split["compute"],
-            "energy_memory_j": {k[len("memory_"):]: v for k, v in split.items()
-                                if k.startswith("memory_")},
+            "energy_memory_j": {level: split[key] for key, level, _ in memory_keys(hw)},
             "throttled": pre_p.throttled | dec_p.throttled,
-            "weight_bytes": weights, "weight_bytes_by_group": weight_bytes(model, quant),
+            "weight_bytes": weights, "weight_bytes_by_group": prefill.weight_bytes,
             "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": need,
             "capacity_bytes": cap, "fits": need <= cap,
             "bytes_moved": {k: pre_moved[k] + dec_moved[k] for k in prefill.level_names},
             "launch_overhead_s": pre["overhead_time_s"] + dec["overhead_time_s"],
             "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, np.nan),
         }
-    f64 = np.float64  # numpy doubles as they are (the common case), the rest `_scalar`
-    return {k: ({kk: vv if type(vv) is f64 else _scalar(vv) for kk, vv in v.items()}
-                if type(v) is dict else v if type(v) is f64 else _scalar(v))
+    f64 = np.float64  # numpy doubles as they are, Python floats as numpy doubles (what
+    # `_scalar` makes of them, without its call), the rest `_scalar`; every dict a new one
+    # (weight_bytes_by_group: the prefill PhaseCost's entries, not its dict)
+    return {k: ({kk: vv if type(vv) is f64 else f64(vv) if type(vv) is float else _scalar(vv)
+                 for kk, vv in v.items()} if type(v) is dict
+                else v if type(v) is f64 else f64(v) if type(v) is float else _scalar(v))
             for k, v in totals.items()}

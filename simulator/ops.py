@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from operator import is_
 
 import numpy as np
 
@@ -88,10 +87,12 @@ def object_memo(store: dict, objects: tuple, compute, extra: tuple = (), size: i
     """`compute()` memoised in `store` per tuple of (frozen) `objects` and the hashable
     `extra`, keyed on the objects' ids (the `size` most recent, the oldest evicted
     first); a dict is kept only where every value is a scalar (arrays could be edited
-    in place). What it returns is the caller's to read, not to change."""
+    in place). What it returns is the caller's to read, not to change. An entry holds
+    its objects, so no other object can take one of their ids while it is kept: a key
+    found is the same objects."""
     key = tuple(map(id, objects)) + extra
     hit = store.get(key)
-    if hit is not None and all(map(is_, hit[0], objects)):
+    if hit is not None:
         return hit[1]
     out = compute()
     if not isinstance(out, dict) or all(np.ndim(v) == 0 for v in out.values()):

@@ -38,6 +38,7 @@ from precsim.simulator.io import (MAX_YAML_BYTES, is_file_reference, load_yaml_m
                                   read_text_bounded)
 from precsim.simulator.profiles import (Count, Fraction, HardwareProfile, Share, Time,
                                         _Cited, _Strict)
+from precsim.simulator.ops import new_frozen
 from precsim.simulator.quant import GROUPS, as_quant
 from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import parse_quantity
@@ -471,8 +472,9 @@ def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecu
     if not set(rt.applies_to) & set(offered):
         raise InputError(f"runtime {rt.name} runs on {', '.join(rt.applies_to)}; profile "
                          f"{profile.name} is a {profile.kind} ({', '.join(offered)})")
-    if rt.is_reference:
-        return RuntimeExecution(rt, profile)
+    if rt.is_reference:  # the dataclass's defaults (`ops.new_frozen`: per request)
+        return new_frozen(RuntimeExecution, runtime=rt, profile=profile, fused_dequant=True,
+                          flash=True, approximations=())
     doc = profile.raw()
     overrides, fused, notes = _kernel_effects(rt, profile, quant)
     overrides.update(_launch_overrides(rt, doc))

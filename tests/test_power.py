@@ -241,3 +241,15 @@ def test_add_all_of_numbers_adds_as_numpy_does():
     for values in ([0.1, 0.2, 0.3], [1, 2.5, 1e-17], [3, 4]):
         got, expected = add_all(values), sum(np.asarray(v) for v in values)
         assert got == expected and type(got) is type(expected)
+
+
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([-0.0, 0.0])))
+def test_clip_negative_of_a_double_is_np_maximum(x):
+    """`dynamic_split`'s clip of a numpy double picks what np.maximum(x, 0.0) gives: the
+    same value, sign of zero and type (NaN kept); arrays go through np.maximum."""
+    from precsim.simulator.power import _clip_negative
+    got, want = _clip_negative(np.float64(x)), np.maximum(np.float64(x), 0.0)
+    assert type(got) is type(want) is np.float64
+    assert np.array_equal(got, want, equal_nan=True) and np.signbit(got) == np.signbit(want)
+    arr = np.array([x, -x, 0.0])
+    assert np.array_equal(_clip_negative(arr), np.maximum(arr, 0.0), equal_nan=True)

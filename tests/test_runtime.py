@@ -358,3 +358,15 @@ def test_stream_efficiency_scales_both_few_row_gemm_shares_and_keeps_their_rows(
         "compute.int8.gemm_stream_wide": {"value": 0.8, "rows": 64, "assumed": "test"}})
     spec = apply_runtime("torch-compile", prof, "W8A16").profile.compute["int8"]
     assert spec.gemm_stream_points == pytest.approx((4.0, 0.5 * 0.844, 64.0, 0.8 * 0.844))
+
+
+def test_reference_runtime_execution_is_the_dataclass_default():
+    """`apply_runtime` of the reference runtime builds its RuntimeExecution without the
+    dataclass __init__: the same fields, values and order as the constructor's."""
+    from precsim.simulator.profile_loader import load_profile
+    from precsim.simulator.runtime import RuntimeExecution, apply_runtime, load_runtime
+    profile = load_profile("a100-sxm-80gb")
+    got = apply_runtime(None, profile, "W16A16")
+    want = RuntimeExecution(load_runtime(None), profile)
+    assert type(got) is RuntimeExecution and got == want
+    assert list(got.__dict__.items()) == list(want.__dict__.items())

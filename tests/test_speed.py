@@ -324,3 +324,50 @@ def test_swept_models_get_no_kept_plan():
     assert swept.signature is None and plain.signature is not None
     again = build_ops(precsim.get_model("llama-2-7b"), quant, 4, 100, 100, "prefill")
     assert again.signature == plain.signature
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 400), min_size=1, max_size=6), st.integers(1, 80))
+def test_decode_nodes_of_a_number_equal_its_element_of_an_array(steps, nodes):
+    """`decode_nodes_for` of a number computes only its rule: the same offsets and
+    weights (values, dtype, shape) as its row of an array call (which picks with
+    np.where), exact (steps <= nodes) or midpoint."""
+    from precsim.simulator.cost import decode_nodes_for
+    offsets, weights = decode_nodes_for(np.array(steps, dtype=float), nodes)
+    for i, s in enumerate(steps):
+        for number in (float(s), np.float64(s), np.asarray(float(s))):
+            o, w = decode_nodes_for(number, nodes)
+            assert o.shape == w.shape == (nodes,) and o.dtype == w.dtype == np.float64
+            assert np.array_equal(o, offsets[i]) and np.array_equal(w, weights[i])
+
+
+def test_object_memo_serves_only_the_objects_it_holds():
+    """`ops.object_memo` keys on ids and holds its objects (no id is reused while kept):
+    an equal but distinct object gets its own entry, and objects made after others were
+    evicted (and freed: their ids free again) never get an old value."""
+    from precsim.simulator.ops import object_memo
+    store: dict = {}
+    a, b = (1.5,) * 2, tuple([1.5, 1.5])
+    assert a == b and a is not b
+    assert object_memo(store, (a,), lambda: "a") == "a"
+    assert object_memo(store, (b,), lambda: "b") == "b"
+    assert object_memo(store, (a,), lambda: "again") == "a"
+    store = {}
+    for i in range(200):
+        assert object_memo(store, (object(),), lambda: i, extra=("x",), size=2) == i
+    assert len(store) == 2
+
+
+@pytest.mark.parametrize("profile", [A100, "snapdragon-8-gen3"])
+def test_totals_memory_energy_per_level_and_dicts_of_their_own(profile):
+    """totals' energy_memory_j lists every level of the profile in order (the memory
+    components of `dynamic_split`, "memory_<level>"); weight_bytes_by_group equals the
+    prefill PhaseCost's entries in a dict of its own."""
+    from precsim.simulator.power import dynamic_split
+    r = precsim.simulate(profile, "llama-2-7b", batch=2, prompt=64, gen=9)
+    t = r.totals
+    assert list(t["energy_memory_j"]) == list(r.prefill.level_names)
+    assert t["weight_bytes_by_group"] == r.prefill.weight_bytes
+    assert t["weight_bytes_by_group"] is not r.prefill.weight_bytes
+    assert list(dynamic_split(as_hardware(profile), r.prefill))[1:] == [
+        f"memory_{name}" for name in r.prefill.level_names]

@@ -21,7 +21,7 @@ from precsim.simulator.cost import SimulationResult, simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model, list_models
-from precsim.simulator.ops import object_memo
+from precsim.simulator.ops import new_frozen, object_memo
 from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
 from precsim.simulator.runtime import apply_runtime, load_runtime
@@ -128,8 +128,9 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
             *run.approximations]
         if notes:
             stated["approximations"] = notes
-        return model, quant, SimulationResult(result.prefill, result.decode,
-                                              {**result.totals, **stated})
+        return model, quant, new_frozen(SimulationResult, prefill=result.prefill,
+                                        decode=result.decode,
+                                        totals={**result.totals, **stated})
     par = simulate_parallel(run.profile, model, quant, batch, prompt, gen, layout, **options)
     if run.approximations:
         stated["approximations"] = [*par.totals.get("approximations", []),
