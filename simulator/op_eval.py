@@ -75,24 +75,17 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     are scalars (arrays of different passes need not align: a decode pass has a trailing
     axis of steps); each pass keeps its rows of such a batch. How (`_plan`) is kept
     for passes built alike (`ops.OpList.signature`)."""
-    parts = [[] for _ in passes]
-    singles = [[] for _ in passes]
+    calls, layout = _cached_plan(passes)
     values = None
     home = _one_home(passes)
-    calls = []
-    for lead, kind, ops, nd, rows, fill, emit in _cached_plan(passes):
+    priced = []
+    for lead, kind, ops, nd, rows, fill in calls:
         hw, quant = passes[lead].hw, passes[lead].quant
-        if kind == "=":  # more rows of the call of step `ops` (`op_streams.fuse_streams`)
-            for pi, idx, pass_rows in emit:
-                parts[pi].append((idx, calls[ops], pass_rows))
-            calls.append(None)
-            continue
-        if kind is None:
-            for pi, i in ops:
-                p = passes[pi]
-                singles[pi].append((i, _price_op(p.specs[i], hw, quant, p.model,
-                                                 p.state_home, p.block_home, fused_dequant)))
-            calls.append(None)
+        if kind is None:  # one op priced alone
+            (pi, i), = ops
+            p = passes[pi]
+            priced.append(_price_op(p.specs[i], hw, quant, p.model, p.state_home,
+                                    p.block_home, fused_dequant))
             continue
         if fill is None:
             group = [passes[pi].specs[i] for pi, i in ops]
@@ -104,13 +97,11 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
         costs, counts = _STACKED[kind](group, columns, hw, quant,
                                        _home(passes, ops, rows, nd) if home is None else home,
                                        fused_dequant, nd)
-        call = new_frozen(PricedCall, costs=costs, count=counts, nd=nd, n=len(ops))
-        calls.append(call)
-        for pi, idx, pass_rows in emit:
-            parts[pi].append((idx, call, pass_rows))
-    return [new_frozen(EvaluatedPass, n=len(p.specs), parts=tuple(a), singles=tuple(b),
-                       reduced=None)
-            for p, a, b in zip(passes, parts, singles)]
+        priced.append(new_frozen(PricedCall, costs=costs, count=counts, nd=nd, n=len(ops)))
+    return [new_frozen(EvaluatedPass, n=len(p.specs),
+                       parts=tuple([(idx, priced[c], r) for idx, c, r in pass_parts]),
+                       singles=tuple([(i, priced[c]) for i, c in pass_singles]), reduced=None)
+            for p, (pass_parts, pass_singles) in zip(passes, layout)]
 
 
 #: `_plan` per signature of the passes (`ops.object_memo`).
@@ -118,19 +109,43 @@ _PLANS: dict = {}
 
 
 def _cached_plan(passes: Sequence[PassOps]) -> tuple:
-    """`_plan(passes)`, kept per the passes' signatures (their ops' kinds, groups and
-    input dimensions), hardware and format objects, weight homes' and profiles'
-    dimensions and which passes share hardware and format."""
+    """`_layout` of `_plan(passes)`, kept per the passes' signatures (their ops' kinds,
+    groups and input dimensions), hardware and format objects, weight homes' and
+    profiles' dimensions and which passes share hardware and format."""
     firsts: dict = {}
-    extra, objects = [], []
+    extra, objects = (), []
     for pi, p in enumerate(passes):
         signature = getattr(p.specs, "signature", None)
         if signature is None:
-            return _plan(passes)
-        extra.append((signature, ndim(p.state_home), p.hw.profiles.ndim,
-                      firsts.setdefault((id(p.hw), id(p.quant)), pi)))
+            return _layout(_plan(passes), len(passes))
+        extra += (signature, ndim(p.state_home), p.hw.profiles.ndim,
+                  firsts.setdefault((id(p.hw), id(p.quant)), pi))  # 4 per pass
         objects += (p.model, p.quant, *p.specs.objects)
-    return object_memo(_PLANS, tuple(objects), lambda: _plan(passes), tuple(extra))
+    return object_memo(_PLANS, tuple(objects), lambda: _layout(_plan(passes), len(passes)),
+                       extra)
+
+
+def _layout(steps: tuple, n_passes: int) -> tuple:
+    """`_plan`'s `steps` as `price_passes` runs them: the formula calls (lead pass, kind,
+    ops, dimensions, rows, fill; one call per op priced alone, none for a "=" step) and
+    per pass its parts (op indices, call number, rows) and single ops (op index, call
+    number) in the order the steps emit them (the order the pass sums add them)."""
+    calls, numbers = [], {}
+    parts, singles = [[] for _ in range(n_passes)], [[] for _ in range(n_passes)]
+    for j, (lead, kind, ops, nd, rows, fill, emit) in enumerate(steps):
+        if kind is None:
+            for pi, i in ops:
+                singles[pi].append((i, len(calls)))
+                calls.append((lead, None, ((pi, i),), nd, rows, fill))
+            continue
+        if kind == "=":  # more rows of the call of step `ops` (`op_streams.fuse_streams`)
+            number = numbers[ops]
+        else:
+            number = numbers[j] = len(calls)
+            calls.append((lead, kind, ops, nd, rows, fill))
+        for pi, idx, pass_rows in emit:
+            parts[pi].append((idx, number, pass_rows))
+    return tuple(calls), tuple(zip(map(tuple, parts), map(tuple, singles)))
 
 
 def _plan(passes: Sequence[PassOps]) -> tuple:
@@ -325,10 +340,14 @@ class EvaluatedPass:
 
 def _added(total: np.ndarray, block: np.ndarray) -> np.ndarray:
     """total + block of different dimensions: the fewer padded after the fields' axis."""
-    dims = max(total.ndim, block.ndim)
-    total, block = (b if b.ndim == dims else b.reshape(
-        b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
-    return total + block
+    if total.ndim < block.ndim:
+        return _padded(total, block.ndim) + block
+    return total + _padded(block, total.ndim)
+
+
+def _padded(b: np.ndarray, dims: int) -> np.ndarray:
+    """`b` with `dims` dimensions: ones inserted after the fields' axis."""
+    return b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
 
 
 def _max_ndim(*values) -> int:
