@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -79,7 +80,7 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     values = None
     home = _one_home(passes)
     priced = []
-    for lead, kind, ops, nd, rows, fill in calls:
+    for lead, kind, stacked, ops, nd, rows, fill in calls:
         hw, quant = passes[lead].hw, passes[lead].quant
         if kind is None:  # one op priced alone
             (pi, i), = ops
@@ -94,9 +95,9 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
             group, inputs = fill
             values = values or tuple(getattr(p.specs, "values", None) for p in passes)
             columns = inputs.columns(values)
-        costs, counts = _STACKED[kind](group, columns, hw, quant,
-                                       _home(passes, ops, rows, nd) if home is None else home,
-                                       fused_dequant, nd)
+        costs, counts = stacked(group, columns, hw, quant,
+                                _home(passes, ops, rows, nd) if home is None else home,
+                                fused_dequant, nd)
         priced.append(new_frozen(PricedCall, costs=costs, count=counts, nd=nd, n=len(ops)))
     return [new_frozen(EvaluatedPass, n=len(p.specs),
                        parts=tuple([(idx, priced[c], r) for idx, c, r in pass_parts]),
@@ -117,32 +118,35 @@ def _cached_plan(passes: Sequence[PassOps]) -> tuple:
     for pi, p in enumerate(passes):
         signature = getattr(p.specs, "signature", None)
         if signature is None:
-            return _layout(_plan(passes), len(passes))
+            return _layout(_plan(passes), passes)
         extra += (signature, ndim(p.state_home), p.hw.profiles.ndim,
                   firsts.setdefault((id(p.hw), id(p.quant)), pi))  # 4 per pass
         objects += (p.model, p.quant, *p.specs.objects)
-    return object_memo(_PLANS, tuple(objects), lambda: _layout(_plan(passes), len(passes)),
-                       extra)
+    return object_memo(_PLANS, tuple(objects), lambda: _layout(_plan(passes), passes), extra)
 
 
-def _layout(steps: tuple, n_passes: int) -> tuple:
-    """`_plan`'s `steps` as `price_passes` runs them: the formula calls (lead pass, kind,
-    ops, dimensions, rows, fill; one call per op priced alone, none for a "=" step) and
-    per pass its parts (op indices, call number, rows) and single ops (op index, call
-    number) in the order the steps emit them (the order the pass sums add them)."""
+def _layout(steps: tuple, passes: Sequence[PassOps]) -> tuple:
+    """`_plan`'s `steps` for `passes` as `price_passes` runs them: the formula calls (lead
+    pass, kind, its stacked adapter (GEMMs: whether any is an expert GEMM, a property of
+    the model the plan is kept for), ops, dimensions, rows, fill; one call per op priced
+    alone, none for a "=" step) and per pass its parts (op indices, call number, rows)
+    and single ops (op index, call number) in the order the steps emit them (the order
+    the pass sums add them)."""
     calls, numbers = [], {}
-    parts, singles = [[] for _ in range(n_passes)], [[] for _ in range(n_passes)]
+    parts, singles = [[] for _ in passes], [[] for _ in passes]
     for j, (lead, kind, ops, nd, rows, fill, emit) in enumerate(steps):
         if kind is None:
             for pi, i in ops:
                 singles[pi].append((i, len(calls)))
-                calls.append((lead, None, ((pi, i),), nd, rows, fill))
+                calls.append((lead, None, None, ((pi, i),), nd, rows, fill))
             continue
         if kind == "=":  # more rows of the call of step `ops` (`op_streams.fuse_streams`)
             number = numbers[ops]
         else:
             number = numbers[j] = len(calls)
-            calls.append((lead, kind, ops, nd, rows, fill))
+            stacked = _STACKED.get(kind) or partial(_gemms, any(
+                passes[pi].specs[i].params.get("experts") for pi, i in ops))
+            calls.append((lead, kind, stacked, ops, nd, rows, fill))
         for pi, idx, pass_rows in emit:
             parts[pi].append((idx, number, pass_rows))
     return tuple(calls), tuple(zip(map(tuple, parts), map(tuple, singles)))
@@ -459,12 +463,12 @@ def _split(cost: KernelCost, n: int, nd: int) -> list:
     return out
 
 
-def _gemms(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
-    """GEMMs of one format: m, n, k, output bits and streaming scale stacked; (costs,
-    counts) as `PricedCall` takes them (so are the other stacked calls')."""
+def _gemms(experts: bool, group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
+    """GEMMs of one format (`experts`: some are expert GEMMs): m, n, k, output bits and
+    streaming scale stacked; (costs, counts) as `PricedCall` takes them (so are the
+    other stacked calls')."""
     first = group[0]
     m, n, k, out_bits, counts = columns
-    experts = any(s.params.get("experts") for s in group)
     scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
                     for s in group], nd) if experts else 1.0  # x 1.0: exact
     cost = gemm_cost(hw, m, n, k, quant, group=first.group, weight_home=home,
@@ -484,7 +488,9 @@ def _embeddings(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     return (cost,), counts
 
 
-_STACKED = {"gemm": _gemms, "stream": stream_call, "embedding": _embeddings}
+#: The stacked calls' adapters but GEMMs' (`_layout` binds `_gemms` to whether any op is
+#: an expert GEMM).
+_STACKED = {"stream": stream_call, "embedding": _embeddings}
 
 
 def evaluate_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,

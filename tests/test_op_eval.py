@@ -206,3 +206,35 @@ def test_norms_and_streaming_ops_share_one_call_at_the_norm_kind_rate():
     norm = next(s for s in prefill if s.kind == "norm")
     plain = evaluate_op(norm, _hardware("host"), fmt, cfg, 0, 0, True)
     assert evaluate_op(norm, hw, fmt, cfg, 0, 0, True).compute_time_s != plain.compute_time_s
+
+
+@pytest.mark.parametrize("model", ["llama-3.2-1b", "mixtral-8x7b"])
+def test_a_layout_prices_each_step_once_and_keeps_each_passs_order(model):
+    """`_layout` of a plan: one call per stacked step and per op priced alone, none for a
+    "=" step (its rows read the call of the step it names); each pass's parts and single
+    ops in the order the steps emit them, every op once; a GEMM call's adapter bound to
+    whether its ops include expert GEMMs."""
+    from precsim.simulator.op_eval import _layout, _plan
+    hw, fmt, cfg = _hardware("h100-tiles"), parse_quant("FP8"), get_model(model)
+    passes = [PassOps(s, hw, fmt, cfg, hw.main, hw.main)
+              for s in (build_ops(cfg, fmt, 2.0, 100.0, 100.0, "prefill"),
+                        build_ops(cfg, fmt, 2.0, 1.0, 101.0, "decode"))]
+    steps = _plan(passes)
+    calls, layout = _layout(steps, passes)
+    assert len(calls) == sum(len(s[2]) if s[1] is None else s[1] != "=" for s in steps)
+    for pi, (parts, singles) in enumerate(layout):
+        emitted = [(idx, rows) for s in steps if s[1] for qi, idx, rows in s[6] if qi == pi]
+        assert [(idx, rows) for idx, _, rows in parts] == emitted
+        assert [i for s in steps if s[1] is None for qi, i in s[2] if qi == pi] \
+            == [i for i, _ in singles]
+        assert sorted([i for idx, _, _ in parts for i in idx] + [i for i, _ in singles]) \
+            == list(range(len(passes[pi].specs)))
+        for (idx, c, rows), step in zip(parts, (s for s in steps if s[1] and any(
+                qi == pi for qi, _, _ in s[6]))):
+            lead = steps[step[2]] if step[1] == "=" else step
+            assert calls[c][3] == lead[2]  # the call of the step (of the step "=" names)
+        assert all(calls[c][1] is None and calls[c][3] == ((pi, i),) for i, c in singles)
+    gemms = [call for call in calls if call[1] == "gemm"]
+    assert gemms and all(call[2].args == (any(
+        passes[pi].specs[i].params.get("experts") for pi, i in call[3]),) for call in gemms)
+    assert any(call[2].args[0] for call in gemms) == (cfg.n_experts > 0)
