@@ -93,7 +93,7 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
             columns = _columns(call_inputs(kind, group, quant), nd)
         else:  # the ops' templates (their constant fields) and their inputs' columns
             group, inputs = fill
-            values = values or tuple(getattr(p.specs, "values", None) for p in passes)
+            values = values or tuple([getattr(p.specs, "values", None) for p in passes])
             columns = inputs.columns(values)
         costs, counts = stacked(group, columns, hw, quant,
                                 _home(passes, ops, rows, nd) if home is None else home,
