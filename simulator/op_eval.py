@@ -24,7 +24,8 @@ from precsim.simulator.models import TransformerConfig
 from precsim.simulator.op_streams import fuse_streams, stream_call
 from precsim.simulator.op_template import Inputs, call_inputs
 from precsim.simulator.ops import OpSpec, add_axis, ndim, new_frozen, object_memo
-from precsim.simulator.pass_sums import BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, field_block
+from precsim.simulator.pass_sums import (BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, blocks_added,
+                                         field_block)
 from precsim.simulator.quant import group_format, quant_attr
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, home_level,
                                         reduce_costs)
@@ -311,11 +312,11 @@ class EvaluatedPass:
             block = block[:, rows.start] if rows.stop - rows.start == 1 \
                 else np.add.reduce(block[:, rows], axis=1)  # one row: itself (one term)
             total = block if total is None else total + block if total.ndim == block.ndim \
-                else _added(total, block)
+                else blocks_added(total, block)
         for _, call in self.singles:
             block = call.block(group)
             total = block if total is None else total + block if total.ndim == block.ndim \
-                else _added(total, block)
+                else blocks_added(total, block)
         self.__dict__[SUM_KEYS[group]] = total
         return total
 
@@ -340,18 +341,6 @@ class EvaluatedPass:
         new.__dict__.update(n=self.n, parts=self.parts, singles=self.singles,
                             reduced=(self, weights, axis))
         return new
-
-
-def _added(total: np.ndarray, block: np.ndarray) -> np.ndarray:
-    """total + block of different dimensions: the fewer padded after the fields' axis."""
-    if total.ndim < block.ndim:
-        return _padded(total, block.ndim) + block
-    return total + _padded(block, total.ndim)
-
-
-def _padded(b: np.ndarray, dims: int) -> np.ndarray:
-    """`b` with `dims` dimensions: ones inserted after the fields' axis."""
-    return b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
 
 
 def _max_ndim(*values) -> int:

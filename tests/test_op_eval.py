@@ -238,3 +238,20 @@ def test_a_layout_prices_each_step_once_and_keeps_each_passs_order(model):
     assert gemms and all(call[2].args == (any(
         passes[pi].specs[i].params.get("experts") for pi, i in call[3]),) for call in gemms)
     assert any(call[2].args[0] for call in gemms) == (cfg.n_experts > 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(fields=st.integers(1, 7), shape=st.lists(st.integers(1, 4), max_size=3),
+       less=st.integers(0, 3), seed=st.integers(0, 2**16), swap=st.booleans())
+def test_blocks_of_different_dimensions_add_with_the_fewer_padded_after_the_fields(
+        fields, shape, less, seed, swap):
+    """`pass_sums.blocks_added`: (fields, *shape) + (fields, *shape[k:]) is the sum
+    with the smaller's axes after the fields' axis, either way round."""
+    from precsim.simulator.pass_sums import blocks_added
+    rng = np.random.default_rng(seed)
+    big = rng.standard_normal((fields, *shape))
+    cut = min(less, len(shape))
+    small = rng.standard_normal((fields, *shape[cut:]))
+    a, b = (small, big) if swap else (big, small)
+    expected = big + small.reshape((fields,) + (1,) * cut + small.shape[1:])
+    assert np.array_equal(blocks_added(a, b), expected)
