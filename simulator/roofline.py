@@ -205,8 +205,10 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     else:
         bandwidths, energies = hw.bandwidth_bytes_per_s, hw.energy_per_byte_j
         vector_rate, vector_energy = hw.vector_ops_per_s, hw.vector_energy_per_op_j
-    if streaming:
-        flops = convert_s = convert_j = convert_ops = 0.0 * np.asarray(vector_ops, dtype=float)
+    if streaming:  # 0-d 0.0 x a float64 array: 0.0 x np.asarray(vector_ops, float)
+        flops = convert_s = convert_j = convert_ops = _ZERO * vector_ops \
+            if type(vector_ops) is np.ndarray and vector_ops.dtype == np.float64 \
+            else 0.0 * np.asarray(vector_ops, dtype=float)
         t_math = vector_ops / vector_rate
     else:
         t_math = flops / plan["ops_per_s"] + vector_ops / vector_rate
@@ -216,7 +218,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         fraction = np.asarray(fraction, dtype=float)
     if stream_bytes is None:  # every byte at the plan's share of each level's bandwidth
         if type(fraction) is float and fraction == 1.0:  # b / (bw * 1.0) is b / bw
-            for b, bw in zip(bytes_by_level, bandwidths):
+            for b, bw in _slowest_levels(hw, bytes_by_level, bandwidths):
                 t_memory = np.maximum(t_memory, b / bw)
         else:
             for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
@@ -226,10 +228,14 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         # streamed byte, in series with the memory: + stream_bytes (1 - f) / (f bw_main),
         # so b / (f bw_main) from main memory and ~bw_main f / (1 - f) from a near level
         # much faster than the kernel (a GEMV reading an L3-resident weight)
-        for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
+        for b, bw in _slowest_levels(hw, bytes_by_level, bandwidths):
             t_memory = np.maximum(t_memory, b / bw)
-        t_memory = t_memory + stream_bytes * (1.0 - fraction) \
-            / (fraction * hw.bandwidth_bytes_per_s[-1])
+        if type(stream_bytes) is np.ndarray and type(fraction) is float and fraction == 1.0:
+            # x (1 - 1.0) / (1.0 bw_main) as 0-d operands (kept: it carries NaN and inf)
+            t_memory = t_memory + stream_bytes * _ZERO / array_operands(hw)[0][-1]
+        else:
+            t_memory = t_memory + stream_bytes * (1.0 - fraction) \
+                / (fraction * hw.bandwidth_bytes_per_s[-1])
     overhead = n_kernels * plan.get("launch_s", hw.launch_s) + fixed_s
     time_s = np.maximum(t_math, t_memory)
     if not (streaming or type(hw.matmul_overlap) is float and hw.matmul_overlap == 1.0):
@@ -257,6 +263,28 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         time_s=time_s, energy_j=energy, compute_time_s=t_compute, memory_time_s=t_memory,
         overhead_time_s=overhead, n_kernels=n_kernels, convert_time_s=convert_s)
     return cost
+
+
+def _slowest_levels(hw: Hardware, bytes_by_level: Sequence, bandwidths) -> list:
+    """(bytes, bandwidth) of the levels whose b / bw can set t_memory = max(0, b_j / bw_j
+    ...): of consecutive levels given the same bytes object (`levels.level_bytes` shares
+    a sum between levels crossed by the same tensors) only the slowest (its first) for a
+    single profile, b / min(bw) being the largest quotient of a b >= 0 (any b < 0 or -0.0
+    gives quotients under or at the running maximum, which starts at 0; NaN stays NaN),
+    so the same maximum in fewer operations."""
+    if not hw.is_single:
+        return list(zip(bytes_by_level, bandwidths))
+    out = []
+    last = slowest = None
+    for b, bw, raw in zip(bytes_by_level, bandwidths, hw.bandwidth_bytes_per_s):
+        if b is last:
+            if raw < slowest:
+                out[-1] = (b, bw)
+                slowest = raw
+            continue
+        out.append((b, bw))
+        last, slowest = b, raw
+    return out
 
 
 # ---- placement helpers ---------------------------------------------------------------------
