@@ -344,12 +344,12 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
         # bytes per element: bits / 8 (x bits / 8 is x (bits / 8): a power of 2 scales)
         sizes = (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
                  stream_bits(fmt) / 8.0)
-        return (sizes, (*map(as_operand, sizes), ZERO),
-                tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
+        plans = tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
                                             launch_s=hw.launch_s))
                       for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                                               stream_dtype(fmt))))
-    numbers, operands, plans = _memo(hw, "embedding_terms", quant, (group,), build)
+                                               stream_dtype(fmt)))
+        return sizes, (*map(as_operand, sizes), ZERO), plans, tuple(map(_gathers, plans))
+    numbers, operands, plans, gathers = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
     # against an array the numbers as 0-d operands (the same doubles, no temporary)
     w_bytes, s_bytes, zero = operands if type(elems) is np.ndarray else (*numbers, 0.0)
@@ -362,10 +362,25 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
 
     def converted(rate):  # elements x rate (0 x elements: the zeros already made)
         return zero if type(rate) is float and rate == 0.0 else elems * rate
-    return cheapest([roofline_cost(hw, plan, zero, zero, converted(plan["w_convert_s"]),
+    arrays = type(elems) is np.ndarray  # a plain gather of arrays: a streaming kernel
+    return cheapest([roofline_cost(hw, plan, None, zero, None, None, None, levels, 1.0)
+                     if gather and arrays else
+                     roofline_cost(hw, plan, zero, zero, converted(plan["w_convert_s"]),
                                    converted(plan["w_convert_j"]),
                                    converted(plan["w_convert_ops"]), levels, 1.0)
-                     for plan in plans])
+                     for plan, gather in zip(plans, gathers)])
+
+
+def _gathers(plan) -> bool:
+    """Whether an embedding `plan` converts nothing (every weight conversion rate the
+    number 0) at a positive finite rate and finite energy per op: its no matrix ops and
+    no conversion then add exact zeros (0 / rate, 0 x energy, the overlap of no matrix
+    ops), so `roofline_cost` prices it as a streaming kernel (flops=None) with the same
+    doubles and fewer operations (its zero fields new zeros of the elements' shape)."""
+    rate, energy = plan["ops_per_s"], plan["energy_per_op_j"]
+    return all(type(plan[f]) is float and plan[f] == 0.0 for f in _CONVERSIONS[:3]) \
+        and type(rate) in (float, np.float64) and 0.0 < rate < np.inf \
+        and type(energy) in (float, np.float64) and abs(energy) < np.inf
 
 
 @dataclass(frozen=True, eq=False)

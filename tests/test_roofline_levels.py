@@ -54,3 +54,22 @@ def test_level_bytes_of_number_homes_is_every_levels_sum(reads, homes):
         terms = [b for h, b in ((homes[0], r), (homes[1], w)) if h >= j]
         want = terms[0] + terms[1] if len(terms) == 2 else terms[0] if terms else 0.0
         assert _bits(level) == _bits(want) and type(level) is type(want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(tokens=st.lists(st.floats(1.0, 1e6), min_size=1, max_size=4),
+       profile=st.sampled_from(["a100-sxm-80gb", "host", "h100-sxm"]),
+       quant=st.sampled_from(["W16A16", "W8A8", "W4A16", "W8A16"]))
+def test_embedding_of_an_array_is_its_element_calls(tokens, profile, quant):
+    """An array of tokens (a plain gather priced as a streaming kernel) gives, element
+    by element, the doubles of the scalar calls (priced with their zero matrix terms)."""
+    from precsim.simulator.kernels import embedding_cost
+    from precsim.simulator.roofline import EXTENSIVE_FIELDS
+    grid = embedding_cost.unchecked(profile, np.array(tokens), 4096.0, quant)
+    for i, t in enumerate(tokens):
+        one = embedding_cost.unchecked(profile, t, 4096.0, quant)
+        for f in EXTENSIVE_FIELDS:
+            assert _bits(np.broadcast_to(getattr(grid, f), (len(tokens),))[i]) \
+                == _bits(getattr(one, f)), f
+        for k, v in one.bytes_moved.items():
+            assert _bits(np.broadcast_to(grid.bytes_moved[k], (len(tokens),))[i]) == _bits(v)
