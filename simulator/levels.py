@@ -77,8 +77,8 @@ def _crossing(hw: Hardware, home: np.ndarray, nbytes: tuple) -> tuple:
 def _nearest_home(home: np.ndarray) -> int:
     """The nearest (smallest) level of `home` (a list's min for small arrays, cheaper than
     a numpy reduction)."""
-    if home.size <= LIST_HOMES:
-        return min(home.ravel().tolist(), default=-1)  # none: no level shared by all
+    if home.size <= LIST_HOMES:  # none: no level shared by all
+        return min(home.tolist() if home.ndim == 1 else home.ravel().tolist(), default=-1)
     return int(home.min())
 
 

@@ -242,10 +242,9 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         # kernels with matrix ops overlap memory by `matmul_overlap` (else fully: + 0)
         overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
         time_s = time_s + (1.0 - overlap) * np.minimum(t_math, t_memory)
-    per_level = [b * e for b, e in zip(bytes_by_level, energies)]
-    moved = per_level[0]
-    for value in per_level[1:]:
-        moved = moved + value
+    moved = None  # sum_j b_j e_j, added level by level
+    for b, e in zip(bytes_by_level, energies):
+        moved = b * e if moved is None else moved + b * e
     if streaming:
         time_s = time_s + overhead
         t_compute = t_math
@@ -301,9 +300,9 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     if rooms is None and hw.is_single:  # its candidate levels and their room as floats
         rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
     if rooms is not None:
-        nearest, bounds, levels = rooms
-        if isinstance(nbytes, (int, float)) or (
-                nbytes.ndim == 0 if type(nbytes) is np.ndarray else np.ndim(nbytes) == 0):
+        nearest, bounds, levels, level_ints = rooms
+        if (not nbytes.ndim if type(nbytes) is np.ndarray else
+                isinstance(nbytes, (int, float)) or np.ndim(nbytes) == 0):
             for j, room in nearest:  # the nearest level that holds it
                 if nbytes <= room:
                     return j
@@ -311,7 +310,7 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         if bounds is not None:  # rooms growing with the level: the first that holds it
             at = bounds.searchsorted(nbytes)  # NaN sorts last: main memory
             one = _one_value(at)
-            return levels[at] if one is None else levels.item(one)  # one home for all
+            return levels[at] if one is None else level_ints[one]  # one home for all
         nbytes = np.asarray(nbytes)
         home = np.full(nbytes.shape, hw.main)
         for j, room in reversed(nearest):  # the nearest written last
@@ -332,14 +331,15 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
 def _rooms(hw: Hardware, persistent_only: bool) -> tuple:
     """One profile's candidate levels for `home_level`: ((level, room), ...) nearest
     first, and where the rooms grow with the level, the rooms with main memory's
-    (infinite) last and the levels a `searchsorted` index into them means (else None,
-    None)."""
+    (infinite) last and the levels a `searchsorted` index into them means, as an array
+    and as a tuple of ints (else None, None, None)."""
     rooms = tuple((j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
                   for j in range(hw.main) if hw.persistent[j] or not persistent_only)
     if any(a[1] > b[1] for a, b in zip(rooms, rooms[1:])):
-        return rooms, None, None
-    return (rooms, np.array([room for _, room in rooms] + [np.inf]),
-            np.array([j for j, _ in rooms] + [hw.main, hw.main]))  # NaN: past inf
+        return rooms, None, None, None
+    levels = [j for j, _ in rooms] + [hw.main, hw.main]  # NaN: past inf
+    return rooms, np.array([room for _, room in rooms] + [np.inf]), np.array(levels), \
+        tuple(levels)
 
 
 #: Elements up to which `_one_value` compares a list (one numpy pass beyond).
@@ -349,11 +349,10 @@ LIST_COMPARE = 64
 def _one_value(a):
     """The value (an int) every element of integer array `a` has, else None (also for an
     empty array): counted in a list for small arrays (cheaper than a numpy pass)."""
-    if not a.size:
-        return None
-    if a.size <= LIST_COMPARE:
-        values = (a if a.ndim == 1 else a.ravel()).tolist()
-        return values[0] if values.count(values[0]) == len(values) else None
+    size = a.size
+    if size <= LIST_COMPARE:
+        values = a.tolist() if a.ndim == 1 else a.ravel().tolist()
+        return values[0] if values and values.count(values[0]) == size else None
     return None if np.count_nonzero(a - a.flat[0]) else int(a.flat[0])
 
 
