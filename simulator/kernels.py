@@ -47,6 +47,9 @@ ZERO, ONE = as_operand(0.0), as_operand(1.0)
 FORMAT_MEMO_MAX = 64
 #: 2.0 and 8.0 as operands against arrays (as ZERO, ONE).
 TWO, EIGHT = as_operand(2.0), as_operand(8.0)
+#: `elementwise_cost`'s plan on the vector unit (read only: `roofline_cost` reads it).
+_VECTOR_PLAN = MappingProxyType({"ops_per_s": 1.0, "energy_per_op_j": 0.0,
+                                 "exec_dtype": "vector"})
 
 
 # ---- kernels -------------------------------------------------------------------------------
@@ -246,15 +249,18 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     terms = kernel_vector_terms(hw, kernel) if kernel else None
     if not (type(half_elements) in (int, float) and half_elements == 0
             and _float_values(vector_ops)):  # else + 0 widening ops: the same values
-        vector_ops = vector_ops + _widen_factor(hw, kernel, terms) \
-            * np.asarray(half_elements, dtype=float)
+        factor = _widen_factor(hw, kernel, terms)
+        vector_ops = vector_ops + (half_elements if factor is ONE and type(half_elements)
+                                   is np.ndarray and half_elements.dtype == np.float64
+                                   else factor * np.asarray(half_elements, dtype=float))
     if terms:  # a profile names the kernel (its scale as an operand against arrays)
         vector_ops = vector_ops * (terms[0] if kernel_rows is None else np.where(
             kernel_rows != ZERO, _kernel_scale(hw, kernel, terms), ONE))
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = level_bytes(hw, ((r_home, read_bytes), (w_home, write_bytes)))
-    plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
+    plan = _VECTOR_PLAN if exec_dtype == "vector" else \
+        {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
     return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
 
 
@@ -287,14 +293,15 @@ def widen_ops(profile, half_elements, kernel: str | None = None):
 
 def _widen_factor(hw: Hardware, kernel, terms):
     """`widen_ops`' ops per element, kept per profile (and kernel named by a profile:
-    its `terms`, `kernel_vector_terms`): no shape enters it."""
+    its `terms`, `kernel_vector_terms`): no shape enters it. A single 1.0 is `ONE`
+    (x 1.0 is exact: `elementwise_cost` adds the elements themselves)."""
     key = "widen_factor" if not terms else ("widen_factor", kernel)
     factor = hw.exec_cache.get(key)
     if factor is None:
         factor = np.where(np.asarray(hw.vector_bits) > 16, hw.widen_ops, 0.0)
         if terms:  # its own (> 0 if widening)
             factor = np.where(factor > 0, terms[1], 0.0)
-        hw.exec_cache[key] = factor
+        hw.exec_cache[key] = factor = ONE if factor.ndim == 0 and factor == 1.0 else factor
     return factor
 
 

@@ -73,3 +73,24 @@ def test_embedding_of_an_array_is_its_element_calls(tokens, profile, quant):
                 == _bits(getattr(one, f)), f
         for k, v in one.bytes_moved.items():
             assert _bits(np.broadcast_to(grid.bytes_moved[k], (len(tokens),))[i]) == _bits(v)
+
+
+@given(values=st.lists(_VALUES, max_size=70), shape2=st.booleans())
+def test_any_positive_is_numpys(values, shape2):
+    """`op_streams._any_positive` (a list for small arrays) is (values > 0).any()."""
+    from precsim.simulator.op_streams import _any_positive
+    a = np.array(values, dtype=float)
+    if shape2 and a.size % 2 == 0:
+        a = a.reshape(2, -1)
+    assert _any_positive(a) == bool((a > 0).any())
+
+
+def test_elementwise_widening_by_one_adds_the_elements():
+    """A widening factor of 1 (the a100's fp32 vector unit, 1 op per 16-bit element) adds
+    the 16-bit elements themselves: the doubles of v + 1.0 x half."""
+    from precsim.simulator.kernels import elementwise_cost, widen_ops
+    hw = as_hardware("a100-sxm-80gb")
+    v, half = np.array([3.0, 1e9, 0.1]), np.array([2.0, 7e8, 1e-3])
+    got = elementwise_cost(hw, v, v, v, half_elements=half)
+    want = elementwise_cost(hw, v, v, v + widen_ops(hw, half))
+    assert _bits(got.vector_ops) == _bits(v + 1.0 * half) == _bits(want.vector_ops)
