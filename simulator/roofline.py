@@ -265,12 +265,12 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
 
 
 def _slowest_levels(hw: Hardware, bytes_by_level: Sequence, bandwidths) -> list:
-    """(bytes, bandwidth) of the levels whose b / bw can set t_memory = max(0, b_j / bw_j
-    ...): of consecutive levels given the same bytes object (`levels.level_bytes` shares
-    a sum between levels crossed by the same tensors) only the slowest (its first) for a
-    single profile, b / min(bw) being the largest quotient of a b >= 0 (any b < 0 or -0.0
-    gives quotients under or at the running maximum, which starts at 0; NaN stays NaN),
-    so the same maximum in fewer operations."""
+    """The (bytes, bandwidth) pairs that set t_memory = max(0, b_0 / bw_0, b_1 / bw_1, ...):
+    of consecutive levels given the same bytes object b (`levels.level_bytes` shares one
+    sum between levels crossed by the same tensors) only the one of least bandwidth, in
+    the run's place, for a single profile. The same maximum in fewer operations: b / min(bw)
+    is the largest quotient of every b >= 0; a b < 0 (or -0.0) gives quotients at or under
+    the running maximum, which starts at 0; a NaN gives NaN at every level."""
     if not hw.is_single:
         return list(zip(bytes_by_level, bandwidths))
     out = []
