@@ -301,8 +301,8 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
     if rooms is not None:
         nearest, bounds, levels, level_ints = rooms
-        if (not nbytes.ndim if type(nbytes) is np.ndarray else
-                isinstance(nbytes, (int, float)) or np.ndim(nbytes) == 0):
+        if type(nbytes) is float or (not nbytes.ndim if type(nbytes) is np.ndarray else
+                                     isinstance(nbytes, (int, float)) or np.ndim(nbytes) == 0):
             for j, room in nearest:  # the nearest level that holds it
                 if nbytes <= room:
                     return j
