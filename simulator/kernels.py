@@ -143,7 +143,9 @@ def gemm_cost(profile, m, n, k, quant="W16A16", *, group: str = "mlp", weight_ho
         w_bytes = w_bytes if channel is None else w_bytes + channel
         tm, tn = staged_tiles(hw, m, n, s_a, s_w,
                               max(np.ndim(w_bytes), np.ndim(a_bytes), hw.profiles.ndim))
-        w_reads, a_reads = np.maximum(ONE, m / tm), np.maximum(ONE, n / tn)
+        # max(1, m / tm), max(1, n / tn): the tiles are clipped to the problem (tm <= m,
+        # tn <= n), so that the quotients are at least 1 (or NaN) as they are
+        w_reads, a_reads = m / tm, n / tn
         w_moved, a_moved = w_bytes * w_reads, a_bytes * a_reads
         last = hw.n_levels - 1  # the staging entry of each level: j - 1, 0 for 0
         w_moved, a_moved = list(w_moved), list(a_moved)

@@ -154,6 +154,23 @@ def test_staged_tiles_are_the_output_tile_of_each_staging_level(m, n, s_a, s_w, 
             assert np.array_equal(tn[j - 1].reshape(m.shape), want[1])
 
 
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.lists(st.one_of(st.floats(0.5, 1e300), st.sampled_from([np.inf, np.nan, 1.0])),
+                  min_size=1, max_size=5),
+       n=st.one_of(st.floats(0.5, 1e300), st.just(np.nan)),
+       s_a=st.sampled_from([0.5, 1.0, 2.0]), s_w=st.sampled_from([0.25, 0.515625, 2.0, 64.0]),
+       profile=st.sampled_from([A100, "host", "h100-sxm"]))
+def test_staged_tiles_leave_at_least_one_read(m, n, s_a, s_w, profile):
+    """The staged tiles are clipped to the problem: m / tm and n / tn are at least 1 (or
+    NaN), so `gemm_cost`'s reads max(1, m / tm), max(1, n / tn) are the quotients."""
+    from precsim.simulator.roofline import staged_tiles
+    m = np.array(m)
+    tm, tn = staged_tiles(as_hardware(profile), m, n, s_a, s_w, 1)
+    for size, tile in ((m, tm), (n, tn)):
+        reads = size / tile
+        assert np.array_equal(np.maximum(1.0, reads), reads, equal_nan=True)
+
 def test_weight_shape_terms_are_kept_per_shape_and_bounded(monkeypatch):
     """`_shape_terms` keeps the (n, k) terms of small weight shapes (read-only), at most
     SHAPE_MEMO_MAX of them; a choice with kept terms equals one computed afresh."""
