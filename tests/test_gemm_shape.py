@@ -154,7 +154,6 @@ def test_staged_tiles_are_the_output_tile_of_each_staging_level(m, n, s_a, s_w, 
             assert np.array_equal(tn[j - 1].reshape(m.shape), want[1])
 
 
-
 @settings(max_examples=60, deadline=None)
 @given(m=st.lists(st.one_of(st.floats(0.5, 1e300), st.sampled_from([np.inf, np.nan, 1.0])),
                   min_size=1, max_size=5),
@@ -170,6 +169,7 @@ def test_staged_tiles_leave_at_least_one_read(m, n, s_a, s_w, profile):
     for size, tile in ((m, tm), (n, tn)):
         reads = size / tile
         assert np.array_equal(np.maximum(1.0, reads), reads, equal_nan=True)
+
 
 def test_weight_shape_terms_are_kept_per_shape_and_bounded(monkeypatch):
     """`_shape_terms` keeps the (n, k) terms of small weight shapes (read-only), at most
