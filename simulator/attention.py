@@ -12,15 +12,13 @@ from precsim.simulator.checks import check_positive
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import (ceil, closed_tile, flash_blocks, flash_waves,
                                           structure)
-from precsim.simulator.hardware import Hardware, as_operand
+from precsim.simulator.hardware import ONE, TWO, ZERO, Hardware, as_operand
 from precsim.simulator.mapping import attention_rule, pick_plan, plan_options
 from precsim.simulator.roofline import ACC_BYTES, staging_bytes
 
 _F64 = np.dtype(np.float64)
 #: Number types (a number query length: one decode step or prompt).
 _NUMBERS = (int, float, np.float64)
-#: 0-d operands against float64 arrays (`on_floats`).
-_ZERO, _ONE, _TWO = as_operand(0.0), as_operand(1.0), as_operand(2.0)
 #: max(1, ...) of a number share that is 1 (`kv_reads`).
 _NUMPY_ONE = np.float64(1.0)
 
@@ -33,7 +31,7 @@ def causal_pairs(q_len, kv_len, window=None):
     1 and 2 as 0-d operands against float64 arrays, `on_floats`)."""
     if window is None:
         b = kv_len - q_len
-        one, two = (_ONE, _TWO) if on_floats(kv_len) and on_floats(b) else (1, 2.0)
+        one, two = (ONE, TWO) if on_floats(kv_len) and on_floats(b) else (1, 2.0)
         return (kv_len * (kv_len + one) - b * (b + one)) / two
 
     def prefix(n):
@@ -276,7 +274,7 @@ def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
     if is_plain:
         total = 0
         for i, part in enumerate(parts):
-            zero = part[3] * (_ZERO if on_floats(part[3]) else 0.0)
+            zero = part[3] * (ZERO if on_floats(part[3]) else 0.0)
             total = zero if i == 0 else total + zero
         return [total, total, total]
     out, done, elements = [], {}, {}
@@ -291,7 +289,7 @@ def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
             total = 0
             for i, ((nbytes, elem_bytes, _, moved), r) in enumerate(zip(parts, rates)):
                 if type(r) is float and r == 0.0:
-                    term = moved * (_ZERO if on_floats(moved) else 0.0)
+                    term = moved * (ZERO if on_floats(moved) else 0.0)
                 else:
                     if i not in elements:
                         elements[i] = nbytes / elem_bytes * reads0

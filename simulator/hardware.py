@@ -65,6 +65,10 @@ def as_operand(x):
     return out
 
 
+#: 0.0, 1.0, 2.0 and 8.0 as operands against arrays (`as_operand`), shared by the formulas.
+ZERO, ONE, TWO, EIGHT = map(as_operand, (0.0, 1.0, 2.0, 8.0))
+
+
 def array_operands(hw: Hardware) -> tuple:
     """`hw`'s numbers the roofline applies to arrays, as `as_operand`s (kept per Hardware):
     (bandwidth per level, energy per byte per level, vector rate, vector energy per op)."""

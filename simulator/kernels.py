@@ -24,8 +24,8 @@ from precsim.simulator.attention import (any_of, attention_plans, cache_split,
                                          scored_pairs)
 from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.gemm_shape import shaped_gemm
-from precsim.simulator.hardware import (Hardware, as_hardware, as_operand,
-                                        kernel_vector_terms)
+from precsim.simulator.hardware import (EIGHT, ONE, TWO, ZERO, Hardware, as_hardware,
+                                        as_operand, kernel_vector_terms)
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.mapping import cheapest, gemm_stream_share, plan_options
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
@@ -40,13 +40,8 @@ QUANTIZE_OPS = 3.0
 SOFTMAX_OPS = 5.0
 #: A plan's conversion rates (weights, activations: ops, seconds, joules per element).
 _CONVERSIONS = tuple(f"{o}_convert_{x}" for o in "wa" for x in ("ops", "s", "j"))
-#: 0.0 and 1.0 as operands against arrays (`hardware.as_operand`: numpy 2 makes a
-#: temporary array of a scalar operand).
-ZERO, ONE = as_operand(0.0), as_operand(1.0)
 #: Format objects whose shape-free terms are kept per packed profile (`_memo`).
 FORMAT_MEMO_MAX = 64
-#: 2.0 and 8.0 as operands against arrays (as ZERO, ONE).
-TWO, EIGHT = as_operand(2.0), as_operand(8.0)
 #: `elementwise_cost`'s plan on the vector unit (read only: `roofline_cost` reads it).
 _VECTOR_PLAN = MappingProxyType({"ops_per_s": 1.0, "energy_per_op_j": 0.0,
                                  "exec_dtype": "vector"})

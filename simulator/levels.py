@@ -7,7 +7,7 @@ from operator import is_
 
 import numpy as np
 
-from precsim.simulator.hardware import Hardware, as_operand
+from precsim.simulator.hardware import ZERO, Hardware
 
 #: Homes of up to this many elements are read as a list (`_nearest_home`).
 LIST_HOMES = 64
@@ -67,7 +67,7 @@ def _crossing(hw: Hardware, home: np.ndarray, nbytes: tuple) -> tuple:
     if operands is None:
         operands = hw.exec_cache["level_operands"] = (
             tuple(_read_only(np.array(j)) for j in range(hw.n_levels)),
-            as_operand(0.0))
+            ZERO)
     levels, zero = operands
     return tuple([b if j <= nearest and type(b) is np.ndarray and b.dtype == np.float64
                   and b.shape == home.shape else np.where(home >= levels[j], b, zero)

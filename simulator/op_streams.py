@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from precsim.simulator.kernels import ZERO, elementwise_cost
+from precsim.simulator.hardware import ZERO
+from precsim.simulator.kernels import elementwise_cost
 from precsim.simulator.op_template import Inputs, call_inputs
 
 

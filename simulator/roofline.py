@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import Hardware, array_operands, as_hardware, as_operand
+from precsim.simulator.hardware import ONE, ZERO, Hardware, array_operands, as_hardware
 
 #: Bytes per output-tile accumulator (fp32 / int32 accumulate).
 ACC_BYTES = 4.0
@@ -46,8 +46,6 @@ ACC_BYTES = 4.0
 EXTENSIVE_FIELDS = ("flops", "vector_ops", "convert_ops", "time_s", "energy_j",
                     "compute_time_s", "memory_time_s", "overhead_time_s", "n_kernels",
                     "convert_time_s")
-#: 0.0 and 1.0 as operands (`hardware.as_operand`).
-_ZERO, _ONE = as_operand(0.0), as_operand(1.0)
 #: Elements per value below which `reduce_costs` stacks a group of values in one copy.
 SMALL_STACK = 4096
 
@@ -206,13 +204,13 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         bandwidths, energies = hw.bandwidth_bytes_per_s, hw.energy_per_byte_j
         vector_rate, vector_energy = hw.vector_ops_per_s, hw.vector_energy_per_op_j
     if streaming:  # 0-d 0.0 x a float64 array: 0.0 x np.asarray(vector_ops, float)
-        flops = convert_s = convert_j = convert_ops = _ZERO * vector_ops \
+        flops = convert_s = convert_j = convert_ops = ZERO * vector_ops \
             if type(vector_ops) is np.ndarray and vector_ops.dtype == np.float64 \
             else 0.0 * np.asarray(vector_ops, dtype=float)
         t_math = vector_ops / vector_rate
     else:
         t_math = flops / plan["ops_per_s"] + vector_ops / vector_rate
-    t_memory = _ZERO  # np.maximum(0-d 0, x): np.maximum(0.0, x)'s values and types
+    t_memory = ZERO  # np.maximum(0-d 0, x): np.maximum(0.0, x)'s values and types
     fraction = plan.get("stream_fraction", 1.0)
     if type(fraction) is not float:  # a Python float stays one: the same products
         fraction = np.asarray(fraction, dtype=float)
@@ -232,7 +230,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
             t_memory = np.maximum(t_memory, b / bw)
         if type(stream_bytes) is np.ndarray and type(fraction) is float and fraction == 1.0:
             # x (1 - 1.0) / (1.0 bw_main) as 0-d operands (kept: it carries NaN and inf)
-            t_memory = t_memory + stream_bytes * _ZERO / array_operands(hw)[0][-1]
+            t_memory = t_memory + stream_bytes * ZERO / array_operands(hw)[0][-1]
         else:
             t_memory = t_memory + stream_bytes * (1.0 - fraction) \
                 / (fraction * hw.bandwidth_bytes_per_s[-1])
@@ -414,8 +412,8 @@ def _tile_target(s_a, s_w, capacity) -> tuple:
 def _clipped_tile(m, n, t, tm):
     """`output_tile` clipped to the problem (np.clip(x, 1, m) as its two ufuncs)."""
     tm = np.minimum(tm, m)
-    tn = np.minimum(np.maximum(t / tm, _ONE), n)
-    tm = np.minimum(np.maximum(t / tn, _ONE), m)
+    tn = np.minimum(np.maximum(t / tm, ONE), n)
+    tm = np.minimum(np.maximum(t / tn, ONE), m)
     return tm, tn
 
 
