@@ -4,9 +4,9 @@
 kernel models of simulator.kernels (`prefill_cost(past_len=...)` a prompt chunk after
 cached tokens, `mixed_step_cost` a chunked-prefill pass of decode tokens and prompt
 chunks, `ragged_prefill_cost` a batch of prompts of unequal lengths); `simulate` adds a
-request (prompt + generated tokens) and the memory footprint. Every input may be a numpy
-array (batch, lengths, model fields from `model_for_params`, an object array of formats
-or profiles): one call evaluates the whole broadcast grid.
+request (prompt + generated tokens) and the memory footprint (simulator.footprint).
+Every input may be a numpy array (batch, lengths, model fields from `model_for_params`,
+an object array of formats or profiles): one call evaluates the whole broadcast grid.
 
 Residency (weights re-used while they stay on chip are not fetched again):
 * the persistent state (all weights + the KV cache of the step) lives on the nearest
@@ -33,14 +33,16 @@ import numpy as np
 
 from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
+from precsim.simulator.footprint import (activation_bytes, kv_cache_bytes, numpy_scalar,
+                                         weight_bytes, weight_total)
 from precsim.simulator.hardware import as_hardware, as_operand
-from precsim.simulator.models import TransformerConfig, get_model
+from precsim.simulator.models import get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
-                                   new_frozen, object_memo)
+                                   new_frozen)
 from precsim.simulator.power import dynamic_split, memory_keys, power_per_phase, where
-from precsim.simulator.quant import as_quant, quant_attr, stream_bits
-from precsim.simulator.roofline import add_all, home_level
+from precsim.simulator.quant import as_quant
+from precsim.simulator.roofline import home_level
 
 
 def _check_lengths(**values) -> None:
@@ -57,97 +59,6 @@ def _check_lengths(**values) -> None:
             shown = arr[bad].reshape(-1)[0]
             raise InputError(f"{name} must be at least 1, got {shown:g}"
                              + (" (batch 0 has nothing to run)" if name == "batch" else ""))
-
-
-# ---- weights and footprint -----------------------------------------------------------------
-
-#: weight_bytes per (model, format) object pair with scalar entries (`ops.object_memo`).
-_WEIGHT_BYTES: dict = {}
-
-
-def weight_bytes(model: TransformerConfig, quant) -> dict:
-    """Stored weight bytes per layer group (with group / per-channel scales).
-
-    A tied LM head shares the embedding table when both use the same format; with
-    different formats both copies are stored. Memoised per (model, format) object pair
-    where every entry is a scalar (a new dict each call).
-    """
-    quant = as_quant(quant)
-    return dict(object_memo(_WEIGHT_BYTES, (model, quant), lambda: _weight_bytes(model, quant)))
-
-
-#: weight_total per (model, format) object pair with a scalar total (`ops.object_memo`).
-_WEIGHT_TOTALS: dict = {}
-
-
-def weight_total(model: TransformerConfig, quant):
-    """All stored weight bytes: the entries of `weight_bytes` added in order (memoised
-    as `weight_bytes` is)."""
-    quant = as_quant(quant)
-    return object_memo(_WEIGHT_TOTALS, (model, quant), lambda: {
-        "total": _scalar(add_all(weight_bytes(model, quant).values()))})["total"]
-
-
-def _weight_bytes(model: TransformerConfig, quant) -> dict:
-    """`weight_bytes` of a parsed format, computed."""
-
-    def per(group, attr):
-        return quant_attr(quant, lambda q: getattr(q.for_group(group), attr))
-
-    d, v = model.d_model, model.vocab_size
-    attn = model.n_layers * (model.attn_params_per_layer * per("attn", "effective_weight_bits")
-                             + (model.q_dim + 2 * model.kv_dim + d)
-                             * per("attn", "channel_scale_bits")) / 8.0
-    mlp = (model.mlp_params * per("mlp", "effective_weight_bits")
-           + model.mlp_out_channels * per("mlp", "channel_scale_bits")) / 8.0
-    emb = v * (d * per("embedding", "effective_weight_bits")
-               + per("embedding", "channel_scale_bits")) / 8.0
-    head = v * (d * per("lm_head", "effective_weight_bits")
-                + per("lm_head", "channel_scale_bits")) / 8.0
-    if model.tied_embeddings:
-        same = quant_attr(quant, lambda q: q.for_group("embedding") == q.for_group("lm_head"))
-        head = np.where(np.asarray(same, dtype=bool), 0.0, head)
-    other = model.n_params_norms_biases * stream_bits(quant) / 8.0
-    out = {"embedding": emb, "attn": attn, "mlp": mlp, "lm_head": head, "norms": other}
-    return {k: (val[()] if isinstance(val, np.ndarray) and val.ndim == 0 else val)
-            for k, val in out.items()}
-
-
-#: What `kv_cache_bytes` and `activation_bytes` take from the model and format alone, per
-#: (model, format) object pair with scalar entries (`ops.object_memo`).
-_FOOTPRINT: dict = {}
-
-
-def _footprint_terms(model: TransformerConfig, quant) -> dict:
-    """K/V elements per token, effective KV bits, stream bytes per element and a block's
-    widest activation row in elements (2 d_model + widest GEMM output) of a parsed format,
-    memoised per object pair: a request only multiplies them by its sizes."""
-    def compute() -> dict:
-        widest = np.maximum(model.q_dim + 2 * model.kv_dim, model.ffn_in_width)
-        return {"kv_elements": model.kv_elements_per_token(),
-                "kv_bits": quant_attr(quant, lambda q: q.effective_kv_bits),
-                "stream_bytes": stream_bits(quant) / 8.0,
-                "row_width": 2 * model.d_model + widest}
-    return object_memo(_FOOTPRINT, (model, quant), compute)
-
-
-def kv_cache_bytes(model: TransformerConfig, quant, batch, tokens):
-    """K and V of `tokens` positions (capped by a sliding window) for `batch` sequences at
-    effective KV bits: batch x positions x K/V elements per token x bits / 8."""
-    terms = _footprint_terms(model, as_quant(quant))
-    return batch * model.cached_positions(tokens) * terms["kv_elements"] * terms["kv_bits"] / 8.0
-
-
-def activation_bytes(model: TransformerConfig, quant, batch, prompt_len, flash: bool = True):
-    """Peak live activations of a prefill block: residual + normalised input + the widest
-    GEMM output, the fp32 logits of the last positions and, unfused, two score matrices."""
-    terms = _footprint_terms(model, as_quant(quant))
-    sb = terms["stream_bytes"]
-    m = batch * prompt_len
-    peak = m * sb * terms["row_width"] + batch * model.vocab_size * 4.0
-    if not flash:
-        peak = peak + 2 * batch * model.n_heads * prompt_len ** 2 * sb
-    return peak
 
 
 # ---- phase cost ----------------------------------------------------------------------------
@@ -521,15 +432,6 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
     return offsets, weights
 
 
-def _scalar(x):
-    if isinstance(x, np.generic):
-        return x  # a numpy scalar already (np.asarray(x)[()] is x's value and type)
-    if type(x) is float:
-        return np.float64(x)  # np.asarray(x)[()]
-    arr = np.asarray(x)
-    return arr[()] if arr.ndim == 0 else arr
-
-
 def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
     # board power per phase (simulator.power): baseline, cap, throttled time; a SoC's
     # phases may run on different units (same envelope, each unit's dynamic energy)
@@ -582,7 +484,7 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
     f64 = np.float64  # numpy doubles as they are, Python floats as numpy doubles (what
     # `_scalar` makes of them, without its call), the rest `_scalar`; every dict a new one
     # (weight_bytes_by_group: the prefill PhaseCost's entries, not its dict)
-    return {k: ({kk: vv if type(vv) is f64 else f64(vv) if type(vv) is float else _scalar(vv)
+    return {k: ({kk: vv if type(vv) is f64 else f64(vv) if type(vv) is float else numpy_scalar(vv)
                  for kk, vv in v.items()} if type(v) is dict
-                else v if type(v) is f64 else f64(v) if type(v) is float else _scalar(v))
+                else v if type(v) is f64 else f64(v) if type(v) is float else numpy_scalar(v))
             for k, v in totals.items()}
