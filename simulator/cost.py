@@ -203,6 +203,13 @@ def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
     model = get_model(model)
     quant = as_quant(quant)
     hw = as_hardware(phase_profiles(profile, quant, phase))  # a SoC: the phase's unit
+    return _pass(hw, model, quant, batch, q_len, kv_len, phase, flash, cache_len, logit_rows)
+
+
+def _pass(hw, model, quant, batch, q_len, kv_len, phase: str, flash: bool, cache_len=None,
+          logit_rows=None) -> tuple:
+    """`_phase` of the phase's packed hardware, a loaded model and a parsed format (what
+    `simulate` has resolved once for both passes)."""
     specs = build_ops(model, quant, batch, q_len, kv_len, phase, flash, cache_len=cache_len,
                       logit_rows=logit_rows)
     return hw, model, quant, phase, specs, kv_cache_bytes(model, quant, batch, kv_len)
@@ -369,7 +376,9 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     simulator.power), memory_bytes = weight_bytes + kv_cache_bytes (prompt + generated
     positions) + activation_bytes, capacity_bytes (main memory), fits, bytes_moved.
     """
-    _check_lengths(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
+    if not (type(batch) is type(prompt_len) is type(gen_len) is int
+            and batch >= 1 and prompt_len >= 1 and gen_len >= 1):  # Python ints >= 1 pass
+        _check_lengths(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
     if decode_nodes < 1:
         raise InputError("decode_nodes must be at least 1")
     model = get_model(model)
@@ -382,10 +391,12 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     offsets, weights = decode_nodes_for(steps, decode_nodes)
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
     prefill, nodes = _price([  # one evaluation of both passes' ops (simulator.op_eval)
-        _prefill_pass(hw, model, quant, batch, prompt_len, flash),
-        # `_decode_pass` without its check: the contexts are prompt_len (checked) + offsets >= 1
-        _phase(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch), 1.0,
-               add_axis(prompt_len) + offsets, "decode", flash)], fused_dequant)
+        # `_prefill_pass` and `_decode_pass` without their checks (the lengths are checked,
+        # contexts prompt_len + offsets >= 1) on what is resolved above
+        _pass(hw, model, quant, batch, prompt_len, prompt_len + 0.0, "prefill", flash,
+              cache_len=0.0),
+        _pass(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch), 1.0,
+              add_axis(prompt_len) + offsets, "decode", flash)], fused_dequant)
     decode = nodes.reduce(weights)
     totals = _totals((hw, dec_hw), model, quant, batch, prompt_len, gen_len, steps,
                      prefill, decode, flash)
@@ -424,7 +435,9 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
     if steps.ndim == 0:
         if float(steps) <= decode_nodes:
             return first, (first <= steps).astype(float)
-        return half + mid * steps / n, np.full(decode_nodes, float(steps) / decode_nodes)
+        weights = np.empty(decode_nodes)  # np.full(decode_nodes, steps / decode_nodes)
+        weights.fill(float(steps) / decode_nodes)
+        return half + mid * steps / n, weights
     steps_x = steps[..., None]
     exact = steps_x <= decode_nodes
     offsets = np.where(exact, first, half + mid * steps_x / n)
@@ -432,12 +445,24 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
     return offsets, weights
 
 
+#: NaN as a numpy double: the totals of a scalar request without decode steps.
+_NAN = np.float64(np.nan)
+
+
+def _as_total(v):
+    """A total as `footprint.numpy_scalar` gives it (numpy doubles as they are, Python
+    floats as numpy doubles, without its call)."""
+    return v if type(v) is np.float64 else np.float64(v) if type(v) is float \
+        else numpy_scalar(v)
+
+
 def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
     # board power per phase (simulator.power): baseline, cap, throttled time; a SoC's
     # phases may run on different units (same envelope, each unit's dynamic energy)
-    # a scalar request's sums, sizes and steps as Python floats (the same doubles, the
-    # same operations: numpy's results; `where` picks as np.where does), arrays as they
-    # are; every total as `_scalar` gives it
+    # a scalar request: power on Python floats (simulator.power), its results, sizes and
+    # steps then as numpy doubles (the same doubles, the same operations: numpy's results;
+    # `where` picks as np.where does), so every total is one already; arrays as they are,
+    # every total then as `numpy_scalar` gives it
     hw, dec_hw = hws
     pre, dec = prefill.evaluated.sums, decode.evaluated.sums
     times = pre["time_s"], dec["time_s"]
@@ -445,46 +470,51 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
     pre_p, dec_p = power_per_phase(hws, times,
                                    (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
     split = {k: pre_p.split[k] + dec_p.split[k] for k in pre_p.split}
+    weights = weight_total(model, quant)
+    cap = hw.main_capacity_bytes
     with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
         if numbers:
-            steps = float(steps)
+            f64 = np.float64
+            steps, nan, cap = float(steps), _NAN, f64(cap)
             tokens = prompt_len + gen_len
+            kv = f64(kv_cache_bytes(model, quant, batch, tokens))
+            acts = f64(activation_bytes(model, quant, batch, prompt_len, flash))
+            ttft, pre_e = f64(pre_p.time_s), f64(pre_p.energy_j)
+            dec_t, dec_e = f64(dec_p.time_s), f64(dec_p.energy_j)
+            split = {k: f64(v) for k, v in split.items()}
         else:
+            nan = np.nan
             tokens = np.asarray(prompt_len) + np.asarray(gen_len)
+            kv = kv_cache_bytes(model, quant, batch, tokens)
+            acts = activation_bytes(model, quant, batch, prompt_len, flash)
+            ttft, pre_e, dec_t, dec_e = pre_p.time_s, pre_p.energy_j, dec_p.time_s, dec_p.energy_j
         decoding = steps > 0
         per_step = where(decoding, steps, 1)
-        tpot = where(decoding, dec_p.time_s / per_step, np.nan)
-        ttft = pre_p.time_s
-        energy = pre_p.energy_j + dec_p.energy_j
-        e2e = ttft + dec_p.time_s
-        weights = weight_total(model, quant)
-        kv = kv_cache_bytes(model, quant, batch, tokens)
-        acts = activation_bytes(model, quant, batch, prompt_len, flash)
+        tpot = where(decoding, dec_t / per_step, nan)
+        energy = pre_e + dec_e
+        e2e = ttft + dec_t
         need = weights + kv + acts
-        cap = hw.main_capacity_bytes
         pre_moved, dec_moved = pre["bytes_moved"], dec["bytes_moved"]
         totals = {
             "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
             "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
             "energy_j": energy, "energy_per_token_j": energy / (batch * gen_len),
-            "decode_energy_per_token_j": where(decoding, dec_p.energy_j / (batch * per_step),
-                                                np.nan),
+            "decode_energy_per_token_j": where(decoding, dec_e / (batch * per_step), nan),
             "average_power_w": energy / e2e, "energy_per_request_j": energy / batch,
             "energy_static_j": pre_p.static_j + dec_p.static_j,
             "energy_compute_j": split["compute"],
             "energy_memory_j": {level: split[key] for key, level, _ in memory_keys(hw)},
             "throttled": pre_p.throttled | dec_p.throttled,
-            "weight_bytes": weights, "weight_bytes_by_group": prefill.weight_bytes,
+            "weight_bytes": weights,
+            "weight_bytes_by_group": {k: _as_total(v) for k, v in prefill.weight_bytes.items()},
             "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": need,
             "capacity_bytes": cap, "fits": need <= cap,
             "bytes_moved": {k: pre_moved[k] + dec_moved[k] for k in prefill.level_names},
             "launch_overhead_s": pre["overhead_time_s"] + dec["overhead_time_s"],
-            "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, np.nan),
+            "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, nan),
         }
-    f64 = np.float64  # numpy doubles as they are, Python floats as numpy doubles (what
-    # `_scalar` makes of them, without its call), the rest `_scalar`; every dict a new one
-    # (weight_bytes_by_group: the prefill PhaseCost's entries, not its dict)
-    return {k: ({kk: vv if type(vv) is f64 else f64(vv) if type(vv) is float else numpy_scalar(vv)
-                 for kk, vv in v.items()} if type(v) is dict
-                else v if type(v) is f64 else f64(v) if type(v) is float else numpy_scalar(v))
+    if numbers:  # numpy doubles and booleans already
+        return totals
+    # every total (and dict entry) as `numpy_scalar` gives it; every dict a new one
+    return {k: {kk: _as_total(vv) for kk, vv in v.items()} if type(v) is dict else _as_total(v)
             for k, v in totals.items()}
