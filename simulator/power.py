@@ -120,7 +120,7 @@ class PowerEnergy:
     @property
     def static_j(self):
         """Energy that does not scale with work: idle floor + active baseline."""
-        return add_all(self.split[k] for k in STATIC_KEYS)
+        return add_all(map(self.split.__getitem__, STATIC_KEYS))
 
     @property
     def dynamic_j(self):
