@@ -47,6 +47,9 @@ ZERO, ONE = as_operand(0.0), as_operand(1.0)
 FORMAT_MEMO_MAX = 64
 #: 2.0 and 8.0 as operands against arrays (as ZERO, ONE).
 TWO, EIGHT = as_operand(2.0), as_operand(8.0)
+#: `elementwise_cost`'s plan on the vector unit (read only: `roofline_cost` reads it).
+_VECTOR_PLAN = MappingProxyType({"ops_per_s": 1.0, "energy_per_op_j": 0.0,
+                                 "exec_dtype": "vector"})
 
 
 # ---- kernels -------------------------------------------------------------------------------
@@ -246,15 +249,18 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     terms = kernel_vector_terms(hw, kernel) if kernel else None
     if not (type(half_elements) in (int, float) and half_elements == 0
             and _float_values(vector_ops)):  # else + 0 widening ops: the same values
-        vector_ops = vector_ops + _widen_factor(hw, kernel, terms) \
-            * np.asarray(half_elements, dtype=float)
+        factor = _widen_factor(hw, kernel, terms)
+        vector_ops = vector_ops + (half_elements if factor is ONE and type(half_elements)
+                                   is np.ndarray and half_elements.dtype == np.float64
+                                   else factor * np.asarray(half_elements, dtype=float))
     if terms:  # a profile names the kernel (its scale as an operand against arrays)
         vector_ops = vector_ops * (terms[0] if kernel_rows is None else np.where(
             kernel_rows != ZERO, _kernel_scale(hw, kernel, terms), ONE))
     r_home = home_level(hw, read_bytes, True) if read_home is None else read_home
     w_home = home_level(hw, write_bytes, True) if write_home is None else write_home
     levels = level_bytes(hw, ((r_home, read_bytes), (w_home, write_bytes)))
-    plan = {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
+    plan = _VECTOR_PLAN if exec_dtype == "vector" else \
+        {"ops_per_s": 1.0, "energy_per_op_j": 0.0, "exec_dtype": exec_dtype}
     return roofline_cost(hw, plan, None, vector_ops, None, None, None, levels, n_kernels)
 
 
@@ -287,14 +293,15 @@ def widen_ops(profile, half_elements, kernel: str | None = None):
 
 def _widen_factor(hw: Hardware, kernel, terms):
     """`widen_ops`' ops per element, kept per profile (and kernel named by a profile:
-    its `terms`, `kernel_vector_terms`): no shape enters it."""
+    its `terms`, `kernel_vector_terms`): no shape enters it. A single 1.0 is `ONE`
+    (x 1.0 is exact: `elementwise_cost` adds the elements themselves)."""
     key = "widen_factor" if not terms else ("widen_factor", kernel)
     factor = hw.exec_cache.get(key)
     if factor is None:
         factor = np.where(np.asarray(hw.vector_bits) > 16, hw.widen_ops, 0.0)
         if terms:  # its own (> 0 if widening)
             factor = np.where(factor > 0, terms[1], 0.0)
-        hw.exec_cache[key] = factor
+        hw.exec_cache[key] = factor = ONE if factor.ndim == 0 and factor == 1.0 else factor
     return factor
 
 
@@ -344,12 +351,12 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
         # bytes per element: bits / 8 (x bits / 8 is x (bits / 8): a power of 2 scales)
         sizes = (quant_attr(fmt, lambda q: q.effective_weight_bits) / 8.0,
                  stream_bits(fmt) / 8.0)
-        return (sizes, (*map(as_operand, sizes), ZERO),
-                tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
+        plans = tuple(MappingProxyType(dict(plan, exec_dtype="gather", stream_fraction=1.0,
                                             launch_s=hw.launch_s))
                       for plan in plan_options(hw, quant_attr(fmt, lambda q: q.weight_dtype),
-                                               stream_dtype(fmt))))
-    numbers, operands, plans = _memo(hw, "embedding_terms", quant, (group,), build)
+                                               stream_dtype(fmt)))
+        return sizes, (*map(as_operand, sizes), ZERO), plans, tuple(map(_gathers, plans))
+    numbers, operands, plans, gathers = _memo(hw, "embedding_terms", quant, (group,), build)
     elems = tokens * d_model
     # against an array the numbers as 0-d operands (the same doubles, no temporary)
     w_bytes, s_bytes, zero = operands if type(elems) is np.ndarray else (*numbers, 0.0)
@@ -362,10 +369,25 @@ def embedding_cost(profile, tokens, d_model, quant="W16A16", *, group: str = "em
 
     def converted(rate):  # elements x rate (0 x elements: the zeros already made)
         return zero if type(rate) is float and rate == 0.0 else elems * rate
-    return cheapest([roofline_cost(hw, plan, zero, zero, converted(plan["w_convert_s"]),
+    arrays = type(elems) is np.ndarray  # a plain gather of arrays: a streaming kernel
+    return cheapest([roofline_cost(hw, plan, None, zero, None, None, None, levels, 1.0)
+                     if gather and arrays else
+                     roofline_cost(hw, plan, zero, zero, converted(plan["w_convert_s"]),
                                    converted(plan["w_convert_j"]),
                                    converted(plan["w_convert_ops"]), levels, 1.0)
-                     for plan in plans])
+                     for plan, gather in zip(plans, gathers)])
+
+
+def _gathers(plan) -> bool:
+    """Whether an embedding `plan` converts nothing (every weight conversion rate the
+    number 0) at a positive finite rate and finite energy per op: its no matrix ops and
+    no conversion then add exact zeros (0 / rate, 0 x energy, the overlap of no matrix
+    ops), so `roofline_cost` prices it as a streaming kernel (flops=None) with the same
+    doubles and fewer operations (its zero fields new zeros of the elements' shape)."""
+    rate, energy = plan["ops_per_s"], plan["energy_per_op_j"]
+    return all(type(plan[f]) is float and plan[f] == 0.0 for f in _CONVERSIONS[:3]) \
+        and type(rate) in (float, np.float64) and 0.0 < rate < np.inf \
+        and type(energy) in (float, np.float64) and abs(energy) < np.inf
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,10 +25,12 @@ def level_bytes(hw: Hardware, tensors: Sequence) -> list:
     where(home >= level, bytes, 0.0) (`_crossing`)."""
     n = hw.n_levels
     items = []  # (the last level crossed, bytes): homes differing element-wise masked
+    per_level = False  # any bytes given per level (else the terms only drop out)
     for home, nbytes in tensors:
         if isinstance(home, np.ndarray) and home.ndim:
             nbytes = _crossing(hw, home, nbytes if type(nbytes) is tuple else (nbytes,) * n)
             home = n
+        per_level = per_level or type(nbytes) is tuple
         items.append((home, nbytes))
     levels: list = []
     last = None
@@ -37,7 +39,8 @@ def level_bytes(hw: Hardware, tensors: Sequence) -> list:
         for home, b in items:
             if home >= j:
                 terms.append(b[j] if type(b) is tuple else b)
-        if last is not None and len(terms) == len(last) and all(map(is_, terms, last)):
+        if last is not None and len(terms) == len(last) and (
+                not per_level or all(map(is_, terms, last))):  # the same terms again
             levels.append(levels[-1])
             continue
         last = terms
@@ -74,8 +77,8 @@ def _crossing(hw: Hardware, home: np.ndarray, nbytes: tuple) -> tuple:
 def _nearest_home(home: np.ndarray) -> int:
     """The nearest (smallest) level of `home` (a list's min for small arrays, cheaper than
     a numpy reduction)."""
-    if home.size <= LIST_HOMES:
-        return min(home.ravel().tolist(), default=-1)  # none: no level shared by all
+    if home.size <= LIST_HOMES:  # none: no level shared by all
+        return min(home.tolist() if home.ndim == 1 else home.ravel().tolist(), default=-1)
     return int(home.min())
 
 

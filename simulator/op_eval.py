@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -23,7 +24,8 @@ from precsim.simulator.models import TransformerConfig
 from precsim.simulator.op_streams import fuse_streams, stream_call
 from precsim.simulator.op_template import Inputs, call_inputs
 from precsim.simulator.ops import OpSpec, add_axis, ndim, new_frozen, object_memo
-from precsim.simulator.pass_sums import BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, field_block
+from precsim.simulator.pass_sums import (BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, blocks_added,
+                                         field_block)
 from precsim.simulator.quant import group_format, quant_attr
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, home_level,
                                         reduce_costs)
@@ -75,42 +77,33 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     are scalars (arrays of different passes need not align: a decode pass has a trailing
     axis of steps); each pass keeps its rows of such a batch. How (`_plan`) is kept
     for passes built alike (`ops.OpList.signature`)."""
-    parts = [[] for _ in passes]
-    singles = [[] for _ in passes]
+    calls, layout = _cached_plan(passes)
     values = None
     home = _one_home(passes)
-    calls = []
-    for lead, kind, ops, nd, rows, fill, emit in _cached_plan(passes):
+    priced = []
+    for lead, kind, stacked, ops, nd, rows, fill in calls:
         hw, quant = passes[lead].hw, passes[lead].quant
-        if kind == "=":  # more rows of the call of step `ops` (`op_streams.fuse_streams`)
-            for pi, idx, pass_rows in emit:
-                parts[pi].append((idx, calls[ops], pass_rows))
-            calls.append(None)
-            continue
-        if kind is None:
-            for pi, i in ops:
-                p = passes[pi]
-                singles[pi].append((i, _price_op(p.specs[i], hw, quant, p.model,
-                                                 p.state_home, p.block_home, fused_dequant)))
-            calls.append(None)
+        if kind is None:  # one op priced alone
+            (pi, i), = ops
+            p = passes[pi]
+            priced.append(_price_op(p.specs[i], hw, quant, p.model, p.state_home,
+                                    p.block_home, fused_dequant))
             continue
         if fill is None:
             group = [passes[pi].specs[i] for pi, i in ops]
             columns = _columns(call_inputs(kind, group, quant), nd)
         else:  # the ops' templates (their constant fields) and their inputs' columns
             group, inputs = fill
-            values = values or tuple(getattr(p.specs, "values", None) for p in passes)
+            values = values or tuple([getattr(p.specs, "values", None) for p in passes])
             columns = inputs.columns(values)
-        costs, counts = _STACKED[kind](group, columns, hw, quant,
-                                       _home(passes, ops, rows, nd) if home is None else home,
-                                       fused_dequant, nd)
-        call = new_frozen(PricedCall, costs=costs, count=counts, nd=nd, n=len(ops))
-        calls.append(call)
-        for pi, idx, pass_rows in emit:
-            parts[pi].append((idx, call, pass_rows))
-    return [new_frozen(EvaluatedPass, n=len(p.specs), parts=tuple(a), singles=tuple(b),
-                       reduced=None)
-            for p, a, b in zip(passes, parts, singles)]
+        costs, counts = stacked(group, columns, hw, quant,
+                                _home(passes, ops, rows, nd) if home is None else home,
+                                fused_dequant, nd)
+        priced.append(new_frozen(PricedCall, costs=costs, count=counts, nd=nd, n=len(ops)))
+    return [new_frozen(EvaluatedPass, n=len(p.specs),
+                       parts=tuple([(idx, priced[c], r) for idx, c, r in pass_parts]),
+                       singles=tuple([(i, priced[c]) for i, c in pass_singles]), reduced=None)
+            for p, (pass_parts, pass_singles) in zip(passes, layout)]
 
 
 #: `_plan` per signature of the passes (`ops.object_memo`).
@@ -118,19 +111,46 @@ _PLANS: dict = {}
 
 
 def _cached_plan(passes: Sequence[PassOps]) -> tuple:
-    """`_plan(passes)`, kept per the passes' signatures (their ops' kinds, groups and
-    input dimensions), hardware and format objects, weight homes' and profiles'
-    dimensions and which passes share hardware and format."""
+    """`_layout` of `_plan(passes)`, kept per the passes' signatures (their ops' kinds,
+    groups and input dimensions), hardware and format objects, weight homes' and
+    profiles' dimensions and which passes share hardware and format."""
     firsts: dict = {}
-    extra, objects = [], []
+    extra, objects = (), []
     for pi, p in enumerate(passes):
         signature = getattr(p.specs, "signature", None)
         if signature is None:
-            return _plan(passes)
-        extra.append((signature, ndim(p.state_home), p.hw.profiles.ndim,
-                      firsts.setdefault((id(p.hw), id(p.quant)), pi)))
+            return _layout(_plan(passes), passes)
+        extra += (signature, ndim(p.state_home), p.hw.profiles.ndim,
+                  firsts.setdefault((id(p.hw), id(p.quant)), pi))  # 4 per pass
         objects += (p.model, p.quant, *p.specs.objects)
-    return object_memo(_PLANS, tuple(objects), lambda: _plan(passes), tuple(extra))
+    return object_memo(_PLANS, tuple(objects), lambda: _layout(_plan(passes), passes), extra)
+
+
+def _layout(steps: tuple, passes: Sequence[PassOps]) -> tuple:
+    """`_plan`'s `steps` for `passes` as `price_passes` runs them: the formula calls (lead
+    pass, kind, its stacked adapter (GEMMs: whether any is an expert GEMM, a property of
+    the model the plan is kept for), ops, dimensions, rows, fill; one call per op priced
+    alone, none for a "=" step) and per pass its parts (op indices, call number, rows)
+    and single ops (op index, call number) in the order the steps emit them (the order
+    the pass sums add them)."""
+    calls, numbers = [], {}
+    parts, singles = [[] for _ in passes], [[] for _ in passes]
+    for j, (lead, kind, ops, nd, rows, fill, emit) in enumerate(steps):
+        if kind is None:
+            for pi, i in ops:
+                singles[pi].append((i, len(calls)))
+                calls.append((lead, None, None, ((pi, i),), nd, rows, fill))
+            continue
+        if kind == "=":  # more rows of the call of step `ops` (`op_streams.fuse_streams`)
+            number = numbers[ops]
+        else:
+            number = numbers[j] = len(calls)
+            stacked = _STACKED.get(kind) or partial(_gemms, any(
+                passes[pi].specs[i].params.get("experts") for pi, i in ops))
+            calls.append((lead, kind, stacked, ops, nd, rows, fill))
+        for pi, idx, pass_rows in emit:
+            parts[pi].append((idx, number, pass_rows))
+    return tuple(calls), tuple(zip(map(tuple, parts), map(tuple, singles)))
 
 
 def _plan(passes: Sequence[PassOps]) -> tuple:
@@ -292,11 +312,11 @@ class EvaluatedPass:
             block = block[:, rows.start] if rows.stop - rows.start == 1 \
                 else np.add.reduce(block[:, rows], axis=1)  # one row: itself (one term)
             total = block if total is None else total + block if total.ndim == block.ndim \
-                else _added(total, block)
+                else blocks_added(total, block)
         for _, call in self.singles:
             block = call.block(group)
             total = block if total is None else total + block if total.ndim == block.ndim \
-                else _added(total, block)
+                else blocks_added(total, block)
         self.__dict__[SUM_KEYS[group]] = total
         return total
 
@@ -321,14 +341,6 @@ class EvaluatedPass:
         new.__dict__.update(n=self.n, parts=self.parts, singles=self.singles,
                             reduced=(self, weights, axis))
         return new
-
-
-def _added(total: np.ndarray, block: np.ndarray) -> np.ndarray:
-    """total + block of different dimensions: the fewer padded after the fields' axis."""
-    dims = max(total.ndim, block.ndim)
-    total, block = (b if b.ndim == dims else b.reshape(
-        b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:]) for b in (total, block))
-    return total + block
 
 
 def _max_ndim(*values) -> int:
@@ -440,12 +452,12 @@ def _split(cost: KernelCost, n: int, nd: int) -> list:
     return out
 
 
-def _gemms(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
-    """GEMMs of one format: m, n, k, output bits and streaming scale stacked; (costs,
-    counts) as `PricedCall` takes them (so are the other stacked calls')."""
+def _gemms(experts: bool, group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
+    """GEMMs of one format (`experts`: some are expert GEMMs): m, n, k, output bits and
+    streaming scale stacked; (costs, counts) as `PricedCall` takes them (so are the
+    other stacked calls')."""
     first = group[0]
     m, n, k, out_bits, counts = columns
-    experts = any(s.params.get("experts") for s in group)
     scale = _stack([_expert_stream(hw, quant, s.group) if s.params.get("experts") else 1.0
                     for s in group], nd) if experts else 1.0  # x 1.0: exact
     cost = gemm_cost(hw, m, n, k, quant, group=first.group, weight_home=home,
@@ -465,7 +477,9 @@ def _embeddings(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     return (cost,), counts
 
 
-_STACKED = {"gemm": _gemms, "stream": stream_call, "embedding": _embeddings}
+#: The stacked calls' adapters but GEMMs' (`_layout` binds `_gemms` to whether any op is
+#: an expert GEMM).
+_STACKED = {"stream": stream_call, "embedding": _embeddings}
 
 
 def evaluate_op(spec: OpSpec, hw: Hardware, quant, model: TransformerConfig, state_home,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from precsim.simulator.kernels import ZERO, elementwise_cost
 from precsim.simulator.op_template import Inputs, call_inputs
 
@@ -21,11 +23,26 @@ def stream_call(group, columns, hw, quant, home, fused_dequant, nd) -> tuple:
     kind = next((s.params["kind_norm"] for s in group if s.kind == "norm"), None)
     cost = elementwise_cost(hw, read, write, vector_ops, half_elements=half, kernel=kind,
                             kernel_rows=norm_rows)
-    if (kv > ZERO).any():  # none read, no vector ops: one array of 0.0 x bytes for both
+    if _any_positive(kv):  # none read, no vector ops: one array of 0.0 x bytes for both
         zero = ZERO * kv
         return (cost, elementwise_cost(hw, zero, kv, zero, write_home=home,
                                        n_kernels=0.0)), counts
     return (cost,), counts
+
+
+#: Elements up to which `_any_positive` reads a list (one numpy pass beyond).
+LIST_ANY = 64
+#: 0.0 < x (False for NaN), for `_any_positive`.
+_POSITIVE = (0.0).__lt__
+
+
+def _any_positive(values) -> bool:
+    """(values > 0).any() (NaN is not): through a list for a small float64 array
+    (cheaper than a comparison and a numpy reduction)."""
+    if type(values) is np.ndarray and values.size <= LIST_ANY and values.dtype == np.float64:
+        return any(map(_POSITIVE, values.tolist() if values.ndim == 1
+                       else values.ravel().tolist()))
+    return bool((values > ZERO).any())
 
 
 def fuse_streams(steps: list, passes: Sequence, quant, start: int, stack) -> list:

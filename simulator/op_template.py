@@ -150,6 +150,7 @@ class Inputs:
         columns = list(zip(*rows))
         self._constant = [None if any(isinstance(x, Expr) for x in column)
                           else _read_only(stack(column)) for column in columns]
+        self._slots = [j for j, kept in enumerate(self._constant) if kept is None]
         self._fill = compile_values([list(zip(owners, column)) for column, kept
                                      in zip(columns, self._constant) if kept is None],
                                     floats=nd == 0)
@@ -157,9 +158,11 @@ class Inputs:
     def columns(self, values: tuple) -> list:
         """The call's columns for the passes' request `values`."""
         filled = self._fill(values)
-        filled = iter(np.array(filled, dtype=float) if self._nd == 0
-                      else map(self._stack, filled))
-        return [next(filled) if kept is None else kept for kept in self._constant]
+        out = self._constant.copy()  # the filled columns into their slots
+        for j, column in zip(self._slots, np.array(filled, dtype=float) if self._nd == 0
+                             else map(self._stack, filled)):
+            out[j] = column
+        return out
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

@@ -50,3 +50,16 @@ def field_block(costs: tuple, names: tuple, levels: tuple, nd, n: int,
 def _values(cost: KernelCost, names: tuple, levels: tuple) -> list:
     """The fields `names`, then the bytes at `levels`, of `cost`."""
     return [*map(cost.__dict__.__getitem__, names), *map(cost.bytes_moved.__getitem__, levels)]
+
+
+def blocks_added(total: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """total + block of different dimensions (a pass's sums and a part's: (fields, *shape)):
+    the fewer padded after the fields' axis."""
+    if total.ndim < block.ndim:
+        return _padded(total, block.ndim) + block
+    return total + _padded(block, total.ndim)
+
+
+def _padded(b: np.ndarray, dims: int) -> np.ndarray:
+    """`b` with `dims` dimensions: ones inserted after the fields' axis."""
+    return b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])

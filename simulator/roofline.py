@@ -205,8 +205,10 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     else:
         bandwidths, energies = hw.bandwidth_bytes_per_s, hw.energy_per_byte_j
         vector_rate, vector_energy = hw.vector_ops_per_s, hw.vector_energy_per_op_j
-    if streaming:
-        flops = convert_s = convert_j = convert_ops = 0.0 * np.asarray(vector_ops, dtype=float)
+    if streaming:  # 0-d 0.0 x a float64 array: 0.0 x np.asarray(vector_ops, float)
+        flops = convert_s = convert_j = convert_ops = _ZERO * vector_ops \
+            if type(vector_ops) is np.ndarray and vector_ops.dtype == np.float64 \
+            else 0.0 * np.asarray(vector_ops, dtype=float)
         t_math = vector_ops / vector_rate
     else:
         t_math = flops / plan["ops_per_s"] + vector_ops / vector_rate
@@ -216,7 +218,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         fraction = np.asarray(fraction, dtype=float)
     if stream_bytes is None:  # every byte at the plan's share of each level's bandwidth
         if type(fraction) is float and fraction == 1.0:  # b / (bw * 1.0) is b / bw
-            for b, bw in zip(bytes_by_level, bandwidths):
+            for b, bw in _slowest_levels(hw, bytes_by_level, bandwidths):
                 t_memory = np.maximum(t_memory, b / bw)
         else:
             for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
@@ -226,20 +228,23 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         # streamed byte, in series with the memory: + stream_bytes (1 - f) / (f bw_main),
         # so b / (f bw_main) from main memory and ~bw_main f / (1 - f) from a near level
         # much faster than the kernel (a GEMV reading an L3-resident weight)
-        for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
+        for b, bw in _slowest_levels(hw, bytes_by_level, bandwidths):
             t_memory = np.maximum(t_memory, b / bw)
-        t_memory = t_memory + stream_bytes * (1.0 - fraction) \
-            / (fraction * hw.bandwidth_bytes_per_s[-1])
+        if type(stream_bytes) is np.ndarray and type(fraction) is float and fraction == 1.0:
+            # x (1 - 1.0) / (1.0 bw_main) as 0-d operands (kept: it carries NaN and inf)
+            t_memory = t_memory + stream_bytes * _ZERO / array_operands(hw)[0][-1]
+        else:
+            t_memory = t_memory + stream_bytes * (1.0 - fraction) \
+                / (fraction * hw.bandwidth_bytes_per_s[-1])
     overhead = n_kernels * plan.get("launch_s", hw.launch_s) + fixed_s
     time_s = np.maximum(t_math, t_memory)
     if not (streaming or type(hw.matmul_overlap) is float and hw.matmul_overlap == 1.0):
         # kernels with matrix ops overlap memory by `matmul_overlap` (else fully: + 0)
         overlap = np.where(np.asarray(flops) > 0, hw.matmul_overlap, 1.0)
         time_s = time_s + (1.0 - overlap) * np.minimum(t_math, t_memory)
-    per_level = [b * e for b, e in zip(bytes_by_level, energies)]
-    moved = per_level[0]
-    for value in per_level[1:]:
-        moved = moved + value
+    moved = None  # sum_j b_j e_j, added level by level
+    for b, e in zip(bytes_by_level, energies):
+        moved = b * e if moved is None else moved + b * e
     if streaming:
         time_s = time_s + overhead
         t_compute = t_math
@@ -259,6 +264,28 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     return cost
 
 
+def _slowest_levels(hw: Hardware, bytes_by_level: Sequence, bandwidths) -> list:
+    """The (bytes, bandwidth) pairs that set t_memory = max(0, b_0 / bw_0, b_1 / bw_1, ...):
+    of consecutive levels given the same bytes object b (`levels.level_bytes` shares one
+    sum between levels crossed by the same tensors) only the one of least bandwidth, in
+    the run's place, for a single profile. The same maximum in fewer operations: b / min(bw)
+    is the largest quotient of every b >= 0; a b < 0 (or -0.0) gives quotients at or under
+    the running maximum, which starts at 0; a NaN gives NaN at every level."""
+    if not hw.is_single:
+        return list(zip(bytes_by_level, bandwidths))
+    out = []
+    last = slowest = None
+    for b, bw, raw in zip(bytes_by_level, bandwidths, hw.bandwidth_bytes_per_s):
+        if b is last:
+            if raw < slowest:
+                out[-1] = (b, bw)
+                slowest = raw
+            continue
+        out.append((b, bw))
+        last, slowest = b, raw
+    return out
+
+
 # ---- placement helpers ---------------------------------------------------------------------
 
 def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
@@ -273,9 +300,9 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
     if rooms is None and hw.is_single:  # its candidate levels and their room as floats
         rooms = hw.exec_cache[("rooms", persistent_only)] = _rooms(hw, persistent_only)
     if rooms is not None:
-        nearest, bounds, levels = rooms
-        if isinstance(nbytes, (int, float)) or (
-                nbytes.ndim == 0 if type(nbytes) is np.ndarray else np.ndim(nbytes) == 0):
+        nearest, bounds, levels, level_ints = rooms
+        if type(nbytes) is float or (not nbytes.ndim if type(nbytes) is np.ndarray else
+                                     isinstance(nbytes, (int, float)) or np.ndim(nbytes) == 0):
             for j, room in nearest:  # the nearest level that holds it
                 if nbytes <= room:
                     return j
@@ -283,7 +310,7 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
         if bounds is not None:  # rooms growing with the level: the first that holds it
             at = bounds.searchsorted(nbytes)  # NaN sorts last: main memory
             one = _one_value(at)
-            return levels[at] if one is None else levels.item(one)  # one home for all
+            return levels[at] if one is None else level_ints[one]  # one home for all
         nbytes = np.asarray(nbytes)
         home = np.full(nbytes.shape, hw.main)
         for j, room in reversed(nearest):  # the nearest written last
@@ -304,14 +331,15 @@ def home_level(hw: Hardware, nbytes, persistent_only: bool = False):
 def _rooms(hw: Hardware, persistent_only: bool) -> tuple:
     """One profile's candidate levels for `home_level`: ((level, room), ...) nearest
     first, and where the rooms grow with the level, the rooms with main memory's
-    (infinite) last and the levels a `searchsorted` index into them means (else None,
-    None)."""
+    (infinite) last and the levels a `searchsorted` index into them means, as an array
+    and as a tuple of ints (else None, None, None)."""
     rooms = tuple((j, hw.capacity_bytes[j] if hw.scratchpad[j] else hw.usable(j))
                   for j in range(hw.main) if hw.persistent[j] or not persistent_only)
     if any(a[1] > b[1] for a, b in zip(rooms, rooms[1:])):
-        return rooms, None, None
-    return (rooms, np.array([room for _, room in rooms] + [np.inf]),
-            np.array([j for j, _ in rooms] + [hw.main, hw.main]))  # NaN: past inf
+        return rooms, None, None, None
+    levels = [j for j, _ in rooms] + [hw.main, hw.main]  # NaN: past inf
+    return rooms, np.array([room for _, room in rooms] + [np.inf]), np.array(levels), \
+        tuple(levels)
 
 
 #: Elements up to which `_one_value` compares a list (one numpy pass beyond).
@@ -321,11 +349,10 @@ LIST_COMPARE = 64
 def _one_value(a):
     """The value (an int) every element of integer array `a` has, else None (also for an
     empty array): counted in a list for small arrays (cheaper than a numpy pass)."""
-    if not a.size:
-        return None
-    if a.size <= LIST_COMPARE:
-        values = (a if a.ndim == 1 else a.ravel()).tolist()
-        return values[0] if values.count(values[0]) == len(values) else None
+    size = a.size
+    if size <= LIST_COMPARE:
+        values = a.tolist() if a.ndim == 1 else a.ravel().tolist()
+        return values[0] if values and values.count(values[0]) == size else None
     return None if np.count_nonzero(a - a.flat[0]) else int(a.flat[0])
 
 

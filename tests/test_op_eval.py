@@ -206,3 +206,52 @@ def test_norms_and_streaming_ops_share_one_call_at_the_norm_kind_rate():
     norm = next(s for s in prefill if s.kind == "norm")
     plain = evaluate_op(norm, _hardware("host"), fmt, cfg, 0, 0, True)
     assert evaluate_op(norm, hw, fmt, cfg, 0, 0, True).compute_time_s != plain.compute_time_s
+
+
+@pytest.mark.parametrize("model", ["llama-3.2-1b", "mixtral-8x7b"])
+def test_a_layout_prices_each_step_once_and_keeps_each_passs_order(model):
+    """`_layout` of a plan: one call per stacked step and per op priced alone, none for a
+    "=" step (its rows read the call of the step it names); each pass's parts and single
+    ops in the order the steps emit them, every op once; a GEMM call's adapter bound to
+    whether its ops include expert GEMMs."""
+    from precsim.simulator.op_eval import _layout, _plan
+    hw, fmt, cfg = _hardware("h100-tiles"), parse_quant("FP8"), get_model(model)
+    passes = [PassOps(s, hw, fmt, cfg, hw.main, hw.main)
+              for s in (build_ops(cfg, fmt, 2.0, 100.0, 100.0, "prefill"),
+                        build_ops(cfg, fmt, 2.0, 1.0, 101.0, "decode"))]
+    steps = _plan(passes)
+    calls, layout = _layout(steps, passes)
+    assert len(calls) == sum(len(s[2]) if s[1] is None else s[1] != "=" for s in steps)
+    for pi, (parts, singles) in enumerate(layout):
+        emitted = [(idx, rows) for s in steps if s[1] for qi, idx, rows in s[6] if qi == pi]
+        assert [(idx, rows) for idx, _, rows in parts] == emitted
+        assert [i for s in steps if s[1] is None for qi, i in s[2] if qi == pi] \
+            == [i for i, _ in singles]
+        assert sorted([i for idx, _, _ in parts for i in idx] + [i for i, _ in singles]) \
+            == list(range(len(passes[pi].specs)))
+        for (idx, c, rows), step in zip(parts, (s for s in steps if s[1] and any(
+                qi == pi for qi, _, _ in s[6]))):
+            lead = steps[step[2]] if step[1] == "=" else step
+            assert calls[c][3] == lead[2]  # the call of the step (of the step "=" names)
+        assert all(calls[c][1] is None and calls[c][3] == ((pi, i),) for i, c in singles)
+    gemms = [call for call in calls if call[1] == "gemm"]
+    assert gemms and all(call[2].args == (any(
+        passes[pi].specs[i].params.get("experts") for pi, i in call[3]),) for call in gemms)
+    assert any(call[2].args[0] for call in gemms) == (cfg.n_experts > 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(fields=st.integers(1, 7), shape=st.lists(st.integers(1, 4), max_size=3),
+       less=st.integers(0, 3), seed=st.integers(0, 2**16), swap=st.booleans())
+def test_blocks_of_different_dimensions_add_with_the_fewer_padded_after_the_fields(
+        fields, shape, less, seed, swap):
+    """`pass_sums.blocks_added`: (fields, *shape) + (fields, *shape[k:]) is the sum
+    with the smaller's axes after the fields' axis, either way round."""
+    from precsim.simulator.pass_sums import blocks_added
+    rng = np.random.default_rng(seed)
+    big = rng.standard_normal((fields, *shape))
+    cut = min(less, len(shape))
+    small = rng.standard_normal((fields, *shape[cut:]))
+    a, b = (small, big) if swap else (big, small)
+    expected = big + small.reshape((fields,) + (1,) * cut + small.shape[1:])
+    assert np.array_equal(blocks_added(a, b), expected)
