@@ -11,6 +11,7 @@ Every function takes names or loaded objects, so a script can stay short::
 """
 from __future__ import annotations
 
+import functools
 import os
 
 from precsim.simulator.cost import SimulationResult
@@ -75,17 +76,23 @@ def simulate(profile: str | HardwareProfile, model: str | TransformerConfig,
     both phases / prefill / decode (default: the runtime's preferred unit, else the
     profile's default for the format; docs/soc.md).
     """
-    from precsim.codesign.commands.simulate import run_request
-
     layout = None  # one device: no layout
     if not (type(tp) is int and type(pp) is int and type(ep) is int and tp == pp == ep == 1):
         from precsim.simulator.parallel import ParallelLayout
         layout = ParallelLayout(tp=tp, pp=pp, ep=ep)
-    _, _, result = run_request(load_profile(profile), model, quant, batch, prompt, gen,
-                               flash=flash, fused_dequant=fused_dequant, layout=layout,
-                               runtime=runtime, unit=unit, prefill_unit=prefill_unit,
-                               decode_unit=decode_unit)
+    _, _, result = _run_request()(load_profile(profile), model, quant, batch, prompt, gen,
+                                  flash=flash, fused_dequant=fused_dequant, layout=layout,
+                                  runtime=runtime, unit=unit, prefill_unit=prefill_unit,
+                                  decode_unit=decode_unit)
     return result
+
+
+@functools.cache
+def _run_request():
+    """codesign's `run_request`, imported on the first `simulate` (codesign loads more than
+    `import precsim` needs) and kept: no import statement per call."""
+    from precsim.codesign.commands.simulate import run_request
+    return run_request
 
 
 def simulate_grid(profile: str | HardwareProfile, model: str | TransformerConfig,

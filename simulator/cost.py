@@ -4,9 +4,9 @@
 kernel models of simulator.kernels (`prefill_cost(past_len=...)` a prompt chunk after
 cached tokens, `mixed_step_cost` a chunked-prefill pass of decode tokens and prompt
 chunks, `ragged_prefill_cost` a batch of prompts of unequal lengths); `simulate` adds a
-request (prompt + generated tokens) and the memory footprint. Every input may be a numpy
-array (batch, lengths, model fields from `model_for_params`, an object array of formats
-or profiles): one call evaluates the whole broadcast grid.
+request (prompt + generated tokens) and the memory footprint (simulator.footprint).
+Every input may be a numpy array (batch, lengths, model fields from `model_for_params`,
+an object array of formats or profiles): one call evaluates the whole broadcast grid.
 
 Residency (weights re-used while they stay on chip are not fetched again):
 * the persistent state (all weights + the KV cache of the step) lives on the nearest
@@ -33,14 +33,16 @@ import numpy as np
 
 from precsim.simulator.compute_units import phase_profiles
 from precsim.simulator.errors import InputError
+from precsim.simulator.footprint import (activation_bytes, kv_cache_bytes, numpy_scalar,
+                                         weight_bytes, weight_total)
 from precsim.simulator.hardware import as_hardware, as_operand
-from precsim.simulator.models import TransformerConfig, get_model
+from precsim.simulator.models import get_model
 from precsim.simulator.op_eval import EvaluatedPass, PassOps, price_passes
 from precsim.simulator.ops import (add_axis, build_mixed_ops, build_ops, model_add_axis,
-                                   new_frozen, object_memo)
+                                   new_frozen)
 from precsim.simulator.power import dynamic_split, memory_keys, power_per_phase, where
-from precsim.simulator.quant import as_quant, quant_attr, stream_bits
-from precsim.simulator.roofline import add_all, home_level
+from precsim.simulator.quant import as_quant
+from precsim.simulator.roofline import home_level
 
 
 def _check_lengths(**values) -> None:
@@ -57,97 +59,6 @@ def _check_lengths(**values) -> None:
             shown = arr[bad].reshape(-1)[0]
             raise InputError(f"{name} must be at least 1, got {shown:g}"
                              + (" (batch 0 has nothing to run)" if name == "batch" else ""))
-
-
-# ---- weights and footprint -----------------------------------------------------------------
-
-#: weight_bytes per (model, format) object pair with scalar entries (`ops.object_memo`).
-_WEIGHT_BYTES: dict = {}
-
-
-def weight_bytes(model: TransformerConfig, quant) -> dict:
-    """Stored weight bytes per layer group (with group / per-channel scales).
-
-    A tied LM head shares the embedding table when both use the same format; with
-    different formats both copies are stored. Memoised per (model, format) object pair
-    where every entry is a scalar (a new dict each call).
-    """
-    quant = as_quant(quant)
-    return dict(object_memo(_WEIGHT_BYTES, (model, quant), lambda: _weight_bytes(model, quant)))
-
-
-#: weight_total per (model, format) object pair with a scalar total (`ops.object_memo`).
-_WEIGHT_TOTALS: dict = {}
-
-
-def weight_total(model: TransformerConfig, quant):
-    """All stored weight bytes: the entries of `weight_bytes` added in order (memoised
-    as `weight_bytes` is)."""
-    quant = as_quant(quant)
-    return object_memo(_WEIGHT_TOTALS, (model, quant), lambda: {
-        "total": _scalar(add_all(weight_bytes(model, quant).values()))})["total"]
-
-
-def _weight_bytes(model: TransformerConfig, quant) -> dict:
-    """`weight_bytes` of a parsed format, computed."""
-
-    def per(group, attr):
-        return quant_attr(quant, lambda q: getattr(q.for_group(group), attr))
-
-    d, v = model.d_model, model.vocab_size
-    attn = model.n_layers * (model.attn_params_per_layer * per("attn", "effective_weight_bits")
-                             + (model.q_dim + 2 * model.kv_dim + d)
-                             * per("attn", "channel_scale_bits")) / 8.0
-    mlp = (model.mlp_params * per("mlp", "effective_weight_bits")
-           + model.mlp_out_channels * per("mlp", "channel_scale_bits")) / 8.0
-    emb = v * (d * per("embedding", "effective_weight_bits")
-               + per("embedding", "channel_scale_bits")) / 8.0
-    head = v * (d * per("lm_head", "effective_weight_bits")
-                + per("lm_head", "channel_scale_bits")) / 8.0
-    if model.tied_embeddings:
-        same = quant_attr(quant, lambda q: q.for_group("embedding") == q.for_group("lm_head"))
-        head = np.where(np.asarray(same, dtype=bool), 0.0, head)
-    other = model.n_params_norms_biases * stream_bits(quant) / 8.0
-    out = {"embedding": emb, "attn": attn, "mlp": mlp, "lm_head": head, "norms": other}
-    return {k: (val[()] if isinstance(val, np.ndarray) and val.ndim == 0 else val)
-            for k, val in out.items()}
-
-
-#: What `kv_cache_bytes` and `activation_bytes` take from the model and format alone, per
-#: (model, format) object pair with scalar entries (`ops.object_memo`).
-_FOOTPRINT: dict = {}
-
-
-def _footprint_terms(model: TransformerConfig, quant) -> dict:
-    """K/V elements per token, effective KV bits, stream bytes per element and a block's
-    widest activation row in elements (2 d_model + widest GEMM output) of a parsed format,
-    memoised per object pair: a request only multiplies them by its sizes."""
-    def compute() -> dict:
-        widest = np.maximum(model.q_dim + 2 * model.kv_dim, model.ffn_in_width)
-        return {"kv_elements": model.kv_elements_per_token(),
-                "kv_bits": quant_attr(quant, lambda q: q.effective_kv_bits),
-                "stream_bytes": stream_bits(quant) / 8.0,
-                "row_width": 2 * model.d_model + widest}
-    return object_memo(_FOOTPRINT, (model, quant), compute)
-
-
-def kv_cache_bytes(model: TransformerConfig, quant, batch, tokens):
-    """K and V of `tokens` positions (capped by a sliding window) for `batch` sequences at
-    effective KV bits: batch x positions x K/V elements per token x bits / 8."""
-    terms = _footprint_terms(model, as_quant(quant))
-    return batch * model.cached_positions(tokens) * terms["kv_elements"] * terms["kv_bits"] / 8.0
-
-
-def activation_bytes(model: TransformerConfig, quant, batch, prompt_len, flash: bool = True):
-    """Peak live activations of a prefill block: residual + normalised input + the widest
-    GEMM output, the fp32 logits of the last positions and, unfused, two score matrices."""
-    terms = _footprint_terms(model, as_quant(quant))
-    sb = terms["stream_bytes"]
-    m = batch * prompt_len
-    peak = m * sb * terms["row_width"] + batch * model.vocab_size * 4.0
-    if not flash:
-        peak = peak + 2 * batch * model.n_heads * prompt_len ** 2 * sb
-    return peak
 
 
 # ---- phase cost ----------------------------------------------------------------------------
@@ -292,6 +203,13 @@ def _phase(profile, model, quant, batch, q_len, kv_len, phase: str, flash: bool,
     model = get_model(model)
     quant = as_quant(quant)
     hw = as_hardware(phase_profiles(profile, quant, phase))  # a SoC: the phase's unit
+    return _pass(hw, model, quant, batch, q_len, kv_len, phase, flash, cache_len, logit_rows)
+
+
+def _pass(hw, model, quant, batch, q_len, kv_len, phase: str, flash: bool, cache_len=None,
+          logit_rows=None) -> tuple:
+    """`_phase` of the phase's packed hardware, a loaded model and a parsed format (what
+    `simulate` has resolved once for both passes)."""
     specs = build_ops(model, quant, batch, q_len, kv_len, phase, flash, cache_len=cache_len,
                       logit_rows=logit_rows)
     return hw, model, quant, phase, specs, kv_cache_bytes(model, quant, batch, kv_len)
@@ -458,7 +376,9 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     simulator.power), memory_bytes = weight_bytes + kv_cache_bytes (prompt + generated
     positions) + activation_bytes, capacity_bytes (main memory), fits, bytes_moved.
     """
-    _check_lengths(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
+    if not (type(batch) is type(prompt_len) is type(gen_len) is int
+            and batch >= 1 and prompt_len >= 1 and gen_len >= 1):  # Python ints >= 1 pass
+        _check_lengths(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
     if decode_nodes < 1:
         raise InputError("decode_nodes must be at least 1")
     model = get_model(model)
@@ -471,10 +391,12 @@ def simulate(profile, model, quant, batch, prompt_len, gen_len, *, flash: bool =
     offsets, weights = decode_nodes_for(steps, decode_nodes)
     quant_x = quant[..., None] if isinstance(quant, np.ndarray) else quant
     prefill, nodes = _price([  # one evaluation of both passes' ops (simulator.op_eval)
-        _prefill_pass(hw, model, quant, batch, prompt_len, flash),
-        # `_decode_pass` without its check: the contexts are prompt_len (checked) + offsets >= 1
-        _phase(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch), 1.0,
-               add_axis(prompt_len) + offsets, "decode", flash)], fused_dequant)
+        # `_prefill_pass` and `_decode_pass` without their checks (the lengths are checked,
+        # contexts prompt_len + offsets >= 1) on what is resolved above
+        _pass(hw, model, quant, batch, prompt_len, prompt_len + 0.0, "prefill", flash,
+              cache_len=0.0),
+        _pass(dec_hw.expand(), model_add_axis(model), quant_x, add_axis(batch), 1.0,
+              add_axis(prompt_len) + offsets, "decode", flash)], fused_dequant)
     decode = nodes.reduce(weights)
     totals = _totals((hw, dec_hw), model, quant, batch, prompt_len, gen_len, steps,
                      prefill, decode, flash)
@@ -513,7 +435,9 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
     if steps.ndim == 0:
         if float(steps) <= decode_nodes:
             return first, (first <= steps).astype(float)
-        return half + mid * steps / n, np.full(decode_nodes, float(steps) / decode_nodes)
+        weights = np.empty(decode_nodes)  # np.full(decode_nodes, steps / decode_nodes)
+        weights.fill(float(steps) / decode_nodes)
+        return half + mid * steps / n, weights
     steps_x = steps[..., None]
     exact = steps_x <= decode_nodes
     offsets = np.where(exact, first, half + mid * steps_x / n)
@@ -521,21 +445,24 @@ def decode_nodes_for(steps, decode_nodes: int = 64):
     return offsets, weights
 
 
-def _scalar(x):
-    if isinstance(x, np.generic):
-        return x  # a numpy scalar already (np.asarray(x)[()] is x's value and type)
-    if type(x) is float:
-        return np.float64(x)  # np.asarray(x)[()]
-    arr = np.asarray(x)
-    return arr[()] if arr.ndim == 0 else arr
+#: NaN as a numpy double: the totals of a scalar request without decode steps.
+_NAN = np.float64(np.nan)
+
+
+def _as_total(v):
+    """A total as `footprint.numpy_scalar` gives it (numpy doubles as they are, Python
+    floats as numpy doubles, without its call)."""
+    return v if type(v) is np.float64 else np.float64(v) if type(v) is float \
+        else numpy_scalar(v)
 
 
 def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decode, flash):
     # board power per phase (simulator.power): baseline, cap, throttled time; a SoC's
     # phases may run on different units (same envelope, each unit's dynamic energy)
-    # a scalar request's sums, sizes and steps as Python floats (the same doubles, the
-    # same operations: numpy's results; `where` picks as np.where does), arrays as they
-    # are; every total as `_scalar` gives it
+    # a scalar request: power on Python floats (simulator.power), its results, sizes and
+    # steps then as numpy doubles (the same doubles, the same operations: numpy's results;
+    # `where` picks as np.where does), so every total is one already; arrays as they are,
+    # every total then as `numpy_scalar` gives it
     hw, dec_hw = hws
     pre, dec = prefill.evaluated.sums, decode.evaluated.sums
     times = pre["time_s"], dec["time_s"]
@@ -543,46 +470,51 @@ def _totals(hws, model, quant, batch, prompt_len, gen_len, steps, prefill, decod
     pre_p, dec_p = power_per_phase(hws, times,
                                    (dynamic_split(hw, prefill), dynamic_split(dec_hw, decode)))
     split = {k: pre_p.split[k] + dec_p.split[k] for k in pre_p.split}
+    weights = weight_total(model, quant)
+    cap = hw.main_capacity_bytes
     with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
         if numbers:
-            steps = float(steps)
+            f64 = np.float64
+            steps, nan, cap = float(steps), _NAN, f64(cap)
             tokens = prompt_len + gen_len
+            kv = f64(kv_cache_bytes(model, quant, batch, tokens))
+            acts = f64(activation_bytes(model, quant, batch, prompt_len, flash))
+            ttft, pre_e = f64(pre_p.time_s), f64(pre_p.energy_j)
+            dec_t, dec_e = f64(dec_p.time_s), f64(dec_p.energy_j)
+            split = {k: f64(v) for k, v in split.items()}
         else:
+            nan = np.nan
             tokens = np.asarray(prompt_len) + np.asarray(gen_len)
+            kv = kv_cache_bytes(model, quant, batch, tokens)
+            acts = activation_bytes(model, quant, batch, prompt_len, flash)
+            ttft, pre_e, dec_t, dec_e = pre_p.time_s, pre_p.energy_j, dec_p.time_s, dec_p.energy_j
         decoding = steps > 0
         per_step = where(decoding, steps, 1)
-        tpot = where(decoding, dec_p.time_s / per_step, np.nan)
-        ttft = pre_p.time_s
-        energy = pre_p.energy_j + dec_p.energy_j
-        e2e = ttft + dec_p.time_s
-        weights = weight_total(model, quant)
-        kv = kv_cache_bytes(model, quant, batch, tokens)
-        acts = activation_bytes(model, quant, batch, prompt_len, flash)
+        tpot = where(decoding, dec_t / per_step, nan)
+        energy = pre_e + dec_e
+        e2e = ttft + dec_t
         need = weights + kv + acts
-        cap = hw.main_capacity_bytes
         pre_moved, dec_moved = pre["bytes_moved"], dec["bytes_moved"]
         totals = {
             "ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot,
             "prefill_tokens_per_s": batch * prompt_len / ttft, "e2e_latency_s": e2e,
             "energy_j": energy, "energy_per_token_j": energy / (batch * gen_len),
-            "decode_energy_per_token_j": where(decoding, dec_p.energy_j / (batch * per_step),
-                                                np.nan),
+            "decode_energy_per_token_j": where(decoding, dec_e / (batch * per_step), nan),
             "average_power_w": energy / e2e, "energy_per_request_j": energy / batch,
             "energy_static_j": pre_p.static_j + dec_p.static_j,
             "energy_compute_j": split["compute"],
             "energy_memory_j": {level: split[key] for key, level, _ in memory_keys(hw)},
             "throttled": pre_p.throttled | dec_p.throttled,
-            "weight_bytes": weights, "weight_bytes_by_group": prefill.weight_bytes,
+            "weight_bytes": weights,
+            "weight_bytes_by_group": {k: _as_total(v) for k, v in prefill.weight_bytes.items()},
             "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": need,
             "capacity_bytes": cap, "fits": need <= cap,
             "bytes_moved": {k: pre_moved[k] + dec_moved[k] for k in prefill.level_names},
             "launch_overhead_s": pre["overhead_time_s"] + dec["overhead_time_s"],
-            "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, np.nan),
+            "kernels_per_decode_step": where(decoding, dec["n_kernels"] / per_step, nan),
         }
-    f64 = np.float64  # numpy doubles as they are, Python floats as numpy doubles (what
-    # `_scalar` makes of them, without its call), the rest `_scalar`; every dict a new one
-    # (weight_bytes_by_group: the prefill PhaseCost's entries, not its dict)
-    return {k: ({kk: vv if type(vv) is f64 else f64(vv) if type(vv) is float else _scalar(vv)
-                 for kk, vv in v.items()} if type(v) is dict
-                else v if type(v) is f64 else f64(v) if type(v) is float else _scalar(v))
+    if numbers:  # numpy doubles and booleans already
+        return totals
+    # every total (and dict entry) as `numpy_scalar` gives it; every dict a new one
+    return {k: {kk: _as_total(vv) for kk, vv in v.items()} if type(v) is dict else _as_total(v)
             for k, v in totals.items()}

@@ -50,6 +50,9 @@ from precsim.simulator.roofline import add_all
 STATIC_KEYS = ("idle", "active")
 #: Numbers `power_and_energy` computes with as Python floats (the same IEEE doubles).
 _NUMBERS = (float, int, np.float64)
+#: The same as a set: whether a sequence holds numbers only is one `issuperset(map(type,
+#: values))` (half the time of `all(...)` over a generator).
+_NUMBER_TYPES = frozenset(_NUMBERS)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class PowerEnergy:
     @property
     def static_j(self):
         """Energy that does not scale with work: idle floor + active baseline."""
-        return add_all(self.split[k] for k in STATIC_KEYS)
+        return add_all(map(self.split.__getitem__, STATIC_KEYS))
 
     @property
     def dynamic_j(self):
@@ -157,12 +160,23 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
         else power_params(profile_or_hw)
     parts = dynamic_energy_j if isinstance(dynamic_energy_j, dict) \
         else {"dynamic": dynamic_energy_j}
-    envelope = params._numbers
-    numbers = envelope is not None and type(busy_time_s) in _NUMBERS \
+    numbers = params._numbers is not None and type(busy_time_s) in _NUMBERS \
         and type(devices) in _NUMBERS and (run_time_s is None or type(run_time_s) in _NUMBERS) \
-        and all(type(v) in _NUMBERS for v in parts.values())
+        and _NUMBER_TYPES.issuperset(map(type, parts.values()))
+    return _power(params, busy_time_s, parts, devices, wall_time_s, run_time_s, numbers)
+
+
+#: The context `_power` computes numbers in (no numpy warnings to silence; reusable).
+_QUIET_NUMBERS = nullcontext()
+
+
+def _power(params: PowerParams, busy_time_s, parts: dict, devices, wall_time_s, run_time_s,
+           numbers: bool) -> PowerEnergy:
+    """`power_and_energy` of a PowerParams and a dict of dynamic parts; `numbers`: every
+    input and the envelope are numbers (its callers know; the arithmetic on Python
+    floats), else arrays."""
     as_float = float if numbers else _floats
-    static_w, active_w, cap_w, sustained_w, burst_s = envelope if numbers else map(
+    static_w, active_w, cap_w, sustained_w, burst_s = params._numbers if numbers else map(
         as_float, params.envelope)
     t, n = as_float(busy_time_s), as_float(devices)
     if _any(t < 0) or _any(n < 1):
@@ -173,7 +187,7 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
     if _any(dyn < 0):
         raise InputError("power model: dynamic energy must be >= 0 J")
     # numbers: no numpy warnings to silence (no division below divides by zero)
-    with nullcontext() if numbers else np.errstate(divide="ignore", invalid="ignore"):
+    with _QUIET_NUMBERS if numbers else np.errstate(divide="ignore", invalid="ignore"):
         busy_w = where(t > 0, active_w + dyn / (n * where(t > 0, t, 1.0)), static_w)
         run = t if run_time_s is None else as_float(run_time_s)
         cap = where(run > burst_s, sustained_w, cap_w)
@@ -193,7 +207,7 @@ def power_and_energy(profile_or_hw, busy_time_s, dynamic_energy_j, devices=1,
     if numbers:  # every result a float or a numpy double already (`_scalar` keeps them)
         return new_frozen(PowerEnergy, time_s=time_s, energy_j=energy,
                           average_power_w=average, split=split, clock_fraction=s,
-                          throttled=np.bool_(s < 1.0))
+                          throttled=np.True_ if s < 1.0 else np.False_)  # np.bool_
     return PowerEnergy(time_s=_scalar(time_s), energy_j=_scalar(energy),
                        average_power_w=_scalar(average),
                        split={k: _scalar(v) for k, v in split.items()},
@@ -212,9 +226,11 @@ def power_per_phase(hws, busy_times, dynamics) -> tuple:
     `dynamics`: dicts with the same keys."""
     params = [power_params(hw) for hw in hws]
     first = params[0]
-    numbers = all(type(v) in _NUMBERS for v in busy_times) and \
-        all(type(v) in _NUMBERS for d in dynamics for v in d.values())
-    if numbers or len({np.shape(t) for t in busy_times}) > 1 or not all(
+    if _NUMBER_TYPES.issuperset(map(type, busy_times)) and all(
+            _NUMBER_TYPES.issuperset(map(type, d.values())) for d in dynamics):  # numbers
+        return tuple(_power(p, t, d, 1, None, None, p._numbers is not None)
+                     for p, t, d in zip(params, busy_times, dynamics))
+    if len({np.shape(t) for t in busy_times}) > 1 or not all(
             p is first or (all(np.ndim(v) == 0 for v in p.envelope) and p == first)
             for p in params):
         return tuple(power_and_energy(p, t, d) for p, t, d in zip(params, busy_times, dynamics))

@@ -38,7 +38,7 @@ from precsim.simulator.io import (MAX_YAML_BYTES, is_file_reference, load_yaml_m
                                   read_text_bounded)
 from precsim.simulator.profiles import (Count, Fraction, HardwareProfile, Share, Time,
                                         _Cited, _Strict)
-from precsim.simulator.ops import new_frozen
+from precsim.simulator.ops import new_frozen, object_memo
 from precsim.simulator.quant import GROUPS, as_quant
 from precsim.simulator.schema_errors import format_validation_error
 from precsim.simulator.units import parse_quantity
@@ -460,6 +460,24 @@ def _kernel_effects(rt: RuntimeProfile, profile: HardwareProfile, quant
     return overrides, not separate, notes
 
 
+#: `_checked` per (runtime, profile) object pair (`ops.object_memo`: both frozen; an
+#: error is raised again on every call, never kept).
+_CHECKED: dict = {}
+
+
+def _checked(rt: RuntimeProfile, profile: HardwareProfile) -> RuntimeExecution | None:
+    """Check that `rt` runs on `profile`'s kind of device (InputError); the execution of a
+    runtime that states nothing (the dataclass's defaults: `profile` as it is), else None."""
+    offered = PROFILE_DEVICES.get(profile.kind, ())
+    if not set(rt.applies_to) & set(offered):
+        raise InputError(f"runtime {rt.name} runs on {', '.join(rt.applies_to)}; profile "
+                         f"{profile.name} is a {profile.kind} ({', '.join(offered)})")
+    if rt.is_reference:
+        return new_frozen(RuntimeExecution, runtime=rt, profile=profile, fused_dequant=True,
+                          flash=True, approximations=())
+    return None
+
+
 def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecution:
     """`profile` as `runtime` runs it (module docstring); `quant` (a format or its name)
     decides the format-dependent parts: refused types (InputError) and
@@ -468,13 +486,9 @@ def apply_runtime(runtime, profile: HardwareProfile, quant=None) -> RuntimeExecu
     quant = as_quant(quant) if quant is not None else None
     if profile.compute_units:
         return _on_units(rt, profile, quant)
-    offered = PROFILE_DEVICES.get(profile.kind, ())
-    if not set(rt.applies_to) & set(offered):
-        raise InputError(f"runtime {rt.name} runs on {', '.join(rt.applies_to)}; profile "
-                         f"{profile.name} is a {profile.kind} ({', '.join(offered)})")
-    if rt.is_reference:  # the dataclass's defaults (`ops.new_frozen`: per request)
-        return new_frozen(RuntimeExecution, runtime=rt, profile=profile, fused_dequant=True,
-                          flash=True, approximations=())
+    reference = object_memo(_CHECKED, (rt, profile), lambda: _checked(rt, profile))
+    if reference is not None:
+        return reference
     doc = profile.raw()
     overrides, fused, notes = _kernel_effects(rt, profile, quant)
     overrides.update(_launch_overrides(rt, doc))

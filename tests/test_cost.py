@@ -390,7 +390,7 @@ def test_per_op_frame_is_a_dataframe_with_levels():
 
 def test_footprint_terms_are_kept_per_model_and_format():
     """kv_cache_bytes / activation_bytes take the model's and format's part once per
-    object pair (cost._footprint_terms): a request multiplies it by its sizes, by hand:
+    object pair (footprint._footprint_terms): a request multiplies it by its sizes, by hand:
     Llama-2-7B at 16 bits keeps 2 x 32 layers x 4096 K/V elements per token, and a
     prefill block holds m x 2 bytes x (2 x 4096 + 3 x 4096 wide qkv vs 2 x 11008 wide
     gate+up) plus the fp32 logits of the last positions."""

@@ -247,7 +247,7 @@ def test_add_all_is_the_asarray_sum_bit_for_bit(values):
 
 
 def test_memoised_weight_bytes_are_a_new_equal_dict_each_call():
-    from precsim.simulator.cost import _weight_bytes, weight_bytes
+    from precsim.simulator.footprint import _weight_bytes, weight_bytes
     model, quant = precsim.get_model("llama-3-8b"), precsim.parse_quant("W4A16-g128")
     first = weight_bytes(model, quant)
     first["mlp"] = -1.0

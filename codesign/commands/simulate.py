@@ -21,7 +21,7 @@ from precsim.simulator.cost import SimulationResult, simulate
 from precsim.simulator.errors import InputError
 from precsim.simulator.io import atomic_write_text
 from precsim.simulator.models import get_model, list_models
-from precsim.simulator.ops import new_frozen, object_memo
+from precsim.simulator.ops import object_memo
 from precsim.simulator.parallel import simulate_parallel
 from precsim.simulator.quant import GRAMMAR_HELP, PRESETS, parse_quant
 from precsim.simulator.runtime import apply_runtime, load_runtime
@@ -71,8 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_roof.set_defaults(func=cmd_roofline)
 
 
-#: Whether a model object has experts, per model (`ops.object_memo`: models are frozen).
-_MOE: dict = {}
+#: The approximations a model object states (its own, the MoE routing's), per model
+#: (`ops.object_memo`: models are frozen).
+_MODEL_NOTES: dict = {}
+#: The stated approximation of top-k routing (a MoE model).
+_MOE_NOTE = "MoE: uniform top-k routing (expected distinct experts E(1-(1-k/E)^B))"
 
 
 def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen: int,
@@ -118,19 +121,18 @@ def run_request(profile, model_ref, quant_ref: str, batch: int, prompt: int, gen
             pairs[group.strip()] = fmt.strip()
         quant = quant.with_overrides(pairs)
     run = apply_runtime(runtime, profile, quant)
-    options = dict(flash=flash and run.flash, fused_dequant=fused_dequant and run.fused_dequant)
+    options = {"flash": flash and run.flash,
+               "fused_dequant": fused_dequant and run.fused_dequant}
     stated = {"runtime": {"name": run.runtime.name, **options}}
     if layout is None or (layout.is_single and layout.devices_per_node is None):
         result = simulate(run.profile, model, quant, batch, prompt, gen, **options)
-        notes = [*model.approximations, *(["MoE: uniform top-k routing (expected distinct "
-                                           "experts E(1-(1-k/E)^B))"] if object_memo(
-            _MOE, (model,), lambda: {"moe": model.is_moe})["moe"] else []),
+        notes = [*object_memo(_MODEL_NOTES, (model,), lambda: (
+            *model.approximations, *((_MOE_NOTE,) if model.is_moe else ()))),
             *run.approximations]
         if notes:
             stated["approximations"] = notes
-        return model, quant, new_frozen(SimulationResult, prefill=result.prefill,
-                                        decode=result.decode,
-                                        totals={**result.totals, **stated})
+        result.totals.update(stated)  # a new result of this call: its totals gain them
+        return model, quant, result
     par = simulate_parallel(run.profile, model, quant, batch, prompt, gen, layout, **options)
     if run.approximations:
         stated["approximations"] = [*par.totals.get("approximations", []),
