@@ -24,8 +24,8 @@ from precsim.simulator.models import TransformerConfig
 from precsim.simulator.op_streams import fuse_streams, stream_call
 from precsim.simulator.op_template import Inputs, call_inputs
 from precsim.simulator.ops import OpSpec, add_axis, ndim, new_frozen, object_memo
-from precsim.simulator.pass_sums import (BLOCK_KEYS, SUM_GROUPS, SUM_KEYS, blocks_added,
-                                         field_block)
+from precsim.simulator.pass_sums import (BLOCK_KEYS, ROW_SUM_KEYS, SUM_GROUPS, SUM_KEYS,
+                                         blocks_added, field_block, row_runs, run_sums)
 from precsim.simulator.quant import group_format, quant_attr
 from precsim.simulator.roofline import (EXTENSIVE_FIELDS, KernelCost, home_level,
                                         reduce_costs)
@@ -81,7 +81,7 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
     values = None
     home = _one_home(passes)
     priced = []
-    for lead, kind, stacked, ops, nd, rows, fill in calls:
+    for lead, kind, stacked, ops, nd, rows, fill, run in calls:
         hw, quant = passes[lead].hw, passes[lead].quant
         if kind is None:  # one op priced alone
             (pi, i), = ops
@@ -99,7 +99,8 @@ def price_passes(passes: Sequence[PassOps], fused_dequant: bool) -> list[Evaluat
         costs, counts = stacked(group, columns, hw, quant,
                                 _home(passes, ops, rows, nd) if home is None else home,
                                 fused_dequant, nd)
-        priced.append(new_frozen(PricedCall, costs=costs, count=counts, nd=nd, n=len(ops)))
+        priced.append(new_frozen(PricedCall, costs=costs, count=counts, nd=nd, n=len(ops),
+                                 run=run))
     return [new_frozen(EvaluatedPass, n=len(p.specs),
                        parts=tuple([(idx, priced[c], r) for idx, c, r in pass_parts]),
                        singles=tuple([(i, priced[c]) for i, c in pass_singles]), reduced=None)
@@ -150,7 +151,8 @@ def _layout(steps: tuple, passes: Sequence[PassOps]) -> tuple:
             calls.append((lead, kind, stacked, ops, nd, rows, fill))
         for pi, idx, pass_rows in emit:
             parts[pi].append((idx, number, pass_rows))
-    return tuple(calls), tuple(zip(map(tuple, parts), map(tuple, singles)))
+    runs = row_runs(parts, [(len(c[3]), c[4]) for c in calls])  # each call's `run`
+    return tuple([c + (runs.get(number),) for number, c in enumerate(calls)]), tuple(zip(map(tuple, parts), map(tuple, singles)))
 
 
 def _plan(passes: Sequence[PassOps]) -> tuple:
@@ -215,13 +217,15 @@ class PricedCall:
     work added to it, e.g. its KV-cache append) times `count` (None: counted already),
     for `n` ops stacked along a leading axis with `nd` input dimensions after it (`nd`
     None: one op, no ops axis). Shared by the passes whose ops it priced: its fields in
-    one array (`block`: the counts applied there, one multiply, not one per field) and
-    its per-op KernelCosts, made on first use."""
+    one array (`block`: the counts applied there, one multiply, not one per field), its
+    passes' row sums where they are runs of `run` rows (`pass_sums.row_runs`; else None)
+    and its per-op KernelCosts, made on first use."""
 
     costs: tuple
     count: object
     nd: int | None
     n: int
+    run: int | None = None
 
     @_once
     def cost(self) -> KernelCost:
@@ -306,11 +310,18 @@ class EvaluatedPass:
         key = BLOCK_KEYS[group]
         total = None
         for _, call, rows in self.parts:
-            block = call.__dict__.get(key)  # a kept block read without the method call
-            if block is None:
-                block = call.block(group)
-            block = block[:, rows.start] if rows.stop - rows.start == 1 \
-                else np.add.reduce(block[:, rows], axis=1)  # one row: itself (one term)
+            if call.run is not None:  # every pass's row sums in one reduce, kept
+                block = call.__dict__.get(ROW_SUM_KEYS[group])
+                if block is None:
+                    block = call.__dict__[ROW_SUM_KEYS[group]] = run_sums(call.block(group),
+                                                                          call.run)
+                block = block[:, rows.start // call.run]
+            else:
+                block = call.__dict__.get(key)  # a kept block read without the method call
+                if block is None:
+                    block = call.block(group)
+                block = block[:, rows.start] if rows.stop - rows.start == 1 \
+                    else np.add.reduce(block[:, rows], axis=1)  # one row: itself (one term)
             total = block if total is None else total + block if total.ndim == block.ndim \
                 else blocks_added(total, block)
         for _, call in self.singles:

@@ -19,6 +19,8 @@ SUM_GROUPS = (("time_s", "energy_j", "overhead_time_s", "n_kernels"),
 #: (`EvaluatedPass._stacked_sums`) of each group are kept under.
 BLOCK_KEYS = ("_block_group0", "_block_group1")
 SUM_KEYS = ("_sums_group0", "_sums_group1")
+#: The `__dict__` keys a shared call's row sums per pass (`PricedCall.row_sums`) are kept under.
+ROW_SUM_KEYS = ("_row_sums_group0", "_row_sums_group1")
 
 
 def field_block(costs: tuple, names: tuple, levels: tuple, nd, n: int,
@@ -63,3 +65,29 @@ def blocks_added(total: np.ndarray, block: np.ndarray) -> np.ndarray:
 def _padded(b: np.ndarray, dims: int) -> np.ndarray:
     """`b` with `dims` dimensions: ones inserted after the fields' axis."""
     return b.reshape(b.shape[:1] + (1,) * (dims - b.ndim) + b.shape[1:])
+
+
+def row_runs(parts: list, calls: list) -> dict:
+    """Per call number (`calls`: its ops' count and input dimensions) whose passes' rows
+    (`parts`: per pass (op indices, call number, rows)) tile its ops axis in runs of one
+    length from 2 to 7, inputs scalars (`nd` 0): that length (`run_sums` then sums every
+    pass's rows of the call in one reduce)."""
+    rows: dict = {}
+    for pass_parts in parts:
+        for _, number, pass_rows in pass_parts:
+            rows.setdefault(number, []).append(pass_rows)
+    runs = {}
+    for number, cut in rows.items():
+        (n, nd), size = calls[number], cut[0].stop - cut[0].start
+        if nd == 0 and 1 < size < 8 and n % size == 0 \
+                and sorted(r.start for r in cut) == list(range(0, n, size)) \
+                and all(r.stop - r.start == size for r in cut):
+            runs[number] = size
+    return runs
+
+
+def run_sums(block: np.ndarray, size: int) -> np.ndarray:
+    """A block (fields, n) summed over its ops' runs of `size`: (fields, n // size), run
+    j = `np.add.reduce(block[:, j*size:(j+1)*size], axis=1)` exactly (a contiguous last
+    axis shorter than 8: numpy's same sequential sum)."""
+    return np.add.reduce(block.reshape(block.shape[0], -1, size), axis=2)
