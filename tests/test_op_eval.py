@@ -255,3 +255,39 @@ def test_blocks_of_different_dimensions_add_with_the_fewer_padded_after_the_fiel
     a, b = (small, big) if swap else (big, small)
     expected = big + small.reshape((fields,) + (1,) * cut + small.shape[1:])
     assert np.array_equal(blocks_added(a, b), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(fields=st.integers(1, 11), size=st.integers(2, 7), runs=st.integers(1, 5),
+       seed=st.integers(0, 2**16))
+def test_run_sums_equal_each_runs_own_reduce_bit_for_bit(fields, size, runs, seed):
+    """`pass_sums.run_sums` (one reduce over the block reshaped into runs) gives each run
+    exactly the doubles of the per-pass reduce it replaces (`np.add.reduce` of the
+    slice), on magnitudes and signs that make the summation order show."""
+    from precsim.simulator.pass_sums import run_sums
+    rng = np.random.default_rng(seed)
+    block = rng.standard_normal((fields, size * runs)) \
+        * 10.0 ** rng.integers(-8, 9, (fields, size * runs))
+    sums = run_sums(block, size)
+    assert sums.shape == (fields, runs)
+    for j in range(runs):
+        assert np.array_equal(sums[:, j],
+                              np.add.reduce(block[:, j * size:(j + 1) * size], axis=1))
+
+
+def test_row_runs_only_where_the_passes_tile_a_scalar_call_in_equal_short_runs():
+    """`pass_sums.row_runs`: the run length where the passes' rows tile the call's ops
+    axis in runs of one length from 2 to 7 with scalar inputs; nothing otherwise (one-row
+    runs, unequal or long runs, gaps, array inputs)."""
+    from precsim.simulator.pass_sums import row_runs
+
+    def runs(cuts, n, nd=0):
+        parts = [[((), 0, slice(a, b))] for a, b in cuts]
+        return row_runs(parts, [(n, nd)]).get(0)
+    assert runs([(0, 3), (3, 6), (6, 9), (9, 12)], 12) == 3
+    assert runs([(5, 10), (0, 5)], 10) == 5
+    assert runs([(0, 1), (1, 2)], 2) is None  # one row: read, not summed
+    assert runs([(0, 2), (2, 5)], 5) is None  # unequal
+    assert runs([(0, 8), (8, 16)], 16) is None  # 8 and more: numpy's pairwise sum
+    assert runs([(0, 3), (6, 9)], 9) is None  # a gap
+    assert runs([(0, 3), (3, 6)], 6, nd=1) is None  # array inputs: blocks per pass
