@@ -281,8 +281,11 @@ def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
         return [total, total, total]
     out, done, elements = [], {}, {}
     for field in _CONVERT:
-        rates = [plan[part[2] + field] for part in parts]
-        key = tuple([(type(r), r) for r in rates])  # equal numbers: equal sums
+        rates, key = [], []  # (loops: no comprehension frame per call)
+        for part in parts:
+            rates.append(plan[part[2] + field])
+            key.append((type(rates[-1]), rates[-1]))
+        key = tuple(key)  # equal numbers: equal sums
         try:
             hash(key)
         except TypeError:  # arrays of rates (several profiles): a sum of their own
