@@ -168,13 +168,14 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
     (`pairs`, 1)."""
     if not tiled or hw.is_single and type(q_len) in _NUMBERS and not q_len > 1:
         return pairs, 1.0  # (one profile's) decode
-    st = structure(hw)
-    if st is None:
-        return pairs, 1.0
     tiles = hw.exec_cache.get("flash_tiles")
     if tiles is None:  # (profiles with a tile, units or 1, any tile, one profile's numbers:
         # Br, Bc and units as Python floats (`ceil`), the efficiency as numpy's, and
-        # whether its tile counts in closed form)
+        # whether its tile counts in closed form; no tile without a gemm block)
+        st = structure(hw)
+        if st is None:
+            hw.exec_cache["flash_tiles"] = (None, None, False, None)
+            return pairs, 1.0
         has_tile = ~np.isnan(st.br)
         units = np.where(np.isnan(st.units), 1.0, st.units)
         one = None
@@ -191,6 +192,7 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
         br, bc, eff, units, closed = tiles[3]
         visited = flash_blocks(q_len, kv_len, br, bc, causal, closed) * br * bc
         return visited, eff * flash_waves(n_heads * ceil(q_len / br), units)
+    st = structure(hw)
     has = tiles[0] & (np.asarray(q_len) > 1)
     if hw.is_single and not has.any():  # decode: `pairs` spans every shape used below
         return pairs, 1.0
@@ -279,8 +281,11 @@ def conversions(plan, parts: Sequence, reads0, is_plain: bool = False) -> list:
         return [total, total, total]
     out, done, elements = [], {}, {}
     for field in _CONVERT:
-        rates = [plan[part[2] + field] for part in parts]
-        key = tuple([(type(r), r) for r in rates])  # equal numbers: equal sums
+        rates, key = [], []  # (loops: no comprehension frame per call)
+        for part in parts:
+            rates.append(plan[part[2] + field])
+            key.append((type(rates[-1]), rates[-1]))
+        key = tuple(key)  # equal numbers: equal sums
         try:
             hash(key)
         except TypeError:  # arrays of rates (several profiles): a sum of their own

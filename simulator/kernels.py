@@ -514,25 +514,29 @@ def attention_cost(profile, batch, q_len, kv_len, n_heads, n_kv_heads, head_dim,
                          getattr(kv[0][1], "shape", ()) if len(kv) == 1 else None)
     else:
         reads = [1.0] * hw.n_levels
-    moved = [reread(nbytes, reads) for _, nbytes, _, _ in kv]
-    tensors += [(home, part) for (home, _, _, _), part in zip(kv, moved)]
+    # each K/V part: its bytes moved per level, and its elements read into the engine,
+    # converted as its operand (loops: no comprehension frame per call)
+    parts = []
+    for home, nbytes, elem_bytes, operand in kv:
+        part = reread(nbytes, reads)
+        tensors.append((home, part))
+        parts.append((nbytes, elem_bytes, operand, part[0] if type(part) is tuple else part))
     if not flash:  # the score matrix, written and read twice
         score = batch * n_heads * q_len * (cache_len + fresh_len) * sb / 8.0
         tensors.append((home_level(hw, score, True), 4.0 * score))
     levels = level_bytes(hw, tensors)
     if n_kernels is None:
         n_kernels = 1.0 if flash else 3.0
-    # the elements of each K/V part read into the engine, converted as its operand
-    parts = [(nbytes, elem_bytes, operand, part[0] if type(part) is tuple else part)
-             for (_, nbytes, elem_bytes, operand), part in zip(kv, moved)]
     unscaled = type(rate) is float and rate == 1.0  # the plans' own rates
     if unscaled and on_floats(flops):
         options = operand_plans(terms, options)
-    return cheapest([roofline_cost(hw, plan if unscaled
+    costs = []
+    for plan, is_plain in zip(options, plain):
+        costs.append(roofline_cost(hw, plan if unscaled
                                    else dict(plan, ops_per_s=plan["ops_per_s"] * rate),
                                    flops, vec, *conversions(plan, parts, reads[0], is_plain),
-                                   levels, n_kernels)
-                     for plan, is_plain in zip(options, plain)])
+                                   levels, n_kernels))
+    return cheapest(costs)
 
 
 def _plus(total, term):

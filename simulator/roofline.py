@@ -216,8 +216,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         fraction = np.asarray(fraction, dtype=float)
     if stream_bytes is None:  # every byte at the plan's share of each level's bandwidth
         if type(fraction) is float and fraction == 1.0:  # b / (bw * 1.0) is b / bw
-            for b, bw in _slowest_levels(hw, bytes_by_level, bandwidths):
-                t_memory = np.maximum(t_memory, b / bw)
+            t_memory = _memory_time(hw, bytes_by_level, bandwidths)
         else:
             for b, bw in zip(bytes_by_level, hw.bandwidth_bytes_per_s):
                 t_memory = np.maximum(t_memory, b / (bw * fraction))
@@ -226,8 +225,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         # streamed byte, in series with the memory: + stream_bytes (1 - f) / (f bw_main),
         # so b / (f bw_main) from main memory and ~bw_main f / (1 - f) from a near level
         # much faster than the kernel (a GEMV reading an L3-resident weight)
-        for b, bw in _slowest_levels(hw, bytes_by_level, bandwidths):
-            t_memory = np.maximum(t_memory, b / bw)
+        t_memory = _memory_time(hw, bytes_by_level, bandwidths)
         if type(stream_bytes) is np.ndarray and type(fraction) is float and fraction == 1.0:
             # x (1 - 1.0) / (1.0 bw_main) as 0-d operands (kept: it carries NaN and inf)
             t_memory = t_memory + stream_bytes * ZERO / array_operands(hw)[0][-1]
@@ -262,26 +260,29 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
     return cost
 
 
-def _slowest_levels(hw: Hardware, bytes_by_level: Sequence, bandwidths) -> list:
-    """The (bytes, bandwidth) pairs that set t_memory = max(0, b_0 / bw_0, b_1 / bw_1, ...):
-    of consecutive levels given the same bytes object b (`levels.level_bytes` shares one
-    sum between levels crossed by the same tensors) only the one of least bandwidth, in
-    the run's place, for a single profile. The same maximum in fewer operations: b / min(bw)
-    is the largest quotient of every b >= 0; a b < 0 (or -0.0) gives quotients at or under
-    the running maximum, which starts at 0; a NaN gives NaN at every level."""
+def _memory_time(hw: Hardware, bytes_by_level: Sequence, bandwidths):
+    """t_memory = max(0, b_0 / bw_0, b_1 / bw_1, ...) (0 as the 0-d `ZERO`: np.maximum(0.0,
+    x)'s values and types), with consecutive levels given the same bytes object b
+    (`levels.level_bytes` shares one sum between levels crossed by the same tensors)
+    priced once, at the run's least bandwidth, for a single profile: the same maximum in
+    fewer operations (b / min(bw) is the largest quotient of every b >= 0; a b < 0 or
+    -0.0 gives quotients at or under the running maximum, which starts at 0; a NaN gives
+    NaN at every level). One loop, no list of pairs."""
+    t_memory = ZERO
     if not hw.is_single:
-        return list(zip(bytes_by_level, bandwidths))
-    out = []
-    last = slowest = None
+        for b, bw in zip(bytes_by_level, bandwidths):
+            t_memory = np.maximum(t_memory, b / bw)
+        return t_memory
+    run = run_bw = slowest = None  # the current run's bytes, bandwidth operand and number
     for b, bw, raw in zip(bytes_by_level, bandwidths, hw.bandwidth_bytes_per_s):
-        if b is last:
+        if b is run:
             if raw < slowest:
-                out[-1] = (b, bw)
-                slowest = raw
+                run_bw, slowest = bw, raw
             continue
-        out.append((b, bw))
-        last, slowest = b, raw
-    return out
+        if run_bw is not None:
+            t_memory = np.maximum(t_memory, run / run_bw)
+        run, run_bw, slowest = b, bw, raw
+    return t_memory if run_bw is None else np.maximum(t_memory, run / run_bw)
 
 
 # ---- placement helpers ---------------------------------------------------------------------

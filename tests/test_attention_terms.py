@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from precsim.simulator.attention import causal_pairs, conversions, kv_reads, plain, reread
+from precsim.simulator.attention import (causal_pairs, conversions, flash_tiling, kv_reads,
+                                         plain, reread)
 from precsim.simulator.hardware import as_hardware
 from precsim.simulator.kernels import attention_cost
 from precsim.simulator.levels import level_bytes
@@ -124,3 +125,34 @@ def test_decode_attention_on_an_array_of_contexts_prices_each_context_alone(
             assert getattr(cost, field)[i] == getattr(one, field), field
         for level, nbytes in cost.bytes_moved.items():
             assert np.broadcast_to(nbytes, kv_len.shape)[i] == one.bytes_moved[level]
+
+
+def test_flash_tiling_without_a_gemm_block_keeps_the_pairs_at_the_plans_rate():
+    """A profile without a `gemm` block has no flash tile: the pairs as given, rate 1,
+    on the first call (the tile looked up) and after (its absence kept)."""
+    hw = as_hardware("ternary-accel")
+    pairs = np.float64(130816.0)
+    for _ in range(2):
+        got = flash_tiling(hw, 512.0, 512.0, 32, pairs, True, True)
+        assert got[0] is pairs and got[1] == 1.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(profile=st.sampled_from(PROFILES), quant=st.sampled_from(["W16A16", "W4A16-g64-KV8"]),
+       cached=st.lists(st.integers(0, 4096), min_size=1, max_size=4),
+       q=st.integers(1, 512))
+def test_chunked_prefill_on_an_array_of_caches_prices_each_cache_alone(profile, quant,
+                                                                       cached, q):
+    """Cached and fresh K/V parts (moved bytes, conversions) of a prefill chunk after an
+    array of cached lengths: each element equals its own number call."""
+    cache = np.array(cached, dtype=float)
+    cost = attention_cost(profile, 2, float(q), cache + q, 32, 8, 128.0, quant,
+                          cache_len=cache)
+    for i, c in enumerate(cached):
+        one = attention_cost(profile, 2, float(q), float(c + q), 32, 8, 128.0, quant,
+                             cache_len=float(c))
+        for field in ("time_s", "energy_j", "convert_ops", "memory_time_s"):
+            assert np.broadcast_to(getattr(cost, field), cache.shape)[i] == \
+                getattr(one, field), field
+        for level, nbytes in cost.bytes_moved.items():
+            assert np.broadcast_to(nbytes, cache.shape)[i] == one.bytes_moved[level]

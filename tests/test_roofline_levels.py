@@ -1,4 +1,4 @@
-"""roofline_cost's memory time over levels sharing a bytes object (`_slowest_levels`) and
+"""roofline_cost's memory time over levels sharing a bytes object (`_memory_time`) and
 its streaming zeros: the same doubles (signs of zero and NaN included) as the maximum
 over every level, b_j / bw_j one by one."""
 from __future__ import annotations
