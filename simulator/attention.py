@@ -12,13 +12,11 @@ from precsim.simulator.checks import check_positive
 from precsim.simulator.errors import InputError
 from precsim.simulator.gemm_shape import (ceil, closed_tile, flash_blocks, flash_waves,
                                           structure)
-from precsim.simulator.hardware import ONE, TWO, ZERO, Hardware, as_operand
+from precsim.simulator.hardware import (NUMBER_TYPES, ONE, TWO, ZERO, Hardware, as_operand,
+                                        on_floats)
 from precsim.simulator.mapping import attention_rule, pick_plan, plan_options
 from precsim.simulator.roofline import ACC_BYTES, staging_bytes
 
-_F64 = np.dtype(np.float64)
-#: Number types (a number query length: one decode step or prompt).
-_NUMBERS = (int, float, np.float64)
 #: max(1, ...) of a number share that is 1 (`kv_reads`).
 _NUMPY_ONE = np.float64(1.0)
 
@@ -38,13 +36,6 @@ def causal_pairs(q_len, kv_len, window=None):
         w = window
         return np.where(n <= w, n * (n + 1) / 2.0, w * (w + 1) / 2.0 + (n - w) * w)
     return prefix(kv_len) - prefix(kv_len - q_len)
-
-
-def on_floats(x) -> bool:
-    """Whether `x` is a float64 array: a 0-d float64 operand against it gives the doubles
-    and type a Python number gives, without numpy's temporary array per scalar operand
-    (`hardware.as_operand`)."""
-    return type(x) is np.ndarray and x.dtype is _F64
 
 
 def check_attention(batch, q_len, kv_len, n_heads, n_kv_heads, head_dim, cache_len=None):
@@ -166,7 +157,7 @@ def flash_tiling(hw: Hardware, q_len, kv_len, n_heads, pairs, tiled: bool, causa
     of its sequences, as the serving tables add them: conservative for batches of short
     prompts). Elsewhere (no tile, decode, sliding window, an `attention` rule):
     (`pairs`, 1)."""
-    if not tiled or hw.is_single and type(q_len) in _NUMBERS and not q_len > 1:
+    if not tiled or hw.is_single and type(q_len) in NUMBER_TYPES and not q_len > 1:
         return pairs, 1.0  # (one profile's) decode
     tiles = hw.exec_cache.get("flash_tiles")
     if tiles is None:  # (profiles with a tile, units or 1, any tile, one profile's numbers:

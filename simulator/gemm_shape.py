@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from precsim.simulator.hardware import Hardware, array_operands, as_operand
+from precsim.simulator.hardware import NUMBER_TYPES, Hardware, array_operands, as_operand
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.roofline import ACC_BYTES, home_level
 
@@ -389,7 +389,7 @@ def flash_blocks(q_len, kv_len, br, bc, causal: bool = True, tile_closed=None):
     ceil(kv / Bc), n = ceil(q / Br) - 1 (the same integers, every partial sum below
     2**53; tests/test_gemm_shape.py checks it against the sum by row block).
     `tile_closed`: whether the tile is such (`closed_tile`), tested when None."""
-    if not (type(q_len) in _NUMBERS and type(kv_len) in _NUMBERS):
+    if not (type(q_len) in NUMBER_TYPES and type(kv_len) in NUMBER_TYPES):
         q_len, kv_len = np.asarray(q_len, dtype=float), np.asarray(kv_len, dtype=float)
     rows = ceil(q_len / br)
     if not causal:
@@ -418,8 +418,6 @@ def _numpy(x):
 
 #: Lengths and tile sizes up to which `flash_blocks` counts in closed form.
 CLOSED_MAX = 2.0 ** 26
-#: Number types (`flash_blocks` computes on them as they are).
-_NUMBERS = (int, float, np.float64)
 
 
 def closed_tile(br, bc) -> bool:
@@ -431,7 +429,7 @@ def closed_tile(br, bc) -> bool:
 def _integral(*values) -> bool:
     """Whether every value is an integer from 1 to CLOSED_MAX everywhere (NaN is not)."""
     for v in values:
-        if type(v) in _NUMBERS or np.ndim(v) == 0:
+        if type(v) in NUMBER_TYPES or np.ndim(v) == 0:
             v = float(v)
             if not (1.0 <= v <= CLOSED_MAX and v.is_integer()):
                 return False
@@ -442,7 +440,7 @@ def _integral(*values) -> bool:
 
 def _divides(bc, br) -> bool:
     """Whether the integers `bc` divide `br` everywhere."""
-    if type(bc) in _NUMBERS and type(br) in _NUMBERS:
+    if type(bc) in NUMBER_TYPES and type(br) in NUMBER_TYPES:
         return float(br) % float(bc) == 0.0
     return not np.fmod(br, bc).any()
 

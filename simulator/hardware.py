@@ -67,6 +67,15 @@ def as_operand(x):
 
 #: 0.0, 1.0, 2.0 and 8.0 as operands against arrays (`as_operand`), shared by the formulas.
 ZERO, ONE, TWO, EIGHT = map(as_operand, (0.0, 1.0, 2.0, 8.0))
+#: The number types the formulas compute with as they are (Python or numpy doubles).
+NUMBER_TYPES = (int, float, np.float64)
+_F64 = np.dtype(np.float64)
+
+
+def on_floats(x) -> bool:
+    """Whether `x` is a float64 array (any ndim): a 0-d float64 operand against it gives
+    the doubles and type a Python number gives (`as_operand`)."""
+    return type(x) is np.ndarray and x.dtype is _F64
 
 
 def array_operands(hw: Hardware) -> tuple:

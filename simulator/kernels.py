@@ -20,12 +20,12 @@ import numpy as np
 
 from precsim.simulator.attention import (any_of, attention_plans, cache_split,
                                          check_attention, conversions, flash_tiling,
-                                         kv_reads, on_floats, operand_plans, reread,
+                                         kv_reads, operand_plans, reread,
                                          scored_pairs)
 from precsim.simulator.checks import check_positive, checked
 from precsim.simulator.gemm_shape import shaped_gemm
 from precsim.simulator.hardware import (EIGHT, ONE, TWO, ZERO, Hardware, as_hardware,
-                                        as_operand, kernel_vector_terms)
+                                        as_operand, kernel_vector_terms, on_floats)
 from precsim.simulator.levels import level_bytes
 from precsim.simulator.mapping import cheapest, gemm_stream_share, plan_options
 from precsim.simulator.quant import (QuantFormat, as_quant, dtype_bits, group_format,
@@ -247,8 +247,7 @@ def elementwise_cost(profile, read_bytes, write_bytes, vector_ops, *, read_home=
     if not (type(half_elements) in (int, float) and half_elements == 0
             and _float_values(vector_ops)):  # else + 0 widening ops: the same values
         factor = _widen_factor(hw, kernel, terms)
-        vector_ops = vector_ops + (half_elements if factor is ONE and type(half_elements)
-                                   is np.ndarray and half_elements.dtype == np.float64
+        vector_ops = vector_ops + (half_elements if factor is ONE and on_floats(half_elements)
                                    else factor * np.asarray(half_elements, dtype=float))
     if terms:  # a profile names the kernel (its scale as an operand against arrays)
         vector_ops = vector_ops * (terms[0] if kernel_rows is None else np.where(
@@ -391,7 +390,7 @@ def _gathers(plan) -> bool:
 class _AttentionTerms:
     """What no shape enters of attention in a format on a profile: its stream and KV
     types, stream bits, bytes per Q and per cached K/V element (and the latter as a 0-d
-    operand, `attention.on_floats`), and the plans of a kernel reading the cache
+    operand, `hardware.on_floats`), and the plans of a kernel reading the cache
     everywhere (True) or nowhere (False), filled on first use
     (`attention.attention_plans`)."""
 

@@ -152,7 +152,8 @@ def _layout(steps: tuple, passes: Sequence[PassOps]) -> tuple:
         for pi, idx, pass_rows in emit:
             parts[pi].append((idx, number, pass_rows))
     runs = row_runs(parts, [(len(c[3]), c[4]) for c in calls])  # each call's `run`
-    return tuple([c + (runs.get(number),) for number, c in enumerate(calls)]), tuple(zip(map(tuple, parts), map(tuple, singles)))
+    calls = tuple([c + (runs.get(number),) for number, c in enumerate(calls)])
+    return calls, tuple(zip(map(tuple, parts), map(tuple, singles)))
 
 
 def _plan(passes: Sequence[PassOps]) -> tuple:

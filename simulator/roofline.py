@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from precsim.simulator.errors import InputError
-from precsim.simulator.hardware import ONE, ZERO, Hardware, array_operands, as_hardware
+from precsim.simulator.hardware import (ONE, ZERO, Hardware, array_operands, as_hardware,
+                                        on_floats)
 
 #: Bytes per output-tile accumulator (fp32 / int32 accumulate).
 ACC_BYTES = 4.0
@@ -205,8 +206,7 @@ def roofline_cost(hw: Hardware, plan: dict, flops, vector_ops, convert_s, conver
         vector_rate, vector_energy = hw.vector_ops_per_s, hw.vector_energy_per_op_j
     if streaming:  # 0-d 0.0 x a float64 array: 0.0 x np.asarray(vector_ops, float)
         flops = convert_s = convert_j = convert_ops = ZERO * vector_ops \
-            if type(vector_ops) is np.ndarray and vector_ops.dtype == np.float64 \
-            else 0.0 * np.asarray(vector_ops, dtype=float)
+            if on_floats(vector_ops) else 0.0 * np.asarray(vector_ops, dtype=float)
         t_math = vector_ops / vector_rate
     else:
         t_math = flops / plan["ops_per_s"] + vector_ops / vector_rate

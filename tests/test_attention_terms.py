@@ -95,7 +95,7 @@ def test_a_plan_converting_nothing_gives_the_products_with_its_zero_rates():
        extra=st.lists(st.integers(0, 100000), min_size=1, max_size=5),
        dtype=st.sampled_from([float, int]))
 def test_causal_pairs_of_an_array_are_the_plain_formula_of_each_length(q, extra, dtype):
-    """Float64 arrays take 1 and 2 as 0-d operands (`on_floats`): the doubles and type
+    """Float64 arrays take 1 and 2 as 0-d operands (`hardware.on_floats`): the doubles and type
     the Python numbers give, element for element."""
     kv = np.array([q + e for e in extra], dtype=dtype) if dtype is float \
         else np.array([int(q) + e for e in extra])
